@@ -1,0 +1,92 @@
+"""What every command shares: the connection, output as a table or JSON, errors as one sentence."""
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
+
+import click
+
+
+@dataclass
+class Context:
+    uri: str | None = None
+    debug: bool = False
+    _host: Any = field(default=None, repr=False)
+
+    def host(self):
+        """The host this command talks to, announced on stderr when it is not the obvious one."""
+        if self._host is None:
+            from ..host import Host
+
+            self._host = Host(self.uri)
+            if self.uri and sys.stderr.isatty():
+                click.echo(f"host: {self._host.uri}", err=True)
+        return self._host
+
+
+pass_context = click.make_pass_decorator(Context)
+
+
+def run_main(cli: click.Group) -> int:
+    from ..errors import VirtopsError
+
+    try:
+        cli.main(standalone_mode=False)
+        return 0
+    except click.exceptions.Exit as done:
+        return done.exit_code
+    except click.Abort:
+        click.echo("Aborted.", err=True)
+        return 1
+    except click.ClickException as usage:
+        usage.show()
+        return 2
+    except VirtopsError as err:
+        if _debug_requested():
+            raise
+        click.echo(f"error: {err}", err=True)
+        return err.exit_code
+    except KeyboardInterrupt:
+        click.echo("Interrupted.", err=True)
+        return 130
+
+
+def _debug_requested() -> bool:
+    return "--debug" in sys.argv[1:]
+
+
+def emit_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, default=str))
+
+
+def emit_table(rows: Iterable[dict], columns: list[tuple[str, str]], title: str | None = None) -> None:
+    """columns: (key, heading). Rich renders it when stdout is a terminal; plain aligned text otherwise."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title, box=None, header_style="bold", pad_edge=False)
+    for _key, heading in columns:
+        table.add_column(heading)
+    for row in rows:
+        table.add_row(*[_cell(row.get(key)) for key, _ in columns])
+    Console(width=None if sys.stdout.isatty() else 200).print(table)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
+
+
+def emit_fields(pairs: list[tuple[str, Any]]) -> None:
+    width = max(len(k) for k, _ in pairs) + 1
+    for key, value in pairs:
+        click.echo(f"{key + ':':<{width}} {_cell(value)}")
+
+
+def json_option(func: Callable) -> Callable:
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON.")(func)

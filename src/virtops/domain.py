@@ -1,0 +1,114 @@
+"""Domains (virtual machines): a typed model that becomes libvirt domain XML, and console capture."""
+from __future__ import annotations
+
+import time
+from typing import Callable, Literal
+
+import libvirt
+from lxml import etree
+from pydantic import BaseModel, Field
+
+from . import xml as X
+from .errors import VirtopsError
+
+
+class KernelBoot(BaseModel):
+    """Direct kernel boot: how the test guest starts without any disk image."""
+
+    kernel: str
+    initrd: str | None = None
+    cmdline: str = ""
+
+
+class DomainSpec(BaseModel):
+    name: str
+    memory_mib: int = Field(256, gt=0)
+    vcpus: int = Field(1, gt=0)
+    virt_type: Literal["kvm", "qemu"] = "qemu"
+    boot: KernelBoot | None = None
+
+    def to_element(self) -> etree._Element:
+        dom = X.element("domain", type=self.virt_type)
+        X.sub(dom, "name", self.name)
+        X.sub(dom, "memory", self.memory_mib, unit="MiB")
+        X.sub(dom, "vcpu", self.vcpus)
+        os_ = X.sub(dom, "os")
+        X.sub(os_, "type", "hvm", arch="x86_64")
+        if self.boot:
+            X.sub(os_, "kernel", self.boot.kernel)
+            if self.boot.initrd:
+                X.sub(os_, "initrd", self.boot.initrd)
+            X.sub(os_, "cmdline", self.boot.cmdline)
+        features = X.sub(dom, "features")
+        X.sub(features, "acpi")  # so that poweroff in the guest really stops the domain
+        X.sub(dom, "on_poweroff", "destroy")
+        X.sub(dom, "on_reboot", "restart")
+        X.sub(dom, "on_crash", "destroy")
+        devices = X.sub(dom, "devices")
+        serial = X.sub(devices, "serial", type="pty")
+        X.sub(serial, "target", port="0")
+        console = X.sub(devices, "console", type="pty")
+        X.sub(console, "target", type="serial", port="0")
+        X.sub(devices, "memballoon", model="none")
+        X.validate(dom, "domain")
+        return dom
+
+    def to_xml(self) -> str:
+        return X.to_string(self.to_element())
+
+
+def run_transient_capturing_console(conn: libvirt.virConnect, spec: DomainSpec, until: Callable[[str], bool],
+                                    timeout_s: float) -> tuple[str, float, bool]:
+    """Start a transient domain paused, attach to its serial console, resume it, and collect the
+    console text until `until(text)` holds, the domain stops, or the timeout passes.
+    Returns (text, seconds since resume, finished). The domain is destroyed if still running."""
+    dom = conn.createXML(spec.to_xml(), libvirt.VIR_DOMAIN_START_PAUSED)
+    try:
+        stream = conn.newStream(libvirt.VIR_STREAM_NONBLOCK)
+        dom.openConsole(None, stream, libvirt.VIR_DOMAIN_CONSOLE_FORCE)
+        started = time.monotonic()
+        dom.resume()
+        text, finished = _read_console(dom, stream, until, started + timeout_s)
+        return text, time.monotonic() - started, finished
+    finally:
+        try:
+            if dom.isActive():
+                dom.destroy()
+        except libvirt.libvirtError:
+            pass  # it stopped on its own in the meantime
+
+
+def _read_console(dom: libvirt.virDomain, stream: libvirt.virStream, until: Callable[[str], bool],
+                  deadline: float) -> tuple[str, bool]:
+    chunks: list[bytes] = []
+    while time.monotonic() < deadline:
+        try:
+            data = stream.recv(65536)
+        except libvirt.libvirtError:
+            break  # the console closed: the domain is gone
+        if data == -2:  # nothing yet
+            if not _is_active(dom):
+                break
+            time.sleep(0.05)
+            continue
+        if not data:
+            break
+        chunks.append(data)
+        if until(b"".join(chunks).decode(errors="replace")):
+            return b"".join(chunks).decode(errors="replace"), True
+    text = b"".join(chunks).decode(errors="replace")
+    return text, until(text)
+
+
+def _is_active(dom: libvirt.virDomain) -> bool:
+    try:
+        return bool(dom.isActive())
+    except libvirt.libvirtError:
+        return False
+
+
+def require_domain(conn: libvirt.virConnect, name: str) -> libvirt.virDomain:
+    try:
+        return conn.lookupByName(name)
+    except libvirt.libvirtError as err:
+        raise VirtopsError(f"vm: no domain named {name!r} on this host.") from err

@@ -1,0 +1,68 @@
+"""Errors that virtops shows to people: one sentence, a field when there is one, an exit code."""
+from __future__ import annotations
+
+import contextlib
+from typing import Iterator
+
+import libvirt
+
+
+class VirtopsError(Exception):
+    """A refusal or failure explained in one sentence. Exit code 1."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, *, field: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class InvalidInput(VirtopsError):
+    """The user gave a value that cannot be accepted; nothing was changed."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(f"{field}: {message}", field=field)
+
+
+class NotFound(VirtopsError):
+    """An object the user named does not exist on the host."""
+
+
+class HostUnreachable(VirtopsError):
+    """No libvirt daemon answers at the URI."""
+
+
+def one_sentence(text: str) -> str:
+    """libvirt messages sometimes span lines; people get the first line, ending with a period."""
+    first = " ".join(text.strip().splitlines()[0].split()) if text.strip() else "unknown libvirt error"
+    return first if first.endswith((".", "!", "?")) else first + "."
+
+
+def from_libvirt(err: libvirt.libvirtError, doing: str | None = None) -> VirtopsError:
+    message = one_sentence(err.get_error_message() or str(err))
+    if doing:
+        message = f"{doing} failed: {message}"
+    if err.get_error_code() in NOT_FOUND_CODES:
+        return NotFound(message)
+    return VirtopsError(message)
+
+
+NOT_FOUND_CODES = {
+    libvirt.VIR_ERR_NO_DOMAIN,
+    libvirt.VIR_ERR_NO_NETWORK,
+    libvirt.VIR_ERR_NO_STORAGE_POOL,
+    libvirt.VIR_ERR_NO_STORAGE_VOL,
+}
+
+
+@contextlib.contextmanager
+def libvirt_errors(doing: str | None = None) -> Iterator[None]:
+    """Turn a libvirt error raised inside the block into a one-sentence VirtopsError."""
+    try:
+        yield
+    except libvirt.libvirtError as err:
+        raise from_libvirt(err, doing) from err

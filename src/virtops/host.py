@@ -1,0 +1,163 @@
+"""A host: one libvirt daemon. Facts about it, and whether it can run guests with KVM or only TCG."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+import uuid
+from pathlib import Path
+
+import libvirt
+from pydantic import BaseModel
+
+from . import xml as X
+from .connection import Connection
+from .errors import libvirt_errors
+
+KVM_TIMEOUT_S = 30
+TCG_TIMEOUT_S = 120
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("VIRTOPS_CACHE", "/var/cache/virtops"))
+
+
+class BootResult(BaseModel):
+    virt_type: str
+    usable: bool
+    boot_seconds: float | None = None
+    reason: str = ""
+
+
+class HostCheck(BaseModel):
+    host: str
+    kvm: BootResult
+    tcg: BootResult
+    chosen: str
+    checked_at: float
+
+
+class HostInfo(BaseModel):
+    uri: str
+    hostname: str
+    hypervisor: str
+    libvirt_version: str
+    hypervisor_version: str
+    cpu_model: str
+    cpus: int
+    memory_bytes: int
+    free_memory_bytes: int
+    pools: int
+    networks: int
+    domains: int
+    running_domains: int
+    virt_type: str | None
+    virt_type_source: str
+
+
+def version_string(number: int) -> str:
+    return f"{number // 1_000_000}.{number // 1000 % 1000}.{number % 1000}"
+
+
+class Host:
+    def __init__(self, uri: str | None = None):
+        self.connection = Connection(uri)
+
+    @property
+    def uri(self) -> str:
+        return self.connection.uri
+
+    @property
+    def conn(self) -> libvirt.virConnect:
+        return self.connection.conn
+
+    def close(self) -> None:
+        self.connection.close()
+
+    # -- facts ----------------------------------------------------------------------
+    def info(self) -> HostInfo:
+        conn = self.conn
+        with libvirt_errors("reading host facts"):
+            model, memory_mib, cpus, *_ = conn.getInfo()
+            domains = conn.listAllDomains()
+            cached = self.cached_check()
+            return HostInfo(
+                uri=self.uri, hostname=conn.getHostname(), hypervisor=conn.getType(),
+                libvirt_version=version_string(conn.getLibVersion()),
+                hypervisor_version=version_string(conn.getVersion()),
+                cpu_model=model, cpus=cpus, memory_bytes=memory_mib * 1024**2,
+                free_memory_bytes=conn.getFreeMemory(),
+                pools=len(conn.listAllStoragePools()), networks=len(conn.listAllNetworks()),
+                domains=len(domains), running_domains=sum(1 for d in domains if d.isActive()),
+                virt_type=cached.chosen if cached else None,
+                virt_type_source=f"host check at {time.strftime('%Y-%m-%d %H:%M', time.localtime(cached.checked_at))}"
+                if cached else "not checked yet (run `virtops host check`)",
+            )
+
+    def host_key(self) -> str:
+        """Identifies the machine behind the daemon: the hardware decides whether KVM works."""
+        caps = X.parse(self.conn.getCapabilities())
+        machine = caps.findtext("host/uuid") or ""
+        return hashlib.sha256(f"{machine}|{self.conn.getHostname()}".encode()).hexdigest()[:16]
+
+    def _cache_file(self) -> Path:
+        return cache_dir() / "hosts" / f"{self.host_key()}.json"
+
+    def cached_check(self) -> HostCheck | None:
+        try:
+            return HostCheck.model_validate_json(self._cache_file().read_text())
+        except (OSError, ValueError):
+            return None
+
+    # -- KVM or TCG -----------------------------------------------------------------
+    def check(self, kvm_timeout_s: float = KVM_TIMEOUT_S, tcg_timeout_s: float = TCG_TIMEOUT_S) -> HostCheck:
+        """Boot the test guest with KVM, then with TCG, and remember which works."""
+        kvm = self._try_boot("kvm", kvm_timeout_s)
+        tcg = self._try_boot("qemu", tcg_timeout_s)
+        chosen = "kvm" if kvm.usable else "qemu"
+        result = HostCheck(host=self.uri, kvm=kvm, tcg=tcg, chosen=chosen, checked_at=time.time())
+        path = self._cache_file()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(result.model_dump_json(indent=2))
+        return result
+
+    def virt_type(self) -> str:
+        """The domain type to use for new guests: 'kvm' when KVM really boots a guest here, else 'qemu' (TCG)."""
+        cached = self.cached_check()
+        if cached:
+            return cached.chosen
+        if not self.offers_kvm():
+            return "qemu"
+        return self.check().chosen
+
+    def offers_kvm(self) -> bool:
+        try:
+            self.conn.getDomainCapabilities(None, "x86_64", None, "kvm")
+            return True
+        except libvirt.libvirtError:
+            return False
+
+    def _try_boot(self, virt_type: str, timeout_s: float) -> BootResult:
+        from .domain import DomainSpec, KernelBoot, run_transient_capturing_console
+        from .lab.guest import build_guest_image, kernel_cmdline, parse_report
+
+        if virt_type == "kvm" and not self.offers_kvm():
+            return BootResult(virt_type=virt_type, usable=False, reason="libvirt offers no KVM on this host")
+        image = build_guest_image()
+        spec = DomainSpec(name=f"virtops-check-{virt_type}-{uuid.uuid4().hex[:8]}", virt_type=virt_type,
+                          memory_mib=256, boot=KernelBoot(kernel=str(image.kernel), initrd=str(image.initrd),
+                                                          cmdline=kernel_cmdline("report")))
+        try:
+            text, seconds, finished = run_transient_capturing_console(
+                self.conn, spec, until=lambda t: "VIRTOPS-END" in t, timeout_s=timeout_s)
+        except libvirt.libvirtError as err:
+            return BootResult(virt_type=virt_type, usable=False, reason=err.get_error_message())
+        if not finished:
+            return BootResult(virt_type=virt_type, usable=False,
+                              reason=f"the guest printed no report within {timeout_s:.0f} s")
+        try:
+            parse_report(text)
+        except ValueError as err:
+            return BootResult(virt_type=virt_type, usable=False, reason=str(err))
+        return BootResult(virt_type=virt_type, usable=True, boot_seconds=round(seconds, 1))

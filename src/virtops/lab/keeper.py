@@ -1,0 +1,76 @@
+"""The process that holds a lab host's daemons: it runs inside the lab's namespaces,
+starts virtlogd and libvirtd in the foreground, and reaps every process they leave
+behind (dnsmasq, QEMU), because PID 1 on some machines reaps nothing.
+
+Run as: python -m virtops.lab.keeper STATE_DIR
+"""
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+PR_SET_CHILD_SUBREAPER = 36
+STOP_GRACE_S = 15
+
+
+def become_subreaper() -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+
+
+def start_daemon(argv: list[str], log: Path) -> subprocess.Popen:
+    with log.open("ab") as out:
+        return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out)
+
+
+def main(state_dir: str) -> int:
+    state = Path(state_dir)
+    become_subreaper()
+    (state / "keeper.pid").write_text(f"{os.getpid()}\n")
+    logs = state / "log"
+    virtlogd = start_daemon(["virtlogd", "--pid-file", str(state / "virtlogd.pid")], logs / "virtlogd.out")
+    libvirtd = start_daemon(["libvirtd", "--pid-file", str(state / "libvirtd.pid")], logs / "libvirtd.out")
+    stopping = False
+
+    def stop(_signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    while not stopping:
+        reap_children()
+        time.sleep(0.2)
+    for daemon in (libvirtd, virtlogd):
+        if daemon.poll() is None:
+            daemon.terminate()
+    deadline = time.monotonic() + STOP_GRACE_S
+    while time.monotonic() < deadline and any(d.poll() is None for d in (libvirtd, virtlogd)):
+        reap_children()
+        time.sleep(0.1)
+    for daemon in (libvirtd, virtlogd):
+        if daemon.poll() is None:
+            daemon.kill()
+            daemon.wait()
+    reap_children()
+    return 0
+
+
+def reap_children() -> None:
+    """Collect exited orphans (dnsmasq's forks, QEMU) that were re-parented to us."""
+    while True:
+        try:
+            pid, _status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1]))

@@ -1,0 +1,397 @@
+"""A lab host: a private libvirtd (with virtlogd) in its own network and mount namespaces.
+
+Layout of a lab's state directory (default /var/lib/virtops/labs/NAME):
+
+    etc/ lib/ run/ log/ cache/   bound over /etc/libvirt, /var/lib/libvirt, /run/libvirt,
+                                 /var/log/libvirt, /var/cache/libvirt inside the mount namespace
+    ns/mnt                       the persistent mount namespace (a bind mount of nsfs)
+    keeper.pid libvirtd.pid virtlogd.pid
+
+The network namespace is a named one (`ip netns`), `virtops-NAME`; with an uplink, a second
+one, `virtops-NAME-out`, plays the outside world, joined to the lab by a veth pair.
+Nothing here touches the real host's libvirt state, links, bridges or firewall rules.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import libvirt
+
+from ..errors import InvalidInput, VirtopsError
+
+DEFAULT_ROOT = Path("/var/lib/virtops/labs")
+NAME_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
+MARKER = ".virtops-lab"
+START_TIMEOUT_S = 30
+BIND_MOUNTS = {
+    "etc": "/etc/libvirt",
+    "lib": "/var/lib/libvirt",
+    "run": "/run/libvirt",
+    "log": "/var/log/libvirt",
+    "cache": "/var/cache/libvirt",
+}
+# Settings that keep a lab's guests inside the lab: no host cgroups shared with other
+# daemons, no per-guest mount namespace, no security driver the sandbox lacks.
+QEMU_CONF_OVERRIDES = {
+    "cgroup_controllers": "[ ]",
+    "namespaces": "[ ]",
+    "security_driver": '"none"',
+    "user": '"root"',
+    "group": '"root"',
+    "remember_owner": "0",
+}
+LIBVIRTD_CONF_OVERRIDES = {
+    "log_outputs": '"3:file:/var/log/libvirt/libvirtd.log"',
+}
+# The uplink segment uses TEST-NET-2 (RFC 5737): never a real address.
+UPLINK_LAB_ADDRESS = "198.51.100.2/24"
+UPLINK_OUTSIDE_ADDRESS = "198.51.100.1/24"
+UPLINK_GATEWAY = "198.51.100.1"
+UPLINK_DEVICE = "eth0"
+
+
+def lab_root() -> Path:
+    return Path(os.environ.get("VIRTOPS_LAB_ROOT", DEFAULT_ROOT))
+
+
+def run(*argv: str, check: bool = True) -> subprocess.CompletedProcess:
+    """Run a system tool with an argument list (never a shell); its stderr becomes our error."""
+    result = subprocess.run(argv, capture_output=True, text=True)
+    if check and result.returncode != 0:
+        detail = (result.stderr or result.stdout).strip().splitlines()
+        raise VirtopsError(f"`{' '.join(argv[:3])}` failed: {detail[-1] if detail else 'exit ' + str(result.returncode)}.")
+    return result
+
+
+def pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    try:
+        return stat.read_text().split(") ", 1)[1][0] != "Z"  # a zombie is not alive
+    except (OSError, IndexError):
+        return False
+
+
+@dataclass(frozen=True)
+class LabStatus:
+    name: str
+    state: str  # running | crashed | down
+    uri: str
+    state_dir: str
+    uplink: bool
+    libvirtd_pid: int | None
+    detail: str = ""
+
+    def as_dict(self) -> dict:
+        return self.__dict__.copy()
+
+
+class Lab:
+    def __init__(self, name: str, root: Path | str | None = None):
+        if not NAME_PATTERN.match(name):
+            raise InvalidInput("lab name", f"{name!r} is not accepted; use 1-20 lowercase letters, digits or '-', starting with a letter.")
+        self.name = name
+        self.state_dir = Path(root) / name if root else lab_root() / name
+
+    # -- names and paths ------------------------------------------------------------
+    @property
+    def netns(self) -> str:
+        return f"virtops-{self.name}"
+
+    @property
+    def outside_netns(self) -> str:
+        return f"virtops-{self.name}-out"
+
+    @property
+    def socket(self) -> Path:
+        return self.state_dir / "run" / "libvirt-sock"
+
+    @property
+    def uri(self) -> str:
+        return f"qemu+unix:///system?socket={self.socket}"
+
+    @property
+    def mount_ns(self) -> Path:
+        return self.state_dir / "ns" / "mnt"
+
+    def _pid(self, daemon: str) -> int | None:
+        try:
+            return int((self.state_dir / f"{daemon}.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def exists(self) -> bool:
+        return (self.state_dir / MARKER).exists()
+
+    def has_uplink(self) -> bool:
+        return netns_exists(self.outside_netns)
+
+    # -- life cycle -----------------------------------------------------------------
+    def up(self, uplink: bool = False) -> LabStatus:
+        """Start the lab (idempotent) and return once its libvirtd answers."""
+        current = self.status()
+        if current.state == "running":
+            if uplink and not current.uplink:
+                self._add_uplink()
+            return self.status()
+        if current.state == "crashed":
+            self.down(remove_state=False)
+        try:
+            self._prepare_state_dir()
+            self._create_namespaces()
+            self._start_keeper()
+            self._wait_until_answering()
+            if uplink:
+                self._add_uplink()
+        except BaseException:
+            self.down(remove_state=False)
+            raise
+        return self.status()
+
+    def down(self, remove_state: bool = True) -> None:
+        """Stop everything the lab started, by pid, and remove its namespaces and mounts."""
+        self._stop_guests_and_networks()
+        self._stop_keeper()
+        self._kill_namespace_processes()
+        for netns in (self.outside_netns, self.netns):
+            if netns_exists(netns):
+                run("ip", "netns", "delete", netns)
+        self._unmount_namespace_files()
+        if remove_state and self.exists():
+            shutil.rmtree(self.state_dir)
+
+    def status(self) -> LabStatus:
+        libvirtd = self._pid("libvirtd")
+        state, detail = "down", ""
+        if self.exists() and (netns_exists(self.netns) or self.mount_ns.exists()):
+            if pid_alive(self._pid("keeper")) and pid_alive(libvirtd) and self._answers():
+                state = "running"
+            else:
+                state, detail = "crashed", self._crash_detail()
+        return LabStatus(self.name, state, self.uri, str(self.state_dir), self.has_uplink(),
+                         libvirtd if state == "running" else None, detail)
+
+    # -- steps of up ----------------------------------------------------------------
+    def _prepare_state_dir(self) -> None:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        for sub in [*BIND_MOUNTS, "ns"]:
+            (self.state_dir / sub).mkdir(exist_ok=True)
+        if not (self.state_dir / "etc" / "libvirtd.conf").exists():
+            seed_config(self.state_dir / "etc")
+        (self.state_dir / MARKER).write_text(json.dumps({"name": self.name}) + "\n")
+
+    def _create_namespaces(self) -> None:
+        if not netns_exists(self.netns):
+            run("ip", "netns", "add", self.netns)
+        run("ip", "-n", self.netns, "link", "set", "lo", "up")
+        ns_dir = self.state_dir / "ns"
+        if not is_mountpoint(ns_dir):
+            # nsfs may only be bound under a private mount; this is how `ip netns` does it too.
+            run("mount", "--bind", str(ns_dir), str(ns_dir))
+            run("mount", "--make-private", str(ns_dir))
+        self.mount_ns.touch()
+        run("unshare", f"--mount={self.mount_ns}", "--propagation", "private", "true")
+        self._drop_foreign_lab_mounts()
+        for sub, target in BIND_MOUNTS.items():
+            Path(target).mkdir(parents=True, exist_ok=True)
+            self._in_lab("mount", "--bind", str(self.state_dir / sub), target)
+
+    def _drop_foreign_lab_mounts(self) -> None:
+        """The new mount namespace copied the host's mounts, including other labs' namespace
+        files; unmount them here so this lab never keeps another lab's namespace alive."""
+        mounts = self._in_lab("cat", "/proc/self/mountinfo").stdout.splitlines()
+        root = str(self.state_dir.parent)
+        for line in reversed(mounts):
+            mount_point = line.split()[4]
+            if mount_point.startswith(root + "/"):
+                self._in_lab("umount", "--lazy", mount_point, check=False)
+
+    def _start_keeper(self) -> None:
+        log = (self.state_dir / "log" / "keeper.out").open("ab")
+        for stale in ("keeper.pid", "libvirtd.pid", "virtlogd.pid"):
+            (self.state_dir / stale).unlink(missing_ok=True)
+        self.socket.unlink(missing_ok=True)
+        subprocess.Popen(
+            ["nsenter", f"--mount={self.mount_ns}", f"--net=/run/netns/{self.netns}", "--",
+             sys.executable, "-m", "virtops.lab.keeper", str(self.state_dir)],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+        )
+        log.close()
+
+    def _wait_until_answering(self) -> None:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self._answers():
+                return
+            if (self.state_dir / "keeper.pid").exists() and not pid_alive(self._pid("keeper")):
+                break  # the keeper exited: libvirtd will not come up
+            time.sleep(0.1)
+        raise VirtopsError(f"lab host {self.name}: libvirtd did not start ({self._crash_detail()}).")
+
+    def _answers(self) -> bool:
+        if not self.socket.exists():
+            return False
+        try:
+            conn = libvirt.open(self.uri)
+        except libvirt.libvirtError:
+            return False
+        try:
+            conn.getLibVersion()
+            return True
+        except libvirt.libvirtError:
+            return False
+        finally:
+            conn.close()
+
+    def _add_uplink(self) -> None:
+        if not netns_exists(self.outside_netns):
+            run("ip", "netns", "add", self.outside_netns)
+        run("ip", "-n", self.outside_netns, "link", "set", "lo", "up")
+        if run("ip", "-n", self.netns, "link", "show", UPLINK_DEVICE, check=False).returncode != 0:
+            run("ip", "-n", self.netns, "link", "add", UPLINK_DEVICE, "type", "veth",
+                "peer", "name", UPLINK_DEVICE, "netns", self.outside_netns)
+            run("ip", "-n", self.netns, "addr", "add", UPLINK_LAB_ADDRESS, "dev", UPLINK_DEVICE)
+            run("ip", "-n", self.outside_netns, "addr", "add", UPLINK_OUTSIDE_ADDRESS, "dev", UPLINK_DEVICE)
+            run("ip", "-n", self.netns, "link", "set", UPLINK_DEVICE, "up")
+            run("ip", "-n", self.outside_netns, "link", "set", UPLINK_DEVICE, "up")
+            run("ip", "-n", self.netns, "route", "add", "default", "via", UPLINK_GATEWAY)
+
+    def _in_lab(self, *argv: str, check: bool = True) -> subprocess.CompletedProcess:
+        """Run a tool inside the lab's mount namespace (and network namespace when it exists)."""
+        enter = ["nsenter", f"--mount={self.mount_ns}"]
+        if netns_exists(self.netns):
+            enter.append(f"--net=/run/netns/{self.netns}")
+        return run(*enter, "--", *argv, check=check)
+
+    # -- steps of down --------------------------------------------------------------
+    def _stop_guests_and_networks(self) -> None:
+        """Let libvirt stop what it runs (guests, dnsmasq, firewall rules) while it still can."""
+        if not self._answers():
+            return
+        conn = libvirt.open(self.uri)
+        try:
+            for dom in conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE):
+                _quietly(dom.destroy)
+            for net in conn.listAllNetworks(libvirt.VIR_CONNECT_LIST_NETWORKS_ACTIVE):
+                _quietly(net.destroy)
+        finally:
+            conn.close()
+
+    def _stop_keeper(self) -> None:
+        keeper = self._pid("keeper")
+        if pid_alive(keeper):
+            os.kill(keeper, signal.SIGTERM)
+            wait_for_exit(keeper, 20)
+        for daemon in ("libvirtd", "virtlogd", "keeper"):
+            pid = self._pid(daemon)
+            if pid_alive(pid) and self._belongs_to_lab(pid):
+                os.kill(pid, signal.SIGKILL)
+                wait_for_exit(pid, 5)
+
+    def _belongs_to_lab(self, pid: int) -> bool:
+        """A pid file may be stale; only signal a process whose command line names this lab."""
+        try:
+            return str(self.state_dir) in Path(f"/proc/{pid}/cmdline").read_text().replace("\0", " ")
+        except OSError:
+            return False
+
+    def _kill_namespace_processes(self) -> None:
+        """Whatever still runs in the lab's namespaces (a stray dnsmasq or QEMU) is ours."""
+        for netns in (self.netns, self.outside_netns):
+            if not netns_exists(netns):
+                continue
+            for sig in (signal.SIGTERM, signal.SIGKILL):
+                pids = [int(p) for p in netns_pids(netns)]
+                for pid in pids:
+                    _quietly(os.kill, pid, sig)
+                for pid in pids:
+                    wait_for_exit(pid, 5)
+
+    def _unmount_namespace_files(self) -> None:
+        ns_dir = self.state_dir / "ns"
+        if self.mount_ns.exists() and is_mountpoint(self.mount_ns):
+            run("umount", str(self.mount_ns))
+        if is_mountpoint(ns_dir):
+            run("umount", str(ns_dir))
+
+    def _crash_detail(self) -> str:
+        for log in ("libvirtd.out", "keeper.out", "libvirtd.log"):
+            path = self.state_dir / "log" / log
+            if path.exists():
+                lines = [l for l in path.read_text(errors="replace").splitlines() if "error" in l.lower()]
+                if lines:
+                    return f"last error in {path}: {lines[-1].strip()}"
+        return "libvirtd is not running"
+
+
+def _quietly(func, *args) -> None:
+    try:
+        func(*args)
+    except (libvirt.libvirtError, OSError):
+        pass
+
+
+def wait_for_exit(pid: int, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and pid_alive(pid):
+        time.sleep(0.05)
+
+
+def netns_exists(name: str) -> bool:
+    return Path("/run/netns", name).exists()
+
+
+def netns_pids(name: str) -> list[str]:
+    return run("ip", "netns", "pids", name, check=False).stdout.split()
+
+
+def is_mountpoint(path: Path) -> bool:
+    target = str(path.resolve())
+    with open("/proc/self/mountinfo") as mounts:
+        return any(line.split()[4] == target for line in mounts)
+
+
+def seed_config(etc: Path) -> None:
+    """Copy the packaged libvirt configuration (not the host's defined objects) and adapt it to a lab."""
+    for conf in Path("/etc/libvirt").glob("*.conf"):
+        shutil.copy2(conf, etc / conf.name)
+    if Path("/etc/libvirt/nwfilter").is_dir():
+        shutil.copytree("/etc/libvirt/nwfilter", etc / "nwfilter", dirs_exist_ok=True)
+    networks = etc / "qemu" / "networks"
+    (networks / "autostart").mkdir(parents=True, exist_ok=True)
+    stock = Path("/usr/share/libvirt/networks/default.xml")
+    if stock.exists():
+        shutil.copy2(stock, networks / "default.xml")
+        # Debian's postinst marks `default` autostart; a lab mirrors a fresh installation.
+        (networks / "autostart" / "default.xml").symlink_to("/etc/libvirt/qemu/networks/default.xml")
+    append_settings(etc / "qemu.conf", QEMU_CONF_OVERRIDES)
+    append_settings(etc / "libvirtd.conf", LIBVIRTD_CONF_OVERRIDES)
+
+
+def append_settings(conf: Path, settings: dict[str, str]) -> None:
+    with conf.open("a") as out:
+        out.write("\n# virtops lab host settings\n")
+        for key, value in settings.items():
+            out.write(f"{key} = {value}\n")
+
+
+def list_labs(root: Path | None = None) -> list[LabStatus]:
+    base = root or lab_root()
+    if not base.is_dir():
+        return []
+    return [Lab(d.name, base).status() for d in sorted(base.iterdir()) if (d / MARKER).exists()]

@@ -1,0 +1,40 @@
+"""Sizes in virsh's units: plain bytes, 1000M, 5G, 512MiB, 1.5GiB, 10KB (decimal with B, binary otherwise)."""
+from __future__ import annotations
+
+import re
+
+from .errors import InvalidInput
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$")
+_BINARY = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4, "p": 1024**5, "e": 1024**6}
+_DECIMAL = {"kb": 1000, "mb": 1000**2, "gb": 1000**3, "tb": 1000**4, "pb": 1000**5, "eb": 1000**6}
+
+
+def parse_size(text: str | int, field: str = "size") -> int:
+    """Bytes for a virsh-style size. virsh treats K, M, KiB, MiB as powers of 1024 and KB, MB as powers of 1000."""
+    if isinstance(text, int):
+        if text < 0:
+            raise InvalidInput(field, f"{text} is negative; give a size such as 1000M, 5G or 512MiB.")
+        return text
+    match = _SIZE.match(str(text))
+    if not match:
+        raise InvalidInput(field, f"{text!r} is not a size; give bytes or a number with a unit such as 1000M, 5G, 512MiB or 10GB.")
+    number, unit = match.groups()
+    unit = unit.lower()
+    factor = _DECIMAL.get(unit) or _BINARY.get(unit.removesuffix("ib") if unit.endswith("ib") else unit)
+    if factor is None:
+        raise InvalidInput(field, f"unit {match.group(2)!r} is not known; use B, K/KiB, M/MiB, G/GiB, T/TiB or KB, MB, GB, TB.")
+    value = float(number) * factor
+    if value != int(value):
+        raise InvalidInput(field, f"{text!r} is not a whole number of bytes.")
+    return int(value)
+
+
+def format_size(size: int | None) -> str:
+    """Human size in binary units, as virsh prints them (1000.00 MiB)."""
+    if size is None:
+        return "-"
+    for unit, factor in (("TiB", 1024**4), ("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
+        if size >= factor:
+            return f"{size / factor:.2f} {unit}"
+    return f"{size} B"
