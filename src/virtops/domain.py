@@ -112,3 +112,16 @@ def require_domain(conn: libvirt.virConnect, name: str) -> libvirt.virDomain:
         return conn.lookupByName(name)
     except libvirt.libvirtError as err:
         raise VirtopsError(f"vm: no domain named {name!r} on this host.") from err
+
+
+def domains_with_xml(conn: libvirt.virConnect) -> list[tuple[str, bool, etree._Element]]:
+    """Every domain with its persistent (inactive) definition, or its live one when transient:
+    (name, running, XML). One listAllDomains pass; callers compute 'used by' from it."""
+    result = []
+    for dom in conn.listAllDomains():
+        try:
+            flags = libvirt.VIR_DOMAIN_XML_INACTIVE if dom.isPersistent() else 0
+            result.append((dom.name(), bool(dom.isActive()), X.parse(dom.XMLDesc(flags))))
+        except libvirt.libvirtError:
+            continue  # the domain vanished while we listed: it uses nothing any more
+    return result

@@ -75,6 +75,31 @@ class Host:
     def close(self) -> None:
         self.connection.close()
 
+    # -- the objects of the host, one module each (imported when first used) ---------
+    @property
+    def pools(self):
+        from .pool import Pools
+
+        return Pools(self)
+
+    @property
+    def volumes(self):
+        from .volume import Volumes
+
+        return Volumes(self)
+
+    @property
+    def networks(self):
+        from .network import Networks
+
+        return Networks(self)
+
+    @property
+    def vms(self):
+        from .vm import Vms
+
+        return Vms(self)
+
     # -- facts ----------------------------------------------------------------------
     def info(self) -> HostInfo:
         conn = self.conn

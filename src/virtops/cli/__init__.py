@@ -6,13 +6,19 @@ import sys
 import click
 
 from .common import Context, run_main
+from .aliases import VIRSH_ALIASES
 from .groups import LazyGroup
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]},
+             aliases=VIRSH_ALIASES,
              lazy_subcommands={
                  "lab": "virtops.cli.lab:lab",
                  "host": "virtops.cli.host:host",
+                 "pool": "virtops.cli.pool:pool",
+                 "vol": "virtops.cli.vol:vol",
+                 "net": "virtops.cli.net:net",
+                 "vm": "virtops.cli.vm:vm",
              })
 @click.option("-c", "--connect", "uri", metavar="URI", help="libvirt URI, or lab:NAME (default: $LIBVIRT_DEFAULT_URI, then qemu:///system).")
 @click.option("--debug", is_flag=True, help="Show tracebacks.")

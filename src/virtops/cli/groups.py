@@ -7,16 +7,20 @@ import click
 
 
 class LazyGroup(click.Group):
-    def __init__(self, *args, lazy_subcommands: dict[str, str] | None = None, aliases: dict[str, str] | None = None, **kwargs):
+    def __init__(self, *args, lazy_subcommands: dict[str, str] | None = None,
+                 aliases: dict[str, tuple[str, str]] | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.lazy_subcommands = lazy_subcommands or {}
-        self.aliases = aliases or {}
+        self.aliases = aliases or {}  # alias -> (group, subcommand), e.g. virsh's net-list
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*super().list_commands(ctx), *self.lazy_subcommands})
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
-        name = self.aliases.get(name, name)
+        if name in self.aliases:
+            group_name, sub_name = self.aliases[name]
+            group = self.get_command(ctx, group_name)
+            return group.get_command(ctx, sub_name) if isinstance(group, click.Group) else None
         if name in self.lazy_subcommands:
             module_name, attr = self.lazy_subcommands[name].split(":")
             return getattr(importlib.import_module(module_name), attr)

@@ -1,0 +1,58 @@
+"""virsh's command names, kept as aliases so operators can type what the handbook says."""
+from __future__ import annotations
+
+# alias -> (group, subcommand)
+VIRSH_ALIASES: dict[str, tuple[str, str]] = {
+    # storage pools
+    "pool-list": ("pool", "list"),
+    "pool-define-as": ("pool", "define-as"),
+    "pool-build": ("pool", "build"),
+    "pool-start": ("pool", "start"),
+    "pool-autostart": ("pool", "autostart"),
+    "pool-info": ("pool", "info"),
+    "pool-refresh": ("pool", "refresh"),
+    "pool-destroy": ("pool", "stop"),
+    "pool-undefine": ("pool", "undefine"),
+    "pool-delete": ("pool", "delete"),
+    "pool-dumpxml": ("pool", "dumpxml"),
+    "find-storage-pool-sources": ("pool", "sources"),
+    # volumes
+    "vol-list": ("vol", "list"),
+    "vol-create-as": ("vol", "create"),
+    "vol-info": ("vol", "info"),
+    "vol-delete": ("vol", "delete"),
+    "vol-upload": ("vol", "upload"),
+    "vol-download": ("vol", "download"),
+    "vol-resize": ("vol", "resize"),
+    "vol-clone": ("vol", "clone"),
+    "vol-wipe": ("vol", "wipe"),
+    "vol-dumpxml": ("vol", "dumpxml"),
+    # networks
+    "net-list": ("net", "list"),
+    "net-info": ("net", "info"),
+    "net-define": ("net", "define"),
+    "net-undefine": ("net", "undefine"),
+    "net-start": ("net", "start"),
+    "net-destroy": ("net", "stop"),
+    "net-autostart": ("net", "autostart"),
+    "net-dumpxml": ("net", "dumpxml"),
+    "net-dhcp-leases": ("net", "leases"),
+    "net-update": ("net", "update"),
+    # domains
+    "list": ("vm", "list"),
+    "define": ("vm", "define"),
+    "start": ("vm", "start"),
+    "shutdown": ("vm", "shutdown"),
+    "destroy": ("vm", "destroy"),
+    "undefine": ("vm", "delete"),
+    "dominfo": ("vm", "info"),
+    "dumpxml": ("vm", "dumpxml"),
+    "console": ("vm", "console"),
+    "attach-disk": ("vm", "attach-disk"),
+    "detach-disk": ("vm", "detach-disk"),
+    "attach-interface": ("vm", "attach-nic"),
+    "detach-interface": ("vm", "detach-nic"),
+    "domiflist": ("vm", "iflist"),
+    "domblklist": ("vm", "blklist"),
+    "domifaddr": ("vm", "ip"),
+}
