@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 
 import click
 
@@ -14,7 +15,9 @@ class LazyGroup(click.Group):
         self.aliases = aliases or {}  # alias -> (group, subcommand), e.g. virsh's net-list
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted({*super().list_commands(ctx), *self.lazy_subcommands})
+        available = {name for name, target in self.lazy_subcommands.items()
+                     if importlib.util.find_spec(target.split(":")[0]) is not None}
+        return sorted({*super().list_commands(ctx), *available})
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         if name in self.aliases:
@@ -23,5 +26,7 @@ class LazyGroup(click.Group):
             return group.get_command(ctx, sub_name) if isinstance(group, click.Group) else None
         if name in self.lazy_subcommands:
             module_name, attr = self.lazy_subcommands[name].split(":")
+            if importlib.util.find_spec(module_name) is None:
+                return None  # a face not built yet
             return getattr(importlib.import_module(module_name), attr)
         return super().get_command(ctx, name)
