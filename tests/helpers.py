@@ -18,3 +18,14 @@ def host_state(conn: libvirt.virConnect) -> dict[str, str]:
     for dom in conn.listAllDomains():
         state[f"dom/{dom.name()}"] = f"{dom.isActive()}" + dom.XMLDesc(0)
     return state
+
+
+def run_cli(*args: str, uri: str | None = None, input: str | None = None):
+    """Run the real `virtops` command line in a subprocess; returns CompletedProcess (text)."""
+    import subprocess
+    import sys
+
+    argv = [sys.executable, "-m", "virtops"]
+    if uri:
+        argv += ["-c", uri]
+    return subprocess.run([*argv, *args], capture_output=True, text=True, input=input, timeout=600)

@@ -1,0 +1,3 @@
+from virtops.cli import main
+
+main()
