@@ -20,12 +20,62 @@ class KernelBoot(BaseModel):
     cmdline: str = ""
 
 
+class DiskSpec(BaseModel):
+    """A disk backed by a pool's volume (<disk type='volume'>, so it follows the pool) or a file path."""
+
+    target: str
+    pool: str | None = None
+    volume: str | None = None
+    path: str | None = None
+    format: Literal["raw", "qcow2"] = "raw"
+    bus: Literal["virtio", "scsi", "sata", "ide"] = "virtio"
+    cache: str | None = None
+    readonly: bool = False
+    shareable: bool = False
+    serial: str | None = None
+
+    def to_element(self) -> etree._Element:
+        by_volume = self.pool is not None and self.volume is not None
+        disk = X.element("disk", type="volume" if by_volume else "file", device="disk")
+        X.sub(disk, "driver", name="qemu", type=self.format, cache=self.cache)
+        if by_volume:
+            X.sub(disk, "source", pool=self.pool, volume=self.volume)
+        else:
+            X.sub(disk, "source", file=self.path)
+        X.sub(disk, "target", dev=self.target, bus=self.bus)
+        if self.readonly:
+            X.sub(disk, "readonly")
+        if self.shareable:
+            X.sub(disk, "shareable")
+        if self.serial:
+            X.sub(disk, "serial", self.serial)
+        return disk
+
+
+class NicSpec(BaseModel):
+    """A NIC on a libvirt virtual network."""
+
+    network: str
+    mac: str | None = None
+    model: str = "virtio"
+
+    def to_element(self) -> etree._Element:
+        nic = X.element("interface", type="network")
+        if self.mac:
+            X.sub(nic, "mac", address=self.mac)
+        X.sub(nic, "source", network=self.network)
+        X.sub(nic, "model", type=self.model)
+        return nic
+
+
 class DomainSpec(BaseModel):
     name: str
     memory_mib: int = Field(256, gt=0)
     vcpus: int = Field(1, gt=0)
     virt_type: Literal["kvm", "qemu"] = "qemu"
     boot: KernelBoot | None = None
+    disks: list[DiskSpec] = []
+    nics: list[NicSpec] = []
 
     def to_element(self) -> etree._Element:
         dom = X.element("domain", type=self.virt_type)
@@ -45,6 +95,10 @@ class DomainSpec(BaseModel):
         X.sub(dom, "on_reboot", "restart")
         X.sub(dom, "on_crash", "destroy")
         devices = X.sub(dom, "devices")
+        for disk in self.disks:
+            devices.append(disk.to_element())
+        for nic in self.nics:
+            devices.append(nic.to_element())
         serial = X.sub(devices, "serial", type="pty")
         X.sub(serial, "target", port="0")
         console = X.sub(devices, "console", type="pty")
