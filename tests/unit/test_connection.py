@@ -1,0 +1,58 @@
+"""Connection rules: which URI is used, and how errors read."""
+from __future__ import annotations
+
+import libvirt
+import pytest
+
+from virtops.connection import Connection, resolve_uri
+from virtops.errors import HostUnreachable, from_libvirt, one_sentence
+from virtops.lab.labhost import Lab
+
+
+def test_explicit_uri_wins_over_environment(monkeypatch):
+    monkeypatch.setenv("LIBVIRT_DEFAULT_URI", "qemu:///session")
+    assert resolve_uri("test:///default") == "test:///default"
+
+
+def test_environment_wins_over_default(monkeypatch):
+    monkeypatch.setenv("LIBVIRT_DEFAULT_URI", "qemu:///session")
+    assert resolve_uri(None) == "qemu:///session"
+
+
+def test_default_is_qemu_system(monkeypatch):
+    monkeypatch.delenv("LIBVIRT_DEFAULT_URI", raising=False)
+    assert resolve_uri(None) == "qemu:///system"
+
+
+def test_lab_shorthand_is_the_lab_socket(monkeypatch, tmp_path):
+    monkeypatch.setenv("VIRTOPS_LAB_ROOT", str(tmp_path))
+    assert resolve_uri("lab:alpha") == f"qemu+unix:///system?socket={tmp_path}/alpha/run/libvirt-sock"
+    assert resolve_uri("lab:alpha") == Lab("alpha").uri
+
+
+def test_missing_socket_is_one_sentence_with_advice(tmp_path):
+    uri = f"qemu+unix:///system?socket={tmp_path}/none"
+    with pytest.raises(HostUnreachable) as refused:
+        Connection(uri).conn
+    message = str(refused.value)
+    assert message.startswith(f"No libvirt daemon answers at {uri}") and message.endswith(".")
+    assert "\n" not in message
+
+
+def test_libvirt_errors_become_one_sentence(test_host):
+    with pytest.raises(libvirt.libvirtError) as raised:
+        test_host.conn.networkLookupByName("nope")
+    err = from_libvirt(raised.value, "looking up network nope")
+    assert str(err).startswith("looking up network nope failed: ")
+    assert "\n" not in str(err) and str(err).endswith(".")
+
+
+def test_one_sentence_keeps_first_line():
+    assert one_sentence("first line\nsecond line") == "first line."
+    assert one_sentence("") == "unknown libvirt error."
+
+
+def test_test_driver_host_info(test_host):
+    info = test_host.info()
+    assert info.hypervisor == "TEST"
+    assert info.cpus == 2
