@@ -1,0 +1,266 @@
+"""`virtops net`: virtual networks. A thin face over virtops.network; every rule lives there."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from .common import emit_fields, emit_json, emit_table, json_option, pass_context
+
+MODES = ["nat", "route", "open", "isolated", "bridge"]
+LIST_COLUMNS = [("name", "Name"), ("state", "State"), ("autostart", "Autostart"), ("persistent", "Persistent"),
+                ("bridge", "Bridge"), ("mode", "Mode"), ("subnet", "Subnet"), ("dhcp_range", "DHCP range"),
+                ("leases", "Leases")]
+
+
+@click.group()
+def net() -> None:
+    """Virtual networks: NAT, routed, isolated, open and bridged, with DHCP."""
+
+
+def _networks(ctx):
+    return ctx.host().networks
+
+
+def _dhcp_value(dhcp: str | None, no_dhcp: bool):
+    if dhcp and no_dhcp:
+        raise click.UsageError("give either --dhcp or --no-dhcp, not both.")
+    return False if no_dhcp else dhcp
+
+
+@net.command("create")
+@click.argument("name")
+@click.option("--subnet", metavar="CIDR", help="IPv4 network, e.g. 192.168.200.0/24.")
+@click.option("--gateway", metavar="IP", help="The host's address on it (default: first host address).")
+@click.option("--dhcp", metavar="START-END", help="DHCP range (default: upper half of the subnet).")
+@click.option("--no-dhcp", is_flag=True, help="No DHCP server.")
+@click.option("--mode", type=click.Choice(MODES), default="nat", show_default=True)
+@click.option("--dev", metavar="IFACE", help="Forward through this host interface only (nat, route).")
+@click.option("--bridge", metavar="NAME", help="Bridge name (default: next free virbrN; mode bridge: the host bridge).")
+@click.option("--domain", metavar="DNSDOMAIN", help="DNS domain for the guests.")
+@click.option("--ipv6", metavar="CIDR", help="Also an IPv6 network, e.g. fd00:200::/64.")
+@click.option("--mtu", type=int, help="MTU of the bridge.")
+@click.option("--no-start", is_flag=True, help="Define only; do not start.")
+@click.option("--no-autostart", is_flag=True, help="Do not start it with the host.")
+@json_option
+@pass_context
+def create(ctx, name, subnet, gateway, dhcp, no_dhcp, mode, dev, bridge, domain, ipv6, mtu, no_start, no_autostart,
+           as_json) -> None:
+    """Define, start and autostart a network in one step (undone if a step fails)."""
+    info = _networks(ctx).create(name, start=not no_start, autostart=not no_autostart, subnet=subnet, gateway=gateway,
+                                 dhcp=_dhcp_value(dhcp, no_dhcp), mode=mode, dev=dev, bridge=bridge, domain=domain,
+                                 ipv6=ipv6, mtu=mtu)
+    if as_json:
+        emit_json(info.model_dump())
+        return
+    click.echo(f"Network {info.name} created: {_summary(info)}.")
+
+
+def _summary(info) -> str:
+    parts = [f"mode {info.mode}" + (f" via {info.dev}" if info.dev else "")]
+    if info.bridge:
+        parts.append(f"bridge {info.bridge}")
+    if info.subnet:
+        parts.append(f"subnet {info.subnet}, gateway {info.gateway}")
+    parts.append(f"DHCP {info.dhcp_range}" if info.dhcp_range else "no DHCP")
+    parts.append("running" if info.active else "not running")
+    parts.append("autostart" if info.autostart else "no autostart")
+    return ", ".join(parts)
+
+
+@net.command("list")
+@click.option("--all", "-a", "include_inactive", is_flag=True, help="Include inactive networks.")
+@json_option
+@pass_context
+def list_(ctx, include_inactive, as_json) -> None:
+    """Networks with state, autostart, persistence, bridge, mode, subnet, DHCP range, leases in use."""
+    infos = _networks(ctx).list(include_inactive=include_inactive)
+    if as_json:
+        emit_json([i.model_dump() for i in infos])
+        return
+    emit_table([{**i.model_dump(), "state": "active" if i.active else "inactive"} for i in infos], LIST_COLUMNS)
+
+
+@net.command("info")
+@click.argument("name")
+@json_option
+@pass_context
+def info(ctx, name, as_json) -> None:
+    """Everything about one network."""
+    i = _networks(ctx).info(name)
+    if as_json:
+        emit_json(i.model_dump())
+        return
+    emit_fields([("Name", i.name), ("UUID", i.uuid), ("Active", i.active), ("Persistent", i.persistent),
+                 ("Autostart", i.autostart), ("Mode", i.mode), ("Forward device", i.dev or ("any" if i.mode in ("nat", "route") else None)),
+                 ("Bridge", i.bridge), ("Subnet", i.subnet), ("Gateway", i.gateway), ("DHCP range", i.dhcp_range),
+                 ("Static hosts", ", ".join(f"{h.mac}={h.ip}" for h in i.hosts) or None), ("IPv6", i.ipv6),
+                 ("DNS domain", i.domain), ("MTU", i.mtu), ("Leases in use", i.leases)])
+
+
+@net.command("start")
+@click.argument("name")
+@pass_context
+def start(ctx, name) -> None:
+    """Start a defined network."""
+    _networks(ctx).start(name)
+    click.echo(f"Network {name} started.")
+
+
+@net.command("stop")
+@click.argument("name")
+@pass_context
+def stop(ctx, name) -> None:
+    """Stop a network (virsh net-destroy); its definition stays."""
+    _networks(ctx).stop(name)
+    click.echo(f"Network {name} stopped.")
+
+
+@net.command("autostart")
+@click.argument("name")
+@click.option("--disable", is_flag=True, help="Do not start it with the host.")
+@pass_context
+def autostart(ctx, name, disable) -> None:
+    """Start the network with the host (or not, with --disable)."""
+    _networks(ctx).set_autostart(name, not disable)
+    click.echo(f"Network {name} {'will not' if disable else 'will'} start with the host.")
+
+
+@net.command("delete")
+@click.argument("name")
+@click.option("--force", is_flag=True, help="Delete even while guests have NICs on it (they are named).")
+@pass_context
+def delete(ctx, name, force) -> None:
+    """Stop and undefine a network."""
+    users = _networks(ctx).delete(name, force=force)
+    click.echo(f"Network {name} deleted." + (f" Guests left with a NIC on it: {', '.join(users)}." if users else ""))
+
+
+@net.command("undefine")
+@click.argument("name")
+@click.option("--force", is_flag=True, help="Undefine even while guests have NICs on it (they are named).")
+@pass_context
+def undefine(ctx, name, force) -> None:
+    """Remove the persistent definition; a running network keeps running as transient (virsh net-undefine)."""
+    users = _networks(ctx).delete(name, force=force, keep_running=True)
+    click.echo(f"Network {name} undefined." + (f" Guests with a NIC on it: {', '.join(users)}." if users else ""))
+
+
+@net.command("leases")
+@click.argument("name")
+@json_option
+@pass_context
+def leases(ctx, name, as_json) -> None:
+    """DHCP leases handed out on a running network."""
+    rows = _networks(ctx).leases(name)
+    if as_json:
+        emit_json([r.model_dump() for r in rows])
+        return
+    emit_table([{**r.model_dump(), "ip": f"{r.ip}/{r.prefix}"} for r in rows],
+               [("mac", "MAC"), ("ip", "Address"), ("hostname", "Hostname"), ("type", "Type"), ("expiry_time", "Expires")])
+
+
+@net.command("dumpxml")
+@click.argument("name")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write to FILE (the backup).")
+@click.option("--inactive", is_flag=True, help="The persistent definition rather than the live one.")
+@pass_context
+def dumpxml(ctx, name, output, inactive) -> None:
+    """The network's XML exactly as libvirt gives it."""
+    text = _networks(ctx).dumpxml(name, inactive=inactive)
+    if output:
+        Path(output).write_text(text)
+        click.echo(f"Wrote the XML of {name} to {output}.", err=True)
+    else:
+        click.echo(text, nl=not text.endswith("\n"))
+
+
+@net.command("define")
+@click.argument("file", type=click.File("r"))
+@click.option("--replace", is_flag=True, help="Replace a network with the same name or UUID.")
+@click.option("--start", "start_", is_flag=True, help="Start it after defining.")
+@pass_context
+def define(ctx, file, replace, start_) -> None:
+    """Define a network from an XML file (restore a `net dumpxml` backup)."""
+    i = _networks(ctx).define(file.read(), replace=replace, start=start_)
+    click.echo(f"Network {i.name} defined: {_summary(i)}.")
+
+
+@net.command("update")
+@click.argument("name")
+@click.argument("command", type=click.Choice(["add", "delete", "modify"]))
+@click.argument("section", type=click.Choice(["ip-dhcp-host", "ip-dhcp-range"]))
+@click.argument("xml")
+@pass_context
+def update(ctx, name, command, section, xml) -> None:
+    """virsh net-update for DHCP hosts and ranges (live and persistent). XML is a fragment or a file."""
+    text = Path(xml).read_text() if not xml.lstrip().startswith("<") and Path(xml).is_file() else xml
+    click.echo(f"Network {name}: {_networks(ctx).update(name, command, section, text)}.")
+
+
+@net.group("host")
+def host_group() -> None:
+    """Static DHCP leases (fixed addresses for MACs)."""
+
+
+@host_group.command("add")
+@click.argument("name")
+@click.option("--mac", required=True, help="The guest NIC's MAC address.")
+@click.option("--ip", required=True, help="The fixed IPv4 address, inside the subnet.")
+@click.option("--hostname", help="Host name handed out with the lease.")
+@pass_context
+def host_add(ctx, name, mac, ip, hostname) -> None:
+    """Give a MAC a fixed address (applied live and persistently)."""
+    entry = _networks(ctx).host_add(name, mac, ip, hostname)
+    click.echo(f"Network {name}: {entry.mac} gets {entry.ip}" + (f" ({entry.name})." if entry.name else "."))
+
+
+@host_group.command("remove")
+@click.argument("name")
+@click.option("--mac", required=True, help="The MAC whose entry to remove.")
+@pass_context
+def host_remove(ctx, name, mac) -> None:
+    """Remove a static DHCP lease."""
+    entry = _networks(ctx).host_remove(name, mac)
+    click.echo(f"Network {name}: removed the entry {entry.mac} -> {entry.ip}.")
+
+
+@net.command("default")
+@pass_context
+def default(ctx) -> None:
+    """Re-create libvirt's stock `default` network when it is missing or changed, and say what changed."""
+    changes = _networks(ctx).restore_default()
+    if not changes:
+        click.echo("Network default is as libvirt ships it (NAT, virbr0, 192.168.122.1/24, DHCP .2-.254), running "
+                   "and autostart; nothing changed.")
+    for change in changes:
+        click.echo(f"default: {change}.")
+
+
+@net.command("edit")
+@click.argument("name")
+@click.option("--subnet", metavar="CIDR")
+@click.option("--gateway", metavar="IP")
+@click.option("--dhcp", metavar="START-END")
+@click.option("--no-dhcp", is_flag=True)
+@click.option("--mode", type=click.Choice(MODES[:-1]))
+@click.option("--dev", metavar="IFACE", help="Forward device; '' for any.")
+@click.option("--domain", metavar="DNSDOMAIN")
+@click.option("--mtu", type=int)
+@click.option("--yes", "-y", is_flag=True, help="Run a plan that restarts the network.")
+@json_option
+@pass_context
+def edit(ctx, name, subnet, gateway, dhcp, no_dhcp, mode, dev, domain, mtu, yes, as_json) -> None:
+    """Change a network: in place when libvirt can; otherwise an announced redefine-restart-reattach plan."""
+    dhcp_value = _dhcp_value(dhcp, no_dhcp)
+    plan, done = _networks(ctx).edit(name, yes=yes, subnet=subnet, gateway=gateway, dhcp=dhcp_value, mode=mode,
+                                     dev=dev, domain=domain, mtu=mtu)
+    if as_json:
+        emit_json({"plan": plan.model_dump(exclude={"new_xml"}), "done": done})
+        return
+    if not plan.steps:
+        click.echo(f"Network {name} already looks like that; nothing changed.")
+        return
+    click.echo(("Done:" if done else "Plan (nothing changed yet; run again with --yes to proceed):"))
+    for number, step in enumerate(plan.steps, 1):
+        click.echo(f"  {number}. {step}")

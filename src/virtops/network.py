@@ -1,0 +1,1148 @@
+"""Virtual networks: typed models that round-trip to libvirt network XML, and the operations on them.
+
+Every operation validates against the live host before it changes anything, and a multi-step
+operation (create, define --replace, edit, default) undoes its own partial work when a step fails.
+
+The host's own addresses and routes (a new subnet must not overlap them) are read from the network
+namespace of the libvirt daemon; see `HostFacts` and docs/networks.md for why and how.
+"""
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import re
+import shutil
+import socket
+import struct
+import subprocess
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Callable, Iterator, Literal
+from urllib.parse import parse_qs, urlparse
+
+import libvirt
+from lxml import etree
+from pydantic import BaseModel
+
+from . import xml as X
+from .errors import InvalidInput, NotFound, VirtopsError, libvirt_errors
+
+Mode = Literal["nat", "route", "open", "isolated", "bridge"]
+MODES: tuple[str, ...] = ("nat", "route", "open", "isolated", "bridge")
+MODES_WITH_DEV = ("nat", "route")  # libvirt forwards through a named device only in these modes
+
+# What libvirt keeps unchanged as a name: no '/', no spaces, nothing a shell or a file name mangles.
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}$")
+IFNAME_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")  # Linux IFNAMSIZ - 1
+MAC_PATTERN = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
+HOSTNAME_PATTERN = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
+DOMAIN_PATTERN = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
+
+STOCK_DEFAULT = dict(name="default", mode="nat", bridge="virbr0", subnet="192.168.122.0/24",
+                     gateway="192.168.122.1", dhcp_start="192.168.122.2", dhcp_end="192.168.122.254")
+DETACH_TIMEOUT_S = 30.0
+
+
+# ---------------------------------------------------------------------------------------------
+# Models
+# ---------------------------------------------------------------------------------------------
+class DhcpHost(BaseModel):
+    """A static DHCP lease: <host mac=... ip=... name=...> inside <dhcp>."""
+
+    mac: str
+    ip: str
+    name: str | None = None
+
+    def to_element(self) -> etree._Element:
+        return X.element("host", mac=self.mac, name=self.name, ip=self.ip)
+
+    @classmethod
+    def from_element(cls, node: etree._Element) -> "DhcpHost":
+        return cls(mac=(node.get("mac") or "").lower(), ip=node.get("ip") or "", name=node.get("name"))
+
+
+class Lease(BaseModel):
+    """A lease dnsmasq handed out, as libvirt reports it (virsh net-dhcp-leases)."""
+
+    mac: str
+    ip: str
+    prefix: int
+    hostname: str | None = None
+    expiry_time: int
+    type: str
+    client_id: str | None = None
+    iface: str | None = None
+
+
+class NetworkSpec(BaseModel):
+    """The parts of a libvirt network virtops models. Other parts of an existing network's XML
+    (DNS entries, port groups, bandwidth, its MAC) are carried over untouched by `merge_into`."""
+
+    name: str
+    mode: Mode = "nat"
+    uuid: str | None = None
+    bridge: str | None = None
+    dev: str | None = None
+    subnet: str | None = None        # IPv4 network, e.g. 192.168.200.0/24
+    gateway: str | None = None       # the host's address on it
+    dhcp_start: str | None = None
+    dhcp_end: str | None = None
+    hosts: list[DhcpHost] = []
+    ipv6: str | None = None          # IPv6 network, e.g. fd00:200::/64
+    ipv6_gateway: str | None = None
+    domain: str | None = None
+    mtu: int | None = None
+
+    @property
+    def has_dhcp(self) -> bool:
+        return self.dhcp_start is not None
+
+    def to_element(self) -> etree._Element:
+        net = X.element("network")
+        X.sub(net, "name", self.name)
+        if self.uuid:
+            X.sub(net, "uuid", self.uuid)
+        if self.mode != "isolated":
+            X.sub(net, "forward", mode=self.mode, dev=self.dev)
+        if self.bridge:
+            X.sub(net, "bridge", name=self.bridge) if self.mode == "bridge" else \
+                X.sub(net, "bridge", name=self.bridge, stp="on", delay="0")
+        if self.mtu:
+            X.sub(net, "mtu", size=self.mtu)
+        if self.domain:
+            X.sub(net, "domain", name=self.domain, localOnly="yes")
+        if self.subnet:
+            net.append(self._ipv4_element())
+        if self.ipv6:
+            prefix = ipaddress.ip_network(self.ipv6).prefixlen
+            X.sub(net, "ip", family="ipv6", address=self.ipv6_gateway, prefix=prefix)
+        X.validate(net, "network")
+        return net
+
+    def _ipv4_element(self) -> etree._Element:
+        subnet = ipaddress.ip_network(self.subnet)
+        ip = X.element("ip", address=self.gateway, netmask=str(subnet.netmask))
+        if self.has_dhcp or self.hosts:
+            dhcp = X.sub(ip, "dhcp")
+            if self.has_dhcp:
+                X.sub(dhcp, "range", start=self.dhcp_start, end=self.dhcp_end)
+            for host in self.hosts:
+                dhcp.append(host.to_element())
+        return ip
+
+    def to_xml(self) -> str:
+        return X.to_string(self.to_element())
+
+    @classmethod
+    def from_element(cls, net: etree._Element) -> "NetworkSpec":
+        forward = net.find("forward")
+        mode = "isolated" if forward is None else (forward.get("mode") or "nat")
+        spec = dict(name=net.findtext("name"), uuid=net.findtext("uuid"),
+                    mode=mode if mode in MODES else "open",
+                    dev=forward.get("dev") if forward is not None else None,
+                    bridge=net.find("bridge").get("name") if net.find("bridge") is not None else None,
+                    domain=net.find("domain").get("name") if net.find("domain") is not None else None,
+                    mtu=int(net.find("mtu").get("size")) if net.find("mtu") is not None else None)
+        for ip in net.findall("ip"):
+            iface = ip_interface_of(ip)
+            if iface is None:
+                continue
+            if iface.version == 4 and "subnet" not in spec:
+                spec.update(subnet=str(iface.network), gateway=str(iface.ip), **_dhcp_of(ip))
+            elif iface.version == 6 and "ipv6" not in spec:
+                spec.update(ipv6=str(iface.network), ipv6_gateway=str(iface.ip))
+        return cls(**spec)
+
+    @classmethod
+    def from_xml(cls, text: str) -> "NetworkSpec":
+        return cls.from_element(X.parse(text))
+
+
+def _dhcp_of(ip: etree._Element) -> dict:
+    rng = ip.find("dhcp/range")
+    return dict(dhcp_start=rng.get("start") if rng is not None else None,
+                dhcp_end=rng.get("end") if rng is not None else None,
+                hosts=[DhcpHost.from_element(h) for h in ip.findall("dhcp/host") if h.get("ip")])
+
+
+def ip_interface_of(ip: etree._Element) -> ipaddress.IPv4Interface | ipaddress.IPv6Interface | None:
+    """The address/prefix of an <ip> element, which libvirt writes with prefix= or netmask=."""
+    address = ip.get("address")
+    if not address:
+        return None
+    try:
+        if ip.get("prefix"):
+            return ipaddress.ip_interface(f"{address}/{ip.get('prefix')}")
+        if ip.get("netmask"):
+            return ipaddress.ip_interface(f"{address}/{ip.get('netmask')}")
+        addr = ipaddress.ip_address(address)
+        # libvirt's default when neither is given: the classful mask for IPv4, /64 for IPv6.
+        prefix = 64 if addr.version == 6 else (8 if addr < ipaddress.ip_address("128.0.0.0") else
+                                              16 if addr < ipaddress.ip_address("192.0.0.0") else 24)
+        return ipaddress.ip_interface(f"{address}/{prefix}")
+    except ValueError:
+        return None
+
+
+def merge_into(old: etree._Element, spec: NetworkSpec) -> etree._Element:
+    """The spec's XML plus whatever the old definition had that the spec does not model (its MAC,
+    DNS entries, port groups, ...), so an edit changes only what was asked for."""
+    new = spec.to_element()
+    modelled = {"name", "uuid", "forward", "bridge", "mtu", "domain"}
+    for child in old:
+        if not isinstance(child.tag, str) or child.tag in modelled:
+            continue
+        if child.tag == "ip" and _is_modelled_ip(child, spec):
+            continue
+        new.append(_copy(child))
+    X.validate(new, "network")
+    return new
+
+
+def _is_modelled_ip(ip: etree._Element, spec: NetworkSpec) -> bool:
+    iface = ip_interface_of(ip)
+    return iface is not None and (iface.version == 4 or spec.ipv6 is not None)
+
+
+def _copy(node: etree._Element) -> etree._Element:
+    return X.parse(etree.tostring(node).decode())
+
+
+class NetworkInfo(BaseModel):
+    name: str
+    uuid: str
+    active: bool
+    autostart: bool
+    persistent: bool
+    mode: str
+    bridge: str | None = None
+    dev: str | None = None
+    subnet: str | None = None
+    gateway: str | None = None
+    dhcp_start: str | None = None
+    dhcp_end: str | None = None
+    dhcp_range: str | None = None
+    ipv6: str | None = None
+    domain: str | None = None
+    mtu: int | None = None
+    hosts: list[DhcpHost] = []
+    leases: int = 0
+
+
+class EditPlan(BaseModel):
+    """What `edit` (and `default`) will do, printed before anything runs."""
+
+    network: str
+    live: bool                       # True: net-update only, no restart
+    steps: list[str]
+    guests: list[tuple[str, str, str]] = []   # (domain, mac, model) of NICs re-attached
+    new_xml: str = ""
+    changed: list[str] = []
+
+
+# ---------------------------------------------------------------------------------------------
+# Address rules (pure: no host needed)
+# ---------------------------------------------------------------------------------------------
+def parse_ipv4_subnet(text: str, field_name: str = "subnet") -> ipaddress.IPv4Network:
+    try:
+        net = ipaddress.ip_network(text.strip(), strict=False)
+    except ValueError:
+        raise InvalidInput(field_name, f"{text!r} is not an IPv4 network; give a CIDR such as 192.168.200.0/24.") from None
+    if net.version != 4:
+        raise InvalidInput(field_name, f"{text!r} is IPv6; give an IPv4 CIDR here and the IPv6 one with --ipv6.")
+    if str(net.network_address) != text.strip().split("/")[0]:
+        raise InvalidInput(field_name, f"{text!r} has host bits set; give the network address, {net}.")
+    if "/" not in text:
+        raise InvalidInput(field_name, f"{text!r} has no prefix length; give a CIDR such as {text}/24.")
+    if net.prefixlen > 30:
+        raise InvalidInput(field_name, f"{text!r} is too small for a gateway and guests; use a prefix of /30 or shorter, e.g. /24.")
+    return net
+
+
+def parse_ipv6_subnet(text: str) -> ipaddress.IPv6Network:
+    try:
+        net = ipaddress.ip_network(text.strip(), strict=True)
+    except ValueError:
+        raise InvalidInput("ipv6", f"{text!r} is not an IPv6 network; give a CIDR with its host bits zero, such as fd00:200::/64.") from None
+    if net.version != 6 or "/" not in text:
+        raise InvalidInput("ipv6", f"{text!r} is not an IPv6 CIDR; give one such as fd00:200::/64.")
+    if net.prefixlen > 126:
+        raise InvalidInput("ipv6", f"{text!r} is too small; use a prefix of /126 or shorter, usually /64.")
+    return net
+
+
+def parse_address(text: str, field_name: str) -> ipaddress.IPv4Address:
+    try:
+        addr = ipaddress.ip_address(text.strip())
+    except ValueError:
+        raise InvalidInput(field_name, f"{text!r} is not an IPv4 address; give one such as 192.168.200.1.") from None
+    if addr.version != 4:
+        raise InvalidInput(field_name, f"{text!r} is IPv6; give an IPv4 address.")
+    return addr
+
+
+def usable_hosts(subnet: ipaddress.IPv4Network) -> str:
+    return f"{subnet.network_address + 1}-{subnet.broadcast_address - 1}"
+
+
+def require_host_address(addr: ipaddress.IPv4Address, subnet: ipaddress.IPv4Network, field_name: str) -> None:
+    """An address guests or the gateway can use: inside the subnet, neither network nor broadcast."""
+    if addr not in subnet:
+        raise InvalidInput(field_name, f"{addr} is outside the subnet {subnet}; give an address in {usable_hosts(subnet)}.")
+    if addr in (subnet.network_address, subnet.broadcast_address):
+        what = "network" if addr == subnet.network_address else "broadcast"
+        raise InvalidInput(field_name, f"{addr} is the {what} address of {subnet}; give an address in {usable_hosts(subnet)}.")
+
+
+def default_gateway(subnet: ipaddress.IPv4Network) -> ipaddress.IPv4Address:
+    return subnet.network_address + 1
+
+
+def default_dhcp(subnet: ipaddress.IPv4Network) -> tuple[ipaddress.IPv4Address, ipaddress.IPv4Address]:
+    """virt-manager's default: from the middle of the subnet to the last address before broadcast."""
+    return subnet.network_address + subnet.num_addresses // 2, subnet.broadcast_address - 1
+
+
+def parse_dhcp_range(text: str, subnet: ipaddress.IPv4Network, gateway: ipaddress.IPv4Address):
+    parts = text.split("-")
+    if len(parts) != 2:
+        raise InvalidInput("dhcp", f"{text!r} is not a range; give START-END such as {_example_range(subnet, gateway)}.")
+    start, end = (parse_address(p, "dhcp") for p in parts)
+    for addr in (start, end):
+        require_host_address(addr, subnet, "dhcp")
+    if start > end:
+        raise InvalidInput("dhcp", f"the range {start}-{end} starts after it ends; give START-END with START <= END.")
+    if start <= gateway <= end:
+        raise InvalidInput("dhcp", f"the range {start}-{end} contains the gateway {gateway}; "
+                                   f"give a range without it, such as {_example_range(subnet, gateway)}.")
+    return start, end
+
+
+def _example_range(subnet: ipaddress.IPv4Network, gateway: ipaddress.IPv4Address) -> str:
+    start, end = default_dhcp(subnet)
+    if start <= gateway <= end:
+        start = gateway + 1
+    return f"{start}-{end}"
+
+
+def check_name(name: str) -> None:
+    if not NAME_PATTERN.match(name or ""):
+        raise InvalidInput("name", f"{name!r} is not accepted; use up to 64 letters, digits, '.', '_', '+' or '-', "
+                                   "starting with a letter or digit.")
+
+
+def check_ifname(name: str, field_name: str) -> None:
+    if not IFNAME_PATTERN.match(name or ""):
+        raise InvalidInput(field_name, f"{name!r} is not an interface name; use 1-15 letters, digits, '.', '_' or '-'.")
+
+
+def normalize_mac(text: str) -> str:
+    mac = text.strip().lower().replace("-", ":")
+    if not MAC_PATTERN.match(mac):
+        raise InvalidInput("mac", f"{text!r} is not a MAC address; give six hex pairs such as 52:54:00:12:34:56.")
+    if int(mac[:2], 16) & 1:
+        raise InvalidInput("mac", f"{text!r} is a multicast address; give a unicast one such as 52:54:00:12:34:56.")
+    return mac
+
+
+def build_spec(name: str, subnet: str | None = None, gateway: str | None = None, dhcp: str | bool | None = None,
+               mode: str = "nat", dev: str | None = None, bridge: str | None = None, domain: str | None = None,
+               ipv6: str | None = None, mtu: int | None = None, uuid: str | None = None,
+               hosts: list[DhcpHost] | None = None) -> NetworkSpec:
+    """A complete spec from what the user gave, with virt-manager's defaults filled in and every
+    rule that needs no host checked. dhcp: None = default range, False = no DHCP, 'START-END'.
+    The bridge stays None when not given: the host picks the next free virbrN."""
+    check_name(name)
+    if mode not in MODES:
+        raise InvalidInput("mode", f"{mode!r} is not a mode; use one of {', '.join(MODES)}.")
+    if dev is not None:
+        check_ifname(dev, "dev")
+        if mode not in MODES_WITH_DEV:
+            raise InvalidInput("dev", f"mode {mode} does not forward through a device; use --dev only with nat or route.")
+    if bridge is not None:
+        check_ifname(bridge, "bridge")
+    if mtu is not None and not 68 <= mtu <= 65535:
+        raise InvalidInput("mtu", f"{mtu} is out of range; give an MTU between 68 and 65535, usually 1500.")
+    if domain is not None and not DOMAIN_PATTERN.match(domain):
+        raise InvalidInput("domain", f"{domain!r} is not a DNS domain; give one such as lab.example.")
+    if mode == "bridge":
+        return _bridge_mode_spec(name, subnet, gateway, dhcp, bridge, domain, ipv6, mtu, uuid, hosts)
+    if subnet is None:
+        raise InvalidInput("subnet", f"a {mode} network needs an IPv4 subnet; give one such as --subnet 192.168.200.0/24.")
+    net = parse_ipv4_subnet(subnet)
+    gw = parse_address(gateway, "gateway") if gateway else default_gateway(net)
+    require_host_address(gw, net, "gateway")
+    start = end = None
+    if dhcp is None:
+        start, end = default_dhcp(net)
+        if start <= gw <= end:  # a gateway given in the upper half: start the range after it
+            start = gw + 1
+        if start > end:
+            raise InvalidInput("dhcp", f"no room for a default DHCP range above the gateway {gw}; give --dhcp START-END or --no-dhcp.")
+    elif dhcp is not False:
+        start, end = parse_dhcp_range(str(dhcp), net, gw)
+    v6 = parse_ipv6_subnet(ipv6) if ipv6 else None
+    checked_hosts = [check_dhcp_host(h, net, gw, hosts or []) for h in (hosts or [])]
+    return NetworkSpec(name=name, mode=mode, uuid=uuid, bridge=bridge, dev=dev, subnet=str(net), gateway=str(gw),
+                       dhcp_start=str(start) if start else None, dhcp_end=str(end) if end else None,
+                       hosts=checked_hosts, ipv6=str(v6) if v6 else None,
+                       ipv6_gateway=str(v6.network_address + 1) if v6 else None, domain=domain, mtu=mtu)
+
+
+def _bridge_mode_spec(name, subnet, gateway, dhcp, bridge, domain, ipv6, mtu, uuid, hosts) -> NetworkSpec:
+    """A network that only names an existing host bridge: libvirt gives it no address, DHCP or DNS."""
+    given = [flag for flag, value in (("--subnet", subnet), ("--gateway", gateway), ("--ipv6", ipv6),
+                                      ("--domain", domain), ("--mtu", mtu), ("host entries", hosts))
+             if value]
+    if dhcp not in (None, False):
+        given.append("--dhcp")
+    if given:
+        raise InvalidInput("mode", f"a bridge-mode network uses the host bridge's own addressing; drop {', '.join(given)} "
+                                   "or choose nat, route, open or isolated.")
+    if not bridge:
+        raise InvalidInput("bridge", "mode bridge needs an existing host bridge; give it with --bridge, e.g. --bridge br0.")
+    return NetworkSpec(name=name, mode="bridge", uuid=uuid, bridge=bridge)
+
+
+def check_dhcp_host(host: DhcpHost, subnet: ipaddress.IPv4Network, gateway: ipaddress.IPv4Address,
+                    others: list[DhcpHost]) -> DhcpHost:
+    mac = normalize_mac(host.mac)
+    ip = parse_address(host.ip, "ip")
+    require_host_address(ip, subnet, "ip")
+    if ip == gateway:
+        raise InvalidInput("ip", f"{ip} is the gateway of the network; give another address in {usable_hosts(subnet)}.")
+    if host.name is not None and not HOSTNAME_PATTERN.match(host.name):
+        raise InvalidInput("hostname", f"{host.name!r} is not a host name; use letters, digits and '-', up to 63.")
+    for other in others:
+        if other is host:
+            continue
+        if normalize_mac(other.mac) == mac:
+            raise InvalidInput("mac", f"{mac} already has a host entry ({other.ip}); remove it first with `net host remove`.")
+        if ipaddress.ip_address(other.ip) == ip:
+            raise InvalidInput("ip", f"{ip} is already given to {other.mac}; choose another address in {usable_hosts(subnet)}.")
+    return DhcpHost(mac=mac, ip=str(ip), name=host.name)
+
+
+# ---------------------------------------------------------------------------------------------
+# The host's own addresses, routes and links
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class HostFacts:
+    """Links, addresses and routes of the machine the libvirt daemon runs on (its network namespace).
+
+    libvirt has no API for a host's addresses and routes: virConnectListAllInterfaces needs the
+    netcf backend (gone from Debian 12) and its udev backend lists links only, from the sysfs of the
+    daemon's mount, without addresses. So for a daemon on this machine (a unix-socket URI) we ask
+    the kernel: find the daemon's pid from its socket (SO_PEERCRED), then run `ip -j` in that
+    pid's network namespace. For a remote daemon there is nothing to read; `source` says so."""
+
+    links: dict[str, str] = field(default_factory=dict)           # name -> kind ('bridge', 'veth', '' ...)
+    addresses: list[tuple[str, ipaddress._BaseNetwork, str]] = field(default_factory=list)  # (dev, network, address)
+    routes: list[tuple[str, ipaddress._BaseNetwork]] = field(default_factory=list)          # (dev, destination)
+    source: str = ""
+    readable: bool = True
+
+
+def read_host_facts(conn: libvirt.virConnect) -> HostFacts:
+    argv_prefix, source = _daemon_netns_prefix(conn)
+    if argv_prefix is None:
+        return HostFacts(source=source, readable=False)
+    facts = HostFacts(source=source)
+    for link in _ip_json(argv_prefix, "-d", "link", "show"):
+        facts.links[link["ifname"]] = (link.get("linkinfo") or {}).get("info_kind", "")
+    for link in _ip_json(argv_prefix, "addr", "show"):
+        for addr in link.get("addr_info", []):
+            if addr.get("scope") == "link" or "local" not in addr:
+                continue
+            iface = ipaddress.ip_interface(f"{addr['local']}/{addr['prefixlen']}")
+            facts.addresses.append((link["ifname"], iface.network, str(iface.ip)))
+    for family in ("-4", "-6"):
+        for route in _ip_json(argv_prefix, family, "route", "show"):
+            dst = route.get("dst", "")
+            if dst in ("default", "") or route.get("type") in ("multicast", "unreachable"):
+                continue
+            net = ipaddress.ip_network(dst if "/" in dst else f"{dst}/{32 if family == '-4' else 128}", strict=False)
+            if not net.is_link_local and not net.is_multicast:
+                facts.routes.append((route.get("dev", ""), net))
+    return facts
+
+
+def _ip_json(prefix: list[str], *args: str) -> list[dict]:
+    result = subprocess.run([*prefix, "ip", "-j", *args], capture_output=True, text=True, timeout=15)
+    if result.returncode != 0:
+        raise VirtopsError(f"reading the host's network configuration failed: {result.stderr.strip() or 'ip exited ' + str(result.returncode)}.")
+    return json.loads(result.stdout or "[]")
+
+
+def _daemon_netns_prefix(conn: libvirt.virConnect) -> tuple[list[str] | None, str]:
+    """The argv prefix that runs a tool in the daemon's network namespace, and a description."""
+    uri = conn.getURI()
+    parsed = urlparse(uri)
+    driver, _, transport = parsed.scheme.partition("+")
+    if driver == "test":
+        return None, "test driver: it has no host network"
+    if (transport and transport != "unix") or (not transport and parsed.hostname):
+        return None, f"remote daemon ({uri}): its addresses and routes cannot be read from here"
+    path = _socket_path(parsed)
+    pid = _peer_pid(path) if path else None
+    if pid is None:
+        return None, f"no daemon socket found for {uri}"
+    ours, theirs = _netns_inode("self"), _netns_inode(str(pid))
+    if theirs is None:
+        return None, f"the network namespace of the daemon (pid {pid}) is not readable (not root?)"
+    if ours == theirs:
+        return [], f"this machine's network namespace (daemon pid {pid})"
+    if not shutil.which("nsenter"):
+        return None, "nsenter is missing, so the daemon's network namespace cannot be read"
+    return ["nsenter", f"--net=/proc/{pid}/ns/net", "--"], f"the daemon's network namespace (pid {pid})"
+
+
+def _socket_path(parsed) -> str | None:
+    query = parse_qs(parsed.query)
+    if "socket" in query:
+        return query["socket"][0]
+    base = "/run/libvirt" if parsed.path.rstrip("/") == "/system" else None
+    if base is None:
+        return None
+    for name in ("virtqemud-sock", "virtnetworkd-sock", "libvirt-sock"):
+        if os.path.exists(f"{base}/{name}"):
+            return f"{base}/{name}"
+    return None
+
+
+def _peer_pid(path: str) -> int | None:
+    """The pid of the process listening on a unix socket (with socket activation: systemd's,
+    which shares the daemon's network namespace)."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.settimeout(5)
+        sock.connect(path)
+        pid, _uid, _gid = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i")))
+        return pid or None
+    except OSError:
+        return None
+    finally:
+        sock.close()
+
+
+def _netns_inode(pid: str) -> int | None:
+    try:
+        return os.stat(f"/proc/{pid}/ns/net").st_ino
+    except OSError:
+        return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Operations
+# ---------------------------------------------------------------------------------------------
+def _flags_for(net: libvirt.virNetwork) -> int:
+    """net-update applies to the persistent config, and to the running network when it runs."""
+    flags = 0
+    if net.isPersistent():
+        flags |= libvirt.VIR_NETWORK_UPDATE_AFFECT_CONFIG
+    if net.isActive():
+        flags |= libvirt.VIR_NETWORK_UPDATE_AFFECT_LIVE
+    return flags
+
+
+class Networks:
+    """The virtual networks of one host."""
+
+    def __init__(self, host):
+        self.host = host
+        self.conn: libvirt.virConnect = host.conn
+
+    # -- reading ---------------------------------------------------------------------------
+    def _lookup(self, name: str) -> libvirt.virNetwork:
+        try:
+            return self.conn.networkLookupByName(name)
+        except libvirt.libvirtError as err:
+            if err.get_error_code() == libvirt.VIR_ERR_NO_NETWORK:
+                raise NotFound(f"network: there is no network named {name!r} on this host; "
+                               "`virtops net list --all` shows them.") from None
+            raise
+
+    def _config(self, net: libvirt.virNetwork) -> etree._Element:
+        """The persistent definition when there is one, else the live one."""
+        flags = libvirt.VIR_NETWORK_XML_INACTIVE if net.isPersistent() else 0
+        return X.parse(net.XMLDesc(flags))
+
+    def exists(self, name: str) -> bool:
+        try:
+            self.conn.networkLookupByName(name)
+            return True
+        except libvirt.libvirtError:
+            return False
+
+    def list(self, include_inactive: bool = True) -> list[NetworkInfo]:
+        with libvirt_errors("listing networks"):
+            nets = self.conn.listAllNetworks(0 if include_inactive else libvirt.VIR_CONNECT_LIST_NETWORKS_ACTIVE)
+            return sorted((self._info(n) for n in nets), key=lambda i: i.name)
+
+    def info(self, name: str) -> NetworkInfo:
+        with libvirt_errors(f"reading network {name}"):
+            return self._info(self._lookup(name))
+
+    def _info(self, net: libvirt.virNetwork) -> NetworkInfo:
+        spec = NetworkSpec.from_element(X.parse(net.XMLDesc(0)))
+        active = bool(net.isActive())
+        leases = len(net.DHCPLeases()) if active and spec.subnet else 0
+        return NetworkInfo(name=net.name(), uuid=net.UUIDString(), active=active, autostart=bool(net.autostart()),
+                           persistent=bool(net.isPersistent()), mode=spec.mode, bridge=spec.bridge, dev=spec.dev,
+                           subnet=spec.subnet, gateway=spec.gateway, dhcp_start=spec.dhcp_start, dhcp_end=spec.dhcp_end,
+                           dhcp_range=f"{spec.dhcp_start}-{spec.dhcp_end}" if spec.has_dhcp else None,
+                           ipv6=spec.ipv6, domain=spec.domain, mtu=spec.mtu, hosts=spec.hosts, leases=leases)
+
+    def spec(self, name: str) -> NetworkSpec:
+        return NetworkSpec.from_element(self._config(self._lookup(name)))
+
+    def leases(self, name: str) -> list[Lease]:
+        net = self._lookup(name)
+        if not net.isActive():
+            raise VirtopsError(f"network: {name} is not running, so it has no leases; start it with `virtops net start {name}`.")
+        with libvirt_errors(f"reading the leases of {name}"):
+            return [Lease(mac=l["mac"], ip=l["ipaddr"], prefix=l["prefix"], hostname=l.get("hostname") or None,
+                          expiry_time=l["expirytime"], type="ipv6" if l["type"] == libvirt.VIR_IP_ADDR_TYPE_IPV6 else "ipv4",
+                          client_id=l.get("clientid") or None, iface=l.get("iface"))
+                    for l in net.DHCPLeases()]
+
+    def dumpxml(self, name: str, inactive: bool = False) -> str:
+        """Exactly what libvirt gives (virsh net-dumpxml)."""
+        net = self._lookup(name)
+        with libvirt_errors(f"reading the XML of {name}"):
+            return net.XMLDesc(libvirt.VIR_NETWORK_XML_INACTIVE if inactive else 0)
+
+    def guests_using(self, name: str) -> list[tuple[str, bool]]:
+        """(domain, running) of every guest, running or defined, with a NIC on the network."""
+        from .domain import domains_with_xml
+
+        users = []
+        for dom_name, running, node in domains_with_xml(self.conn):
+            uses = _nics_on(node, name)
+            if not uses and running:
+                uses = _nics_on(self._live_domain_xml(dom_name), name)  # a NIC hot-plugged live only
+            if uses:
+                users.append((dom_name, running))
+        return users
+
+    def _live_domain_xml(self, dom_name: str) -> etree._Element:
+        try:
+            return X.parse(self.conn.lookupByName(dom_name).XMLDesc(0))
+        except libvirt.libvirtError:
+            return X.element("domain")
+
+    def running_nics(self, name: str) -> list[tuple[str, str, str]]:
+        """(domain, mac, model) of every NIC on the network in a running guest (live XML)."""
+        nics = []
+        for dom in self.conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE):
+            try:
+                node = X.parse(dom.XMLDesc(0))
+            except libvirt.libvirtError:
+                continue
+            for nic in _nics_on(node, name):
+                mac = nic.find("mac").get("address")
+                model = nic.find("model").get("type") if nic.find("model") is not None else "virtio"
+                nics.append((dom.name(), mac, model))
+        return nics
+
+    # -- validation against the host -------------------------------------------------------
+    def check_against_host(self, spec: NetworkSpec, replacing: tuple[str, ...] = (),
+                           facts: HostFacts | None = None) -> NetworkSpec:
+        """Refuse what collides with other networks or the host; fill in the bridge name.
+        `replacing`: networks the new definition replaces (edit, define --replace), not conflicts."""
+        facts = facts if facts is not None else read_host_facts(self.conn)
+        others = [NetworkSpec.from_element(X.parse(n.XMLDesc(0))) for n in self.conn.listAllNetworks()
+                  if n.name() not in replacing]
+        own_bridges = {s.bridge for s in self._specs(replacing)}
+        if spec.mode == "bridge":
+            self._check_host_bridge(spec.bridge, facts)
+            return spec
+        self._check_overlaps(spec, others, facts, own_bridges)
+        if spec.dev is not None and facts.readable and spec.dev not in facts.links:
+            raise InvalidInput("dev", f"the host has no interface {spec.dev!r}; give one of {_names(facts.links)} "
+                                      "or leave --dev out to forward through any physical device.")
+        bridge = spec.bridge or next_free_bridge(others, facts)
+        in_use = {o.bridge: o.name for o in others if o.bridge}
+        if bridge in in_use:
+            raise InvalidInput("bridge", f"{bridge} is already the bridge of network {in_use[bridge]}; "
+                                         f"give another name or leave --bridge out for {next_free_bridge(others, facts)}.")
+        if bridge in facts.links and bridge not in own_bridges:
+            raise InvalidInput("bridge", f"the host already has an interface {bridge}; "
+                                         f"give another name or leave --bridge out for {next_free_bridge(others, facts)}.")
+        return spec.model_copy(update={"bridge": bridge})
+
+    def _specs(self, names: tuple[str, ...]) -> list[NetworkSpec]:
+        return [NetworkSpec.from_element(X.parse(self._lookup(n).XMLDesc(0))) for n in names if self.exists(n)]
+
+    def _check_host_bridge(self, bridge: str, facts: HostFacts) -> None:
+        if not facts.readable:
+            return
+        if bridge not in facts.links:
+            bridges = [n for n, kind in facts.links.items() if kind == "bridge"]
+            raise InvalidInput("bridge", f"the host has no interface {bridge!r}; give an existing host bridge"
+                                         f"{' such as ' + ', '.join(sorted(bridges)) if bridges else ' (create one first)'}.")
+        if facts.links[bridge] != "bridge":
+            raise InvalidInput("bridge", f"{bridge} is a {facts.links[bridge] or 'plain'} interface, not a bridge; "
+                                         "give a host bridge (mode bridge) or use --dev with mode nat or route.")
+
+    def _check_overlaps(self, spec: NetworkSpec, others: list[NetworkSpec], facts: HostFacts,
+                        own_bridges: set[str | None]) -> None:
+        for field_name, text in (("subnet", spec.subnet), ("ipv6", spec.ipv6)):
+            if not text:
+                continue
+            mine = ipaddress.ip_network(text)
+            for other in others:
+                for theirs in (other.subnet, other.ipv6):
+                    if theirs and _overlap(mine, ipaddress.ip_network(theirs)):
+                        raise InvalidInput(field_name, f"{mine} overlaps {theirs} of network {other.name}; "
+                                                       "choose a subnet no other network uses.")
+            for dev, net, address in facts.addresses:
+                if dev not in own_bridges and _overlap(mine, net):
+                    raise InvalidInput(field_name, f"{mine} overlaps the host's address {address}/{net.prefixlen} on {dev}; "
+                                                   "choose a subnet the host does not use.")
+            for dev, net in facts.routes:
+                if dev not in own_bridges and _overlap(mine, net):
+                    raise InvalidInput(field_name, f"{mine} overlaps the host's route to {net} via {dev}; "
+                                                   "choose a subnet the host does not route.")
+
+    # -- create, start, stop, autostart, delete -------------------------------------------
+    def plan_create(self, name: str, **options) -> NetworkSpec:
+        """The spec `create` would define: defaults filled in, every rule checked; nothing changes."""
+        spec = build_spec(name, **options)
+        if self.exists(name):
+            raise InvalidInput("name", f"a network named {name!r} already exists; choose another name or delete it first.")
+        return self.check_against_host(spec)
+
+    def create(self, name: str, start: bool = True, autostart: bool = True, **options) -> NetworkInfo:
+        """Define, start and mark autostart as one operation; on failure the network is removed again."""
+        spec = self.plan_create(name, **options)
+        xml = spec.to_xml()
+        with _undo_on_failure() as undo:
+            with libvirt_errors(f"defining network {name}"):
+                net = self.conn.networkDefineXML(xml)
+            undo.append(net.undefine)
+            if start:
+                with libvirt_errors(f"starting network {name}"):
+                    net.create()
+                undo.append(net.destroy)
+            if autostart:
+                with libvirt_errors(f"marking network {name} autostart"):
+                    net.setAutostart(1)
+        return self.info(name)
+
+    def start(self, name: str) -> NetworkInfo:
+        net = self._lookup(name)
+        if net.isActive():
+            raise VirtopsError(f"network: {name} is already running.")
+        with libvirt_errors(f"starting network {name}"):
+            net.create()
+        return self.info(name)
+
+    def stop(self, name: str) -> NetworkInfo:
+        net = self._lookup(name)
+        if not net.isActive():
+            raise VirtopsError(f"network: {name} is not running.")
+        with libvirt_errors(f"stopping network {name}"):
+            net.destroy()
+        return self.info(name) if self.exists(name) else NetworkInfo(
+            name=name, uuid="", active=False, autostart=False, persistent=False, mode="-")
+
+    def set_autostart(self, name: str, enabled: bool = True) -> NetworkInfo:
+        net = self._lookup(name)
+        if not net.isPersistent():
+            raise VirtopsError(f"network: {name} is transient (not defined), so it cannot start with the host; "
+                               "define it first with `virtops net define`.")
+        with libvirt_errors(f"setting autostart of {name}"):
+            net.setAutostart(1 if enabled else 0)
+        return self.info(name)
+
+    def delete(self, name: str, force: bool = False, keep_running: bool = False) -> list[str]:
+        """Stop and undefine the network. Refused while guests have a NIC on it, unless force;
+        returns the guests that were using it. keep_running: undefine only (virsh net-undefine)."""
+        net = self._lookup(name)
+        users = self.guests_using(name)
+        if users and not force:
+            raise VirtopsError(f"network: {name} is used by {_guest_list(users)}; detach their NICs first "
+                               "or pass --force to delete it anyway.")
+        with libvirt_errors(f"deleting network {name}"):
+            if net.isActive() and not keep_running:
+                net.destroy()
+            if net.isPersistent():
+                net.undefine()
+        return [g for g, _ in users]
+
+    # -- define from a file (restore a backup) ---------------------------------------------
+    def define(self, xml_text: str, replace: bool = False, start: bool = False) -> NetworkInfo:
+        node = _parse_network_file(xml_text)
+        name, uuid = node.findtext("name"), node.findtext("uuid")
+        colliding = self._collisions(name, uuid)
+        if colliding and not replace:
+            raise VirtopsError(f"network: the file's {_describe_collision(colliding, name, uuid)}; "
+                               "pass --replace to replace it, or change the name and UUID in the file.")
+        self.check_against_host(NetworkSpec.from_element(node), replacing=tuple(colliding))
+        saved = [(n, self._lookup(n)) for n in colliding]
+        saved_state = [(n, net.XMLDesc(libvirt.VIR_NETWORK_XML_INACTIVE), bool(net.isActive()), bool(net.autostart()))
+                       for n, net in saved]
+        with _undo_on_failure() as undo:
+            for n, old_xml, was_active, was_auto in saved_state:
+                self.delete(n, force=True)
+                undo.append(lambda x=old_xml, a=was_active, s=was_auto: self._restore(x, a, s))
+            with libvirt_errors(f"defining network {name}"):
+                net = self.conn.networkDefineXML(etree.tostring(node).decode())
+            undo.append(net.undefine)
+            was_active = any(a for _, _, a, _ in saved_state)
+            if start or (was_active and name in colliding):
+                with libvirt_errors(f"starting network {name}"):
+                    net.create()
+                undo.append(net.destroy)
+            if any(s for n, _, _, s in saved_state if n == name):
+                net.setAutostart(1)
+        return self.info(name)
+
+    def _collisions(self, name: str, uuid: str | None) -> list[str]:
+        names = [name] if self.exists(name) else []
+        if uuid:
+            try:
+                other = self.conn.networkLookupByUUIDString(uuid).name()
+                if other not in names:
+                    names.append(other)
+            except libvirt.libvirtError:
+                pass
+        return names
+
+    def _restore(self, xml: str, active: bool, autostart: bool) -> None:
+        net = self.conn.networkDefineXML(xml)
+        if active and not net.isActive():
+            net.create()
+        net.setAutostart(1 if autostart else 0)
+
+    # -- static DHCP hosts (net-update) ----------------------------------------------------
+    def host_add(self, name: str, mac: str, ip: str, hostname: str | None = None) -> DhcpHost:
+        net = self._lookup(name)
+        spec = NetworkSpec.from_element(self._config(net))
+        entry = self._checked_host(net, spec, DhcpHost(mac=mac, ip=ip, name=hostname))
+        self._update(net, libvirt.VIR_NETWORK_UPDATE_COMMAND_ADD_LAST, entry.to_element(), f"adding host {entry.mac}")
+        return entry
+
+    def _checked_host(self, net: libvirt.virNetwork, spec: NetworkSpec, entry: DhcpHost) -> DhcpHost:
+        if not spec.subnet:
+            raise VirtopsError(f"network: {spec.name} has no IPv4 subnet, so it cannot hand out fixed addresses.")
+        subnet = ipaddress.ip_network(spec.subnet)
+        checked = check_dhcp_host(entry, subnet, ipaddress.ip_address(spec.gateway), [*spec.hosts, entry])
+        if net.isActive():
+            for lease in net.DHCPLeases():
+                if lease["ipaddr"] == checked.ip and lease["mac"].lower() != checked.mac:
+                    raise InvalidInput("ip", f"{checked.ip} is leased to {lease['mac']} right now; choose another address "
+                                             f"in {usable_hosts(subnet)}.")
+        return checked
+
+    def host_remove(self, name: str, mac: str) -> DhcpHost:
+        net = self._lookup(name)
+        mac = normalize_mac(mac)
+        spec = NetworkSpec.from_element(self._config(net))
+        entry = next((h for h in spec.hosts if h.mac == mac), None)
+        if entry is None:
+            known = ", ".join(h.mac for h in spec.hosts) or "none"
+            raise InvalidInput("mac", f"network {name} has no host entry for {mac}; its entries: {known}.")
+        self._update(net, libvirt.VIR_NETWORK_UPDATE_COMMAND_DELETE, entry.to_element(), f"removing host {mac}")
+        return entry
+
+    def update(self, name: str, command: str, section: str, xml_text: str) -> str:
+        """virsh net-update for the sections people use: ip-dhcp-host and ip-dhcp-range."""
+        node = _parse_fragment(xml_text)
+        if section == "ip-dhcp-host":
+            entry = DhcpHost.from_element(node)
+            if command == "add":
+                return f"added {self.host_add(name, entry.mac, entry.ip, entry.name).mac}"
+            if command == "delete":
+                return f"removed {self.host_remove(name, entry.mac).mac}"
+            old = self.host_remove(name, entry.mac)
+            try:
+                return f"modified {self.host_add(name, entry.mac, entry.ip, entry.name).mac}"
+            except VirtopsError:
+                self.host_add(name, old.mac, old.ip, old.name)  # put the old entry back
+                raise
+        return self._update_range(name, command, node)
+
+    def _update_range(self, name: str, command: str, node: etree._Element) -> str:
+        net = self._lookup(name)
+        spec = NetworkSpec.from_element(self._config(net))
+        if not spec.subnet:
+            raise VirtopsError(f"network: {name} has no IPv4 subnet, so it has no DHCP range.")
+        start, end = parse_dhcp_range(f"{node.get('start')}-{node.get('end')}", ipaddress.ip_network(spec.subnet),
+                                      ipaddress.ip_address(spec.gateway))
+        rng = X.element("range", start=str(start), end=str(end))
+        commands = {"add": libvirt.VIR_NETWORK_UPDATE_COMMAND_ADD_LAST, "delete": libvirt.VIR_NETWORK_UPDATE_COMMAND_DELETE}
+        if command not in commands:
+            raise InvalidInput("command", f"libvirt cannot modify a DHCP range in place; use delete, then add.")
+        self._update(net, commands[command], rng, f"{command} DHCP range", libvirt.VIR_NETWORK_SECTION_IP_DHCP_RANGE)
+        return f"{command} range {start}-{end}"
+
+    def _update(self, net: libvirt.virNetwork, command: int, node: etree._Element, doing: str,
+                section: int = libvirt.VIR_NETWORK_SECTION_IP_DHCP_HOST) -> None:
+        with libvirt_errors(f"{doing} on network {net.name()}"):
+            net.update(command, section, -1, etree.tostring(node).decode(), _flags_for(net))
+
+    # -- edit: in place when libvirt can, by an announced procedure when it cannot ---------
+    def plan_edit(self, name: str, subnet: str | None = None, gateway: str | None = None,
+                  dhcp: str | bool | None = None, mode: str | None = None, dev: str | None = None,
+                  domain: str | None = None, mtu: int | None = None) -> EditPlan:
+        net = self._lookup(name)
+        old_node = self._config(net)
+        old = NetworkSpec.from_element(old_node)
+        new = self._edited_spec(old, subnet, gateway, dhcp, mode, dev, domain, mtu)
+        new = self.check_against_host(new, replacing=(name,))
+        changed = _changed_fields(old, new)
+        if not changed:
+            return EditPlan(network=name, live=True, steps=[], changed=[])
+        if set(changed) <= {"dhcp range"} and old.has_dhcp and new.has_dhcp:
+            return EditPlan(network=name, live=True, changed=changed, new_xml=X.to_string(merge_into(old_node, new)),
+                            steps=[f"update the DHCP range of {name} from {old.dhcp_start}-{old.dhcp_end} to "
+                                   f"{new.dhcp_start}-{new.dhcp_end} in place (net-update; no restart)"])
+        return self._restart_plan(net, old_node, new, changed)
+
+    def _edited_spec(self, old: NetworkSpec, subnet, gateway, dhcp, mode, dev, domain, mtu) -> NetworkSpec:
+        new_mode = mode or old.mode
+        new_subnet = subnet or old.subnet
+        moved = subnet is not None and subnet != old.subnet
+        if gateway is None and not moved:
+            gateway = old.gateway
+        if dhcp is None and not moved:
+            dhcp = f"{old.dhcp_start}-{old.dhcp_end}" if old.has_dhcp else False
+        elif dhcp is None and not old.has_dhcp:
+            dhcp = False
+        if dev is None and new_mode in MODES_WITH_DEV:
+            dev = old.dev
+        elif dev == "":
+            dev = None
+        if moved and old.hosts:
+            target = parse_ipv4_subnet(subnet)
+            outside = [h for h in old.hosts if ipaddress.ip_address(h.ip) not in target]
+            if outside:
+                raise InvalidInput("subnet", f"host entries {', '.join(h.mac + ' ' + h.ip for h in outside)} are outside "
+                                             f"{target}; remove them first with `virtops net host remove`.")
+        return build_spec(old.name, subnet=new_subnet, gateway=gateway, dhcp=dhcp, mode=new_mode, dev=dev,
+                          bridge=old.bridge, domain=domain if domain is not None else old.domain, ipv6=old.ipv6,
+                          mtu=mtu if mtu is not None else old.mtu, uuid=old.uuid, hosts=old.hosts)
+
+    def _restart_plan(self, net: libvirt.virNetwork, old_node: etree._Element, new: NetworkSpec,
+                      changed: list[str]) -> EditPlan:
+        name = net.name()
+        nics = self.running_nics(name) if net.isActive() else []
+        steps = [f"redefine {name}: {'; '.join(changed)}"]
+        if net.isActive():
+            steps.append(f"restart {name} (stop, start): guests on it lose connectivity for a moment")
+        steps += [f"re-attach NIC {mac} ({model}) of running guest {dom} (detach, attach; same MAC and model) "
+                  "so it renews its lease" for dom, mac, model in nics]
+        return EditPlan(network=name, live=False, steps=steps, guests=nics, changed=changed,
+                        new_xml=X.to_string(merge_into(old_node, new)))
+
+    def edit(self, name: str, yes: bool = False, **changes) -> tuple[EditPlan, bool]:
+        """Returns (plan, done). Without yes, a plan that needs a restart is only returned."""
+        plan = self.plan_edit(name, **changes)
+        if not plan.steps:
+            return plan, True
+        if plan.live:
+            self._apply_live(name, plan)
+            return plan, True
+        if not yes:
+            return plan, False
+        self.apply_restart_plan(plan)
+        return plan, True
+
+    def _apply_live(self, name: str, plan: EditPlan) -> None:
+        net = self._lookup(name)
+        old = NetworkSpec.from_element(self._config(net))
+        new = NetworkSpec.from_xml(plan.new_xml)
+        old_range = X.element("range", start=old.dhcp_start, end=old.dhcp_end)
+        new_range = X.element("range", start=new.dhcp_start, end=new.dhcp_end)
+        section = libvirt.VIR_NETWORK_SECTION_IP_DHCP_RANGE
+        self._update(net, libvirt.VIR_NETWORK_UPDATE_COMMAND_ADD_LAST, new_range, "adding the new DHCP range", section)
+        try:
+            self._update(net, libvirt.VIR_NETWORK_UPDATE_COMMAND_DELETE, old_range, "removing the old DHCP range", section)
+        except VirtopsError:
+            self._update(net, libvirt.VIR_NETWORK_UPDATE_COMMAND_DELETE, new_range, "undoing the new DHCP range", section)
+            raise
+
+    def apply_restart_plan(self, plan: EditPlan) -> None:
+        """Redefine, restart, re-attach; on failure put the old definition back and reconnect guests."""
+        net = self._lookup(plan.network)
+        old_xml = net.XMLDesc(libvirt.VIR_NETWORK_XML_INACTIVE)
+        was_active = bool(net.isActive())
+        try:
+            with libvirt_errors(f"redefining network {plan.network}"):
+                net = self.conn.networkDefineXML(plan.new_xml)
+            if was_active:
+                self._restart(net)
+                for dom, mac, model in plan.guests:
+                    self.reattach_nic(dom, mac, model, plan.network)
+        except Exception:
+            self._rollback(plan, old_xml, was_active)
+            raise
+
+    def _restart(self, net: libvirt.virNetwork) -> None:
+        with libvirt_errors(f"restarting network {net.name()}"):
+            if net.isActive():
+                net.destroy()
+            net.create()
+
+    def _rollback(self, plan: EditPlan, old_xml: str, was_active: bool) -> None:
+        try:
+            net = self.conn.networkDefineXML(old_xml)
+            if was_active:
+                self._restart(net)
+                for dom, mac, model in plan.guests:
+                    self.reattach_nic(dom, mac, model, plan.network)
+        except (libvirt.libvirtError, VirtopsError):
+            pass  # the original error is the one to report
+
+    def reattach_nic(self, dom_name: str, mac: str, model: str, network: str) -> None:
+        """Unplug and plug a running guest's NIC (same MAC and model): its tap joins the restarted
+        bridge and the guest sees a new link, so it asks for a new lease."""
+        from .domain import NicSpec
+
+        with libvirt_errors(f"re-attaching NIC {mac} of {dom_name}"):
+            dom = self.conn.lookupByName(dom_name)
+            nic_xml = X.to_string(NicSpec(network=network, mac=mac, model=model).to_element())
+            if _has_mac(dom, mac):
+                dom.detachDeviceFlags(nic_xml, libvirt.VIR_DOMAIN_AFFECT_LIVE)
+                _wait_until(lambda: not _has_mac(dom, mac), DETACH_TIMEOUT_S,
+                            f"guest {dom_name} did not release NIC {mac} within {DETACH_TIMEOUT_S:.0f} s")
+            dom.attachDeviceFlags(nic_xml, libvirt.VIR_DOMAIN_AFFECT_LIVE)
+
+    # -- libvirt's stock default network ---------------------------------------------------
+    def restore_default(self) -> list[str]:
+        """Make `default` what libvirt ships (NAT, virbr0, 192.168.122.1/24, DHCP .2-.254), running and
+        autostart. Returns what was changed; empty when it already was."""
+        stock = build_spec("default", subnet=STOCK_DEFAULT["subnet"], gateway=STOCK_DEFAULT["gateway"],
+                           dhcp=f"{STOCK_DEFAULT['dhcp_start']}-{STOCK_DEFAULT['dhcp_end']}", mode="nat",
+                           bridge=STOCK_DEFAULT["bridge"])
+        if not self.exists("default"):
+            self.create("default", subnet=stock.subnet, gateway=stock.gateway, dhcp=f"{stock.dhcp_start}-{stock.dhcp_end}",
+                        bridge=stock.bridge)
+            return ["created network default (NAT, virbr0, 192.168.122.1/24, DHCP 192.168.122.2-192.168.122.254), "
+                    "started it and marked it autostart"]
+        changes = self._repair_default(stock)
+        net = self._lookup("default")
+        if not net.isActive():
+            with libvirt_errors("starting network default"):
+                net.create()
+            changes.append("started it")
+        if not net.autostart():
+            net.setAutostart(1)
+            changes.append("marked it autostart")
+        return changes
+
+    def _repair_default(self, stock: NetworkSpec) -> list[str]:
+        net = self._lookup("default")
+        current = NetworkSpec.from_element(self._config(net))
+        wanted = stock.model_copy(update={"uuid": current.uuid, "hosts": current.hosts, "domain": current.domain,
+                                          "ipv6": current.ipv6, "ipv6_gateway": current.ipv6_gateway, "mtu": current.mtu})
+        wanted = self.check_against_host(wanted, replacing=("default",))
+        changed = _changed_fields(current, wanted)
+        if not changed:
+            return []
+        plan = self._restart_plan(net, self._config(net), wanted, changed)
+        self.apply_restart_plan(plan)
+        return [f"redefined it ({'; '.join(changed)})"] + [s for s in plan.steps[1:]]
+
+
+# ---------------------------------------------------------------------------------------------
+# Small helpers
+# ---------------------------------------------------------------------------------------------
+def _overlap(a: ipaddress._BaseNetwork, b: ipaddress._BaseNetwork) -> bool:
+    return a.version == b.version and a.overlaps(b)
+
+
+def next_free_bridge(others: list[NetworkSpec], facts: HostFacts) -> str:
+    taken = {o.bridge for o in others} | set(facts.links)
+    n = 0
+    while f"virbr{n}" in taken:
+        n += 1
+    return f"virbr{n}"
+
+
+def _names(links: dict[str, str]) -> str:
+    names = sorted(n for n in links if n != "lo")
+    return ", ".join(names) if names else "(none)"
+
+
+def _nics_on(domain: etree._Element, network: str) -> list[etree._Element]:
+    return [nic for nic in domain.findall("devices/interface")
+            if nic.get("type") == "network" and nic.find("source") is not None
+            and nic.find("source").get("network") == network]
+
+
+def _has_mac(dom: libvirt.virDomain, mac: str) -> bool:
+    node = X.parse(dom.XMLDesc(0))
+    return any((m.get("address") or "").lower() == mac.lower() for m in node.findall("devices/interface/mac"))
+
+
+def _wait_until(condition: Callable[[], bool], timeout_s: float, message: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise VirtopsError(message + ".")
+        time.sleep(0.2)
+
+
+def _guest_list(users: list[tuple[str, bool]]) -> str:
+    return ", ".join(f"{name} ({'running' if running else 'defined'})" for name, running in users)
+
+
+def _changed_fields(old: NetworkSpec, new: NetworkSpec) -> list[str]:
+    labels = {"mode": "mode", "dev": "forward device", "subnet": "subnet", "gateway": "gateway",
+              "domain": "DNS domain", "mtu": "MTU", "bridge": "bridge"}
+    changed = [f"{label} {getattr(old, key) or '-'} -> {getattr(new, key) or '-'}"
+               for key, label in labels.items() if getattr(old, key) != getattr(new, key)]
+    if (old.dhcp_start, old.dhcp_end) != (new.dhcp_start, new.dhcp_end):
+        if old.has_dhcp and new.has_dhcp and old.subnet == new.subnet and old.gateway == new.gateway and not changed:
+            return ["dhcp range"]
+        changed.append(f"DHCP {old.dhcp_start or '-'}-{old.dhcp_end or '-'} -> {new.dhcp_start or 'off'}-{new.dhcp_end or ''}".rstrip("-"))
+    return changed
+
+
+def _parse_network_file(text: str) -> etree._Element:
+    try:
+        node = X.parse(text)
+    except etree.XMLSyntaxError as err:
+        raise InvalidInput("file", f"it is not well-formed XML ({err.msg}); give a file written by `net dumpxml`.") from None
+    if node.tag != "network":
+        raise InvalidInput("file", f"its root element is <{node.tag}>, not <network>; give a file written by `net dumpxml`.")
+    try:
+        X.validate(node, "network")
+    except ValueError as err:
+        raise InvalidInput("file", f"libvirt's network schema rejects it ({str(err).split(': ', 1)[-1]}).") from None
+    check_name(node.findtext("name") or "")
+    return node
+
+
+def _parse_fragment(text: str) -> etree._Element:
+    try:
+        return X.parse(text)
+    except etree.XMLSyntaxError as err:
+        raise InvalidInput("xml", f"it is not well-formed XML ({err.msg}); give e.g. <host mac='52:54:00:00:00:01' ip='192.168.200.10'/>.") from None
+
+
+def _describe_collision(colliding: list[str], name: str, uuid: str | None) -> str:
+    if name in colliding and len(colliding) == 1:
+        return f"name {name!r} is already a network on this host"
+    others = [n for n in colliding if n != name]
+    return f"UUID {uuid} already belongs to network {others[0]!r}"
+
+
+@contextmanager
+def _undo_on_failure() -> Iterator[list[Callable[[], object]]]:
+    """Collect undo steps as work proceeds; on any failure run them newest first, then re-raise."""
+    undo: list[Callable[[], object]] = []
+    try:
+        yield undo
+    except BaseException:
+        for step in reversed(undo):
+            try:
+                step()
+            except (libvirt.libvirtError, VirtopsError):
+                pass  # keep undoing the rest; the original error is the one to report
+        raise
