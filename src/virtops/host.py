@@ -15,7 +15,7 @@ from . import xml as X
 from .connection import Connection
 from .errors import libvirt_errors
 
-KVM_TIMEOUT_S = 30
+KVM_TIMEOUT_S = 20  # a working KVM boots the test guest in 1-3 s
 TCG_TIMEOUT_S = 120
 
 
