@@ -1,0 +1,186 @@
+"""`virtops pool`: storage pools. A thin face: every rule lives in virtops.pool."""
+from __future__ import annotations
+
+import click
+
+from .common import emit_fields, emit_json, emit_table, json_option, pass_context
+
+LIST_COLUMNS = [("name", "Name"), ("type", "Type"), ("state", "State"), ("autostart", "Autostart"),
+                ("persistent", "Persistent"), ("capacity", "Capacity"), ("allocation", "Allocation"),
+                ("available", "Available"), ("target", "Target")]
+
+
+def _pool_options(func):
+    """Options shared by create and define-as (virsh pool-define-as)."""
+    options = [
+        click.option("--type", "pool_type", type=click.Choice(["dir", "netfs", "fs"]), default="dir", show_default=True,
+                     help="dir: a directory; netfs: an NFS/CIFS/GlusterFS export; fs: a block device with a file system."),
+        click.option("--target", help="Directory of the pool (mount point for netfs and fs)."),
+        click.option("--owner", help="Owner of the target directory: user name or uid."),
+        click.option("--group", help="Group of the target directory: group name or gid."),
+        click.option("--mode", help="Mode of the target directory, octal (e.g. 0700)."),
+        click.option("--label", help="SELinux context of the target directory."),
+        click.option("--host", "source_host", help="netfs: the file server."),
+        click.option("--source-path", help="netfs: the exported directory, e.g. /nfs."),
+        click.option("--device", help="fs: the block device, e.g. /dev/sdb1."),
+        click.option("--format", "source_format", help="netfs: auto|nfs|cifs|glusterfs; fs: auto|ext4|xfs|..."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _spec(name, pool_type, target, owner, group, mode, label, source_host, source_path, device, source_format):
+    from ..pool import PoolSpec
+
+    return PoolSpec(name=name, type=pool_type, target=target, owner=owner, group=group, mode=mode, label=label,
+                    host=source_host, source_path=source_path, device=device, format=source_format)
+
+
+def _sizes(info) -> dict:
+    from ..units import format_size
+
+    row = info.model_dump()
+    for key in ("capacity", "allocation", "available"):
+        row[key] = format_size(info.__dict__[key]) if info.__dict__[key] is not None else None
+    return row
+
+
+@click.group()
+def pool() -> None:
+    """Storage pools: directories, NFS exports, file systems."""
+
+
+@pool.command("create")
+@click.argument("name")
+@_pool_options
+@click.option("--no-start", is_flag=True, help="Define and build only.")
+@click.option("--no-autostart", is_flag=True, help="Do not start the pool with the host.")
+@json_option
+@pass_context
+def pool_create(ctx, name, no_start, no_autostart, as_json, **options) -> None:
+    """Define, build, start and autostart a pool in one step; undone entirely if a step fails."""
+    result = ctx.host().pools.create(_spec(name, **options), start=not no_start, autostart=not no_autostart)
+    if as_json:
+        emit_json(result.model_dump())
+        return
+    click.echo(f"Pool {name} created: {', '.join(result.steps)}.")
+
+
+@pool.command("define-as")
+@click.argument("name")
+@_pool_options
+@json_option
+@pass_context
+def pool_define_as(ctx, name, as_json, **options) -> None:
+    """Define a pool without building or starting it (virsh pool-define-as)."""
+    info = ctx.host().pools.define(_spec(name, **options))
+    if as_json:
+        emit_json(info.model_dump())
+        return
+    click.echo(f"Pool {name} defined.")
+
+
+@pool.command("list")
+@click.option("--all", "show_all", is_flag=True, help="Include inactive pools.")
+@json_option
+@pass_context
+def pool_list(ctx, show_all, as_json) -> None:
+    """Pools with state, autostart, persistence, sizes and target."""
+    infos = ctx.host().pools.list(include_inactive=show_all)
+    if as_json:
+        emit_json([i.model_dump() for i in infos])
+        return
+    emit_table([_sizes(i) for i in infos], LIST_COLUMNS)
+
+
+@pool.command("info")
+@click.argument("name")
+@json_option
+@pass_context
+def pool_info(ctx, name, as_json) -> None:
+    """Everything about one pool."""
+    info = ctx.host().pools.info(name)
+    if as_json:
+        emit_json(info.model_dump())
+        return
+    row = _sizes(info)
+    pairs = [("Name", info.name), ("UUID", info.uuid), ("Type", info.type), ("State", info.state),
+             ("Persistent", info.persistent), ("Autostart", info.autostart), ("Capacity", row["capacity"]),
+             ("Allocation", row["allocation"]), ("Available", row["available"]), ("Target", info.target),
+             ("Volumes", info.volumes)]
+    if info.source_host or info.source_device:
+        pairs += [("Source", f"{info.source_host}:{info.source_path}" if info.source_host else info.source_device),
+                  ("Format", info.source_format)]
+    if info.mode or info.owner is not None:
+        pairs += [("Mode", info.mode), ("Owner", info.owner), ("Group", info.group)]
+    emit_fields(pairs)
+
+
+def _simple(command_name: str, method: str, done: str, help_text: str):
+    @pool.command(command_name, help=help_text)
+    @click.argument("name")
+    @pass_context
+    def command(ctx, name) -> None:
+        getattr(ctx.host().pools, method)(name)
+        click.echo(f"Pool {name} {done}.")
+
+    return command
+
+
+_simple("start", "start", "started", "Start (activate) a pool; for netfs and fs this mounts it.")
+_simple("stop", "stop", "stopped", "Stop (deactivate) a pool; its volumes stay (virsh pool-destroy).")
+_simple("refresh", "refresh", "refreshed", "Rescan the pool's volumes.")
+_simple("build", "build", "built", "Create the pool's directory with its permissions (virsh pool-build).")
+_simple("undefine", "undefine", "undefined", "Forget a pool's definition; its data stays (virsh pool-undefine).")
+
+
+@pool.command("autostart")
+@click.argument("name")
+@click.option("--disable", is_flag=True, help="Do not start the pool with the host.")
+@pass_context
+def pool_autostart(ctx, name, disable) -> None:
+    """Start the pool with the host (or not, with --disable)."""
+    ctx.host().pools.set_autostart(name, not disable)
+    click.echo(f"Pool {name} {'will not' if disable else 'will'} start with the host.")
+
+
+@pool.command("dumpxml")
+@click.argument("name")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write to this file.")
+@click.option("--inactive", is_flag=True, help="The persistent definition rather than the live one.")
+@pass_context
+def pool_dumpxml(ctx, name, output, inactive) -> None:
+    """The pool's XML, as libvirt has it."""
+    text = ctx.host().pools.dumpxml(name, inactive=inactive)
+    if output:
+        with open(output, "w") as out:
+            out.write(text)
+        click.echo(f"Pool {name} XML written to {output}.", err=True)
+    else:
+        click.echo(text, nl=False)
+
+
+@pool.command("delete")
+@click.argument("name")
+@click.option("--with-volumes", is_flag=True, help="Also delete the volumes in it, then its directory.")
+@click.option("--keep-data", is_flag=True, help="Only stop and undefine; volumes and directory stay.")
+@pass_context
+def pool_delete(ctx, name, with_volumes, keep_data) -> None:
+    """Stop, remove the directory of and undefine a pool; refused while a VM uses a volume in it."""
+    done = ctx.host().pools.delete(name, with_volumes=with_volumes, keep_data=keep_data)
+    click.echo(f"Pool {name}: {', '.join(done)}.")
+
+
+@pool.command("sources")
+@click.argument("pool_type", metavar="TYPE", type=click.Choice(["netfs"]))
+@click.option("--host", "source_host", required=True, help="The file server to ask.")
+@json_option
+@pass_context
+def pool_sources(ctx, pool_type, source_host, as_json) -> None:
+    """The exports a file server offers (virsh find-storage-pool-sources-as)."""
+    found = ctx.host().pools.sources(pool_type, source_host)
+    if as_json:
+        emit_json([s.model_dump() for s in found])
+        return
+    emit_table([s.model_dump() for s in found], [("host", "Host"), ("path", "Export"), ("format", "Format")])

@@ -1,0 +1,192 @@
+"""`virtops vol`: storage volumes. A thin face: every rule lives in virtops.volume."""
+from __future__ import annotations
+
+import contextlib
+import sys
+
+import click
+
+from .common import emit_fields, emit_json, emit_table, json_option, pass_context
+
+LIST_COLUMNS = [("name", "Name"), ("format", "Format"), ("capacity", "Capacity"), ("allocation", "Allocation"),
+                ("used_by", "Used by"), ("path", "Path")]
+
+
+@contextlib.contextmanager
+def progress_bar(label: str):
+    """A rich progress bar on a terminal; nothing when output is piped. Yields a (done, total) callback."""
+    if not sys.stdout.isatty():
+        yield None
+        return
+    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
+
+    with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
+                  TransferSpeedColumn(), TimeRemainingColumn(), transient=True) as bar:
+        task = bar.add_task(label, total=None)
+        yield lambda done, total: bar.update(task, completed=done, total=total)
+
+
+def _row(info) -> dict:
+    from ..units import format_size
+
+    row = info.model_dump()
+    row["capacity"] = format_size(info.capacity)
+    row["allocation"] = format_size(info.allocation)
+    row["used_by"] = ", ".join(f"{vm} (running)" if vm in info.running_users else vm for vm in info.used_by) or "-"
+    return row
+
+
+def _warn(warnings) -> None:
+    for warning in warnings:
+        click.echo(f"warning: {warning}", err=True)
+
+
+@click.group()
+def vol() -> None:
+    """Storage volumes, addressed as POOL/VOLUME."""
+
+
+@vol.command("create")
+@click.argument("pool")
+@click.argument("name")
+@click.option("--capacity", required=True, help="Size the guest sees: 1000M, 5G, 512MiB, bytes.")
+@click.option("--allocation", help="Space reserved now: 0 = sparse (default), equal to capacity = fully allocated.")
+@click.option("--format", "vol_format", type=click.Choice(["raw", "qcow2"]), help="raw (default) or qcow2.")
+@click.option("--backing", metavar="POOL/VOL", help="qcow2 on top of this volume (a linked clone).")
+@json_option
+@pass_context
+def vol_create(ctx, pool, name, capacity, allocation, vol_format, backing, as_json) -> None:
+    """Create a volume (virsh vol-create-as)."""
+    with progress_bar(f"allocating {pool}/{name}") as progress:
+        result = ctx.host().volumes.create(pool, name, capacity, allocation, vol_format, backing, progress=progress)
+    _warn(result.warnings)
+    if as_json:
+        emit_json(result.volume.model_dump())
+        return
+    click.echo(f"Volume {pool}/{name} created: {result.volume.path}.")
+
+
+@vol.command("list")
+@click.argument("pool")
+@json_option
+@pass_context
+def vol_list(ctx, pool, as_json) -> None:
+    """Volumes of a pool with format, sizes, path and the VMs that use them."""
+    infos = ctx.host().volumes.list(pool)
+    if as_json:
+        emit_json([i.model_dump() for i in infos])
+        return
+    emit_table([_row(i) for i in infos], LIST_COLUMNS)
+
+
+@vol.command("info")
+@click.argument("volume", metavar="POOL/VOL")
+@json_option
+@pass_context
+def vol_info(ctx, volume, as_json) -> None:
+    """Everything about one volume."""
+    info = ctx.host().volumes.info(volume)
+    if as_json:
+        emit_json(info.model_dump())
+        return
+    row = _row(info)
+    emit_fields([("Name", info.name), ("Pool", info.pool), ("Type", info.type), ("Format", info.format),
+                 ("Capacity", f"{row['capacity']} ({info.capacity} bytes)"),
+                 ("Allocation", f"{row['allocation']} ({info.allocation} bytes)"),
+                 ("Path", info.path), ("Backing", info.backing), ("Used by", row["used_by"])])
+
+
+@vol.command("dumpxml")
+@click.argument("volume", metavar="POOL/VOL")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write to this file.")
+@pass_context
+def vol_dumpxml(ctx, volume, output) -> None:
+    """The volume's XML, as libvirt has it."""
+    text = ctx.host().volumes.dumpxml(volume)
+    if output:
+        with open(output, "w") as out:
+            out.write(text)
+        click.echo(f"Volume {volume} XML written to {output}.", err=True)
+    else:
+        click.echo(text, nl=False)
+
+
+@vol.command("resize")
+@click.argument("volume", metavar="POOL/VOL")
+@click.argument("size")
+@click.option("--shrink", is_flag=True, help="Allow a smaller capacity (never below the allocation).")
+@pass_context
+def vol_resize(ctx, volume, size, shrink) -> None:
+    """Set a new capacity."""
+    from ..units import format_size
+
+    result = ctx.host().volumes.resize(volume, size, shrink=shrink)
+    _warn(result.warnings)
+    click.echo(f"Volume {volume} now has a capacity of {format_size(result.volume.capacity)}.")
+
+
+@vol.command("clone")
+@click.argument("volume", metavar="POOL/VOL")
+@click.argument("new_name")
+@click.option("--linked", is_flag=True, help="A qcow2 overlay on the original: instant, shares its data.")
+@pass_context
+def vol_clone(ctx, volume, new_name, linked) -> None:
+    """Copy a volume within its pool."""
+    with progress_bar(f"cloning {volume}") as progress:
+        result = ctx.host().volumes.clone(volume, new_name, linked=linked, progress=progress)
+    _warn(result.warnings)
+    click.echo(f"Volume {result.volume.pool}/{new_name} created{' (linked to ' + volume + ')' if linked else ''}.")
+
+
+@vol.command("wipe")
+@click.argument("volume", metavar="POOL/VOL")
+@click.option("--algorithm", default="zero", show_default=True, help="zero, nnsa, dod, bsi, gutmann, schneier, "
+              "pfitzner7, pfitzner33, random, trim.")
+@click.option("--force", is_flag=True, help="Wipe even though VMs use it.")
+@pass_context
+def vol_wipe(ctx, volume, algorithm, force) -> None:
+    """Overwrite a volume's data."""
+    users = ctx.host().volumes.wipe(volume, algorithm, force=force)
+    if users:
+        click.echo(f"warning: wiped although used by VM(s) {', '.join(users)}.", err=True)
+    click.echo(f"Volume {volume} wiped ({algorithm}).")
+
+
+@vol.command("delete")
+@click.argument("volume", metavar="POOL/VOL")
+@click.option("--force", is_flag=True, help="Delete even though VMs use it.")
+@pass_context
+def vol_delete(ctx, volume, force) -> None:
+    """Delete a volume; refused while any VM (running or defined) uses it."""
+    users = ctx.host().volumes.delete(volume, force=force)
+    if users:
+        click.echo(f"warning: VM(s) {', '.join(users)} referenced this volume; their disk is now missing.", err=True)
+    click.echo(f"Volume {volume} deleted.")
+
+
+@vol.command("upload")
+@click.argument("volume", metavar="POOL/VOL")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--force", is_flag=True, help="Upload even though VMs use the volume.")
+@pass_context
+def vol_upload(ctx, volume, file, force) -> None:
+    """Copy an image file into a volume; holes are sent as lengths (sparse stream)."""
+    from ..units import format_size
+
+    with progress_bar(f"uploading {file}") as progress:
+        result = ctx.host().volumes.upload(volume, file, force=force, progress=progress)
+    click.echo(f"Uploaded {file} to {volume}: {format_size(result.size)}, {format_size(result.data_bytes)} of data sent.")
+
+
+@vol.command("download")
+@click.argument("volume", metavar="POOL/VOL")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--overwrite", is_flag=True, help="Replace FILE if it exists.")
+@pass_context
+def vol_download(ctx, volume, file, overwrite) -> None:
+    """Copy a volume into a local file, keeping holes as holes (sparse stream)."""
+    from ..units import format_size
+
+    with progress_bar(f"downloading {volume}") as progress:
+        result = ctx.host().volumes.download(volume, file, overwrite=overwrite, progress=progress)
+    click.echo(f"Downloaded {volume} to {file}: {format_size(result.size)}, {format_size(result.data_bytes)} of data received.")

@@ -1,0 +1,559 @@
+"""Storage pools: typed models that become libvirt pool XML, and operations that check the live
+host first, act through libvirt, and undo their own partial work when a step fails."""
+from __future__ import annotations
+
+import grp
+import posixpath
+import pwd
+import re
+import uuid
+from typing import Callable, Literal
+
+import libvirt
+from lxml import etree
+from pydantic import BaseModel
+
+from . import xml as X
+from .errors import InvalidInput, NotFound, VirtopsError, from_libvirt, libvirt_errors
+
+PoolType = Literal["dir", "netfs", "fs"]
+POOL_TYPES = ("dir", "netfs", "fs")
+NETFS_FORMATS = ("auto", "nfs", "cifs", "glusterfs")
+FS_FORMATS = ("auto", "ext2", "ext3", "ext4", "xfs", "btrfs", "vfat", "ufs", "iso9660", "udf",
+              "gfs", "gfs2", "hfs+", "ocfs2", "vmfs")
+# Options each pool type needs, and those it accepts besides the common ones.
+REQUIRED = {"dir": ("target",), "netfs": ("host", "source_path", "target"), "fs": ("device", "target")}
+ACCEPTED = {"dir": set(), "netfs": {"host", "source_path", "format"}, "fs": {"device", "format"}}
+OPTION_NAMES = {"target": "--target", "host": "--host", "source_path": "--source-path",
+                "device": "--device", "format": "--format"}
+
+# Directories a pool must never take over: building or deleting the pool would chmod or rmdir them.
+SYSTEM_DIRS = frozenset({
+    "/", "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib32", "/lib64", "/libx32", "/media",
+    "/mnt", "/opt", "/proc", "/root", "/run", "/sbin", "/srv", "/sys", "/tmp", "/usr", "/var",
+    "/var/lib", "/var/lib/libvirt", "/var/log", "/var/run", "/var/cache", "/var/tmp", "/var/spool",
+    "/var/mail", "/usr/bin", "/usr/sbin", "/usr/lib", "/usr/lib64", "/usr/local", "/usr/share",
+    "/usr/include", "/usr/src",
+})
+# Trees that belong to the system as a whole: nothing under them can be a pool.
+SYSTEM_TREES = ("/proc", "/sys", "/dev", "/etc", "/boot", "/run", "/bin", "/sbin", "/lib", "/usr")
+
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+-]{0,99}$")
+HOST_PATTERN = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.:-]{0,252})$")
+MODE_PATTERN = re.compile(r"^0?[0-7]{3}$")
+LABEL_PATTERN = re.compile(r"^[^\s:]+:[^\s:]+:[^\s:]+(:\S+)?$")
+
+STATES = {
+    libvirt.VIR_STORAGE_POOL_INACTIVE: "inactive",
+    libvirt.VIR_STORAGE_POOL_BUILDING: "building",
+    libvirt.VIR_STORAGE_POOL_RUNNING: "running",
+    libvirt.VIR_STORAGE_POOL_DEGRADED: "degraded",
+    libvirt.VIR_STORAGE_POOL_INACCESSIBLE: "inaccessible",
+}
+
+
+# -- models -----------------------------------------------------------------------------
+class PoolSpec(BaseModel):
+    """What the operator asks for. Values are as typed; `checked()` normalises and refuses."""
+
+    name: str
+    type: PoolType = "dir"
+    target: str | None = None
+    owner: str | int | None = None
+    group: str | int | None = None
+    mode: str | None = None
+    label: str | None = None
+    host: str | None = None
+    source_path: str | None = None
+    device: str | None = None
+    format: str | None = None
+
+    def checked(self) -> "PoolSpec":
+        """A copy with names resolved and paths normalised; InvalidInput for the first bad field."""
+        check_pool_name(self.name)
+        _check_options_for_type(self)
+        values = self.model_dump()
+        values["target"] = check_target(self.target)
+        values["mode"] = check_mode(self.mode)
+        values["owner"] = resolve_owner(self.owner)
+        values["group"] = resolve_group(self.group)
+        values["label"] = _check_label(self.label)
+        if self.type == "netfs":
+            values.update(_checked_netfs(self))
+        if self.type == "fs":
+            values.update(_checked_fs(self))
+        return PoolSpec(**values)
+
+    def to_element(self) -> etree._Element:
+        pool = X.element("pool", type=self.type)
+        X.sub(pool, "name", self.name)
+        source = X.sub(pool, "source")
+        if self.type == "netfs":
+            X.sub(source, "host", name=self.host)
+            X.sub(source, "dir", path=self.source_path)
+        if self.type == "fs":
+            X.sub(source, "device", path=self.device)
+        if self.type in ("netfs", "fs") and self.format:
+            X.sub(source, "format", type=self.format)
+        target = X.sub(pool, "target")
+        X.sub(target, "path", self.target)
+        self._permissions(target)
+        X.validate(pool, "storagepool")
+        return pool
+
+    def _permissions(self, target: etree._Element) -> None:
+        if self.mode is None and self.owner is None and self.group is None and self.label is None:
+            return
+        perms = X.sub(target, "permissions")
+        if self.mode is not None:
+            X.sub(perms, "mode", self.mode)
+        if self.owner is not None:
+            X.sub(perms, "owner", self.owner)
+        if self.group is not None:
+            X.sub(perms, "group", self.group)
+        if self.label is not None:
+            X.sub(perms, "label", self.label)
+
+    def to_xml(self) -> str:
+        return X.to_string(self.to_element())
+
+
+class PoolInfo(BaseModel):
+    name: str
+    type: str
+    state: str
+    active: bool
+    autostart: bool
+    persistent: bool
+    capacity: int | None
+    allocation: int | None
+    available: int | None
+    target: str | None
+    source_host: str | None = None
+    source_path: str | None = None
+    source_device: str | None = None
+    source_format: str | None = None
+    mode: str | None = None
+    owner: int | None = None
+    group: int | None = None
+    volumes: int | None = None
+    uuid: str | None = None
+
+
+class PoolSource(BaseModel):
+    """One export found by source discovery (virt-manager's 'Browse')."""
+
+    host: str
+    path: str
+    format: str | None = None
+
+
+class CreateResult(BaseModel):
+    pool: PoolInfo
+    steps: list[str]
+
+
+# -- checks on input ----------------------------------------------------------------------
+def check_pool_name(name: str) -> None:
+    if not NAME_PATTERN.match(name or ""):
+        raise InvalidInput("name", f"{name!r} is not accepted; use up to 100 letters, digits, '_', '.', '+' or '-', "
+                                   "starting with a letter, digit or '_'.")
+
+
+def _check_options_for_type(spec: PoolSpec) -> None:
+    for option in REQUIRED[spec.type]:
+        if not getattr(spec, option):
+            raise InvalidInput(OPTION_NAMES[option], f"a {spec.type} pool needs {OPTION_NAMES[option]}.")
+    for option in ("host", "source_path", "device", "format"):
+        if getattr(spec, option) is not None and option not in ACCEPTED[spec.type]:
+            users = ", ".join(t for t in POOL_TYPES if option in ACCEPTED[t])
+            raise InvalidInput(OPTION_NAMES[option], f"applies only to {users} pools, not to a {spec.type} pool.")
+
+
+def check_target(path: str | None) -> str:
+    if not path or not path.startswith("/"):
+        raise InvalidInput("--target", f"{path!r} is not an absolute path; give one such as /var/lib/libvirt/images/NAME.")
+    normal = posixpath.normpath(path)
+    normal = "/" + normal.lstrip("/")  # normpath keeps a leading '//'
+    if normal in SYSTEM_DIRS or any(normal.startswith(tree + "/") for tree in SYSTEM_TREES):
+        raise InvalidInput("--target", f"{normal} is a system directory; give a directory of its own "
+                                       "such as /var/lib/libvirt/images/NAME.")
+    return normal
+
+
+def check_mode(mode: str | None) -> str | None:
+    if mode is None:
+        return None
+    if not MODE_PATTERN.match(mode):
+        raise InvalidInput("--mode", f"{mode!r} is not an octal mode; give three or four octal digits such as 0700 or 0755.")
+    return mode.rjust(4, "0")
+
+
+def resolve_owner(owner: str | int | None) -> int | None:
+    """A user name or uid; names are looked up on this machine (give a number for a remote host's user)."""
+    if owner is None:
+        return None
+    if str(owner).isdigit():
+        return int(owner)
+    try:
+        return pwd.getpwnam(str(owner)).pw_uid
+    except KeyError:
+        raise InvalidInput("--owner", f"no user named {owner!r}; give an existing user name or a numeric uid.") from None
+
+
+def resolve_group(group: str | int | None) -> int | None:
+    if group is None:
+        return None
+    if str(group).isdigit():
+        return int(group)
+    try:
+        return grp.getgrnam(str(group)).gr_gid
+    except KeyError:
+        raise InvalidInput("--group", f"no group named {group!r}; give an existing group name or a numeric gid.") from None
+
+
+def _check_label(label: str | None) -> str | None:
+    if label is not None and not LABEL_PATTERN.match(label):
+        raise InvalidInput("--label", f"{label!r} is not an SELinux context; give user:role:type[:level], "
+                                      "e.g. system_u:object_r:virt_image_t:s0.")
+    return label
+
+
+def _checked_netfs(spec: PoolSpec) -> dict:
+    fmt = spec.format or "auto"
+    if fmt not in NETFS_FORMATS:
+        raise InvalidInput("--format", f"{fmt!r} is not a network file system libvirt mounts; use {', '.join(NETFS_FORMATS)}.")
+    if not HOST_PATTERN.match(spec.host or ""):
+        raise InvalidInput("--host", f"{spec.host!r} is not a host name or address; give one such as 192.168.0.254.")
+    path = spec.source_path or ""
+    if fmt in ("auto", "nfs") and not path.startswith("/"):
+        raise InvalidInput("--source-path", f"{path!r} is not an absolute export path; give one such as /nfs.")
+    return {"format": fmt}
+
+
+def _checked_fs(spec: PoolSpec) -> dict:
+    fmt = spec.format or "auto"
+    if fmt not in FS_FORMATS:
+        raise InvalidInput("--format", f"{fmt!r} is not a file system libvirt mounts; use one of {', '.join(FS_FORMATS)}.")
+    if not (spec.device or "").startswith("/"):
+        raise InvalidInput("--device", f"{spec.device!r} is not a device path; give one such as /dev/sdb1.")
+    return {"format": fmt}
+
+
+# -- reading pools --------------------------------------------------------------------------
+def pool_info(pool: libvirt.virStoragePool, count_volumes: bool = False) -> PoolInfo:
+    root = X.parse(pool.XMLDesc(0))
+    state, capacity, allocation, available = pool.info()
+    active = bool(pool.isActive())
+    mode = root.findtext("target/permissions/mode")
+    owner = root.findtext("target/permissions/owner")
+    group = root.findtext("target/permissions/group")
+    return PoolInfo(
+        name=pool.name(), type=root.get("type"), state=STATES.get(state, "unknown"), active=active,
+        autostart=bool(pool.autostart()), persistent=bool(pool.isPersistent()),
+        capacity=capacity if active else None, allocation=allocation if active else None,
+        available=available if active else None, target=root.findtext("target/path"),
+        source_host=_attr(root, "source/host", "name"), source_path=_attr(root, "source/dir", "path"),
+        source_device=_attr(root, "source/device", "path"), source_format=_attr(root, "source/format", "type"),
+        mode=mode, owner=_int(owner), group=_int(group), uuid=root.findtext("uuid"),
+        volumes=pool.numOfVolumes() if count_volumes and active else None,
+    )
+
+
+def _attr(root: etree._Element, path: str, attr: str) -> str | None:
+    node = root.find(path)
+    return node.get(attr) if node is not None else None
+
+
+def _int(text: str | None) -> int | None:
+    try:
+        return int(text) if text is not None else None
+    except ValueError:
+        return None  # libvirt writes -1 for "unchanged" in some versions
+
+
+# -- operations -----------------------------------------------------------------------------
+class Pools:
+    """The storage pools of one host."""
+
+    def __init__(self, host):
+        self.host = host
+
+    @property
+    def conn(self) -> libvirt.virConnect:
+        return self.host.conn
+
+    def lookup(self, name: str) -> libvirt.virStoragePool:
+        try:
+            return self.conn.storagePoolLookupByName(name)
+        except libvirt.libvirtError as err:
+            if err.get_error_code() == libvirt.VIR_ERR_NO_STORAGE_POOL:
+                raise NotFound(f"pool: no storage pool named {name!r} on this host; `virtops pool list --all` lists them.") from None
+            raise from_libvirt(err, f"looking up pool {name}") from err
+
+    def exists(self, name: str) -> bool:
+        try:
+            self.conn.storagePoolLookupByName(name)
+            return True
+        except libvirt.libvirtError:
+            return False
+
+    # -- listing ----------------------------------------------------------------------
+    def list(self, include_inactive: bool = True) -> list[PoolInfo]:
+        flags = 0 if include_inactive else libvirt.VIR_CONNECT_LIST_STORAGE_POOLS_ACTIVE
+        with libvirt_errors("listing storage pools"):
+            pools = self.conn.listAllStoragePools(flags)
+        infos = []
+        for pool in pools:
+            try:
+                infos.append(pool_info(pool))
+            except libvirt.libvirtError:
+                continue  # undefined while we listed
+        return sorted(infos, key=lambda p: p.name)
+
+    def info(self, name: str) -> PoolInfo:
+        pool = self.lookup(name)
+        with libvirt_errors(f"reading pool {name}"):
+            return pool_info(pool, count_volumes=True)
+
+    def dumpxml(self, name: str, inactive: bool = False) -> str:
+        pool = self.lookup(name)
+        with libvirt_errors(f"reading pool {name}"):
+            return pool.XMLDesc(libvirt.VIR_STORAGE_XML_INACTIVE if inactive else 0)
+
+    # -- checks against the live host -------------------------------------------------
+    def check_new(self, spec: PoolSpec) -> PoolSpec:
+        """Everything that can be refused before any change: the input, then the host's pools."""
+        spec = spec.checked()
+        if self.exists(spec.name):
+            raise InvalidInput("name", f"a storage pool named {spec.name!r} already exists; choose another name "
+                                       "or delete it first.")
+        self._check_target_free(spec.target)
+        return spec
+
+    def _check_target_free(self, target: str) -> None:
+        with libvirt_errors("listing storage pools"):
+            pools = self.conn.listAllStoragePools(0)
+        for pool in pools:
+            try:
+                other = X.parse(pool.XMLDesc(0)).findtext("target/path")
+                other_name = pool.name()
+            except libvirt.libvirtError:
+                continue
+            if not other:
+                continue
+            other = posixpath.normpath(other)
+            if other == target:
+                raise InvalidInput("--target", f"{target} is already the target of pool {other_name!r}; give another directory.")
+            if target.startswith(other + "/") or other.startswith(target + "/"):
+                raise InvalidInput("--target", f"{target} overlaps the target {other} of pool {other_name!r}; "
+                                               "give a directory outside any other pool's.")
+
+    # -- define, build, start, autostart as one step ------------------------------------
+    def define(self, spec: PoolSpec) -> PoolInfo:
+        """virsh pool-define-as: define only, after the same checks as create."""
+        spec = self.check_new(spec)
+        with libvirt_errors(f"defining pool {spec.name}"):
+            pool = self.conn.storagePoolDefineXML(spec.to_xml(), 0)
+            return pool_info(pool)
+
+    def create(self, spec: PoolSpec, start: bool = True, autostart: bool = True) -> CreateResult:
+        """Define, build, start and mark autostart; on any failure undo what was done, newest first."""
+        spec = self.check_new(spec)
+        existed = self._directory_exists(spec.target)
+        undo: list[tuple[str, Callable[[], object]]] = []
+        steps: list[str] = []
+        try:
+            with libvirt_errors(f"defining pool {spec.name}"):
+                pool = self.conn.storagePoolDefineXML(spec.to_xml(), 0)
+            undo.append(("undefine", pool.undefine))
+            steps.append("defined")
+            with libvirt_errors(f"building pool {spec.name} (creating {spec.target})"):
+                pool.build(0)
+            if not existed:
+                undo.append(("remove directory", lambda: pool.delete(0)))
+            steps.append("built" if not existed else "built (directory already existed; permissions applied)")
+            if start:
+                with libvirt_errors(f"starting pool {spec.name}"):
+                    pool.create(0)
+                undo.append(("stop", pool.destroy))
+                steps.append("started")
+            if autostart:
+                with libvirt_errors(f"marking pool {spec.name} autostart"):
+                    pool.setAutostart(1)
+                steps.append("autostart")
+            with libvirt_errors(f"reading pool {spec.name}"):
+                return CreateResult(pool=pool_info(pool), steps=steps)
+        except BaseException:
+            _undo(undo)
+            raise
+
+    def _directory_exists(self, path: str) -> bool:
+        """Whether PATH is a directory on the libvirt host (which may be remote): start a throwaway
+        transient dir pool on it. Lets create() remove on failure only a directory it made itself."""
+        probe = X.element("pool", type="dir")
+        X.sub(probe, "name", f"virtops-probe-{uuid.uuid4().hex[:12]}")
+        X.sub(X.sub(probe, "target"), "path", path)
+        X.validate(probe, "storagepool")
+        try:
+            pool = self.conn.storagePoolCreateXML(X.to_string(probe), 0)
+        except libvirt.libvirtError:
+            return False
+        try:
+            pool.destroy()
+        except libvirt.libvirtError:
+            pass
+        return True
+
+    # -- life cycle ---------------------------------------------------------------------
+    def build(self, name: str) -> PoolInfo:
+        pool = self.lookup(name)
+        with libvirt_errors(f"building pool {name}"):
+            pool.build(0)
+            return pool_info(pool)
+
+    def start(self, name: str) -> PoolInfo:
+        pool = self.lookup(name)
+        if pool.isActive():
+            raise VirtopsError(f"pool {name} is already running.")
+        try:
+            pool.create(0)
+        except libvirt.libvirtError as err:
+            raise VirtopsError(_start_failure(name, pool, err)) from err
+        return pool_info(pool)
+
+    def stop(self, name: str) -> PoolInfo:
+        pool = self.lookup(name)
+        if not pool.isActive():
+            raise VirtopsError(f"pool {name} is not running.")
+        with libvirt_errors(f"stopping pool {name}"):
+            pool.destroy()
+            return pool_info(pool)
+
+    def refresh(self, name: str) -> PoolInfo:
+        pool = self.require_active(name)
+        with libvirt_errors(f"refreshing pool {name}"):
+            pool.refresh(0)
+            return pool_info(pool, count_volumes=True)
+
+    def set_autostart(self, name: str, enabled: bool = True) -> PoolInfo:
+        pool = self.lookup(name)
+        if not pool.isPersistent():
+            raise VirtopsError(f"pool {name} is transient; only a defined pool can start with the host.")
+        with libvirt_errors(f"setting autostart of pool {name}"):
+            pool.setAutostart(1 if enabled else 0)
+            return pool_info(pool)
+
+    def undefine(self, name: str) -> None:
+        pool = self.lookup(name)
+        with libvirt_errors(f"undefining pool {name}"):
+            pool.undefine()
+
+    def require_active(self, name: str) -> libvirt.virStoragePool:
+        pool = self.lookup(name)
+        if not pool.isActive():
+            raise InvalidInput("pool", f"pool {name} is not running; start it with `virtops pool start {name}`.")
+        return pool
+
+    # -- delete ---------------------------------------------------------------------------
+    def delete(self, name: str, with_volumes: bool = False, keep_data: bool = False) -> list[str]:
+        """Stop and undefine a pool; also remove its directory (and with_volumes its volumes).
+        Refused while any VM references a volume in it. Returns what was done."""
+        if with_volumes and keep_data:
+            raise InvalidInput("--with-volumes", "cannot be combined with --keep-data; choose one.")
+        pool = self.lookup(name)
+        self._refuse_if_in_use(name, pool)
+        volumes = pool.listAllVolumes(0) if pool.isActive() else []
+        if volumes and not (with_volumes or keep_data):
+            raise InvalidInput("pool", f"pool {name} holds {len(volumes)} volume(s); give --with-volumes to delete them "
+                                       "with the pool, or --keep-data to only undefine it.")
+        done: list[str] = []
+        with libvirt_errors(f"deleting pool {name}"):
+            if with_volumes:
+                for vol in volumes:
+                    vol.delete(0)
+                done.append(f"deleted {len(volumes)} volume(s)")
+            if pool.isActive():
+                pool.destroy()
+                done.append("stopped")
+            if not keep_data:
+                self._remove_directory(pool, done)
+            if pool.isPersistent():
+                pool.undefine()
+            done.append("undefined")
+        return done
+
+    @staticmethod
+    def _remove_directory(pool: libvirt.virStoragePool, done: list[str]) -> None:
+        try:
+            pool.delete(0)
+            done.append("removed its directory")
+        except libvirt.libvirtError as err:
+            # A directory that is already gone is fine; anything else is worth stopping for.
+            if "No such file" not in (err.get_error_message() or ""):
+                raise
+
+    def _refuse_if_in_use(self, name: str, pool: libvirt.virStoragePool) -> None:
+        from .volume import volume_users
+
+        users = volume_users(self.conn)
+        target = pool_info(pool).target
+        vms = users.of_pool(name, target)
+        if vms:
+            raise VirtopsError(f"pool {name} is in use: VM(s) {', '.join(sorted(vms))} use volumes in it; "
+                               "detach those disks first.")
+
+    # -- discovery ------------------------------------------------------------------------
+    def sources(self, pool_type: str, host: str) -> list[PoolSource]:
+        """The exports of a file server, through libvirt's find-storage-pool-sources."""
+        if pool_type != "netfs":
+            raise InvalidInput("type", f"{pool_type!r} is not supported for discovery; use netfs.")
+        if not HOST_PATTERN.match(host or ""):
+            raise InvalidInput("--host", f"{host!r} is not a host name or address; give one such as 192.168.0.254.")
+        query = X.element("source")
+        X.sub(query, "host", name=host)
+        try:
+            text = self.conn.findStoragePoolSources(pool_type, X.to_string(query), 0)
+        except libvirt.libvirtError as err:
+            if "no storage pools were found" in (err.get_error_message() or ""):
+                raise VirtopsError(f"host {host} answered with no NFS exports, or no NFS server answers there.") from err
+            raise from_libvirt(err, f"asking {host} for its exports") from err
+        return parse_sources(text, host)
+
+
+def parse_sources(text: str, host: str) -> list[PoolSource]:
+    found = []
+    for source in X.parse(text).findall("source"):
+        found.append(PoolSource(host=_attr(source, "host", "name") or host, path=_attr(source, "dir", "path") or "",
+                                format=_attr(source, "format", "type")))
+    return found
+
+
+def _start_failure(name: str, pool: libvirt.virStoragePool, err: libvirt.libvirtError) -> str:
+    """One sentence; for a mount that failed, the mount's own complaint rather than libvirt's wrapper."""
+    message = err.get_error_message() or str(err)
+    match = re.search(r"\(/(?:usr/)?bin/mount [^)]*\) unexpected exit status \d+: (.*)", message.replace("\n", " "))
+    if match:
+        detail = " ".join(match.group(1).split()).split(" dmesg(1)")[0].rstrip(". ")
+        if detail.endswith("No such device"):
+            detail += ": this kernel cannot mount that file system type"
+        try:
+            info = pool_info(pool)
+            where = f"{info.source_host}:{info.source_path}" if info.source_host else info.source_device
+            where = f"{where} on {info.target}"
+        except libvirt.libvirtError:
+            where = "its source"
+        return (f"starting pool {name} failed: mounting {where} failed ({detail}); "
+                "the pool stays defined and inactive.")
+    from .errors import one_sentence
+
+    return f"starting pool {name} failed: {one_sentence(message).rstrip('.')}; the pool stays defined and inactive."
+
+
+def _undo(undo: list[tuple[str, Callable[[], object]]]) -> None:
+    """Run undo steps newest first; keep going if one fails, so as much as possible is restored."""
+    for _label, action in reversed(undo):
+        try:
+            action()
+        except libvirt.libvirtError:
+            pass

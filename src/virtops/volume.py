@@ -1,0 +1,489 @@
+"""Storage volumes: typed models that become libvirt volume XML, listing that stays fast on pools
+with thousands of volumes, in-use protection, and sparse upload/download through libvirt streams."""
+from __future__ import annotations
+
+import os
+import posixpath
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Callable, Literal
+
+import libvirt
+from lxml import etree
+from pydantic import BaseModel
+
+from . import xml as X
+from .errors import InvalidInput, NotFound, VirtopsError, from_libvirt, libvirt_errors
+from .units import format_size, parse_size
+
+Progress = Callable[[int, int], None]  # (done, total) in bytes
+VolumeFormat = Literal["raw", "qcow2"]
+WIPE_ALGORITHMS = {
+    "zero": libvirt.VIR_STORAGE_VOL_WIPE_ALG_ZERO, "nnsa": libvirt.VIR_STORAGE_VOL_WIPE_ALG_NNSA,
+    "dod": libvirt.VIR_STORAGE_VOL_WIPE_ALG_DOD, "bsi": libvirt.VIR_STORAGE_VOL_WIPE_ALG_BSI,
+    "gutmann": libvirt.VIR_STORAGE_VOL_WIPE_ALG_GUTMANN, "schneier": libvirt.VIR_STORAGE_VOL_WIPE_ALG_SCHNEIER,
+    "pfitzner7": libvirt.VIR_STORAGE_VOL_WIPE_ALG_PFITZNER7, "pfitzner33": libvirt.VIR_STORAGE_VOL_WIPE_ALG_PFITZNER33,
+    "random": libvirt.VIR_STORAGE_VOL_WIPE_ALG_RANDOM, "trim": libvirt.VIR_STORAGE_VOL_WIPE_ALG_TRIM,
+}
+# libvirtd serves at most 5 calls of one client at a time by default (max_client_requests);
+# a few more threads keep its queue full without flooding it.
+LIST_WORKERS = 8
+STREAM_CHUNK = 1024 * 1024
+POLL_S = 0.2
+
+
+# -- models -------------------------------------------------------------------------------
+class VolumeSpec(BaseModel):
+    pool: str
+    name: str
+    capacity: int
+    allocation: int = 0
+    format: VolumeFormat = "raw"
+    backing_path: str | None = None
+    backing_format: str | None = None
+
+    def to_element(self) -> etree._Element:
+        vol = X.element("volume")
+        X.sub(vol, "name", self.name)
+        X.sub(vol, "capacity", self.capacity, unit="bytes")
+        X.sub(vol, "allocation", self.allocation, unit="bytes")
+        target = X.sub(vol, "target")
+        X.sub(target, "format", type=self.format)
+        if self.backing_path:
+            backing = X.sub(vol, "backingStore")
+            X.sub(backing, "path", self.backing_path)
+            X.sub(backing, "format", type=self.backing_format or "raw")
+        X.validate(vol, "storagevol")
+        return vol
+
+    def to_xml(self) -> str:
+        return X.to_string(self.to_element())
+
+
+class VolumeInfo(BaseModel):
+    pool: str
+    name: str
+    format: str | None
+    capacity: int
+    allocation: int
+    path: str | None
+    type: str | None = None
+    backing: str | None = None
+    used_by: list[str] = []
+    running_users: list[str] = []
+
+
+class CreateResult(BaseModel):
+    volume: VolumeInfo
+    warnings: list[str] = []
+
+
+class TransferResult(BaseModel):
+    volume: str
+    file: str
+    size: int
+    data_bytes: int
+    hole_bytes: int
+
+
+# -- who uses what ------------------------------------------------------------------------
+@dataclass
+class VolumeUsers:
+    """Which domains reference which disk sources, from one pass over all domains."""
+
+    by_path: dict[str, set[str]] = field(default_factory=dict)
+    by_volume: dict[tuple[str, str], set[str]] = field(default_factory=dict)
+    running: set[str] = field(default_factory=set)
+
+    def of(self, pool: str, name: str, path: str | None) -> list[str]:
+        users = set(self.by_volume.get((pool, name), ()))
+        if path:
+            users |= self.by_path.get(posixpath.normpath(path), set())
+        return sorted(users)
+
+    def of_pool(self, pool: str, target: str | None) -> set[str]:
+        users = {vm for (p, _v), vms in self.by_volume.items() if p == pool for vm in vms}
+        if target:
+            prefix = posixpath.normpath(target) + "/"
+            users |= {vm for path, vms in self.by_path.items() if path.startswith(prefix) for vm in vms}
+        return users
+
+
+def volume_users(conn: libvirt.virConnect) -> VolumeUsers:
+    from .domain import domains_with_xml
+
+    users = VolumeUsers()
+    for name, running, root in domains_with_xml(conn):
+        if running:
+            users.running.add(name)
+        for source in root.iterfind("devices/disk/source"):
+            path = source.get("file") or source.get("dev")
+            if path:
+                users.by_path.setdefault(posixpath.normpath(path), set()).add(name)
+            if source.get("pool") and source.get("volume"):
+                users.by_volume.setdefault((source.get("pool"), source.get("volume")), set()).add(name)
+    return users
+
+
+# -- checks on input ----------------------------------------------------------------------
+def check_volume_name(name: str) -> None:
+    if not name or "/" in name or name.startswith(".") or len(name) > 255 or any(c.isspace() or ord(c) < 32 for c in name):
+        raise InvalidInput("name", f"{name!r} is not accepted; a volume name has no '/', no spaces, and does not start "
+                                   "with '.' (e.g. test, disk1.qcow2).")
+
+
+def split_volume_ref(ref: str, field: str = "volume") -> tuple[str, str]:
+    pool, sep, name = (ref or "").partition("/")
+    if not sep or not pool or not name or "/" in name:
+        raise InvalidInput(field, f"{ref!r} is not POOL/VOLUME; give one such as test/test.")
+    return pool, name
+
+
+def volume_info(pool_name: str, root: etree._Element, users: VolumeUsers | None = None) -> VolumeInfo:
+    name = root.findtext("name")
+    path = root.findtext("target/path")
+    fmt = root.find("target/format")
+    used = users.of(pool_name, name, path) if users else []
+    return VolumeInfo(
+        pool=pool_name, name=name, path=path, type=root.get("type"),
+        format=fmt.get("type") if fmt is not None else None,
+        capacity=int(root.findtext("capacity") or 0), allocation=int(root.findtext("allocation") or 0),
+        backing=root.findtext("backingStore/path"),
+        used_by=used, running_users=[vm for vm in used if users and vm in users.running],
+    )
+
+
+# -- operations ---------------------------------------------------------------------------
+class Volumes:
+    """The storage volumes of one host, addressed as POOL/NAME."""
+
+    def __init__(self, host):
+        self.host = host
+
+    @property
+    def conn(self) -> libvirt.virConnect:
+        return self.host.conn
+
+    @property
+    def pools(self):
+        return self.host.pools
+
+    def _pool(self, name: str) -> libvirt.virStoragePool:
+        """An existing, running pool (volumes of an inactive pool cannot be seen or changed)."""
+        try:
+            return self.pools.require_active(name)
+        except NotFound as err:
+            raise InvalidInput("pool", str(err).removeprefix("pool: ")) from None
+
+    def lookup(self, ref: str) -> tuple[libvirt.virStoragePool, libvirt.virStorageVol]:
+        pool_name, name = split_volume_ref(ref)
+        pool = self._pool(pool_name)
+        try:
+            return pool, pool.storageVolLookupByName(name)
+        except libvirt.libvirtError as err:
+            if err.get_error_code() == libvirt.VIR_ERR_NO_STORAGE_VOL:
+                raise NotFound(f"volume: no volume named {name!r} in pool {pool_name}; "
+                               f"`virtops vol list {pool_name}` lists them.") from None
+            raise from_libvirt(err, f"looking up volume {ref}") from err
+
+    def _exists(self, pool: libvirt.virStoragePool, name: str) -> bool:
+        try:
+            pool.storageVolLookupByName(name)
+            return True
+        except libvirt.libvirtError:
+            return False
+
+    # -- listing ----------------------------------------------------------------------
+    def list(self, pool_name: str) -> list[VolumeInfo]:
+        """One listAllVolumes, the per-volume XML fetched concurrently, 'used by' from one domain pass."""
+        pool = self._pool(pool_name)
+        with libvirt_errors(f"listing volumes of pool {pool_name}"):
+            vols = pool.listAllVolumes(0)
+        with ThreadPoolExecutor(max_workers=LIST_WORKERS) as workers:
+            users_future = workers.submit(volume_users, self.conn)
+            xmls = list(workers.map(_xml_or_none, vols))
+            users = users_future.result()
+        infos = [volume_info(pool_name, X.parse(text), users) for text in xmls if text]
+        return sorted(infos, key=lambda v: v.name)
+
+    def info(self, ref: str) -> VolumeInfo:
+        pool, vol = self.lookup(ref)
+        with libvirt_errors(f"reading volume {ref}"):
+            return volume_info(pool.name(), X.parse(vol.XMLDesc(0)), volume_users(self.conn))
+
+    def dumpxml(self, ref: str) -> str:
+        _pool, vol = self.lookup(ref)
+        with libvirt_errors(f"reading volume {ref}"):
+            return vol.XMLDesc(0)
+
+    # -- create -------------------------------------------------------------------------
+    def check_new(self, pool_name: str, name: str, capacity: str | int, allocation: str | int | None = None,
+                  format: str | None = None, backing: str | None = None) -> tuple[VolumeSpec, list[str]]:
+        """Refuse bad input before any change; returns the spec and warnings (capacity beyond free space)."""
+        check_volume_name(name)
+        cap = parse_size(capacity, "--capacity")
+        if cap <= 0:
+            raise InvalidInput("--capacity", f"{capacity!r} is zero; give a size such as 1000M or 5G.")
+        alloc = parse_size(allocation, "--allocation") if allocation is not None else 0
+        if alloc > cap:
+            raise InvalidInput("--allocation", f"{format_size(alloc)} is more than the capacity {format_size(cap)}; "
+                                               "give at most the capacity (equal means fully allocated).")
+        fmt = format or ("qcow2" if backing else "raw")
+        if fmt not in ("raw", "qcow2"):
+            raise InvalidInput("--format", f"{fmt!r} is not supported; use raw or qcow2.")
+        pool = self._pool(pool_name)
+        if self._exists(pool, name):
+            raise InvalidInput("name", f"pool {pool_name} already has a volume named {name!r}; choose another name.")
+        spec = VolumeSpec(pool=pool_name, name=name, capacity=cap, allocation=alloc, format=fmt)
+        if backing:
+            spec = self._with_backing(spec, backing)
+        return spec, self._check_space(pool, pool_name, spec.capacity, spec.allocation)
+
+    def _with_backing(self, spec: VolumeSpec, backing: str) -> VolumeSpec:
+        if spec.format != "qcow2":
+            raise InvalidInput("--backing", "a volume with a backing volume must be qcow2; give --format qcow2.")
+        base_pool, base_name = split_volume_ref(backing, "--backing")
+        try:
+            _pool, base = self.lookup(f"{base_pool}/{base_name}")
+        except (NotFound, InvalidInput):
+            raise InvalidInput("--backing", f"no volume {backing} to use as backing; give an existing POOL/VOLUME.") from None
+        base_info = volume_info(base_pool, X.parse(base.XMLDesc(0)))
+        if spec.capacity < base_info.capacity:
+            raise InvalidInput("--capacity", f"{format_size(spec.capacity)} is smaller than the backing volume's "
+                                             f"{format_size(base_info.capacity)}; give at least that.")
+        return spec.model_copy(update={"backing_path": base_info.path, "backing_format": base_info.format or "raw"})
+
+    @staticmethod
+    def _check_space(pool: libvirt.virStoragePool, pool_name: str, capacity: int, allocation: int) -> list[str]:
+        pool.refresh(0)
+        available = pool.info()[3]
+        if allocation > available:
+            raise InvalidInput("--allocation", f"{format_size(allocation)} is more than pool {pool_name} has free "
+                                               f"({format_size(available)}); allocate less or use a sparse volume (allocation 0).")
+        if capacity > available:
+            return [f"capacity {format_size(capacity)} is more than pool {pool_name} has free ({format_size(available)}); "
+                    "the volume will fail to fill up completely."]
+        return []
+
+    def create(self, pool_name: str, name: str, capacity: str | int, allocation: str | int | None = None,
+               format: str | None = None, backing: str | None = None, progress: Progress | None = None) -> CreateResult:
+        spec, warnings = self.check_new(pool_name, name, capacity, allocation, format, backing)
+        pool = self._pool(pool_name)
+        with _watch_allocation(pool, name, spec.allocation, progress), libvirt_errors(f"creating volume {pool_name}/{name}"):
+            vol = pool.createXML(spec.to_xml(), 0)
+        with libvirt_errors(f"reading volume {pool_name}/{name}"):
+            return CreateResult(volume=volume_info(pool_name, X.parse(vol.XMLDesc(0))), warnings=warnings)
+
+    def clone(self, ref: str, new_name: str, linked: bool = False, progress: Progress | None = None) -> CreateResult:
+        pool, source = self.lookup(ref)
+        pool_name = pool.name()
+        src = volume_info(pool_name, X.parse(source.XMLDesc(0)))
+        if linked:
+            return self.create(pool_name, new_name, src.capacity, 0, "qcow2", backing=ref)
+        spec, warnings = self.check_new(pool_name, new_name, src.capacity, src.allocation, src.format or "raw")
+        with _watch_allocation(pool, new_name, src.allocation, progress), libvirt_errors(f"cloning volume {ref}"):
+            vol = pool.createXMLFrom(spec.to_xml(), source, 0)
+        return CreateResult(volume=volume_info(pool_name, X.parse(vol.XMLDesc(0))), warnings=warnings)
+
+    # -- change -------------------------------------------------------------------------
+    def resize(self, ref: str, size: str | int, shrink: bool = False) -> CreateResult:
+        pool, vol = self.lookup(ref)
+        current = volume_info(pool.name(), X.parse(vol.XMLDesc(0)))
+        new = parse_size(size, "size")
+        if new <= 0:
+            raise InvalidInput("size", f"{size!r} is zero; give the new capacity, e.g. 2G.")
+        if new == current.capacity:
+            raise InvalidInput("size", f"volume {ref} already has a capacity of {format_size(new)}.")
+        flags = 0
+        if new < current.capacity:
+            if not shrink:
+                raise InvalidInput("size", f"{format_size(new)} is smaller than the capacity {format_size(current.capacity)}; "
+                                           "give --shrink to shrink it (data past the new end is lost).")
+            if new < current.allocation:
+                raise InvalidInput("size", f"{format_size(new)} is below the space the volume already uses "
+                                           f"({format_size(current.allocation)}); it cannot shrink below that.")
+            flags |= libvirt.VIR_STORAGE_VOL_RESIZE_SHRINK
+        warnings = self._check_space(pool, pool.name(), new - current.capacity, 0) if new > current.capacity else []
+        with libvirt_errors(f"resizing volume {ref}"):
+            vol.resize(new, flags)
+            return CreateResult(volume=volume_info(pool.name(), X.parse(vol.XMLDesc(0))), warnings=warnings)
+
+    def wipe(self, ref: str, algorithm: str = "zero", force: bool = False) -> list[str]:
+        if algorithm not in WIPE_ALGORITHMS:
+            raise InvalidInput("--algorithm", f"{algorithm!r} is not known; use one of {', '.join(WIPE_ALGORITHMS)}.")
+        pool, vol = self.lookup(ref)
+        users = self._users_or_refuse(pool, vol, ref, force, "wiping")
+        with libvirt_errors(f"wiping volume {ref}"):
+            vol.wipePattern(WIPE_ALGORITHMS[algorithm], 0)
+        return users
+
+    def delete(self, ref: str, force: bool = False) -> list[str]:
+        """Delete a volume no VM references; with force, delete anyway and return the VMs affected."""
+        pool, vol = self.lookup(ref)
+        users = self._users_or_refuse(pool, vol, ref, force, "deleting")
+        with libvirt_errors(f"deleting volume {ref}"):
+            vol.delete(0)
+        return users
+
+    def _users_or_refuse(self, pool, vol, ref: str, force: bool, doing: str) -> list[str]:
+        info = volume_info(pool.name(), X.parse(vol.XMLDesc(0)), volume_users(self.conn))
+        if info.used_by and not force:
+            raise VirtopsError(f"volume {ref} is used by VM(s) {', '.join(info.used_by)}; detach it first, "
+                               f"or give --force to go on with {doing} it anyway.")
+        return info.used_by
+
+    # -- sparse streams ---------------------------------------------------------------------
+    def upload(self, ref: str, file: str, force: bool = False, progress: Progress | None = None) -> TransferResult:
+        pool, vol = self.lookup(ref)
+        try:
+            size = os.stat(file).st_size
+        except OSError as err:
+            raise InvalidInput("file", f"{file}: {err.strerror.lower()}; give an existing image file.") from None
+        info = volume_info(pool.name(), X.parse(vol.XMLDesc(0)))
+        if size > info.capacity:
+            raise InvalidInput("file", f"{file} is {format_size(size)}, larger than volume {ref} "
+                                       f"({format_size(info.capacity)}); resize the volume first.")
+        self._users_or_refuse(pool, vol, ref, force, "overwriting")
+        counter = _Counter(size, progress)
+        fd = os.open(file, os.O_RDONLY)
+        try:
+            stream = self.conn.newStream(0)
+            with libvirt_errors(f"uploading {file} to {ref}"):
+                vol.upload(stream, 0, 0, libvirt.VIR_STORAGE_VOL_UPLOAD_SPARSE_STREAM)
+                _send_sparse(stream, fd, counter)
+        finally:
+            os.close(fd)
+        return TransferResult(volume=ref, file=file, size=size, data_bytes=counter.data, hole_bytes=counter.holes)
+
+    def download(self, ref: str, file: str, overwrite: bool = False, progress: Progress | None = None) -> TransferResult:
+        pool, vol = self.lookup(ref)
+        if os.path.exists(file) and not overwrite:
+            raise InvalidInput("file", f"{file} exists; give another file name or --overwrite.")
+        info = volume_info(pool.name(), X.parse(vol.XMLDesc(0)))
+        counter = _Counter(info.capacity, progress)
+        fd = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        ok = False
+        try:
+            stream = self.conn.newStream(0)
+            with libvirt_errors(f"downloading {ref} to {file}"):
+                vol.download(stream, 0, 0, libvirt.VIR_STORAGE_VOL_DOWNLOAD_SPARSE_STREAM)
+                _recv_sparse(stream, fd, counter)
+            ok = True
+        finally:
+            os.close(fd)
+            if not ok:
+                os.unlink(file)  # no half-written image left behind
+        return TransferResult(volume=ref, file=file, size=os.stat(file).st_size,
+                              data_bytes=counter.data, hole_bytes=counter.holes)
+
+
+def _xml_or_none(vol: libvirt.virStorageVol) -> str | None:
+    try:
+        return vol.XMLDesc(0)
+    except libvirt.libvirtError:
+        return None  # deleted while we listed
+
+
+class _watch_allocation:
+    """While a long libvirt call allocates a volume, report its growing allocation (best effort)."""
+
+    def __init__(self, pool: libvirt.virStoragePool, name: str, total: int, progress: Progress | None):
+        self.pool, self.name, self.total, self.progress = pool, name, total, progress
+        self.done = threading.Event()
+
+    def __enter__(self):
+        if self.progress and self.total > 0:
+            threading.Thread(target=self._poll, daemon=True).start()
+        return self
+
+    def _poll(self) -> None:
+        while not self.done.wait(POLL_S):
+            try:
+                allocated = self.pool.storageVolLookupByName(self.name).info()[2]
+                self.progress(min(allocated, self.total), self.total)
+            except libvirt.libvirtError:
+                continue  # not there yet
+
+    def __exit__(self, exc_type, *_):
+        self.done.set()
+        if self.progress and self.total > 0 and exc_type is None:
+            self.progress(self.total, self.total)
+        return False
+
+
+# -- sparse stream handlers: holes found with SEEK_DATA/SEEK_HOLE cross the wire as lengths ------
+class _Counter:
+    def __init__(self, total: int, progress: Progress | None):
+        self.total, self.progress = total, progress
+        self.data = self.holes = 0
+
+    def advance(self, data: int = 0, hole: int = 0) -> None:
+        self.data += data
+        self.holes += hole
+        if self.progress:
+            self.progress(min(self.data + self.holes, self.total), self.total)
+
+
+def _send_sparse(stream: libvirt.virStream, fd: int, counter: _Counter) -> None:
+    def read(_stream, nbytes: int, _opaque):
+        chunk = os.read(fd, min(nbytes, STREAM_CHUNK))
+        counter.advance(data=len(chunk))
+        return chunk
+
+    def skip(_stream, length: int, _opaque):
+        counter.advance(hole=length)
+        return os.lseek(fd, length, os.SEEK_CUR)
+
+    try:
+        stream.sparseSendAll(read, _hole_at(fd), skip, None)
+        stream.finish()
+    except BaseException:
+        _abort(stream)
+        raise
+
+
+def _recv_sparse(stream: libvirt.virStream, fd: int, counter: _Counter) -> None:
+    def write(_stream, buf: bytes, _opaque):
+        counter.advance(data=len(buf))
+        return os.write(fd, buf)
+
+    def skip(_stream, length: int, _opaque):
+        # Seek past the hole and extend the file: the hole stays a hole on this side too.
+        counter.advance(hole=length)
+        return os.ftruncate(fd, os.lseek(fd, length, os.SEEK_CUR))
+
+    try:
+        stream.sparseRecvAll(write, skip, None)
+        stream.finish()
+    except BaseException:
+        _abort(stream)
+        raise
+
+
+def _hole_at(fd: int):
+    def in_data(_stream, _opaque) -> list:
+        """[in_data, length] of the section that starts at the current offset."""
+        cur = os.lseek(fd, 0, os.SEEK_CUR)
+        end = os.fstat(fd).st_size
+        try:
+            data = os.lseek(fd, cur, os.SEEK_DATA)
+        except OSError:  # ENXIO: only a hole (or nothing) is left
+            data = -1
+        if data < 0:
+            section = [False, end - cur]
+        elif data > cur:
+            section = [False, data - cur]
+        else:
+            section = [True, os.lseek(fd, cur, os.SEEK_HOLE) - cur]
+        os.lseek(fd, cur, os.SEEK_SET)
+        return section
+
+    return in_data
+
+
+def _abort(stream: libvirt.virStream) -> None:
+    try:
+        stream.abort()
+    except libvirt.libvirtError:
+        pass
