@@ -1,0 +1,125 @@
+"""Network models and address rules: pure checks, plus libvirt's test driver for round trips."""
+from __future__ import annotations
+
+import ipaddress
+
+import pytest
+from hypothesis import given, strategies as st
+
+from virtops import xml as X
+from virtops.errors import InvalidInput
+from virtops.network import DhcpHost, NetworkSpec, build_spec, default_dhcp, ip_interface_of, merge_into
+
+
+def test_handbook_mynetwork_defaults():
+    spec = build_spec("mynetwork", subnet="192.168.200.0/24", mode="route")
+    assert (spec.gateway, spec.dhcp_start, spec.dhcp_end) == ("192.168.200.1", "192.168.200.128", "192.168.200.254")
+    node = spec.to_element()
+    X.validate(node, "network")
+    assert node.find("forward").get("mode") == "route" and node.find("forward").get("dev") is None
+
+
+def test_stock_default_shape():
+    spec = build_spec("default", subnet="192.168.122.0/24", dhcp="192.168.122.2-192.168.122.254", bridge="virbr0")
+    node = spec.to_element()
+    assert node.find("forward").get("mode") == "nat"
+    assert node.find("ip").get("address") == "192.168.122.1"
+    assert NetworkSpec.from_element(node) == spec
+
+
+@pytest.mark.parametrize("mode", ["nat", "route", "open", "isolated"])
+def test_every_mode_validates_and_round_trips(mode):
+    spec = build_spec("n1", subnet="10.20.0.0/16", mode=mode, ipv6="fd00:20::/64", domain="lab.example", mtu=9000,
+                      hosts=[DhcpHost(mac="52:54:00:00:00:01", ip="10.20.0.9", name="db")])
+    again = NetworkSpec.from_element(spec.to_element())
+    assert again == spec
+
+
+def test_bridge_mode():
+    spec = build_spec("br", mode="bridge", bridge="br0")
+    node = spec.to_element()
+    assert node.find("ip") is None and node.find("bridge").get("name") == "br0"
+    with pytest.raises(InvalidInput, match="^mode: .*drop --subnet"):
+        build_spec("br", mode="bridge", bridge="br0", subnet="10.0.0.0/24")
+    with pytest.raises(InvalidInput, match="^bridge: "):
+        build_spec("br", mode="bridge")
+
+
+@pytest.mark.parametrize("kwargs, field", [
+    (dict(name="bad/name", subnet="10.0.0.0/24"), "name"),
+    (dict(name="", subnet="10.0.0.0/24"), "name"),
+    (dict(name="n", subnet="10.0.0.1/24"), "subnet"),
+    (dict(name="n", subnet="10.0.0.0"), "subnet"),
+    (dict(name="n", subnet="10.0.0.0/31"), "subnet"),
+    (dict(name="n", subnet="fd00::/64"), "subnet"),
+    (dict(name="n", subnet="banana"), "subnet"),
+    (dict(name="n"), "subnet"),
+    (dict(name="n", subnet="10.0.0.0/24", gateway="10.0.1.1"), "gateway"),
+    (dict(name="n", subnet="10.0.0.0/24", gateway="10.0.0.0"), "gateway"),
+    (dict(name="n", subnet="10.0.0.0/24", gateway="10.0.0.255"), "gateway"),
+    (dict(name="n", subnet="10.0.0.0/24", gateway="x"), "gateway"),
+    (dict(name="n", subnet="10.0.0.0/24", dhcp="10.0.0.100-10.0.1.5"), "dhcp"),
+    (dict(name="n", subnet="10.0.0.0/24", dhcp="10.0.0.200-10.0.0.100"), "dhcp"),
+    (dict(name="n", subnet="10.0.0.0/24", dhcp="10.0.0.1-10.0.0.100"), "dhcp"),
+    (dict(name="n", subnet="10.0.0.0/24", dhcp="10.0.0.100"), "dhcp"),
+    (dict(name="n", subnet="10.0.0.0/24", dhcp="10.0.0.100-10.0.0.255"), "dhcp"),
+    (dict(name="n", subnet="10.0.0.0/24", mode="isolated", dev="eth0"), "dev"),
+    (dict(name="n", subnet="10.0.0.0/24", mode="open", dev="eth0"), "dev"),
+    (dict(name="n", subnet="10.0.0.0/24", dev="bad name"), "dev"),
+    (dict(name="n", subnet="10.0.0.0/24", bridge="a-name-longer-than-15"), "bridge"),
+    (dict(name="n", subnet="10.0.0.0/24", mode="mesh"), "mode"),
+    (dict(name="n", subnet="10.0.0.0/24", ipv6="fd00::1/64"), "ipv6"),
+    (dict(name="n", subnet="10.0.0.0/24", ipv6="10.1.0.0/24"), "ipv6"),
+    (dict(name="n", subnet="10.0.0.0/24", mtu=10), "mtu"),
+    (dict(name="n", subnet="10.0.0.0/24", domain="bad domain"), "domain"),
+    (dict(name="n", subnet="10.0.0.0/24", hosts=[DhcpHost(mac="zz", ip="10.0.0.5")]), "mac"),
+    (dict(name="n", subnet="10.0.0.0/24", hosts=[DhcpHost(mac="52:54:00:00:00:01", ip="10.0.9.5")]), "ip"),
+    (dict(name="n", subnet="10.0.0.0/24", hosts=[DhcpHost(mac="52:54:00:00:00:01", ip="10.0.0.1")]), "ip"),
+])
+def test_refusals_name_the_field(kwargs, field):
+    with pytest.raises(InvalidInput) as err:
+        build_spec(**kwargs)
+    message = str(err.value)
+    assert message.startswith(f"{field}: ") and message.endswith(".") and "\n" not in message
+
+
+@given(st.integers(min_value=8, max_value=30), st.integers(min_value=0, max_value=2**32 - 1))
+def test_default_dhcp_is_upper_half_inside_the_subnet(prefix, seed):
+    subnet = ipaddress.ip_network(f"{ipaddress.ip_address(seed)}/{prefix}", strict=False)
+    if subnet.is_multicast or subnet.is_reserved:
+        return
+    spec = build_spec("n", subnet=str(subnet))
+    start, end = ipaddress.ip_address(spec.dhcp_start), ipaddress.ip_address(spec.dhcp_end)
+    gateway = ipaddress.ip_address(spec.gateway)
+    assert subnet.network_address < start <= end < subnet.broadcast_address
+    assert not start <= gateway <= end
+    assert end == subnet.broadcast_address - 1
+    assert (start, end) == default_dhcp(subnet) or prefix == 30
+
+
+def test_ip_interface_of_reads_prefix_and_netmask():
+    assert str(ip_interface_of(X.element("ip", address="10.1.2.1", netmask="255.255.0.0"))) == "10.1.2.1/16"
+    assert str(ip_interface_of(X.element("ip", address="fd00::1", prefix="64", family="ipv6"))) == "fd00::1/64"
+
+
+def test_merge_keeps_what_virtops_does_not_model():
+    old = X.parse("<network><name>n</name><uuid>3e3fce45-4f53-4fa7-bb32-11f34168b82b</uuid>"
+                  "<forward mode='nat'><nat><port start='1024' end='65535'/></nat></forward>"
+                  "<bridge name='virbr5'/><mac address='52:54:00:aa:bb:cc'/>"
+                  "<dns><host ip='10.0.0.7'><hostname>seven</hostname></host></dns>"
+                  "<ip address='10.0.0.1' netmask='255.255.255.0'/></network>")
+    spec = NetworkSpec.from_element(old).model_copy(update={"mode": "route"})
+    new = merge_into(old, spec)
+    assert new.find("mac").get("address") == "52:54:00:aa:bb:cc"
+    assert new.find("dns/host/hostname").text == "seven"
+    assert new.find("forward").get("mode") == "route" and len(new.findall("ip")) == 1
+
+
+def test_create_on_test_driver(test_host):
+    nets = test_host.networks
+    info = nets.create("t1", subnet="10.55.0.0/24", mode="isolated")
+    assert info.active and info.autostart and info.mode == "isolated" and info.dhcp_range == "10.55.0.128-10.55.0.254"
+    with pytest.raises(InvalidInput, match="^subnet: .*overlaps .* of network t1"):
+        nets.create("t2", subnet="10.55.0.0/16")
+    with pytest.raises(InvalidInput, match="^name: "):
+        nets.create("t1", subnet="10.56.0.0/24")
