@@ -10,7 +10,7 @@ def host_state(conn: libvirt.virConnect) -> dict[str, str]:
     for net in conn.listAllNetworks():
         state[f"net/{net.name()}"] = f"{net.isActive()}{net.autostart()}" + net.XMLDesc(0)
     for pool in conn.listAllStoragePools():
-        state[f"pool/{pool.name()}"] = f"{pool.isActive()}{pool.autostart()}" + pool.XMLDesc(0)
+        state[f"pool/{pool.name()}"] = f"{pool.isActive()}{pool.autostart()}" + _without_usage(pool.XMLDesc(0))
         if pool.isActive():
             pool.refresh(0)
             for vol in pool.listAllVolumes():
@@ -18,6 +18,18 @@ def host_state(conn: libvirt.virConnect) -> dict[str, str]:
     for dom in conn.listAllDomains():
         state[f"dom/{dom.name()}"] = f"{dom.isActive()}" + dom.XMLDesc(0)
     return state
+
+
+def _without_usage(pool_xml: str) -> str:
+    """A pool's capacity/allocation/available follow the filesystem, which other processes
+    write to; they are not configuration."""
+    from virtops import xml as X
+
+    root = X.parse(pool_xml)
+    for tag in ("capacity", "allocation", "available"):
+        for node in root.findall(tag):
+            root.remove(node)
+    return X.to_string(root)
 
 
 def run_cli(*args: str, uri: str | None = None, input: str | None = None):

@@ -13,6 +13,7 @@ class VirtopsError(Exception):
     exit_code = 1
 
     def __init__(self, message: str, *, field: str | None = None):
+        message = " ".join(message.split())  # one line, whatever the underlying tool said
         super().__init__(message)
         self.message = message
         self.field = field

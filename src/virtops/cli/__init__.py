@@ -20,6 +20,7 @@ from .groups import LazyGroup
                  "net": "virtops.cli.net:net",
                  "vm": "virtops.cli.vm:vm",
                  "demo": "virtops.cli.demo:demo",
+                 "backup": "virtops.cli.backup:backup",
              })
 @click.option("-c", "--connect", "uri", metavar="URI", help="libvirt URI, or lab:NAME (default: $LIBVIRT_DEFAULT_URI, then qemu:///system).")
 @click.option("--debug", is_flag=True, help="Show tracebacks.")

@@ -1,0 +1,175 @@
+"""The host's configuration as libvirt gives it: every pool, volume, network and domain as XML,
+how to compare two of them, and how to define one again. Backup, restore and diff stand on this.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+
+import libvirt
+from lxml import etree
+
+from . import xml as X
+from .errors import VirtopsError
+
+# Restore order: what an object refers to exists before it.
+KIND_ORDER = ("pool", "volume", "network", "domain")
+
+
+@dataclass
+class HostObject:
+    kind: str  # pool | volume | network | domain
+    name: str  # volumes: "POOL/VOLUME"
+    xml: str  # exactly what libvirt gives (inactive definition)
+    uuid: str | None = None
+    autostart: bool = False
+    active: bool = False
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return f"{self.kind}/{self.name}"
+
+
+def read_all(conn: libvirt.virConnect) -> list[HostObject]:
+    """Every persistent object of the host, in restore order."""
+    objects: list[HostObject] = []
+    for pool in conn.listAllStoragePools(libvirt.VIR_CONNECT_LIST_STORAGE_POOLS_PERSISTENT):
+        objects.append(HostObject("pool", pool.name(), pool.XMLDesc(libvirt.VIR_STORAGE_XML_INACTIVE),
+                                  pool.UUIDString(), bool(pool.autostart()), bool(pool.isActive())))
+    for pool in conn.listAllStoragePools(libvirt.VIR_CONNECT_LIST_STORAGE_POOLS_ACTIVE):
+        objects.extend(_volumes(pool))
+    for net in conn.listAllNetworks(libvirt.VIR_CONNECT_LIST_NETWORKS_PERSISTENT):
+        objects.append(HostObject("network", net.name(), net.XMLDesc(libvirt.VIR_NETWORK_XML_INACTIVE),
+                                  net.UUIDString(), bool(net.autostart()), bool(net.isActive())))
+    for dom in conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_PERSISTENT):
+        objects.append(HostObject("domain", dom.name(),
+                                  dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE | libvirt.VIR_DOMAIN_XML_SECURE),
+                                  dom.UUIDString(), bool(dom.autostart()), bool(dom.isActive())))
+    return objects
+
+
+def _volumes(pool: libvirt.virStoragePool) -> list[HostObject]:
+    pool.refresh(0)
+    found = [HostObject("volume", f"{pool.name()}/{vol.name()}", vol.XMLDesc(0)) for vol in pool.listAllVolumes()]
+    return order_backing_first(found)
+
+
+def order_backing_first(volumes: list[HostObject]) -> list[HostObject]:
+    """A volume's backing volume has to exist before it: sort each chain base first."""
+    by_path = {X.parse(v.xml).findtext("target/path"): v for v in volumes}
+    ordered: list[HostObject] = []
+
+    def visit(vol: HostObject, seen: set[str]) -> None:
+        if vol in ordered or vol.name in seen:
+            return
+        backing = X.parse(vol.xml).findtext("backingStore/path")
+        if backing in by_path:
+            visit(by_path[backing], seen | {vol.name})
+        ordered.append(vol)
+
+    for vol in sorted(volumes, key=lambda v: v.name):
+        visit(vol, set())
+    return ordered
+
+
+# -- comparing ------------------------------------------------------------------------
+# Fields libvirt reports that describe the moment, not the configuration.
+VOLATILE = {
+    "pool": ["capacity", "allocation", "available"],
+    "volume": ["key", "allocation", "physical", "target/timestamps", "target/path", "backingStore/timestamps"],
+    "network": [],
+    "domain": [],
+}
+
+
+def comparable(obj: HostObject) -> str:
+    """Canonical XML without volatile fields: equal strings mean the same configuration."""
+    root = copy.deepcopy(X.parse(obj.xml))
+    for path in VOLATILE[obj.kind]:
+        for node in root.findall(path):
+            node.getparent().remove(node)
+    text = etree.tostring(root, method="c14n").decode()
+    return X.to_string(X.parse(text)) + f"autostart={obj.autostart}\n"
+
+
+# -- defining -------------------------------------------------------------------------
+def exists(conn: libvirt.virConnect, kind: str, name: str) -> bool:
+    try:
+        lookup(conn, kind, name)
+        return True
+    except libvirt.libvirtError:
+        return False
+
+
+def lookup(conn: libvirt.virConnect, kind: str, name: str):
+    if kind == "pool":
+        return conn.storagePoolLookupByName(name)
+    if kind == "network":
+        return conn.networkLookupByName(name)
+    if kind == "domain":
+        return conn.lookupByName(name)
+    pool_name, vol_name = name.split("/", 1)
+    return conn.storagePoolLookupByName(pool_name).storageVolLookupByName(vol_name)
+
+
+def define(conn: libvirt.virConnect, obj: HostObject) -> None:
+    """Define the object from its XML and restore its autostart and active state."""
+    if obj.kind == "pool":
+        pool = conn.storagePoolDefineXML(obj.xml, 0)
+        if obj.active:
+            if _builds_a_directory(pool):
+                pool.build(0)  # recreates the target directory with its permissions
+            pool.create(0)
+        pool.setAutostart(int(obj.autostart))
+    elif obj.kind == "volume":
+        pool_name = obj.name.split("/", 1)[0]
+        pool = conn.storagePoolLookupByName(pool_name)
+        pool.createXML(X.to_string(volume_create_element(obj)), 0)
+    elif obj.kind == "network":
+        net = conn.networkDefineXML(obj.xml)
+        net.setAutostart(int(obj.autostart))
+        if obj.active:
+            net.create()
+    elif obj.kind == "domain":
+        dom = conn.defineXML(obj.xml)
+        dom.setAutostart(int(obj.autostart))
+    else:
+        raise VirtopsError(f"unknown object kind {obj.kind!r}.")
+
+
+def undefine(conn: libvirt.virConnect, kind: str, name: str) -> None:
+    """Remove an object's definition so that a backup's can take its place (--replace).
+    Volumes are never deleted here: their data is the user's."""
+    obj = lookup(conn, kind, name)
+    if kind == "pool":
+        if obj.isActive():
+            obj.destroy()
+        obj.undefine()
+    elif kind == "network":
+        if obj.isActive():
+            obj.destroy()
+        obj.undefine()
+    elif kind == "domain":
+        obj.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_KEEP_NVRAM)
+    else:
+        raise VirtopsError(f"volume {name}: an existing volume is never replaced by a backup; delete it first if you mean to.")
+
+
+def _builds_a_directory(pool: libvirt.virStoragePool) -> bool:
+    """Building a dir or netfs pool only makes its directory; building an fs pool would format a device."""
+    return X.parse(pool.XMLDesc(0)).get("type") in ("dir", "netfs")
+
+
+def volume_create_element(obj: HostObject) -> etree._Element:
+    """The volume's XML as storageVolCreateXML takes it: name, capacity, format, backing store.
+    Sparse unless the volume was fully allocated, so a restore never eats more space than before."""
+    root = copy.deepcopy(X.parse(obj.xml))
+    for path in ("key", "physical", "target/path", "target/timestamps", "backingStore/timestamps"):
+        for node in root.findall(path):
+            node.getparent().remove(node)
+    capacity = int(root.findtext("capacity") or 0)
+    allocation = root.find("allocation")
+    if allocation is not None and int(allocation.text or 0) < capacity:
+        allocation.text = "0"
+    return root
