@@ -20,6 +20,15 @@ class KernelBoot(BaseModel):
     cmdline: str = ""
 
 
+# Image formats QEMU's block layer reads (the driver type of a disk).
+DiskFormat = Literal["raw", "qcow2", "qed", "vmdk", "vdi", "vpc", "vhdx", "qcow", "cloop", "dmg", "bochs", "parallels"]
+DISK_FORMATS: tuple[str, ...] = DiskFormat.__args__
+Bus = Literal["virtio", "scsi", "sata", "ide", "usb"]
+BUSES: tuple[str, ...] = Bus.__args__
+CacheMode = Literal["default", "none", "writethrough", "writeback", "directsync", "unsafe"]
+CACHE_MODES: tuple[str, ...] = CacheMode.__args__
+
+
 class DiskSpec(BaseModel):
     """A disk backed by a pool's volume (<disk type='volume'>, so it follows the pool) or a file path."""
 
@@ -27,29 +36,60 @@ class DiskSpec(BaseModel):
     pool: str | None = None
     volume: str | None = None
     path: str | None = None
-    format: Literal["raw", "qcow2"] = "raw"
-    bus: Literal["virtio", "scsi", "sata", "ide"] = "virtio"
-    cache: str | None = None
+    format: DiskFormat = "raw"
+    bus: Bus = "virtio"
+    device: Literal["disk", "cdrom"] = "disk"
+    cache: CacheMode | None = None
     readonly: bool = False
     shareable: bool = False
     serial: str | None = None
 
+    @property
+    def by_volume(self) -> bool:
+        return self.pool is not None and self.volume is not None
+
+    @property
+    def source_label(self) -> str:
+        """POOL/VOLUME for volume disks, else the path (or '-' for an empty CD-ROM drive)."""
+        return f"{self.pool}/{self.volume}" if self.by_volume else (self.path or "-")
+
     def to_element(self) -> etree._Element:
-        by_volume = self.pool is not None and self.volume is not None
-        disk = X.element("disk", type="volume" if by_volume else "file", device="disk")
+        by_volume = self.by_volume
+        disk = X.element("disk", type="volume" if by_volume else "file", device=self.device)
         X.sub(disk, "driver", name="qemu", type=self.format, cache=self.cache)
         if by_volume:
             X.sub(disk, "source", pool=self.pool, volume=self.volume)
-        else:
+        elif self.path:
             X.sub(disk, "source", file=self.path)
         X.sub(disk, "target", dev=self.target, bus=self.bus)
-        if self.readonly:
+        if self.readonly or self.device == "cdrom":  # a CD-ROM is read-only by nature
             X.sub(disk, "readonly")
         if self.shareable:
             X.sub(disk, "shareable")
         if self.serial:
             X.sub(disk, "serial", self.serial)
         return disk
+
+    @classmethod
+    def from_element(cls, disk: etree._Element) -> "DiskSpec":
+        """The model of a <disk> from any domain XML (ours, virsh's, virt-manager's)."""
+        source = disk.find("source")
+        driver = disk.find("driver")
+        target = disk.find("target")
+        src = source.attrib if source is not None else {}
+        fmt = driver.get("type") if driver is not None else None
+        return cls.model_construct(
+            target=target.get("dev") if target is not None else "",
+            pool=src.get("pool"), volume=src.get("volume"),
+            path=src.get("file") or src.get("dev") or src.get("name"),
+            format=fmt or "raw",
+            bus=(target.get("bus") if target is not None else None) or "virtio",
+            device=disk.get("device") or "disk",
+            cache=driver.get("cache") if driver is not None else None,
+            readonly=disk.find("readonly") is not None,
+            shareable=disk.find("shareable") is not None,
+            serial=disk.findtext("serial"),
+        )
 
 
 class NicSpec(BaseModel):
@@ -67,20 +107,39 @@ class NicSpec(BaseModel):
         X.sub(nic, "model", type=self.model)
         return nic
 
+    @classmethod
+    def from_element(cls, nic: etree._Element) -> "NicSpec":
+        """The model of an <interface>; for NICs not on a virtual network, `network` is the
+        bridge or device it is plugged into (type shows in the XML, not here)."""
+        source = nic.find("source")
+        src = source.attrib if source is not None else {}
+        mac = nic.find("mac")
+        model = nic.find("model")
+        return cls.model_construct(
+            network=src.get("network") or src.get("bridge") or src.get("dev") or "",
+            mac=mac.get("address").lower() if mac is not None and mac.get("address") else None,
+            model=(model.get("type") if model is not None else None) or "-",
+        )
+
 
 class DomainSpec(BaseModel):
     name: str
     memory_mib: int = Field(256, gt=0)
+    memory_kib: int | None = Field(None, gt=0)  # finer than MiB when given; wins over memory_mib
     vcpus: int = Field(1, gt=0)
     virt_type: Literal["kvm", "qemu"] = "qemu"
     boot: KernelBoot | None = None
+    boot_devices: list[Literal["hd", "cdrom", "network", "fd"]] = []  # BIOS boot order when no kernel is given
     disks: list[DiskSpec] = []
     nics: list[NicSpec] = []
 
     def to_element(self) -> etree._Element:
         dom = X.element("domain", type=self.virt_type)
         X.sub(dom, "name", self.name)
-        X.sub(dom, "memory", self.memory_mib, unit="MiB")
+        if self.memory_kib:
+            X.sub(dom, "memory", self.memory_kib, unit="KiB")
+        else:
+            X.sub(dom, "memory", self.memory_mib, unit="MiB")
         X.sub(dom, "vcpu", self.vcpus)
         os_ = X.sub(dom, "os")
         X.sub(os_, "type", "hvm", arch="x86_64")
@@ -89,6 +148,9 @@ class DomainSpec(BaseModel):
             if self.boot.initrd:
                 X.sub(os_, "initrd", self.boot.initrd)
             X.sub(os_, "cmdline", self.boot.cmdline)
+        else:
+            for device in self.boot_devices:
+                X.sub(os_, "boot", dev=device)
         features = X.sub(dom, "features")
         X.sub(features, "acpi")  # so that poweroff in the guest really stops the domain
         X.sub(dom, "on_poweroff", "destroy")

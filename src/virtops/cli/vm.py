@@ -1,0 +1,292 @@
+"""`virtops vm`: virtual machines, their disks and NICs. A thin face over virtops.vm."""
+from __future__ import annotations
+
+import sys
+
+import click
+
+from .common import emit_fields, emit_json, emit_table, json_option, pass_context
+
+
+@click.group()
+def vm() -> None:
+    """Virtual machines: create, run, console; attach and detach disks and NICs."""
+
+
+def _vms(ctx):
+    return ctx.host().vms
+
+
+def _size(value: int) -> str:
+    from ..units import format_size
+
+    return format_size(value)
+
+
+def _nic_text(nic) -> str:
+    return f"{nic.mac} {nic.network}" + (f" {nic.ip}" if nic.ip else "")
+
+
+# -- listing and reading ---------------------------------------------------------------------
+@vm.command("list")
+@click.option("--all", "show_all", is_flag=True, help="Include VMs that are not running.")
+@json_option
+@pass_context
+def vm_list(ctx, show_all: bool, as_json: bool) -> None:
+    """VMs with state, vCPUs, memory, disks and NICs (MAC, network, IP)."""
+    vms = _vms(ctx).list(all=show_all)
+    if as_json:
+        emit_json([v.model_dump() for v in vms])
+        return
+    rows = [{"name": v.name, "state": v.state, "vcpus": v.vcpus, "memory": _size(v.memory_bytes),
+             "disks": " ".join(f"{d.target}={d.source}" for d in v.disks) or None,
+             "nics": ", ".join(_nic_text(n) for n in v.nics) or None} for v in vms]
+    emit_table(rows, [("name", "Name"), ("state", "State"), ("vcpus", "vCPUs"), ("memory", "Memory"),
+                      ("disks", "Disks"), ("nics", "NICs (MAC network IP)")])
+
+
+@vm.command("info")
+@click.argument("name")
+@json_option
+@pass_context
+def vm_info(ctx, name: str, as_json: bool) -> None:
+    """State, resources, disks and NICs of one VM."""
+    info = _vms(ctx).info(name)
+    if as_json:
+        emit_json(info.model_dump())
+        return
+    emit_fields([("Name", info.name), ("UUID", info.uuid), ("State", info.state), ("Type", info.virt_type),
+                 ("Persistent", info.persistent), ("Autostart", info.autostart), ("vCPUs", info.vcpus),
+                 ("Memory", _size(info.memory_bytes)),
+                 ("Disks", ", ".join(f"{d.target}={d.source}" for d in info.disks) or None),
+                 ("NICs", ", ".join(_nic_text(n) for n in info.nics) or None)])
+
+
+@vm.command("blklist")
+@click.argument("name")
+@json_option
+@pass_context
+def vm_blklist(ctx, name: str, as_json: bool) -> None:
+    """The disks of a VM (virsh domblklist)."""
+    disks = _vms(ctx).disks(name)
+    if as_json:
+        emit_json([d.model_dump() for d in disks])
+        return
+    emit_table([d.model_dump() for d in disks],
+               [("target", "Target"), ("source", "Source"), ("device", "Device"), ("bus", "Bus"),
+                ("format", "Format"), ("readonly", "Read-only")])
+
+
+@vm.command("iflist")
+@click.argument("name")
+@json_option
+@pass_context
+def vm_iflist(ctx, name: str, as_json: bool) -> None:
+    """The NICs of a VM (virsh domiflist)."""
+    nics = _vms(ctx).nics(name)
+    if as_json:
+        emit_json([n.model_dump() for n in nics])
+        return
+    emit_table([n.model_dump() for n in nics],
+               [("interface", "Interface"), ("type", "Type"), ("network", "Source"), ("model", "Model"), ("mac", "MAC")])
+
+
+@vm.command("ip")
+@click.argument("name")
+@json_option
+@pass_context
+def vm_ip(ctx, name: str, as_json: bool) -> None:
+    """Addresses of a running VM, from its networks' DHCP leases (virsh domifaddr)."""
+    nics = _vms(ctx).addresses(name)
+    if as_json:
+        emit_json([{"mac": n.mac, "network": n.network, "interface": n.interface, "ip": n.ip} for n in nics])
+        return
+    emit_table([n.model_dump() for n in nics],
+               [("interface", "Interface"), ("mac", "MAC"), ("network", "Network"), ("ip", "Address")])
+
+
+@vm.command("dumpxml")
+@click.argument("name")
+@click.option("--inactive", is_flag=True, help="The persistent definition rather than the running configuration.")
+@pass_context
+def vm_dumpxml(ctx, name: str, inactive: bool) -> None:
+    """The domain XML, as libvirt has it."""
+    click.echo(_vms(ctx).dumpxml(name, inactive=inactive), nl=False)
+
+
+# -- creating --------------------------------------------------------------------------------
+@vm.command("create")
+@click.argument("name")
+@click.option("--memory", required=True, metavar="SIZE", help="Memory, e.g. 512M or 2G.")
+@click.option("--vcpus", type=int, default=1, show_default=True)
+@click.option("--disk", "disks", multiple=True, metavar="POOL/VOL[,bus=,cache=,readonly=on,shareable=on,serial=,target=]",
+              help="An existing volume as a disk (repeatable).")
+@click.option("--new-disk", "new_disks", multiple=True, metavar="POOL:SIZE[:FORMAT]",
+              help="Create a volume for the VM (repeatable; qcow2 unless FORMAT).")
+@click.option("--network", "networks", multiple=True, metavar="NET[,mac=,model=]", help="A NIC on a virtual network (repeatable).")
+@click.option("--boot", metavar="kernel=PATH,initrd=PATH,cmdline=ARGS", help="Direct kernel boot.")
+@click.option("--cdrom", metavar="POOL/VOL|PATH", help="Boot from an ISO image.")
+@click.option("--import", "import_disk", is_flag=True, help="Boot from the first disk.")
+@click.option("--start", is_flag=True, help="Start the VM once defined.")
+@json_option
+@pass_context
+def vm_create(ctx, name, memory, vcpus, disks, new_disks, networks, boot, cdrom, import_disk, start, as_json) -> None:
+    """Define a VM with disks on pool volumes and NICs on virtual networks."""
+    from .. import vm as core
+
+    request = core.CreateRequest(
+        name=name, memory=memory, vcpus=vcpus, disks=[core.parse_disk_option(d) for d in disks],
+        new_disks=[core.parse_new_disk_option(d) for d in new_disks],
+        nics=[core.parse_network_option(n) for n in networks],
+        boot=core.parse_boot_option(boot) if boot else None, cdrom=cdrom, import_disk=import_disk, start=start)
+    info = _vms(ctx).create(request)
+    if as_json:
+        emit_json(info.model_dump())
+        return
+    click.echo(f"VM {info.name} {'started' if info.running else 'defined'} (type {info.virt_type}).")
+
+
+@vm.command("define")
+@click.argument("file", type=click.File("r"))
+@pass_context
+def vm_define(ctx, file) -> None:
+    """Define (or redefine) a VM from domain XML (virsh define)."""
+    info = _vms(ctx).define(file.read())
+    click.echo(f"VM {info.name} defined.")
+
+
+# -- life cycle -------------------------------------------------------------------------------
+def _lifecycle(command: str, done: str, help_text: str) -> None:
+    @vm.command(command, help=help_text)
+    @click.argument("name")
+    @pass_context
+    def run(ctx, name: str) -> None:
+        getattr(_vms(ctx), command)(name)
+        click.echo(f"VM {name} {done}.")
+
+
+_lifecycle("start", "started", "Start a VM.")
+_lifecycle("shutdown", "is shutting down (asked the guest)", "Ask the guest to power off (ACPI).")
+_lifecycle("reboot", "is rebooting (asked the guest)", "Ask the guest to reboot (ACPI).")
+_lifecycle("destroy", "destroyed (stopped at once; definition and disks kept)", "Stop a VM at once.")
+_lifecycle("suspend", "suspended", "Pause a running VM.")
+_lifecycle("resume", "resumed", "Continue a paused VM.")
+
+
+@vm.command("delete")
+@click.argument("name")
+@click.option("--remove-storage", is_flag=True, help="Also delete the volumes behind its disks.")
+@click.option("--force", is_flag=True, help="Destroy it first when running.")
+@pass_context
+def vm_delete(ctx, name: str, remove_storage: bool, force: bool) -> None:
+    """Undefine a VM (virsh undefine)."""
+    result = _vms(ctx).delete(name, remove_storage=remove_storage, force=force)
+    removed = f"; volumes removed: {', '.join(result.removed_volumes)}" if result.removed_volumes else ""
+    click.echo(f"VM {name} deleted{' (destroyed first)' if result.destroyed else ''}{removed}.")
+
+
+@vm.command("console")
+@click.argument("name")
+@click.option("--force", is_flag=True, help="Take the console over from another client.")
+@pass_context
+def vm_console(ctx, name: str, force: bool) -> None:
+    """Interactive serial console; Ctrl-] leaves."""
+    from ..vm import pump_console
+
+    console = _vms(ctx).console(name, force=force)
+    click.echo(f"Connected to the console of {name}; Ctrl-] leaves.", err=True)
+    stdin = sys.stdin.fileno()
+    saved = _raw_terminal(stdin)
+    try:
+        why = pump_console(console, stdin, sys.stdout.fileno())
+    finally:
+        if saved is not None:
+            import termios
+
+            termios.tcsetattr(stdin, termios.TCSADRAIN, saved)
+        console.close()
+    click.echo("" if why == "escape" else f"\nThe console of {name} closed.", err=True)
+
+
+def _raw_terminal(fd: int):
+    """Raw mode on a terminal, so keys go to the guest as typed; the old mode is returned."""
+    if not sys.stdin.isatty():
+        return None
+    import termios
+    import tty
+
+    saved = termios.tcgetattr(fd)
+    tty.setraw(fd)
+    return saved
+
+
+# -- devices -----------------------------------------------------------------------------------
+def _halves(func):
+    func = click.option("--config", is_flag=True, default=None, help="Change the persistent definition.")(func)
+    return click.option("--live", is_flag=True, default=None, help="Change the running VM.")(func)
+
+
+@vm.command("attach-disk")
+@click.argument("name")
+@click.argument("volume", metavar="POOL/VOL")
+@click.option("--target", help="Disk name in the guest (default: the next free one, e.g. vdb).")
+@click.option("--bus", default="virtio", show_default=True, help="virtio, scsi, sata, ide or usb.")
+@click.option("--cache", help="Cache mode: none, writeback, writethrough, directsync, unsafe, default.")
+@click.option("--readonly", is_flag=True)
+@click.option("--shareable", is_flag=True, help="Allow other VMs to attach it shareable too.")
+@click.option("--serial", help="Serial number the guest sees.")
+@_halves
+@json_option
+@pass_context
+def vm_attach_disk(ctx, name, volume, target, bus, cache, readonly, shareable, serial, live, config, as_json) -> None:
+    """Attach a pool's volume; live and persistent on a running VM unless told otherwise."""
+    disk = _vms(ctx).attach_disk(name, volume, target=target, bus=bus, cache=cache, readonly=readonly,
+                                 shareable=shareable, serial=serial, live=live, config=config)
+    if as_json:
+        emit_json(disk.model_dump())
+        return
+    click.echo(f"Disk {disk.source} attached to {name} as {disk.target}.")
+
+
+@vm.command("detach-disk")
+@click.argument("name")
+@click.argument("target")
+@_halves
+@pass_context
+def vm_detach_disk(ctx, name, target, live, config) -> None:
+    """Detach the disk with this target (e.g. vdb)."""
+    _report_detach(_vms(ctx).detach_disk(name, target, live=live, config=config))
+
+
+@vm.command("attach-nic")
+@click.argument("name")
+@click.option("--network", required=True, help="Virtual network to plug the NIC into.")
+@click.option("--mac", help="MAC address (default: a free one in 52:54:00:xx:xx:xx).")
+@click.option("--model", default="virtio", show_default=True, help="virtio, e1000, e1000e, rtl8139, ...")
+@_halves
+@json_option
+@pass_context
+def vm_attach_nic(ctx, name, network, mac, model, live, config, as_json) -> None:
+    """Attach a NIC on a virtual network."""
+    nic = _vms(ctx).attach_nic(name, network, mac=mac, model=model, live=live, config=config)
+    if as_json:
+        emit_json(nic.model_dump())
+        return
+    click.echo(f"NIC {nic.mac} ({nic.model}) on network {nic.network} attached to {name}.")
+
+
+@vm.command("detach-nic")
+@click.argument("name")
+@click.argument("mac")
+@_halves
+@pass_context
+def vm_detach_nic(ctx, name, mac, live, config) -> None:
+    """Detach the NIC with this MAC address."""
+    _report_detach(_vms(ctx).detach_nic(name, mac, live=live, config=config))
+
+
+def _report_detach(result) -> None:
+    where = " and ".join(w for w, on in (("running VM", result.live), ("definition", result.config)) if on)
+    click.echo(f"{result.device[0].upper()}{result.device[1:]} detached from {result.vm} ({where}).")
+    if result.pending:
+        click.echo(f"The guest has not released {result.device} yet; it goes when the guest lets it go.", err=True)

@@ -1,0 +1,1067 @@
+"""Virtual machines: create, run, list; their disks and NICs, attached live and persistently.
+
+Every operation checks the whole request against the live host first (names, volumes,
+networks, MACs, targets, capacity), then acts; a multi-step change undoes its own partial
+work when a later step fails, and says so.
+"""
+from __future__ import annotations
+
+import os
+import random
+import re
+import select
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Callable, Iterable
+
+import libvirt
+from lxml import etree
+from pydantic import BaseModel
+
+from . import xml as X
+from .domain import BUSES, CACHE_MODES, DISK_FORMATS, DiskSpec, DomainSpec, KernelBoot, NicSpec, require_domain
+from .errors import InvalidInput, NotFound, VirtopsError, from_libvirt, libvirt_errors
+from .units import parse_size
+
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}$")
+MAC_PATTERN = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
+TARGET_PATTERN = re.compile(r"^(vd|sd|hd)([a-z]{1,2})$")
+LIBVIRT_MAC_PREFIX = "52:54:00"
+# NIC models QEMU's x86 machines emulate; libvirt's domain capabilities do not list them.
+NIC_MODELS = ("virtio", "e1000", "e1000e", "rtl8139", "ne2k_pci", "pcnet", "vmxnet3")
+TARGET_PREFIX = {"virtio": "vd", "scsi": "sd", "sata": "sd", "usb": "sd", "ide": "hd"}
+# virsh's words for domain states, so that `vm list` reads like `virsh list`.
+STATE_NAMES = {
+    libvirt.VIR_DOMAIN_NOSTATE: "no state", libvirt.VIR_DOMAIN_RUNNING: "running",
+    libvirt.VIR_DOMAIN_BLOCKED: "idle", libvirt.VIR_DOMAIN_PAUSED: "paused",
+    libvirt.VIR_DOMAIN_SHUTDOWN: "in shutdown", libvirt.VIR_DOMAIN_SHUTOFF: "shut off",
+    libvirt.VIR_DOMAIN_CRASHED: "crashed", libvirt.VIR_DOMAIN_PMSUSPENDED: "pmsuspended",
+}
+DETACH_WAIT_S = 20.0  # the guest must release a hot-unplugged device; TCG guests are slow
+XML_WORKERS = 5  # libvirtd serves 5 concurrent calls per client by default (max_client_requests)
+
+
+# -- models shown to people ---------------------------------------------------------------
+class DiskInfo(BaseModel):
+    target: str
+    bus: str
+    device: str
+    source: str  # POOL/VOLUME, or the path of a file disk
+    pool: str | None = None
+    volume: str | None = None
+    path: str | None = None
+    format: str | None = None
+    readonly: bool = False
+    shareable: bool = False
+    serial: str | None = None
+    cache: str | None = None
+
+    @classmethod
+    def of(cls, spec: DiskSpec) -> "DiskInfo":
+        return cls(target=spec.target, bus=spec.bus, device=spec.device, source=spec.source_label,
+                   pool=spec.pool, volume=spec.volume, path=spec.path, format=spec.format,
+                   readonly=spec.readonly, shareable=spec.shareable, serial=spec.serial, cache=spec.cache)
+
+
+class NicInfo(BaseModel):
+    mac: str | None
+    network: str
+    type: str  # network, bridge, direct, ...
+    model: str
+    interface: str | None = None  # the host-side tap device while running (vnet0)
+    ip: str | None = None  # address/prefix from the network's DHCP lease
+
+
+class VmInfo(BaseModel):
+    name: str
+    uuid: str
+    state: str
+    running: bool
+    persistent: bool | None = None  # None in listings (not read, to keep them fast)
+    autostart: bool | None = None
+    virt_type: str
+    vcpus: int
+    memory_bytes: int
+    disks: list[DiskInfo]
+    nics: list[NicInfo]
+
+
+class DetachResult(BaseModel):
+    vm: str
+    device: str
+    live: bool
+    config: bool
+    pending: bool = False  # the guest had not released the device yet when we stopped waiting
+
+
+class DeleteResult(BaseModel):
+    vm: str
+    destroyed: bool
+    removed_volumes: list[str]
+
+
+# -- requests (what faces build from user input) --------------------------------------------
+class DiskRequest(BaseModel):
+    pool: str
+    volume: str
+    target: str | None = None
+    bus: str = "virtio"
+    cache: str | None = None
+    readonly: bool = False
+    shareable: bool = False
+    serial: str | None = None
+
+
+class NewDiskRequest(BaseModel):
+    pool: str
+    size: int
+    format: str = "qcow2"
+
+
+class NicRequest(BaseModel):
+    network: str
+    mac: str | None = None
+    model: str = "virtio"
+
+
+class CreateRequest(BaseModel):
+    name: str
+    memory: str | int
+    vcpus: int = 1
+    disks: list[DiskRequest] = []
+    new_disks: list[NewDiskRequest] = []
+    nics: list[NicRequest] = []
+    boot: KernelBoot | None = None
+    cdrom: str | None = None  # POOL/VOLUME or a path on the host
+    import_disk: bool = False
+    start: bool = False
+
+
+# -- parsing the compact option syntax shared by the CLI and the spec -----------------------
+_ON = {"on", "yes", "true", "1"}
+_OFF = {"off", "no", "false", "0"}
+
+
+def _flag(field_name: str, value: str) -> bool:
+    if value.lower() in _ON:
+        return True
+    if value.lower() in _OFF:
+        return False
+    raise InvalidInput(field_name, f"{value!r} is not on or off.")
+
+
+def _key_values(text: str, field_name: str, allowed: Iterable[str]) -> dict[str, str]:
+    allowed = tuple(allowed)
+    values: dict[str, str] = {}
+    for item in filter(None, text.split(",")):
+        key, sep, value = item.partition("=")
+        if not sep or key not in allowed:
+            raise InvalidInput(field_name, f"{item!r} is not an option here; use {', '.join(k + '=' for k in allowed)}.")
+        values[key] = value
+    return values
+
+
+def split_ref(ref: str, field_name: str) -> tuple[str, str]:
+    pool, sep, name = (ref or "").partition("/")
+    if not sep or not pool or not name or "/" in name:
+        raise InvalidInput(field_name, f"{ref!r} is not POOL/VOLUME; give one such as test/test.")
+    return pool, name
+
+
+def parse_disk_option(text: str) -> DiskRequest:
+    """POOL/VOL[,bus=virtio,cache=none,readonly=on,shareable=on,serial=S,target=vdb]"""
+    ref, _, rest = text.partition(",")
+    pool, volume = split_ref(ref, "disk")
+    opts = _key_values(rest, "disk", ("bus", "cache", "readonly", "shareable", "serial", "target"))
+    return DiskRequest(pool=pool, volume=volume, target=opts.get("target"), bus=opts.get("bus", "virtio"),
+                       cache=opts.get("cache"), serial=opts.get("serial"),
+                       readonly=_flag("disk readonly", opts.get("readonly", "off")),
+                       shareable=_flag("disk shareable", opts.get("shareable", "off")))
+
+
+def parse_new_disk_option(text: str) -> NewDiskRequest:
+    """POOL:SIZE[:FORMAT]"""
+    parts = text.split(":")
+    if len(parts) not in (2, 3) or not parts[0]:
+        raise InvalidInput("new-disk", f"{text!r} is not POOL:SIZE[:FORMAT]; give one such as test:10G or test:10G:raw.")
+    return NewDiskRequest(pool=parts[0], size=parse_size(parts[1], "new-disk size"),
+                          format=parts[2] if len(parts) == 3 else "qcow2")
+
+
+def parse_network_option(text: str) -> NicRequest:
+    """NET[,mac=MAC,model=virtio]"""
+    network, _, rest = text.partition(",")
+    if not network:
+        raise InvalidInput("network", f"{text!r} names no network; give one such as default or default,model=e1000.")
+    opts = _key_values(rest, "network", ("mac", "model"))
+    return NicRequest(network=network, mac=opts.get("mac"), model=opts.get("model", "virtio"))
+
+
+def parse_boot_option(text: str) -> KernelBoot:
+    """kernel=PATH[,initrd=PATH][,cmdline=ARGS]; the command line may itself hold commas and '='."""
+    parts = re.split(r",(?=(?:kernel|initrd|cmdline)=)", text)
+    opts: dict[str, str] = {}
+    for part in parts:
+        key, sep, value = part.partition("=")
+        if not sep or key not in ("kernel", "initrd", "cmdline"):
+            raise InvalidInput("boot", f"{part!r} is not kernel=PATH, initrd=PATH or cmdline=ARGS.")
+        opts[key] = value
+    if not opts.get("kernel"):
+        raise InvalidInput("boot", "kernel=PATH is missing; direct kernel boot needs at least the kernel.")
+    return KernelBoot(kernel=opts["kernel"], initrd=opts.get("initrd") or None, cmdline=opts.get("cmdline", ""))
+
+
+def normalize_mac(mac: str, field_name: str = "mac") -> str:
+    value = mac.strip().lower().replace("-", ":")
+    if not MAC_PATTERN.match(value):
+        raise InvalidInput(field_name, f"{mac!r} is not a MAC address; give six hex pairs such as 52:54:00:12:34:56.")
+    if int(value[:2], 16) & 1:
+        raise InvalidInput(field_name, f"{mac!r} is a multicast address; a NIC needs a unicast one such as 52:54:00:12:34:56.")
+    return value
+
+
+# -- what the host holds: one pass over every domain -----------------------------------------
+@dataclass
+class DomainXml:
+    name: str
+    running: bool
+    persistent: bool
+    live: etree._Element  # the running configuration (the same as config when stopped)
+    config: etree._Element  # the persistent definition (the live one for a transient domain)
+
+    def both(self) -> list[etree._Element]:
+        return [self.live] if self.live is self.config else [self.live, self.config]
+
+    def disks(self) -> list[DiskSpec]:
+        seen: dict[str, DiskSpec] = {}
+        for root in self.both():
+            for node in root.iterfind("devices/disk"):
+                spec = DiskSpec.from_element(node)
+                seen.setdefault(spec.target, spec)
+        return list(seen.values())
+
+    def macs(self) -> set[str]:
+        return {node.get("address").lower() for root in self.both()
+                for node in root.iterfind("devices/interface/mac") if node.get("address")}
+
+
+def read_domain(dom: libvirt.virDomain) -> DomainXml:
+    running = bool(dom.isActive())
+    persistent = bool(dom.isPersistent())
+    live = X.parse(dom.XMLDesc(0))
+    config = X.parse(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)) if running and persistent else live
+    return DomainXml(dom.name(), running, persistent, live, config)
+
+
+def all_domains(conn: libvirt.virConnect) -> list[DomainXml]:
+    result = []
+    for dom in conn.listAllDomains():
+        try:
+            result.append(read_domain(dom))
+        except libvirt.libvirtError:
+            continue  # it vanished while we looked: it holds nothing any more
+    return result
+
+
+@dataclass
+class ResolvedVolume:
+    pool: str
+    volume: str
+    path: str
+    format: str
+    capacity: int
+
+
+def _same_volume(disk: DiskSpec, vol: ResolvedVolume) -> bool:
+    if disk.pool == vol.pool and disk.volume == vol.volume:
+        return True
+    return bool(disk.path) and os.path.normpath(disk.path) == os.path.normpath(vol.path)
+
+
+def _conflicts(existing: DiskSpec, readonly: bool, shareable: bool) -> bool:
+    """Two VMs may share a volume only when both only read it, or both mark it shareable."""
+    if existing.readonly and readonly:
+        return False
+    return not (existing.shareable and shareable)
+
+
+# -- the operations ------------------------------------------------------------------------
+class Vms:
+    """The virtual machines (libvirt domains) of one host."""
+
+    def __init__(self, host):
+        self.host = host
+
+    @property
+    def conn(self) -> libvirt.virConnect:
+        return self.host.conn
+
+    # ---- reading ----
+    def list(self, all: bool = True) -> list[VmInfo]:
+        """Every VM (or the running ones) in one bulk stats call plus one XML read per VM,
+        several in flight at once; IPs from one lease query per network."""
+        flags = 0 if all else libvirt.VIR_CONNECT_GET_ALL_DOMAINS_STATS_ACTIVE
+        with libvirt_errors("listing VMs"):
+            stats = self.conn.getAllDomainStats(libvirt.VIR_DOMAIN_STATS_STATE, flags)
+        with ThreadPoolExecutor(XML_WORKERS) as pool:
+            xmls = list(pool.map(_xml_or_none, [dom for dom, _ in stats]))
+        leases = self._leases_by_mac(xml for xml in xmls if xml is not None)
+        vms = []
+        for (dom, stat), text in zip(stats, xmls):
+            if text is None:
+                continue
+            state = stat.get("state.state", libvirt.VIR_DOMAIN_NOSTATE)
+            vms.append(_vm_info(X.parse(text), state, persistent=None, autostart=None, leases=leases))
+        return sorted(vms, key=lambda vm: (not vm.running, vm.name))
+
+    def info(self, name: str) -> VmInfo:
+        dom = require_domain(self.conn, name)
+        with libvirt_errors(f"reading VM {name}"):
+            root = X.parse(dom.XMLDesc(0))
+            state = dom.state()[0]
+            persistent = bool(dom.isPersistent())
+            autostart = bool(dom.autostart()) if persistent else None
+        return _vm_info(root, state, persistent, autostart, self._leases_by_mac([X.to_string(root)]))
+
+    def dumpxml(self, name: str, inactive: bool = False) -> str:
+        dom = require_domain(self.conn, name)
+        with libvirt_errors(f"reading VM {name}"):
+            return dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE if inactive else 0)
+
+    def disks(self, name: str) -> list[DiskInfo]:
+        return self.info(name).disks
+
+    def nics(self, name: str) -> list[NicInfo]:
+        return self.info(name).nics
+
+    def addresses(self, name: str) -> list[NicInfo]:
+        """The NICs of a running VM with the address each holds from its network's DHCP leases."""
+        vm = self.info(name)
+        if not vm.running:
+            raise VirtopsError(f"vm: {name} is not running, so it holds no leases; start it with `virtops vm start {name}`.")
+        return vm.nics
+
+    def _leases_by_mac(self, xml_texts: Iterable[str]) -> dict[str, str]:
+        """mac -> address/prefix, asking each network used by a running VM once."""
+        networks: set[str] = set()
+        for text in xml_texts:
+            root = X.parse(text) if isinstance(text, str) else text
+            if root.get("id") is None:
+                continue  # stopped: old leases would mislead
+            networks.update(n.get("network") for n in root.iterfind("devices/interface/source") if n.get("network"))
+        leases: dict[str, tuple[int, str]] = {}
+        for net_name in networks:
+            try:
+                entries = self.conn.networkLookupByName(net_name).DHCPLeases()
+            except libvirt.libvirtError:
+                continue  # network gone or stopped: no leases
+            for lease in entries:
+                mac = (lease.get("mac") or "").lower()
+                newest = leases.get(mac)
+                if lease.get("type") == libvirt.VIR_IP_ADDR_TYPE_IPV4 and (newest is None or lease["expirytime"] > newest[0]):
+                    leases[mac] = (lease["expirytime"], f"{lease['ipaddr']}/{lease['prefix']}")
+        return {mac: address for mac, (_t, address) in leases.items()}
+
+    # ---- creating ----
+    def create(self, request: CreateRequest) -> VmInfo:
+        """Define a VM (and start it when asked); everything is checked before anything changes."""
+        plan = _CreatePlan(self, request)
+        spec = plan.check()
+        created: list[libvirt.virStorageVol] = []
+        dom = None
+        try:
+            for new in plan.new_volumes:
+                created.append(self._create_volume(new))
+            with libvirt_errors(f"defining VM {request.name}"):
+                dom = self.conn.defineXMLFlags(spec.to_xml(), libvirt.VIR_DOMAIN_DEFINE_VALIDATE)
+            if request.start:
+                with libvirt_errors(f"starting VM {request.name}"):
+                    dom.create()
+        except VirtopsError as err:
+            self._undo_create(dom, created)
+            raise VirtopsError(f"{err} Nothing was kept: the VM{' and its new disks' if created else ''} "
+                               "were removed again.") from err
+        return self.info(request.name)
+
+    def _create_volume(self, new: "_NewVolume") -> libvirt.virStorageVol:
+        vol = X.element("volume")
+        X.sub(vol, "name", new.name)
+        X.sub(vol, "capacity", new.size, unit="bytes")
+        X.sub(vol, "allocation", 0, unit="bytes")  # sparse; the guest fills it
+        target = X.sub(vol, "target")
+        X.sub(target, "format", type=new.format)
+        X.validate(vol, "storagevol")
+        with libvirt_errors(f"creating volume {new.pool}/{new.name}"):
+            return self.conn.storagePoolLookupByName(new.pool).createXML(X.to_string(vol), 0)
+
+    def _undo_create(self, dom: libvirt.virDomain | None, created: list[libvirt.virStorageVol]) -> None:
+        if dom is not None:
+            _quietly(lambda: dom.isActive() and dom.destroy())
+            _quietly(lambda: _undefine(dom))
+        for vol in created:
+            _quietly(lambda: vol.delete(0))
+
+    def define(self, xml_text: str) -> VmInfo:
+        """Define (or redefine) a VM from domain XML, as `virsh define` does."""
+        try:
+            root = X.parse(xml_text)
+        except etree.XMLSyntaxError as err:
+            raise InvalidInput("file", f"is not XML ({err}); give domain XML such as `virtops vm dumpxml` prints.") from err
+        if root.tag != "domain" or not root.findtext("name"):
+            raise InvalidInput("file", "holds no <domain> with a <name>; give domain XML such as `virtops vm dumpxml` prints.")
+        with libvirt_errors("defining the VM"):
+            dom = self.conn.defineXMLFlags(X.to_string(root), libvirt.VIR_DOMAIN_DEFINE_VALIDATE)
+        return self.info(dom.name())
+
+    # ---- life cycle ----
+    def start(self, name: str) -> VmInfo:
+        dom = require_domain(self.conn, name)
+        if dom.isActive():
+            raise VirtopsError(f"vm: {name} is already running.")
+        with libvirt_errors(f"starting VM {name}"):
+            dom.create()
+        return self.info(name)
+
+    def shutdown(self, name: str) -> None:
+        """Ask the guest to power off (ACPI); it decides when."""
+        dom = self._running(name, "shut down")
+        with libvirt_errors(f"shutting down VM {name}"):
+            dom.shutdown()
+
+    def reboot(self, name: str) -> None:
+        dom = self._running(name, "reboot")
+        with libvirt_errors(f"rebooting VM {name}"):
+            dom.reboot(0)
+
+    def destroy(self, name: str) -> None:
+        """Stop at once, like pulling the plug: the definition and disks stay."""
+        dom = self._running(name, "destroy")
+        with libvirt_errors(f"destroying VM {name}"):
+            dom.destroy()
+
+    def suspend(self, name: str) -> None:
+        dom = self._running(name, "suspend")
+        if dom.state()[0] == libvirt.VIR_DOMAIN_PAUSED:
+            raise VirtopsError(f"vm: {name} is already suspended.")
+        with libvirt_errors(f"suspending VM {name}"):
+            dom.suspend()
+
+    def resume(self, name: str) -> None:
+        dom = self._running(name, "resume")
+        if dom.state()[0] != libvirt.VIR_DOMAIN_PAUSED:
+            raise VirtopsError(f"vm: {name} is not suspended.")
+        with libvirt_errors(f"resuming VM {name}"):
+            dom.resume()
+
+    def _running(self, name: str, doing: str) -> libvirt.virDomain:
+        dom = require_domain(self.conn, name)
+        if not dom.isActive():
+            raise VirtopsError(f"vm: {name} is not running, so there is nothing to {doing}.")
+        return dom
+
+    def delete(self, name: str, remove_storage: bool = False, force: bool = False) -> DeleteResult:
+        """Undefine a VM; with remove_storage also delete its volumes (never one another VM uses)."""
+        dom = require_domain(self.conn, name)
+        running = bool(dom.isActive())
+        if running and not force:
+            raise VirtopsError(f"vm: {name} is running; stop it first or delete with --force to destroy it.")
+        volumes = self._own_volumes(name) if remove_storage else []
+        if running:
+            with libvirt_errors(f"destroying VM {name}"):
+                dom.destroy()
+        if dom.isPersistent():
+            with libvirt_errors(f"undefining VM {name}"):
+                _undefine(dom)
+        removed = []
+        for label, vol in volumes:
+            with libvirt_errors(f"VM {name} was deleted, but deleting its volume {label}"):
+                vol.delete(0)
+            removed.append(label)
+        return DeleteResult(vm=name, destroyed=running, removed_volumes=removed)
+
+    def _own_volumes(self, name: str) -> list[tuple[str, libvirt.virStorageVol]]:
+        """The volumes behind the VM's disks; refused when another VM uses one too."""
+        domains = all_domains(self.conn)
+        mine = next(d for d in domains if d.name == name)
+        result = []
+        for disk in mine.disks():
+            if disk.device != "disk" or (not disk.by_volume and not disk.path):
+                continue
+            vol = self._volume_of(disk)
+            if vol is None:
+                continue  # a plain file no pool knows: not ours to delete
+            resolved = ResolvedVolume(vol.storagePoolLookupByVolume().name(), vol.name(), vol.path(), "", 0)
+            others = sorted(d.name for d in domains if d.name != name and any(_same_volume(x, resolved) for x in d.disks()))
+            if others:
+                raise VirtopsError(f"vm: volume {resolved.pool}/{resolved.volume} of {name} is also used by "
+                                   f"{', '.join(others)}; delete without --remove-storage or detach it there first.")
+            result.append((f"{resolved.pool}/{resolved.volume}", vol))
+        return result
+
+    def _volume_of(self, disk: DiskSpec) -> libvirt.virStorageVol | None:
+        try:
+            if disk.by_volume:
+                return self.conn.storagePoolLookupByName(disk.pool).storageVolLookupByName(disk.volume)
+            return self.conn.storageVolLookupByPath(disk.path)
+        except libvirt.libvirtError:
+            return None
+
+    # ---- disks ----
+    def attach_disk(self, name: str, ref: str | DiskRequest, target: str | None = None, bus: str = "virtio",
+                    cache: str | None = None, readonly: bool = False, shareable: bool = False,
+                    serial: str | None = None, live: bool | None = None, config: bool | None = None) -> DiskInfo:
+        """Attach POOL/VOLUME; on a running VM live and persistently unless told otherwise."""
+        if isinstance(ref, DiskRequest):
+            request = ref
+        else:
+            pool, volume = split_ref(ref, "volume")
+            request = DiskRequest(pool=pool, volume=volume, target=target, bus=bus, cache=cache,
+                                  readonly=readonly, shareable=shareable, serial=serial)
+        dom = require_domain(self.conn, name)
+        with libvirt_errors(f"reading VM {name}"):
+            mine = read_domain(dom)
+        affect_live, affect_config = _affect(mine, live, config)
+        domains = all_domains(self.conn)
+        vol = self._resolve_volume(request.pool, request.volume, "volume")
+        self._check_volume_free(vol, request.readonly, request.shareable, domains, vm=name)
+        disk = _disk_spec(request, vol, taken={d.target for d in mine.disks()})
+        element = disk.to_element()
+        validate_device(element)
+        self._attach(dom, name, element, affect_live, affect_config, f"disk {vol.pool}/{vol.volume} as {disk.target}")
+        return DiskInfo.of(disk)
+
+    def detach_disk(self, name: str, target: str, live: bool | None = None, config: bool | None = None) -> DetachResult:
+        dom = require_domain(self.conn, name)
+        with libvirt_errors(f"reading VM {name}"):
+            mine = read_domain(dom)
+        affect_live, affect_config = _affect(mine, live, config)
+        found = {which: _find_disk(root, target) for which, root in (("live", mine.live), ("config", mine.config))}
+        if found["live"] is None and found["config"] is None:
+            targets = ", ".join(sorted(d.target for d in mine.disks())) or "none"
+            raise InvalidInput("target", f"{name} has no disk {target!r}; its disks are {targets}.")
+        return self._detach(dom, name, found, affect_live, affect_config, f"disk {target}",
+                            still_there=lambda root: _find_disk(root, target) is not None)
+
+    # ---- NICs ----
+    def attach_nic(self, name: str, network: str, mac: str | None = None, model: str = "virtio",
+                   live: bool | None = None, config: bool | None = None) -> NicInfo:
+        dom = require_domain(self.conn, name)
+        with libvirt_errors(f"reading VM {name}"):
+            mine = read_domain(dom)
+        affect_live, affect_config = _affect(mine, live, config)
+        self._require_network(network, "network")
+        _check_model(model)
+        used = {m for d in all_domains(self.conn) for m in d.macs()}
+        chosen = self._checked_or_new_mac(mac, used, "mac")
+        nic = NicSpec(network=network, mac=chosen, model=model)
+        element = nic.to_element()
+        validate_device(element)
+        self._attach(dom, name, element, affect_live, affect_config, f"NIC {chosen} on network {network}")
+        return NicInfo(mac=chosen, network=network, type="network", model=model)
+
+    def detach_nic(self, name: str, mac: str, live: bool | None = None, config: bool | None = None) -> DetachResult:
+        wanted = normalize_mac(mac)
+        dom = require_domain(self.conn, name)
+        with libvirt_errors(f"reading VM {name}"):
+            mine = read_domain(dom)
+        affect_live, affect_config = _affect(mine, live, config)
+        found = {which: _find_nic(root, wanted) for which, root in (("live", mine.live), ("config", mine.config))}
+        if found["live"] is None and found["config"] is None:
+            macs = ", ".join(sorted(mine.macs())) or "none"
+            raise InvalidInput("mac", f"{name} has no NIC with MAC {wanted}; its NICs have {macs}.")
+        return self._detach(dom, name, found, affect_live, affect_config, f"NIC {wanted}",
+                            still_there=lambda root: _find_nic(root, wanted) is not None)
+
+    # ---- the two halves of a device change ----
+    def _attach(self, dom: libvirt.virDomain, name: str, element: etree._Element,
+                affect_live: bool, affect_config: bool, what: str) -> None:
+        """Persistent half first; if the live half then fails, the persistent half is taken back."""
+        xml = X.to_string(element)
+        if affect_config:
+            with libvirt_errors(f"attaching {what} to the definition of {name}"):
+                dom.attachDeviceFlags(xml, libvirt.VIR_DOMAIN_AFFECT_CONFIG)
+        if not affect_live:
+            return
+        try:
+            dom.attachDeviceFlags(xml, libvirt.VIR_DOMAIN_AFFECT_LIVE)
+        except libvirt.libvirtError as err:
+            undone = ""
+            if affect_config:
+                dom.detachDeviceFlags(xml, libvirt.VIR_DOMAIN_AFFECT_CONFIG)
+                undone = "; the persistent definition was rolled back, so nothing changed"
+            raise VirtopsError(f"attaching {what} to running {name} failed: "
+                               f"{from_libvirt(err).message.rstrip('.')}{undone}.") from err
+
+    def _detach(self, dom: libvirt.virDomain, name: str, found: dict[str, etree._Element | None],
+                affect_live: bool, affect_config: bool, what: str,
+                still_there: Callable[[etree._Element], bool]) -> DetachResult:
+        do_config = affect_config and found["config"] is not None
+        do_live = affect_live and found["live"] is not None
+        if not do_config and not do_live:
+            half = "running VM" if affect_live else "definition"
+            raise VirtopsError(f"vm: {what} is not in the {half} of {name}; nothing to detach.")
+        if do_config:
+            with libvirt_errors(f"detaching {what} from the definition of {name}"):
+                dom.detachDeviceFlags(X.to_string(found["config"]), libvirt.VIR_DOMAIN_AFFECT_CONFIG)
+        pending = False
+        if do_live:
+            try:
+                dom.detachDeviceFlags(X.to_string(found["live"]), libvirt.VIR_DOMAIN_AFFECT_LIVE)
+            except libvirt.libvirtError as err:
+                undone = ""
+                if do_config:
+                    dom.attachDeviceFlags(X.to_string(found["config"]), libvirt.VIR_DOMAIN_AFFECT_CONFIG)
+                    undone = "; the persistent definition was rolled back, so nothing changed"
+                raise VirtopsError(f"detaching {what} from running {name} failed: "
+                                   f"{from_libvirt(err).message.rstrip('.')}{undone}.") from err
+            pending = not _wait_gone(dom, still_there)
+        return DetachResult(vm=name, device=what, live=do_live, config=do_config, pending=pending)
+
+    # ---- checks against the host ----
+    def _resolve_volume(self, pool_name: str, vol_name: str, field_name: str) -> ResolvedVolume:
+        pool = self._require_pool(pool_name, field_name)
+        try:
+            vol = pool.storageVolLookupByName(vol_name)
+        except libvirt.libvirtError:
+            pool.refresh(0)  # a file copied in by hand appears after a refresh
+            try:
+                vol = pool.storageVolLookupByName(vol_name)
+            except libvirt.libvirtError as err:
+                raise NotFound(f"{field_name}: pool {pool_name} has no volume {vol_name!r}; "
+                               f"create it with `virtops vol create {pool_name} {vol_name} SIZE`.") from err
+        root = X.parse(vol.XMLDesc(0))
+        fmt = root.find("target/format")
+        return ResolvedVolume(pool_name, vol_name, vol.path(),
+                              _driver_format(fmt.get("type") if fmt is not None else "raw", pool_name, vol_name),
+                              int(root.findtext("capacity") or 0))
+
+    def _require_pool(self, name: str, field_name: str) -> libvirt.virStoragePool:
+        try:
+            pool = self.conn.storagePoolLookupByName(name)
+        except libvirt.libvirtError as err:
+            raise NotFound(f"{field_name}: no storage pool named {name!r} on this host; see `virtops pool list`.") from err
+        if not pool.isActive():
+            raise VirtopsError(f"{field_name}: pool {name} is not active; start it with `virtops pool start {name}`.",
+                               field=field_name)
+        return pool
+
+    def _require_network(self, name: str, field_name: str) -> libvirt.virNetwork:
+        try:
+            return self.conn.networkLookupByName(name)
+        except libvirt.libvirtError as err:
+            raise NotFound(f"{field_name}: no network named {name!r} on this host; see `virtops net list`.") from err
+
+    @staticmethod
+    def _check_volume_free(vol: ResolvedVolume, readonly: bool, shareable: bool,
+                           domains: list[DomainXml], vm: str) -> None:
+        for dom in domains:
+            for disk in dom.disks():
+                if not _same_volume(disk, vol):
+                    continue
+                if dom.name == vm:
+                    raise InvalidInput("volume", f"{vol.pool}/{vol.volume} is already attached to {vm} as {disk.target}.")
+                if _conflicts(disk, readonly, shareable):
+                    raise InvalidInput("volume", f"{vol.pool}/{vol.volume} is attached to {dom.name} as {disk.target}; "
+                                                 "detach it there first, or attach it read-only on both, "
+                                                 "or shareable on both.")
+
+    def _checked_or_new_mac(self, mac: str | None, used: set[str], field_name: str) -> str:
+        if mac is None:
+            return new_mac(used)
+        value = normalize_mac(mac, field_name)
+        if value in used:
+            owner = next((d.name for d in all_domains(self.conn) if value in d.macs()), "another NIC")
+            raise InvalidInput(field_name, f"{value} is already used by {owner}; leave the MAC out to get a free one.")
+        return value
+
+    def host_limits(self) -> tuple[int, int]:
+        """(memory in bytes, CPUs) of the host."""
+        info = self.conn.getInfo()
+        return info[1] * 1024**2, info[2]
+
+    # ---- console ----
+    def console(self, name: str, force: bool = False) -> "Console":
+        dom = require_domain(self.conn, name)
+        if not dom.isActive():
+            raise VirtopsError(f"vm: {name} is not running; start it with `virtops vm start {name}`.")
+        return Console(self.conn, dom, force)
+
+
+# -- helpers of the operations --------------------------------------------------------------
+def _xml_or_none(dom: libvirt.virDomain) -> str | None:
+    try:
+        return dom.XMLDesc(0)
+    except libvirt.libvirtError:
+        return None  # undefined while we listed
+
+
+def _vm_info(root: etree._Element, state: int, persistent: bool | None, autostart: bool | None,
+             leases: dict[str, str]) -> VmInfo:
+    running = root.get("id") is not None
+    memory = root.find("memory")
+    nics = []
+    for node in root.iterfind("devices/interface"):
+        spec = NicSpec.from_element(node)
+        target = node.find("target")
+        nics.append(NicInfo(mac=spec.mac, network=spec.network, type=node.get("type") or "", model=spec.model,
+                            interface=target.get("dev") if target is not None and running else None,
+                            ip=leases.get(spec.mac or "") if running else None))
+    return VmInfo(
+        name=root.findtext("name"), uuid=root.findtext("uuid") or "", state=STATE_NAMES.get(state, "unknown"),
+        running=running, persistent=persistent, autostart=autostart,
+        virt_type=root.get("type") or "", vcpus=int(root.findtext("vcpu") or 1),
+        memory_bytes=_kib(memory) * 1024,
+        disks=[DiskInfo.of(DiskSpec.from_element(d)) for d in root.iterfind("devices/disk")], nics=nics)
+
+
+def _kib(node: etree._Element | None) -> int:
+    if node is None or not node.text:
+        return 0
+    return parse_size(f"{node.text}{node.get('unit', 'KiB')}") // 1024
+
+
+def _undefine(dom: libvirt.virDomain) -> None:
+    flags = (libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
+             | libvirt.VIR_DOMAIN_UNDEFINE_NVRAM)
+    try:
+        dom.undefineFlags(flags)
+    except libvirt.libvirtError as err:
+        if err.get_error_code() not in (libvirt.VIR_ERR_NO_SUPPORT, libvirt.VIR_ERR_INVALID_ARG):
+            raise
+        dom.undefine()  # a driver without those flags (the test driver)
+
+
+def _quietly(action: Callable[[], object]) -> None:
+    try:
+        action()
+    except libvirt.libvirtError:
+        pass  # undo is best effort; the original error is what the user needs to see
+
+
+def _affect(mine: DomainXml, live: bool | None, config: bool | None) -> tuple[bool, bool]:
+    """Which halves to change: by default the running VM and its definition, or whichever exists."""
+    if live is None and config is None:
+        return mine.running, mine.persistent
+    live, config = bool(live), bool(config)
+    if live and not mine.running:
+        raise InvalidInput("live", f"{mine.name} is not running; leave out --live to change its definition.")
+    if config and not mine.persistent:
+        raise InvalidInput("config", f"{mine.name} is transient (no definition); leave out --config.")
+    return live, config
+
+
+def _driver_format(volume_format: str, pool: str, volume: str) -> str:
+    """The QEMU driver type for a volume's format: an ISO or an unformatted volume is raw."""
+    if volume_format in ("iso", "none", "auto", ""):
+        return "raw"
+    if volume_format not in DISK_FORMATS:
+        raise InvalidInput("volume", f"{pool}/{volume} has format {volume_format!r}, which QEMU cannot use as a disk; "
+                                     f"give a volume of format {', '.join(DISK_FORMATS[:2])} or another disk image.")
+    return volume_format
+
+
+def next_target(bus: str, taken: set[str]) -> str:
+    """The first free name on the bus: vda, vdb, ... vdz, vdaa ..."""
+    prefix = TARGET_PREFIX[bus]
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    for suffix in [*letters, *(a + b for a in letters for b in letters)]:
+        if prefix + suffix not in taken:
+            return prefix + suffix
+    raise VirtopsError(f"target: every {prefix}X name is taken.", field="target")
+
+
+def _check_bus_options(request: DiskRequest) -> None:
+    if request.bus not in BUSES:
+        raise InvalidInput("bus", f"{request.bus!r} is not a disk bus; use one of {', '.join(BUSES)}.")
+    if request.cache is not None and request.cache not in CACHE_MODES:
+        raise InvalidInput("cache", f"{request.cache!r} is not a cache mode; use one of {', '.join(CACHE_MODES)}.")
+    if request.serial is not None and not re.fullmatch(r"[A-Za-z0-9_ .+-]{1,20}", request.serial):
+        raise InvalidInput("serial", f"{request.serial!r} is not accepted; give up to 20 letters, digits, '_', '.', '+' or '-'.")
+
+
+def _checked_target(target: str, bus: str, taken: set[str]) -> str:
+    match = TARGET_PATTERN.match(target)
+    prefix = TARGET_PREFIX[bus]
+    if not match or match.group(1) != prefix:
+        raise InvalidInput("target", f"{target!r} is not a {bus} disk name; give one such as {prefix}b.")
+    if target in taken:
+        raise InvalidInput("target", f"{target} is already taken; the next free one is {next_target(bus, taken)}.")
+    return target
+
+
+def _disk_spec(request: DiskRequest, vol: ResolvedVolume, taken: set[str]) -> DiskSpec:
+    _check_bus_options(request)
+    target = (_checked_target(request.target, request.bus, taken) if request.target
+              else next_target(request.bus, taken))
+    return DiskSpec(target=target, pool=vol.pool, volume=vol.volume, format=vol.format, bus=request.bus,
+                    cache=request.cache, readonly=request.readonly, shareable=request.shareable, serial=request.serial)
+
+
+def _check_model(model: str) -> None:
+    if model not in NIC_MODELS:
+        raise InvalidInput("model", f"{model!r} is not a NIC model this hypervisor offers; use one of {', '.join(NIC_MODELS)}.")
+
+
+def new_mac(used: set[str]) -> str:
+    """A MAC in libvirt's 52:54:00 range that no NIC of the host has."""
+    rng = random.SystemRandom()
+    for _ in range(1000):
+        mac = LIBVIRT_MAC_PREFIX + "".join(f":{rng.randrange(256):02x}" for _ in range(3))
+        if mac not in used:
+            return mac
+    raise VirtopsError("mac: no free MAC address found in 52:54:00:xx:xx:xx; give one with --mac.", field="mac")
+
+
+def _find_disk(root: etree._Element, target: str) -> etree._Element | None:
+    for node in root.iterfind("devices/disk"):
+        found = node.find("target")
+        if found is not None and found.get("dev") == target:
+            return node
+    return None
+
+
+def _find_nic(root: etree._Element, mac: str) -> etree._Element | None:
+    for node in root.iterfind("devices/interface"):
+        found = node.find("mac")
+        if found is not None and (found.get("address") or "").lower() == mac:
+            return node
+    return None
+
+
+def _wait_gone(dom: libvirt.virDomain, still_there: Callable[[etree._Element], bool]) -> bool:
+    """A live detach completes when the guest releases the device; poll the live XML until then."""
+    deadline = time.monotonic() + DETACH_WAIT_S
+    while True:
+        try:
+            if not dom.isActive() or not still_there(X.parse(dom.XMLDesc(0))):
+                return True
+        except libvirt.libvirtError:
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.25)
+
+
+def validate_device(element: etree._Element) -> None:
+    """Check one device against libvirt's domain schema by placing it in a minimal domain."""
+    dom = X.element("domain", type="qemu")
+    X.sub(dom, "name", "schema-check")
+    X.sub(dom, "memory", 1024)
+    os_ = X.sub(dom, "os")
+    X.sub(os_, "type", "hvm")
+    X.sub(dom, "devices").append(etree.fromstring(etree.tostring(element)))
+    X.validate(dom, "domain")
+
+
+# -- create: check everything first, then act ------------------------------------------------
+@dataclass
+class _NewVolume:
+    pool: str
+    name: str
+    size: int
+    format: str
+
+
+class _CreatePlan:
+    """The checks of `vm create`, turning a request into a DomainSpec and volumes to create."""
+
+    def __init__(self, vms: Vms, request: CreateRequest):
+        self.vms = vms
+        self.request = request
+        self.conn = vms.conn
+        self.new_volumes: list[_NewVolume] = []
+        self.disks_so_far: list[DiskSpec] = []
+
+    def check(self) -> DomainSpec:
+        req = self.request
+        self._check_name()
+        memory = self._check_resources()
+        if sum(bool(x) for x in (req.boot, req.cdrom, req.import_disk)) > 1:
+            raise InvalidInput("boot", "give only one of --boot, --cdrom and --import.")
+        domains = all_domains(self.conn)
+        taken: set[str] = set()
+        disks = [self._disk(d, domains, taken) for d in req.disks]
+        disks += [self._new_disk(n, i, taken) for i, n in enumerate(req.new_disks)]
+        if req.cdrom:
+            disks.append(self._cdrom(req.cdrom, taken))
+        nics = self._nics(domains)
+        boot_devices = ["cdrom", "hd"] if req.cdrom else (["hd"] if not req.boot else [])
+        spec = DomainSpec(name=req.name, memory_kib=memory // 1024, vcpus=req.vcpus,
+                          virt_type=self.vms.host.virt_type(), boot=req.boot, boot_devices=boot_devices,
+                          disks=disks, nics=nics)
+        spec.to_element()  # validates against domain.rng before anything changes
+        return spec
+
+    def _check_name(self) -> None:
+        name = self.request.name
+        if not NAME_PATTERN.match(name):
+            raise InvalidInput("name", f"{name!r} is not accepted; use up to 64 letters, digits, '_', '.', '+' or '-', "
+                                       "starting with a letter or digit (e.g. web1).")
+        try:
+            self.conn.lookupByName(name)
+        except libvirt.libvirtError:
+            return
+        raise InvalidInput("name", f"a VM named {name} already exists; choose another name or delete it first.")
+
+    def _check_resources(self) -> int:
+        memory = parse_size(self.request.memory, "memory")
+        host_memory, host_cpus = self.vms.host_limits()
+        if memory < 16 * 1024**2:
+            raise InvalidInput("memory", f"{self.request.memory} is too little; give at least 16M.")
+        if memory > host_memory:
+            raise InvalidInput("memory", f"{self.request.memory} is more than the host's {host_memory // 1024**2} MiB; "
+                                         "give less, e.g. 1G.")
+        if memory % 1024:
+            raise InvalidInput("memory", f"{self.request.memory} is not a whole number of KiB.")
+        if not 1 <= self.request.vcpus <= host_cpus:
+            raise InvalidInput("vcpus", f"{self.request.vcpus} is not between 1 and the host's {host_cpus} CPUs.")
+        return memory
+
+    def _disk(self, request: DiskRequest, domains: list[DomainXml], taken: set[str]) -> DiskSpec:
+        vol = self.vms._resolve_volume(request.pool, request.volume, "disk")
+        Vms._check_volume_free(vol, request.readonly, request.shareable, domains, vm=self.request.name)
+        if any(d.pool == vol.pool and d.volume == vol.volume for d in self.disks_so_far):
+            raise InvalidInput("disk", f"{vol.pool}/{vol.volume} is given twice.")
+        spec = _disk_spec(request, vol, taken)
+        taken.add(spec.target)
+        self.disks_so_far.append(spec)
+        return spec
+
+    def _new_disk(self, request: NewDiskRequest, index: int, taken: set[str]) -> DiskSpec:
+        pool = self.vms._require_pool(request.pool, "new-disk")
+        if request.format not in ("raw", "qcow2"):
+            raise InvalidInput("new-disk format", f"{request.format!r} is not offered for new disks; use raw or qcow2.")
+        if request.size <= 0:
+            raise InvalidInput("new-disk size", "must be more than 0; give a size such as 10G.")
+        available = pool.info()[3]
+        reserved = sum(v.size for v in self.new_volumes if v.pool == request.pool and v.format == "raw")
+        if request.format == "raw" and request.size + reserved > available:
+            raise InvalidInput("new-disk size", f"{request.size} bytes do not fit in pool {request.pool}, "
+                                                f"which has {available} bytes free; give a smaller size.")
+        target = next_target("virtio", taken)
+        taken.add(target)
+        suffix = "." + request.format if _pool_type(pool) in ("dir", "fs", "netfs") else ""
+        name = f"{self.request.name}-{target}{suffix}"
+        if name in pool.listVolumes():
+            raise InvalidInput("new-disk", f"pool {request.pool} already has a volume {name}; "
+                                           "attach it with --disk or delete it first.")
+        self.new_volumes.append(_NewVolume(request.pool, name, request.size, request.format))
+        return DiskSpec(target=target, pool=request.pool, volume=name, format=request.format)
+
+    def _cdrom(self, ref: str, taken: set[str]) -> DiskSpec:
+        target = next_target("sata", taken)
+        taken.add(target)
+        if not ref.startswith("/"):
+            pool, volume = split_ref(ref, "cdrom")
+            vol = self.vms._resolve_volume(pool, volume, "cdrom")
+            return DiskSpec(target=target, pool=pool, volume=volume, format="raw", bus="sata", device="cdrom")
+        try:
+            vol = self.conn.storageVolLookupByPath(ref)
+            return DiskSpec(target=target, pool=vol.storagePoolLookupByVolume().name(), volume=vol.name(),
+                            format="raw", bus="sata", device="cdrom")
+        except libvirt.libvirtError:
+            pass
+        if _is_local(self.vms.host.uri) and os.path.isfile(ref):
+            return DiskSpec(target=target, path=ref, format="raw", bus="sata", device="cdrom")
+        raise InvalidInput("cdrom", f"{ref} is neither a volume of a pool nor a file on the host; "
+                                    "give POOL/VOLUME or the path of an ISO image.")
+
+    def _nics(self, domains: list[DomainXml]) -> list[NicSpec]:
+        used = {m for d in domains for m in d.macs()}
+        nics = []
+        for request in self.request.nics:
+            self.vms._require_network(request.network, "network")
+            _check_model(request.model)
+            mac = self.vms._checked_or_new_mac(request.mac, used, "network mac")
+            used.add(mac)  # two NICs of one request must differ too
+            nics.append(NicSpec(network=request.network, mac=mac, model=request.model))
+        return nics
+
+
+def _pool_type(pool: libvirt.virStoragePool) -> str:
+    return X.parse(pool.XMLDesc(0)).get("type") or ""
+
+
+def _is_local(uri: str) -> bool:
+    """True when the daemon sees our file system: no host part in the URI."""
+    return "://" in uri and uri.split("://", 1)[1].startswith("/") or uri.startswith("test:")
+
+
+# -- the serial console ----------------------------------------------------------------------
+ESCAPE = b"\x1d"  # Ctrl-]
+
+
+class Console:
+    """The serial console of a running VM over a libvirt stream (works over remote URIs too)."""
+
+    def __init__(self, conn: libvirt.virConnect, dom: libvirt.virDomain, force: bool = False):
+        self.stream = conn.newStream(libvirt.VIR_STREAM_NONBLOCK)
+        with libvirt_errors(f"opening the console of {dom.name()}"):
+            dom.openConsole(None, self.stream, libvirt.VIR_DOMAIN_CONSOLE_FORCE if force else 0)
+        self.closed = False
+        self.buffer = b""
+
+    def read(self) -> bytes:
+        """What the guest printed since the last read (b'' when nothing); sets .closed at the end."""
+        chunks = []
+        while not self.closed:
+            try:
+                data = self.stream.recv(65536)
+            except libvirt.libvirtError:
+                self.closed = True
+                break
+            if data == -2:
+                break
+            if not data:
+                self.closed = True
+                break
+            chunks.append(data)
+        got = b"".join(chunks)
+        self.buffer += got
+        return got
+
+    def write(self, data: bytes) -> None:
+        while data and not self.closed:
+            sent = self.stream.send(data)
+            if sent == -2:
+                time.sleep(0.01)
+                continue
+            data = data[sent:]
+
+    def wait_for(self, predicate: Callable[[str], bool], timeout_s: float, since: int = 0) -> str:
+        """Read until predicate(text printed after offset `since`) holds; returns that text."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            self.read()
+            text = self.buffer[since:].decode(errors="replace")
+            if predicate(text) or self.closed or time.monotonic() > deadline:
+                return text
+            time.sleep(0.05)
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            try:
+                self.stream.finish()
+            except libvirt.libvirtError:
+                _quietly(self.stream.abort)
+
+
+def pump_console(console: Console, in_fd: int, out_fd: int, escape: bytes = ESCAPE) -> str:
+    """Copy keystrokes to the console and its output to out_fd until the escape key or the end.
+    Returns why it stopped: 'escape' or 'closed'."""
+    while not console.closed:
+        readable, _, _ = select.select([in_fd], [], [], 0.05)
+        if readable:
+            data = os.read(in_fd, 1024)
+            if not data:
+                return "closed"
+            if escape in data:
+                console.write(data.split(escape, 1)[0])
+                return "escape"
+            console.write(data)
+        out = console.read()
+        if out:
+            os.write(out_fd, out)
+    return "closed"
