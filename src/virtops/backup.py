@@ -7,6 +7,8 @@ An archive (a .tar.gz or a directory) holds:
     volume/POOL/VOL.xml      the volume's XML (name, format, capacity, allocation, backing)
     network/NAME.xml         `virsh net-define` takes it
     domain/NAME.xml          `virsh define` takes it (inactive XML)
+    data/POOL/VOL.extents    with --with-data: the volume's size and its data extents (JSON)
+    data/POOL/VOL.data       the bytes of those extents, one after another: holes take no space
 """
 from __future__ import annotations
 
@@ -14,8 +16,9 @@ import difflib
 import hashlib
 import io
 import json
-import socket
+import os
 import tarfile
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +26,7 @@ from pathlib import Path
 import libvirt
 
 from . import inventory
-from .errors import VirtopsError, libvirt_errors
+from .errors import VirtopsError, libvirt_errors, one_sentence
 from .host import Host, version_string
 from .inventory import KIND_ORDER, HostObject
 
@@ -36,6 +39,11 @@ KIND_OF_OPTION = {"pools": "pool", "volumes": "volume", "networks": "network", "
 class Archive:
     manifest: dict
     objects: list[HostObject]
+    root: Path | None = None  # where the archive's files can be read (a directory)
+    _unpacked: tempfile.TemporaryDirectory | None = field(default=None, repr=False)
+
+    def data_for(self, volume: str) -> dict | None:
+        return next((d for d in self.manifest.get("data", []) if d["volume"] == volume), None)
 
 
 @dataclass
@@ -53,8 +61,9 @@ class RestoreResult:
 
 
 # -- create ---------------------------------------------------------------------------
-def create_backup(host: Host, output: Path) -> Archive:
-    """Write the host's configuration to `output`: a directory, or a .tar.gz file."""
+def create_backup(host: Host, output: Path, with_data: list[str] | None = None) -> Archive:
+    """Write the host's configuration to `output`: a directory, or a .tar.gz file. Volumes named
+    in `with_data` (POOL/VOL) also get their data, read through libvirt's sparse streams."""
     with libvirt_errors("reading the host's configuration"):
         objects = inventory.read_all(host.conn)
         manifest = {
@@ -65,7 +74,7 @@ def create_backup(host: Host, output: Path) -> Archive:
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "objects": [],
         }
-    files: dict[str, bytes] = {}
+    files: dict[str, bytes | Path] = {}
     for obj in objects:
         path = f"{obj.kind}/{obj.name}.xml"
         data = obj.xml.encode()
@@ -73,9 +82,68 @@ def create_backup(host: Host, output: Path) -> Archive:
         manifest["objects"].append({"kind": obj.kind, "name": obj.name, "file": path,
                                     "sha256": hashlib.sha256(data).hexdigest(), "uuid": obj.uuid,
                                     "autostart": obj.autostart, "active": obj.active})
-    files["manifest.json"] = json.dumps(manifest, indent=2).encode()
-    _write(output, files)
+    with tempfile.TemporaryDirectory(prefix="virtops-backup-") as scratch:
+        manifest["data"] = [_save_volume_data(host, ref, Path(scratch), files) for ref in with_data or []]
+        files["manifest.json"] = json.dumps(manifest, indent=2).encode()
+        _write(output, files)
     return Archive(manifest, objects)
+
+
+def _save_volume_data(host: Host, ref: str, scratch: Path, files: dict[str, bytes | Path]) -> dict:
+    """Download the volume sparsely, then keep only its data extents."""
+    image = scratch / f"{len(files)}.img"
+    host.volumes.download(ref, str(image))
+    extents_path, data_path = f"data/{ref}.extents", f"data/{ref}.data"
+    packed = scratch / f"{len(files)}.data"
+    extents = pack_extents(image, packed)
+    image.unlink()
+    files[extents_path] = json.dumps(extents).encode()
+    files[data_path] = packed
+    return {"volume": ref, "extents": extents_path, "data": data_path,
+            "extents_sha256": hashlib.sha256(files[extents_path]).hexdigest(), "data_sha256": _sha256_file(packed)}
+
+
+def pack_extents(image: Path, packed: Path) -> dict:
+    """{size, extents: [[offset, length], ...]} of a sparse file, and its data extents into `packed`."""
+    extents = []
+    with image.open("rb") as src, packed.open("wb") as out:
+        fd, size, offset = src.fileno(), os.fstat(src.fileno()).st_size, 0
+        while offset < size:
+            try:
+                start = os.lseek(fd, offset, os.SEEK_DATA)
+            except OSError:  # ENXIO: only a hole remains
+                break
+            end = os.lseek(fd, start, os.SEEK_HOLE)
+            extents.append([start, end - start])
+            src.seek(start)
+            _copy(src, out, end - start)
+            offset = end
+    return {"size": size, "extents": extents}
+
+
+def unpack_extents(extents: dict, packed: Path, image: Path) -> None:
+    with packed.open("rb") as src, image.open("wb") as out:
+        out.truncate(extents["size"])
+        for start, length in extents["extents"]:
+            out.seek(start)
+            _copy(src, out, length)
+
+
+def _copy(src, out, length: int, chunk: int = 1 << 20) -> None:
+    while length > 0:
+        block = src.read(min(chunk, length))
+        if not block:
+            raise VirtopsError("backup data ends before its extents do; the archive is corrupt.")
+        out.write(block)
+        length -= len(block)
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def default_output_name(host: Host) -> Path:
@@ -88,8 +156,14 @@ def _write(output: Path, files: dict[str, bytes]) -> None:
         with tarfile.open(tmp, "w:gz") as tar:
             for name, data in files.items():
                 info = tarfile.TarInfo(name)
-                info.size, info.mtime, info.mode = len(data), int(time.time()), 0o600
-                tar.addfile(info, io.BytesIO(data))
+                info.mtime, info.mode = int(time.time()), 0o600
+                if isinstance(data, Path):
+                    info.size = data.stat().st_size
+                    with data.open("rb") as f:
+                        tar.addfile(info, f)
+                else:
+                    info.size = len(data)
+                    tar.addfile(info, io.BytesIO(data))
         tmp.rename(output)
         return
     if output.exists() and any(output.iterdir()):
@@ -97,50 +171,66 @@ def _write(output: Path, files: dict[str, bytes]) -> None:
     for name, data in files.items():
         target = output / name
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
+        if isinstance(data, Path):
+            with data.open("rb") as src, target.open("wb") as out:
+                _copy(src, out, data.stat().st_size)
+        else:
+            target.write_bytes(data)
 
 
 # -- read and verify ------------------------------------------------------------------
 def read_backup(source: Path) -> Archive:
     """Load and verify an archive completely before anything may change: manifest, every file
     present, every checksum right, every XML parses."""
-    files = _read_files(source)
-    if "manifest.json" not in files:
+    unpacked = None
+    root = source
+    if not source.is_dir():
+        unpacked = tempfile.TemporaryDirectory(prefix="virtops-restore-")
+        root = Path(unpacked.name)
+        _unpack(source, root)
+    manifest_file = root / "manifest.json"
+    if not manifest_file.is_file():
         raise VirtopsError(f"backup {source}: no manifest.json; this is not a virtops backup.")
     try:
-        manifest = json.loads(files["manifest.json"])
+        manifest = json.loads(manifest_file.read_text())
         entries = manifest["objects"]
     except (ValueError, KeyError, TypeError) as err:
         raise VirtopsError(f"backup {source}: manifest.json is damaged ({err}).") from err
-    objects = [_verified_object(source, entry, files) for entry in entries]
-    return Archive(manifest, objects)
+    objects = [_verified_object(source, root, entry) for entry in entries]
+    for data in manifest.get("data", []):
+        _verify_file(source, root, data["extents"], data["extents_sha256"])
+        _verify_file(source, root, data["data"], data["data_sha256"])
+    return Archive(manifest, objects, root, unpacked)
 
 
-def _verified_object(source: Path, entry: dict, files: dict[str, bytes]) -> HostObject:
-    path = entry.get("file", "")
-    if path not in files:
-        raise VirtopsError(f"backup {source}: {path} is listed in the manifest but missing; the archive is incomplete.")
-    data = files[path]
-    if hashlib.sha256(data).hexdigest() != entry.get("sha256"):
-        raise VirtopsError(f"backup {source}: {path} does not match its checksum; the archive is corrupt or was altered.")
+def _verify_file(source: Path, root: Path, name: str, sha256: str) -> Path:
+    path = root / name
+    if not path.is_file() or root.resolve() not in path.resolve().parents:
+        raise VirtopsError(f"backup {source}: {name} is listed in the manifest but missing; the archive is incomplete.")
+    if _sha256_file(path) != sha256:
+        raise VirtopsError(f"backup {source}: {name} does not match its checksum; the archive is corrupt or was altered.")
+    return path
+
+
+def _verified_object(source: Path, root: Path, entry: dict) -> HostObject:
+    name = entry.get("file", "")
+    data = _verify_file(source, root, name, entry.get("sha256", "")).read_text()
     try:
         from . import xml as X
 
-        X.parse(data.decode())
+        X.parse(data)
     except Exception as err:  # lxml raises several error types for broken XML
-        raise VirtopsError(f"backup {source}: {path} is not valid XML ({err}).") from err
+        raise VirtopsError(f"backup {source}: {name} is not valid XML ({err}).") from err
     if entry.get("kind") not in KIND_ORDER:
-        raise VirtopsError(f"backup {source}: {path} has unknown kind {entry.get('kind')!r}.")
-    return HostObject(entry["kind"], entry["name"], data.decode(), entry.get("uuid"),
+        raise VirtopsError(f"backup {source}: {name} has unknown kind {entry.get('kind')!r}.")
+    return HostObject(entry["kind"], entry["name"], data, entry.get("uuid"),
                       bool(entry.get("autostart")), bool(entry.get("active")))
 
 
-def _read_files(source: Path) -> dict[str, bytes]:
-    if source.is_dir():
-        return {str(p.relative_to(source)): p.read_bytes() for p in source.rglob("*") if p.is_file()}
+def _unpack(source: Path, root: Path) -> None:
     try:
         with tarfile.open(source, "r:*") as tar:
-            return {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}
+            tar.extractall(root, filter="data")  # the data filter refuses absolute paths, links out, devices
     except (tarfile.TarError, OSError, EOFError) as err:
         raise VirtopsError(f"backup {source}: is neither a readable .tar.gz archive nor a backup directory.") from err
 
@@ -187,14 +277,24 @@ def restore(host: Host, archive: Archive, steps: list[RestoreStep]) -> RestoreRe
             if step.action == "replace":
                 inventory.undefine(host.conn, step.obj.kind, step.obj.name)
             inventory.define(host.conn, step.obj)
-        except libvirt.libvirtError as err:
-            from .errors import one_sentence
-
-            result.failed = f"{step.obj.key}: {one_sentence(err.get_error_message())}"
+            if step.obj.kind == "volume" and archive.data_for(step.obj.name):
+                _restore_volume_data(host, archive, step.obj.name)
+        except (libvirt.libvirtError, VirtopsError) as err:
+            reason = one_sentence(err.get_error_message()) if isinstance(err, libvirt.libvirtError) else str(err)
+            result.failed = f"{step.obj.key}: {reason}"
             result.remaining = [s.obj.key for s in todo[index:]]
             return result
         result.done.append(step.obj.key)
     return result
+
+
+def _restore_volume_data(host: Host, archive: Archive, ref: str) -> None:
+    data = archive.data_for(ref)
+    extents = json.loads((archive.root / data["extents"]).read_text())
+    with tempfile.TemporaryDirectory(prefix="virtops-restore-data-") as scratch:
+        image = Path(scratch) / "volume.img"
+        unpack_extents(extents, archive.root / data["data"], image)
+        host.volumes.upload(ref, str(image))
 
 
 # -- diff -----------------------------------------------------------------------------

@@ -15,16 +15,19 @@ def backup() -> None:
 
 @backup.command("create")
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="FILE.tar.gz or a new directory.")
+@click.option("--with-data", "with_data", metavar="POOL/VOL", multiple=True,
+              help="Also store this volume's data, sparsely (repeatable).")
 @pass_context
-def backup_create(ctx, output: Path | None) -> None:
+def backup_create(ctx, output: Path | None, with_data: tuple[str, ...]) -> None:
     """Back up every pool, volume's metadata, network and domain, with checksums."""
     from ..backup import create_backup, default_output_name
 
     host = ctx.host()
     target = output or default_output_name(host)
-    archive = create_backup(host, target)
+    archive = create_backup(host, target, list(with_data))
     counts = _counts(archive.objects)
-    click.echo(f"backed up {counts} to {target}")
+    data = f" and the data of {len(with_data)} volumes" if with_data else ""
+    click.echo(f"backed up {counts}{data} to {target}")
 
 
 @backup.command("restore")
