@@ -792,12 +792,12 @@ class Networks:
             with libvirt_errors(f"defining network {name}"):
                 net = self.conn.networkDefineXML(etree.tostring(node).decode())
             undo.append(net.undefine)
-            was_active = any(a for _, _, a, _ in saved_state)
-            if start or (was_active and name in colliding):
+            # The replacement takes over the running and autostart state of what it replaces.
+            if start or any(active for _, _, active, _ in saved_state):
                 with libvirt_errors(f"starting network {name}"):
                     net.create()
                 undo.append(net.destroy)
-            if any(s for n, _, _, s in saved_state if n == name):
+            if any(auto for _, _, _, auto in saved_state):
                 net.setAutostart(1)
         return self.info(name)
 

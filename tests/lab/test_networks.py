@@ -1,0 +1,337 @@
+"""`virtops net` against a real libvirtd in a lab host: every command, every refusal (host unchanged),
+emitted XML valid against libvirt's network.rng, and the handbook's backup/restore round trip."""
+from __future__ import annotations
+
+import json
+import subprocess
+
+import libvirt
+import pytest
+
+from helpers import host_state, run_cli
+from virtops import xml as X
+from virtops.domain import DomainSpec, KernelBoot, NicSpec
+
+PREFIX = "t-"
+
+
+@pytest.fixture
+def nets(host, lab):
+    """The networks API on the session lab; networks named t-* are removed afterwards and
+    `default` is put back as libvirt ships it."""
+    yield host.networks
+    for net in host.conn.listAllNetworks():
+        if net.name().startswith(PREFIX):
+            persistent = net.isPersistent()  # a transient one is gone once destroyed
+            if net.isActive():
+                net.destroy()
+            if persistent:
+                net.undefine()
+    for dom in host.conn.listAllDomains():
+        if dom.name().startswith(PREFIX):
+            if dom.isActive():
+                dom.destroy()
+            if dom.isPersistent():
+                dom.undefine()
+    host.networks.restore_default()
+
+
+def cli(lab, *args):
+    return run_cli(*args, uri=lab.uri)
+
+
+def validate_config(host, name):
+    """libvirt's own rendering of what we defined still validates against network.rng."""
+    X.validate(X.parse(host.conn.networkLookupByName(name).XMLDesc(libvirt.VIR_NETWORK_XML_INACTIVE)), "network")
+
+
+# -- create ------------------------------------------------------------------------------
+def test_handbook_mynetwork_in_one_command(lab, host, nets):
+    result = cli(lab, "net", "create", "t-mynetwork", "--subnet", "192.168.200.0/24", "--gateway", "192.168.200.1",
+                 "--dhcp", "192.168.200.128-192.168.200.254", "--mode", "route")
+    assert result.returncode == 0, result.stderr
+    info = nets.info("t-mynetwork")
+    assert (info.mode, info.dev, info.subnet, info.gateway, info.dhcp_range) == (
+        "route", None, "192.168.200.0/24", "192.168.200.1", "192.168.200.128-192.168.200.254")
+    assert info.active and info.autostart and info.persistent
+    validate_config(host, "t-mynetwork")
+    node = X.parse(host.conn.networkLookupByName("t-mynetwork").XMLDesc(0))
+    assert node.find("forward").get("mode") == "route" and node.find("forward").get("dev") is None
+    # libvirt made the bridge: it is up in the lab's namespace with the gateway address
+    addr = subprocess.run(["ip", "-n", lab.netns, "-j", "addr", "show", info.bridge], capture_output=True, text=True)
+    assert "192.168.200.1" in addr.stdout
+
+
+def test_defaults_follow_virt_manager(lab, host, nets):
+    before = {n.bridge for n in nets.list()}
+    info = nets.create("t-defaults", subnet="10.31.0.0/24")
+    assert info.mode == "nat" and info.gateway == "10.31.0.1" and info.dhcp_range == "10.31.0.128-10.31.0.254"
+    assert info.bridge.startswith("virbr") and info.bridge not in before
+    validate_config(host, "t-defaults")
+
+
+def test_every_mode_and_option(lab, host, nets):
+    nets.create("t-iso", subnet="10.32.0.0/24", mode="isolated", ipv6="fd00:32::/64", domain="iso.example", mtu=1400,
+                dhcp=False)
+    nets.create("t-open", subnet="10.33.0.0/24", mode="open", start=False, autostart=False)
+    nets.create("t-nat-dev", subnet="10.34.0.0/24", mode="nat", dev="lo", bridge="t-br34")
+    iso, opn, natdev = nets.info("t-iso"), nets.info("t-open"), nets.info("t-nat-dev")
+    assert (iso.mode, iso.dhcp_range, iso.ipv6, iso.domain, iso.mtu) == ("isolated", None, "fd00:32::/64", "iso.example", 1400)
+    assert (opn.mode, opn.active, opn.autostart) == ("open", False, False)
+    assert (natdev.dev, natdev.bridge) == ("lo", "t-br34")
+    for name in ("t-iso", "t-open", "t-nat-dev"):
+        validate_config(host, name)
+
+
+def test_bridge_mode_uses_an_existing_host_bridge(lab, host, nets):
+    subprocess.run(["ip", "-n", lab.netns, "link", "add", "t-br0", "type", "bridge"], check=True)
+    try:
+        result = cli(lab, "net", "create", "t-bridged", "--mode", "bridge", "--bridge", "t-br0")
+        assert result.returncode == 0, result.stderr
+        info = nets.info("t-bridged")
+        assert (info.mode, info.bridge, info.subnet, info.active) == ("bridge", "t-br0", None, True)
+        validate_config(host, "t-bridged")
+    finally:
+        nets.delete("t-bridged", force=True) if nets.exists("t-bridged") else None
+        subprocess.run(["ip", "-n", lab.netns, "link", "del", "t-br0"], check=False)
+
+
+CREATE_REFUSALS = [
+    (["bad/name", "--subnet", "10.40.0.0/24"], "name:"),
+    (["default", "--subnet", "10.40.0.0/24"], "name:"),
+    (["t-x", "--subnet", "10.40.0.1/24"], "subnet:"),
+    (["t-x", "--subnet", "not-a-net"], "subnet:"),
+    (["t-x"], "subnet:"),
+    (["t-x", "--subnet", "10.40.0.0/24", "--gateway", "10.41.0.1"], "gateway:"),
+    (["t-x", "--subnet", "10.40.0.0/24", "--gateway", "10.40.0.255"], "gateway:"),
+    (["t-x", "--subnet", "10.40.0.0/24", "--gateway", "10.40.0.0"], "gateway:"),
+    (["t-x", "--subnet", "10.40.0.0/24", "--dhcp", "10.40.0.10-10.40.1.10"], "dhcp:"),
+    (["t-x", "--subnet", "10.40.0.0/24", "--dhcp", "10.40.0.200-10.40.0.100"], "dhcp:"),
+    (["t-x", "--subnet", "10.40.0.0/24", "--dhcp", "10.40.0.1-10.40.0.100"], "dhcp:"),
+    (["t-x", "--subnet", "192.168.122.128/25"], "overlaps 192.168.122.0/24 of network default"),
+    (["t-x", "--subnet", "192.168.0.0/16"], "overlaps 192.168.122.0/24 of network default"),
+    (["t-x", "--subnet", "127.3.0.0/24"], "overlaps the host's address 127.0.0.1/8 on lo"),
+    (["t-x", "--subnet", "10.40.0.0/24", "--bridge", "virbr0"], "bridge: virbr0 is already the bridge of network default"),
+    (["t-x", "--subnet", "10.40.0.0/24", "--bridge", "lo"], "bridge: the host already has an interface lo"),
+    (["t-x", "--subnet", "10.40.0.0/24", "--dev", "eth9"], "dev: the host has no interface 'eth9'"),
+    (["t-x", "--subnet", "10.40.0.0/24", "--mode", "isolated", "--dev", "lo"], "dev: mode isolated"),
+    (["t-x", "--mode", "bridge", "--bridge", "nobr9"], "bridge: the host has no interface 'nobr9'"),
+    (["t-x", "--mode", "bridge", "--bridge", "lo"], "bridge: lo is a "),
+    (["t-x", "--mode", "bridge", "--bridge", "virbr0", "--subnet", "10.40.0.0/24"], "mode: a bridge-mode network"),
+    (["t-x", "--subnet", "10.40.0.0/24", "--ipv6", "fd00::1/64"], "ipv6:"),
+    (["t-x", "--subnet", "10.40.0.0/24", "--mtu", "20"], "mtu:"),
+]
+
+
+@pytest.mark.parametrize("args, expected", CREATE_REFUSALS, ids=[" ".join(a) for a, _ in CREATE_REFUSALS])
+def test_create_refusals_leave_the_host_unchanged(lab, host, nets, args, expected):
+    before = host_state(host.conn)
+    result = cli(lab, "net", "create", *args)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert expected in result.stderr
+    assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1
+    assert host_state(host.conn) == before
+
+
+def test_subnet_overlapping_a_host_route_or_another_ipv6_network(lab, host, nets):
+    nets.create("t-v6", subnet="10.42.0.0/24", ipv6="fd00:42::/64", mode="isolated")
+    subprocess.run(["ip", "-n", lab.netns, "route", "add", "10.77.0.0/16", "dev", "lo"], check=True)
+    try:
+        before = host_state(host.conn)
+        routed = cli(lab, "net", "create", "t-x", "--subnet", "10.77.3.0/24")
+        v6 = cli(lab, "net", "create", "t-y", "--subnet", "10.43.0.0/24", "--ipv6", "fd00:42::/48")
+        assert routed.returncode == 1 and "overlaps the host's route to 10.77.0.0/16 via lo" in routed.stderr
+        assert v6.returncode == 1 and "ipv6: fd00:42::/48 overlaps fd00:42::/64 of network t-v6" in v6.stderr
+        assert host_state(host.conn) == before
+    finally:
+        subprocess.run(["ip", "-n", lab.netns, "route", "del", "10.77.0.0/16", "dev", "lo"], check=False)
+
+
+def test_usage_errors_exit_2(lab, host, nets):
+    before = host_state(host.conn)
+    both = cli(lab, "net", "create", "t-x", "--subnet", "10.40.0.0/24", "--dhcp", "10.40.0.10-10.40.0.20", "--no-dhcp")
+    mode = cli(lab, "net", "create", "t-x", "--subnet", "10.40.0.0/24", "--mode", "mesh")
+    assert (both.returncode, mode.returncode) == (2, 2)
+    assert host_state(host.conn) == before
+
+
+def test_create_undoes_itself_when_a_step_fails(lab, host, nets, monkeypatch):
+    """Define succeeds, start fails (simulated): the definition is removed again."""
+    original = host.conn.networkDefineXML
+
+    def define_then_fail_to_start(xml):
+        net = original(xml)
+        net.create = _raise_libvirt_error
+        return net
+
+    monkeypatch.setattr(host.conn, "networkDefineXML", define_then_fail_to_start, raising=False)
+    before = host_state(host.conn)
+    with pytest.raises(Exception, match="simulated failure"):
+        nets.create("t-fails", subnet="10.44.0.0/24")
+    assert host_state(host.conn) == before and not nets.exists("t-fails")
+
+
+def _raise_libvirt_error(*_args):
+    raise libvirt.libvirtError("simulated failure to start")
+
+
+# -- list, info, lifecycle ----------------------------------------------------------------
+def test_list_info_start_stop_autostart(lab, host, nets):
+    nets.create("t-life", subnet="10.45.0.0/24")
+    listing = json.loads(cli(lab, "net", "list", "--all", "--json").stdout)
+    row = next(r for r in listing if r["name"] == "t-life")
+    assert (row["active"], row["autostart"], row["persistent"], row["mode"], row["subnet"], row["leases"]) == (
+        True, True, True, "nat", "10.45.0.0/24", 0)
+    table = cli(lab, "net-list", "--all").stdout.splitlines()
+    assert table[0].split()[:4] == ["Name", "State", "Autostart", "Persistent"]
+    assert cli(lab, "net", "stop", "t-life").returncode == 0 and not nets.info("t-life").active
+    assert "t-life" not in cli(lab, "net", "list").stdout and "t-life" in cli(lab, "net", "list", "--all").stdout
+    refused = cli(lab, "net", "leases", "t-life")
+    assert refused.returncode == 1 and "not running" in refused.stderr
+    assert cli(lab, "net-start", "t-life").returncode == 0 and nets.info("t-life").active
+    before = host_state(host.conn)
+    again = cli(lab, "net", "start", "t-life")
+    assert again.returncode == 1 and "already running" in again.stderr and host_state(host.conn) == before
+    assert cli(lab, "net", "autostart", "t-life", "--disable").returncode == 0 and not nets.info("t-life").autostart
+    assert cli(lab, "net-autostart", "t-life").returncode == 0 and nets.info("t-life").autostart
+    info = json.loads(cli(lab, "net", "info", "t-life", "--json").stdout)
+    assert info["dhcp_range"] == "10.45.0.128-10.45.0.254" and info["gateway"] == "10.45.0.1"
+    missing = cli(lab, "net", "info", "t-nonesuch")
+    assert missing.returncode == 1 and "no network named 't-nonesuch'" in missing.stderr
+
+
+def test_delete_refuses_while_guests_use_it(lab, host, nets):
+    nets.create("t-used", subnet="10.46.0.0/24")
+    spec = DomainSpec(name="t-guest", boot=KernelBoot(kernel="/nonexistent/vmlinuz"),
+                      nics=[NicSpec(network="t-used", mac="52:54:00:46:00:01")])
+    host.conn.defineXML(spec.to_xml())
+    before = host_state(host.conn)
+    refused = cli(lab, "net", "delete", "t-used")
+    assert refused.returncode == 1 and "t-guest (defined)" in refused.stderr and "--force" in refused.stderr
+    assert host_state(host.conn) == before
+    forced = cli(lab, "net", "delete", "t-used", "--force")
+    assert forced.returncode == 0 and "t-guest" in forced.stdout and not nets.exists("t-used")
+
+
+def test_undefine_keeps_a_running_network_as_transient(lab, host, nets):
+    nets.create("t-undef", subnet="10.47.0.0/24")
+    assert cli(lab, "net-undefine", "t-undef").returncode == 0
+    info = nets.info("t-undef")
+    assert info.active and not info.persistent
+
+
+# -- backup and restore -------------------------------------------------------------------
+def test_dumpxml_delete_define_gives_back_the_same_network(lab, host, nets, tmp_path):
+    backup = tmp_path / "default_net.xml"
+    original = host.conn.networkLookupByName("default").XMLDesc(0)
+    assert cli(lab, "net", "dumpxml", "default", "-o", str(backup)).returncode == 0
+    assert backup.read_text() == original  # exactly what libvirt gives
+    assert cli(lab, "net-dumpxml", "default").stdout == original
+    assert cli(lab, "net", "delete", "default").returncode == 0 and not nets.exists("default")
+    restored = cli(lab, "net", "define", str(backup), "--start")
+    assert restored.returncode == 0, restored.stderr
+    assert host.conn.networkLookupByName("default").XMLDesc(0) == original
+
+
+def test_define_collisions_refused_unless_replace(lab, host, nets, tmp_path):
+    nets.create("t-orig", subnet="10.48.0.0/24")
+    text = host.conn.networkLookupByName("t-orig").XMLDesc(libvirt.VIR_NETWORK_XML_INACTIVE)
+    same = tmp_path / "same.xml"
+    same.write_text(text)
+    renamed = tmp_path / "renamed.xml"
+    renamed.write_text(text.replace("<name>t-orig</name>", "<name>t-copy</name>"))
+    broken = tmp_path / "broken.xml"
+    broken.write_text("<network><name>t-b</name><ip address='x'/></network>")
+    before = host_state(host.conn)
+    for path, expected in ((same, "name 't-orig' is already a network"), (renamed, "already belongs to network 't-orig'"),
+                           (broken, "file: libvirt's network schema rejects it")):
+        result = cli(lab, "net", "define", str(path))
+        assert result.returncode == 1 and expected in result.stderr, result.stderr
+        assert host_state(host.conn) == before
+    replaced = cli(lab, "net", "define", str(renamed), "--replace")
+    assert replaced.returncode == 0, replaced.stderr
+    assert not nets.exists("t-orig") and nets.info("t-copy").active and nets.info("t-copy").subnet == "10.48.0.0/24"
+
+
+# -- static hosts and net-update -----------------------------------------------------------
+def test_static_hosts_live_and_persistent(lab, host, nets):
+    nets.create("t-hosts", subnet="10.49.0.0/24")
+    added = cli(lab, "net", "host", "add", "t-hosts", "--mac", "52:54:00:49:00:01", "--ip", "10.49.0.10", "--hostname", "db")
+    assert added.returncode == 0, added.stderr
+    net = host.conn.networkLookupByName("t-hosts")
+    for flags in (0, libvirt.VIR_NETWORK_XML_INACTIVE):
+        entry = X.parse(net.XMLDesc(flags)).find("ip/dhcp/host")
+        assert (entry.get("mac"), entry.get("ip"), entry.get("name")) == ("52:54:00:49:00:01", "10.49.0.10", "db")
+    before = host_state(host.conn)
+    for args, expected in (
+        (["--mac", "52:54:00:49:00:02", "--ip", "10.49.0.10"], "ip: 10.49.0.10 is already given to 52:54:00:49:00:01"),
+        (["--mac", "52:54:00:49:00:01", "--ip", "10.49.0.11"], "mac: 52:54:00:49:00:01 already has a host entry"),
+        (["--mac", "52:54:00:49:00:02", "--ip", "10.50.0.10"], "ip: 10.50.0.10 is outside the subnet 10.49.0.0/24"),
+        (["--mac", "52:54:00:49:00:02", "--ip", "10.49.0.1"], "ip: 10.49.0.1 is the gateway"),
+        (["--mac", "52:54:00:49:00:02", "--ip", "10.49.0.255"], "broadcast"),
+        (["--mac", "banana", "--ip", "10.49.0.12"], "mac: 'banana' is not a MAC address"),
+    ):
+        result = cli(lab, "net", "host", "add", "t-hosts", *args)
+        assert result.returncode == 1 and expected in result.stderr, result.stderr
+    unknown = cli(lab, "net", "host", "remove", "t-hosts", "--mac", "52:54:00:49:00:09")
+    assert unknown.returncode == 1 and "no host entry for 52:54:00:49:00:09" in unknown.stderr
+    assert host_state(host.conn) == before
+    via_virsh_name = cli(lab, "net-update", "t-hosts", "add", "ip-dhcp-host", "<host mac='52:54:00:49:00:02' ip='10.49.0.12'/>")
+    assert via_virsh_name.returncode == 0, via_virsh_name.stderr
+    assert cli(lab, "net", "host", "remove", "t-hosts", "--mac", "52:54:00:49:00:01").returncode == 0
+    hosts = nets.info("t-hosts").hosts
+    assert [(h.mac, h.ip) for h in hosts] == [("52:54:00:49:00:02", "10.49.0.12")]
+
+
+# -- edit ---------------------------------------------------------------------------------
+def _bridge_ifindex(lab, bridge):
+    out = subprocess.run(["ip", "-n", lab.netns, "-j", "link", "show", bridge], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout)[0]["ifindex"]
+
+
+def test_edit_dhcp_range_is_live(lab, host, nets):
+    nets.create("t-edit", subnet="10.51.0.0/24")
+    bridge = nets.info("t-edit").bridge
+    ifindex = _bridge_ifindex(lab, bridge)
+    result = cli(lab, "net", "edit", "t-edit", "--dhcp", "10.51.0.100-10.51.0.150")
+    assert result.returncode == 0 and "in place" in result.stdout, result.stderr
+    assert nets.info("t-edit").dhcp_range == "10.51.0.100-10.51.0.150"
+    live = X.parse(host.conn.networkLookupByName("t-edit").XMLDesc(0)).find("ip/dhcp/range")
+    assert (live.get("start"), live.get("end")) == ("10.51.0.100", "10.51.0.150")
+    # updated in place: the bridge (and every guest's tap on it) was never torn down
+    assert _bridge_ifindex(lab, bridge) == ifindex and nets.info("t-edit").active
+
+
+def test_edit_needing_restart_is_announced_then_done(lab, host, nets):
+    nets.create("t-move", subnet="10.52.0.0/24")
+    uuid = nets.info("t-move").uuid
+    before = host_state(host.conn)
+    plan = cli(lab, "net", "edit", "t-move", "--subnet", "10.53.0.0/24", "--mode", "route")
+    assert plan.returncode == 0 and "--yes" in plan.stdout and "restart t-move" in plan.stdout
+    assert host_state(host.conn) == before
+    overlapping = cli(lab, "net", "edit", "t-move", "--subnet", "192.168.122.0/24", "--yes")
+    assert overlapping.returncode == 1 and "overlaps 192.168.122.0/24 of network default" in overlapping.stderr
+    assert host_state(host.conn) == before
+    done = cli(lab, "net", "edit", "t-move", "--subnet", "10.53.0.0/24", "--mode", "route", "--yes")
+    assert done.returncode == 0, done.stderr
+    info = nets.info("t-move")
+    assert (info.subnet, info.gateway, info.dhcp_range, info.mode, info.uuid, info.active) == (
+        "10.53.0.0/24", "10.53.0.1", "10.53.0.128-10.53.0.254", "route", uuid, True)
+    validate_config(host, "t-move")
+
+
+# -- the stock default network --------------------------------------------------------------
+def test_net_default_recreates_and_repairs(lab, host, nets):
+    unchanged = cli(lab, "net", "default")
+    assert unchanged.returncode == 0 and "nothing changed" in unchanged.stdout
+    nets.edit("default", yes=True, subnet="10.54.0.0/24")
+    nets.set_autostart("default", False)
+    repaired = cli(lab, "net", "default")
+    assert repaired.returncode == 0 and "subnet 10.54.0.0/24 -> 192.168.122.0/24" in repaired.stdout
+    assert "autostart" in repaired.stdout
+    nets.delete("default")
+    created = cli(lab, "net", "default")
+    assert created.returncode == 0 and "created network default" in created.stdout
+    info = nets.info("default")
+    assert (info.mode, info.bridge, info.gateway, info.dhcp_range, info.active, info.autostart) == (
+        "nat", "virbr0", "192.168.122.1", "192.168.122.2-192.168.122.254", True, True)
