@@ -345,6 +345,11 @@ class Volumes:
             raise InvalidInput("file", f"{file} is {format_size(size)}, larger than volume {ref} "
                                        f"({format_size(info.capacity)}); resize the volume first.")
         self._users_or_refuse(pool, vol, ref, force, "overwriting")
+        if info.allocation > 0:
+            # libvirt's sparse upload skips the holes without clearing them, so old data would show
+            # through; zeroing first (libvirt truncates a sparse file rather than writing) prevents that.
+            with libvirt_errors(f"clearing volume {ref} before the upload"):
+                vol.wipePattern(libvirt.VIR_STORAGE_VOL_WIPE_ALG_ZERO, 0)
         counter = _Counter(size, progress)
         fd = os.open(file, os.O_RDONLY)
         try:
