@@ -47,12 +47,11 @@ nic_lines() {
     done
 }
 
-# Routers of current leases, then virtops.ping targets, without duplicates.
+# Routers named in the nic lines of report file $1 (so pings match the leases
+# shown), then virtops.ping targets, without duplicates.
 ping_targets() {
     {
-        for lease in "$LEASES"/*; do
-            [ -f "$lease" ] && read -r _ip router _server <"$lease" && echo "$router"
-        done
+        sed -n 's/^VIRTOPS nic .* router=\([^ ]*\) .*/\1/p' "$1"
         cmdline_value virtops.ping | tr , '\n'
     } | awk 'NF && $0 != "none" && !seen[$0]++'
 }
@@ -62,7 +61,7 @@ ping_targets() {
 ping_lines() (
     results=$(mktemp -d)
     count=0
-    for target in $(ping_targets); do
+    for target in $(ping_targets "$1"); do
         count=$((count + 1))
         (
             result=fail
@@ -86,14 +85,16 @@ state_lines() {
 
 # The block is assembled first and written with one cat, so a report printed
 # by the watcher can't interleave line by line with one asked for by a user.
+# The empty first line keeps VIRTOPS-BEGIN off a shell prompt left on screen.
 print_report() {
     report=$(mktemp)
     {
+        echo
         echo VIRTOPS-BEGIN
         state_lines
-        ping_lines
-        echo VIRTOPS-END
     } >"$report"
+    ping_lines "$report" >>"$report"
+    echo VIRTOPS-END >>"$report"
     cat "$report"
     rm -f "$report"
 }
