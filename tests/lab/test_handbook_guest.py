@@ -1,0 +1,215 @@
+"""SCENARIO.md steps 3 and 6 proved inside a real guest on a lab host, with one boot:
+pool `test` (dir, /var/lib/libvirt/test, mode 0700), volume `test` (raw, 1000 MiB) attached with
+`vm attach-disk` -> the guest sees vdb of exactly 1048576000 bytes; a second volume hot-plugged
+and unplugged; a NIC on the routed `mynetwork` attached live -> the guest's MAC is virtops's,
+its lease is inside .128-.254 and `vm ip` prints it; a live half that fails is rolled back."""
+from __future__ import annotations
+
+import ipaddress
+import json
+import subprocess
+import sys
+import time
+
+import libvirt
+import pytest
+
+from tests.helpers import host_state, run_cli
+from virtops import xml as X
+from virtops.lab.guest import kernel_cmdline, parse_report
+
+VM = "handbook"
+MIB = 1024**2
+
+
+def _pool(conn: libvirt.virConnect) -> None:
+    pool = X.element("pool", type="dir")
+    X.sub(pool, "name", "test")
+    target = X.sub(pool, "target")
+    X.sub(target, "path", "/var/lib/libvirt/test")
+    perms = X.sub(target, "permissions")
+    X.sub(perms, "mode", "0700")
+    X.sub(perms, "owner", 0)
+    X.sub(perms, "group", 0)
+    obj = conn.storagePoolDefineXML(X.to_string(pool), 0)
+    obj.build(0)
+    obj.create(0)
+    obj.setAutostart(1)
+
+
+def _volume(conn: libvirt.virConnect, name: str, size: int) -> None:
+    vol = X.element("volume")
+    X.sub(vol, "name", name)
+    X.sub(vol, "capacity", size, unit="bytes")
+    X.sub(vol, "allocation", 0, unit="bytes")
+    X.sub(X.sub(vol, "target"), "format", type="raw")
+    conn.storagePoolLookupByName("test").createXML(X.to_string(vol), 0)
+
+
+def _mynetwork(conn: libvirt.virConnect) -> None:
+    net = X.element("network")
+    X.sub(net, "name", "mynetwork")
+    X.sub(net, "forward", mode="route")
+    ip = X.sub(net, "ip", address="192.168.200.1", netmask="255.255.255.0")
+    X.sub(X.sub(ip, "dhcp"), "range", start="192.168.200.128", end="192.168.200.254")
+    conn.networkDefineXML(X.to_string(net)).create()
+
+
+def _cli(lab, *args: str) -> str:
+    result = run_cli(*args, uri=lab.uri)
+    assert result.returncode == 0, (args, result.stderr)
+    return result.stdout
+
+
+def _wait_report(console, condition, timeout_s: float = 90):
+    """The newest complete report printed after now that satisfies condition (asking again now and then)."""
+    since = len(console.buffer)
+    deadline = time.monotonic() + timeout_s
+    report = None
+    while time.monotonic() < deadline:
+        console.write(b"vo-report\n")
+        text = console.wait_for(lambda t: _ok(t, condition), timeout_s=min(10, deadline - time.monotonic()), since=since)
+        if _ok(text, condition):
+            return parse_report(text)
+        if "VIRTOPS-END" in text:
+            report = parse_report(text)
+    raise AssertionError(f"no guest report satisfied the condition; last one: {report}")
+
+
+def _ok(text: str, condition) -> bool:
+    if "VIRTOPS-END" not in text:
+        return False
+    try:
+        return condition(parse_report(text))
+    except ValueError:
+        return False
+
+
+@pytest.fixture
+def handbook_host(host):
+    conn = host.conn
+    _pool(conn)
+    _volume(conn, "test", 1000 * MIB)
+    _volume(conn, "sys", 64 * MIB)
+    _volume(conn, "hot", 32 * MIB)
+    _volume(conn, "legacy", 16 * MIB)
+    _mynetwork(conn)
+    yield host
+    for dom in conn.listAllDomains():
+        if dom.isActive():
+            dom.destroy()
+        if dom.isPersistent():
+            dom.undefine()
+    pool = conn.storagePoolLookupByName("test")
+    for vol in pool.listAllVolumes():
+        vol.delete(0)
+    pool.destroy()
+    pool.delete(0)
+    pool.undefine()
+    net = conn.networkLookupByName("mynetwork")
+    net.destroy()
+    net.undefine()
+
+
+def test_handbook_disk_and_nic_inside_the_guest(lab, handbook_host, guest_image):
+    conn = handbook_host.conn
+    cmdline = kernel_cmdline("shell")
+    _cli(lab, "vm", "create", VM, "--memory", "256M", "--vcpus", "1", "--disk", "test/sys",
+         "--boot", f"kernel={guest_image.kernel},initrd={guest_image.initrd},cmdline={cmdline}")
+    pool_xml = X.parse(conn.storagePoolLookupByName("test").XMLDesc(0))
+    assert pool_xml.findtext("target/permissions/mode") == "0700"
+
+    # Step 3: attach the existing volume to the (stopped) VM; it becomes vdb.
+    attached = json.loads(_cli(lab, "vm", "attach-disk", VM, "test/test", "--json"))
+    assert attached["target"] == "vdb"
+    disk, = X.parse(conn.lookupByName(VM).XMLDesc(0)).xpath("devices/disk[target/@dev='vdb']")
+    assert disk.get("type") == "volume" and disk.find("source").attrib == {"pool": "test", "volume": "test"}
+
+    _cli(lab, "vm", "start", VM)
+    console = handbook_host.vms.console(VM)
+    try:
+        report = _wait_report(console, lambda r: "vdb" in r.disks)
+        assert report.disks["vdb"] == 1048576000
+        assert report.disks["vda"] == 64 * MIB
+
+        # Step 6: a NIC on the routed mynetwork, attached live (and persistently).
+        nic = json.loads(_cli(lab, "vm", "attach-nic", VM, "--network", "mynetwork", "--model", "virtio", "--json"))
+        mac = nic["mac"]
+        assert mac.startswith("52:54:00:")
+        report = _wait_report(console, lambda r: any(n.mac == mac and n.ip for n in r.nics))
+        guest_nic = next(n for n in report.nics if n.mac == mac)
+        address = ipaddress.ip_interface(guest_nic.ip)
+        assert ipaddress.ip_address("192.168.200.128") <= address.ip <= ipaddress.ip_address("192.168.200.254")
+        assert guest_nic.router == "192.168.200.1"
+        iflist = json.loads(_cli(lab, "vm", "iflist", VM, "--json"))
+        assert [n["mac"] for n in iflist] == [mac] and iflist[0]["network"] == "mynetwork"
+        inactive = X.parse(_cli(lab, "vm", "dumpxml", "--inactive", VM))
+        assert inactive.find(f"devices/interface/mac[@address='{mac}']") is not None
+        ips = _wait_for_ip(lab, mac)
+        assert ips == str(address.ip) + f"/{address.network.prefixlen}"
+        assert str(address.ip) in _cli(lab, "vm", "ip", VM)
+        listed = json.loads(_cli(lab, "vm", "list", "--json"))
+        assert listed[0]["nics"][0]["ip"] == ips and [d["target"] for d in listed[0]["disks"]] == ["vda", "vdb"]
+
+        # Hot-plug a second volume, see it in the guest, unplug it, see it go.
+        hot = json.loads(_cli(lab, "vm", "attach-disk", VM, "test/hot", "--json"))
+        assert hot["target"] == "vdc"
+        report = _wait_report(console, lambda r: "vdc" in r.disks)
+        assert report.disks["vdc"] == 32 * MIB
+        out = _cli(lab, "vm", "detach-disk", VM, "vdc")
+        assert "detached" in out
+        _wait_report(console, lambda r: "vdc" not in r.disks)
+        assert not X.parse(conn.lookupByName(VM).XMLDesc(0)).xpath("devices/disk[target/@dev='vdc']")
+
+        # A live half that QEMU refuses (IDE cannot be hot-plugged): the persistent half is taken back.
+        before = host_state(conn)
+        result = run_cli("vm", "attach-disk", VM, "test/legacy", "--bus", "ide", uri=lab.uri)
+        assert result.returncode == 1 and "rolled back" in result.stderr, result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+        assert host_state(conn) == before
+
+        # Unplug the NIC: it leaves the guest and the definition.
+        _cli(lab, "vm", "detach-nic", VM, mac)
+        _wait_report(console, lambda r: all(n.mac != mac for n in r.nics))
+        assert conn.lookupByName(VM).XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE).count("<interface") == 0
+    finally:
+        console.close()
+
+    # The CLI console: a command in, the guest's answer out, Ctrl-] leaves.
+    _console_round_trip(lab)
+
+
+def _wait_for_ip(lab, mac: str, timeout_s: float = 30) -> str | None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        rows = json.loads(_cli(lab, "vm", "ip", VM, "--json"))
+        found = next((r["ip"] for r in rows if r["mac"] == mac and r["ip"]), None)
+        if found:
+            return found
+        time.sleep(1)
+    return None
+
+
+def _console_round_trip(lab) -> None:
+    proc = subprocess.Popen([sys.executable, "-m", "virtops", "-c", lab.uri, "vm", "console", VM],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        time.sleep(1)
+        proc.stdin.write(b"vo-report\n")
+        proc.stdin.flush()
+        seen = b""
+        deadline = time.monotonic() + 60
+        import os
+        import select
+
+        while b"VIRTOPS-END" not in seen and time.monotonic() < deadline:
+            ready, _, _ = select.select([proc.stdout], [], [], 1)
+            if ready:
+                seen += os.read(proc.stdout.fileno(), 4096)
+        assert b"VIRTOPS disk vdb 1048576000" in seen
+        proc.stdin.write(b"\x1d")
+        proc.stdin.flush()
+        assert proc.wait(timeout=20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
