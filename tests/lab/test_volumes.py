@@ -227,10 +227,29 @@ def sparse_image(path, size: int, data_mib: int) -> None:
 
 
 def sha256(path) -> str:
+    """A checksum of the file's bytes that reads only its data extents (SEEK_DATA/SEEK_HOLE): the size,
+    then every non-zero 1 MiB block with its offset. Equal digests mean byte-identical files, and a
+    4 GiB image with 16 MiB of data is checked in milliseconds rather than by reading 4 GiB."""
     digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        while chunk := stream.read(4 * MiB):
-            digest.update(chunk)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        size = os.fstat(fd).st_size
+        digest.update(str(size).encode())
+        offset, last = 0, -1
+        while offset < size:
+            try:
+                start = os.lseek(fd, offset, os.SEEK_DATA)
+            except OSError:
+                break  # only a hole is left
+            end = os.lseek(fd, start, os.SEEK_HOLE)
+            for block in range(max(start - start % MiB, last + MiB), end, MiB):
+                last = block  # a block shared by two extents counts once
+                chunk = os.pread(fd, MiB, block)
+                if chunk.strip(b"\0"):
+                    digest.update(f"{block}:".encode() + chunk)
+            offset = end
+    finally:
+        os.close(fd)
     return digest.hexdigest()
 
 
