@@ -1065,7 +1065,8 @@ def next_free_bridge(others: list[NetworkSpec], facts: HostFacts) -> str:
 
 
 def _names(links: dict[str, str]) -> str:
-    names = sorted(n for n in links if n != "lo")
+    # Suggest devices traffic can leave through: not bridges (libvirt's own) or guests' taps.
+    names = sorted(n for n, kind in links.items() if n != "lo" and kind not in ("bridge", "tun"))
     return ", ".join(names) if names else "(none)"
 
 
