@@ -235,7 +235,7 @@ def sha256(path) -> str:
     try:
         size = os.fstat(fd).st_size
         digest.update(str(size).encode())
-        offset, last = 0, -1
+        offset, last = 0, -MiB
         while offset < size:
             try:
                 start = os.lseek(fd, offset, os.SEEK_DATA)
