@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from fractions import Fraction
 
 from .errors import InvalidInput
 
@@ -24,8 +25,8 @@ def parse_size(text: str | int, field: str = "size") -> int:
     factor = _DECIMAL.get(unit) or _BINARY.get(unit.removesuffix("ib") if unit.endswith("ib") else unit)
     if factor is None:
         raise InvalidInput(field, f"unit {match.group(2)!r} is not known; use B, K/KiB, M/MiB, G/GiB, T/TiB or KB, MB, GB, TB.")
-    value = float(number) * factor
-    if value != int(value):
+    value = Fraction(number) * factor  # exact: a float loses bytes above 2**53
+    if value.denominator != 1:
         raise InvalidInput(field, f"{text!r} is not a whole number of bytes.")
     return int(value)
 

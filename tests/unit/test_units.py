@@ -1,0 +1,59 @@
+"""Sizes in virsh's units: parse_size and format_size."""
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, strategies as st
+
+from virtops.errors import InvalidInput
+from virtops.units import format_size, parse_size
+
+KiB, MiB, GiB, TiB = 1024, 1024**2, 1024**3, 1024**4
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("1000M", 1048576000),  # the handbook's volume
+    ("1000MiB", 1048576000),
+    ("5G", 5 * GiB), ("5GiB", 5 * GiB), ("0.5G", GiB // 2), ("512MiB", 512 * MiB),
+    ("10KB", 10_000), ("1MB", 1_000_000), ("2GB", 2_000_000_000), ("1TB", 10**12),
+    ("4096", 4096), ("4096B", 4096), ("1k", KiB), (" 2 T ", 2 * TiB), ("0", 0), (7, 7),
+])
+def test_parse_size(text, expected):
+    assert parse_size(text) == expected
+
+
+@pytest.mark.parametrize("text, words", [
+    ("lots", "not a size"), ("", "not a size"), ("-1G", "not a size"), ("1X", "not known"),
+    ("1.3", "whole number"), ("5 G B", "not a size"), (-5, "negative"),
+])
+def test_parse_size_refusals_name_the_field(text, words):
+    with pytest.raises(InvalidInput) as err:
+        parse_size(text, "--capacity")
+    assert err.value.field == "--capacity" and words in str(err.value)
+    assert str(err.value).startswith("--capacity: ")
+
+
+@given(st.integers(min_value=0, max_value=2**60), st.sampled_from(["", "B", "K", "KiB", "M", "MiB", "G", "GiB"]))
+def test_binary_units_multiply(number, unit):
+    factor = {"": 1, "B": 1, "K": KiB, "KiB": KiB, "M": MiB, "MiB": MiB, "G": GiB, "GiB": GiB}[unit]
+    assert parse_size(f"{number}{unit}") == number * factor
+
+
+@given(st.integers(min_value=0, max_value=2**62))
+def test_plain_bytes_round_trip(size):
+    assert parse_size(str(size)) == size
+
+
+@given(st.integers(min_value=0, max_value=2**50))
+def test_format_size_is_close_to_the_value(size):
+    text = format_size(size)
+    number, unit = text.split()
+    factor = {"B": 1, "KiB": KiB, "MiB": MiB, "GiB": GiB, "TiB": TiB}[unit]
+    assert abs(float(number) * factor - size) <= 0.005 * factor
+    assert float(number) < 1024 or unit == "TiB"
+
+
+def test_format_size_examples():
+    assert format_size(1048576000) == "1000.00 MiB"
+    assert format_size(5 * GiB) == "5.00 GiB"
+    assert format_size(512) == "512 B"
+    assert format_size(None) == "-"
