@@ -380,8 +380,11 @@ class Vms:
                     dom.create()
         except VirtopsError as err:
             self._undo_create(dom, created)
-            raise VirtopsError(f"{err} Nothing was kept: the VM{' and its new disks' if created else ''} "
-                               "were removed again.") from err
+            if dom is None and not created:
+                raise  # nothing had changed yet
+            undone = "the VM and its new disks were" if created and dom else (
+                "its new disks were" if created else "the VM was")
+            raise VirtopsError(f"{err.message.rstrip('.')}; nothing was kept: {undone} removed again.") from err
         return self.info(request.name)
 
     def _create_volume(self, new: "_NewVolume") -> libvirt.virStorageVol:
@@ -934,9 +937,10 @@ class _CreatePlan:
             raise InvalidInput("new-disk format", f"{request.format!r} is not offered for new disks; use raw or qcow2.")
         if request.size <= 0:
             raise InvalidInput("new-disk size", "must be more than 0; give a size such as 10G.")
+        # Sparse or not, a disk the pool could never hold fills it up later, inside a running guest.
         available = pool.info()[3]
-        reserved = sum(v.size for v in self.new_volumes if v.pool == request.pool and v.format == "raw")
-        if request.format == "raw" and request.size + reserved > available:
+        reserved = sum(v.size for v in self.new_volumes if v.pool == request.pool)
+        if request.size + reserved > available:
             raise InvalidInput("new-disk size", f"{request.size} bytes do not fit in pool {request.pool}, "
                                                 f"which has {available} bytes free; give a smaller size.")
         target = next_target("virtio", taken)

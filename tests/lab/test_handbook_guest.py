@@ -22,11 +22,11 @@ VM = "handbook"
 MIB = 1024**2
 
 
-def _pool(conn: libvirt.virConnect) -> None:
+def _pool(conn: libvirt.virConnect, name: str = "test") -> None:
     pool = X.element("pool", type="dir")
-    X.sub(pool, "name", "test")
+    X.sub(pool, "name", name)
     target = X.sub(pool, "target")
-    X.sub(target, "path", "/var/lib/libvirt/test")
+    X.sub(target, "path", f"/var/lib/libvirt/{name}")
     perms = X.sub(target, "permissions")
     X.sub(perms, "mode", "0700")
     X.sub(perms, "owner", 0)
@@ -37,13 +37,13 @@ def _pool(conn: libvirt.virConnect) -> None:
     obj.setAutostart(1)
 
 
-def _volume(conn: libvirt.virConnect, name: str, size: int) -> None:
+def _volume(conn: libvirt.virConnect, name: str, size: int, pool: str = "test") -> None:
     vol = X.element("volume")
     X.sub(vol, "name", name)
     X.sub(vol, "capacity", size, unit="bytes")
     X.sub(vol, "allocation", 0, unit="bytes")
     X.sub(X.sub(vol, "target"), "format", type="raw")
-    conn.storagePoolLookupByName("test").createXML(X.to_string(vol), 0)
+    conn.storagePoolLookupByName(pool).createXML(X.to_string(vol), 0)
 
 
 def _mynetwork(conn: libvirt.virConnect) -> None:
@@ -53,6 +53,20 @@ def _mynetwork(conn: libvirt.virConnect) -> None:
     ip = X.sub(net, "ip", address="192.168.200.1", netmask="255.255.255.0")
     X.sub(X.sub(ip, "dhcp"), "range", start="192.168.200.128", end="192.168.200.254")
     conn.networkDefineXML(X.to_string(net)).create()
+
+
+def remove_domains_and_pool(conn: libvirt.virConnect, pool_name: str) -> None:
+    for dom in conn.listAllDomains():
+        if dom.isActive():
+            dom.destroy()
+        if dom.isPersistent():
+            dom.undefine()
+    pool = conn.storagePoolLookupByName(pool_name)
+    for vol in pool.listAllVolumes():
+        vol.delete(0)
+    pool.destroy()
+    pool.delete(0)
+    pool.undefine()
 
 
 def _cli(lab, *args: str) -> str:
@@ -95,17 +109,7 @@ def handbook_host(host):
     _volume(conn, "legacy", 16 * MIB)
     _mynetwork(conn)
     yield host
-    for dom in conn.listAllDomains():
-        if dom.isActive():
-            dom.destroy()
-        if dom.isPersistent():
-            dom.undefine()
-    pool = conn.storagePoolLookupByName("test")
-    for vol in pool.listAllVolumes():
-        vol.delete(0)
-    pool.destroy()
-    pool.delete(0)
-    pool.undefine()
+    remove_domains_and_pool(conn, "test")
     net = conn.networkLookupByName("mynetwork")
     net.destroy()
     net.undefine()
