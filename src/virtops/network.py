@@ -81,7 +81,7 @@ class NetworkSpec(BaseModel):
     (DNS entries, port groups, bandwidth, its MAC) are carried over untouched by `merge_into`."""
 
     name: str
-    mode: Mode = "nat"
+    mode: str = "nat"    # one of MODES for what virtops creates; a foreign network may show e.g. 'hostdev'
     uuid: str | None = None
     bridge: str | None = None
     dev: str | None = None
@@ -140,7 +140,7 @@ class NetworkSpec(BaseModel):
         forward = net.find("forward")
         mode = "isolated" if forward is None else (forward.get("mode") or "nat")
         spec = dict(name=net.findtext("name"), uuid=net.findtext("uuid"),
-                    mode=mode if mode in MODES else "open",
+                    mode=mode,
                     dev=forward.get("dev") if forward is not None else None,
                     bridge=net.find("bridge").get("name") if net.find("bridge") is not None else None,
                     domain=net.find("domain").get("name") if net.find("domain") is not None else None,
