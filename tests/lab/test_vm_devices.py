@@ -1,0 +1,88 @@
+"""Disks and NICs of a stopped VM on a lab host: persistent attach and detach, default targets,
+generated and given MACs, virsh's command names, and every refusal with the host unchanged.
+(Live attach and detach are proved inside the guest in test_handbook_guest.py.)"""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.helpers import host_state, run_cli
+from tests.lab.test_handbook_guest import _pool, _volume, remove_domains_and_pool
+from virtops import xml as X
+
+POOL = "devtest"
+MIB = 1024**2
+
+
+@pytest.fixture
+def dev_host(host, lab):
+    conn = host.conn
+    _pool(conn, POOL)
+    for name in ("sys", "a", "b", "c", "d"):
+        _volume(conn, name, 8 * MIB, pool=POOL)
+    result = run_cli("vm", "create", "dev", "--memory", "128M", "--disk", f"{POOL}/sys", uri=lab.uri)
+    assert result.returncode == 0, result.stderr
+    result = run_cli("vm", "create", "other", "--memory", "128M", "--disk", f"{POOL}/c",
+                     "--network", "default,mac=52:54:00:00:00:42", uri=lab.uri)
+    assert result.returncode == 0, result.stderr
+    yield host
+    remove_domains_and_pool(conn, POOL)
+
+
+def _ok(lab, *args: str) -> str:
+    result = run_cli(*args, uri=lab.uri)
+    assert result.returncode == 0, (args, result.stderr)
+    return result.stdout
+
+
+def test_attach_and_detach_on_a_stopped_vm(lab, dev_host):
+    conn = dev_host.conn
+    disk = json.loads(_ok(lab, "vm", "attach-disk", "dev", f"{POOL}/a", "--json"))
+    assert disk["target"] == "vdb"
+    disk = json.loads(_ok(lab, "vm", "attach-disk", "dev", f"{POOL}/b", "--target", "vdf", "--readonly",
+                          "--serial", "B1", "--cache", "none", "--json"))
+    assert disk["target"] == "vdf" and disk["readonly"] and disk["serial"] == "B1"
+    nic = json.loads(_ok(lab, "attach-interface", "dev", "--network", "default", "--model", "e1000", "--json"))
+    assert nic["mac"].startswith("52:54:00:") and nic["mac"] != "52:54:00:00:00:42"
+    given = json.loads(_ok(lab, "vm", "attach-nic", "dev", "--network", "default", "--mac", "52:54:00:AB:CD:EF", "--json"))
+    assert given["mac"] == "52:54:00:ab:cd:ef"
+
+    root = X.parse(conn.lookupByName("dev").XMLDesc(0))
+    assert [d.get("dev") for d in root.iterfind("devices/disk/target")] == ["vda", "vdb", "vdf"]
+    assert [m.get("address") for m in root.iterfind("devices/interface/mac")] == [nic["mac"], "52:54:00:ab:cd:ef"]
+    blk = _ok(lab, "domblklist", "dev")
+    assert f"{POOL}/a" in blk and "vdf" in blk
+    assert "e1000" in _ok(lab, "domiflist", "dev")
+
+    before = host_state(conn)
+    refusals = [
+        (["vm", "attach-disk", "dev", f"{POOL}/c"], "volume"),  # used read-write by `other`
+        (["vm", "attach-disk", "dev", f"{POOL}/a"], "volume"),  # already attached here
+        (["vm", "attach-disk", "dev", f"{POOL}/missing"], "volume"),
+        (["vm", "attach-disk", "dev", "nopool/a"], "volume"),
+        (["vm", "attach-disk", "dev", "not-a-ref"], "volume"),
+        (["vm", "attach-disk", "dev", f"{POOL}/d", "--target", "vdb"], "target"),
+        (["vm", "attach-disk", "nobody", f"{POOL}/a"], "nobody"),
+        (["vm", "attach-disk", "dev", f"{POOL}/d", "--live"], "live"),
+        (["vm", "attach-nic", "dev", "--network", "default", "--mac", "52:54:00:00:00:42"], "mac"),
+        (["vm", "attach-nic", "dev", "--network", "default", "--mac", "52:54:00:00:00"], "mac"),
+        (["vm", "attach-nic", "dev", "--network", "default", "--model", "tulip9000"], "model"),
+        (["vm", "attach-nic", "dev", "--network", "nonet"], "network"),
+        (["vm", "detach-disk", "dev", "vdz"], "target"),
+        (["vm", "detach-nic", "dev", "52:54:00:99:99:99"], "mac"),
+        (["vm", "detach-nic", "dev", "nonsense"], "mac"),
+    ]
+    for args, field in refusals:
+        result = run_cli(*args, uri=lab.uri)
+        message = result.stderr.strip()
+        assert result.returncode == 1 and len(message.splitlines()) == 1 and field in message, (args, message)
+        assert host_state(conn) == before, args
+
+    _ok(lab, "vm", "detach-disk", "dev", "vdb")
+    _ok(lab, "detach-interface", "dev", nic["mac"])
+    root = X.parse(conn.lookupByName("dev").XMLDesc(0))
+    assert [d.get("dev") for d in root.iterfind("devices/disk/target")] == ["vda", "vdf"]
+    assert [m.get("address") for m in root.iterfind("devices/interface/mac")] == ["52:54:00:ab:cd:ef"]
+    # The freed target is the next default again.
+    assert json.loads(_ok(lab, "vm", "attach-disk", "dev", f"{POOL}/a", "--json"))["target"] == "vdb"
