@@ -63,6 +63,9 @@ def emit_json(data: Any) -> None:
 
 def emit_table(rows: Iterable[dict], columns: list[tuple[str, str]], title: str | None = None) -> None:
     """columns: (key, heading). Rich renders it when stdout is a terminal; plain aligned text otherwise."""
+    if not sys.stdout.isatty():
+        _emit_plain_table(list(rows), columns, title)  # rich takes a second for thousands of rows
+        return
     from rich.console import Console
     from rich.table import Table
 
@@ -72,6 +75,15 @@ def emit_table(rows: Iterable[dict], columns: list[tuple[str, str]], title: str 
     for row in rows:
         table.add_row(*[_cell(row.get(key)) for key, _ in columns])
     Console(width=None if sys.stdout.isatty() else 200).print(table)
+
+
+def _emit_plain_table(rows: list[dict], columns: list[tuple[str, str]], title: str | None) -> None:
+    """The same layout rich prints without a box: columns two spaces apart, cells padded."""
+    cells = [[heading for _key, heading in columns]] + [[_cell(row.get(key)) for key, _ in columns] for row in rows]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
+    lines = [title] if title else []
+    lines += ["  ".join(cell.ljust(width) for cell, width in zip(line, widths)) for line in cells]
+    click.echo("\n".join(lines))
 
 
 def _cell(value: Any) -> str:
