@@ -1,19 +1,31 @@
-"""`virtops demo`: the reference scenario (../shared/SCENARIO.md) on a fresh lab host, step by step."""
+"""`virtops demo`: the reference scenario (SCENARIO.md) end to end on a fresh lab host.
+
+Each step says what it does and the virsh command an operator would have typed, runs it through
+the same core operations as the CLI, then shows what the guest itself reports."""
 from __future__ import annotations
 
 import os
+import tempfile
+import time
+from pathlib import Path
 
 import click
 
-from .common import emit_fields
-
 DEMO_LAB = "demo"
+MIB = 1024**2
+VM = "handbook"
 
 
-def step(number: str, what: str, virsh: str | None = None) -> None:
+def step(number: str, what: str, virsh: str | None = None, virtops: str | None = None) -> None:
     click.secho(f"\n[{number}] {what}", bold=True)
     if virsh:
-        click.echo(f"      (with virsh: {virsh})")
+        click.echo(f"    with virsh:   {virsh}")
+    if virtops:
+        click.echo(f"    with virtops: {virtops}")
+
+
+def say(text: str) -> None:
+    click.echo(f"    -> {text}")
 
 
 @click.command("demo")
@@ -22,26 +34,16 @@ def demo(keep: bool) -> None:
     """Run the handbook's scenario end to end on a fresh lab host."""
     from ..host import Host
     from ..lab.labhost import Lab
-    from ..units import format_size
 
     lab = Lab(os.environ.get("VIRTOPS_DEMO_LAB", DEMO_LAB))
     if lab.exists():
         lab.down()
-    step("0", f"Start lab host '{lab.name}': a private libvirtd in its own namespaces")
+    click.secho(f"virtops demo: SCENARIO.md on lab host '{lab.name}', a private libvirtd in its own namespaces", bold=True)
     lab.up(uplink=True)
     host = Host(lab.uri)
+    summary: list[tuple[str, str]] = []
     try:
-        step("0", "Check whether this machine boots guests with KVM or only with TCG emulation")
-        check = host.check()
-        for label, boot in (("KVM", check.kvm), ("TCG", check.tcg)):
-            click.echo(f"      {label}: " + (f"boots the test guest in {boot.boot_seconds} s" if boot.usable
-                                            else f"not usable ({boot.reason})"))
-        step("0", "Inventory of the lab host", "virsh nodeinfo; virsh net-list --all; virsh pool-list --all")
-        info = host.info()
-        emit_fields([("Hypervisor", f"{info.hypervisor} {info.hypervisor_version}"), ("libvirt", info.libvirt_version),
-                     ("CPUs", info.cpus), ("Memory", format_size(info.memory_bytes)),
-                     ("Networks", info.networks), ("Storage pools", info.pools), ("Domains", info.domains),
-                     ("Guest type", info.virt_type)])
+        _run(host, lab, summary)
     finally:
         host.close()
         if keep:
@@ -49,3 +51,147 @@ def demo(keep: bool) -> None:
         else:
             lab.down()
             click.echo(f"\nLab host '{lab.name}' removed.")
+    click.secho("\nSummary", bold=True)
+    for what, result in summary:
+        click.echo(f"  {what:<34} {result}")
+
+
+def _run(host, lab, summary) -> None:
+    from ..lab.guest import build_guest_image, kernel_cmdline
+    from ..pool import PoolSpec
+    from ..units import format_size
+    from ..vm import CreateRequest, DiskRequest
+
+    step("0", "Can this machine boot guests with KVM, or only with QEMU's TCG emulation?", virtops="virtops host check")
+    virt_type = host.virt_type()
+    check = host.cached_check()
+    for label, boot in (("KVM", check.kvm), ("TCG", check.tcg)) if check else ():
+        say(f"{label}: " + (f"boots the test guest in {boot.boot_seconds} s" if boot.usable else f"not usable ({boot.reason})"))
+    say(f"new guests use domain type '{virt_type}'")
+    summary.append(("guest type", virt_type))
+
+    step("1", "Storage pool `test` on /var/lib/libvirt/test (root:root, 0700): define, build, start, autostart",
+         "mkdir -m 0700 /var/lib/libvirt/test; virsh pool-define-as test dir --target /var/lib/libvirt/test; "
+         "virsh pool-build test; virsh pool-start test; virsh pool-autostart test",
+         "virtops pool create test --type dir --target /var/lib/libvirt/test --owner root --group root --mode 0700")
+    created = host.pools.create(PoolSpec(name="test", type="dir", target="/var/lib/libvirt/test",
+                                         owner="root", group="root", mode="0700"))
+    pool = created.pool
+    say(f"{', '.join(created.steps)}; state {pool.state}, autostart {'yes' if pool.autostart else 'no'}, "
+        f"mode {pool.mode}, owner {pool.owner}:{pool.group}, {format_size(pool.available)} available")
+    summary.append(("pool test", f"{pool.state}, autostart, mode {pool.mode}"))
+
+    step("2", "Volume `test` in pool `test`: raw, 1000 MiB, sparse (allocation 0)",
+         "virsh vol-create-as test test 1000M --allocation 0 --format raw",
+         "virtops vol create test test --capacity 1000M --allocation 0 --format raw")
+    vol = host.volumes.create("test", "test", capacity="1000M", allocation=0, format="raw").volume
+    say(f"{vol.path}: capacity {vol.capacity} bytes, allocation {vol.allocation} bytes")
+    summary.append(("volume test/test", f"{vol.capacity} bytes, {vol.format}"))
+
+    step("3", "Give the volume to a VM as a VirtIO disk; the guest must see /dev/vdb of 1048576000 bytes",
+         "virsh attach-disk handbook /var/lib/libvirt/test/test vdb --persistent",
+         "virtops vm attach-disk handbook test/test")
+    image = build_guest_image()
+    host.volumes.create("test", "system", capacity="64M", allocation=0, format="raw")
+    host.vms.create(CreateRequest(
+        name=VM, memory="256M", vcpus=1, disks=[DiskRequest(pool="test", volume="system")],
+        boot={"kernel": str(image.kernel), "initrd": str(image.initrd), "cmdline": kernel_cmdline("shell")}))
+    say(f"VM {VM} defined (the tiny test guest, system disk test/system as vda)")
+    disk = host.vms.attach_disk(VM, "test/test")
+    say(f"test/test attached as {disk.target} (bus {disk.bus})")
+    host.vms.start(VM)
+    console = host.vms.console(VM)
+    try:
+        report = _guest_report(console, lambda r: "vdb" in r.disks)
+        say(f"the guest reports: " + ", ".join(f"/dev/{d} {size} bytes" for d, size in sorted(report.disks.items())))
+        summary.append(("guest sees /dev/vdb", f"{report.disks.get('vdb')} bytes"))
+        _nfs_step(host, summary)
+        _network_steps(host, console, summary)
+    finally:
+        console.close()
+    _backup_steps(host, summary)
+
+
+def _nfs_step(host, summary) -> None:
+    from ..errors import VirtopsError
+    from ..pool import PoolSpec
+
+    step("4", "Storage pool `nfs` on the NFS server 192.168.0.254:/nfs, mounted on /var/lib/libvirt/nfs",
+         "virsh pool-define-as nfs netfs --source-host 192.168.0.254 --source-path /nfs --target /var/lib/libvirt/nfs; "
+         "virsh pool-start nfs",
+         "virtops pool create nfs --type netfs --host 192.168.0.254 --source-path /nfs --target /var/lib/libvirt/nfs --format nfs")
+    try:
+        created = host.pools.create(PoolSpec(name="nfs", type="netfs", host="192.168.0.254", source_path="/nfs",
+                                             target="/var/lib/libvirt/nfs", format="nfs"))
+        say(f"{', '.join(created.steps)}")
+        host.volumes.create("nfs", "nfs", capacity="5G", allocation="512M", format="raw")
+        say("volume nfs/nfs created: raw, 5 GiB, 0.5 GiB allocated")
+        summary.append(("pool nfs", "running"))
+    except VirtopsError as err:
+        say(f"refused: {err}")
+        state = "defined, inactive" if host.pools.exists("nfs") else "not defined"
+        say(f"pool nfs is {state}; on a host with an NFS client and a reachable server it starts and takes volume nfs")
+        summary.append(("pool nfs", state + " (no NFS here)"))
+
+
+def _network_steps(host, console, summary) -> None:
+    import ipaddress
+
+    step("5", "Virtual networks: libvirt's `default`, then `mynetwork` (routed, 192.168.200.0/24, DHCP .128-.254)",
+         "virsh net-list --all; virsh net-define mynetwork.xml (XML written by hand); virsh net-start mynetwork; "
+         "virsh net-autostart mynetwork",
+         "virtops net create mynetwork --subnet 192.168.200.0/24 --gateway 192.168.200.1 "
+         "--dhcp 192.168.200.128-192.168.200.254 --mode route")
+    default = host.networks.info("default")
+    say(f"default: {default.mode}, bridge {default.bridge}, {default.gateway} on {default.subnet}, DHCP {default.dhcp_range}")
+    net = host.networks.create("mynetwork", subnet="192.168.200.0/24", gateway="192.168.200.1",
+                               dhcp="192.168.200.128-192.168.200.254", mode="route")
+    say(f"mynetwork: {net.mode}, bridge {net.bridge}, {net.gateway} on {net.subnet}, DHCP {net.dhcp_range}, "
+        f"{'active' if net.active else 'inactive'}, autostart {'yes' if net.autostart else 'no'}")
+    summary.append(("network mynetwork", f"{net.mode}, {net.subnet}, DHCP {net.dhcp_range}"))
+
+    step("6", "Give the VM a NIC on mynetwork (MAC generated in 52:54:00:xx:xx:xx, model virtio)",
+         "virsh attach-interface handbook network mynetwork --model virtio --live --config",
+         "virtops vm attach-nic handbook --network mynetwork")
+    nic = host.vms.attach_nic(VM, "mynetwork")
+    say(f"NIC {nic.mac} attached (live and persistent)")
+    report = _guest_report(console, lambda r: any(n.mac == nic.mac and n.ip for n in r.nics))
+    guest_nic = next(n for n in report.nics if n.mac == nic.mac)
+    say(f"the guest reports: {guest_nic.name} MAC {guest_nic.mac}, lease {guest_nic.ip} from {guest_nic.lease_server}, "
+        f"router {guest_nic.router}")
+    inside = ipaddress.ip_address("192.168.200.128") <= ipaddress.ip_interface(guest_nic.ip).ip <= ipaddress.ip_address("192.168.200.254")
+    summary.append(("guest lease on mynetwork", f"{guest_nic.ip} ({'inside' if inside else 'OUTSIDE'} .128-.254)"))
+    ip = _wait_for_vm_ip(host, nic.mac)
+    say(f"virtops vm ip {VM}: {ip or 'no lease seen by libvirt yet'}")
+
+
+def _backup_steps(host, summary) -> None:
+    from ..backup import create_backup
+
+    step("7", "List the networks; back up `default` and the whole host",
+         "virsh net-list --all; virsh net-dumpxml default > default_net.xml",
+         "virtops net list --all; virtops net dumpxml default -o default_net.xml; virtops backup create")
+    for net in host.networks.list():
+        say(f"{net.name:<10} {'active' if net.active else 'inactive':<9} autostart {'yes' if net.autostart else 'no ':<3} "
+            f"persistent {'yes' if net.persistent else 'no'}  {net.mode:<6} {net.subnet}")
+    folder = Path(tempfile.mkdtemp(prefix="virtops-demo-"))
+    (folder / "default_net.xml").write_text(host.networks.dumpxml("default"))
+    archive = create_backup(host, folder / "host-backup.tar.gz")
+    say(f"{folder / 'default_net.xml'} written; whole host: {len(archive.objects)} objects in {folder / 'host-backup.tar.gz'}")
+    summary.append(("backup", f"{len(archive.objects)} objects, {folder}"))
+
+
+def _guest_report(console, condition, timeout_s: float = 120):
+    from ..lab.guest import wait_for_report
+
+    return wait_for_report(console, condition, timeout_s)
+
+
+def _wait_for_vm_ip(host, mac: str, timeout_s: float = 20) -> str | None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        found = next((n.ip for n in host.vms.addresses(VM) if n.mac == mac and n.ip), None)
+        if found:
+            return found
+        time.sleep(1)
+    return None

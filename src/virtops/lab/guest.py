@@ -575,3 +575,30 @@ def _optional(value: str | None, parse: Callable[[str], object]) -> str | None:
     if value in (None, "none"):
         return None
     return str(parse(value))
+
+
+def wait_for_report(console, condition, timeout_s: float = 90) -> GuestReport:
+    """Ask a shell-mode guest for reports (`vo-report` on its console) until one satisfies
+    `condition`; console is a virtops.vm.Console. Raises TimeoutError with the last report seen."""
+    import time
+
+    since = len(console.buffer)
+    deadline = time.monotonic() + timeout_s
+    last = None
+    while time.monotonic() < deadline and not console.closed:
+        console.write(b"vo-report\n")
+        text = console.wait_for(lambda t: _satisfied(t, condition), min(10, max(0.1, deadline - time.monotonic())), since)
+        if _satisfied(text, condition):
+            return parse_report(text)
+        if "VIRTOPS-END" in text:
+            last = parse_report(text)
+    raise TimeoutError(f"the guest printed no report that satisfies the check within {timeout_s:.0f} s; last: {last}")
+
+
+def _satisfied(text: str, condition) -> bool:
+    if "VIRTOPS-END" not in text:
+        return False
+    try:
+        return condition(parse_report(text))
+    except ValueError:
+        return False
