@@ -40,6 +40,8 @@ STATE_NAMES = {
 }
 DETACH_WAIT_S = 20.0  # the guest must release a hot-unplugged device; TCG guests are slow
 XML_WORKERS = 5  # libvirtd serves 5 concurrent calls per client by default (max_client_requests)
+PARALLEL_FROM = 200  # domains; below this, extra connections cost more than they save
+XML_CONNECTIONS = 3
 
 
 # -- models shown to people ---------------------------------------------------------------
@@ -59,7 +61,8 @@ class DiskInfo(BaseModel):
 
     @classmethod
     def of(cls, spec: DiskSpec) -> "DiskInfo":
-        return cls(target=spec.target, bus=spec.bus, device=spec.device, source=spec.source_label,
+        # model_construct: the values come from libvirt's own XML, and listings build thousands
+        return cls.model_construct(target=spec.target, bus=spec.bus, device=spec.device, source=spec.source_label,
                    pool=spec.pool, volume=spec.volume, path=spec.path, format=spec.format,
                    readonly=spec.readonly, shareable=spec.shareable, serial=spec.serial, cache=spec.cache)
 
@@ -299,21 +302,45 @@ class Vms:
 
     # ---- reading ----
     def list(self, all: bool = True) -> list[VmInfo]:
-        """Every VM (or the running ones) in one bulk stats call plus one XML read per VM,
-        several in flight at once; IPs from one lease query per network."""
+        """Every VM (or the running ones): states from one bulk stats call; the XML of each VM
+        (MACs and networks are in no bulk call) read several at a time; IPs from one lease query
+        per network."""
         flags = 0 if all else libvirt.VIR_CONNECT_GET_ALL_DOMAINS_STATS_ACTIVE
         with libvirt_errors("listing VMs"):
             stats = self.conn.getAllDomainStats(libvirt.VIR_DOMAIN_STATS_STATE, flags)
-        with ThreadPoolExecutor(XML_WORKERS) as pool:
-            xmls = list(pool.map(_xml_or_none, [dom for dom, _ in stats]))
-        leases = self._leases_by_mac(xml for xml in xmls if xml is not None)
-        vms = []
-        for (dom, stat), text in zip(stats, xmls):
-            if text is None:
-                continue
-            state = stat.get("state.state", libvirt.VIR_DOMAIN_NOSTATE)
-            vms.append(_vm_info(X.parse(text), state, persistent=None, autostart=None, leases=leases))
+        roots = self._xml_of_all([dom for dom, _ in stats])
+        leases = self._leases_by_mac(root for root in roots if root is not None)
+        vms = [_vm_info(root, stat.get("state.state", libvirt.VIR_DOMAIN_NOSTATE), None, None, leases)
+               for (_dom, stat), root in zip(stats, roots) if root is not None]
         return sorted(vms, key=lambda vm: (not vm.running, vm.name))
+
+    def _xml_of_all(self, doms: list[libvirt.virDomain]) -> list[etree._Element | None]:
+        """The live XML of many domains. One connection is served one call at a time, so from
+        PARALLEL_FROM domains on, extra connections to the same daemon share the work."""
+        if len(doms) < PARALLEL_FROM or self.host.uri.startswith("test:"):
+            with ThreadPoolExecutor(XML_WORKERS) as pool:
+                return list(pool.map(_parsed_xml, doms))
+        uuids = [dom.UUIDString() for dom in doms]  # local: no round trip
+        shares = [uuids[i::XML_CONNECTIONS] for i in range(XML_CONNECTIONS)]
+        with ThreadPoolExecutor(XML_CONNECTIONS) as pool:
+            texts: dict[str, str | None] = {}
+            for part in pool.map(self._xml_over_own_connection, shares):
+                texts.update(part)
+        # Parsed here, not in the threads: parsing holds the GIL and would stall the fetching.
+        # A domain defined after the other connections listed is read over ours.
+        return [(X.parse(texts[u]) if texts[u] else None) if u in texts else _parsed_xml(dom)
+                for u, dom in zip(uuids, doms)]
+
+    def _xml_over_own_connection(self, uuids: list[str]) -> dict[str, str | None]:
+        try:
+            conn = libvirt.open(self.host.uri)
+        except libvirt.libvirtError:
+            return {}  # the caller reads these over the main connection
+        try:
+            wanted = set(uuids)
+            return {dom.UUIDString(): _xml_text(dom) for dom in conn.listAllDomains() if dom.UUIDString() in wanted}
+        finally:
+            conn.close()
 
     def info(self, name: str) -> VmInfo:
         dom = require_domain(self.conn, name)
@@ -322,7 +349,7 @@ class Vms:
             state = dom.state()[0]
             persistent = bool(dom.isPersistent())
             autostart = bool(dom.autostart()) if persistent else None
-        return _vm_info(root, state, persistent, autostart, self._leases_by_mac([X.to_string(root)]))
+        return _vm_info(root, state, persistent, autostart, self._leases_by_mac([root]))
 
     def dumpxml(self, name: str, inactive: bool = False) -> str:
         dom = require_domain(self.conn, name)
@@ -342,11 +369,10 @@ class Vms:
             raise VirtopsError(f"vm: {name} is not running, so it holds no leases; start it with `virtops vm start {name}`.")
         return vm.nics
 
-    def _leases_by_mac(self, xml_texts: Iterable[str]) -> dict[str, str]:
+    def _leases_by_mac(self, roots: Iterable[etree._Element]) -> dict[str, str]:
         """mac -> address/prefix, asking each network used by a running VM once."""
         networks: set[str] = set()
-        for text in xml_texts:
-            root = X.parse(text) if isinstance(text, str) else text
+        for root in roots:
             if root.get("id") is None:
                 continue  # stopped: old leases would mislead
             networks.update(n.get("network") for n in root.iterfind("devices/interface/source") if n.get("network"))
@@ -692,11 +718,16 @@ class Vms:
 
 
 # -- helpers of the operations --------------------------------------------------------------
-def _xml_or_none(dom: libvirt.virDomain) -> str | None:
+def _xml_text(dom: libvirt.virDomain) -> str | None:
     try:
         return dom.XMLDesc(0)
     except libvirt.libvirtError:
         return None  # undefined while we listed
+
+
+def _parsed_xml(dom: libvirt.virDomain) -> etree._Element | None:
+    text = _xml_text(dom)
+    return X.parse(text) if text else None
 
 
 def _vm_info(root: etree._Element, state: int, persistent: bool | None, autostart: bool | None,
@@ -707,15 +738,32 @@ def _vm_info(root: etree._Element, state: int, persistent: bool | None, autostar
     for node in root.iterfind("devices/interface"):
         spec = NicSpec.from_element(node)
         target = node.find("target")
-        nics.append(NicInfo(mac=spec.mac, network=spec.network, type=node.get("type") or "", model=spec.model,
+        nics.append(NicInfo.model_construct(mac=spec.mac, network=spec.network, type=node.get("type") or "", model=spec.model,
                             interface=target.get("dev") if target is not None and running else None,
                             ip=leases.get(spec.mac or "") if running else None))
-    return VmInfo(
+    return VmInfo.model_construct(
         name=root.findtext("name"), uuid=root.findtext("uuid") or "", state=STATE_NAMES.get(state, "unknown"),
         running=running, persistent=persistent, autostart=autostart,
         virt_type=root.get("type") or "", vcpus=int(root.findtext("vcpu") or 1),
         memory_bytes=_kib(memory) * 1024,
-        disks=[DiskInfo.of(DiskSpec.from_element(d)) for d in root.iterfind("devices/disk")], nics=nics)
+        disks=[_disk_info(d) for d in root.iterfind("devices/disk")], nics=nics)
+
+
+def _disk_info(disk: etree._Element) -> DiskInfo:
+    """DiskInfo straight from a <disk> (DiskSpec.from_element's reading, minus one model per disk:
+    listings build thousands)."""
+    source = disk.find("source")
+    src = source.attrib if source is not None else {}
+    driver = disk.find("driver")
+    target = disk.find("target")
+    pool, volume = src.get("pool"), src.get("volume")
+    path = src.get("file") or src.get("dev") or src.get("name")
+    return DiskInfo.model_construct(
+        target=target.get("dev") if target is not None else "", bus=(target.get("bus") if target is not None else None) or "virtio",
+        device=disk.get("device") or "disk", source=f"{pool}/{volume}" if pool and volume else (path or "-"),
+        pool=pool, volume=volume, path=path, format=driver.get("type") if driver is not None else None,
+        readonly=disk.find("readonly") is not None, shareable=disk.find("shareable") is not None,
+        serial=disk.findtext("serial"), cache=driver.get("cache") if driver is not None else None)
 
 
 def _kib(node: etree._Element | None) -> int:

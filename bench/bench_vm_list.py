@@ -1,0 +1,104 @@
+"""`virtops vm list --all` against `virsh list --all` on a lab host with 1,000 defined domains.
+
+Both commands run as separate processes (start-up included, as an operator meets them), against
+the same lab libvirtd, alternately, several times; the medians and their ratio come from one run.
+virtops shows more: vCPUs, memory, disks and NICs with MAC, network and IP.
+
+    python bench/bench_vm_list.py [--domains 1000] [--repeat 5] [--keep]
+"""
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import libvirt
+
+from virtops import xml as X
+from virtops.lab.labhost import Lab
+
+LAB = "bench-vm"
+
+
+def domain_xml(index: int) -> str:
+    """A plausible small VM: two disks, one NIC on the default network."""
+    dom = X.element("domain", type="qemu")
+    X.sub(dom, "name", f"bench{index:04d}")
+    X.sub(dom, "memory", 256, unit="MiB")
+    X.sub(dom, "vcpu", 1 + index % 4)
+    X.sub(X.sub(dom, "os"), "type", "hvm", arch="x86_64")
+    devices = X.sub(dom, "devices")
+    for n, target in enumerate(("vda", "vdb")):
+        disk = X.sub(devices, "disk", type="file", device="disk")
+        X.sub(disk, "driver", name="qemu", type="qcow2")
+        X.sub(disk, "source", file=f"/var/lib/libvirt/images/bench{index:04d}-{n}.qcow2")
+        X.sub(disk, "target", dev=target, bus="virtio")
+    nic = X.sub(devices, "interface", type="network")
+    X.sub(nic, "mac", address=f"52:54:00:be:{index // 256:02x}:{index % 256:02x}")
+    X.sub(nic, "source", network="default")
+    X.sub(nic, "model", type="virtio")
+    X.validate(dom, "domain")
+    return X.to_string(dom)
+
+
+def define_domains(uri: str, count: int) -> float:
+    conn = libvirt.open(uri)
+    started = time.perf_counter()
+    existing = {d.name() for d in conn.listAllDomains()}
+    for index in range(count):
+        if f"bench{index:04d}" not in existing:
+            conn.defineXML(domain_xml(index))
+    conn.close()
+    return time.perf_counter() - started
+
+
+def timed(argv: list[str]) -> tuple[float, str]:
+    started = time.perf_counter()
+    result = subprocess.run(argv, capture_output=True, text=True, check=True)
+    return time.perf_counter() - started, result.stdout
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--domains", type=int, default=1000)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--keep", action="store_true", help="Leave the lab host running.")
+    args = parser.parse_args()
+    virsh = shutil.which("virsh")
+    virtops = str(Path(sys.executable).with_name("virtops"))
+    if not virsh:
+        print("virsh is needed as the reference (Debian package libvirt-clients).", file=sys.stderr)
+        return 1
+    lab = Lab(LAB)
+    lab.up()
+    try:
+        seconds = define_domains(lab.uri, args.domains)
+        print(f"{args.domains} domains defined in {seconds:.1f} s on lab host {LAB}")
+        commands = {"virsh list --all": [virsh, "-c", lab.uri, "list", "--all"],
+                    "virtops vm list --all": [virtops, "-c", lab.uri, "vm", "list", "--all"]}
+        times: dict[str, list[float]] = {name: [] for name in commands}
+        outputs: dict[str, str] = {}
+        timed(commands["virsh list --all"])  # warm the daemon and the page cache alike for both
+        timed(commands["virtops vm list --all"])
+        for _ in range(args.repeat):
+            for name, argv in commands.items():
+                elapsed, outputs[name] = timed(argv)
+                times[name].append(elapsed)
+        for name, values in times.items():
+            rows = sum(1 for line in outputs[name].splitlines() if "bench" in line)
+            print(f"{name:24} median {statistics.median(values) * 1000:7.0f} ms  "
+                  f"(min {min(values) * 1000:.0f}, max {max(values) * 1000:.0f}; {rows} rows)")
+        ratio = statistics.median(times["virtops vm list --all"]) / statistics.median(times["virsh list --all"])
+        print(f"ratio virtops/virsh: {ratio:.2f} (below 1 = virtops faster)")
+        return 0
+    finally:
+        if not args.keep:
+            lab.down()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
