@@ -923,9 +923,11 @@ class Networks:
             if outside:
                 raise InvalidInput("subnet", f"host entries {', '.join(h.mac + ' ' + h.ip for h in outside)} are outside "
                                              f"{target}; remove them first with `virtops net host remove`.")
+        # As with dev, an empty domain and an MTU of 0 mean "remove it" (the spec face needs that).
+        domain = old.domain if domain is None else (domain or None)
+        mtu = old.mtu if mtu is None else (mtu or None)
         return build_spec(old.name, subnet=new_subnet, gateway=gateway, dhcp=dhcp, mode=new_mode, dev=dev,
-                          bridge=old.bridge, domain=domain if domain is not None else old.domain, ipv6=old.ipv6,
-                          mtu=mtu if mtu is not None else old.mtu, uuid=old.uuid, hosts=old.hosts)
+                          bridge=old.bridge, domain=domain, ipv6=old.ipv6, mtu=mtu, uuid=old.uuid, hosts=old.hosts)
 
     def _restart_plan(self, net: libvirt.virNetwork, old_node: etree._Element, new: NetworkSpec,
                       changed: list[str]) -> EditPlan:

@@ -21,6 +21,9 @@ from .groups import LazyGroup
                  "vm": "virtops.cli.vm:vm",
                  "demo": "virtops.cli.demo:demo",
                  "backup": "virtops.cli.backup:backup",
+                 "plan": "virtops.cli.spec:plan",
+                 "apply": "virtops.cli.spec:apply",
+                 "export": "virtops.cli.spec:export",
              })
 @click.option("-c", "--connect", "uri", metavar="URI", help="libvirt URI, or lab:NAME (default: $LIBVIRT_DEFAULT_URI, then qemu:///system).")
 @click.option("--debug", is_flag=True, help="Show tracebacks.")

@@ -1,0 +1,768 @@
+"""Plan and apply a spec: compare the desired host (spec.py) with the live one, turn each
+difference into an action made of core operations, and run them in dependency order.
+
+Convergence comes from the shape, not from bookkeeping: every step is one complete core
+operation (which undoes its own partial work), and a plan is always computed from the live
+host, so an apply that was killed midway is finished by the next one.
+"""
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from . import xml as X
+from .errors import InvalidInput, VirtopsError
+from .spec import (POOL_PERMISSION_DEFAULTS, BootEntry, DiskEntry, HostSpec, LoadedSpec, NetworkEntry, NicEntry, PoolEntry, VmEntry,
+                   VolumeEntry, network_entry, size_text)
+from .units import format_size
+
+LOCK_DIR = Path(os.environ.get("VIRTOPS_LOCK_DIR", "/run/virtops/locks"))
+# Fields of a network the in-place edit (Networks.edit) changes; the rest need a new network.
+NETWORK_EDIT_FIELDS = ("mode", "dev", "subnet", "gateway", "dhcp", "domain", "mtu")
+NETWORK_FIXED_FIELDS = ("bridge", "ipv6")
+POOL_STATE_FIELDS = ("autostart", "active")
+SIZE_FIELDS = ("capacity", "memory", "allocation")
+
+
+# -- the plan ------------------------------------------------------------------------------------
+@dataclass
+class Change:
+    field: str
+    old: Any
+    new: Any
+
+    def text(self) -> str:
+        return f"{self.field}: {_show(self.field, self.old)} -> {_show(self.field, self.new)}"
+
+
+@dataclass
+class Action:
+    kind: str  # pool | volume | network | vm
+    name: str
+    verb: str  # create | update | delete
+    mode: str = "live"  # live | needs-restart | impossible
+    changes: list[Change] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what a restart costs, or why it is impossible
+    steps: list[tuple[str, Callable[[], Any]]] = field(default_factory=list)
+    disruptive: bool = False  # needs --yes: running guests lose a device or a link
+
+    @property
+    def label(self) -> str:
+        return f"{self.kind} {self.name}"
+
+    def as_dict(self) -> dict:
+        return {"kind": self.kind, "name": self.name, "action": self.verb, "mode": self.mode,
+                "needs_yes": self.disruptive,
+                "changes": [{"field": c.field, "from": _json(c.old), "to": _json(c.new)} for c in self.changes],
+                "notes": self.notes, "steps": [label for label, _ in self.steps]}
+
+
+@dataclass
+class Plan:
+    actions: list[Action] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)  # on the host, not in the spec, kept without --prune
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def impossible(self) -> list[Action]:
+        return [a for a in self.actions if a.mode == "impossible"]
+
+    @property
+    def needs_yes(self) -> list[Action]:
+        return [a for a in self.actions if a.disruptive]
+
+    def as_dict(self) -> dict:
+        return {"actions": [a.as_dict() for a in self.actions], "kept": self.kept, "warnings": self.warnings,
+                "summary": self.summary()}
+
+    def summary(self) -> str:
+        count = {verb: sum(a.verb == verb for a in self.actions) for verb in ("create", "update", "delete")}
+        extra = []
+        if self.needs_yes:
+            extra.append(f"{len(self.needs_yes)} need --yes")
+        if self.impossible:
+            extra.append(f"{len(self.impossible)} impossible")
+        tail = f" ({', '.join(extra)})" if extra else ""
+        return f"{count['create']} to create, {count['update']} to update, {count['delete']} to delete{tail}."
+
+
+def _show(name: str, value: Any) -> str:
+    if value is None:
+        return "-"
+    if name in SIZE_FIELDS and isinstance(value, int):
+        return str(size_text(value))
+    if isinstance(value, dict):
+        return ",".join(f"{k}={v}" for k, v in value.items() if v not in (None, ""))
+    if isinstance(value, list):
+        return "; ".join(_host_text((v["mac"], v["ip"], v.get("name"))) if "mac" in v and "ip" in v
+                         else _show(name, v) for v in value) or "-"
+    return str(value)
+
+
+def _json(value: Any) -> Any:
+    return value.model_dump() if hasattr(value, "model_dump") else value
+
+
+# -- the live host, in the spec's terms -----------------------------------------------------------
+@dataclass
+class Live:
+    spec: HostSpec
+    inactive_pools: set[str] = field(default_factory=set)
+    running_vms: set[str] = field(default_factory=set)
+    unmanaged: set[str] = field(default_factory=set)  # "kind/name" the spec cannot express: never pruned
+    warnings: list[str] = field(default_factory=list)
+
+    def pool(self, name: str) -> PoolEntry | None:
+        return next((p for p in self.spec.pools if p.name == name), None)
+
+    def network(self, name: str) -> NetworkEntry | None:
+        return next((n for n in self.spec.networks if n.name == name), None)
+
+    def vm(self, name: str) -> VmEntry | None:
+        return next((v for v in self.spec.vms if v.name == name), None)
+
+    def volume_refs(self) -> set[str]:
+        return {f"{p.name}/{v.name}" for p in self.spec.pools for v in p.volumes}
+
+
+def read_live(host) -> Live:
+    """The host as a spec, through the core's listings; objects a spec cannot express are left out
+    with a warning (and never pruned)."""
+    live = Live(spec=HostSpec())
+    paths: dict[str, str] = {}
+    pools = [_live_pool(host, info, live, paths) for info in host.pools.list()]
+    pools = [p for p in pools if p is not None]
+    for pool in pools:  # backing paths become POOL/VOLUME once every volume's path is known
+        pool.volumes = [v.model_copy(update={"backing": paths.get(v.backing, v.backing)}) if v.backing else v
+                        for v in pool.volumes]
+    networks = [_live_network(host, info, live) for info in host.networks.list()]
+    vms = [_live_vm(host, info, live, paths) for info in host.vms.list()]
+    live.spec = HostSpec.model_construct(pools=pools, networks=[n for n in networks if n],
+                                         vms=[v for v in vms if v])
+    return live
+
+
+def _live_pool(host, info, live: Live, paths: dict[str, str]) -> PoolEntry | None:
+    if info.type not in ("dir", "netfs", "fs"):
+        live.unmanaged.add(f"pool/{info.name}")
+        live.warnings.append(f"pool {info.name} is of type {info.type}, which specs do not describe; left out.")
+        return None
+    label = X.parse(host.pools.dumpxml(info.name)).findtext("target/permissions/label")
+    perms = {key: default if getattr(info, key) is None else getattr(info, key)  # no <permissions>: the defaults
+             for key, default in POOL_PERMISSION_DEFAULTS.items()}
+    entry = PoolEntry.model_construct(
+        name=info.name, type=info.type, target=info.target, **perms,
+        label=label, host=info.source_host, source_path=info.source_path, device=info.source_device,
+        format=info.source_format, autostart=info.autostart, active=info.active, volumes=[])
+    if not info.active:
+        live.inactive_pools.add(info.name)
+        return entry
+    volumes = []
+    for vol in host.volumes.list(info.name):
+        if vol.path:
+            paths[vol.path] = f"{info.name}/{vol.name}"
+        if vol.format not in ("raw", "qcow2"):
+            live.unmanaged.add(f"volume/{info.name}/{vol.name}")
+            live.warnings.append(f"volume {info.name}/{vol.name} has format {vol.format}, which specs do not "
+                                 "describe; left out.")
+            continue
+        # Allocation is how much data was written; only a fully allocated volume says so on purpose.
+        allocation = vol.allocation if vol.format == "raw" and vol.allocation >= vol.capacity else None
+        volumes.append(VolumeEntry.model_construct(name=vol.name, capacity=vol.capacity, allocation=allocation,
+                                                   format=vol.format, backing=vol.backing))
+    entry.volumes = volumes
+    return entry
+
+
+def _live_network(host, info, live: Live) -> NetworkEntry | None:
+    try:
+        return network_entry(host.networks.spec(info.name), info.autostart, info.active)
+    except ValueError:  # pydantic: a mode such as hostdev that specs do not describe
+        live.unmanaged.add(f"network/{info.name}")
+        live.warnings.append(f"network {info.name} is in mode {info.mode}, which specs do not describe; left out.")
+        return None
+
+
+def _live_vm(host, info, live: Live, paths: dict[str, str]) -> VmEntry | None:
+    from .domain import DiskSpec, NicSpec
+
+    if info.running:
+        live.running_vms.add(info.name)
+    root = X.parse(host.vms.dumpxml(info.name, inactive=True))
+    memory = root.find("memory")
+    disks, nics = [], []
+    for node in root.iterfind("devices/disk"):
+        disk = DiskSpec.from_element(node)
+        ref = f"{disk.pool}/{disk.volume}" if disk.by_volume else paths.get(disk.path or "")
+        if disk.device != "disk" or ref is None:
+            live.warnings.append(f"vm {info.name}: disk {disk.target} ({disk.device} {disk.source_label}) is not a "
+                                 "pool volume disk, which specs do not describe; left out and left alone.")
+            continue
+        disks.append(DiskEntry.model_construct(volume=ref, target=disk.target, bus=disk.bus, cache=disk.cache,
+                                               readonly=disk.readonly, shareable=disk.shareable, serial=disk.serial))
+    for node in root.iterfind("devices/interface"):
+        nic = NicSpec.from_element(node)
+        if node.get("type") != "network":
+            live.warnings.append(f"vm {info.name}: NIC {nic.mac} is of type {node.get('type')}, which specs do not "
+                                 "describe; left out and left alone.")
+            continue
+        nics.append(NicEntry.model_construct(network=nic.network, mac=nic.mac, model=nic.model))
+    kernel = root.findtext("os/kernel")
+    boot = BootEntry.model_construct(kernel=kernel, initrd=root.findtext("os/initrd"),
+                                     cmdline=root.findtext("os/cmdline") or "") if kernel else None
+    return VmEntry.model_construct(name=info.name, memory=_memory_bytes(memory), vcpus=int(root.findtext("vcpu") or 1),
+                                   boot=boot, disks=disks, nics=nics)
+
+
+def _memory_bytes(node) -> int:
+    from .units import parse_size
+
+    return parse_size(f"{node.text}{node.get('unit', 'KiB')}") if node is not None else 0
+
+
+def export(host) -> tuple[HostSpec, list[str]]:
+    """The live host as a spec (for `virtops export`), and what was left out."""
+    live = read_live(host)
+    return live.spec, live.warnings
+
+
+# -- planning ------------------------------------------------------------------------------------
+def make_plan(host, loaded: LoadedSpec, prune: bool = False) -> Plan:
+    """Every difference between the spec and the live host as actions, in apply order;
+    SpecError (file:line: field) for a spec the host refuses. Changes nothing."""
+    live = read_live(host)
+    check_references(loaded, live, prune)
+    planner = _Planner(host, loaded, live)
+    plan = Plan(warnings=live.warnings)
+    plan.actions += planner.pools()
+    plan.actions += planner.volumes()
+    plan.actions += planner.networks()
+    plan.actions += planner.vms()
+    deletions = planner.deletions()
+    if prune:
+        plan.actions += deletions
+    else:
+        plan.kept = [a.label for a in deletions]
+    return plan
+
+
+def check_references(loaded: LoadedSpec, live: Live, prune: bool) -> None:
+    """A volume, pool or network named in the spec exists in the spec or (kept) on the host."""
+    spec = loaded.spec
+    # With --prune, what the spec leaves out is deleted, so it cannot be referred to either.
+    volumes = {f"{p.name}/{v.name}" for p in spec.pools for v in p.volumes}
+    networks = {n.name for n in spec.networks}
+    if not prune:
+        volumes |= live.volume_refs()
+        networks |= {n.name for n in live.spec.networks}
+    where = "in the spec" if prune else "in the spec or on the host"
+    for i, pool in enumerate(spec.pools):
+        for j, vol in enumerate(pool.volumes):
+            if vol.backing and vol.backing not in volumes:
+                raise loaded.error(("pools", i, "volumes", j, "backing"),
+                                   f"{vol.backing} is no volume {where}; add it under its pool's volumes.")
+    for i, vm in enumerate(spec.vms):
+        for j, disk in enumerate(vm.disks):
+            if disk.volume not in volumes:
+                raise loaded.error(("vms", i, "disks", j, "volume"),
+                                   f"{disk.volume} is no volume {where}; add it under its pool's volumes.")
+        for j, nic in enumerate(vm.nics):
+            if nic.network not in networks:
+                raise loaded.error(("vms", i, "nics", j, "network"),
+                                   f"{nic.network!r} is no network {where}; add it under networks.")
+
+
+class _Planner:
+    def __init__(self, host, loaded: LoadedSpec, live: Live):
+        self.host, self.loaded, self.live = host, loaded, live
+        self.spec = loaded.spec
+
+    def refused(self, path: tuple, err: VirtopsError):
+        return self.loaded.refusal(path, err)
+
+    # ---- pools ----
+    def pools(self) -> list[Action]:
+        actions = []
+        for i, entry in enumerate(self.spec.pools):
+            desired = entry.normalized()
+            current = self.live.pool(entry.name)
+            action = self._create_pool(i, entry, desired) if current is None else self._update_pool(desired, current)
+            if action:
+                actions.append(action)
+        return actions
+
+    def _create_pool(self, i: int, entry: PoolEntry, desired: PoolEntry) -> Action:
+        try:
+            core = self.host.pools.check_new(entry.core_spec())
+        except InvalidInput as err:
+            raise self.refused(("pools", i), err) from None
+        pools = self.host.pools
+        return Action("pool", entry.name, "create", changes=_fields_set(desired, exclude={"name", "volumes"}),
+                      steps=[(f"create pool {entry.name}",
+                              lambda: pools.create(core, start=desired.active, autostart=desired.autostart))])
+
+    def _update_pool(self, desired: PoolEntry, current: PoolEntry) -> Action | None:
+        changes = _diff(current, desired, exclude={"volumes", "name"})
+        if not changes:
+            return None
+        action = Action("pool", desired.name, "update", changes=changes)
+        fixed = [c.field for c in changes if c.field not in POOL_STATE_FIELDS]
+        if fixed:
+            action.mode = "impossible"
+            action.notes.append(f"a pool's {', '.join(fixed)} cannot change in place; delete the pool and create it "
+                                "again (its volumes with it), or keep the host's value in the spec.")
+            return action
+        pools, name = self.host.pools, desired.name
+        for change in changes:
+            if change.field == "active" and change.new:
+                if desired.type in ("dir", "netfs"):  # building only makes the directory; an fs build would format
+                    action.steps.append((f"build pool {name}", lambda: pools.build(name)))
+                action.steps.append((f"start pool {name}", lambda: pools.start(name)))
+            elif change.field == "active":
+                action.steps.append((f"stop pool {name}", lambda: pools.stop(name)))
+            else:
+                action.steps.append((f"set autostart of pool {name} to {change.new}",
+                                     lambda on=change.new: pools.set_autostart(name, on)))
+        return action
+
+    # ---- volumes ----
+    def volumes(self) -> list[Action]:
+        wanted = []  # (path, pool, entry) in backing-first order
+        for i, pool in enumerate(self.spec.pools):
+            if pool.name in self.live.inactive_pools:
+                continue  # its volumes show once it runs: the apply plans again after starting it
+            for j, vol in enumerate(pool.volumes):
+                wanted.append((("pools", i, "volumes", j), pool.name, vol.normalized()))
+        actions = []
+        for path, pool_name, desired in _backing_first(wanted):
+            current_pool = self.live.pool(pool_name)
+            current = next((v for v in current_pool.volumes if v.name == desired.name), None) if current_pool else None
+            action = self._create_volume(pool_name, desired) if current is None else \
+                self._update_volume(pool_name, desired, current)
+            if action:
+                actions.append(action)
+        return actions
+
+    def _create_volume(self, pool: str, desired: VolumeEntry) -> Action:
+        volumes = self.host.volumes
+        ref = f"{pool}/{desired.name}"
+        return Action("volume", ref, "create", changes=_fields_set(desired, exclude={"name"}),
+                      steps=[(f"create volume {ref}", lambda: volumes.create(
+                          pool, desired.name, desired.capacity, desired.allocation, desired.format, desired.backing))])
+
+    def _update_volume(self, pool: str, desired: VolumeEntry, current: VolumeEntry) -> Action | None:
+        # Allocation grows as the guest writes: state, not configuration, so it is never compared.
+        changes = _diff(current, desired, exclude={"name", "allocation"})
+        if not changes:
+            return None
+        ref = f"{pool}/{desired.name}"
+        action = Action("volume", ref, "update", changes=changes)
+        for change in changes:
+            if change.field == "capacity" and change.new < change.old:
+                action.mode = "impossible"
+                action.notes.append(f"shrinking {ref} from {format_size(change.old)} to {format_size(change.new)} would "
+                                    "cut off data; a spec never shrinks a volume (use `virtops vol resize --shrink`).")
+            elif change.field in ("format", "backing"):
+                action.mode = "impossible"
+                action.notes.append(f"a volume's {change.field} cannot change in place; create a new volume "
+                                    "(and copy the data) instead.")
+        if action.mode != "impossible":
+            volumes = self.host.volumes
+            action.steps.append((f"resize volume {ref} to {format_size(desired.capacity)}",
+                                 lambda: volumes.resize(ref, desired.capacity)))
+            users = [vm.name for vm in self.live.spec.vms if any(d.volume == ref for d in vm.disks)
+                     and vm.name in self.live.running_vms]
+            if users:
+                action.notes.append(f"running VM(s) {', '.join(users)} see the new size after their next boot.")
+        return action
+
+    # ---- networks ----
+    def networks(self) -> list[Action]:
+        actions = []
+        for i, entry in enumerate(self.spec.networks):
+            desired = entry.normalized()
+            current = self.live.network(entry.name)
+            action = self._create_network(i, entry, desired) if current is None else \
+                self._update_network(i, entry, desired, current)
+            if action:
+                actions.append(action)
+        return actions
+
+    def _create_network(self, i: int, entry: NetworkEntry, desired: NetworkEntry) -> Action:
+        networks, options = self.host.networks, entry.build_options()
+        try:
+            networks.plan_create(entry.name, **options)
+        except InvalidInput as err:
+            raise self.refused(("networks", i), err) from None
+        return Action("network", entry.name, "create", changes=_fields_set(desired, exclude={"name"}),
+                      steps=[(f"create network {entry.name}", lambda: networks.create(
+                          entry.name, start=desired.active, autostart=desired.autostart, **options))])
+
+    def _update_network(self, i: int, entry: NetworkEntry, desired: NetworkEntry,
+                        current: NetworkEntry) -> Action | None:
+        # Left out, the bridge is whatever the host picked.
+        exclude = {"name"} | (set() if entry.bridge else {"bridge"})
+        changes = _diff(current, desired, exclude=exclude | {"hosts"})
+        old_hosts = {(h.mac, h.ip, h.name) for h in current.hosts}
+        new_hosts = {(h.mac, h.ip, h.name) for h in desired.hosts}
+        removed, added = sorted(old_hosts - new_hosts), sorted(new_hosts - old_hosts)
+        changes += [Change("hosts", _host_text(h), None) for h in removed]
+        changes += [Change("hosts", None, _host_text(h)) for h in added]
+        if not changes:
+            return None
+        action = Action("network", entry.name, "update", changes=changes)
+        fixed = [c.field for c in changes if c.field in NETWORK_FIXED_FIELDS]
+        if "bridge" in (current.mode, desired.mode) and any(c.field == "mode" for c in changes):
+            fixed.append("mode (to or from bridge)")
+        if fixed:
+            action.mode = "impossible"
+            action.notes.append(f"a network's {', '.join(fixed)} cannot change in place; delete the network and "
+                                "create it again, or keep the host's value in the spec.")
+            return action
+        networks, name = self.host.networks, entry.name
+        for mac, _ip, _host in removed:
+            action.steps.append((f"remove host {mac} from {name}", lambda m=mac: networks.host_remove(name, m)))
+        edits = {c.field for c in changes} & set(NETWORK_EDIT_FIELDS)
+        if edits:
+            self._plan_edit(i, action, current, desired)
+        for mac, ip, hostname in added:
+            action.steps.append((f"add host {mac} {ip} to {name}",
+                                 lambda m=mac, a=ip, h=hostname: networks.host_add(name, m, a, h)))
+        self._state_steps(action, current, desired)
+        return action
+
+    def _plan_edit(self, i: int, action: Action, current: NetworkEntry, desired: NetworkEntry) -> None:
+        """The in-place change of the networks issue: net-update when libvirt can, else redefine,
+        restart and re-plug the running guests' NICs. Its plan says what the restart costs."""
+        networks, name = self.host.networks, desired.name
+        edit = dict(subnet=desired.subnet, gateway=desired.gateway, dhcp=desired.dhcp, mode=desired.mode,
+                    dev=desired.dev or "", domain=desired.domain or "", mtu=desired.mtu or 0)
+        try:
+            plan = networks.plan_edit(name, **edit)
+            steps, guests, live_only = plan.steps, plan.guests, plan.live
+        except InvalidInput as err:
+            if current.hosts and err.field == "subnet":
+                # Host entries leave first (the steps above), so the edit can be checked only then.
+                guests = networks.running_nics(name) if current.active else []
+                steps, live_only = [f"redefine {name}", f"restart {name}"] if current.active else [], False
+            else:
+                raise self.refused(("networks", i), err) from None
+        if not live_only and current.active:
+            action.mode = "needs-restart"
+            action.disruptive = True
+            action.notes.append(restart_cost(name, guests))
+        action.notes += steps
+        action.steps.append((f"edit network {name}", lambda: networks.edit(name, yes=True, **edit)))
+
+    def _state_steps(self, action: Action, current, desired) -> None:
+        networks, name = self.host.networks, desired.name
+        if current.active != desired.active:
+            run = networks.start if desired.active else networks.stop
+            action.steps.append((f"{'start' if desired.active else 'stop'} network {name}", lambda: run(name)))
+        if current.autostart != desired.autostart:
+            action.steps.append((f"set autostart of network {name} to {desired.autostart}",
+                                 lambda: networks.set_autostart(name, desired.autostart)))
+
+    # ---- VMs ----
+    def vms(self) -> list[Action]:
+        actions = []
+        for i, entry in enumerate(self.spec.vms):
+            desired = entry.normalized()
+            current = self.live.vm(entry.name)
+            action = self._create_vm(desired) if current is None else self._update_vm(desired, current)
+            if action:
+                actions.append(action)
+        return actions
+
+    def _create_vm(self, desired: VmEntry) -> Action:
+        from .domain import KernelBoot
+        from .vm import CreateRequest
+
+        request = CreateRequest(
+            name=desired.name, memory=desired.memory, vcpus=desired.vcpus,
+            disks=[_disk_request(d) for d in desired.disks],
+            nics=[_nic_request(n) for n in desired.nics],
+            boot=KernelBoot(**desired.boot.model_dump()) if desired.boot else None)
+        vms = self.host.vms
+        changes = _fields_set(desired, exclude={"name", "disks", "nics"})
+        changes += [Change("disks", None, _disk_text(d)) for d in desired.disks]
+        changes += [Change("nics", None, _nic_text(n)) for n in desired.nics]
+        return Action("vm", desired.name, "create", changes=changes,
+                      steps=[(f"create vm {desired.name}", lambda: vms.create(request))])
+
+    def _update_vm(self, desired: VmEntry, current: VmEntry) -> Action | None:
+        changes = _diff(current, desired, exclude={"name", "disks", "nics"})
+        action = Action("vm", desired.name, "update", changes=changes)
+        if changes:
+            action.mode = "impossible"
+            action.notes.append(f"a spec changes a VM's disks and NICs, not its {', '.join(c.field for c in changes)}; "
+                                "change those with `virtops vm define` (or keep the host's value in the spec).")
+        running = desired.name in self.live.running_vms
+        detach, attach, replug = self._disk_changes(action, desired, current)
+        d2, a2, r2 = self._nic_changes(action, desired, current)
+        detach, attach, replug = detach + d2, attach + a2, replug + r2
+        if not action.changes:
+            return None
+        if action.mode == "impossible":
+            return action
+        action.steps = detach + attach
+        if running and replug:
+            action.mode = "needs-restart"
+            action.disruptive = True
+            action.notes.append(f"running VM {desired.name} loses {', '.join(replug)} for a few seconds while each is "
+                                "unplugged and plugged again with its new settings.")
+        elif running and detach:
+            action.notes.append(f"running VM {desired.name} loses the removed device(s) at once (hot-unplug).")
+        return action
+
+    def _disk_changes(self, action: Action, desired: VmEntry, current: VmEntry):
+        vms, name = self.host.vms, desired.name
+        old = {d.target: d for d in current.disks}
+        new = {d.target: d for d in desired.disks}
+        detach, attach, replug = [], [], []
+        for target in sorted(old.keys() | new.keys()):
+            before, after = old.get(target), new.get(target)
+            if before == after:
+                continue
+            action.changes.append(Change(f"disks[{target}]", _disk_text(before) if before else None,
+                                         _disk_text(after) if after else None))
+            if before:
+                detach.append((f"detach disk {target} from {name}", lambda t=target: vms.detach_disk(name, t)))
+            if after:
+                attach.append((f"attach {after.volume} as {target} to {name}",
+                               lambda d=after: vms.attach_disk(name, _disk_request(d))))
+            if before and after:
+                replug.append(f"disk {target}")
+        return detach, attach, replug
+
+    def _nic_changes(self, action: Action, desired: VmEntry, current: VmEntry):
+        vms, name = self.host.vms, desired.name
+        pairs = _match_nics(desired.nics, current.nics)
+        detach, attach, replug = [], [], []
+        for want, have in pairs:
+            if want and have and want.network == have.network and want.model == have.model:
+                continue
+            label = (have or want).mac or "new"
+            action.changes.append(Change(f"nics[{label}]", _nic_text(have) if have else None,
+                                         _nic_text(want) if want else None))
+            if have:
+                detach.append((f"detach NIC {have.mac} from {name}", lambda m=have.mac: vms.detach_nic(name, m)))
+            if want:
+                mac = want.mac or (have.mac if have else None)
+                attach.append((f"attach a NIC on {want.network} to {name}",
+                               lambda w=want, m=mac: vms.attach_nic(name, w.network, m, w.model)))
+            if want and have:
+                replug.append(f"NIC {have.mac}")
+        return detach, attach, replug
+
+    # ---- deletions: what the host has and the spec does not, in reverse dependency order ----
+    def deletions(self) -> list[Action]:
+        spec, live = self.spec, self.live
+        actions = []
+        wanted_vms = {v.name for v in spec.vms}
+        for vm in live.spec.vms:
+            if vm.name not in wanted_vms and f"vm/{vm.name}" not in live.unmanaged:
+                actions.append(self._delete_vm(vm.name))
+        wanted_nets = {n.name for n in spec.networks}
+        networks = self.host.networks
+        for net in live.spec.networks:
+            if net.name not in wanted_nets:
+                actions.append(Action("network", net.name, "delete", steps=[
+                    (f"delete network {net.name}", lambda n=net.name: networks.delete(n))]))
+        wanted_vols = {f"{p.name}/{v.name}" for p in spec.pools for v in p.volumes}
+        volumes = self.host.volumes
+        doomed = [((), p.name, v) for p in live.spec.pools for v in p.volumes if f"{p.name}/{v.name}" not in wanted_vols]
+        for _path, pool, vol in reversed(_backing_first(doomed)):  # overlays before what they stand on
+            ref = f"{pool}/{vol.name}"
+            actions.append(Action("volume", ref, "delete", steps=[(f"delete volume {ref}", lambda r=ref: volumes.delete(r))]))
+        wanted_pools = {p.name for p in spec.pools}
+        pools = self.host.pools
+        for pool in live.spec.pools:
+            if pool.name not in wanted_pools:
+                actions.append(Action("pool", pool.name, "delete", steps=[
+                    (f"delete pool {pool.name}", lambda n=pool.name: pools.delete(n))]))
+        return actions
+
+    def _delete_vm(self, name: str) -> Action:
+        vms = self.host.vms
+        running = name in self.live.running_vms
+        action = Action("vm", name, "delete", steps=[(f"delete vm {name}", lambda: vms.delete(name, force=running))])
+        if running:
+            action.disruptive = True
+            action.notes.append(f"VM {name} is running: it is stopped at once (like pulling the plug), then undefined.")
+        return action
+
+
+def restart_cost(network: str, guests: list[tuple[str, str, str]]) -> str:
+    """What restarting a network costs the running guests, in one sentence."""
+    if not guests:
+        return f"restarts network {network} (a few seconds); no running guest has a NIC on it."
+    who = ", ".join(f"{dom} (NIC {mac})" for dom, mac, _model in guests)
+    return (f"restarts network {network}: running guest(s) {who} lose their link for a few seconds while the "
+            "network restarts and each NIC is unplugged and plugged again, then renew their lease.")
+
+
+# -- small helpers of the planner -----------------------------------------------------------------
+def _diff(current, desired, exclude: set[str]) -> list[Change]:
+    old, new = current.model_dump(exclude=exclude), desired.model_dump(exclude=exclude)
+    return [Change(key, old.get(key), new[key]) for key in new if old.get(key) != new[key]]
+
+
+def _fields_set(desired, exclude: set[str]) -> list[Change]:
+    values = desired.model_dump(exclude=exclude | {"volumes"}, exclude_none=True)
+    return [Change(key, None, value) for key, value in values.items() if value not in ([], "")]
+
+
+def _host_text(host: tuple) -> str:
+    mac, ip, name = host
+    return f"{mac} {ip}" + (f" {name}" if name else "")
+
+
+def _disk_text(disk: DiskEntry) -> str:
+    extras = [f"{k}={v}" for k, v in (("bus", disk.bus), ("cache", disk.cache), ("serial", disk.serial)) if v
+              and (k != "bus" or v != "virtio")]
+    extras += [flag for flag in ("readonly", "shareable") if getattr(disk, flag)]
+    return f"{disk.target}: {disk.volume}" + (f" ({', '.join(extras)})" if extras else "")
+
+
+def _nic_text(nic: NicEntry) -> str:
+    return f"{nic.mac or 'new MAC'} on {nic.network} ({nic.model})"
+
+
+def _disk_request(disk: DiskEntry):
+    from .vm import DiskRequest
+
+    pool, volume = disk.volume.split("/", 1)
+    return DiskRequest(pool=pool, volume=volume, target=disk.target, bus=disk.bus, cache=disk.cache,
+                       readonly=disk.readonly, shareable=disk.shareable, serial=disk.serial)
+
+
+def _nic_request(nic: NicEntry):
+    from .vm import NicRequest
+
+    return NicRequest(network=nic.network, mac=nic.mac, model=nic.model)
+
+
+def _match_nics(wanted: list[NicEntry], have: list[NicEntry]) -> list[tuple[NicEntry | None, NicEntry | None]]:
+    """Pairs (wanted, live): by MAC; a NIC without a MAC in the spec takes a live NIC on the same
+    network with the same model that nothing else claimed (the host picked its MAC)."""
+    free = list(have)
+    pairs: list[tuple[NicEntry | None, NicEntry | None]] = []
+    for nic in [n for n in wanted if n.mac]:
+        match = next((h for h in free if h.mac == nic.mac), None)
+        if match:
+            free.remove(match)
+        pairs.append((nic, match))
+    for nic in [n for n in wanted if not n.mac]:
+        match = next((h for h in free if h.network == nic.network and h.model == nic.model), None)
+        if match:
+            free.remove(match)
+            nic = nic.model_copy(update={"mac": match.mac})
+        pairs.append((nic, match))
+    pairs += [(None, h) for h in free]
+    return pairs
+
+
+def _backing_first(items: list[tuple]) -> list[tuple]:
+    """(path, pool, VolumeEntry) with each backing volume before its overlays."""
+    by_ref = {f"{pool}/{vol.name}": (path, pool, vol) for path, pool, vol in items}
+    ordered: list[tuple] = []
+    seen: set[str] = set()
+
+    def visit(ref: str, trail: set[str]) -> None:
+        if ref in seen or ref in trail or ref not in by_ref:
+            return
+        backing = by_ref[ref][2].backing
+        if backing:
+            visit(backing, trail | {ref})
+        seen.add(ref)
+        ordered.append(by_ref[ref])
+
+    for ref in by_ref:
+        visit(ref, set())
+    return ordered
+
+
+# -- applying ------------------------------------------------------------------------------------
+class NeedsConfirmation(VirtopsError):
+    """The plan has steps that cost running guests something; the operator must say --yes."""
+
+    def __init__(self, plan: Plan):
+        self.plan = plan
+        labels = ", ".join(a.label for a in plan.needs_yes)
+        super().__init__(f"the plan restarts or unplugs something running ({labels}); nothing was changed; "
+                         "read the costs above and add --yes to go ahead.")
+
+
+@dataclass
+class ApplyResult:
+    done: list[str] = field(default_factory=list)
+    rounds: int = 0
+
+
+def refuse_blocked(plan: Plan, yes: bool) -> None:
+    if plan.impossible:
+        first = plan.impossible[0]
+        raise VirtopsError(f"{first.label}: {first.notes[0]} Nothing was changed.")
+    if plan.needs_yes and not yes:
+        raise NeedsConfirmation(plan)
+
+
+def apply(host, loaded: LoadedSpec, yes: bool = False, prune: bool = False,
+          progress: Callable[[str], None] | None = None, first_plan: Plan | None = None) -> ApplyResult:
+    """Run the plan under the host's lock. A pool started here shows its volumes only afterwards,
+    so plan again until nothing is left (at most three rounds)."""
+    result = ApplyResult()
+    with host_lock(host.uri):
+        for _round in range(3):
+            plan = make_plan(host, loaded, prune) if not (first_plan and _round == 0) else first_plan
+            if not plan.actions:
+                break
+            refuse_blocked(plan, yes)
+            result.rounds += 1
+            _run(plan, result, progress)
+    return result
+
+
+def _run(plan: Plan, result: ApplyResult, progress: Callable[[str], None] | None) -> None:
+    for action in plan.actions:
+        for label, step in action.steps:
+            try:
+                step()
+            except VirtopsError as err:
+                done = f"{len(result.done)} step(s) were done before it" if result.done else "nothing was done before it"
+                raise VirtopsError(f"apply stopped at '{label}': {err.message.rstrip('.')}; {done}; "
+                                   "fix the cause and run apply again to finish.") from err
+            result.done.append(label)
+            if progress:
+                progress(label)
+
+
+@contextmanager
+def host_lock(uri: str) -> Iterator[None]:
+    """One apply per host at a time: an flock on a file named after the URI, holding the pid.
+    The kernel drops the lock when the holder dies, so a killed apply never blocks the next."""
+    LOCK_DIR.mkdir(parents=True, exist_ok=True)
+    path = LOCK_DIR / f"{hashlib.sha256(uri.encode()).hexdigest()[:16]}.lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            raise VirtopsError(f"another apply (pid {holder}) is changing {uri} right now; "
+                               "wait for it to finish, then run apply again.") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        try:
+            yield
+        finally:
+            os.ftruncate(fd, 0)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)

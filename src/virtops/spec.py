@@ -1,0 +1,500 @@
+"""The declarative spec: a YAML file describing a host's pools (with their volumes), networks and
+VMs (with their disks and NICs), using the same fields as the CLI.
+
+This module only translates: YAML with line numbers <-> pydantic models <-> the core's models.
+Every rule about what is valid lives in the core (pool.py, network.py, volume.py, vm.py); here
+their refusals are placed at a file, a line and a field. `plan.py` compares and acts.
+
+Unset fields mean the default, not "don't care": `normalized()` fills each default the way the
+core (or libvirt) would, so a value someone set by hand shows up as drift. Two exceptions, both
+names the host picks: a network's bridge and a NIC's MAC, when left out, match whatever the host chose.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, ValidationError, WithJsonSchema
+
+from .errors import InvalidInput, VirtopsError
+from .units import parse_size
+
+# What libvirt writes into a pool's <permissions> when the definition gives none.
+POOL_PERMISSION_DEFAULTS = {"mode": "0711", "owner": 0, "group": 0}
+SIZE_PATTERN = r"^\s*\d+(\.\d+)?\s*[a-zA-Z]*\s*$"
+
+
+# -- sizes: virsh units in, the shortest exact virsh unit out -------------------------------------
+def _parse_size_value(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise ValueError("is not a size; give bytes or a number with a unit such as 1000M, 5G or 512MiB")
+    try:
+        return parse_size(value, "size")
+    except InvalidInput as err:
+        raise ValueError(err.message.split(": ", 1)[-1].rstrip(".")) from None
+
+
+def size_text(size: int) -> str | int:
+    """1073741824 -> '1G'; sizes that are no whole number of KiB stay bytes."""
+    for unit, factor in (("T", 1024**4), ("G", 1024**3), ("M", 1024**2), ("K", 1024)):
+        if size and size % factor == 0:
+            return f"{size // factor}{unit}"
+    return size
+
+
+Size = Annotated[
+    int,
+    BeforeValidator(_parse_size_value),
+    PlainSerializer(size_text, when_used="json"),
+    WithJsonSchema({"anyOf": [{"type": "integer", "minimum": 0}, {"type": "string", "pattern": SIZE_PATTERN}],
+                    "description": "Bytes, or virsh units: 1000M, 5G, 512MiB (binary), 10GB (decimal).",
+                    "examples": ["1000M", "5G"]}),
+]
+
+
+def _mode_text(value: Any) -> Any:
+    if isinstance(value, int) and not isinstance(value, bool):
+        raise ValueError(f"give the mode as a quoted octal string such as '0700' (YAML reads an unquoted 0700 "
+                         f"as the number {0o700}, here {value})")
+    return value
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# -- the file's models ---------------------------------------------------------------------------
+class VolumeEntry(Model):
+    """A volume in its pool (`virtops vol create POOL NAME`)."""
+
+    name: str
+    capacity: Size
+    allocation: Size | None = Field(None, description="Used only when the volume is created (0 = sparse); "
+                                                      "afterwards it is state, not configuration.")
+    format: Literal["raw", "qcow2"] | None = Field(None, description="Default: qcow2 with a backing volume, else raw.")
+    backing: str | None = Field(None, description="POOL/VOLUME this qcow2 volume is an overlay of.")
+
+    def normalized(self) -> "VolumeEntry":
+        return self.model_copy(update={"format": self.format or ("qcow2" if self.backing else "raw")})
+
+
+class PoolEntry(Model):
+    """A storage pool (`virtops pool create`), started, with its volumes."""
+
+    name: str
+    type: Literal["dir", "netfs", "fs"] = "dir"
+    target: str | None = None
+    owner: str | int | None = None
+    group: str | int | None = None
+    mode: Annotated[str | None, BeforeValidator(_mode_text)] = Field(None, description="Octal, quoted in YAML: '0700'.")
+    label: str | None = None
+    host: str | None = Field(None, description="netfs: the file server.")
+    source_path: str | None = Field(None, description="netfs: the exported directory.")
+    device: str | None = Field(None, description="fs: the block device.")
+    format: str | None = Field(None, description="netfs: auto|nfs|cifs|glusterfs; fs: auto|ext4|xfs|...")
+    autostart: bool = True
+    active: bool = True
+    volumes: list[VolumeEntry] = []
+
+    def core_spec(self):
+        from .pool import PoolSpec
+
+        return PoolSpec(name=self.name, type=self.type, target=self.target, owner=self.owner, group=self.group,
+                        mode=self.mode, label=self.label, host=self.host, source_path=self.source_path,
+                        device=self.device, format=self.format)
+
+    def normalized(self) -> "PoolEntry":
+        """Names resolved, paths normalised, libvirt's defaults filled in; InvalidInput when refused."""
+        checked = self.core_spec().checked().model_dump()
+        for key, default in POOL_PERMISSION_DEFAULTS.items():
+            if checked[key] is None:
+                checked[key] = default
+        return self.model_copy(update={**checked, "volumes": [v.normalized() for v in self.volumes]})
+
+
+class HostEntry(Model):
+    """A static DHCP host (`virtops net host add`)."""
+
+    mac: str
+    ip: str
+    name: str | None = None
+
+
+class NetworkEntry(Model):
+    """A virtual network (`virtops net create`), running unless active is false."""
+
+    name: str
+    mode: Literal["nat", "route", "open", "isolated", "bridge"] = "nat"
+    bridge: str | None = Field(None, description="Default: the next free virbrN (any bridge name matches).")
+    dev: str | None = None
+    subnet: str | None = None
+    gateway: str | None = Field(None, description="Default: the first address of the subnet.")
+    dhcp: str | bool | None = Field(None, description="START-END; false for no DHCP; default: the upper half.")
+    hosts: list[HostEntry] = []
+    ipv6: str | None = None
+    domain: str | None = None
+    mtu: int | None = None
+    autostart: bool = True
+    active: bool = True
+
+    def build_options(self, with_hosts: bool = True) -> dict:
+        """The keyword arguments of Networks.create / network.build_spec."""
+        from .network import DhcpHost
+
+        dhcp = self.dhcp
+        if dhcp is True:
+            dhcp = None  # "yes, the default range"
+        hosts = [DhcpHost(mac=h.mac, ip=h.ip, name=h.name) for h in self.hosts] if with_hosts else []
+        return dict(subnet=self.subnet, gateway=self.gateway, dhcp=dhcp, mode=self.mode, dev=self.dev,
+                    bridge=self.bridge, domain=self.domain, ipv6=self.ipv6, mtu=self.mtu, hosts=hosts)
+
+    def normalized(self) -> "NetworkEntry":
+        from .network import build_spec
+
+        return network_entry(build_spec(self.name, **self.build_options()), self.autostart, self.active)
+
+
+class BootEntry(Model):
+    """Direct kernel boot (`--boot kernel=,initrd=,cmdline=`)."""
+
+    kernel: str
+    initrd: str | None = None
+    cmdline: str = ""
+
+
+class DiskEntry(Model):
+    """A disk backed by a pool's volume (`virtops vm attach-disk`)."""
+
+    volume: str = Field(description="POOL/VOLUME.")
+    target: str | None = Field(None, description="vda, vdb, sda...; default: the next free name on the bus.")
+    bus: Literal["virtio", "scsi", "sata", "ide", "usb"] = "virtio"
+    cache: Literal["default", "none", "writethrough", "writeback", "directsync", "unsafe"] | None = None
+    readonly: bool = False
+    shareable: bool = False
+    serial: str | None = None
+
+
+class NicEntry(Model):
+    """A NIC on a virtual network (`virtops vm attach-interface`)."""
+
+    network: str
+    mac: str | None = Field(None, description="Default: a free 52:54:00:xx:xx:xx (any MAC matches).")
+    model: str = "virtio"
+
+
+class VmEntry(Model):
+    """A VM (`virtops vm create`) with its disks and NICs."""
+
+    name: str
+    memory: Size
+    vcpus: int = Field(1, gt=0)
+    boot: BootEntry | None = None
+    disks: list[DiskEntry] = []
+    nics: list[NicEntry] = []
+
+    def normalized(self) -> "VmEntry":
+        from .vm import next_target, normalize_mac
+
+        taken = {d.target for d in self.disks if d.target}
+        disks = []
+        for disk in self.disks:
+            target = disk.target or next_target(disk.bus, taken)
+            taken.add(target)
+            disks.append(disk.model_copy(update={"target": target}))
+        nics = [n.model_copy(update={"mac": normalize_mac(n.mac) if n.mac else None}) for n in self.nics]
+        return self.model_copy(update={"disks": disks, "nics": nics})
+
+
+class HostSpec(Model):
+    """A whole host: `virtops export` writes one, `virtops plan` and `apply` read one."""
+
+    pools: list[PoolEntry] = []
+    networks: list[NetworkEntry] = []
+    vms: list[VmEntry] = []
+
+
+def json_schema() -> dict:
+    schema = HostSpec.model_json_schema(mode="validation")
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "virtops host spec"
+    return schema
+
+
+# -- from the core's models ----------------------------------------------------------------------
+def network_entry(spec, autostart: bool, active: bool) -> NetworkEntry:
+    """A NetworkEntry from network.NetworkSpec (what build_spec returns or a live network reads as)."""
+    dhcp: str | bool | None = None
+    if spec.subnet:
+        dhcp = f"{spec.dhcp_start}-{spec.dhcp_end}" if spec.has_dhcp else False
+    hosts = sorted((HostEntry(mac=h.mac.lower(), ip=h.ip, name=h.name) for h in spec.hosts), key=lambda h: h.mac)
+    return NetworkEntry(name=spec.name, mode=spec.mode if spec.mode in ("nat", "route", "open", "isolated", "bridge")
+                        else spec.mode, bridge=spec.bridge, dev=spec.dev, subnet=spec.subnet, gateway=spec.gateway,
+                        dhcp=dhcp, hosts=hosts, ipv6=spec.ipv6, domain=spec.domain, mtu=spec.mtu,
+                        autostart=autostart, active=active)
+
+
+# -- loading, with every value's line -----------------------------------------------------------
+Path_ = tuple  # ('networks', 0, 'dhcp')
+
+
+class SpecError(VirtopsError):
+    """A mistake in the spec file, placed at file:line and field."""
+
+
+def path_text(path: Path_) -> str:
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+@dataclass
+class LoadedSpec:
+    spec: HostSpec
+    file: str
+    lines: dict[Path_, int] = field(default_factory=dict)
+
+    def line_of(self, path: Path_) -> int:
+        """The line of the deepest part of `path` the file has (a missing field: its object's line)."""
+        for end in range(len(path), -1, -1):
+            if tuple(path[:end]) in self.lines:
+                return self.lines[tuple(path[:end])]
+        return 1
+
+    def error(self, path: Path_, message: str) -> SpecError:
+        where = f"{path_text(path)}: " if path else ""
+        return SpecError(f"{self.file}:{self.line_of(path)}: {where}{message}")
+
+    def refusal(self, path: Path_, err: VirtopsError) -> SpecError:
+        """A core refusal (InvalidInput names a CLI option such as --source-path) placed in the file."""
+        message = err.message
+        if err.field:
+            field_name = err.field.lstrip("-").replace("-", "_")
+            message = message.removeprefix(f"{err.field}: ")
+            if field_name and path[-1:] != (field_name,):
+                path = path + (field_name,)
+        # The core speaks of CLI options (--source-path); the file has fields (source_path).
+        message = re.sub(r"--([a-z][a-z-]*)", lambda m: m.group(1).replace("-", "_"), message)
+        return self.error(path, message)
+
+
+def load(file: str | Path) -> LoadedSpec:
+    """Read and validate a spec file; SpecError at file:line: field for the first mistake."""
+    name = str(file)
+    try:
+        text = Path(file).read_text()
+    except OSError as err:
+        raise InvalidInput("-f", f"{name}: {err.strerror.lower()}; give an existing spec file.") from None
+    return loads(text, name)
+
+
+def loads(text: str, name: str = "<spec>") -> LoadedSpec:
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        line = mark.line + 1 if mark else 1
+        raise SpecError(f"{name}:{line}: not valid YAML: {getattr(err, 'problem', None) or err}.") from None
+    loaded = LoadedSpec(spec=HostSpec(), file=name)
+    data = _to_python(node, (), loaded) if node is not None else {}
+    if not isinstance(data, dict):
+        raise loaded.error((), "the file must be a mapping with pools, networks and vms.")
+    try:
+        loaded.spec = HostSpec.model_validate(data)
+    except ValidationError as err:
+        raise _first_error(err, data, loaded) from None
+    check(loaded)
+    return loaded
+
+
+def _to_python(node: yaml.Node, path: Path_, loaded: LoadedSpec) -> Any:
+    loaded.lines[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        result: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            key = _scalar(key_node)
+            if key in result:
+                loaded.lines[path + (key,)] = key_node.start_mark.line + 1
+                raise loaded.error(path + (key,), "is given twice.")
+            result[key] = _to_python(value_node, path + (key,), loaded)
+            loaded.lines[path + (key,)] = key_node.start_mark.line + 1  # the key's line, not its value's
+        return result
+    if isinstance(node, yaml.SequenceNode):
+        return [_to_python(item, path + (i,), loaded) for i, item in enumerate(node.value)]
+    return _scalar(node)
+
+
+_constructor = yaml.constructor.SafeConstructor()
+
+
+def _scalar(node: yaml.Node) -> Any:
+    if not isinstance(node, yaml.ScalarNode):
+        return str(node.value)  # a mapping used as a key: pydantic refuses it with its line
+    if node.tag in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float") and ":" in node.value:
+        return node.value  # YAML 1.1 reads 52:54:00:00:00:01 and 10:30 as base-60 numbers: keep the text
+    return _constructor.construct_object(node, deep=True)
+
+
+def _first_error(err: ValidationError, data: dict, loaded: LoadedSpec) -> SpecError:
+    first = err.errors()[0]
+    path = _data_path(first["loc"], data)
+    kind = first["type"]
+    if kind == "extra_forbidden":
+        return loaded.error(path, f"is not a field here; {_known_fields(path[:-1], loaded.spec, data)}.")
+    if kind == "missing":
+        return loaded.error(path, "is required.")
+    message = first["msg"]
+    if message.startswith("Value error, "):
+        message = message.removeprefix("Value error, ")
+    got = _value_at(data, path)
+    if got is not None and kind != "value_error":
+        message = f"{got!r}: {message[0].lower()}{message[1:]}"
+    return loaded.error(path, message.rstrip(".") + ".")
+
+
+def _data_path(loc: tuple, data: Any) -> Path_:
+    """pydantic's location without its union/validator tags: only the keys and indexes of the data."""
+    path: list = []
+    current = data
+    for part in loc:
+        if isinstance(current, list) and isinstance(part, int) and part < len(current):
+            path.append(part)
+            current = current[part]
+        elif isinstance(current, dict) and part in current:
+            path.append(part)
+            current = current[part]
+        elif isinstance(current, dict) and isinstance(part, str) and part.isidentifier() and part not in (
+                "str", "int", "bool", "float", "none", "list", "dict"):
+            path.append(part)  # a missing field
+            current = None
+    return tuple(path)
+
+
+def _value_at(data: Any, path: Path_) -> Any:
+    for part in path:
+        try:
+            data = data[part]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return data if not isinstance(data, (dict, list)) else None
+
+
+MODELS_AT = {(): HostSpec, ("pools",): PoolEntry, ("pools", "volumes"): VolumeEntry, ("networks",): NetworkEntry,
+             ("networks", "hosts"): HostEntry, ("vms",): VmEntry, ("vms", "boot"): BootEntry,
+             ("vms", "disks"): DiskEntry, ("vms", "nics"): NicEntry}
+
+
+def _known_fields(parent: Path_, _spec: HostSpec, _data: dict) -> str:
+    shape = tuple(p for p in parent if isinstance(p, str))
+    model = MODELS_AT.get(shape)
+    if model is None:
+        return "see `virtops export --schema`"
+    return "known fields: " + ", ".join(model.model_fields)
+
+
+# -- checks that need no host --------------------------------------------------------------------
+def check(loaded: LoadedSpec) -> None:
+    """Every rule the core can check without a host, placed at its line; names unique per kind."""
+    spec = loaded.spec
+    _unique(loaded, ("pools",), [p.name for p in spec.pools])
+    _unique(loaded, ("networks",), [n.name for n in spec.networks])
+    _unique(loaded, ("vms",), [v.name for v in spec.vms])
+    for i, pool in enumerate(spec.pools):
+        _check_pool(loaded, i, pool)
+    for i, net in enumerate(spec.networks):
+        _check_network(loaded, i, net)
+    for i, vm in enumerate(spec.vms):
+        _check_vm(loaded, i, vm)
+
+
+def _unique(loaded: LoadedSpec, path: Path_, names: list[str | None], key: str = "name") -> None:
+    seen: set[str] = set()
+    for i, name in enumerate(names):
+        if name is None:
+            continue
+        if name in seen:
+            raise loaded.error(path + (i, key), f"{name!r} is given twice; each must be unique.")
+        seen.add(name)
+
+
+def _check_pool(loaded: LoadedSpec, i: int, pool: PoolEntry) -> None:
+    from .volume import check_volume_name, split_volume_ref
+
+    path = ("pools", i)
+    try:
+        pool.normalized()
+    except InvalidInput as err:
+        raise loaded.refusal(path, err) from None
+    _unique(loaded, path + ("volumes",), [v.name for v in pool.volumes])
+    for j, vol in enumerate(pool.volumes):
+        vpath = path + ("volumes", j)
+        try:
+            check_volume_name(vol.name)
+            if vol.backing:
+                split_volume_ref(vol.backing, "backing")
+        except InvalidInput as err:
+            raise loaded.refusal(vpath, err) from None
+        if vol.capacity <= 0:
+            raise loaded.error(vpath + ("capacity",), "is zero; give a size such as 1000M or 5G.")
+        if vol.allocation is not None and vol.allocation > vol.capacity:
+            raise loaded.error(vpath + ("allocation",), "is more than the capacity; give at most the capacity.")
+        if vol.backing and vol.normalized().format != "qcow2":
+            raise loaded.error(vpath + ("format",), "a volume with a backing volume must be qcow2.")
+
+
+def _check_network(loaded: LoadedSpec, i: int, net: NetworkEntry) -> None:
+    import ipaddress
+
+    from .network import DhcpHost, build_spec, check_dhcp_host
+
+    path = ("networks", i)
+    try:
+        spec = build_spec(net.name, **net.build_options(with_hosts=False))
+    except InvalidInput as err:
+        raise loaded.refusal(path, err) from None
+    if net.hosts and not spec.subnet:
+        raise loaded.error(path + ("hosts",), f"a {net.mode} network without a subnet hands out no fixed addresses.")
+    hosts = [DhcpHost(mac=h.mac, ip=h.ip, name=h.name) for h in net.hosts]
+    for j, host in enumerate(hosts):
+        try:
+            check_dhcp_host(host, ipaddress.ip_network(spec.subnet), ipaddress.ip_address(spec.gateway), hosts[:j + 1])
+        except InvalidInput as err:
+            field_name = "name" if err.field == "hostname" else err.field
+            raise loaded.error(path + ("hosts", j, field_name), err.message.split(": ", 1)[-1]) from None
+
+
+def _check_vm(loaded: LoadedSpec, i: int, vm: VmEntry) -> None:
+    from .vm import NAME_PATTERN, NIC_MODELS, normalize_mac, split_ref
+
+    path = ("vms", i)
+    if not NAME_PATTERN.match(vm.name):
+        raise loaded.error(path + ("name",), f"{vm.name!r} is not accepted; use up to 64 letters, digits, '_', '.', "
+                                             "'+' or '-', starting with a letter or digit.")
+    for j, disk in enumerate(vm.disks):
+        try:
+            split_ref(disk.volume, "volume")
+        except InvalidInput as err:
+            raise loaded.refusal(path + ("disks", j), err) from None
+        if disk.target and not re.fullmatch(r"(vd|sd|hd)[a-z]{1,2}", disk.target):
+            raise loaded.error(path + ("disks", j, "target"), f"{disk.target!r} is not a disk name such as vdb.")
+    for j, nic in enumerate(vm.nics):
+        try:
+            if nic.mac:
+                normalize_mac(nic.mac)
+        except InvalidInput as err:
+            raise loaded.refusal(path + ("nics", j), err) from None
+        if nic.model not in NIC_MODELS:
+            raise loaded.error(path + ("nics", j, "model"), f"{nic.model!r} is not a NIC model; use one of "
+                                                            f"{', '.join(NIC_MODELS)}.")
+    normalized = vm.normalized()
+    _unique(loaded, path + ("disks",), [d.target for d in normalized.disks], "target")
+    _unique(loaded, path + ("nics",), [n.mac for n in normalized.nics], "mac")
+
+
+# -- writing -------------------------------------------------------------------------------------
+def to_yaml(spec: HostSpec) -> str:
+    data = spec.model_dump(mode="json", exclude_none=True, exclude_defaults=True)
+    return yaml.safe_dump(data, sort_keys=False, default_flow_style=False, width=120)

@@ -1,0 +1,188 @@
+"""The spec file without a host: loading, refusals at file:line: field, defaults, schema, the lock;
+and plan/apply on libvirt's test driver."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from virtops import plan as P
+from virtops.errors import VirtopsError
+from virtops.spec import HostSpec, SpecError, json_schema, loads, to_yaml
+
+HANDBOOK = textwrap.dedent("""\
+    pools:
+      - name: test
+        target: /var/lib/libvirt/test
+        owner: root
+        group: root
+        mode: '0700'
+        volumes:
+          - name: test
+            capacity: 1000M
+          - name: base.qcow2
+            capacity: 1G
+            format: qcow2
+          - name: overlay.qcow2
+            capacity: 2G
+            backing: test/base.qcow2
+    networks:
+      - name: mynetwork
+        mode: route
+        subnet: 192.168.200.0/24
+        gateway: 192.168.200.1
+        dhcp: 192.168.200.128-192.168.200.254
+        hosts:
+          - mac: 52:54:00:00:00:01
+            ip: 192.168.200.10
+            name: fixed
+    vms:
+      - name: vm1
+        memory: 256M
+        disks:
+          - volume: test/test
+          - volume: test/overlay.qcow2
+        nics:
+          - network: mynetwork
+            mac: 52:54:00:AA:00:01
+    """)
+
+
+def refusal(text: str) -> str:
+    with pytest.raises(SpecError) as caught:
+        loads(text, "host.yaml")
+    return str(caught.value)
+
+
+def test_handbook_spec_loads_with_sizes_in_bytes_and_defaults_filled():
+    spec = loads(HANDBOOK, "host.yaml").spec
+    pool = spec.pools[0].normalized()
+    assert (pool.owner, pool.group, pool.mode, pool.autostart, pool.active) == (0, 0, "0700", True, True)
+    assert [v.normalized().format for v in pool.volumes] == ["raw", "qcow2", "qcow2"]
+    assert pool.volumes[0].capacity == 1000 * 1024**2
+    net = spec.networks[0].normalized()
+    assert net.hosts[0].mac == "52:54:00:00:00:01"  # YAML 1.1 would read it as a base-60 number
+    vm = spec.vms[0].normalized()
+    assert [d.target for d in vm.disks] == ["vda", "vdb"]
+    assert vm.nics[0].mac == "52:54:00:aa:00:01"
+    assert vm.memory == 256 * 1024**2
+
+
+def test_unset_network_fields_mean_the_defaults_of_net_create():
+    net = loads("networks:\n  - name: n\n    subnet: 10.9.0.0/24\n").spec.networks[0].normalized()
+    assert (net.mode, net.gateway, net.dhcp, net.mtu, net.hosts) == ("nat", "10.9.0.1", "10.9.0.128-10.9.0.254", None, [])
+    off = loads("networks:\n  - name: n\n    subnet: 10.9.0.0/24\n    dhcp: false\n").spec.networks[0].normalized()
+    assert off.dhcp is False
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("networks:\n  - name: n\n    subnet: 10.0.0.0/24\n    dhcpx: 1\n",
+     "host.yaml:4: networks[0].dhcpx: is not a field here; known fields: name, mode"),
+    ("pools:\n  - name: x\n    target: /var/lib/libvirt/x\n    volumes:\n      - name: v\n        capacity: 5Q\n",
+     "host.yaml:6: pools[0].volumes[0].capacity: unit 'Q' is not known"),
+    ("networks:\n  - name: n\n    subnet: 10.0.0.0/24\n    dhcp: 10.0.1.5-10.0.1.9\n",
+     "host.yaml:4: networks[0].dhcp: 10.0.1.5 is outside the subnet 10.0.0.0/24"),
+    ("vms:\n  - name: v\n    memory: 1G\n    vcpus: two\n",
+     "host.yaml:4: vms[0].vcpus: 'two': input should be a valid integer"),
+    ("vms:\n  - name: v\n    disks: []\n", "host.yaml:2: vms[0].memory: is required."),
+    ("pools:\n  - name: x\n    target: /var/lib/libvirt/x\n    mode: 0700\n",
+     "host.yaml:4: pools[0].mode: give the mode as a quoted octal string"),
+    ("pools:\n  - name: x\n    type: netfs\n    target: /var/lib/libvirt/x\n", "host.yaml:2: pools[0].host: a netfs pool needs host."),
+    ("pools:\n  - name: x\n    target: /etc\n", "host.yaml:3: pools[0].target: /etc is a system directory"),
+    ("networks:\n  - name: n\n    subnet: 10.0.0.0/24\n    hosts:\n      - mac: 52:54:00:00:00:01\n        ip: 10.0.0.5\n"
+     "      - mac: 52:54:00:00:00:02\n        ip: 10.0.0.5\n",
+     "host.yaml:8: networks[0].hosts[1].ip: 10.0.0.5 is already given to 52:54:00:00:00:01"),
+    ("networks:\n  - name: a\n    subnet: 10.0.0.0/24\n  - name: a\n    subnet: 10.1.0.0/24\n",
+     "host.yaml:4: networks[1].name: 'a' is given twice"),
+    ("vms:\n  - name: v\n    memory: 1G\n    disks:\n      - volume: nopool\n",
+     "host.yaml:5: vms[0].disks[0].volume: 'nopool' is not POOL/VOLUME"),
+    ("vms:\n  - name: v\n    memory: 1G\n    nics:\n      - network: n\n        model: rtl9999\n",
+     "host.yaml:6: vms[0].nics[0].model: 'rtl9999' is not a NIC model"),
+    ("pools:\n  - name: x\n    target: /var/lib/libvirt/x\n    volumes:\n      - name: v\n        capacity: 1G\n"
+     "        format: raw\n        backing: x/base\n", "host.yaml:7: pools[0].volumes[0].format: a volume with a backing"),
+    ("pools: [\n", "host.yaml:2: not valid YAML"),
+    ("pools:\n  - name: x\n    name: y\n", "host.yaml:3: pools[0].name: is given twice."),
+])
+def test_mistakes_are_refused_at_file_line_and_field(text, expected):
+    assert refusal(text).startswith(expected)
+
+
+def test_export_yaml_loads_back_to_the_same_spec():
+    spec = loads(HANDBOOK).spec
+    again = loads(to_yaml(spec)).spec
+    assert again == spec
+    assert "capacity: 1000M" in to_yaml(spec)  # sizes are written in virsh units
+
+
+def test_json_schema_is_generated_from_the_models():
+    schema = json_schema()
+    assert set(schema["properties"]) == {"pools", "networks", "vms"}
+    assert schema["additionalProperties"] is False
+    volume = schema["$defs"]["VolumeEntry"]["properties"]["capacity"]
+    assert {"type": "string", "pattern": volume["anyOf"][1]["pattern"]} in volume["anyOf"]
+    assert set(schema["$defs"]["NetworkEntry"]["properties"]) >= {"mode", "subnet", "dhcp", "hosts", "mtu"}
+
+
+def test_export_schema_needs_no_host():
+    out = subprocess.run([sys.executable, "-m", "virtops", "export", "--schema"], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert '"title": "virtops host spec"' in out.stdout
+
+
+def test_lock_refuses_a_second_holder_naming_its_pid(tmp_path, monkeypatch):
+    monkeypatch.setattr(P, "LOCK_DIR", tmp_path)
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""\
+        import sys, time
+        from virtops import plan
+        plan.LOCK_DIR = __import__('pathlib').Path({str(tmp_path)!r})
+        with plan.host_lock('qemu:///lab'):
+            print('held', flush=True)
+            time.sleep(30)
+        """)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(VirtopsError, match=f"another apply \\(pid {holder.pid}\\) is changing qemu:///lab"):
+            with P.host_lock("qemu:///lab"):
+                pass
+        with P.host_lock("qemu:///other"):  # another host is not blocked
+            pass
+    finally:
+        holder.kill()
+        holder.wait()
+    with P.host_lock("qemu:///lab"):  # the kernel released the dead holder's lock
+        pass
+
+
+def test_plan_and_apply_on_the_test_driver(test_host, tmp_path, monkeypatch):
+    monkeypatch.setattr(P, "LOCK_DIR", tmp_path)
+    text = textwrap.dedent("""\
+        pools:
+          - name: test
+            target: /var/lib/libvirt/test
+            volumes:
+              - name: base.qcow2
+                capacity: 1G
+                format: qcow2
+              - name: overlay.qcow2
+                capacity: 1G
+                backing: test/base.qcow2
+              - name: test
+                capacity: 1000M
+        """)  # networks: the test driver has no inactive network XML; they are proved on lab hosts
+    loaded = loads(text, "host.yaml")
+    first = P.make_plan(test_host, loaded)
+    assert [(a.verb, a.label) for a in first.actions] == [
+        ("create", "pool test"), ("create", "volume test/base.qcow2"), ("create", "volume test/overlay.qcow2"),
+        ("create", "volume test/test")]
+    P.apply(test_host, loaded)
+    assert P.make_plan(test_host, loaded).actions == []
+    # A reference to something neither in the spec nor on the host is refused at its line.
+    bad = loads(text + "vms:\n  - name: v\n    memory: 64M\n    disks:\n      - volume: test/nope\n", "host.yaml")
+    with pytest.raises(SpecError, match=r"host.yaml:17: vms\[0\].disks\[0\].volume: test/nope is no volume"):
+        P.make_plan(test_host, bad)
+
+
+def test_empty_spec_is_a_valid_host_spec():
+    assert loads("", "host.yaml").spec == HostSpec()
