@@ -7,7 +7,7 @@ DEBIAN_PACKAGES=(
   libvirt-daemon-system qemu-system-x86 qemu-utils dnsmasq-base libvirt-dev pkg-config
   linux-image-amd64 busybox-static
   iproute2 iptables nftables iputils-ping util-linux python3-venv python3-dev gcc
-  nfs-ganesha nfs-ganesha-vfs
+  nfs-ganesha nfs-ganesha-vfs rpcbind nfs-common
 )
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -374,8 +374,10 @@ class Pools:
                 undo.append(("remove directory", lambda: pool.delete(0)))
             steps.append("built" if not existed else "built (directory already existed; permissions applied)")
             if start:
-                with libvirt_errors(f"starting pool {spec.name}"):
+                try:
                     pool.create(0)
+                except libvirt.libvirtError as err:
+                    raise VirtopsError(_start_failure(spec.name, pool, err, undone=True)) from err
                 undo.append(("stop", pool.destroy))
                 steps.append("started")
             if autostart:
@@ -529,8 +531,11 @@ def parse_sources(text: str, host: str) -> list[PoolSource]:
     return found
 
 
-def _start_failure(name: str, pool: libvirt.virStoragePool, err: libvirt.libvirtError) -> str:
-    """One sentence; for a mount that failed, the mount's own complaint rather than libvirt's wrapper."""
+def _start_failure(name: str, pool: libvirt.virStoragePool, err: libvirt.libvirtError, undone: bool = False) -> str:
+    """One sentence; for a mount that failed, the mount's own complaint rather than libvirt's wrapper.
+    `undone`: the failed start was part of `create`, which removes the pool again."""
+    outcome = ("nothing was kept (use --no-start to define it anyway)" if undone
+               else "the pool stays defined and inactive")
     message = err.get_error_message() or str(err)
     match = re.search(r"\(/(?:usr/)?bin/mount [^)]*\) unexpected exit status \d+: (.*)", message.replace("\n", " "))
     if match:
@@ -543,11 +548,10 @@ def _start_failure(name: str, pool: libvirt.virStoragePool, err: libvirt.libvirt
             where = f"{where} on {info.target}"
         except libvirt.libvirtError:
             where = "its source"
-        return (f"starting pool {name} failed: mounting {where} failed ({detail}); "
-                "the pool stays defined and inactive.")
+        return f"starting pool {name} failed: mounting {where} failed ({detail}); {outcome}."
     from .errors import one_sentence
 
-    return f"starting pool {name} failed: {one_sentence(message).rstrip('.')}; the pool stays defined and inactive."
+    return f"starting pool {name} failed: {one_sentence(message).rstrip('.')}; {outcome}."
 
 
 def _undo(undo: list[tuple[str, Callable[[], object]]]) -> None:

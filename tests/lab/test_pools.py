@@ -320,3 +320,15 @@ def test_start_of_a_running_pool_is_refused(host, clean):
     host.pools.create(PoolSpec(name="test", target=TEST_TARGET))
     with pytest.raises(VirtopsError, match="already running"):
         host.pools.start("test")
+
+
+def test_netfs_create_whose_start_fails_keeps_nothing(lab, clean):
+    before = stable_state(clean.conn)
+    result = cli(lab, "pool", "create", "nfs", "--type", "netfs", "--host", "192.168.0.254", "--source-path", "/nfs",
+                 "--target", NFS_TARGET, "--format", "nfs")
+    assert result.returncode == 1
+    message = result.stderr.strip()
+    assert len(message.splitlines()) == 1
+    assert "mounting 192.168.0.254:/nfs on /var/lib/libvirt/nfs failed" in message
+    assert "nothing was kept (use --no-start to define it anyway)" in message
+    assert stable_state(clean.conn) == before
