@@ -291,3 +291,11 @@ def test_transfer_refusals(lab, pool, tmp_path):
     assert existing.read_text() == "keep me"
     assert cli(lab, "vol", "download", "test/small", str(existing), "--overwrite").returncode == 0
     assert existing.stat().st_size == MiB
+
+
+def test_virsh_style_vol_create_as_takes_the_capacity_as_third_argument(lab, pool):
+    made = cli(lab, "vol-create-as", "test", "test", "1000M", "--format", "raw")
+    assert made.returncode == 0, made.stderr
+    assert pool.volumes.info("test/test").capacity == 1048576000
+    missing = cli(lab, "vol", "create", "test", "other")
+    assert missing.returncode == 2 and "give a capacity" in missing.stderr

@@ -49,14 +49,20 @@ def vol() -> None:
 @vol.command("create")
 @click.argument("pool")
 @click.argument("name")
-@click.option("--capacity", required=True, help="Size the guest sees: 1000M, 5G, 512MiB, bytes.")
+@click.argument("size", required=False, metavar="[CAPACITY]")
+@click.option("--capacity", help="Size the guest sees: 1000M, 5G, 512MiB, bytes (or the third argument, as in virsh).")
 @click.option("--allocation", help="Space reserved now: 0 = sparse (default), equal to capacity = fully allocated.")
 @click.option("--format", "vol_format", type=click.Choice(["raw", "qcow2"]), help="raw (default) or qcow2.")
 @click.option("--backing", metavar="POOL/VOL", help="qcow2 on top of this volume (a linked clone).")
 @json_option
 @pass_context
-def vol_create(ctx, pool, name, capacity, allocation, vol_format, backing, as_json) -> None:
-    """Create a volume (virsh vol-create-as)."""
+def vol_create(ctx, pool, name, size, capacity, allocation, vol_format, backing, as_json) -> None:
+    """Create a volume (virsh vol-create-as POOL NAME CAPACITY)."""
+    if size and capacity and size != capacity:
+        raise click.UsageError("give the capacity once: as the third argument or as --capacity.")
+    capacity = capacity or size
+    if not capacity:
+        raise click.UsageError("give a capacity: vol create POOL NAME 1000M, or --capacity 1000M.")
     with progress_bar(f"allocating {pool}/{name}") as progress:
         result = ctx.host().volumes.create(pool, name, capacity, allocation, vol_format, backing, progress=progress)
     _warn(result.warnings)
