@@ -56,3 +56,15 @@ def test_test_driver_host_info(test_host):
     info = test_host.info()
     assert info.hypervisor == "TEST"
     assert info.cpus == 2
+
+
+def test_the_host_is_announced_only_when_not_obvious(monkeypatch):
+    from virtops.cli.common import _host_notice
+
+    monkeypatch.delenv("LIBVIRT_DEFAULT_URI", raising=False)
+    assert _host_notice("qemu:///system", "qemu:///system") is None
+    assert _host_notice(None, "qemu:///system") is None
+    assert "test driver" in _host_notice("test:///default", "test:///default")
+    monkeypatch.setenv("LIBVIRT_DEFAULT_URI", "qemu+ssh://root@kvm1/system")
+    assert _host_notice(None, "qemu+ssh://root@kvm1/system").endswith("(from $LIBVIRT_DEFAULT_URI)")
+    assert _host_notice("qemu:///system", "qemu:///system") is None

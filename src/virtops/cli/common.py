@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
@@ -16,14 +17,25 @@ class Context:
     _host: Any = field(default=None, repr=False)
 
     def host(self):
-        """The host this command talks to, announced on stderr when it is not the obvious one."""
+        """The host this command talks to; announced on stderr when it is not the obvious one."""
         if self._host is None:
             from ..host import Host
 
             self._host = Host(self.uri)
-            if self.uri and sys.stderr.isatty():
-                click.echo(f"host: {self._host.uri}", err=True)
+            notice = _host_notice(self.uri, self._host.uri)
+            if notice:
+                click.echo(notice, err=True)
         return self._host
+
+
+def _host_notice(given: str | None, resolved: str) -> str | None:
+    """-c names the host plainly; a URI from the environment, or libvirt's in-process test driver
+    (whose state dies with the command), is said out loud."""
+    if resolved.startswith("test:"):
+        return f"host: {resolved} (libvirt's test driver: nothing is kept after this command)"
+    if not given and os.environ.get("LIBVIRT_DEFAULT_URI"):
+        return f"host: {resolved} (from $LIBVIRT_DEFAULT_URI)"
+    return None
 
 
 pass_context = click.make_pass_decorator(Context)
