@@ -6,14 +6,20 @@ from typing import Callable, Literal
 
 import libvirt
 from lxml import etree
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from . import xml as X
 from .errors import VirtopsError
 
 
+# Schemas are built when a model is first validated or dumped, not at import: light CLI start-up.
+DEFERRED = ConfigDict(defer_build=True)
+
+
 class KernelBoot(BaseModel):
     """Direct kernel boot: how the test guest starts without any disk image."""
+
+    model_config = DEFERRED
 
     kernel: str
     initrd: str | None = None
@@ -31,6 +37,8 @@ CACHE_MODES: tuple[str, ...] = CacheMode.__args__
 
 class DiskSpec(BaseModel):
     """A disk backed by a pool's volume (<disk type='volume'>, so it follows the pool) or a file path."""
+
+    model_config = DEFERRED
 
     target: str
     pool: str | None = None
@@ -95,6 +103,8 @@ class DiskSpec(BaseModel):
 class NicSpec(BaseModel):
     """A NIC on a libvirt virtual network."""
 
+    model_config = DEFERRED
+
     network: str
     mac: str | None = None
     model: str = "virtio"
@@ -123,6 +133,8 @@ class NicSpec(BaseModel):
 
 
 class DomainSpec(BaseModel):
+    model_config = DEFERRED
+
     name: str
     memory_mib: int = Field(256, gt=0)
     memory_kib: int | None = Field(None, gt=0)  # finer than MiB when given; wins over memory_mib

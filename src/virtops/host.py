@@ -1,29 +1,32 @@
 """A host: one libvirt daemon. Facts about it, and whether it can run guests with KVM or only TCG."""
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import time
-import uuid
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import libvirt
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
-from . import xml as X
 from .connection import Connection
 from .errors import libvirt_errors
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 KVM_TIMEOUT_S = 20  # a working KVM boots the test guest in 1-3 s
 TCG_TIMEOUT_S = 120
 
 
 def cache_dir() -> Path:
+    from pathlib import Path  # imported when used: every command imports this module
+
     return Path(os.environ.get("VIRTOPS_CACHE", "/var/cache/virtops"))
 
 
 class BootResult(BaseModel):
+    model_config = ConfigDict(defer_build=True)  # schema built on first use, not by every command
+
     virt_type: str
     usable: bool
     boot_seconds: float | None = None
@@ -31,6 +34,8 @@ class BootResult(BaseModel):
 
 
 class HostCheck(BaseModel):
+    model_config = ConfigDict(defer_build=True)  # schema built on first use, not by every command
+
     host: str
     kvm: BootResult
     tcg: BootResult
@@ -39,6 +44,8 @@ class HostCheck(BaseModel):
 
 
 class HostInfo(BaseModel):
+    model_config = ConfigDict(defer_build=True)  # schema built on first use, not by every command
+
     uri: str
     hostname: str
     hypervisor: str
@@ -122,6 +129,10 @@ class Host:
 
     def host_key(self) -> str:
         """Identifies the machine behind the daemon: the hardware decides whether KVM works."""
+        import hashlib
+
+        from . import xml as X
+
         caps = X.parse(self.conn.getCapabilities())
         machine = caps.findtext("host/uuid") or ""
         return hashlib.sha256(f"{machine}|{self.conn.getHostname()}".encode()).hexdigest()[:16]
@@ -164,6 +175,8 @@ class Host:
             return False
 
     def _try_boot(self, virt_type: str, timeout_s: float) -> BootResult:
+        import uuid
+
         from .domain import DomainSpec, KernelBoot, run_transient_capturing_console
         from .lab.guest import build_guest_image, kernel_cmdline, parse_report
 

@@ -10,19 +10,18 @@ import os
 import random
 import re
 import select
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
 import libvirt
 from lxml import etree
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from . import xml as X
 from .domain import BUSES, CACHE_MODES, DISK_FORMATS, DiskSpec, DomainSpec, KernelBoot, NicSpec, require_domain
 from .errors import InvalidInput, NotFound, VirtopsError, from_libvirt, libvirt_errors
-from .units import parse_size
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}$")
 MAC_PATTERN = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
@@ -39,13 +38,19 @@ STATE_NAMES = {
     libvirt.VIR_DOMAIN_CRASHED: "crashed", libvirt.VIR_DOMAIN_PMSUSPENDED: "pmsuspended",
 }
 DETACH_WAIT_S = 20.0  # the guest must release a hot-unplugged device; TCG guests are slow
-XML_WORKERS = 5  # libvirtd serves 5 concurrent calls per client by default (max_client_requests)
-PARALLEL_FROM = 200  # domains; below this, extra connections cost more than they save
-XML_CONNECTIONS = 3
+XML_THREADS = 5  # calls in flight per connection: libvirtd serves 5 per client (max_client_requests)
+PARALLEL_FROM = 200  # domains; below this, an extra connection costs more than it saves
+XML_EXTRA_CONNECTIONS = 1  # measured on a 2-core daemon: a third connection gains nothing
+
+
+# Pydantic builds a model's schema when it is first validated or dumped, not at import: the CLI
+# starts faster, and `vm list` builds none at all.
+DEFERRED = ConfigDict(defer_build=True)
 
 
 # -- models shown to people ---------------------------------------------------------------
 class DiskInfo(BaseModel):
+    model_config = DEFERRED
     target: str
     bus: str
     device: str
@@ -68,6 +73,7 @@ class DiskInfo(BaseModel):
 
 
 class NicInfo(BaseModel):
+    model_config = DEFERRED
     mac: str | None
     network: str
     type: str  # network, bridge, direct, ...
@@ -77,6 +83,7 @@ class NicInfo(BaseModel):
 
 
 class VmInfo(BaseModel):
+    model_config = DEFERRED
     name: str
     uuid: str
     state: str
@@ -91,6 +98,7 @@ class VmInfo(BaseModel):
 
 
 class DetachResult(BaseModel):
+    model_config = DEFERRED
     vm: str
     device: str
     live: bool
@@ -99,6 +107,7 @@ class DetachResult(BaseModel):
 
 
 class DeleteResult(BaseModel):
+    model_config = DEFERRED
     vm: str
     destroyed: bool
     removed_volumes: list[str]
@@ -106,6 +115,7 @@ class DeleteResult(BaseModel):
 
 # -- requests (what faces build from user input) --------------------------------------------
 class DiskRequest(BaseModel):
+    model_config = DEFERRED
     pool: str
     volume: str
     target: str | None = None
@@ -117,18 +127,21 @@ class DiskRequest(BaseModel):
 
 
 class NewDiskRequest(BaseModel):
+    model_config = DEFERRED
     pool: str
     size: int
     format: str = "qcow2"
 
 
 class NicRequest(BaseModel):
+    model_config = DEFERRED
     network: str
     mac: str | None = None
     model: str = "virtio"
 
 
 class CreateRequest(BaseModel):
+    model_config = DEFERRED
     name: str
     memory: str | int
     vcpus: int = 1
@@ -188,6 +201,8 @@ def parse_new_disk_option(text: str) -> NewDiskRequest:
     parts = text.split(":")
     if len(parts) not in (2, 3) or not parts[0]:
         raise InvalidInput("new-disk", f"{text!r} is not POOL:SIZE[:FORMAT]; give one such as test:10G or test:10G:raw.")
+    from .units import parse_size
+
     return NewDiskRequest(pool=parts[0], size=parse_size(parts[1], "new-disk size"),
                           format=parts[2] if len(parts) == 3 else "qcow2")
 
@@ -305,42 +320,70 @@ class Vms:
         """Every VM (or the running ones): states from one bulk stats call; the XML of each VM
         (MACs and networks are in no bulk call) read several at a time; IPs from one lease query
         per network."""
+        return [_vm_model(row) for row in self.list_rows(all)]
+
+    def list_rows(self, all: bool = True) -> list[dict]:
+        """What list() returns, as plain dicts in VmInfo.model_dump()'s shape: no model per VM,
+        for faces that print thousands of them."""
         flags = 0 if all else libvirt.VIR_CONNECT_GET_ALL_DOMAINS_STATS_ACTIVE
         with libvirt_errors("listing VMs"):
             stats = self.conn.getAllDomainStats(libvirt.VIR_DOMAIN_STATS_STATE, flags)
-        roots = self._xml_of_all([dom for dom, _ in stats])
-        leases = self._leases_by_mac(root for root in roots if root is not None)
-        vms = [_vm_info(root, stat.get("state.state", libvirt.VIR_DOMAIN_NOSTATE), None, None, leases)
-               for (_dom, stat), root in zip(stats, roots) if root is not None]
-        return sorted(vms, key=lambda vm: (not vm.running, vm.name))
+        rows = [row for row in self._rows_of_all(stats) if row is not None]
+        self._fill_ips(rows)
+        rows.sort(key=lambda row: (not row["running"], row["name"]))
+        return rows
 
-    def _xml_of_all(self, doms: list[libvirt.virDomain]) -> list[etree._Element | None]:
-        """The live XML of many domains. One connection is served one call at a time, so from
-        PARALLEL_FROM domains on, extra connections to the same daemon share the work."""
-        if len(doms) < PARALLEL_FROM or self.host.uri.startswith("test:"):
-            with ThreadPoolExecutor(XML_WORKERS) as pool:
-                return list(pool.map(_parsed_xml, doms))
-        uuids = [dom.UUIDString() for dom in doms]  # local: no round trip
-        shares = [uuids[i::XML_CONNECTIONS] for i in range(XML_CONNECTIONS)]
-        with ThreadPoolExecutor(XML_CONNECTIONS) as pool:
-            texts: dict[str, str | None] = {}
-            for part in pool.map(self._xml_over_own_connection, shares):
-                texts.update(part)
-        # Parsed here, not in the threads: parsing holds the GIL and would stall the fetching.
-        # A domain defined after the other connections listed is read over ours.
-        return [(X.parse(texts[u]) if texts[u] else None) if u in texts else _parsed_xml(dom)
-                for u, dom in zip(uuids, doms)]
+    def _rows_of_all(self, stats: list) -> list[dict | None]:
+        """A row per domain from its live XML (None when it vanished meanwhile). libvirt serves a
+        few calls of one client at a time and releases the GIL during each, so several threads
+        fetch; from PARALLEL_FROM domains on, threads on an extra connection share the work,
+        taking domains as soon as it is open. Parsing waits until all is fetched: a thread busy
+        parsing holds the GIL, and the fetching threads would queue for it after every call."""
+        doms = [dom for dom, _ in stats]
+        texts: list[str | None] = [None] * len(doms)
+        next_index = _Counter(len(doms))
 
-    def _xml_over_own_connection(self, uuids: list[str]) -> dict[str, str | None]:
-        try:
-            conn = libvirt.open(self.host.uri)
-        except libvirt.libvirtError:
-            return {}  # the caller reads these over the main connection
-        try:
-            wanted = set(uuids)
-            return {dom.UUIDString(): _xml_text(dom) for dom in conn.listAllDomains() if dom.UUIDString() in wanted}
-        finally:
-            conn.close()
+        def fetch(own: dict[str, libvirt.virDomain] | None) -> None:
+            while (i := next_index()) is not None:
+                dom = doms[i]
+                if own is not None:  # the same domain as an object of the extra connection
+                    dom = own.get(dom.UUIDString(), dom)  # UUIDString is local: no round trip
+                texts[i] = _xml_text(dom)
+
+        def extra_connection() -> None:
+            try:
+                conn = libvirt.open(self.host.uri)
+            except libvirt.libvirtError:
+                return  # the threads on the main connection do it all
+            try:
+                own = {dom.UUIDString(): dom for dom in conn.listAllDomains()}
+                _run_threads(fetch, [own] * XML_THREADS)
+            except libvirt.libvirtError:
+                pass  # what it did not take, the others take
+            finally:
+                conn.close()
+
+        extra = [extra_connection] * XML_EXTRA_CONNECTIONS
+        if len(doms) < PARALLEL_FROM or self.host.uri.startswith("test:"):  # test:///: one state per connection
+            extra = []
+        if doms:
+            _run_threads(lambda task: task() if task else fetch(None),
+                         [None, *extra, *[None] * (min(XML_THREADS, len(doms)) - 1)])
+        parser = _list_parser()
+        return [_vm_row(etree.fromstring(text.encode(), parser), stat.get("state.state", libvirt.VIR_DOMAIN_NOSTATE),
+                        None, None) if text else None
+                for text, (_dom, stat) in zip(texts, stats)]
+
+    def _fill_ips(self, rows: list[dict]) -> None:
+        """The IP of each NIC of a running VM, from its network's DHCP leases."""
+        networks = {nic["network"] for row in rows if row["running"] for nic in row["nics"] if nic["type"] == "network"}
+        if not networks:
+            return
+        leases = self._leases_of(networks)
+        for row in rows:
+            if row["running"]:
+                for nic in row["nics"]:
+                    nic["ip"] = leases.get(nic["mac"] or "")
 
     def info(self, name: str) -> VmInfo:
         dom = require_domain(self.conn, name)
@@ -349,7 +392,9 @@ class Vms:
             state = dom.state()[0]
             persistent = bool(dom.isPersistent())
             autostart = bool(dom.autostart()) if persistent else None
-        return _vm_info(root, state, persistent, autostart, self._leases_by_mac([root]))
+        row = _vm_row(root, state, persistent, autostart)
+        self._fill_ips([row])
+        return _vm_model(row)
 
     def dumpxml(self, name: str, inactive: bool = False) -> str:
         dom = require_domain(self.conn, name)
@@ -369,13 +414,8 @@ class Vms:
             raise VirtopsError(f"vm: {name} is not running, so it holds no leases; start it with `virtops vm start {name}`.")
         return vm.nics
 
-    def _leases_by_mac(self, roots: Iterable[etree._Element]) -> dict[str, str]:
-        """mac -> address/prefix, asking each network used by a running VM once."""
-        networks: set[str] = set()
-        for root in roots:
-            if root.get("id") is None:
-                continue  # stopped: old leases would mislead
-            networks.update(n.get("network") for n in root.iterfind("devices/interface/source") if n.get("network"))
+    def _leases_of(self, networks: Iterable[str]) -> dict[str, str]:
+        """mac -> address/prefix, asking each network (those of running VMs) once."""
         leases: dict[str, tuple[int, str]] = {}
         for net_name in networks:
             try:
@@ -725,51 +765,140 @@ def _xml_text(dom: libvirt.virDomain) -> str | None:
         return None  # undefined while we listed
 
 
-def _parsed_xml(dom: libvirt.virDomain) -> etree._Element | None:
-    text = _xml_text(dom)
-    return X.parse(text) if text else None
+class _Counter:
+    """Hands out 0, 1, ... n-1 once each to whichever thread asks, then None."""
+
+    def __init__(self, n: int):
+        self._next, self._n, self._lock = 0, n, threading.Lock()
+
+    def __call__(self) -> int | None:
+        with self._lock:
+            i = self._next
+            if i >= self._n:
+                return None
+            self._next = i + 1
+            return i
 
 
-def _vm_info(root: etree._Element, state: int, persistent: bool | None, autostart: bool | None,
-             leases: dict[str, str]) -> VmInfo:
+def _run_threads(target: Callable, args: list) -> None:
+    """target(arg) for each arg in its own thread (the first in this one); returns when all are
+    done, re-raising the first failure."""
+    errors: list[BaseException] = []
+
+    def run(arg) -> None:
+        try:
+            target(arg)
+        except BaseException as err:  # noqa: BLE001 - handed to the caller's thread
+            errors.append(err)
+
+    threads = [threading.Thread(target=run, args=(arg,), daemon=True) for arg in args[1:]]
+    for thread in threads:
+        thread.start()
+    run(args[0])
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+
+
+def _list_parser() -> etree.XMLParser:
+    """X.parse's settings, minus remove_blank_text (nothing read here is whitespace-sensitive)."""
+    return etree.XMLParser(resolve_entities=False, no_network=True)
+
+
+def _vm_row(root: etree._Element, state: int, persistent: bool | None, autostart: bool | None) -> dict:
+    """VmInfo.model_dump()'s dict straight from domain XML, the IPs left to _fill_ips. Children
+    are walked once rather than looked up one path at a time: listings read thousands."""
     running = root.get("id") is not None
-    memory = root.find("memory")
-    nics = []
-    for node in root.iterfind("devices/interface"):
-        spec = NicSpec.from_element(node)
-        target = node.find("target")
-        nics.append(NicInfo.model_construct(mac=spec.mac, network=spec.network, type=node.get("type") or "", model=spec.model,
-                            interface=target.get("dev") if target is not None and running else None,
-                            ip=leases.get(spec.mac or "") if running else None))
-    return VmInfo.model_construct(
-        name=root.findtext("name"), uuid=root.findtext("uuid") or "", state=STATE_NAMES.get(state, "unknown"),
-        running=running, persistent=persistent, autostart=autostart,
-        virt_type=root.get("type") or "", vcpus=int(root.findtext("vcpu") or 1),
-        memory_bytes=_kib(memory) * 1024,
-        disks=[_disk_info(d) for d in root.iterfind("devices/disk")], nics=nics)
+    name = uuid = vcpu = memory = None
+    disks, nics = [], []
+    for node in root:
+        tag = node.tag
+        if tag == "devices":
+            for device in node:
+                if device.tag == "disk":
+                    disks.append(_disk_row(device))
+                elif device.tag == "interface":
+                    nics.append(_nic_row(device, running))
+        elif tag == "name":
+            name = node.text
+        elif tag == "uuid":
+            uuid = node.text
+        elif tag == "vcpu":
+            vcpu = node.text
+        elif tag == "memory":
+            memory = node
+    return {"name": name, "uuid": uuid or "", "state": STATE_NAMES.get(state, "unknown"), "running": running,
+            "persistent": persistent, "autostart": autostart, "virt_type": root.get("type") or "",
+            "vcpus": int(vcpu or 1), "memory_bytes": _kib(memory) * 1024, "disks": disks, "nics": nics}
 
 
-def _disk_info(disk: etree._Element) -> DiskInfo:
-    """DiskInfo straight from a <disk> (DiskSpec.from_element's reading, minus one model per disk:
-    listings build thousands)."""
-    source = disk.find("source")
+def _disk_row(disk: etree._Element) -> dict:
+    """DiskInfo.model_dump()'s dict from a <disk>: DiskSpec.from_element's reading."""
+    source = driver = target = serial = None
+    readonly = shareable = False
+    for child in disk:
+        tag = child.tag
+        if tag == "source":
+            source = child
+        elif tag == "driver":
+            driver = child
+        elif tag == "target":
+            target = child
+        elif tag == "readonly":
+            readonly = True
+        elif tag == "shareable":
+            shareable = True
+        elif tag == "serial":
+            serial = child
     src = source.attrib if source is not None else {}
-    driver = disk.find("driver")
-    target = disk.find("target")
     pool, volume = src.get("pool"), src.get("volume")
     path = src.get("file") or src.get("dev") or src.get("name")
-    return DiskInfo.model_construct(
-        target=target.get("dev") if target is not None else "", bus=(target.get("bus") if target is not None else None) or "virtio",
-        device=disk.get("device") or "disk", source=f"{pool}/{volume}" if pool and volume else (path or "-"),
-        pool=pool, volume=volume, path=path, format=driver.get("type") if driver is not None else None,
-        readonly=disk.find("readonly") is not None, shareable=disk.find("shareable") is not None,
-        serial=disk.findtext("serial"), cache=driver.get("cache") if driver is not None else None)
+    return {"target": target.get("dev") if target is not None else "",
+            "bus": (target.get("bus") if target is not None else None) or "virtio",
+            "device": disk.get("device") or "disk", "source": f"{pool}/{volume}" if pool and volume else (path or "-"),
+            "pool": pool, "volume": volume, "path": path, "format": driver.get("type") if driver is not None else None,
+            "readonly": readonly, "shareable": shareable, "serial": (serial.text or "") if serial is not None else None,
+            "cache": driver.get("cache") if driver is not None else None}
+
+
+def _nic_row(nic: etree._Element, running: bool) -> dict:
+    """NicInfo.model_dump()'s dict from an <interface>: NicSpec.from_element's reading, plus the
+    host-side device of a running VM."""
+    source = mac = model = target = None
+    for child in nic:
+        tag = child.tag
+        if tag == "source":
+            source = child
+        elif tag == "mac":
+            mac = child
+        elif tag == "model":
+            model = child
+        elif tag == "target":
+            target = child
+    src = source.attrib if source is not None else {}
+    address = mac.get("address") if mac is not None else None
+    return {"mac": address.lower() if address else None,
+            "network": src.get("network") or src.get("bridge") or src.get("dev") or "",
+            "type": nic.get("type") or "", "model": (model.get("type") if model is not None else None) or "-",
+            "interface": target.get("dev") if target is not None and running else None, "ip": None}
+
+
+def _vm_model(row: dict) -> VmInfo:
+    # model_construct: the values come from libvirt's own XML, and listings build thousands
+    return VmInfo.model_construct(**{**row, "disks": [DiskInfo.model_construct(**d) for d in row["disks"]],
+                                     "nics": [NicInfo.model_construct(**n) for n in row["nics"]]})
 
 
 def _kib(node: etree._Element | None) -> int:
     if node is None or not node.text:
         return 0
-    return parse_size(f"{node.text}{node.get('unit', 'KiB')}") // 1024
+    unit = node.get("unit", "KiB")
+    if unit in ("KiB", "k", "K"):  # what libvirt writes
+        return int(node.text)
+    from .units import parse_size
+
+    return parse_size(f"{node.text}{unit}") // 1024
 
 
 def _undefine(dom: libvirt.virDomain) -> None:
@@ -956,6 +1085,8 @@ class _CreatePlan:
         raise InvalidInput("name", f"a VM named {name} already exists; choose another name or delete it first.")
 
     def _check_resources(self) -> int:
+        from .units import parse_size
+
         memory = parse_size(self.request.memory, "memory")
         host_memory, host_cpus = self.vms.host_limits()
         if memory < 16 * 1024**2:

@@ -14,6 +14,7 @@ import click
 class Context:
     uri: str | None = None
     debug: bool = False
+    event_loop: bool = True  # libvirt's event loop (keepalive); see Connection.event_loop
     _host: Any = field(default=None, repr=False)
 
     def host(self):
@@ -22,6 +23,7 @@ class Context:
             from ..host import Host
 
             self._host = Host(self.uri)
+            self._host.connection.event_loop = self.event_loop
             notice = _host_notice(self.uri, self._host.uri)
             if notice:
                 click.echo(notice, err=True)
@@ -42,8 +44,6 @@ pass_context = click.make_pass_decorator(Context)
 
 
 def run_main(cli: click.Group) -> int:
-    from ..errors import VirtopsError
-
     try:
         cli.main(standalone_mode=False)
         return 0
@@ -55,14 +55,17 @@ def run_main(cli: click.Group) -> int:
     except click.ClickException as usage:
         usage.show()
         return 2
-    except VirtopsError as err:
-        if _debug_requested():
-            raise
-        click.echo(f"error: {err}", err=True)
-        return err.exit_code
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)
         return 130
+    except Exception as err:
+        # Only the core raises VirtopsError, so it is one only if the core was imported: `--help`
+        # and usage errors need not import it (nor libvirt, which it imports).
+        errors = sys.modules.get("virtops.errors")
+        if errors is None or not isinstance(err, errors.VirtopsError) or _debug_requested():
+            raise
+        click.echo(f"error: {err}", err=True)
+        return err.exit_code
 
 
 def _debug_requested() -> bool:
