@@ -584,7 +584,7 @@ class Vms:
         if isinstance(ref, DiskRequest):
             request = ref
         else:
-            pool, volume = split_ref(ref, "volume")
+            pool, volume = self._pool_and_volume(ref)
             request = DiskRequest(pool=pool, volume=volume, target=target, bus=bus, cache=cache,
                                   readonly=readonly, shareable=shareable, serial=serial)
         dom = require_domain(self.conn, name)
@@ -599,6 +599,18 @@ class Vms:
         validate_device(element)
         self._attach(dom, name, element, affect_live, affect_config, f"disk {vol.pool}/{vol.volume} as {disk.target}")
         return DiskInfo.of(disk)
+
+    def _pool_and_volume(self, ref: str) -> tuple[str, str]:
+        """POOL/VOLUME, or the path of a volume in a pool as virsh takes it: the disk is then
+        attached by pool and volume all the same, so it follows the pool."""
+        if not ref.startswith("/"):
+            return split_ref(ref, "volume")
+        try:
+            vol = self.conn.storageVolLookupByPath(ref)
+            return vol.storagePoolLookupByVolume().name(), vol.name()
+        except libvirt.libvirtError:
+            raise InvalidInput("volume", f"{ref} is not a volume of any pool on this host; give POOL/VOLUME, "
+                                         "or refresh the pool that holds it.") from None
 
     def detach_disk(self, name: str, target: str, live: bool | None = None, config: bool | None = None) -> DetachResult:
         dom = require_domain(self.conn, name)

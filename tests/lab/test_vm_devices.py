@@ -86,3 +86,20 @@ def test_attach_and_detach_on_a_stopped_vm(lab, dev_host):
     assert [m.get("address") for m in root.iterfind("devices/interface/mac")] == ["52:54:00:ab:cd:ef"]
     # The freed target is the next default again.
     assert json.loads(_ok(lab, "vm", "attach-disk", "dev", f"{POOL}/a", "--json"))["target"] == "vdb"
+
+
+def test_virsh_syntax_of_attach_disk_and_attach_interface(lab, dev_host):
+    """What the handbook types: a volume's path and a target, `network NET`, --persistent."""
+    conn = dev_host.conn
+    path = conn.storagePoolLookupByName(POOL).storageVolLookupByName("a").path()
+    _ok(lab, "attach-disk", "dev", path, "vdc", "--persistent")
+    disk, = X.parse(conn.lookupByName("dev").XMLDesc(0)).xpath("devices/disk[target/@dev='vdc']")
+    assert disk.get("type") == "volume" and disk.find("source").attrib == {"pool": POOL, "volume": "a"}
+    _ok(lab, "attach-interface", "dev", "network", "default", "--model", "virtio", "--persistent")
+    assert X.parse(conn.lookupByName("dev").XMLDesc(0)).find("devices/interface/source").get("network") == "default"
+    before = host_state(conn)
+    not_a_volume = run_cli("attach-disk", "dev", "/etc/passwd", "vdd", uri=lab.uri)
+    assert not_a_volume.returncode == 1 and "is not a volume of any pool" in not_a_volume.stderr
+    wrong_type = run_cli("attach-interface", "dev", "bridge", "br0", uri=lab.uri)
+    assert wrong_type.returncode == 2
+    assert host_state(conn) == before

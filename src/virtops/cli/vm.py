@@ -226,15 +226,18 @@ def _raw_terminal(fd: int):
 
 # -- devices -----------------------------------------------------------------------------------
 def _halves(func):
+    # --persistent is virsh's spelling of our default: the running VM (if any) and its definition.
+    func = click.option("--persistent", is_flag=True, hidden=True)(func)
     func = click.option("--config", is_flag=True, default=None, help="Change the persistent definition.")(func)
     return click.option("--live", is_flag=True, default=None, help="Change the running VM.")(func)
 
 
 @vm.command("attach-disk")
 @click.argument("name")
-@click.argument("volume", metavar="POOL/VOL")
+@click.argument("volume", metavar="POOL/VOL|PATH")
+@click.argument("target_arg", required=False, metavar="[TARGET]")
 @click.option("--target", help="Disk name in the guest (default: the next free one, e.g. vdb).")
-@click.option("--bus", default="virtio", show_default=True, help="virtio, scsi, sata, ide or usb.")
+@click.option("--bus", "--targetbus", default="virtio", show_default=True, help="virtio, scsi, sata, ide or usb.")
 @click.option("--cache", help="Cache mode: none, writeback, writethrough, directsync, unsafe, default.")
 @click.option("--readonly", is_flag=True)
 @click.option("--shareable", is_flag=True, help="Allow other VMs to attach it shareable too.")
@@ -242,8 +245,11 @@ def _halves(func):
 @_halves
 @json_option
 @pass_context
-def vm_attach_disk(ctx, name, volume, target, bus, cache, readonly, shareable, serial, live, config, as_json) -> None:
-    """Attach a pool's volume; live and persistent on a running VM unless told otherwise."""
+def vm_attach_disk(ctx, name, volume, target_arg, target, bus, cache, readonly, shareable, serial, live, config,
+                   persistent, as_json) -> None:
+    """Attach a pool's volume (POOL/VOL, or its path as virsh takes it); live and persistent on a
+    running VM unless told otherwise."""
+    target = _one_of(target_arg, target, "target")
     disk = _vms(ctx).attach_disk(name, volume, target=target, bus=bus, cache=cache, readonly=readonly,
                                  shareable=shareable, serial=serial, live=live, config=config)
     if as_json:
@@ -257,21 +263,28 @@ def vm_attach_disk(ctx, name, volume, target, bus, cache, readonly, shareable, s
 @click.argument("target")
 @_halves
 @pass_context
-def vm_detach_disk(ctx, name, target, live, config) -> None:
+def vm_detach_disk(ctx, name, target, live, config, persistent) -> None:
     """Detach the disk with this target (e.g. vdb)."""
     _report_detach(_vms(ctx).detach_disk(name, target, live=live, config=config))
 
 
 @vm.command("attach-nic")
 @click.argument("name")
-@click.option("--network", required=True, help="Virtual network to plug the NIC into.")
+@click.argument("virsh_args", nargs=-1, metavar="[network NET]")
+@click.option("--network", help="Virtual network to plug the NIC into.")
 @click.option("--mac", help="MAC address (default: a free one in 52:54:00:xx:xx:xx).")
 @click.option("--model", default="virtio", show_default=True, help="virtio, e1000, e1000e, rtl8139, ...")
 @_halves
 @json_option
 @pass_context
-def vm_attach_nic(ctx, name, network, mac, model, live, config, as_json) -> None:
-    """Attach a NIC on a virtual network."""
+def vm_attach_nic(ctx, name, virsh_args, network, mac, model, live, config, persistent, as_json) -> None:
+    """Attach a NIC on a virtual network (virsh's `attach-interface VM network NET` works too)."""
+    if virsh_args:
+        if len(virsh_args) != 2 or virsh_args[0] != "network":
+            raise click.UsageError("give the network as --network NET, or as virsh does: network NET.")
+        network = _one_of(virsh_args[1], network, "network")
+    if not network:
+        raise click.UsageError("give the network: --network NET.")
     nic = _vms(ctx).attach_nic(name, network, mac=mac, model=model, live=live, config=config)
     if as_json:
         emit_json(nic.model_dump())
@@ -284,9 +297,15 @@ def vm_attach_nic(ctx, name, network, mac, model, live, config, as_json) -> None
 @click.argument("mac")
 @_halves
 @pass_context
-def vm_detach_nic(ctx, name, mac, live, config) -> None:
+def vm_detach_nic(ctx, name, mac, live, config, persistent) -> None:
     """Detach the NIC with this MAC address."""
     _report_detach(_vms(ctx).detach_nic(name, mac, live=live, config=config))
+
+
+def _one_of(positional, option, what: str):
+    if positional and option and positional != option:
+        raise click.UsageError(f"give the {what} once: as an argument or as --{what}.")
+    return positional or option
 
 
 def _report_detach(result) -> None:
