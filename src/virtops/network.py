@@ -17,9 +17,8 @@ import socket
 import struct
 import subprocess
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Literal
+from typing import Callable, Literal
 from urllib.parse import parse_qs, urlparse
 
 import libvirt
@@ -27,6 +26,7 @@ from lxml import etree
 from pydantic import BaseModel
 
 from . import xml as X
+from .undo import undo_on_failure
 from .errors import InvalidInput, NotFound, VirtopsError, libvirt_errors
 
 Mode = Literal["nat", "route", "open", "isolated", "bridge"]
@@ -719,7 +719,7 @@ class Networks:
         """Define, start and mark autostart as one operation; on failure the network is removed again."""
         spec = self.plan_create(name, **options)
         xml = spec.to_xml()
-        with _undo_on_failure() as undo:
+        with undo_on_failure() as undo:
             with libvirt_errors(f"defining network {name}"):
                 net = self.conn.networkDefineXML(xml)
             undo.append(net.undefine)
@@ -785,7 +785,7 @@ class Networks:
         saved = [(n, self._lookup(n)) for n in colliding]
         saved_state = [(n, net.XMLDesc(libvirt.VIR_NETWORK_XML_INACTIVE), bool(net.isActive()), bool(net.autostart()))
                        for n, net in saved]
-        with _undo_on_failure() as undo:
+        with undo_on_failure() as undo:
             for n, old_xml, was_active, was_auto in saved_state:
                 self.delete(n, force=True)
                 undo.append(lambda x=old_xml, a=was_active, s=was_auto: self._restore(x, a, s))
@@ -876,7 +876,7 @@ class Networks:
         rng = X.element("range", start=str(start), end=str(end))
         commands = {"add": libvirt.VIR_NETWORK_UPDATE_COMMAND_ADD_LAST, "delete": libvirt.VIR_NETWORK_UPDATE_COMMAND_DELETE}
         if command not in commands:
-            raise InvalidInput("command", f"libvirt cannot modify a DHCP range in place; use delete, then add.")
+            raise InvalidInput("command", "libvirt cannot modify a DHCP range in place; use delete, then add.")
         self._update(net, commands[command], rng, f"{command} DHCP range", libvirt.VIR_NETWORK_SECTION_IP_DHCP_RANGE)
         return f"{command} range {start}-{end}"
 
@@ -1143,18 +1143,3 @@ def _describe_collision(colliding: list[str], name: str, uuid: str | None) -> st
         return f"name {name!r} is already a network on this host"
     others = [n for n in colliding if n != name]
     return f"UUID {uuid} already belongs to network {others[0]!r}"
-
-
-@contextmanager
-def _undo_on_failure() -> Iterator[list[Callable[[], object]]]:
-    """Collect undo steps as work proceeds; on any failure run them newest first, then re-raise."""
-    undo: list[Callable[[], object]] = []
-    try:
-        yield undo
-    except BaseException:
-        for step in reversed(undo):
-            try:
-                step()
-            except (libvirt.libvirtError, VirtopsError):
-                pass  # keep undoing the rest; the original error is the one to report
-        raise

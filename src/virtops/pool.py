@@ -7,13 +7,14 @@ import posixpath
 import pwd
 import re
 import uuid
-from typing import Callable, Literal
+from typing import Literal
 
 import libvirt
 from lxml import etree
 from pydantic import BaseModel
 
 from . import xml as X
+from .undo import undo_on_failure
 from .errors import InvalidInput, NotFound, VirtopsError, from_libvirt, libvirt_errors
 
 PoolType = Literal["dir", "netfs", "fs"]
@@ -361,24 +362,23 @@ class Pools:
         """Define, build, start and mark autostart; on any failure undo what was done, newest first."""
         spec = self.check_new(spec)
         existed = self._directory_exists(spec.target)
-        undo: list[tuple[str, Callable[[], object]]] = []
         steps: list[str] = []
-        try:
+        with undo_on_failure() as undo:
             with libvirt_errors(f"defining pool {spec.name}"):
                 pool = self.conn.storagePoolDefineXML(spec.to_xml(), 0)
-            undo.append(("undefine", pool.undefine))
+            undo.append(pool.undefine)
             steps.append("defined")
             with libvirt_errors(f"building pool {spec.name} (creating {spec.target})"):
                 pool.build(0)
             if not existed:
-                undo.append(("remove directory", lambda: pool.delete(0)))
+                undo.append(lambda: pool.delete(0))  # remove the directory it made
             steps.append("built" if not existed else "built (directory already existed; permissions applied)")
             if start:
                 try:
                     pool.create(0)
                 except libvirt.libvirtError as err:
                     raise VirtopsError(_start_failure(spec.name, pool, err, undone=True)) from err
-                undo.append(("stop", pool.destroy))
+                undo.append(pool.destroy)
                 steps.append("started")
             if autostart:
                 with libvirt_errors(f"marking pool {spec.name} autostart"):
@@ -386,9 +386,6 @@ class Pools:
                 steps.append("autostart")
             with libvirt_errors(f"reading pool {spec.name}"):
                 return CreateResult(pool=pool_info(pool), steps=steps)
-        except BaseException:
-            _undo(undo)
-            raise
 
     def _directory_exists(self, path: str) -> bool:
         """Whether PATH is a directory on the libvirt host (which may be remote): start a throwaway
@@ -554,10 +551,3 @@ def _start_failure(name: str, pool: libvirt.virStoragePool, err: libvirt.libvirt
     return f"starting pool {name} failed: {one_sentence(message).rstrip('.')}; {outcome}."
 
 
-def _undo(undo: list[tuple[str, Callable[[], object]]]) -> None:
-    """Run undo steps newest first; keep going if one fails, so as much as possible is restored."""
-    for _label, action in reversed(undo):
-        try:
-            action()
-        except libvirt.libvirtError:
-            pass

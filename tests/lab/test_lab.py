@@ -8,7 +8,6 @@ import subprocess
 from pathlib import Path
 
 import libvirt
-import pytest
 
 from tests.helpers import run_cli
 from virtops.host import Host

@@ -3,7 +3,6 @@ every refusal leaving the host exactly as it was, and the CLI including virsh's 
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 

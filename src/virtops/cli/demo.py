@@ -103,7 +103,7 @@ def _run(host, lab, summary) -> None:
     console = host.vms.console(VM)
     try:
         report = _guest_report(console, lambda r: "vdb" in r.disks)
-        say(f"the guest reports: " + ", ".join(f"/dev/{d} {size} bytes" for d, size in sorted(report.disks.items())))
+        say("the guest reports: " + ", ".join(f"/dev/{d} {size} bytes" for d, size in sorted(report.disks.items())))
         summary.append(("guest sees /dev/vdb", f"{report.disks.get('vdb')} bytes"))
         _nfs_step(host, lab, summary)
         _network_steps(host, console, summary)
