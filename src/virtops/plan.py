@@ -147,7 +147,15 @@ def read_live(host) -> Live:
     return live
 
 
+def _transient(live: Live, kind: str, name: str) -> None:
+    """A transient object vanishes when stopped: it is not configuration, so specs leave it alone."""
+    live.unmanaged.add(f"{kind}/{name}")
+    live.warnings.append(f"{kind} {name} is transient (not defined); left out.")
+
+
 def _live_pool(host, info, live: Live, paths: dict[str, str]) -> PoolEntry | None:
+    if not info.persistent:
+        return _transient(live, "pool", info.name)
     if info.type not in ("dir", "netfs", "fs"):
         live.unmanaged.add(f"pool/{info.name}")
         live.warnings.append(f"pool {info.name} is of type {info.type}, which specs do not describe; left out.")
@@ -180,6 +188,8 @@ def _live_pool(host, info, live: Live, paths: dict[str, str]) -> PoolEntry | Non
 
 
 def _live_network(host, info, live: Live) -> NetworkEntry | None:
+    if not info.persistent:
+        return _transient(live, "network", info.name)
     try:
         return network_entry(host.networks.spec(info.name), info.autostart, info.active)
     except ValueError:  # pydantic: a mode such as hostdev that specs do not describe
@@ -193,6 +203,8 @@ def _live_vm(host, info, live: Live, paths: dict[str, str]) -> VmEntry | None:
 
     if info.running:
         live.running_vms.add(info.name)
+        if not host.vms.info(info.name).persistent:  # listings leave persistence out to stay fast
+            return _transient(live, "vm", info.name)
     root = X.parse(host.vms.dumpxml(info.name, inactive=True))
     memory = root.find("memory")
     disks, nics = [], []
@@ -239,6 +251,9 @@ def make_plan(host, loaded: LoadedSpec, prune: bool = False) -> Plan:
     check_references(loaded, live, prune)
     planner = _Planner(host, loaded, live)
     plan = Plan(warnings=live.warnings)
+    for pool in sorted(planner.pending_pools):
+        plan.warnings.append(f"pool {pool} is not running, so its volumes (and the VMs using them) are compared "
+                             "once it runs; apply starts it and plans again.")
     plan.actions += planner.pools()
     plan.actions += planner.volumes()
     plan.actions += planner.networks()
@@ -281,6 +296,8 @@ class _Planner:
     def __init__(self, host, loaded: LoadedSpec, live: Live):
         self.host, self.loaded, self.live = host, loaded, live
         self.spec = loaded.spec
+        # Pools to start whose volumes cannot be seen yet: their volumes and VMs wait a round.
+        self.pending_pools = {p.name for p in self.spec.pools if p.name in live.inactive_pools and p.active}
 
     def refused(self, path: tuple, err: VirtopsError):
         return self.loaded.refusal(path, err)
@@ -472,6 +489,8 @@ class _Planner:
     def vms(self) -> list[Action]:
         actions = []
         for i, entry in enumerate(self.spec.vms):
+            if any(d.volume.split("/", 1)[0] in self.pending_pools for d in entry.disks):
+                continue
             desired = entry.normalized()
             current = self.live.vm(entry.name)
             action = self._create_vm(desired) if current is None else self._update_vm(desired, current)
@@ -703,6 +722,7 @@ class NeedsConfirmation(VirtopsError):
 class ApplyResult:
     done: list[str] = field(default_factory=list)
     rounds: int = 0
+    plan: Plan | None = None  # the first plan, as shown
 
 
 def refuse_blocked(plan: Plan, yes: bool) -> None:
@@ -714,13 +734,19 @@ def refuse_blocked(plan: Plan, yes: bool) -> None:
 
 
 def apply(host, loaded: LoadedSpec, yes: bool = False, prune: bool = False,
-          progress: Callable[[str], None] | None = None, first_plan: Plan | None = None) -> ApplyResult:
-    """Run the plan under the host's lock. A pool started here shows its volumes only afterwards,
-    so plan again until nothing is left (at most three rounds)."""
+          progress: Callable[[str], None] | None = None,
+          on_plan: Callable[[Plan], None] | None = None) -> ApplyResult:
+    """Plan and run under the host's lock (so two applies never interleave, nor plan from a
+    host another is changing). on_plan sees the first plan before anything runs. A pool started
+    here shows its volumes only afterwards, so plan again until nothing is left (three rounds)."""
     result = ApplyResult()
     with host_lock(host.uri):
-        for _round in range(3):
-            plan = make_plan(host, loaded, prune) if not (first_plan and _round == 0) else first_plan
+        for round_ in range(3):
+            plan = make_plan(host, loaded, prune)
+            if round_ == 0:
+                result.plan = plan
+                if on_plan:
+                    on_plan(plan)
             if not plan.actions:
                 break
             refuse_blocked(plan, yes)

@@ -186,3 +186,22 @@ def test_plan_and_apply_on_the_test_driver(test_host, tmp_path, monkeypatch):
 
 def test_empty_spec_is_a_valid_host_spec():
     assert loads("", "host.yaml").spec == HostSpec()
+
+
+def _docs_block(language: str, index: int = 0) -> str:
+    from pathlib import Path
+
+    text = (Path(__file__).parents[2] / "docs" / "spec.md").read_text()
+    return text.split(f"```{language}\n")[index + 1].split("\n```")[0]
+
+
+def test_the_schema_in_the_docs_is_the_generated_one():
+    import json
+
+    assert json.loads(_docs_block("json")) == json_schema()
+
+
+def test_the_handbook_example_in_the_docs_loads():
+    spec = loads(_docs_block("yaml"), "docs/spec.md").spec
+    assert [v.normalized().format for v in spec.pools[0].volumes] == ["raw", "qcow2", "qcow2"]
+    assert spec.vms[0].disks[1].volume == "test/test"

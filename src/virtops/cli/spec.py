@@ -78,30 +78,23 @@ def plan(ctx, spec_file, prune, as_json) -> None:
 @pass_context
 def apply(ctx, spec_file, yes, prune, as_json) -> None:
     """Make the host match the spec through the same operations as the CLI; safe to re-run."""
-    from ..plan import NeedsConfirmation, apply as run_apply, make_plan, refuse_blocked
+    from ..plan import apply as run_apply
     from ..spec import load
 
     loaded = load(spec_file)
-    host = ctx.host()
-    first = make_plan(host, loaded, prune=prune)
-    if not as_json:
-        show_plan(first, prune)
-    try:
-        refuse_blocked(first, yes)
-    except NeedsConfirmation:
-        if as_json:
-            emit_json(first.as_dict())
-        raise
-    if not first.actions:
-        if as_json:
-            emit_json({"done": [], "plan": first.as_dict()})
-        return
+    shown = []
+    show = shown.append if as_json else (lambda first: show_plan(first, prune))
     echo = None if as_json else (lambda label: click.echo(f"done: {label}"))
-    result = run_apply(host, loaded, yes=yes, prune=prune, progress=echo)
+    try:
+        result = run_apply(ctx.host(), loaded, yes=yes, prune=prune, progress=echo, on_plan=show)
+    except Exception:
+        if as_json and shown:
+            emit_json({"done": [], "plan": shown[0].as_dict()})
+        raise
     if as_json:
-        emit_json({"done": result.done, "plan": first.as_dict()})
-        return
-    click.echo(f"Applied: {len(result.done)} step(s).")
+        emit_json({"done": result.done, "plan": result.plan.as_dict()})
+    elif result.done:
+        click.echo(f"Applied: {len(result.done)} step(s).")
 
 
 @click.command()

@@ -1,0 +1,325 @@
+"""The YAML spec on real libvirtd: export, plan, apply on lab hosts with a rich configuration."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import libvirt
+import pytest
+import yaml
+
+from tests.helpers import host_state, run_cli
+from virtops import xml as X
+from virtops.domain import DiskSpec, DomainSpec, KernelBoot, NicSpec
+from virtops.lab.labhost import Lab
+
+GiB = 1024**3
+MiB = 1024**2
+
+
+def _fresh(name: str) -> Lab:
+    lab = Lab(name)
+    if lab.exists():
+        lab.down()
+    lab.up()
+    return lab
+
+
+@pytest.fixture(scope="module")
+def source():
+    """Several pools, a dozen volumes with qcow2 backing chains, networks of four modes with
+    static hosts, VMs with several disks and NICs; all made with libvirt directly."""
+    lab = _fresh(f"spec-src-{os.getpid() % 10000}")
+    conn = libvirt.open(lab.uri)
+    try:
+        for name in ("images", "data", "spare"):
+            pool = conn.storagePoolDefineXML(X.to_string(_dir_pool(name)), 0)
+            pool.build(0)
+            pool.create(0)
+            pool.setAutostart(int(name != "spare"))
+        images = conn.storagePoolLookupByName("images")
+        images.createXML(X.to_string(_volume("base.qcow2", GiB, "qcow2")), 0)
+        base = images.storageVolLookupByName("base.qcow2").path()
+        images.createXML(X.to_string(_volume("mid.qcow2", GiB, "qcow2", backing=base)), 0)
+        mid = images.storageVolLookupByName("mid.qcow2").path()
+        for i in range(4):
+            images.createXML(X.to_string(_volume(f"linked-{i}.qcow2", 2 * GiB, "qcow2", backing=mid)), 0)
+        data = conn.storagePoolLookupByName("data")
+        for i in range(5):
+            data.createXML(X.to_string(_volume(f"disk-{i}.raw", 64 * MiB, "raw")), 0)
+        data.createXML(X.to_string(_volume("full.raw", 8 * MiB, "raw", allocation=8 * MiB)), 0)
+        for name, mode, third in (("natnet", "nat", 50), ("routed", "route", 51), ("isolated", None, 52),
+                                  ("opennet", "open", 53)):
+            net = conn.networkDefineXML(X.to_string(_network(name, mode, third)))
+            net.setAutostart(int(name != "opennet"))
+            net.create()
+        for i in range(2):
+            spec = DomainSpec(name=f"vm{i}", boot=KernelBoot(kernel="/boot/vmlinuz", cmdline="console=ttyS0"),
+                              disks=[DiskSpec(target="vda", pool="images", volume=f"linked-{i}.qcow2", format="qcow2"),
+                                     DiskSpec(target="vdb", pool="data", volume=f"disk-{i}.raw", cache="none"),
+                                     DiskSpec(target="sda", pool="data", volume="disk-4.raw", bus="scsi",
+                                              readonly=True)],
+                              nics=[NicSpec(network="natnet", mac=f"52:54:00:00:0b:0{i}"),
+                                    NicSpec(network="isolated", mac=f"52:54:00:00:0c:0{i}", model="e1000")])
+            conn.defineXML(spec.to_xml())
+    finally:
+        conn.close()
+    yield lab
+    lab.down()
+
+
+@pytest.fixture(scope="module")
+def target():
+    lab = _fresh(f"spec-dst-{os.getpid() % 10000}")
+    yield lab
+    lab.down()
+
+
+@pytest.fixture(scope="module")
+def exported(source, tmp_path_factory):
+    path = tmp_path_factory.mktemp("spec") / "host.yaml"
+    out = run_cli("export", "-o", str(path), uri=source.uri)
+    assert out.returncode == 0, out.stderr
+    return path
+
+
+def _dir_pool(name):
+    pool = X.element("pool", type="dir")
+    X.sub(pool, "name", name)
+    target = X.sub(pool, "target")
+    X.sub(target, "path", f"/var/lib/libvirt/{name}")
+    return pool
+
+
+def _volume(name, capacity, fmt, backing=None, allocation=0):
+    vol = X.element("volume")
+    X.sub(vol, "name", name)
+    X.sub(vol, "capacity", capacity, unit="bytes")
+    X.sub(vol, "allocation", allocation, unit="bytes")
+    X.sub(X.sub(vol, "target"), "format", type=fmt)
+    if backing:
+        store = X.sub(vol, "backingStore")
+        X.sub(store, "path", backing)
+        X.sub(store, "format", type="qcow2")
+    return vol
+
+
+def _network(name, mode, third):
+    net = X.element("network")
+    X.sub(net, "name", name)
+    if mode:
+        X.sub(net, "forward", mode=mode)
+    X.sub(net, "bridge", name=f"vbr{third}")
+    ip = X.sub(net, "ip", address=f"10.{third}.0.1", netmask="255.255.255.0")
+    dhcp = X.sub(ip, "dhcp")
+    X.sub(dhcp, "range", start=f"10.{third}.0.128", end=f"10.{third}.0.254")
+    X.sub(dhcp, "host", mac=f"52:54:00:00:{third:02x}:01", ip=f"10.{third}.0.10", name="fixed")
+    X.sub(dhcp, "host", mac=f"52:54:00:00:{third:02x}:02", ip=f"10.{third}.0.11")
+    return net
+
+
+def _plan_json(uri: str, path, *extra: str) -> dict:
+    out = run_cli("plan", "-f", str(path), "--json", *extra, uri=uri)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def _state(lab: Lab) -> dict:
+    conn = libvirt.open(lab.uri)
+    try:
+        return host_state(conn)
+    finally:
+        conn.close()
+
+
+# -- export, plan, apply ----------------------------------------------------------------------------
+def test_export_describes_everything_and_plan_right_after_shows_nothing(source, exported):
+    spec = yaml.safe_load(exported.read_text())
+    assert [p["name"] for p in spec["pools"]] == ["data", "images", "spare"]
+    assert sum(len(p.get("volumes", [])) for p in spec["pools"]) == 12
+    images = next(p for p in spec["pools"] if p["name"] == "images")
+    assert {"name": "mid.qcow2", "capacity": "1G", "format": "qcow2", "backing": "images/base.qcow2"} in images["volumes"]
+    data = next(p for p in spec["pools"] if p["name"] == "data")
+    assert {"name": "full.raw", "capacity": "8M", "allocation": "8M", "format": "raw"} in data["volumes"]
+    assert {n["name"]: n.get("mode", "nat") for n in spec["networks"]} == {
+        "default": "nat", "natnet": "nat", "routed": "route", "isolated": "isolated", "opennet": "open"}
+    vm0 = next(v for v in spec["vms"] if v["name"] == "vm0")
+    assert [d["target"] for d in vm0["disks"]] == ["vda", "vdb", "sda"] and len(vm0["nics"]) == 2
+    plan = _plan_json(source.uri, exported)
+    assert plan["actions"] == [] and plan["kept"] == []
+
+
+def test_apply_to_a_fresh_host_gives_the_same_spec_and_a_second_apply_plans_nothing(target, exported, tmp_path):
+    first = run_cli("apply", "-f", str(exported), uri=target.uri)
+    assert first.returncode == 0, first.stderr
+    again = tmp_path / "again.yaml"
+    assert run_cli("export", "-o", str(again), uri=target.uri).returncode == 0
+    assert again.read_text() == exported.read_text()
+    before = _state(target)
+    second = run_cli("apply", "-f", str(exported), uri=target.uri)
+    assert second.returncode == 0, second.stderr
+    assert "No changes" in second.stdout
+    assert _state(target) == before
+
+
+def test_apply_killed_midway_is_finished_by_the_next_apply(target, exported, tmp_path):
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("{}\n")
+    wiped = run_cli("apply", "-f", str(empty), "--prune", "--yes", uri=target.uri)
+    assert wiped.returncode == 0, wiped.stderr
+    assert [k for k in _state(target)] == []
+    argv = [sys.executable, "-m", "virtops", "-c", target.uri, "apply", "-f", str(exported)]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    conn = libvirt.open(target.uri)
+    try:
+        deadline = time.monotonic() + 120
+        # Persistent: creating a pool first probes its directory with a throwaway transient pool.
+        persistent = libvirt.VIR_CONNECT_LIST_STORAGE_POOLS_PERSISTENT
+        while not conn.listAllStoragePools(persistent) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        partial = host_state(conn)
+    finally:
+        conn.close()
+    assert proc.returncode == -signal.SIGKILL
+    assert any(k.startswith("pool/") for k in partial) and not any(k.startswith("dom/") for k in partial)
+    finish = run_cli("apply", "-f", str(exported), uri=target.uri)
+    assert finish.returncode == 0, finish.stderr
+    assert _plan_json(target.uri, exported)["actions"] == []
+    again = tmp_path / "again.yaml"
+    assert run_cli("export", "-o", str(again), uri=target.uri).returncode == 0
+    assert again.read_text() == exported.read_text()
+
+
+# -- drift, refusals, the lock -------------------------------------------------------------------------
+def test_drift_made_with_libvirt_shows_in_plan_and_apply_undoes_it(source, exported):
+    conn = libvirt.open(source.uri)
+    try:
+        net = conn.networkLookupByName("natnet")
+        xml = net.XMLDesc(libvirt.VIR_NETWORK_XML_INACTIVE)
+        conn.networkDefineXML(xml.replace("<bridge ", "<mtu size='9000'/><bridge ", 1))  # a field the spec leaves unset
+        flags = libvirt.VIR_NETWORK_UPDATE_AFFECT_CONFIG | libvirt.VIR_NETWORK_UPDATE_AFFECT_LIVE
+        net.update(libvirt.VIR_NETWORK_UPDATE_COMMAND_ADD_LAST, libvirt.VIR_NETWORK_SECTION_IP_DHCP_HOST, -1,
+                   "<host mac='52:54:00:00:99:99' ip='10.50.0.99'/>", flags)
+        conn.storagePoolLookupByName("data").storageVolLookupByName("disk-3.raw").resize(128 * MiB)
+        conn.storagePoolLookupByName("spare").setAutostart(1)
+    finally:
+        conn.close()
+    plan = _plan_json(source.uri, exported)
+    by_label = {f"{a['kind']} {a['name']}": a for a in plan["actions"]}
+    assert set(by_label) == {"network natnet", "volume data/disk-3.raw", "pool spare"}
+    natnet = by_label["network natnet"]
+    assert {"field": "mtu", "from": 9000, "to": None} in natnet["changes"]
+    assert {"field": "hosts", "from": "52:54:00:00:99:99 10.50.0.99", "to": None} in natnet["changes"]
+    assert natnet["mode"] == "needs-restart" and natnet["needs_yes"]
+    assert by_label["volume data/disk-3.raw"]["mode"] == "impossible"  # the spec would shrink it
+    assert by_label["pool spare"]["mode"] == "live"
+    # Taking the drift into the spec (the bigger volume) and applying with --yes converges.
+    spec = yaml.safe_load(exported.read_text())
+    data = next(p for p in spec["pools"] if p["name"] == "data")
+    next(v for v in data["volumes"] if v["name"] == "disk-3.raw")["capacity"] = "128M"
+    adopted = exported.parent / "adopted.yaml"
+    adopted.write_text(yaml.safe_dump(spec, sort_keys=False))
+    refused = run_cli("apply", "-f", str(adopted), uri=source.uri)
+    assert refused.returncode == 1 and "add --yes" in refused.stderr
+    done = run_cli("apply", "-f", str(adopted), "--yes", uri=source.uri)
+    assert done.returncode == 0, done.stderr
+    assert _plan_json(source.uri, adopted)["actions"] == []
+    exported.write_text(run_cli("export", uri=source.uri).stdout)
+
+
+BAD_SPECS = [
+    ("networks:\n  - name: natnet\n    subnet: 10.50.0.0/24\n    dhcp: {start: 1}\n", "host.yaml:4: networks[0].dhcp:"),
+    ("pools:\n  - name: data\n    target: /var/lib/libvirt/data\n    volumes:\n      - name: new.raw\n"
+     "        capacity: 10 gigs\n", "host.yaml:6: pools[0].volumes[0].capacity:"),
+    ("networks:\n  - name: extra\n    subnet: 10.50.0.0/25\n", "host.yaml:3: networks[0].subnet: 10.50.0.0/25 overlaps"),
+    ("vms:\n  - name: vm9\n    memory: 64M\n    nics:\n      - network: nowhere\n",
+     "host.yaml:5: vms[0].nics[0].network: 'nowhere' is no network in the spec or on the host"),
+    ("pools:\n  - name: images\n    target: /var/lib/libvirt/images\n    colour: blue\n",
+     "host.yaml:4: pools[0].colour: is not a field here"),
+]
+
+
+@pytest.mark.parametrize("text, expected", BAD_SPECS)
+def test_a_bad_spec_is_refused_at_file_line_field_with_the_host_unchanged(source, tmp_path, text, expected):
+    path = tmp_path / "host.yaml"
+    path.write_text(text)
+    before = _state(source)
+    for command in ("plan", "apply"):
+        out = run_cli(command, "-f", str(path), uri=source.uri)
+        assert out.returncode == 1, out.stdout
+        assert out.stderr.startswith(f"error: {tmp_path}/{expected}"), out.stderr
+        assert len(out.stderr.strip().splitlines()) == 1
+    assert _state(source) == before
+
+
+def test_impossible_changes_are_refused_before_anything_changes(source, exported, tmp_path):
+    spec = yaml.safe_load(exported.read_text())
+    spec["networks"].append({"name": "brandnew", "subnet": "10.77.0.0/24"})  # would be created...
+    images = next(p for p in spec["pools"] if p["name"] == "images")
+    next(v for v in images["volumes"] if v["name"] == "base.qcow2")["format"] = "raw"  # ...but this cannot be
+    path = tmp_path / "host.yaml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    before = _state(source)
+    out = run_cli("apply", "-f", str(path), "--yes", uri=source.uri)
+    assert out.returncode == 1
+    assert "volume images/base.qcow2: a volume's format cannot change in place" in out.stderr
+    assert _state(source) == before
+
+
+def test_the_lock_refuses_a_concurrent_apply_naming_the_holder(source, exported):
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""\
+        import time
+        from virtops.plan import host_lock
+        with host_lock({source.uri!r}):
+            print('held', flush=True)
+            time.sleep(60)
+        """)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        out = run_cli("apply", "-f", str(exported), uri=source.uri)
+        assert out.returncode == 1
+        assert f"another apply (pid {holder.pid}) is changing {source.uri}" in out.stderr
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_a_network_restart_names_the_running_guests_that_lose_their_link(source, exported, guest_image, tmp_path):
+    from virtops.lab.guest import kernel_cmdline
+    from virtops.vm import Console
+
+    conn = libvirt.open(source.uri)
+    try:
+        runner = DomainSpec(name="runner", boot=KernelBoot(kernel=str(guest_image.kernel), initrd=str(guest_image.initrd),
+                                                           cmdline=kernel_cmdline("shell")),
+                            nics=[NicSpec(network="routed", mac="52:54:00:00:0d:01")])
+        dom = conn.createXML(runner.to_xml(), 0)  # transient and running: a guest the spec does not describe
+        console = Console(conn, dom, force=True)
+        # Only a booted guest answers the hot-unplug that re-plugs its NIC after the restart.
+        console.wait_for(lambda text: "VIRTOPS-END" in text, timeout_s=180)
+        console.close()
+        spec = yaml.safe_load(exported.read_text())
+        routed = next(n for n in spec["networks"] if n["name"] == "routed")
+        routed.update(subnet="10.61.0.0/24", gateway="10.61.0.1", dhcp="10.61.0.128-10.61.0.254", hosts=[])
+        path = tmp_path / "host.yaml"
+        path.write_text(yaml.safe_dump(spec, sort_keys=False))
+        action = next(a for a in _plan_json(source.uri, path)["actions"] if a["name"] == "routed")
+        assert action["mode"] == "needs-restart"
+        assert any("runner (NIC 52:54:00:00:0d:01)" in note and "a few seconds" in note for note in action["notes"])
+        before = _state(source)
+        out = run_cli("apply", "-f", str(path), uri=source.uri)
+        assert out.returncode == 1 and "add --yes" in out.stderr and "needs --yes" in out.stdout
+        assert _state(source) == before
+        done = run_cli("apply", "-f", str(path), "--yes", uri=source.uri)
+        assert done.returncode == 0, done.stderr
+        assert _plan_json(source.uri, path)["actions"] == []
+        dom.destroy()
+    finally:
+        conn.close()
