@@ -327,11 +327,28 @@ class Volumes:
         return users
 
     def _users_or_refuse(self, pool, vol, ref: str, force: bool, doing: str) -> list[str]:
+        """VMs that reference the volume, and volumes built on it (qcow2 overlays whose backing
+        file it is): changing it under them corrupts what they see, so that needs --force."""
         info = volume_info(pool.name(), X.parse(vol.XMLDesc(0)), volume_users(self.conn))
+        overlays = self.overlays_of(info.path)
         if info.used_by and not force:
             raise VirtopsError(f"volume {ref} is used by VM(s) {', '.join(info.used_by)}; detach it first, "
                                f"or give --force to go on with {doing} it anyway.")
-        return info.used_by
+        if overlays and not force:
+            raise VirtopsError(f"volume {ref} is the backing file of {', '.join(overlays)}; delete those first, "
+                               f"or give --force to go on with {doing} it anyway.")
+        return info.used_by + [f"volume {o}" for o in overlays]
+
+    def overlays_of(self, path: str | None) -> list[str]:
+        """POOL/VOL of every volume, in any running pool, whose backing file is `path`."""
+        if not path:
+            return []
+        vols = [(pool.name(), vol) for pool in self.conn.listAllStoragePools(libvirt.VIR_CONNECT_LIST_STORAGE_POOLS_ACTIVE)
+                for vol in pool.listAllVolumes()]
+        with ThreadPoolExecutor(max_workers=LIST_WORKERS) as workers:
+            roots = workers.map(_xml_or_none, [vol for _pool, vol in vols])
+        return sorted(f"{pool}/{vol.name()}" for (pool, vol), root in zip(vols, roots)
+                      if root is not None and root.findtext("backingStore/path") == path)
 
     # -- sparse streams ---------------------------------------------------------------------
     def upload(self, ref: str, file: str, force: bool = False, progress: Progress | None = None) -> TransferResult:

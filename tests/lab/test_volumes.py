@@ -299,3 +299,13 @@ def test_virsh_style_vol_create_as_takes_the_capacity_as_third_argument(lab, poo
     assert pool.volumes.info("test/test").capacity == 1048576000
     missing = cli(lab, "vol", "create", "test", "other")
     assert missing.returncode == 2 and "give a capacity" in missing.stderr
+
+
+def test_a_backing_volume_is_not_deleted_under_its_linked_clones(lab, pool):
+    assert cli(lab, "vol", "create", "test", "base", "--capacity", "16M").returncode == 0
+    assert cli(lab, "vol", "clone", "test/base", "child", "--linked").returncode == 0
+    refused(lab, pool.conn, "vol", "delete", "test/base", field="volume test/base is the backing file of test/child",
+            words="--force")
+    refused(lab, pool.conn, "vol", "wipe", "test/base", field="volume test/base is the backing file", words="--force")
+    assert cli(lab, "vol", "delete", "test/child").returncode == 0  # the overlay first: then the base may go
+    assert cli(lab, "vol", "delete", "test/base").returncode == 0

@@ -154,7 +154,7 @@ def vol_wipe(ctx, volume, algorithm, force) -> None:
     """Overwrite a volume's data."""
     users = ctx.host().volumes.wipe(volume, algorithm, force=force)
     if users:
-        click.echo(f"warning: wiped although used by VM(s) {', '.join(users)}.", err=True)
+        click.echo(f"warning: wiped although these use it: {', '.join(users)}.", err=True)
     click.echo(f"Volume {volume} wiped ({algorithm}).")
 
 
@@ -166,7 +166,7 @@ def vol_delete(ctx, volume, force) -> None:
     """Delete a volume; refused while any VM (running or defined) uses it."""
     users = ctx.host().volumes.delete(volume, force=force)
     if users:
-        click.echo(f"warning: VM(s) {', '.join(users)} referenced this volume; their disk is now missing.", err=True)
+        click.echo(f"warning: deleted although these used it: {', '.join(users)}; their disk or backing file is now missing.", err=True)
     click.echo(f"Volume {volume} deleted.")
 
 
