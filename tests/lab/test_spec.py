@@ -234,6 +234,31 @@ def test_drift_made_with_libvirt_shows_in_plan_and_apply_undoes_it(source, expor
     exported.write_text(run_cli("export", uri=source.uri).stdout)
 
 
+def test_vm_disks_and_nics_change_in_place_and_a_nic_without_mac_matches(source, exported, tmp_path):
+    spec = yaml.safe_load(exported.read_text())
+    vm1 = next(v for v in spec["vms"] if v["name"] == "vm1")
+    vm1["disks"] = [d for d in vm1["disks"] if d["target"] != "vdb"]  # detach
+    vm1["disks"].append({"volume": "data/disk-2.raw", "target": "vdc", "serial": "extra"})  # attach
+    next(n for n in vm1["nics"] if n["network"] == "isolated")["model"] = "virtio"  # re-plug: another model
+    vm1["nics"].append({"network": "routed"})  # the host picks the MAC
+    path = tmp_path / "host.yaml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    action = next(a for a in _plan_json(source.uri, path)["actions"] if a["name"] == "vm1")
+    assert action["mode"] == "live"  # vm1 is not running: only its definition changes
+    assert {c["field"] for c in action["changes"]} == {"disks[vdb]", "disks[vdc]", "nics[52:54:00:00:0c:01]", "nics[new]"}
+    done = run_cli("apply", "-f", str(path), uri=source.uri)
+    assert done.returncode == 0, done.stderr
+    assert _plan_json(source.uri, path)["actions"] == []  # the new NIC's MAC matched
+    conn = libvirt.open(source.uri)
+    try:
+        root = X.parse(conn.lookupByName("vm1").XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+    finally:
+        conn.close()
+    assert sorted(t.get("dev") for t in root.iterfind("devices/disk/target")) == ["sda", "vda", "vdc"]
+    assert [m.get("type") for m in root.iterfind("devices/interface/model")] == ["virtio", "virtio", "virtio"]
+    exported.write_text(run_cli("export", uri=source.uri).stdout)
+
+
 BAD_SPECS = [
     ("networks:\n  - name: natnet\n    subnet: 10.50.0.0/24\n    dhcp: {start: 1}\n", "host.yaml:4: networks[0].dhcp:"),
     ("pools:\n  - name: data\n    target: /var/lib/libvirt/data\n    volumes:\n      - name: new.raw\n"
