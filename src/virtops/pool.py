@@ -443,6 +443,75 @@ class Pools:
             pool.setAutostart(1 if enabled else 0)
             return pool_info(pool)
 
+    def set_permissions(self, name: str, mode: str | None = None, owner: str | int | None = None,
+                        group: str | int | None = None) -> CreateResult:
+        """Change a dir pool's <permissions> (those left None stay) and apply them to its directory:
+        redefine the pool, then build it again, which sets mode, owner and group on the existing
+        directory. libvirt builds only a stopped pool, so a running one stops for that moment and
+        starts again (its volumes stay where they are; running VMs keep their open disks). On
+        failure the old definition, directory permissions and state come back."""
+        pool = self.lookup(name)
+        if mode is None and owner is None and group is None:
+            raise InvalidInput("--mode", "nothing to change; give --mode, --owner or --group.")
+        values = {"mode": check_mode(mode), "owner": resolve_owner(owner), "group": resolve_group(group)}
+        with libvirt_errors(f"reading pool {name}"):
+            if not pool.isPersistent():
+                raise VirtopsError(f"pool {name} is transient; only a defined pool has permissions to change.")
+            old_xml = pool.XMLDesc(libvirt.VIR_STORAGE_XML_INACTIVE)
+            active = bool(pool.isActive())
+        root = X.parse(old_xml)
+        if root.get("type") != "dir":
+            raise InvalidInput("--mode", f"pool {name} is a {root.get('type')} pool; the permissions of a mounted "
+                                         "file system are the file system's own, so only dir pools are changed.")
+        target = root.find("target")
+        perms = target.find("permissions")
+        if perms is None:
+            perms = X.sub(target, "permissions")
+        current = {tag: perms.findtext(tag) for tag in ("mode", "owner", "group", "label")}
+        for tag, value in values.items():
+            if value is not None:
+                current[tag] = str(value)
+        for node in list(perms):
+            perms.remove(node)
+        for tag in ("mode", "owner", "group", "label"):  # the schema's order
+            if current[tag] is not None:
+                X.sub(perms, tag, current[tag])
+        X.validate(root, "storagepool")
+        steps: list[str] = []
+        state = {"built": False}
+
+        def restore() -> None:
+            self.conn.storagePoolDefineXML(old_xml, 0)
+            if pool.isActive():
+                return
+            if state["built"]:
+                pool.build(0)  # the old permissions back on the directory
+            if active:
+                pool.create(0)
+
+        with undo_on_failure() as undo:
+            with libvirt_errors(f"redefining pool {name} with its new permissions"):
+                self.conn.storagePoolDefineXML(X.to_string(root), 0)
+            undo.append(restore)
+            steps.append("redefined")
+            if active:
+                with libvirt_errors(f"stopping pool {name} to apply its permissions"):
+                    pool.destroy()
+                steps.append("stopped")
+            with libvirt_errors(f"building pool {name} (applying the permissions to {root.findtext('target/path')})"):
+                state["built"] = True
+                pool.build(0)
+            steps.append("built (permissions applied to the directory)")
+            if active:
+                try:
+                    pool.create(0)
+                except libvirt.libvirtError as err:
+                    raise VirtopsError(_start_failure(name, pool, err).replace(
+                        "the pool stays defined and inactive", "its old permissions were restored")) from err
+                steps.append("started")
+            with libvirt_errors(f"reading pool {name}"):
+                return CreateResult(pool=pool_info(pool), steps=steps)
+
     def undefine(self, name: str) -> None:
         pool = self.lookup(name)
         with libvirt_errors(f"undefining pool {name}"):

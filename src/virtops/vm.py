@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict
 from . import xml as X
 from .domain import BUSES, CACHE_MODES, DISK_FORMATS, DiskSpec, DomainSpec, KernelBoot, NicSpec, require_domain
 from .errors import InvalidInput, NotFound, VirtopsError, from_libvirt, libvirt_errors
+from .undo import undo_on_failure
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}$")
 MAC_PATTERN = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
@@ -111,6 +112,16 @@ class DeleteResult(BaseModel):
     vm: str
     destroyed: bool
     removed_volumes: list[str]
+
+
+class SettingsResult(BaseModel):
+    """What `Vms.update` (and set_memory, set_vcpus, set_boot, set_autostart) changed."""
+
+    model_config = DEFERRED
+    vm: str
+    changed: list[str]  # "memory 512 MiB", "vcpus 2", "boot kernel=...", "autostart on"
+    running: bool
+    next_boot: list[str] = []  # what waits for the VM's next boot (it is running; virtops does not reboot it)
 
 
 # -- requests (what faces build from user input) --------------------------------------------
@@ -228,6 +239,33 @@ def parse_boot_option(text: str) -> KernelBoot:
     if not opts.get("kernel"):
         raise InvalidInput("boot", "kernel=PATH is missing; direct kernel boot needs at least the kernel.")
     return KernelBoot(kernel=opts["kernel"], initrd=opts.get("initrd") or None, cmdline=opts.get("cmdline", ""))
+
+
+def check_memory(value: str | int, host_memory: int) -> int:
+    """Memory in bytes, refused the way `vm create` refuses it (at least 16M, at most the host's)."""
+    from .units import parse_size
+
+    memory = parse_size(value, "memory")
+    if memory < 16 * 1024**2:
+        raise InvalidInput("memory", f"{value} is too little; give at least 16M.")
+    if memory > host_memory:
+        raise InvalidInput("memory", f"{value} is more than the host's {host_memory // 1024**2} MiB; "
+                                     "give less, e.g. 1G.")
+    if memory % 1024:
+        raise InvalidInput("memory", f"{value} is not a whole number of KiB.")
+    return memory
+
+
+def check_vcpus(vcpus: int, host_cpus: int) -> int:
+    if isinstance(vcpus, bool) or not isinstance(vcpus, int) or not 1 <= vcpus <= host_cpus:
+        raise InvalidInput("vcpus", f"{vcpus} is not between 1 and the host's {host_cpus} CPUs.")
+    return vcpus
+
+
+def check_boot(boot: KernelBoot | None) -> KernelBoot | None:
+    if boot is not None and not (boot.kernel or "").strip():
+        raise InvalidInput("boot", "kernel=PATH is missing; direct kernel boot needs at least the kernel.")
+    return boot
 
 
 def normalize_mac(mac: str, field_name: str = "mac") -> str:
@@ -761,6 +799,94 @@ class Vms:
         info = self.conn.getInfo()
         return info[1] * 1024**2, info[2]
 
+    # ---- settings: memory, vCPUs, direct kernel boot, autostart ----
+    def set_memory(self, name: str, memory: str | int) -> SettingsResult:
+        return self.update(name, memory=memory)
+
+    def set_vcpus(self, name: str, vcpus: int) -> SettingsResult:
+        return self.update(name, vcpus=vcpus)
+
+    def set_boot(self, name: str, boot: KernelBoot | None) -> SettingsResult:
+        """Direct kernel boot (kernel, initrd, cmdline); None: boot from the first disk instead."""
+        return self.update(name, boot=boot, change_boot=True)
+
+    def set_autostart(self, name: str, enabled: bool = True) -> SettingsResult:
+        return self.update(name, autostart=enabled)
+
+    def is_autostart(self, name: str) -> bool:
+        dom = require_domain(self.conn, name)
+        with libvirt_errors(f"reading VM {name}"):
+            return bool(dom.isPersistent() and dom.autostart())
+
+    def check_resources(self, memory: str | int | None = None, vcpus: int | None = None) -> int | None:
+        """The checks of `vm create` for memory and vCPUs against this host; memory in bytes."""
+        host_memory, host_cpus = self.host_limits()
+        if vcpus is not None:
+            check_vcpus(vcpus, host_cpus)
+        return check_memory(memory, host_memory) if memory is not None else None
+
+    def update(self, name: str, memory: str | int | None = None, vcpus: int | None = None,
+               boot: KernelBoot | None = None, change_boot: bool = False,
+               autostart: bool | None = None) -> SettingsResult:
+        """Change a VM's persistent definition: memory (maximum and current), vCPUs (maximum and
+        current), direct kernel boot, autostart. Everything is checked before anything changes;
+        a later step that fails undoes the earlier ones. A running VM keeps its memory, vCPUs and
+        boot until its next boot (virtops does not reboot it); autostart takes effect at once."""
+        from .units import format_size
+
+        dom = require_domain(self.conn, name)
+        if not dom.isPersistent():
+            raise VirtopsError(f"vm: {name} is transient (not defined), so it has no definition to change; "
+                               "define it first with `virtops vm define`.")
+        if memory is None and vcpus is None and not change_boot and autostart is None:
+            raise InvalidInput("memory", "nothing to change; give --memory, --vcpus, --boot or --autostart.")
+        size = self.check_resources(memory, vcpus)
+        check_boot(boot if change_boot else None)
+        running = bool(dom.isActive())
+        with libvirt_errors(f"reading VM {name}"):
+            config = X.parse(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+        if change_boot:
+            X.validate(_with_boot(config, boot), "domain")  # refused here, before anything changes
+        changed: list[str] = []
+        cfg = libvirt.VIR_DOMAIN_AFFECT_CONFIG
+        with undo_on_failure() as undo:
+            if size is not None:
+                old_max, old_cur = _kib(config.find("memory")), _kib(config.find("currentMemory"))
+                with libvirt_errors(f"setting the memory of VM {name}"):
+                    # The maximum first: lowering it below the current memory lowers that too.
+                    dom.setMemoryFlags(size // 1024, cfg | libvirt.VIR_DOMAIN_MEM_MAXIMUM)
+                    undo.append(lambda m=old_max, c=old_cur or old_max: _restore_memory(dom, m, c))
+                    dom.setMemoryFlags(size // 1024, cfg)
+                changed.append(f"memory {format_size(size)}")
+            if vcpus is not None:
+                node = config.find("vcpu")
+                old_max = int(node.text) if node is not None and node.text else 1
+                old_cur = int(node.get("current", old_max)) if node is not None else old_max
+                with libvirt_errors(f"setting the vCPUs of VM {name}"):
+                    dom.setVcpusFlags(vcpus, cfg | libvirt.VIR_DOMAIN_VCPU_MAXIMUM)
+                    undo.append(lambda m=old_max, c=old_cur: _restore_vcpus(dom, m, c))
+                    dom.setVcpusFlags(vcpus, cfg)
+                changed.append(f"vcpus {vcpus}")
+            if change_boot:
+                # Redefine from the definition as it is now (memory and vCPUs above included).
+                with libvirt_errors(f"reading VM {name}"):
+                    current = X.parse(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+                before = X.to_string(current)
+                updated = _with_boot(current, boot)
+                X.validate(updated, "domain")
+                with libvirt_errors(f"redefining VM {name} with its new boot"):
+                    self.conn.defineXMLFlags(X.to_string(updated), libvirt.VIR_DOMAIN_DEFINE_VALIDATE)
+                undo.append(lambda xml=before: self.conn.defineXML(xml))
+                changed.append(f"boot {_boot_text(boot)}")
+            if autostart is not None:
+                with libvirt_errors(f"setting autostart of VM {name}"):
+                    was = bool(dom.autostart())
+                    dom.setAutostart(1 if autostart else 0)
+                undo.append(lambda on=was: dom.setAutostart(int(on)))
+                changed.append(f"autostart {'on' if autostart else 'off'}")
+        waits = [c for c in changed if not c.startswith("autostart")] if running else []
+        return SettingsResult(vm=name, changed=changed, running=running, next_boot=waits)
+
     # ---- console ----
     def console(self, name: str, force: bool = False) -> "Console":
         dom = require_domain(self.conn, name)
@@ -770,6 +896,53 @@ class Vms:
 
 
 # -- helpers of the operations --------------------------------------------------------------
+def _restore_memory(dom: libvirt.virDomain, max_kib: int, cur_kib: int) -> None:
+    cfg = libvirt.VIR_DOMAIN_AFFECT_CONFIG
+    dom.setMemoryFlags(max_kib, cfg | libvirt.VIR_DOMAIN_MEM_MAXIMUM)
+    dom.setMemoryFlags(cur_kib, cfg)
+
+
+def _restore_vcpus(dom: libvirt.virDomain, max_n: int, cur_n: int) -> None:
+    cfg = libvirt.VIR_DOMAIN_AFFECT_CONFIG
+    dom.setVcpusFlags(max_n, cfg | libvirt.VIR_DOMAIN_VCPU_MAXIMUM)
+    dom.setVcpusFlags(cur_n, cfg)
+
+
+def _boot_text(boot: KernelBoot | None) -> str:
+    if boot is None:
+        return "from the first disk"
+    return ",".join(f"{key}={value}" for key, value in (("kernel", boot.kernel), ("initrd", boot.initrd),
+                                                         ("cmdline", boot.cmdline)) if value)
+
+
+def _with_boot(config: etree._Element, boot: KernelBoot | None) -> etree._Element:
+    """A copy of a domain definition whose <os> boots BOOT's kernel directly (None: from the first
+    disk, <boot dev='hd'/>, unless devices carry their own boot order)."""
+    import copy
+
+    root = copy.deepcopy(config)
+    os_ = root.find("os")
+    if os_ is None:
+        os_ = X.sub(root, "os")
+    for tag in ("kernel", "initrd", "cmdline", "dtb", "boot"):
+        for node in os_.findall(tag):
+            os_.remove(node)
+    after = [n for n in os_ if n.tag in ("type", "firmware", "loader", "nvram")]
+    index = os_.index(after[-1]) + 1 if after else 0
+    if boot is not None:
+        nodes = [X.element("kernel", boot.kernel)]
+        if boot.initrd:
+            nodes.append(X.element("initrd", boot.initrd))
+        nodes.append(X.element("cmdline", boot.cmdline))
+    elif root.find("devices/*/boot[@order]") is None:
+        nodes = [X.element("boot", dev="hd")]
+    else:
+        nodes = []
+    for offset, node in enumerate(nodes):
+        os_.insert(index + offset, node)
+    return root
+
+
 def _xml_text(dom: libvirt.virDomain) -> str | None:
     try:
         return dom.XMLDesc(0)
@@ -1097,17 +1270,8 @@ class _CreatePlan:
         raise InvalidInput("name", f"a VM named {name} already exists; choose another name or delete it first.")
 
     def _check_resources(self) -> int:
-        from .units import parse_size
-
-        memory = parse_size(self.request.memory, "memory")
         host_memory, host_cpus = self.vms.host_limits()
-        if memory < 16 * 1024**2:
-            raise InvalidInput("memory", f"{self.request.memory} is too little; give at least 16M.")
-        if memory > host_memory:
-            raise InvalidInput("memory", f"{self.request.memory} is more than the host's {host_memory // 1024**2} MiB; "
-                                         "give less, e.g. 1G.")
-        if memory % 1024:
-            raise InvalidInput("memory", f"{self.request.memory} is not a whole number of KiB.")
+        memory = check_memory(self.request.memory, host_memory)
         if not 1 <= self.request.vcpus <= host_cpus:
             raise InvalidInput("vcpus", f"{self.request.vcpus} is not between 1 and the host's {host_cpus} CPUs.")
         return memory

@@ -81,6 +81,26 @@ def pool_define_as(ctx, name, as_json, **options) -> None:
     click.echo(f"Pool {name} defined.")
 
 
+@pool.command("set")
+@click.argument("name")
+@click.option("--mode", help="Mode of the target directory, octal (e.g. 0750).")
+@click.option("--owner", help="Owner of the target directory: user name or uid.")
+@click.option("--group", help="Group of the target directory: group name or gid.")
+@json_option
+@pass_context
+def pool_set(ctx, name, mode, owner, group, as_json) -> None:
+    """Change a dir pool's permissions and apply them to its directory.
+
+    libvirt applies them by building the pool, which it does only when the pool is stopped: a
+    running pool stops for a moment and starts again (running VMs keep their open disks)."""
+    result = ctx.host().pools.set_permissions(name, mode=mode, owner=owner, group=group)
+    if as_json:
+        emit_json(result.model_dump())
+        return
+    info = result.pool
+    click.echo(f"Pool {name}: mode {info.mode}, owner {info.owner}, group {info.group}; {', '.join(result.steps)}.")
+
+
 @pool.command("list")
 @click.option("--all", "show_all", is_flag=True, help="Include inactive pools.")
 @json_option

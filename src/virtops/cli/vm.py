@@ -150,6 +150,33 @@ def vm_create(ctx, name, memory, vcpus, disks, new_disks, networks, boot, cdrom,
     click.echo(f"VM {info.name} {'started' if info.running else 'defined'} (type {info.virt_type}).")
 
 
+@vm.command("set")
+@click.argument("name")
+@click.option("--memory", metavar="SIZE", help="Memory (maximum and current), e.g. 512M or 2G.")
+@click.option("--vcpus", type=int, help="Number of vCPUs (maximum and current).")
+@click.option("--boot", metavar="kernel=PATH,initrd=PATH,cmdline=ARGS", help="Direct kernel boot.")
+@click.option("--no-boot", is_flag=True, help="Drop direct kernel boot: boot from the first disk.")
+@click.option("--autostart/--no-autostart", default=None, help="Start the VM with the host (or not).")
+@json_option
+@pass_context
+def vm_set(ctx, name, memory, vcpus, boot, no_boot, autostart, as_json) -> None:
+    """Change a VM's memory, vCPUs, direct kernel boot or autostart in its definition.
+
+    A running VM keeps its memory, vCPUs and boot until its next boot (virtops does not reboot it)."""
+    from .. import vm as core
+
+    if boot and no_boot:
+        raise click.UsageError("give --boot or --no-boot, not both.")
+    result = _vms(ctx).update(name, memory=memory, vcpus=vcpus, boot=core.parse_boot_option(boot) if boot else None,
+                              change_boot=bool(boot or no_boot), autostart=autostart)
+    if as_json:
+        emit_json(result.model_dump())
+        return
+    click.echo(f"VM {name}: {', '.join(result.changed)}.")
+    if result.next_boot:
+        click.echo(f"{', '.join(result.next_boot)}: takes effect at VM {name}'s next boot; virtops does not reboot it.")
+
+
 @vm.command("define")
 @click.argument("file", type=click.File("r"))
 @pass_context
