@@ -16,7 +16,7 @@ import pytest
 
 from tests.helpers import host_state, run_cli
 from virtops import xml as X
-from virtops.lab.guest import kernel_cmdline, parse_report
+from virtops.lab.guest import kernel_cmdline, wait_for_report
 
 VM = "handbook"
 MIB = 1024**2
@@ -75,30 +75,6 @@ def _cli(lab, *args: str) -> str:
     return result.stdout
 
 
-def _wait_report(console, condition, timeout_s: float = 90):
-    """The newest complete report printed after now that satisfies condition (asking again now and then)."""
-    since = len(console.buffer)
-    deadline = time.monotonic() + timeout_s
-    report = None
-    while time.monotonic() < deadline:
-        console.write(b"vo-report\n")
-        text = console.wait_for(lambda t: _ok(t, condition), timeout_s=min(10, deadline - time.monotonic()), since=since)
-        if _ok(text, condition):
-            return parse_report(text)
-        if "VIRTOPS-END" in text:
-            report = parse_report(text)
-    raise AssertionError(f"no guest report satisfied the condition; last one: {report}")
-
-
-def _ok(text: str, condition) -> bool:
-    if "VIRTOPS-END" not in text:
-        return False
-    try:
-        return condition(parse_report(text))
-    except ValueError:
-        return False
-
-
 @pytest.fixture
 def handbook_host(host):
     conn = host.conn
@@ -132,7 +108,7 @@ def test_handbook_disk_and_nic_inside_the_guest(lab, handbook_host, guest_image)
     _cli(lab, "vm", "start", VM)
     console = handbook_host.vms.console(VM)
     try:
-        report = _wait_report(console, lambda r: "vdb" in r.disks)
+        report = wait_for_report(console, lambda r: "vdb" in r.disks)
         assert report.disks["vdb"] == 1048576000
         assert report.disks["vda"] == 64 * MIB
 
@@ -140,7 +116,7 @@ def test_handbook_disk_and_nic_inside_the_guest(lab, handbook_host, guest_image)
         nic = json.loads(_cli(lab, "vm", "attach-nic", VM, "--network", "mynetwork", "--model", "virtio", "--json"))
         mac = nic["mac"]
         assert mac.startswith("52:54:00:")
-        report = _wait_report(console, lambda r: any(n.mac == mac and n.ip for n in r.nics))
+        report = wait_for_report(console, lambda r: any(n.mac == mac and n.ip for n in r.nics))
         guest_nic = next(n for n in report.nics if n.mac == mac)
         address = ipaddress.ip_interface(guest_nic.ip)
         assert ipaddress.ip_address("192.168.200.128") <= address.ip <= ipaddress.ip_address("192.168.200.254")
@@ -158,11 +134,11 @@ def test_handbook_disk_and_nic_inside_the_guest(lab, handbook_host, guest_image)
         # Hot-plug a second volume, see it in the guest, unplug it, see it go.
         hot = json.loads(_cli(lab, "vm", "attach-disk", VM, "test/hot", "--json"))
         assert hot["target"] == "vdc"
-        report = _wait_report(console, lambda r: "vdc" in r.disks)
+        report = wait_for_report(console, lambda r: "vdc" in r.disks)
         assert report.disks["vdc"] == 32 * MIB
         out = _cli(lab, "vm", "detach-disk", VM, "vdc")
         assert "detached" in out
-        _wait_report(console, lambda r: "vdc" not in r.disks)
+        wait_for_report(console, lambda r: "vdc" not in r.disks)
         assert not X.parse(conn.lookupByName(VM).XMLDesc(0)).xpath("devices/disk[target/@dev='vdc']")
 
         # A live half that QEMU refuses (IDE cannot be hot-plugged): the persistent half is taken back.
@@ -174,7 +150,7 @@ def test_handbook_disk_and_nic_inside_the_guest(lab, handbook_host, guest_image)
 
         # Unplug the NIC: it leaves the guest and the definition.
         _cli(lab, "vm", "detach-nic", VM, mac)
-        _wait_report(console, lambda r: all(n.mac != mac for n in r.nics))
+        wait_for_report(console, lambda r: all(n.mac != mac for n in r.nics))
         assert conn.lookupByName(VM).XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE).count("<interface") == 0
     finally:
         console.close()
