@@ -26,6 +26,10 @@ LOCK_DIR = Path(os.environ.get("VIRTOPS_LOCK_DIR", "/run/virtops/locks"))
 NETWORK_EDIT_FIELDS = ("mode", "dev", "subnet", "gateway", "dhcp", "domain", "mtu")
 NETWORK_FIXED_FIELDS = ("bridge", "ipv6")
 POOL_STATE_FIELDS = ("autostart", "active")
+# A dir pool's permissions change in place (Pools.set_permissions); other types mount a file system.
+POOL_PERMISSION_FIELDS = ("mode", "owner", "group")
+# A VM's settings Vms.update changes in its definition; a running VM gets them at its next boot.
+VM_BOOT_FIELDS = ("memory", "vcpus", "boot")
 SIZE_FIELDS = ("capacity", "memory", "allocation")
 
 
@@ -228,7 +232,7 @@ def _live_vm(host, info, live: Live, paths: dict[str, str]) -> VmEntry | None:
     boot = BootEntry.model_construct(kernel=kernel, initrd=root.findtext("os/initrd"),
                                      cmdline=root.findtext("os/cmdline") or "") if kernel else None
     return VmEntry.model_construct(name=info.name, memory=_memory_bytes(memory), vcpus=int(root.findtext("vcpu") or 1),
-                                   boot=boot, disks=disks, nics=nics)
+                                   boot=boot, autostart=host.vms.is_autostart(info.name), disks=disks, nics=nics)
 
 
 def _memory_bytes(node) -> int:
@@ -328,14 +332,26 @@ class _Planner:
         if not changes:
             return None
         action = Action("pool", desired.name, "update", changes=changes)
-        fixed = [c.field for c in changes if c.field not in POOL_STATE_FIELDS]
+        in_place = POOL_STATE_FIELDS + (POOL_PERMISSION_FIELDS if current.type == desired.type == "dir" else ())
+        fixed = [c.field for c in changes if c.field not in in_place]
         if fixed:
             action.mode = "impossible"
             action.notes.append(f"a pool's {', '.join(fixed)} cannot change in place; delete the pool and create it "
                                 "again (its volumes with it), or keep the host's value in the spec.")
             return action
         pools, name = self.host.pools, desired.name
+        if any(c.field in POOL_PERMISSION_FIELDS for c in changes):
+            action.steps.append((f"set permissions of pool {name} (mode {desired.mode}, owner {desired.owner}, "
+                                 f"group {desired.group}) and build it to apply them to {desired.target}",
+                                 lambda: pools.set_permissions(name, mode=desired.mode, owner=desired.owner,
+                                                               group=desired.group)))
+            if current.active:
+                action.notes.append(f"pool {name} stops for a moment and starts again, because libvirt applies "
+                                    "permissions to the directory only when it builds a stopped pool; its volumes "
+                                    "stay and running VMs keep their open disks.")
         for change in changes:
+            if change.field in POOL_PERMISSION_FIELDS:
+                continue
             if change.field == "active" and change.new:
                 if desired.type in ("dir", "netfs"):  # building only makes the directory; an fs build would format
                     action.steps.append((f"build pool {name}", lambda: pools.build(name)))
@@ -493,7 +509,7 @@ class _Planner:
                 continue
             desired = entry.normalized()
             current = self.live.vm(entry.name)
-            action = self._create_vm(desired) if current is None else self._update_vm(desired, current)
+            action = self._create_vm(desired) if current is None else self._update_vm(i, desired, current)
             if action:
                 actions.append(action)
         return actions
@@ -511,25 +527,23 @@ class _Planner:
         changes = _fields_set(desired, exclude={"name", "disks", "nics"})
         changes += [Change("disks", None, _disk_text(d)) for d in desired.disks]
         changes += [Change("nics", None, _nic_text(n)) for n in desired.nics]
-        return Action("vm", desired.name, "create", changes=changes,
-                      steps=[(f"create vm {desired.name}", lambda: vms.create(request))])
+        steps = [(f"create vm {desired.name}", lambda: vms.create(request))]
+        if desired.autostart:
+            steps.append((f"set autostart of vm {desired.name} to True",
+                          lambda: vms.set_autostart(desired.name, True)))
+        return Action("vm", desired.name, "create", changes=changes, steps=steps)
 
-    def _update_vm(self, desired: VmEntry, current: VmEntry) -> Action | None:
+    def _update_vm(self, i: int, desired: VmEntry, current: VmEntry) -> Action | None:
         changes = _diff(current, desired, exclude={"name", "disks", "nics"})
         action = Action("vm", desired.name, "update", changes=changes)
-        if changes:
-            action.mode = "impossible"
-            action.notes.append(f"a spec changes a VM's disks and NICs, not its {', '.join(c.field for c in changes)}; "
-                                "change those with `virtops vm define` (or keep the host's value in the spec).")
         running = desired.name in self.live.running_vms
+        settings = self._settings_steps(i, action, desired, running)
         detach, attach, replug = self._disk_changes(action, desired, current)
         d2, a2, r2 = self._nic_changes(action, desired, current)
         detach, attach, replug = detach + d2, attach + a2, replug + r2
         if not action.changes:
             return None
-        if action.mode == "impossible":
-            return action
-        action.steps = detach + attach
+        action.steps = settings + detach + attach
         if running and replug:
             action.mode = "needs-restart"
             action.disruptive = True
@@ -538,6 +552,32 @@ class _Planner:
         elif running and detach:
             action.notes.append(f"running VM {desired.name} loses the removed device(s) at once (hot-unplug).")
         return action
+
+    def _settings_steps(self, i: int, action: Action, desired: VmEntry, running: bool) -> list:
+        """Memory, vCPUs, boot and autostart: one Vms.update, checked against the host now. A running
+        VM gets the first three at its next boot (needs-restart; virtops does not reboot it)."""
+        from .domain import KernelBoot
+
+        vms, name = self.host.vms, desired.name
+        changed = {c.field for c in action.changes}
+        if not changed:
+            return []
+        memory = size_text(desired.memory) if "memory" in changed else None
+        vcpus = desired.vcpus if "vcpus" in changed else None
+        try:
+            vms.check_resources(memory=memory, vcpus=vcpus)
+        except InvalidInput as err:
+            raise self.refused(("vms", i), err) from None
+        boot = KernelBoot(**desired.boot.model_dump()) if desired.boot else None
+        autostart = desired.autostart if "autostart" in changed else None
+        at_boot = [f for f in VM_BOOT_FIELDS if f in changed]
+        if running and at_boot:
+            action.mode = "needs-restart"
+            action.notes.append(f"{', '.join(at_boot)}: takes effect at VM {name}'s next boot; virtops does not "
+                                "reboot it.")
+        label = ", ".join(sorted(changed))
+        return [(f"set {label} of vm {name}", lambda: vms.update(
+            name, memory=memory, vcpus=vcpus, boot=boot, change_boot="boot" in changed, autostart=autostart))]
 
     def _disk_changes(self, action: Action, desired: VmEntry, current: VmEntry):
         vms, name = self.host.vms, desired.name

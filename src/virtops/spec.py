@@ -192,6 +192,7 @@ class VmEntry(Model):
     memory: Size
     vcpus: int = Field(1, gt=0)
     boot: BootEntry | None = None
+    autostart: bool = Field(False, description="Start with the host (`virtops vm set --autostart`).")
     disks: list[DiskEntry] = []
     nics: list[NicEntry] = []
 

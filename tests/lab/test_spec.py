@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -348,3 +349,114 @@ def test_a_network_restart_names_the_running_guests_that_lose_their_link(source,
         dom.destroy()
     finally:
         conn.close()
+
+
+# -- VM settings and pool permissions, in place ---------------------------------------------------------
+def _edited(source, tmp_path, edit) -> str:
+    """The live host's spec (as earlier tests left it), edited."""
+    spec = yaml.safe_load(run_cli("export", uri=source.uri).stdout)
+    edit(spec)
+    path = tmp_path / "host.yaml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    return path
+
+
+def _dominfo(uri: str, name: str) -> dict[str, str]:
+    out = subprocess.run(["virsh", "-c", uri, "dominfo", name], capture_output=True, text=True, check=True).stdout
+    return {k.strip(): v.strip() for k, _, v in (line.partition(":") for line in out.splitlines()) if v}
+
+
+def test_memory_vcpus_boot_and_autostart_of_a_stopped_vm_change_live(source, exported, tmp_path):
+    def edit(spec):
+        vm0 = next(v for v in spec["vms"] if v["name"] == "vm0")
+        vm0.update(memory="128M", vcpus=2, autostart=True, boot={"kernel": "/boot/vmlinuz-2", "cmdline": "quiet"})
+    path = _edited(source, tmp_path, edit)
+    action = next(a for a in _plan_json(source.uri, path)["actions"] if a["name"] == "vm0")
+    assert action["mode"] == "live" and not action["needs_yes"]
+    assert {c["field"] for c in action["changes"]} == {"memory", "vcpus", "boot", "autostart"}
+    assert {"field": "memory", "from": 256 * MiB, "to": 128 * MiB} in action["changes"]
+    done = run_cli("apply", "-f", str(path), uri=source.uri)
+    assert done.returncode == 0, done.stderr
+    conn = libvirt.open(source.uri)
+    try:
+        dom = conn.lookupByName("vm0")
+        root = X.parse(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+        autostart = dom.autostart()
+    finally:
+        conn.close()
+    assert root.findtext("memory") == root.findtext("currentMemory") == str(128 * 1024) and root.findtext("vcpu") == "2"
+    assert root.findtext("os/kernel") == "/boot/vmlinuz-2" and root.findtext("os/cmdline") == "quiet"
+    assert autostart == 1
+    info = _dominfo(source.uri, "vm0")
+    assert info["Max memory"] == f"{128 * 1024} KiB" and info["CPU(s)"] == "2" and info["Autostart"] == "enable"
+    assert _plan_json(source.uri, path)["actions"] == []
+    exported.write_text(run_cli("export", uri=source.uri).stdout)
+    assert "autostart: true" in exported.read_text()
+
+
+def test_a_running_vm_gets_its_new_memory_and_vcpus_at_its_next_boot_stated_in_the_plan(source, exported, tmp_path):
+    conn = libvirt.open(source.uri)
+    try:
+        # No disk, BIOS boot: QEMU runs (SeaBIOS finds nothing to boot): a running, persistent VM.
+        dom = conn.defineXML(DomainSpec(name="spinner", memory_mib=64, boot_devices=["hd"]).to_xml())
+        dom.create()
+        spec_text = run_cli("export", uri=source.uri).stdout
+        spec = yaml.safe_load(spec_text)
+        next(v for v in spec["vms"] if v["name"] == "spinner").update(memory="96M", vcpus=2)
+        path = tmp_path / "host.yaml"
+        path.write_text(yaml.safe_dump(spec, sort_keys=False))
+        action = next(a for a in _plan_json(source.uri, path)["actions"] if a["name"] == "spinner")
+        assert action["mode"] == "needs-restart" and not action["needs_yes"]
+        assert "memory, vcpus: takes effect at VM spinner's next boot; virtops does not reboot it." in action["notes"]
+        done = run_cli("apply", "-f", str(path), uri=source.uri)  # nothing running is touched: no --yes needed
+        assert done.returncode == 0, done.stderr
+        config = X.parse(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+        live = X.parse(dom.XMLDesc(0))
+        assert config.findtext("memory") == str(96 * 1024) and config.findtext("vcpu") == "2"
+        assert live.findtext("memory") == str(64 * 1024) and live.findtext("vcpu") == "1" and dom.isActive()
+        assert _plan_json(source.uri, path)["actions"] == []
+    finally:
+        dom = conn.lookupByName("spinner")
+        if dom.isActive():
+            dom.destroy()
+        dom.undefine()
+        conn.close()
+
+
+def test_vm_memory_beyond_the_host_is_refused_at_its_line_with_the_host_unchanged(source, exported, tmp_path):
+    path = _edited(source, tmp_path,
+                   lambda spec: next(v for v in spec["vms"] if v["name"] == "vm1").update(memory="100T", vcpus=64))
+    before = _state(source)
+    for command in ("plan", "apply"):
+        out = run_cli(command, "-f", str(path), uri=source.uri)
+        assert out.returncode == 1, out.stdout
+        assert re.search(r"host\.yaml:\d+: vms\[1\]\.(memory: 100T is more than the host's|vcpus: 64 is not between)",
+                         out.stderr), out.stderr
+        assert len(out.stderr.strip().splitlines()) == 1
+    assert _state(source) == before
+
+
+def test_a_dir_pools_permissions_change_in_place_on_its_directory(source, exported, tmp_path):
+    import stat as stat_
+
+    directory = source.state_dir / "lib" / "data"  # the lab's /var/lib/libvirt/data
+    assert stat_.S_IMODE(os.stat(directory).st_mode) == 0o711
+
+    def edit(spec):
+        next(p for p in spec["pools"] if p["name"] == "data").update(mode="0750", owner=107, group=108)
+    path = _edited(source, tmp_path, edit)
+    action = next(a for a in _plan_json(source.uri, path)["actions"] if a["name"] == "data")
+    assert action["mode"] == "live" and {c["field"] for c in action["changes"]} == {"mode", "owner", "group"}
+    assert any("stops for a moment and starts again" in note for note in action["notes"])
+    done = run_cli("apply", "-f", str(path), uri=source.uri)
+    assert done.returncode == 0, done.stderr
+    st = os.stat(directory)
+    assert (stat_.S_IMODE(st.st_mode), st.st_uid, st.st_gid) == (0o750, 107, 108)
+    assert _plan_json(source.uri, path)["actions"] == []
+    conn = libvirt.open(source.uri)
+    try:
+        pool = conn.storagePoolLookupByName("data")
+        assert pool.isActive() and len(pool.listAllVolumes()) == 6
+    finally:
+        conn.close()
+    exported.write_text(run_cli("export", uri=source.uri).stdout)

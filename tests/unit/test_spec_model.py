@@ -205,3 +205,22 @@ def test_the_handbook_example_in_the_docs_loads():
     spec = loads(_docs_block("yaml"), "docs/spec.md").spec
     assert [v.normalized().format for v in spec.pools[0].volumes] == ["raw", "qcow2", "qcow2"]
     assert spec.vms[0].disks[1].volume == "test/test"
+
+
+def test_vm_settings_plan_live_on_a_stopped_vm_and_refuse_beyond_the_host(test_host, tmp_path, monkeypatch):
+    monkeypatch.setattr(P, "LOCK_DIR", tmp_path)
+    for dom in test_host.conn.listAllDomains():  # the test driver's own running 'test' VM
+        if dom.isActive():
+            dom.destroy()
+        dom.undefine()
+    test_host.conn.defineXML("<domain type='test'><name>v</name><memory unit='KiB'>65536</memory><vcpu>1</vcpu>"
+                             "<os><type>hvm</type></os></domain>")
+    loaded = loads("vms:\n  - name: v\n    memory: 128M\n    vcpus: 2\n    autostart: true\n", "host.yaml")
+    plan = P.make_plan(test_host, loaded)
+    (action,) = plan.actions
+    assert (action.verb, action.mode, action.disruptive) == ("update", "live", False)
+    assert {c.field for c in action.changes} == {"memory", "vcpus", "autostart"}
+    assert [label for label, _ in action.steps] == ["set autostart, memory, vcpus of vm v"]
+    too_much = loads("vms:\n  - name: v\n    memory: 100T\n", "host.yaml")
+    with pytest.raises(SpecError, match=r"host.yaml:3: vms\[0\].memory: 100T is more than the host's 8192 MiB"):
+        P.make_plan(test_host, too_much)
