@@ -1,7 +1,10 @@
-"""Helpers shared by tests: the XML of every object on a host, to prove a refusal changed nothing."""
+"""Helpers shared by tests: the XML of every object on a host (to prove a refusal changed nothing),
+the real CLI in a subprocess, and XML for objects tests define with libvirt directly."""
 from __future__ import annotations
 
 import libvirt
+
+from virtops import xml as X
 
 
 def host_state(conn: libvirt.virConnect) -> dict[str, str]:
@@ -23,8 +26,6 @@ def host_state(conn: libvirt.virConnect) -> dict[str, str]:
 def _without_usage(pool_xml: str) -> str:
     """A pool's capacity/allocation/available follow the filesystem, which other processes
     write to; they are not configuration."""
-    from virtops import xml as X
-
     root = X.parse(pool_xml)
     for tag in ("capacity", "allocation", "available"):
         for node in root.findall(tag):
@@ -41,3 +42,39 @@ def run_cli(*args: str, uri: str | None = None, input: str | None = None):
     if uri:
         argv += ["-c", uri]
     return subprocess.run([*argv, *args], capture_output=True, text=True, input=input, timeout=600)
+
+
+# -- XML of objects that tests define with libvirt directly (the rich hosts of backup and spec tests) --
+def dir_pool_element(name):
+    pool = X.element("pool", type="dir")
+    X.sub(pool, "name", name)
+    target = X.sub(pool, "target")
+    X.sub(target, "path", f"/var/lib/libvirt/{name}")
+    return pool
+
+
+def volume_element(name, capacity, fmt, backing=None, allocation=0):
+    vol = X.element("volume")
+    X.sub(vol, "name", name)
+    X.sub(vol, "capacity", capacity, unit="bytes")
+    X.sub(vol, "allocation", allocation, unit="bytes")
+    X.sub(X.sub(vol, "target"), "format", type=fmt)
+    if backing:
+        store = X.sub(vol, "backingStore")
+        X.sub(store, "path", backing)
+        X.sub(store, "format", type="qcow2")
+    return vol
+
+
+def network_element(name, mode, third):
+    net = X.element("network")
+    X.sub(net, "name", name)
+    if mode:
+        X.sub(net, "forward", mode=mode)
+    X.sub(net, "bridge", name=f"vbr{third}")
+    ip = X.sub(net, "ip", address=f"10.{third}.0.1", netmask="255.255.255.0")
+    dhcp = X.sub(ip, "dhcp")
+    X.sub(dhcp, "range", start=f"10.{third}.0.128", end=f"10.{third}.0.254")
+    X.sub(dhcp, "host", mac=f"52:54:00:00:{third:02x}:01", ip=f"10.{third}.0.10", name="fixed")
+    X.sub(dhcp, "host", mac=f"52:54:00:00:{third:02x}:02", ip=f"10.{third}.0.11")
+    return net

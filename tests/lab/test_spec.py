@@ -14,7 +14,7 @@ import libvirt
 import pytest
 import yaml
 
-from tests.helpers import host_state, run_cli
+from tests.helpers import dir_pool_element, network_element, volume_element, host_state, run_cli
 from virtops import xml as X
 from virtops.domain import DiskSpec, DomainSpec, KernelBoot, NicSpec
 from virtops.lab.labhost import Lab
@@ -39,24 +39,24 @@ def source():
     conn = libvirt.open(lab.uri)
     try:
         for name in ("images", "data", "spare"):
-            pool = conn.storagePoolDefineXML(X.to_string(_dir_pool(name)), 0)
+            pool = conn.storagePoolDefineXML(X.to_string(dir_pool_element(name)), 0)
             pool.build(0)
             pool.create(0)
             pool.setAutostart(int(name != "spare"))
         images = conn.storagePoolLookupByName("images")
-        images.createXML(X.to_string(_volume("base.qcow2", GiB, "qcow2")), 0)
+        images.createXML(X.to_string(volume_element("base.qcow2", GiB, "qcow2")), 0)
         base = images.storageVolLookupByName("base.qcow2").path()
-        images.createXML(X.to_string(_volume("mid.qcow2", GiB, "qcow2", backing=base)), 0)
+        images.createXML(X.to_string(volume_element("mid.qcow2", GiB, "qcow2", backing=base)), 0)
         mid = images.storageVolLookupByName("mid.qcow2").path()
         for i in range(4):
-            images.createXML(X.to_string(_volume(f"linked-{i}.qcow2", 2 * GiB, "qcow2", backing=mid)), 0)
+            images.createXML(X.to_string(volume_element(f"linked-{i}.qcow2", 2 * GiB, "qcow2", backing=mid)), 0)
         data = conn.storagePoolLookupByName("data")
         for i in range(5):
-            data.createXML(X.to_string(_volume(f"disk-{i}.raw", 64 * MiB, "raw")), 0)
-        data.createXML(X.to_string(_volume("full.raw", 8 * MiB, "raw", allocation=8 * MiB)), 0)
+            data.createXML(X.to_string(volume_element(f"disk-{i}.raw", 64 * MiB, "raw")), 0)
+        data.createXML(X.to_string(volume_element("full.raw", 8 * MiB, "raw", allocation=8 * MiB)), 0)
         for name, mode, third in (("natnet", "nat", 50), ("routed", "route", 51), ("isolated", None, 52),
                                   ("opennet", "open", 53)):
-            net = conn.networkDefineXML(X.to_string(_network(name, mode, third)))
+            net = conn.networkDefineXML(X.to_string(network_element(name, mode, third)))
             net.setAutostart(int(name != "opennet"))
             net.create()
         for i in range(2):
@@ -87,41 +87,6 @@ def exported(source, tmp_path_factory):
     out = run_cli("export", "-o", str(path), uri=source.uri)
     assert out.returncode == 0, out.stderr
     return path
-
-
-def _dir_pool(name):
-    pool = X.element("pool", type="dir")
-    X.sub(pool, "name", name)
-    target = X.sub(pool, "target")
-    X.sub(target, "path", f"/var/lib/libvirt/{name}")
-    return pool
-
-
-def _volume(name, capacity, fmt, backing=None, allocation=0):
-    vol = X.element("volume")
-    X.sub(vol, "name", name)
-    X.sub(vol, "capacity", capacity, unit="bytes")
-    X.sub(vol, "allocation", allocation, unit="bytes")
-    X.sub(X.sub(vol, "target"), "format", type=fmt)
-    if backing:
-        store = X.sub(vol, "backingStore")
-        X.sub(store, "path", backing)
-        X.sub(store, "format", type="qcow2")
-    return vol
-
-
-def _network(name, mode, third):
-    net = X.element("network")
-    X.sub(net, "name", name)
-    if mode:
-        X.sub(net, "forward", mode=mode)
-    X.sub(net, "bridge", name=f"vbr{third}")
-    ip = X.sub(net, "ip", address=f"10.{third}.0.1", netmask="255.255.255.0")
-    dhcp = X.sub(ip, "dhcp")
-    X.sub(dhcp, "range", start=f"10.{third}.0.128", end=f"10.{third}.0.254")
-    X.sub(dhcp, "host", mac=f"52:54:00:00:{third:02x}:01", ip=f"10.{third}.0.10", name="fixed")
-    X.sub(dhcp, "host", mac=f"52:54:00:00:{third:02x}:02", ip=f"10.{third}.0.11")
-    return net
 
 
 def _plan_json(uri: str, path, *extra: str) -> dict:
