@@ -39,6 +39,7 @@ SYSTEM_DIRS = frozenset({
 # Trees that belong to the system as a whole: nothing under them can be a pool.
 SYSTEM_TREES = ("/proc", "/sys", "/dev", "/etc", "/boot", "/run", "/bin", "/sbin", "/lib", "/usr")
 
+PROBE_PREFIX = "virtops-probe-"  # transient pools that only test whether a directory exists
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+-]{0,99}$")
 HOST_PATTERN = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.:-]{0,252})$")
 MODE_PATTERN = re.compile(r"^0?[0-7]{3}$")
@@ -360,6 +361,7 @@ class Pools:
 
     def create(self, spec: PoolSpec, start: bool = True, autostart: bool = True) -> CreateResult:
         """Define, build, start and mark autostart; on any failure undo what was done, newest first."""
+        self._remove_stale_probes()
         spec = self.check_new(spec)
         existed = self._directory_exists(spec.target)
         steps: list[str] = []
@@ -391,7 +393,7 @@ class Pools:
         """Whether PATH is a directory on the libvirt host (which may be remote): start a throwaway
         transient dir pool on it. Lets create() remove on failure only a directory it made itself."""
         probe = X.element("pool", type="dir")
-        X.sub(probe, "name", f"virtops-probe-{uuid.uuid4().hex[:12]}")
+        X.sub(probe, "name", f"{PROBE_PREFIX}{uuid.uuid4().hex[:12]}")
         X.sub(X.sub(probe, "target"), "path", path)
         X.validate(probe, "storagepool")
         try:
@@ -403,6 +405,16 @@ class Pools:
         except libvirt.libvirtError:
             pass
         return True
+
+    def _remove_stale_probes(self) -> None:
+        """A create killed between starting its probe and stopping it leaves the transient probe
+        running (libvirt has no auto-destroy for pools); it would hold its target. Stop such leftovers."""
+        for pool in self.conn.listAllStoragePools(libvirt.VIR_CONNECT_LIST_STORAGE_POOLS_TRANSIENT):
+            if pool.name().startswith(PROBE_PREFIX):
+                try:
+                    pool.destroy()
+                except libvirt.libvirtError:
+                    pass  # another create's probe, stopped by its owner meanwhile
 
     # -- life cycle ---------------------------------------------------------------------
     def build(self, name: str) -> PoolInfo:

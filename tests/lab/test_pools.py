@@ -331,3 +331,15 @@ def test_netfs_create_whose_start_fails_keeps_nothing(lab, clean):
     assert "mounting 192.168.0.254:/nfs on /var/lib/libvirt/nfs failed" in message
     assert "nothing was kept (use --no-start to define it anyway)" in message
     assert stable_state(clean.conn) == before
+
+
+def test_a_probe_left_by_a_killed_create_does_not_block_the_next(lab, clean):
+    """create() probes whether the target exists with a transient pool; if a create is killed
+    while its probe runs, the next create stops the leftover instead of calling the target taken."""
+    probe = X.element("pool", type="dir")
+    X.sub(probe, "name", "virtops-probe-leftover")
+    X.sub(X.sub(probe, "target"), "path", "/var/lib/libvirt")
+    clean.conn.storagePoolCreateXML(X.to_string(probe), 0)
+    result = cli(lab, "pool", "create", "test", "--target", TEST_TARGET)
+    assert result.returncode == 0, result.stderr
+    assert [p.name() for p in clean.conn.listAllStoragePools()] == ["test"]
