@@ -56,21 +56,13 @@ def _volumes(pool: libvirt.virStoragePool) -> list[HostObject]:
 
 
 def order_backing_first(volumes: list[HostObject]) -> list[HostObject]:
-    """A volume's backing volume has to exist before it: sort each chain base first."""
-    by_path = {X.parse(v.xml).findtext("target/path"): v for v in volumes}
-    ordered: list[HostObject] = []
+    """A volume's backing volume has to exist before it: each chain base first."""
+    from .volume import backing_first
 
-    def visit(vol: HostObject, seen: set[str]) -> None:
-        if vol in ordered or vol.name in seen:
-            return
-        backing = X.parse(vol.xml).findtext("backingStore/path")
-        if backing in by_path:
-            visit(by_path[backing], seen | {vol.name})
-        ordered.append(vol)
-
-    for vol in sorted(volumes, key=lambda v: v.name):
-        visit(vol, set())
-    return ordered
+    paths = {v.name: X.parse(v.xml) for v in volumes}
+    return backing_first(sorted(volumes, key=lambda v: v.name),
+                         key=lambda v: paths[v.name].findtext("target/path"),
+                         backing=lambda v: paths[v.name].findtext("backingStore/path"))
 
 
 # -- comparing ------------------------------------------------------------------------

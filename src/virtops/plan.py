@@ -20,6 +20,7 @@ from .errors import InvalidInput, VirtopsError
 from .spec import (POOL_PERMISSION_DEFAULTS, BootEntry, DiskEntry, HostSpec, LoadedSpec, NetworkEntry, NicEntry, PoolEntry, VmEntry,
                    VolumeEntry, network_entry, size_text)
 from .units import format_size
+from .volume import backing_first
 
 LOCK_DIR = Path(os.environ.get("VIRTOPS_LOCK_DIR", "/run/virtops/locks"))
 # Fields of a network the in-place edit (Networks.edit) changes; the rest need a new network.
@@ -372,7 +373,7 @@ class _Planner:
             for j, vol in enumerate(pool.volumes):
                 wanted.append((("pools", i, "volumes", j), pool.name, vol.normalized()))
         actions = []
-        for path, pool_name, desired in _backing_first(wanted):
+        for path, pool_name, desired in backing_first(wanted, _item_ref, _item_backing):
             current_pool = self.live.pool(pool_name)
             current = next((v for v in current_pool.volumes if v.name == desired.name), None) if current_pool else None
             action = self._create_volume(pool_name, desired) if current is None else \
@@ -636,7 +637,7 @@ class _Planner:
         wanted_vols = {f"{p.name}/{v.name}" for p in spec.pools for v in p.volumes}
         volumes = self.host.volumes
         doomed = [((), p.name, v) for p in live.spec.pools for v in p.volumes if f"{p.name}/{v.name}" not in wanted_vols]
-        for _path, pool, vol in reversed(_backing_first(doomed)):  # overlays before what they stand on
+        for _path, pool, vol in reversed(backing_first(doomed, _item_ref, _item_backing)):  # overlays before what they stand on
             ref = f"{pool}/{vol.name}"
             actions.append(Action("volume", ref, "delete", steps=[(f"delete volume {ref}", lambda r=ref: volumes.delete(r))]))
         wanted_pools = {p.name for p in spec.pools}
@@ -727,24 +728,14 @@ def _match_nics(wanted: list[NicEntry], have: list[NicEntry]) -> list[tuple[NicE
     return pairs
 
 
-def _backing_first(items: list[tuple]) -> list[tuple]:
-    """(path, pool, VolumeEntry) with each backing volume before its overlays."""
-    by_ref = {f"{pool}/{vol.name}": (path, pool, vol) for path, pool, vol in items}
-    ordered: list[tuple] = []
-    seen: set[str] = set()
+def _item_ref(item: tuple) -> str:
+    """(path, pool, VolumeEntry) -> POOL/VOLUME, the name a backing refers to."""
+    _path, pool, vol = item
+    return f"{pool}/{vol.name}"
 
-    def visit(ref: str, trail: set[str]) -> None:
-        if ref in seen or ref in trail or ref not in by_ref:
-            return
-        backing = by_ref[ref][2].backing
-        if backing:
-            visit(backing, trail | {ref})
-        seen.add(ref)
-        ordered.append(by_ref[ref])
 
-    for ref in by_ref:
-        visit(ref, set())
-    return ordered
+def _item_backing(item: tuple) -> str | None:
+    return item[2].backing
 
 
 # -- applying ------------------------------------------------------------------------------------

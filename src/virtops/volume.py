@@ -7,7 +7,7 @@ import posixpath
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Callable, Literal
+from typing import Callable, Literal, TypeVar
 
 import libvirt
 from lxml import etree
@@ -16,6 +16,8 @@ from pydantic import BaseModel
 from . import xml as X
 from .errors import InvalidInput, NotFound, VirtopsError, from_libvirt, libvirt_errors
 from .units import format_size, parse_size
+
+T = TypeVar("T")
 
 Progress = Callable[[int, int], None]  # (done, total) in bytes
 VolumeFormat = Literal["raw", "qcow2"]
@@ -124,6 +126,28 @@ def volume_users(conn: libvirt.virConnect) -> VolumeUsers:
             if source.get("pool") and source.get("volume"):
                 users.by_volume.setdefault((source.get("pool"), source.get("volume")), set()).add(name)
     return users
+
+
+def backing_first(items: list[T], key: Callable[[T], str], backing: Callable[[T], str | None]) -> list[T]:
+    """Items ordered so that each comes after the volume it is backed by (a qcow2 chain's base
+    first): the order to create volumes in; reversed, the order to delete them in. A backing that
+    is not among the items is already there; a cycle is cut where it closes."""
+    by_key = {key(item): item for item in items}
+    ordered: list[T] = []
+    seen: set[str] = set()
+
+    def visit(name: str, trail: set[str]) -> None:
+        if name in seen or name in trail or name not in by_key:
+            return
+        base = backing(by_key[name])
+        if base:
+            visit(base, trail | {name})
+        seen.add(name)
+        ordered.append(by_key[name])
+
+    for name in by_key:
+        visit(name, set())
+    return ordered
 
 
 # -- checks on input ----------------------------------------------------------------------
