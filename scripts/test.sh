@@ -5,6 +5,7 @@ cd "$(dirname "$0")/.."
 scripts/install.sh
 report=$(mktemp /tmp/virtops-junit.XXXXXX.xml)
 export VIRTOPS_REQUIRE_LAB=1
+export HYPOTHESIS_PROFILE=${HYPOTHESIS_PROFILE:-ci}
 status=0
 .venv/bin/python -m pytest -q -rs --junitxml="$report" "$@" || status=$?
 .venv/bin/python - "$report" <<'PY' || status=1

@@ -10,6 +10,12 @@ import shutil
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# CI explores the same examples every run, so a landing never depends on luck; local runs
+# keep hypothesis' randomness, which is how new bugs are found.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 from virtops.host import Host
 from virtops.lab.labhost import Lab

@@ -31,11 +31,19 @@ def parse_size(text: str | int, field: str = "size") -> int:
     return int(value)
 
 
+BINARY_UNITS = (("KiB", 1024), ("MiB", 1024**2), ("GiB", 1024**3), ("TiB", 1024**4))
+
+
 def format_size(size: int | None) -> str:
-    """Human size in binary units, as virsh prints them (1000.00 MiB)."""
+    """Human size in binary units, as virsh prints them (1000.00 MiB). The unit is chosen after
+    rounding, so 1048571 bytes reads 1.00 MiB, not 1024.00 KiB."""
     if size is None:
         return "-"
-    for unit, factor in (("TiB", 1024**4), ("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
-        if size >= factor:
-            return f"{size / factor:.2f} {unit}"
-    return f"{size} B"
+    if size < 1024:
+        return f"{size} B"
+    for unit, factor in BINARY_UNITS[:-1]:
+        text = f"{size / factor:.2f}"
+        if float(text) < 1024:
+            return f"{text} {unit}"
+    unit, factor = BINARY_UNITS[-1]
+    return f"{size / factor:.2f} {unit}"

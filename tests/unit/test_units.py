@@ -57,3 +57,5 @@ def test_format_size_examples():
     assert format_size(5 * GiB) == "5.00 GiB"
     assert format_size(512) == "512 B"
     assert format_size(None) == "-"
+    assert format_size(1048571) == "1.00 MiB"  # rounds up to the next unit, not to 1024.00 KiB
+    assert format_size(1023) == "1023 B"
