@@ -20,7 +20,8 @@ from lxml import etree
 from pydantic import BaseModel, ConfigDict
 
 from . import xml as X
-from .domain import BUSES, CACHE_MODES, DISK_FORMATS, DiskSpec, DomainSpec, KernelBoot, NicSpec, require_domain
+from .domain import (BUSES, CACHE_MODES, DISK_FORMATS, DiskSpec, DomainSpec, KernelBoot, NicSpec, disk_fields, nic_fields,
+                     require_domain)
 from .errors import InvalidInput, NotFound, VirtopsError, from_libvirt, libvirt_errors
 from .undo import undo_on_failure
 
@@ -1019,54 +1020,19 @@ def _vm_row(root: etree._Element, state: int, persistent: bool | None, autostart
 
 
 def _disk_row(disk: etree._Element) -> dict:
-    """DiskInfo.model_dump()'s dict from a <disk>: DiskSpec.from_element's reading."""
-    source = driver = target = serial = None
-    readonly = shareable = False
-    for child in disk:
-        tag = child.tag
-        if tag == "source":
-            source = child
-        elif tag == "driver":
-            driver = child
-        elif tag == "target":
-            target = child
-        elif tag == "readonly":
-            readonly = True
-        elif tag == "shareable":
-            shareable = True
-        elif tag == "serial":
-            serial = child
-    src = source.attrib if source is not None else {}
-    pool, volume = src.get("pool"), src.get("volume")
-    path = src.get("file") or src.get("dev") or src.get("name")
-    return {"target": target.get("dev") if target is not None else "",
-            "bus": (target.get("bus") if target is not None else None) or "virtio",
-            "device": disk.get("device") or "disk", "source": f"{pool}/{volume}" if pool and volume else (path or "-"),
-            "pool": pool, "volume": volume, "path": path, "format": driver.get("type") if driver is not None else None,
-            "readonly": readonly, "shareable": shareable, "serial": (serial.text or "") if serial is not None else None,
-            "cache": driver.get("cache") if driver is not None else None}
+    """DiskInfo.model_dump()'s dict from a <disk>, without building models."""
+    f = disk_fields(disk)
+    source = f"{f['pool']}/{f['volume']}" if f["pool"] and f["volume"] else (f["path"] or "-")
+    return {"target": f["target"], "bus": f["bus"], "device": f["device"], "source": source,
+            "pool": f["pool"], "volume": f["volume"], "path": f["path"], "format": f["format"],
+            "readonly": f["readonly"], "shareable": f["shareable"], "serial": f["serial"], "cache": f["cache"]}
 
 
 def _nic_row(nic: etree._Element, running: bool) -> dict:
-    """NicInfo.model_dump()'s dict from an <interface>: NicSpec.from_element's reading, plus the
-    host-side device of a running VM."""
-    source = mac = model = target = None
-    for child in nic:
-        tag = child.tag
-        if tag == "source":
-            source = child
-        elif tag == "mac":
-            mac = child
-        elif tag == "model":
-            model = child
-        elif tag == "target":
-            target = child
-    src = source.attrib if source is not None else {}
-    address = mac.get("address") if mac is not None else None
-    return {"mac": address.lower() if address else None,
-            "network": src.get("network") or src.get("bridge") or src.get("dev") or "",
-            "type": nic.get("type") or "", "model": (model.get("type") if model is not None else None) or "-",
-            "interface": target.get("dev") if target is not None and running else None, "ip": None}
+    """NicInfo.model_dump()'s dict from an <interface>, plus the host-side device of a running VM."""
+    f = nic_fields(nic)
+    return {"mac": f["mac"], "network": f["network"], "type": f["type"], "model": f["model"],
+            "interface": f["device"] if running else None, "ip": None}
 
 
 def _vm_model(row: dict) -> VmInfo:
