@@ -6,20 +6,19 @@ from typing import Callable, Literal
 
 import libvirt
 from lxml import etree
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from . import xml as X
 from .errors import VirtopsError
+from .model import Model
 
 
 # Schemas are built when a model is first validated or dumped, not at import: light CLI start-up.
-DEFERRED = ConfigDict(defer_build=True)
 
 
-class KernelBoot(BaseModel):
+class KernelBoot(Model):
     """Direct kernel boot: how the test guest starts without any disk image."""
 
-    model_config = DEFERRED
 
     kernel: str
     initrd: str | None = None
@@ -35,10 +34,9 @@ CacheMode = Literal["default", "none", "writethrough", "writeback", "directsync"
 CACHE_MODES: tuple[str, ...] = CacheMode.__args__
 
 
-class DiskSpec(BaseModel):
+class DiskSpec(Model):
     """A disk backed by a pool's volume (<disk type='volume'>, so it follows the pool) or a file path."""
 
-    model_config = DEFERRED
 
     target: str
     pool: str | None = None
@@ -123,10 +121,9 @@ def nic_fields(nic: etree._Element) -> dict:
             "device": target.get("dev") if target is not None else None}
 
 
-class NicSpec(BaseModel):
+class NicSpec(Model):
     """A NIC on a libvirt virtual network."""
 
-    model_config = DEFERRED
 
     network: str
     mac: str | None = None
@@ -147,8 +144,7 @@ class NicSpec(BaseModel):
         return cls.model_construct(network=fields["network"], mac=fields["mac"], model=fields["model"])
 
 
-class DomainSpec(BaseModel):
-    model_config = DEFERRED
+class DomainSpec(Model):
 
     name: str
     memory_mib: int = Field(256, gt=0)

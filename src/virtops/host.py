@@ -6,10 +6,10 @@ import time
 from typing import TYPE_CHECKING
 
 import libvirt
-from pydantic import BaseModel, ConfigDict
 
 from .connection import Connection
 from .errors import libvirt_errors
+from .model import Model
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -24,8 +24,7 @@ def cache_dir() -> Path:
     return Path(os.environ.get("VIRTOPS_CACHE", "/var/cache/virtops"))
 
 
-class BootResult(BaseModel):
-    model_config = ConfigDict(defer_build=True)  # schema built on first use, not by every command
+class BootResult(Model):
 
     virt_type: str
     usable: bool
@@ -33,8 +32,7 @@ class BootResult(BaseModel):
     reason: str = ""
 
 
-class HostCheck(BaseModel):
-    model_config = ConfigDict(defer_build=True)  # schema built on first use, not by every command
+class HostCheck(Model):
 
     host: str
     kvm: BootResult
@@ -43,8 +41,7 @@ class HostCheck(BaseModel):
     checked_at: float
 
 
-class HostInfo(BaseModel):
-    model_config = ConfigDict(defer_build=True)  # schema built on first use, not by every command
+class HostInfo(Model):
 
     uri: str
     hostname: str

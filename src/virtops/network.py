@@ -23,11 +23,10 @@ from urllib.parse import parse_qs, urlparse
 
 import libvirt
 from lxml import etree
-from pydantic import BaseModel
-
 from . import xml as X
 from .undo import undo_on_failure
 from .errors import InvalidInput, NotFound, VirtopsError, libvirt_errors
+from .model import Model
 
 Mode = Literal["nat", "route", "open", "isolated", "bridge"]
 MODES: tuple[str, ...] = ("nat", "route", "open", "isolated", "bridge")
@@ -48,7 +47,7 @@ DETACH_TIMEOUT_S = 30.0
 # ---------------------------------------------------------------------------------------------
 # Models
 # ---------------------------------------------------------------------------------------------
-class DhcpHost(BaseModel):
+class DhcpHost(Model):
     """A static DHCP lease: <host mac=... ip=... name=...> inside <dhcp>."""
 
     mac: str
@@ -63,7 +62,7 @@ class DhcpHost(BaseModel):
         return cls(mac=(node.get("mac") or "").lower(), ip=node.get("ip") or "", name=node.get("name"))
 
 
-class Lease(BaseModel):
+class Lease(Model):
     """A lease dnsmasq handed out, as libvirt reports it (virsh net-dhcp-leases)."""
 
     mac: str
@@ -76,7 +75,7 @@ class Lease(BaseModel):
     iface: str | None = None
 
 
-class NetworkSpec(BaseModel):
+class NetworkSpec(Model):
     """The parts of a libvirt network virtops models. Other parts of an existing network's XML
     (DNS entries, port groups, bandwidth, its MAC) are carried over untouched by `merge_into`."""
 
@@ -210,7 +209,7 @@ def _copy(node: etree._Element) -> etree._Element:
     return X.parse(etree.tostring(node).decode())
 
 
-class NetworkInfo(BaseModel):
+class NetworkInfo(Model):
     name: str
     uuid: str
     active: bool
@@ -231,7 +230,7 @@ class NetworkInfo(BaseModel):
     leases: int = 0
 
 
-class EditPlan(BaseModel):
+class EditPlan(Model):
     """What `edit` (and `default`) will do, printed before anything runs."""
 
     network: str

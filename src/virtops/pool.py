@@ -11,11 +11,10 @@ from typing import Literal
 
 import libvirt
 from lxml import etree
-from pydantic import BaseModel
-
 from . import xml as X
 from .undo import undo_on_failure
 from .errors import InvalidInput, NotFound, VirtopsError, from_libvirt, libvirt_errors
+from .model import Model
 
 PoolType = Literal["dir", "netfs", "fs"]
 POOL_TYPES = ("dir", "netfs", "fs")
@@ -55,7 +54,7 @@ STATES = {
 
 
 # -- models -----------------------------------------------------------------------------
-class PoolSpec(BaseModel):
+class PoolSpec(Model):
     """What the operator asks for. Values are as typed; `checked()` normalises and refuses."""
 
     name: str
@@ -120,7 +119,7 @@ class PoolSpec(BaseModel):
         return X.to_string(self.to_element())
 
 
-class PoolInfo(BaseModel):
+class PoolInfo(Model):
     name: str
     type: str
     state: str
@@ -142,7 +141,7 @@ class PoolInfo(BaseModel):
     uuid: str | None = None
 
 
-class PoolSource(BaseModel):
+class PoolSource(Model):
     """One export found by source discovery (virt-manager's 'Browse')."""
 
     host: str
@@ -150,7 +149,7 @@ class PoolSource(BaseModel):
     format: str | None = None
 
 
-class CreateResult(BaseModel):
+class CreateResult(Model):
     pool: PoolInfo
     steps: list[str]
 

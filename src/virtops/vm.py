@@ -17,13 +17,12 @@ from typing import Callable, Iterable
 
 import libvirt
 from lxml import etree
-from pydantic import BaseModel, ConfigDict
-
 from . import xml as X
 from .domain import (BUSES, CACHE_MODES, DISK_FORMATS, DiskSpec, DomainSpec, KernelBoot, NicSpec, disk_fields, nic_fields,
                      require_domain)
 from .errors import InvalidInput, NotFound, VirtopsError, from_libvirt, libvirt_errors
 from .undo import undo_on_failure
+from .model import Model
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}$")
 MAC_PATTERN = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
@@ -47,12 +46,10 @@ XML_EXTRA_CONNECTIONS = 1  # measured on a 2-core daemon: a third connection gai
 
 # Pydantic builds a model's schema when it is first validated or dumped, not at import: the CLI
 # starts faster, and `vm list` builds none at all.
-DEFERRED = ConfigDict(defer_build=True)
 
 
 # -- models shown to people ---------------------------------------------------------------
-class DiskInfo(BaseModel):
-    model_config = DEFERRED
+class DiskInfo(Model):
     target: str
     bus: str
     device: str
@@ -74,8 +71,7 @@ class DiskInfo(BaseModel):
                    readonly=spec.readonly, shareable=spec.shareable, serial=spec.serial, cache=spec.cache)
 
 
-class NicInfo(BaseModel):
-    model_config = DEFERRED
+class NicInfo(Model):
     mac: str | None
     network: str
     type: str  # network, bridge, direct, ...
@@ -84,8 +80,7 @@ class NicInfo(BaseModel):
     ip: str | None = None  # address/prefix from the network's DHCP lease
 
 
-class VmInfo(BaseModel):
-    model_config = DEFERRED
+class VmInfo(Model):
     name: str
     uuid: str
     state: str
@@ -99,8 +94,7 @@ class VmInfo(BaseModel):
     nics: list[NicInfo]
 
 
-class DetachResult(BaseModel):
-    model_config = DEFERRED
+class DetachResult(Model):
     vm: str
     device: str
     live: bool
@@ -108,17 +102,15 @@ class DetachResult(BaseModel):
     pending: bool = False  # the guest had not released the device yet when we stopped waiting
 
 
-class DeleteResult(BaseModel):
-    model_config = DEFERRED
+class DeleteResult(Model):
     vm: str
     destroyed: bool
     removed_volumes: list[str]
 
 
-class SettingsResult(BaseModel):
+class SettingsResult(Model):
     """What `Vms.update` (and set_memory, set_vcpus, set_boot, set_autostart) changed."""
 
-    model_config = DEFERRED
     vm: str
     changed: list[str]  # "memory 512 MiB", "vcpus 2", "boot kernel=...", "autostart on"
     running: bool
@@ -126,8 +118,7 @@ class SettingsResult(BaseModel):
 
 
 # -- requests (what faces build from user input) --------------------------------------------
-class DiskRequest(BaseModel):
-    model_config = DEFERRED
+class DiskRequest(Model):
     pool: str
     volume: str
     target: str | None = None
@@ -138,22 +129,19 @@ class DiskRequest(BaseModel):
     serial: str | None = None
 
 
-class NewDiskRequest(BaseModel):
-    model_config = DEFERRED
+class NewDiskRequest(Model):
     pool: str
     size: int
     format: str = "qcow2"
 
 
-class NicRequest(BaseModel):
-    model_config = DEFERRED
+class NicRequest(Model):
     network: str
     mac: str | None = None
     model: str = "virtio"
 
 
-class CreateRequest(BaseModel):
-    model_config = DEFERRED
+class CreateRequest(Model):
     name: str
     memory: str | int
     vcpus: int = 1

@@ -11,11 +11,10 @@ from typing import Callable, Literal, TypeVar
 
 import libvirt
 from lxml import etree
-from pydantic import BaseModel
-
 from . import xml as X
 from .errors import InvalidInput, NotFound, VirtopsError, from_libvirt, libvirt_errors
 from .units import format_size, parse_size
+from .model import Model
 
 T = TypeVar("T")
 
@@ -36,7 +35,7 @@ POLL_S = 0.2
 
 
 # -- models -------------------------------------------------------------------------------
-class VolumeSpec(BaseModel):
+class VolumeSpec(Model):
     pool: str
     name: str
     capacity: int
@@ -63,7 +62,7 @@ class VolumeSpec(BaseModel):
         return X.to_string(self.to_element())
 
 
-class VolumeInfo(BaseModel):
+class VolumeInfo(Model):
     pool: str
     name: str
     format: str | None
@@ -76,12 +75,12 @@ class VolumeInfo(BaseModel):
     running_users: list[str] = []
 
 
-class CreateResult(BaseModel):
+class CreateResult(Model):
     volume: VolumeInfo
     warnings: list[str] = []
 
 
-class TransferResult(BaseModel):
+class TransferResult(Model):
     volume: str
     file: str
     size: int

@@ -50,9 +50,10 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import ConfigDict
 
 from ..errors import VirtopsError
+from ..model import Model
 
 __all__ = [
     "GuestImage",
@@ -443,7 +444,7 @@ def _ip_address(text: str) -> str:
 # --------------------------------------------------------------------------
 
 
-class Nic(BaseModel):
+class Nic(Model):
     """One Ethernet interface of the guest and its DHCP lease, if it has one."""
 
     model_config = ConfigDict(frozen=True)
@@ -455,7 +456,7 @@ class Nic(BaseModel):
     lease_server: str | None = None
 
 
-class GuestReport(BaseModel):
+class GuestReport(Model):
     """What the guest saw: block device sizes in bytes, NICs, ping results by target."""
 
     model_config = ConfigDict(frozen=True)
