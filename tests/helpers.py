@@ -78,3 +78,10 @@ def network_element(name, mode, third):
     X.sub(dhcp, "host", mac=f"52:54:00:00:{third:02x}:01", ip=f"10.{third}.0.10", name="fixed")
     X.sub(dhcp, "host", mac=f"52:54:00:00:{third:02x}:02", ip=f"10.{third}.0.11")
     return net
+
+
+def cli_ok(uri: str, *args: str) -> str:
+    """Run the CLI and require success; returns its standard output."""
+    result = run_cli(*args, uri=uri)
+    assert result.returncode == 0, (args, result.stderr)
+    return result.stdout

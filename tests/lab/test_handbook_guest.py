@@ -14,7 +14,7 @@ import time
 import libvirt
 import pytest
 
-from tests.helpers import host_state, run_cli
+from tests.helpers import cli_ok, host_state, run_cli
 from virtops import xml as X
 from virtops.lab.guest import kernel_cmdline, wait_for_report
 
@@ -69,12 +69,6 @@ def remove_domains_and_pool(conn: libvirt.virConnect, pool_name: str) -> None:
     pool.undefine()
 
 
-def _cli(lab, *args: str) -> str:
-    result = run_cli(*args, uri=lab.uri)
-    assert result.returncode == 0, (args, result.stderr)
-    return result.stdout
-
-
 @pytest.fixture
 def handbook_host(host):
     conn = host.conn
@@ -94,18 +88,18 @@ def handbook_host(host):
 def test_handbook_disk_and_nic_inside_the_guest(lab, handbook_host, guest_image):
     conn = handbook_host.conn
     cmdline = kernel_cmdline("shell")
-    _cli(lab, "vm", "create", VM, "--memory", "256M", "--vcpus", "1", "--disk", "test/sys",
+    cli_ok(lab.uri, "vm", "create", VM, "--memory", "256M", "--vcpus", "1", "--disk", "test/sys",
          "--boot", f"kernel={guest_image.kernel},initrd={guest_image.initrd},cmdline={cmdline}")
     pool_xml = X.parse(conn.storagePoolLookupByName("test").XMLDesc(0))
     assert pool_xml.findtext("target/permissions/mode") == "0700"
 
     # Step 3: attach the existing volume to the (stopped) VM; it becomes vdb.
-    attached = json.loads(_cli(lab, "vm", "attach-disk", VM, "test/test", "--json"))
+    attached = json.loads(cli_ok(lab.uri, "vm", "attach-disk", VM, "test/test", "--json"))
     assert attached["target"] == "vdb"
     disk, = X.parse(conn.lookupByName(VM).XMLDesc(0)).xpath("devices/disk[target/@dev='vdb']")
     assert disk.get("type") == "volume" and disk.find("source").attrib == {"pool": "test", "volume": "test"}
 
-    _cli(lab, "vm", "start", VM)
+    cli_ok(lab.uri, "vm", "start", VM)
     console = handbook_host.vms.console(VM)
     try:
         report = wait_for_report(console, lambda r: "vdb" in r.disks)
@@ -113,7 +107,7 @@ def test_handbook_disk_and_nic_inside_the_guest(lab, handbook_host, guest_image)
         assert report.disks["vda"] == 64 * MIB
 
         # Step 6: a NIC on the routed mynetwork, attached live (and persistently).
-        nic = json.loads(_cli(lab, "vm", "attach-nic", VM, "--network", "mynetwork", "--model", "virtio", "--json"))
+        nic = json.loads(cli_ok(lab.uri, "vm", "attach-nic", VM, "--network", "mynetwork", "--model", "virtio", "--json"))
         mac = nic["mac"]
         assert mac.startswith("52:54:00:")
         report = wait_for_report(console, lambda r: any(n.mac == mac and n.ip for n in r.nics))
@@ -121,22 +115,22 @@ def test_handbook_disk_and_nic_inside_the_guest(lab, handbook_host, guest_image)
         address = ipaddress.ip_interface(guest_nic.ip)
         assert ipaddress.ip_address("192.168.200.128") <= address.ip <= ipaddress.ip_address("192.168.200.254")
         assert guest_nic.router == "192.168.200.1"
-        iflist = json.loads(_cli(lab, "vm", "iflist", VM, "--json"))
+        iflist = json.loads(cli_ok(lab.uri, "vm", "iflist", VM, "--json"))
         assert [n["mac"] for n in iflist] == [mac] and iflist[0]["network"] == "mynetwork"
-        inactive = X.parse(_cli(lab, "vm", "dumpxml", "--inactive", VM))
+        inactive = X.parse(cli_ok(lab.uri, "vm", "dumpxml", "--inactive", VM))
         assert inactive.find(f"devices/interface/mac[@address='{mac}']") is not None
         ips = _wait_for_ip(lab, mac)
         assert ips == str(address.ip) + f"/{address.network.prefixlen}"
-        assert str(address.ip) in _cli(lab, "vm", "ip", VM)
-        listed = json.loads(_cli(lab, "vm", "list", "--json"))
+        assert str(address.ip) in cli_ok(lab.uri, "vm", "ip", VM)
+        listed = json.loads(cli_ok(lab.uri, "vm", "list", "--json"))
         assert listed[0]["nics"][0]["ip"] == ips and [d["target"] for d in listed[0]["disks"]] == ["vda", "vdb"]
 
         # Hot-plug a second volume, see it in the guest, unplug it, see it go.
-        hot = json.loads(_cli(lab, "vm", "attach-disk", VM, "test/hot", "--json"))
+        hot = json.loads(cli_ok(lab.uri, "vm", "attach-disk", VM, "test/hot", "--json"))
         assert hot["target"] == "vdc"
         report = wait_for_report(console, lambda r: "vdc" in r.disks)
         assert report.disks["vdc"] == 32 * MIB
-        out = _cli(lab, "vm", "detach-disk", VM, "vdc")
+        out = cli_ok(lab.uri, "vm", "detach-disk", VM, "vdc")
         assert "detached" in out
         wait_for_report(console, lambda r: "vdc" not in r.disks)
         assert not X.parse(conn.lookupByName(VM).XMLDesc(0)).xpath("devices/disk[target/@dev='vdc']")
@@ -149,7 +143,7 @@ def test_handbook_disk_and_nic_inside_the_guest(lab, handbook_host, guest_image)
         assert host_state(conn) == before
 
         # Unplug the NIC: it leaves the guest and the definition.
-        _cli(lab, "vm", "detach-nic", VM, mac)
+        cli_ok(lab.uri, "vm", "detach-nic", VM, mac)
         wait_for_report(console, lambda r: all(n.mac != mac for n in r.nics))
         assert conn.lookupByName(VM).XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE).count("<interface") == 0
     finally:
@@ -162,7 +156,7 @@ def test_handbook_disk_and_nic_inside_the_guest(lab, handbook_host, guest_image)
 def _wait_for_ip(lab, mac: str, timeout_s: float = 30) -> str | None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        rows = json.loads(_cli(lab, "vm", "ip", VM, "--json"))
+        rows = json.loads(cli_ok(lab.uri, "vm", "ip", VM, "--json"))
         found = next((r["ip"] for r in rows if r["mac"] == mac and r["ip"]), None)
         if found:
             return found

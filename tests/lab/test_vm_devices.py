@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from tests.helpers import host_state, run_cli
+from tests.helpers import cli_ok, host_state, run_cli
 from tests.lab.test_handbook_guest import _pool, _volume, remove_domains_and_pool
 from virtops import xml as X
 
@@ -30,30 +30,24 @@ def dev_host(host, lab):
     remove_domains_and_pool(conn, POOL)
 
 
-def _ok(lab, *args: str) -> str:
-    result = run_cli(*args, uri=lab.uri)
-    assert result.returncode == 0, (args, result.stderr)
-    return result.stdout
-
-
 def test_attach_and_detach_on_a_stopped_vm(lab, dev_host):
     conn = dev_host.conn
-    disk = json.loads(_ok(lab, "vm", "attach-disk", "dev", f"{POOL}/a", "--json"))
+    disk = json.loads(cli_ok(lab.uri, "vm", "attach-disk", "dev", f"{POOL}/a", "--json"))
     assert disk["target"] == "vdb"
-    disk = json.loads(_ok(lab, "vm", "attach-disk", "dev", f"{POOL}/b", "--target", "vdf", "--readonly",
+    disk = json.loads(cli_ok(lab.uri, "vm", "attach-disk", "dev", f"{POOL}/b", "--target", "vdf", "--readonly",
                           "--serial", "B1", "--cache", "none", "--json"))
     assert disk["target"] == "vdf" and disk["readonly"] and disk["serial"] == "B1"
-    nic = json.loads(_ok(lab, "attach-interface", "dev", "--network", "default", "--model", "e1000", "--json"))
+    nic = json.loads(cli_ok(lab.uri, "attach-interface", "dev", "--network", "default", "--model", "e1000", "--json"))
     assert nic["mac"].startswith("52:54:00:") and nic["mac"] != "52:54:00:00:00:42"
-    given = json.loads(_ok(lab, "vm", "attach-nic", "dev", "--network", "default", "--mac", "52:54:00:AB:CD:EF", "--json"))
+    given = json.loads(cli_ok(lab.uri, "vm", "attach-nic", "dev", "--network", "default", "--mac", "52:54:00:AB:CD:EF", "--json"))
     assert given["mac"] == "52:54:00:ab:cd:ef"
 
     root = X.parse(conn.lookupByName("dev").XMLDesc(0))
     assert [d.get("dev") for d in root.iterfind("devices/disk/target")] == ["vda", "vdb", "vdf"]
     assert [m.get("address") for m in root.iterfind("devices/interface/mac")] == [nic["mac"], "52:54:00:ab:cd:ef"]
-    blk = _ok(lab, "domblklist", "dev")
+    blk = cli_ok(lab.uri, "domblklist", "dev")
     assert f"{POOL}/a" in blk and "vdf" in blk
-    assert "e1000" in _ok(lab, "domiflist", "dev")
+    assert "e1000" in cli_ok(lab.uri, "domiflist", "dev")
 
     before = host_state(conn)
     refusals = [
@@ -79,23 +73,23 @@ def test_attach_and_detach_on_a_stopped_vm(lab, dev_host):
         assert result.returncode == 1 and len(message.splitlines()) == 1 and field in message, (args, message)
         assert host_state(conn) == before, args
 
-    _ok(lab, "vm", "detach-disk", "dev", "vdb")
-    _ok(lab, "detach-interface", "dev", nic["mac"])
+    cli_ok(lab.uri, "vm", "detach-disk", "dev", "vdb")
+    cli_ok(lab.uri, "detach-interface", "dev", nic["mac"])
     root = X.parse(conn.lookupByName("dev").XMLDesc(0))
     assert [d.get("dev") for d in root.iterfind("devices/disk/target")] == ["vda", "vdf"]
     assert [m.get("address") for m in root.iterfind("devices/interface/mac")] == ["52:54:00:ab:cd:ef"]
     # The freed target is the next default again.
-    assert json.loads(_ok(lab, "vm", "attach-disk", "dev", f"{POOL}/a", "--json"))["target"] == "vdb"
+    assert json.loads(cli_ok(lab.uri, "vm", "attach-disk", "dev", f"{POOL}/a", "--json"))["target"] == "vdb"
 
 
 def test_virsh_syntax_of_attach_disk_and_attach_interface(lab, dev_host):
     """What the handbook types: a volume's path and a target, `network NET`, --persistent."""
     conn = dev_host.conn
     path = conn.storagePoolLookupByName(POOL).storageVolLookupByName("a").path()
-    _ok(lab, "attach-disk", "dev", path, "vdc", "--persistent")
+    cli_ok(lab.uri, "attach-disk", "dev", path, "vdc", "--persistent")
     disk, = X.parse(conn.lookupByName("dev").XMLDesc(0)).xpath("devices/disk[target/@dev='vdc']")
     assert disk.get("type") == "volume" and disk.find("source").attrib == {"pool": POOL, "volume": "a"}
-    _ok(lab, "attach-interface", "dev", "network", "default", "--model", "virtio", "--persistent")
+    cli_ok(lab.uri, "attach-interface", "dev", "network", "default", "--model", "virtio", "--persistent")
     assert X.parse(conn.lookupByName("dev").XMLDesc(0)).find("devices/interface/source").get("network") == "default"
     before = host_state(conn)
     not_a_volume = run_cli("attach-disk", "dev", "/etc/passwd", "vdd", uri=lab.uri)

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.helpers import host_state, run_cli
+from tests.helpers import cli_ok, host_state, run_cli
 from tests.lab.test_handbook_guest import _pool, _volume, remove_domains_and_pool
 from virtops import xml as X
 from virtops.lab.guest import kernel_cmdline
@@ -25,20 +25,14 @@ def vm_host(host):
     remove_domains_and_pool(conn, POOL)
 
 
-def _ok(lab, *args: str) -> str:
-    result = run_cli(*args, uri=lab.uri)
-    assert result.returncode == 0, (args, result.stderr)
-    return result.stdout
-
-
 def _boot(image) -> str:
     return f"kernel={image.kernel},initrd={image.initrd},cmdline={kernel_cmdline('shell')}"
 
 
 def test_create_refusals_leave_the_host_unchanged(lab, vm_host, guest_image):
     conn = vm_host.conn
-    _ok(lab, "vm", "create", "first", "--memory", "128M", "--disk", f"{POOL}/sys", "--network", "default")
-    mac = json.loads(_ok(lab, "vm", "iflist", "first", "--json"))[0]["mac"]
+    cli_ok(lab.uri, "vm", "create", "first", "--memory", "128M", "--disk", f"{POOL}/sys", "--network", "default")
+    mac = json.loads(cli_ok(lab.uri, "vm", "iflist", "first", "--json"))[0]["mac"]
     before = host_state(conn)
     refusals = {
         "name": ["first", "--memory", "128M"],
@@ -71,46 +65,46 @@ def test_create_refusals_leave_the_host_unchanged(lab, vm_host, guest_image):
 
 def test_life_cycle_list_define_and_delete(lab, vm_host, guest_image):
     conn = vm_host.conn
-    _ok(lab, "vm", "create", "life", "--memory", "192M", "--vcpus", "2", "--new-disk", f"{POOL}:16M:raw",
+    cli_ok(lab.uri, "vm", "create", "life", "--memory", "192M", "--vcpus", "2", "--new-disk", f"{POOL}:16M:raw",
         "--disk", f"{POOL}/data,serial=DATA1,cache=none", "--network", "default,model=e1000",
         "--boot", _boot(guest_image), "--start")
-    _ok(lab, "vm", "create", "idle", "--memory", "128M", "--disk", f"{POOL}/sys", "--import")
+    cli_ok(lab.uri, "vm", "create", "idle", "--memory", "128M", "--disk", f"{POOL}/sys", "--import")
     root = X.parse(conn.lookupByName("life").XMLDesc(0))
     assert root.get("type") == vm_host.virt_type()
     assert root.find("features/acpi") is not None and root.find("devices/console") is not None
     assert [d.get("type") for d in root.iterfind("devices/disk")] == ["volume", "volume"]
 
-    running = json.loads(_ok(lab, "vm", "list", "--json"))
+    running = json.loads(cli_ok(lab.uri, "vm", "list", "--json"))
     assert [v["name"] for v in running] == ["life"]
-    everything = {v["name"]: v for v in json.loads(_ok(lab, "vm", "list", "--all", "--json"))}
+    everything = {v["name"]: v for v in json.loads(cli_ok(lab.uri, "vm", "list", "--all", "--json"))}
     life = everything["life"]
     assert (life["state"], life["vcpus"], life["memory_bytes"]) == ("running", 2, 192 * MIB)
     assert [(d["target"], d["source"]) for d in life["disks"]] == [("vda", f"{POOL}/data"), ("vdb", f"{POOL}/life-vdb.raw")]
     assert life["nics"][0]["network"] == "default" and life["nics"][0]["model"] == "e1000"
     assert everything["idle"]["state"] == "shut off"
-    table = _ok(lab, "vm", "list", "--all")
+    table = cli_ok(lab.uri, "vm", "list", "--all")
     assert "life" in table and "idle" in table and "shut off" in table
-    assert "vda" in _ok(lab, "domblklist", "life")  # virsh's name works too
+    assert "vda" in cli_ok(lab.uri, "domblklist", "life")  # virsh's name works too
 
-    _ok(lab, "vm", "suspend", "life")
-    assert json.loads(_ok(lab, "vm", "info", "life", "--json"))["state"] == "paused"
-    _ok(lab, "vm", "resume", "life")
+    cli_ok(lab.uri, "vm", "suspend", "life")
+    assert json.loads(cli_ok(lab.uri, "vm", "info", "life", "--json"))["state"] == "paused"
+    cli_ok(lab.uri, "vm", "resume", "life")
     assert run_cli("vm", "start", "life", uri=lab.uri).returncode == 1  # already running
     before = host_state(conn)
     refused = run_cli("vm", "delete", "life", uri=lab.uri)
     assert refused.returncode == 1 and "--force" in refused.stderr
     assert host_state(conn) == before
-    _ok(lab, "vm", "destroy", "life")
-    assert json.loads(_ok(lab, "vm", "info", "life", "--json"))["state"] == "shut off"
+    cli_ok(lab.uri, "vm", "destroy", "life")
+    assert json.loads(cli_ok(lab.uri, "vm", "info", "life", "--json"))["state"] == "shut off"
 
     # dumpxml -> delete -> define gives back the same VM.
-    saved = _ok(lab, "vm", "dumpxml", "idle")
-    _ok(lab, "vm", "delete", "idle")
+    saved = cli_ok(lab.uri, "vm", "dumpxml", "idle")
+    cli_ok(lab.uri, "vm", "delete", "idle")
     result = run_cli("vm", "define", "/dev/stdin", uri=lab.uri, input=saved)
     assert result.returncode == 0, result.stderr
-    assert _ok(lab, "vm", "dumpxml", "idle") == saved
+    assert cli_ok(lab.uri, "vm", "dumpxml", "idle") == saved
 
-    out = _ok(lab, "vm", "delete", "life", "--remove-storage")
+    out = cli_ok(lab.uri, "vm", "delete", "life", "--remove-storage")
     assert "life-vdb.raw" in out and "data" in out
     assert sorted(conn.storagePoolLookupByName(POOL).listVolumes()) == ["sys"]
     assert "life" not in [d.name() for d in conn.listAllDomains()]
