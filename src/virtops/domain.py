@@ -11,6 +11,7 @@ from pydantic import Field
 from . import xml as X
 from .errors import VirtopsError
 from .model import Model
+from .vmrows import disk_fields, nic_fields
 
 
 # Schemas are built when a model is first validated or dumped, not at import: light CLI start-up.
@@ -81,44 +82,6 @@ class DiskSpec(Model):
         """The model of a <disk> from any domain XML (ours, virsh's, virt-manager's)."""
         fields = disk_fields(disk)
         return cls.model_construct(**{**fields, "format": fields["format"] or "raw"})
-
-
-def _children_by_tag(node: etree._Element) -> dict:
-    """The first child of each tag, in one walk (listings read thousands of devices)."""
-    found: dict = {}
-    for child in node:
-        found.setdefault(child.tag, child)
-    return found
-
-
-def disk_fields(disk: etree._Element) -> dict:
-    """What a <disk> says, in DiskSpec's field names; format is None when the XML gives none."""
-    found = _children_by_tag(disk)
-    source, driver, target, serial = (found.get(tag) for tag in ("source", "driver", "target", "serial"))
-    src = source.attrib if source is not None else {}
-    return {"target": target.get("dev") if target is not None else "",
-            "pool": src.get("pool"), "volume": src.get("volume"),
-            "path": src.get("file") or src.get("dev") or src.get("name"),
-            "format": driver.get("type") if driver is not None else None,
-            "bus": (target.get("bus") if target is not None else None) or "virtio",
-            "device": disk.get("device") or "disk",
-            "cache": driver.get("cache") if driver is not None else None,
-            "readonly": "readonly" in found, "shareable": "shareable" in found,
-            "serial": (serial.text or "") if serial is not None else None}
-
-
-def nic_fields(nic: etree._Element) -> dict:
-    """What an <interface> says: NicSpec's fields plus its type and host-side device. For NICs not
-    on a virtual network, `network` is the bridge or device it is plugged into."""
-    found = _children_by_tag(nic)
-    source, mac, model, target = (found.get(tag) for tag in ("source", "mac", "model", "target"))
-    src = source.attrib if source is not None else {}
-    address = mac.get("address") if mac is not None else None
-    return {"network": src.get("network") or src.get("bridge") or src.get("dev") or "",
-            "mac": address.lower() if address else None,
-            "model": (model.get("type") if model is not None else None) or "-",
-            "type": nic.get("type") or "",
-            "device": target.get("dev") if target is not None else None}
 
 
 class NicSpec(Model):

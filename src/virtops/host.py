@@ -1,63 +1,18 @@
-"""A host: one libvirt daemon. Facts about it, and whether it can run guests with KVM or only TCG."""
+"""A host: one libvirt daemon, and the objects on it (pools, volumes, networks, VMs), one module each.
+
+This module stays light (no pydantic): every command imports it, `vm list` among them. The facts
+of a host, and whether it runs guests with KVM or only TCG, are in facts.py.
+"""
 from __future__ import annotations
 
-import os
-import time
 from typing import TYPE_CHECKING
 
 import libvirt
 
 from .connection import Connection
-from .errors import libvirt_errors
-from .model import Model
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
-KVM_TIMEOUT_S = 20  # a working KVM boots the test guest in 1-3 s
-TCG_TIMEOUT_S = 120
-
-
-def cache_dir() -> Path:
-    from pathlib import Path  # imported when used: every command imports this module
-
-    return Path(os.environ.get("VIRTOPS_CACHE", "/var/cache/virtops"))
-
-
-class BootResult(Model):
-
-    virt_type: str
-    usable: bool
-    boot_seconds: float | None = None
-    reason: str = ""
-
-
-class HostCheck(Model):
-
-    host: str
-    kvm: BootResult
-    tcg: BootResult
-    chosen: str
-    checked_at: float
-
-
-class HostInfo(Model):
-
-    uri: str
-    hostname: str
-    hypervisor: str
-    libvirt_version: str
-    hypervisor_version: str
-    cpu_model: str
-    cpus: int
-    memory_bytes: int
-    free_memory_bytes: int
-    pools: int
-    networks: int
-    domains: int
-    running_domains: int
-    virt_type: str | None
-    virt_type_source: str
+    from .facts import HostCheck, HostInfo
 
 
 def version_string(number: int) -> str:
@@ -104,95 +59,25 @@ class Host:
 
         return Vms(self)
 
-    # -- facts ----------------------------------------------------------------------
+    # -- facts (facts.py) --------------------------------------------------------------
     def info(self) -> HostInfo:
-        conn = self.conn
-        with libvirt_errors("reading host facts"):
-            model, memory_mib, cpus, *_ = conn.getInfo()
-            domains = conn.listAllDomains()
-            cached = self.cached_check()
-            return HostInfo(
-                uri=self.uri, hostname=conn.getHostname(), hypervisor=conn.getType(),
-                libvirt_version=version_string(conn.getLibVersion()),
-                hypervisor_version=version_string(conn.getVersion()),
-                cpu_model=model, cpus=cpus, memory_bytes=memory_mib * 1024**2,
-                free_memory_bytes=conn.getFreeMemory(),
-                pools=len(conn.listAllStoragePools()), networks=len(conn.listAllNetworks()),
-                domains=len(domains), running_domains=sum(1 for d in domains if d.isActive()),
-                virt_type=cached.chosen if cached else None,
-                virt_type_source=f"host check at {time.strftime('%Y-%m-%d %H:%M', time.localtime(cached.checked_at))}"
-                if cached else "not checked yet (run `virtops host check`)",
-            )
+        from .facts import read_info
 
-    def host_key(self) -> str:
-        """Identifies the machine behind the daemon: the hardware decides whether KVM works."""
-        import hashlib
+        return read_info(self)
 
-        from . import xml as X
+    def check(self, **timeouts: float) -> HostCheck:
+        """Boot the test guest with KVM, then with TCG, and remember which works."""
+        from .facts import check
 
-        caps = X.parse(self.conn.getCapabilities())
-        machine = caps.findtext("host/uuid") or ""
-        return hashlib.sha256(f"{machine}|{self.conn.getHostname()}".encode()).hexdigest()[:16]
-
-    def _cache_file(self) -> Path:
-        return cache_dir() / "hosts" / f"{self.host_key()}.json"
+        return check(self, **timeouts)
 
     def cached_check(self) -> HostCheck | None:
-        try:
-            return HostCheck.model_validate_json(self._cache_file().read_text())
-        except (OSError, ValueError):
-            return None
+        from .facts import cached_check
 
-    # -- KVM or TCG -----------------------------------------------------------------
-    def check(self, kvm_timeout_s: float = KVM_TIMEOUT_S, tcg_timeout_s: float = TCG_TIMEOUT_S) -> HostCheck:
-        """Boot the test guest with KVM, then with TCG, and remember which works."""
-        kvm = self._try_boot("kvm", kvm_timeout_s)
-        tcg = self._try_boot("qemu", tcg_timeout_s)
-        chosen = "kvm" if kvm.usable else "qemu"
-        result = HostCheck(host=self.uri, kvm=kvm, tcg=tcg, chosen=chosen, checked_at=time.time())
-        path = self._cache_file()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(result.model_dump_json(indent=2))
-        return result
+        return cached_check(self)
 
     def virt_type(self) -> str:
         """The domain type to use for new guests: 'kvm' when KVM really boots a guest here, else 'qemu' (TCG)."""
-        cached = self.cached_check()
-        if cached:
-            return cached.chosen
-        if not self.offers_kvm():
-            return "qemu"
-        return self.check().chosen
+        from .facts import virt_type
 
-    def offers_kvm(self) -> bool:
-        try:
-            self.conn.getDomainCapabilities(None, "x86_64", None, "kvm")
-            return True
-        except libvirt.libvirtError:
-            return False
-
-    def _try_boot(self, virt_type: str, timeout_s: float) -> BootResult:
-        import uuid
-
-        from .domain import DomainSpec, KernelBoot, run_transient_capturing_console
-        from .lab.guest import build_guest_image, kernel_cmdline, parse_report
-
-        if virt_type == "kvm" and not self.offers_kvm():
-            return BootResult(virt_type=virt_type, usable=False, reason="libvirt offers no KVM on this host")
-        image = build_guest_image()
-        spec = DomainSpec(name=f"virtops-check-{virt_type}-{uuid.uuid4().hex[:8]}", virt_type=virt_type,
-                          memory_mib=256, boot=KernelBoot(kernel=str(image.kernel), initrd=str(image.initrd),
-                                                          cmdline=kernel_cmdline("report")))
-        try:
-            text, seconds, finished = run_transient_capturing_console(
-                self.conn, spec, until=lambda t: "VIRTOPS-END" in t, timeout_s=timeout_s)
-        except libvirt.libvirtError as err:
-            return BootResult(virt_type=virt_type, usable=False, reason=err.get_error_message())
-        if not finished:
-            return BootResult(virt_type=virt_type, usable=False,
-                              reason=f"the guest printed no report within {timeout_s:.0f} s")
-        try:
-            parse_report(text)
-        except ValueError as err:
-            return BootResult(virt_type=virt_type, usable=False, reason=str(err))
-        return BootResult(virt_type=virt_type, usable=True, boot_seconds=round(seconds, 1))
+        return virt_type(self)

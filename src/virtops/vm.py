@@ -10,15 +10,15 @@ import os
 import random
 import re
 import select
-import threading
 import time
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
 import libvirt
 from lxml import etree
+from . import vmrows
 from . import xml as X
-from .domain import (BUSES, CACHE_MODES, DISK_FORMATS, DiskSpec, DomainSpec, KernelBoot, NicSpec, disk_fields, nic_fields,
+from .domain import (BUSES, CACHE_MODES, DISK_FORMATS, DiskSpec, DomainSpec, KernelBoot, NicSpec,
                      require_domain)
 from .errors import InvalidInput, NotFound, VirtopsError, from_libvirt, libvirt_errors
 from .undo import undo_on_failure
@@ -31,17 +31,7 @@ LIBVIRT_MAC_PREFIX = "52:54:00"
 # NIC models QEMU's x86 machines emulate; libvirt's domain capabilities do not list them.
 NIC_MODELS = ("virtio", "e1000", "e1000e", "rtl8139", "ne2k_pci", "pcnet", "vmxnet3")
 TARGET_PREFIX = {"virtio": "vd", "scsi": "sd", "sata": "sd", "usb": "sd", "ide": "hd"}
-# virsh's words for domain states, so that `vm list` reads like `virsh list`.
-STATE_NAMES = {
-    libvirt.VIR_DOMAIN_NOSTATE: "no state", libvirt.VIR_DOMAIN_RUNNING: "running",
-    libvirt.VIR_DOMAIN_BLOCKED: "idle", libvirt.VIR_DOMAIN_PAUSED: "paused",
-    libvirt.VIR_DOMAIN_SHUTDOWN: "in shutdown", libvirt.VIR_DOMAIN_SHUTOFF: "shut off",
-    libvirt.VIR_DOMAIN_CRASHED: "crashed", libvirt.VIR_DOMAIN_PMSUSPENDED: "pmsuspended",
-}
 DETACH_WAIT_S = 20.0  # the guest must release a hot-unplugged device; TCG guests are slow
-XML_THREADS = 5  # calls in flight per connection: libvirtd serves 5 per client (max_client_requests)
-PARALLEL_FROM = 200  # domains; below this, an extra connection costs more than it saves
-XML_EXTRA_CONNECTIONS = 1  # measured on a 2-core daemon: a third connection gains nothing
 
 
 # Pydantic builds a model's schema when it is first validated or dumped, not at import: the CLI
@@ -83,6 +73,7 @@ class NicInfo(Model):
 class VmInfo(Model):
     name: str
     uuid: str
+    id: int | None = None  # while running
     state: str
     running: bool
     persistent: bool | None = None  # None in listings (not read, to keep them fast)
@@ -92,6 +83,20 @@ class VmInfo(Model):
     memory_bytes: int
     disks: list[DiskInfo]
     nics: list[NicInfo]
+
+
+class VmSummary(Model):
+    """A VM in brief, as `vm list` shows it without --long (see vmrows.summaries)."""
+
+    name: str
+    uuid: str
+    id: int | None = None
+    state: str
+    running: bool
+    vcpus: int
+    memory_bytes: int
+    disks: list[str]  # targets: vda, vdb, ...
+    ips: list[str]  # address/prefix of each NIC with a DHCP lease
 
 
 class DetachResult(Model):
@@ -344,73 +349,12 @@ class Vms:
 
     # ---- reading ----
     def list(self, all: bool = True) -> list[VmInfo]:
-        """Every VM (or the running ones): states from one bulk stats call; the XML of each VM
-        (MACs and networks are in no bulk call) read several at a time; IPs from one lease query
-        per network."""
-        return [_vm_model(row) for row in self.list_rows(all)]
+        """Every VM (or the running ones) in full, from each VM's XML (see vmrows.detailed)."""
+        return [_vm_model(row) for row in vmrows.detailed(self.host, all)]
 
-    def list_rows(self, all: bool = True) -> list[dict]:
-        """What list() returns, as plain dicts in VmInfo.model_dump()'s shape: no model per VM,
-        for faces that print thousands of them."""
-        flags = 0 if all else libvirt.VIR_CONNECT_GET_ALL_DOMAINS_STATS_ACTIVE
-        with libvirt_errors("listing VMs"):
-            stats = self.conn.getAllDomainStats(libvirt.VIR_DOMAIN_STATS_STATE, flags)
-        rows = [row for row in self._rows_of_all(stats) if row is not None]
-        self._fill_ips(rows)
-        rows.sort(key=lambda row: (not row["running"], row["name"]))
-        return rows
-
-    def _rows_of_all(self, stats: list) -> list[dict | None]:
-        """A row per domain from its live XML (None when it vanished meanwhile). libvirt serves a
-        few calls of one client at a time and releases the GIL during each, so several threads
-        fetch; from PARALLEL_FROM domains on, threads on an extra connection share the work,
-        taking domains as soon as it is open. Parsing waits until all is fetched: a thread busy
-        parsing holds the GIL, and the fetching threads would queue for it after every call."""
-        doms = [dom for dom, _ in stats]
-        texts: list[str | None] = [None] * len(doms)
-        next_index = _Counter(len(doms))
-
-        def fetch(own: dict[str, libvirt.virDomain] | None) -> None:
-            while (i := next_index()) is not None:
-                dom = doms[i]
-                if own is not None:  # the same domain as an object of the extra connection
-                    dom = own.get(dom.UUIDString(), dom)  # UUIDString is local: no round trip
-                texts[i] = _xml_text(dom)
-
-        def extra_connection() -> None:
-            try:
-                conn = libvirt.open(self.host.uri)
-            except libvirt.libvirtError:
-                return  # the threads on the main connection do it all
-            try:
-                own = {dom.UUIDString(): dom for dom in conn.listAllDomains()}
-                _run_threads(fetch, [own] * XML_THREADS)
-            except libvirt.libvirtError:
-                pass  # what it did not take, the others take
-            finally:
-                conn.close()
-
-        extra = [extra_connection] * XML_EXTRA_CONNECTIONS
-        if len(doms) < PARALLEL_FROM or self.host.uri.startswith("test:"):  # test:///: one state per connection
-            extra = []
-        if doms:
-            _run_threads(lambda task: task() if task else fetch(None),
-                         [None, *extra, *[None] * (min(XML_THREADS, len(doms)) - 1)])
-        parser = _list_parser()
-        return [_vm_row(etree.fromstring(text.encode(), parser), stat.get("state.state", libvirt.VIR_DOMAIN_NOSTATE),
-                        None, None) if text else None
-                for text, (_dom, stat) in zip(texts, stats)]
-
-    def _fill_ips(self, rows: list[dict]) -> None:
-        """The IP of each NIC of a running VM, from its network's DHCP leases."""
-        networks = {nic["network"] for row in rows if row["running"] for nic in row["nics"] if nic["type"] == "network"}
-        if not networks:
-            return
-        leases = self._leases_of(networks)
-        for row in rows:
-            if row["running"]:
-                for nic in row["nics"]:
-                    nic["ip"] = leases.get(nic["mac"] or "")
+    def summaries(self, all: bool = True) -> list[VmSummary]:
+        """Every VM (or the running ones) in brief: stopped ones from one bulk call (see vmrows.summaries)."""
+        return [VmSummary.model_construct(**row) for row in vmrows.summaries(self.host, all)]
 
     def info(self, name: str) -> VmInfo:
         dom = require_domain(self.conn, name)
@@ -419,8 +363,8 @@ class Vms:
             state = dom.state()[0]
             persistent = bool(dom.isPersistent())
             autostart = bool(dom.autostart()) if persistent else None
-        row = _vm_row(root, state, persistent, autostart)
-        self._fill_ips([row])
+        row = vmrows.vm_row(root, dom.ID(), state, persistent, autostart)
+        vmrows.fill_ips(self.conn, [row])
         return _vm_model(row)
 
     def dumpxml(self, name: str, inactive: bool = False) -> str:
@@ -440,21 +384,6 @@ class Vms:
         if not vm.running:
             raise VirtopsError(f"vm: {name} is not running, so it holds no leases; start it with `virtops vm start {name}`.")
         return vm.nics
-
-    def _leases_of(self, networks: Iterable[str]) -> dict[str, str]:
-        """mac -> address/prefix, asking each network (those of running VMs) once."""
-        leases: dict[str, tuple[int, str]] = {}
-        for net_name in networks:
-            try:
-                entries = self.conn.networkLookupByName(net_name).DHCPLeases()
-            except libvirt.libvirtError:
-                continue  # network gone or stopped: no leases
-            for lease in entries:
-                mac = (lease.get("mac") or "").lower()
-                newest = leases.get(mac)
-                if lease.get("type") == libvirt.VIR_IP_ADDR_TYPE_IPV4 and (newest is None or lease["expirytime"] > newest[0]):
-                    leases[mac] = (lease["expirytime"], f"{lease['ipaddr']}/{lease['prefix']}")
-        return {mac: address for mac, (_t, address) in leases.items()}
 
     # ---- creating ----
     def create(self, request: CreateRequest) -> VmInfo:
@@ -840,7 +769,7 @@ class Vms:
         cfg = libvirt.VIR_DOMAIN_AFFECT_CONFIG
         with undo_on_failure() as undo:
             if size is not None:
-                old_max, old_cur = _kib(config.find("memory")), _kib(config.find("currentMemory"))
+                old_max, old_cur = vmrows.kib(config.find("memory")), vmrows.kib(config.find("currentMemory"))
                 with libvirt_errors(f"setting the memory of VM {name}"):
                     # The maximum first: lowering it below the current memory lowers that too.
                     dom.setMemoryFlags(size // 1024, cfg | libvirt.VIR_DOMAIN_MEM_MAXIMUM)
@@ -932,112 +861,10 @@ def _with_boot(config: etree._Element, boot: KernelBoot | None) -> etree._Elemen
     return root
 
 
-def _xml_text(dom: libvirt.virDomain) -> str | None:
-    try:
-        return dom.XMLDesc(0)
-    except libvirt.libvirtError:
-        return None  # undefined while we listed
-
-
-class _Counter:
-    """Hands out 0, 1, ... n-1 once each to whichever thread asks, then None."""
-
-    def __init__(self, n: int):
-        self._next, self._n, self._lock = 0, n, threading.Lock()
-
-    def __call__(self) -> int | None:
-        with self._lock:
-            i = self._next
-            if i >= self._n:
-                return None
-            self._next = i + 1
-            return i
-
-
-def _run_threads(target: Callable, args: list) -> None:
-    """target(arg) for each arg in its own thread (the first in this one); returns when all are
-    done, re-raising the first failure."""
-    errors: list[BaseException] = []
-
-    def run(arg) -> None:
-        try:
-            target(arg)
-        except BaseException as err:  # noqa: BLE001 - handed to the caller's thread
-            errors.append(err)
-
-    threads = [threading.Thread(target=run, args=(arg,), daemon=True) for arg in args[1:]]
-    for thread in threads:
-        thread.start()
-    run(args[0])
-    for thread in threads:
-        thread.join()
-    if errors:
-        raise errors[0]
-
-
-def _list_parser() -> etree.XMLParser:
-    """X.parse's settings, minus remove_blank_text (nothing read here is whitespace-sensitive)."""
-    return etree.XMLParser(resolve_entities=False, no_network=True)
-
-
-def _vm_row(root: etree._Element, state: int, persistent: bool | None, autostart: bool | None) -> dict:
-    """VmInfo.model_dump()'s dict straight from domain XML, the IPs left to _fill_ips. Children
-    are walked once rather than looked up one path at a time: listings read thousands."""
-    running = root.get("id") is not None
-    name = uuid = vcpu = memory = None
-    disks, nics = [], []
-    for node in root:
-        tag = node.tag
-        if tag == "devices":
-            for device in node:
-                if device.tag == "disk":
-                    disks.append(_disk_row(device))
-                elif device.tag == "interface":
-                    nics.append(_nic_row(device, running))
-        elif tag == "name":
-            name = node.text
-        elif tag == "uuid":
-            uuid = node.text
-        elif tag == "vcpu":
-            vcpu = node.text
-        elif tag == "memory":
-            memory = node
-    return {"name": name, "uuid": uuid or "", "state": STATE_NAMES.get(state, "unknown"), "running": running,
-            "persistent": persistent, "autostart": autostart, "virt_type": root.get("type") or "",
-            "vcpus": int(vcpu or 1), "memory_bytes": _kib(memory) * 1024, "disks": disks, "nics": nics}
-
-
-def _disk_row(disk: etree._Element) -> dict:
-    """DiskInfo.model_dump()'s dict from a <disk>, without building models."""
-    f = disk_fields(disk)
-    source = f"{f['pool']}/{f['volume']}" if f["pool"] and f["volume"] else (f["path"] or "-")
-    return {"target": f["target"], "bus": f["bus"], "device": f["device"], "source": source,
-            "pool": f["pool"], "volume": f["volume"], "path": f["path"], "format": f["format"],
-            "readonly": f["readonly"], "shareable": f["shareable"], "serial": f["serial"], "cache": f["cache"]}
-
-
-def _nic_row(nic: etree._Element, running: bool) -> dict:
-    """NicInfo.model_dump()'s dict from an <interface>, plus the host-side device of a running VM."""
-    f = nic_fields(nic)
-    return {"mac": f["mac"], "network": f["network"], "type": f["type"], "model": f["model"],
-            "interface": f["device"] if running else None, "ip": None}
-
-
 def _vm_model(row: dict) -> VmInfo:
     # model_construct: the values come from libvirt's own XML, and listings build thousands
     return VmInfo.model_construct(**{**row, "disks": [DiskInfo.model_construct(**d) for d in row["disks"]],
                                      "nics": [NicInfo.model_construct(**n) for n in row["nics"]]})
-
-
-def _kib(node: etree._Element | None) -> int:
-    if node is None or not node.text:
-        return 0
-    unit = node.get("unit", "KiB")
-    if unit in ("KiB", "k", "K"):  # what libvirt writes
-        return int(node.text)
-    from .units import parse_size
-
-    return parse_size(f"{node.text}{unit}") // 1024
 
 
 def _undefine(dom: libvirt.virDomain) -> None:

@@ -122,8 +122,10 @@ def test_handbook_disk_and_nic_inside_the_guest(lab, handbook_host, guest_image)
         ips = _wait_for_ip(lab, mac)
         assert ips == str(address.ip) + f"/{address.network.prefixlen}"
         assert str(address.ip) in cli_ok(lab.uri, "vm", "ip", VM)
-        listed = json.loads(cli_ok(lab.uri, "vm", "list", "--json"))
+        listed = json.loads(cli_ok(lab.uri, "vm", "list", "--long", "--json"))
         assert listed[0]["nics"][0]["ip"] == ips and [d["target"] for d in listed[0]["disks"]] == ["vda", "vdb"]
+        brief = json.loads(cli_ok(lab.uri, "vm", "list", "--json"))
+        assert (brief[0]["ips"], brief[0]["disks"]) == ([ips], ["vda", "vdb"])
 
         # Hot-plug a second volume, see it in the guest, unplug it, see it go.
         hot = json.loads(cli_ok(lab.uri, "vm", "attach-disk", VM, "test/hot", "--json"))

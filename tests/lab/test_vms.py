@@ -76,12 +76,14 @@ def test_life_cycle_list_define_and_delete(lab, vm_host, guest_image):
 
     running = json.loads(cli_ok(lab.uri, "vm", "list", "--json"))
     assert [v["name"] for v in running] == ["life"]
-    everything = {v["name"]: v for v in json.loads(cli_ok(lab.uri, "vm", "list", "--all", "--json"))}
+    everything = {v["name"]: v for v in json.loads(cli_ok(lab.uri, "vm", "list", "--all", "--long", "--json"))}
     life = everything["life"]
     assert (life["state"], life["vcpus"], life["memory_bytes"]) == ("running", 2, 192 * MIB)
     assert [(d["target"], d["source"]) for d in life["disks"]] == [("vda", f"{POOL}/data"), ("vdb", f"{POOL}/life-vdb.raw")]
     assert life["nics"][0]["network"] == "default" and life["nics"][0]["model"] == "e1000"
     assert everything["idle"]["state"] == "shut off"
+    brief = {v["name"]: v for v in json.loads(cli_ok(lab.uri, "vm", "list", "--all", "--json"))}
+    assert (brief["life"]["disks"], brief["idle"]["disks"], brief["idle"]["state"]) == (["vda", "vdb"], ["vda"], "shut off")
     table = cli_ok(lab.uri, "vm", "list", "--all")
     assert "life" in table and "idle" in table and "shut off" in table
     assert "vda" in cli_ok(lab.uri, "domblklist", "life")  # virsh's name works too

@@ -29,24 +29,35 @@ def _nic_text(nic) -> str:
 
 # -- listing and reading ---------------------------------------------------------------------
 @vm.command("list")
-@click.option("--all", "show_all", is_flag=True, help="Include VMs that are not running.")
+@click.option("--all", "-a", "show_all", is_flag=True, help="Stopped VMs too.")
+@click.option("--long", "-l", "long", is_flag=True,
+              help="Disks with pool and volume, and NICs with MAC, network and IP (reads every VM's XML).")
 @json_option
 @pass_context
-def vm_list(ctx, show_all: bool, as_json: bool) -> None:
-    """VMs with state, vCPUs, memory, disks and NICs (MAC, network, IP)."""
+def vm_list(ctx, show_all: bool, long: bool, as_json: bool) -> None:
+    """VMs with state, vCPUs, memory, disks and IPs; --long adds disk sources and NICs."""
+    from .. import vmrows  # plain rows, not models: thousands of VMs print fast, and pydantic is not imported
+
     ctx.event_loop = False  # one read-only pass of many calls: keepalive's wake-ups would only slow it
-    vms = _vms(ctx).list_rows(all=show_all)  # VmInfo.model_dump()'s dicts, without a model per VM
+    host = ctx.host()
+    vms = vmrows.detailed(host, show_all) if long else vmrows.summaries(host, show_all)
     if as_json:
         emit_json(vms)
         return
-    from ..units import format_size
+    rows = [{"id": v["id"], "name": v["name"], "state": v["state"], "vcpus": v["vcpus"],
+             "memory": _size(v["memory_bytes"]), **(_long_cells(v) if long else _short_cells(v))} for v in vms]
+    columns = [("id", "Id"), ("name", "Name"), ("state", "State"), ("vcpus", "vCPUs"), ("memory", "Memory"),
+               ("disks", "Disks")]
+    emit_table(rows, columns + ([("nics", "NICs (MAC network IP)")] if long else [("ips", "IP")]))
 
-    rows = [{"name": v["name"], "state": v["state"], "vcpus": v["vcpus"], "memory": format_size(v["memory_bytes"]),
-             "disks": " ".join(f"{d['target']}={d['source']}" for d in v["disks"]) or None,
-             "nics": ", ".join(f"{n['mac']} {n['network']}" + (f" {n['ip']}" if n["ip"] else "") for n in v["nics"]) or None}
-            for v in vms]
-    emit_table(rows, [("name", "Name"), ("state", "State"), ("vcpus", "vCPUs"), ("memory", "Memory"),
-                      ("disks", "Disks"), ("nics", "NICs (MAC network IP)")])
+
+def _short_cells(vm: dict) -> dict:
+    return {"disks": " ".join(vm["disks"]) or None, "ips": " ".join(vm["ips"]) or None}
+
+
+def _long_cells(vm: dict) -> dict:
+    return {"disks": " ".join(f"{d['target']}={d['source']}" for d in vm["disks"]) or None,
+            "nics": ", ".join(f"{n['mac']} {n['network']}" + (f" {n['ip']}" if n["ip"] else "") for n in vm["nics"]) or None}
 
 
 @vm.command("info")

@@ -1,0 +1,306 @@
+"""VMs read from libvirt as plain rows (dicts): the one reading of a domain's XML (<disk>,
+<interface>) that the models, the listings and the spec share, and the listings themselves.
+
+Nothing here imports pydantic: `vm list` prints thousands of rows, and a command that imports
+pydantic starts about 70 ms later. The models in vm.py are built from these rows.
+
+Where the listing's figures come from, and why:
+- Stopped domains: one bulk stats call (state, vCPUs, memory, disk targets). For a stopped
+  domain libvirt reads these from the definition, with no QEMU to ask.
+- Running domains: their XML, several calls in flight. The same stats for a running domain
+  would ask its QEMU monitor (about 4 ms per domain here), and the XML also names the NICs,
+  whose MACs find the IPs in the networks' DHCP leases.
+- The long listing reads every domain's XML: the MAC and network of a stopped domain's NIC
+  are in no bulk call.
+"""
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Callable, Iterable
+
+import libvirt
+from lxml import etree
+
+from .errors import libvirt_errors
+
+if TYPE_CHECKING:
+    from .host import Host
+
+# virsh's words for domain states, so that `vm list` reads like `virsh list`.
+STATE_NAMES = {
+    libvirt.VIR_DOMAIN_NOSTATE: "no state", libvirt.VIR_DOMAIN_RUNNING: "running",
+    libvirt.VIR_DOMAIN_BLOCKED: "idle", libvirt.VIR_DOMAIN_PAUSED: "paused",
+    libvirt.VIR_DOMAIN_SHUTDOWN: "in shutdown", libvirt.VIR_DOMAIN_SHUTOFF: "shut off",
+    libvirt.VIR_DOMAIN_CRASHED: "crashed", libvirt.VIR_DOMAIN_PMSUSPENDED: "pmsuspended",
+}
+STOPPED_STATS = (libvirt.VIR_DOMAIN_STATS_STATE | libvirt.VIR_DOMAIN_STATS_VCPU
+                 | libvirt.VIR_DOMAIN_STATS_BALLOON | libvirt.VIR_DOMAIN_STATS_BLOCK)
+XML_THREADS = 5  # calls in flight per connection: libvirtd serves 5 per client (max_client_requests)
+PARALLEL_FROM = 200  # domains; below this, an extra connection costs more than it saves
+XML_EXTRA_CONNECTIONS = 1  # measured on a 2-core daemon: a third connection gains nothing
+
+
+# -- listings ---------------------------------------------------------------------------------
+def summaries(host: Host, all: bool = True) -> list[dict]:
+    """A summary per VM, running ones first: id, name, uuid, state, running, vcpus, memory_bytes,
+    disks (targets) and ips (address/prefix from the DHCP leases of the VM's networks)."""
+    running, stopped = _domains(host, all)
+    rows = [_summary_of(row) for row in _rows_with_ips(host, running)]
+    if stopped:
+        with libvirt_errors("listing VMs"):
+            stats = host.conn.domainListGetStats([dom for dom, _state in stopped], STOPPED_STATS)
+        rows += [_stopped_summary(dom, values) for dom, values in stats]
+    return _sorted(rows)
+
+
+def detailed(host: Host, all: bool = True) -> list[dict]:
+    """Every VM in VmInfo.model_dump()'s shape (disks with pool and volume, NICs with MAC, network
+    and IP), read from each VM's XML."""
+    running, stopped = _domains(host, all)
+    return _sorted(_rows_with_ips(host, running + stopped))
+
+
+def _domains(host: Host, all: bool) -> tuple[list[tuple[libvirt.virDomain, int]], list[tuple[libvirt.virDomain, int]]]:
+    """(domain, state) of the running and of the stopped domains, from one bulk call that asks no
+    QEMU. A domain object keeps the id it had when listed (-1 when stopped): telling them apart
+    costs no round trip."""
+    flags = 0 if all else libvirt.VIR_CONNECT_GET_ALL_DOMAINS_STATS_ACTIVE
+    with libvirt_errors("listing VMs"):
+        stats = host.conn.getAllDomainStats(libvirt.VIR_DOMAIN_STATS_STATE, flags)
+    states = [(dom, values.get("state.state", libvirt.VIR_DOMAIN_NOSTATE)) for dom, values in stats]
+    return [pair for pair in states if pair[0].ID() >= 0], [pair for pair in states if pair[0].ID() < 0]
+
+
+def _sorted(rows: list[dict]) -> list[dict]:
+    return sorted(rows, key=lambda row: (not row["running"], row["name"]))
+
+
+def _rows_with_ips(host: Host, doms: list[tuple[libvirt.virDomain, int]]) -> list[dict]:
+    rows = _rows_from_xml(host, doms)
+    fill_ips(host.conn, rows)
+    return rows
+
+
+def _stopped_summary(dom: libvirt.virDomain, stats: dict) -> dict:
+    """A stopped VM's summary from its bulk stats; name and UUID are kept by the domain object."""
+    state = stats.get("state.state", libvirt.VIR_DOMAIN_SHUTOFF)
+    return {"id": None, "name": dom.name(), "uuid": dom.UUIDString(), "state": STATE_NAMES.get(state, "unknown"),
+            "running": False, "vcpus": stats.get("vcpu.maximum", 0),
+            "memory_bytes": stats.get("balloon.maximum", 0) * 1024,
+            "disks": [stats[f"block.{i}.name"] for i in range(stats.get("block.count", 0))], "ips": []}
+
+
+def _summary_of(row: dict) -> dict:
+    return {"id": row["id"], "name": row["name"], "uuid": row["uuid"], "state": row["state"],
+            "running": row["running"], "vcpus": row["vcpus"], "memory_bytes": row["memory_bytes"],
+            "disks": [disk["target"] for disk in row["disks"]],
+            "ips": [nic["ip"] for nic in row["nics"] if nic["ip"]]}
+
+
+def _rows_from_xml(host: Host, domains: list[tuple[libvirt.virDomain, int]]) -> list[dict]:
+    """A row per (domain, state) from its live XML, leaving out those undefined meanwhile. libvirt serves
+    a few calls of one client at a time and releases the GIL during each, so several threads
+    fetch; from PARALLEL_FROM domains on, threads on an extra connection share the work, taking
+    domains as soon as it is open. Parsing waits until all is fetched: a thread busy parsing
+    holds the GIL, and the fetching threads would queue for it after every call."""
+    doms = [dom for dom, _state in domains]
+    texts: list[str | None] = [None] * len(doms)
+    next_index = _Counter(len(doms))
+
+    def fetch(own: dict[str, libvirt.virDomain] | None) -> None:
+        while (i := next_index()) is not None:
+            dom = doms[i]
+            if own is not None:  # the same domain as an object of the extra connection
+                dom = own.get(dom.UUIDString(), dom)  # UUIDString is local: no round trip
+            texts[i] = _xml_text(dom)
+
+    def extra_connection() -> None:
+        try:
+            conn = libvirt.open(host.uri)
+        except libvirt.libvirtError:
+            return  # the threads on the main connection do it all
+        try:
+            own = {dom.UUIDString(): dom for dom in conn.listAllDomains()}
+            _run_threads(fetch, [own] * XML_THREADS)
+        except libvirt.libvirtError:
+            pass  # what it did not take, the others take
+        finally:
+            conn.close()
+
+    extra = [extra_connection] * XML_EXTRA_CONNECTIONS
+    if len(doms) < PARALLEL_FROM or host.uri.startswith("test:"):  # test:///: one state per connection
+        extra = []
+    if doms:
+        _run_threads(lambda task: task() if task else fetch(None),
+                     [None, *extra, *[None] * (min(XML_THREADS, len(doms)) - 1)])
+    parser = etree.XMLParser(resolve_entities=False, no_network=True)  # blank text is harmless here
+    return [vm_row(etree.fromstring(text.encode(), parser), dom.ID(), state)
+            for (dom, state), text in zip(domains, texts) if text]
+
+
+def fill_ips(conn: libvirt.virConnect, rows: list[dict]) -> None:
+    """The IP of each NIC of a running VM, from its network's DHCP leases."""
+    networks = {nic["network"] for row in rows if row["running"] for nic in row["nics"] if nic["type"] == "network"}
+    if not networks:
+        return
+    leases = _leases_of(conn, networks)
+    for row in rows:
+        if row["running"]:
+            for nic in row["nics"]:
+                nic["ip"] = leases.get(nic["mac"] or "")
+
+
+def _leases_of(conn: libvirt.virConnect, networks: Iterable[str]) -> dict[str, str]:
+    """mac -> address/prefix of its newest IPv4 lease, asking each network once."""
+    leases: dict[str, tuple[int, str]] = {}
+    for net_name in networks:
+        try:
+            entries = conn.networkLookupByName(net_name).DHCPLeases()
+        except libvirt.libvirtError:
+            continue  # network gone or stopped: no leases
+        for lease in entries:
+            mac = (lease.get("mac") or "").lower()
+            newest = leases.get(mac)
+            if lease.get("type") == libvirt.VIR_IP_ADDR_TYPE_IPV4 and (newest is None or lease["expirytime"] > newest[0]):
+                leases[mac] = (lease["expirytime"], f"{lease['ipaddr']}/{lease['prefix']}")
+    return {mac: address for mac, (_t, address) in leases.items()}
+
+
+# -- one domain's XML as a row ----------------------------------------------------------------
+def vm_row(root: etree._Element, dom_id: int, state: int, persistent: bool | None = None,
+           autostart: bool | None = None) -> dict:
+    """VmInfo.model_dump()'s dict straight from domain XML, the IPs left to fill_ips. Children are
+    walked once rather than looked up one path at a time: listings read thousands."""
+    running = root.get("id") is not None
+    name = uuid = vcpu = memory = None
+    disks, nics = [], []
+    for node in root:
+        tag = node.tag
+        if tag == "devices":
+            for device in node:
+                if device.tag == "disk":
+                    disks.append(_disk_row(device))
+                elif device.tag == "interface":
+                    nics.append(_nic_row(device, running))
+        elif tag == "name":
+            name = node.text
+        elif tag == "uuid":
+            uuid = node.text
+        elif tag == "vcpu":
+            vcpu = node.text
+        elif tag == "memory":
+            memory = node
+    return {"id": dom_id if dom_id >= 0 else None,
+            "name": name, "uuid": uuid or "", "state": STATE_NAMES.get(state, "unknown"), "running": running,
+            "persistent": persistent, "autostart": autostart, "virt_type": root.get("type") or "",
+            "vcpus": int(vcpu or 1), "memory_bytes": kib(memory) * 1024, "disks": disks, "nics": nics}
+
+
+def _disk_row(disk: etree._Element) -> dict:
+    """DiskInfo.model_dump()'s dict from a <disk>, without building models."""
+    f = disk_fields(disk)
+    source = f"{f['pool']}/{f['volume']}" if f["pool"] and f["volume"] else (f["path"] or "-")
+    return {"target": f["target"], "bus": f["bus"], "device": f["device"], "source": source,
+            "pool": f["pool"], "volume": f["volume"], "path": f["path"], "format": f["format"],
+            "readonly": f["readonly"], "shareable": f["shareable"], "serial": f["serial"], "cache": f["cache"]}
+
+
+def _nic_row(nic: etree._Element, running: bool) -> dict:
+    """NicInfo.model_dump()'s dict from an <interface>, plus the host-side device of a running VM."""
+    f = nic_fields(nic)
+    return {"mac": f["mac"], "network": f["network"], "type": f["type"], "model": f["model"],
+            "interface": f["device"] if running else None, "ip": None}
+
+
+def _children_by_tag(node: etree._Element) -> dict:
+    """The first child of each tag, in one walk (listings read thousands of devices)."""
+    found: dict = {}
+    for child in node:
+        found.setdefault(child.tag, child)
+    return found
+
+
+def disk_fields(disk: etree._Element) -> dict:
+    """What a <disk> says, in DiskSpec's field names; format is None when the XML gives none."""
+    found = _children_by_tag(disk)
+    source, driver, target, serial = (found.get(tag) for tag in ("source", "driver", "target", "serial"))
+    src = source.attrib if source is not None else {}
+    return {"target": target.get("dev") if target is not None else "",
+            "pool": src.get("pool"), "volume": src.get("volume"),
+            "path": src.get("file") or src.get("dev") or src.get("name"),
+            "format": driver.get("type") if driver is not None else None,
+            "bus": (target.get("bus") if target is not None else None) or "virtio",
+            "device": disk.get("device") or "disk",
+            "cache": driver.get("cache") if driver is not None else None,
+            "readonly": "readonly" in found, "shareable": "shareable" in found,
+            "serial": (serial.text or "") if serial is not None else None}
+
+
+def nic_fields(nic: etree._Element) -> dict:
+    """What an <interface> says: NicSpec's fields plus its type and host-side device. For NICs not
+    on a virtual network, `network` is the bridge or device it is plugged into."""
+    found = _children_by_tag(nic)
+    source, mac, model, target = (found.get(tag) for tag in ("source", "mac", "model", "target"))
+    src = source.attrib if source is not None else {}
+    address = mac.get("address") if mac is not None else None
+    return {"network": src.get("network") or src.get("bridge") or src.get("dev") or "",
+            "mac": address.lower() if address else None,
+            "model": (model.get("type") if model is not None else None) or "-",
+            "type": nic.get("type") or "",
+            "device": target.get("dev") if target is not None else None}
+
+
+def kib(node: etree._Element | None) -> int:
+    """A <memory>-like element's value in KiB."""
+    if node is None or not node.text:
+        return 0
+    unit = node.get("unit", "KiB")
+    if unit in ("KiB", "k", "K"):  # what libvirt writes
+        return int(node.text)
+    from .units import parse_size
+
+    return parse_size(f"{node.text}{unit}") // 1024
+
+
+# -- fetching many at once --------------------------------------------------------------------
+def _xml_text(dom: libvirt.virDomain) -> str | None:
+    try:
+        return dom.XMLDesc(0)
+    except libvirt.libvirtError:
+        return None  # undefined while we listed
+
+
+class _Counter:
+    """Hands out 0, 1, ... n-1 once each to whichever thread asks, then None."""
+
+    def __init__(self, n: int):
+        self._next, self._n, self._lock = 0, n, threading.Lock()
+
+    def __call__(self) -> int | None:
+        with self._lock:
+            i = self._next
+            if i >= self._n:
+                return None
+            self._next = i + 1
+            return i
+
+
+def _run_threads(target: Callable, args: list) -> None:
+    """target(arg) for each arg in its own thread (the first in this one); returns when all are
+    done, re-raising the first failure."""
+    errors: list[BaseException] = []
+
+    def run(arg) -> None:
+        try:
+            target(arg)
+        except BaseException as err:  # noqa: BLE001 - handed to the caller's thread
+            errors.append(err)
+
+    threads = [threading.Thread(target=run, args=(arg,), daemon=True) for arg in args[1:]]
+    for thread in threads:
+        thread.start()
+    run(args[0])
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
