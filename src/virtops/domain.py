@@ -9,7 +9,7 @@ from lxml import etree
 from pydantic import Field
 
 from . import xml as X
-from .errors import VirtopsError
+from .errors import NotFound, VirtopsError
 from .model import Model
 from .vmrows import disk_fields, nic_fields
 
@@ -213,7 +213,7 @@ def require_domain(conn: libvirt.virConnect, name: str) -> libvirt.virDomain:
     try:
         return conn.lookupByName(name)
     except libvirt.libvirtError as err:
-        raise VirtopsError(f"vm: no domain named {name!r} on this host.") from err
+        raise NotFound(f"vm: no domain named {name!r} on this host; `virtops vm list --all` lists them.") from err
 
 
 def domains_with_xml(conn: libvirt.virConnect) -> list[tuple[str, bool, etree._Element]]:

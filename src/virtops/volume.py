@@ -194,10 +194,7 @@ class Volumes:
 
     def _pool(self, name: str) -> libvirt.virStoragePool:
         """An existing, running pool (volumes of an inactive pool cannot be seen or changed)."""
-        try:
-            return self.pools.require_active(name)
-        except NotFound as err:
-            raise InvalidInput("pool", str(err).removeprefix("pool: ")) from None
+        return self.pools.require_active(name)
 
     def lookup(self, ref: str) -> tuple[libvirt.virStoragePool, libvirt.virStorageVol]:
         pool_name, name = split_volume_ref(ref)

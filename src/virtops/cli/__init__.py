@@ -24,6 +24,7 @@ from .groups import LazyGroup
                  "plan": "virtops.cli.spec:plan",
                  "apply": "virtops.cli.spec:apply",
                  "export": "virtops.cli.spec:export",
+                 "serve": "virtops.cli.serve:serve",
              })
 @click.option("-c", "--connect", "uri", metavar="URI", help="libvirt URI, or lab:NAME (default: $LIBVIRT_DEFAULT_URI, then qemu:///system).")
 @click.option("--debug", is_flag=True, help="Show tracebacks.")

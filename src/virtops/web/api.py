@@ -1,0 +1,274 @@
+"""The REST API under /api: a thin face that turns HTTP into calls on the core and the core's
+answers and refusals into JSON. No rule lives here; the pages use exactly this API.
+
+Refusals keep the CLI's sentence: {"error": "...", "field": "..."} with 422 for a bad value,
+404 for an unknown object, 409 for anything else the host refused, 503 when no daemon answers.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..errors import HostUnreachable, InvalidInput, NotFound, VirtopsError
+from ..facts import HostInfo
+from ..host import Host
+from ..network import NetworkInfo
+from ..pool import CreateResult as PoolCreateResult
+from ..pool import PoolInfo, PoolSource, PoolSpec
+from ..vm import DetachResult, DiskInfo, NicInfo, VmInfo, VmSummary
+from ..volume import CreateResult as VolumeCreateResult
+from ..volume import VolumeInfo
+from .auth import require_login
+
+router = APIRouter(prefix="/api", dependencies=[Depends(require_login)])
+HEARTBEAT_S = 15.0  # keeps proxies and the browser from closing an idle event stream
+
+
+def error_response(err: VirtopsError) -> JSONResponse:
+    status = 422 if isinstance(err, InvalidInput) else 404 if isinstance(err, NotFound) \
+        else 503 if isinstance(err, HostUnreachable) else 409
+    return JSONResponse({"error": str(err), "field": api_field(err.field)}, status_code=status)
+
+
+def api_field(field: str | None) -> str | None:
+    """The core names some fields as the CLI spells them (--source-path); the API's are source_path."""
+    return field.removeprefix("--").replace("-", "_") if field else None
+
+
+def host_of(request: Request) -> Host:
+    return request.app.state.host
+
+
+def publish(request: Request, kind: str, name: str, event: str) -> None:
+    """For changes libvirt announces no event for: volumes, and devices of a VM's definition
+    (libvirt announces only those plugged into or out of a running guest)."""
+    request.app.state.events.publish(kind, name, event)
+
+
+class Done(BaseModel):
+    done: list[str] = []
+
+
+# -- host -------------------------------------------------------------------------------------
+@router.get("/host", response_model=HostInfo)
+def host_info(request: Request):
+    return host_of(request).info()
+
+
+# -- pools and volumes ------------------------------------------------------------------------------
+class PoolCreate(PoolSpec):
+    model_config = ConfigDict(defer_build=False)  # FastAPI reads the schema at once (deferred, pydantic warns)
+
+    start: bool = True
+    autostart: bool = True
+
+
+@router.get("/pools", response_model=list[PoolInfo])
+def pools(request: Request):
+    return host_of(request).pools.list()
+
+
+@router.post("/pools", response_model=PoolCreateResult, status_code=201)
+def pool_create(request: Request, body: PoolCreate):
+    spec = PoolSpec(**body.model_dump(exclude={"start", "autostart"}))
+    return host_of(request).pools.create(spec, start=body.start, autostart=body.autostart)
+
+
+@router.get("/pool-sources", response_model=list[PoolSource])
+def pool_sources(request: Request, host: str, type: str = "netfs"):
+    """virt-manager's "Browse": the exports a file server offers."""
+    return host_of(request).pools.sources(type, host)
+
+
+@router.get("/pools/{name}", response_model=PoolInfo)
+def pool(request: Request, name: str):
+    return host_of(request).pools.info(name)
+
+
+@router.get("/pools/{name}/xml", response_class=PlainTextResponse)
+def pool_xml(request: Request, name: str):
+    return host_of(request).pools.dumpxml(name)
+
+
+@router.delete("/pools/{name}", response_model=Done)
+def pool_delete(request: Request, name: str, with_volumes: bool = False, keep_data: bool = False):
+    return Done(done=host_of(request).pools.delete(name, with_volumes=with_volumes, keep_data=keep_data))
+
+
+@router.get("/pools/{name}/volumes", response_model=list[VolumeInfo])
+def volumes(request: Request, name: str):
+    return host_of(request).volumes.list(name)
+
+
+class VolumeCreate(BaseModel):
+    name: str
+    capacity: str | int = Field(description="bytes, or with virsh's units: 1000M, 5G, 512MiB")
+    allocation: str | int | None = Field(None, description="0 = sparse; the capacity = fully allocated")
+    format: str | None = None
+    backing: str | None = Field(None, description="POOL/VOLUME of a backing image (qcow2)")
+
+
+@router.post("/pools/{name}/volumes", response_model=VolumeCreateResult, status_code=201)
+def volume_create(request: Request, name: str, body: VolumeCreate):
+    result = host_of(request).volumes.create(name, body.name, body.capacity, body.allocation, body.format, body.backing)
+    publish(request, "volume", f"{name}/{body.name}", "created")
+    return result
+
+
+@router.get("/pools/{pool}/volumes/{name}/xml", response_class=PlainTextResponse)
+def volume_xml(request: Request, pool: str, name: str):
+    return host_of(request).volumes.dumpxml(f"{pool}/{name}")
+
+
+@router.delete("/pools/{pool}/volumes/{name}", response_model=Done)
+def volume_delete(request: Request, pool: str, name: str, force: bool = False):
+    done = host_of(request).volumes.delete(f"{pool}/{name}", force=force)
+    publish(request, "volume", f"{pool}/{name}", "deleted")
+    return Done(done=done)
+
+
+# -- networks ------------------------------------------------------------------------------------
+class NetworkCreate(BaseModel):
+    """virt-manager's four steps: name; IPv4 address space; DHCP range; mode and forwarding."""
+
+    name: str
+    subnet: str | None = Field(None, description="IPv4 network, e.g. 192.168.200.0/24")
+    gateway: str | None = Field(None, description="default: the subnet's first address")
+    dhcp: str | bool | None = Field(None, description="START-END; false: no DHCP; absent: the upper half")
+    mode: Literal["nat", "route", "open", "isolated", "bridge"] = "nat"
+    dev: str | None = Field(None, description="forward through this device only; absent: any physical device")
+    bridge: str | None = None
+    domain: str | None = None
+    ipv6: str | None = None
+    mtu: int | None = None
+    start: bool = True
+    autostart: bool = True
+
+
+@router.get("/networks", response_model=list[NetworkInfo])
+def networks(request: Request):
+    return host_of(request).networks.list()
+
+
+@router.post("/networks", response_model=NetworkInfo, status_code=201)
+def network_create(request: Request, body: NetworkCreate):
+    options = body.model_dump(exclude={"name", "start", "autostart"}, exclude_none=True)
+    return host_of(request).networks.create(body.name, start=body.start, autostart=body.autostart, **options)
+
+
+@router.get("/networks/{name}", response_model=NetworkInfo)
+def network(request: Request, name: str):
+    return host_of(request).networks.info(name)
+
+
+@router.get("/networks/{name}/xml", response_class=PlainTextResponse)
+def network_xml(request: Request, name: str, inactive: bool = False):
+    return host_of(request).networks.dumpxml(name, inactive=inactive)
+
+
+@router.post("/networks/{name}/actions/{action}", response_model=NetworkInfo)
+def network_action(request: Request, name: str, action: Literal["start", "stop"]):
+    nets = host_of(request).networks
+    return nets.start(name) if action == "start" else nets.stop(name)
+
+
+@router.delete("/networks/{name}", response_model=Done)
+def network_delete(request: Request, name: str, force: bool = False):
+    return Done(done=host_of(request).networks.delete(name, force=force))
+
+
+# -- VMs ----------------------------------------------------------------------------------------------
+@router.get("/vms", response_model=list[VmSummary])
+def vms(request: Request):
+    return host_of(request).vms.summaries(all=True)
+
+
+@router.get("/vms/{name}", response_model=VmInfo)
+def vm(request: Request, name: str):
+    return host_of(request).vms.info(name)
+
+
+@router.get("/vms/{name}/xml", response_class=PlainTextResponse)
+def vm_xml(request: Request, name: str, inactive: bool = False):
+    return host_of(request).vms.dumpxml(name, inactive=inactive)
+
+
+@router.post("/vms/{name}/actions/{action}", response_model=Done)
+def vm_action(request: Request, name: str,
+              action: Literal["start", "shutdown", "reboot", "destroy", "suspend", "resume"]):
+    getattr(host_of(request).vms, action)(name)
+    return Done(done=[f"{action} {name}"])
+
+
+class DiskAttach(BaseModel):
+    volume: str = Field(description="POOL/VOLUME")
+    target: str | None = Field(None, description="default: the next free name on the bus (vdb after vda)")
+    bus: Literal["virtio", "scsi", "sata"] = "virtio"
+    cache: str | None = None
+    readonly: bool = False
+    shareable: bool = False
+    serial: str | None = None
+    live: bool | None = Field(None, description="default: live and persistent on a running VM, persistent otherwise")
+    config: bool | None = None
+
+
+@router.post("/vms/{name}/disks", response_model=DiskInfo, status_code=201)
+def disk_attach(request: Request, name: str, body: DiskAttach):
+    disk = host_of(request).vms.attach_disk(name, body.volume, **body.model_dump(exclude={"volume"}))
+    publish(request, "domain", name, "disk-attached")
+    return disk
+
+
+@router.delete("/vms/{name}/disks/{target}", response_model=DetachResult)
+def disk_detach(request: Request, name: str, target: str, live: bool | None = None, config: bool | None = None):
+    result = host_of(request).vms.detach_disk(name, target, live=live, config=config)
+    publish(request, "domain", name, "disk-detached")
+    return result
+
+
+class NicAttach(BaseModel):
+    network: str
+    mac: str | None = Field(None, description="default: generated in 52:54:00:xx:xx:xx, unique on the host")
+    model: str = "virtio"
+    live: bool | None = None
+    config: bool | None = None
+
+
+@router.post("/vms/{name}/nics", response_model=NicInfo, status_code=201)
+def nic_attach(request: Request, name: str, body: NicAttach):
+    nic = host_of(request).vms.attach_nic(name, **body.model_dump())
+    publish(request, "domain", name, "nic-attached")
+    return nic
+
+
+@router.delete("/vms/{name}/nics/{mac}", response_model=DetachResult)
+def nic_detach(request: Request, name: str, mac: str, live: bool | None = None, config: bool | None = None):
+    result = host_of(request).vms.detach_nic(name, mac, live=live, config=config)
+    publish(request, "domain", name, "nic-detached")
+    return result
+
+
+# -- live updates -------------------------------------------------------------------------------
+@router.get("/events", response_class=StreamingResponse,
+            responses={200: {"content": {"text/event-stream": {}}, "description": "server-sent events"}})
+async def events(request: Request, heartbeat: float = Query(HEARTBEAT_S, gt=0, le=300)):
+    """Server-sent events from libvirt: {"kind": "domain"|"network"|"pool"|"volume", "name", "event"}."""
+    hub = request.app.state.events
+
+    async def stream():
+        with hub.subscription() as queue:
+            yield "retry: 2000\n\n"
+            while not await request.is_disconnected():
+                try:
+                    message = await asyncio.wait_for(queue.get(), heartbeat)
+                except asyncio.TimeoutError:
+                    yield ": idle\n\n"
+                    continue
+                yield f"event: {message['kind']}\ndata: {json.dumps(message)}\n\n"
+
+    return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-store"})

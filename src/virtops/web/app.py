@@ -1,0 +1,108 @@
+"""The web console (`virtops serve`): virt-manager's windows in a browser, over the REST API.
+
+Pages are rendered once from templates and fill themselves from /api with app.js; they listen
+to /api/events (libvirt's events) and redraw what changed, with no polling.
+"""
+from __future__ import annotations
+
+import asyncio
+import secrets
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from pydantic import BaseModel
+from starlette.middleware.sessions import SessionMiddleware
+
+from .. import __version__
+from ..errors import VirtopsError
+from ..host import Host
+from . import api
+from .auth import SESSION_KEY, logged_in, password_matches
+from .events import EventHub
+
+HERE = Path(__file__).parent
+PAGES = {"overview": "Host", "pools": "Storage", "networks": "Networks", "vms": "Virtual machines"}
+templates = Jinja2Templates(directory=HERE / "templates")
+
+
+class Login(BaseModel):
+    password: str
+
+
+def create_app(host: Host, password: str) -> FastAPI:
+    """The app for one host, whose connection must run libvirt's event loop (Host's default):
+    keepalive, and the events of EventHub. The app closes the host when it stops."""
+    events = EventHub()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        events.start(host.conn, asyncio.get_running_loop())
+        try:
+            yield
+        finally:
+            events.stop(host.conn)
+            host.close()
+
+    app = FastAPI(title="virtops", version=__version__, lifespan=lifespan,
+                  description="Pools, volumes, networks and the disks and NICs of VMs on a libvirt host. "
+                              "Log in with POST /login first; the session cookie then authorises /api.")
+    app.state.host, app.state.events, app.state.password = host, events, password
+    app.add_middleware(SessionMiddleware, secret_key=secrets.token_urlsafe(32), session_cookie="virtops_session",
+                       same_site="strict", https_only=False, max_age=12 * 3600)
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    app.include_router(api.router)
+    _add_error_handlers(app)
+    _add_pages(app)
+    return app
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(VirtopsError)
+    async def refused(_request: Request, err: VirtopsError):
+        return api.error_response(err)
+
+    @app.exception_handler(RequestValidationError)
+    async def malformed(_request: Request, err: RequestValidationError):
+        """A request the API cannot even read: one sentence for the first problem, like the CLI's."""
+        first = err.errors()[0]
+        field = ".".join(str(part) for part in first.get("loc", ())[1:]) or None
+        return JSONResponse({"error": f"{field or 'request'}: {first.get('msg', 'is not valid')}.", "field": field},
+                            status_code=422)
+
+
+def _add_pages(app: FastAPI) -> None:
+    @app.post("/login", tags=["login"])
+    def login(request: Request, body: Login):
+        if not password_matches(request, body.password):
+            return JSONResponse({"error": "password: that is not this server's password.", "field": "password"},
+                                status_code=401)
+        request.session[SESSION_KEY] = True
+        return {"done": ["logged in"]}
+
+    @app.post("/logout", tags=["login"])
+    def logout(request: Request):
+        request.session.clear()
+        return {"done": ["logged out"]}
+
+    @app.get("/login", response_class=HTMLResponse, include_in_schema=False)
+    def login_page(request: Request):
+        return templates.TemplateResponse(request, "login.html", {"title": "Log in"})
+
+    @app.get("/", include_in_schema=False)
+    def home():
+        return RedirectResponse("/overview")
+
+    @app.get("/{page}", response_class=HTMLResponse, include_in_schema=False)
+    def page(request: Request, page: str):
+        if page not in PAGES:
+            return HTMLResponse("Not found", status_code=404)
+        if not logged_in(request):
+            return RedirectResponse(f"/login?next=/{page}")
+        return templates.TemplateResponse(request, f"{page}.html",
+                                          {"title": PAGES[page], "page": page, "pages": PAGES,
+                                           "uri": app.state.host.uri})

@@ -1,0 +1,300 @@
+// The pages of the web console: each fills itself from /api and redraws when /api/events says
+// something it shows changed. Values from the host are always set as text, never as HTML.
+"use strict";
+
+const $ = (selector, root = document) => root.querySelector(selector);
+const $$ = (selector, root = document) => [...root.querySelectorAll(selector)];
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+    else if (value !== null && value !== undefined && value !== false) node.setAttribute(key, value === true ? "" : value);
+  }
+  node.append(...children.filter((child) => child !== null && child !== undefined));
+  return node;
+}
+
+// -- the API ------------------------------------------------------------------------------
+async function api(method, path, body) {
+  const options = { method, headers: {} };
+  if (body !== undefined) {
+    options.headers["Content-Type"] = "application/json";
+    options.body = JSON.stringify(body);
+  }
+  const response = await fetch(path, options);
+  if (response.status === 401 && document.body.dataset.page !== "login") {
+    location.href = "/login?next=" + encodeURIComponent(location.pathname);
+    throw new Error("log in first");
+  }
+  const text = await response.text();
+  const type = response.headers.get("Content-Type") || "";
+  const data = type.includes("json") && text ? JSON.parse(text) : text;
+  if (!response.ok) throw new Error(data.error || data.detail || `${method} ${path}: ${response.status}`);
+  return data;
+}
+
+function showError(err) {
+  const box = $("#error");
+  box.textContent = err ? err.message : "";
+  box.hidden = !err;
+}
+
+async function act(work) {
+  showError(null);
+  try {
+    return await work();
+  } catch (err) {
+    showError(err);
+    return undefined;
+  }
+}
+
+// -- shared pieces ----------------------------------------------------------------------------
+const units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+function size(bytes) {
+  if (bytes === null || bytes === undefined) return "-";
+  let value = bytes, unit = 0;
+  while (value >= 1024 && unit < units.length - 1) { value /= 1024; unit += 1; }
+  return unit === 0 ? `${value} B` : `${value.toFixed(2)} ${units[unit]}`;
+}
+const yesNo = (value) => (value === null || value === undefined ? "-" : value ? "yes" : "no");
+
+function table(node, columns, rows, rowAttrs = () => ({})) {
+  node.replaceChildren(
+    el("thead", {}, el("tr", {}, ...columns.map(([heading]) => el("th", {}, heading)))),
+    el("tbody", {}, ...rows.map((row) => el("tr", rowAttrs(row), ...columns.map(([, cell]) => {
+      const value = cell(row);
+      return el("td", {}, value instanceof Node ? value : String(value ?? "-"));
+    })))),
+  );
+}
+
+const button = (label, onclick, attrs = {}) => el("button", { type: "button", onclick, ...attrs }, label);
+
+async function showXml(title, path) {
+  const text = await act(() => api("GET", path));
+  if (text === undefined) return;
+  $("#xml-title").textContent = title;
+  $("#xml-text").textContent = text;
+  $("#xml-view").hidden = false;
+}
+
+function formValues(form) {
+  const values = {};
+  for (const field of form.elements) {
+    if (!field.name) continue;
+    if (field.type === "checkbox") values[field.name] = field.checked;
+    else if (field.type === "radio") { if (field.checked) values[field.name] = field.value; }
+    else if (field.value.trim() !== "") values[field.name] = field.value.trim();
+  }
+  return values;
+}
+
+// Live updates: one event stream per page; each page says which kinds of object it shows.
+function live(kinds, redraw) {
+  const badge = $("#live");
+  const source = new EventSource("/api/events");
+  let pending = null;
+  source.onopen = () => { badge.textContent = "live"; badge.dataset.state = "live"; };
+  source.onerror = () => { badge.textContent = "reconnecting"; badge.dataset.state = "down"; };
+  for (const kind of kinds) {
+    source.addEventListener(kind, (event) => {
+      badge.dataset.last = event.data;
+      clearTimeout(pending);  // a burst of events (a network start) redraws once
+      pending = setTimeout(() => redraw(JSON.parse(event.data)), 100);
+    });
+  }
+}
+
+// A wizard: numbered fieldsets, Back and Forward, a summary as the last step.
+function wizard(form, { summary, finish }) {
+  const steps = $$("fieldset[data-step]", form);
+  let at = 0;
+  const show = () => {
+    steps.forEach((step, i) => { step.hidden = i !== at; });
+    $("[data-back]", form).disabled = at === 0;
+    $("[data-next]", form).hidden = at === steps.length - 1;
+    $("[data-finish]", form).hidden = at !== steps.length - 1;
+    if (at === steps.length - 1) {
+      $(".summary", form).replaceChildren(...summary(formValues(form)).flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v ?? "-")]));
+    }
+  };
+  $("[data-back]", form).onclick = () => { at = Math.max(0, at - 1); show(); };
+  $("[data-next]", form).onclick = () => { if (steps[at].querySelector(":invalid") === null) { at += 1; show(); } else form.reportValidity(); };
+  $("[data-cancel]", form).onclick = () => { form.hidden = true; };
+  form.onsubmit = async (event) => {
+    event.preventDefault();
+    const done = await act(() => finish(formValues(form)));
+    if (done !== undefined) { form.hidden = true; form.reset(); }
+  };
+  return () => { form.reset(); at = 0; show(); form.hidden = false; };
+}
+
+// -- pages --------------------------------------------------------------------------------------
+const pages = {};
+
+pages.login = () => {
+  $("#login-form").onsubmit = async (event) => {
+    event.preventDefault();
+    const done = await act(() => api("POST", "/login", { password: event.target.password.value }));
+    if (done !== undefined) location.href = new URLSearchParams(location.search).get("next") || "/overview";
+  };
+};
+
+pages.overview = () => {
+  const draw = async () => {
+    const info = await act(() => api("GET", "/api/host"));
+    if (!info) return;
+    const facts = [["Host name", info.hostname], ["URI", info.uri], ["Hypervisor", `${info.hypervisor} ${info.hypervisor_version}`],
+      ["libvirt", info.libvirt_version], ["CPU", `${info.cpus} × ${info.cpu_model}`], ["Memory", size(info.memory_bytes)],
+      ["Free memory", size(info.free_memory_bytes)], ["Guests run with", `${info.virt_type || "not checked"} (${info.virt_type_source})`],
+      ["Pools", info.pools], ["Networks", info.networks], ["VMs", `${info.domains} (${info.running_domains} running)`]];
+    $("#host-facts").replaceChildren(...facts.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, String(v))]));
+  };
+  draw();
+  live(["domain", "network", "pool"], draw);
+};
+
+pages.pools = () => {
+  let selected = null;
+  const drawVolumes = async () => {
+    if (!selected) return;
+    const vols = await act(() => api("GET", `/api/pools/${encodeURIComponent(selected)}/volumes`));
+    if (!vols) return;
+    $("#pool-detail-title").textContent = `Volumes of pool ${selected}`;
+    $("#pool-detail").hidden = false;
+    table($("#volumes"), [
+      ["Name", (v) => v.name], ["Format", (v) => v.format], ["Capacity", (v) => size(v.capacity)],
+      ["Allocation", (v) => size(v.allocation)], ["Path", (v) => v.path], ["Used by", (v) => v.used_by.join(", ") || "-"],
+      ["", (v) => el("span", {},
+        button("XML", () => showXml(`Volume ${v.pool}/${v.name}`, `/api/pools/${encodeURIComponent(v.pool)}/volumes/${encodeURIComponent(v.name)}/xml`)),
+        button("Delete", () => act(async () => {
+          if (!confirm(`Delete volume ${v.pool}/${v.name} and its data?`)) return;
+          await api("DELETE", `/api/pools/${encodeURIComponent(v.pool)}/volumes/${encodeURIComponent(v.name)}`);
+        })))],
+    ], vols, (v) => ({ "data-name": v.name }));
+  };
+  const draw = async () => {
+    const pools = await act(() => api("GET", "/api/pools"));
+    if (!pools) return;
+    table($("#pools"), [
+      ["Name", (p) => button(p.name, () => { selected = p.name; drawVolumes(); }, { class: "link" })],
+      ["Type", (p) => p.type], ["State", (p) => p.state], ["Autostart", (p) => yesNo(p.autostart)],
+      ["Capacity", (p) => size(p.capacity)], ["Allocation", (p) => size(p.allocation)], ["Available", (p) => size(p.available)],
+      ["Target", (p) => p.target], ["Source", (p) => (p.source_host ? `${p.source_host}:${p.source_path}` : "-")],
+      ["", (p) => button("XML", () => showXml(`Pool ${p.name}`, `/api/pools/${encodeURIComponent(p.name)}/xml`))],
+    ], pools, (p) => ({ "data-name": p.name }));
+    drawVolumes();
+  };
+  const form = $("#pool-wizard");
+  const typeFields = () => $$("[data-type]", form).forEach((div) => { div.hidden = div.dataset.type !== form.type.value; });
+  form.type.onchange = typeFields;
+  $("#pool-browse").onclick = () => act(async () => {
+    const found = await api("GET", `/api/pool-sources?type=netfs&host=${encodeURIComponent(form.host.value.trim())}`);
+    $("#pool-sources").replaceChildren(...found.map((s) => el("li", {}, button(`${s.host}:${s.path}`, () => { form.source_path.value = s.path; }))));
+  });
+  const open = wizard(form, {
+    summary: (v) => [["Name", v.name], ["Type", v.type], ["Target", v.target],
+      ...(v.type === "netfs" ? [["Source", `${v.host}:${v.source_path}`]] : [["Owner", v.owner], ["Group", v.group], ["Mode", v.mode]])],
+    finish: (v) => {
+      const body = { name: v.name, type: v.type, target: v.target };
+      if (v.type === "dir") Object.assign(body, { owner: v.owner, group: v.group, mode: v.mode });
+      else Object.assign(body, { host: v.host, source_path: v.source_path });
+      return api("POST", "/api/pools", body);
+    },
+  });
+  $("#pool-new").onclick = () => { open(); typeFields(); };
+  $("#volume-form").onsubmit = (event) => {
+    event.preventDefault();
+    const v = formValues(event.target);
+    act(async () => {
+      await api("POST", `/api/pools/${encodeURIComponent(selected)}/volumes`, v);
+      event.target.reset();
+    });
+  };
+  draw();
+  live(["pool", "volume", "domain"], draw);
+};
+
+pages.networks = () => {
+  const draw = async () => {
+    const nets = await act(() => api("GET", "/api/networks"));
+    if (!nets) return;
+    const path = (n) => `/api/networks/${encodeURIComponent(n.name)}`;
+    table($("#networks"), [
+      ["Name", (n) => n.name], ["State", (n) => (n.active ? "active" : "inactive")], ["Autostart", (n) => yesNo(n.autostart)],
+      ["Persistent", (n) => yesNo(n.persistent)], ["Mode", (n) => n.mode + (n.dev ? ` via ${n.dev}` : "")], ["Bridge", (n) => n.bridge],
+      ["IPv4", (n) => (n.subnet ? `${n.subnet} (gateway ${n.gateway})` : "-")], ["DHCP", (n) => n.dhcp_range], ["Leases", (n) => n.leases],
+      ["", (n) => el("span", {},
+        button("XML", () => showXml(`Network ${n.name}`, `${path(n)}/xml`)),
+        button(n.active ? "Stop" : "Start", () => act(() => api("POST", `${path(n)}/actions/${n.active ? "stop" : "start"}`))),
+        button("Delete", () => act(async () => {
+          if (confirm(`Delete network ${n.name}?`)) await api("DELETE", path(n));
+        })))],
+    ], nets, (n) => ({ "data-name": n.name }));
+  };
+  const open = wizard($("#net-wizard"), {
+    summary: (v) => [["Name", v.name], ["Network", v.subnet], ["Gateway", v.gateway || "the first address"],
+      ["DHCP", v.dhcp_enabled ? `${v.dhcp_start || "default"} - ${v.dhcp_end || "default"}` : "disabled"],
+      ["Mode", v.mode], ["Forwarding", v.mode === "isolated" ? "none" : v.dev || "any physical device"]],
+    finish: (v) => {
+      const body = { name: v.name, subnet: v.subnet, gateway: v.gateway, mode: v.mode };
+      if (!v.dhcp_enabled) body.dhcp = false;
+      else if (v.dhcp_start || v.dhcp_end) body.dhcp = `${v.dhcp_start || ""}-${v.dhcp_end || ""}`;
+      if (v.mode !== "isolated" && v.dev) body.dev = v.dev;
+      return api("POST", "/api/networks", body);
+    },
+  });
+  $("#net-new").onclick = open;
+  draw();
+  live(["network", "domain"], draw);
+};
+
+pages.vms = () => {
+  let selected = null;
+  const vmPath = () => `/api/vms/${encodeURIComponent(selected)}`;
+  const drawDetail = async () => {
+    if (!selected) return;
+    const [vm, pools, nets] = await Promise.all([api("GET", vmPath()), api("GET", "/api/pools"), api("GET", "/api/networks")]).catch((err) => { showError(err); return []; });
+    if (!vm) return;
+    $("#vm-detail").hidden = false;
+    $("#vm-detail-title").textContent = `${vm.name}: ${vm.state}`;
+    const actions = vm.running ? ["shutdown", "reboot", "destroy", vm.state === "paused" ? "resume" : "suspend"] : ["start"];
+    $("#vm-actions").replaceChildren(...actions.map((a) => button(a, () => act(() => api("POST", `${vmPath()}/actions/${a}`)))),
+      button("XML", () => showXml(`VM ${vm.name}`, `${vmPath()}/xml`)));
+    table($("#vm-disks"), [["Target", (d) => d.target], ["Source", (d) => d.source], ["Bus", (d) => d.bus], ["Device", (d) => d.device],
+      ["Format", (d) => d.format], ["", (d) => button("Detach", () => act(() => api("DELETE", `${vmPath()}/disks/${d.target}`)))]], vm.disks);
+    table($("#vm-nics"), [["MAC", (n) => n.mac], ["Network", (n) => n.network], ["Model", (n) => n.model], ["IP", (n) => n.ip],
+      ["", (n) => button("Detach", () => act(() => api("DELETE", `${vmPath()}/nics/${n.mac}`)))]], vm.nics);
+    const volumes = (await Promise.all(pools.filter((p) => p.active).map((p) => api("GET", `/api/pools/${encodeURIComponent(p.name)}/volumes`)))).flat();
+    $("#disk-form").volume.replaceChildren(...volumes.map((v) => el("option", { value: `${v.pool}/${v.name}` }, `${v.pool}/${v.name}`)));
+    $("#nic-form").network.replaceChildren(...nets.map((n) => el("option", { value: n.name }, n.name)));
+  };
+  const draw = async () => {
+    const vms = await act(() => api("GET", "/api/vms"));
+    if (!vms) return;
+    table($("#vms"), [
+      ["Name", (v) => button(v.name, () => { selected = v.name; drawDetail(); }, { class: "link" })],
+      ["State", (v) => v.state], ["vCPUs", (v) => v.vcpus], ["Memory", (v) => size(v.memory_bytes)],
+      ["Disks", (v) => v.disks.join(" ") || "-"], ["IP", (v) => v.ips.join(" ") || "-"],
+    ], vms, (v) => ({ "data-name": v.name }));
+    drawDetail();
+  };
+  for (const [id, path] of [["#disk-form", "disks"], ["#nic-form", "nics"]]) {
+    $(id).onsubmit = (event) => {
+      event.preventDefault();
+      act(() => api("POST", `${vmPath()}/${path}`, formValues(event.target)));
+    };
+  }
+  draw();
+  live(["domain", "network", "pool", "volume"], draw);
+};
+
+document.addEventListener("DOMContentLoaded", () => {
+  for (const closer of $$("[data-close]")) closer.onclick = () => { $(`#${closer.dataset.close}`).hidden = true; };
+  const logout = $("#logout");
+  if (logout) logout.onclick = async () => { await api("POST", "/logout"); location.href = "/login"; };
+  const page = pages[document.body.dataset.page];
+  if (page) page();
+});

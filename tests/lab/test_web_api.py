@@ -1,0 +1,139 @@
+"""The REST API of `virtops serve`, against a real libvirtd: login, the handbook's steps, the
+refusals (one sentence, a field, the host unchanged), OpenAPI, and live events from libvirt."""
+from __future__ import annotations
+
+import json
+import threading
+
+import httpx
+import libvirt
+import pytest
+
+from tests.conftest import WEB_PASSWORD
+from tests.helpers import host_state
+
+MIB = 1 << 20
+
+
+@pytest.fixture(scope="module")
+def api(web_server):
+    with httpx.Client(base_url=web_server, timeout=60) as client:
+        assert client.post("/login", json={"password": WEB_PASSWORD}).status_code == 200
+        yield client
+
+
+@pytest.fixture(scope="module")
+def conn(web_lab):
+    conn = libvirt.open(web_lab.uri)
+    yield conn
+    conn.close()
+
+
+def test_login_is_required(web_server):
+    with httpx.Client(base_url=web_server) as anonymous:
+        assert anonymous.get("/api/pools").status_code == 401
+        assert anonymous.get("/api/events").status_code == 401
+        page = anonymous.get("/pools")
+        assert page.status_code == 307 and page.headers["location"] == "/login?next=/pools"
+        wrong = anonymous.post("/login", json={"password": "guess"})
+        assert wrong.status_code == 401 and wrong.json()["field"] == "password"
+        assert anonymous.get("/api/pools").status_code == 401
+        right = anonymous.post("/login", json={"password": WEB_PASSWORD})
+        assert right.status_code == 200
+        cookie = right.headers["set-cookie"].lower()
+        assert "httponly" in cookie and "samesite=strict" in cookie
+        assert anonymous.get("/api/pools").status_code == 200
+        anonymous.post("/logout")
+        assert anonymous.get("/api/pools").status_code == 401
+
+
+def test_handbook_steps_through_the_api(api, conn):
+    pool = api.post("/api/pools", json={"name": "test", "type": "dir", "target": "/var/lib/libvirt/test",
+                                        "owner": "root", "group": "root", "mode": "0700"})
+    assert pool.status_code == 201, pool.text
+    assert pool.json()["pool"] | {} and pool.json()["pool"]["mode"] == "0700"
+    live = conn.storagePoolLookupByName("test")
+    assert live.isActive() and live.autostart()
+
+    vol = api.post("/api/pools/test/volumes", json={"name": "test", "capacity": "1000M", "allocation": 0, "format": "raw"})
+    assert vol.status_code == 201, vol.text
+    assert vol.json()["volume"]["capacity"] == 1000 * MIB
+    assert live.storageVolLookupByName("test").info()[1] == 1048576000
+    assert [v["name"] for v in api.get("/api/pools/test/volumes").json()] == ["test"]
+
+    net = api.post("/api/networks", json={"name": "mynetwork", "subnet": "192.168.200.0/24",
+                                          "dhcp": "192.168.200.128-192.168.200.254", "mode": "route"})
+    assert net.status_code == 201, net.text
+    assert (net.json()["mode"], net.json()["gateway"], net.json()["dhcp_range"]) == \
+        ("route", "192.168.200.1", "192.168.200.128-192.168.200.254")
+    listed = {n["name"]: n for n in api.get("/api/networks").json()}
+    assert listed["default"]["active"] and listed["mynetwork"]["autostart"]
+    xml = api.get("/api/networks/default/xml")
+    assert xml.headers["content-type"].startswith("text/plain") and "<bridge name='virbr0'" in xml.text
+    assert xml.text == conn.networkLookupByName("default").XMLDesc(0)
+
+
+@pytest.mark.parametrize("method, path, body, status, field", [
+    ("post", "/api/networks", {"name": "other", "subnet": "192.168.122.0/25"}, 422, "subnet"),
+    ("post", "/api/networks", {"name": "other", "subnet": "10.9.0.0/24", "dhcp": "10.9.1.10-10.9.1.20"}, 422, "dhcp"),
+    ("post", "/api/networks", {"name": "bad name!", "subnet": "10.9.0.0/24"}, 422, "name"),
+    ("post", "/api/networks", {"name": "other", "mode": "tunnel"}, 422, "mode"),
+    ("post", "/api/pools", {"name": "p2", "type": "dir", "target": "relative/path"}, 422, "target"),
+    ("post", "/api/pools/nope/volumes", {"name": "v", "capacity": "1G"}, 404, None),
+    ("post", "/api/pools/default-missing/volumes", {"name": "v", "capacity": "lots"}, 422, "capacity"),
+    ("get", "/api/vms/nope", None, 404, None),
+    ("post", "/api/vms/nope/disks", {"volume": "test/test"}, 404, None),
+    ("delete", "/api/networks/nope", None, 404, None),
+])
+def test_refusals_are_one_sentence_and_change_nothing(api, conn, method, path, body, status, field):
+    before = host_state(conn)
+    response = api.request(method.upper(), path, json=body)
+    assert response.status_code == status, response.text
+    answer = response.json()
+    assert answer["field"] == field
+    assert answer["error"].count(". ") == 0 and answer["error"].endswith(".") and "\n" not in answer["error"]
+    assert host_state(conn) == before
+
+
+def test_volume_bigger_than_the_pool_is_refused(api, conn):
+    before = host_state(conn)
+    response = api.post("/api/pools/test/volumes", json={"name": "huge", "capacity": "100P", "allocation": "100P"})
+    assert response.status_code == 422 and response.json()["field"] == "allocation", response.text
+    assert host_state(conn) == before
+
+
+def test_openapi_document_describes_the_api(web_server):
+    doc = httpx.get(f"{web_server}/openapi.json").json()
+    assert doc["info"]["title"] == "virtops"
+    for path in ("/api/pools", "/api/pools/{name}/volumes", "/api/networks", "/api/vms/{name}/disks",
+                 "/api/vms/{name}/nics", "/api/events", "/login"):
+        assert path in doc["paths"], path
+    assert "NetworkCreate" in doc["components"]["schemas"]
+
+
+def test_libvirt_events_reach_the_event_stream(api, conn):
+    """A change made behind virtops' back (straight through libvirt) arrives as an event."""
+    received: list[dict] = []
+    opened = threading.Event()
+
+    def listen() -> None:
+        with api.stream("GET", "/api/events", params={"heartbeat": 1}) as stream:
+            kind = None
+            for line in stream.iter_lines():
+                opened.set()
+                if line.startswith("event: "):
+                    kind = line.removeprefix("event: ")
+                elif line.startswith("data: ") and kind:
+                    received.append(json.loads(line.removeprefix("data: ")))
+                    if {"network:stopped", "network:started"} <= {f"{e['kind']}:{e['event']}" for e in received}:
+                        return
+
+    listener = threading.Thread(target=listen, daemon=True)
+    listener.start()
+    assert opened.wait(10)
+    net = conn.networkLookupByName("mynetwork")
+    net.destroy()
+    net.create()
+    listener.join(20)
+    assert not listener.is_alive(), f"events seen: {received}"
+    assert {"kind": "network", "name": "mynetwork", "event": "stopped"} in received
