@@ -42,5 +42,16 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "$want" > "$stamp"
 fi
 
+# The web console's browser-side packages (xterm.js), from the npm registry, as the lock file pins them.
+if ! command -v npm >/dev/null; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends npm </dev/null
+fi
+web=src/virtops/web
+want=$(sha256sum "$web/package-lock.json" | cut -d' ' -f1)
+if [ ! -f "$web/node_modules/.virtops-installed" ] || [ "$(cat "$web/node_modules/.virtops-installed")" != "$want" ]; then
+  (cd "$web" && npm ci --no-audit --no-fund --loglevel=error)
+  echo "$want" > "$web/node_modules/.virtops-installed"
+fi
+
 # The tiny test guest (Debian's kernel + busybox), cached by the hash of its inputs.
 .venv/bin/virtops lab guest-image >/dev/null

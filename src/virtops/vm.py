@@ -1143,7 +1143,13 @@ class Console:
         self.buffer = b""
 
     def read(self) -> bytes:
-        """What the guest printed since the last read (b'' when nothing); sets .closed at the end."""
+        """What the guest printed since the last read (b'' when nothing), also kept in .buffer for
+        wait_for; sets .closed at the end."""
+        got = self._receive()
+        self.buffer += got
+        return got
+
+    def _receive(self) -> bytes:
         chunks = []
         while not self.closed:
             try:
@@ -1157,9 +1163,7 @@ class Console:
                 self.closed = True
                 break
             chunks.append(data)
-        got = b"".join(chunks)
-        self.buffer += got
-        return got
+        return b"".join(chunks)
 
     def write(self, data: bytes) -> None:
         while data and not self.closed:
@@ -1168,6 +1172,22 @@ class Console:
                 time.sleep(0.01)
                 continue
             data = data[sent:]
+
+    def watch(self, on_output: Callable[[bytes], None]) -> None:
+        """Call on_output with what the guest prints as it prints it, and with b'' once at the end,
+        from libvirt's event loop (the connection must run it: Host's default). No polling."""
+        def readable(_stream, events: int, _opaque) -> None:
+            data = self._receive()  # not kept: a console watched for days would fill memory
+            if data:
+                on_output(data)
+            if self.closed or events & (libvirt.VIR_STREAM_EVENT_HANGUP | libvirt.VIR_STREAM_EVENT_ERROR):
+                self.closed = True
+                _quietly(self.stream.eventRemoveCallback)
+                on_output(b"")
+
+        wanted = libvirt.VIR_STREAM_EVENT_READABLE | libvirt.VIR_STREAM_EVENT_HANGUP | libvirt.VIR_STREAM_EVENT_ERROR
+        with libvirt_errors("watching the console"):
+            self.stream.eventAddCallback(wanted, readable, None)
 
     def wait_for(self, predicate: Callable[[str], bool], timeout_s: float, since: int = 0) -> str:
         """Read until predicate(text printed after offset `since`) holds; returns that text."""
@@ -1182,6 +1202,7 @@ class Console:
     def close(self) -> None:
         if not self.closed:
             self.closed = True
+            _quietly(self.stream.eventRemoveCallback)
             try:
                 self.stream.finish()
             except libvirt.libvirtError:

@@ -171,3 +171,34 @@ def test_vm_disks_and_nics(page, conn):
     assert root.xpath("devices/disk[target/@dev='vdb']/source")[0].attrib == {"pool": "vmpool", "volume": "data"}
     # The list's row follows: the API announces changes to a definition, which libvirt does not.
     page.wait_for_function("document.querySelector('#vms tr[data-name=webvm]').innerText.includes('vda vdb')")
+
+
+def test_serial_console_in_the_browser(page, conn, web_lab, guest_image):
+    """xterm.js over the WebSocket: a command typed in the page runs in the guest's shell."""
+    from virtops.domain import KernelBoot
+    from virtops.host import Host
+    from virtops.lab.guest import kernel_cmdline
+
+    host = Host(web_lab.uri)
+    boot = KernelBoot(kernel=str(guest_image.kernel), initrd=str(guest_image.initrd), cmdline=kernel_cmdline("shell"))
+    dom = conn.defineXML(DomainSpec(name="consolevm", virt_type=host.virt_type(), memory_mib=256, boot=boot).to_xml())
+    dom.create()
+    try:
+        page.goto("/vms")
+        page.locator("#vms tr[data-name=consolevm]").get_by_role("button", name="consolevm").click()
+        page.get_by_role("button", name="Console", exact=True).click()
+        rows = page.locator("#terminal .xterm-rows")
+        terminal = page.locator("#terminal .xterm-helper-textarea")
+        deadline = 120  # TCG boots the guest in 6-17 s here; the shell comes after its first report
+        while "# " not in rows.inner_text() and deadline > 0:
+            terminal.press("Enter")
+            page.wait_for_timeout(2000)
+            deadline -= 2
+        terminal.type("echo web-$((6*7))")
+        terminal.press("Enter")
+        page.wait_for_function("document.querySelector('#terminal .xterm-rows').innerText.includes('web-42')")
+        page.click("#console-close")
+    finally:
+        dom.destroy()
+        dom.undefine()
+        host.close()

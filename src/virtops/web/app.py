@@ -10,9 +10,9 @@ import secrets
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel
@@ -55,10 +55,50 @@ def create_app(host: Host, password: str) -> FastAPI:
     app.add_middleware(SessionMiddleware, secret_key=secrets.token_urlsafe(32), session_cookie="virtops_session",
                        same_site="strict", https_only=False, max_age=12 * 3600)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    app.mount("/vendor", StaticFiles(directory=HERE / "node_modules", check_dir=False), name="vendor")  # npm's
     app.include_router(api.router)
     _add_error_handlers(app)
     _add_pages(app)
+    _add_console(app)
     return app
+
+
+def _add_console(app: FastAPI) -> None:
+    @app.websocket("/api/vms/{name}/console")
+    async def console(websocket: WebSocket, name: str, force: bool = False):
+        """A running VM's serial console: the guest's output as binary messages, keystrokes back
+        as text or binary. Closes with code 4401 without login, 4409 when the VM refuses."""
+        await websocket.accept()
+        if websocket.session.get(SESSION_KEY) is not True:
+            await websocket.close(code=4401, reason="log in first")
+            return
+        loop = asyncio.get_running_loop()
+        output: asyncio.Queue[bytes] = asyncio.Queue()
+        try:
+            guest = await loop.run_in_executor(None, app.state.host.vms.console, name, force)
+            guest.watch(lambda data: loop.call_soon_threadsafe(output.put_nowait, data))
+        except VirtopsError as err:
+            await websocket.close(code=4409, reason=str(err)[:120])
+            return
+
+        async def to_browser() -> None:
+            while data := await output.get():
+                await websocket.send_bytes(data)
+            await websocket.close(code=1000, reason="the console closed")
+
+        sender = asyncio.create_task(to_browser())
+        try:
+            while True:
+                message = await websocket.receive()
+                if message["type"] == "websocket.disconnect":
+                    break
+                keys = message.get("bytes") or (message.get("text") or "").encode()
+                await loop.run_in_executor(None, guest.write, keys)
+        except WebSocketDisconnect:
+            pass
+        finally:
+            sender.cancel()
+            await loop.run_in_executor(None, guest.close)
 
 
 def _add_error_handlers(app: FastAPI) -> None:
@@ -92,6 +132,10 @@ def _add_pages(app: FastAPI) -> None:
     @app.get("/login", response_class=HTMLResponse, include_in_schema=False)
     def login_page(request: Request):
         return templates.TemplateResponse(request, "login.html", {"title": "Log in"})
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon():
+        return Response(status_code=204)
 
     @app.get("/", include_in_schema=False)
     def home():

@@ -251,7 +251,38 @@ pages.networks = () => {
   live(["network", "domain"], draw);
 };
 
+// The serial console: xterm.js (from npm) over a WebSocket that carries the guest's bytes.
+let consoleSocket = null;
+function openConsole(name) {
+  closeConsole();
+  const section = $("#vm-console");
+  section.hidden = false;
+  const terminal = new Terminal({ convertEol: false, cursorBlink: true, rows: 24 });
+  const fit = new FitAddon.FitAddon();
+  terminal.loadAddon(fit);
+  $("#terminal").replaceChildren();
+  terminal.open($("#terminal"));
+  fit.fit();
+  const scheme = location.protocol === "https:" ? "wss" : "ws";
+  const socket = new WebSocket(`${scheme}://${location.host}/api/vms/${encodeURIComponent(name)}/console`);
+  socket.binaryType = "arraybuffer";
+  socket.onmessage = (event) => terminal.write(new Uint8Array(event.data));
+  socket.onclose = (event) => terminal.write(`\r\n[console closed${event.reason ? ": " + event.reason : ""}]\r\n`);
+  terminal.onData((keys) => { if (socket.readyState === WebSocket.OPEN) socket.send(keys); });
+  terminal.focus();
+  consoleSocket = { socket, terminal };
+}
+
+function closeConsole() {
+  if (!consoleSocket) return;
+  consoleSocket.socket.close();
+  consoleSocket.terminal.dispose();
+  consoleSocket = null;
+  $("#vm-console").hidden = true;
+}
+
 pages.vms = () => {
+  $("#console-close").onclick = closeConsole;
   let selected = null;
   const vmPath = () => `/api/vms/${encodeURIComponent(selected)}`;
   const drawDetail = async () => {
@@ -262,6 +293,7 @@ pages.vms = () => {
     $("#vm-detail-title").textContent = `${vm.name}: ${vm.state}`;
     const actions = vm.running ? ["shutdown", "reboot", "destroy", vm.state === "paused" ? "resume" : "suspend"] : ["start"];
     $("#vm-actions").replaceChildren(...actions.map((a) => button(a, () => act(() => api("POST", `${vmPath()}/actions/${a}`)))),
+      vm.running ? button("Console", () => openConsole(vm.name)) : null,
       button("XML", () => showXml(`VM ${vm.name}`, `${vmPath()}/xml`)));
     table($("#vm-disks"), [["Target", (d) => d.target], ["Source", (d) => d.source], ["Bus", (d) => d.bus], ["Device", (d) => d.device],
       ["Format", (d) => d.format], ["", (d) => button("Detach", () => act(() => api("DELETE", `${vmPath()}/disks/${d.target}`)))]], vm.disks);
