@@ -69,7 +69,7 @@ def test_handbook_steps_through_the_api(api, conn):
     listed = {n["name"]: n for n in api.get("/api/networks").json()}
     assert listed["default"]["active"] and listed["mynetwork"]["autostart"]
     xml = api.get("/api/networks/default/xml")
-    assert xml.headers["content-type"].startswith("text/plain") and "<bridge name='virbr0'" in xml.text
+    assert xml.headers["content-type"] == "application/xml" and "<bridge name='virbr0'" in xml.text
     assert xml.text == conn.networkLookupByName("default").XMLDesc(0)
 
 

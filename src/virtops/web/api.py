@@ -11,7 +11,7 @@ import json
 from typing import Literal
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import HostUnreachable, InvalidInput, NotFound, VirtopsError
@@ -25,7 +25,19 @@ from ..volume import CreateResult as VolumeCreateResult
 from ..volume import VolumeInfo
 from .auth import require_login
 
-router = APIRouter(prefix="/api", dependencies=[Depends(require_login)])
+class ApiError(BaseModel):
+    """A refusal: the core's one sentence, and the field it is about when there is one."""
+
+    error: str
+    field: str | None = None
+
+
+ERRORS = {401: {"model": ApiError, "description": "not logged in"},
+          404: {"model": ApiError, "description": "no such object on the host"},
+          409: {"model": ApiError, "description": "the host refused (in use, wrong state, ...)"},
+          422: {"model": ApiError, "description": "a value that cannot be accepted; nothing changed"},
+          503: {"model": ApiError, "description": "no libvirt daemon answers"}}
+router = APIRouter(prefix="/api", dependencies=[Depends(require_login)], responses=ERRORS)
 HEARTBEAT_S = 15.0  # keeps proxies and the browser from closing an idle event stream
 
 
@@ -38,6 +50,14 @@ def error_response(err: VirtopsError) -> JSONResponse:
 def api_field(field: str | None) -> str | None:
     """The core names some fields as the CLI spells them (--source-path); the API's are source_path."""
     return field.removeprefix("--").replace("-", "_") if field else None
+
+
+XML = {"response_class": Response,  # refusals stay JSON; only the answer is XML
+       "responses": {200: {"description": "libvirt's own XML", "content": {"application/xml": {"schema": {"type": "string"}}}}}}
+
+
+def xml(text: str) -> Response:
+    return Response(text, media_type="application/xml")
 
 
 def host_of(request: Request) -> Host:
@@ -90,9 +110,9 @@ def pool(request: Request, name: str):
     return host_of(request).pools.info(name)
 
 
-@router.get("/pools/{name}/xml", response_class=PlainTextResponse)
+@router.get("/pools/{name}/xml", **XML)
 def pool_xml(request: Request, name: str):
-    return host_of(request).pools.dumpxml(name)
+    return xml(host_of(request).pools.dumpxml(name))
 
 
 @router.delete("/pools/{name}", response_model=Done)
@@ -120,9 +140,9 @@ def volume_create(request: Request, name: str, body: VolumeCreate):
     return result
 
 
-@router.get("/pools/{pool}/volumes/{name}/xml", response_class=PlainTextResponse)
+@router.get("/pools/{pool}/volumes/{name}/xml", **XML)
 def volume_xml(request: Request, pool: str, name: str):
-    return host_of(request).volumes.dumpxml(f"{pool}/{name}")
+    return xml(host_of(request).volumes.dumpxml(f"{pool}/{name}"))
 
 
 @router.delete("/pools/{pool}/volumes/{name}", response_model=Done)
@@ -166,9 +186,9 @@ def network(request: Request, name: str):
     return host_of(request).networks.info(name)
 
 
-@router.get("/networks/{name}/xml", response_class=PlainTextResponse)
+@router.get("/networks/{name}/xml", **XML)
 def network_xml(request: Request, name: str, inactive: bool = False):
-    return host_of(request).networks.dumpxml(name, inactive=inactive)
+    return xml(host_of(request).networks.dumpxml(name, inactive=inactive))
 
 
 @router.post("/networks/{name}/actions/{action}", response_model=NetworkInfo)
@@ -193,9 +213,9 @@ def vm(request: Request, name: str):
     return host_of(request).vms.info(name)
 
 
-@router.get("/vms/{name}/xml", response_class=PlainTextResponse)
+@router.get("/vms/{name}/xml", **XML)
 def vm_xml(request: Request, name: str, inactive: bool = False):
-    return host_of(request).vms.dumpxml(name, inactive=inactive)
+    return xml(host_of(request).vms.dumpxml(name, inactive=inactive))
 
 
 @router.post("/vms/{name}/actions/{action}", response_model=Done)

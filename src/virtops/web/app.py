@@ -22,7 +22,7 @@ from .. import __version__
 from ..errors import VirtopsError
 from ..host import Host
 from . import api
-from .auth import SESSION_KEY, logged_in, password_matches
+from .auth import SESSION_KEY, NotLoggedIn, logged_in, password_matches
 from .events import EventHub
 
 HERE = Path(__file__).parent
@@ -106,6 +106,11 @@ def _add_error_handlers(app: FastAPI) -> None:
     async def refused(_request: Request, err: VirtopsError):
         return api.error_response(err)
 
+    @app.exception_handler(NotLoggedIn)
+    async def not_logged_in(_request: Request, _err: NotLoggedIn):
+        return JSONResponse({"error": "log in first: POST /login with the server's password.", "field": None},
+                            status_code=401)
+
     @app.exception_handler(RequestValidationError)
     async def malformed(_request: Request, err: RequestValidationError):
         """A request the API cannot even read: one sentence for the first problem, like the CLI's."""
@@ -116,7 +121,8 @@ def _add_error_handlers(app: FastAPI) -> None:
 
 
 def _add_pages(app: FastAPI) -> None:
-    @app.post("/login", tags=["login"])
+    @app.post("/login", tags=["login"], responses={401: {"model": api.ApiError, "description": "wrong password"},
+                                                    422: {"model": api.ApiError, "description": "no password given"}})
     def login(request: Request, body: Login):
         if not password_matches(request, body.password):
             return JSONResponse({"error": "password: that is not this server's password.", "field": "password"},

@@ -10,7 +10,7 @@ import hmac
 import secrets
 from pathlib import Path
 
-from fastapi import HTTPException, Request
+from fastapi import Request
 
 SESSION_KEY = "virtops-user"
 
@@ -38,7 +38,11 @@ def logged_in(request: Request) -> bool:
     return request.session.get(SESSION_KEY) is True
 
 
+class NotLoggedIn(Exception):
+    """Answered as 401 {"error": ..., "field": null}, the shape of every refusal of the API."""
+
+
 def require_login(request: Request) -> None:
     """Every API route depends on this, except logging in."""
     if not logged_in(request):
-        raise HTTPException(status_code=401, detail="log in first: POST /login with the server's password")
+        raise NotLoggedIn()
