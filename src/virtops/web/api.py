@@ -81,11 +81,15 @@ def host_info(request: Request):
 
 
 # -- pools and volumes ------------------------------------------------------------------------------
-class PoolCreate(PoolSpec):
-    model_config = ConfigDict(defer_build=False)  # FastAPI reads the schema at once (deferred, pydantic warns)
+class Activation(BaseModel):
+    """What pool and network creation do after defining, as virt-manager's wizards do by default."""
 
     start: bool = True
     autostart: bool = True
+
+
+class PoolCreate(PoolSpec, Activation):
+    model_config = ConfigDict(defer_build=False)  # FastAPI reads the schema at once (deferred, pydantic warns)
 
 
 @router.get("/pools", response_model=list[PoolInfo])
@@ -153,7 +157,7 @@ def volume_delete(request: Request, pool: str, name: str, force: bool = False):
 
 
 # -- networks ------------------------------------------------------------------------------------
-class NetworkCreate(BaseModel):
+class NetworkCreate(Activation):
     """virt-manager's four steps: name; IPv4 address space; DHCP range; mode and forwarding."""
 
     name: str
@@ -166,8 +170,6 @@ class NetworkCreate(BaseModel):
     domain: str | None = None
     ipv6: str | None = None
     mtu: int | None = None
-    start: bool = True
-    autostart: bool = True
 
 
 @router.get("/networks", response_model=list[NetworkInfo])
