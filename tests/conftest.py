@@ -111,8 +111,9 @@ WEB_PASSWORD = "lab-web-password"
 
 @pytest.fixture(scope="session")
 def web_lab():
-    """A lab host of its own for the web console's tests: they make the handbook's objects."""
-    lab = _fresh_lab(f"pytest-web-{os.getpid() % 100000}")
+    """A lab host of its own for the web console's tests: they make the handbook's objects. Its
+    uplink leads to the outside namespace where the handbook's NFS server can run."""
+    lab = _fresh_lab(f"pytest-web-{os.getpid() % 100000}", uplink=True)
     try:
         yield lab
     finally:

@@ -202,3 +202,36 @@ def test_serial_console_in_the_browser(page, conn, web_lab, guest_image):
         dom.destroy()
         dom.undefine()
         host.close()
+
+
+def test_nfs_pool_wizard_browses_the_servers_exports(page, conn, web_lab):
+    """virt-manager's Browse button: the wizard asks the NFS server at 192.168.0.254 for its exports."""
+    from virtops.lab.nfs import NfsServer
+
+    with NfsServer(web_lab):
+        page.goto("/pools")
+        page.click("#pool-new")
+        page.fill("#pool-wizard input[name=name]", "nfs")
+        page.select_option("#pool-wizard select[name=type]", "netfs")
+        page.click("#pool-wizard [data-next]")
+        page.fill("#pool-wizard input[name=target]", "/var/lib/libvirt/nfs")
+        page.fill("#pool-wizard input[name=host]", "192.168.0.254")
+        page.click("#pool-browse")
+        page.get_by_role("button", name="192.168.0.254:/nfs").click()
+        assert page.locator("#pool-wizard input[name=source_path]").input_value() == "/nfs"
+        page.click("#pool-wizard [data-next]")
+        assert "192.168.0.254:/nfs" in page.locator("#pool-wizard .summary").inner_text()
+        before = host_state(conn)
+        page.click("#pool-wizard [data-finish]")
+        outcome = page.locator("#pools tr[data-name=nfs], #error:not([hidden])")
+        outcome.first.wait_for()
+        if page.locator("#error").is_visible():  # this machine's kernel may have no NFS client
+            error = page.locator("#error").inner_text()
+            assert error.startswith("starting pool nfs failed: mounting 192.168.0.254:/nfs on /var/lib/libvirt/nfs failed")
+            assert "nothing was kept" in error
+            assert host_state(conn) == before  # the wizard's create undid itself
+        else:
+            pool = conn.storagePoolLookupByName("nfs")
+            assert pool.isActive()
+            pool.destroy()
+            pool.undefine()
