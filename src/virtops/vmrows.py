@@ -45,11 +45,19 @@ def summaries(host: Host, all: bool = True) -> list[dict]:
     """A summary per VM, running ones first: id, name, uuid, state, running, vcpus, memory_bytes,
     disks (targets) and ips (address/prefix from the DHCP leases of the VM's networks)."""
     running, stopped = _domains(host, all)
-    rows = [_summary_of(row) for row in _rows_with_ips(host, running)]
+    stats = []
     if stopped:
         with libvirt_errors("listing VMs"):
             stats = host.conn.domainListGetStats([dom for dom, _state in stopped], STOPPED_STATS)
-        rows += [_stopped_summary(dom, values) for dom, values in stats]
+    # Drivers without these stats (libvirt's test driver) are read from the XML instead.
+    complete, partial = [], []
+    for dom, values in stats:
+        if "vcpu.maximum" in values and "balloon.maximum" in values:
+            complete.append((dom, values))
+        else:
+            partial.append((dom, values.get("state.state", libvirt.VIR_DOMAIN_SHUTOFF)))
+    rows = [_summary_of(row) for row in _rows_with_ips(host, running + partial)]
+    rows += [_stopped_summary(dom, values) for dom, values in complete]
     return _sorted(rows)
 
 

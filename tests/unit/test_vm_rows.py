@@ -28,3 +28,14 @@ def test_vm_row_reads_the_xml_of_other_tools():
     row = vmrows.vm_row(dom, 7, 1)
     assert (row["id"], row["state"], row["running"], row["vcpus"], row["memory_bytes"]) == (7, "running", True, 3, 2 << 30)
     assert (row["disks"][0]["source"], row["disks"][0]["bus"], row["nics"]) == ("/dev/sdz", "sata", [])
+
+
+def test_drivers_without_bulk_stats_are_read_from_the_xml(test_host):
+    """libvirt's test driver gives no vCPU, memory or disk stats: its stopped VMs are read from XML."""
+    conn = test_host.conn
+    conn.lookupByName("test").destroy()
+    brief, = vmrows.summaries(test_host)
+    full, = vmrows.detailed(test_host)
+    assert (brief["state"], brief["running"], brief["id"]) == ("shut off", False, None)
+    assert (brief["vcpus"], brief["memory_bytes"], brief["disks"]) == (full["vcpus"], full["memory_bytes"], ["vda"])
+    assert brief["vcpus"] > 0 and brief["memory_bytes"] > 0
