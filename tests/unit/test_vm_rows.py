@@ -8,6 +8,7 @@ import sys
 
 from virtops import vmrows
 from virtops import xml as X
+from virtops.domain import DiskSpec, DomainSpec
 
 
 def test_listing_imports_no_pydantic():
@@ -32,10 +33,10 @@ def test_vm_row_reads_the_xml_of_other_tools():
 
 def test_drivers_without_bulk_stats_are_read_from_the_xml(test_host):
     """libvirt's test driver gives no vCPU, memory or disk stats: its stopped VMs are read from XML."""
-    conn = test_host.conn
-    conn.lookupByName("test").destroy()
+    spec = DomainSpec(name="idle", memory_mib=192, vcpus=2, disks=[DiskSpec(target="vda", path="/srv/idle.img")])
+    test_host.conn.defineXML(spec.to_xml())
     brief, = vmrows.summaries(test_host)
     full, = vmrows.detailed(test_host)
-    assert (brief["state"], brief["running"], brief["id"]) == ("shut off", False, None)
-    assert (brief["vcpus"], brief["memory_bytes"], brief["disks"]) == (full["vcpus"], full["memory_bytes"], ["vda"])
-    assert brief["vcpus"] > 0 and brief["memory_bytes"] > 0
+    assert (brief["name"], brief["state"], brief["running"], brief["id"]) == ("idle", "shut off", False, None)
+    assert (brief["vcpus"], brief["memory_bytes"], brief["disks"]) == (2, 192 << 20, ["vda"])
+    assert (full["vcpus"], full["memory_bytes"]) == (2, 192 << 20)
