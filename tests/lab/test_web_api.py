@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 
 import httpx
 import libvirt
@@ -137,3 +138,46 @@ def test_libvirt_events_reach_the_event_stream(api, conn):
     listener.join(20)
     assert not listener.is_alive(), f"events seen: {received}"
     assert {"kind": "network", "name": "mynetwork", "event": "stopped"} in received
+
+
+def test_events_keep_flowing_after_the_daemon_restarts(api, web_lab):
+    """The hub says the host went away, subscribes again on a new connection, and then libvirt's
+    events of the new daemon arrive on the same stream."""
+    received: list[dict] = []
+    opened = threading.Event()
+
+    def listen() -> None:
+        with api.stream("GET", "/api/events", params={"heartbeat": 1}) as stream:
+            kind = None
+            for line in stream.iter_lines():
+                opened.set()
+                if line.startswith("event: "):
+                    kind = line.removeprefix("event: ")
+                elif line.startswith("data: ") and kind:
+                    received.append(json.loads(line.removeprefix("data: ")))
+                    words = [f"{e['kind']}:{e['name']}:{e['event']}" for e in received]
+                    if "network:mynetwork:stopped" in words[words.index(f"host:{web_lab.uri}:reconnected"):] \
+                            if f"host:{web_lab.uri}:reconnected" in words else False:
+                        return
+
+    listener = threading.Thread(target=listen, daemon=True)
+    listener.start()
+    assert opened.wait(10)
+    web_lab.down(remove_state=False)  # stops the networks first: libvirt reports that too
+    web_lab.up(uplink=True)
+    deadline = time.monotonic() + 30
+    while not any(e["event"] == "reconnected" for e in received) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert [e["event"] for e in received if e["kind"] == "host"] == ["disconnected", "reconnected"], received
+    conn = libvirt.open(web_lab.uri)
+    try:
+        net = conn.networkLookupByName("mynetwork")
+        if not net.isActive():  # a restarted daemon autostarts nothing: only a boot does
+            net.create()
+        net.destroy()  # on the new daemon
+        listener.join(20)
+        assert not listener.is_alive(), f"events seen: {received}"
+        net.create()
+    finally:
+        conn.close()
+    assert api.get("/api/networks/mynetwork").json()["active"]  # the API's own connection reopened too

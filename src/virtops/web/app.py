@@ -41,7 +41,7 @@ def create_app(host: Host, password: str) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        events.start(host.conn, asyncio.get_running_loop())
+        events.start(lambda: host.conn, asyncio.get_running_loop())
         try:
             yield
         finally:

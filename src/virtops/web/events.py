@@ -4,12 +4,15 @@ libvirt calls back on its event-loop thread; each callback turns the event into 
 ({"kind": "domain", "name": "vm1", "event": "started"}) and hands it to the asyncio loop, which
 puts it in the queue of each subscriber (one per open page, read by the /api/events stream).
 Volumes have no libvirt events: the API publishes its own volume changes through the same hub.
+When the daemon goes away (restarted, upgraded), the hub says so ({"kind": "host"}) and
+subscribes again as soon as a new connection opens, so pages stay live across a restart.
 """
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Iterator
+import threading
+from typing import Callable, Iterator
 
 import libvirt
 
@@ -18,6 +21,7 @@ DOMAIN_EVENTS = ("defined", "undefined", "started", "suspended", "resumed", "sto
 NETWORK_EVENTS = ("defined", "undefined", "started", "stopped")
 POOL_EVENTS = ("defined", "undefined", "started", "stopped", "created", "deleted")
 QUEUE_LIMIT = 1000  # a page that stops reading loses events, not the server's memory
+RECONNECT_EVERY_S = 1.0
 
 
 class EventHub:
@@ -25,11 +29,20 @@ class EventHub:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._queues: set[asyncio.Queue] = set()
         self._callbacks: list[tuple[str, int]] = []
+        self._connect: Callable[[], libvirt.virConnect] | None = None
+        self._uri = ""
+        self._stopped = threading.Event()
 
-    def start(self, conn: libvirt.virConnect, loop: asyncio.AbstractEventLoop) -> None:
-        """Register for domain, device, network and pool events on a connection opened with
-        libvirt's event loop running (virtops' Connection does that)."""
-        self._loop = loop
+    def start(self, connect: Callable[[], libvirt.virConnect], loop: asyncio.AbstractEventLoop) -> None:
+        """Register for domain, device, network and pool events on the connection that connect()
+        returns (opened with libvirt's event loop running, as virtops' Connection does), and
+        again on a new one whenever that connection closes."""
+        self._loop, self._connect = loop, connect
+        self._subscribe(connect())
+
+    def _subscribe(self, conn: libvirt.virConnect) -> None:
+        self._uri = conn.getURI()
+        self._callbacks.clear()
         domain_ids = {libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE: self._domain_lifecycle,
                       libvirt.VIR_DOMAIN_EVENT_ID_DEVICE_ADDED: self._device("added"),
                       libvirt.VIR_DOMAIN_EVENT_ID_DEVICE_REMOVED: self._device("removed")}
@@ -41,13 +54,33 @@ class EventHub:
             None, libvirt.VIR_STORAGE_POOL_EVENT_ID_LIFECYCLE, self._pool_lifecycle, None)))
         self._callbacks.append(("pool", conn.storagePoolEventRegisterAny(
             None, libvirt.VIR_STORAGE_POOL_EVENT_ID_REFRESH, self._pool_refresh, None)))
+        with contextlib.suppress(libvirt.libvirtError):  # drivers without close callbacks (test:///)
+            conn.registerCloseCallback(self._closed, None)
+
+    def _closed(self, _conn: libvirt.virConnect, _reason: int, _opaque) -> None:
+        """libvirt's event thread: the daemon went away. Subscribe again from another thread, as
+        soon as a connection opens (opening one here would block the event loop it needs)."""
+        self.publish("host", self._uri, "disconnected")
+        threading.Thread(target=self._resubscribe, name="virtops-events-reconnect", daemon=True).start()
+
+    def _resubscribe(self) -> None:
+        while not self._stopped.wait(RECONNECT_EVERY_S):
+            try:
+                self._subscribe(self._connect())
+            except Exception:  # noqa: BLE001 - the daemon is not back yet: try again
+                continue
+            self.publish("host", self._uri, "reconnected")
+            return
 
     def stop(self, conn: libvirt.virConnect) -> None:
         deregister = {"domain": conn.domainEventDeregisterAny, "network": conn.networkEventDeregisterAny,
                       "pool": conn.storagePoolEventDeregisterAny}
+        self._stopped.set()
         for kind, callback_id in self._callbacks:
             with contextlib.suppress(libvirt.libvirtError):
                 deregister[kind](callback_id)
+        with contextlib.suppress(libvirt.libvirtError):
+            conn.unregisterCloseCallback()
         self._callbacks.clear()
 
     # -- publishing (any thread) ----------------------------------------------------------------

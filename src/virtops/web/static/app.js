@@ -98,6 +98,12 @@ function live(kinds, redraw) {
   let pending = null;
   source.onopen = () => { badge.textContent = "live"; badge.dataset.state = "live"; };
   source.onerror = () => { badge.textContent = "reconnecting"; badge.dataset.state = "down"; };
+  source.addEventListener("host", (event) => {  // the daemon restarted: everything may have changed
+    const message = JSON.parse(event.data);
+    badge.textContent = message.event === "disconnected" ? "host disconnected" : "live";
+    badge.dataset.state = message.event === "disconnected" ? "down" : "live";
+    if (message.event === "reconnected") redraw(message);
+  });
   for (const kind of kinds) {
     source.addEventListener(kind, (event) => {
       badge.dataset.last = event.data;
