@@ -181,3 +181,19 @@ def test_events_keep_flowing_after_the_daemon_restarts(api, web_lab):
     finally:
         conn.close()
     assert api.get("/api/networks/mynetwork").json()["active"]  # the API's own connection reopened too
+
+
+def test_serve_refuses_bad_options_in_one_sentence(web_lab, tmp_path):
+    from tests.helpers import run_cli
+
+    listen = run_cli("serve", "--listen", "8080", uri=web_lab.uri)
+    assert listen.returncode == 1 and listen.stderr.strip() == \
+        "error: --listen: '8080' is not ADDRESS:PORT; give one such as 127.0.0.1:8080."
+    short = tmp_path / "short"
+    short.write_text("abc\n")
+    weak = run_cli("serve", "--password-file", str(short), uri=web_lab.uri)
+    assert weak.returncode == 1 and "at least 8 characters" in weak.stderr and len(weak.stderr.splitlines()) == 1
+    missing = run_cli("serve", "--password-file", str(tmp_path / "none"), uri=web_lab.uri)
+    assert missing.returncode == 1 and "cannot read" in missing.stderr
+    nowhere = run_cli("serve", uri="qemu+unix:///system?socket=/nonexistent/libvirt-sock")
+    assert nowhere.returncode == 1 and nowhere.stderr.startswith("error: No libvirt daemon answers at")

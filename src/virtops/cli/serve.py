@@ -24,7 +24,8 @@ def serve(ctx, listen: str, password_file: str | None) -> None:
     if not address or not port.isdigit() or not 0 < int(port) < 65536:
         raise InvalidInput("--listen", f"{listen!r} is not ADDRESS:PORT; give one such as 127.0.0.1:8080.")
     password, generated = read_password(password_file)
-    host = ctx.host()  # connects now, so a missing daemon is one sentence, not a server that fails later
+    host = ctx.host()
+    host.conn  # connect now: a missing daemon is one sentence, not a server that fails to start
     app = create_app(host, password)
     if generated:
         click.echo(f"login password (this run only): {password}", err=True)
