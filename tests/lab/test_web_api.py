@@ -74,6 +74,38 @@ def test_handbook_steps_through_the_api(api, conn):
     assert xml.text == conn.networkLookupByName("default").XMLDesc(0)
 
 
+def test_network_xml_backup_restores_the_same_network(api, conn):
+    """SCENARIO step 7 over the API: save a network's XML, delete it, define it from the file."""
+    saved = api.get("/api/networks/mynetwork/xml", params={"inactive": True}).text
+    assert api.delete("/api/networks/mynetwork").status_code == 200
+    defined = api.post("/api/networks/xml", content=saved, params={"start": True},
+                       headers={"Content-Type": "application/xml"})
+    assert defined.status_code == 201, defined.text
+    assert defined.json()["active"]
+    assert conn.networkLookupByName("mynetwork").XMLDesc(libvirt.VIR_NETWORK_XML_INACTIVE) == saved
+    before = host_state(conn)
+    again = api.post("/api/networks/xml", content=saved, headers={"Content-Type": "application/xml"})
+    assert again.status_code == 409 and "mynetwork" in again.json()["error"]
+    broken = api.post("/api/networks/xml", content="<network><name>x", headers={"Content-Type": "application/xml"})
+    assert broken.status_code == 422, broken.text
+    assert host_state(conn) == before
+
+
+def test_backup_download_is_a_restorable_archive(api, conn, tmp_path):
+    import tarfile
+
+    from virtops.backup import read_backup
+
+    response = api.get("/api/backup")
+    assert response.status_code == 200 and response.headers["content-type"] == "application/gzip"
+    name = response.headers["content-disposition"].split('filename="')[1].rstrip('"')
+    archive = tmp_path / name
+    archive.write_bytes(response.content)
+    assert tarfile.is_tarfile(archive)
+    objects = {f"{o.kind}/{o.name}" for o in read_backup(archive).objects}  # verifies every checksum
+    assert {"network/default", "network/mynetwork", "pool/test", "volume/test/test"} <= objects
+
+
 @pytest.mark.parametrize("method, path, body, status, field", [
     ("post", "/api/networks", {"name": "other", "subnet": "192.168.122.0/25"}, 422, "subnet"),
     ("post", "/api/networks", {"name": "other", "subnet": "10.9.0.0/24", "dhcp": "10.9.1.10-10.9.1.20"}, 422, "dhcp"),

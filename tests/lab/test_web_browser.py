@@ -88,6 +88,23 @@ def test_network_wizard_creates_a_routed_network(page, conn):
     assert page.locator("#xml-text").text_content() == conn.networkLookupByName("routed").XMLDesc(0)
 
 
+def test_network_saved_as_a_file_defines_it_again(page, conn, tmp_path):
+    """SCENARIO step 7 in the browser: save the XML, delete the network, define it from the file."""
+    original = conn.networkLookupByName("routed").XMLDesc(libvirt.VIR_NETWORK_XML_INACTIVE)
+    page.locator("#networks tr[data-name=routed]").get_by_role("button", name="XML").click()
+    with page.expect_download() as saving:
+        page.click("#xml-save")
+    saved = tmp_path / saving.value.suggested_filename
+    saving.value.save_as(saved)
+    assert saved.name == "routed_net.xml"
+    page.on("dialog", lambda dialog: dialog.accept())  # "Delete network routed?"
+    page.locator("#networks tr[data-name=routed]").get_by_role("button", name="Delete").click()
+    page.locator("#networks tr[data-name=routed]").wait_for(state="detached")
+    page.set_input_files("#net-define", str(saved))
+    page.locator("#networks tr[data-name=routed]").wait_for()
+    assert conn.networkLookupByName("routed").XMLDesc(libvirt.VIR_NETWORK_XML_INACTIVE) == original
+
+
 def test_wizard_refusal_shows_the_sentence_and_changes_nothing(page, conn):
     before = host_state(conn)
     page.click("#net-new")
@@ -235,3 +252,16 @@ def test_nfs_pool_wizard_browses_the_servers_exports(page, conn, web_lab):
             assert pool.isActive()
             pool.destroy()
             pool.undefine()
+
+
+def test_overview_downloads_a_backup(page, tmp_path):
+    from virtops.backup import read_backup
+
+    page.goto("/overview")
+    page.locator("#host-facts dt").first.wait_for()
+    with page.expect_download() as saving:
+        page.click("#backup")
+    archive = tmp_path / saving.value.suggested_filename
+    saving.value.save_as(archive)
+    assert archive.name.startswith("virtops-backup-") and archive.name.endswith(".tar.gz")
+    assert any(o.kind == "network" and o.name == "default" for o in read_backup(archive).objects)

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import tempfile
+from pathlib import Path
 from typing import Literal
 
 from fastapi import APIRouter, Depends, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -183,6 +186,14 @@ def network_create(request: Request, body: NetworkCreate):
     return host_of(request).networks.create(body.name, start=body.start, autostart=body.autostart, **options)
 
 
+@router.post("/networks/xml", response_model=NetworkInfo, status_code=201,
+             openapi_extra={"requestBody": {"required": True, "content": {"application/xml": {"schema": {"type": "string"}}}}})
+async def network_define(request: Request, start: bool = False, replace: bool = False):
+    """Define a network from its XML, as `virsh net-define FILE` (a saved net-dumpxml restores it)."""
+    text = (await request.body()).decode(errors="replace")
+    return await run_in_threadpool(host_of(request).networks.define, text, replace=replace, start=start)
+
+
 @router.get("/networks/{name}", response_model=NetworkInfo)
 def network(request: Request, name: str):
     return host_of(request).networks.info(name)
@@ -273,6 +284,23 @@ def nic_detach(request: Request, name: str, mac: str, live: bool | None = None, 
     result = host_of(request).vms.detach_nic(name, mac, live=live, config=config)
     publish(request, "domain", name, "nic-detached")
     return result
+
+
+# -- backup -------------------------------------------------------------------------------------------
+@router.get("/backup", response_class=Response,
+            responses={200: {"description": "the host's configuration as `virtops backup create` writes it",
+                             "content": {"application/gzip": {"schema": {"type": "string", "format": "binary"}}}}})
+def backup(request: Request):
+    """Every pool, volume's metadata, network and domain with checksums; `virtops backup restore` reads it."""
+    from ..backup import create_backup, default_output_name
+
+    host = host_of(request)
+    name = default_output_name(host).name
+    with tempfile.TemporaryDirectory(prefix="virtops-web-backup-") as scratch:
+        archive = Path(scratch) / name
+        create_backup(host, archive)
+        data = archive.read_bytes()
+    return Response(data, media_type="application/gzip", headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
 
 # -- live updates -------------------------------------------------------------------------------

@@ -72,11 +72,17 @@ function table(node, columns, rows, rowAttrs = () => ({})) {
 
 const button = (label, onclick, attrs = {}) => el("button", { type: "button", onclick, ...attrs }, label);
 
-async function showXml(title, path) {
+// libvirt's own XML of an object, to read or save (virsh dumpxml > FILE); a saved network
+// file defines the network again from the Networks page.
+async function showXml(title, path, filename) {
   const text = await act(() => api("GET", path));
   if (text === undefined) return;
   $("#xml-title").textContent = title;
   $("#xml-text").textContent = text;
+  const save = $("#xml-save");
+  URL.revokeObjectURL(save.href);
+  save.href = URL.createObjectURL(new Blob([text], { type: "application/xml" }));
+  save.download = filename;
   $("#xml-view").hidden = false;
 }
 
@@ -174,7 +180,7 @@ pages.pools = () => {
       ["Name", (v) => v.name], ["Format", (v) => v.format], ["Capacity", (v) => size(v.capacity)],
       ["Allocation", (v) => size(v.allocation)], ["Path", (v) => v.path], ["Used by", (v) => v.used_by.join(", ") || "-"],
       ["", (v) => el("span", {},
-        button("XML", () => showXml(`Volume ${v.pool}/${v.name}`, `/api/pools/${encodeURIComponent(v.pool)}/volumes/${encodeURIComponent(v.name)}/xml`)),
+        button("XML", () => showXml(`Volume ${v.pool}/${v.name}`, `/api/pools/${encodeURIComponent(v.pool)}/volumes/${encodeURIComponent(v.name)}/xml`, `${v.pool}_${v.name}_vol.xml`)),
         button("Delete", () => act(async () => {
           if (!confirm(`Delete volume ${v.pool}/${v.name} and its data?`)) return;
           await api("DELETE", `/api/pools/${encodeURIComponent(v.pool)}/volumes/${encodeURIComponent(v.name)}`);
@@ -189,7 +195,7 @@ pages.pools = () => {
       ["Type", (p) => p.type], ["State", (p) => p.state], ["Autostart", (p) => yesNo(p.autostart)],
       ["Capacity", (p) => size(p.capacity)], ["Allocation", (p) => size(p.allocation)], ["Available", (p) => size(p.available)],
       ["Target", (p) => p.target], ["Source", (p) => (p.source_host ? `${p.source_host}:${p.source_path}` : "-")],
-      ["", (p) => button("XML", () => showXml(`Pool ${p.name}`, `/api/pools/${encodeURIComponent(p.name)}/xml`))],
+      ["", (p) => button("XML", () => showXml(`Pool ${p.name}`, `/api/pools/${encodeURIComponent(p.name)}/xml`, `${p.name}_pool.xml`))],
     ], pools, (p) => ({ "data-name": p.name }));
     drawVolumes();
   };
@@ -233,7 +239,7 @@ pages.networks = () => {
       ["Persistent", (n) => yesNo(n.persistent)], ["Mode", (n) => n.mode + (n.dev ? ` via ${n.dev}` : "")], ["Bridge", (n) => n.bridge],
       ["IPv4", (n) => (n.subnet ? `${n.subnet} (gateway ${n.gateway})` : "-")], ["DHCP", (n) => n.dhcp_range], ["Leases", (n) => n.leases],
       ["", (n) => el("span", {},
-        button("XML", () => showXml(`Network ${n.name}`, `${path(n)}/xml`)),
+        button("XML", () => showXml(`Network ${n.name}`, `${path(n)}/xml`, `${n.name}_net.xml`)),
         button(n.active ? "Stop" : "Start", () => act(() => api("POST", `${path(n)}/actions/${n.active ? "stop" : "start"}`))),
         button("Delete", () => act(async () => {
           if (confirm(`Delete network ${n.name}?`)) await api("DELETE", path(n));
@@ -253,6 +259,12 @@ pages.networks = () => {
     },
   });
   $("#net-new").onclick = open;
+  $("#net-define").onchange = (event) => act(async () => {  // virsh net-define FILE
+    const file = event.target.files[0];
+    event.target.value = "";
+    const response = await fetch("/api/networks/xml", { method: "POST", headers: { "Content-Type": "application/xml" }, body: await file.text() });
+    if (!response.ok) throw new Error((await response.json()).error);
+  });
   draw();
   live(["network", "domain"], draw);
 };
@@ -300,7 +312,7 @@ pages.vms = () => {
     const actions = vm.running ? ["shutdown", "reboot", "destroy", vm.state === "paused" ? "resume" : "suspend"] : ["start"];
     $("#vm-actions").replaceChildren(...actions.map((a) => button(a, () => act(() => api("POST", `${vmPath()}/actions/${a}`)))),
       vm.running ? button("Console", () => openConsole(vm.name)) : null,
-      button("XML", () => showXml(`VM ${vm.name}`, `${vmPath()}/xml`)));
+      button("XML", () => showXml(`VM ${vm.name}`, `${vmPath()}/xml`, `${vm.name}.xml`)));
     table($("#vm-disks"), [["Target", (d) => d.target], ["Source", (d) => d.source], ["Bus", (d) => d.bus], ["Device", (d) => d.device],
       ["Format", (d) => d.format], ["", (d) => button("Detach", () => act(() => api("DELETE", `${vmPath()}/disks/${d.target}`)))]], vm.disks);
     table($("#vm-nics"), [["MAC", (n) => n.mac], ["Network", (n) => n.network], ["Model", (n) => n.model], ["IP", (n) => n.ip],
