@@ -229,3 +229,21 @@ def test_serve_refuses_bad_options_in_one_sentence(web_lab, tmp_path):
     assert missing.returncode == 1 and "cannot read" in missing.stderr
     nowhere = run_cli("serve", uri="qemu+unix:///system?socket=/nonexistent/libvirt-sock")
     assert nowhere.returncode == 1 and nowhere.stderr.startswith("error: No libvirt daemon answers at")
+
+
+def test_console_websocket_needs_login_and_our_own_origin(web_server, api):
+    from websockets.exceptions import ConnectionClosed
+    from websockets.sync.client import connect
+
+    url = web_server.replace("http://", "ws://") + "/api/vms/none/console"
+    cookie = "; ".join(f"{name}={value}" for name, value in api.cookies.items())
+
+    def closed_with(headers: dict) -> int:
+        with connect(url, additional_headers=headers) as socket:
+            with pytest.raises(ConnectionClosed) as closed:
+                socket.recv(timeout=10)
+            return closed.value.rcvd.code
+
+    assert closed_with({}) == 4401
+    assert closed_with({"Cookie": cookie, "Origin": "http://evil.example"}) == 4403
+    assert closed_with({"Cookie": cookie, "Origin": web_server}) == 4409  # VM "none": refused by the core

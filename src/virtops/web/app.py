@@ -26,6 +26,7 @@ from .auth import SESSION_KEY, NotLoggedIn, logged_in, password_matches
 from .events import EventHub
 
 HERE = Path(__file__).parent
+WRONG_PASSWORD_DELAY_S = 1.0
 PAGES = {"overview": "Host", "pools": "Storage", "networks": "Networks", "vms": "Virtual machines"}
 templates = Jinja2Templates(directory=HERE / "templates")
 
@@ -63,6 +64,12 @@ def create_app(host: Host, password: str) -> FastAPI:
     return app
 
 
+def same_origin(headers) -> bool:
+    """A browser names the page that opens a WebSocket in Origin; it must be one of ours."""
+    origin = headers.get("origin")
+    return origin is None or origin.split("://", 1)[-1] == headers.get("host")
+
+
 def _add_console(app: FastAPI) -> None:
     @app.websocket("/api/vms/{name}/console")
     async def console(websocket: WebSocket, name: str, force: bool = False):
@@ -71,6 +78,9 @@ def _add_console(app: FastAPI) -> None:
         await websocket.accept()
         if websocket.session.get(SESSION_KEY) is not True:
             await websocket.close(code=4401, reason="log in first")
+            return
+        if not same_origin(websocket.headers):  # browsers let any page open a WebSocket anywhere
+            await websocket.close(code=4403, reason="the console opens only from this server's own pages")
             return
         loop = asyncio.get_running_loop()
         output: asyncio.Queue[bytes] = asyncio.Queue()
@@ -123,8 +133,9 @@ def _add_error_handlers(app: FastAPI) -> None:
 def _add_pages(app: FastAPI) -> None:
     @app.post("/login", tags=["login"], responses={401: {"model": api.ApiError, "description": "wrong password"},
                                                     422: {"model": api.ApiError, "description": "no password given"}})
-    def login(request: Request, body: Login):
+    async def login(request: Request, body: Login):
         if not password_matches(request, body.password):
+            await asyncio.sleep(WRONG_PASSWORD_DELAY_S)  # guessing costs time; other requests go on
             return JSONResponse({"error": "password: that is not this server's password.", "field": "password"},
                                 status_code=401)
         request.session[SESSION_KEY] = True
