@@ -59,6 +59,22 @@ class Host:
 
         return Vms(self)
 
+    def names(self, kind: str) -> list[str]:
+        """The names of the host's VMs, networks or pools, or its volumes as POOL/VOLUME (of
+        running pools): what shell completion offers. One listing call per kind (per pool)."""
+        conn = self.conn
+        if kind == "vm":
+            return sorted(dom.name() for dom in conn.listAllDomains())
+        if kind == "network":
+            return sorted(net.name() for net in conn.listAllNetworks())
+        if kind == "pool":
+            return sorted(pool.name() for pool in conn.listAllStoragePools())
+        if kind == "volume":
+            return sorted(f"{pool.name()}/{vol.name()}"
+                          for pool in conn.listAllStoragePools(libvirt.VIR_CONNECT_LIST_STORAGE_POOLS_ACTIVE)
+                          for vol in pool.listAllVolumes())
+        raise ValueError(f"no names of kind {kind!r}")
+
     # -- facts (facts.py) --------------------------------------------------------------
     def info(self) -> HostInfo:
         from .facts import read_info

@@ -115,5 +115,24 @@ def emit_fields(pairs: list[tuple[str, Any]]) -> None:
         click.echo(f"{key + ':':<{width}} {_cell(value)}")
 
 
+def complete(kind: str) -> Callable:
+    """Shell completion of the names of existing objects ("vm", "network", "pool", "volume") on
+    the host the command line names with -c (or the default one). Says nothing when the host
+    does not answer: a completion must never print an error into the operator's command line."""
+    def names(ctx: click.Context, _param: click.Parameter, incomplete: str) -> list[str]:
+        from ..host import Host
+
+        try:
+            host = Host(ctx.find_root().params.get("uri"))
+            host.connection.event_loop = False
+            try:
+                return [name for name in host.names(kind) if name.startswith(incomplete)]
+            finally:
+                host.close()
+        except Exception:  # noqa: BLE001 - see the docstring
+            return []
+    return names
+
+
 def json_option(func: Callable) -> Callable:
     return click.option("--json", "as_json", is_flag=True, help="Print JSON.")(func)

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from .common import emit_fields, emit_json, emit_table, json_option, pass_context
+from .common import complete, emit_fields, emit_json, emit_table, json_option, pass_context
 
 MODES = ["nat", "route", "open", "isolated", "bridge"]
 LIST_COLUMNS = [("name", "Name"), ("state", "State"), ("autostart", "Autostart"), ("persistent", "Persistent"),
@@ -82,7 +82,7 @@ def list_(ctx, include_inactive, as_json) -> None:
 
 
 @net.command("info")
-@click.argument("name")
+@click.argument("name", shell_complete=complete("network"))
 @json_option
 @pass_context
 def info(ctx, name, as_json) -> None:
@@ -99,7 +99,7 @@ def info(ctx, name, as_json) -> None:
 
 
 @net.command("start")
-@click.argument("name")
+@click.argument("name", shell_complete=complete("network"))
 @pass_context
 def start(ctx, name) -> None:
     """Start a defined network."""
@@ -108,7 +108,7 @@ def start(ctx, name) -> None:
 
 
 @net.command("stop")
-@click.argument("name")
+@click.argument("name", shell_complete=complete("network"))
 @pass_context
 def stop(ctx, name) -> None:
     """Stop a network (virsh net-destroy); its definition stays."""
@@ -117,7 +117,7 @@ def stop(ctx, name) -> None:
 
 
 @net.command("autostart")
-@click.argument("name")
+@click.argument("name", shell_complete=complete("network"))
 @click.option("--disable", is_flag=True, help="Do not start it with the host.")
 @pass_context
 def autostart(ctx, name, disable) -> None:
@@ -127,7 +127,7 @@ def autostart(ctx, name, disable) -> None:
 
 
 @net.command("delete")
-@click.argument("name")
+@click.argument("name", shell_complete=complete("network"))
 @click.option("--force", is_flag=True, help="Delete even while guests have NICs on it (they are named).")
 @pass_context
 def delete(ctx, name, force) -> None:
@@ -137,7 +137,7 @@ def delete(ctx, name, force) -> None:
 
 
 @net.command("undefine")
-@click.argument("name")
+@click.argument("name", shell_complete=complete("network"))
 @click.option("--force", is_flag=True, help="Undefine even while guests have NICs on it (they are named).")
 @pass_context
 def undefine(ctx, name, force) -> None:
@@ -147,7 +147,7 @@ def undefine(ctx, name, force) -> None:
 
 
 @net.command("leases")
-@click.argument("name")
+@click.argument("name", shell_complete=complete("network"))
 @json_option
 @pass_context
 def leases(ctx, name, as_json) -> None:
@@ -161,7 +161,7 @@ def leases(ctx, name, as_json) -> None:
 
 
 @net.command("dumpxml")
-@click.argument("name")
+@click.argument("name", shell_complete=complete("network"))
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write to FILE (the backup).")
 @click.option("--inactive", is_flag=True, help="The persistent definition rather than the live one.")
 @pass_context
@@ -187,7 +187,7 @@ def define(ctx, file, replace, start_) -> None:
 
 
 @net.command("update")
-@click.argument("name")
+@click.argument("name", shell_complete=complete("network"))
 @click.argument("command", type=click.Choice(["add", "delete", "modify"]))
 @click.argument("section", type=click.Choice(["ip-dhcp-host", "ip-dhcp-range"]))
 @click.argument("xml")
@@ -204,7 +204,7 @@ def host_group() -> None:
 
 
 @host_group.command("add")
-@click.argument("name")
+@click.argument("name", shell_complete=complete("network"))
 @click.option("--mac", required=True, help="The guest NIC's MAC address.")
 @click.option("--ip", required=True, help="The fixed IPv4 address, inside the subnet.")
 @click.option("--hostname", help="Host name handed out with the lease.")
@@ -216,7 +216,7 @@ def host_add(ctx, name, mac, ip, hostname) -> None:
 
 
 @host_group.command("remove")
-@click.argument("name")
+@click.argument("name", shell_complete=complete("network"))
 @click.option("--mac", required=True, help="The MAC whose entry to remove.")
 @pass_context
 def host_remove(ctx, name, mac) -> None:
@@ -238,7 +238,7 @@ def default(ctx) -> None:
 
 
 @net.command("edit")
-@click.argument("name")
+@click.argument("name", shell_complete=complete("network"))
 @click.option("--subnet", metavar="CIDR")
 @click.option("--gateway", metavar="IP")
 @click.option("--dhcp", metavar="START-END")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from .common import emit_fields, emit_json, emit_table, json_option, pass_context
+from .common import complete, emit_fields, emit_json, emit_table, json_option, pass_context
 
 LIST_COLUMNS = [("name", "Name"), ("type", "Type"), ("state", "State"), ("autostart", "Autostart"),
                 ("persistent", "Persistent"), ("capacity", "Capacity"), ("allocation", "Allocation"),
@@ -82,7 +82,7 @@ def pool_define_as(ctx, name, as_json, **options) -> None:
 
 
 @pool.command("set")
-@click.argument("name")
+@click.argument("name", shell_complete=complete("pool"))
 @click.option("--mode", help="Mode of the target directory, octal (e.g. 0750).")
 @click.option("--owner", help="Owner of the target directory: user name or uid.")
 @click.option("--group", help="Group of the target directory: group name or gid.")
@@ -115,7 +115,7 @@ def pool_list(ctx, show_all, as_json) -> None:
 
 
 @pool.command("info")
-@click.argument("name")
+@click.argument("name", shell_complete=complete("pool"))
 @json_option
 @pass_context
 def pool_info(ctx, name, as_json) -> None:
@@ -139,7 +139,7 @@ def pool_info(ctx, name, as_json) -> None:
 
 def _simple(command_name: str, method: str, done: str, help_text: str):
     @pool.command(command_name, help=help_text)
-    @click.argument("name")
+    @click.argument("name", shell_complete=complete("pool"))
     @pass_context
     def command(ctx, name) -> None:
         getattr(ctx.host().pools, method)(name)
@@ -156,7 +156,7 @@ _simple("undefine", "undefine", "undefined", "Forget a pool's definition; its da
 
 
 @pool.command("autostart")
-@click.argument("name")
+@click.argument("name", shell_complete=complete("pool"))
 @click.option("--disable", is_flag=True, help="Do not start the pool with the host.")
 @pass_context
 def pool_autostart(ctx, name, disable) -> None:
@@ -166,7 +166,7 @@ def pool_autostart(ctx, name, disable) -> None:
 
 
 @pool.command("dumpxml")
-@click.argument("name")
+@click.argument("name", shell_complete=complete("pool"))
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write to this file.")
 @click.option("--inactive", is_flag=True, help="The persistent definition rather than the live one.")
 @pass_context
@@ -182,7 +182,7 @@ def pool_dumpxml(ctx, name, output, inactive) -> None:
 
 
 @pool.command("delete")
-@click.argument("name")
+@click.argument("name", shell_complete=complete("pool"))
 @click.option("--with-volumes", is_flag=True, help="Also delete the volumes in it, then its directory.")
 @click.option("--keep-data", is_flag=True, help="Only stop and undefine; volumes and directory stay.")
 @pass_context

@@ -5,7 +5,7 @@ import sys
 
 import click
 
-from .common import emit_fields, emit_json, emit_table, json_option, pass_context
+from .common import complete, emit_fields, emit_json, emit_table, json_option, pass_context
 
 
 @click.group()
@@ -61,7 +61,7 @@ def _long_cells(vm: dict) -> dict:
 
 
 @vm.command("info")
-@click.argument("name")
+@click.argument("name", shell_complete=complete("vm"))
 @json_option
 @pass_context
 def vm_info(ctx, name: str, as_json: bool) -> None:
@@ -78,7 +78,7 @@ def vm_info(ctx, name: str, as_json: bool) -> None:
 
 
 @vm.command("blklist")
-@click.argument("name")
+@click.argument("name", shell_complete=complete("vm"))
 @json_option
 @pass_context
 def vm_blklist(ctx, name: str, as_json: bool) -> None:
@@ -93,7 +93,7 @@ def vm_blklist(ctx, name: str, as_json: bool) -> None:
 
 
 @vm.command("iflist")
-@click.argument("name")
+@click.argument("name", shell_complete=complete("vm"))
 @json_option
 @pass_context
 def vm_iflist(ctx, name: str, as_json: bool) -> None:
@@ -107,7 +107,7 @@ def vm_iflist(ctx, name: str, as_json: bool) -> None:
 
 
 @vm.command("ip")
-@click.argument("name")
+@click.argument("name", shell_complete=complete("vm"))
 @json_option
 @pass_context
 def vm_ip(ctx, name: str, as_json: bool) -> None:
@@ -121,7 +121,7 @@ def vm_ip(ctx, name: str, as_json: bool) -> None:
 
 
 @vm.command("dumpxml")
-@click.argument("name")
+@click.argument("name", shell_complete=complete("vm"))
 @click.option("--inactive", is_flag=True, help="The persistent definition rather than the running configuration.")
 @pass_context
 def vm_dumpxml(ctx, name: str, inactive: bool) -> None:
@@ -162,7 +162,7 @@ def vm_create(ctx, name, memory, vcpus, disks, new_disks, networks, boot, cdrom,
 
 
 @vm.command("set")
-@click.argument("name")
+@click.argument("name", shell_complete=complete("vm"))
 @click.option("--memory", metavar="SIZE", help="Memory (maximum and current), e.g. 512M or 2G.")
 @click.option("--vcpus", type=int, help="Number of vCPUs (maximum and current).")
 @click.option("--boot", metavar="kernel=PATH,initrd=PATH,cmdline=ARGS", help="Direct kernel boot.")
@@ -200,7 +200,7 @@ def vm_define(ctx, file) -> None:
 # -- life cycle -------------------------------------------------------------------------------
 def _lifecycle(command: str, done: str, help_text: str) -> None:
     @vm.command(command, help=help_text)
-    @click.argument("name")
+    @click.argument("name", shell_complete=complete("vm"))
     @pass_context
     def run(ctx, name: str) -> None:
         getattr(_vms(ctx), command)(name)
@@ -216,7 +216,7 @@ _lifecycle("resume", "resumed", "Continue a paused VM.")
 
 
 @vm.command("delete")
-@click.argument("name")
+@click.argument("name", shell_complete=complete("vm"))
 @click.option("--remove-storage", is_flag=True, help="Also delete the volumes behind its disks.")
 @click.option("--force", is_flag=True, help="Destroy it first when running.")
 @pass_context
@@ -228,7 +228,7 @@ def vm_delete(ctx, name: str, remove_storage: bool, force: bool) -> None:
 
 
 @vm.command("console")
-@click.argument("name")
+@click.argument("name", shell_complete=complete("vm"))
 @click.option("--force", is_flag=True, help="Take the console over from another client.")
 @pass_context
 def vm_console(ctx, name: str, force: bool) -> None:
@@ -271,8 +271,8 @@ def _halves(func):
 
 
 @vm.command("attach-disk")
-@click.argument("name")
-@click.argument("volume", metavar="POOL/VOL|PATH")
+@click.argument("name", shell_complete=complete("vm"))
+@click.argument("volume", metavar="POOL/VOL|PATH", shell_complete=complete("volume"))
 @click.argument("target_arg", required=False, metavar="[TARGET]")
 @click.option("--target", help="Disk name in the guest (default: the next free one, e.g. vdb).")
 @click.option("--bus", "--targetbus", default="virtio", show_default=True, help="virtio, scsi, sata, ide or usb.")
@@ -297,7 +297,7 @@ def vm_attach_disk(ctx, name, volume, target_arg, target, bus, cache, readonly, 
 
 
 @vm.command("detach-disk")
-@click.argument("name")
+@click.argument("name", shell_complete=complete("vm"))
 @click.argument("target")
 @_halves
 @pass_context
@@ -307,9 +307,9 @@ def vm_detach_disk(ctx, name, target, live, config, persistent) -> None:
 
 
 @vm.command("attach-nic")
-@click.argument("name")
+@click.argument("name", shell_complete=complete("vm"))
 @click.argument("virsh_args", nargs=-1, metavar="[network NET]")
-@click.option("--network", help="Virtual network to plug the NIC into.")
+@click.option("--network", help="Virtual network to plug the NIC into.", shell_complete=complete("network"))
 @click.option("--mac", help="MAC address (default: a free one in 52:54:00:xx:xx:xx).")
 @click.option("--model", default="virtio", show_default=True, help="virtio, e1000, e1000e, rtl8139, ...")
 @_halves
@@ -331,7 +331,7 @@ def vm_attach_nic(ctx, name, virsh_args, network, mac, model, live, config, pers
 
 
 @vm.command("detach-nic")
-@click.argument("name")
+@click.argument("name", shell_complete=complete("vm"))
 @click.argument("mac")
 @_halves
 @pass_context

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from .common import emit_fields, emit_json, emit_table, json_option, pass_context
+from .common import complete, emit_fields, emit_json, emit_table, json_option, pass_context
 
 LIST_COLUMNS = [("name", "Name"), ("format", "Format"), ("capacity", "Capacity"), ("allocation", "Allocation"),
                 ("used_by", "Used by"), ("path", "Path")]
@@ -47,7 +47,7 @@ def vol() -> None:
 
 
 @vol.command("create")
-@click.argument("pool")
+@click.argument("pool", shell_complete=complete("pool"))
 @click.argument("name")
 @click.argument("size", required=False, metavar="[CAPACITY]")
 @click.option("--capacity", help="Size the guest sees: 1000M, 5G, 512MiB, bytes (or the third argument, as in virsh).")
@@ -73,7 +73,7 @@ def vol_create(ctx, pool, name, size, capacity, allocation, vol_format, backing,
 
 
 @vol.command("list")
-@click.argument("pool")
+@click.argument("pool", shell_complete=complete("pool"))
 @json_option
 @pass_context
 def vol_list(ctx, pool, as_json) -> None:
@@ -86,7 +86,7 @@ def vol_list(ctx, pool, as_json) -> None:
 
 
 @vol.command("info")
-@click.argument("volume", metavar="POOL/VOL")
+@click.argument("volume", metavar="POOL/VOL", shell_complete=complete("volume"))
 @json_option
 @pass_context
 def vol_info(ctx, volume, as_json) -> None:
@@ -103,7 +103,7 @@ def vol_info(ctx, volume, as_json) -> None:
 
 
 @vol.command("dumpxml")
-@click.argument("volume", metavar="POOL/VOL")
+@click.argument("volume", metavar="POOL/VOL", shell_complete=complete("volume"))
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write to this file.")
 @pass_context
 def vol_dumpxml(ctx, volume, output) -> None:
@@ -118,7 +118,7 @@ def vol_dumpxml(ctx, volume, output) -> None:
 
 
 @vol.command("resize")
-@click.argument("volume", metavar="POOL/VOL")
+@click.argument("volume", metavar="POOL/VOL", shell_complete=complete("volume"))
 @click.argument("size")
 @click.option("--shrink", is_flag=True, help="Allow a smaller capacity (never below the allocation).")
 @pass_context
@@ -132,7 +132,7 @@ def vol_resize(ctx, volume, size, shrink) -> None:
 
 
 @vol.command("clone")
-@click.argument("volume", metavar="POOL/VOL")
+@click.argument("volume", metavar="POOL/VOL", shell_complete=complete("volume"))
 @click.argument("new_name")
 @click.option("--linked", is_flag=True, help="A qcow2 overlay on the original: instant, shares its data.")
 @pass_context
@@ -145,7 +145,7 @@ def vol_clone(ctx, volume, new_name, linked) -> None:
 
 
 @vol.command("wipe")
-@click.argument("volume", metavar="POOL/VOL")
+@click.argument("volume", metavar="POOL/VOL", shell_complete=complete("volume"))
 @click.option("--algorithm", default="zero", show_default=True, help="zero, nnsa, dod, bsi, gutmann, schneier, "
               "pfitzner7, pfitzner33, random, trim.")
 @click.option("--force", is_flag=True, help="Wipe even though VMs use it.")
@@ -159,7 +159,7 @@ def vol_wipe(ctx, volume, algorithm, force) -> None:
 
 
 @vol.command("delete")
-@click.argument("volume", metavar="POOL/VOL")
+@click.argument("volume", metavar="POOL/VOL", shell_complete=complete("volume"))
 @click.option("--force", is_flag=True, help="Delete even though VMs use it.")
 @pass_context
 def vol_delete(ctx, volume, force) -> None:
@@ -171,7 +171,7 @@ def vol_delete(ctx, volume, force) -> None:
 
 
 @vol.command("upload")
-@click.argument("volume", metavar="POOL/VOL")
+@click.argument("volume", metavar="POOL/VOL", shell_complete=complete("volume"))
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--force", is_flag=True, help="Upload even though VMs use the volume.")
 @pass_context
@@ -185,7 +185,7 @@ def vol_upload(ctx, volume, file, force) -> None:
 
 
 @vol.command("download")
-@click.argument("volume", metavar="POOL/VOL")
+@click.argument("volume", metavar="POOL/VOL", shell_complete=complete("volume"))
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--overwrite", is_flag=True, help="Replace FILE if it exists.")
 @pass_context
