@@ -12,6 +12,7 @@ import pytest
 
 from tests.conftest import WEB_PASSWORD
 from tests.helpers import host_state
+from virtops import xml as X
 
 MIB = 1 << 20
 
@@ -89,6 +90,27 @@ def test_network_xml_backup_restores_the_same_network(api, conn):
     broken = api.post("/api/networks/xml", content="<network><name>x", headers={"Content-Type": "application/xml"})
     assert broken.status_code == 422, broken.text
     assert host_state(conn) == before
+
+
+def test_network_edit_in_place_or_by_an_announced_plan(api, conn):
+    """A DHCP range changes in place; a new subnet needs a restart, planned first, run with yes."""
+    api.post("/api/networks", json={"name": "editme", "subnet": "10.77.0.0/24", "mode": "isolated"})
+    live = api.post("/api/networks/editme/edit", json={"dhcp": "10.77.0.100-10.77.0.150"}).json()
+    assert live["done"] and live["plan"]["live"] and "no restart" in live["plan"]["steps"][0]
+    assert "new_xml" not in live["plan"]
+    net = conn.networkLookupByName("editme")
+    assert X.parse(net.XMLDesc(0)).find("ip/dhcp/range").attrib == {"start": "10.77.0.100", "end": "10.77.0.150"}
+
+    before = host_state(conn)
+    planned = api.post("/api/networks/editme/edit", json={"subnet": "10.78.0.0/24"}).json()
+    assert not planned["done"] and any(step.startswith("restart editme") for step in planned["plan"]["steps"])
+    assert host_state(conn) == before  # a plan changes nothing
+    applied = api.post("/api/networks/editme/edit", json={"subnet": "10.78.0.0/24", "yes": True}).json()
+    assert applied["done"]
+    assert X.parse(conn.networkLookupByName("editme").XMLDesc(0)).find("ip").get("address") == "10.78.0.1"
+    refused = api.post("/api/networks/editme/edit", json={"subnet": "192.168.122.0/24", "yes": True})
+    assert refused.status_code == 422 and refused.json()["field"] == "subnet"
+    assert api.delete("/api/networks/editme").status_code == 200
 
 
 def test_backup_download_is_a_restorable_archive(api, conn, tmp_path):

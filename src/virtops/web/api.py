@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..errors import HostUnreachable, InvalidInput, NotFound, VirtopsError
 from ..facts import HostInfo
 from ..host import Host
-from ..network import NetworkInfo
+from ..network import EditPlan, NetworkInfo
 from ..pool import CreateResult as PoolCreateResult
 from ..pool import PoolInfo, PoolSource, PoolSpec
 from ..vm import DetachResult, DiskInfo, NicInfo, VmInfo, VmSummary
@@ -68,8 +68,8 @@ def host_of(request: Request) -> Host:
 
 
 def publish(request: Request, kind: str, name: str, event: str) -> None:
-    """For changes libvirt announces no event for: volumes, and devices of a VM's definition
-    (libvirt announces only those plugged into or out of a running guest)."""
+    """For changes libvirt announces no event for: volumes, devices of a VM's definition (libvirt
+    announces only those plugged into or out of a running guest), a network updated in place."""
     request.app.state.events.publish(kind, name, event)
 
 
@@ -192,6 +192,34 @@ async def network_define(request: Request, start: bool = False, replace: bool = 
     """Define a network from its XML, as `virsh net-define FILE` (a saved net-dumpxml restores it)."""
     text = (await request.body()).decode(errors="replace")
     return await run_in_threadpool(host_of(request).networks.define, text, replace=replace, start=start)
+
+
+class NetworkEdit(BaseModel):
+    """The fields to change; absent ones stay as they are. dev "" forwards to any device again."""
+
+    subnet: str | None = None
+    gateway: str | None = None
+    dhcp: str | bool | None = Field(None, description="START-END; false: no DHCP")
+    mode: Literal["nat", "route", "open", "isolated"] | None = None
+    dev: str | None = None
+    domain: str | None = None
+    mtu: int | None = None
+    yes: bool = Field(False, description="run a plan that restarts the network (a change libvirt cannot make in place)")
+
+
+class EditAnswer(BaseModel):
+    plan: EditPlan
+    done: bool = Field(description="false: the plan needs a restart and waits for yes")
+
+
+@router.post("/networks/{name}/edit", response_model=EditAnswer, response_model_exclude={"plan": {"new_xml"}})
+def network_edit(request: Request, name: str, body: NetworkEdit):
+    """Changed in place where libvirt can (net-update); otherwise an announced redefine, restart and
+    re-attach of running guests' NICs, run only with yes."""
+    plan, done = host_of(request).networks.edit(name, **body.model_dump())
+    if done and plan.steps:
+        publish(request, "network", name, "updated")  # libvirt announces no in-place update
+    return EditAnswer(plan=plan, done=done)
 
 
 @router.get("/networks/{name}", response_model=NetworkInfo)
