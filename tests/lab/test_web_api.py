@@ -269,3 +269,42 @@ def test_console_websocket_needs_login_and_our_own_origin(web_server, api):
     assert closed_with({}) == 4401
     assert closed_with({"Cookie": cookie, "Origin": "http://evil.example"}) == 4403
     assert closed_with({"Cookie": cookie, "Origin": web_server}) == 4409  # VM "none": refused by the core
+
+
+def test_serve_over_https(web_lab, tmp_path):
+    """--tls-cert/--tls-key: HTTPS, a Secure session cookie; a bad certificate is one sentence."""
+    import socket
+    import subprocess
+    import sys
+
+    from tests.helpers import run_cli
+
+    cert, key, password = tmp_path / "cert.pem", tmp_path / "key.pem", tmp_path / "password"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    password.write_text("https-password\n")
+    bad = run_cli("serve", "--tls-cert", str(password), "--tls-key", str(key), uri=web_lab.uri)
+    assert bad.returncode == 1 and bad.stderr.startswith("error: --tls-cert: cannot use") and len(bad.stderr.splitlines()) == 1
+    half = run_cli("serve", "--tls-cert", str(cert), uri=web_lab.uri)
+    assert half.returncode == 1 and "needs both" in half.stderr
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+        taken = run_cli("serve", "--listen", f"127.0.0.1:{port}", uri=web_lab.uri)
+        assert taken.returncode == 1 and taken.stderr.startswith(f"error: --listen: cannot listen on 127.0.0.1:{port}")
+    server = subprocess.Popen([sys.executable, "-m", "virtops", "-c", web_lab.uri, "serve", "--listen", f"127.0.0.1:{port}",
+                               "--password-file", str(password), "--tls-cert", str(cert), "--tls-key", str(key)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        with httpx.Client(base_url=f"https://127.0.0.1:{port}", verify=str(cert)) as client:
+            for _ in range(100):
+                try:
+                    login = client.post("/login", json={"password": "https-password"})
+                    break
+                except httpx.ConnectError:
+                    time.sleep(0.1)
+            assert login.status_code == 200 and "secure" in login.headers["set-cookie"].lower()
+            assert client.get("/api/networks").status_code == 200
+    finally:
+        server.terminate()
+        server.wait(timeout=10)

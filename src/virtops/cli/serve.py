@@ -11,8 +11,10 @@ from .common import pass_context
               help="Where to listen; only this machine by default.")
 @click.option("--password-file", type=click.Path(dir_okay=False), metavar="FILE",
               help="The login password on the file's first line (default: a random one, printed once).")
+@click.option("--tls-cert", type=click.Path(dir_okay=False), metavar="PEM", help="Serve HTTPS with this certificate...")
+@click.option("--tls-key", type=click.Path(dir_okay=False), metavar="PEM", help="...and this private key.")
 @pass_context
-def serve(ctx, listen: str, password_file: str | None) -> None:
+def serve(ctx, listen: str, password_file: str | None, tls_cert: str | None, tls_key: str | None) -> None:
     """The web console: pools, volumes, networks and VMs in a browser, live from libvirt's events."""
     import uvicorn
 
@@ -23,11 +25,49 @@ def serve(ctx, listen: str, password_file: str | None) -> None:
     address, _, port = listen.rpartition(":")
     if not address or not port.isdigit() or not 0 < int(port) < 65536:
         raise InvalidInput("--listen", f"{listen!r} is not ADDRESS:PORT; give one such as 127.0.0.1:8080.")
+    if bool(tls_cert) != bool(tls_key):
+        raise InvalidInput("--tls-key" if tls_cert else "--tls-cert", "HTTPS needs both --tls-cert and --tls-key.")
+    if tls_cert:
+        _check_tls(tls_cert, tls_key)
+    _check_free(address.strip("[]"), int(port), listen)
     password, generated = read_password(password_file)
     host = ctx.host()
     host.conn  # connect now: a missing daemon is one sentence, not a server that fails to start
-    app = create_app(host, password)
+    app = create_app(host, password, secure_cookies=bool(tls_cert))
+    scheme = "https" if tls_cert else "http"
     if generated:
         click.echo(f"login password (this run only): {password}", err=True)
-    click.echo(f"virtops web console for {host.uri} on http://{listen}/ (Ctrl-C stops it)", err=True)
-    uvicorn.run(app, host=address.strip("[]"), port=int(port), log_level="warning")
+    if not tls_cert and address.strip("[]") not in ("127.0.0.1", "::1", "localhost"):
+        click.echo(f"warning: {listen} is reachable from other machines and the password would cross the "
+                   "network unencrypted; give --tls-cert and --tls-key.", err=True)
+    click.echo(f"virtops web console for {host.uri} on {scheme}://{listen}/ (Ctrl-C stops it)", err=True)
+    uvicorn.run(app, host=address.strip("[]"), port=int(port), log_level="warning",
+                ssl_certfile=tls_cert, ssl_keyfile=tls_key)
+
+
+def _check_tls(cert: str, key: str) -> None:
+    import ssl
+
+    from ..errors import InvalidInput
+
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as err:
+        raise InvalidInput("--tls-cert", f"cannot use {cert} with {key} ({err.strerror or err}); "
+                                         "give a PEM certificate and its private key.") from err
+
+
+def _check_free(address: str, port: int, listen: str) -> None:
+    """Refuse in one sentence what uvicorn would refuse in a log record after starting."""
+    import socket
+
+    from ..errors import InvalidInput
+
+    try:
+        info = socket.getaddrinfo(address, port, type=socket.SOCK_STREAM)[0]
+        with socket.socket(info[0], socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(info[4])
+    except OSError as err:
+        raise InvalidInput("--listen", f"cannot listen on {listen} ({err.strerror or err}); "
+                                       "choose a free port on an address of this machine.") from err

@@ -35,9 +35,10 @@ class Login(BaseModel):
     password: str
 
 
-def create_app(host: Host, password: str) -> FastAPI:
+def create_app(host: Host, password: str, secure_cookies: bool = False) -> FastAPI:
     """The app for one host, whose connection must run libvirt's event loop (Host's default):
-    keepalive, and the events of EventHub. The app closes the host when it stops."""
+    keepalive, and the events of EventHub. The app closes the host when it stops. Behind HTTPS,
+    secure_cookies keeps the session cookie off plain HTTP."""
     events = EventHub()
 
     @asynccontextmanager
@@ -54,7 +55,7 @@ def create_app(host: Host, password: str) -> FastAPI:
                               "Log in with POST /login first; the session cookie then authorises /api.")
     app.state.host, app.state.events, app.state.password = host, events, password
     app.add_middleware(SessionMiddleware, secret_key=secrets.token_urlsafe(32), session_cookie="virtops_session",
-                       same_site="strict", https_only=False, max_age=12 * 3600)
+                       same_site="strict", https_only=secure_cookies, max_age=12 * 3600)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.mount("/vendor", StaticFiles(directory=HERE / "node_modules", check_dir=False), name="vendor")  # npm's
     app.include_router(api.router)
