@@ -16,13 +16,15 @@ from typing import Callable, Iterable
 
 import libvirt
 from lxml import etree
+from pydantic import Field, field_validator
+
 from . import vmrows
 from . import xml as X
 from .domain import (BUSES, CACHE_MODES, DISK_FORMATS, DiskSpec, DomainSpec, KernelBoot, NicSpec,
                      require_domain)
 from .errors import InvalidInput, NotFound, VirtopsError, from_libvirt, libvirt_errors
-from .undo import undo_on_failure
 from .model import Model
+from .undo import undo_on_failure
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}$")
 MAC_PATTERN = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
@@ -136,8 +138,15 @@ class DiskRequest(Model):
 
 class NewDiskRequest(Model):
     pool: str
-    size: int
+    size: int = Field(description="bytes, or with virsh's units: 10G, 512MiB")
     format: str = "qcow2"
+
+    @field_validator("size", mode="before")
+    @classmethod
+    def _size(cls, value: str | int) -> int:
+        from .units import parse_size
+
+        return parse_size(value, "new-disk size")
 
 
 class NicRequest(Model):

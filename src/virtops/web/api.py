@@ -23,7 +23,7 @@ from ..host import Host
 from ..network import EditPlan, NetworkInfo
 from ..pool import CreateResult as PoolCreateResult
 from ..pool import PoolInfo, PoolSource, PoolSpec
-from ..vm import DetachResult, DiskInfo, NicInfo, VmInfo, VmSummary
+from ..vm import CreateRequest, DetachResult, DiskInfo, NicInfo, VmInfo, VmSummary
 from ..volume import CreateResult as VolumeCreateResult
 from ..volume import VolumeInfo
 from .auth import require_login
@@ -247,6 +247,17 @@ def network_delete(request: Request, name: str, force: bool = False):
 @router.get("/vms", response_model=list[VmSummary])
 def vms(request: Request):
     return host_of(request).vms.summaries(all=True)
+
+
+class VmCreate(CreateRequest):
+    model_config = ConfigDict(defer_build=False)  # FastAPI reads the schema at once
+
+
+@router.post("/vms", response_model=VmInfo, status_code=201)
+def vm_create(request: Request, body: VmCreate):
+    """Define a VM (and start it with start): disks as pool volumes, new volumes, NICs on networks;
+    type kvm where `host check` found KVM usable, qemu otherwise. Undone as a whole on failure."""
+    return host_of(request).vms.create(CreateRequest(**body.model_dump()))
 
 
 @router.get("/vms/{name}", response_model=VmInfo)

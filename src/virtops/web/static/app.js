@@ -40,8 +40,14 @@ function showError(err) {
   box.hidden = !err;
 }
 
+// An operator's action: the last refusal is cleared first, and a new one shown.
 async function act(work) {
   showError(null);
+  return load(work);
+}
+
+// A redraw (after an event, say): shows a failure, but keeps the sentence of a refusal on screen.
+async function load(work) {
   try {
     return await work();
   } catch (err) {
@@ -156,7 +162,7 @@ pages.login = () => {
 
 pages.overview = () => {
   const draw = async () => {
-    const info = await act(() => api("GET", "/api/host"));
+    const info = await load(() => api("GET", "/api/host"));
     if (!info) return;
     const facts = [["Host name", info.hostname], ["URI", info.uri], ["Hypervisor", `${info.hypervisor} ${info.hypervisor_version}`],
       ["libvirt", info.libvirt_version], ["CPU", `${info.cpus} × ${info.cpu_model}`], ["Memory", size(info.memory_bytes)],
@@ -172,7 +178,7 @@ pages.pools = () => {
   let selected = null;
   const drawVolumes = async () => {
     if (!selected) return;
-    const vols = await act(() => api("GET", `/api/pools/${encodeURIComponent(selected)}/volumes`));
+    const vols = await load(() => api("GET", `/api/pools/${encodeURIComponent(selected)}/volumes`));
     if (!vols) return;
     $("#pool-detail-title").textContent = `Volumes of pool ${selected}`;
     $("#pool-detail").hidden = false;
@@ -188,7 +194,7 @@ pages.pools = () => {
     ], vols, (v) => ({ "data-name": v.name }));
   };
   const draw = async () => {
-    const pools = await act(() => api("GET", "/api/pools"));
+    const pools = await load(() => api("GET", "/api/pools"));
     if (!pools) return;
     table($("#pools"), [
       ["Name", (p) => button(p.name, () => { selected = p.name; drawVolumes(); }, { class: "link" })],
@@ -231,7 +237,7 @@ pages.pools = () => {
 
 pages.networks = () => {
   const draw = async () => {
-    const nets = await act(() => api("GET", "/api/networks"));
+    const nets = await load(() => api("GET", "/api/networks"));
     if (!nets) return;
     const path = (n) => `/api/networks/${encodeURIComponent(n.name)}`;
     table($("#networks"), [
@@ -364,7 +370,7 @@ pages.vms = () => {
     $("#nic-form").network.replaceChildren(...nets.map((n) => el("option", { value: n.name }, n.name)));
   };
   const draw = async () => {
-    const vms = await act(() => api("GET", "/api/vms"));
+    const vms = await load(() => api("GET", "/api/vms"));
     if (!vms) return;
     table($("#vms"), [
       ["Name", (v) => button(v.name, () => { selected = v.name; drawDetail(); }, { class: "link" })],
@@ -373,6 +379,33 @@ pages.vms = () => {
     ], vms, (v) => ({ "data-name": v.name }));
     drawDetail();
   };
+  // New VM: what virt-manager's "Import existing disk image" asks, plus a new volume and a NIC.
+  const create = $("#vm-create");
+  $("#vm-new").onclick = () => act(async () => {
+    const [pools, nets] = await Promise.all([api("GET", "/api/pools"), api("GET", "/api/networks")]);
+    const active = pools.filter((p) => p.active);
+    const volumes = (await Promise.all(active.map((p) => api("GET", `/api/pools/${encodeURIComponent(p.name)}/volumes`)))).flat();
+    const options = (values) => [el("option", { value: "" }, "none"), ...values.map((v) => el("option", { value: v }, v))];
+    create.volume.replaceChildren(...options(volumes.filter((v) => !v.used_by.length).map((v) => `${v.pool}/${v.name}`)));
+    create.new_pool.replaceChildren(...options(active.map((p) => p.name)));
+    create.network.replaceChildren(...options(nets.map((n) => n.name)));
+    create.hidden = false;
+  });
+  $("#vm-create-cancel").onclick = () => { create.hidden = true; };
+  create.onsubmit = (event) => {
+    event.preventDefault();
+    const v = formValues(create);
+    const body = { name: v.name, memory: v.memory, vcpus: Number(v.vcpus), start: v.start, import_disk: Boolean(v.volume) };
+    if (v.volume) { const [pool, volume] = v.volume.split("/"); body.disks = [{ pool, volume }]; }
+    if (v.new_pool) body.new_disks = [{ pool: v.new_pool, size: v.new_size || "10G" }];
+    if (v.network) body.nics = [{ network: v.network }];
+    act(async () => {
+      await api("POST", "/api/vms", body);
+      create.hidden = true;
+      selected = v.name;
+    });
+  };
+
   for (const [id, path] of [["#disk-form", "disks"], ["#nic-form", "nics"]]) {
     $(id).onsubmit = (event) => {
       event.preventDefault();
