@@ -28,6 +28,7 @@ from ..volume import CreateResult as VolumeCreateResult
 from ..volume import VolumeInfo
 from .auth import require_login
 
+
 class ApiError(BaseModel):
     """A refusal: the core's one sentence, and the field it is about when there is one."""
 
@@ -51,8 +52,9 @@ def error_response(err: VirtopsError) -> JSONResponse:
 
 
 def api_field(field: str | None) -> str | None:
-    """The core names some fields as the CLI spells them (--source-path); the API's are source_path."""
-    return field.removeprefix("--").replace("-", "_") if field else None
+    """The core names some fields as the CLI spells them (--source-path, new-disk size); the API's
+    are source_path and new_disk_size."""
+    return field.removeprefix("--").replace("-", "_").replace(" ", "_") if field else None
 
 
 XML = {"response_class": Response,  # refusals stay JSON; only the answer is XML

@@ -6,6 +6,7 @@ to /api/events (libvirt's events) and redraw what changed, with no polling.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -47,7 +48,8 @@ def create_app(host: Host, password: str, secure_cookies: bool = False) -> FastA
         try:
             yield
         finally:
-            events.stop(host.conn)
+            with contextlib.suppress(VirtopsError):  # a daemon gone for good: nothing to deregister
+                events.stop(host.conn)
             host.close()
 
     app = FastAPI(title="virtops", version=__version__, lifespan=lifespan,
