@@ -34,7 +34,7 @@ def main(state_dir: str) -> int:
     (state / "keeper.pid").write_text(f"{os.getpid()}\n")
     logs = state / "log"
     virtlogd = start_daemon(["virtlogd", "--pid-file", str(state / "virtlogd.pid")], logs / "virtlogd.out")
-    libvirtd = start_daemon(["libvirtd", "--pid-file", str(state / "libvirtd.pid")], logs / "libvirtd.out")
+    libvirtd = start_daemon(["libvirtd", "--listen", "--pid-file", str(state / "libvirtd.pid")], logs / "libvirtd.out")
     stopping = False
 
     def stop(_signum: int, _frame: object) -> None:

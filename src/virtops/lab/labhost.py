@@ -49,8 +49,15 @@ QEMU_CONF_OVERRIDES = {
     "group": '"root"',
     "remember_owner": "0",
 }
+# A lab's daemon is also a remote host: it listens on TCP inside its own network namespace, so a
+# client in the lab's outside namespace reaches it as qemu+tcp://198.51.100.2/system, the same
+# remote protocol that qemu+ssh:// and qemu+tls:// carry. Without authentication: nothing but the
+# lab's own namespaces can reach that address.
 LIBVIRTD_CONF_OVERRIDES = {
     "log_outputs": '"3:file:/var/log/libvirt/libvirtd.log"',
+    "listen_tcp": "1",
+    "listen_tls": "0",
+    "auth_tcp": '"none"',
 }
 # The uplink segment uses TEST-NET-2 (RFC 5737): never a real address.
 UPLINK_LAB_ADDRESS = "198.51.100.2/24"
@@ -123,6 +130,11 @@ class Lab:
     @property
     def uri(self) -> str:
         return f"qemu+unix:///system?socket={self.socket}"
+
+    @property
+    def remote_uri(self) -> str:
+        """The daemon as a remote host, for clients in the outside namespace (labs with an uplink)."""
+        return f"qemu+tcp://{UPLINK_LAB_ADDRESS.split('/')[0]}/system"
 
     @property
     def mount_ns(self) -> Path:
