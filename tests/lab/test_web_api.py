@@ -166,71 +166,71 @@ def test_openapi_document_describes_the_api(web_server):
     assert "NetworkCreate" in doc["components"]["schemas"]
 
 
-def test_libvirt_events_reach_the_event_stream(api, conn):
-    """A change made behind virtops' back (straight through libvirt) arrives as an event."""
-    received: list[dict] = []
-    opened = threading.Event()
+class EventListener:
+    """Reads /api/events in a thread until `done(events so far)` holds."""
 
-    def listen() -> None:
-        with api.stream("GET", "/api/events", params={"heartbeat": 1}) as stream:
+    def __init__(self, api: httpx.Client, done):
+        self.received: list[dict] = []
+        self._api, self._done, self._opened = api, done, threading.Event()
+        self._thread = threading.Thread(target=self._listen, daemon=True)
+        self._thread.start()
+        assert self._opened.wait(10), "the event stream did not open"
+
+    def _listen(self) -> None:
+        with self._api.stream("GET", "/api/events", params={"heartbeat": 1}) as stream:
             kind = None
             for line in stream.iter_lines():
-                opened.set()
+                self._opened.set()
                 if line.startswith("event: "):
                     kind = line.removeprefix("event: ")
                 elif line.startswith("data: ") and kind:
-                    received.append(json.loads(line.removeprefix("data: ")))
-                    if {"network:stopped", "network:started"} <= {f"{e['kind']}:{e['event']}" for e in received}:
+                    self.received.append(json.loads(line.removeprefix("data: ")))
+                    if self._done(self.received):
                         return
 
-    listener = threading.Thread(target=listen, daemon=True)
-    listener.start()
-    assert opened.wait(10)
+    def words(self) -> list[str]:
+        return [f"{e['kind']}:{e['name']}:{e['event']}" for e in self.received]
+
+    def wait(self, timeout_s: float = 20) -> None:
+        self._thread.join(timeout_s)
+        assert not self._thread.is_alive(), f"events seen: {self.received}"
+
+
+def test_libvirt_events_reach_the_event_stream(api, conn):
+    """A change made behind virtops' back (straight through libvirt) arrives as an event."""
+    events = EventListener(api, lambda seen: {"network:stopped", "network:started"}
+                           <= {f"{e['kind']}:{e['event']}" for e in seen})
     net = conn.networkLookupByName("mynetwork")
     net.destroy()
     net.create()
-    listener.join(20)
-    assert not listener.is_alive(), f"events seen: {received}"
-    assert {"kind": "network", "name": "mynetwork", "event": "stopped"} in received
+    events.wait()
+    assert {"kind": "network", "name": "mynetwork", "event": "stopped"} in events.received
 
 
 def test_events_keep_flowing_after_the_daemon_restarts(api, web_lab):
     """The hub says the host went away, subscribes again on a new connection, and then libvirt's
     events of the new daemon arrive on the same stream."""
-    received: list[dict] = []
-    opened = threading.Event()
+    reconnected = f"host:{web_lab.uri}:reconnected"
 
-    def listen() -> None:
-        with api.stream("GET", "/api/events", params={"heartbeat": 1}) as stream:
-            kind = None
-            for line in stream.iter_lines():
-                opened.set()
-                if line.startswith("event: "):
-                    kind = line.removeprefix("event: ")
-                elif line.startswith("data: ") and kind:
-                    received.append(json.loads(line.removeprefix("data: ")))
-                    words = [f"{e['kind']}:{e['name']}:{e['event']}" for e in received]
-                    if "network:mynetwork:stopped" in words[words.index(f"host:{web_lab.uri}:reconnected"):] \
-                            if f"host:{web_lab.uri}:reconnected" in words else False:
-                        return
+    def stopped_after_reconnecting(seen: list[dict]) -> bool:
+        words = [f"{e['kind']}:{e['name']}:{e['event']}" for e in seen]
+        return reconnected in words and "network:mynetwork:stopped" in words[words.index(reconnected):]
 
-    listener = threading.Thread(target=listen, daemon=True)
-    listener.start()
-    assert opened.wait(10)
+    events = EventListener(api, stopped_after_reconnecting)
     web_lab.down(remove_state=False)  # stops the networks first: libvirt reports that too
     web_lab.up(uplink=True)
     deadline = time.monotonic() + 30
-    while not any(e["event"] == "reconnected" for e in received) and time.monotonic() < deadline:
+    while reconnected not in events.words() and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert [e["event"] for e in received if e["kind"] == "host"] == ["disconnected", "reconnected"], received
+    assert [e["event"] for e in events.received if e["kind"] == "host"] == ["disconnected", "reconnected"], \
+        events.received
     conn = libvirt.open(web_lab.uri)
     try:
         net = conn.networkLookupByName("mynetwork")
         if not net.isActive():  # a restarted daemon autostarts nothing: only a boot does
             net.create()
         net.destroy()  # on the new daemon
-        listener.join(20)
-        assert not listener.is_alive(), f"events seen: {received}"
+        events.wait()
         net.create()
     finally:
         conn.close()
