@@ -81,14 +81,25 @@ def read_info(host: Host) -> HostInfo:
 
 
 def host_key(host: Host) -> str:
-    """Identifies the machine behind the daemon: the hardware decides whether KVM works."""
+    """Identifies the machine behind the daemon: the hardware and kernel decide whether KVM works.
+    A daemon on this machine (every lab host among them) is this machine, named by its machine-id;
+    libvirt's host UUID is not stable enough for that where SMBIOS gives none (a new one per daemon)."""
     import hashlib
 
     from . import xml as X
 
-    caps = X.parse(host.conn.getCapabilities())
-    machine = caps.findtext("host/uuid") or ""
+    machine_id = Path("/etc/machine-id")
+    if _is_local(host.uri) and machine_id.exists():
+        machine = "machine-id:" + machine_id.read_text().strip()
+    else:
+        machine = X.parse(host.conn.getCapabilities()).findtext("host/uuid") or ""
     return hashlib.sha256(f"{machine}|{host.conn.getHostname()}".encode()).hexdigest()[:16]
+
+
+def _is_local(uri: str) -> bool:
+    """qemu:///system and qemu+unix:///system?socket=... name no other machine; test:/// is no machine."""
+    scheme, _, rest = uri.partition("://")
+    return scheme in ("qemu", "qemu+unix") and rest.startswith("/")
 
 
 def _cache_file(host: Host) -> Path:

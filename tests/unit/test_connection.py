@@ -68,3 +68,11 @@ def test_the_host_is_announced_only_when_not_obvious(monkeypatch):
     monkeypatch.setenv("LIBVIRT_DEFAULT_URI", "qemu+ssh://root@kvm1/system")
     assert _host_notice(None, "qemu+ssh://root@kvm1/system").endswith("(from $LIBVIRT_DEFAULT_URI)")
     assert _host_notice("qemu:///system", "qemu:///system") is None
+
+
+def test_daemons_on_this_machine_share_one_host_check_key():
+    from virtops.facts import _is_local
+
+    assert _is_local("qemu:///system") and _is_local("qemu+unix:///system?socket=/var/lib/virtops/labs/a/run/libvirt-sock")
+    assert not _is_local("qemu+ssh://root@far/system") and not _is_local("qemu+tcp://198.51.100.2/system")
+    assert not _is_local("test:///default")
