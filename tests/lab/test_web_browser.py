@@ -326,3 +326,28 @@ def test_new_vm_form(page, conn, web_lab):
     page.click("#vm-create button[type=submit]")
     expect(page.locator("#error")).to_contain_text("formvm")
     assert host_state(conn) == before
+
+
+def test_pool_and_vm_actions(page, conn):
+    """Stop and start a pool, delete a VM (its volumes stay), delete a pool (its directory stays)."""
+    page.on("dialog", lambda dialog: dialog.accept())
+    page.goto("/pools")
+    row = page.locator("#pools tr[data-name=webpool]")
+    row.get_by_role("button", name="Stop", exact=True).click()
+    expect(row).to_contain_text("inactive")
+    row.get_by_role("button", name="Start", exact=True).click()
+    expect(row).not_to_contain_text("inactive")
+
+    page.goto("/vms")
+    page.locator("#vms tr[data-name=formvm]").get_by_role("button", name="formvm").click()
+    volume = X.parse(conn.lookupByName("formvm").XMLDesc(0)).find("devices/disk/source").get("volume")
+    page.locator("#vm-actions").get_by_role("button", name="Delete").click()
+    page.locator("#vms tr[data-name=formvm]").wait_for(state="detached")
+    assert page.locator("#vm-detail").is_hidden()
+    assert conn.storagePoolLookupByName("vmpool").storageVolLookupByName(volume)  # kept
+
+    page.goto("/pools")
+    before = host_state(conn)
+    page.locator("#pools tr[data-name=vmpool]").get_by_role("button", name="Delete").click()
+    expect(page.locator("#error")).to_contain_text("vmpool")  # webvm still uses a volume in it
+    assert host_state(conn) == before

@@ -23,7 +23,7 @@ from ..host import Host
 from ..network import EditPlan, NetworkInfo
 from ..pool import CreateResult as PoolCreateResult
 from ..pool import PoolInfo, PoolSource, PoolSpec
-from ..vm import CreateRequest, DetachResult, DiskInfo, NicInfo, VmInfo, VmSummary
+from ..vm import CreateRequest, DeleteResult, DetachResult, DiskInfo, NicInfo, VmInfo, VmSummary
 from ..volume import CreateResult as VolumeCreateResult
 from ..volume import VolumeInfo
 from .auth import require_login
@@ -122,6 +122,11 @@ def pool(request: Request, name: str):
 @router.get("/pools/{name}/xml", **XML)
 def pool_xml(request: Request, name: str):
     return xml(host_of(request).pools.dumpxml(name))
+
+
+@router.post("/pools/{name}/actions/{action}", response_model=PoolInfo)
+def pool_action(request: Request, name: str, action: Literal["start", "stop", "refresh"]):
+    return getattr(host_of(request).pools, action)(name)
 
 
 @router.delete("/pools/{name}", response_model=Done)
@@ -270,6 +275,13 @@ def vm(request: Request, name: str):
 @router.get("/vms/{name}/xml", **XML)
 def vm_xml(request: Request, name: str, inactive: bool = False):
     return xml(host_of(request).vms.dumpxml(name, inactive=inactive))
+
+
+@router.delete("/vms/{name}", response_model=DeleteResult)
+def vm_delete(request: Request, name: str, remove_storage: bool = False, force: bool = False):
+    """Undefine; remove_storage also deletes its volumes (never one another VM uses); a running VM
+    needs force, which destroys it first."""
+    return host_of(request).vms.delete(name, remove_storage=remove_storage, force=force)
 
 
 @router.post("/vms/{name}/actions/{action}", response_model=Done)

@@ -30,7 +30,11 @@ async function api(method, path, body) {
   const text = await response.text();
   const type = response.headers.get("Content-Type") || "";
   const data = type.includes("json") && text ? JSON.parse(text) : text;
-  if (!response.ok) throw new Error(data.error || data.detail || `${method} ${path}: ${response.status}`);
+  if (!response.ok) {
+    const err = new Error(data.error || data.detail || `${method} ${path}: ${response.status}`);
+    err.status = response.status;
+    throw err;
+  }
   return data;
 }
 
@@ -201,7 +205,15 @@ pages.pools = () => {
       ["Type", (p) => p.type], ["State", (p) => p.state], ["Autostart", (p) => yesNo(p.autostart)],
       ["Capacity", (p) => size(p.capacity)], ["Allocation", (p) => size(p.allocation)], ["Available", (p) => size(p.available)],
       ["Target", (p) => p.target], ["Source", (p) => (p.source_host ? `${p.source_host}:${p.source_path}` : "-")],
-      ["", (p) => button("XML", () => showXml(`Pool ${p.name}`, `/api/pools/${encodeURIComponent(p.name)}/xml`, `${p.name}_pool.xml`))],
+      ["", (p) => el("span", {},
+        button("XML", () => showXml(`Pool ${p.name}`, `/api/pools/${encodeURIComponent(p.name)}/xml`, `${p.name}_pool.xml`)),
+        button(p.active ? "Stop" : "Start", () => act(() => api("POST", `/api/pools/${encodeURIComponent(p.name)}/actions/${p.active ? "stop" : "start"}`))),
+        p.active ? button("Refresh", () => act(() => api("POST", `/api/pools/${encodeURIComponent(p.name)}/actions/refresh`))) : null,
+        button("Delete", () => act(async () => {  // the core refuses a pool whose volumes VMs use
+          if (!confirm(`Delete pool ${p.name}? Its volumes and directory stay; only the pool's definition goes.`)) return;
+          await api("DELETE", `/api/pools/${encodeURIComponent(p.name)}?keep_data=true`);
+          if (selected === p.name) { selected = null; $("#pool-detail").hidden = true; }
+        })))],
     ], pools, (p) => ({ "data-name": p.name }));
     drawVolumes();
   };
@@ -351,16 +363,25 @@ pages.vms = () => {
   $("#console-close").onclick = closeConsole;
   let selected = null;
   const vmPath = () => `/api/vms/${encodeURIComponent(selected)}`;
+  const gone = () => { selected = null; $("#vm-detail").hidden = true; };  // deleted, here or elsewhere
   const drawDetail = async () => {
     if (!selected) return;
-    const [vm, pools, nets] = await Promise.all([api("GET", vmPath()), api("GET", "/api/pools"), api("GET", "/api/networks")]).catch((err) => { showError(err); return []; });
+    const [vm, pools, nets] = await Promise.all([api("GET", vmPath()), api("GET", "/api/pools"), api("GET", "/api/networks")])
+      .catch((err) => { if (err.status === 404) gone(); else showError(err); return []; });
     if (!vm) return;
     $("#vm-detail").hidden = false;
     $("#vm-detail-title").textContent = `${vm.name}: ${vm.state}`;
     const actions = vm.running ? ["shutdown", "reboot", "destroy", vm.state === "paused" ? "resume" : "suspend"] : ["start"];
     $("#vm-actions").replaceChildren(...actions.map((a) => button(a, () => act(() => api("POST", `${vmPath()}/actions/${a}`)))),
       vm.running ? button("Console", () => openConsole(vm.name)) : null,
-      button("XML", () => showXml(`VM ${vm.name}`, `${vmPath()}/xml`, `${vm.name}.xml`)));
+      button("XML", () => showXml(`VM ${vm.name}`, `${vmPath()}/xml`, `${vm.name}.xml`)),
+      button("Delete", () => act(async () => {  // its volumes stay: the CLI's --remove-storage is for that
+        const question = vm.running ? `VM ${vm.name} is running: stop it at once and delete it? Its volumes stay.`
+          : `Delete VM ${vm.name}? Its volumes stay.`;
+        if (!confirm(question)) return;
+        await api("DELETE", `${vmPath()}?force=${vm.running}`);
+        gone();
+      })));
     table($("#vm-disks"), [["Target", (d) => d.target], ["Source", (d) => d.source], ["Bus", (d) => d.bus], ["Device", (d) => d.device],
       ["Format", (d) => d.format], ["", (d) => button("Detach", () => act(() => api("DELETE", `${vmPath()}/disks/${d.target}`)))]], vm.disks);
     table($("#vm-nics"), [["MAC", (n) => n.mac], ["Network", (n) => n.network], ["Model", (n) => n.model], ["IP", (n) => n.ip],
