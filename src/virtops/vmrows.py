@@ -5,8 +5,9 @@ Nothing here imports pydantic: `vm list` prints thousands of rows, and a command
 pydantic starts about 70 ms later. The models in vm.py are built from these rows.
 
 Where the listing's figures come from, and why:
-- Stopped domains: one bulk stats call (state, vCPUs, memory, disk targets). For a stopped
-  domain libvirt reads these from the definition, with no QEMU to ask.
+- Stopped domains: bulk stats calls only (the states of all domains, then the vCPUs, memory and
+  disk targets of the stopped ones). For a stopped domain libvirt reads these from the
+  definition, with no QEMU to ask.
 - Running domains: their XML, several calls in flight. The same stats for a running domain
   would ask its QEMU monitor (about 4 ms per domain here), and the XML also names the NICs,
   whose MACs find the IPs in the networks' DHCP leases.

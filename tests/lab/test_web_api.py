@@ -274,6 +274,7 @@ def test_console_websocket_needs_login_and_our_own_origin(web_server, api):
 def test_serve_over_https(web_lab, tmp_path):
     """--tls-cert/--tls-key: HTTPS, a Secure session cookie; a bad certificate is one sentence."""
     import socket
+    import ssl
     import subprocess
     import sys
 
@@ -296,7 +297,7 @@ def test_serve_over_https(web_lab, tmp_path):
                                "--password-file", str(password), "--tls-cert", str(cert), "--tls-key", str(key)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        with httpx.Client(base_url=f"https://127.0.0.1:{port}", verify=str(cert)) as client:
+        with httpx.Client(base_url=f"https://127.0.0.1:{port}", verify=ssl.create_default_context(cafile=str(cert))) as client:
             for _ in range(100):
                 try:
                     login = client.post("/login", json={"password": "https-password"})
