@@ -241,8 +241,7 @@ def network_xml(request: Request, name: str, inactive: bool = False):
 
 @router.post("/networks/{name}/actions/{action}", response_model=NetworkInfo)
 def network_action(request: Request, name: str, action: Literal["start", "stop"]):
-    nets = host_of(request).networks
-    return nets.start(name) if action == "start" else nets.stop(name)
+    return getattr(host_of(request).networks, action)(name)
 
 
 @router.delete("/networks/{name}", response_model=Done)
