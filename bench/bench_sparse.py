@@ -17,7 +17,7 @@ from pathlib import Path
 
 from virtops.host import Host
 from virtops.lab.labhost import Lab
-from virtops.pool import PoolSpec
+from virtops.ops.pool import PoolSpec
 
 LAB = "bench-sparse"
 MiB, GiB = 1024**2, 1024**3

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import libvirt
 
-from virtops import xml as X
+from virtops.xmlmodels import doc as X
 from virtops.lab.labhost import Lab
 
 LAB = "bench-vm"

@@ -13,10 +13,10 @@ import sys
 import time
 from pathlib import Path
 
-from virtops.domain import DiskSpec, DomainSpec
+from virtops.ops.domain import DiskSpec, DomainSpec
 from virtops.host import Host
 from virtops.lab.labhost import Lab
-from virtops.pool import PoolSpec
+from virtops.ops.pool import PoolSpec
 
 LAB = "bench-vol"
 ROUNDS = 5

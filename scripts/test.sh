@@ -7,6 +7,8 @@ report=$(mktemp /tmp/virtops-junit.XXXXXX.xml)
 export VIRTOPS_REQUIRE_LAB=1
 export HYPOTHESIS_PROFILE=${HYPOTHESIS_PROFILE:-ci}
 status=0
+# The layers of the package (pyproject.toml [tool.importlinter]; docs/architecture.md).
+.venv/bin/lint-imports --no-cache || status=1
 .venv/bin/python -m pytest -q -rs --junitxml="$report" "$@" || status=$?
 .venv/bin/python - "$report" <<'PY' || status=1
 import sys

@@ -88,7 +88,7 @@ def host(lab):
 
 @pytest.fixture(scope="session")
 def guest_image(tmp_path_factory):
-    from virtops.lab.guest import build_guest_image
+    from virtops.testguest.image import build_guest_image
 
     return build_guest_image()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import libvirt
 
-from virtops import xml as X
+from virtops.xmlmodels import doc as X
 
 
 def host_state(conn: libvirt.virConnect) -> dict[str, str]:

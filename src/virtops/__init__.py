@@ -6,6 +6,6 @@ __version__ = "0.1.0"
 
 def connect(uri: str | None = None):
     """Open a host: `uri`, else $LIBVIRT_DEFAULT_URI, else qemu:///system; 'lab:NAME' for a lab host."""
-    from .host import Host
+    from virtops.host import Host
 
     return Host(uri)

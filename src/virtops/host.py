@@ -1,7 +1,7 @@
 """A host: one libvirt daemon, and the objects on it (pools, volumes, networks, VMs), one module each.
 
 This module stays light (no pydantic): every command imports it, `vm list` among them. The facts
-of a host, and whether it runs guests with KVM or only TCG, are in facts.py.
+of a host, and whether it runs guests with KVM or only TCG, are in daemon/facts.py and ops/hostcheck.py.
 """
 from __future__ import annotations
 
@@ -9,14 +9,10 @@ from typing import TYPE_CHECKING
 
 import libvirt
 
-from .connection import Connection
+from virtops.daemon.connection import Connection
 
 if TYPE_CHECKING:
-    from .facts import HostCheck, HostInfo
-
-
-def version_string(number: int) -> str:
-    return f"{number // 1_000_000}.{number // 1000 % 1000}.{number % 1000}"
+    from virtops.daemon.facts import HostCheck, HostInfo
 
 
 class Host:
@@ -37,25 +33,25 @@ class Host:
     # -- the objects of the host, one module each (imported when first used) ---------
     @property
     def pools(self):
-        from .pool import Pools
+        from virtops.ops.pool import Pools
 
         return Pools(self)
 
     @property
     def volumes(self):
-        from .volume import Volumes
+        from virtops.ops.volume import Volumes
 
         return Volumes(self)
 
     @property
     def networks(self):
-        from .network import Networks
+        from virtops.ops.network import Networks
 
         return Networks(self)
 
     @property
     def vms(self):
-        from .vm import Vms
+        from virtops.ops.vm import Vms
 
         return Vms(self)
 
@@ -77,23 +73,23 @@ class Host:
 
     # -- facts (facts.py) --------------------------------------------------------------
     def info(self) -> HostInfo:
-        from .facts import read_info
+        from virtops.daemon.facts import read_info
 
-        return read_info(self)
+        return read_info(self.connection)
 
     def check(self, **timeouts: float) -> HostCheck:
         """Boot the test guest with KVM, then with TCG, and remember which works."""
-        from .facts import check
+        from virtops.ops.hostcheck import check
 
         return check(self, **timeouts)
 
     def cached_check(self) -> HostCheck | None:
-        from .facts import cached_check
+        from virtops.daemon.facts import cached_check
 
-        return cached_check(self)
+        return cached_check(self.connection)
 
     def virt_type(self) -> str:
         """The domain type to use for new guests: 'kvm' when KVM really boots a guest here, else 'qemu' (TCG)."""
-        from .facts import virt_type
+        from virtops.ops.hostcheck import virt_type
 
         return virt_type(self)

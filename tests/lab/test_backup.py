@@ -10,8 +10,8 @@ import libvirt
 import pytest
 
 from tests.helpers import dir_pool_element, network_element, volume_element, host_state, run_cli
-from virtops import xml as X
-from virtops.domain import DiskSpec, DomainSpec, KernelBoot, NicSpec
+from virtops.xmlmodels import doc as X
+from virtops.ops.domain import DiskSpec, DomainSpec, KernelBoot, NicSpec
 from virtops.lab.labhost import Lab
 
 GiB = 1024**3

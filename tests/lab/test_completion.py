@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import dir_pool_element, volume_element
-from virtops import xml as X
-from virtops.domain import DomainSpec
+from virtops.xmlmodels import doc as X
+from virtops.ops.domain import DomainSpec
 
 
 def complete(*words: str) -> list[str]:

@@ -15,8 +15,8 @@ import libvirt
 import pytest
 
 from tests.helpers import cli_ok, host_state, run_cli
-from virtops import xml as X
-from virtops.lab.guest import kernel_cmdline, wait_for_report
+from virtops.xmlmodels import doc as X
+from virtops.testguest.image import kernel_cmdline, wait_for_report
 
 VM = "handbook"
 MIB = 1024**2

@@ -5,8 +5,8 @@ import ipaddress
 import json
 
 from tests.helpers import run_cli
-from virtops.domain import DomainSpec, KernelBoot, NicSpec, run_transient_capturing_console
-from virtops.lab.guest import kernel_cmdline, parse_report
+from virtops.ops.domain import DomainSpec, KernelBoot, NicSpec, run_transient_capturing_console
+from virtops.testguest.image import kernel_cmdline, parse_report
 
 
 def test_the_test_guest_boots_and_reports_its_lease(host, guest_image):

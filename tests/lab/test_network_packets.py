@@ -16,9 +16,9 @@ import libvirt
 import pytest
 
 from helpers import run_cli
-from virtops.domain import DomainSpec, KernelBoot, NicSpec
+from virtops.ops.domain import DomainSpec, KernelBoot, NicSpec
 from virtops.host import Host
-from virtops.lab.guest import GuestReport, kernel_cmdline, parse_report
+from virtops.testguest.image import GuestReport, kernel_cmdline, parse_report
 
 OUTSIDE = "198.51.100.1"
 LAB_UPLINK = "198.51.100.2"

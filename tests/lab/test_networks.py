@@ -9,8 +9,8 @@ import libvirt
 import pytest
 
 from helpers import host_state, run_cli
-from virtops import xml as X
-from virtops.domain import DomainSpec, KernelBoot, NicSpec
+from virtops.xmlmodels import doc as X
+from virtops.ops.domain import DomainSpec, KernelBoot, NicSpec
 
 PREFIX = "t-"
 

@@ -9,9 +9,9 @@ import libvirt
 import pytest
 
 from tests.helpers import host_state, run_cli
-from virtops import xml as X
-from virtops.errors import InvalidInput, VirtopsError
-from virtops.pool import PoolSpec
+from virtops.xmlmodels import doc as X
+from virtops.base.errors import InvalidInput, VirtopsError
+from virtops.ops.pool import PoolSpec
 
 
 def _pool(host, name: str, start: bool = True):

@@ -9,10 +9,10 @@ import subprocess
 import pytest
 
 from tests.helpers import host_state, run_cli
-from virtops import xml as X
-from virtops.domain import DiskSpec, DomainSpec
-from virtops.errors import InvalidInput, NotFound, VirtopsError
-from virtops.pool import PoolSpec
+from virtops.xmlmodels import doc as X
+from virtops.ops.domain import DiskSpec, DomainSpec
+from virtops.base.errors import InvalidInput, NotFound, VirtopsError
+from virtops.ops.pool import PoolSpec
 
 TEST_TARGET = "/var/lib/libvirt/test"
 NFS_TARGET = "/var/lib/libvirt/nfs"

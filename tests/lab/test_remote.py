@@ -11,7 +11,7 @@ import sys
 
 import libvirt
 
-from virtops import xml as X
+from virtops.xmlmodels import doc as X
 
 MIB = 1 << 20
 

@@ -15,8 +15,8 @@ import pytest
 import yaml
 
 from tests.helpers import dir_pool_element, network_element, volume_element, host_state, run_cli
-from virtops import xml as X
-from virtops.domain import DiskSpec, DomainSpec, KernelBoot, NicSpec
+from virtops.xmlmodels import doc as X
+from virtops.ops.domain import DiskSpec, DomainSpec, KernelBoot, NicSpec
 from virtops.lab.labhost import Lab
 
 GiB = 1024**3
@@ -267,7 +267,7 @@ def test_impossible_changes_are_refused_before_anything_changes(source, exported
 def test_the_lock_refuses_a_concurrent_apply_naming_the_holder(source, exported):
     holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""\
         import time
-        from virtops.plan import host_lock
+        from virtops.spec.plan import host_lock
         with host_lock({source.uri!r}):
             print('held', flush=True)
             time.sleep(60)
@@ -283,8 +283,8 @@ def test_the_lock_refuses_a_concurrent_apply_naming_the_holder(source, exported)
 
 
 def test_a_network_restart_names_the_running_guests_that_lose_their_link(source, exported, guest_image, tmp_path):
-    from virtops.lab.guest import kernel_cmdline
-    from virtops.vm import Console
+    from virtops.testguest.image import kernel_cmdline
+    from virtops.ops.vm import Console
 
     conn = libvirt.open(source.uri)
     try:

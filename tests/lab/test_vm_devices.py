@@ -9,7 +9,7 @@ import pytest
 
 from tests.helpers import cli_ok, host_state, run_cli
 from tests.lab.test_handbook_guest import _pool, _volume, remove_domains_and_pool
-from virtops import xml as X
+from virtops.xmlmodels import doc as X
 
 POOL = "devtest"
 MIB = 1024**2

@@ -11,9 +11,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.helpers import cli_ok, dir_pool_element, volume_element
-from virtops import vmrows
-from virtops import xml as X
-from virtops.domain import DiskSpec, DomainSpec, NicSpec
+from virtops.ops import vmrows
+from virtops.xmlmodels import doc as X
+from virtops.ops.domain import DiskSpec, DomainSpec, NicSpec
 from virtops.host import Host
 
 POOL = "listing"

@@ -8,9 +8,9 @@ import libvirt
 import pytest
 
 from tests.helpers import host_state, run_cli
-from virtops import xml as X
-from virtops.domain import DomainSpec, KernelBoot
-from virtops.errors import InvalidInput, VirtopsError
+from virtops.xmlmodels import doc as X
+from virtops.ops.domain import DomainSpec, KernelBoot
+from virtops.base.errors import InvalidInput, VirtopsError
 
 MiB = 1024**2
 

@@ -8,8 +8,8 @@ import pytest
 
 from tests.helpers import cli_ok, host_state, run_cli
 from tests.lab.test_handbook_guest import _pool, _volume, remove_domains_and_pool
-from virtops import xml as X
-from virtops.lab.guest import kernel_cmdline
+from virtops.xmlmodels import doc as X
+from virtops.testguest.image import kernel_cmdline
 
 POOL = "vmtest"
 MIB = 1024**2

@@ -11,10 +11,10 @@ import subprocess
 import pytest
 
 from tests.helpers import host_state, run_cli
-from virtops import xml as X
-from virtops.domain import DiskSpec, DomainSpec
-from virtops.errors import InvalidInput
-from virtops.pool import PoolSpec
+from virtops.xmlmodels import doc as X
+from virtops.ops.domain import DiskSpec, DomainSpec
+from virtops.base.errors import InvalidInput
+from virtops.ops.pool import PoolSpec
 
 TEST_TARGET = "/var/lib/libvirt/test"
 MiB = 1024**2

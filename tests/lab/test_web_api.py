@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import WEB_PASSWORD
 from tests.helpers import host_state
-from virtops import xml as X
+from virtops.xmlmodels import doc as X
 
 MIB = 1 << 20
 
@@ -116,7 +116,7 @@ def test_network_edit_in_place_or_by_an_announced_plan(api, conn):
 def test_backup_download_is_a_restorable_archive(api, conn, tmp_path):
     import tarfile
 
-    from virtops.backup import read_backup
+    from virtops.backup.archive import read_backup
 
     response = api.get("/api/backup")
     assert response.status_code == 200 and response.headers["content-type"] == "application/gzip"

@@ -11,8 +11,8 @@ from playwright.sync_api import expect, sync_playwright
 
 from tests.conftest import WEB_PASSWORD
 from tests.helpers import dir_pool_element, host_state, volume_element
-from virtops import xml as X
-from virtops.domain import DiskSpec, DomainSpec
+from virtops.xmlmodels import doc as X
+from virtops.ops.domain import DiskSpec, DomainSpec
 
 CHROMIUM = shutil.which("chromium")
 
@@ -221,9 +221,9 @@ def test_vm_disks_and_nics(page, conn):
 
 def test_serial_console_in_the_browser(page, conn, web_lab, guest_image):
     """xterm.js over the WebSocket: a command typed in the page runs in the guest's shell."""
-    from virtops.domain import KernelBoot
+    from virtops.ops.domain import KernelBoot
     from virtops.host import Host
-    from virtops.lab.guest import kernel_cmdline
+    from virtops.testguest.image import kernel_cmdline
 
     host = Host(web_lab.uri)
     boot = KernelBoot(kernel=str(guest_image.kernel), initrd=str(guest_image.initrd), cmdline=kernel_cmdline("shell"))
@@ -284,7 +284,7 @@ def test_nfs_pool_wizard_browses_the_servers_exports(page, conn, web_lab):
 
 
 def test_overview_downloads_a_backup(page, tmp_path):
-    from virtops.backup import read_backup
+    from virtops.backup.archive import read_backup
 
     page.goto("/overview")
     page.locator("#host-facts dt").first.wait_for()

@@ -4,8 +4,8 @@ from __future__ import annotations
 import libvirt
 import pytest
 
-from virtops.connection import Connection, resolve_uri
-from virtops.errors import HostUnreachable, from_libvirt, one_sentence
+from virtops.daemon.connection import Connection, resolve_uri
+from virtops.base.errors import HostUnreachable, from_libvirt, one_sentence
 from virtops.lab.labhost import Lab
 
 
@@ -71,7 +71,7 @@ def test_the_host_is_announced_only_when_not_obvious(monkeypatch):
 
 
 def test_daemons_on_this_machine_share_one_host_check_key():
-    from virtops.facts import _is_local
+    from virtops.daemon.connection import on_this_machine as _is_local
 
     assert _is_local("qemu:///system") and _is_local("qemu+unix:///system?socket=/var/lib/virtops/labs/a/run/libvirt-sock")
     assert not _is_local("qemu+ssh://root@far/system") and not _is_local("qemu+tcp://198.51.100.2/system")

@@ -6,10 +6,10 @@ import libvirt
 import pytest
 
 from tests.helpers import host_state
-from virtops import xml as X
-from virtops.domain import DiskSpec, DomainSpec, KernelBoot, NicSpec
-from virtops.errors import InvalidInput, VirtopsError
-from virtops.vm import (CreateRequest, next_target, normalize_mac, parse_boot_option, parse_disk_option,
+from virtops.xmlmodels import doc as X
+from virtops.ops.domain import DiskSpec, DomainSpec, KernelBoot, NicSpec
+from virtops.base.errors import InvalidInput, VirtopsError
+from virtops.ops.vm import (CreateRequest, next_target, normalize_mac, parse_boot_option, parse_disk_option,
                         parse_network_option, parse_new_disk_option, validate_device)
 
 

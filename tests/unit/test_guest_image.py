@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from virtops.lab import guest
-from virtops.lab.guest import GuestImageError, Nic, build_guest_image, kernel_cmdline, parse_report
+from virtops.testguest import image as guest
+from virtops.testguest.image import GuestImageError, Nic, build_guest_image, kernel_cmdline, parse_report
 
 # --------------------------------------------------------------------------
 # parse_report

@@ -6,9 +6,9 @@ import ipaddress
 import pytest
 from hypothesis import given, strategies as st
 
-from virtops import xml as X
-from virtops.errors import InvalidInput
-from virtops.network import DhcpHost, NetworkSpec, build_spec, default_dhcp, ip_interface_of, merge_into
+from virtops.xmlmodels import doc as X
+from virtops.base.errors import InvalidInput
+from virtops.ops.network import DhcpHost, NetworkSpec, build_spec, default_dhcp, ip_interface_of, merge_into
 
 
 def test_handbook_mynetwork_defaults():

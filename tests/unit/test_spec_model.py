@@ -8,9 +8,9 @@ import textwrap
 
 import pytest
 
-from virtops import plan as P
-from virtops.errors import VirtopsError
-from virtops.spec import HostSpec, SpecError, json_schema, loads, to_yaml
+from virtops.spec import plan as P
+from virtops.base.errors import VirtopsError
+from virtops.spec.document import HostSpec, SpecError, json_schema, loads, to_yaml
 
 HANDBOOK = textwrap.dedent("""\
     pools:
@@ -135,7 +135,7 @@ def test_lock_refuses_a_second_holder_naming_its_pid(tmp_path, monkeypatch):
     monkeypatch.setattr(P, "LOCK_DIR", tmp_path)
     holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""\
         import sys, time
-        from virtops import plan
+        from virtops.spec import plan
         plan.LOCK_DIR = __import__('pathlib').Path({str(tmp_path)!r})
         with plan.host_lock('qemu:///lab'):
             print('held', flush=True)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from virtops import xml as X
-from virtops.errors import InvalidInput
-from virtops.pool import PoolSpec, check_target, parse_sources
-from virtops.volume import VolumeSpec, check_volume_name, split_volume_ref
+from virtops.xmlmodels import doc as X
+from virtops.base.errors import InvalidInput
+from virtops.ops.pool import PoolSpec, check_target, parse_sources
+from virtops.ops.volume import VolumeSpec, check_volume_name, split_volume_ref
 
 
 def test_handbook_dir_pool_xml():

@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, strategies as st
 
-from virtops.errors import InvalidInput
-from virtops.units import format_size, parse_size
+from virtops.base.errors import InvalidInput
+from virtops.base.units import format_size, parse_size
 
 KiB, MiB, GiB, TiB = 1024, 1024**2, 1024**3, 1024**4
 

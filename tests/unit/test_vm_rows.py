@@ -6,14 +6,14 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from virtops import vmrows
-from virtops import xml as X
-from virtops.domain import DiskSpec, DomainSpec
+from virtops.ops import vmrows
+from virtops.xmlmodels import doc as X
+from virtops.ops.domain import DiskSpec, DomainSpec
 
 
 def test_listing_imports_no_pydantic():
     """The listing, the host and the CLI's vm commands import no pydantic (about 70 ms)."""
-    code = "import sys, virtops.vmrows, virtops.host, virtops.cli.vm; sys.exit('pydantic' in sys.modules)"
+    code = "import sys, virtops.ops.vmrows, virtops.host, virtops.cli.vm; sys.exit('pydantic' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
 
 

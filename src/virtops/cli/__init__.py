@@ -5,9 +5,9 @@ import sys
 
 import click
 
-from .common import Context, run_main
-from .aliases import VIRSH_ALIASES
-from .groups import LazyGroup
+from virtops.cli.common import Context, run_main
+from virtops.cli.aliases import VIRSH_ALIASES
+from virtops.cli.groups import LazyGroup
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]},

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from .common import emit_json, json_option, pass_context
+from virtops.cli.common import emit_json, json_option, pass_context
 
 
 @click.group()
@@ -20,7 +20,7 @@ def backup() -> None:
 @pass_context
 def backup_create(ctx, output: Path | None, with_data: tuple[str, ...]) -> None:
     """Back up every pool, volume's metadata, network and domain, with checksums."""
-    from ..backup import create_backup, default_output_name
+    from virtops.backup.archive import create_backup, default_output_name
 
     host = ctx.host()
     target = output or default_output_name(host)
@@ -40,8 +40,8 @@ def backup_create(ctx, output: Path | None, with_data: tuple[str, ...]) -> None:
 @pass_context
 def backup_restore(ctx, source: Path, only: tuple[str, ...], dry_run: bool, replace: bool, as_json: bool) -> None:
     """Re-create what is missing, in dependency order: pools, volumes, networks, domains."""
-    from ..backup import plan_restore, read_backup, restore
-    from ..errors import VirtopsError
+    from virtops.backup.archive import plan_restore, read_backup, restore
+    from virtops.base.errors import VirtopsError
 
     archive = read_backup(source)
     host = ctx.host()
@@ -73,7 +73,7 @@ def _print_plan(steps, as_json: bool) -> None:
 @pass_context
 def backup_diff(ctx, source: Path, as_json: bool) -> None:
     """What differs between the backup and the live host, per object."""
-    from ..backup import diff, read_backup
+    from virtops.backup.archive import diff, read_backup
 
     differences = diff(ctx.host(), read_backup(source))
     if as_json:

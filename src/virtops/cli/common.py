@@ -20,7 +20,7 @@ class Context:
     def host(self):
         """The host this command talks to; announced on stderr when it is not the obvious one."""
         if self._host is None:
-            from ..host import Host
+            from virtops.host import Host
 
             self._host = Host(self.uri)
             self._host.connection.event_loop = self.event_loop
@@ -61,7 +61,7 @@ def run_main(cli: click.Group) -> int:
     except Exception as err:
         # Only the core raises VirtopsError, so it is one only if the core was imported: `--help`
         # and usage errors need not import it (nor libvirt, which it imports).
-        errors = sys.modules.get("virtops.errors")
+        errors = sys.modules.get("virtops.base.errors")
         if errors is None or not isinstance(err, errors.VirtopsError) or _debug_requested():
             raise
         click.echo(f"error: {err}", err=True)
@@ -120,7 +120,7 @@ def complete(kind: str) -> Callable:
     the host the command line names with -c (or the default one). Says nothing when the host
     does not answer: a completion must never print an error into the operator's command line."""
     def names(ctx: click.Context, _param: click.Parameter, incomplete: str) -> list[str]:
-        from ..host import Host
+        from virtops.host import Host
 
         try:
             host = Host(ctx.find_root().params.get("uri"))

@@ -32,8 +32,8 @@ def say(text: str) -> None:
 @click.option("--keep", is_flag=True, help="Leave the lab host running afterwards (connect with -c lab:demo).")
 def demo(keep: bool) -> None:
     """Run the handbook's scenario end to end on a fresh lab host."""
-    from ..host import Host
-    from ..lab.labhost import Lab
+    from virtops.host import Host
+    from virtops.lab.labhost import Lab
 
     lab = Lab(os.environ.get("VIRTOPS_DEMO_LAB", DEMO_LAB))
     if lab.exists():
@@ -57,10 +57,10 @@ def demo(keep: bool) -> None:
 
 
 def _run(host, lab, summary) -> None:
-    from ..lab.guest import build_guest_image, kernel_cmdline
-    from ..pool import PoolSpec
-    from ..units import format_size
-    from ..vm import CreateRequest, DiskRequest
+    from virtops.testguest.image import build_guest_image, kernel_cmdline
+    from virtops.ops.pool import PoolSpec
+    from virtops.base.units import format_size
+    from virtops.ops.vm import CreateRequest, DiskRequest
 
     step("0", "Can this machine boot guests with KVM, or only with QEMU's TCG emulation?", virtops="virtops host check")
     virt_type = host.virt_type()
@@ -113,9 +113,9 @@ def _run(host, lab, summary) -> None:
 
 
 def _nfs_step(host, lab, summary) -> None:
-    from ..errors import VirtopsError
-    from ..lab.nfs import NfsServer
-    from ..pool import PoolSpec
+    from virtops.base.errors import VirtopsError
+    from virtops.lab.nfs import NfsServer
+    from virtops.ops.pool import PoolSpec
 
     step("4", "Storage pool `nfs` on the NFS server 192.168.0.254:/nfs, mounted on /var/lib/libvirt/nfs",
          "virsh find-storage-pool-sources netfs --host 192.168.0.254; virsh pool-define-as nfs netfs "
@@ -171,7 +171,7 @@ def _network_steps(host, console, summary) -> None:
 
 
 def _backup_steps(host, summary) -> None:
-    from ..backup import create_backup
+    from virtops.backup.archive import create_backup
 
     step("7", "List the networks; back up `default` and the whole host",
          "virsh net-list --all; virsh net-dumpxml default > default_net.xml",
@@ -187,7 +187,7 @@ def _backup_steps(host, summary) -> None:
 
 
 def _guest_report(console, condition, timeout_s: float = 120):
-    from ..lab.guest import wait_for_report
+    from virtops.testguest.image import wait_for_report
 
     return wait_for_report(console, condition, timeout_s)
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from .common import emit_fields, emit_json, json_option, pass_context
+from virtops.cli.common import emit_fields, emit_json, json_option, pass_context
 
 
 @click.group()
@@ -16,7 +16,7 @@ def host() -> None:
 @pass_context
 def host_info(ctx, as_json: bool) -> None:
     """Hypervisor, versions, CPUs, memory, object counts, KVM or TCG."""
-    from ..units import format_size
+    from virtops.base.units import format_size
 
     info = ctx.host().info()
     if as_json:

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from .common import emit_json, emit_table, json_option
+from virtops.cli.common import emit_json, emit_table, json_option
 
 
 @click.group()
@@ -18,7 +18,7 @@ def lab() -> None:
 @click.option("--uplink", is_flag=True, help="Add a veth 'physical' link to an 'outside' namespace.")
 def lab_up(name: str, uplink: bool) -> None:
     """Start lab host NAME (idempotent); returns once its libvirtd answers."""
-    from ..lab.labhost import Lab
+    from virtops.lab.labhost import Lab
 
     status = Lab(name).up(uplink=uplink)
     click.echo(f"lab {name} is running: connect with -c lab:{name} ({status.uri})")
@@ -29,7 +29,7 @@ def lab_up(name: str, uplink: bool) -> None:
 @click.option("--keep-state", is_flag=True, help="Keep the lab's state directory (its libvirt configuration and images).")
 def lab_down(name: str, keep_state: bool) -> None:
     """Stop lab host NAME and remove everything it started."""
-    from ..lab.labhost import Lab
+    from virtops.lab.labhost import Lab
 
     Lab(name).down(remove_state=not keep_state)
     click.echo(f"lab {name} is down")
@@ -39,7 +39,7 @@ def lab_down(name: str, keep_state: bool) -> None:
 @json_option
 def lab_list(as_json: bool) -> None:
     """List lab hosts and whether they run."""
-    from ..lab.labhost import list_labs
+    from virtops.lab.labhost import list_labs
 
     labs = [s.as_dict() for s in list_labs()]
     if as_json:
@@ -54,7 +54,7 @@ def lab_list(as_json: bool) -> None:
 @json_option
 def lab_guest_image(output: Path | None, as_json: bool) -> None:
     """Build (or reuse) the tiny test guest: Debian's kernel and a busybox initramfs."""
-    from ..lab.guest import build_guest_image
+    from virtops.testguest.image import build_guest_image
 
     image = build_guest_image(output)
     info = {"kernel": str(image.kernel), "initrd": str(image.initrd),

@@ -1,11 +1,11 @@
-"""`virtops net`: virtual networks. A thin face over virtops.network; every rule lives there."""
+"""`virtops net`: virtual networks. A thin face over virtops.ops.network; every rule lives there."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import click
 
-from .common import complete, emit_fields, emit_json, emit_table, json_option, pass_context
+from virtops.cli.common import complete, emit_fields, emit_json, emit_table, json_option, pass_context
 
 MODES = ["nat", "route", "open", "isolated", "bridge"]
 LIST_COLUMNS = [("name", "Name"), ("state", "State"), ("autostart", "Autostart"), ("persistent", "Persistent"),

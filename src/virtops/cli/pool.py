@@ -1,9 +1,9 @@
-"""`virtops pool`: storage pools. A thin face: every rule lives in virtops.pool."""
+"""`virtops pool`: storage pools. A thin face: every rule lives in virtops.ops.pool."""
 from __future__ import annotations
 
 import click
 
-from .common import complete, emit_fields, emit_json, emit_table, json_option, pass_context
+from virtops.cli.common import complete, emit_fields, emit_json, emit_table, json_option, pass_context
 
 LIST_COLUMNS = [("name", "Name"), ("type", "Type"), ("state", "State"), ("autostart", "Autostart"),
                 ("persistent", "Persistent"), ("capacity", "Capacity"), ("allocation", "Allocation"),
@@ -31,14 +31,14 @@ def _pool_options(func):
 
 
 def _spec(name, pool_type, target, owner, group, mode, label, source_host, source_path, device, source_format):
-    from ..pool import PoolSpec
+    from virtops.ops.pool import PoolSpec
 
     return PoolSpec(name=name, type=pool_type, target=target, owner=owner, group=group, mode=mode, label=label,
                     host=source_host, source_path=source_path, device=device, format=source_format)
 
 
 def _sizes(info) -> dict:
-    from ..units import format_size
+    from virtops.base.units import format_size
 
     row = info.model_dump()
     for key in ("capacity", "allocation", "available"):

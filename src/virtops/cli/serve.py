@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from .common import pass_context
+from virtops.cli.common import pass_context
 
 
 @click.command()
@@ -18,9 +18,9 @@ def serve(ctx, listen: str, password_file: str | None, tls_cert: str | None, tls
     """The web console: pools, volumes, networks and VMs in a browser, live from libvirt's events."""
     import uvicorn
 
-    from ..errors import InvalidInput
-    from ..web.app import create_app
-    from ..web.auth import read_password
+    from virtops.base.errors import InvalidInput
+    from virtops.web.app import create_app
+    from virtops.web.auth import read_password
 
     address, _, port = listen.rpartition(":")
     if not address or not port.isdigit() or not 0 < int(port) < 65536:
@@ -48,7 +48,7 @@ def serve(ctx, listen: str, password_file: str | None, tls_cert: str | None, tls
 def _check_tls(cert: str, key: str) -> None:
     import ssl
 
-    from ..errors import InvalidInput
+    from virtops.base.errors import InvalidInput
 
     try:
         ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key)
@@ -61,7 +61,7 @@ def _check_free(address: str, port: int, listen: str) -> None:
     """Refuse in one sentence what uvicorn would refuse in a log record after starting."""
     import socket
 
-    from ..errors import InvalidInput
+    from virtops.base.errors import InvalidInput
 
     try:
         info = socket.getaddrinfo(address, port, type=socket.SOCK_STREAM)[0]

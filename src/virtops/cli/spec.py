@@ -1,5 +1,5 @@
-"""`virtops plan`, `apply`, `export`: a host kept in a YAML file. A thin face over virtops.spec
-(the file) and virtops.plan (the comparison and the core operations that close it)."""
+"""`virtops plan`, `apply`, `export`: a host kept in a YAML file. A thin face over virtops.spec.document
+(the file) and virtops.spec.plan (the comparison and the core operations that close it)."""
 from __future__ import annotations
 
 import json
@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from .common import emit_json, json_option, pass_context
+from virtops.cli.common import emit_json, json_option, pass_context
 
 MARKS = {"create": "+", "update": "~", "delete": "-"}
 
@@ -43,7 +43,7 @@ def show_plan(plan, prune: bool) -> None:
 
 
 def _change_line(action, change) -> str:
-    from ..plan import _show
+    from virtops.spec.plan import _show
 
     if action.verb == "create" or change.old is None and change.field in ("hosts",):
         return f"{change.field}: {_show(change.field, change.new)}" if change.old is None else change.text()
@@ -59,8 +59,8 @@ def _change_line(action, change) -> str:
 @pass_context
 def plan(ctx, spec_file, prune, as_json) -> None:
     """Show what `apply` would change: create, update (live, needs-restart or impossible), delete."""
-    from ..plan import make_plan
-    from ..spec import load
+    from virtops.spec.plan import make_plan
+    from virtops.spec.document import load
 
     loaded = load(spec_file)
     result = make_plan(ctx.host(), loaded, prune=prune)
@@ -78,8 +78,8 @@ def plan(ctx, spec_file, prune, as_json) -> None:
 @pass_context
 def apply(ctx, spec_file, yes, prune, as_json) -> None:
     """Make the host match the spec through the same operations as the CLI; safe to re-run."""
-    from ..plan import apply as run_apply
-    from ..spec import load
+    from virtops.spec.plan import apply as run_apply
+    from virtops.spec.document import load
 
     loaded = load(spec_file)
     shown = []
@@ -103,12 +103,12 @@ def apply(ctx, spec_file, yes, prune, as_json) -> None:
 @pass_context
 def export(ctx, output, schema) -> None:
     """Write the live host as a spec: `plan` with it right away shows no changes."""
-    from ..spec import json_schema, to_yaml
+    from virtops.spec.document import json_schema, to_yaml
 
     if schema:
         text = json.dumps(json_schema(), indent=2) + "\n"
     else:
-        from ..plan import export as read_host
+        from virtops.spec.plan import export as read_host
 
         spec, warnings = read_host(ctx.host())
         for warning in warnings:

@@ -1,11 +1,11 @@
-"""`virtops vm`: virtual machines, their disks and NICs. A thin face over virtops.vm."""
+"""`virtops vm`: virtual machines, their disks and NICs. A thin face over virtops.ops.vm."""
 from __future__ import annotations
 
 import sys
 
 import click
 
-from .common import complete, emit_fields, emit_json, emit_table, json_option, pass_context
+from virtops.cli.common import complete, emit_fields, emit_json, emit_table, json_option, pass_context
 
 
 @click.group()
@@ -18,7 +18,7 @@ def _vms(ctx):
 
 
 def _size(value: int) -> str:
-    from ..units import format_size
+    from virtops.base.units import format_size
 
     return format_size(value)
 
@@ -36,7 +36,7 @@ def _nic_text(nic) -> str:
 @pass_context
 def vm_list(ctx, show_all: bool, long: bool, as_json: bool) -> None:
     """VMs with state, vCPUs, memory, disks and IPs; --long adds disk sources and NICs."""
-    from .. import vmrows  # plain rows, not models: thousands of VMs print fast, and pydantic is not imported
+    from virtops.ops import vmrows  # plain rows, not models: thousands of VMs print fast, and pydantic is not imported
 
     ctx.event_loop = False  # one read-only pass of many calls: keepalive's wake-ups would only slow it
     host = ctx.host()
@@ -147,7 +147,7 @@ def vm_dumpxml(ctx, name: str, inactive: bool) -> None:
 @pass_context
 def vm_create(ctx, name, memory, vcpus, disks, new_disks, networks, boot, cdrom, import_disk, start, as_json) -> None:
     """Define a VM with disks on pool volumes and NICs on virtual networks."""
-    from .. import vm as core
+    from virtops.ops import vm as core
 
     request = core.CreateRequest(
         name=name, memory=memory, vcpus=vcpus, disks=[core.parse_disk_option(d) for d in disks],
@@ -174,7 +174,7 @@ def vm_set(ctx, name, memory, vcpus, boot, no_boot, autostart, as_json) -> None:
     """Change a VM's memory, vCPUs, direct kernel boot or autostart in its definition.
 
     A running VM keeps its memory, vCPUs and boot until its next boot (virtops does not reboot it)."""
-    from .. import vm as core
+    from virtops.ops import vm as core
 
     if boot and no_boot:
         raise click.UsageError("give --boot or --no-boot, not both.")
@@ -233,7 +233,7 @@ def vm_delete(ctx, name: str, remove_storage: bool, force: bool) -> None:
 @pass_context
 def vm_console(ctx, name: str, force: bool) -> None:
     """Interactive serial console; Ctrl-] leaves."""
-    from ..vm import pump_console
+    from virtops.ops.vm import pump_console
 
     console = _vms(ctx).console(name, force=force)
     click.echo(f"Connected to the console of {name}; Ctrl-] leaves.", err=True)

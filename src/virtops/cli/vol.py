@@ -1,4 +1,4 @@
-"""`virtops vol`: storage volumes. A thin face: every rule lives in virtops.volume."""
+"""`virtops vol`: storage volumes. A thin face: every rule lives in virtops.ops.volume."""
 from __future__ import annotations
 
 import contextlib
@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from .common import complete, emit_fields, emit_json, emit_table, json_option, pass_context
+from virtops.cli.common import complete, emit_fields, emit_json, emit_table, json_option, pass_context
 
 LIST_COLUMNS = [("name", "Name"), ("format", "Format"), ("capacity", "Capacity"), ("allocation", "Allocation"),
                 ("used_by", "Used by"), ("path", "Path")]
@@ -27,7 +27,7 @@ def progress_bar(label: str):
 
 
 def _row(info) -> dict:
-    from ..units import format_size
+    from virtops.base.units import format_size
 
     row = info.model_dump()
     row["capacity"] = format_size(info.capacity)
@@ -124,7 +124,7 @@ def vol_dumpxml(ctx, volume, output) -> None:
 @pass_context
 def vol_resize(ctx, volume, size, shrink) -> None:
     """Set a new capacity."""
-    from ..units import format_size
+    from virtops.base.units import format_size
 
     result = ctx.host().volumes.resize(volume, size, shrink=shrink)
     _warn(result.warnings)
@@ -177,7 +177,7 @@ def vol_delete(ctx, volume, force) -> None:
 @pass_context
 def vol_upload(ctx, volume, file, force) -> None:
     """Copy an image file into a volume; holes are sent as lengths (sparse stream)."""
-    from ..units import format_size
+    from virtops.base.units import format_size
 
     with progress_bar(f"uploading {file}") as progress:
         result = ctx.host().volumes.upload(volume, file, force=force, progress=progress)
@@ -191,7 +191,7 @@ def vol_upload(ctx, volume, file, force) -> None:
 @pass_context
 def vol_download(ctx, volume, file, overwrite) -> None:
     """Copy a volume into a local file, keeping holes as holes (sparse stream)."""
-    from ..units import format_size
+    from virtops.base.units import format_size
 
     with progress_bar(f"downloading {volume}") as progress:
         result = ctx.host().volumes.download(volume, file, overwrite=overwrite, progress=progress)

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import libvirt
 
-from ..errors import InvalidInput, VirtopsError
+from virtops.base.errors import InvalidInput, VirtopsError
 
 DEFAULT_ROOT = Path("/var/lib/virtops/labs")
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,19}$")

@@ -18,8 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from ..errors import VirtopsError
-from .labhost import Lab, pid_alive, run, wait_for_exit
+from virtops.base.errors import VirtopsError
+from virtops.lab.labhost import Lab, pid_alive, run, wait_for_exit
 
 ADDRESS = "192.168.0.254"
 EXPORT = "/nfs"

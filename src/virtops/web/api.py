@@ -17,16 +17,16 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..errors import HostUnreachable, InvalidInput, NotFound, VirtopsError
-from ..facts import HostInfo
-from ..host import Host
-from ..network import EditPlan, NetworkInfo
-from ..pool import CreateResult as PoolCreateResult
-from ..pool import PoolInfo, PoolSource, PoolSpec
-from ..vm import CreateRequest, DeleteResult, DetachResult, DiskInfo, NicInfo, VmInfo, VmSummary
-from ..volume import CreateResult as VolumeCreateResult
-from ..volume import VolumeInfo
-from .auth import require_login
+from virtops.base.errors import HostUnreachable, InvalidInput, NotFound, VirtopsError
+from virtops.daemon.facts import HostInfo
+from virtops.host import Host
+from virtops.ops.network import EditPlan, NetworkInfo
+from virtops.ops.pool import CreateResult as PoolCreateResult
+from virtops.ops.pool import PoolInfo, PoolSource, PoolSpec
+from virtops.ops.vm import CreateRequest, DeleteResult, DetachResult, DiskInfo, NicInfo, VmInfo, VmSummary
+from virtops.ops.volume import CreateResult as VolumeCreateResult
+from virtops.ops.volume import VolumeInfo
+from virtops.web.auth import require_login
 
 
 class ApiError(BaseModel):
@@ -344,7 +344,7 @@ def nic_detach(request: Request, name: str, mac: str, live: bool | None = None, 
                              "content": {"application/gzip": {"schema": {"type": "string", "format": "binary"}}}}})
 def backup(request: Request):
     """Every pool, volume's metadata, network and domain with checksums; `virtops backup restore` reads it."""
-    from ..backup import create_backup, default_output_name
+    from virtops.backup.archive import create_backup, default_output_name
 
     host = host_of(request)
     name = default_output_name(host).name

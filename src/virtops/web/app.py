@@ -19,12 +19,12 @@ from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel
 from starlette.middleware.sessions import SessionMiddleware
 
-from .. import __version__
-from ..errors import VirtopsError
-from ..host import Host
-from . import api
-from .auth import SESSION_KEY, NotLoggedIn, logged_in, password_matches
-from .events import EventHub
+from virtops import __version__
+from virtops.base.errors import VirtopsError
+from virtops.host import Host
+from virtops.web import api
+from virtops.web.auth import SESSION_KEY, NotLoggedIn, logged_in, password_matches
+from virtops.web.events import EventHub
 
 HERE = Path(__file__).parent
 WRONG_PASSWORD_DELAY_S = 1.0

@@ -19,7 +19,7 @@ def read_password(path: str | None) -> tuple[str, bool]:
     """(password, generated). The file's first line, without its newline."""
     if path is None:
         return secrets.token_urlsafe(18), True
-    from ..errors import InvalidInput
+    from virtops.base.errors import InvalidInput
 
     try:
         text = Path(path).read_text().splitlines()

@@ -11,10 +11,10 @@ from typing import Literal
 
 import libvirt
 from lxml import etree
-from . import xml as X
-from .undo import undo_on_failure
-from .errors import InvalidInput, NotFound, VirtopsError, from_libvirt, libvirt_errors
-from .model import Model
+from virtops.xmlmodels import doc as X
+from virtops.base.undo import undo_on_failure
+from virtops.base.errors import InvalidInput, NotFound, VirtopsError, from_libvirt, libvirt_errors
+from virtops.base.model import Model
 
 PoolType = Literal["dir", "netfs", "fs"]
 POOL_TYPES = ("dir", "netfs", "fs")
@@ -573,7 +573,7 @@ class Pools:
                 raise
 
     def _refuse_if_in_use(self, name: str, pool: libvirt.virStoragePool) -> None:
-        from .volume import volume_users
+        from virtops.ops.volume import volume_users
 
         users = volume_users(self.conn)
         target = pool_info(pool).target
@@ -626,7 +626,7 @@ def _start_failure(name: str, pool: libvirt.virStoragePool, err: libvirt.libvirt
         except libvirt.libvirtError:
             where = "its source"
         return f"starting pool {name} failed: mounting {where} failed ({detail}); {outcome}."
-    from .errors import one_sentence
+    from virtops.base.errors import one_sentence
 
     return f"starting pool {name} failed: {one_sentence(message).rstrip('.')}; {outcome}."
 

@@ -23,10 +23,10 @@ from urllib.parse import parse_qs, urlparse
 
 import libvirt
 from lxml import etree
-from . import xml as X
-from .undo import undo_on_failure
-from .errors import InvalidInput, NotFound, VirtopsError, libvirt_errors
-from .model import Model
+from virtops.xmlmodels import doc as X
+from virtops.base.undo import undo_on_failure
+from virtops.base.errors import InvalidInput, NotFound, VirtopsError, libvirt_errors
+from virtops.base.model import Model
 
 Mode = Literal["nat", "route", "open", "isolated", "bridge"]
 MODES: tuple[str, ...] = ("nat", "route", "open", "isolated", "bridge")
@@ -615,7 +615,7 @@ class Networks:
 
     def guests_using(self, name: str) -> list[tuple[str, bool]]:
         """(domain, running) of every guest, running or defined, with a NIC on the network."""
-        from .domain import domains_with_xml
+        from virtops.ops.domain import domains_with_xml
 
         users = []
         for dom_name, running, node in domains_with_xml(self.conn):
@@ -1002,7 +1002,7 @@ class Networks:
     def reattach_nic(self, dom_name: str, mac: str, model: str, network: str) -> None:
         """Unplug and plug a running guest's NIC (same MAC and model): its tap joins the restarted
         bridge and the guest sees a new link, so it asks for a new lease."""
-        from .domain import NicSpec
+        from virtops.ops.domain import NicSpec
 
         with libvirt_errors(f"re-attaching NIC {mac} of {dom_name}"):
             dom = self.conn.lookupByName(dom_name)

@@ -18,13 +18,14 @@ import libvirt
 from lxml import etree
 from pydantic import Field, field_validator
 
-from . import vmrows
-from . import xml as X
-from .domain import (BUSES, CACHE_MODES, DISK_FORMATS, DiskSpec, DomainSpec, KernelBoot, NicSpec,
+from virtops.ops import vmrows
+from virtops.xmlmodels import doc as X
+from virtops.ops.domain import (BUSES, CACHE_MODES, DISK_FORMATS, DiskSpec, DomainSpec, KernelBoot, NicSpec,
                      require_domain)
-from .errors import InvalidInput, NotFound, VirtopsError, from_libvirt, libvirt_errors
-from .model import Model
-from .undo import undo_on_failure
+from virtops.base.errors import InvalidInput, NotFound, VirtopsError, from_libvirt, libvirt_errors
+from virtops.base.model import Model
+from virtops.base.undo import undo_on_failure
+from virtops.daemon.connection import sees_our_files
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}$")
 MAC_PATTERN = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
@@ -144,7 +145,7 @@ class NewDiskRequest(Model):
     @field_validator("size", mode="before")
     @classmethod
     def _size(cls, value: str | int) -> int:
-        from .units import parse_size
+        from virtops.base.units import parse_size
 
         return parse_size(value, "new-disk size")
 
@@ -215,7 +216,7 @@ def parse_new_disk_option(text: str) -> NewDiskRequest:
     parts = text.split(":")
     if len(parts) not in (2, 3) or not parts[0]:
         raise InvalidInput("new-disk", f"{text!r} is not POOL:SIZE[:FORMAT]; give one such as test:10G or test:10G:raw.")
-    from .units import parse_size
+    from virtops.base.units import parse_size
 
     return NewDiskRequest(pool=parts[0], size=parse_size(parts[1], "new-disk size"),
                           format=parts[2] if len(parts) == 3 else "qcow2")
@@ -246,7 +247,7 @@ def parse_boot_option(text: str) -> KernelBoot:
 
 def check_memory(value: str | int, host_memory: int) -> int:
     """Memory in bytes, refused the way `vm create` refuses it (at least 16M, at most the host's)."""
-    from .units import parse_size
+    from virtops.base.units import parse_size
 
     memory = parse_size(value, "memory")
     if memory < 16 * 1024**2:
@@ -759,7 +760,7 @@ class Vms:
         current), direct kernel boot, autostart. Everything is checked before anything changes;
         a later step that fails undoes the earlier ones. A running VM keeps its memory, vCPUs and
         boot until its next boot (virtops does not reboot it); autostart takes effect at once."""
-        from .units import format_size
+        from virtops.base.units import format_size
 
         dom = require_domain(self.conn, name)
         if not dom.isPersistent():
@@ -1111,7 +1112,7 @@ class _CreatePlan:
                             format="raw", bus="sata", device="cdrom")
         except libvirt.libvirtError:
             pass
-        if _is_local(self.vms.host.uri) and os.path.isfile(ref):
+        if sees_our_files(self.vms.host.uri) and os.path.isfile(ref):
             return DiskSpec(target=target, path=ref, format="raw", bus="sata", device="cdrom")
         raise InvalidInput("cdrom", f"{ref} is neither a volume of a pool nor a file on the host; "
                                     "give POOL/VOLUME or the path of an ISO image.")
@@ -1130,11 +1131,6 @@ class _CreatePlan:
 
 def _pool_type(pool: libvirt.virStoragePool) -> str:
     return X.parse(pool.XMLDesc(0)).get("type") or ""
-
-
-def _is_local(uri: str) -> bool:
-    """True when the daemon sees our file system: no host part in the URI."""
-    return "://" in uri and uri.split("://", 1)[1].startswith("/") or uri.startswith("test:")
 
 
 # -- the serial console ----------------------------------------------------------------------

@@ -25,10 +25,11 @@ from pathlib import Path
 
 import libvirt
 
-from . import inventory
-from .errors import VirtopsError, libvirt_errors, one_sentence
-from .host import Host, version_string
-from .inventory import KIND_ORDER, HostObject
+from virtops.backup import inventory
+from virtops.base.errors import VirtopsError, libvirt_errors, one_sentence
+from virtops.daemon.facts import version_string
+from virtops.host import Host
+from virtops.backup.inventory import KIND_ORDER, HostObject
 
 FORMAT_VERSION = 1
 KINDS = ("pools", "volumes", "networks", "vms")
@@ -216,7 +217,7 @@ def _verified_object(source: Path, root: Path, entry: dict) -> HostObject:
     name = entry.get("file", "")
     data = _verify_file(source, root, name, entry.get("sha256", "")).read_text()
     try:
-        from . import xml as X
+        from virtops.xmlmodels import doc as X
 
         X.parse(data)
     except Exception as err:  # lxml raises several error types for broken XML

@@ -11,10 +11,10 @@ from typing import Callable, Literal, TypeVar
 
 import libvirt
 from lxml import etree
-from . import xml as X
-from .errors import InvalidInput, NotFound, VirtopsError, from_libvirt, libvirt_errors
-from .units import format_size, parse_size
-from .model import Model
+from virtops.xmlmodels import doc as X
+from virtops.base.errors import InvalidInput, NotFound, VirtopsError, from_libvirt, libvirt_errors
+from virtops.base.units import format_size, parse_size
+from virtops.base.model import Model
 
 T = TypeVar("T")
 
@@ -112,7 +112,7 @@ class VolumeUsers:
 
 
 def volume_users(conn: libvirt.virConnect) -> VolumeUsers:
-    from .domain import domains_with_xml
+    from virtops.ops.domain import domains_with_xml
 
     users = VolumeUsers()
     for name, running, root in domains_with_xml(conn):

@@ -22,10 +22,10 @@ from typing import TYPE_CHECKING, Callable, Iterable
 import libvirt
 from lxml import etree
 
-from .errors import libvirt_errors
+from virtops.base.errors import libvirt_errors
 
 if TYPE_CHECKING:
-    from .host import Host
+    from virtops.host import Host
 
 # virsh's words for domain states, so that `vm list` reads like `virsh list`.
 STATE_NAMES = {
@@ -266,7 +266,7 @@ def kib(node: etree._Element | None) -> int:
     unit = node.get("unit", "KiB")
     if unit in ("KiB", "k", "K"):  # what libvirt writes
         return int(node.text)
-    from .units import parse_size
+    from virtops.base.units import parse_size
 
     return parse_size(f"{node.text}{unit}") // 1024
 

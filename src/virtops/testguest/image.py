@@ -52,8 +52,8 @@ from pathlib import Path
 
 from pydantic import ConfigDict
 
-from ..errors import VirtopsError
-from ..model import Model
+from virtops.base.errors import VirtopsError
+from virtops.base.model import Model
 
 __all__ = [
     "GuestImage",
@@ -580,7 +580,7 @@ def _optional(value: str | None, parse: Callable[[str], object]) -> str | None:
 
 def wait_for_report(console, condition, timeout_s: float = 90) -> GuestReport:
     """Ask a shell-mode guest for reports (`vo-report` on its console) until one satisfies
-    `condition`; console is a virtops.vm.Console. Raises TimeoutError with the last report seen."""
+    `condition`; console is a virtops.ops.vm.Console. Raises TimeoutError with the last report seen."""
     import time
 
     since = len(console.buffer)

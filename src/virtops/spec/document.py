@@ -19,8 +19,8 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, ValidationError, WithJsonSchema
 
-from .errors import InvalidInput, VirtopsError
-from .units import parse_size
+from virtops.base.errors import InvalidInput, VirtopsError
+from virtops.base.units import parse_size
 
 # What libvirt writes into a pool's <permissions> when the definition gives none.
 POOL_PERMISSION_DEFAULTS = {"mode": "0711", "owner": 0, "group": 0}
@@ -100,7 +100,7 @@ class PoolEntry(Model):
     volumes: list[VolumeEntry] = []
 
     def core_spec(self):
-        from .pool import PoolSpec
+        from virtops.ops.pool import PoolSpec
 
         return PoolSpec(name=self.name, type=self.type, target=self.target, owner=self.owner, group=self.group,
                         mode=self.mode, label=self.label, host=self.host, source_path=self.source_path,
@@ -142,7 +142,7 @@ class NetworkEntry(Model):
 
     def build_options(self, with_hosts: bool = True) -> dict:
         """The keyword arguments of Networks.create / network.build_spec."""
-        from .network import DhcpHost
+        from virtops.ops.network import DhcpHost
 
         dhcp = self.dhcp
         if dhcp is True:
@@ -152,7 +152,7 @@ class NetworkEntry(Model):
                     bridge=self.bridge, domain=self.domain, ipv6=self.ipv6, mtu=self.mtu, hosts=hosts)
 
     def normalized(self) -> "NetworkEntry":
-        from .network import build_spec
+        from virtops.ops.network import build_spec
 
         return network_entry(build_spec(self.name, **self.build_options()), self.autostart, self.active)
 
@@ -197,7 +197,7 @@ class VmEntry(Model):
     nics: list[NicEntry] = []
 
     def normalized(self) -> "VmEntry":
-        from .vm import next_target, normalize_mac
+        from virtops.ops.vm import next_target, normalize_mac
 
         taken = {d.target for d in self.disks if d.target}
         disks = []
@@ -422,7 +422,7 @@ def _unique(loaded: LoadedSpec, path: Path_, names: list[str | None], key: str =
 
 
 def _check_pool(loaded: LoadedSpec, i: int, pool: PoolEntry) -> None:
-    from .volume import check_volume_name, split_volume_ref
+    from virtops.ops.volume import check_volume_name, split_volume_ref
 
     path = ("pools", i)
     try:
@@ -449,7 +449,7 @@ def _check_pool(loaded: LoadedSpec, i: int, pool: PoolEntry) -> None:
 def _check_network(loaded: LoadedSpec, i: int, net: NetworkEntry) -> None:
     import ipaddress
 
-    from .network import DhcpHost, build_spec, check_dhcp_host
+    from virtops.ops.network import DhcpHost, build_spec, check_dhcp_host
 
     path = ("networks", i)
     try:
@@ -468,7 +468,7 @@ def _check_network(loaded: LoadedSpec, i: int, net: NetworkEntry) -> None:
 
 
 def _check_vm(loaded: LoadedSpec, i: int, vm: VmEntry) -> None:
-    from .vm import NAME_PATTERN, NIC_MODELS, normalize_mac, split_ref
+    from virtops.ops.vm import NAME_PATTERN, NIC_MODELS, normalize_mac, split_ref
 
     path = ("vms", i)
     if not NAME_PATTERN.match(vm.name):

@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from . import xml as X
-from .errors import InvalidInput, VirtopsError
-from .spec import (POOL_PERMISSION_DEFAULTS, BootEntry, DiskEntry, HostSpec, LoadedSpec, NetworkEntry, NicEntry, PoolEntry, VmEntry,
+from virtops.xmlmodels import doc as X
+from virtops.base.errors import InvalidInput, VirtopsError
+from virtops.spec.document import (POOL_PERMISSION_DEFAULTS, BootEntry, DiskEntry, HostSpec, LoadedSpec, NetworkEntry, NicEntry, PoolEntry, VmEntry,
                    VolumeEntry, network_entry, size_text)
-from .units import format_size
-from .volume import backing_first
+from virtops.base.units import format_size
+from virtops.ops.volume import backing_first
 
 LOCK_DIR = Path(os.environ.get("VIRTOPS_LOCK_DIR", "/run/virtops/locks"))
 # Fields of a network the in-place edit (Networks.edit) changes; the rest need a new network.
@@ -204,7 +204,7 @@ def _live_network(host, info, live: Live) -> NetworkEntry | None:
 
 
 def _live_vm(host, info, live: Live, paths: dict[str, str]) -> VmEntry | None:
-    from .domain import DiskSpec, NicSpec
+    from virtops.ops.domain import DiskSpec, NicSpec
 
     if info.running:
         live.running_vms.add(info.name)
@@ -237,7 +237,7 @@ def _live_vm(host, info, live: Live, paths: dict[str, str]) -> VmEntry | None:
 
 
 def _memory_bytes(node) -> int:
-    from .units import parse_size
+    from virtops.base.units import parse_size
 
     return parse_size(f"{node.text}{node.get('unit', 'KiB')}") if node is not None else 0
 
@@ -516,8 +516,8 @@ class _Planner:
         return actions
 
     def _create_vm(self, desired: VmEntry) -> Action:
-        from .domain import KernelBoot
-        from .vm import CreateRequest
+        from virtops.ops.domain import KernelBoot
+        from virtops.ops.vm import CreateRequest
 
         request = CreateRequest(
             name=desired.name, memory=desired.memory, vcpus=desired.vcpus,
@@ -557,7 +557,7 @@ class _Planner:
     def _settings_steps(self, i: int, action: Action, desired: VmEntry, running: bool) -> list:
         """Memory, vCPUs, boot and autostart: one Vms.update, checked against the host now. A running
         VM gets the first three at its next boot (needs-restart; virtops does not reboot it)."""
-        from .domain import KernelBoot
+        from virtops.ops.domain import KernelBoot
 
         vms, name = self.host.vms, desired.name
         changed = {c.field for c in action.changes}
@@ -695,7 +695,7 @@ def _nic_text(nic: NicEntry) -> str:
 
 
 def _disk_request(disk: DiskEntry):
-    from .vm import DiskRequest
+    from virtops.ops.vm import DiskRequest
 
     pool, volume = disk.volume.split("/", 1)
     return DiskRequest(pool=pool, volume=volume, target=disk.target, bus=disk.bus, cache=disk.cache,
@@ -703,7 +703,7 @@ def _disk_request(disk: DiskEntry):
 
 
 def _nic_request(nic: NicEntry):
-    from .vm import NicRequest
+    from virtops.ops.vm import NicRequest
 
     return NicRequest(network=nic.network, mac=nic.mac, model=nic.model)
 

@@ -7,7 +7,7 @@ from typing import Callable, Iterator
 
 import libvirt
 
-from .errors import VirtopsError
+from virtops.base.errors import VirtopsError
 
 
 @contextlib.contextmanager

@@ -8,10 +8,10 @@ import libvirt
 from lxml import etree
 from pydantic import Field
 
-from . import xml as X
-from .errors import NotFound, VirtopsError
-from .model import Model
-from .vmrows import disk_fields, nic_fields
+from virtops.xmlmodels import doc as X
+from virtops.base.errors import NotFound, VirtopsError
+from virtops.base.model import Model
+from virtops.ops.vmrows import disk_fields, nic_fields
 
 
 # Schemas are built when a model is first validated or dumped, not at import: light CLI start-up.

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 import libvirt
 from lxml import etree
 
-from . import xml as X
-from .errors import VirtopsError
+from virtops.xmlmodels import doc as X
+from virtops.base.errors import VirtopsError
 
 # Restore order: what an object refers to exists before it.
 KIND_ORDER = ("pool", "volume", "network", "domain")
@@ -57,7 +57,7 @@ def _volumes(pool: libvirt.virStoragePool) -> list[HostObject]:
 
 def order_backing_first(volumes: list[HostObject]) -> list[HostObject]:
     """A volume's backing volume has to exist before it: each chain base first."""
-    from .volume import backing_first
+    from virtops.ops.volume import backing_first
 
     paths = {v.name: X.parse(v.xml) for v in volumes}
     return backing_first(sorted(volumes, key=lambda v: v.name),

@@ -6,7 +6,7 @@ import threading
 
 import libvirt
 
-from .errors import HostUnreachable, one_sentence
+from virtops.base.errors import HostUnreachable, one_sentence
 
 DEFAULT_URI = "qemu:///system"
 KEEPALIVE_INTERVAL_S = 5
@@ -17,10 +17,23 @@ def resolve_uri(uri: str | None = None) -> str:
     """-c/--connect, then $LIBVIRT_DEFAULT_URI, then qemu:///system; 'lab:NAME' names a lab host."""
     chosen = uri or os.environ.get("LIBVIRT_DEFAULT_URI") or DEFAULT_URI
     if chosen.startswith("lab:"):
-        from .lab.labhost import Lab
+        from virtops.lab.labhost import Lab
 
         return Lab(chosen.removeprefix("lab:")).uri
     return chosen
+
+
+def on_this_machine(uri: str) -> bool:
+    """qemu:///system and qemu+unix:///system?socket=... name a daemon on this machine (every lab
+    host among them); a URI with a host part names another one; test:/// is no machine at all."""
+    scheme, _, rest = uri.partition("://")
+    return scheme in ("qemu", "qemu+unix") and rest.startswith("/")
+
+
+def sees_our_files(uri: str) -> bool:
+    """True when a path on this machine means the same file to the daemon: a daemon here, or
+    libvirt's in-process test driver."""
+    return on_this_machine(uri) or uri.startswith("test:")
 
 
 def _ignore_libvirt_stderr(_ctx: object, _err: object) -> None:
