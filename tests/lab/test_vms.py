@@ -34,26 +34,36 @@ def test_create_refusals_leave_the_host_unchanged(lab, vm_host, guest_image):
     cli_ok(lab.uri, "vm", "create", "first", "--memory", "128M", "--disk", f"{POOL}/sys", "--network", "default")
     mac = json.loads(cli_ok(lab.uri, "vm", "iflist", "first", "--json"))[0]["mac"]
     before = host_state(conn)
-    refusals = {
-        "name": ["first", "--memory", "128M"],
-        "memory": ["second", "--memory", "100T"],
-        "vcpus": ["second", "--memory", "128M", "--vcpus", "512"],
-        "disk": ["second", "--memory", "128M", "--disk", "nopool/sys"],
-        "volume": ["second", "--memory", "128M", "--disk", f"{POOL}/sys"],
-        "network": ["second", "--memory", "128M", "--network", "nonet"],
-        "network mac": ["second", "--memory", "128M", "--network", f"default,mac={mac}"],
-        "mac": ["second", "--memory", "128M", "--network", "default,mac=52:54:00:zz:00:01"],
-        "model": ["second", "--memory", "128M", "--network", "default,model=tulip9000"],
-        "new-disk": ["second", "--memory", "128M", "--new-disk", "nopool:10M"],
-        "new-disk size": ["second", "--memory", "128M", "--new-disk", f"{POOL}:100P"],
-        "boot": ["second", "--memory", "128M", "--import", "--boot", "kernel=/k"],
-    }
-    for field, args in refusals.items():
+    # The core places each refusal in the request (its second disk, its first NIC); the CLI names
+    # the option (--disk #2) or, for a field of its own, the field.
+    refusals = [
+        ("name", ["first", "--memory", "128M"]),
+        ("memory", ["second", "--memory", "100T"]),
+        ("vcpus", ["second", "--memory", "128M", "--vcpus", "512"]),
+        ("--disk #1: no storage pool", ["second", "--memory", "128M", "--disk", "nopool/sys"]),
+        ("--disk #2: vmtest/sys is attached to first", ["second", "--memory", "128M", "--disk", f"{POOL}/data",
+                                                        "--disk", f"{POOL}/sys"]),
+        ("--network #1: no network", ["second", "--memory", "128M", "--network", "nonet"]),
+        (f"--network #1: {mac} is already used by first", ["second", "--memory", "128M", "--network", f"default,mac={mac}"]),
+        ("--network #1: '52:54:00:zz:00:01' is not a MAC address", ["second", "--memory", "128M", "--network", "default,mac=52:54:00:zz:00:01"]),
+        ("--network #1: 'tulip9000' is not a NIC model", ["second", "--memory", "128M", "--network", "default,model=tulip9000"]),
+        ("--new-disk #1: no storage pool", ["second", "--memory", "128M", "--new-disk", "nopool:10M"]),
+        ("--new-disk #1: 112589990684262400 bytes do not fit", ["second", "--memory", "128M", "--new-disk", f"{POOL}:100P"]),
+        ("boot", ["second", "--memory", "128M", "--import", "--boot", "kernel=/k"]),
+    ]
+    for field, args in refusals:
         result = run_cli("vm", "create", *args, uri=lab.uri)
         assert result.returncode == 1, (field, result.stdout, result.stderr)
         message = result.stderr.strip()
         assert len(message.splitlines()) == 1 and field in message, (field, message)
         assert host_state(conn) == before, field
+    # Several mistakes at once: each on a line of its own.
+    result = run_cli("vm", "create", "second", "--memory", "100T", "--disk", "nopool/sys", "--network", "nonet",
+                     uri=lab.uri)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 1 and len(lines) == 3, result.stderr
+    assert "memory" in lines[0] and "--disk #1" in lines[1] and "--network #1" in lines[2], result.stderr
+    assert host_state(conn) == before
     # A failure after the new volume exists (the kernel is missing at start): all undone.
     result = run_cli("vm", "create", "second", "--memory", "128M", "--new-disk", f"{POOL}:16M",
                      "--boot", "kernel=/nonexistent/vmlinuz", "--start", uri=lab.uri)

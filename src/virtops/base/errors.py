@@ -17,6 +17,9 @@ class VirtopsError(Exception):
         super().__init__(message)
         self.message = message
         self.field = field
+        # Where in the request the field is, e.g. ("disks", 1) for the second disk of a VM: each
+        # face renders it in its own terms (the spec as vms[0].disks[1].target).
+        self.location: tuple[str | int, ...] = ()
 
     def __str__(self) -> str:
         return self.message
@@ -35,6 +38,28 @@ class NotFound(VirtopsError):
 
 class HostUnreachable(VirtopsError):
     """No libvirt daemon answers at the URI."""
+
+
+@contextlib.contextmanager
+def located(*parts: str | int) -> Iterator[None]:
+    """Errors raised inside are about the part `parts` of a request (e.g. "disks", 1)."""
+    try:
+        yield
+    except VirtopsError as err:
+        err.location = (*parts, *err.location)
+        raise
+
+
+class Refusals(VirtopsError):
+    """Several refusals found at once (a plan checks everything before it reports): one line each."""
+
+    def __init__(self, errors: list[VirtopsError]):
+        super().__init__(errors[0].message)
+        self.errors = errors
+        self.message = "\n".join(err.message for err in errors)
+
+    def __str__(self) -> str:
+        return self.message
 
 
 def one_sentence(text: str) -> str:

@@ -64,8 +64,21 @@ def run_main(cli: click.Group) -> int:
         errors = sys.modules.get("virtops.base.errors")
         if errors is None or not isinstance(err, errors.VirtopsError) or _debug_requested():
             raise
-        click.echo(f"error: {err}", err=True)
+        for one in getattr(err, "errors", None) or [err]:  # several refusals: one line each
+            click.echo(f"error: {_in_cli_terms(one)}", err=True)
         return err.exit_code
+
+
+# The core places a refusal in a request (("disks", 1): its second disk); the CLI names the option.
+OPTION_OF_PART = {"disks": "--disk", "new_disks": "--new-disk", "nics": "--network"}
+
+
+def _in_cli_terms(err) -> str:
+    location = getattr(err, "location", ())
+    if len(location) < 2 or location[0] not in OPTION_OF_PART or not isinstance(location[1], int):
+        return str(err)
+    message = err.message.removeprefix(f"{err.field}: ") if err.field else err.message
+    return f"{OPTION_OF_PART[location[0]]} #{location[1] + 1}: {message}"
 
 
 def _debug_requested() -> bool:

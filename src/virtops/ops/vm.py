@@ -6,13 +6,14 @@ work when a later step fails, and says so.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import re
 import select
 import time
 from dataclasses import dataclass
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
 import libvirt
 from lxml import etree
@@ -22,7 +23,7 @@ from virtops.ops import vmrows
 from virtops.xmlmodels import doc as X
 from virtops.ops.domain import (BUSES, CACHE_MODES, DISK_FORMATS, DiskSpec, DomainSpec, KernelBoot, NicSpec,
                      require_domain)
-from virtops.base.errors import InvalidInput, NotFound, VirtopsError, from_libvirt, libvirt_errors
+from virtops.base.errors import InvalidInput, NotFound, Refusals, VirtopsError, from_libvirt, libvirt_errors, located
 from virtops.base.model import Model
 from virtops.base.undo import undo_on_failure
 from virtops.daemon.connection import sees_our_files
@@ -346,6 +347,59 @@ def _conflicts(existing: DiskSpec, readonly: bool, shareable: bool) -> bool:
     return not (existing.shareable and shareable)
 
 
+@dataclass
+class PoolRoom:
+    """What a check needs of a pool to place a new disk in it."""
+
+    name: str
+    type: str
+    available: int | None  # bytes free; None when not known yet (a pool a spec creates first)
+    volumes: set[str]
+
+
+class HostView:
+    """What the checks of `vm create` and of attaching a device see of the host: the live host.
+    A plan subclasses it to show the host as the spec's earlier steps will have left it, so that
+    `plan` meets every refusal `apply` would (spec/plan.py)."""
+
+    def __init__(self, vms: Vms):
+        self.vms = vms
+
+    def domains(self) -> list[DomainXml]:
+        return all_domains(self.vms.conn)
+
+    def vm_exists(self, name: str) -> bool:
+        try:
+            self.vms.conn.lookupByName(name)
+            return True
+        except libvirt.libvirtError:
+            return False
+
+    def volume(self, pool: str, volume: str, field_name: str) -> ResolvedVolume:
+        return self.vms._resolve_volume(pool, volume, field_name)
+
+    def pool_room(self, name: str, field_name: str) -> PoolRoom:
+        pool = self.vms._require_pool(name, field_name)
+        return PoolRoom(name, _pool_type(pool), pool.info()[3], set(pool.listVolumes()))
+
+    def require_network(self, name: str, field_name: str) -> None:
+        self.vms._require_network(name, field_name)
+
+    def host_limits(self) -> tuple[int, int]:
+        return self.vms.host_limits()
+
+    def virt_type(self) -> str:
+        return self.vms.host.virt_type()
+
+
+@dataclass
+class CheckedCreate:
+    """A `vm create` request checked against a host: the domain to define and the volumes to make."""
+
+    spec: DomainSpec
+    new_volumes: list[_NewVolume]
+
+
 # -- the operations ------------------------------------------------------------------------
 class Vms:
     """The virtual machines (libvirt domains) of one host."""
@@ -398,12 +452,12 @@ class Vms:
     # ---- creating ----
     def create(self, request: CreateRequest) -> VmInfo:
         """Define a VM (and start it when asked); everything is checked before anything changes."""
-        plan = _CreatePlan(self, request)
-        spec = plan.check()
+        checked = self.check_create(request)
+        spec = checked.spec
         created: list[libvirt.virStorageVol] = []
         dom = None
         try:
-            for new in plan.new_volumes:
+            for new in checked.new_volumes:
                 created.append(self._create_volume(new))
             with libvirt_errors(f"defining VM {request.name}"):
                 dom = self.conn.defineXMLFlags(spec.to_xml(), libvirt.VIR_DOMAIN_DEFINE_VALIDATE)
@@ -418,6 +472,27 @@ class Vms:
                 "its new disks were" if created else "the VM was")
             raise VirtopsError(f"{err.message.rstrip('.')}; nothing was kept: {undone} removed again.") from err
         return self.info(request.name)
+
+    def check_create(self, request: CreateRequest, view: HostView | None = None) -> CheckedCreate:
+        """Every check of `create`, against the live host or the view a plan gives; changes nothing."""
+        plan = _CreatePlan(self, request, view or HostView(self))
+        return CheckedCreate(plan.check(), plan.new_volumes)
+
+    def check_disk(self, vm: str, request: DiskRequest, taken: set[str], view: HostView | None = None) -> DiskSpec:
+        """The checks of attaching a disk to VM `vm` whose disks have the targets `taken`."""
+        view = view or HostView(self)
+        vol = view.volume(request.pool, request.volume, "volume")
+        self._check_volume_free(vol, request.readonly, request.shareable, view.domains(), vm=vm)
+        return _disk_spec(request, vol, taken)
+
+    def check_nic(self, request: NicRequest, view: HostView | None = None) -> NicSpec:
+        """The checks of attaching a NIC: the network exists, the model is known, the MAC is free."""
+        view = view or HostView(self)
+        view.require_network(request.network, "network")
+        _check_model(request.model)
+        domains = view.domains()
+        mac = self._checked_or_new_mac(request.mac, domains, "mac")
+        return NicSpec(network=request.network, mac=mac, model=request.model)
 
     def _create_volume(self, new: "_NewVolume") -> libvirt.virStorageVol:
         vol = X.element("volume")
@@ -557,13 +632,10 @@ class Vms:
         with libvirt_errors(f"reading VM {name}"):
             mine = read_domain(dom)
         affect_live, affect_config = _affect(mine, live, config)
-        domains = all_domains(self.conn)
-        vol = self._resolve_volume(request.pool, request.volume, "volume")
-        self._check_volume_free(vol, request.readonly, request.shareable, domains, vm=name)
-        disk = _disk_spec(request, vol, taken={d.target for d in mine.disks()})
+        disk = self.check_disk(name, request, taken={d.target for d in mine.disks()})
         element = disk.to_element()
         validate_device(element)
-        self._attach(dom, name, element, affect_live, affect_config, f"disk {vol.pool}/{vol.volume} as {disk.target}")
+        self._attach(dom, name, element, affect_live, affect_config, f"disk {disk.pool}/{disk.volume} as {disk.target}")
         return DiskInfo.of(disk)
 
     def _pool_and_volume(self, ref: str) -> tuple[str, str]:
@@ -597,11 +669,8 @@ class Vms:
         with libvirt_errors(f"reading VM {name}"):
             mine = read_domain(dom)
         affect_live, affect_config = _affect(mine, live, config)
-        self._require_network(network, "network")
-        _check_model(model)
-        used = {m for d in all_domains(self.conn) for m in d.macs()}
-        chosen = self._checked_or_new_mac(mac, used, "mac")
-        nic = NicSpec(network=network, mac=chosen, model=model)
+        nic = self.check_nic(NicRequest(network=network, mac=mac, model=model))
+        chosen = nic.mac
         element = nic.to_element()
         validate_device(element)
         self._attach(dom, name, element, affect_live, affect_config, f"NIC {chosen} on network {network}")
@@ -676,7 +745,8 @@ class Vms:
                 vol = pool.storageVolLookupByName(vol_name)
             except libvirt.libvirtError as err:
                 raise NotFound(f"{field_name}: pool {pool_name} has no volume {vol_name!r}; "
-                               f"create it with `virtops vol create {pool_name} {vol_name} SIZE`.") from err
+                               f"create it with `virtops vol create {pool_name} {vol_name} SIZE`.",
+                               field=field_name) from err
         root = X.parse(vol.XMLDesc(0))
         fmt = root.find("target/format")
         return ResolvedVolume(pool_name, vol_name, vol.path(),
@@ -687,7 +757,8 @@ class Vms:
         try:
             pool = self.conn.storagePoolLookupByName(name)
         except libvirt.libvirtError as err:
-            raise NotFound(f"{field_name}: no storage pool named {name!r} on this host; see `virtops pool list`.") from err
+            raise NotFound(f"{field_name}: no storage pool named {name!r} on this host; see `virtops pool list`.",
+                           field=field_name) from err
         if not pool.isActive():
             raise VirtopsError(f"{field_name}: pool {name} is not active; start it with `virtops pool start {name}`.",
                                field=field_name)
@@ -697,7 +768,8 @@ class Vms:
         try:
             return self.conn.networkLookupByName(name)
         except libvirt.libvirtError as err:
-            raise NotFound(f"{field_name}: no network named {name!r} on this host; see `virtops net list`.") from err
+            raise NotFound(f"{field_name}: no network named {name!r} on this host; see `virtops net list`.",
+                           field=field_name) from err
 
     @staticmethod
     def _check_volume_free(vol: ResolvedVolume, readonly: bool, shareable: bool,
@@ -713,12 +785,15 @@ class Vms:
                                                  "detach it there first, or attach it read-only on both, "
                                                  "or shareable on both.")
 
-    def _checked_or_new_mac(self, mac: str | None, used: set[str], field_name: str) -> str:
+    @staticmethod
+    def _checked_or_new_mac(mac: str | None, domains: list[DomainXml], field_name: str,
+                            also_used: set[str] = frozenset()) -> str:
+        used = {m for d in domains for m in d.macs()} | also_used
         if mac is None:
             return new_mac(used)
         value = normalize_mac(mac, field_name)
         if value in used:
-            owner = next((d.name for d in all_domains(self.conn) if value in d.macs()), "another NIC")
+            owner = next((d.name for d in domains if value in d.macs()), "another NIC of this VM")
             raise InvalidInput(field_name, f"{value} is already used by {owner}; leave the MAC out to get a free one.")
         return value
 
@@ -1019,32 +1094,65 @@ class _NewVolume:
     format: str
 
 
+class _Collector:
+    """`with collect():` keeps a refusal raised inside and goes on, so a check reports them all."""
+
+    def __init__(self, found: list[VirtopsError]):
+        self.found = found
+
+    @contextlib.contextmanager
+    def __call__(self) -> Iterator[None]:
+        try:
+            yield
+        except Refusals as err:
+            self.found.extend(err.errors)
+        except VirtopsError as err:
+            self.found.append(err)
+
+
 class _CreatePlan:
     """The checks of `vm create`, turning a request into a DomainSpec and volumes to create."""
 
-    def __init__(self, vms: Vms, request: CreateRequest):
+    def __init__(self, vms: Vms, request: CreateRequest, view: HostView):
         self.vms = vms
         self.request = request
+        self.view = view
         self.conn = vms.conn
         self.new_volumes: list[_NewVolume] = []
         self.disks_so_far: list[DiskSpec] = []
 
     def check(self) -> DomainSpec:
+        """Every check of the request; all refusals at once (Refusals), or the one there is."""
         req = self.request
-        self._check_name()
-        memory = self._check_resources()
+        found: list[VirtopsError] = []
+        collect = _Collector(found)
+        with collect():
+            self._check_name()
+        memory = 0
+        with collect():
+            memory = self._check_resources()
         if sum(bool(x) for x in (req.boot, req.cdrom, req.import_disk)) > 1:
-            raise InvalidInput("boot", "give only one of --boot, --cdrom and --import.")
-        domains = all_domains(self.conn)
+            found.append(InvalidInput("boot", "give only one of --boot, --cdrom and --import."))
+        domains = self.view.domains()
         taken: set[str] = set()
-        disks = [self._disk(d, domains, taken) for d in req.disks]
-        disks += [self._new_disk(n, i, taken) for i, n in enumerate(req.new_disks)]
+        disks = []
+        for j, disk in enumerate(req.disks):
+            with collect(), located("disks", j):
+                disks.append(self._disk(disk, domains, taken))
+        for j, new in enumerate(req.new_disks):
+            with collect(), located("new_disks", j):
+                disks.append(self._new_disk(new, j, taken))
         if req.cdrom:
-            disks.append(self._cdrom(req.cdrom, taken))
-        nics = self._nics(domains)
+            with collect():
+                disks.append(self._cdrom(req.cdrom, taken))
+        nics = []
+        with collect():
+            nics = self._nics(domains)
+        if found:
+            raise found[0] if len(found) == 1 else Refusals(found)
         boot_devices = ["cdrom", "hd"] if req.cdrom else (["hd"] if not req.boot else [])
         spec = DomainSpec(name=req.name, memory_kib=memory // 1024, vcpus=req.vcpus,
-                          virt_type=self.vms.host.virt_type(), boot=req.boot, boot_devices=boot_devices,
+                          virt_type=self.view.virt_type(), boot=req.boot, boot_devices=boot_devices,
                           disks=disks, nics=nics)
         spec.to_element()  # validates against domain.rng before anything changes
         return spec
@@ -1054,21 +1162,18 @@ class _CreatePlan:
         if not NAME_PATTERN.match(name):
             raise InvalidInput("name", f"{name!r} is not accepted; use up to 64 letters, digits, '_', '.', '+' or '-', "
                                        "starting with a letter or digit (e.g. web1).")
-        try:
-            self.conn.lookupByName(name)
-        except libvirt.libvirtError:
-            return
-        raise InvalidInput("name", f"a VM named {name} already exists; choose another name or delete it first.")
+        if self.view.vm_exists(name):
+            raise InvalidInput("name", f"a VM named {name} already exists; choose another name or delete it first.")
 
     def _check_resources(self) -> int:
-        host_memory, host_cpus = self.vms.host_limits()
+        host_memory, host_cpus = self.view.host_limits()
         memory = check_memory(self.request.memory, host_memory)
         if not 1 <= self.request.vcpus <= host_cpus:
             raise InvalidInput("vcpus", f"{self.request.vcpus} is not between 1 and the host's {host_cpus} CPUs.")
         return memory
 
     def _disk(self, request: DiskRequest, domains: list[DomainXml], taken: set[str]) -> DiskSpec:
-        vol = self.vms._resolve_volume(request.pool, request.volume, "disk")
+        vol = self.view.volume(request.pool, request.volume, "volume")
         Vms._check_volume_free(vol, request.readonly, request.shareable, domains, vm=self.request.name)
         if any(d.pool == vol.pool and d.volume == vol.volume for d in self.disks_so_far):
             raise InvalidInput("disk", f"{vol.pool}/{vol.volume} is given twice.")
@@ -1078,22 +1183,21 @@ class _CreatePlan:
         return spec
 
     def _new_disk(self, request: NewDiskRequest, index: int, taken: set[str]) -> DiskSpec:
-        pool = self.vms._require_pool(request.pool, "new-disk")
+        room = self.view.pool_room(request.pool, "new-disk")
         if request.format not in ("raw", "qcow2"):
             raise InvalidInput("new-disk format", f"{request.format!r} is not offered for new disks; use raw or qcow2.")
         if request.size <= 0:
             raise InvalidInput("new-disk size", "must be more than 0; give a size such as 10G.")
         # Sparse or not, a disk the pool could never hold fills it up later, inside a running guest.
-        available = pool.info()[3]
         reserved = sum(v.size for v in self.new_volumes if v.pool == request.pool)
-        if request.size + reserved > available:
+        if room.available is not None and request.size + reserved > room.available:
             raise InvalidInput("new-disk size", f"{request.size} bytes do not fit in pool {request.pool}, "
-                                                f"which has {available} bytes free; give a smaller size.")
+                                                f"which has {room.available} bytes free; give a smaller size.")
         target = next_target("virtio", taken)
         taken.add(target)
-        suffix = "." + request.format if _pool_type(pool) in ("dir", "fs", "netfs") else ""
+        suffix = "." + request.format if room.type in ("dir", "fs", "netfs") else ""
         name = f"{self.request.name}-{target}{suffix}"
-        if name in pool.listVolumes():
+        if name in room.volumes:
             raise InvalidInput("new-disk", f"pool {request.pool} already has a volume {name}; "
                                            "attach it with --disk or delete it first.")
         self.new_volumes.append(_NewVolume(request.pool, name, request.size, request.format))
@@ -1118,13 +1222,14 @@ class _CreatePlan:
                                     "give POOL/VOLUME or the path of an ISO image.")
 
     def _nics(self, domains: list[DomainXml]) -> list[NicSpec]:
-        used = {m for d in domains for m in d.macs()}
+        mine: set[str] = set()  # two NICs of one request must differ too
         nics = []
-        for request in self.request.nics:
-            self.vms._require_network(request.network, "network")
-            _check_model(request.model)
-            mac = self.vms._checked_or_new_mac(request.mac, used, "network mac")
-            used.add(mac)  # two NICs of one request must differ too
+        for j, request in enumerate(self.request.nics):
+            with located("nics", j):
+                self.view.require_network(request.network, "network")
+                _check_model(request.model)
+                mac = Vms._checked_or_new_mac(request.mac, domains, "mac", also_used=mine)
+            mine.add(mac)
             nics.append(NicSpec(network=request.network, mac=mac, model=request.model))
         return nics
 

@@ -19,7 +19,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, ValidationError, WithJsonSchema
 
-from virtops.base.errors import InvalidInput, VirtopsError
+from virtops.base.errors import InvalidInput, Refusals, VirtopsError
 from virtops.base.units import parse_size
 
 # What libvirt writes into a pool's <permissions> when the definition gives none.
@@ -245,6 +245,10 @@ class SpecError(VirtopsError):
     """A mistake in the spec file, placed at file:line and field."""
 
 
+class SpecErrors(SpecError, Refusals):
+    """Every mistake a plan found in the spec, one `file:line: field: sentence` per line."""
+
+
 def path_text(path: Path_) -> str:
     text = ""
     for part in path:
@@ -272,6 +276,7 @@ class LoadedSpec:
     def refusal(self, path: Path_, err: VirtopsError) -> SpecError:
         """A core refusal (InvalidInput names a CLI option such as --source-path) placed in the file."""
         message = err.message
+        path = path + tuple(err.location)
         if err.field:
             field_name = err.field.lstrip("-").replace("-", "_")
             message = message.removeprefix(f"{err.field}: ")

@@ -16,11 +16,12 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from virtops.xmlmodels import doc as X
-from virtops.base.errors import InvalidInput, VirtopsError
-from virtops.spec.document import (POOL_PERMISSION_DEFAULTS, BootEntry, DiskEntry, HostSpec, LoadedSpec, NetworkEntry, NicEntry, PoolEntry, VmEntry,
+from virtops.base.errors import InvalidInput, VirtopsError, located
+from virtops.spec.document import (POOL_PERMISSION_DEFAULTS, BootEntry, DiskEntry, HostSpec, LoadedSpec, SpecErrors, NetworkEntry, NicEntry, PoolEntry, VmEntry,
                    VolumeEntry, network_entry, size_text)
 from virtops.base.units import format_size
 from virtops.ops.volume import backing_first
+from virtops.ops.vm import DomainXml, HostView, PoolRoom, ResolvedVolume
 
 LOCK_DIR = Path(os.environ.get("VIRTOPS_LOCK_DIR", "/run/virtops/locks"))
 # Fields of a network the in-place edit (Networks.edit) changes; the rest need a new network.
@@ -248,13 +249,76 @@ def export(host) -> tuple[HostSpec, list[str]]:
     return live.spec, live.warnings
 
 
+# -- the host as the spec's earlier actions leave it ------------------------------------------------
+class SpecView(HostView):
+    """The live host, plus what the spec creates before a VM's turn (pools, volumes, networks,
+    the VMs above it) and minus what --prune deletes, for the core's VM checks at plan time."""
+
+    def __init__(self, vms, live: Live, spec: HostSpec, prune: bool):
+        super().__init__(vms)
+        self.live = live
+        self.new_pools = {p.name: p for p in spec.pools if live.pool(p.name) is None}
+        self.new_volumes = {f"{p.name}/{v.name}": (p, v.normalized()) for p in spec.pools for v in p.volumes
+                            if f"{p.name}/{v.name}" not in live.volume_refs()}
+        self.new_networks = {n.name for n in spec.networks if live.network(n.name) is None}
+        wanted_vms = {v.name for v in spec.vms}
+        self.pruned_vms = {v.name for v in live.spec.vms if v.name not in wanted_vms} if prune else set()
+        self.added: list[DomainXml] = []
+        self.hidden: set[str] = set()
+        self._live_domains: list[DomainXml] | None = None
+
+    def add(self, domain) -> None:
+        """A VM the spec creates: its disks and MACs count for the VMs after it."""
+        root = domain.to_element()
+        self.added.append(DomainXml(domain.name, False, True, root, root))
+
+    @contextmanager
+    def hiding(self, name: str) -> Iterator[None]:
+        """Checks of a VM's own new devices: its current ones are replaced, so they do not count."""
+        self.hidden.add(name)
+        try:
+            yield
+        finally:
+            self.hidden.discard(name)
+
+    def domains(self) -> list[DomainXml]:
+        if self._live_domains is None:
+            self._live_domains = super().domains()
+        gone = self.pruned_vms | self.hidden
+        return [d for d in self._live_domains + self.added if d.name not in gone]
+
+    def vm_exists(self, name: str) -> bool:
+        return any(d.name == name for d in self.added) or (name not in self.pruned_vms and super().vm_exists(name))
+
+    def volume(self, pool: str, volume: str, field_name: str) -> ResolvedVolume:
+        planned = self.new_volumes.get(f"{pool}/{volume}")
+        if planned is None:
+            return super().volume(pool, volume, field_name)
+        pool_entry, vol = planned
+        path = f"{(pool_entry.target or '').rstrip('/')}/{volume}" if pool_entry.target else volume
+        return ResolvedVolume(pool, volume, path, vol.format or "raw", vol.capacity)
+
+    def pool_room(self, name: str, field_name: str) -> PoolRoom:
+        planned = self.new_volumes.values()
+        if name in self.new_pools:
+            entry = self.new_pools[name]
+            return PoolRoom(name, entry.type, None, {v.name for p, v in planned if p.name == name})
+        room = super().pool_room(name, field_name)
+        room.volumes |= {v.name for p, v in planned if p.name == name}
+        return room
+
+    def require_network(self, name: str, field_name: str) -> None:
+        if name not in self.new_networks:
+            super().require_network(name, field_name)
+
+
 # -- planning ------------------------------------------------------------------------------------
 def make_plan(host, loaded: LoadedSpec, prune: bool = False) -> Plan:
     """Every difference between the spec and the live host as actions, in apply order;
     SpecError (file:line: field) for a spec the host refuses. Changes nothing."""
     live = read_live(host)
-    check_references(loaded, live, prune)
-    planner = _Planner(host, loaded, live)
+    planner = _Planner(host, loaded, live, prune)
+    check_references(loaded, live, prune, planner.refuse_at)
     plan = Plan(warnings=live.warnings)
     for pool in sorted(planner.pending_pools):
         plan.warnings.append(f"pool {pool} is not running, so its volumes (and the VMs using them) are compared "
@@ -268,10 +332,13 @@ def make_plan(host, loaded: LoadedSpec, prune: bool = False) -> Plan:
         plan.actions += deletions
     else:
         plan.kept = [a.label for a in deletions]
+    plan.warnings += planner.warnings
+    if planner.refusals:
+        raise SpecErrors(planner.refusals)  # every mistake found, one line each, before anything changes
     return plan
 
 
-def check_references(loaded: LoadedSpec, live: Live, prune: bool) -> None:
+def check_references(loaded: LoadedSpec, live: Live, prune: bool, refuse: Callable[[tuple, str], None]) -> None:
     """A volume, pool or network named in the spec exists in the spec or (kept) on the host."""
     spec = loaded.spec
     # With --prune, what the spec leaves out is deleted, so it cannot be referred to either.
@@ -284,28 +351,42 @@ def check_references(loaded: LoadedSpec, live: Live, prune: bool) -> None:
     for i, pool in enumerate(spec.pools):
         for j, vol in enumerate(pool.volumes):
             if vol.backing and vol.backing not in volumes:
-                raise loaded.error(("pools", i, "volumes", j, "backing"),
-                                   f"{vol.backing} is no volume {where}; add it under its pool's volumes.")
+                refuse(("pools", i, "volumes", j, "backing"),
+                       f"{vol.backing} is no volume {where}; add it under its pool's volumes.")
     for i, vm in enumerate(spec.vms):
         for j, disk in enumerate(vm.disks):
             if disk.volume not in volumes:
-                raise loaded.error(("vms", i, "disks", j, "volume"),
-                                   f"{disk.volume} is no volume {where}; add it under its pool's volumes.")
+                refuse(("vms", i, "disks", j, "volume"),
+                       f"{disk.volume} is no volume {where}; add it under its pool's volumes.")
         for j, nic in enumerate(vm.nics):
             if nic.network not in networks:
-                raise loaded.error(("vms", i, "nics", j, "network"),
-                                   f"{nic.network!r} is no network {where}; add it under networks.")
+                refuse(("vms", i, "nics", j, "network"),
+                       f"{nic.network!r} is no network {where}; add it under networks.")
 
 
 class _Planner:
-    def __init__(self, host, loaded: LoadedSpec, live: Live):
+    """Turns each difference into an action, checking it as the core will when it runs: against
+    the live host as the spec's earlier actions leave it (SpecView). A refusal is collected, not
+    raised, so that a plan reports every mistake at once."""
+
+    def __init__(self, host, loaded: LoadedSpec, live: Live, prune: bool):
         self.host, self.loaded, self.live = host, loaded, live
         self.spec = loaded.spec
         # Pools to start whose volumes cannot be seen yet: their volumes and VMs wait a round.
         self.pending_pools = {p.name for p in self.spec.pools if p.name in live.inactive_pools and p.active}
+        self.view = SpecView(host.vms, live, self.spec, prune)
+        self.refusals: list[VirtopsError] = []
+        self.blamed: set[tuple] = set()  # ("vms", 0): refused once already, not checked again
+        self.warnings: list[str] = []
 
-    def refused(self, path: tuple, err: VirtopsError):
-        return self.loaded.refusal(path, err)
+    def refused(self, path: tuple, err: VirtopsError) -> None:
+        for one in getattr(err, "errors", None) or [err]:  # Refusals: several at once
+            self.refusals.append(self.loaded.refusal(path, one))
+        self.blamed.add(path[:2])
+
+    def refuse_at(self, path: tuple, message: str) -> None:
+        self.refusals.append(self.loaded.error(path, message))
+        self.blamed.add(path[:2])
 
     # ---- pools ----
     def pools(self) -> list[Action]:
@@ -321,8 +402,9 @@ class _Planner:
     def _create_pool(self, i: int, entry: PoolEntry, desired: PoolEntry) -> Action:
         try:
             core = self.host.pools.check_new(entry.core_spec())
-        except InvalidInput as err:
-            raise self.refused(("pools", i), err) from None
+        except VirtopsError as err:
+            self.refused(("pools", i), err)
+            core = None
         pools = self.host.pools
         return Action("pool", entry.name, "create", changes=_fields_set(desired, exclude={"name", "volumes"}),
                       steps=[(f"create pool {entry.name}",
@@ -376,15 +458,25 @@ class _Planner:
         for path, pool_name, desired in backing_first(wanted, _item_ref, _item_backing):
             current_pool = self.live.pool(pool_name)
             current = next((v for v in current_pool.volumes if v.name == desired.name), None) if current_pool else None
-            action = self._create_volume(pool_name, desired) if current is None else \
+            action = self._create_volume(path, pool_name, desired, current_pool is not None) if current is None else \
                 self._update_volume(pool_name, desired, current)
             if action:
                 actions.append(action)
         return actions
 
-    def _create_volume(self, pool: str, desired: VolumeEntry) -> Action:
+    def _create_volume(self, path: tuple, pool: str, desired: VolumeEntry, pool_exists: bool) -> Action:
         volumes = self.host.volumes
         ref = f"{pool}/{desired.name}"
+        # In a pool on the host, the core's checks of `vol create` (space, backing) run now; a pool
+        # the spec creates has no free space to compare with until it exists.
+        backing_on_host = not desired.backing or desired.backing in self.live.volume_refs()
+        if pool_exists and backing_on_host:
+            try:
+                _spec, warnings = volumes.check_new(pool, desired.name, desired.capacity, desired.allocation,
+                                                    desired.format, desired.backing)
+                self.warnings += [f"volume {ref}: {w}" for w in warnings]
+            except VirtopsError as err:
+                self.refused(path, err)
         return Action("volume", ref, "create", changes=_fields_set(desired, exclude={"name"}),
                       steps=[(f"create volume {ref}", lambda: volumes.create(
                           pool, desired.name, desired.capacity, desired.allocation, desired.format, desired.backing))])
@@ -431,8 +523,8 @@ class _Planner:
         networks, options = self.host.networks, entry.build_options()
         try:
             networks.plan_create(entry.name, **options)
-        except InvalidInput as err:
-            raise self.refused(("networks", i), err) from None
+        except VirtopsError as err:
+            self.refused(("networks", i), err)
         return Action("network", entry.name, "create", changes=_fields_set(desired, exclude={"name"}),
                       steps=[(f"create network {entry.name}", lambda: networks.create(
                           entry.name, start=desired.active, autostart=desired.autostart, **options))])
@@ -485,7 +577,8 @@ class _Planner:
                 guests = networks.running_nics(name) if current.active else []
                 steps, live_only = [f"redefine {name}", f"restart {name}"] if current.active else [], False
             else:
-                raise self.refused(("networks", i), err) from None
+                self.refused(("networks", i), err)
+                return
         if not live_only and current.active:
             action.mode = "needs-restart"
             action.disruptive = True
@@ -510,12 +603,12 @@ class _Planner:
                 continue
             desired = entry.normalized()
             current = self.live.vm(entry.name)
-            action = self._create_vm(desired) if current is None else self._update_vm(i, desired, current)
+            action = self._create_vm(i, desired) if current is None else self._update_vm(i, desired, current)
             if action:
                 actions.append(action)
         return actions
 
-    def _create_vm(self, desired: VmEntry) -> Action:
+    def _create_vm(self, i: int, desired: VmEntry) -> Action:
         from virtops.ops.domain import KernelBoot
         from virtops.ops.vm import CreateRequest
 
@@ -525,6 +618,12 @@ class _Planner:
             nics=[_nic_request(n) for n in desired.nics],
             boot=KernelBoot(**desired.boot.model_dump()) if desired.boot else None)
         vms = self.host.vms
+        if ("vms", i) not in self.blamed:
+            try:
+                checked = vms.check_create(request, self.view)
+                self.view.add(checked.spec)  # later VMs of the spec see its disks and MACs
+            except VirtopsError as err:
+                self.refused(("vms", i), err)
         changes = _fields_set(desired, exclude={"name", "disks", "nics"})
         changes += [Change("disks", None, _disk_text(d)) for d in desired.disks]
         changes += [Change("nics", None, _nic_text(n)) for n in desired.nics]
@@ -539,8 +638,8 @@ class _Planner:
         action = Action("vm", desired.name, "update", changes=changes)
         running = desired.name in self.live.running_vms
         settings = self._settings_steps(i, action, desired, running)
-        detach, attach, replug = self._disk_changes(action, desired, current)
-        d2, a2, r2 = self._nic_changes(action, desired, current)
+        detach, attach, replug = self._disk_changes(i, action, desired, current)
+        d2, a2, r2 = self._nic_changes(i, action, desired, current)
         detach, attach, replug = detach + d2, attach + a2, replug + r2
         if not action.changes:
             return None
@@ -567,8 +666,8 @@ class _Planner:
         vcpus = desired.vcpus if "vcpus" in changed else None
         try:
             vms.check_resources(memory=memory, vcpus=vcpus)
-        except InvalidInput as err:
-            raise self.refused(("vms", i), err) from None
+        except VirtopsError as err:
+            self.refused(("vms", i), err)
         boot = KernelBoot(**desired.boot.model_dump()) if desired.boot else None
         autostart = desired.autostart if "autostart" in changed else None
         at_boot = [f for f in VM_BOOT_FIELDS if f in changed]
@@ -580,7 +679,7 @@ class _Planner:
         return [(f"set {label} of vm {name}", lambda: vms.update(
             name, memory=memory, vcpus=vcpus, boot=boot, change_boot="boot" in changed, autostart=autostart))]
 
-    def _disk_changes(self, action: Action, desired: VmEntry, current: VmEntry):
+    def _disk_changes(self, i: int, action: Action, desired: VmEntry, current: VmEntry):
         vms, name = self.host.vms, desired.name
         old = {d.target: d for d in current.disks}
         new = {d.target: d for d in desired.disks}
@@ -594,13 +693,32 @@ class _Planner:
             if before:
                 detach.append((f"detach disk {target} from {name}", lambda t=target: vms.detach_disk(name, t)))
             if after:
+                self._check_disk(i, desired, after)
                 attach.append((f"attach {after.volume} as {target} to {name}",
                                lambda d=after: vms.attach_disk(name, _disk_request(d))))
             if before and after:
                 replug.append(f"disk {target}")
         return detach, attach, replug
 
-    def _nic_changes(self, action: Action, desired: VmEntry, current: VmEntry):
+    def _check_disk(self, i: int, desired: VmEntry, disk: DiskEntry) -> None:
+        """The checks of attaching `disk` to VM i; its own disks, detached first, do not count."""
+        j = desired.disks.index(disk)
+        taken = {d.target for d in desired.disks if d is not disk}
+        try:
+            with self.view.hiding(desired.name), located("disks", j):
+                self.host.vms.check_disk(desired.name, _disk_request(disk), taken, self.view)
+        except VirtopsError as err:
+            self.refused(("vms", i), err)
+
+    def _check_nic(self, i: int, desired: VmEntry, nic: NicEntry, mac: str | None) -> None:
+        j = next(k for k, n in enumerate(desired.nics) if n.mac == nic.mac and n.network == nic.network)
+        try:
+            with self.view.hiding(desired.name), located("nics", j):
+                self.host.vms.check_nic(_nic_request(nic.model_copy(update={"mac": mac})), self.view)
+        except VirtopsError as err:
+            self.refused(("vms", i), err)
+
+    def _nic_changes(self, i: int, action: Action, desired: VmEntry, current: VmEntry):
         vms, name = self.host.vms, desired.name
         pairs = _match_nics(desired.nics, current.nics)
         detach, attach, replug = [], [], []
@@ -614,6 +732,7 @@ class _Planner:
                 detach.append((f"detach NIC {have.mac} from {name}", lambda m=have.mac: vms.detach_nic(name, m)))
             if want:
                 mac = want.mac or (have.mac if have else None)
+                self._check_nic(i, desired, want, mac)
                 attach.append((f"attach a NIC on {want.network} to {name}",
                                lambda w=want, m=mac: vms.attach_nic(name, w.network, m, w.model)))
             if want and have:
