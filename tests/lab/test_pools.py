@@ -329,7 +329,8 @@ def test_netfs_create_whose_start_fails_keeps_nothing(lab, clean):
     message = result.stderr.strip()
     assert len(message.splitlines()) == 1
     assert "mounting 192.168.0.254:/nfs on /var/lib/libvirt/nfs failed" in message
-    assert "nothing was kept (use --no-start to define it anyway)" in message
+    assert "use --no-start to define it anyway; nothing was kept (undone: " in message
+    assert "defined pool nfs" in message
     assert stable_state(clean.conn) == before
 
 

@@ -67,7 +67,8 @@ def test_create_refusals_leave_the_host_unchanged(lab, vm_host, guest_image):
     # A failure after the new volume exists (the kernel is missing at start): all undone.
     result = run_cli("vm", "create", "second", "--memory", "128M", "--new-disk", f"{POOL}:16M",
                      "--boot", "kernel=/nonexistent/vmlinuz", "--start", uri=lab.uri)
-    assert result.returncode == 1 and "removed again" in result.stderr, result.stderr
+    assert result.returncode == 1 and "nothing was kept (undone: defined VM second" in result.stderr, result.stderr
+    assert f"created volume {POOL}/second-vda.qcow2" in result.stderr, result.stderr
     assert host_state(conn) == before
     # Usage errors are exit 2.
     assert run_cli("vm", "create", "second", uri=lab.uri).returncode == 2

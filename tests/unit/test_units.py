@@ -1,6 +1,8 @@
 """Sizes in virsh's units: parse_size and format_size."""
 from __future__ import annotations
 
+from fractions import Fraction
+
 import pytest
 from hypothesis import given, strategies as st
 
@@ -48,7 +50,8 @@ def test_format_size_is_close_to_the_value(size):
     text = format_size(size)
     number, unit = text.split()
     factor = {"B": 1, "KiB": KiB, "MiB": MiB, "GiB": GiB, "TiB": TiB}[unit]
-    assert abs(float(number) * factor - size) <= 0.005 * factor
+    # Exact arithmetic: a value half-way between two hundredths (49.625 KiB) is off by exactly 0.005.
+    assert abs(Fraction(number) * factor - size) <= Fraction(5, 1000) * factor
     assert float(number) < 1024 or unit == "TiB"
 
 

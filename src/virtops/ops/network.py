@@ -721,11 +721,11 @@ class Networks:
         with undo_on_failure() as undo:
             with libvirt_errors(f"defining network {name}"):
                 net = self.conn.networkDefineXML(xml)
-            undo.append(net.undefine)
+            undo.add(net.undefine, f"defined network {name}")
             if start:
                 with libvirt_errors(f"starting network {name}"):
                     net.create()
-                undo.append(net.destroy)
+                undo.add(net.destroy, f"started network {name}")
             if autostart:
                 with libvirt_errors(f"marking network {name} autostart"):
                     net.setAutostart(1)
@@ -787,15 +787,15 @@ class Networks:
         with undo_on_failure() as undo:
             for n, old_xml, was_active, was_auto in saved_state:
                 self.delete(n, force=True)
-                undo.append(lambda x=old_xml, a=was_active, s=was_auto: self._restore(x, a, s))
+                undo.add(lambda x=old_xml, a=was_active, s=was_auto: self._restore(x, a, s), f"deleted network {n}")
             with libvirt_errors(f"defining network {name}"):
                 net = self.conn.networkDefineXML(etree.tostring(node).decode())
-            undo.append(net.undefine)
+            undo.add(net.undefine, f"defined network {name}")
             # The replacement takes over the running and autostart state of what it replaces.
             if start or any(active for _, _, active, _ in saved_state):
                 with libvirt_errors(f"starting network {name}"):
                     net.create()
-                undo.append(net.destroy)
+                undo.add(net.destroy, f"started network {name}")
             if any(auto for _, _, _, auto in saved_state):
                 net.setAutostart(1)
         return self.info(name)

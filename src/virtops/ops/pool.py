@@ -367,19 +367,19 @@ class Pools:
         with undo_on_failure() as undo:
             with libvirt_errors(f"defining pool {spec.name}"):
                 pool = self.conn.storagePoolDefineXML(spec.to_xml(), 0)
-            undo.append(pool.undefine)
+            undo.add(pool.undefine, f"defined pool {spec.name}")
             steps.append("defined")
             with libvirt_errors(f"building pool {spec.name} (creating {spec.target})"):
                 pool.build(0)
             if not existed:
-                undo.append(lambda: pool.delete(0))  # remove the directory it made
+                undo.add(lambda: pool.delete(0), f"made {spec.target}")  # only a directory it made itself
             steps.append("built" if not existed else "built (directory already existed; permissions applied)")
             if start:
                 try:
                     pool.create(0)
                 except libvirt.libvirtError as err:
                     raise VirtopsError(_start_failure(spec.name, pool, err, undone=True)) from err
-                undo.append(pool.destroy)
+                undo.add(pool.destroy, f"started pool {spec.name}")
                 steps.append("started")
             if autostart:
                 with libvirt_errors(f"marking pool {spec.name} autostart"):
@@ -503,7 +503,7 @@ class Pools:
         with undo_on_failure() as undo:
             with libvirt_errors(f"redefining pool {name} with its new permissions"):
                 self.conn.storagePoolDefineXML(X.to_string(root), 0)
-            undo.append(restore)
+            undo.add(restore, f"redefined pool {name} with the new permissions")
             steps.append("redefined")
             if active:
                 with libvirt_errors(f"stopping pool {name} to apply its permissions"):
@@ -610,8 +610,8 @@ def parse_sources(text: str, host: str) -> list[PoolSource]:
 
 def _start_failure(name: str, pool: libvirt.virStoragePool, err: libvirt.libvirtError, undone: bool = False) -> str:
     """One sentence; for a mount that failed, the mount's own complaint rather than libvirt's wrapper.
-    `undone`: the failed start was part of `create`, which removes the pool again."""
-    outcome = ("nothing was kept (use --no-start to define it anyway)" if undone
+    `undone`: the failed start was part of `create`, whose undo says what it removed again."""
+    outcome = ("use --no-start to define it anyway" if undone
                else "the pool stays defined and inactive")
     message = err.get_error_message() or str(err)
     match = re.search(r"\(/(?:usr/)?bin/mount [^)]*\) unexpected exit status \d+: (.*)", message.replace("\n", " "))

@@ -453,24 +453,17 @@ class Vms:
     def create(self, request: CreateRequest) -> VmInfo:
         """Define a VM (and start it when asked); everything is checked before anything changes."""
         checked = self.check_create(request)
-        spec = checked.spec
-        created: list[libvirt.virStorageVol] = []
-        dom = None
-        try:
+        with undo_on_failure() as undo:
             for new in checked.new_volumes:
-                created.append(self._create_volume(new))
+                vol = self._create_volume(new)
+                undo.add(lambda v=vol: v.delete(0), f"created volume {new.pool}/{new.name}")
             with libvirt_errors(f"defining VM {request.name}"):
-                dom = self.conn.defineXMLFlags(spec.to_xml(), libvirt.VIR_DOMAIN_DEFINE_VALIDATE)
+                dom = self.conn.defineXMLFlags(checked.spec.to_xml(), libvirt.VIR_DOMAIN_DEFINE_VALIDATE)
+            undo.add(lambda: _undefine(dom), f"defined VM {request.name}")
             if request.start:
                 with libvirt_errors(f"starting VM {request.name}"):
                     dom.create()
-        except VirtopsError as err:
-            self._undo_create(dom, created)
-            if dom is None and not created:
-                raise  # nothing had changed yet
-            undone = "the VM and its new disks were" if created and dom else (
-                "its new disks were" if created else "the VM was")
-            raise VirtopsError(f"{err.message.rstrip('.')}; nothing was kept: {undone} removed again.") from err
+                undo.add(lambda: dom.isActive() and dom.destroy(), f"started VM {request.name}")
         return self.info(request.name)
 
     def check_create(self, request: CreateRequest, view: HostView | None = None) -> CheckedCreate:
@@ -504,13 +497,6 @@ class Vms:
         X.validate(vol, "storagevol")
         with libvirt_errors(f"creating volume {new.pool}/{new.name}"):
             return self.conn.storagePoolLookupByName(new.pool).createXML(X.to_string(vol), 0)
-
-    def _undo_create(self, dom: libvirt.virDomain | None, created: list[libvirt.virStorageVol]) -> None:
-        if dom is not None:
-            _quietly(lambda: dom.isActive() and dom.destroy())
-            _quietly(lambda: _undefine(dom))
-        for vol in created:
-            _quietly(lambda: vol.delete(0))
 
     def define(self, xml_text: str) -> VmInfo:
         """Define (or redefine) a VM from domain XML, as `virsh define` does."""
@@ -858,7 +844,7 @@ class Vms:
                 with libvirt_errors(f"setting the memory of VM {name}"):
                     # The maximum first: lowering it below the current memory lowers that too.
                     dom.setMemoryFlags(size // 1024, cfg | libvirt.VIR_DOMAIN_MEM_MAXIMUM)
-                    undo.append(lambda m=old_max, c=old_cur or old_max: _restore_memory(dom, m, c))
+                    undo.add(lambda m=old_max, c=old_cur or old_max: _restore_memory(dom, m, c), f"set the memory of {name}")
                     dom.setMemoryFlags(size // 1024, cfg)
                 changed.append(f"memory {format_size(size)}")
             if vcpus is not None:
@@ -867,7 +853,7 @@ class Vms:
                 old_cur = int(node.get("current", old_max)) if node is not None else old_max
                 with libvirt_errors(f"setting the vCPUs of VM {name}"):
                     dom.setVcpusFlags(vcpus, cfg | libvirt.VIR_DOMAIN_VCPU_MAXIMUM)
-                    undo.append(lambda m=old_max, c=old_cur: _restore_vcpus(dom, m, c))
+                    undo.add(lambda m=old_max, c=old_cur: _restore_vcpus(dom, m, c), f"set the vCPUs of {name}")
                     dom.setVcpusFlags(vcpus, cfg)
                 changed.append(f"vcpus {vcpus}")
             if change_boot:
@@ -879,13 +865,13 @@ class Vms:
                 X.validate(updated, "domain")
                 with libvirt_errors(f"redefining VM {name} with its new boot"):
                     self.conn.defineXMLFlags(X.to_string(updated), libvirt.VIR_DOMAIN_DEFINE_VALIDATE)
-                undo.append(lambda xml=before: self.conn.defineXML(xml))
+                undo.add(lambda xml=before: self.conn.defineXML(xml), f"redefined {name} with its new boot")
                 changed.append(f"boot {_boot_text(boot)}")
             if autostart is not None:
                 with libvirt_errors(f"setting autostart of VM {name}"):
                     was = bool(dom.autostart())
                     dom.setAutostart(1 if autostart else 0)
-                undo.append(lambda on=was: dom.setAutostart(int(on)))
+                undo.add(lambda on=was: dom.setAutostart(int(on)), f"set autostart of {name}")
                 changed.append(f"autostart {'on' if autostart else 'off'}")
         waits = [c for c in changed if not c.startswith("autostart")] if running else []
         return SettingsResult(vm=name, changed=changed, running=running, next_boot=waits)
