@@ -1,0 +1,151 @@
+"""Start-up of the listing and info commands against their virsh twins, on one lab host.
+
+Each pair runs as separate processes (start-up included, as an operator meets them) against the
+same lab libvirtd, alternately, several times; medians and their ratio come from one run. The lab
+holds the handbook's objects (pool `test` with volume `test`, network `mynetwork`, a stopped VM),
+so every command has something to print. The load average is printed too: on a shared machine,
+the ratios of one run are what counts.
+
+    python bench/bench_cli_startup.py [--repeat 11] [--keep]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import libvirt
+
+from virtops.lab.labhost import Lab
+from virtops.xmlmodels import doc as X
+
+LAB = "bench-startup"
+
+
+def _pool_xml() -> str:
+    pool = X.element("pool", type="dir")
+    X.sub(pool, "name", "test")
+    X.sub(X.sub(pool, "target"), "path", "/var/lib/libvirt/test")
+    return X.to_string(pool)
+
+
+def _volume_xml() -> str:
+    vol = X.element("volume")
+    X.sub(vol, "name", "test")
+    X.sub(vol, "capacity", 1000, unit="MiB")
+    X.sub(vol, "allocation", 0)
+    X.sub(X.sub(vol, "target"), "format", type="raw")
+    return X.to_string(vol)
+
+
+def _network_xml() -> str:
+    net = X.element("network")
+    X.sub(net, "name", "mynetwork")
+    X.sub(net, "forward", mode="route")
+    ip = X.sub(net, "ip", address="192.168.200.1", netmask="255.255.255.0")
+    X.sub(X.sub(ip, "dhcp"), "range", start="192.168.200.128", end="192.168.200.254")
+    return X.to_string(net)
+
+
+def _domain_xml() -> str:
+    dom = X.element("domain", type="qemu")
+    X.sub(dom, "name", "handbook")
+    X.sub(dom, "memory", 256, unit="MiB")
+    X.sub(X.sub(dom, "os"), "type", "hvm", arch="x86_64")
+    devices = X.sub(dom, "devices")
+    disk = X.sub(devices, "disk", type="volume", device="disk")
+    X.sub(disk, "driver", name="qemu", type="raw")
+    X.sub(disk, "source", pool="test", volume="test")
+    X.sub(disk, "target", dev="vdb", bus="virtio")
+    nic = X.sub(devices, "interface", type="network")
+    X.sub(nic, "source", network="mynetwork")
+    return X.to_string(dom)
+
+
+def populate(uri: str) -> None:
+    conn = libvirt.open(uri)
+    try:
+        if "test" not in conn.listStoragePools() + conn.listDefinedStoragePools():
+            pool = conn.storagePoolDefineXML(_pool_xml(), 0)
+            pool.build(0)
+            pool.create(0)
+            pool.createXML(_volume_xml(), 0)
+        if "mynetwork" not in conn.listNetworks() + conn.listDefinedNetworks():
+            conn.networkDefineXML(_network_xml()).create()
+        if "handbook" not in [d.name() for d in conn.listAllDomains()]:
+            conn.defineXML(_domain_xml())
+    finally:
+        conn.close()
+
+
+def child_env() -> dict[str, str]:
+    """As an installed virtops runs: from compiled bytecode (see bench_vm_list.py)."""
+    env = dict(os.environ)
+    if env.pop("PYTHONDONTWRITEBYTECODE", None) and "PYTHONPYCACHEPREFIX" not in env:
+        env["PYTHONPYCACHEPREFIX"] = str(Path(tempfile.gettempdir()) / "virtops-bench-pycache")
+    return env
+
+
+def timed(argv: list[str]) -> float:
+    started = time.perf_counter()
+    subprocess.run(argv, capture_output=True, check=True, env=child_env())
+    return time.perf_counter() - started
+
+
+def pairs(virsh: str, virtops: str, uri: str) -> dict[str, tuple[list[str], list[str]]]:
+    v, o = [virsh, "-c", uri], [virtops, "-c", uri]
+    return {
+        "net list": (o + ["net", "list", "--all"], v + ["net-list", "--all"]),
+        "net info": (o + ["net", "info", "mynetwork"], v + ["net-info", "mynetwork"]),
+        "pool list": (o + ["pool", "list", "--all"], v + ["pool-list", "--all"]),
+        "pool info": (o + ["pool", "info", "test"], v + ["pool-info", "test"]),
+        "vol list": (o + ["vol", "list", "test"], v + ["vol-list", "test"]),
+        "vol info": (o + ["vol", "info", "test/test"], v + ["vol-info", "test", "--pool", "test"]),
+        "vm list": (o + ["vm", "list", "--all"], v + ["list", "--all"]),
+        "vm info": (o + ["vm", "info", "handbook"], v + ["dominfo", "handbook"]),
+        "host info": (o + ["host", "info"], v + ["nodeinfo"]),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=11)
+    parser.add_argument("--keep", action="store_true", help="Leave the lab host running.")
+    args = parser.parse_args()
+    virsh = shutil.which("virsh")
+    if not virsh:
+        print("virsh is needed as the reference (Debian package libvirt-clients).", file=sys.stderr)
+        return 1
+    virtops = str(Path(sys.executable).with_name("virtops"))
+    lab = Lab(LAB)
+    lab.up()
+    try:
+        populate(lab.uri)
+        commands = pairs(virsh, virtops, lab.uri)
+        for ours, theirs in commands.values():  # warm the daemon, the page cache and the bytecode
+            timed(ours), timed(theirs)
+        print("load average before: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
+        times = {name: ([], []) for name in commands}
+        for _ in range(args.repeat):
+            for name, (ours, theirs) in commands.items():
+                times[name][0].append(timed(ours))
+                times[name][1].append(timed(theirs))
+        print(f"{'command':10} {'virtops':>9} {'virsh':>9} {'ratio':>6}")
+        for name, (ours, theirs) in times.items():
+            a, b = statistics.median(ours), statistics.median(theirs)
+            print(f"{name:10} {a * 1000:7.0f}ms {b * 1000:7.0f}ms {a / b:6.2f}")
+        print("load average after: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
+        return 0
+    finally:
+        if not args.keep:
+            lab.down()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
