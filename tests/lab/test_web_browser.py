@@ -29,8 +29,12 @@ def browser():
 
 @pytest.fixture
 def page(browser, web_server):
+    """A logged-in page; at its end, no Content-Security-Policy refusal may have been reported
+    (the pages and xterm.js run under the server's strict policy)."""
     context = browser.new_context(base_url=web_server)
     page = context.new_page()
+    refused: list[str] = []
+    page.on("console", lambda message: refused.append(message.text) if "Content Security Policy" in message.text else None)
     page.set_default_timeout(20_000)
     page.goto("/login?next=/networks")
     page.fill("input[name=password]", WEB_PASSWORD)
@@ -39,6 +43,7 @@ def page(browser, web_server):
     page.wait_for_selector("#live[data-state=live]")  # the event stream is open
     yield page
     context.close()
+    assert refused == []
 
 
 @pytest.fixture(scope="module")
@@ -243,6 +248,8 @@ def test_serial_console_in_the_browser(page, conn, web_lab, guest_image):
         terminal.type("echo web-$((6*7))")
         terminal.press("Enter")
         page.wait_for_function("document.querySelector('#terminal .xterm-rows').innerText.includes('web-42')")
+        page.evaluate("fetch('/logout', {method: 'POST', headers: headers()})")  # from another tab, say
+        page.wait_for_function("document.querySelector('#terminal .xterm-rows').innerText.includes('the session ended')")
         page.click("#console-close")
     finally:
         dom.destroy()
