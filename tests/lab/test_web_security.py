@@ -358,6 +358,17 @@ def test_odd_route_parameters_get_4xx_and_one_sentence(api, conn, method, path):
     assert host_state(conn) == before
 
 
+def test_bodies_are_bounded(api, conn):
+    """docs/security.md: a body of more than 4 MiB is refused, however it is sent."""
+    before = host_state(conn)
+    big = b"<network><name>big</name>" + b" " * (8 << 20) + b"</network>"
+    headers = {"Content-Type": "application/xml"}
+    assert_api_error(api.post("/api/networks/xml", content=big, headers=headers), 413)
+    chunks = (big[i:i + (1 << 20)] for i in range(0, len(big), 1 << 20))  # chunked: no length told in advance
+    assert_api_error(api.post("/api/networks/xml", content=chunks, headers=headers), 413)
+    assert host_state(conn) == before
+
+
 # -- 10. login throttling: per client and overall, with a lockout that ends ------------------------------
 def _guess(base: str, password: str, source: str = "127.0.0.1") -> httpx.Response:
     transport = httpx.HTTPTransport(local_address=source)

@@ -24,10 +24,11 @@ from virtops import __version__
 from virtops.base.errors import VirtopsError
 from virtops.host import Host
 from virtops.web import api
-from virtops.web.auth import COOKIE, LoginThrottle, NotLoggedIn, Password, Sessions, current_session, require_login
+from virtops.web.auth import (COOKIE, LoginThrottle, NotLoggedIn, Password, Sessions, current_session, refresh_password,
+                              require_login)
 from virtops.web.events import EventHub
 from virtops.web.refusals import body_model, http_refusal, validation_refusal
-from virtops.web.security import Guard, same_origin
+from virtops.web.security import TOO_LARGE, BodyTooLarge, Guard, same_origin
 
 HERE = Path(__file__).parent
 WRONG_PASSWORD_DELAY_S = 1.0
@@ -43,7 +44,7 @@ class Login(api.Body):
 
 
 class LoginAnswer(api.Done):
-    csrf_token: str = ""
+    csrf_token: str
 
 
 def create_app(host: Host, password: Password | str, secure_cookies: bool = False,
@@ -166,6 +167,10 @@ def _add_error_handlers(app: FastAPI) -> None:
         sentence = http_refusal(err.status_code, request.method, request.url.path, allow)
         return api.refusal(err.status_code, sentence, headers={"Allow": allow} if allow else err.headers)
 
+    @app.exception_handler(BodyTooLarge)
+    async def too_large(_request: Request, _err: BodyTooLarge):
+        return api.refusal(413, TOO_LARGE)
+
     @app.exception_handler(Exception)
     async def failed(request: Request, err: Exception):
         """A bug: the user gets a sentence, the server's log the traceback."""
@@ -202,8 +207,7 @@ def _add_pages(app: FastAPI) -> None:
             seconds = max(1, round(wait_s + 0.5))
             return api.refusal(429, f"password: too many failed logins; try again in {seconds} seconds.", "password",
                                headers={"Retry-After": str(seconds)})
-        if app.state.password.changed():
-            app.state.sessions.end_all()
+        refresh_password(app.state)
         if not app.state.password.matches(body.password):
             await asyncio.sleep(WRONG_PASSWORD_DELAY_S)  # guessing costs time; other requests go on
             return api.refusal(401, "password: that is not this server's password.", "password")

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Callable
 
 from fastapi import Request
+from starlette.requests import HTTPConnection
 
 COOKIE = "virtops_session"
 SESSION_IDLE_S = 3600  # an hour without a request
@@ -178,12 +179,16 @@ class NotLoggedIn(Exception):
     """Answered as 401 {"error": ..., "field": null}, the shape of every refusal of the API."""
 
 
-def current_session(request: Request, touch: bool = True) -> Session | None:
-    """The request's live session; a changed password file first ends them all."""
-    state = request.app.state
+def refresh_password(state) -> None:
+    """A changed password file ends every session (checked at each request: one stat)."""
     if state.password.changed():
         state.sessions.end_all()
-    return state.sessions.find(request.cookies.get(COOKIE), touch=touch)
+
+
+def current_session(request: HTTPConnection, touch: bool = True) -> Session | None:
+    """The live session of a request (or WebSocket)."""
+    refresh_password(request.app.state)
+    return request.app.state.sessions.find(request.cookies.get(COOKIE), touch=touch)
 
 
 def require_login(request: Request) -> Session:

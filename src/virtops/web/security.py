@@ -21,6 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from virtops.web.auth import COOKIE, Session
 
 TOKEN_HEADER = "x-csrf-token"
+MAX_BODY_BYTES = 4 << 20  # the biggest body a route reads (a network's or VM's XML is a few KiB)
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 CONTENT_SECURITY_POLICY = "; ".join([
     "default-src 'self'", "script-src 'self'",
@@ -90,8 +91,38 @@ class Guard:
                 message["headers"] = [*message["headers"], *SECURITY_HEADERS]
             await send(message)
 
-        refusal = forgery_refusal(scope)
+        refusal, status = forgery_refusal(scope), 403
+        if refusal is None and _declared_length(scope) > MAX_BODY_BYTES:
+            refusal, status = TOO_LARGE, 413
         if refusal is not None:
-            await JSONResponse({"error": refusal, "field": None}, status_code=403)(scope, receive, send_with_headers)
+            await JSONResponse({"error": refusal, "field": None}, status_code=status)(scope, receive, send_with_headers)
             return
-        await self.app(scope, receive, send_with_headers)
+        await self.app(scope, _bounded(receive), send_with_headers)
+
+
+TOO_LARGE = f"body: larger than {MAX_BODY_BYTES >> 20} MiB; send a smaller one."
+
+
+class BodyTooLarge(Exception):
+    """A body without Content-Length that grew past MAX_BODY_BYTES: answered 413 (app.py)."""
+
+
+def _declared_length(scope: Scope) -> int:
+    length = Headers(scope=scope).get("content-length", "0")
+    return int(length) if length.isdigit() else 0
+
+
+def _bounded(receive: Receive) -> Receive:
+    """The request's body as the route reads it, refused once past MAX_BODY_BYTES (a chunked
+    body names no length in advance)."""
+    seen = 0
+
+    async def receive_bounded() -> Message:
+        nonlocal seen
+        message = await receive()
+        seen += len(message.get("body", b""))
+        if seen > MAX_BODY_BYTES:
+            raise BodyTooLarge()
+        return message
+
+    return receive_bounded
