@@ -19,8 +19,11 @@ MIB = 1 << 20
 
 @pytest.fixture(scope="module")
 def api(web_server):
+    """A script's session: it sends the login's CSRF token with every change (docs/security.md)."""
     with httpx.Client(base_url=web_server, timeout=60) as client:
-        assert client.post("/login", json={"password": WEB_PASSWORD}).status_code == 200
+        login = client.post("/login", json={"password": WEB_PASSWORD})
+        assert login.status_code == 200
+        client.headers["X-CSRF-Token"] = login.json()["csrf_token"]
         yield client
 
 
@@ -45,7 +48,7 @@ def test_login_is_required(web_server):
         cookie = right.headers["set-cookie"].lower()
         assert "httponly" in cookie and "samesite=strict" in cookie
         assert anonymous.get("/api/pools").status_code == 200
-        anonymous.post("/logout")
+        assert anonymous.post("/logout", headers={"X-CSRF-Token": right.json()["csrf_token"]}).status_code == 200
         assert anonymous.get("/api/pools").status_code == 401
 
 

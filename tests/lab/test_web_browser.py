@@ -15,6 +15,9 @@ from virtops.xmlmodels import doc as X
 from virtops.ops.domain import DiskSpec, DomainSpec
 
 CHROMIUM = shutil.which("chromium")
+# The pages run under a CSP without 'unsafe-eval', so waits are Playwright's locator assertions
+# (page.wait_for_function evaluates a string in the page, which the policy refuses).
+expect.set_options(timeout=20_000)
 
 
 @pytest.fixture(scope="module")
@@ -29,8 +32,12 @@ def browser():
 
 @pytest.fixture
 def page(browser, web_server):
+    """A logged-in page; at its end, no Content-Security-Policy refusal may have been reported
+    (the pages and xterm.js run under the server's strict policy)."""
     context = browser.new_context(base_url=web_server)
     page = context.new_page()
+    refused: list[str] = []
+    page.on("console", lambda message: refused.append(message.text) if "Content Security Policy" in message.text else None)
     page.set_default_timeout(20_000)
     page.goto("/login?next=/networks")
     page.fill("input[name=password]", WEB_PASSWORD)
@@ -39,6 +46,7 @@ def page(browser, web_server):
     page.wait_for_selector("#live[data-state=live]")  # the event stream is open
     yield page
     context.close()
+    assert refused == []
 
 
 @pytest.fixture(scope="module")
@@ -160,10 +168,10 @@ def test_changes_made_elsewhere_appear_live(page, conn):
         created.create()
         row = page.locator("#networks tr[data-name=elsewhere]")
         row.wait_for()
-        page.wait_for_function("document.querySelector('#networks tr[data-name=elsewhere]').innerText.includes('active')")
+        expect(page.locator("#networks tr[data-name=elsewhere]")).to_contain_text("active")
         assert page.evaluate("window.__marker") == "same page"  # no reload happened
         created.destroy()
-        page.wait_for_function("document.querySelector('#networks tr[data-name=elsewhere]').innerText.includes('inactive')")
+        expect(page.locator("#networks tr[data-name=elsewhere]")).to_contain_text("inactive")
     finally:
         if created.isActive():
             created.destroy()
@@ -206,17 +214,17 @@ def test_vm_disks_and_nics(page, conn):
     page.locator("#vm-disks tbody tr").first.wait_for()
     page.select_option("#disk-form select[name=volume]", "vmpool/data")
     page.click("#disk-form button[type=submit]")
-    page.wait_for_function("document.querySelector('#vm-disks').innerText.includes('vmpool/data')")
+    expect(page.locator("#vm-disks")).to_contain_text("vmpool/data")
     assert "vdb" in page.locator("#vm-disks").inner_text()  # the next free target
     page.select_option("#nic-form select[name=network]", "default")
     page.click("#nic-form button[type=submit]")
-    page.wait_for_function("document.querySelector('#vm-nics').innerText.includes('default')")
+    expect(page.locator("#vm-nics")).to_contain_text("default")
     root = X.parse(conn.lookupByName("webvm").XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
     mac = root.find("devices/interface/mac").get("address")
     assert mac.startswith("52:54:00:") and mac in page.locator("#vm-nics").inner_text()
     assert root.xpath("devices/disk[target/@dev='vdb']/source")[0].attrib == {"pool": "vmpool", "volume": "data"}
     # The list's row follows: the API announces changes to a definition, which libvirt does not.
-    page.wait_for_function("document.querySelector('#vms tr[data-name=webvm]').innerText.includes('vda vdb')")
+    expect(page.locator("#vms tr[data-name=webvm]")).to_contain_text("vda vdb")
 
 
 def test_serial_console_in_the_browser(page, conn, web_lab, guest_image):
@@ -242,7 +250,9 @@ def test_serial_console_in_the_browser(page, conn, web_lab, guest_image):
             deadline -= 2
         terminal.type("echo web-$((6*7))")
         terminal.press("Enter")
-        page.wait_for_function("document.querySelector('#terminal .xterm-rows').innerText.includes('web-42')")
+        expect(page.locator("#terminal .xterm-rows")).to_contain_text("web-42")
+        page.evaluate("fetch('/logout', {method: 'POST', headers: headers()})")  # from another tab, say
+        expect(page.locator("#terminal .xterm-rows")).to_contain_text("the session ended")
         page.click("#console-close")
     finally:
         dom.destroy()

@@ -13,14 +13,21 @@ from virtops.cli.common import pass_context
               help="The login password on the file's first line (default: a random one, printed once).")
 @click.option("--tls-cert", type=click.Path(dir_okay=False), metavar="PEM", help="Serve HTTPS with this certificate...")
 @click.option("--tls-key", type=click.Path(dir_okay=False), metavar="PEM", help="...and this private key.")
+@click.option("--session-idle", type=click.IntRange(min=1), default=3600, show_default=True, metavar="SECONDS",
+              help="A session without a request for this long ends.")
+@click.option("--session-max", type=click.IntRange(min=1), default=12 * 3600, show_default=True, metavar="SECONDS",
+              help="A session ends this long after its login, however busy.")
+@click.option("--login-lockout", type=click.IntRange(min=1), default=60, show_default=True, metavar="SECONDS",
+              help="After too many failed logins, a client (or everyone) waits this long.")
 @pass_context
-def serve(ctx, listen: str, password_file: str | None, tls_cert: str | None, tls_key: str | None) -> None:
+def serve(ctx, listen: str, password_file: str | None, tls_cert: str | None, tls_key: str | None,
+          session_idle: int, session_max: int, login_lockout: int) -> None:
     """The web console: pools, volumes, networks and VMs in a browser, live from libvirt's events."""
     import uvicorn
 
     from virtops.base.errors import InvalidInput
     from virtops.web.app import create_app
-    from virtops.web.auth import read_password
+    from virtops.web.auth import LoginThrottle, Password, Sessions, read_password
 
     address, _, port = listen.rpartition(":")
     if not address or not port.isdigit() or not 0 < int(port) < 65536:
@@ -33,7 +40,8 @@ def serve(ctx, listen: str, password_file: str | None, tls_cert: str | None, tls
     password, generated = read_password(password_file)
     host = ctx.host()
     host.conn  # connect now: a missing daemon is one sentence, not a server that fails to start
-    app = create_app(host, password, secure_cookies=bool(tls_cert))
+    app = create_app(host, Password(password, password_file), secure_cookies=bool(tls_cert),
+                     sessions=Sessions(idle_s=session_idle, max_s=session_max), throttle=LoginThrottle(lockout_s=login_lockout))
     scheme = "https" if tls_cert else "http"
     if generated:
         click.echo(f"login password (this run only): {password}", err=True)

@@ -20,13 +20,15 @@ from pydantic import BaseModel, ConfigDict, Field
 from virtops.base.errors import HostUnreachable, InvalidInput, NotFound, VirtopsError
 from virtops.daemon.facts import HostInfo
 from virtops.host import Host
+from virtops.ops.domain import KernelBoot
 from virtops.ops.network import EditPlan, NetworkInfo
 from virtops.ops.pool import CreateResult as PoolCreateResult
 from virtops.ops.pool import PoolInfo, PoolSource, PoolSpec
-from virtops.ops.vm import CreateRequest, DeleteResult, DetachResult, DiskInfo, NicInfo, VmInfo, VmSummary
+from virtops.ops.vm import (CreateRequest, DeleteResult, DetachResult, DiskInfo, DiskRequest, NewDiskRequest, NicInfo,
+                            NicRequest, VmInfo, VmSummary)
 from virtops.ops.volume import CreateResult as VolumeCreateResult
 from virtops.ops.volume import VolumeInfo
-from virtops.web.auth import require_login
+from virtops.web.auth import current_session, require_login
 
 
 class ApiError(BaseModel):
@@ -37,18 +39,38 @@ class ApiError(BaseModel):
 
 
 ERRORS = {401: {"model": ApiError, "description": "not logged in"},
+          403: {"model": ApiError, "description": "a change that comes neither from the console's pages nor with the X-CSRF-Token"},
           404: {"model": ApiError, "description": "no such object on the host"},
           409: {"model": ApiError, "description": "the host refused (in use, wrong state, ...)"},
           422: {"model": ApiError, "description": "a value that cannot be accepted; nothing changed"},
           503: {"model": ApiError, "description": "no libvirt daemon answers"}}
-router = APIRouter(prefix="/api", dependencies=[Depends(require_login)], responses=ERRORS)
+
+
+def plain_route_parameters(request: Request) -> None:
+    """Names in a route come from the URL: a control character (a NUL byte, a newline) can name
+    no libvirt object, and is refused before it reaches the core."""
+    for name, value in request.path_params.items():
+        check_route_parameter(name, value)
+
+
+def check_route_parameter(name: str, value: str) -> None:
+    odd = next((char for char in value if ord(char) < 32 or ord(char) == 127), None)
+    if odd is not None:
+        raise InvalidInput(name, f"holds the control character U+{ord(odd):04X}; give a name without control characters.")
+
+
+router = APIRouter(prefix="/api", dependencies=[Depends(require_login), Depends(plain_route_parameters)], responses=ERRORS)
 HEARTBEAT_S = 15.0  # keeps proxies and the browser from closing an idle event stream
+
+
+def refusal(status: int, sentence: str, field: str | None = None, headers: dict | None = None) -> JSONResponse:
+    return JSONResponse({"error": sentence, "field": field}, status_code=status, headers=headers)
 
 
 def error_response(err: VirtopsError) -> JSONResponse:
     status = 422 if isinstance(err, InvalidInput) else 404 if isinstance(err, NotFound) \
         else 503 if isinstance(err, HostUnreachable) else 409
-    return JSONResponse({"error": str(err), "field": api_field(err.field)}, status_code=status)
+    return refusal(status, str(err), api_field(err.field))
 
 
 def api_field(field: str | None) -> str | None:
@@ -79,6 +101,15 @@ class Done(BaseModel):
     done: list[str] = []
 
 
+STRICT = ConfigDict(extra="forbid", defer_build=False)  # FastAPI reads the schema at once (deferred, pydantic warns)
+
+
+class Body(BaseModel):
+    """A request body: a field it does not know is refused (a typo must not fall back to a default)."""
+
+    model_config = STRICT
+
+
 # -- host -------------------------------------------------------------------------------------
 @router.get("/host", response_model=HostInfo)
 def host_info(request: Request):
@@ -86,7 +117,7 @@ def host_info(request: Request):
 
 
 # -- pools and volumes ------------------------------------------------------------------------------
-class Activation(BaseModel):
+class Activation(Body):
     """What pool and network creation do after defining, as virt-manager's wizards do by default."""
 
     start: bool = True
@@ -94,7 +125,7 @@ class Activation(BaseModel):
 
 
 class PoolCreate(PoolSpec, Activation):
-    model_config = ConfigDict(defer_build=False)  # FastAPI reads the schema at once (deferred, pydantic warns)
+    model_config = STRICT
 
 
 @router.get("/pools", response_model=list[PoolInfo])
@@ -139,7 +170,7 @@ def volumes(request: Request, name: str):
     return host_of(request).volumes.list(name)
 
 
-class VolumeCreate(BaseModel):
+class VolumeCreate(Body):
     name: str
     capacity: str | int = Field(description="bytes, or with virsh's units: 1000M, 5G, 512MiB")
     allocation: str | int | None = Field(None, description="0 = sparse; the capacity = fully allocated")
@@ -201,7 +232,7 @@ async def network_define(request: Request, start: bool = False, replace: bool = 
     return await run_in_threadpool(host_of(request).networks.define, text, replace=replace, start=start)
 
 
-class NetworkEdit(BaseModel):
+class NetworkEdit(Body):
     """The fields to change; absent ones stay as they are. dev "" forwards to any device again."""
 
     subnet: str | None = None
@@ -255,8 +286,29 @@ def vms(request: Request):
     return host_of(request).vms.summaries(all=True)
 
 
+# The core's request models, strict as bodies (their nested ones too).
+class DiskBody(DiskRequest):
+    model_config = STRICT
+
+
+class NewDiskBody(NewDiskRequest):
+    model_config = STRICT
+
+
+class NicBody(NicRequest):
+    model_config = STRICT
+
+
+class KernelBootBody(KernelBoot):
+    model_config = STRICT
+
+
 class VmCreate(CreateRequest):
-    model_config = ConfigDict(defer_build=False)  # FastAPI reads the schema at once
+    model_config = STRICT
+    disks: list[DiskBody] = []
+    new_disks: list[NewDiskBody] = []
+    nics: list[NicBody] = []
+    boot: KernelBootBody | None = None
 
 
 @router.post("/vms", response_model=VmInfo, status_code=201)
@@ -290,7 +342,7 @@ def vm_action(request: Request, name: str,
     return Done(done=[f"{action} {name}"])
 
 
-class DiskAttach(BaseModel):
+class DiskAttach(Body):
     volume: str = Field(description="POOL/VOLUME")
     target: str | None = Field(None, description="default: the next free name on the bus (vdb after vda)")
     bus: Literal["virtio", "scsi", "sata"] = "virtio"
@@ -316,7 +368,7 @@ def disk_detach(request: Request, name: str, target: str, live: bool | None = No
     return result
 
 
-class NicAttach(BaseModel):
+class NicAttach(Body):
     network: str
     mac: str | None = Field(None, description="default: generated in 52:54:00:xx:xx:xx, unique on the host")
     model: str = "virtio"
@@ -359,13 +411,14 @@ def backup(request: Request):
 @router.get("/events", response_class=StreamingResponse,
             responses={200: {"content": {"text/event-stream": {}}, "description": "server-sent events"}})
 async def events(request: Request, heartbeat: float = Query(HEARTBEAT_S, gt=0, le=300)):
-    """Server-sent events from libvirt: {"kind": "domain"|"network"|"pool"|"volume", "name", "event"}."""
+    """Server-sent events from libvirt: {"kind": "domain"|"network"|"pool"|"volume", "name", "event"}.
+    The stream ends with its session (logged out, expired)."""
     hub = request.app.state.events
 
     async def stream():
         with hub.subscription() as queue:
             yield "retry: 2000\n\n"
-            while not await request.is_disconnected():
+            while not await request.is_disconnected() and current_session(request, touch=False) is not None:
                 try:
                     message = await asyncio.wait_for(queue.get(), heartbeat)
                 except asyncio.TimeoutError:

@@ -7,36 +7,48 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import secrets
 from contextlib import asynccontextmanager
 from pathlib import Path
+
+import logging
+import re
 
 from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
-from pydantic import BaseModel
-from starlette.middleware.sessions import SessionMiddleware
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from virtops import __version__
 from virtops.base.errors import VirtopsError
 from virtops.host import Host
 from virtops.web import api
-from virtops.web.auth import SESSION_KEY, NotLoggedIn, logged_in, password_matches
+from virtops.web.auth import (COOKIE, LoginThrottle, NotLoggedIn, Password, Sessions, current_session, refresh_password,
+                              require_login)
 from virtops.web.events import EventHub
+from virtops.web.refusals import body_model, http_refusal, validation_refusal
+from virtops.web.security import TOO_LARGE, BodyTooLarge, Guard, same_origin
 
 HERE = Path(__file__).parent
 WRONG_PASSWORD_DELAY_S = 1.0
+SESSION_CHECK_S = 5.0  # how soon an open serial console notices that its session ended
 PAGES = {"overview": "Host", "pools": "Storage", "networks": "Networks", "vms": "Virtual machines"}
+LOCAL_PATH = re.compile(r"/(?![/\\])[A-Za-z0-9._~/-]*")  # a path on this server: no scheme, no //host, no \\
 templates = Jinja2Templates(directory=HERE / "templates")
+log = logging.getLogger(__name__)
 
 
-class Login(BaseModel):
+class Login(api.Body):
     password: str
 
 
-def create_app(host: Host, password: str, secure_cookies: bool = False) -> FastAPI:
+class LoginAnswer(api.Done):
+    csrf_token: str
+
+
+def create_app(host: Host, password: Password | str, secure_cookies: bool = False,
+               sessions: Sessions | None = None, throttle: LoginThrottle | None = None) -> FastAPI:
     """The app for one host, whose connection must run libvirt's event loop (Host's default):
     keepalive, and the events of EventHub. The app closes the host when it stops. Behind HTTPS,
     secure_cookies keeps the session cookie off plain HTTP."""
@@ -52,12 +64,15 @@ def create_app(host: Host, password: str, secure_cookies: bool = False) -> FastA
                 events.stop(host.conn)
             host.close()
 
-    app = FastAPI(title="virtops", version=__version__, lifespan=lifespan,
+    app = FastAPI(title="virtops", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Pools, volumes, networks and the disks and NICs of VMs on a libvirt host. "
-                              "Log in with POST /login first; the session cookie then authorises /api.")
-    app.state.host, app.state.events, app.state.password = host, events, password
-    app.add_middleware(SessionMiddleware, secret_key=secrets.token_urlsafe(32), session_cookie="virtops_session",
-                       same_site="strict", https_only=secure_cookies, max_age=12 * 3600)
+                              "Log in with POST /login first; the session cookie then authorises /api, and "
+                              "every change also sends the login's csrf_token in an X-CSRF-Token header.")
+    app.state.host, app.state.events = host, events
+    app.state.password = password if isinstance(password, Password) else Password(password)
+    app.state.sessions, app.state.throttle = sessions or Sessions(), throttle or LoginThrottle()
+    app.state.secure_cookies = secure_cookies
+    app.add_middleware(Guard)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.mount("/vendor", StaticFiles(directory=HERE / "node_modules", check_dir=False), name="vendor")  # npm's
     app.include_router(api.router)
@@ -67,23 +82,24 @@ def create_app(host: Host, password: str, secure_cookies: bool = False) -> FastA
     return app
 
 
-def same_origin(headers) -> bool:
-    """A browser names the page that opens a WebSocket in Origin; it must be one of ours."""
-    origin = headers.get("origin")
-    return origin is None or origin.split("://", 1)[-1] == headers.get("host")
-
-
 def _add_console(app: FastAPI) -> None:
     @app.websocket("/api/vms/{name}/console")
     async def console(websocket: WebSocket, name: str, force: bool = False):
         """A running VM's serial console: the guest's output as binary messages, keystrokes back
         as text or binary. Closes with code 4401 without login, 4409 when the VM refuses."""
         await websocket.accept()
-        if websocket.session.get(SESSION_KEY) is not True:
+        session = current_session(websocket)
+        if session is None:
             await websocket.close(code=4401, reason="log in first")
             return
-        if not same_origin(websocket.headers):  # browsers let any page open a WebSocket anywhere
+        origin = websocket.headers.get("origin")  # browsers let any page open a WebSocket anywhere
+        if origin is not None and not same_origin(origin, websocket.headers.get("host")):
             await websocket.close(code=4403, reason="the console opens only from this server's own pages")
+            return
+        try:
+            api.check_route_parameter("name", name)
+        except VirtopsError as err:
+            await websocket.close(code=4409, reason=str(err)[:120])
             return
         loop = asyncio.get_running_loop()
         output: asyncio.Queue[bytes] = asyncio.Queue()
@@ -94,8 +110,20 @@ def _add_console(app: FastAPI) -> None:
             await websocket.close(code=4409, reason=str(err)[:120])
             return
 
+        def session_over() -> bool:
+            return app.state.sessions.find(session.id, touch=False) is None
+
         async def to_browser() -> None:
-            while data := await output.get():
+            while True:
+                try:
+                    data = await asyncio.wait_for(output.get(), SESSION_CHECK_S)
+                except asyncio.TimeoutError:
+                    if session_over():  # logged out or expired: the console ends with it
+                        await websocket.close(code=4401, reason="the session ended")
+                        return
+                    continue
+                if not data:
+                    break
                 await websocket.send_bytes(data)
             await websocket.close(code=1000, reason="the console closed")
 
@@ -104,6 +132,9 @@ def _add_console(app: FastAPI) -> None:
             while True:
                 message = await websocket.receive()
                 if message["type"] == "websocket.disconnect":
+                    break
+                if session_over():
+                    await websocket.close(code=4401, reason="the session ended")
                     break
                 keys = message.get("bytes") or (message.get("text") or "").encode()
                 await loop.run_in_executor(None, guest.write, keys)
@@ -115,43 +146,92 @@ def _add_console(app: FastAPI) -> None:
 
 
 def _add_error_handlers(app: FastAPI) -> None:
+    """Every refusal in the API's one shape: {"error": one sentence, "field": ... or null}."""
     @app.exception_handler(VirtopsError)
     async def refused(_request: Request, err: VirtopsError):
         return api.error_response(err)
 
     @app.exception_handler(NotLoggedIn)
     async def not_logged_in(_request: Request, _err: NotLoggedIn):
-        return JSONResponse({"error": "log in first: POST /login with the server's password.", "field": None},
-                            status_code=401)
+        return api.refusal(401, "log in first: POST /login with the server's password.")
 
     @app.exception_handler(RequestValidationError)
-    async def malformed(_request: Request, err: RequestValidationError):
+    async def malformed(request: Request, err: RequestValidationError):
         """A request the API cannot even read: one sentence for the first problem, like the CLI's."""
-        first = err.errors()[0]
-        field = ".".join(str(part) for part in first.get("loc", ())[1:]) or None
-        return JSONResponse({"error": f"{field or 'request'}: {first.get('msg', 'is not valid')}.", "field": field},
-                            status_code=422)
+        field, sentence = validation_refusal(list(err.errors()), err.body, body_model(request.scope.get("route")))
+        return api.refusal(422, sentence, field)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, err: StarletteHTTPException):
+        allow = allowed_methods(request) if err.status_code == 405 else None
+        sentence = http_refusal(err.status_code, request.method, request.url.path, allow)
+        return api.refusal(err.status_code, sentence, headers={"Allow": allow} if allow else err.headers)
+
+    @app.exception_handler(BodyTooLarge)
+    async def too_large(_request: Request, _err: BodyTooLarge):
+        return api.refusal(413, TOO_LARGE)
+
+    @app.exception_handler(Exception)
+    async def failed(request: Request, err: Exception):
+        """A bug: the user gets a sentence, the server's log the traceback."""
+        log.error("%s %s failed", request.method, request.url.path, exc_info=err)
+        return api.refusal(500, f"request: the server failed ({type(err).__name__}); its log has the details.")
+
+
+def allowed_methods(request: Request) -> str:
+    """Every method some route of this path accepts (Starlette's Allow names only the first route's)."""
+    from starlette.routing import Match
+
+    methods = [method for method in ("GET", "POST", "PUT", "PATCH", "DELETE")
+               if any(route.matches({**request.scope, "method": method})[0] == Match.FULL for route in request.app.routes)]
+    return ", ".join(methods) or "none"
+
+
+def safe_next(target: str | None) -> str:
+    """Where the login page may go after logging in: a path on this server, else "/"."""
+    return target if target and LOCAL_PATH.fullmatch(target) else "/"
 
 
 def _add_pages(app: FastAPI) -> None:
-    @app.post("/login", tags=["login"], responses={401: {"model": api.ApiError, "description": "wrong password"},
-                                                    422: {"model": api.ApiError, "description": "no password given"}})
+    @app.post("/login", tags=["login"], response_model=LoginAnswer,
+              responses={401: {"model": api.ApiError, "description": "wrong password"},
+                         403: {"model": api.ApiError, "description": "from another site's page"},
+                         422: {"model": api.ApiError, "description": "no password given"},
+                         429: {"model": api.ApiError, "description": "too many failed logins: wait for Retry-After"}})
     async def login(request: Request, body: Login):
-        if not password_matches(request, body.password):
+        """Answers the session cookie, and the csrf_token that every change must send back in an
+        X-CSRF-Token header (unless it comes from the console's own pages, which do that themselves)."""
+        client = request.client.host if request.client else "unknown"
+        wait_s = app.state.throttle.admit(client)
+        if wait_s is not None:  # checked before the password: a locked-out guess learns nothing
+            seconds = max(1, round(wait_s + 0.5))
+            return api.refusal(429, f"password: too many failed logins; try again in {seconds} seconds.", "password",
+                               headers={"Retry-After": str(seconds)})
+        refresh_password(app.state)
+        if not app.state.password.matches(body.password):
             await asyncio.sleep(WRONG_PASSWORD_DELAY_S)  # guessing costs time; other requests go on
-            return JSONResponse({"error": "password: that is not this server's password.", "field": "password"},
-                                status_code=401)
-        request.session[SESSION_KEY] = True
-        return {"done": ["logged in"]}
+            return api.refusal(401, "password: that is not this server's password.", "password")
+        app.state.throttle.succeeded(client)
+        old = request.cookies.get(COOKIE)
+        if old:
+            app.state.sessions.end(old)  # a new login never keeps an id the browser had before
+        session = app.state.sessions.start()
+        answer = JSONResponse(LoginAnswer(done=["logged in"], csrf_token=session.csrf_token).model_dump())
+        answer.set_cookie(COOKIE, session.id, httponly=True, samesite="strict", secure=app.state.secure_cookies,
+                          max_age=int(app.state.sessions.max_s), path="/")
+        return answer
 
-    @app.post("/logout", tags=["login"])
+    @app.post("/logout", tags=["login"], response_model=api.Done, responses=api.ERRORS)
     def logout(request: Request):
-        request.session.clear()
-        return {"done": ["logged out"]}
+        session = require_login(request)
+        app.state.sessions.end(session.id)
+        answer = JSONResponse(api.Done(done=["logged out"]).model_dump())
+        answer.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict", secure=app.state.secure_cookies)
+        return answer
 
     @app.get("/login", response_class=HTMLResponse, include_in_schema=False)
-    def login_page(request: Request):
-        return templates.TemplateResponse(request, "login.html", {"title": "Log in"})
+    def login_page(request: Request, next: str = "/"):
+        return templates.TemplateResponse(request, "login.html", {"title": "Log in", "next": safe_next(next)})
 
     @app.get("/favicon.ico", include_in_schema=False)
     def favicon():
@@ -164,9 +244,10 @@ def _add_pages(app: FastAPI) -> None:
     @app.get("/{page}", response_class=HTMLResponse, include_in_schema=False)
     def page(request: Request, page: str):
         if page not in PAGES:
-            return HTMLResponse("Not found", status_code=404)
-        if not logged_in(request):
+            raise StarletteHTTPException(404)
+        session = current_session(request)
+        if session is None:
             return RedirectResponse(f"/login?next=/{page}")
         return templates.TemplateResponse(request, f"{page}.html",
                                           {"title": PAGES[page], "page": page, "pages": PAGES,
-                                           "uri": app.state.host.uri})
+                                           "uri": app.state.host.uri, "csrf_token": session.csrf_token})

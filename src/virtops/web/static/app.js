@@ -16,8 +16,14 @@ function el(tag, attrs = {}, ...children) {
 }
 
 // -- the API ------------------------------------------------------------------------------
+// Every change sends the session's CSRF token, which the server put into the page.
+function headers(extra = {}) {
+  const token = $("meta[name=csrf-token]")?.content;
+  return token ? { "X-CSRF-Token": token, ...extra } : { ...extra };
+}
+
 async function api(method, path, body) {
-  const options = { method, headers: {} };
+  const options = { method, headers: headers() };
   if (body !== undefined) {
     options.headers["Content-Type"] = "application/json";
     options.body = JSON.stringify(body);
@@ -113,7 +119,11 @@ function live(kinds, redraw) {
   const source = new EventSource("/api/events");
   let pending = null;
   source.onopen = () => { badge.textContent = "live"; badge.dataset.state = "live"; };
-  source.onerror = () => { badge.textContent = "reconnecting"; badge.dataset.state = "down"; };
+  source.onerror = () => {
+    badge.textContent = "reconnecting";
+    badge.dataset.state = "down";
+    if (source.readyState === EventSource.CLOSED) load(() => api("GET", "/api/host"));  // ended with the session: to the login page
+  };
   source.addEventListener("host", (event) => {  // the daemon restarted: everything may have changed
     const message = JSON.parse(event.data);
     badge.textContent = message.event === "disconnected" ? "host disconnected" : "live";
@@ -156,11 +166,19 @@ function wizard(form, { summary, finish }) {
 // -- pages --------------------------------------------------------------------------------------
 const pages = {};
 
+// Where to go after logging in: a path on this server only (never javascript:, //host, http://,
+// backslashes); anything else goes to "/". The server checked it too (data-next).
+function safeNext(target) {
+  if (typeof target !== "string" || !/^\/(?![\/\\])[A-Za-z0-9._~\/-]*$/.test(target)) return "/";
+  const url = new URL(target, location.origin);
+  return url.origin === location.origin ? url.pathname : "/";
+}
+
 pages.login = () => {
   $("#login-form").onsubmit = async (event) => {
     event.preventDefault();
     const done = await act(() => api("POST", "/login", { password: event.target.password.value }));
-    if (done !== undefined) location.href = new URLSearchParams(location.search).get("next") || "/overview";
+    if (done !== undefined) location.href = safeNext(document.body.dataset.next);
   };
 };
 
@@ -322,7 +340,7 @@ pages.networks = () => {
   $("#net-define").onchange = (event) => act(async () => {  // virsh net-define FILE
     const file = event.target.files[0];
     event.target.value = "";
-    const response = await fetch("/api/networks/xml", { method: "POST", headers: { "Content-Type": "application/xml" }, body: await file.text() });
+    const response = await fetch("/api/networks/xml", { method: "POST", headers: headers({ "Content-Type": "application/xml" }), body: await file.text() });
     if (!response.ok) throw new Error((await response.json()).error);
   });
   draw();
