@@ -68,15 +68,20 @@ def refusal(status: int, sentence: str, field: str | None = None, headers: dict 
 
 
 def error_response(err: VirtopsError) -> JSONResponse:
-    status = 422 if isinstance(err, InvalidInput) else 404 if isinstance(err, NotFound) \
-        else 503 if isinstance(err, HostUnreachable) else 409
-    return refusal(status, str(err), api_field(err.field))
+    """Several refusals at once (a VM's create) answer as the first's kind, all sentences included."""
+    first = (getattr(err, "errors", None) or [err])[0]
+    status = 422 if isinstance(first, InvalidInput) else 404 if isinstance(first, NotFound) \
+        else 503 if isinstance(first, HostUnreachable) else 409
+    return refusal(status, str(err), api_field(first.field, first.location))
 
 
-def api_field(field: str | None) -> str | None:
-    """The core names some fields as the CLI spells them (--source-path, new-disk size); the API's
-    are source_path and new_disk_size."""
-    return field.removeprefix("--").replace("-", "_").replace(" ", "_") if field else None
+def api_field(field: str | None, location: tuple = ()) -> str | None:
+    """The body's path of the field: the core places it in the request (("disks", 1) and
+    "volume": disks[1].volume) and names some fields as the CLI spells them (--source-path,
+    new-disk size), which the API spells source_path and new_disk_size."""
+    name = field.removeprefix("--").replace("-", "_").replace(" ", "_") if field else None
+    path = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in location).lstrip(".")
+    return ".".join(p for p in (path, name) if p) or None
 
 
 XML = {"response_class": Response,  # refusals stay JSON; only the answer is XML
