@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, strategies as st
 
 from virtops.base.errors import InvalidInput
-from virtops.base.units import format_size, parse_size
+from virtops.base.units import MAX_SIZE, format_size, parse_size
 
 KiB, MiB, GiB, TiB = 1024, 1024**2, 1024**3, 1024**4
 
@@ -37,7 +37,21 @@ def test_parse_size_refusals_name_the_field(text, words):
 @given(st.integers(min_value=0, max_value=2**60), st.sampled_from(["", "B", "K", "KiB", "M", "MiB", "G", "GiB"]))
 def test_binary_units_multiply(number, unit):
     factor = {"": 1, "B": 1, "K": KiB, "KiB": KiB, "M": MiB, "MiB": MiB, "G": GiB, "GiB": GiB}[unit]
-    assert parse_size(f"{number}{unit}") == number * factor
+    if number * factor > MAX_SIZE:
+        with pytest.raises(InvalidInput, match="at most 9223372036854775807 bytes"):
+            parse_size(f"{number}{unit}")
+    else:
+        assert parse_size(f"{number}{unit}") == number * factor
+
+
+@pytest.mark.parametrize("text", ["99999999999999999999999", 99999999999999999999999, "8E", "9" * 5000])
+def test_sizes_beyond_the_largest_are_refused_naming_the_limit(text):
+    with pytest.raises(InvalidInput, match=r"^--capacity: .*give at most 9223372036854775807 bytes \(8 EiB\)\.$"):
+        parse_size(text, "--capacity")
+
+
+def test_the_largest_size_is_accepted():
+    assert parse_size(str(MAX_SIZE)) == MAX_SIZE
 
 
 @given(st.integers(min_value=0, max_value=2**62))

@@ -9,6 +9,9 @@ from virtops.base.errors import InvalidInput
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$")
 _BINARY = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4, "p": 1024**5, "e": 1024**6}
 _DECIMAL = {"kb": 1000, "mb": 1000**2, "gb": 1000**3, "tb": 1000**4, "pb": 1000**5, "eb": 1000**6}
+# QEMU and libvirt keep sizes in signed 64-bit integers; anything larger overflows on the way down.
+MAX_SIZE = 2**63 - 1
+_LONGEST_NUMBER = 40  # digits: more than any size up to MAX_SIZE in any unit needs
 
 
 def parse_size(text: str | int, field: str = "size") -> int:
@@ -16,7 +19,9 @@ def parse_size(text: str | int, field: str = "size") -> int:
     if isinstance(text, int):
         if text < 0:
             raise InvalidInput(field, f"{text} is negative; give a size such as 1000M, 5G or 512MiB.")
-        return text
+        return _at_most_max(text, text, field)
+    if len(str(text)) > _LONGEST_NUMBER + 8:
+        raise InvalidInput(field, f"{str(text)[:20]!r}... is too long to be a size; give at most {MAX_SIZE} bytes (8 EiB).")
     match = _SIZE.match(str(text))
     if not match:
         raise InvalidInput(field, f"{text!r} is not a size; give bytes or a number with a unit such as 1000M, 5G, 512MiB or 10GB.")
@@ -28,7 +33,13 @@ def parse_size(text: str | int, field: str = "size") -> int:
     value = Fraction(number) * factor  # exact: a float loses bytes above 2**53
     if value.denominator != 1:
         raise InvalidInput(field, f"{text!r} is not a whole number of bytes.")
-    return int(value)
+    return _at_most_max(int(value), text, field)
+
+
+def _at_most_max(size: int, text: str | int, field: str) -> int:
+    if size > MAX_SIZE:
+        raise InvalidInput(field, f"{text!r} is more than the largest size; give at most {MAX_SIZE} bytes (8 EiB).")
+    return size
 
 
 BINARY_UNITS = (("KiB", 1024), ("MiB", 1024**2), ("GiB", 1024**3), ("TiB", 1024**4))

@@ -11,6 +11,7 @@ names the host picks: a network's bridge and a NIC's MAC, when left out, match w
 """
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -287,25 +288,52 @@ class LoadedSpec:
         return self.error(path, message)
 
 
+# Parsing is bounded, so a hostile or broken file is refused in a moment, not after eating the
+# machine: a real host's spec is a few kilobytes, a few hundred values per dozen VMs.
+MAX_SPEC_BYTES = 2 * 1024 * 1024
+MAX_SPEC_TEXT = "2 MiB"
+MAX_DEPTH = 20  # the spec itself nests 6 deep (vms[0].disks[0].volume)
+MAX_NODES = 50_000  # values, keys and items, aliases counted each time they are used
+
+
 def load(file: str | Path) -> LoadedSpec:
     """Read and validate a spec file; SpecError at file:line: field for the first mistake."""
     name = str(file)
     try:
-        text = Path(file).read_text()
+        with open(file, "rb") as spec_file:
+            data = spec_file.read(MAX_SPEC_BYTES + 1)
+            size = os.fstat(spec_file.fileno()).st_size
     except OSError as err:
-        raise InvalidInput("-f", f"{name}: {err.strerror.lower()}; give an existing spec file.") from None
-    return loads(text, name)
+        raise InvalidInput("-f", f"{name}: {(err.strerror or str(err)).lower()}; give an existing spec file.") from None
+    if len(data) > MAX_SPEC_BYTES:
+        _refuse_size(name, max(size, len(data)))
+    return loads(data, name)
 
 
-def loads(text: str, name: str = "<spec>") -> LoadedSpec:
+def _refuse_size(name: str, size: int) -> None:
+    raise SpecError(f"{name}: the file is {size} bytes, more than a spec may be ({MAX_SPEC_TEXT}); "
+                    "split it or remove what the host does not need.")
+
+
+def _text_of(data: str | bytes, name: str) -> str:
+    if isinstance(data, str):
+        return data
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        line = mark.line + 1 if mark else 1
-        raise SpecError(f"{name}:{line}: not valid YAML: {getattr(err, 'problem', None) or err}.") from None
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data[:err.start].count(b"\n") + 1
+        raise SpecError(f"{name}:{line}: the file is not UTF-8 text (byte {data[err.start]:#04x} at offset "
+                        f"{err.start}); save it as UTF-8.") from None
+
+
+def loads(text: str | bytes, name: str = "<spec>") -> LoadedSpec:
+    """Validate a spec given as text (or bytes, read as UTF-8); SpecError for the first mistake."""
+    if len(text) > MAX_SPEC_BYTES:
+        _refuse_size(name, len(text.encode() if isinstance(text, str) else text))
+    text = _text_of(text, name)
     loaded = LoadedSpec(spec=HostSpec(), file=name)
-    data = _to_python(node, (), loaded) if node is not None else {}
+    node = _compose(text, name)
+    data = _Reader(loaded).value(node, ()) if node is not None else {}
     if not isinstance(data, dict):
         raise loaded.error((), "the file must be a mapping with pools, networks and vms.")
     try:
@@ -316,32 +344,98 @@ def loads(text: str, name: str = "<spec>") -> LoadedSpec:
     return loaded
 
 
-def _to_python(node: yaml.Node, path: Path_, loaded: LoadedSpec) -> Any:
-    loaded.lines[path] = node.start_mark.line + 1
-    if isinstance(node, yaml.MappingNode):
-        result: dict[Any, Any] = {}
-        for key_node, value_node in node.value:
-            key = _scalar(key_node)
-            if key in result:
-                loaded.lines[path + (key,)] = key_node.start_mark.line + 1
-                raise loaded.error(path + (key,), "is given twice.")
-            result[key] = _to_python(value_node, path + (key,), loaded)
-            loaded.lines[path + (key,)] = key_node.start_mark.line + 1  # the key's line, not its value's
-        return result
-    if isinstance(node, yaml.SequenceNode):
-        return [_to_python(item, path + (i,), loaded) for i, item in enumerate(node.value)]
-    return _scalar(node)
+def _compose(text: str, name: str) -> yaml.Node | None:
+    loader = None
+    try:
+        loader = _BoundedLoader(text, name)  # refuses characters YAML does not allow
+        return loader.get_single_node()
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        line = mark.line + 1 if mark else 1
+        problem = getattr(err, "problem", None) or getattr(err, "reason", None) or err
+        raise SpecError(f"{name}:{line}: not valid YAML: {problem}.") from None
+    finally:
+        if loader is not None:
+            loader.dispose()
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """PyYAML's safe composer with the limits checked as each node is composed (its recursion
+    would otherwise meet Python's limit, and a flat list of a million items takes minutes)."""
+
+    def __init__(self, text: str, name: str):
+        super().__init__(text)
+        self.spec_name, self.depth, self.nodes = name, 0, 0
+
+    def compose_node(self, parent, index):
+        self.nodes += 1
+        if self.nodes > MAX_NODES:
+            raise _too_many(self.spec_name, self.peek_event().start_mark.line + 1)
+        self.depth += 1
+        try:
+            if self.depth > MAX_DEPTH:
+                raise _too_deep(self.spec_name, self.peek_event().start_mark.line + 1, self.depth)
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+
+def _too_many(name: str, line: int) -> SpecError:
+    return SpecError(f"{name}:{line}: the spec has more than {MAX_NODES} values (keys, items and each use of an "
+                     "alias count), more than a spec may have; this looks like an alias bomb or a file that is "
+                     "no host spec.")
+
+
+def _too_deep(name: str, line: int, depth: int) -> SpecError:
+    return SpecError(f"{name}:{line}: the spec nests {depth} levels deep here, deeper than the "
+                     f"{MAX_DEPTH} levels a spec may have (its own fields nest 6 deep).")
+
+
+class _Reader:
+    """YAML nodes to Python values, with every value's line. Aliases are expanded here, so the
+    node limit is counted again: a few nodes that refer to each other can expand to billions."""
+
+    def __init__(self, loaded: LoadedSpec):
+        self.loaded, self.nodes = loaded, 0
+
+    def value(self, node: yaml.Node, path: Path_) -> Any:
+        loaded = self.loaded
+        self.nodes += 1
+        line = node.start_mark.line + 1
+        if self.nodes > MAX_NODES:
+            raise _too_many(loaded.file, line)
+        if len(path) >= MAX_DEPTH:  # a recursive alias nests forever
+            raise _too_deep(loaded.file, line, len(path) + 1)
+        loaded.lines[path] = line
+        if isinstance(node, yaml.MappingNode):
+            result: dict[Any, Any] = {}
+            for key_node, value_node in node.value:
+                key = _scalar(key_node, loaded)
+                if key in result:
+                    loaded.lines[path + (key,)] = key_node.start_mark.line + 1
+                    raise loaded.error(path + (key,), "is given twice.")
+                result[key] = self.value(value_node, path + (key,))
+                loaded.lines[path + (key,)] = key_node.start_mark.line + 1  # the key's line, not its value's
+            return result
+        if isinstance(node, yaml.SequenceNode):
+            return [self.value(item, path + (i,)) for i, item in enumerate(node.value)]
+        return _scalar(node, loaded)
 
 
 _constructor = yaml.constructor.SafeConstructor()
 
 
-def _scalar(node: yaml.Node) -> Any:
+def _scalar(node: yaml.Node, loaded: LoadedSpec) -> Any:
     if not isinstance(node, yaml.ScalarNode):
-        return str(node.value)  # a mapping used as a key: pydantic refuses it with its line
+        return f"<a {node.id} used as a key>"  # pydantic refuses it with its line
     if node.tag in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float") and ":" in node.value:
         return node.value  # YAML 1.1 reads 52:54:00:00:00:01 and 10:30 as base-60 numbers: keep the text
-    return _constructor.construct_object(node, deep=True)
+    try:
+        return _constructor.construct_object(node, deep=True)
+    except (yaml.YAMLError, ValueError, OverflowError) as err:  # 2001-13-45 matches YAML's date pattern
+        problem = getattr(err, "problem", None) or str(err)
+        raise SpecError(f"{loaded.file}:{node.start_mark.line + 1}: {node.value[:40]!r} cannot be read "
+                        f"({problem}); quote it to give it as text.") from None
 
 
 def _first_error(err: ValidationError, data: dict, loaded: LoadedSpec) -> SpecError:

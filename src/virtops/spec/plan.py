@@ -316,6 +316,8 @@ class SpecView(HostView):
 def make_plan(host, loaded: LoadedSpec, prune: bool = False) -> Plan:
     """Every difference between the spec and the live host as actions, in apply order;
     SpecError (file:line: field) for a spec the host refuses. Changes nothing."""
+    if prune:
+        refuse_pruning_everything(loaded)
     live = read_live(host)
     planner = _Planner(host, loaded, live, prune)
     check_references(loaded, live, prune, planner.refuse_at)
@@ -336,6 +338,15 @@ def make_plan(host, loaded: LoadedSpec, prune: bool = False) -> Plan:
     if planner.refusals:
         raise SpecErrors(planner.refusals)  # every mistake found, one line each, before anything changes
     return plan
+
+
+def refuse_pruning_everything(loaded: LoadedSpec) -> None:
+    """An empty file (or one whose lists are all empty) is far more often a mistake (a truncated
+    download, the wrong file) than a wish to wipe the host, so --prune never takes it as one."""
+    spec = loaded.spec
+    if not (spec.pools or spec.networks or spec.vms):
+        raise VirtopsError(f"{loaded.file}: the spec lists no pools, networks or VMs, so --prune would delete "
+                           "everything on the host; refused: delete objects with their own commands instead.")
 
 
 def check_references(loaded: LoadedSpec, live: Live, prune: bool, refuse: Callable[[tuple, str], None]) -> None:
