@@ -13,17 +13,22 @@ An archive (a .tar.gz or a directory) holds:
 from __future__ import annotations
 
 import difflib
+import errno
 import hashlib
 import io
 import json
+import lzma
 import os
+import shutil
 import tarfile
 import tempfile
 import time
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import libvirt
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from virtops.backup import inventory
 from virtops.base.errors import VirtopsError, libvirt_errors, one_sentence
@@ -44,7 +49,7 @@ class Archive:
     _unpacked: tempfile.TemporaryDirectory | None = field(default=None, repr=False)
 
     def data_for(self, volume: str) -> dict | None:
-        return next((d for d in self.manifest.get("data", []) if d["volume"] == volume), None)
+        return next((d for d in self.manifest.get("data") or [] if d["volume"] == volume), None)
 
 
 @dataclass
@@ -180,28 +185,107 @@ def _write(output: Path, files: dict[str, bytes]) -> None:
 
 
 # -- read and verify ------------------------------------------------------------------
-def read_backup(source: Path) -> Archive:
+# Reading an archive is bounded, so a hostile or broken one is refused in seconds, in one sentence,
+# before it fills the disk. A host's configuration is a few megabytes; only --with-data volume
+# data is large, and it is bounded by the scratch directory's free space.
+MAX_ARCHIVE_BYTES = 1024**4          # 1 TiB, compressed
+MAX_MEMBERS = 100_000                # files and folders
+MAX_PATH_DEPTH = 3                   # volume/POOL/VOL.xml, data/POOL/VOL.data
+MAX_FILE_BYTES = 16 * 1024**2        # manifest, XML and extents files, each
+MAX_UNPACKED_BYTES = 1024**4         # 1 TiB in all, volume data included
+FREE_SPACE_RESERVE = 256 * 1024**2   # left free in the scratch directory
+SCRATCH_PREFIX = "virtops-restore-"
+
+
+class ManifestEntry(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    kind: str
+    name: str
+    file: str
+    sha256: str
+    uuid: str | None = None
+    autostart: bool = False
+    active: bool = False
+
+
+class DataEntry(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    volume: str
+    extents: str
+    data: str
+    extents_sha256: str
+    data_sha256: str
+
+
+class Manifest(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    objects: list[ManifestEntry]
+    data: list[DataEntry] = []
+
+
+def read_backup(source: Path, with_data: bool = True) -> Archive:
     """Load and verify an archive completely before anything may change: manifest, every file
-    present, every checksum right, every XML parses."""
-    unpacked = None
-    root = source
-    if not source.is_dir():
-        unpacked = tempfile.TemporaryDirectory(prefix="virtops-restore-")
+    present, every checksum right, every file the object its manifest entry says. Without
+    `with_data` (a dry run, a diff) volume data is neither unpacked nor checked."""
+    if source.is_dir():
+        return _read_root(source, source, with_data)
+    clean_stale_scratch()
+    unpacked = tempfile.TemporaryDirectory(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-")
+    try:
         root = Path(unpacked.name)
-        _unpack(source, root)
+        _unpack(source, root, with_data)
+        archive = _read_root(source, root, with_data)
+    except BaseException:  # also KeyboardInterrupt and the CLI's SIGTERM: no scratch is left behind
+        unpacked.cleanup()
+        raise
+    archive._unpacked = unpacked
+    return archive
+
+
+def _read_root(source: Path, root: Path, with_data: bool) -> Archive:
     manifest_file = root / "manifest.json"
     if not manifest_file.is_file():
         raise VirtopsError(f"backup {source}: no manifest.json; this is not a virtops backup.")
+    manifest = _read_manifest(source, manifest_file)
+    checked = Manifest.model_validate(manifest)  # _read_manifest refused whatever this would
+    objects = [_verified_object(source, root, entry) for entry in checked.objects]
+    _refuse_duplicates(source, objects)
+    if with_data:
+        for data in checked.data:
+            _verify_file(source, root, data.extents, data.extents_sha256)
+            _verify_file(source, root, data.data, data.data_sha256)
+    return Archive(manifest, objects, root)
+
+
+def _read_manifest(source: Path, path: Path) -> dict:
     try:
-        manifest = json.loads(manifest_file.read_text())
-        entries = manifest["objects"]
-    except (ValueError, KeyError, TypeError) as err:
-        raise VirtopsError(f"backup {source}: manifest.json is damaged ({err}).") from err
-    objects = [_verified_object(source, root, entry) for entry in entries]
-    for data in manifest.get("data", []):
-        _verify_file(source, root, data["extents"], data["extents_sha256"])
-        _verify_file(source, root, data["data"], data["data_sha256"])
-    return Archive(manifest, objects, root, unpacked)
+        manifest = json.loads(_read_bounded(source, path, "manifest.json"))
+        Manifest.model_validate(manifest)
+    except ValueError as err:  # json's and pydantic's errors
+        raise VirtopsError(f"backup {source}: manifest.json is damaged ({_manifest_problem(err)}).") from None
+    return manifest
+
+
+def _manifest_problem(err: ValueError) -> str:
+    if not isinstance(err, ValidationError):
+        return str(err)
+    first = err.errors()[0]
+    where = ".".join(str(part) for part in first["loc"]) or "the manifest"
+    if first["type"] == "missing":
+        return f"{where} is missing"
+    return f"{where}: {first['msg'].lower()}, not {first['input']!r:.60}"
+
+
+def _read_bounded(source: Path, path: Path, name: str) -> str:
+    with path.open("rb") as f:
+        data = f.read(MAX_FILE_BYTES + 1)
+    if len(data) > MAX_FILE_BYTES:
+        raise VirtopsError(f"backup {source}: {name} is larger than the {_mib(MAX_FILE_BYTES)} a backup's "
+                           "configuration file may be; the archive is not a virtops backup.")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise VirtopsError(f"backup {source}: {name} is not UTF-8 text; the archive is corrupt.") from None
 
 
 def _verify_file(source: Path, root: Path, name: str, sha256: str) -> Path:
@@ -213,27 +297,156 @@ def _verify_file(source: Path, root: Path, name: str, sha256: str) -> Path:
     return path
 
 
-def _verified_object(source: Path, root: Path, entry: dict) -> HostObject:
-    name = entry.get("file", "")
-    data = _verify_file(source, root, name, entry.get("sha256", "")).read_text()
+XML_ROOTS = {"pool": "pool", "volume": "volume", "network": "network", "domain": "domain"}
+
+
+def _verified_object(source: Path, root: Path, entry: ManifestEntry) -> HostObject:
+    """The file's checksum, and that it is the object its entry names: kind (root element),
+    name and UUID. A checksum only says the file was not changed after the manifest was written."""
+    if entry.kind not in KIND_ORDER:
+        raise VirtopsError(f"backup {source}: {entry.file} has unknown kind {entry.kind!r}; "
+                           f"a backup holds {', '.join(KIND_ORDER)} objects.")
+    expected_file = f"{entry.kind}/{entry.name}.xml"
+    if entry.file != expected_file:
+        raise VirtopsError(f"backup {source}: the manifest lists {entry.kind} {entry.name!r} in {entry.file!r}; "
+                           f"a backup keeps it in {expected_file!r}.")
+    path = _verify_file(source, root, entry.file, entry.sha256)
+    data = _read_bounded(source, path, entry.file)
     try:
         from virtops.xmlmodels import doc as X
 
-        X.parse(data)
-    except Exception as err:  # lxml raises several error types for broken XML
-        raise VirtopsError(f"backup {source}: {name} is not valid XML ({err}).") from err
-    if entry.get("kind") not in KIND_ORDER:
-        raise VirtopsError(f"backup {source}: {name} has unknown kind {entry.get('kind')!r}.")
-    return HostObject(entry["kind"], entry["name"], data, entry.get("uuid"),
-                      bool(entry.get("autostart")), bool(entry.get("active")))
+        node = X.parse_strict(data)
+    except ValueError as err:  # lxml's XMLSyntaxError is a ValueError
+        raise VirtopsError(f"backup {source}: {entry.file} is not valid XML ({err}).") from None
+    _refuse_other_object(source, entry, node)
+    return HostObject(entry.kind, entry.name, data, entry.uuid, entry.autostart, entry.active)
 
 
-def _unpack(source: Path, root: Path) -> None:
+def _refuse_other_object(source: Path, entry: ManifestEntry, node) -> None:
+    name = entry.name.split("/", 1)[1] if entry.kind == "volume" and "/" in entry.name else entry.name
+    held_name, held_uuid = node.findtext("name"), node.findtext("uuid")
+    held = f"<{node.tag}> {held_name!r}" + (f" with UUID {held_uuid}" if held_uuid else "")
+    wanted = f"{entry.kind} {name!r}" + (f" with UUID {entry.uuid}" if entry.uuid else "")
+    uuid_differs = entry.uuid is not None and (held_uuid or "").lower() != entry.uuid.lower()
+    if node.tag != XML_ROOTS[entry.kind] or held_name != name or uuid_differs:
+        raise VirtopsError(f"backup {source}: {entry.file} holds {held}, but the manifest says it is {wanted}; "
+                           "the archive was altered, nothing was changed.")
+
+
+def _refuse_duplicates(source: Path, objects: list[HostObject]) -> None:
+    seen: set[str] = set()
+    for obj in objects:
+        if obj.key in seen:
+            raise VirtopsError(f"backup {source}: the manifest lists {obj.key} twice; the archive was altered.")
+        seen.add(obj.key)
+
+
+def _unpack(source: Path, root: Path, with_data: bool) -> None:
+    """Unpack member by member, each header checked against the limits before its bytes are
+    written; volume data is skipped unless wanted."""
+    size = source.stat().st_size
+    if size > MAX_ARCHIVE_BYTES:
+        raise VirtopsError(f"backup {source}: the archive is {size} bytes, more than the "
+                           f"{MAX_ARCHIVE_BYTES // 1024**4} TiB a backup may be.")
+    budget = _Budget(source, root)
     try:
         with tarfile.open(source, "r:*") as tar:
-            tar.extractall(root, filter="data")  # the data filter refuses absolute paths, links out, devices
-    except (tarfile.TarError, OSError, EOFError) as err:
+            for member in tar:
+                budget.admit(member, with_data)
+                if with_data or not _is_volume_data(member.name):
+                    tar.extract(member, root, filter="data")  # a second guard: no links out, no devices
+                tar.members.clear()  # read once, in order: keep no index of a huge archive
+    except tarfile.FilterError as err:
+        raise VirtopsError(f"backup {source}: member {err.tarinfo.name!r} is refused ({err}); "
+                           "a virtops backup holds only files inside its own folder.") from None
+    except (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError, OSError) as err:
+        if isinstance(err, OSError) and err.errno == errno.ENOSPC:
+            raise VirtopsError(f"backup {source}: the scratch directory {root.parent} ran out of space.") from None
         raise VirtopsError(f"backup {source}: is neither a readable .tar.gz archive nor a backup directory.") from err
+
+
+def _is_volume_data(name: str) -> bool:
+    return name.startswith("data/") and name.endswith(".data")
+
+
+class _Budget:
+    """What the members of one archive may take: a count, a depth, bytes per file and in all."""
+
+    def __init__(self, source: Path, root: Path):
+        self.source, self.members, self.total = source, 0, 0
+        free = shutil.disk_usage(root).free
+        self.room = min(MAX_UNPACKED_BYTES, max(free - FREE_SPACE_RESERVE, 0))
+        self.where = root.parent
+
+    def admit(self, member: tarfile.TarInfo, with_data: bool) -> None:
+        name = member.name
+        self.members += 1
+        if self.members > MAX_MEMBERS:
+            self._refuse(f"it has more than {MAX_MEMBERS} members, more than a backup may have")
+        parts = Path(name).parts
+        if name.startswith("/") or ".." in parts:
+            self._refuse(f"member {name!r} escapes the archive's folder (an absolute path or '..')")
+        if len(parts) > MAX_PATH_DEPTH:
+            self._refuse(f"member {name!r} is {len(parts)} levels deep; a backup's files are at most "
+                         f"{MAX_PATH_DEPTH} deep")
+        if not (member.isfile() or member.isdir()):
+            self._refuse(f"member {name!r} is a {_member_type(member)}; a backup holds only files and folders")
+        if _is_volume_data(name):
+            if not with_data:
+                return
+        elif member.size > MAX_FILE_BYTES:
+            self._refuse(f"member {name!r} unpacks to {member.size} bytes; a backup's configuration files are "
+                         f"at most {_mib(MAX_FILE_BYTES)} each")
+        self.total += member.size
+        if self.total > self.room:
+            self._refuse(f"its files unpack to more than {self.room} bytes (reached at {name!r}), more than "
+                         f"the {_limit_text(self.room)} it may take in {self.where}")
+
+    def _refuse(self, why: str) -> None:
+        raise VirtopsError(f"backup {self.source}: {why}; nothing was restored.")
+
+
+def _member_type(member: tarfile.TarInfo) -> str:
+    if member.issym():
+        return "symbolic link"
+    if member.islnk():
+        return "hard link"
+    if member.isfifo():
+        return "named pipe"
+    if member.ischr() or member.isblk():
+        return "device"
+    return "special file"
+
+
+def _mib(size: int) -> str:
+    return f"{size // 1024**2} MiB"
+
+
+def _limit_text(room: int) -> str:
+    return "1 TiB" if room == MAX_UNPACKED_BYTES else f"{room} bytes (its free space, less {_mib(FREE_SPACE_RESERVE)})"
+
+
+def clean_stale_scratch() -> None:
+    """Remove scratch folders that killed runs left behind: their names carry their pid."""
+    scratch = Path(tempfile.gettempdir())
+    for folder in scratch.glob(f"{SCRATCH_PREFIX}*"):
+        pid = folder.name.removeprefix(SCRATCH_PREFIX).split("-", 1)[0]
+        try:
+            if not pid.isdigit() or folder.stat().st_uid != os.getuid() or _alive(int(pid)):
+                continue
+        except OSError:
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 # -- restore --------------------------------------------------------------------------
@@ -292,7 +505,7 @@ def restore(host: Host, archive: Archive, steps: list[RestoreStep]) -> RestoreRe
 def _restore_volume_data(host: Host, archive: Archive, ref: str) -> None:
     data = archive.data_for(ref)
     extents = json.loads((archive.root / data["extents"]).read_text())
-    with tempfile.TemporaryDirectory(prefix="virtops-restore-data-") as scratch:
+    with tempfile.TemporaryDirectory(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-data-") as scratch:
         image = Path(scratch) / "volume.img"
         unpack_extents(extents, archive.root / data["data"], image)
         host.volumes.upload(ref, str(image))

@@ -1,7 +1,10 @@
 """`virtops backup`: the whole host's configuration in one archive; restore and diff."""
 from __future__ import annotations
 
+import contextlib
+import signal
 from pathlib import Path
+from typing import Iterator
 
 import click
 
@@ -43,7 +46,8 @@ def backup_restore(ctx, source: Path, only: tuple[str, ...], dry_run: bool, repl
     from virtops.backup.archive import plan_restore, read_backup, restore
     from virtops.base.errors import VirtopsError
 
-    archive = read_backup(source)
+    with sigterm_interrupts():
+        archive = read_backup(source, with_data=not dry_run)
     host = ctx.host()
     steps = plan_restore(host, archive, list(only), replace)
     if dry_run:
@@ -57,6 +61,20 @@ def backup_restore(ctx, source: Path, only: tuple[str, ...], dry_run: bool, repl
         raise VirtopsError(f"restore stopped at {result.failed} after restoring {len(result.done)} objects; "
                            f"{len(result.remaining)} remain ({', '.join(result.remaining)}); run it again once fixed.")
     click.echo(f"restore complete: {len(result.done)} restored, {skipped} already present")
+
+
+@contextlib.contextmanager
+def sigterm_interrupts() -> Iterator[None]:
+    """While an archive is unpacked, SIGTERM ends the command like Ctrl-C does, so the scratch
+    folder is removed on the way out (by default SIGTERM ends Python without any cleanup)."""
+    def interrupt(_signum, _frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _print_plan(steps, as_json: bool) -> None:
@@ -75,7 +93,9 @@ def backup_diff(ctx, source: Path, as_json: bool) -> None:
     """What differs between the backup and the live host, per object."""
     from virtops.backup.archive import diff, read_backup
 
-    differences = diff(ctx.host(), read_backup(source))
+    with sigterm_interrupts():
+        archive = read_backup(source, with_data=False)
+    differences = diff(ctx.host(), archive)
     if as_json:
         emit_json([d.__dict__ for d in differences])
         return

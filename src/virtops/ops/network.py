@@ -1117,7 +1117,7 @@ def _changed_fields(old: NetworkSpec, new: NetworkSpec) -> list[str]:
 
 def _parse_network_file(text: str) -> etree._Element:
     try:
-        node = X.parse(text)
+        node = X.parse_strict(text)
     except etree.XMLSyntaxError as err:
         raise InvalidInput("file", f"it is not well-formed XML ({err.msg}); give a file written by `net dumpxml`.") from None
     if node.tag != "network":
@@ -1132,7 +1132,7 @@ def _parse_network_file(text: str) -> etree._Element:
 
 def _parse_fragment(text: str) -> etree._Element:
     try:
-        return X.parse(text)
+        return X.parse_strict(text)
     except etree.XMLSyntaxError as err:
         raise InvalidInput("xml", f"it is not well-formed XML ({err.msg}); give e.g. <host mac='52:54:00:00:00:01' ip='192.168.200.10'/>.") from None
 

@@ -501,7 +501,7 @@ class Vms:
     def define(self, xml_text: str) -> VmInfo:
         """Define (or redefine) a VM from domain XML, as `virsh define` does."""
         try:
-            root = X.parse(xml_text)
+            root = X.parse_strict(xml_text)
         except etree.XMLSyntaxError as err:
             raise InvalidInput("file", f"is not XML ({err}); give domain XML such as `virtops vm dumpxml` prints.") from err
         if root.tag != "domain" or not root.findtext("name"):
