@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from virtops import backup as B
-from virtops.errors import VirtopsError
+from virtops.backup import archive as B
+from virtops.base.errors import VirtopsError
 
 UUID_A = "11111111-2222-3333-4444-555555555555"
 UUID_B = "66666666-7777-8888-9999-000000000000"
@@ -298,3 +298,9 @@ def test_a_backup_directory_is_checked_the_same_way(tmp_path, scratch):
     (folder / "manifest.json").write_bytes(manifest(entry("network", "n1", held)))
     (folder / "network" / "n1.xml").write_bytes(held)
     assert "network/n1.xml holds <network> 'default'" in refusal(folder)
+
+
+def test_a_file_that_is_not_xml_is_refused_in_a_sentence(tmp_path, scratch):
+    broken = b"<network><name>broken"
+    members = [("manifest.json", manifest(entry("network", "n1", broken))), ("network/n1.xml", broken)]
+    assert "network/n1.xml is not valid XML" in refusal(write_tar(tmp_path / "a.tar.gz", members))

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import libvirt
+from lxml import etree
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from virtops.backup import inventory
@@ -35,6 +36,7 @@ from virtops.base.errors import VirtopsError, libvirt_errors, one_sentence
 from virtops.daemon.facts import version_string
 from virtops.host import Host
 from virtops.backup.inventory import KIND_ORDER, HostObject
+from virtops.xmlmodels import doc as X
 
 FORMAT_VERSION = 1
 KINDS = ("pools", "volumes", "networks", "vms")
@@ -313,10 +315,8 @@ def _verified_object(source: Path, root: Path, entry: ManifestEntry) -> HostObje
     path = _verify_file(source, root, entry.file, entry.sha256)
     data = _read_bounded(source, path, entry.file)
     try:
-        from virtops.xmlmodels import doc as X
-
         node = X.parse_strict(data)
-    except ValueError as err:  # lxml's XMLSyntaxError is a ValueError
+    except etree.XMLSyntaxError as err:
         raise VirtopsError(f"backup {source}: {entry.file} is not valid XML ({err}).") from None
     _refuse_other_object(source, entry, node)
     return HostObject(entry.kind, entry.name, data, entry.uuid, entry.autostart, entry.active)

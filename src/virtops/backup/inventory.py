@@ -35,23 +35,41 @@ def read_all(conn: libvirt.virConnect) -> list[HostObject]:
     """Every persistent object of the host, in restore order."""
     objects: list[HostObject] = []
     for pool in conn.listAllStoragePools(libvirt.VIR_CONNECT_LIST_STORAGE_POOLS_PERSISTENT):
-        objects.append(HostObject("pool", pool.name(), pool.XMLDesc(libvirt.VIR_STORAGE_XML_INACTIVE),
+        objects.append(HostObject("pool", pool.name(), _well_formed("pool", pool.name(),
+                                                                    pool.XMLDesc(libvirt.VIR_STORAGE_XML_INACTIVE)),
                                   pool.UUIDString(), bool(pool.autostart()), bool(pool.isActive())))
     for pool in conn.listAllStoragePools(libvirt.VIR_CONNECT_LIST_STORAGE_POOLS_ACTIVE):
         objects.extend(_volumes(pool))
     for net in conn.listAllNetworks(libvirt.VIR_CONNECT_LIST_NETWORKS_PERSISTENT):
-        objects.append(HostObject("network", net.name(), net.XMLDesc(libvirt.VIR_NETWORK_XML_INACTIVE),
+        objects.append(HostObject("network", net.name(), _well_formed("network", net.name(),
+                                                                      net.XMLDesc(libvirt.VIR_NETWORK_XML_INACTIVE)),
                                   net.UUIDString(), bool(net.autostart()), bool(net.isActive())))
     for dom in conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_PERSISTENT):
-        objects.append(HostObject("domain", dom.name(),
-                                  dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE | libvirt.VIR_DOMAIN_XML_SECURE),
+        text = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE | libvirt.VIR_DOMAIN_XML_SECURE)
+        objects.append(HostObject("domain", dom.name(), _well_formed("domain", dom.name(), text),
                                   dom.UUIDString(), bool(dom.autostart()), bool(dom.isActive())))
     return objects
 
 
+def _well_formed(kind: str, name: str, text: str) -> str:
+    """libvirt's XML, well-formed so that a backup's file reads back (and `virsh define` takes it):
+    what libvirt wrote malformed (9.0 leaves a '<' in a network's domain name unescaped) is
+    written again from the recovering parse, which keeps every value."""
+    try:
+        X.parse_strict(text)
+        return text
+    except etree.XMLSyntaxError:
+        pass
+    try:
+        return X.to_string(X.parse(text))
+    except X.UnreadableXML as err:
+        raise VirtopsError(f"{kind} {name}: {err}; it cannot be backed up until it is redefined.") from None
+
+
 def _volumes(pool: libvirt.virStoragePool) -> list[HostObject]:
     pool.refresh(0)
-    found = [HostObject("volume", f"{pool.name()}/{vol.name()}", vol.XMLDesc(0)) for vol in pool.listAllVolumes()]
+    found = [HostObject("volume", f"{pool.name()}/{vol.name()}", _well_formed("volume", vol.name(), vol.XMLDesc(0)))
+             for vol in pool.listAllVolumes()]
     return order_backing_first(found)
 
 

@@ -23,6 +23,7 @@ import libvirt
 from lxml import etree
 
 from virtops.base.errors import libvirt_errors
+from virtops.xmlmodels import doc as X
 
 if TYPE_CHECKING:
     from virtops.host import Host
@@ -142,8 +143,7 @@ def _rows_from_xml(host: Host, domains: list[tuple[libvirt.virDomain, int]]) -> 
     if doms:
         _run_threads(lambda task: task() if task else fetch(None),
                      [None, *extra, *[None] * (min(XML_THREADS, len(doms)) - 1)])
-    parser = etree.XMLParser(resolve_entities=False, no_network=True)  # blank text is harmless here
-    return [vm_row(etree.fromstring(text.encode(), parser), dom.ID(), state)
+    return [vm_row(X.parse(text), dom.ID(), state)
             for (dom, state), text in zip(domains, texts) if text]
 
 

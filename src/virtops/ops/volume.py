@@ -420,20 +420,13 @@ class Volumes:
                               data_bytes=counter.data, hole_bytes=counter.holes)
 
 
-_parsers = threading.local()
-
-
 def _xml_or_none(vol: libvirt.virStorageVol) -> etree._Element | None:
-    """The volume's XML, parsed in the worker thread with a parser of its own (one per thread,
-    not one per document: building parsers costs more than parsing these small documents)."""
+    """The volume's XML, parsed in the worker thread (X.parse keeps a parser per thread)."""
     try:
         text = vol.XMLDesc(0)
     except libvirt.libvirtError:
         return None  # deleted while we listed
-    parser = getattr(_parsers, "parser", None)
-    if parser is None:
-        parser = _parsers.parser = etree.XMLParser(remove_blank_text=True, resolve_entities=False, no_network=True)
-    return etree.fromstring(text.encode(), parser)
+    return X.parse(text)
 
 
 class _watch_allocation:
