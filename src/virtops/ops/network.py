@@ -660,8 +660,7 @@ class Networks:
             return spec
         self._check_overlaps(spec, others, facts, own_bridges)
         if spec.dev is not None and facts.readable and spec.dev not in facts.links:
-            raise InvalidInput("dev", f"the host has no interface {spec.dev!r}; give one of {_names(facts.links)} "
-                                      "or leave --dev out to forward through any physical device.")
+            raise InvalidInput("dev", _no_such_device(spec.dev, facts.links))
         bridge = spec.bridge or next_free_bridge(others, facts)
         in_use = {o.bridge: o.name for o in others if o.bridge}
         if bridge in in_use:
@@ -1065,10 +1064,14 @@ def next_free_bridge(others: list[NetworkSpec], facts: HostFacts) -> str:
     return f"virbr{n}"
 
 
-def _names(links: dict[str, str]) -> str:
+def _no_such_device(dev: str, links: dict[str, str]) -> str:
     # Suggest devices traffic can leave through: not bridges (libvirt's own) or guests' taps.
     names = sorted(n for n, kind in links.items() if n != "lo" and kind not in ("bridge", "tun"))
-    return ", ".join(names) if names else "(none)"
+    if not names:
+        return (f"the host has no interface {dev!r}, nor any other it could forward through; "
+                "leave --dev out to forward through whichever route the host has.")
+    return f"the host has no interface {dev!r}; give one of {', '.join(names)} or leave --dev out to forward " \
+           "through any physical device."
 
 
 def _nics_on(domain: etree._Element, network: str) -> list[etree._Element]:

@@ -13,6 +13,7 @@ import libvirt
 from lxml import etree
 from virtops.xmlmodels import doc as X
 from virtops.base.undo import undo_on_failure
+from virtops.base.paths import refuse_control_characters
 from virtops.base.errors import InvalidInput, NotFound, VirtopsError, from_libvirt, libvirt_errors
 from virtops.base.model import Model
 
@@ -174,6 +175,7 @@ def _check_options_for_type(spec: PoolSpec) -> None:
 def check_target(path: str | None) -> str:
     if not path or not path.startswith("/"):
         raise InvalidInput("--target", f"{path!r} is not an absolute path; give one such as /var/lib/libvirt/images/NAME.")
+    refuse_control_characters("--target", path)
     normal = posixpath.normpath(path)
     normal = "/" + normal.lstrip("/")  # normpath keeps a leading '//'
     if normal in SYSTEM_DIRS or any(normal.startswith(tree + "/") for tree in SYSTEM_TREES):
@@ -226,7 +228,7 @@ def _checked_netfs(spec: PoolSpec) -> dict:
         raise InvalidInput("--format", f"{fmt!r} is not a network file system libvirt mounts; use {', '.join(NETFS_FORMATS)}.")
     if not HOST_PATTERN.match(spec.host or ""):
         raise InvalidInput("--host", f"{spec.host!r} is not a host name or address; give one such as 192.168.0.254.")
-    path = spec.source_path or ""
+    path = refuse_control_characters("--source-path", spec.source_path or "")
     if fmt in ("auto", "nfs") and not path.startswith("/"):
         raise InvalidInput("--source-path", f"{path!r} is not an absolute export path; give one such as /nfs.")
     return {"format": fmt}
@@ -238,6 +240,7 @@ def _checked_fs(spec: PoolSpec) -> dict:
         raise InvalidInput("--format", f"{fmt!r} is not a file system libvirt mounts; use one of {', '.join(FS_FORMATS)}.")
     if not (spec.device or "").startswith("/"):
         raise InvalidInput("--device", f"{spec.device!r} is not a device path; give one such as /dev/sdb1.")
+    refuse_control_characters("--device", spec.device or "")
     return {"format": fmt}
 
 

@@ -23,6 +23,7 @@ from virtops.ops import vmrows
 from virtops.xmlmodels import doc as X
 from virtops.ops.domain import (BUSES, CACHE_MODES, DISK_FORMATS, DiskSpec, DomainSpec, KernelBoot, NicSpec,
                      require_domain)
+from virtops.base.paths import refuse_control_characters
 from virtops.base.errors import InvalidInput, NotFound, Refusals, VirtopsError, from_libvirt, libvirt_errors, located
 from virtops.base.model import Model
 from virtops.base.undo import undo_on_failure
@@ -268,8 +269,21 @@ def check_vcpus(vcpus: int, host_cpus: int) -> int:
 
 
 def check_boot(boot: KernelBoot | None) -> KernelBoot | None:
+    """The kernel and initrd are files on the host, named absolutely: libvirt would take a relative
+    path against a directory nobody chose."""
     if boot is not None and not (boot.kernel or "").strip():
         raise InvalidInput("boot", "kernel=PATH is missing; direct kernel boot needs at least the kernel.")
+    for key in ("kernel", "initrd"):
+        path = getattr(boot, key, None) if boot is not None else None
+        if path is None:
+            continue
+        if not path.startswith("/"):
+            raise InvalidInput("boot", f"{key}={path!r} is a relative path; give the absolute path of the file "
+                                       "on the host, such as /var/lib/libvirt/boot/vmlinuz.")
+        refuse_control_characters("boot", path)
+    if boot is not None and any(ord(c) < 32 or ord(c) == 127 for c in boot.cmdline):
+        raise InvalidInput("boot", f"cmdline={boot.cmdline!r} holds a control character; give one line of "
+                                   "kernel arguments.")
     return boot
 
 
@@ -1119,6 +1133,8 @@ class _CreatePlan:
             memory = self._check_resources()
         if sum(bool(x) for x in (req.boot, req.cdrom, req.import_disk)) > 1:
             found.append(InvalidInput("boot", "give only one of --boot, --cdrom and --import."))
+        with collect():
+            check_boot(req.boot)
         domains = self.view.domains()
         taken: set[str] = set()
         disks = []

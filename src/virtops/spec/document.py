@@ -567,12 +567,18 @@ def _check_network(loaded: LoadedSpec, i: int, net: NetworkEntry) -> None:
 
 
 def _check_vm(loaded: LoadedSpec, i: int, vm: VmEntry) -> None:
-    from virtops.ops.vm import NAME_PATTERN, NIC_MODELS, normalize_mac, split_ref
+    from virtops.ops.domain import KernelBoot
+    from virtops.ops.vm import NAME_PATTERN, NIC_MODELS, check_boot, normalize_mac, split_ref
 
     path = ("vms", i)
     if not NAME_PATTERN.match(vm.name):
         raise loaded.error(path + ("name",), f"{vm.name!r} is not accepted; use up to 64 letters, digits, '_', '.', "
                                              "'+' or '-', starting with a letter or digit.")
+    if vm.boot is not None:
+        try:
+            check_boot(KernelBoot(**vm.boot.model_dump()))
+        except InvalidInput as err:
+            raise loaded.error(path + ("boot",), err.message.removeprefix("boot: ")) from None
     for j, disk in enumerate(vm.disks):
         try:
             split_ref(disk.volume, "volume")
