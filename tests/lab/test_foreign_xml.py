@@ -82,3 +82,4 @@ def test_backup_stores_well_formed_xml_and_reads_it_back(foreign, tmp_path):
     assert plan.returncode == 0, plan.stderr
     assert "skip     network/foreign  (identical)" in plan.stdout
     assert cli_ok(foreign.uri, "backup", "diff", str(archive)).strip() == "no differences"
+

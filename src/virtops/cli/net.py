@@ -75,6 +75,9 @@ def _summary(info) -> str:
 def list_(ctx, include_inactive, as_json) -> None:
     """Networks with state, autostart, persistence, bridge, mode, subnet, DHCP range, leases in use."""
     infos = _networks(ctx).list(include_inactive=include_inactive)
+    for i in infos:
+        if i.unreadable:
+            click.echo(f"warning: network {i.name} cannot be read: {i.unreadable}", err=True)
     if as_json:
         emit_json([i.model_dump() for i in infos])
         return

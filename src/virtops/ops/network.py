@@ -25,7 +25,7 @@ import libvirt
 from lxml import etree
 from virtops.xmlmodels import doc as X
 from virtops.base.undo import undo_on_failure
-from virtops.base.errors import InvalidInput, NotFound, VirtopsError, libvirt_errors
+from virtops.base.errors import InvalidInput, NotFound, VirtopsError, libvirt_errors, one_sentence
 from virtops.base.model import Model
 
 Mode = Literal["nat", "route", "open", "isolated", "bridge"]
@@ -228,6 +228,7 @@ class NetworkInfo(Model):
     mtu: int | None = None
     hosts: list[DhcpHost] = []
     leases: int = 0
+    unreadable: str | None = None  # why the network's XML could not be read; the other fields are then unknown
 
 
 class EditPlan(Model):
@@ -578,7 +579,23 @@ class Networks:
     def list(self, include_inactive: bool = True) -> list[NetworkInfo]:
         with libvirt_errors("listing networks"):
             nets = self.conn.listAllNetworks(0 if include_inactive else libvirt.VIR_CONNECT_LIST_NETWORKS_ACTIVE)
-            return sorted((self._info(n) for n in nets), key=lambda i: i.name)
+            infos = [self._info_or_unreadable(n) for n in nets]
+            return sorted((i for i in infos if i is not None), key=lambda i: i.name)
+
+    def _info_or_unreadable(self, net: libvirt.virNetwork) -> NetworkInfo | None:
+        """One network that cannot be read never breaks the listing: it is listed as unreadable,
+        with the reason (None: it was undefined while we listed)."""
+        try:
+            return self._info(net)
+        except libvirt.libvirtError as err:
+            if err.get_error_code() == libvirt.VIR_ERR_NO_NETWORK:
+                return None
+            reason = one_sentence(err.get_error_message() or str(err))
+        except (VirtopsError, ValueError, TypeError, AttributeError) as err:  # XML that no model expects
+            reason = str(err)
+        return NetworkInfo(name=net.name(), uuid=net.UUIDString(), active=bool(net.isActive()),
+                           autostart=bool(net.autostart()), persistent=bool(net.isPersistent()), mode="unreadable",
+                           unreadable=reason)
 
     def info(self, name: str) -> NetworkInfo:
         with libvirt_errors(f"reading network {name}"):

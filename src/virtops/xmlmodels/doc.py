@@ -7,6 +7,8 @@ from pathlib import Path
 
 from lxml import etree
 
+from virtops.base.errors import VirtopsError
+
 SCHEMA_DIR = Path("/usr/share/libvirt/schemas")
 
 
@@ -28,7 +30,7 @@ def to_string(node: etree._Element) -> str:
     return etree.tostring(node, pretty_print=True, encoding="unicode")
 
 
-class UnreadableXML(ValueError):
+class UnreadableXML(VirtopsError):
     """XML from the daemon that even a recovering parser makes nothing of."""
 
 
