@@ -9,7 +9,7 @@ import shutil
 import libvirt
 import pytest
 
-from tests.helpers import dir_pool_element, network_element, volume_element, host_state, run_cli
+from tests.helpers import delete_everything, dir_pool_element, network_element, volume_element, host_state, run_cli
 from virtops.xmlmodels import doc as X
 from virtops.ops.domain import DiskSpec, DomainSpec, KernelBoot, NicSpec
 from virtops.lab.labhost import Lab
@@ -63,21 +63,6 @@ def _field(root, path):
     return None if node is None else X.to_string(node)
 
 
-def _delete_everything(conn):
-    for dom in conn.listAllDomains():
-        dom.undefine()
-    for net in conn.listAllNetworks():
-        if net.isActive():
-            net.destroy()
-        net.undefine()
-    for pool in conn.listAllStoragePools():
-        for vol in pool.listAllVolumes():
-            vol.delete(0)
-        pool.destroy()
-        pool.delete(0)
-        pool.undefine()
-
-
 def test_backup_delete_everything_restore_gives_back_every_object(rich_lab, tmp_path):
     conn = libvirt.open(rich_lab.uri)
     before = host_state(conn)
@@ -87,7 +72,7 @@ def test_backup_delete_everything_restore_gives_back_every_object(rich_lab, tmp_
     assert made.returncode == 0, made.stderr
     assert "2 pools, 12 volumes, 4 networks, 2 domains" in made.stdout
 
-    _delete_everything(conn)
+    delete_everything(conn)
     assert conn.listAllStoragePools() == [] and conn.listAllDomains() == []
 
     restored = run_cli("backup", "restore", str(archive), uri=rich_lab.uri)

@@ -14,7 +14,7 @@ import libvirt
 import pytest
 import yaml
 
-from tests.helpers import dir_pool_element, network_element, volume_element, host_state, run_cli
+from tests.helpers import delete_everything, dir_pool_element, network_element, volume_element, host_state, run_cli
 from virtops.xmlmodels import doc as X
 from virtops.ops.domain import DiskSpec, DomainSpec, KernelBoot, NicSpec
 from virtops.lab.labhost import Lab
@@ -134,10 +134,9 @@ def test_apply_to_a_fresh_host_gives_the_same_spec_and_a_second_apply_plans_noth
 
 
 def test_apply_killed_midway_is_finished_by_the_next_apply(target, exported, tmp_path):
-    empty = tmp_path / "empty.yaml"
-    empty.write_text("{}\n")
-    wiped = run_cli("apply", "-f", str(empty), "--prune", "--yes", uri=target.uri)
-    assert wiped.returncode == 0, wiped.stderr
+    wipe = libvirt.open(target.uri)
+    delete_everything(wipe)
+    wipe.close()
     assert [k for k in _state(target)] == []
     argv = [sys.executable, "-m", "virtops", "-c", target.uri, "apply", "-f", str(exported)]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
