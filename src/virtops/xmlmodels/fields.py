@@ -125,14 +125,14 @@ class Field:
     for values that need logic; `path` still places the element and documents where it lives."""
 
     def __init__(self, path: str, conv: Conv = STR, *, get: Callable | None = None, set: Callable | None = None,
-                 doc: str = "", carry: tuple[str, ...] = ()):
+                 doc: str = "", carry: str | None = None):
         self.path = path
         self.steps, self.attr = _split(path)
         self.conv = conv
         self._get, self._set = get, set
         self.doc = doc
-        # The places (e.g. "spec", "export") that must carry this field; tests/unit/test_xml_golden.py
-        # checks them. A field without carry is carried nowhere by promise.
+        # "Entry.field" of the spec schema that must carry this field, in the spec and in what
+        # export writes; tests/unit/test_xml_golden.py holds each field marked so to that promise.
         self.carry = carry
         self.name = ""
         self.owner: type | None = None
