@@ -1,7 +1,7 @@
 """Storage pool XML (<pool>), for the pool types virtops creates (dir, netfs, fs) and reads."""
 from __future__ import annotations
 
-from .fields import Child, Field, XmlModel
+from .fields import Child, Children, Field, XmlModel
 from .storage import PermissionsXml
 
 
@@ -26,3 +26,10 @@ class PoolXml(XmlModel):
     source = Child(PoolSourceXml, "source")
     target = Field("target/path", carry="PoolEntry.target")
     permissions = Child(PermissionsXml, "target/permissions")
+
+
+class PoolSourcesXml(XmlModel):
+    """libvirt's answer to find-storage-pool-sources: <sources><source>...</source>...</sources>."""
+
+    TAG = "sources"
+    sources = Children(PoolSourceXml, "source")
