@@ -15,7 +15,7 @@ class DiskXml(XmlModel):
 
     def _path(self) -> str | None:
         """The file, block device or network name a disk that is not a pool volume opens."""
-        source = self.node.find("source")
+        source = self.first("source")
         if source is None:
             return None
         return source.get("file") or source.get("dev") or source.get("name")
@@ -53,7 +53,7 @@ class NicXml(XmlModel):
 
     def _source(self) -> str | None:
         """The virtual network, host bridge or host device the NIC is plugged into."""
-        source = self.node.find("source")
+        source = self.first("source")
         if source is None:
             return None
         return source.get("network") or source.get("bridge") or source.get("dev")

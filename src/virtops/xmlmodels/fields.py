@@ -106,12 +106,37 @@ def _split(path: str) -> tuple[tuple[str, ...], str | None]:
     return tuple(parts), attr
 
 
-def _find(node: etree._Element, steps: tuple[str, ...]) -> etree._Element | None:
+def _find(node: etree._Element, steps: tuple[str, ...], index: "_Index | None" = None) -> etree._Element | None:
+    if index is not None:
+        return index.find(node, steps)
     for tag in steps:
         node = node.find(tag)
         if node is None:
             return None
     return node
+
+
+class _Index:
+    """The first child of each tag, per element, found in one walk of its children: reading all
+    the fields of an element (listings read thousands) costs one walk, not one search per field.
+    Lives only while values() reads; nothing writes meanwhile."""
+
+    __slots__ = ("children",)
+
+    def __init__(self):
+        self.children: dict = {}
+
+    def find(self, node: etree._Element, steps: tuple[str, ...]) -> etree._Element | None:
+        for tag in steps:
+            children = self.children.get(node)
+            if children is None:
+                children = self.children[node] = {}
+                for child in node:
+                    children.setdefault(child.tag, child)
+            node = children.get(tag)
+            if node is None:
+                return None
+        return node
 
 
 def _is_empty(node: etree._Element) -> bool:
@@ -152,7 +177,7 @@ class Field:
     def __get__(self, model, owner=None):
         if model is None:
             return self
-        value = self._get(model) if self._get else self.read(model.node)
+        value = self._get(model) if self._get else self.read(model.node, model._index)
         if _tracking is not None and value is not None and not (self.conv is FLAG and not value):
             _tracking.add(self)  # a flag that is absent read nothing
         return value
@@ -167,8 +192,8 @@ class Field:
         self.write(model, value)
 
     # -- plain reading and writing --------------------------------------------------------------
-    def read(self, node: etree._Element):
-        found = _find(node, self.steps)
+    def read(self, node: etree._Element, index: _Index | None = None):
+        found = _find(node, self.steps, index)
         if self.conv is FLAG:
             return found is not None
         if found is None:
@@ -219,9 +244,13 @@ class SizeField(Field):
         super().__init__(path, INT, **kwargs)
         self.default_unit, self.write_unit = default_unit, write_unit
 
-    def read(self, node: etree._Element) -> int | None:
-        found = _find(node, self.steps)
-        if found is None or not (found.text or "").strip():
+    def read(self, node: etree._Element, index: _Index | None = None) -> int | None:
+        found = _find(node, self.steps, index)
+        return None if found is None else self.read_element(found)
+
+    def read_element(self, found: etree._Element) -> int | None:
+        """The size an element of this field's kind gives (for callers holding the element)."""
+        if not (found.text or "").strip():
             return None
         number = _int(found.text.strip())
         factor = UNITS.get(found.get("unit", self.default_unit))
@@ -255,8 +284,8 @@ class Children(Field):
         self.child, self.key = child, key
         self.parent_steps, self.tag = self.steps[:-1], self.steps[-1]
 
-    def read(self, node: etree._Element) -> list:
-        parent = _find(node, self.parent_steps)
+    def read(self, node: etree._Element, index: _Index | None = None) -> list:
+        parent = _find(node, self.parent_steps, index)
         return [] if parent is None else [self.child(found) for found in parent.findall(self.tag)]
 
     def __get__(self, model, owner=None):
@@ -279,25 +308,29 @@ class ChildList:
     def __init__(self, field: Children, model: "XmlModel"):
         self.field, self.model = field, model
 
-    def _nodes(self) -> list[etree._Element]:
-        parent = _find(self.model.node, self.field.parent_steps)
-        return [] if parent is None else parent.findall(self.field.tag)
+    def nodes(self) -> list[etree._Element]:
+        """The children's elements, without models around them (listings read thousands)."""
+        parent = _find(self.model.node, self.field.parent_steps, self.model._index)
+        return [] if parent is None else list(parent.iterchildren(self.field.tag))
 
     def __iter__(self):
-        return (self.field.child(node) for node in self._nodes())
+        for node in self.nodes():
+            child = self.field.child(node)
+            child._index = self.model._index  # a listing's read shares one index
+            yield child
 
     def __len__(self) -> int:
-        return len(self._nodes())
+        return len(self.nodes())
 
     def __getitem__(self, index: int) -> "XmlModel":
-        return self.field.child(self._nodes()[index])
+        return self.field.child(self.nodes()[index])
 
     def values(self) -> list[dict]:
         return [child.values() for child in self]
 
     def add(self, values: dict | None = None, /, **more) -> "XmlModel":
         """A new child after the existing ones of its kind, with these field values."""
-        nodes = self._nodes()
+        nodes = self.nodes()
         node = etree.Element(self.field.tag)
         if nodes:
             nodes[-1].addnext(node)
@@ -350,8 +383,8 @@ class Child(Field):
         self.child, self.where, self.create = child, where, create or {}
         self.parent_steps, self.tag = self.steps[:-1], self.steps[-1]
 
-    def read(self, node: etree._Element):
-        parent = _find(node, self.parent_steps)
+    def read(self, node: etree._Element, index: _Index | None = None):
+        parent = _find(node, self.parent_steps, index)
         for found in (parent.findall(self.tag) if parent is not None else []):
             child = self.child(found)
             if self.where is None or self.where(child):
@@ -361,7 +394,7 @@ class Child(Field):
     def __get__(self, model, owner=None):
         if model is None:
             return self
-        value = self.read(model.node)
+        value = self.read(model.node, model._index)
         if _tracking is not None and value is not None:
             _tracking.add(self)
         return value
@@ -397,11 +430,13 @@ class XmlModel:
     ORDER: dict[str, tuple[str, ...]] = {}
     _fields: dict[str, Field] = {}
     _order: dict[tuple[str, ...], list[str]] = {}
+    _row_plans: dict = {}
 
-    __slots__ = ("node",)
+    __slots__ = ("node", "_index")
 
     def __init__(self, node: etree._Element | None = None):
         self.node = etree.Element(self.TAG) if node is None else node
+        self._index: _Index | None = None
 
     def __init_subclass__(cls, **kwargs) -> None:
         super().__init_subclass__(**kwargs)
@@ -419,6 +454,7 @@ class XmlModel:
                 if tag not in known:
                     known.append(tag)
         cls._order = order
+        cls._row_plans = {}
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {etree.tostring(self.node, encoding='unicode')[:60]}>"
@@ -430,20 +466,71 @@ class XmlModel:
     # -- values ---------------------------------------------------------------------------------
     def values(self, *names: str) -> dict:
         """The fields' values (all, or those named); child lists as lists of dicts."""
+        own_index = self._index is None
+        if own_index:
+            self._index = _Index()
+        try:
+            result = {}
+            for name in names or self._fields:
+                value = getattr(self, name)
+                if isinstance(value, (ChildList, XmlModel)):
+                    value = value.values()
+                result[name] = value
+            return result
+        finally:
+            if own_index:
+                self._index = None
+
+    def first(self, *steps: str) -> etree._Element | None:
+        """The element at these steps below this one (for the getters of logic fields)."""
+        return _find(self.node, steps, self._index)
+
+    @classmethod
+    def row(cls, node: etree._Element, names: tuple[str, ...]) -> dict:
+        """values(*names) of a node, the listings' reader: the element's children are walked once
+        and a plain field is read straight from them, without a model or a descriptor call."""
+        plan = cls._row_plans.get(names)
+        if plan is None:
+            plan = cls._row_plans[names] = [cls._row_step(name) for name in names]
+        children: dict = {}
+        for child in node:
+            children.setdefault(child.tag, child)
+        model = None
         result = {}
-        for name in names or self._fields:
-            value = getattr(self, name)
-            if isinstance(value, ChildList):
-                value = value.values()
-            elif isinstance(value, XmlModel):
-                value = value.values()
+        for name, first, rest, attr, load, flag, general in plan:
+            if general:  # logic, sizes, children: through the model
+                if model is None:
+                    model = cls(node)
+                    model._index = _Index()
+                    model._index.children[node] = children
+                value = getattr(model, name)
+                result[name] = value.values() if isinstance(value, (ChildList, XmlModel)) else value
+                continue
+            found = children.get(first) if first else node
+            if rest and found is not None:
+                found = _find(found, rest)
+            if flag:
+                value = found is not None
+            elif found is None:
+                value = None
+            else:
+                value = found.get(attr) if attr else found.text
+                if value is not None and load is not None:
+                    value = load(value)
             result[name] = value
+        if _tracking is not None:
+            _tracking.update(cls._fields[name] for name, value in result.items() if value not in (None, False, []))
         return result
 
     @classmethod
-    def row(cls, node: etree._Element, names: tuple[str, ...] | None = None) -> dict:
-        """values() of a node without keeping a model: the listings' reader."""
-        return cls(node).values(*(names or ()))
+    def _row_step(cls, name: str) -> tuple:
+        """How row() reads one field: (name, first step, further steps, attribute, conversion,
+        is a flag, needs the model), unpacked once per listing rather than per element."""
+        field = cls._fields[name]
+        general = field._get is not None or type(field) is not Field
+        steps = field.steps
+        load = None if field.conv is STR else field.conv.load
+        return (name, steps[0] if steps else None, steps[1:], field.attr, load, field.conv is FLAG, general)
 
     def update(self, values: dict | None = None, /, **more) -> "XmlModel":
         """Set these fields, in declaration order (a logic field may rely on an earlier one)."""
