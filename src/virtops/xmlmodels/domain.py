@@ -34,6 +34,7 @@ class DomainXml(XmlModel):
     memory = SizeField("memory", default_unit="KiB", write_unit="KiB", carry="VmEntry.memory")
     current_memory = SizeField("currentMemory", default_unit="KiB", write_unit="KiB")
     vcpu = Field("vcpu", INT, carry="VmEntry.vcpus")
+    vcpu_current = Field("vcpu/@current", INT)  # fewer vCPUs online than the maximum
     os_type = Field("os/type")                 # hvm
     arch = Field("os/type/@arch")
     kernel = Field("os/kernel", carry="BootEntry.kernel")
