@@ -224,3 +224,26 @@ def test_row_reader_imports_no_pydantic():
             "print('pydantic' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+class Named(XmlModel):
+    TAG = "net"
+    domain = Field("domain/@name", drop_element=True)
+    local = Field("domain/@localOnly", YESNO)
+    prefix = Field("@prefix", INT, get=lambda m: int(m.node.get("prefix", "64")),
+                   set=lambda m, v: m.node.set("prefix", str(v)))
+
+
+def test_drop_element_removes_the_attributes_that_depend_on_it():
+    named = Named(parse("<net><domain name='d' localOnly='yes'/></net>"))
+    named.domain = None
+    assert text(named) == "<net/>"
+
+
+def test_a_new_element_says_what_an_existing_one_may_leave_to_libvirt():
+    existing = Named(parse("<net/>"))
+    existing.prefix = 64  # libvirt's default already: the document stays as it is
+    assert text(existing) == "<net/>"
+    new = Named()
+    new.prefix = 64
+    assert text(new) == "<net prefix=\"64\"/>"

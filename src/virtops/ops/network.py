@@ -106,19 +106,20 @@ class NetworkSpec(Model):
 
     def to_element(self) -> etree._Element:
         net = self.write_into(NetworkXml())
+        if self.bridge and self.mode != "bridge":  # what virsh and virt-manager give a new bridge
+            net.update(stp=True, delay=0)
         X.validate(net.node, "network")
         return net.node
 
     def write_into(self, net: NetworkXml) -> NetworkXml:
         """Set every field virtops models on a network document, leaving the rest as it is."""
+        new_domain = self.domain is not None and net.domain is None
         net.update(name=self.name, uuid=self.uuid, mode=self.mode, dev=self.dev, bridge=self.bridge,
                    mtu=self.mtu, domain=self.domain)
+        if new_domain:
+            net.domain_local_only = True  # virtops' domains are answered here, never forwarded
         if self.mode == "bridge":  # a host bridge is libvirt's to configure
             net.update(stp=None, delay=None)
-        elif self.bridge and net.stp is None:  # what virsh and virt-manager give a new bridge
-            net.update(stp=True, delay=0 if net.delay is None else net.delay)
-        if self.domain and net.domain_local_only is None:
-            net.domain_local_only = True  # the domain's names are answered here, never forwarded
         net.ipv4 = self._ipv4_values() if self.subnet else None
         net.ipv6 = dict(address=self.ipv6_gateway, prefix=ipaddress.ip_network(self.ipv6).prefixlen) \
             if self.ipv6 else None

@@ -150,12 +150,15 @@ class Field:
     for values that need logic; `path` still places the element and documents where it lives."""
 
     def __init__(self, path: str, conv: Conv = STR, *, get: Callable | None = None, set: Callable | None = None,
-                 doc: str = "", carry: str | None = None):
+                 doc: str = "", carry: str | None = None, drop_element: bool = False):
         self.path = path
         self.steps, self.attr = _split(path)
         self.conv = conv
         self._get, self._set = get, set
         self.doc = doc
+        # For an attribute that the element exists for (<domain name=...>): None removes the
+        # element with its other attributes, which mean nothing without it.
+        self.drop_element = drop_element
         # "Entry.field" of the spec schema that must carry this field, in the spec and in what
         # export writes; tests/unit/test_xml_golden.py holds each field marked so to that promise.
         self.carry = carry
@@ -186,7 +189,7 @@ class Field:
         if _tracking is not None:
             _tracking.add(self)
         if self._set:
-            if (self._get(model) if self._get else self.read(model.node)) != value:
+            if model._fresh or (self._get(model) if self._get else self.read(model.node)) != value:
                 self._set(model, value)
             return
         self.write(model, value)
@@ -202,8 +205,8 @@ class Field:
         return None if text is None else self.conv.load(text)
 
     def write(self, model: "XmlModel", value) -> None:
-        if self.read(model.node) == (self.normalize(value) if value is not None else None):
-            return  # unchanged: keep the document's own spelling
+        if not model._fresh and self.read(model.node) == (self.normalize(value) if value is not None else None):
+            return  # unchanged: keep the document's own spelling (a new element says it explicitly)
         if value is None or (self.conv is FLAG and not value):
             self.remove(model)
             return
@@ -226,7 +229,7 @@ class Field:
         found = _find(model.node, self.steps)
         if found is None:
             return
-        if self.attr:
+        if self.attr and not (self.drop_element and found is not model.node):
             found.attrib.pop(self.attr, None)
         elif found is not model.node:
             found.getparent().remove(found)
@@ -260,7 +263,7 @@ class SizeField(Field):
         return int(value)
 
     def write(self, model: "XmlModel", value) -> None:
-        if self.read(model.node) == value:
+        if not model._fresh and self.read(model.node) == value:
             return
         if value is None:
             self.remove(model)
@@ -337,8 +340,9 @@ class ChildList:
         else:
             parent = self.model.ensure(self.field.parent_steps)
             self.model.insert(parent, node, self.field.parent_steps)
-        child = self.field.child(node)
+        child = self.field.child(node, fresh=True)
         child.update({**(values or {}), **more})
+        child._fresh = False
         return child
 
     def remove(self, child: "XmlModel") -> None:
@@ -415,9 +419,10 @@ class Child(Field):
             node = etree.Element(self.tag)
             parent = model.ensure(self.parent_steps)
             model.insert(parent, node, self.parent_steps)
-            current = self.child(node)
+            current = self.child(node, fresh=True)
             current.update(self.create)
         current.update(values)
+        current._fresh = False
 
 
 # -- models -------------------------------------------------------------------------------------
@@ -432,11 +437,14 @@ class XmlModel:
     _order: dict[tuple[str, ...], list[str]] = {}
     _row_plans: dict = {}
 
-    __slots__ = ("node", "_index")
+    __slots__ = ("node", "_index", "_fresh")
 
-    def __init__(self, node: etree._Element | None = None):
+    def __init__(self, node: etree._Element | None = None, fresh: bool | None = None):
         self.node = etree.Element(self.TAG) if node is None else node
         self._index: _Index | None = None
+        # A new element says every value it is given, even one libvirt would assume anyway (an
+        # IPv6 prefix of 64); an existing one keeps its spelling for values that do not change.
+        self._fresh = node is None if fresh is None else fresh
 
     def __init_subclass__(cls, **kwargs) -> None:
         super().__init_subclass__(**kwargs)

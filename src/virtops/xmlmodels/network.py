@@ -137,8 +137,8 @@ class NetworkXml(XmlModel):
     bridge = Field("bridge/@name", carry="NetworkEntry.bridge")
     stp = Field("bridge/@stp", ONOFF)
     delay = Field("bridge/@delay", INT)
-    mtu = Field("mtu/@size", INT, carry="NetworkEntry.mtu")
-    domain = Field("domain/@name", carry="NetworkEntry.domain")
+    mtu = Field("mtu/@size", INT, carry="NetworkEntry.mtu", drop_element=True)
+    domain = Field("domain/@name", carry="NetworkEntry.domain", drop_element=True)
     domain_local_only = Field("domain/@localOnly", YESNO)
     # The first IPv4 and the first IPv6 <ip> with an address: the ones virtops models. Others stay.
     ipv4 = Child(IpXml, "ip", where=_is_v4)
