@@ -186,13 +186,17 @@ class Field:
         return value
 
     def __set__(self, model, value) -> None:
-        if _tracking is not None:
-            _tracking.add(self)
         if self._set:
             if model._fresh or (self._get(model) if self._get else self.read(model.node)) != value:
+                self._written()
                 self._set(model, value)
             return
         self.write(model, value)
+
+    def _written(self) -> None:
+        """Record a write that changes the document (a write of what is there already is none)."""
+        if _tracking is not None:
+            _tracking.add(self)
 
     # -- plain reading and writing --------------------------------------------------------------
     def read(self, node: etree._Element, index: _Index | None = None):
@@ -207,6 +211,7 @@ class Field:
     def write(self, model: "XmlModel", value) -> None:
         if not model._fresh and self.read(model.node) == (self.normalize(value) if value is not None else None):
             return  # unchanged: keep the document's own spelling (a new element says it explicitly)
+        self._written()
         if value is None or (self.conv is FLAG and not value):
             self.remove(model)
             return
@@ -265,6 +270,7 @@ class SizeField(Field):
     def write(self, model: "XmlModel", value) -> None:
         if not model._fresh and self.read(model.node) == value:
             return
+        self._written()
         if value is None:
             self.remove(model)
             return
@@ -300,9 +306,10 @@ class Children(Field):
         return found
 
     def __set__(self, model, items) -> None:
-        if _tracking is not None:
-            _tracking.add(self)
-        ChildList(self, model).replace(items or [])
+        children = ChildList(self, model)
+        if items or len(children):
+            self._written()
+        children.replace(items or [])
 
 
 class ChildList:
@@ -404,9 +411,9 @@ class Child(Field):
         return value
 
     def __set__(self, model, values) -> None:
-        if _tracking is not None:
-            _tracking.add(self)
         current = self.read(model.node)
+        if values is not None or current is not None:
+            self._written()
         if values is None:
             if current is not None:
                 parent = current.node.getparent()
