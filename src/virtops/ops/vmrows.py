@@ -184,13 +184,13 @@ def vm_row(root: etree._Element, dom_id: int, state: int, persistent: bool | Non
     the IPs left to fill_ips."""
     running = root.get("id") is not None
     dom = DomainXml.row(root, _VM_FIELDS)
-    xml = DomainXml(root)
+    devices = DomainXml.child_nodes(root, "disks", "nics")
     return {"id": dom_id if dom_id >= 0 else None,
             "name": dom["name"], "uuid": dom["uuid"] or "", "state": STATE_NAMES.get(state, "unknown"),
             "running": running, "persistent": persistent, "autostart": autostart, "virt_type": dom["type"] or "",
             "vcpus": dom["vcpu"] or 1, "memory_bytes": dom["memory"] or 0,
-            "disks": [_disk_row(disk) for disk in xml.disks.nodes()],
-            "nics": [_nic_row(nic, running) for nic in xml.nics.nodes()]}
+            "disks": [_disk_row(disk) for disk in devices["disks"]],
+            "nics": [_nic_row(nic, running) for nic in devices["nics"]]}
 
 
 _VM_FIELDS = ("name", "uuid", "type", "vcpu", "memory")

@@ -139,6 +139,9 @@ class _Index:
         return node
 
 
+_PLAIN, _FLAG, _SIZE, _GENERAL = range(4)  # how row() reads a field
+
+
 def _is_empty(node: etree._Element) -> bool:
     return len(node) == 0 and not node.attrib and not (node.text or "").strip()
 
@@ -512,22 +515,24 @@ class XmlModel:
             children.setdefault(child.tag, child)
         model = None
         result = {}
-        for name, first, rest, attr, load, flag, general in plan:
-            if general:  # logic, sizes, children: through the model
+        for name, kind, first, rest, attr, load, field in plan:
+            if kind == _GENERAL:  # logic fields and children: through a model sharing this walk
                 if model is None:
                     model = cls(node)
                     model._index = _Index()
                     model._index.children[node] = children
-                value = getattr(model, name)
+                value = field._get(model) if field._get is not None else getattr(model, name)
                 result[name] = value.values() if isinstance(value, (ChildList, XmlModel)) else value
                 continue
             found = children.get(first) if first else node
             if rest and found is not None:
                 found = _find(found, rest)
-            if flag:
+            if kind == _FLAG:
                 value = found is not None
             elif found is None:
                 value = None
+            elif kind == _SIZE:
+                value = field.read_element(found)
             else:
                 value = found.get(attr) if attr else found.text
                 if value is not None and load is not None:
@@ -538,14 +543,32 @@ class XmlModel:
         return result
 
     @classmethod
+    def child_nodes(cls, node: etree._Element, *names: str) -> dict[str, list[etree._Element]]:
+        """The elements of these Children fields, each parent's children walked once (a listing
+        reads the disks and NICs of thousands of domains)."""
+        result: dict[str, list[etree._Element]] = {name: [] for name in names}
+        by_parent: dict[tuple[str, ...], dict[str, str]] = {}
+        for name in names:
+            field = cls._fields[name]
+            by_parent.setdefault(field.parent_steps, {})[field.tag] = name
+        for steps, tags in by_parent.items():
+            parent = _find(node, steps)
+            for child in (parent if parent is not None else ()):
+                name = tags.get(child.tag)
+                if name is not None:
+                    result[name].append(child)
+        return result
+
+    @classmethod
     def _row_step(cls, name: str) -> tuple:
-        """How row() reads one field: (name, first step, further steps, attribute, conversion,
-        is a flag, needs the model), unpacked once per listing rather than per element."""
+        """How row() reads one field: (name, kind, first step, further steps, attribute,
+        conversion, field), worked out once per listing rather than per element."""
         field = cls._fields[name]
-        general = field._get is not None or type(field) is not Field
+        kind = (_GENERAL if field._get is not None or type(field) not in (Field, SizeField)
+                else _SIZE if type(field) is SizeField else _FLAG if field.conv is FLAG else _PLAIN)
         steps = field.steps
         load = None if field.conv is STR else field.conv.load
-        return (name, steps[0] if steps else None, steps[1:], field.attr, load, field.conv is FLAG, general)
+        return (name, kind, steps[0] if steps else None, steps[1:], field.attr, load, field)
 
     def update(self, values: dict | None = None, /, **more) -> "XmlModel":
         """Set these fields, in declaration order (a logic field may rely on an earlier one)."""
