@@ -10,6 +10,8 @@ import libvirt
 from lxml import etree
 
 from virtops.xmlmodels import doc as X
+from virtops.xmlmodels.pool import PoolXml
+from virtops.xmlmodels.volume import VolumeXml
 from virtops.base.errors import VirtopsError
 
 # Restore order: what an object refers to exists before it.
@@ -77,10 +79,10 @@ def order_backing_first(volumes: list[HostObject]) -> list[HostObject]:
     """A volume's backing volume has to exist before it: each chain base first."""
     from virtops.ops.volume import backing_first
 
-    paths = {v.name: X.parse(v.xml) for v in volumes}
+    parsed = {v.name: VolumeXml(X.parse(v.xml)) for v in volumes}
     return backing_first(sorted(volumes, key=lambda v: v.name),
-                         key=lambda v: paths[v.name].findtext("target/path"),
-                         backing=lambda v: paths[v.name].findtext("backingStore/path"))
+                         key=lambda v: parsed[v.name].path,
+                         backing=lambda v: parsed[v.name].backing_path)
 
 
 # -- comparing ------------------------------------------------------------------------
@@ -168,7 +170,7 @@ def undefine(conn: libvirt.virConnect, kind: str, name: str) -> None:
 
 def _builds_a_directory(pool: libvirt.virStoragePool) -> bool:
     """Building a dir or netfs pool only makes its directory; building an fs pool would format a device."""
-    return X.parse(pool.XMLDesc(0)).get("type") in ("dir", "netfs")
+    return PoolXml(X.parse(pool.XMLDesc(0))).type in ("dir", "netfs")
 
 
 def volume_create_element(obj: HostObject) -> etree._Element:
@@ -178,8 +180,7 @@ def volume_create_element(obj: HostObject) -> etree._Element:
     for path in ("key", "physical", "target/path", "target/timestamps", "backingStore/timestamps"):
         for node in root.findall(path):
             node.getparent().remove(node)
-    capacity = int(root.findtext("capacity") or 0)
-    allocation = root.find("allocation")
-    if allocation is not None and int(allocation.text or 0) < capacity:
-        allocation.text = "0"
+    vol = VolumeXml(root)
+    if vol.allocation is not None and vol.allocation < (vol.capacity or 0):
+        vol.allocation = 0
     return root

@@ -12,6 +12,8 @@ from virtops.xmlmodels import doc as X
 from virtops.base.errors import NotFound, VirtopsError
 from virtops.base.model import Model
 from virtops.ops.vmrows import disk_fields, nic_fields
+from virtops.xmlmodels.devices import DiskXml, NicXml
+from virtops.xmlmodels.domain import DomainXml
 
 
 # Schemas are built when a model is first validated or dumped, not at import: light CLI start-up.
@@ -62,20 +64,12 @@ class DiskSpec(Model):
 
     def to_element(self) -> etree._Element:
         by_volume = self.by_volume
-        disk = X.element("disk", type="volume" if by_volume else "file", device=self.device)
-        X.sub(disk, "driver", name="qemu", type=self.format, cache=self.cache)
-        if by_volume:
-            X.sub(disk, "source", pool=self.pool, volume=self.volume)
-        elif self.path:
-            X.sub(disk, "source", file=self.path)
-        X.sub(disk, "target", dev=self.target, bus=self.bus)
-        if self.readonly or self.device == "cdrom":  # a CD-ROM is read-only by nature
-            X.sub(disk, "readonly")
-        if self.shareable:
-            X.sub(disk, "shareable")
-        if self.serial:
-            X.sub(disk, "serial", self.serial)
-        return disk
+        return DiskXml().update(
+            type="volume" if by_volume else "file", device=self.device, driver_name="qemu", format=self.format,
+            cache=self.cache, pool=self.pool if by_volume else None, volume=self.volume if by_volume else None,
+            path=None if by_volume else self.path, target=self.target, bus=self.bus,
+            readonly=self.readonly or self.device == "cdrom",  # a CD-ROM is read-only by nature
+            shareable=self.shareable, serial=self.serial or None).node
 
     @classmethod
     def from_element(cls, disk: etree._Element) -> "DiskSpec":
@@ -93,18 +87,20 @@ class NicSpec(Model):
     model: str = "virtio"
 
     def to_element(self) -> etree._Element:
-        nic = X.element("interface", type="network")
-        if self.mac:
-            X.sub(nic, "mac", address=self.mac)
-        X.sub(nic, "source", network=self.network)
-        X.sub(nic, "model", type=self.model)
-        return nic
+        return NicXml().update(type="network", mac=self.mac, source=self.network, model=self.model).node
 
     @classmethod
     def from_element(cls, nic: etree._Element) -> "NicSpec":
         """The model of an <interface> (see nic_fields)."""
         fields = nic_fields(nic)
         return cls.model_construct(network=fields["network"], mac=fields["mac"], model=fields["model"])
+
+
+# What every domain virtops defines has besides its fields: ACPI (so that poweroff in the guest
+# really stops the domain), libvirt's usual lifecycle actions, a serial console, no balloon.
+NEW_DOMAIN = """<domain><features><acpi/></features><on_poweroff>destroy</on_poweroff><on_reboot>restart</on_reboot>
+<on_crash>destroy</on_crash><devices><serial type='pty'><target port='0'/></serial>
+<console type='pty'><target type='serial' port='0'/></console><memballoon model='none'/></devices></domain>"""
 
 
 class DomainSpec(Model):
@@ -120,40 +116,19 @@ class DomainSpec(Model):
     nics: list[NicSpec] = []
 
     def to_element(self) -> etree._Element:
-        dom = X.element("domain", type=self.virt_type)
-        X.sub(dom, "name", self.name)
-        if self.memory_kib:
-            X.sub(dom, "memory", self.memory_kib, unit="KiB")
-        else:
-            X.sub(dom, "memory", self.memory_mib, unit="MiB")
-        X.sub(dom, "vcpu", self.vcpus)
-        os_ = X.sub(dom, "os")
-        X.sub(os_, "type", "hvm", arch="x86_64")
-        if self.boot:
-            X.sub(os_, "kernel", self.boot.kernel)
-            if self.boot.initrd:
-                X.sub(os_, "initrd", self.boot.initrd)
-            X.sub(os_, "cmdline", self.boot.cmdline)
-        else:
-            for device in self.boot_devices:
-                X.sub(os_, "boot", dev=device)
-        features = X.sub(dom, "features")
-        X.sub(features, "acpi")  # so that poweroff in the guest really stops the domain
-        X.sub(dom, "on_poweroff", "destroy")
-        X.sub(dom, "on_reboot", "restart")
-        X.sub(dom, "on_crash", "destroy")
-        devices = X.sub(dom, "devices")
+        dom = DomainXml(X.parse(NEW_DOMAIN))
+        boot = self.boot
+        dom.update(type=self.virt_type, name=self.name,
+                   memory=(self.memory_kib or self.memory_mib * 1024) * 1024, vcpu=self.vcpus, os_type="hvm",
+                   arch="x86_64", kernel=boot.kernel if boot else None, initrd=boot.initrd if boot else None,
+                   cmdline=boot.cmdline if boot else None,
+                   boot_devices=[] if boot else [{"dev": device} for device in self.boot_devices])
         for disk in self.disks:
-            devices.append(disk.to_element())
+            dom.disks.add(DiskXml(disk.to_element()).values())
         for nic in self.nics:
-            devices.append(nic.to_element())
-        serial = X.sub(devices, "serial", type="pty")
-        X.sub(serial, "target", port="0")
-        console = X.sub(devices, "console", type="pty")
-        X.sub(console, "target", type="serial", port="0")
-        X.sub(devices, "memballoon", model="none")
-        X.validate(dom, "domain")
-        return dom
+            dom.nics.add(NicXml(nic.to_element()).values())
+        X.validate(dom.node, "domain")
+        return dom.node
 
     def to_xml(self) -> str:
         return X.to_string(self.to_element())

@@ -8,6 +8,7 @@ namespace of the libvirt daemon; see `HostFacts` and docs/networks.md for why an
 """
 from __future__ import annotations
 
+import copy
 import ipaddress
 import json
 import os
@@ -24,6 +25,9 @@ from urllib.parse import parse_qs, urlparse
 import libvirt
 from lxml import etree
 from virtops.xmlmodels import doc as X
+from virtops.xmlmodels.devices import NicXml
+from virtops.xmlmodels.domain import DomainXml
+from virtops.xmlmodels.network import DhcpHostXml, IpXml, NetworkXml
 from virtops.base.undo import undo_on_failure
 from virtops.base.errors import InvalidInput, NotFound, VirtopsError, libvirt_errors, one_sentence
 from virtops.base.model import Model
@@ -48,18 +52,19 @@ DETACH_TIMEOUT_S = 30.0
 # Models
 # ---------------------------------------------------------------------------------------------
 class DhcpHost(Model):
-    """A static DHCP lease: <host mac=... ip=... name=...> inside <dhcp>."""
+    """A static DHCP lease: <host mac=... ip=... name=...> inside <dhcp> (xmlmodels.network.DhcpHostXml)."""
 
     mac: str
     ip: str
     name: str | None = None
 
     def to_element(self) -> etree._Element:
-        return X.element("host", mac=self.mac, name=self.name, ip=self.ip)
+        return DhcpHostXml().update(mac=self.mac, name=self.name, ip=self.ip).node
 
     @classmethod
     def from_element(cls, node: etree._Element) -> "DhcpHost":
-        return cls(mac=(node.get("mac") or "").lower(), ip=node.get("ip") or "", name=node.get("name"))
+        host = DhcpHostXml(node)
+        return cls(mac=host.mac or "", ip=host.ip or "", name=host.name)
 
 
 class Lease(Model):
@@ -76,8 +81,9 @@ class Lease(Model):
 
 
 class NetworkSpec(Model):
-    """The parts of a libvirt network virtops models. Other parts of an existing network's XML
-    (DNS entries, port groups, bandwidth, its MAC) are carried over untouched by `merge_into`."""
+    """The parts of a libvirt network virtops models (xmlmodels.network.NetworkXml declares where
+    each lives). Other parts of an existing network's XML (DNS entries, port groups, bandwidth,
+    its MAC) are carried over untouched by `merge_into`."""
 
     name: str
     mode: str = "nat"    # one of MODES for what virtops creates; a foreign network may show e.g. 'hostdev'
@@ -99,59 +105,46 @@ class NetworkSpec(Model):
         return self.dhcp_start is not None
 
     def to_element(self) -> etree._Element:
-        net = X.element("network")
-        X.sub(net, "name", self.name)
-        if self.uuid:
-            X.sub(net, "uuid", self.uuid)
-        if self.mode != "isolated":
-            X.sub(net, "forward", mode=self.mode, dev=self.dev)
-        if self.bridge:
-            X.sub(net, "bridge", name=self.bridge) if self.mode == "bridge" else \
-                X.sub(net, "bridge", name=self.bridge, stp="on", delay="0")
-        if self.mtu:
-            X.sub(net, "mtu", size=self.mtu)
-        if self.domain:
-            X.sub(net, "domain", name=self.domain, localOnly="yes")
-        if self.subnet:
-            net.append(self._ipv4_element())
-        if self.ipv6:
-            prefix = ipaddress.ip_network(self.ipv6).prefixlen
-            X.sub(net, "ip", family="ipv6", address=self.ipv6_gateway, prefix=prefix)
-        X.validate(net, "network")
+        net = self.write_into(NetworkXml())
+        if self.bridge and self.mode != "bridge":  # what virsh and virt-manager give a new bridge
+            net.update(stp=True, delay=0)
+        X.validate(net.node, "network")
+        return net.node
+
+    def write_into(self, net: NetworkXml) -> NetworkXml:
+        """Set every field virtops models on a network document, leaving the rest as it is."""
+        new_domain = self.domain is not None and net.domain is None
+        net.update(name=self.name, uuid=self.uuid, mode=self.mode, dev=self.dev, bridge=self.bridge,
+                   mtu=self.mtu, domain=self.domain)
+        if new_domain:
+            net.domain_local_only = True  # virtops' domains are answered here, never forwarded
+        if self.mode == "bridge":  # a host bridge is libvirt's to configure
+            net.update(stp=None, delay=None)
+        net.ipv4 = self._ipv4_values() if self.subnet else None
+        net.ipv6 = dict(address=self.ipv6_gateway, prefix=ipaddress.ip_network(self.ipv6).prefixlen) \
+            if self.ipv6 else None
         return net
 
-    def _ipv4_element(self) -> etree._Element:
-        subnet = ipaddress.ip_network(self.subnet)
-        ip = X.element("ip", address=self.gateway, netmask=str(subnet.netmask))
-        if self.has_dhcp or self.hosts:
-            dhcp = X.sub(ip, "dhcp")
-            if self.has_dhcp:
-                X.sub(dhcp, "range", start=self.dhcp_start, end=self.dhcp_end)
-            for host in self.hosts:
-                dhcp.append(host.to_element())
-        return ip
+    def _ipv4_values(self) -> dict:
+        ranges = [dict(start=self.dhcp_start, end=self.dhcp_end)] if self.has_dhcp else []
+        return dict(address=self.gateway, prefix=ipaddress.ip_network(self.subnet).prefixlen, ranges=ranges,
+                    hosts=[dict(mac=h.mac, name=h.name, ip=h.ip) for h in self.hosts])
 
     def to_xml(self) -> str:
         return X.to_string(self.to_element())
 
     @classmethod
-    def from_element(cls, net: etree._Element) -> "NetworkSpec":
-        forward = net.find("forward")
-        mode = "isolated" if forward is None else (forward.get("mode") or "nat")
-        spec = dict(name=net.findtext("name"), uuid=net.findtext("uuid"),
-                    mode=mode,
-                    dev=forward.get("dev") if forward is not None else None,
-                    bridge=net.find("bridge").get("name") if net.find("bridge") is not None else None,
-                    domain=net.find("domain").get("name") if net.find("domain") is not None else None,
-                    mtu=int(net.find("mtu").get("size")) if net.find("mtu") is not None else None)
-        for ip in net.findall("ip"):
-            iface = ip_interface_of(ip)
-            if iface is None:
-                continue
-            if iface.version == 4 and "subnet" not in spec:
-                spec.update(subnet=str(iface.network), gateway=str(iface.ip), **_dhcp_of(ip))
-            elif iface.version == 6 and "ipv6" not in spec:
-                spec.update(ipv6=str(iface.network), ipv6_gateway=str(iface.ip))
+    def from_element(cls, node: etree._Element) -> "NetworkSpec":
+        net = NetworkXml(node)
+        spec = net.values("name", "uuid", "mode", "dev", "bridge", "domain", "mtu")
+        ipv4, ipv6 = net.ipv4, net.ipv6
+        if ipv4 is not None:
+            ranges = list(ipv4.ranges)
+            spec.update(subnet=str(ipv4.interface.network), gateway=str(ipv4.interface.ip),
+                        dhcp_start=ranges[0].start if ranges else None, dhcp_end=ranges[0].end if ranges else None,
+                        hosts=[DhcpHost.from_element(h.node) for h in ipv4.hosts if h.ip])
+        if ipv6 is not None:
+            spec.update(ipv6=str(ipv6.interface.network), ipv6_gateway=str(ipv6.interface.ip))
         return cls(**spec)
 
     @classmethod
@@ -159,54 +152,17 @@ class NetworkSpec(Model):
         return cls.from_element(X.parse(text))
 
 
-def _dhcp_of(ip: etree._Element) -> dict:
-    rng = ip.find("dhcp/range")
-    return dict(dhcp_start=rng.get("start") if rng is not None else None,
-                dhcp_end=rng.get("end") if rng is not None else None,
-                hosts=[DhcpHost.from_element(h) for h in ip.findall("dhcp/host") if h.get("ip")])
-
-
 def ip_interface_of(ip: etree._Element) -> ipaddress.IPv4Interface | ipaddress.IPv6Interface | None:
     """The address/prefix of an <ip> element, which libvirt writes with prefix= or netmask=."""
-    address = ip.get("address")
-    if not address:
-        return None
-    try:
-        if ip.get("prefix"):
-            return ipaddress.ip_interface(f"{address}/{ip.get('prefix')}")
-        if ip.get("netmask"):
-            return ipaddress.ip_interface(f"{address}/{ip.get('netmask')}")
-        addr = ipaddress.ip_address(address)
-        # libvirt's default when neither is given: the classful mask for IPv4, /64 for IPv6.
-        prefix = 64 if addr.version == 6 else (8 if addr < ipaddress.ip_address("128.0.0.0") else
-                                              16 if addr < ipaddress.ip_address("192.0.0.0") else 24)
-        return ipaddress.ip_interface(f"{address}/{prefix}")
-    except ValueError:
-        return None
+    return IpXml(ip).interface
 
 
 def merge_into(old: etree._Element, spec: NetworkSpec) -> etree._Element:
-    """The spec's XML plus whatever the old definition had that the spec does not model (its MAC,
-    DNS entries, port groups, ...), so an edit changes only what was asked for."""
-    new = spec.to_element()
-    modelled = {"name", "uuid", "forward", "bridge", "mtu", "domain"}
-    for child in old:
-        if not isinstance(child.tag, str) or child.tag in modelled:
-            continue
-        if child.tag == "ip" and _is_modelled_ip(child, spec):
-            continue
-        new.append(_copy(child))
+    """The old definition with the spec's fields set, so an edit changes only what was asked for:
+    what the spec does not model (its MAC, DNS entries, port groups, ...) stays as it was."""
+    new = spec.write_into(NetworkXml(copy.deepcopy(old))).node
     X.validate(new, "network")
     return new
-
-
-def _is_modelled_ip(ip: etree._Element, spec: NetworkSpec) -> bool:
-    iface = ip_interface_of(ip)
-    return iface is not None and (iface.version == 4 or spec.ipv6 is not None)
-
-
-def _copy(node: etree._Element) -> etree._Element:
-    return X.parse(etree.tostring(node).decode())
 
 
 class NetworkInfo(Model):
@@ -658,9 +614,7 @@ class Networks:
             except libvirt.libvirtError:
                 continue
             for nic in _nics_on(node, name):
-                mac = nic.find("mac").get("address")
-                model = nic.find("model").get("type") if nic.find("model") is not None else "virtio"
-                nics.append((dom.name(), mac, model))
+                nics.append((dom.name(), nic.mac, nic.model or "virtio"))
         return nics
 
     # -- validation against the host -------------------------------------------------------
@@ -791,7 +745,7 @@ class Networks:
     # -- define from a file (restore a backup) ---------------------------------------------
     def define(self, xml_text: str, replace: bool = False, start: bool = False) -> NetworkInfo:
         node = _parse_network_file(xml_text)
-        name, uuid = node.findtext("name"), node.findtext("uuid")
+        name, uuid = NetworkXml(node).name, NetworkXml(node).uuid
         colliding = self._collisions(name, uuid)
         if colliding and not replace:
             raise VirtopsError(f"network: the file's {_describe_collision(colliding, name, uuid)}; "
@@ -1091,10 +1045,8 @@ def _no_such_device(dev: str, links: dict[str, str]) -> str:
            "through any physical device."
 
 
-def _nics_on(domain: etree._Element, network: str) -> list[etree._Element]:
-    return [nic for nic in domain.findall("devices/interface")
-            if nic.get("type") == "network" and nic.find("source") is not None
-            and nic.find("source").get("network") == network]
+def _nics_on(domain: etree._Element, network: str) -> list[NicXml]:
+    return [nic for nic in DomainXml(domain).nics if nic.type == "network" and nic.source == network]
 
 
 def _lease_count(net: libvirt.virNetwork) -> int:
@@ -1108,7 +1060,7 @@ def _lease_count(net: libvirt.virNetwork) -> int:
 
 def _has_mac(dom: libvirt.virDomain, mac: str) -> bool:
     node = X.parse(dom.XMLDesc(0))
-    return any((m.get("address") or "").lower() == mac.lower() for m in node.findall("devices/interface/mac"))
+    return any(nic.mac == mac.lower() for nic in DomainXml(node).nics)
 
 
 def _wait_until(condition: Callable[[], bool], timeout_s: float, message: str) -> None:
@@ -1146,7 +1098,7 @@ def _parse_network_file(text: str) -> etree._Element:
         X.validate(node, "network")
     except ValueError as err:
         raise InvalidInput("file", f"libvirt's network schema rejects it ({str(err).split(': ', 1)[-1]}).") from None
-    check_name(node.findtext("name") or "")
+    check_name(NetworkXml(node).name or "")
     return node
 
 

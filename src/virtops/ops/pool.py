@@ -12,6 +12,7 @@ from typing import Literal
 import libvirt
 from lxml import etree
 from virtops.xmlmodels import doc as X
+from virtops.xmlmodels.pool import PoolSourceXml, PoolSourcesXml, PoolXml
 from virtops.base.undo import undo_on_failure
 from virtops.base.paths import refuse_control_characters
 from virtops.base.errors import InvalidInput, NotFound, VirtopsError, from_libvirt, libvirt_errors
@@ -87,34 +88,16 @@ class PoolSpec(Model):
         return PoolSpec(**values)
 
     def to_element(self) -> etree._Element:
-        pool = X.element("pool", type=self.type)
-        X.sub(pool, "name", self.name)
-        source = X.sub(pool, "source")
-        if self.type == "netfs":
-            X.sub(source, "host", name=self.host)
-            X.sub(source, "dir", path=self.source_path)
-        if self.type == "fs":
-            X.sub(source, "device", path=self.device)
-        if self.type in ("netfs", "fs") and self.format:
-            X.sub(source, "format", type=self.format)
-        target = X.sub(pool, "target")
-        X.sub(target, "path", self.target)
-        self._permissions(target)
-        X.validate(pool, "storagepool")
-        return pool
-
-    def _permissions(self, target: etree._Element) -> None:
-        if self.mode is None and self.owner is None and self.group is None and self.label is None:
-            return
-        perms = X.sub(target, "permissions")
-        if self.mode is not None:
-            X.sub(perms, "mode", self.mode)
-        if self.owner is not None:
-            X.sub(perms, "owner", self.owner)
-        if self.group is not None:
-            X.sub(perms, "group", self.group)
-        if self.label is not None:
-            X.sub(perms, "label", self.label)
+        mounted = self.type in ("netfs", "fs")
+        source = dict(host=self.host if self.type == "netfs" else None,
+                      dir=self.source_path if self.type == "netfs" else None,
+                      device=self.device if self.type == "fs" else None, format=self.format if mounted else None)
+        perms = {key: value for key, value in dict(mode=self.mode, owner=self.owner, group=self.group,
+                                                   label=self.label).items() if value is not None}
+        pool = PoolXml().update(type=self.type, name=self.name, source=source, target=self.target,
+                                permissions=perms or None)
+        X.validate(pool.node, "storagepool")
+        return pool.node
 
     def to_xml(self) -> str:
         return X.to_string(self.to_element())
@@ -246,34 +229,21 @@ def _checked_fs(spec: PoolSpec) -> dict:
 
 # -- reading pools --------------------------------------------------------------------------
 def pool_info(pool: libvirt.virStoragePool, count_volumes: bool = False) -> PoolInfo:
-    root = X.parse(pool.XMLDesc(0))
+    xml = PoolXml(X.parse(pool.XMLDesc(0)))
     state, capacity, allocation, available = pool.info()
     active = bool(pool.isActive())
-    mode = root.findtext("target/permissions/mode")
-    owner = root.findtext("target/permissions/owner")
-    group = root.findtext("target/permissions/group")
+    source = xml.source.values() if xml.source is not None else {}
+    perms = xml.permissions.values() if xml.permissions is not None else {}
     return PoolInfo(
-        name=pool.name(), type=root.get("type"), state=STATES.get(state, "unknown"), active=active,
+        name=pool.name(), type=xml.type, state=STATES.get(state, "unknown"), active=active,
         autostart=bool(pool.autostart()), persistent=bool(pool.isPersistent()),
         capacity=capacity if active else None, allocation=allocation if active else None,
-        available=available if active else None, target=root.findtext("target/path"),
-        source_host=_attr(root, "source/host", "name"), source_path=_attr(root, "source/dir", "path"),
-        source_device=_attr(root, "source/device", "path"), source_format=_attr(root, "source/format", "type"),
-        mode=mode, owner=_int(owner), group=_int(group), uuid=root.findtext("uuid"),
+        available=available if active else None, target=xml.target,
+        source_host=source.get("host"), source_path=source.get("dir"),
+        source_device=source.get("device"), source_format=source.get("format"),
+        mode=perms.get("mode"), owner=perms.get("owner"), group=perms.get("group"), uuid=xml.uuid,
         volumes=pool.numOfVolumes() if count_volumes and active else None,
     )
-
-
-def _attr(root: etree._Element, path: str, attr: str) -> str | None:
-    node = root.find(path)
-    return node.get(attr) if node is not None else None
-
-
-def _int(text: str | None) -> int | None:
-    try:
-        return int(text) if text is not None else None
-    except ValueError:
-        return None  # libvirt writes -1 for "unchanged" in some versions
 
 
 # -- operations -----------------------------------------------------------------------------
@@ -340,7 +310,7 @@ class Pools:
             pools = self.conn.listAllStoragePools(0)
         for pool in pools:
             try:
-                other = X.parse(pool.XMLDesc(0)).findtext("target/path")
+                other = PoolXml(X.parse(pool.XMLDesc(0))).target
                 other_name = pool.name()
             except libvirt.libvirtError:
                 continue
@@ -394,9 +364,7 @@ class Pools:
     def _directory_exists(self, path: str) -> bool:
         """Whether PATH is a directory on the libvirt host (which may be remote): start a throwaway
         transient dir pool on it. Lets create() remove on failure only a directory it made itself."""
-        probe = X.element("pool", type="dir")
-        X.sub(probe, "name", f"{PROBE_PREFIX}{uuid.uuid4().hex[:12]}")
-        X.sub(X.sub(probe, "target"), "path", path)
+        probe = PoolXml().update(type="dir", name=f"{PROBE_PREFIX}{uuid.uuid4().hex[:12]}", target=path).node
         X.validate(probe, "storagepool")
         try:
             pool = self.conn.storagePoolCreateXML(X.to_string(probe), 0)
@@ -473,23 +441,12 @@ class Pools:
                 raise VirtopsError(f"pool {name} is transient; only a defined pool has permissions to change.")
             old_xml = pool.XMLDesc(libvirt.VIR_STORAGE_XML_INACTIVE)
             active = bool(pool.isActive())
-        root = X.parse(old_xml)
-        if root.get("type") != "dir":
-            raise InvalidInput("--mode", f"pool {name} is a {root.get('type')} pool; the permissions of a mounted "
+        xml = PoolXml(X.parse(old_xml))
+        root = xml.node
+        if xml.type != "dir":
+            raise InvalidInput("--mode", f"pool {name} is a {xml.type} pool; the permissions of a mounted "
                                          "file system are the file system's own, so only dir pools are changed.")
-        target = root.find("target")
-        perms = target.find("permissions")
-        if perms is None:
-            perms = X.sub(target, "permissions")
-        current = {tag: perms.findtext(tag) for tag in ("mode", "owner", "group", "label")}
-        for tag, value in values.items():
-            if value is not None:
-                current[tag] = str(value)
-        for node in list(perms):
-            perms.remove(node)
-        for tag in ("mode", "owner", "group", "label"):  # the schema's order
-            if current[tag] is not None:
-                X.sub(perms, tag, current[tag])
+        xml.permissions = {key: value for key, value in values.items() if value is not None}  # the rest stays
         X.validate(root, "storagepool")
         steps: list[str] = []
         state = {"built": False}
@@ -512,7 +469,7 @@ class Pools:
                 with libvirt_errors(f"stopping pool {name} to apply its permissions"):
                     pool.destroy()
                 steps.append("stopped")
-            with libvirt_errors(f"building pool {name} (applying the permissions to {root.findtext('target/path')})"):
+            with libvirt_errors(f"building pool {name} (applying the permissions to {xml.target})"):
                 state["built"] = True
                 pool.build(0)
             steps.append("built (permissions applied to the directory)")
@@ -592,8 +549,7 @@ class Pools:
             raise InvalidInput("type", f"{pool_type!r} is not supported for discovery; use netfs.")
         if not HOST_PATTERN.match(host or ""):
             raise InvalidInput("--host", f"{host!r} is not a host name or address; give one such as 192.168.0.254.")
-        query = X.element("source")
-        X.sub(query, "host", name=host)
+        query = PoolSourceXml().update(host=host).node
         try:
             text = self.conn.findStoragePoolSources(pool_type, X.to_string(query), 0)
         except libvirt.libvirtError as err:
@@ -605,9 +561,8 @@ class Pools:
 
 def parse_sources(text: str, host: str) -> list[PoolSource]:
     found = []
-    for source in X.parse(text).findall("source"):
-        found.append(PoolSource(host=_attr(source, "host", "name") or host, path=_attr(source, "dir", "path") or "",
-                                format=_attr(source, "format", "type")))
+    for source in PoolSourcesXml(X.parse(text)).sources:
+        found.append(PoolSource(host=source.host or host, path=source.dir or "", format=source.format))
     return found
 
 

@@ -21,6 +21,8 @@ from pydantic import Field, field_validator
 
 from virtops.ops import vmrows
 from virtops.xmlmodels import doc as X
+from virtops.xmlmodels.domain import DomainXml as DomainDocument  # DomainXml here is the live and persistent pair
+from virtops.xmlmodels.volume import VolumeXml
 from virtops.ops.domain import (BUSES, CACHE_MODES, DISK_FORMATS, DiskSpec, DomainSpec, KernelBoot, NicSpec,
                      require_domain)
 from virtops.base.paths import refuse_control_characters
@@ -311,14 +313,13 @@ class DomainXml:
     def disks(self) -> list[DiskSpec]:
         seen: dict[str, DiskSpec] = {}
         for root in self.both():
-            for node in root.iterfind("devices/disk"):
+            for node in DomainDocument(root).disks.nodes():
                 spec = DiskSpec.from_element(node)
                 seen.setdefault(spec.target, spec)
         return list(seen.values())
 
     def macs(self) -> set[str]:
-        return {node.get("address").lower() for root in self.both()
-                for node in root.iterfind("devices/interface/mac") if node.get("address")}
+        return {nic.mac for root in self.both() for nic in DomainDocument(root).nics if nic.mac}
 
 
 def read_domain(dom: libvirt.virDomain) -> DomainXml:
@@ -502,12 +503,8 @@ class Vms:
         return NicSpec(network=request.network, mac=mac, model=request.model)
 
     def _create_volume(self, new: "_NewVolume") -> libvirt.virStorageVol:
-        vol = X.element("volume")
-        X.sub(vol, "name", new.name)
-        X.sub(vol, "capacity", new.size, unit="bytes")
-        X.sub(vol, "allocation", 0, unit="bytes")  # sparse; the guest fills it
-        target = X.sub(vol, "target")
-        X.sub(target, "format", type=new.format)
+        vol = VolumeXml().update(name=new.name, capacity=new.size, allocation=0,  # sparse; the guest fills it
+                                 format=new.format).node
         X.validate(vol, "storagevol")
         with libvirt_errors(f"creating volume {new.pool}/{new.name}"):
             return self.conn.storagePoolLookupByName(new.pool).createXML(X.to_string(vol), 0)
@@ -518,7 +515,7 @@ class Vms:
             root = X.parse_strict(xml_text)
         except etree.XMLSyntaxError as err:
             raise InvalidInput("file", f"is not XML ({err}); give domain XML such as `virtops vm dumpxml` prints.") from err
-        if root.tag != "domain" or not root.findtext("name"):
+        if root.tag != "domain" or not DomainDocument(root).name:
             raise InvalidInput("file", "holds no <domain> with a <name>; give domain XML such as `virtops vm dumpxml` prints.")
         with libvirt_errors("defining the VM"):
             dom = self.conn.defineXMLFlags(X.to_string(root), libvirt.VIR_DOMAIN_DEFINE_VALIDATE)
@@ -747,11 +744,9 @@ class Vms:
                 raise NotFound(f"{field_name}: pool {pool_name} has no volume {vol_name!r}; "
                                f"create it with `virtops vol create {pool_name} {vol_name} SIZE`.",
                                field=field_name) from err
-        root = X.parse(vol.XMLDesc(0))
-        fmt = root.find("target/format")
+        declared = VolumeXml(X.parse(vol.XMLDesc(0)))
         return ResolvedVolume(pool_name, vol_name, vol.path(),
-                              _driver_format(fmt.get("type") if fmt is not None else "raw", pool_name, vol_name),
-                              int(root.findtext("capacity") or 0))
+                              _driver_format(declared.format or "raw", pool_name, vol_name), declared.capacity or 0)
 
     def _require_pool(self, name: str, field_name: str) -> libvirt.virStoragePool:
         try:
@@ -854,7 +849,8 @@ class Vms:
         cfg = libvirt.VIR_DOMAIN_AFFECT_CONFIG
         with undo_on_failure() as undo:
             if size is not None:
-                old_max, old_cur = vmrows.kib(config.find("memory")), vmrows.kib(config.find("currentMemory"))
+                declared = DomainDocument(config)
+                old_max, old_cur = (declared.memory or 0) // 1024, (declared.current_memory or 0) // 1024
                 with libvirt_errors(f"setting the memory of VM {name}"):
                     # The maximum first: lowering it below the current memory lowers that too.
                     dom.setMemoryFlags(size // 1024, cfg | libvirt.VIR_DOMAIN_MEM_MAXIMUM)
@@ -862,9 +858,9 @@ class Vms:
                     dom.setMemoryFlags(size // 1024, cfg)
                 changed.append(f"memory {format_size(size)}")
             if vcpus is not None:
-                node = config.find("vcpu")
-                old_max = int(node.text) if node is not None and node.text else 1
-                old_cur = int(node.get("current", old_max)) if node is not None else old_max
+                declared = DomainDocument(config)
+                old_max = declared.vcpu or 1
+                old_cur = declared.vcpu_current or old_max
                 with libvirt_errors(f"setting the vCPUs of VM {name}"):
                     dom.setVcpusFlags(vcpus, cfg | libvirt.VIR_DOMAIN_VCPU_MAXIMUM)
                     undo.add(lambda m=old_max, c=old_cur: _restore_vcpus(dom, m, c), f"set the vCPUs of {name}")
@@ -923,27 +919,14 @@ def _with_boot(config: etree._Element, boot: KernelBoot | None) -> etree._Elemen
     disk, <boot dev='hd'/>, unless devices carry their own boot order)."""
     import copy
 
-    root = copy.deepcopy(config)
-    os_ = root.find("os")
-    if os_ is None:
-        os_ = X.sub(root, "os")
-    for tag in ("kernel", "initrd", "cmdline", "dtb", "boot"):
-        for node in os_.findall(tag):
-            os_.remove(node)
-    after = [n for n in os_ if n.tag in ("type", "firmware", "loader", "nvram")]
-    index = os_.index(after[-1]) + 1 if after else 0
-    if boot is not None:
-        nodes = [X.element("kernel", boot.kernel)]
-        if boot.initrd:
-            nodes.append(X.element("initrd", boot.initrd))
-        nodes.append(X.element("cmdline", boot.cmdline))
-    elif root.find("devices/*/boot[@order]") is None:
-        nodes = [X.element("boot", dev="hd")]
-    else:
-        nodes = []
-    for offset, node in enumerate(nodes):
-        os_.insert(index + offset, node)
-    return root
+    dom = DomainDocument(copy.deepcopy(config))
+    for dtb in dom.node.findall("os/dtb"):  # a device tree belongs to the kernel it replaces
+        dtb.getparent().remove(dtb)
+    device_order = dom.node.find("devices/*/boot[@order]") is not None
+    dom.update(kernel=boot.kernel if boot else None, initrd=boot.initrd if boot else None,
+               cmdline=boot.cmdline if boot else None,
+               boot_devices=[] if boot or device_order else [{"dev": "hd"}])
+    return dom.node
 
 
 def _vm_model(row: dict) -> VmInfo:
@@ -1045,19 +1028,11 @@ def new_mac(used: set[str]) -> str:
 
 
 def _find_disk(root: etree._Element, target: str) -> etree._Element | None:
-    for node in root.iterfind("devices/disk"):
-        found = node.find("target")
-        if found is not None and found.get("dev") == target:
-            return node
-    return None
+    return next((disk.node for disk in DomainDocument(root).disks if disk.target == target), None)
 
 
 def _find_nic(root: etree._Element, mac: str) -> etree._Element | None:
-    for node in root.iterfind("devices/interface"):
-        found = node.find("mac")
-        if found is not None and (found.get("address") or "").lower() == mac:
-            return node
-    return None
+    return next((nic.node for nic in DomainDocument(root).nics if nic.mac == mac), None)
 
 
 def _wait_gone(dom: libvirt.virDomain, still_there: Callable[[etree._Element], bool]) -> bool:
@@ -1076,13 +1051,9 @@ def _wait_gone(dom: libvirt.virDomain, still_there: Callable[[etree._Element], b
 
 def validate_device(element: etree._Element) -> None:
     """Check one device against libvirt's domain schema by placing it in a minimal domain."""
-    dom = X.element("domain", type="qemu")
-    X.sub(dom, "name", "schema-check")
-    X.sub(dom, "memory", 1024)
-    os_ = X.sub(dom, "os")
-    X.sub(os_, "type", "hvm")
-    X.sub(dom, "devices").append(etree.fromstring(etree.tostring(element)))
-    X.validate(dom, "domain")
+    dom = DomainDocument().update(type="qemu", name="schema-check", memory=1024**2, os_type="hvm")
+    dom.ensure(("devices",)).append(etree.fromstring(etree.tostring(element)))
+    X.validate(dom.node, "domain")
 
 
 # -- create: check everything first, then act ------------------------------------------------

@@ -24,6 +24,8 @@ from lxml import etree
 
 from virtops.base.errors import libvirt_errors
 from virtops.xmlmodels import doc as X
+from virtops.xmlmodels.devices import DiskXml, NicXml
+from virtops.xmlmodels.domain import DomainXml
 
 if TYPE_CHECKING:
     from virtops.host import Host
@@ -178,31 +180,20 @@ def _leases_of(conn: libvirt.virConnect, networks: Iterable[str]) -> dict[str, s
 # -- one domain's XML as a row ----------------------------------------------------------------
 def vm_row(root: etree._Element, dom_id: int, state: int, persistent: bool | None = None,
            autostart: bool | None = None) -> dict:
-    """VmInfo.model_dump()'s dict straight from domain XML, the IPs left to fill_ips. Children are
-    walked once rather than looked up one path at a time: listings read thousands."""
+    """VmInfo.model_dump()'s dict straight from domain XML (the fields xmlmodels.domain declares),
+    the IPs left to fill_ips."""
     running = root.get("id") is not None
-    name = uuid = vcpu = memory = None
-    disks, nics = [], []
-    for node in root:
-        tag = node.tag
-        if tag == "devices":
-            for device in node:
-                if device.tag == "disk":
-                    disks.append(_disk_row(device))
-                elif device.tag == "interface":
-                    nics.append(_nic_row(device, running))
-        elif tag == "name":
-            name = node.text
-        elif tag == "uuid":
-            uuid = node.text
-        elif tag == "vcpu":
-            vcpu = node.text
-        elif tag == "memory":
-            memory = node
+    dom = DomainXml.row(root, _VM_FIELDS)
+    devices = DomainXml.child_nodes(root, "disks", "nics")
     return {"id": dom_id if dom_id >= 0 else None,
-            "name": name, "uuid": uuid or "", "state": STATE_NAMES.get(state, "unknown"), "running": running,
-            "persistent": persistent, "autostart": autostart, "virt_type": root.get("type") or "",
-            "vcpus": int(vcpu or 1), "memory_bytes": kib(memory) * 1024, "disks": disks, "nics": nics}
+            "name": dom["name"], "uuid": dom["uuid"] or "", "state": STATE_NAMES.get(state, "unknown"),
+            "running": running, "persistent": persistent, "autostart": autostart, "virt_type": dom["type"] or "",
+            "vcpus": dom["vcpu"] or 1, "memory_bytes": dom["memory"] or 0,
+            "disks": [_disk_row(disk) for disk in devices["disks"]],
+            "nics": [_nic_row(nic, running) for nic in devices["nics"]]}
+
+
+_VM_FIELDS = ("name", "uuid", "type", "vcpu", "memory")
 
 
 def _disk_row(disk: etree._Element) -> dict:
@@ -221,54 +212,33 @@ def _nic_row(nic: etree._Element, running: bool) -> dict:
             "interface": f["device"] if running else None, "ip": None}
 
 
-def _children_by_tag(node: etree._Element) -> dict:
-    """The first child of each tag, in one walk (listings read thousands of devices)."""
-    found: dict = {}
-    for child in node:
-        found.setdefault(child.tag, child)
-    return found
+_DISK_FIELDS = ("target", "pool", "volume", "path", "format", "bus", "device", "cache", "readonly", "shareable",
+                "serial")
 
 
 def disk_fields(disk: etree._Element) -> dict:
-    """What a <disk> says, in DiskSpec's field names; format is None when the XML gives none."""
-    found = _children_by_tag(disk)
-    source, driver, target, serial = (found.get(tag) for tag in ("source", "driver", "target", "serial"))
-    src = source.attrib if source is not None else {}
-    return {"target": target.get("dev") if target is not None else "",
-            "pool": src.get("pool"), "volume": src.get("volume"),
-            "path": src.get("file") or src.get("dev") or src.get("name"),
-            "format": driver.get("type") if driver is not None else None,
-            "bus": (target.get("bus") if target is not None else None) or "virtio",
-            "device": disk.get("device") or "disk",
-            "cache": driver.get("cache") if driver is not None else None,
-            "readonly": "readonly" in found, "shareable": "shareable" in found,
-            "serial": (serial.text or "") if serial is not None else None}
+    """What a <disk> says, in DiskSpec's field names (xmlmodels.devices.DiskXml declares where each
+    lives); format is None when the XML gives none, bus and device take libvirt's defaults."""
+    f = DiskXml.row(disk, _DISK_FIELDS)
+    f["target"] = f["target"] or ""
+    f["bus"] = f["bus"] or "virtio"
+    f["device"] = f["device"] or "disk"
+    return f
 
 
 def nic_fields(nic: etree._Element) -> dict:
     """What an <interface> says: NicSpec's fields plus its type and host-side device. For NICs not
     on a virtual network, `network` is the bridge or device it is plugged into."""
-    found = _children_by_tag(nic)
-    source, mac, model, target = (found.get(tag) for tag in ("source", "mac", "model", "target"))
-    src = source.attrib if source is not None else {}
-    address = mac.get("address") if mac is not None else None
-    return {"network": src.get("network") or src.get("bridge") or src.get("dev") or "",
-            "mac": address.lower() if address else None,
-            "model": (model.get("type") if model is not None else None) or "-",
-            "type": nic.get("type") or "",
-            "device": target.get("dev") if target is not None else None}
+    f = NicXml.row(nic, ("source", "mac", "model", "type", "target_dev"))
+    return {"network": f["source"] or "", "mac": f["mac"], "model": f["model"] or "-", "type": f["type"] or "",
+            "device": f["target_dev"]}
 
 
 def kib(node: etree._Element | None) -> int:
     """A <memory>-like element's value in KiB."""
-    if node is None or not node.text:
+    if node is None:
         return 0
-    unit = node.get("unit", "KiB")
-    if unit in ("KiB", "k", "K"):  # what libvirt writes
-        return int(node.text)
-    from virtops.base.units import parse_size
-
-    return parse_size(f"{node.text}{unit}") // 1024
+    return (DomainXml.memory.read_element(node) or 0) // 1024
 
 
 # -- fetching many at once --------------------------------------------------------------------

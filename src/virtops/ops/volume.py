@@ -12,6 +12,8 @@ from typing import Callable, Literal, TypeVar
 import libvirt
 from lxml import etree
 from virtops.xmlmodels import doc as X
+from virtops.xmlmodels.domain import DomainXml
+from virtops.xmlmodels.volume import VolumeXml
 from virtops.base.errors import InvalidInput, NotFound, VirtopsError, from_libvirt, libvirt_errors
 from virtops.base.units import format_size, parse_size
 from virtops.base.model import Model
@@ -45,18 +47,11 @@ class VolumeSpec(Model):
     backing_format: str | None = None
 
     def to_element(self) -> etree._Element:
-        vol = X.element("volume")
-        X.sub(vol, "name", self.name)
-        X.sub(vol, "capacity", self.capacity, unit="bytes")
-        X.sub(vol, "allocation", self.allocation, unit="bytes")
-        target = X.sub(vol, "target")
-        X.sub(target, "format", type=self.format)
-        if self.backing_path:
-            backing = X.sub(vol, "backingStore")
-            X.sub(backing, "path", self.backing_path)
-            X.sub(backing, "format", type=self.backing_format or "raw")
-        X.validate(vol, "storagevol")
-        return vol
+        vol = VolumeXml().update(name=self.name, capacity=self.capacity, allocation=self.allocation,
+                                 format=self.format, backing_path=self.backing_path,
+                                 backing_format=(self.backing_format or "raw") if self.backing_path else None)
+        X.validate(vol.node, "storagevol")
+        return vol.node
 
     def to_xml(self) -> str:
         return X.to_string(self.to_element())
@@ -118,12 +113,12 @@ def volume_users(conn: libvirt.virConnect) -> VolumeUsers:
     for name, running, root in domains_with_xml(conn):
         if running:
             users.running.add(name)
-        for source in root.iterfind("devices/disk/source"):
-            path = source.get("file") or source.get("dev")
+        for disk in DomainXml(root).disks:
+            path = disk.path if disk.type != "network" else None  # a network disk's name is no path here
             if path:
                 users.by_path.setdefault(posixpath.normpath(path), set()).add(name)
-            if source.get("pool") and source.get("volume"):
-                users.by_volume.setdefault((source.get("pool"), source.get("volume")), set()).add(name)
+            if disk.pool and disk.volume:
+                users.by_volume.setdefault((disk.pool, disk.volume), set()).add(name)
     return users
 
 
@@ -164,15 +159,12 @@ def split_volume_ref(ref: str, field: str = "volume") -> tuple[str, str]:
 
 
 def volume_info(pool_name: str, root: etree._Element, users: VolumeUsers | None = None) -> VolumeInfo:
-    name = root.findtext("name")
-    path = root.findtext("target/path")
-    fmt = root.find("target/format")
+    vol = VolumeXml(root)
+    name, path = vol.name, vol.path
     used = users.of(pool_name, name, path) if users else []
     return VolumeInfo(
-        pool=pool_name, name=name, path=path, type=root.get("type"),
-        format=fmt.get("type") if fmt is not None else None,
-        capacity=int(root.findtext("capacity") or 0), allocation=int(root.findtext("allocation") or 0),
-        backing=root.findtext("backingStore/path"),
+        pool=pool_name, name=name, path=path, type=vol.type, format=vol.format,
+        capacity=vol.capacity or 0, allocation=vol.allocation or 0, backing=vol.backing_path,
         used_by=used, running_users=[vm for vm in used if users and vm in users.running],
     )
 
@@ -368,7 +360,7 @@ class Volumes:
         with ThreadPoolExecutor(max_workers=LIST_WORKERS) as workers:
             roots = workers.map(_xml_or_none, [vol for _pool, vol in vols])
         return sorted(f"{pool}/{vol.name()}" for (pool, vol), root in zip(vols, roots)
-                      if root is not None and root.findtext("backingStore/path") == path)
+                      if root is not None and VolumeXml(root).backing_path == path)
 
     # -- sparse streams ---------------------------------------------------------------------
     def upload(self, ref: str, file: str, force: bool = False, progress: Progress | None = None) -> TransferResult:

@@ -16,6 +16,9 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from virtops.xmlmodels import doc as X
+from virtops.xmlmodels.devices import NicXml
+from virtops.xmlmodels.domain import DomainXml as DomainDocument  # DomainXml below is ops.vm's live/persistent pair
+from virtops.xmlmodels.pool import PoolXml
 from virtops.base.errors import InvalidInput, VirtopsError, located
 from virtops.spec.document import (POOL_PERMISSION_DEFAULTS, BootEntry, DiskEntry, HostSpec, LoadedSpec, SpecErrors, NetworkEntry, NicEntry, PoolEntry, VmEntry,
                    VolumeEntry, network_entry, size_text)
@@ -166,7 +169,8 @@ def _live_pool(host, info, live: Live, paths: dict[str, str]) -> PoolEntry | Non
         live.unmanaged.add(f"pool/{info.name}")
         live.warnings.append(f"pool {info.name} is of type {info.type}, which specs do not describe; left out.")
         return None
-    label = X.parse(host.pools.dumpxml(info.name)).findtext("target/permissions/label")
+    declared = PoolXml(X.parse(host.pools.dumpxml(info.name))).permissions
+    label = declared.label if declared is not None else None
     perms = {key: default if getattr(info, key) is None else getattr(info, key)  # no <permissions>: the defaults
              for key, default in POOL_PERMISSION_DEFAULTS.items()}
     entry = PoolEntry.model_construct(
@@ -211,10 +215,9 @@ def _live_vm(host, info, live: Live, paths: dict[str, str]) -> VmEntry | None:
         live.running_vms.add(info.name)
         if not host.vms.info(info.name).persistent:  # listings leave persistence out to stay fast
             return _transient(live, "vm", info.name)
-    root = X.parse(host.vms.dumpxml(info.name, inactive=True))
-    memory = root.find("memory")
+    dom = DomainDocument(X.parse(host.vms.dumpxml(info.name, inactive=True)))
     disks, nics = [], []
-    for node in root.iterfind("devices/disk"):
+    for node in dom.disks.nodes():
         disk = DiskSpec.from_element(node)
         ref = f"{disk.pool}/{disk.volume}" if disk.by_volume else paths.get(disk.path or "")
         if disk.device != "disk" or ref is None:
@@ -223,24 +226,17 @@ def _live_vm(host, info, live: Live, paths: dict[str, str]) -> VmEntry | None:
             continue
         disks.append(DiskEntry.model_construct(volume=ref, target=disk.target, bus=disk.bus, cache=disk.cache,
                                                readonly=disk.readonly, shareable=disk.shareable, serial=disk.serial))
-    for node in root.iterfind("devices/interface"):
+    for node in dom.nics.nodes():
         nic = NicSpec.from_element(node)
-        if node.get("type") != "network":
-            live.warnings.append(f"vm {info.name}: NIC {nic.mac} is of type {node.get('type')}, which specs do not "
+        if NicXml(node).type != "network":
+            live.warnings.append(f"vm {info.name}: NIC {nic.mac} is of type {NicXml(node).type}, which specs do not "
                                  "describe; left out and left alone.")
             continue
         nics.append(NicEntry.model_construct(network=nic.network, mac=nic.mac, model=nic.model))
-    kernel = root.findtext("os/kernel")
-    boot = BootEntry.model_construct(kernel=kernel, initrd=root.findtext("os/initrd"),
-                                     cmdline=root.findtext("os/cmdline") or "") if kernel else None
-    return VmEntry.model_construct(name=info.name, memory=_memory_bytes(memory), vcpus=int(root.findtext("vcpu") or 1),
+    boot = BootEntry.model_construct(kernel=dom.kernel, initrd=dom.initrd, cmdline=dom.cmdline or "") \
+        if dom.kernel else None
+    return VmEntry.model_construct(name=info.name, memory=dom.memory or 0, vcpus=dom.vcpu or 1,
                                    boot=boot, autostart=host.vms.is_autostart(info.name), disks=disks, nics=nics)
-
-
-def _memory_bytes(node) -> int:
-    from virtops.base.units import parse_size
-
-    return parse_size(f"{node.text}{node.get('unit', 'KiB')}") if node is not None else 0
 
 
 def export(host) -> tuple[HostSpec, list[str]]:

@@ -1,0 +1,75 @@
+"""Device XML of a domain: <disk> and <interface>."""
+from __future__ import annotations
+
+from .fields import FLAG, MAC, Field, XmlModel
+
+# Which attribute of <source> names what a disk or NIC is attached to, by the element's type.
+DISK_SOURCE_ATTR = {"file": "file", "block": "dev", "dir": "dir", "network": "name", "volume": None}
+NIC_SOURCE_ATTR = {"network": "network", "bridge": "bridge", "direct": "dev"}
+
+
+class DiskXml(XmlModel):
+    TAG = "disk"
+    ORDER = {"": ("driver", "auth", "source", "backingStore", "target", "iotune", "boot", "readonly", "shareable",
+                  "transient", "serial", "wwn", "vendor", "product", "encryption", "alias", "address")}
+
+    def _path(self) -> str | None:
+        """The file, block device or network name a disk that is not a pool volume opens."""
+        source = self.first("source")
+        if source is None:
+            return None
+        return source.get("file") or source.get("dev") or source.get("name")
+
+    def _set_path(self, path: str | None) -> None:
+        source = self.node.find("source")
+        if source is not None:
+            for attr in ("file", "dev", "name"):
+                source.attrib.pop(attr, None)
+        if path is None:
+            self.prune(source)
+            return
+        attr = DISK_SOURCE_ATTR.get(self.node.get("type") or "file") or "file"
+        self.ensure(("source",)).set(attr, path)
+
+    type = Field("@type")                      # file, block, volume, network...
+    device = Field("@device")                  # disk, cdrom, floppy, lun
+    driver_name = Field("driver/@name")
+    format = Field("driver/@type")
+    cache = Field("driver/@cache", carry="DiskEntry.cache")
+    pool = Field("source/@pool", carry="DiskEntry.volume")
+    volume = Field("source/@volume", carry="DiskEntry.volume")
+    path = Field("source/@file", get=_path, set=_set_path)
+    target = Field("target/@dev", carry="DiskEntry.target")
+    bus = Field("target/@bus", carry="DiskEntry.bus")
+    readonly = Field("readonly", FLAG, carry="DiskEntry.readonly")
+    shareable = Field("shareable", FLAG, carry="DiskEntry.shareable")
+    serial = Field("serial", carry="DiskEntry.serial")
+
+
+class NicXml(XmlModel):
+    TAG = "interface"
+    ORDER = {"": ("mac", "source", "virtualport", "ip", "route", "script", "backend", "target", "guest", "model",
+                  "driver", "alias", "address")}
+
+    def _source(self) -> str | None:
+        """The virtual network, host bridge or host device the NIC is plugged into."""
+        source = self.first("source")
+        if source is None:
+            return None
+        return source.get("network") or source.get("bridge") or source.get("dev")
+
+    def _set_source(self, name: str | None) -> None:
+        source = self.node.find("source")
+        if source is not None:
+            for attr in NIC_SOURCE_ATTR.values():
+                source.attrib.pop(attr, None)
+        if name is None:
+            self.prune(source)
+            return
+        self.ensure(("source",)).set(NIC_SOURCE_ATTR.get(self.node.get("type") or "network", "network"), name)
+
+    type = Field("@type")                          # network, bridge, direct, user...
+    mac = Field("mac/@address", MAC, carry="NicEntry.mac")
+    source = Field("source/@network", get=_source, set=_set_source, carry="NicEntry.network")
+    target_dev = Field("target/@dev")              # the host-side device of a running guest's NIC
+    model = Field("model/@type", carry="NicEntry.model")
