@@ -38,7 +38,8 @@ class ApiError(BaseModel):
     field: str | None = None
 
 
-ERRORS = {401: {"model": ApiError, "description": "not logged in"},
+ERRORS = {400: {"model": ApiError, "description": "a request that cannot be read (a body that is not JSON text)"},
+          401: {"model": ApiError, "description": "not logged in"},
           403: {"model": ApiError, "description": "a change that comes neither from the console's pages nor with the X-CSRF-Token"},
           404: {"model": ApiError, "description": "no such object on the host"},
           409: {"model": ApiError, "description": "the host refused (in use, wrong state, ...)"},
