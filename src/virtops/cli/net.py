@@ -74,14 +74,18 @@ def _summary(info) -> str:
 @pass_context
 def list_(ctx, include_inactive, as_json) -> None:
     """Networks with state, autostart, persistence, bridge, mode, subnet, DHCP range, leases in use."""
-    infos = _networks(ctx).list(include_inactive=include_inactive)
-    for i in infos:
-        if i.unreadable:
-            click.echo(f"warning: network {i.name} cannot be read: {i.unreadable}", err=True)
+    from virtops.base.errors import libvirt_errors
+    from virtops.ops import rows  # plain rows, not models: the listing imports no pydantic
+
+    with libvirt_errors("listing networks"):
+        found = rows.network_rows(ctx.host().conn, include_inactive)
+    for row in found:
+        if row["unreadable"]:
+            click.echo(f"warning: network {row['name']} cannot be read: {row['unreadable']}", err=True)
     if as_json:
-        emit_json([i.model_dump() for i in infos])
+        emit_json(found)
         return
-    emit_table([{**i.model_dump(), "state": "active" if i.active else "inactive"} for i in infos], LIST_COLUMNS)
+    emit_table([{**row, "state": "active" if row["active"] else "inactive"} for row in found], LIST_COLUMNS)
 
 
 @net.command("info")

@@ -37,13 +37,12 @@ def _spec(name, pool_type, target, owner, group, mode, label, source_host, sourc
                     host=source_host, source_path=source_path, device=device, format=source_format)
 
 
-def _sizes(info) -> dict:
+def _sizes(info: dict) -> dict:
+    """A pool's row (ops/rows.py, or its model dumped) with sizes as people read them."""
     from virtops.base.units import format_size
 
-    row = info.model_dump()
-    for key in ("capacity", "allocation", "available"):
-        row[key] = format_size(info.__dict__[key]) if info.__dict__[key] is not None else None
-    return row
+    return {**info, **{key: format_size(info[key]) if info[key] is not None else None
+                       for key in ("capacity", "allocation", "available")}}
 
 
 @click.group()
@@ -107,11 +106,15 @@ def pool_set(ctx, name, mode, owner, group, as_json) -> None:
 @pass_context
 def pool_list(ctx, show_all, as_json) -> None:
     """Pools with state, autostart, persistence, sizes and target."""
-    infos = ctx.host().pools.list(include_inactive=show_all)
+    from virtops.base.errors import libvirt_errors
+    from virtops.ops import rows  # plain rows, not models: the listing imports no pydantic
+
+    with libvirt_errors("listing storage pools"):
+        found = rows.pool_rows(ctx.host().conn, include_inactive=show_all)
     if as_json:
-        emit_json([i.model_dump() for i in infos])
+        emit_json(found)
         return
-    emit_table([_sizes(i) for i in infos], LIST_COLUMNS)
+    emit_table([_sizes(row) for row in found], LIST_COLUMNS)
 
 
 @pool.command("info")
@@ -124,7 +127,7 @@ def pool_info(ctx, name, as_json) -> None:
     if as_json:
         emit_json(info.model_dump())
         return
-    row = _sizes(info)
+    row = _sizes(info.model_dump())
     pairs = [("Name", info.name), ("UUID", info.uuid), ("Type", info.type), ("State", info.state),
              ("Persistent", info.persistent), ("Autostart", info.autostart), ("Capacity", row["capacity"]),
              ("Allocation", row["allocation"]), ("Available", row["available"]), ("Target", info.target),

@@ -26,14 +26,13 @@ def progress_bar(label: str):
         yield lambda done, total: bar.update(task, completed=done, total=total)
 
 
-def _row(info) -> dict:
+def _row(info: dict) -> dict:
+    """A volume's row (ops/rows.py, or its model dumped) as people read it."""
     from virtops.base.units import format_size
 
-    row = info.model_dump()
-    row["capacity"] = format_size(info.capacity)
-    row["allocation"] = format_size(info.allocation)
-    row["used_by"] = ", ".join(f"{vm} (running)" if vm in info.running_users else vm for vm in info.used_by) or "-"
-    return row
+    used = ", ".join(f"{vm} (running)" if vm in info["running_users"] else vm for vm in info["used_by"]) or "-"
+    return {**info, "capacity": format_size(info["capacity"]), "allocation": format_size(info["allocation"]),
+            "used_by": used}
 
 
 def _warn(warnings) -> None:
@@ -78,11 +77,18 @@ def vol_create(ctx, pool, name, size, capacity, allocation, vol_format, backing,
 @pass_context
 def vol_list(ctx, pool, as_json) -> None:
     """Volumes of a pool with format, sizes, path and the VMs that use them."""
-    infos = ctx.host().volumes.list(pool)
+    from virtops.base.errors import libvirt_errors
+    from virtops.daemon import lookups
+    from virtops.ops import rows  # plain rows, not models: the listing imports no pydantic
+
+    conn = ctx.host().conn
+    found_pool = lookups.active_pool(conn, pool)
+    with libvirt_errors(f"listing volumes of pool {pool}"):
+        found = rows.volume_rows(conn, found_pool)
     if as_json:
-        emit_json([i.model_dump() for i in infos])
+        emit_json(found)
         return
-    emit_table([_row(i) for i in infos], LIST_COLUMNS)
+    emit_table([_row(row) for row in found], LIST_COLUMNS)
 
 
 @vol.command("info")
@@ -95,7 +101,7 @@ def vol_info(ctx, volume, as_json) -> None:
     if as_json:
         emit_json(info.model_dump())
         return
-    row = _row(info)
+    row = _row(info.model_dump())
     emit_fields([("Name", info.name), ("Pool", info.pool), ("Type", info.type), ("Format", info.format),
                  ("Capacity", f"{row['capacity']} ({info.capacity} bytes)"),
                  ("Allocation", f"{row['allocation']} ({info.allocation} bytes)"),

@@ -9,7 +9,7 @@ from lxml import etree
 from pydantic import Field
 
 from virtops.xmlmodels import doc as X
-from virtops.base.errors import NotFound, VirtopsError
+from virtops.base.errors import NotFound
 from virtops.base.model import Model
 from virtops.ops.vmrows import disk_fields, nic_fields
 from virtops.xmlmodels.devices import DiskXml, NicXml
@@ -189,16 +189,3 @@ def require_domain(conn: libvirt.virConnect, name: str) -> libvirt.virDomain:
         return conn.lookupByName(name)
     except libvirt.libvirtError as err:
         raise NotFound(f"vm: no domain named {name!r} on this host; `virtops vm list --all` lists them.") from err
-
-
-def domains_with_xml(conn: libvirt.virConnect) -> list[tuple[str, bool, etree._Element]]:
-    """Every domain with its persistent (inactive) definition, or its live one when transient:
-    (name, running, XML). One listAllDomains pass; callers compute 'used by' from it."""
-    result = []
-    for dom in conn.listAllDomains():
-        try:
-            flags = libvirt.VIR_DOMAIN_XML_INACTIVE if dom.isPersistent() else 0
-            result.append((dom.name(), bool(dom.isActive()), X.parse(dom.XMLDesc(flags))))
-        except libvirt.libvirtError:
-            continue  # the domain vanished while we listed: it uses nothing any more
-    return result

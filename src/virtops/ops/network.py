@@ -24,12 +24,13 @@ from urllib.parse import parse_qs, urlparse
 
 import libvirt
 from lxml import etree
+from virtops.ops import rows
 from virtops.xmlmodels import doc as X
 from virtops.xmlmodels.devices import NicXml
 from virtops.xmlmodels.domain import DomainXml
 from virtops.xmlmodels.network import DhcpHostXml, IpXml, NetworkXml
 from virtops.base.undo import undo_on_failure
-from virtops.base.errors import InvalidInput, NotFound, VirtopsError, libvirt_errors, one_sentence
+from virtops.base.errors import InvalidInput, NotFound, VirtopsError, libvirt_errors
 from virtops.base.model import Model
 
 Mode = Literal["nat", "route", "open", "isolated", "bridge"]
@@ -135,17 +136,7 @@ class NetworkSpec(Model):
 
     @classmethod
     def from_element(cls, node: etree._Element) -> "NetworkSpec":
-        net = NetworkXml(node)
-        spec = net.values("name", "uuid", "mode", "dev", "bridge", "domain", "mtu")
-        ipv4, ipv6 = net.ipv4, net.ipv6
-        if ipv4 is not None:
-            ranges = list(ipv4.ranges)
-            spec.update(subnet=str(ipv4.interface.network), gateway=str(ipv4.interface.ip),
-                        dhcp_start=ranges[0].start if ranges else None, dhcp_end=ranges[0].end if ranges else None,
-                        hosts=[DhcpHost.from_element(h.node) for h in ipv4.hosts if h.ip])
-        if ipv6 is not None:
-            spec.update(ipv6=str(ipv6.interface.network), ipv6_gateway=str(ipv6.interface.ip))
-        return cls(**spec)
+        return cls(**rows.network_fields(node))
 
     @classmethod
     def from_xml(cls, text: str) -> "NetworkSpec":
@@ -534,38 +525,14 @@ class Networks:
 
     def list(self, include_inactive: bool = True) -> list[NetworkInfo]:
         with libvirt_errors("listing networks"):
-            nets = self.conn.listAllNetworks(0 if include_inactive else libvirt.VIR_CONNECT_LIST_NETWORKS_ACTIVE)
-            infos = [self._info_or_unreadable(n) for n in nets]
-            return sorted((i for i in infos if i is not None), key=lambda i: i.name)
-
-    def _info_or_unreadable(self, net: libvirt.virNetwork) -> NetworkInfo | None:
-        """One network that cannot be read never breaks the listing: it is listed as unreadable,
-        with the reason (None: it was undefined while we listed)."""
-        try:
-            return self._info(net)
-        except libvirt.libvirtError as err:
-            if err.get_error_code() == libvirt.VIR_ERR_NO_NETWORK:
-                return None
-            reason = one_sentence(err.get_error_message() or str(err))
-        except (VirtopsError, ValueError, TypeError, AttributeError) as err:  # XML that no model expects
-            reason = str(err)
-        return NetworkInfo(name=net.name(), uuid=net.UUIDString(), active=bool(net.isActive()),
-                           autostart=bool(net.autostart()), persistent=bool(net.isPersistent()), mode="unreadable",
-                           unreadable=reason)
+            return [NetworkInfo(**row) for row in rows.network_rows(self.conn, include_inactive)]
 
     def info(self, name: str) -> NetworkInfo:
         with libvirt_errors(f"reading network {name}"):
             return self._info(self._lookup(name))
 
     def _info(self, net: libvirt.virNetwork) -> NetworkInfo:
-        spec = NetworkSpec.from_element(X.parse(net.XMLDesc(0)))
-        active = bool(net.isActive())
-        leases = _lease_count(net) if active and spec.subnet else 0
-        return NetworkInfo(name=net.name(), uuid=net.UUIDString(), active=active, autostart=bool(net.autostart()),
-                           persistent=bool(net.isPersistent()), mode=spec.mode, bridge=spec.bridge, dev=spec.dev,
-                           subnet=spec.subnet, gateway=spec.gateway, dhcp_start=spec.dhcp_start, dhcp_end=spec.dhcp_end,
-                           dhcp_range=f"{spec.dhcp_start}-{spec.dhcp_end}" if spec.has_dhcp else None,
-                           ipv6=spec.ipv6, domain=spec.domain, mtu=spec.mtu, hosts=spec.hosts, leases=leases)
+        return NetworkInfo(**rows.network_row(net))
 
     def spec(self, name: str) -> NetworkSpec:
         return NetworkSpec.from_element(self._config(self._lookup(name)))
@@ -588,7 +555,7 @@ class Networks:
 
     def guests_using(self, name: str) -> list[tuple[str, bool]]:
         """(domain, running) of every guest, running or defined, with a NIC on the network."""
-        from virtops.ops.domain import domains_with_xml
+        from virtops.ops.rows import domains_with_xml
 
         users = []
         for dom_name, running, node in domains_with_xml(self.conn):
@@ -1047,15 +1014,6 @@ def _no_such_device(dev: str, links: dict[str, str]) -> str:
 
 def _nics_on(domain: etree._Element, network: str) -> list[NicXml]:
     return [nic for nic in DomainXml(domain).nics if nic.type == "network" and nic.source == network]
-
-
-def _lease_count(net: libvirt.virNetwork) -> int:
-    try:
-        return len(net.DHCPLeases())
-    except libvirt.libvirtError as err:
-        if err.get_error_code() == libvirt.VIR_ERR_NO_SUPPORT:
-            return 0  # the driver (libvirt's test driver) keeps no leases
-        raise
 
 
 def _has_mac(dom: libvirt.virDomain, mac: str) -> bool:

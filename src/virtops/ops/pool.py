@@ -11,11 +11,13 @@ from typing import Literal
 
 import libvirt
 from lxml import etree
+from virtops.daemon import lookups
+from virtops.ops import rows
 from virtops.xmlmodels import doc as X
 from virtops.xmlmodels.pool import PoolSourceXml, PoolSourcesXml, PoolXml
 from virtops.base.undo import undo_on_failure
 from virtops.base.paths import refuse_control_characters
-from virtops.base.errors import InvalidInput, NotFound, VirtopsError, from_libvirt, libvirt_errors
+from virtops.base.errors import InvalidInput, VirtopsError, from_libvirt, libvirt_errors
 from virtops.base.model import Model
 
 PoolType = Literal["dir", "netfs", "fs"]
@@ -46,13 +48,6 @@ HOST_PATTERN = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.:-]{0,252})$")
 MODE_PATTERN = re.compile(r"^0?[0-7]{3}$")
 LABEL_PATTERN = re.compile(r"^[^\s:]+:[^\s:]+:[^\s:]+(:\S+)?$")
 
-STATES = {
-    libvirt.VIR_STORAGE_POOL_INACTIVE: "inactive",
-    libvirt.VIR_STORAGE_POOL_BUILDING: "building",
-    libvirt.VIR_STORAGE_POOL_RUNNING: "running",
-    libvirt.VIR_STORAGE_POOL_DEGRADED: "degraded",
-    libvirt.VIR_STORAGE_POOL_INACCESSIBLE: "inaccessible",
-}
 
 
 # -- models -----------------------------------------------------------------------------
@@ -229,21 +224,7 @@ def _checked_fs(spec: PoolSpec) -> dict:
 
 # -- reading pools --------------------------------------------------------------------------
 def pool_info(pool: libvirt.virStoragePool, count_volumes: bool = False) -> PoolInfo:
-    xml = PoolXml(X.parse(pool.XMLDesc(0)))
-    state, capacity, allocation, available = pool.info()
-    active = bool(pool.isActive())
-    source = xml.source.values() if xml.source is not None else {}
-    perms = xml.permissions.values() if xml.permissions is not None else {}
-    return PoolInfo(
-        name=pool.name(), type=xml.type, state=STATES.get(state, "unknown"), active=active,
-        autostart=bool(pool.autostart()), persistent=bool(pool.isPersistent()),
-        capacity=capacity if active else None, allocation=allocation if active else None,
-        available=available if active else None, target=xml.target,
-        source_host=source.get("host"), source_path=source.get("dir"),
-        source_device=source.get("device"), source_format=source.get("format"),
-        mode=perms.get("mode"), owner=perms.get("owner"), group=perms.get("group"), uuid=xml.uuid,
-        volumes=pool.numOfVolumes() if count_volumes and active else None,
-    )
+    return PoolInfo(**rows.pool_row(pool, count_volumes))
 
 
 # -- operations -----------------------------------------------------------------------------
@@ -258,12 +239,7 @@ class Pools:
         return self.host.conn
 
     def lookup(self, name: str) -> libvirt.virStoragePool:
-        try:
-            return self.conn.storagePoolLookupByName(name)
-        except libvirt.libvirtError as err:
-            if err.get_error_code() == libvirt.VIR_ERR_NO_STORAGE_POOL:
-                raise NotFound(f"pool: no storage pool named {name!r} on this host; `virtops pool list --all` lists them.") from None
-            raise from_libvirt(err, f"looking up pool {name}") from err
+        return lookups.pool(self.conn, name)
 
     def exists(self, name: str) -> bool:
         try:
@@ -274,16 +250,8 @@ class Pools:
 
     # -- listing ----------------------------------------------------------------------
     def list(self, include_inactive: bool = True) -> list[PoolInfo]:
-        flags = 0 if include_inactive else libvirt.VIR_CONNECT_LIST_STORAGE_POOLS_ACTIVE
         with libvirt_errors("listing storage pools"):
-            pools = self.conn.listAllStoragePools(flags)
-        infos = []
-        for pool in pools:
-            try:
-                infos.append(pool_info(pool))
-            except libvirt.libvirtError:
-                continue  # undefined while we listed
-        return sorted(infos, key=lambda p: p.name)
+            return [PoolInfo(**row) for row in rows.pool_rows(self.conn, include_inactive)]
 
     def info(self, name: str) -> PoolInfo:
         pool = self.lookup(name)
@@ -489,10 +457,7 @@ class Pools:
             pool.undefine()
 
     def require_active(self, name: str) -> libvirt.virStoragePool:
-        pool = self.lookup(name)
-        if not pool.isActive():
-            raise InvalidInput("pool", f"pool {name} is not running; start it with `virtops pool start {name}`.")
-        return pool
+        return lookups.active_pool(self.conn, name)
 
     # -- delete ---------------------------------------------------------------------------
     def delete(self, name: str, with_volumes: bool = False, keep_data: bool = False) -> list[str]:

@@ -3,16 +3,14 @@ with thousands of volumes, in-use protection, and sparse upload/download through
 from __future__ import annotations
 
 import os
-import posixpath
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Callable, Literal, TypeVar
 
 import libvirt
 from lxml import etree
+from virtops.ops.rows import VolumeUsers, volume_row, volume_rows, volume_users
 from virtops.xmlmodels import doc as X
-from virtops.xmlmodels.domain import DomainXml
 from virtops.xmlmodels.volume import VolumeXml
 from virtops.base.errors import InvalidInput, NotFound, VirtopsError, from_libvirt, libvirt_errors
 from virtops.base.units import format_size, parse_size
@@ -83,43 +81,7 @@ class TransferResult(Model):
     hole_bytes: int
 
 
-# -- who uses what ------------------------------------------------------------------------
-@dataclass
-class VolumeUsers:
-    """Which domains reference which disk sources, from one pass over all domains."""
-
-    by_path: dict[str, set[str]] = field(default_factory=dict)
-    by_volume: dict[tuple[str, str], set[str]] = field(default_factory=dict)
-    running: set[str] = field(default_factory=set)
-
-    def of(self, pool: str, name: str, path: str | None) -> list[str]:
-        users = set(self.by_volume.get((pool, name), ()))
-        if path:
-            users |= self.by_path.get(posixpath.normpath(path), set())
-        return sorted(users)
-
-    def of_pool(self, pool: str, target: str | None) -> set[str]:
-        users = {vm for (p, _v), vms in self.by_volume.items() if p == pool for vm in vms}
-        if target:
-            prefix = posixpath.normpath(target) + "/"
-            users |= {vm for path, vms in self.by_path.items() if path.startswith(prefix) for vm in vms}
-        return users
-
-
-def volume_users(conn: libvirt.virConnect) -> VolumeUsers:
-    from virtops.ops.domain import domains_with_xml
-
-    users = VolumeUsers()
-    for name, running, root in domains_with_xml(conn):
-        if running:
-            users.running.add(name)
-        for disk in DomainXml(root).disks:
-            path = disk.path if disk.type != "network" else None  # a network disk's name is no path here
-            if path:
-                users.by_path.setdefault(posixpath.normpath(path), set()).add(name)
-            if disk.pool and disk.volume:
-                users.by_volume.setdefault((disk.pool, disk.volume), set()).add(name)
-    return users
+# -- who uses what: ops/rows.py (VolumeUsers, volume_users), light enough for the listings ----
 
 
 def backing_first(items: list[T], key: Callable[[T], str], backing: Callable[[T], str | None]) -> list[T]:
@@ -159,14 +121,7 @@ def split_volume_ref(ref: str, field: str = "volume") -> tuple[str, str]:
 
 
 def volume_info(pool_name: str, root: etree._Element, users: VolumeUsers | None = None) -> VolumeInfo:
-    vol = VolumeXml(root)
-    name, path = vol.name, vol.path
-    used = users.of(pool_name, name, path) if users else []
-    return VolumeInfo(
-        pool=pool_name, name=name, path=path, type=vol.type, format=vol.format,
-        capacity=vol.capacity or 0, allocation=vol.allocation or 0, backing=vol.backing_path,
-        used_by=used, running_users=[vm for vm in used if users and vm in users.running],
-    )
+    return VolumeInfo(**volume_row(pool_name, root, users))
 
 
 # -- operations ---------------------------------------------------------------------------
@@ -211,13 +166,7 @@ class Volumes:
         """One listAllVolumes, the per-volume XML fetched concurrently, 'used by' from one domain pass."""
         pool = self._pool(pool_name)
         with libvirt_errors(f"listing volumes of pool {pool_name}"):
-            vols = pool.listAllVolumes(0)
-        with ThreadPoolExecutor(max_workers=LIST_WORKERS) as workers:
-            users_future = workers.submit(volume_users, self.conn)
-            roots = list(workers.map(_xml_or_none, vols))
-            users = users_future.result()
-        infos = [volume_info(pool_name, root, users) for root in roots if root is not None]
-        return sorted(infos, key=lambda v: v.name)
+            return [VolumeInfo(**row) for row in volume_rows(self.conn, pool)]
 
     def info(self, ref: str) -> VolumeInfo:
         pool, vol = self.lookup(ref)

@@ -1,0 +1,201 @@
+"""Listing rows of networks, pools and volumes, and who uses which volume: plain dicts read
+through the declared XML fields (xmlmodels), without pydantic, so that `net list`, `pool list`
+and `vol list` start fast. The models of the Python API (NetworkInfo, PoolInfo, VolumeInfo) are
+built from these same rows; vmrows.py does the same for VMs.
+
+A row's keys are its model's fields, so `--json` prints the same thing either way."""
+from __future__ import annotations
+
+import posixpath
+from dataclasses import dataclass, field
+
+import libvirt
+from lxml import etree
+
+from virtops.base.errors import VirtopsError, one_sentence
+from virtops.xmlmodels import doc as X
+from virtops.xmlmodels.domain import DomainXml
+from virtops.xmlmodels.network import NetworkXml
+from virtops.xmlmodels.pool import PoolXml
+from virtops.xmlmodels.volume import VolumeXml
+
+LIST_WORKERS = 16  # volume XML fetched in parallel: one round trip each, the daemon answers several at once
+POOL_STATES = {
+    libvirt.VIR_STORAGE_POOL_INACTIVE: "inactive",
+    libvirt.VIR_STORAGE_POOL_BUILDING: "building",
+    libvirt.VIR_STORAGE_POOL_RUNNING: "running",
+    libvirt.VIR_STORAGE_POOL_DEGRADED: "degraded",
+    libvirt.VIR_STORAGE_POOL_INACCESSIBLE: "inaccessible",
+}
+
+
+# -- networks --------------------------------------------------------------------------------
+def network_fields(node: etree._Element) -> dict:
+    """What virtops models of a network's XML, as the keys of NetworkSpec."""
+    net = NetworkXml(node)
+    spec = net.values("name", "uuid", "mode", "dev", "bridge", "domain", "mtu")
+    ipv4, ipv6 = net.ipv4, net.ipv6
+    spec.update(subnet=None, gateway=None, dhcp_start=None, dhcp_end=None, hosts=[], ipv6=None, ipv6_gateway=None)
+    if ipv4 is not None:
+        ranges = list(ipv4.ranges)
+        spec.update(subnet=str(ipv4.interface.network), gateway=str(ipv4.interface.ip),
+                    dhcp_start=ranges[0].start if ranges else None, dhcp_end=ranges[0].end if ranges else None,
+                    hosts=[{"mac": h.mac or "", "ip": h.ip or "", "name": h.name} for h in ipv4.hosts if h.ip])
+    if ipv6 is not None:
+        spec.update(ipv6=str(ipv6.interface.network), ipv6_gateway=str(ipv6.interface.ip))
+    return spec
+
+
+def network_row(net: libvirt.virNetwork) -> dict:
+    spec = network_fields(X.parse(net.XMLDesc(0)))
+    active = bool(net.isActive())
+    has_dhcp = spec["dhcp_start"] is not None
+    return {"name": net.name(), "uuid": net.UUIDString(), "active": active, "autostart": bool(net.autostart()),
+            "persistent": bool(net.isPersistent()), "mode": spec["mode"], "bridge": spec["bridge"],
+            "dev": spec["dev"], "subnet": spec["subnet"], "gateway": spec["gateway"],
+            "dhcp_start": spec["dhcp_start"], "dhcp_end": spec["dhcp_end"],
+            "dhcp_range": f"{spec['dhcp_start']}-{spec['dhcp_end']}" if has_dhcp else None,
+            "ipv6": spec["ipv6"], "domain": spec["domain"], "mtu": spec["mtu"], "hosts": spec["hosts"],
+            "leases": lease_count(net) if active and spec["subnet"] else 0, "unreadable": None}
+
+
+def network_row_or_unreadable(net: libvirt.virNetwork) -> dict | None:
+    """One network that cannot be read never breaks the listing: it is listed as unreadable,
+    with the reason (None: it was undefined while we listed)."""
+    try:
+        return network_row(net)
+    except libvirt.libvirtError as err:
+        if err.get_error_code() == libvirt.VIR_ERR_NO_NETWORK:
+            return None
+        reason = one_sentence(err.get_error_message() or str(err))
+    except (VirtopsError, ValueError, TypeError, AttributeError) as err:  # XML that no model expects
+        reason = str(err)
+    unknown = dict.fromkeys(("bridge", "dev", "subnet", "gateway", "dhcp_start", "dhcp_end", "dhcp_range", "ipv6",
+                              "domain", "mtu"))
+    return {"name": net.name(), "uuid": net.UUIDString(), "active": bool(net.isActive()),
+            "autostart": bool(net.autostart()), "persistent": bool(net.isPersistent()), "mode": "unreadable",
+            **unknown, "hosts": [], "leases": 0, "unreadable": reason}
+
+
+def network_rows(conn: libvirt.virConnect, include_inactive: bool = True) -> list[dict]:
+    nets = conn.listAllNetworks(0 if include_inactive else libvirt.VIR_CONNECT_LIST_NETWORKS_ACTIVE)
+    rows = [network_row_or_unreadable(n) for n in nets]
+    return sorted((r for r in rows if r is not None), key=lambda r: r["name"])
+
+
+def lease_count(net: libvirt.virNetwork) -> int:
+    try:
+        return len(net.DHCPLeases())
+    except libvirt.libvirtError as err:
+        if err.get_error_code() == libvirt.VIR_ERR_NO_SUPPORT:
+            return 0  # the driver (libvirt's test driver) keeps no leases
+        raise
+
+
+# -- pools -----------------------------------------------------------------------------------
+def pool_row(pool: libvirt.virStoragePool, count_volumes: bool = False) -> dict:
+    xml = PoolXml(X.parse(pool.XMLDesc(0)))
+    state, capacity, allocation, available = pool.info()
+    active = bool(pool.isActive())
+    source = xml.source.values() if xml.source is not None else {}
+    perms = xml.permissions.values() if xml.permissions is not None else {}
+    return {"name": pool.name(), "type": xml.type, "state": POOL_STATES.get(state, "unknown"), "active": active,
+            "autostart": bool(pool.autostart()), "persistent": bool(pool.isPersistent()),
+            "capacity": capacity if active else None, "allocation": allocation if active else None,
+            "available": available if active else None, "target": xml.target,
+            "source_host": source.get("host"), "source_path": source.get("dir"),
+            "source_device": source.get("device"), "source_format": source.get("format"),
+            "mode": perms.get("mode"), "owner": perms.get("owner"), "group": perms.get("group"),
+            "volumes": pool.numOfVolumes() if count_volumes and active else None, "uuid": xml.uuid}
+
+
+def pool_rows(conn: libvirt.virConnect, include_inactive: bool = True) -> list[dict]:
+    flags = 0 if include_inactive else libvirt.VIR_CONNECT_LIST_STORAGE_POOLS_ACTIVE
+    rows = []
+    for pool in conn.listAllStoragePools(flags):
+        try:
+            rows.append(pool_row(pool))
+        except libvirt.libvirtError:
+            continue  # undefined while we listed: it is gone, so it is not listed
+    return sorted(rows, key=lambda r: r["name"])
+
+
+def volume_rows(conn: libvirt.virConnect, pool: libvirt.virStoragePool) -> list[dict]:
+    """One listAllVolumes, the per-volume XML fetched concurrently, 'used by' from one domain pass."""
+    from concurrent.futures import ThreadPoolExecutor  # a thread pool only for this listing
+
+    pool_name = pool.name()
+    vols = pool.listAllVolumes(0)
+    with ThreadPoolExecutor(max_workers=LIST_WORKERS) as workers:
+        users_future = workers.submit(volume_users, conn)
+        roots = list(workers.map(_xml_or_none, vols))
+        users = users_future.result()
+    return sorted((volume_row(pool_name, root, users) for root in roots if root is not None), key=lambda r: r["name"])
+
+
+def _xml_or_none(vol: libvirt.virStorageVol) -> etree._Element | None:
+    """The volume's XML, parsed in the worker thread (X.parse keeps a parser per thread)."""
+    try:
+        text = vol.XMLDesc(0)
+    except libvirt.libvirtError:
+        return None  # deleted while we listed
+    return X.parse(text)
+
+
+# -- volumes and who uses them ---------------------------------------------------------------
+@dataclass
+class VolumeUsers:
+    """Which domains reference which disk sources, from one pass over all domains."""
+
+    by_path: dict[str, set[str]] = field(default_factory=dict)
+    by_volume: dict[tuple[str, str], set[str]] = field(default_factory=dict)
+    running: set[str] = field(default_factory=set)
+
+    def of(self, pool: str, name: str, path: str | None) -> list[str]:
+        users = set(self.by_volume.get((pool, name), ()))
+        if path:
+            users |= self.by_path.get(posixpath.normpath(path), set())
+        return sorted(users)
+
+    def of_pool(self, pool: str, target: str | None) -> set[str]:
+        users = {vm for (p, _v), vms in self.by_volume.items() if p == pool for vm in vms}
+        if target:
+            prefix = posixpath.normpath(target) + "/"
+            users |= {vm for path, vms in self.by_path.items() if path.startswith(prefix) for vm in vms}
+        return users
+
+
+def domains_with_xml(conn: libvirt.virConnect) -> list[tuple[str, bool, etree._Element]]:
+    """Every domain with its persistent (inactive) definition, or its live one when transient:
+    (name, running, XML). One listAllDomains pass; callers compute 'used by' from it."""
+    result = []
+    for dom in conn.listAllDomains():
+        try:
+            flags = libvirt.VIR_DOMAIN_XML_INACTIVE if dom.isPersistent() else 0
+            result.append((dom.name(), bool(dom.isActive()), X.parse(dom.XMLDesc(flags))))
+        except libvirt.libvirtError:
+            continue  # the domain vanished while we listed: it uses nothing any more
+    return result
+
+
+def volume_users(conn: libvirt.virConnect) -> VolumeUsers:
+    users = VolumeUsers()
+    for name, running, root in domains_with_xml(conn):
+        if running:
+            users.running.add(name)
+        for disk in DomainXml(root).disks:
+            path = disk.path if disk.type != "network" else None  # a network disk's name is no path here
+            if path:
+                users.by_path.setdefault(posixpath.normpath(path), set()).add(name)
+            if disk.pool and disk.volume:
+                users.by_volume.setdefault((disk.pool, disk.volume), set()).add(name)
+    return users
+
+
+def volume_row(pool_name: str, root: etree._Element, users: VolumeUsers | None = None) -> dict:
+    vol = VolumeXml(root)
+    name, path = vol.name, vol.path
+    used = users.of(pool_name, name, path) if users else []
+    return {"pool": pool_name, "name": name, "format": vol.format, "capacity": vol.capacity or 0,
+            "allocation": vol.allocation or 0, "path": path, "type": vol.type, "backing": vol.backing_path,
+            "used_by": used, "running_users": [vm for vm in used if users and vm in users.running]}
