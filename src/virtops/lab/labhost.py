@@ -407,3 +407,13 @@ def list_labs(root: Path | None = None) -> list[LabStatus]:
     if not base.is_dir():
         return []
     return [Lab(d.name, base).status() for d in sorted(base.iterdir()) if (d / MARKER).exists()]
+
+
+def running_lab_names(root: Path | None = None) -> list[str]:
+    """The labs whose keeper and libvirtd run, from their pid files alone: unlike status(), this
+    opens no connection, so a lab whose daemon hangs cannot hold it up."""
+    base = root or lab_root()
+    if not base.is_dir():
+        return []
+    labs = [Lab(d.name, base) for d in sorted(base.iterdir()) if (d / MARKER).exists() and NAME_PATTERN.match(d.name)]
+    return [lab.name for lab in labs if pid_alive(lab._pid("keeper")) and pid_alive(lab._pid("libvirtd"))]
