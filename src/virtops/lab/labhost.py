@@ -452,6 +452,7 @@ class Segment:
                 if netns_exists(self.netns):
                     run("ip", "netns", "delete", self.netns)
                 self.members_file.unlink(missing_ok=True)
+                self.lock_file.unlink(missing_ok=True)  # still held: see _locked
         (lab.state_dir / SEGMENT_FILE).unlink(missing_ok=True)
 
     @staticmethod
@@ -489,11 +490,26 @@ class Segment:
         temporary.write_text(json.dumps(members, sort_keys=True) + "\n")
         os.replace(temporary, self.members_file)
 
+    @property
+    def lock_file(self) -> Path:
+        return self.dir / f"{self.name}.lock"
+
     @contextlib.contextmanager
     def _locked(self):
+        """The segment's flock. The last lab out removes the lock file while holding it; whoever
+        waited on that file then finds it gone from its path and locks the new one instead."""
         self.dir.mkdir(parents=True, exist_ok=True)
-        with open(self.dir / f"{self.name}.lock", "a") as handle:
+        while True:
+            handle = open(self.lock_file, "a")
             fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                current = os.stat(self.lock_file).st_ino
+            except FileNotFoundError:
+                current = None
+            if current == os.fstat(handle.fileno()).st_ino:
+                break
+            handle.close()
+        with handle:
             yield
 
 
