@@ -17,12 +17,10 @@ import fcntl
 import functools
 import os
 import re
-import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Hashable, Iterator
-from urllib.parse import urlsplit
 
 from virtops.base.errors import InvalidInput, NotFound, VirtopsError
 
@@ -98,6 +96,8 @@ def check_uri(uri: str) -> str:
     if not DRIVER_PATTERN.match(driver) or (transport and transport not in TRANSPORTS):
         raise InvalidInput("URI", f"{uri!r}: {scheme!r} is not a libvirt scheme; expected {expected} "
                                   f"(transports: {', '.join(sorted(TRANSPORTS))}).")
+    from urllib.parse import urlsplit  # imported here: -H and -c NAME only read the registry
+
     try:
         parts = urlsplit(uri)
         parts.port  # noqa: B018 - raises on a port that is not a number
@@ -116,8 +116,9 @@ def registered() -> list[RegisteredHost]:
     return list(merged.values())
 
 
-def lookup(name: str) -> RegisteredHost:
-    for host in registered():
+def lookup(name: str, known: list[RegisteredHost] | None = None) -> RegisteredHost:
+    """The registered host NAME (among `known`, when the files were read already)."""
+    for host in registered() if known is None else known:
         if host.name == name:
             return host
     raise NotFound(f"host {name!r} is not in the registry ({user_file()}); `virtops host list` shows the "
@@ -291,6 +292,8 @@ def _locked(path: Path) -> Iterator[None]:
 
 
 def _write(path: Path, entries: _Entries) -> None:
+    import tempfile
+
     text = dump(entries.hosts.values())
     mode = path.stat().st_mode & 0o777 if path.exists() else 0o600
     fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")

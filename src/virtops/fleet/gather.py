@@ -17,7 +17,9 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Generic, Iterator, TypeVar
 
-from virtops.base.errors import VirtopsError
+import libvirt
+
+from virtops.base.errors import VirtopsError, from_libvirt
 from virtops.daemon.registry import RegisteredHost
 from virtops.host import Host
 
@@ -74,9 +76,12 @@ def open_host(host: RegisteredHost) -> Host:
     return opened
 
 
-def gather(hosts: list[RegisteredHost], work: Callable[[Host], T], deadline: float | None = None) -> Gathered[T]:
+def gather(hosts: list[RegisteredHost], work: Callable[[Host], T], deadline: float | None = None,
+           pool: Callable[[RegisteredHost], Host] | None = None) -> Gathered[T]:
     """work(host) on every host at once, each in its own thread on its own connection; the answers
-    in the order of `hosts`. Returns by the deadline whatever the hosts do."""
+    in the order of `hosts`. Returns by the deadline whatever the hosts do. A long-lived face (the
+    web console) passes `pool`, which hands out its open Host per host (made with open_host): those
+    stay open; without it, each host's connection is opened for this call and closed after it."""
     answers = [Answer(host) for host in hosts]
     finished = [threading.Event() for _ in hosts]
     started = time.monotonic()
@@ -84,9 +89,11 @@ def gather(hosts: list[RegisteredHost], work: Callable[[Host], T], deadline: flo
     def ask(index: int) -> None:
         answer = answers[index]
         try:
-            answer.value = _ask(answer.host, work)
+            answer.value = work(pool(answer.host)) if pool else _ask(answer.host, work)
         except VirtopsError as err:
             answer.error = err.message
+        except libvirt.libvirtError as err:  # a call the core does not wrap: libvirt's sentence
+            answer.error = from_libvirt(err).message
         except Exception as err:  # noqa: BLE001 - one host's failure is its answer, not the fleet's
             answer.error = f"{type(err).__name__}: {err}"
         answer.seconds = round(time.monotonic() - started, 3)

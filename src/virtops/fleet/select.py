@@ -9,7 +9,9 @@ Terms are joined by commas and may mix; a host selected twice is asked once.
 """
 from __future__ import annotations
 
+import functools
 import re
+from typing import Callable
 
 from virtops.base.errors import InvalidInput, NotFound
 from virtops.daemon import registry
@@ -29,32 +31,33 @@ def select(selector: str) -> list[RegisteredHost]:
     if not any(terms):
         raise InvalidInput("-H", f"no host selected; use {FORMS}.")
     chosen: dict[str, RegisteredHost] = {}
+    known = functools.cache(registry.registered)  # read once, and only if a term needs it (lab:NAME does not)
     for term in terms:
         if not term:
             raise InvalidInput("-H", f"{selector!r} has an empty term; use {FORMS}.")
-        for host in _hosts_of(term):
+        for host in _hosts_of(term, known):
             chosen.setdefault(host.name, host)
     return list(chosen.values())
 
 
-def every_host() -> list[RegisteredHost]:
+def every_host(known: Callable[[], list[RegisteredHost]] = registry.registered) -> list[RegisteredHost]:
     """The registered hosts, then the running lab hosts as lab:NAME: what `host list` and -H all show."""
     from virtops.daemon.connection import running_lab_names
 
     labs = [RegisteredHost(f"{LAB_PREFIX}{name}", f"{LAB_PREFIX}{name}", (), "lab") for name in running_lab_names()]
-    return registry.registered() + labs
+    return known() + labs
 
 
-def _hosts_of(term: str) -> list[RegisteredHost]:
+def _hosts_of(term: str, known: Callable[[], list[RegisteredHost]]) -> list[RegisteredHost]:
     if term == "all":
-        hosts = every_host()
+        hosts = every_host(known)
         if not hosts:
             raise InvalidInput("-H", "'all' selects no host: the registry is empty and no lab host runs; "
                                      "add one with `virtops host add NAME URI`.")
         return hosts
     if term.startswith(TAG_PREFIX):
         tag = registry.check_tag(term.removeprefix(TAG_PREFIX))
-        hosts = [host for host in registry.registered() if tag in host.tags]
+        hosts = [host for host in known() if tag in host.tags]
         if not hosts:
             raise InvalidInput("-H", f"no registered host carries the tag {tag!r}; `virtops host list` shows the tags.")
         return hosts
@@ -67,6 +70,6 @@ def _hosts_of(term: str) -> list[RegisteredHost]:
         raise InvalidInput("-H", f"{term!r} is not a selector; use {FORMS} (a URI goes into the registry "
                                  f"first: `virtops host add NAME URI`).")
     try:
-        return [registry.lookup(term)]
+        return [registry.lookup(term, known())]
     except NotFound as err:
         raise InvalidInput("-H", err.message) from None
