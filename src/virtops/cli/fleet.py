@@ -107,6 +107,9 @@ def net_list(ctx, include_inactive: bool, as_json: bool) -> None:
     from virtops.fleet import listings
 
     gathered = listings.networks(ctx.fleet(), include_inactive)
+    for host, i in gathered.rows():
+        if i.unreadable:
+            click.echo(f"warning: host {host}: network {i.name} cannot be read: {i.unreadable}", err=True)
     rows = [{"host": host, **i.model_dump(), **({} if as_json else {"state": "active" if i.active else "inactive"})}
             for host, i in gathered.rows()]
     emit_fleet_rows(rows, LIST_COLUMNS, as_json, gathered.failures)
