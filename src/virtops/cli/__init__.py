@@ -10,7 +10,30 @@ from virtops.cli.aliases import VIRSH_ALIASES
 from virtops.cli.groups import LazyGroup
 
 
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]},
+# With -H, these groups are their fleet versions (cli/fleet.py); any other command refuses -H unless
+# it declares that it handles a fleet itself (its click command has `fleet = True`).
+FLEET_GROUPS = {"vm", "net", "pool", "vol", "host"}
+
+
+class RootGroup(LazyGroup):
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if not ctx.params.get("hosts") or name in self.aliases:
+            return super().get_command(ctx, name)  # an alias comes back here by its group's name
+        if ctx.params.get("uri"):
+            raise click.UsageError("-c/--connect names one host and -H/--hosts a fleet: give one of them.")
+        if name in FLEET_GROUPS:
+            from virtops.cli import fleet
+
+            return getattr(fleet, f"{name}_group")
+        command = super().get_command(ctx, name)
+        if command is None or getattr(command, "fleet", False):
+            return command
+        from virtops.cli.fleet import refuse_fleet
+
+        return refuse_fleet(name)
+
+
+@click.group(cls=RootGroup, context_settings={"help_option_names": ["-h", "--help"]},
              aliases=VIRSH_ALIASES,
              lazy_subcommands={
                  "lab": "virtops.cli.lab:lab",
@@ -27,12 +50,14 @@ from virtops.cli.groups import LazyGroup
                  "serve": "virtops.cli.serve:serve",
              })
 @click.option("-c", "--connect", "uri", metavar="URI", help="libvirt URI, or lab:NAME (default: $LIBVIRT_DEFAULT_URI, then qemu:///system).")
+@click.option("-H", "--hosts", metavar="SELECTOR",
+              help="Ask a fleet: all, NAME[,NAME...], tag:TAG or lab:NAME (listings, host info, vm start/shutdown/destroy).")
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
 @click.version_option(package_name="virtops")
 @click.pass_context
-def cli(ctx: click.Context, uri: str | None, debug: bool) -> None:
+def cli(ctx: click.Context, uri: str | None, hosts: str | None, debug: bool) -> None:
     """Manage KVM hosts through libvirt: pools, volumes, networks, VM devices, backups, specs."""
-    ctx.obj = Context(uri=uri, debug=debug)
+    ctx.obj = Context(uri=uri, hosts=hosts, debug=debug)
 
 
 def main() -> None:

@@ -13,6 +13,7 @@ import click
 @dataclass
 class Context:
     uri: str | None = None
+    hosts: str | None = None  # -H SELECTOR: a fleet command asks the hosts it selects (virtops.fleet)
     debug: bool = False
     event_loop: bool = True  # libvirt's event loop (keepalive); see Connection.event_loop
     _host: Any = field(default=None, repr=False)
@@ -29,6 +30,12 @@ class Context:
                 click.echo(notice, err=True)
         return self._host
 
+    def fleet(self) -> list:
+        """The hosts -H selects (every host `host list` shows when -H is not given)."""
+        from virtops.fleet.select import select
+
+        return select(self.hosts or "all")
+
 
 def _host_notice(given: str | None, resolved: str) -> str | None:
     """-c names the host plainly; a URI from the environment, or libvirt's in-process test driver
@@ -43,10 +50,18 @@ def _host_notice(given: str | None, resolved: str) -> str | None:
 pass_context = click.make_pass_decorator(Context)
 
 
+class Failed(Exception):
+    """Ends a command with exit code 1 after its output, its errors said already (a fleet command
+    whose other hosts answered). click.exceptions.Exit would not do: without standalone mode,
+    click returns its code from main() instead of raising it."""
+
+
 def run_main(cli: click.Group) -> int:
     try:
         cli.main(standalone_mode=False)
         return 0
+    except Failed:
+        return 1
     except click.exceptions.Exit as done:
         return done.exit_code
     except click.Abort:
@@ -120,6 +135,24 @@ def _cell(value: Any) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     return str(value)
+
+
+def emit_fleet_rows(rows: list[dict], columns: list[tuple[str, str]], as_json: bool, failures: list = ()) -> None:
+    """A fleet's rows as one table with the host first (JSON: each row carries "host"); then each host
+    that did not answer, in one sentence on stderr, and exit code 1 when there was one."""
+    if as_json:
+        emit_json(rows)
+    else:
+        emit_table(rows, [("host", "Host"), *columns])
+    fleet_failures(failures)
+
+
+def fleet_failures(failures: list) -> None:
+    """One line per host that failed (a fleet Answer: .host.name, .error); exit code 1 after the output."""
+    for answer in failures:
+        click.echo(f"error: host {answer.host.name}: {answer.error}", err=True)
+    if failures:
+        raise Failed()
 
 
 def emit_fields(pairs: list[tuple[str, Any]]) -> None:

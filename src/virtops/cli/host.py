@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from virtops.cli.common import emit_fields, emit_json, json_option, pass_context
+from virtops.cli.common import emit_fields, emit_json, emit_table, json_option, pass_context
 
 
 @click.group()
@@ -49,3 +49,93 @@ def host_check(ctx, as_json: bool) -> None:
         click.echo(f"{label}: {verdict}")
     click.echo(f"New guests on this host use domain type '{result.chosen}'"
                + (" (KVM does not boot guests here; using QEMU's TCG emulation)." if result.chosen == "qemu" else "."))
+
+
+# -- the registry (daemon/registry.py) ---------------------------------------------------------
+@host.command("add")
+@click.argument("name")
+@click.argument("uri")
+@click.option("--tag", "tags", multiple=True, metavar="TAG", help="A tag for -H tag:TAG (repeatable).")
+def host_add(name: str, uri: str, tags: tuple[str, ...]) -> None:
+    """Register host NAME at libvirt URI URI (qemu+ssh://root@host/system, qemu+tls://..., lab:NAME)."""
+    from virtops.daemon import registry
+
+    added = registry.add(name, uri, tags)
+    click.echo(f"host {added.name} added ({added.uri}" + (f", tags {', '.join(added.tags)}" if added.tags else "")
+               + f") to {registry.user_file()}")
+
+
+@host.command("remove")
+@click.argument("name")
+def host_remove(name: str) -> None:
+    """Take host NAME out of the registry (the host itself is not touched)."""
+    from virtops.daemon import registry
+
+    removed = registry.remove(name)
+    click.echo(f"host {removed.name} removed from {registry.user_file()}")
+
+
+@host.command("tag")
+@click.argument("name")
+@click.argument("tags", metavar="TAG...", nargs=-1, required=True)
+@click.option("--remove", "untag", is_flag=True, help="Take the tags away instead.")
+def host_tag(name: str, tags: tuple[str, ...], untag: bool) -> None:
+    """Add tags to host NAME (or take them away with --remove)."""
+    from virtops.daemon import registry
+
+    changed = registry.tag(name, tags, untag=untag)
+    click.echo(f"host {changed.name}: tags {', '.join(changed.tags) or 'none'}")
+
+
+@host.command("list")
+@json_option
+@pass_context
+def host_list(ctx, as_json: bool) -> None:
+    """Registered hosts and running lab hosts (or those -H selects): reachable or why not, versions,
+    CPUs, memory, VMs, KVM or TCG. Every host is asked at once."""
+    from virtops.fleet.listings import infos
+
+    rows = [_host_row(answer) for answer in infos(ctx.fleet() if ctx.hosts else _every_host()).answers]
+    if as_json:
+        emit_json(rows)
+        return
+    emit_table([_host_cells(row) for row in rows],
+               [("name", "Name"), ("uri", "URI"), ("tags", "Tags"), ("reachable", "Reachable"), ("libvirt", "libvirt"),
+                ("qemu", "QEMU"), ("cpus", "CPUs"), ("memory", "Memory used/total"), ("vms", "VMs running/total"),
+                ("guest", "Guest type")])
+
+
+def _every_host() -> list:
+    from virtops.fleet.select import every_host
+
+    return every_host()
+
+
+def _host_row(answer) -> dict:
+    row = {**answer.host.as_dict(), "reachable": answer.ok, "reason": answer.error}
+    info = answer.value[0] if answer.ok else None
+    row.update({
+        "libvirt_version": info.libvirt_version if info else None,
+        "qemu_version": info.hypervisor_version if info else None,
+        "cpus": info.cpus if info else None,
+        "memory_bytes": info.memory_bytes if info else None,
+        "memory_used_bytes": info.memory_bytes - info.free_memory_bytes if info else None,
+        "vms": info.domains if info else None,
+        "vms_running": info.running_domains if info else None,
+        "virt_type": info.virt_type if info else None,  # from the remembered host check
+    })
+    return row
+
+
+def _host_cells(row: dict) -> dict:
+    from virtops.base.units import format_size
+
+    answered = row["reachable"]
+    guest = {"kvm": "KVM", "qemu": "TCG"}.get(row["virt_type"] or "", "not checked") if answered else None
+    return {
+        "name": row["name"], "uri": row["uri"], "tags": ",".join(row["tags"]) or None,
+        "reachable": "yes" if answered else f"no: {row['reason']}",
+        "libvirt": row["libvirt_version"], "qemu": row["qemu_version"], "cpus": row["cpus"],
+        "memory": f"{format_size(row['memory_used_bytes'])} / {format_size(row['memory_bytes'])}" if answered else None,
+        "vms": f"{row['vms_running']}/{row['vms']}" if answered else None, "guest": guest,
+    }

@@ -16,12 +16,17 @@ def lab() -> None:
 @lab.command("up")
 @click.argument("name")
 @click.option("--uplink", is_flag=True, help="Add a veth 'physical' link to an 'outside' namespace.")
-def lab_up(name: str, uplink: bool) -> None:
+@click.option("--segment", metavar="SEG", help="Join the shared 'physical' segment SEG (created by its first lab).")
+def lab_up(name: str, uplink: bool, segment: str | None) -> None:
     """Start lab host NAME (idempotent); returns once its libvirtd answers."""
     from virtops.lab.labhost import Lab
 
-    status = Lab(name).up(uplink=uplink)
+    status = Lab(name).up(uplink=uplink, segment=segment)
     click.echo(f"lab {name} is running: connect with -c lab:{name} ({status.uri})")
+    if status.segment:
+        address = status.segment_address.split("/")[0]
+        click.echo(f"on segment {status.segment} as {status.segment_address}: the other labs reach its libvirtd "
+                   f"at qemu+tcp://{address}/system")
 
 
 @lab.command("down")
@@ -45,7 +50,8 @@ def lab_list(as_json: bool) -> None:
     if as_json:
         emit_json(labs)
     else:
-        emit_table(labs, [("name", "Name"), ("state", "State"), ("uplink", "Uplink"),
+        emit_table(labs, [("name", "Name"), ("state", "State"), ("uplink", "Uplink"), ("segment", "Segment"),
+                          ("segment_address", "Address"),
                           ("libvirtd_pid", "libvirtd"), ("uri", "URI"), ("detail", "Detail")])
 
 

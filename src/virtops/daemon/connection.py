@@ -14,13 +14,26 @@ KEEPALIVE_COUNT = 3
 
 
 def resolve_uri(uri: str | None = None) -> str:
-    """-c/--connect, then $LIBVIRT_DEFAULT_URI, then qemu:///system; 'lab:NAME' names a lab host."""
+    """-c/--connect, then $LIBVIRT_DEFAULT_URI, then qemu:///system; 'lab:NAME' names a lab host,
+    a bare NAME (no ':' or '/') a host of the registry (daemon/registry.py)."""
     chosen = uri or os.environ.get("LIBVIRT_DEFAULT_URI") or DEFAULT_URI
     if chosen.startswith("lab:"):
         from virtops.lab.labhost import Lab
 
         return Lab(chosen.removeprefix("lab:")).uri
+    from virtops.daemon import registry  # light: yaml is imported only when a name is looked up
+
+    if registry.is_host_name(chosen):
+        registered = registry.lookup(chosen).uri
+        return resolve_uri(registered) if registered.startswith("lab:") else registered
     return chosen
+
+
+def running_lab_names() -> list[str]:
+    """The lab hosts whose daemons run, from their pid files: no connection (a hung one answers none)."""
+    from virtops.lab.labhost import running_lab_names as names
+
+    return names()
 
 
 def on_this_machine(uri: str) -> bool:
@@ -64,6 +77,47 @@ def _run_event_loop() -> None:
 libvirt.registerErrorHandler(_ignore_libvirt_stderr, None)
 
 
+def open_within(uri: str, timeout_s: float) -> libvirt.virConnect:
+    """libvirt.openAuth with a deadline: libvirt waits for a daemon that accepted the connection
+    and never replies (one stopped with SIGSTOP) for ever. The attempt runs in a daemon thread, so
+    that it never holds up the process's exit; one that answers after the deadline is closed."""
+    outcome: dict[str, object] = {}
+    lock = threading.Lock()
+
+    def attempt() -> None:
+        try:
+            conn = libvirt.openAuth(uri, [[libvirt.VIR_CRED_AUTHNAME, libvirt.VIR_CRED_PASSPHRASE], _no_prompt, None], 0)
+        except libvirt.libvirtError as err:
+            conn, outcome["error"] = None, err
+        with lock:
+            if "abandoned" in outcome and conn is not None:
+                _close_quietly(conn)
+            outcome["conn"] = conn
+
+    thread = threading.Thread(target=attempt, name=f"connect {uri}", daemon=True)
+    thread.start()
+    thread.join(timeout_s)
+    with lock:
+        if "conn" not in outcome:
+            outcome["abandoned"] = True
+            raise TimeoutError(uri)
+    if outcome["conn"] is None:
+        raise outcome["error"]  # type: ignore[misc]
+    return outcome["conn"]  # type: ignore[return-value]
+
+
+def _no_prompt(_credentials: list, _opaque: object) -> int:
+    """A connection opened in a worker thread cannot ask anyone for a password: refuse."""
+    return -1
+
+
+def _close_quietly(conn: libvirt.virConnect) -> None:
+    try:
+        conn.close()
+    except libvirt.libvirtError:
+        pass
+
+
 class Connection:
     """A libvirt connection that reopens itself when the daemon went away between two calls."""
 
@@ -76,6 +130,11 @@ class Connection:
         # 1,000 calls from several threads took 70-80 ms longer. A short read-only command, which
         # outlives no daemon restart, sets this to False before the first call.
         self.event_loop = event_loop
+        # A fleet asks many hosts at once and must not wait for one that never answers: it bounds
+        # the connect (connect_timeout) and notices a daemon gone silent mid-call sooner (keepalive,
+        # which also ends a call in progress). None: wait as long as libvirt does (ssh may prompt).
+        self.connect_timeout: float | None = None
+        self.keepalive: tuple[int, int] = (KEEPALIVE_INTERVAL_S, KEEPALIVE_COUNT)
         self._conn: libvirt.virConnect | None = None
 
     @property
@@ -96,12 +155,15 @@ class Connection:
         if self.event_loop:
             ensure_event_loop()
         try:
-            conn = libvirt.open(self.uri)
+            conn = libvirt.open(self.uri) if self.connect_timeout is None else open_within(self.uri, self.connect_timeout)
         except libvirt.libvirtError as err:
             raise HostUnreachable(self._unreachable_message(err)) from err
+        except TimeoutError:
+            raise HostUnreachable(f"The libvirt daemon at {self.uri} did not answer within {self.connect_timeout:g} s "
+                                  f"(it accepts the connection but does not reply).") from None
         if self.event_loop and not self.uri.startswith("test:"):
             try:
-                conn.setKeepAlive(KEEPALIVE_INTERVAL_S, KEEPALIVE_COUNT)
+                conn.setKeepAlive(*self.keepalive)
             except libvirt.libvirtError:
                 pass  # local drivers without keepalive support
         return conn

@@ -8,11 +8,16 @@ Layout of a lab's state directory (default /var/lib/virtops/labs/NAME):
     keeper.pid libvirtd.pid virtlogd.pid
 
 The network namespace is a named one (`ip netns`), `virtops-NAME`; with an uplink, a second
-one, `virtops-NAME-out`, plays the outside world, joined to the lab by a veth pair.
+one, `virtops-NAME-out`, plays the outside world, joined to the lab by a veth pair. Labs on a
+segment (`lab up NAME --segment SEG`) share a layer-2 "physical" network: a bridge in a namespace
+of its own, `virtops-seg-SEG`, with a veth from each lab (`seg0` inside the lab) and an address
+per lab allocated from SEGMENT_NETWORK; the last lab to go down removes the segment.
 Nothing here touches the real host's libvirt state, links, bridges or firewall rules.
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import re
@@ -64,6 +69,14 @@ UPLINK_LAB_ADDRESS = "198.51.100.2/24"
 UPLINK_OUTSIDE_ADDRESS = "198.51.100.1/24"
 UPLINK_GATEWAY = "198.51.100.1"
 UPLINK_DEVICE = "eth0"
+# Segments use TEST-NET-3 (RFC 5737), not the uplinks' TEST-NET-2: a lab with an uplink and a
+# segment then has two distinct connected networks, never two routes to one.
+SEGMENT_NETWORK = "203.0.113.0/24"
+SEGMENT_PREFIX = "203.0.113."
+SEGMENT_HOSTS = range(10, 251)  # .10-.250 go to labs
+SEGMENT_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,14}$")
+SEGMENT_DEVICE = "seg0"
+SEGMENT_BRIDGE = "br0"
 
 
 def lab_root() -> Path:
@@ -102,6 +115,8 @@ class LabStatus:
     uplink: bool
     libvirtd_pid: int | None
     detail: str = ""
+    segment: str | None = None
+    segment_address: str | None = None  # the lab's address on its segment (203.0.113.N/24)
 
     def as_dict(self) -> dict:
         return self.__dict__.copy()
@@ -153,12 +168,23 @@ class Lab:
         return netns_exists(self.outside_netns)
 
     # -- life cycle -----------------------------------------------------------------
-    def up(self, uplink: bool = False) -> LabStatus:
-        """Start the lab (idempotent) and return once its libvirtd answers."""
+    def up(self, uplink: bool = False, segment: str | None = None) -> LabStatus:
+        """Start the lab (idempotent) and return once its libvirtd answers; with `segment`, join
+        that shared segment (created by the first lab on it)."""
+        if self.name.startswith("seg-"):  # virtops-seg-X is segment X's namespace
+            raise InvalidInput("lab name", f"{self.name!r}: names starting with 'seg-' are kept for segments; choose another.")
+        if segment is not None:
+            check_segment_name(segment)
+            joined = self.segment_membership().get("segment")
+            if joined and joined != segment:
+                raise InvalidInput("--segment", f"lab {self.name} is on segment {joined} already; "
+                                                f"`virtops lab down {self.name}` first to move it.")
         current = self.status()
         if current.state == "running":
             if uplink and not current.uplink:
                 self._add_uplink()
+            if segment and not current.segment:
+                Segment(segment, self.state_dir.parent).join(self)
             return self.status()
         if current.state == "crashed":
             self.down(remove_state=False)
@@ -169,6 +195,8 @@ class Lab:
             self._wait_until_answering()
             if uplink:
                 self._add_uplink()
+            if segment:
+                Segment(segment, self.state_dir.parent).join(self)
         except BaseException:
             self.down(remove_state=False)
             raise
@@ -179,6 +207,9 @@ class Lab:
         self._stop_guests_and_networks()
         self._stop_keeper()
         self._kill_namespace_processes()
+        joined = self.segment_membership().get("segment")
+        if joined:
+            Segment(joined, self.state_dir.parent).leave(self)
         for netns in (self.outside_netns, self.netns):
             if netns_exists(netns):
                 run("ip", "netns", "delete", netns)
@@ -194,8 +225,10 @@ class Lab:
                 state = "running"
             else:
                 state, detail = "crashed", self._crash_detail()
+        joined = self.segment_membership()
         return LabStatus(self.name, state, self.uri, str(self.state_dir), self.has_uplink(),
-                         libvirtd if state == "running" else None, detail)
+                         libvirtd if state == "running" else None, detail,
+                         joined.get("segment"), joined.get("address"))
 
     # -- steps of up ----------------------------------------------------------------
     def _prepare_state_dir(self) -> None:
@@ -283,6 +316,13 @@ class Lab:
             run("ip", "-n", self.outside_netns, "link", "set", UPLINK_DEVICE, "up")
             run("ip", "-n", self.netns, "route", "add", "default", "via", UPLINK_GATEWAY)
 
+    def segment_membership(self) -> dict:
+        """{"segment": SEG, "address": "203.0.113.N/24"} while the lab is on a segment, else {}."""
+        try:
+            return json.loads((self.state_dir / SEGMENT_FILE).read_text())
+        except (OSError, ValueError):
+            return {}
+
     def _in_lab(self, *argv: str, check: bool = True) -> subprocess.CompletedProcess:
         """Run a tool inside the lab's mount namespace (and network namespace when it exists)."""
         enter = ["nsenter", f"--mount={self.mount_ns}"]
@@ -351,6 +391,128 @@ class Lab:
         return "libvirtd is not running"
 
 
+SEGMENT_FILE = "segment.json"
+
+
+def check_segment_name(name: str) -> str:
+    if not SEGMENT_NAME_PATTERN.match(name):
+        raise InvalidInput("--segment", f"{name!r} is not accepted; use 1-15 lowercase letters, digits or '-', "
+                                        f"starting with a letter.")
+    return name
+
+
+class Segment:
+    """A shared layer-2 segment: a bridge in the namespace virtops-seg-NAME, a veth to each lab on
+    it. Who is on it and with which address is kept in segments/NAME.json under the lab root,
+    changed only under an flock on segments/NAME.lock: labs joining at once get distinct addresses."""
+
+    def __init__(self, name: str, root: Path | None = None):
+        self.name = check_segment_name(name)
+        self.dir = (root or lab_root()) / ".segments"
+
+    @property
+    def netns(self) -> str:
+        return f"virtops-seg-{self.name}"
+
+    @property
+    def members_file(self) -> Path:
+        return self.dir / f"{self.name}.json"
+
+    def members(self) -> dict[str, int]:
+        """lab name -> host number on the segment."""
+        try:
+            return {str(k): int(v) for k, v in json.loads(self.members_file.read_text()).items()}
+        except (OSError, ValueError, AttributeError):
+            return {}
+
+    def join(self, lab: "Lab") -> str:
+        """Give the lab its address and its veth on the bridge (creating the segment when it is the
+        first); returns the address. Idempotent."""
+        with self._locked():
+            members = self._without_stale(self.members(), lab)
+            number = members.get(lab.name) or self._free_number(members)
+            members[lab.name] = number
+            self._create()
+            self._plug(lab, number)
+            self._save(members)
+        address = f"{SEGMENT_PREFIX}{number}/24"
+        (lab.state_dir / SEGMENT_FILE).write_text(json.dumps({"segment": self.name, "address": address}) + "\n")
+        return address
+
+    def leave(self, lab: "Lab") -> None:
+        """Take the lab off (its veth goes with its namespace); the last one out removes the segment."""
+        with self._locked():
+            members = self._without_stale(self.members(), lab)
+            number = members.pop(lab.name, None)
+            if number is not None and netns_exists(self.netns):
+                run("ip", "-n", self.netns, "link", "delete", f"lab{number}", check=False)
+            if members:
+                self._save(members)
+            else:
+                if netns_exists(self.netns):
+                    run("ip", "netns", "delete", self.netns)
+                self.members_file.unlink(missing_ok=True)
+                self.lock_file.unlink(missing_ok=True)  # still held: see _locked
+        (lab.state_dir / SEGMENT_FILE).unlink(missing_ok=True)
+
+    @staticmethod
+    def _without_stale(members: dict[str, int], lab: "Lab") -> dict[str, int]:
+        """Members whose lab namespace is gone (a lab removed behind our back) hold no address."""
+        return {name: n for name, n in members.items() if name == lab.name or netns_exists(f"virtops-{name}")}
+
+    def _free_number(self, members: dict[str, int]) -> int:
+        used = set(members.values())
+        for number in SEGMENT_HOSTS:
+            if number not in used:
+                return number
+        raise VirtopsError(f"segment {self.name} is full ({len(SEGMENT_HOSTS)} labs); use another segment.")
+
+    def _create(self) -> None:
+        if not netns_exists(self.netns):
+            run("ip", "netns", "add", self.netns)
+        run("ip", "-n", self.netns, "link", "set", "lo", "up")
+        if run("ip", "-n", self.netns, "link", "show", SEGMENT_BRIDGE, check=False).returncode != 0:
+            run("ip", "-n", self.netns, "link", "add", SEGMENT_BRIDGE, "type", "bridge")
+        run("ip", "-n", self.netns, "link", "set", SEGMENT_BRIDGE, "up")
+
+    def _plug(self, lab: "Lab", number: int) -> None:
+        port = f"lab{number}"  # the bridge's port; lab names are too long for an interface name
+        if run("ip", "-n", lab.netns, "link", "show", SEGMENT_DEVICE, check=False).returncode != 0:
+            run("ip", "-n", self.netns, "link", "delete", port, check=False)  # a stale port of a crashed lab
+            run("ip", "-n", lab.netns, "link", "add", SEGMENT_DEVICE, "type", "veth",
+                "peer", "name", port, "netns", self.netns)
+            run("ip", "-n", lab.netns, "addr", "add", f"{SEGMENT_PREFIX}{number}/24", "dev", SEGMENT_DEVICE)
+        run("ip", "-n", self.netns, "link", "set", port, "master", SEGMENT_BRIDGE, "up")
+        run("ip", "-n", lab.netns, "link", "set", SEGMENT_DEVICE, "up")
+
+    def _save(self, members: dict[str, int]) -> None:
+        temporary = self.members_file.with_suffix(".tmp")
+        temporary.write_text(json.dumps(members, sort_keys=True) + "\n")
+        os.replace(temporary, self.members_file)
+
+    @property
+    def lock_file(self) -> Path:
+        return self.dir / f"{self.name}.lock"
+
+    @contextlib.contextmanager
+    def _locked(self):
+        """The segment's flock. The last lab out removes the lock file while holding it; whoever
+        waited on that file then finds it gone from its path and locks the new one instead."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        while True:
+            handle = open(self.lock_file, "a")
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                current = os.stat(self.lock_file).st_ino
+            except FileNotFoundError:
+                current = None
+            if current == os.fstat(handle.fileno()).st_ino:
+                break
+            handle.close()
+        with handle:
+            yield
+
+
 def _quietly(func, *args) -> None:
     try:
         func(*args)
@@ -407,3 +569,13 @@ def list_labs(root: Path | None = None) -> list[LabStatus]:
     if not base.is_dir():
         return []
     return [Lab(d.name, base).status() for d in sorted(base.iterdir()) if (d / MARKER).exists()]
+
+
+def running_lab_names(root: Path | None = None) -> list[str]:
+    """The labs whose keeper and libvirtd run, from their pid files alone: unlike status(), this
+    opens no connection, so a lab whose daemon hangs cannot hold it up."""
+    base = root or lab_root()
+    if not base.is_dir():
+        return []
+    labs = [Lab(d.name, base) for d in sorted(base.iterdir()) if (d / MARKER).exists() and NAME_PATTERN.match(d.name)]
+    return [lab.name for lab in labs if pid_alive(lab._pid("keeper")) and pid_alive(lab._pid("libvirtd"))]

@@ -1,0 +1,75 @@
+"""-H SELECTOR: which hosts a fleet command asks.
+
+    all            every registered host and every running lab host (what `host list` shows)
+    NAME,NAME      registered hosts by name
+    tag:TAG        the registered hosts carrying TAG
+    lab:NAME       a lab host (running or not: one that is down is reported as such)
+
+Terms are joined by commas and may mix; a host selected twice is asked once.
+"""
+from __future__ import annotations
+
+import functools
+import re
+from typing import Callable
+
+from virtops.base.errors import InvalidInput, NotFound
+from virtops.daemon import registry
+from virtops.daemon.registry import LAB_PREFIX, RegisteredHost
+
+MAX_SELECTOR_CHARS = 4096
+TAG_PREFIX = "tag:"
+LAB_NAME = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
+FORMS = "all, NAME[,NAME...], tag:TAG or lab:NAME"
+
+
+def select(selector: str) -> list[RegisteredHost]:
+    """The hosts a selector names, in its order (then the registry's); refused in one sentence."""
+    if len(selector) > MAX_SELECTOR_CHARS:
+        raise InvalidInput("-H", f"the selector is longer than {MAX_SELECTOR_CHARS} characters; use {FORMS}.")
+    terms = [term.strip() for term in selector.split(",")]
+    if not any(terms):
+        raise InvalidInput("-H", f"no host selected; use {FORMS}.")
+    chosen: dict[str, RegisteredHost] = {}
+    known = functools.cache(registry.registered)  # read once, and only if a term needs it (lab:NAME does not)
+    for term in terms:
+        if not term:
+            raise InvalidInput("-H", f"{selector!r} has an empty term; use {FORMS}.")
+        for host in _hosts_of(term, known):
+            chosen.setdefault(host.name, host)
+    return list(chosen.values())
+
+
+def every_host(known: Callable[[], list[RegisteredHost]] = registry.registered) -> list[RegisteredHost]:
+    """The registered hosts, then the running lab hosts as lab:NAME: what `host list` and -H all show."""
+    from virtops.daemon.connection import running_lab_names
+
+    labs = [RegisteredHost(f"{LAB_PREFIX}{name}", f"{LAB_PREFIX}{name}", (), "lab") for name in running_lab_names()]
+    return known() + labs
+
+
+def _hosts_of(term: str, known: Callable[[], list[RegisteredHost]]) -> list[RegisteredHost]:
+    if term == "all":
+        hosts = every_host(known)
+        if not hosts:
+            raise InvalidInput("-H", "'all' selects no host: the registry is empty and no lab host runs; "
+                                     "add one with `virtops host add NAME URI`.")
+        return hosts
+    if term.startswith(TAG_PREFIX):
+        tag = registry.check_tag(term.removeprefix(TAG_PREFIX))
+        hosts = [host for host in known() if tag in host.tags]
+        if not hosts:
+            raise InvalidInput("-H", f"no registered host carries the tag {tag!r}; `virtops host list` shows the tags.")
+        return hosts
+    if term.startswith(LAB_PREFIX):
+        name = term.removeprefix(LAB_PREFIX)
+        if not LAB_NAME.match(name):
+            raise InvalidInput("-H", f"{term!r}: a lab host is lab:NAME with 1-20 lowercase letters, digits or '-'.")
+        return [RegisteredHost(term, term, (), "lab")]
+    if not registry.is_host_name(term):
+        raise InvalidInput("-H", f"{term!r} is not a selector; use {FORMS} (a URI goes into the registry "
+                                 f"first: `virtops host add NAME URI`).")
+    try:
+        return [registry.lookup(term, known())]
+    except NotFound as err:
+        raise InvalidInput("-H", err.message) from None
