@@ -108,9 +108,9 @@ def net_list(ctx, include_inactive: bool, as_json: bool) -> None:
 
     gathered = listings.networks(ctx.fleet(), include_inactive)
     for host, i in gathered.rows():
-        if i.unreadable:
-            click.echo(f"warning: host {host}: network {i.name} cannot be read: {i.unreadable}", err=True)
-    rows = [{"host": host, **i.model_dump(), **({} if as_json else {"state": "active" if i.active else "inactive"})}
+        if i["unreadable"]:
+            click.echo(f"warning: host {host}: network {i['name']} cannot be read: {i['unreadable']}", err=True)
+    rows = [{"host": host, **i, **({} if as_json else {"state": "active" if i["active"] else "inactive"})}
             for host, i in gathered.rows()]
     emit_fleet_rows(rows, LIST_COLUMNS, as_json, gathered.failures)
 
@@ -130,7 +130,7 @@ def pool_list(ctx, show_all: bool, as_json: bool) -> None:
     from virtops.fleet import listings
 
     gathered = listings.pools(ctx.fleet(), show_all)
-    rows = [{"host": host, **(i.model_dump() if as_json else _sizes(i))} for host, i in gathered.rows()]
+    rows = [{"host": host, **(i if as_json else _sizes(i))} for host, i in gathered.rows()]
     emit_fleet_rows(rows, LIST_COLUMNS, as_json, gathered.failures)
 
 
@@ -149,7 +149,7 @@ def vol_list(ctx, pool: str, as_json: bool) -> None:
     from virtops.fleet import listings
 
     gathered = listings.volumes(ctx.fleet(), pool)
-    rows = [{"host": host, **(i.model_dump() if as_json else _row(i))} for host, i in gathered.rows()]
+    rows = [{"host": host, **(i if as_json else _row(i))} for host, i in gathered.rows()]
     emit_fleet_rows(rows, LIST_COLUMNS, as_json, gathered.failures)
 
 

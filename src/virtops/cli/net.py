@@ -74,11 +74,9 @@ def _summary(info) -> str:
 @pass_context
 def list_(ctx, include_inactive, as_json) -> None:
     """Networks with state, autostart, persistence, bridge, mode, subnet, DHCP range, leases in use."""
-    from virtops.base.errors import libvirt_errors
     from virtops.ops import rows  # plain rows, not models: the listing imports no pydantic
 
-    with libvirt_errors("listing networks"):
-        found = rows.network_rows(ctx.host().conn, include_inactive)
+    found = rows.networks(ctx.host(), include_inactive)
     for row in found:
         if row["unreadable"]:
             click.echo(f"warning: network {row['name']} cannot be read: {row['unreadable']}", err=True)

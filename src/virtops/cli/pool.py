@@ -106,11 +106,9 @@ def pool_set(ctx, name, mode, owner, group, as_json) -> None:
 @pass_context
 def pool_list(ctx, show_all, as_json) -> None:
     """Pools with state, autostart, persistence, sizes and target."""
-    from virtops.base.errors import libvirt_errors
     from virtops.ops import rows  # plain rows, not models: the listing imports no pydantic
 
-    with libvirt_errors("listing storage pools"):
-        found = rows.pool_rows(ctx.host().conn, include_inactive=show_all)
+    found = rows.pools(ctx.host(), include_inactive=show_all)
     if as_json:
         emit_json(found)
         return

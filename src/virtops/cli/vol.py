@@ -77,14 +77,9 @@ def vol_create(ctx, pool, name, size, capacity, allocation, vol_format, backing,
 @pass_context
 def vol_list(ctx, pool, as_json) -> None:
     """Volumes of a pool with format, sizes, path and the VMs that use them."""
-    from virtops.base.errors import libvirt_errors
-    from virtops.daemon import lookups
     from virtops.ops import rows  # plain rows, not models: the listing imports no pydantic
 
-    conn = ctx.host().conn
-    found_pool = lookups.active_pool(conn, pool)
-    with libvirt_errors(f"listing volumes of pool {pool}"):
-        found = rows.volume_rows(conn, found_pool)
+    found = rows.volumes(ctx.host(), pool)
     if as_json:
         emit_json(found)
         return

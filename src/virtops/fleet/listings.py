@@ -1,4 +1,4 @@
-"""What a fleet listing asks each host: the same core calls as on one host (ops/), gathered."""
+"""What a fleet listing asks each host: the same rows as on one host (ops/rows.py, vmrows.py), gathered."""
 from __future__ import annotations
 
 from virtops.daemon.registry import RegisteredHost
@@ -12,17 +12,23 @@ def vms(hosts: list[RegisteredHost], all: bool = True, long: bool = False) -> Ga
     return gather(hosts, lambda host: vmrows.detailed(host, all) if long else vmrows.summaries(host, all))
 
 
-def networks(hosts: list[RegisteredHost], include_inactive: bool = False) -> Gathered[list]:
-    return gather(hosts, lambda host: host.networks.list(include_inactive=include_inactive))
+def networks(hosts: list[RegisteredHost], include_inactive: bool = False) -> Gathered[list[dict]]:
+    from virtops.ops import rows
+
+    return gather(hosts, lambda host: rows.networks(host, include_inactive))
 
 
-def pools(hosts: list[RegisteredHost], include_inactive: bool = False) -> Gathered[list]:
-    return gather(hosts, lambda host: host.pools.list(include_inactive=include_inactive))
+def pools(hosts: list[RegisteredHost], include_inactive: bool = False) -> Gathered[list[dict]]:
+    from virtops.ops import rows
+
+    return gather(hosts, lambda host: rows.pools(host, include_inactive))
 
 
-def volumes(hosts: list[RegisteredHost], pool: str) -> Gathered[list]:
+def volumes(hosts: list[RegisteredHost], pool: str) -> Gathered[list[dict]]:
     """The volumes of the pool named `pool` on every host; a host without that pool says so."""
-    return gather(hosts, lambda host: host.volumes.list(pool))
+    from virtops.ops import rows
+
+    return gather(hosts, lambda host: rows.volumes(host, pool))
 
 
 def infos(hosts: list[RegisteredHost]) -> Gathered[list]:

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 import libvirt
 from lxml import etree
 
-from virtops.base.errors import VirtopsError, one_sentence
+from virtops.base.errors import VirtopsError, libvirt_errors, one_sentence
+from virtops.daemon import lookups
 from virtops.xmlmodels import doc as X
 from virtops.xmlmodels.domain import DomainXml
 from virtops.xmlmodels.network import NetworkXml
@@ -27,6 +28,23 @@ POOL_STATES = {
     libvirt.VIR_STORAGE_POOL_DEGRADED: "degraded",
     libvirt.VIR_STORAGE_POOL_INACCESSIBLE: "inaccessible",
 }
+
+
+# -- the listings, as every face asks for them (one host; the fleet asks each) ----------------
+def networks(host, include_inactive: bool = True) -> list[dict]:
+    with libvirt_errors("listing networks"):
+        return network_rows(host.conn, include_inactive)
+
+
+def pools(host, include_inactive: bool = True) -> list[dict]:
+    with libvirt_errors("listing storage pools"):
+        return pool_rows(host.conn, include_inactive)
+
+
+def volumes(host, pool_name: str) -> list[dict]:
+    pool = lookups.active_pool(host.conn, pool_name)
+    with libvirt_errors(f"listing volumes of pool {pool_name}"):
+        return volume_rows(host.conn, pool)
 
 
 # -- networks --------------------------------------------------------------------------------
