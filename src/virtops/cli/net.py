@@ -92,15 +92,19 @@ def list_(ctx, include_inactive, as_json) -> None:
 @pass_context
 def info(ctx, name, as_json) -> None:
     """Everything about one network."""
-    i = _networks(ctx).info(name)
+    from virtops.ops import rows  # a plain row, as the listing: no pydantic
+
+    i = rows.network_info(ctx.host(), name)
     if as_json:
-        emit_json(i.model_dump())
+        emit_json(i)
         return
-    emit_fields([("Name", i.name), ("UUID", i.uuid), ("Active", i.active), ("Persistent", i.persistent),
-                 ("Autostart", i.autostart), ("Mode", i.mode), ("Forward device", i.dev or ("any" if i.mode in ("nat", "route") else None)),
-                 ("Bridge", i.bridge), ("Subnet", i.subnet), ("Gateway", i.gateway), ("DHCP range", i.dhcp_range),
-                 ("Static hosts", ", ".join(f"{h.mac}={h.ip}" for h in i.hosts) or None), ("IPv6", i.ipv6),
-                 ("DNS domain", i.domain), ("MTU", i.mtu), ("Leases in use", i.leases)])
+    forward_dev = i["dev"] or ("any" if i["mode"] in ("nat", "route") else None)
+    emit_fields([("Name", i["name"]), ("UUID", i["uuid"]), ("Active", i["active"]), ("Persistent", i["persistent"]),
+                 ("Autostart", i["autostart"]), ("Mode", i["mode"]), ("Forward device", forward_dev),
+                 ("Bridge", i["bridge"]), ("Subnet", i["subnet"]), ("Gateway", i["gateway"]),
+                 ("DHCP range", i["dhcp_range"]),
+                 ("Static hosts", ", ".join(f"{h['mac']}={h['ip']}" for h in i["hosts"]) or None), ("IPv6", i["ipv6"]),
+                 ("DNS domain", i["domain"]), ("MTU", i["mtu"]), ("Leases in use", i["leases"])])
 
 
 @net.command("start")

@@ -121,20 +121,22 @@ def pool_list(ctx, show_all, as_json) -> None:
 @pass_context
 def pool_info(ctx, name, as_json) -> None:
     """Everything about one pool."""
-    info = ctx.host().pools.info(name)
+    from virtops.ops import rows  # a plain row, as the listing: no pydantic
+
+    info = rows.pool_info(ctx.host(), name)
     if as_json:
-        emit_json(info.model_dump())
+        emit_json(info)
         return
-    row = _sizes(info.model_dump())
-    pairs = [("Name", info.name), ("UUID", info.uuid), ("Type", info.type), ("State", info.state),
-             ("Persistent", info.persistent), ("Autostart", info.autostart), ("Capacity", row["capacity"]),
-             ("Allocation", row["allocation"]), ("Available", row["available"]), ("Target", info.target),
-             ("Volumes", info.volumes)]
-    if info.source_host or info.source_device:
-        pairs += [("Source", f"{info.source_host}:{info.source_path}" if info.source_host else info.source_device),
-                  ("Format", info.source_format)]
-    if info.mode or info.owner is not None:
-        pairs += [("Mode", info.mode), ("Owner", info.owner), ("Group", info.group)]
+    row = _sizes(info)
+    pairs = [("Name", info["name"]), ("UUID", info["uuid"]), ("Type", info["type"]), ("State", info["state"]),
+             ("Persistent", info["persistent"]), ("Autostart", info["autostart"]), ("Capacity", row["capacity"]),
+             ("Allocation", row["allocation"]), ("Available", row["available"]), ("Target", info["target"]),
+             ("Volumes", info["volumes"])]
+    if info["source_host"] or info["source_device"]:
+        source = f"{info['source_host']}:{info['source_path']}" if info["source_host"] else info["source_device"]
+        pairs += [("Source", source), ("Format", info["source_format"])]
+    if info["mode"] or info["owner"] is not None:
+        pairs += [("Mode", info["mode"]), ("Owner", info["owner"]), ("Group", info["group"])]
     emit_fields(pairs)
 
 

@@ -92,15 +92,17 @@ def vol_list(ctx, pool, as_json) -> None:
 @pass_context
 def vol_info(ctx, volume, as_json) -> None:
     """Everything about one volume."""
-    info = ctx.host().volumes.info(volume)
+    from virtops.ops import rows  # a plain row, as the listing: no pydantic
+
+    info = rows.volume_info(ctx.host(), volume)
     if as_json:
-        emit_json(info.model_dump())
+        emit_json(info)
         return
-    row = _row(info.model_dump())
-    emit_fields([("Name", info.name), ("Pool", info.pool), ("Type", info.type), ("Format", info.format),
-                 ("Capacity", f"{row['capacity']} ({info.capacity} bytes)"),
-                 ("Allocation", f"{row['allocation']} ({info.allocation} bytes)"),
-                 ("Path", info.path), ("Backing", info.backing), ("Used by", row["used_by"])])
+    row = _row(info)
+    emit_fields([("Name", info["name"]), ("Pool", info["pool"]), ("Type", info["type"]), ("Format", info["format"]),
+                 ("Capacity", f"{row['capacity']} ({info['capacity']} bytes)"),
+                 ("Allocation", f"{row['allocation']} ({info['allocation']} bytes)"),
+                 ("Path", info["path"]), ("Backing", info["backing"]), ("Used by", row["used_by"])])
 
 
 @vol.command("dumpxml")

@@ -22,3 +22,33 @@ def active_pool(conn: libvirt.virConnect, name: str) -> libvirt.virStoragePool:
     if not found.isActive():
         raise InvalidInput("pool", f"pool {name} is not running; start it with `virtops pool start {name}`.")
     return found
+
+
+def network(conn: libvirt.virConnect, name: str) -> libvirt.virNetwork:
+    try:
+        return conn.networkLookupByName(name)
+    except libvirt.libvirtError as err:
+        if err.get_error_code() == libvirt.VIR_ERR_NO_NETWORK:
+            raise NotFound(f"network: there is no network named {name!r} on this host; "
+                           "`virtops net list --all` shows them.") from None
+        raise from_libvirt(err, f"looking up network {name}") from err
+
+
+def split_volume_ref(ref: str, field: str = "volume") -> tuple[str, str]:
+    pool_name, sep, name = (ref or "").partition("/")
+    if not sep or not pool_name or not name or "/" in name:
+        raise InvalidInput(field, f"{ref!r} is not POOL/VOLUME; give one such as test/test.")
+    return pool_name, name
+
+
+def volume(conn: libvirt.virConnect, ref: str) -> tuple[libvirt.virStoragePool, libvirt.virStorageVol]:
+    """POOL/VOLUME in a running pool."""
+    pool_name, name = split_volume_ref(ref)
+    found = active_pool(conn, pool_name)
+    try:
+        return found, found.storageVolLookupByName(name)
+    except libvirt.libvirtError as err:
+        if err.get_error_code() == libvirt.VIR_ERR_NO_STORAGE_VOL:
+            raise NotFound(f"volume: no volume named {name!r} in pool {pool_name}; "
+                           f"`virtops vol list {pool_name}` lists them.") from None
+        raise from_libvirt(err, f"looking up volume {ref}") from err

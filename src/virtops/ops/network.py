@@ -24,13 +24,14 @@ from urllib.parse import parse_qs, urlparse
 
 import libvirt
 from lxml import etree
+from virtops.daemon import lookups
 from virtops.ops import rows
 from virtops.xmlmodels import doc as X
 from virtops.xmlmodels.devices import NicXml
 from virtops.xmlmodels.domain import DomainXml
 from virtops.xmlmodels.network import DhcpHostXml, IpXml, NetworkXml
 from virtops.base.undo import undo_on_failure
-from virtops.base.errors import InvalidInput, NotFound, VirtopsError, libvirt_errors
+from virtops.base.errors import InvalidInput, VirtopsError, libvirt_errors
 from virtops.base.model import Model
 
 Mode = Literal["nat", "route", "open", "isolated", "bridge"]
@@ -503,13 +504,7 @@ class Networks:
 
     # -- reading ---------------------------------------------------------------------------
     def _lookup(self, name: str) -> libvirt.virNetwork:
-        try:
-            return self.conn.networkLookupByName(name)
-        except libvirt.libvirtError as err:
-            if err.get_error_code() == libvirt.VIR_ERR_NO_NETWORK:
-                raise NotFound(f"network: there is no network named {name!r} on this host; "
-                               "`virtops net list --all` shows them.") from None
-            raise
+        return lookups.network(self.conn, name)
 
     def _config(self, net: libvirt.virNetwork) -> etree._Element:
         """The persistent definition when there is one, else the live one."""

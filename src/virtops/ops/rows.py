@@ -47,6 +47,24 @@ def volumes(host, pool_name: str) -> list[dict]:
         return volume_rows(host.conn, pool)
 
 
+def network_info(host, name: str) -> dict:
+    net = lookups.network(host.conn, name)
+    with libvirt_errors(f"reading network {name}"):
+        return network_row(net)
+
+
+def pool_info(host, name: str) -> dict:
+    pool = lookups.pool(host.conn, name)
+    with libvirt_errors(f"reading pool {name}"):
+        return pool_row(pool, count_volumes=True)
+
+
+def volume_info(host, ref: str) -> dict:
+    pool, vol = lookups.volume(host.conn, ref)
+    with libvirt_errors(f"reading volume {ref}"):
+        return volume_row(pool.name(), X.parse(vol.XMLDesc(0)), volume_users(host.conn))
+
+
 # -- networks --------------------------------------------------------------------------------
 def network_fields(node: etree._Element) -> dict:
     """What virtops models of a network's XML, as the keys of NetworkSpec."""

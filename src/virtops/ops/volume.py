@@ -9,10 +9,12 @@ from typing import Callable, Literal, TypeVar
 
 import libvirt
 from lxml import etree
+from virtops.daemon import lookups
+from virtops.daemon.lookups import split_volume_ref  # noqa: F401 (the spec and the CLI import it from here)
 from virtops.ops.rows import VolumeUsers, volume_row, volume_rows, volume_users
 from virtops.xmlmodels import doc as X
 from virtops.xmlmodels.volume import VolumeXml
-from virtops.base.errors import InvalidInput, NotFound, VirtopsError, from_libvirt, libvirt_errors
+from virtops.base.errors import InvalidInput, NotFound, VirtopsError, libvirt_errors
 from virtops.base.units import format_size, parse_size
 from virtops.base.model import Model
 
@@ -113,13 +115,6 @@ def check_volume_name(name: str) -> None:
                                    "with '.' (e.g. test, disk1.qcow2).")
 
 
-def split_volume_ref(ref: str, field: str = "volume") -> tuple[str, str]:
-    pool, sep, name = (ref or "").partition("/")
-    if not sep or not pool or not name or "/" in name:
-        raise InvalidInput(field, f"{ref!r} is not POOL/VOLUME; give one such as test/test.")
-    return pool, name
-
-
 def volume_info(pool_name: str, root: etree._Element, users: VolumeUsers | None = None) -> VolumeInfo:
     return VolumeInfo(**volume_row(pool_name, root, users))
 
@@ -144,15 +139,7 @@ class Volumes:
         return self.pools.require_active(name)
 
     def lookup(self, ref: str) -> tuple[libvirt.virStoragePool, libvirt.virStorageVol]:
-        pool_name, name = split_volume_ref(ref)
-        pool = self._pool(pool_name)
-        try:
-            return pool, pool.storageVolLookupByName(name)
-        except libvirt.libvirtError as err:
-            if err.get_error_code() == libvirt.VIR_ERR_NO_STORAGE_VOL:
-                raise NotFound(f"volume: no volume named {name!r} in pool {pool_name}; "
-                               f"`virtops vol list {pool_name}` lists them.") from None
-            raise from_libvirt(err, f"looking up volume {ref}") from err
+        return lookups.volume(self.conn, ref)
 
     def _exists(self, pool: libvirt.virStoragePool, name: str) -> bool:
         try:

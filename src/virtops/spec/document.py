@@ -432,7 +432,7 @@ def _scalar(node: yaml.Node, loaded: LoadedSpec) -> Any:
         return node.value  # YAML 1.1 reads 52:54:00:00:00:01 and 10:30 as base-60 numbers: keep the text
     try:
         return _constructor.construct_object(node, deep=True)
-    except (yaml.YAMLError, ValueError, OverflowError) as err:  # 2001-13-45 matches YAML's date pattern
+    except (yaml.YAMLError, ValueError, OverflowError, IndexError) as err:  # 2001-13-45: a date pattern; "_": an int one
         problem = getattr(err, "problem", None) or str(err)
         raise SpecError(f"{loaded.file}:{node.start_mark.line + 1}: {node.value[:40]!r} cannot be read "
                         f"({problem}); quote it to give it as text.") from None
