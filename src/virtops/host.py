@@ -12,7 +12,7 @@ import libvirt
 from virtops.daemon.connection import Connection
 
 if TYPE_CHECKING:
-    from virtops.daemon.facts import HostCheck, HostInfo
+    from virtops.daemon.facts_models import HostCheck, HostInfo
 
 
 class Host:
@@ -73,7 +73,7 @@ class Host:
 
     # -- facts (facts.py) --------------------------------------------------------------
     def info(self) -> HostInfo:
-        from virtops.daemon.facts import read_info
+        from virtops.daemon.facts_models import read_info
 
         return read_info(self.connection)
 
@@ -84,7 +84,7 @@ class Host:
         return check(self, **timeouts)
 
     def cached_check(self) -> HostCheck | None:
-        from virtops.daemon.facts import cached_check
+        from virtops.daemon.facts_models import cached_check
 
         return cached_check(self.connection)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import click
 
-from virtops.cli.common import Failed, emit_fleet_rows, emit_json, emit_table, fleet_failures, json_option, pass_context
+from virtops.cli.common import Failed, emit_fleet_rows, emit_json, fleet_failures, json_option, pass_context
 
 FLEET_COMMANDS = "vm list/start/shutdown/destroy, net list, pool list, vol list, host info/list"
 
@@ -169,13 +169,13 @@ def host_info(ctx, as_json: bool) -> None:
 
     gathered = listings.infos(ctx.fleet())
     if as_json:
-        emit_fleet_rows([{"host": host, **i.model_dump()} for host, i in gathered.rows()], [], True, gathered.failures)
+        emit_fleet_rows([{"host": host, **i} for host, i in gathered.rows()], [], True, gathered.failures)
         return
-    rows = [{"host": host, "uri": i.uri, "hostname": i.hostname, "libvirt": i.libvirt_version,
-             "qemu": i.hypervisor_version, "cpus": i.cpus,
-             "memory": f"{format_size(i.memory_bytes - i.free_memory_bytes)} / {format_size(i.memory_bytes)}",
-             "pools": i.pools, "networks": i.networks, "vms": f"{i.running_domains}/{i.domains}",
-             "guest": i.virt_type} for host, i in gathered.rows()]
+    rows = [{"host": host, "uri": i["uri"], "hostname": i["hostname"], "libvirt": i["libvirt_version"],
+             "qemu": i["hypervisor_version"], "cpus": i["cpus"],
+             "memory": f"{format_size(i['memory_bytes'] - i['free_memory_bytes'])} / {format_size(i['memory_bytes'])}",
+             "pools": i["pools"], "networks": i["networks"], "vms": f"{i['running_domains']}/{i['domains']}",
+             "guest": i["virt_type"]} for host, i in gathered.rows()]
     emit_fleet_rows(rows, [("uri", "URI"), ("hostname", "Hostname"), ("libvirt", "libvirt"), ("qemu", "QEMU"),
                            ("cpus", "CPUs"), ("memory", "Memory used/total"), ("pools", "Pools"),
                            ("networks", "Networks"), ("vms", "VMs running/total"), ("guest", "Guest type")],

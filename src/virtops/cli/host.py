@@ -18,18 +18,20 @@ def host_info(ctx, as_json: bool) -> None:
     """Hypervisor, versions, CPUs, memory, object counts, KVM or TCG."""
     from virtops.base.units import format_size
 
-    info = ctx.host().info()
+    from virtops.daemon.facts import info_row  # a plain row: no pydantic
+
+    info = info_row(ctx.host())
     if as_json:
-        emit_json(info.model_dump())
+        emit_json(info)
         return
     emit_fields([
-        ("URI", info.uri), ("Hostname", info.hostname), ("Hypervisor", info.hypervisor),
-        ("libvirt", info.libvirt_version), ("QEMU", info.hypervisor_version),
-        ("CPU model", info.cpu_model), ("CPUs", info.cpus),
-        ("Memory", format_size(info.memory_bytes)), ("Free memory", format_size(info.free_memory_bytes)),
-        ("Storage pools", info.pools), ("Networks", info.networks),
-        ("Domains", f"{info.domains} ({info.running_domains} running)"),
-        ("Guest type", f"{info.virt_type or '-'} ({info.virt_type_source})"),
+        ("URI", info["uri"]), ("Hostname", info["hostname"]), ("Hypervisor", info["hypervisor"]),
+        ("libvirt", info["libvirt_version"]), ("QEMU", info["hypervisor_version"]),
+        ("CPU model", info["cpu_model"]), ("CPUs", info["cpus"]),
+        ("Memory", format_size(info["memory_bytes"])), ("Free memory", format_size(info["free_memory_bytes"])),
+        ("Storage pools", info["pools"]), ("Networks", info["networks"]),
+        ("Domains", f"{info['domains']} ({info['running_domains']} running)"),
+        ("Guest type", f"{info['virt_type'] or '-'} ({info['virt_type_source']})"),
     ])
 
 
@@ -114,15 +116,16 @@ def _every_host() -> list:
 def _host_row(answer) -> dict:
     row = {**answer.host.as_dict(), "reachable": answer.ok, "reason": answer.error}
     info = answer.value[0] if answer.ok else None
+    info = info or {}
     row.update({
-        "libvirt_version": info.libvirt_version if info else None,
-        "qemu_version": info.hypervisor_version if info else None,
-        "cpus": info.cpus if info else None,
-        "memory_bytes": info.memory_bytes if info else None,
-        "memory_used_bytes": info.memory_bytes - info.free_memory_bytes if info else None,
-        "vms": info.domains if info else None,
-        "vms_running": info.running_domains if info else None,
-        "virt_type": info.virt_type if info else None,  # from the remembered host check
+        "libvirt_version": info.get("libvirt_version"),
+        "qemu_version": info.get("hypervisor_version"),
+        "cpus": info.get("cpus"),
+        "memory_bytes": info.get("memory_bytes"),
+        "memory_used_bytes": info["memory_bytes"] - info["free_memory_bytes"] if info else None,
+        "vms": info.get("domains"),
+        "vms_running": info.get("running_domains"),
+        "virt_type": info.get("virt_type"),  # from the remembered host check
     })
     return row
 

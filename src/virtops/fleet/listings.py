@@ -33,4 +33,6 @@ def volumes(hosts: list[RegisteredHost], pool: str) -> Gathered[list[dict]]:
 
 def infos(hosts: list[RegisteredHost]) -> Gathered[list]:
     """host info of every host (one item each)."""
-    return gather(hosts, lambda host: [host.info()])
+    from virtops.daemon.facts import info_row
+
+    return gather(hosts, lambda host: [info_row(host)])

@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING
 
 import libvirt
 
-from virtops.daemon.facts import BootResult, HostCheck, cache_file, cached_check, offers_kvm
+from virtops.daemon.facts import cache_file, offers_kvm
+from virtops.daemon.facts_models import BootResult, HostCheck, cached_check
 from virtops.ops.domain import DomainSpec, KernelBoot, run_transient_capturing_console
 from virtops.testguest.image import build_guest_image, kernel_cmdline, parse_report
 

@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from virtops.base.errors import HostUnreachable, InvalidInput, NotFound, VirtopsError
-from virtops.daemon.facts import HostInfo
+from virtops.daemon.facts_models import HostInfo
 from virtops.host import Host
 from virtops.ops.domain import KernelBoot
 from virtops.ops.network import EditPlan, NetworkInfo
