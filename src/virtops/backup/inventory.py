@@ -10,6 +10,7 @@ import libvirt
 from lxml import etree
 
 from virtops.xmlmodels import doc as X
+from virtops.xmlmodels.values import BUILT_AS_DIRECTORY
 from virtops.xmlmodels.pool import PoolXml
 from virtops.xmlmodels.volume import VolumeXml
 from virtops.base.errors import VirtopsError
@@ -170,7 +171,7 @@ def undefine(conn: libvirt.virConnect, kind: str, name: str) -> None:
 
 def _builds_a_directory(pool: libvirt.virStoragePool) -> bool:
     """Building a dir or netfs pool only makes its directory; building an fs pool would format a device."""
-    return PoolXml(X.parse(pool.XMLDesc(0))).type in ("dir", "netfs")
+    return PoolXml(X.parse(pool.XMLDesc(0))).type in BUILT_AS_DIRECTORY
 
 
 def volume_create_element(obj: HostObject) -> etree._Element:

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import click
 
+from virtops.xmlmodels.values import EDITABLE_MODES, MODES_WITH_DEV, NETWORK_MODES
 from virtops.cli.common import complete, emit_fields, emit_json, emit_table, json_option, pass_context
 
-MODES = ["nat", "route", "open", "isolated", "bridge"]
 LIST_COLUMNS = [("name", "Name"), ("state", "State"), ("autostart", "Autostart"), ("persistent", "Persistent"),
                 ("bridge", "Bridge"), ("mode", "Mode"), ("subnet", "Subnet"), ("dhcp_range", "DHCP range"),
                 ("leases", "Leases")]
@@ -34,7 +34,7 @@ def _dhcp_value(dhcp: str | None, no_dhcp: bool):
 @click.option("--gateway", metavar="IP", help="The host's address on it (default: first host address).")
 @click.option("--dhcp", metavar="START-END", help="DHCP range (default: upper half of the subnet).")
 @click.option("--no-dhcp", is_flag=True, help="No DHCP server.")
-@click.option("--mode", type=click.Choice(MODES), default="nat", show_default=True)
+@click.option("--mode", type=click.Choice(NETWORK_MODES), default="nat", show_default=True)
 @click.option("--dev", metavar="IFACE", help="Forward through this host interface only (nat, route).")
 @click.option("--bridge", metavar="NAME", help="Bridge name (default: next free virbrN; mode bridge: the host bridge).")
 @click.option("--domain", metavar="DNSDOMAIN", help="DNS domain for the guests.")
@@ -98,7 +98,7 @@ def info(ctx, name, as_json) -> None:
     if as_json:
         emit_json(i)
         return
-    forward_dev = i["dev"] or ("any" if i["mode"] in ("nat", "route") else None)
+    forward_dev = i["dev"] or ("any" if i["mode"] in MODES_WITH_DEV else None)
     emit_fields([("Name", i["name"]), ("UUID", i["uuid"]), ("Active", i["active"]), ("Persistent", i["persistent"]),
                  ("Autostart", i["autostart"]), ("Mode", i["mode"]), ("Forward device", forward_dev),
                  ("Bridge", i["bridge"]), ("Subnet", i["subnet"]), ("Gateway", i["gateway"]),
@@ -252,7 +252,7 @@ def default(ctx) -> None:
 @click.option("--gateway", metavar="IP")
 @click.option("--dhcp", metavar="START-END")
 @click.option("--no-dhcp", is_flag=True)
-@click.option("--mode", type=click.Choice(MODES[:-1]))
+@click.option("--mode", type=click.Choice(EDITABLE_MODES))
 @click.option("--dev", metavar="IFACE", help="Forward device; '' for any.")
 @click.option("--domain", metavar="DNSDOMAIN")
 @click.option("--mtu", type=int)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import click
 
+from virtops.xmlmodels.values import POOL_TYPES
 from virtops.cli.common import complete, emit_fields, emit_json, emit_table, json_option, pass_context
 
 LIST_COLUMNS = [("name", "Name"), ("type", "Type"), ("state", "State"), ("autostart", "Autostart"),
@@ -13,7 +14,7 @@ LIST_COLUMNS = [("name", "Name"), ("type", "Type"), ("state", "State"), ("autost
 def _pool_options(func):
     """Options shared by create and define-as (virsh pool-define-as)."""
     options = [
-        click.option("--type", "pool_type", type=click.Choice(["dir", "netfs", "fs"]), default="dir", show_default=True,
+        click.option("--type", "pool_type", type=click.Choice(POOL_TYPES), default="dir", show_default=True,
                      help="dir: a directory; netfs: an NFS/CIFS/GlusterFS export; fs: a block device with a file system."),
         click.option("--target", help="Directory of the pool (mount point for netfs and fs)."),
         click.option("--owner", help="Owner of the target directory: user name or uid."),

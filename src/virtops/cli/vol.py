@@ -6,6 +6,7 @@ import sys
 
 import click
 
+from virtops.xmlmodels.values import VOLUME_FORMATS
 from virtops.cli.common import complete, emit_fields, emit_json, emit_table, json_option, pass_context
 
 LIST_COLUMNS = [("name", "Name"), ("format", "Format"), ("capacity", "Capacity"), ("allocation", "Allocation"),
@@ -51,7 +52,7 @@ def vol() -> None:
 @click.argument("size", required=False, metavar="[CAPACITY]")
 @click.option("--capacity", help="Size the guest sees: 1000M, 5G, 512MiB, bytes (or the third argument, as in virsh).")
 @click.option("--allocation", help="Space reserved now: 0 = sparse (default), equal to capacity = fully allocated.")
-@click.option("--format", "vol_format", type=click.Choice(["raw", "qcow2"]), help="raw (default) or qcow2.")
+@click.option("--format", "vol_format", type=click.Choice(VOLUME_FORMATS), help="raw (default) or qcow2.")
 @click.option("--backing", metavar="POOL/VOL", help="qcow2 on top of this volume (a linked clone).")
 @json_option
 @pass_context

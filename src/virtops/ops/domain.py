@@ -14,6 +14,7 @@ from virtops.base.model import Model
 from virtops.ops.vmrows import disk_fields, nic_fields
 from virtops.xmlmodels.devices import DiskXml, NicXml
 from virtops.xmlmodels.domain import DomainXml
+from virtops.xmlmodels.values import CacheMode, DiskBus, DiskFormat
 
 
 # Schemas are built when a model is first validated or dumped, not at import: light CLI start-up.
@@ -28,13 +29,6 @@ class KernelBoot(Model):
     cmdline: str = ""
 
 
-# Image formats QEMU's block layer reads (the driver type of a disk).
-DiskFormat = Literal["raw", "qcow2", "qed", "vmdk", "vdi", "vpc", "vhdx", "qcow", "cloop", "dmg", "bochs", "parallels"]
-DISK_FORMATS: tuple[str, ...] = DiskFormat.__args__
-Bus = Literal["virtio", "scsi", "sata", "ide", "usb"]
-BUSES: tuple[str, ...] = Bus.__args__
-CacheMode = Literal["default", "none", "writethrough", "writeback", "directsync", "unsafe"]
-CACHE_MODES: tuple[str, ...] = CacheMode.__args__
 
 
 class DiskSpec(Model):
@@ -46,7 +40,7 @@ class DiskSpec(Model):
     volume: str | None = None
     path: str | None = None
     format: DiskFormat = "raw"
-    bus: Bus = "virtio"
+    bus: DiskBus = "virtio"
     device: Literal["disk", "cdrom"] = "disk"
     cache: CacheMode | None = None
     readonly: bool = False

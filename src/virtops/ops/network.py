@@ -19,13 +19,14 @@ import struct
 import subprocess
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Literal
+from typing import Callable
 from urllib.parse import parse_qs, urlparse
 
 import libvirt
 from lxml import etree
 from virtops.daemon import lookups
 from virtops.ops import rows
+from virtops.xmlmodels.values import MODES_WITH_DEV, NETWORK_MODES
 from virtops.xmlmodels import doc as X
 from virtops.xmlmodels.devices import NicXml
 from virtops.xmlmodels.domain import DomainXml
@@ -34,9 +35,7 @@ from virtops.base.undo import undo_on_failure
 from virtops.base.errors import InvalidInput, VirtopsError, libvirt_errors
 from virtops.base.model import Model
 
-Mode = Literal["nat", "route", "open", "isolated", "bridge"]
-MODES: tuple[str, ...] = ("nat", "route", "open", "isolated", "bridge")
-MODES_WITH_DEV = ("nat", "route")  # libvirt forwards through a named device only in these modes
+MODES = NETWORK_MODES  # the name the callers know
 
 # What libvirt keeps unchanged as a name: no '/', no spaces, nothing a shell or a file name mangles.
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}$")

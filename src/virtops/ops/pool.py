@@ -7,12 +7,12 @@ import posixpath
 import pwd
 import re
 import uuid
-from typing import Literal
 
 import libvirt
 from lxml import etree
 from virtops.daemon import lookups
 from virtops.ops import rows
+from virtops.xmlmodels.values import POOL_TYPES, PoolType
 from virtops.xmlmodels import doc as X
 from virtops.xmlmodels.pool import PoolSourceXml, PoolSourcesXml, PoolXml
 from virtops.base.undo import undo_on_failure
@@ -20,8 +20,6 @@ from virtops.base.paths import refuse_control_characters
 from virtops.base.errors import InvalidInput, VirtopsError, from_libvirt, libvirt_errors
 from virtops.base.model import Model
 
-PoolType = Literal["dir", "netfs", "fs"]
-POOL_TYPES = ("dir", "netfs", "fs")
 NETFS_FORMATS = ("auto", "nfs", "cifs", "glusterfs")
 FS_FORMATS = ("auto", "ext2", "ext3", "ext4", "xfs", "btrfs", "vfat", "ufs", "iso9660", "udf",
               "gfs", "gfs2", "hfs+", "ocfs2", "vmfs")

@@ -23,21 +23,18 @@ from virtops.ops import vmrows
 from virtops.xmlmodels import doc as X
 from virtops.xmlmodels.domain import DomainXml as DomainDocument  # DomainXml here is the live and persistent pair
 from virtops.xmlmodels.volume import VolumeXml
-from virtops.ops.domain import (BUSES, CACHE_MODES, DISK_FORMATS, DiskSpec, DomainSpec, KernelBoot, NicSpec,
-                     require_domain)
+from virtops.ops.domain import DiskSpec, DomainSpec, KernelBoot, NicSpec, require_domain
 from virtops.base.paths import refuse_control_characters
 from virtops.base.errors import InvalidInput, NotFound, Refusals, VirtopsError, from_libvirt, libvirt_errors, located
 from virtops.base.model import Model
 from virtops.base.undo import undo_on_failure
 from virtops.daemon.connection import sees_our_files
+from virtops.xmlmodels.values import CACHE_MODES, DISK_BUSES as BUSES, DISK_FORMATS, NIC_MODELS, TARGET_PREFIX, VOLUME_FORMATS
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}$")
 MAC_PATTERN = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
 TARGET_PATTERN = re.compile(r"^(vd|sd|hd)([a-z]{1,2})$")
 LIBVIRT_MAC_PREFIX = "52:54:00"
-# NIC models QEMU's x86 machines emulate; libvirt's domain capabilities do not list them.
-NIC_MODELS = ("virtio", "e1000", "e1000e", "rtl8139", "ne2k_pci", "pcnet", "vmxnet3")
-TARGET_PREFIX = {"virtio": "vd", "scsi": "sd", "sata": "sd", "usb": "sd", "ide": "hd"}
 DETACH_WAIT_S = 20.0  # the guest must release a hot-unplugged device; TCG guests are slow
 
 
@@ -1157,7 +1154,7 @@ class _CreatePlan:
 
     def _new_disk(self, request: NewDiskRequest, index: int, taken: set[str]) -> DiskSpec:
         room = self.view.pool_room(request.pool, "new-disk")
-        if request.format not in ("raw", "qcow2"):
+        if request.format not in VOLUME_FORMATS:
             raise InvalidInput("new-disk format", f"{request.format!r} is not offered for new disks; use raw or qcow2.")
         if request.size <= 0:
             raise InvalidInput("new-disk size", "must be more than 0; give a size such as 10G.")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, Literal, TypeVar
+from typing import Callable, TypeVar
 
 import libvirt
 from lxml import etree
@@ -13,6 +13,7 @@ from virtops.daemon import lookups
 from virtops.daemon.lookups import split_volume_ref  # noqa: F401 (the spec and the CLI import it from here)
 from virtops.ops.rows import VolumeUsers, volume_row, volume_rows, volume_users
 from virtops.xmlmodels import doc as X
+from virtops.xmlmodels.values import VOLUME_FORMATS, VolumeFormat
 from virtops.xmlmodels.volume import VolumeXml
 from virtops.base.errors import InvalidInput, NotFound, VirtopsError, libvirt_errors
 from virtops.base.units import format_size, parse_size
@@ -21,7 +22,6 @@ from virtops.base.model import Model
 T = TypeVar("T")
 
 Progress = Callable[[int, int], None]  # (done, total) in bytes
-VolumeFormat = Literal["raw", "qcow2"]
 WIPE_ALGORITHMS = {
     "zero": libvirt.VIR_STORAGE_VOL_WIPE_ALG_ZERO, "nnsa": libvirt.VIR_STORAGE_VOL_WIPE_ALG_NNSA,
     "dod": libvirt.VIR_STORAGE_VOL_WIPE_ALG_DOD, "bsi": libvirt.VIR_STORAGE_VOL_WIPE_ALG_BSI,
@@ -178,7 +178,7 @@ class Volumes:
             raise InvalidInput("--allocation", f"{format_size(alloc)} is more than the capacity {format_size(cap)}; "
                                                "give at most the capacity (equal means fully allocated).")
         fmt = format or ("qcow2" if backing else "raw")
-        if fmt not in ("raw", "qcow2"):
+        if fmt not in VOLUME_FORMATS:
             raise InvalidInput("--format", f"{fmt!r} is not supported; use raw or qcow2.")
         pool = self._pool(pool_name)
         if self._exists(pool, name):

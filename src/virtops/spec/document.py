@@ -15,13 +15,14 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, ValidationError, WithJsonSchema
 
 from virtops.base.errors import InvalidInput, Refusals, VirtopsError
 from virtops.base.units import parse_size
+from virtops.xmlmodels.values import NETWORK_MODES, CacheMode, DiskBus, NetworkMode, PoolType, VolumeFormat
 
 # What libvirt writes into a pool's <permissions> when the definition gives none.
 POOL_PERMISSION_DEFAULTS = {"mode": "0711", "owner": 0, "group": 0}
@@ -75,7 +76,7 @@ class VolumeEntry(Model):
     capacity: Size
     allocation: Size | None = Field(None, description="Used only when the volume is created (0 = sparse); "
                                                       "afterwards it is state, not configuration.")
-    format: Literal["raw", "qcow2"] | None = Field(None, description="Default: qcow2 with a backing volume, else raw.")
+    format: VolumeFormat | None = Field(None, description="Default: qcow2 with a backing volume, else raw.")
     backing: str | None = Field(None, description="POOL/VOLUME this qcow2 volume is an overlay of.")
 
     def normalized(self) -> "VolumeEntry":
@@ -86,7 +87,7 @@ class PoolEntry(Model):
     """A storage pool (`virtops pool create`), started, with its volumes."""
 
     name: str
-    type: Literal["dir", "netfs", "fs"] = "dir"
+    type: PoolType = "dir"
     target: str | None = None
     owner: str | int | None = None
     group: str | int | None = None
@@ -128,7 +129,7 @@ class NetworkEntry(Model):
     """A virtual network (`virtops net create`), running unless active is false."""
 
     name: str
-    mode: Literal["nat", "route", "open", "isolated", "bridge"] = "nat"
+    mode: NetworkMode = "nat"
     bridge: str | None = Field(None, description="Default: the next free virbrN (any bridge name matches).")
     dev: str | None = None
     subnet: str | None = None
@@ -171,8 +172,8 @@ class DiskEntry(Model):
 
     volume: str = Field(description="POOL/VOLUME.")
     target: str | None = Field(None, description="vda, vdb, sda...; default: the next free name on the bus.")
-    bus: Literal["virtio", "scsi", "sata", "ide", "usb"] = "virtio"
-    cache: Literal["default", "none", "writethrough", "writeback", "directsync", "unsafe"] | None = None
+    bus: DiskBus = "virtio"
+    cache: CacheMode | None = None
     readonly: bool = False
     shareable: bool = False
     serial: str | None = None
@@ -232,7 +233,7 @@ def network_entry(spec, autostart: bool, active: bool) -> NetworkEntry:
     if spec.subnet:
         dhcp = f"{spec.dhcp_start}-{spec.dhcp_end}" if spec.has_dhcp else False
     hosts = sorted((HostEntry(mac=h.mac.lower(), ip=h.ip, name=h.name) for h in spec.hosts), key=lambda h: h.mac)
-    return NetworkEntry(name=spec.name, mode=spec.mode if spec.mode in ("nat", "route", "open", "isolated", "bridge")
+    return NetworkEntry(name=spec.name, mode=spec.mode if spec.mode in NETWORK_MODES
                         else spec.mode, bridge=spec.bridge, dev=spec.dev, subnet=spec.subnet, gateway=spec.gateway,
                         dhcp=dhcp, hosts=hosts, ipv6=spec.ipv6, domain=spec.domain, mtu=spec.mtu,
                         autostart=autostart, active=active)

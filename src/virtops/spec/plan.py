@@ -24,6 +24,7 @@ from virtops.spec.document import (POOL_PERMISSION_DEFAULTS, BootEntry, DiskEntr
                    VolumeEntry, network_entry, size_text)
 from virtops.base.units import format_size
 from virtops.ops.volume import backing_first
+from virtops.xmlmodels.values import BUILT_AS_DIRECTORY, POOL_TYPES, VOLUME_FORMATS
 from virtops.ops.vm import DomainXml, HostView, PoolRoom, ResolvedVolume
 
 LOCK_DIR = Path(os.environ.get("VIRTOPS_LOCK_DIR", "/run/virtops/locks"))
@@ -165,7 +166,7 @@ def _transient(live: Live, kind: str, name: str) -> None:
 def _live_pool(host, info, live: Live, paths: dict[str, str]) -> PoolEntry | None:
     if not info.persistent:
         return _transient(live, "pool", info.name)
-    if info.type not in ("dir", "netfs", "fs"):
+    if info.type not in POOL_TYPES:
         live.unmanaged.add(f"pool/{info.name}")
         live.warnings.append(f"pool {info.name} is of type {info.type}, which specs do not describe; left out.")
         return None
@@ -184,7 +185,7 @@ def _live_pool(host, info, live: Live, paths: dict[str, str]) -> PoolEntry | Non
     for vol in host.volumes.list(info.name):
         if vol.path:
             paths[vol.path] = f"{info.name}/{vol.name}"
-        if vol.format not in ("raw", "qcow2"):
+        if vol.format not in VOLUME_FORMATS:
             live.unmanaged.add(f"volume/{info.name}/{vol.name}")
             live.warnings.append(f"volume {info.name}/{vol.name} has format {vol.format}, which specs do not "
                                  "describe; left out.")
@@ -443,7 +444,7 @@ class _Planner:
             if change.field in POOL_PERMISSION_FIELDS:
                 continue
             if change.field == "active" and change.new:
-                if desired.type in ("dir", "netfs"):  # building only makes the directory; an fs build would format
+                if desired.type in BUILT_AS_DIRECTORY:
                     action.steps.append((f"build pool {name}", lambda: pools.build(name)))
                 action.steps.append((f"start pool {name}", lambda: pools.start(name)))
             elif change.field == "active":

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from virtops.base.errors import HostUnreachable, InvalidInput, NotFound, VirtopsError
 from virtops.daemon.facts_models import HostInfo
+from virtops.xmlmodels.values import DiskBus, EditableMode, NetworkMode
 from virtops.host import Host
 from virtops.ops.domain import KernelBoot
 from virtops.ops.network import EditPlan, NetworkInfo
@@ -211,7 +212,7 @@ class NetworkCreate(Activation):
     subnet: str | None = Field(None, description="IPv4 network, e.g. 192.168.200.0/24")
     gateway: str | None = Field(None, description="default: the subnet's first address")
     dhcp: str | bool | None = Field(None, description="START-END; false: no DHCP; absent: the upper half")
-    mode: Literal["nat", "route", "open", "isolated", "bridge"] = "nat"
+    mode: NetworkMode = "nat"
     dev: str | None = Field(None, description="forward through this device only; absent: any physical device")
     bridge: str | None = None
     domain: str | None = None
@@ -244,7 +245,7 @@ class NetworkEdit(Body):
     subnet: str | None = None
     gateway: str | None = None
     dhcp: str | bool | None = Field(None, description="START-END; false: no DHCP")
-    mode: Literal["nat", "route", "open", "isolated"] | None = None
+    mode: EditableMode | None = None
     dev: str | None = None
     domain: str | None = None
     mtu: int | None = None
@@ -351,7 +352,7 @@ def vm_action(request: Request, name: str,
 class DiskAttach(Body):
     volume: str = Field(description="POOL/VOLUME")
     target: str | None = Field(None, description="default: the next free name on the bus (vdb after vda)")
-    bus: Literal["virtio", "scsi", "sata"] = "virtio"
+    bus: DiskBus = "virtio"
     cache: str | None = None
     readonly: bool = False
     shareable: bool = False

@@ -1,0 +1,30 @@
+"""The values of libvirt's XML that virtops offers, each enumeration declared once. Every face
+takes them from here: the core's checks, the spec's and the REST API's schemas, the CLI's choices.
+Plain tuples and Literals (no pydantic), so the CLI can build its options without importing it."""
+from __future__ import annotations
+
+from typing import Literal
+
+NETWORK_MODES = ("nat", "route", "open", "isolated", "bridge")
+# A network becomes or stops being a bridge to a host bridge only by being made again, not by an edit.
+EDITABLE_MODES = tuple(mode for mode in NETWORK_MODES if mode != "bridge")
+MODES_WITH_DEV = ("nat", "route")  # libvirt forwards through a named device only in these modes
+POOL_TYPES = ("dir", "netfs", "fs")
+BUILT_AS_DIRECTORY = POOL_TYPES[:2]  # building these only makes the target directory; an fs build formats
+VOLUME_FORMATS = ("raw", "qcow2")  # what virtops creates; a pool may hold others
+# Image formats QEMU's block layer reads (the driver type of a disk).
+DISK_FORMATS = ("raw", "qcow2", "qed", "vmdk", "vdi", "vpc", "vhdx", "qcow", "cloop", "dmg", "bochs", "parallels")
+DISK_BUSES = ("virtio", "scsi", "sata", "ide", "usb")
+TARGET_PREFIX = {"virtio": "vd", "scsi": "sd", "sata": "sd", "usb": "sd", "ide": "hd"}  # a bus's disk names
+CACHE_MODES = ("default", "none", "writethrough", "writeback", "directsync", "unsafe")
+# NIC models QEMU's x86 machines emulate; libvirt's domain capabilities do not list them.
+NIC_MODELS = ("virtio", "e1000", "e1000e", "rtl8139", "ne2k_pci", "pcnet", "vmxnet3")
+
+# The same as types, for pydantic models (a Literal of a tuple is a Literal of its items).
+NetworkMode = Literal[NETWORK_MODES]  # type: ignore[valid-type]
+EditableMode = Literal[EDITABLE_MODES]  # type: ignore[valid-type]
+PoolType = Literal[POOL_TYPES]  # type: ignore[valid-type]
+VolumeFormat = Literal[VOLUME_FORMATS]  # type: ignore[valid-type]
+DiskFormat = Literal[DISK_FORMATS]  # type: ignore[valid-type]
+DiskBus = Literal[DISK_BUSES]  # type: ignore[valid-type]
+CacheMode = Literal[CACHE_MODES]  # type: ignore[valid-type]
