@@ -164,12 +164,12 @@ def volume_rows(conn: libvirt.virConnect, pool: libvirt.virStoragePool) -> list[
     vols = pool.listAllVolumes(0)
     with ThreadPoolExecutor(max_workers=LIST_WORKERS) as workers:
         users_future = workers.submit(volume_users, conn)
-        roots = list(workers.map(_xml_or_none, vols))
+        roots = list(workers.map(volume_xml_or_none, vols))
         users = users_future.result()
     return sorted((volume_row(pool_name, root, users) for root in roots if root is not None), key=lambda r: r["name"])
 
 
-def _xml_or_none(vol: libvirt.virStorageVol) -> etree._Element | None:
+def volume_xml_or_none(vol: libvirt.virStorageVol) -> etree._Element | None:
     """The volume's XML, parsed in the worker thread (X.parse keeps a parser per thread)."""
     try:
         text = vol.XMLDesc(0)

@@ -11,7 +11,7 @@ import libvirt
 from lxml import etree
 from virtops.daemon import lookups
 from virtops.daemon.lookups import split_volume_ref  # noqa: F401 (the spec and the CLI import it from here)
-from virtops.ops.rows import VolumeUsers, volume_row, volume_rows, volume_users
+from virtops.ops.rows import VolumeUsers, volume_row, volume_rows, volume_users, volume_xml_or_none
 from virtops.xmlmodels import doc as X
 from virtops.xmlmodels.values import VOLUME_FORMATS, VolumeFormat
 from virtops.xmlmodels.volume import VolumeXml
@@ -294,7 +294,7 @@ class Volumes:
         vols = [(pool.name(), vol) for pool in self.conn.listAllStoragePools(libvirt.VIR_CONNECT_LIST_STORAGE_POOLS_ACTIVE)
                 for vol in pool.listAllVolumes()]
         with ThreadPoolExecutor(max_workers=LIST_WORKERS) as workers:
-            roots = workers.map(_xml_or_none, [vol for _pool, vol in vols])
+            roots = workers.map(volume_xml_or_none, [vol for _pool, vol in vols])
         return sorted(f"{pool}/{vol.name()}" for (pool, vol), root in zip(vols, roots)
                       if root is not None and VolumeXml(root).backing_path == path)
 
@@ -346,15 +346,6 @@ class Volumes:
                 os.unlink(file)  # no half-written image left behind
         return TransferResult(volume=ref, file=file, size=os.stat(file).st_size,
                               data_bytes=counter.data, hole_bytes=counter.holes)
-
-
-def _xml_or_none(vol: libvirt.virStorageVol) -> etree._Element | None:
-    """The volume's XML, parsed in the worker thread (X.parse keeps a parser per thread)."""
-    try:
-        text = vol.XMLDesc(0)
-    except libvirt.libvirtError:
-        return None  # deleted while we listed
-    return X.parse(text)
 
 
 class _watch_allocation:
