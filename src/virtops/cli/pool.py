@@ -46,6 +46,11 @@ def _sizes(info: dict) -> dict:
                        for key in ("capacity", "allocation", "available")}}
 
 
+def _warn(warnings) -> None:
+    for warning in warnings:
+        click.echo(f"warning: {warning}", err=True)
+
+
 @click.group()
 def pool() -> None:
     """Storage pools: directories, NFS exports, file systems."""
@@ -61,6 +66,7 @@ def pool() -> None:
 def pool_create(ctx, name, no_start, no_autostart, as_json, **options) -> None:
     """Define, build, start and autostart a pool in one step; undone entirely if a step fails."""
     result = ctx.host().pools.create(_spec(name, **options), start=not no_start, autostart=not no_autostart)
+    _warn(result.warnings)
     if as_json:
         emit_json(result.model_dump())
         return
@@ -94,6 +100,7 @@ def pool_set(ctx, name, mode, owner, group, as_json) -> None:
     libvirt applies them by building the pool, which it does only when the pool is stopped: a
     running pool stops for a moment and starts again (running VMs keep their open disks)."""
     result = ctx.host().pools.set_permissions(name, mode=mode, owner=owner, group=group)
+    _warn(result.warnings)
     if as_json:
         emit_json(result.model_dump())
         return

@@ -446,6 +446,13 @@ def _daemon_netns_prefix(conn: libvirt.virConnect) -> tuple[list[str] | None, st
     return ["nsenter", f"--net=/proc/{pid}/ns/net", "--"], f"the daemon's network namespace (pid {pid})"
 
 
+def daemon_pid(conn: libvirt.virConnect) -> int | None:
+    """The pid behind a daemon's unix socket on this machine (for the QEMU-access check, which
+    looks at the daemon's files through /proc/PID/root), or None."""
+    path = _socket_path(urlparse(conn.getURI()))
+    return _peer_pid(path) if path else None
+
+
 def _socket_path(parsed) -> str | None:
     query = parse_qs(parsed.query)
     if "socket" in query:

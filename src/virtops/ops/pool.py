@@ -129,6 +129,7 @@ class PoolSource(Model):
 class CreateResult(Model):
     pool: PoolInfo
     steps: list[str]
+    warnings: list[str] = []  # e.g. QEMU could not reach the disks in it (ops.access)
 
 
 # -- checks on input ----------------------------------------------------------------------
@@ -325,7 +326,7 @@ class Pools:
                     pool.setAutostart(1)
                 steps.append("autostart")
             with libvirt_errors(f"reading pool {spec.name}"):
-                return CreateResult(pool=pool_info(pool), steps=steps)
+                return CreateResult(pool=pool_info(pool), steps=steps, warnings=self._access_warnings(spec.name))
 
     def _directory_exists(self, path: str) -> bool:
         """Whether PATH is a directory on the libvirt host (which may be remote): start a throwaway
@@ -447,7 +448,14 @@ class Pools:
                         "the pool stays defined and inactive", "its old permissions were restored")) from err
                 steps.append("started")
             with libvirt_errors(f"reading pool {name}"):
-                return CreateResult(pool=pool_info(pool), steps=steps)
+                return CreateResult(pool=pool_info(pool), steps=steps, warnings=self._access_warnings(name))
+
+    def _access_warnings(self, name: str) -> list[str]:
+        """A pool QEMU cannot pass is made all the same (the operator may want it so), but said."""
+        from virtops.ops.access import pool_warning
+
+        warning = pool_warning(self.host, name)
+        return [warning] if warning else []
 
     def undefine(self, name: str) -> None:
         pool = self.lookup(name)

@@ -30,6 +30,7 @@ from virtops.base.model import Model
 from virtops.base.undo import undo_on_failure
 from virtops.daemon.connection import sees_our_files
 from virtops.xmlmodels.values import CACHE_MODES, DISK_BUSES as BUSES, DISK_FORMATS, NIC_MODELS, TARGET_PREFIX, VOLUME_FORMATS
+from virtops.ops.access import check_guest_files
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}$")
 MAC_PATTERN = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
@@ -488,7 +489,9 @@ class Vms:
         view = view or HostView(self)
         vol = view.volume(request.pool, request.volume, "volume")
         self._check_volume_free(vol, request.readonly, request.shareable, view.domains(), vm=vm)
-        return _disk_spec(request, vol, taken)
+        disk = _disk_spec(request, vol, taken)
+        check_guest_files(self.host, [disk], None, "volume")
+        return disk
 
     def check_nic(self, request: NicRequest, view: HostView | None = None) -> NicSpec:
         """The checks of attaching a NIC: the network exists, the model is known, the MAC is free."""
@@ -523,6 +526,10 @@ class Vms:
         dom = require_domain(self.conn, name)
         if dom.isActive():
             raise VirtopsError(f"vm: {name} is already running.")
+        with libvirt_errors(f"reading VM {name}"):
+            config = X.parse(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+        check_guest_files(self.host, [DiskSpec.from_element(d) for d in config.iterfind("devices/disk")],
+                          _kernel_boot(config), "vm")
         with libvirt_errors(f"starting VM {name}"):
             dom.create()
         return self.info(name)
@@ -1125,6 +1132,7 @@ class _CreatePlan:
                           virt_type=self.view.virt_type(), boot=req.boot, boot_devices=boot_devices,
                           disks=disks, nics=nics)
         spec.to_element()  # validates against domain.rng before anything changes
+        check_guest_files(self.vms.host, disks, req.boot, "disk")
         return spec
 
     def _check_name(self) -> None:
@@ -1306,3 +1314,10 @@ def pump_console(console: Console, in_fd: int, out_fd: int, escape: bytes = ESCA
         if out:
             os.write(out_fd, out)
     return "closed"
+
+
+def _kernel_boot(config: etree._Element) -> KernelBoot | None:
+    """The direct kernel boot of a domain definition, for the QEMU-access check at start."""
+    kernel = config.findtext("os/kernel")
+    return KernelBoot(kernel=kernel, initrd=config.findtext("os/initrd")) if kernel else None
+
