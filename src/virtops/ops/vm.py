@@ -1336,22 +1336,22 @@ def _kernel_boot(config: etree._Element) -> KernelBoot | None:
 
 # -- qcow2 chains: a backing file written while an overlay of it is in use corrupts the overlay ----
 def backing_map(conn: libvirt.virConnect) -> dict[str, str]:
-    """path -> backing path of every volume with a backing file, in every running pool."""
-    chains: dict[str, str] = {}
+    """path -> backing path of every volume with a backing file, in every running pool (the
+    volumes' XML fetched concurrently, as `vol list` does)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from virtops.ops.volume import LIST_WORKERS, _xml_or_none
+
+    vols = []
     for pool in conn.listAllStoragePools(libvirt.VIR_CONNECT_LIST_STORAGE_POOLS_ACTIVE):
         try:
-            vols = pool.listAllVolumes(0)
+            vols += pool.listAllVolumes(0)
         except libvirt.libvirtError:
             continue  # stopped while we looked
-        for vol in vols:
-            try:
-                root = X.parse(vol.XMLDesc(0))
-            except libvirt.libvirtError:
-                continue
-            backing = root.findtext("backingStore/path")
-            if backing and root.findtext("target/path"):
-                chains[os.path.normpath(root.findtext("target/path"))] = os.path.normpath(backing)
-    return chains
+    with ThreadPoolExecutor(max_workers=LIST_WORKERS) as workers:
+        roots = [root for root in workers.map(_xml_or_none, vols) if root is not None]
+    return {os.path.normpath(root.findtext("target/path")): os.path.normpath(root.findtext("backingStore/path"))
+            for root in roots if root.findtext("backingStore/path") and root.findtext("target/path")}
 
 
 def _paths_in_use(conn: libvirt.virConnect, domains: list[DomainXml]) -> list[tuple[str, DiskSpec, str]]:
