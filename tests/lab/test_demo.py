@@ -18,5 +18,6 @@ def test_demo_runs_the_handbook_and_leaves_nothing():
     summary = out.split("\nSummary\n", 1)[1]
     assert "guest sees /dev/vdb                1048576000 bytes" in summary
     assert "(inside .128-.254)" in summary
-    assert "pool test                          running, autostart, mode 0700" in summary
+    assert "pool test                          running, autostart, mode 0711 (0700 + x for QEMU)" in summary
+    assert "cannot reach the disks in it" in result.stdout and "virtops pool set test --mode 0711" in result.stdout
     assert Lab(name).status().state == "down" and not Lab(name).exists()

@@ -1,5 +1,5 @@
 """SCENARIO.md steps 3 and 6 proved inside a real guest on a lab host, with one boot:
-pool `test` (dir, /var/lib/libvirt/test, mode 0700), volume `test` (raw, 1000 MiB) attached with
+pool `test` (dir, /var/lib/libvirt/test, mode 0700, then 0711 so that QEMU can reach it), volume `test` (raw, 1000 MiB) attached with
 `vm attach-disk` -> the guest sees vdb of exactly 1048576000 bytes; a second volume hot-plugged
 and unplugged; a NIC on the routed `mynetwork` attached live -> the guest's MAC is virtops's,
 its lease is inside .128-.254 and `vm ip` prints it; a live half that fails is rolled back."""
@@ -88,10 +88,17 @@ def handbook_host(host):
 def test_handbook_disk_and_nic_inside_the_guest(lab, handbook_host, guest_image):
     conn = handbook_host.conn
     cmdline = kernel_cmdline("shell")
-    cli_ok(lab.uri, "vm", "create", VM, "--memory", "256M", "--vcpus", "1", "--disk", "test/sys",
-         "--boot", f"kernel={guest_image.kernel},initrd={guest_image.initrd},cmdline={cmdline}")
+    create = ("vm", "create", VM, "--memory", "256M", "--vcpus", "1", "--disk", "test/sys",
+              "--boot", f"kernel={guest_image.kernel},initrd={guest_image.initrd},cmdline={cmdline}")
     pool_xml = X.parse(conn.storagePoolLookupByName("test").XMLDesc(0))
     assert pool_xml.findtext("target/permissions/mode") == "0700"
+    # The handbook's mode 0700 (root:root) keeps QEMU, which runs as libvirt-qemu as on a stock
+    # host, out of the pool: virtops refuses the VM and names the fix, which the handbook's
+    # operator then follows (tests/lab/test_stock_host.py proves the refusal in detail).
+    refused = run_cli(*create, uri=lab.uri)
+    assert refused.returncode == 1 and "virtops pool set test --mode 0711" in refused.stderr, refused.stderr
+    cli_ok(lab.uri, "pool", "set", "test", "--mode", "0711")
+    cli_ok(lab.uri, *create)
 
     # Step 3: attach the existing volume to the (stopped) VM; it becomes vdb.
     attached = json.loads(cli_ok(lab.uri, "vm", "attach-disk", VM, "test/test", "--json"))

@@ -32,9 +32,11 @@ def _fresh(name: str) -> Lab:
 
 
 @pytest.fixture(scope="module")
-def source():
+def source(guest_image):
     """Several pools, a dozen volumes with qcow2 backing chains, networks of four modes with
-    static hosts, VMs with several disks and NICs; all made with libvirt directly."""
+    static hosts, VMs with several disks and NICs; all made with libvirt directly. The VMs boot
+    the test guest's kernel: `vm create` (and so `apply`) refuses a kernel that is not a file QEMU
+    can read on the host."""
     lab = _fresh(f"spec-src-{os.getpid() % 10000}")
     conn = libvirt.open(lab.uri)
     try:
@@ -60,7 +62,7 @@ def source():
             net.setAutostart(int(name != "opennet"))
             net.create()
         for i in range(2):
-            spec = DomainSpec(name=f"vm{i}", boot=KernelBoot(kernel="/boot/vmlinuz", cmdline="console=ttyS0"),
+            spec = DomainSpec(name=f"vm{i}", boot=KernelBoot(kernel=str(guest_image.kernel), cmdline="console=ttyS0"),
                               disks=[DiskSpec(target="vda", pool="images", volume=f"linked-{i}.qcow2", format="qcow2"),
                                      DiskSpec(target="vdb", pool="data", volume=f"disk-{i}.raw", cache="none"),
                                      DiskSpec(target="sda", pool="data", volume="disk-4.raw", bus="scsi",

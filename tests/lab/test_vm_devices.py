@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from tests.helpers import cli_ok, host_state, run_cli
+from tests.helpers import cli_ok, host_state, let_qemu_in, run_cli
 from tests.lab.test_handbook_guest import _pool, _volume, remove_domains_and_pool
 from virtops.xmlmodels import doc as X
 
@@ -19,6 +19,7 @@ MIB = 1024**2
 def dev_host(host, lab):
     conn = host.conn
     _pool(conn, POOL)
+    let_qemu_in(host.uri, POOL)  # the handbook's 0700 pool, opened as the access check proposes
     for name in ("sys", "a", "b", "c", "d"):
         _volume(conn, name, 8 * MIB, pool=POOL)
     result = run_cli("vm", "create", "dev", "--memory", "128M", "--disk", f"{POOL}/sys", uri=lab.uri)

@@ -3,10 +3,12 @@ Every refusal: exit 1, one sentence, and the XML of every object unchanged."""
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 
 import pytest
 
-from tests.helpers import cli_ok, host_state, run_cli
+from tests.helpers import cli_ok, host_state, let_qemu_in, run_cli
 from tests.lab.test_handbook_guest import _pool, _volume, remove_domains_and_pool
 from virtops.xmlmodels import doc as X
 from virtops.testguest.image import kernel_cmdline
@@ -19,6 +21,7 @@ MIB = 1024**2
 def vm_host(host):
     conn = host.conn
     _pool(conn, POOL)
+    let_qemu_in(host.uri, POOL)  # the handbook's 0700 pool, opened as the access check proposes
     for name in ("sys", "data"):
         _volume(conn, name, 64 * MIB, pool=POOL)
     yield host
@@ -50,6 +53,8 @@ def test_create_refusals_leave_the_host_unchanged(lab, vm_host, guest_image):
         ("--new-disk #1: no storage pool", ["second", "--memory", "128M", "--new-disk", "nopool:10M"]),
         ("--new-disk #1: 112589990684262400 bytes do not fit", ["second", "--memory", "128M", "--new-disk", f"{POOL}:100P"]),
         ("boot", ["second", "--memory", "128M", "--import", "--boot", "kernel=/k"]),
+        ("boot: kernel /nonexistent/vmlinuz is not a file", ["second", "--memory", "128M", "--boot",
+                                                             "kernel=/nonexistent/vmlinuz"]),
     ]
     for field, args in refusals:
         result = run_cli("vm", "create", *args, uri=lab.uri)
@@ -64,9 +69,13 @@ def test_create_refusals_leave_the_host_unchanged(lab, vm_host, guest_image):
     assert result.returncode == 1 and len(lines) == 3, result.stderr
     assert "memory" in lines[0] and "--disk #1" in lines[1] and "--network #1" in lines[2], result.stderr
     assert host_state(conn) == before
-    # A failure after the new volume exists (the kernel is missing at start): all undone.
-    result = run_cli("vm", "create", "second", "--memory", "128M", "--new-disk", f"{POOL}:16M",
-                     "--boot", "kernel=/nonexistent/vmlinuz", "--start", uri=lab.uri)
+    # A failure after the new volume exists (QEMU cannot load a "kernel" that is no kernel): all undone.
+    with tempfile.NamedTemporaryFile(prefix="virtops-not-a-kernel-", dir="/tmp") as junk:
+        junk.write(b"not a kernel\n" * 64)
+        junk.flush()
+        os.chmod(junk.name, 0o644)
+        result = run_cli("vm", "create", "second", "--memory", "128M", "--new-disk", f"{POOL}:16M",
+                         "--boot", f"kernel={junk.name}", "--start", uri=lab.uri)
     assert result.returncode == 1 and "nothing was kept (undone: defined VM second" in result.stderr, result.stderr
     assert f"created volume {POOL}/second-vda.qcow2" in result.stderr, result.stderr
     assert host_state(conn) == before

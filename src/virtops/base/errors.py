@@ -32,6 +32,20 @@ class InvalidInput(VirtopsError):
         super().__init__(f"{field}: {message}", field=field)
 
 
+class NeedsOption(VirtopsError):
+    """Refused unless the caller gives an option of the operation, named in the core's terms
+    (`force`, `remove_storage`) where the template says {option}; each face words the option its
+    own way (the CLI as --force), with `worded`."""
+
+    def __init__(self, template: str, option: str = "force"):
+        self.template = template
+        self.option = option
+        super().__init__(self.worded(option), field=option)
+
+    def worded(self, option_text: str) -> str:
+        return " ".join(self.template.replace("{option}", option_text).split())
+
+
 class NotFound(VirtopsError):
     """An object the user named does not exist on the host."""
 

@@ -89,6 +89,9 @@ OPTION_OF_PART = {"disks": "--disk", "new_disks": "--new-disk", "nics": "--netwo
 
 
 def _in_cli_terms(err) -> str:
+    errors = sys.modules["virtops.base.errors"]
+    if isinstance(err, errors.NeedsOption):  # the core says force; the command line's flag is --force
+        return err.worded("--" + err.option.replace("_", "-"))
     location = getattr(err, "location", ())
     if len(location) < 2 or location[0] not in OPTION_OF_PART or not isinstance(location[1], int):
         return str(err)

@@ -118,10 +118,11 @@ def start(ctx, name) -> None:
 
 @net.command("stop")
 @click.argument("name", shell_complete=complete("network"))
+@click.option("--force", is_flag=True, help="Stop even while running guests have NICs on it (`net start` re-plugs them).")
 @pass_context
-def stop(ctx, name) -> None:
+def stop(ctx, name, force) -> None:
     """Stop a network (virsh net-destroy); its definition stays."""
-    _networks(ctx).stop(name)
+    _networks(ctx).stop(name, force=force)
     click.echo(f"Network {name} stopped.")
 
 
@@ -188,10 +189,11 @@ def dumpxml(ctx, name, output, inactive) -> None:
 @click.argument("file", type=click.File("r"))
 @click.option("--replace", is_flag=True, help="Replace a network with the same name or UUID.")
 @click.option("--start", "start_", is_flag=True, help="Start it after defining.")
+@click.option("--force", is_flag=True, help="Replace a running network even under running guests (their NICs are re-plugged).")
 @pass_context
-def define(ctx, file, replace, start_) -> None:
+def define(ctx, file, replace, start_, force) -> None:
     """Define a network from an XML file (restore a `net dumpxml` backup)."""
-    i = _networks(ctx).define(file.read(), replace=replace, start=start_)
+    i = _networks(ctx).define(file.read(), replace=replace, start=start_, force=force)
     click.echo(f"Network {i.name} defined: {_summary(i)}.")
 
 
@@ -235,10 +237,11 @@ def host_remove(ctx, name, mac) -> None:
 
 
 @net.command("default")
+@click.option("--force", is_flag=True, help="Repair it even under running guests (restarted; their NICs are re-plugged).")
 @pass_context
-def default(ctx) -> None:
+def default(ctx, force) -> None:
     """Re-create libvirt's stock `default` network when it is missing or changed, and say what changed."""
-    changes = _networks(ctx).restore_default()
+    changes = _networks(ctx).restore_default(force=force)
     if not changes:
         click.echo("Network default is as libvirt ships it (NAT, virbr0, 192.168.122.1/24, DHCP .2-.254), running "
                    "and autostart; nothing changed.")

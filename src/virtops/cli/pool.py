@@ -46,6 +46,11 @@ def _sizes(info: dict) -> dict:
                        for key in ("capacity", "allocation", "available")}}
 
 
+def _warn(warnings) -> None:
+    for warning in warnings:
+        click.echo(f"warning: {warning}", err=True)
+
+
 @click.group()
 def pool() -> None:
     """Storage pools: directories, NFS exports, file systems."""
@@ -61,6 +66,7 @@ def pool() -> None:
 def pool_create(ctx, name, no_start, no_autostart, as_json, **options) -> None:
     """Define, build, start and autostart a pool in one step; undone entirely if a step fails."""
     result = ctx.host().pools.create(_spec(name, **options), start=not no_start, autostart=not no_autostart)
+    _warn(result.warnings)
     if as_json:
         emit_json(result.model_dump())
         return
@@ -94,6 +100,7 @@ def pool_set(ctx, name, mode, owner, group, as_json) -> None:
     libvirt applies them by building the pool, which it does only when the pool is stopped: a
     running pool stops for a moment and starts again (running VMs keep their open disks)."""
     result = ctx.host().pools.set_permissions(name, mode=mode, owner=owner, group=group)
+    _warn(result.warnings)
     if as_json:
         emit_json(result.model_dump())
         return
@@ -153,10 +160,19 @@ def _simple(command_name: str, method: str, done: str, help_text: str):
 
 
 _simple("start", "start", "started", "Start (activate) a pool; for netfs and fs this mounts it.")
-_simple("stop", "stop", "stopped", "Stop (deactivate) a pool; its volumes stay (virsh pool-destroy).")
 _simple("refresh", "refresh", "refreshed", "Rescan the pool's volumes.")
 _simple("build", "build", "built", "Create the pool's directory with its permissions (virsh pool-build).")
 _simple("undefine", "undefine", "undefined", "Forget a pool's definition; its data stays (virsh pool-undefine).")
+
+
+@pool.command("stop")
+@click.argument("name", shell_complete=complete("pool"))
+@click.option("--force", is_flag=True, help="Stop even while running VMs have disks in it.")
+@pass_context
+def pool_stop(ctx, name, force) -> None:
+    """Stop (deactivate) a pool; its volumes stay (virsh pool-destroy)."""
+    ctx.host().pools.stop(name, force=force)
+    click.echo(f"Pool {name} stopped.")
 
 
 @pool.command("autostart")
@@ -189,10 +205,11 @@ def pool_dumpxml(ctx, name, output, inactive) -> None:
 @click.argument("name", shell_complete=complete("pool"))
 @click.option("--with-volumes", is_flag=True, help="Also delete the volumes in it, then its directory.")
 @click.option("--keep-data", is_flag=True, help="Only stop and undefine; volumes and directory stay.")
+@click.option("--force", is_flag=True, help="Delete even while VMs use volumes in it (they are named).")
 @pass_context
-def pool_delete(ctx, name, with_volumes, keep_data) -> None:
+def pool_delete(ctx, name, with_volumes, keep_data, force) -> None:
     """Stop, remove the directory of and undefine a pool; refused while a VM uses a volume in it."""
-    done = ctx.host().pools.delete(name, with_volumes=with_volumes, keep_data=keep_data)
+    done = ctx.host().pools.delete(name, with_volumes=with_volumes, keep_data=keep_data, force=force)
     click.echo(f"Pool {name}: {', '.join(done)}.")
 
 

@@ -125,12 +125,13 @@ def vol_dumpxml(ctx, volume, output) -> None:
 @click.argument("volume", metavar="POOL/VOL", shell_complete=complete("volume"))
 @click.argument("size")
 @click.option("--shrink", is_flag=True, help="Allow a smaller capacity (never below the allocation).")
+@click.option("--force", is_flag=True, help="Shrink even a disk of a running VM.")
 @pass_context
-def vol_resize(ctx, volume, size, shrink) -> None:
+def vol_resize(ctx, volume, size, shrink, force) -> None:
     """Set a new capacity."""
     from virtops.base.units import format_size
 
-    result = ctx.host().volumes.resize(volume, size, shrink=shrink)
+    result = ctx.host().volumes.resize(volume, size, shrink=shrink, force=force)
     _warn(result.warnings)
     click.echo(f"Volume {volume} now has a capacity of {format_size(result.volume.capacity)}.")
 

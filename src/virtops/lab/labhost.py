@@ -44,16 +44,20 @@ BIND_MOUNTS = {
     "log": "/var/log/libvirt",
     "cache": "/var/cache/libvirt",
 }
-# Settings that keep a lab's guests inside the lab: no host cgroups shared with other
-# daemons, no per-guest mount namespace, no security driver the sandbox lacks.
+# A lab runs QEMU as Debian ships it: as libvirt-qemu, with DAC ownership (dynamic_ownership and
+# remember_owner as shipped), a private mount namespace per guest and whatever security driver the
+# kernel offers. The one line the sandbox needs (docs/labs.md, "What a lab host changes"):
 QEMU_CONF_OVERRIDES = {
+    # A mount namespace does not separate cgroups: every daemon places its guests at
+    # /machine/qemu-ID-NAME.libvirt-qemu of the real host's hierarchy, so guests of two labs with
+    # the same id and name share one cgroup (their limits and statistics mix; stopping one fails
+    # to remove it), and /machine stays behind on the real host when the labs are gone.
     "cgroup_controllers": "[ ]",
-    "namespaces": "[ ]",
-    "security_driver": '"none"',
-    "user": '"root"',
-    "group": '"root"',
-    "remember_owner": "0",
 }
+# The directories bound over /var/lib/libvirt, /var/cache/libvirt and /run/libvirt get the mode
+# Debian gives them, whatever the umask: QEMU (libvirt-qemu) must pass through /var/lib/libvirt to
+# reach the pools' directories under it.
+STOCK_MODES = {"lib": 0o755, "cache": 0o755, "run": 0o755}
 # A lab's daemon is also a remote host: it listens on TCP inside its own network namespace, so a
 # client in the lab's outside namespace reaches it as qemu+tcp://198.51.100.2/system, the same
 # remote protocol that qemu+ssh:// and qemu+tls:// carry. Without authentication: nothing but the
@@ -235,6 +239,8 @@ class Lab:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         for sub in [*BIND_MOUNTS, "ns"]:
             (self.state_dir / sub).mkdir(exist_ok=True)
+        for sub, mode in STOCK_MODES.items():
+            (self.state_dir / sub).chmod(mode)
         if not (self.state_dir / "etc" / "libvirtd.conf").exists():
             seed_config(self.state_dir / "etc")
         (self.state_dir / MARKER).write_text(json.dumps({"name": self.name}) + "\n")

@@ -32,7 +32,7 @@ from virtops.xmlmodels.devices import NicXml
 from virtops.xmlmodels.domain import DomainXml
 from virtops.xmlmodels.network import DhcpHostXml, IpXml, NetworkXml
 from virtops.base.undo import undo_on_failure
-from virtops.base.errors import InvalidInput, VirtopsError, libvirt_errors
+from virtops.base.errors import InvalidInput, NeedsOption, VirtopsError, libvirt_errors
 from virtops.base.model import Model
 
 MODES = NETWORK_MODES  # the name the callers know
@@ -446,6 +446,13 @@ def _daemon_netns_prefix(conn: libvirt.virConnect) -> tuple[list[str] | None, st
     return ["nsenter", f"--net=/proc/{pid}/ns/net", "--"], f"the daemon's network namespace (pid {pid})"
 
 
+def daemon_pid(conn: libvirt.virConnect) -> int | None:
+    """The pid behind a daemon's unix socket on this machine (for the QEMU-access check, which
+    looks at the daemon's files through /proc/PID/root), or None."""
+    path = _socket_path(urlparse(conn.getURI()))
+    return _peer_pid(path) if path else None
+
+
 def _socket_path(parsed) -> str | None:
     query = parse_qs(parsed.query)
     if "socket" in query:
@@ -663,17 +670,22 @@ class Networks:
         return self.info(name)
 
     def start(self, name: str) -> NetworkInfo:
+        """Start a network; running guests with NICs on it (it was stopped under them with force)
+        are re-plugged into its new bridge, so they get a lease again."""
         net = self._lookup(name)
         if net.isActive():
             raise VirtopsError(f"network: {name} is already running.")
         with libvirt_errors(f"starting network {name}"):
             net.create()
+        self.replug_running_guests(name)
         return self.info(name)
 
-    def stop(self, name: str) -> NetworkInfo:
+    def stop(self, name: str, force: bool = False) -> NetworkInfo:
+        """Stop a network. Refused while running guests have NICs on it, unless force."""
         net = self._lookup(name)
         if not net.isActive():
             raise VirtopsError(f"network: {name} is not running.")
+        self.refuse_cutting_off(name, "stopping it", force)
         with libvirt_errors(f"stopping network {name}"):
             net.destroy()
         return self.info(name) if self.exists(name) else NetworkInfo(
@@ -694,8 +706,10 @@ class Networks:
         net = self._lookup(name)
         users = self.guests_using(name)
         if users and not force:
-            raise VirtopsError(f"network: {name} is used by {_guest_list(users)}; detach their NICs first "
-                               "or pass --force to delete it anyway.")
+            loss = ("leaves the defined ones without their network at their next start" if keep_running else
+                    "cuts the running ones off and leaves the others unable to start")
+            raise NeedsOption(f"network: {name} is used by {_guest_list(users)}; {'undefining' if keep_running else 'deleting'} "
+                              f"it {loss}; detach their NICs first or give {{option}} to go ahead anyway.")
         with libvirt_errors(f"deleting network {name}"):
             if net.isActive() and not keep_running:
                 net.destroy()
@@ -704,7 +718,10 @@ class Networks:
         return [g for g, _ in users]
 
     # -- define from a file (restore a backup) ---------------------------------------------
-    def define(self, xml_text: str, replace: bool = False, start: bool = False) -> NetworkInfo:
+    def define(self, xml_text: str, replace: bool = False, start: bool = False, force: bool = False) -> NetworkInfo:
+        """Define a network from XML; with replace, in place of the network(s) with its name or UUID.
+        Replacing a running network restarts it: refused while running guests have NICs on it,
+        unless force, and then their NICs are re-plugged into the new bridge."""
         node = _parse_network_file(xml_text)
         name, uuid = NetworkXml(node).name, NetworkXml(node).uuid
         colliding = self._collisions(name, uuid)
@@ -712,6 +729,8 @@ class Networks:
             raise VirtopsError(f"network: the file's {_describe_collision(colliding, name, uuid)}; "
                                "pass --replace to replace it, or change the name and UUID in the file.")
         self.check_against_host(NetworkSpec.from_element(node), replacing=tuple(colliding))
+        for other in colliding:
+            self.refuse_cutting_off(other, "replacing it restarts it and", force, "virtops then re-plugs their NICs")
         saved = [(n, self._lookup(n)) for n in colliding]
         saved_state = [(n, net.XMLDesc(libvirt.VIR_NETWORK_XML_INACTIVE), bool(net.isActive()), bool(net.autostart()))
                        for n, net in saved]
@@ -729,6 +748,8 @@ class Networks:
                 undo.add(net.destroy, f"started network {name}")
             if any(auto for _, _, _, auto in saved_state):
                 net.setAutostart(1)
+        if net.isActive():
+            self.replug_running_guests(name)
         return self.info(name)
 
     def _collisions(self, name: str, uuid: str | None) -> list[str]:
@@ -944,10 +965,30 @@ class Networks:
                             f"guest {dom_name} did not release NIC {mac} within {DETACH_TIMEOUT_S:.0f} s")
             dom.attachDeviceFlags(nic_xml, libvirt.VIR_DOMAIN_AFFECT_LIVE)
 
+    # -- guards: what running guests would lose --------------------------------------------
+    def refuse_cutting_off(self, name: str, doing: str, force: bool,
+                           after: str = "when virtops starts it again, it re-plugs their NICs") -> None:
+        """Refuse, unless force, what takes network NAME away from running guests' NICs for a while:
+        their taps leave its bridge, and stay off the bridge once it runs again unless re-plugged."""
+        nics = self.running_nics(name) if self._lookup(name).isActive() else []
+        if nics and not force:
+            raise NeedsOption(f"network: {name} carries NICs of running guests {_nic_list(nics)}; {doing} "
+                              f"unplugs them from its bridge, so they lose their connection; give {{option}} to "
+                              f"go ahead anyway ({after} and they get a lease again).")
+
+    def replug_running_guests(self, name: str) -> list[tuple[str, str, str]]:
+        """Re-plug every running guest's NIC on network NAME (just started): the taps of a stopped
+        network's guests are no longer on its bridge. Returns the NICs (domain, mac, model)."""
+        nics = self.running_nics(name)
+        for dom, mac, model in nics:
+            self.reattach_nic(dom, mac, model, name)
+        return nics
+
     # -- libvirt's stock default network ---------------------------------------------------
-    def restore_default(self) -> list[str]:
+    def restore_default(self, force: bool = False) -> list[str]:
         """Make `default` what libvirt ships (NAT, virbr0, 192.168.122.1/24, DHCP .2-.254), running and
-        autostart. Returns what was changed; empty when it already was."""
+        autostart. Returns what was changed; empty when it already was. A repair restarts it: refused
+        while running guests have NICs on it, unless force (they are then re-plugged)."""
         stock = build_spec("default", subnet=STOCK_DEFAULT["subnet"], gateway=STOCK_DEFAULT["gateway"],
                            dhcp=f"{STOCK_DEFAULT['dhcp_start']}-{STOCK_DEFAULT['dhcp_end']}", mode="nat",
                            bridge=STOCK_DEFAULT["bridge"])
@@ -956,7 +997,7 @@ class Networks:
                         bridge=stock.bridge)
             return ["created network default (NAT, virbr0, 192.168.122.1/24, DHCP 192.168.122.2-192.168.122.254), "
                     "started it and marked it autostart"]
-        changes = self._repair_default(stock)
+        changes = self._repair_default(stock, force)
         net = self._lookup("default")
         if not net.isActive():
             with libvirt_errors("starting network default"):
@@ -967,7 +1008,7 @@ class Networks:
             changes.append("marked it autostart")
         return changes
 
-    def _repair_default(self, stock: NetworkSpec) -> list[str]:
+    def _repair_default(self, stock: NetworkSpec, force: bool = False) -> list[str]:
         net = self._lookup("default")
         current = NetworkSpec.from_element(self._config(net))
         wanted = stock.model_copy(update={"uuid": current.uuid, "hosts": current.hosts, "domain": current.domain,
@@ -977,6 +1018,8 @@ class Networks:
         if not changed:
             return []
         plan = self._restart_plan(net, self._config(net), wanted, changed)
+        if net.isActive():
+            self.refuse_cutting_off("default", "repairing it restarts it and", force, "virtops then re-plugs their NICs")
         self.apply_restart_plan(plan)
         return [f"redefined it ({'; '.join(changed)})"] + [s for s in plan.steps[1:]]
 
@@ -1021,6 +1064,13 @@ def _wait_until(condition: Callable[[], bool], timeout_s: float, message: str) -
         if time.monotonic() > deadline:
             raise VirtopsError(message + ".")
         time.sleep(0.2)
+
+
+def _nic_list(nics: list[tuple[str, str, str]]) -> str:
+    by_guest: dict[str, list[str]] = {}
+    for dom, mac, _model in nics:
+        by_guest.setdefault(dom, []).append(mac)
+    return ", ".join(f"{dom} ({', '.join(macs)})" for dom, macs in sorted(by_guest.items()))
 
 
 def _guest_list(users: list[tuple[str, bool]]) -> str:

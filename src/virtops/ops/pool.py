@@ -17,7 +17,7 @@ from virtops.xmlmodels import doc as X
 from virtops.xmlmodels.pool import PoolSourceXml, PoolSourcesXml, PoolXml
 from virtops.base.undo import undo_on_failure
 from virtops.base.paths import refuse_control_characters
-from virtops.base.errors import InvalidInput, VirtopsError, from_libvirt, libvirt_errors
+from virtops.base.errors import InvalidInput, NeedsOption, VirtopsError, from_libvirt, libvirt_errors
 from virtops.base.model import Model
 
 NETFS_FORMATS = ("auto", "nfs", "cifs", "glusterfs")
@@ -129,6 +129,7 @@ class PoolSource(Model):
 class CreateResult(Model):
     pool: PoolInfo
     steps: list[str]
+    warnings: list[str] = []  # e.g. QEMU could not reach the disks in it (ops.access)
 
 
 # -- checks on input ----------------------------------------------------------------------
@@ -325,7 +326,7 @@ class Pools:
                     pool.setAutostart(1)
                 steps.append("autostart")
             with libvirt_errors(f"reading pool {spec.name}"):
-                return CreateResult(pool=pool_info(pool), steps=steps)
+                return CreateResult(pool=pool_info(pool), steps=steps, warnings=self._access_warnings(spec.name))
 
     def _directory_exists(self, path: str) -> bool:
         """Whether PATH is a directory on the libvirt host (which may be remote): start a throwaway
@@ -369,10 +370,16 @@ class Pools:
             raise VirtopsError(_start_failure(name, pool, err)) from err
         return pool_info(pool)
 
-    def stop(self, name: str) -> PoolInfo:
+    def stop(self, name: str, force: bool = False) -> PoolInfo:
+        """Stop a pool. Refused while running guests have disks in it, unless force."""
         pool = self.lookup(name)
         if not pool.isActive():
             raise VirtopsError(f"pool {name} is not running.")
+        running = self._running_users(name, pool)
+        if running and not force:
+            raise NeedsOption(f"pool {name} holds disks of running VM(s) {', '.join(running)}; stopping it leaves "
+                              "them on open files libvirt no longer manages (a netfs or fs pool is unmounted under "
+                              "them), and they cannot start again until the pool runs; give {option} to stop it anyway.")
         with libvirt_errors(f"stopping pool {name}"):
             pool.destroy()
             return pool_info(pool)
@@ -447,7 +454,14 @@ class Pools:
                         "the pool stays defined and inactive", "its old permissions were restored")) from err
                 steps.append("started")
             with libvirt_errors(f"reading pool {name}"):
-                return CreateResult(pool=pool_info(pool), steps=steps)
+                return CreateResult(pool=pool_info(pool), steps=steps, warnings=self._access_warnings(name))
+
+    def _access_warnings(self, name: str) -> list[str]:
+        """A pool QEMU cannot pass is made all the same (the operator may want it so), but said."""
+        from virtops.ops.access import pool_warning
+
+        warning = pool_warning(self.host, name)
+        return [warning] if warning else []
 
     def undefine(self, name: str) -> None:
         pool = self.lookup(name)
@@ -458,13 +472,14 @@ class Pools:
         return lookups.active_pool(self.conn, name)
 
     # -- delete ---------------------------------------------------------------------------
-    def delete(self, name: str, with_volumes: bool = False, keep_data: bool = False) -> list[str]:
+    def delete(self, name: str, with_volumes: bool = False, keep_data: bool = False, force: bool = False) -> list[str]:
         """Stop and undefine a pool; also remove its directory (and with_volumes its volumes).
-        Refused while any VM references a volume in it. Returns what was done."""
+        Refused while any VM references a volume in it, unless force. Returns what was done."""
         if with_volumes and keep_data:
             raise InvalidInput("--with-volumes", "cannot be combined with --keep-data; choose one.")
         pool = self.lookup(name)
-        self._refuse_if_in_use(name, pool)
+        if not force:
+            self._refuse_if_in_use(name, pool)
         volumes = pool.listAllVolumes(0) if pool.isActive() else []
         if volumes and not (with_volumes or keep_data):
             raise InvalidInput("pool", f"pool {name} holds {len(volumes)} volume(s); give --with-volumes to delete them "
@@ -502,8 +517,18 @@ class Pools:
         target = pool_info(pool).target
         vms = users.of_pool(name, target)
         if vms:
-            raise VirtopsError(f"pool {name} is in use: VM(s) {', '.join(sorted(vms))} use volumes in it; "
-                               "detach those disks first.")
+            running = sorted(vms & users.running)
+            loss = (f"; the running ones ({', '.join(running)}) would go on with disks libvirt no longer knows, "
+                    "and none of them could start again" if running else "; none of them could start again")
+            raise NeedsOption(f"pool {name} is in use: VM(s) {', '.join(sorted(vms))} use volumes in it{loss}; "
+                              "detach those disks first, or give {option} to delete it anyway.")
+
+    def _running_users(self, name: str, pool: libvirt.virStoragePool) -> list[str]:
+        """Running VMs with a disk in the pool."""
+        from virtops.ops.volume import volume_users
+
+        users = volume_users(self.conn)
+        return sorted(users.of_pool(name, pool_info(pool).target) & users.running)
 
     # -- discovery ------------------------------------------------------------------------
     def sources(self, pool_type: str, host: str) -> list[PoolSource]:

@@ -25,11 +25,12 @@ from virtops.xmlmodels.domain import DomainXml as DomainDocument  # DomainXml he
 from virtops.xmlmodels.volume import VolumeXml
 from virtops.ops.domain import DiskSpec, DomainSpec, KernelBoot, NicSpec, require_domain
 from virtops.base.paths import refuse_control_characters
-from virtops.base.errors import InvalidInput, NotFound, Refusals, VirtopsError, from_libvirt, libvirt_errors, located
+from virtops.base.errors import InvalidInput, NeedsOption, NotFound, Refusals, VirtopsError, from_libvirt, libvirt_errors, located
 from virtops.base.model import Model
 from virtops.base.undo import undo_on_failure
 from virtops.daemon.connection import sees_our_files
 from virtops.xmlmodels.values import CACHE_MODES, DISK_BUSES as BUSES, DISK_FORMATS, NIC_MODELS, TARGET_PREFIX, VOLUME_FORMATS
+from virtops.ops.access import check_guest_files
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}$")
 MAC_PATTERN = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
@@ -488,7 +489,10 @@ class Vms:
         view = view or HostView(self)
         vol = view.volume(request.pool, request.volume, "volume")
         self._check_volume_free(vol, request.readonly, request.shareable, view.domains(), vm=vm)
-        return _disk_spec(request, vol, taken)
+        disk = _disk_spec(request, vol, taken)
+        check_backing_chain(self.conn, [(disk, vol.path)], view.domains(), vm=vm)
+        check_guest_files(self.host, [disk], None, "volume")
+        return disk
 
     def check_nic(self, request: NicRequest, view: HostView | None = None) -> NicSpec:
         """The checks of attaching a NIC: the network exists, the model is known, the MAC is free."""
@@ -523,6 +527,10 @@ class Vms:
         dom = require_domain(self.conn, name)
         if dom.isActive():
             raise VirtopsError(f"vm: {name} is already running.")
+        with libvirt_errors(f"reading VM {name}"):
+            config = X.parse(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+        check_guest_files(self.host, [DiskSpec.from_element(d) for d in config.iterfind("devices/disk")],
+                          _kernel_boot(config), "vm")
         with libvirt_errors(f"starting VM {name}"):
             dom.create()
         return self.info(name)
@@ -588,6 +596,7 @@ class Vms:
         """The volumes behind the VM's disks; refused when another VM uses one too."""
         domains = all_domains(self.conn)
         mine = next(d for d in domains if d.name == name)
+        refuse_stopped_pools(self.conn, mine)
         result = []
         for disk in mine.disks():
             if disk.device != "disk" or (not disk.by_volume and not disk.path):
@@ -1125,7 +1134,18 @@ class _CreatePlan:
                           virt_type=self.view.virt_type(), boot=req.boot, boot_devices=boot_devices,
                           disks=disks, nics=nics)
         spec.to_element()  # validates against domain.rng before anything changes
+        check_backing_chain(self.conn, self._attached_paths(), domains, vm=req.name)
+        check_guest_files(self.vms.host, disks, req.boot, "disk")
         return spec
+
+    def _attached_paths(self) -> list[tuple[DiskSpec, str]]:
+        """The existing volumes this VM gets, with their paths (new disks have no backing file)."""
+        fresh = {(v.pool, v.name) for v in self.new_volumes}
+        found = []
+        for disk in self.disks_so_far:
+            if (disk.pool, disk.volume) not in fresh:
+                found.append((disk, self.view.volume(disk.pool, disk.volume, "disk").path))
+        return found
 
     def _check_name(self) -> None:
         name = self.request.name
@@ -1306,3 +1326,109 @@ def pump_console(console: Console, in_fd: int, out_fd: int, escape: bytes = ESCA
         if out:
             os.write(out_fd, out)
     return "closed"
+
+
+def _kernel_boot(config: etree._Element) -> KernelBoot | None:
+    """The direct kernel boot of a domain definition, for the QEMU-access check at start."""
+    kernel = config.findtext("os/kernel")
+    return KernelBoot(kernel=kernel, initrd=config.findtext("os/initrd")) if kernel else None
+
+
+# -- qcow2 chains: a backing file written while an overlay of it is in use corrupts the overlay ----
+def backing_map(conn: libvirt.virConnect) -> dict[str, str]:
+    """path -> backing path of every volume with a backing file, in every running pool (the
+    volumes' XML fetched concurrently, as `vol list` does)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from virtops.ops.volume import LIST_WORKERS, _xml_or_none
+
+    vols = []
+    for pool in conn.listAllStoragePools(libvirt.VIR_CONNECT_LIST_STORAGE_POOLS_ACTIVE):
+        try:
+            vols += pool.listAllVolumes(0)
+        except libvirt.libvirtError:
+            continue  # stopped while we looked
+    with ThreadPoolExecutor(max_workers=LIST_WORKERS) as workers:
+        roots = [root for root in workers.map(_xml_or_none, vols) if root is not None]
+    return {os.path.normpath(root.findtext("target/path")): os.path.normpath(root.findtext("backingStore/path"))
+            for root in roots if root.findtext("backingStore/path") and root.findtext("target/path")}
+
+
+def _paths_in_use(conn: libvirt.virConnect, domains: list[DomainXml]) -> list[tuple[str, DiskSpec, str]]:
+    """(domain, disk, path) of every disk of every domain whose path can be told."""
+    found = []
+    for dom in domains:
+        for disk in dom.disks():
+            path = disk.path
+            if disk.by_volume:
+                try:
+                    path = conn.storagePoolLookupByName(disk.pool).storageVolLookupByName(disk.volume).path()
+                except libvirt.libvirtError:
+                    path = None
+            if path:
+                found.append((dom.name, disk, os.path.normpath(path)))
+    return found
+
+
+def check_backing_chain(conn: libvirt.virConnect, new: list[tuple[DiskSpec, str]], domains: list[DomainXml],
+                        vm: str) -> None:
+    """Refuse attaching a volume read-write while a qcow2 overlay built on it is attached to a VM
+    (the overlay's view changes under it), and attaching an overlay while one of its backing files
+    is attached read-write somewhere. Nothing is read when no volume has a backing file."""
+    chains = backing_map(conn)
+    if not chains:
+        return
+    attached = _paths_in_use(conn, domains)
+    for disk, path in new:
+        path = os.path.normpath(path)
+        below = _backing_files(path, chains)
+        for owner, other, other_path in attached:
+            if not disk.readonly and path in _backing_files(other_path, chains):
+                raise InvalidInput("volume", f"{disk.source_label} is the backing file of {other.source_label}, "
+                                             f"attached to {owner} as {other.target}; writing to it would corrupt "
+                                             "that overlay, so attach it read-only (readonly=on) or detach the "
+                                             "overlay first.")
+            if other_path in below and not other.readonly:
+                raise InvalidInput("volume", f"{disk.source_label} is an overlay of {other.source_label}, which is "
+                                             f"attached read-write to {owner} as {other.target}; what that VM "
+                                             "writes would corrupt the overlay, so detach it there first or "
+                                             "attach it read-only there.")
+
+
+def _backing_files(path: str, chains: dict[str, str]) -> list[str]:
+    """The backing chain below PATH, nearest first (a cycle ends it)."""
+    found: list[str] = []
+    while path in chains and chains[path] not in found and chains[path] != path:
+        path = chains[path]
+        found.append(path)
+    return found
+
+
+# -- vm delete with remove_storage: a volume in a stopped pool cannot be removed -----------------
+def refuse_stopped_pools(conn: libvirt.virConnect, mine: DomainXml) -> None:
+    """Refuse, before anything changes, to delete a VM with its storage while a disk of it lies in
+    a stopped pool: libvirt cannot see, so cannot remove, the volumes of a stopped pool."""
+    stopped = {}
+    for pool in conn.listAllStoragePools(libvirt.VIR_CONNECT_LIST_STORAGE_POOLS_INACTIVE):
+        try:
+            stopped[pool.name()] = X.parse(pool.XMLDesc(0)).findtext("target/path")
+        except libvirt.libvirtError:
+            continue
+    for disk in mine.disks():
+        if disk.device != "disk":
+            continue
+        pool = disk.pool if disk.by_volume and disk.pool in stopped else _pool_holding(disk.path, stopped)
+        if pool:
+            raise NeedsOption(f"vm: disk {disk.target} of {mine.name} ({disk.source_label}) is in pool {pool}, which "
+                              "is not running, so its volume cannot be removed; start the pool first "
+                              f"(`virtops pool start {pool}`), or delete the VM without {{option}}.",
+                              option="remove_storage")
+
+
+def _pool_holding(path: str | None, pools: dict[str, str | None]) -> str | None:
+    if not path:
+        return None
+    for name, target in pools.items():
+        if target and os.path.normpath(path).startswith(os.path.normpath(target) + "/"):
+            return name
+    return None

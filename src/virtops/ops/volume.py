@@ -15,7 +15,7 @@ from virtops.ops.rows import VolumeUsers, volume_row, volume_rows, volume_users,
 from virtops.xmlmodels import doc as X
 from virtops.xmlmodels.values import VOLUME_FORMATS, VolumeFormat
 from virtops.xmlmodels.volume import VolumeXml
-from virtops.base.errors import InvalidInput, NotFound, VirtopsError, libvirt_errors
+from virtops.base.errors import InvalidInput, NeedsOption, NotFound, libvirt_errors
 from virtops.base.units import format_size, parse_size
 from virtops.base.model import Model
 
@@ -235,7 +235,8 @@ class Volumes:
         return CreateResult(volume=volume_info(pool_name, X.parse(vol.XMLDesc(0))), warnings=warnings)
 
     # -- change -------------------------------------------------------------------------
-    def resize(self, ref: str, size: str | int, shrink: bool = False) -> CreateResult:
+    def resize(self, ref: str, size: str | int, shrink: bool = False, force: bool = False) -> CreateResult:
+        """A new capacity; shrinking a disk of a running VM needs force as well as shrink."""
         pool, vol = self.lookup(ref)
         current = volume_info(pool.name(), X.parse(vol.XMLDesc(0)))
         new = parse_size(size, "size")
@@ -252,6 +253,7 @@ class Volumes:
                 raise InvalidInput("size", f"{format_size(new)} is below the space the volume already uses "
                                            f"({format_size(current.allocation)}); it cannot shrink below that.")
             flags |= libvirt.VIR_STORAGE_VOL_RESIZE_SHRINK
+            self._refuse_shrinking_in_use(pool, vol, ref, force)
         warnings = self._check_space(pool, pool.name(), new - current.capacity, 0) if new > current.capacity else []
         with libvirt_errors(f"resizing volume {ref}"):
             vol.resize(new, flags)
@@ -280,12 +282,21 @@ class Volumes:
         info = volume_info(pool.name(), X.parse(vol.XMLDesc(0)), volume_users(self.conn))
         overlays = self.overlays_of(info.path)
         if info.used_by and not force:
-            raise VirtopsError(f"volume {ref} is used by VM(s) {', '.join(info.used_by)}; detach it first, "
-                               f"or give --force to go on with {doing} it anyway.")
+            running = [vm for vm in info.used_by if vm in info.running_users]
+            loss = f" (running: {', '.join(running)}, whose guests see it change under them)" if running else ""
+            raise NeedsOption(f"volume {ref} is used by VM(s) {', '.join(info.used_by)}{loss}; detach it first, "
+                              f"or give {{option}} to go on with {doing} it anyway.")
         if overlays and not force:
-            raise VirtopsError(f"volume {ref} is the backing file of {', '.join(overlays)}; delete those first, "
-                               f"or give --force to go on with {doing} it anyway.")
+            raise NeedsOption(f"volume {ref} is the backing file of {', '.join(overlays)}; delete those first, "
+                              f"or give {{option}} to go on with {doing} it anyway.")
         return info.used_by + [f"volume {o}" for o in overlays]
+
+    def _refuse_shrinking_in_use(self, pool, vol, ref: str, force: bool) -> None:
+        info = volume_info(pool.name(), X.parse(vol.XMLDesc(0)), volume_users(self.conn))
+        if info.running_users and not force:
+            raise NeedsOption(f"volume {ref} is a disk of running VM(s) {', '.join(info.running_users)}; shrinking "
+                              "it under the guest cuts off data its file systems may hold; shut the VM down first, "
+                              "or give {option} to shrink it anyway.")
 
     def overlays_of(self, path: str | None) -> list[str]:
         """POOL/VOL of every volume, in any running pool, whose backing file is `path`."""

@@ -314,9 +314,22 @@ def _is_complete(target: Path) -> bool:
     return (target / "vmlinuz").is_file() and (target / "initrd.img").is_file()
 
 
+def _make_dirs_qemu_can_pass(path: Path) -> None:
+    """Create the cache directory and its missing parents with mode 0755 whatever the umask:
+    libvirt's QEMU runs as libvirt-qemu and must pass through them to read the kernel and initrd
+    (libvirt hands it those files at start, but not the directories above them)."""
+    missing = []
+    while not path.exists():
+        missing.append(path)
+        path = path.parent
+    for directory in reversed(missing):
+        directory.mkdir(exist_ok=True)
+        directory.chmod(0o755)
+
+
 def _publish(target: Path, inputs: _GuestInputs) -> None:
     """Build in a staging dir next to `target`, then rename: readers never see half an image."""
-    target.parent.mkdir(parents=True, exist_ok=True)
+    _make_dirs_qemu_can_pass(target.parent)
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=target.parent))
     try:
         shutil.copyfile(inputs.kernel, staging / "vmlinuz")
