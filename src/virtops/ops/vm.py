@@ -1340,7 +1340,7 @@ def backing_map(conn: libvirt.virConnect) -> dict[str, str]:
     volumes' XML fetched concurrently, as `vol list` does)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from virtops.ops.volume import LIST_WORKERS, _xml_or_none
+    from virtops.ops.rows import LIST_WORKERS, volume_xml_or_none
 
     vols = []
     for pool in conn.listAllStoragePools(libvirt.VIR_CONNECT_LIST_STORAGE_POOLS_ACTIVE):
@@ -1349,7 +1349,7 @@ def backing_map(conn: libvirt.virConnect) -> dict[str, str]:
         except libvirt.libvirtError:
             continue  # stopped while we looked
     with ThreadPoolExecutor(max_workers=LIST_WORKERS) as workers:
-        roots = [root for root in workers.map(_xml_or_none, vols) if root is not None]
+        roots = [root for root in workers.map(volume_xml_or_none, vols) if root is not None]
     return {os.path.normpath(root.findtext("target/path")): os.path.normpath(root.findtext("backingStore/path"))
             for root in roots if root.findtext("backingStore/path") and root.findtext("target/path")}
 
