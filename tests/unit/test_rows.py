@@ -28,3 +28,60 @@ def test_listing_commands_import_no_pydantic():
     code = ("import sys; from virtops.cli import net, pool, vol; from virtops.ops import rows; "
             "from virtops.daemon import lookups; sys.exit('pydantic' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+class _Broken:
+    """A libvirt object whose XML nothing can read (what a listing must survive)."""
+
+    def __init__(self, name: str):
+        self._name = name
+
+    def name(self):
+        return self._name
+
+    def XMLDesc(self, _flags=0):
+        return "\x01\x02 not xml at all <<<"
+
+    def UUIDString(self):
+        return "00000000-0000-0000-0000-000000000000"
+
+    def isActive(self):
+        return 0
+
+    def ID(self):
+        return -1
+
+    def autostart(self):
+        return 0
+
+    def isPersistent(self):
+        return 1
+
+    def info(self):
+        return [0, 0, 0, 0]
+
+
+def test_an_unreadable_object_is_a_row_with_the_reason_and_the_others_stay():
+    from virtops.ops import vmrows
+
+    conn = libvirt.open("test:///default")
+    pool = conn.storagePoolLookupByName("default-pool")
+
+    class Conn:  # the test driver's objects, and one broken one of each kind
+        def listAllStoragePools(self, _flags=0):
+            return [pool, _Broken("broken-pool")]
+
+        def listAllNetworks(self, _flags=0):
+            return conn.listAllNetworks() + [_Broken("broken-net")]
+
+    pools = {r["name"]: r for r in rows.pool_rows(Conn())}
+    assert pools["default-pool"]["unreadable"] is None and pools["broken-pool"]["unreadable"]
+    assert PoolInfo(**pools["broken-pool"]).type == "unreadable"
+    nets = {r["name"]: r for r in rows.network_rows(Conn())}
+    assert nets["default"]["unreadable"] is None and nets["broken-net"]["mode"] == "unreadable"
+    vm = vmrows._vm_row_or_unreadable(_Broken("broken-vm"), libvirt.VIR_DOMAIN_SHUTOFF, _Broken("x").XMLDesc())
+    assert vm["name"] == "broken-vm" and vm["unreadable"]
+    volume = rows._volume_row_or_unreadable("p", _Broken("broken.img"), rows.volume_xml_or_none(_Broken("v")),
+                                            rows.VolumeUsers())
+    assert volume["name"] == "broken.img" and volume["unreadable"]
+    assert VolumeInfo(**volume).unreadable

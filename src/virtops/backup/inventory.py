@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import libvirt
 from lxml import etree
 
+from virtops.daemon import lookups
 from virtops.xmlmodels import doc as X
 from virtops.xmlmodels.values import BUILT_AS_DIRECTORY
 from virtops.xmlmodels.pool import PoolXml
@@ -45,7 +46,7 @@ def read_all(conn: libvirt.virConnect) -> list[HostObject]:
         objects.extend(_volumes(pool))
     for net in conn.listAllNetworks(libvirt.VIR_CONNECT_LIST_NETWORKS_PERSISTENT):
         objects.append(HostObject("network", net.name(), _well_formed("network", net.name(),
-                                                                      net.XMLDesc(libvirt.VIR_NETWORK_XML_INACTIVE)),
+                                                                      lookups.network_definition(net)),
                                   net.UUIDString(), bool(net.autostart()), bool(net.isActive())))
     for dom in conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_PERSISTENT):
         text = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE | libvirt.VIR_DOMAIN_XML_SECURE)

@@ -103,6 +103,13 @@ def _debug_requested() -> bool:
     return "--debug" in sys.argv[1:]
 
 
+def warn_unreadable(kind: str, rows: list[dict], where: str = "") -> None:
+    """A listed object whose XML could not be read is a row of its own; stderr says why."""
+    for row in rows:
+        if row.get("unreadable"):
+            click.echo(f"warning: {where}{kind} {row['name']} cannot be read: {row['unreadable']}", err=True)
+
+
 def emit_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, default=str))
 

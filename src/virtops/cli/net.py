@@ -6,7 +6,7 @@ from pathlib import Path
 import click
 
 from virtops.xmlmodels.values import EDITABLE_MODES, MODES_WITH_DEV, NETWORK_MODES
-from virtops.cli.common import complete, emit_fields, emit_json, emit_table, json_option, pass_context
+from virtops.cli.common import complete, emit_fields, emit_json, emit_table, json_option, pass_context, warn_unreadable
 
 LIST_COLUMNS = [("name", "Name"), ("state", "State"), ("autostart", "Autostart"), ("persistent", "Persistent"),
                 ("bridge", "Bridge"), ("mode", "Mode"), ("subnet", "Subnet"), ("dhcp_range", "DHCP range"),
@@ -77,9 +77,7 @@ def list_(ctx, include_inactive, as_json) -> None:
     from virtops.ops import rows  # plain rows, not models: the listing imports no pydantic
 
     found = rows.networks(ctx.host(), include_inactive)
-    for row in found:
-        if row["unreadable"]:
-            click.echo(f"warning: network {row['name']} cannot be read: {row['unreadable']}", err=True)
+    warn_unreadable("network", found)
     if as_json:
         emit_json(found)
         return

@@ -4,7 +4,7 @@ from __future__ import annotations
 import click
 
 from virtops.xmlmodels.values import POOL_TYPES
-from virtops.cli.common import complete, emit_fields, emit_json, emit_table, json_option, pass_context
+from virtops.cli.common import complete, emit_fields, emit_json, emit_table, json_option, pass_context, warn_unreadable
 
 LIST_COLUMNS = [("name", "Name"), ("type", "Type"), ("state", "State"), ("autostart", "Autostart"),
                 ("persistent", "Persistent"), ("capacity", "Capacity"), ("allocation", "Allocation"),
@@ -117,6 +117,7 @@ def pool_list(ctx, show_all, as_json) -> None:
     from virtops.ops import rows  # plain rows, not models: the listing imports no pydantic
 
     found = rows.pools(ctx.host(), include_inactive=show_all)
+    warn_unreadable("pool", found)
     if as_json:
         emit_json(found)
         return

@@ -5,7 +5,7 @@ import sys
 
 import click
 
-from virtops.cli.common import complete, emit_fields, emit_json, emit_table, json_option, pass_context
+from virtops.cli.common import complete, emit_fields, emit_json, emit_table, json_option, pass_context, warn_unreadable
 
 
 @click.group()
@@ -41,6 +41,7 @@ def vm_list(ctx, show_all: bool, long: bool, as_json: bool) -> None:
     ctx.event_loop = False  # one read-only pass of many calls: keepalive's wake-ups would only slow it
     host = ctx.host()
     vms = vmrows.detailed(host, show_all) if long else vmrows.summaries(host, show_all)
+    warn_unreadable("VM", vms)
     if as_json:
         emit_json(vms)
         return

@@ -7,7 +7,7 @@ import sys
 import click
 
 from virtops.xmlmodels.values import VOLUME_FORMATS
-from virtops.cli.common import complete, emit_fields, emit_json, emit_table, json_option, pass_context
+from virtops.cli.common import complete, emit_fields, emit_json, emit_table, json_option, pass_context, warn_unreadable
 
 LIST_COLUMNS = [("name", "Name"), ("format", "Format"), ("capacity", "Capacity"), ("allocation", "Allocation"),
                 ("used_by", "Used by"), ("path", "Path")]
@@ -81,6 +81,7 @@ def vol_list(ctx, pool, as_json) -> None:
     from virtops.ops import rows  # plain rows, not models: the listing imports no pydantic
 
     found = rows.volumes(ctx.host(), pool)
+    warn_unreadable("volume", found)
     if as_json:
         emit_json(found)
         return

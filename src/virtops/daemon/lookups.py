@@ -52,3 +52,16 @@ def volume(conn: libvirt.virConnect, ref: str) -> tuple[libvirt.virStoragePool, 
             raise NotFound(f"volume: no volume named {name!r} in pool {pool_name}; "
                            f"`virtops vol list {pool_name}` lists them.") from None
         raise from_libvirt(err, f"looking up volume {ref}") from err
+
+
+def network_definition(net: libvirt.virNetwork) -> str:
+    """A network's persistent definition, or its live XML when it has none apart: a transient
+    network, or a driver that keeps no separate definition (libvirt's test driver refuses the
+    INACTIVE flag)."""
+    if net.isPersistent():
+        try:
+            return net.XMLDesc(libvirt.VIR_NETWORK_XML_INACTIVE)
+        except libvirt.libvirtError as err:
+            if err.get_error_code() not in (libvirt.VIR_ERR_INVALID_ARG, libvirt.VIR_ERR_NO_SUPPORT):
+                raise
+    return net.XMLDesc(0)

@@ -513,16 +513,9 @@ class Networks:
         return lookups.network(self.conn, name)
 
     def _config(self, net: libvirt.virNetwork) -> etree._Element:
-        """The persistent definition when there is one, else the live one (also where the driver
-        keeps no separate definition: libvirt's test driver refuses the INACTIVE flag)."""
+        """The persistent definition when there is one, else the live one."""
         with libvirt_errors(f"reading network {net.name()}"):
-            if net.isPersistent():
-                try:
-                    return X.parse(net.XMLDesc(libvirt.VIR_NETWORK_XML_INACTIVE))
-                except libvirt.libvirtError as err:
-                    if err.get_error_code() not in (libvirt.VIR_ERR_INVALID_ARG, libvirt.VIR_ERR_NO_SUPPORT):
-                        raise
-            return X.parse(net.XMLDesc(0))
+            return X.parse(lookups.network_definition(net))
 
     def exists(self, name: str) -> bool:
         try:
@@ -739,7 +732,7 @@ class Networks:
         for other in colliding:
             self.refuse_cutting_off(other, "replacing it restarts it and", force, "virtops then re-plugs their NICs")
         saved = [(n, self._lookup(n)) for n in colliding]
-        saved_state = [(n, net.XMLDesc(libvirt.VIR_NETWORK_XML_INACTIVE), bool(net.isActive()), bool(net.autostart()))
+        saved_state = [(n, lookups.network_definition(net), bool(net.isActive()), bool(net.autostart()))
                        for n, net in saved]
         with undo_on_failure() as undo:
             for n, old_xml, was_active, was_auto in saved_state:
@@ -929,7 +922,7 @@ class Networks:
     def apply_restart_plan(self, plan: EditPlan) -> None:
         """Redefine, restart, re-attach; on failure put the old definition back and reconnect guests."""
         net = self._lookup(plan.network)
-        old_xml = net.XMLDesc(libvirt.VIR_NETWORK_XML_INACTIVE)
+        old_xml = lookups.network_definition(net)
         was_active = bool(net.isActive())
         try:
             with libvirt_errors(f"redefining network {plan.network}"):

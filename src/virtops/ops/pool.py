@@ -116,6 +116,7 @@ class PoolInfo(Model):
     group: int | None = None
     volumes: int | None = None
     uuid: str | None = None
+    unreadable: str | None = None  # why the pool's XML could not be read; the other fields are then unknown
 
 
 class PoolSource(Model):

@@ -95,6 +95,11 @@ def network_row(net: libvirt.virNetwork) -> dict:
             "leases": lease_count(net) if active and spec["subnet"] else 0, "unreadable": None}
 
 
+# What reading an object's XML through the models can raise besides libvirt's own errors: XML
+# that recovery could not read (UnreadableXML), or a value no model expects.
+UNREADABLE = (VirtopsError, ValueError, TypeError, AttributeError)
+
+
 def network_row_or_unreadable(net: libvirt.virNetwork) -> dict | None:
     """One network that cannot be read never breaks the listing: it is listed as unreadable,
     with the reason (None: it was undefined while we listed)."""
@@ -104,7 +109,7 @@ def network_row_or_unreadable(net: libvirt.virNetwork) -> dict | None:
         if err.get_error_code() == libvirt.VIR_ERR_NO_NETWORK:
             return None
         reason = one_sentence(err.get_error_message() or str(err))
-    except (VirtopsError, ValueError, TypeError, AttributeError) as err:  # XML that no model expects
+    except UNREADABLE as err:
         reason = str(err)
     unknown = dict.fromkeys(("bridge", "dev", "subnet", "gateway", "dhcp_start", "dhcp_end", "dhcp_range", "ipv6",
                               "domain", "mtu"))
@@ -142,7 +147,16 @@ def pool_row(pool: libvirt.virStoragePool, count_volumes: bool = False) -> dict:
             "source_host": source.get("host"), "source_path": source.get("dir"),
             "source_device": source.get("device"), "source_format": source.get("format"),
             "mode": perms.get("mode"), "owner": perms.get("owner"), "group": perms.get("group"),
-            "volumes": pool.numOfVolumes() if count_volumes and active else None, "uuid": xml.uuid}
+            "volumes": pool.numOfVolumes() if count_volumes and active else None, "uuid": xml.uuid, "unreadable": None}
+
+
+def _unreadable_pool(pool: libvirt.virStoragePool, reason: str) -> dict:
+    """A pool whose XML cannot be read: listed with the reason, everything else unknown."""
+    keys = ("capacity", "allocation", "available", "target", "source_host", "source_path", "source_device",
+            "source_format", "mode", "owner", "group", "volumes", "uuid")
+    return {"name": pool.name(), "type": "unreadable", "state": "unknown", "active": bool(pool.isActive()),
+            "autostart": bool(pool.autostart()), "persistent": bool(pool.isPersistent()), **dict.fromkeys(keys),
+            "unreadable": reason}
 
 
 def pool_rows(conn: libvirt.virConnect, include_inactive: bool = True) -> list[dict]:
@@ -153,6 +167,8 @@ def pool_rows(conn: libvirt.virConnect, include_inactive: bool = True) -> list[d
             rows.append(pool_row(pool))
         except libvirt.libvirtError:
             continue  # undefined while we listed: it is gone, so it is not listed
+        except UNREADABLE as err:
+            rows.append(_unreadable_pool(pool, str(err)))
     return sorted(rows, key=lambda r: r["name"])
 
 
@@ -166,16 +182,33 @@ def volume_rows(conn: libvirt.virConnect, pool: libvirt.virStoragePool) -> list[
         users_future = workers.submit(volume_users, conn)
         roots = list(workers.map(volume_xml_or_none, vols))
         users = users_future.result()
-    return sorted((volume_row(pool_name, root, users) for root in roots if root is not None), key=lambda r: r["name"])
+    rows = [_volume_row_or_unreadable(pool_name, vol, root, users) for vol, root in zip(vols, roots) if root is not None]
+    return sorted(rows, key=lambda r: r["name"])
+
+
+def _volume_row_or_unreadable(pool_name: str, vol: libvirt.virStorageVol, root: etree._Element,
+                              users: VolumeUsers) -> dict:
+    try:
+        if VolumeXml(root).name is None:
+            raise VirtopsError("libvirt's XML of it could not be read")
+        return volume_row(pool_name, root, users)
+    except UNREADABLE as err:
+        return {"pool": pool_name, "name": vol.name(), "format": None, "capacity": 0, "allocation": 0,
+                "path": None, "type": None, "backing": None, "used_by": [], "running_users": [],
+                "unreadable": str(err)}
 
 
 def volume_xml_or_none(vol: libvirt.virStorageVol) -> etree._Element | None:
-    """The volume's XML, parsed in the worker thread (X.parse keeps a parser per thread)."""
+    """The volume's XML, parsed in the worker thread (X.parse keeps a parser per thread); XML
+    nothing can read becomes an empty <volume> (no name), which its row shows as unreadable."""
     try:
         text = vol.XMLDesc(0)
     except libvirt.libvirtError:
         return None  # deleted while we listed
-    return X.parse(text)
+    try:
+        return X.parse(text)
+    except VirtopsError:
+        return etree.Element("volume")
 
 
 # -- volumes and who uses them ---------------------------------------------------------------
@@ -234,4 +267,5 @@ def volume_row(pool_name: str, root: etree._Element, users: VolumeUsers | None =
     used = users.of(pool_name, name, path) if users else []
     return {"pool": pool_name, "name": name, "format": vol.format, "capacity": vol.capacity or 0,
             "allocation": vol.allocation or 0, "path": path, "type": vol.type, "backing": vol.backing_path,
-            "used_by": used, "running_users": [vm for vm in used if users and vm in users.running]}
+            "used_by": used, "running_users": [vm for vm in used if users and vm in users.running],
+            "unreadable": None}

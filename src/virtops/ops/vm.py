@@ -88,6 +88,7 @@ class VmInfo(Model):
     memory_bytes: int
     disks: list[DiskInfo]
     nics: list[NicInfo]
+    unreadable: str | None = None  # why the VM's XML could not be read; the other fields are then unknown
 
 
 class VmSummary(Model):
@@ -102,6 +103,7 @@ class VmSummary(Model):
     memory_bytes: int
     disks: list[str]  # targets: vda, vdb, ...
     ips: list[str]  # address/prefix of each NIC with a DHCP lease
+    unreadable: str | None = None
 
 
 class DetachResult(Model):

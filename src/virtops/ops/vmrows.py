@@ -103,10 +103,13 @@ def _stopped_summary(dom: libvirt.virDomain, stats: dict) -> dict:
 
 
 def _summary_of(row: dict) -> dict:
-    return {"id": row["id"], "name": row["name"], "uuid": row["uuid"], "state": row["state"],
-            "running": row["running"], "vcpus": row["vcpus"], "memory_bytes": row["memory_bytes"],
-            "disks": [disk["target"] for disk in row["disks"]],
-            "ips": [nic["ip"] for nic in row["nics"] if nic["ip"]]}
+    summary = {"id": row["id"], "name": row["name"], "uuid": row["uuid"], "state": row["state"],
+               "running": row["running"], "vcpus": row["vcpus"], "memory_bytes": row["memory_bytes"],
+               "disks": [disk["target"] for disk in row["disks"]],
+               "ips": [nic["ip"] for nic in row["nics"] if nic["ip"]]}
+    if row.get("unreadable"):
+        summary["unreadable"] = row["unreadable"]
+    return summary
 
 
 def _rows_from_xml(host: Host, domains: list[tuple[libvirt.virDomain, int]]) -> list[dict]:
@@ -145,8 +148,20 @@ def _rows_from_xml(host: Host, domains: list[tuple[libvirt.virDomain, int]]) -> 
     if doms:
         _run_threads(lambda task: task() if task else fetch(None),
                      [None, *extra, *[None] * (min(XML_THREADS, len(doms)) - 1)])
-    return [vm_row(X.parse(text), dom.ID(), state)
-            for (dom, state), text in zip(domains, texts) if text]
+    return [_vm_row_or_unreadable(dom, state, text) for (dom, state), text in zip(domains, texts) if text]
+
+
+def _vm_row_or_unreadable(dom: libvirt.virDomain, state: int, text: str) -> dict:
+    """One domain whose XML no model reads never breaks the listing: it is listed with the reason."""
+    from virtops.ops.rows import UNREADABLE
+
+    try:
+        return vm_row(X.parse(text), dom.ID(), state)
+    except UNREADABLE as err:
+        return {"id": dom.ID() if dom.ID() >= 0 else None, "name": dom.name(), "uuid": dom.UUIDString(),
+                "state": STATE_NAMES.get(state, "unknown"), "running": dom.ID() >= 0, "persistent": None,
+                "autostart": None, "virt_type": "", "vcpus": 0, "memory_bytes": 0, "disks": [], "nics": [],
+                "unreadable": str(err)}
 
 
 def fill_ips(conn: libvirt.virConnect, rows: list[dict]) -> None:

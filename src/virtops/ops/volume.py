@@ -68,6 +68,7 @@ class VolumeInfo(Model):
     backing: str | None = None
     used_by: list[str] = []
     running_users: list[str] = []
+    unreadable: str | None = None  # why the volume's XML could not be read
 
 
 class CreateResult(Model):

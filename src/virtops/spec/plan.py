@@ -163,7 +163,15 @@ def _transient(live: Live, kind: str, name: str) -> None:
     live.warnings.append(f"{kind} {name} is transient (not defined); left out.")
 
 
+def _unreadable(live: Live, kind: str, name: str, reason: str) -> None:
+    """An object whose XML cannot be read is neither exported nor ever pruned."""
+    live.unmanaged.add(f"{kind}/{name}")
+    live.warnings.append(f"{kind} {name} cannot be read ({reason.rstrip('.')}); left out.")
+
+
 def _live_pool(host, info, live: Live, paths: dict[str, str]) -> PoolEntry | None:
+    if info.unreadable:
+        return _unreadable(live, "pool", info.name, info.unreadable)
     if not info.persistent:
         return _transient(live, "pool", info.name)
     if info.type not in POOL_TYPES:
@@ -183,6 +191,9 @@ def _live_pool(host, info, live: Live, paths: dict[str, str]) -> PoolEntry | Non
         return entry
     volumes = []
     for vol in host.volumes.list(info.name):
+        if vol.unreadable:
+            _unreadable(live, "volume", f"{info.name}/{vol.name}", vol.unreadable)
+            continue
         if vol.path:
             paths[vol.path] = f"{info.name}/{vol.name}"
         if vol.format not in VOLUME_FORMATS:
@@ -199,6 +210,8 @@ def _live_pool(host, info, live: Live, paths: dict[str, str]) -> PoolEntry | Non
 
 
 def _live_network(host, info, live: Live) -> NetworkEntry | None:
+    if info.unreadable:
+        return _unreadable(live, "network", info.name, info.unreadable)
     if not info.persistent:
         return _transient(live, "network", info.name)
     try:
@@ -212,6 +225,8 @@ def _live_network(host, info, live: Live) -> NetworkEntry | None:
 def _live_vm(host, info, live: Live, paths: dict[str, str]) -> VmEntry | None:
     from virtops.ops.domain import DiskSpec, NicSpec
 
+    if info.unreadable:
+        return _unreadable(live, "vm", info.name, info.unreadable)
     if info.running:
         live.running_vms.add(info.name)
         if not host.vms.info(info.name).persistent:  # listings leave persistence out to stay fast
