@@ -39,7 +39,10 @@ def real_host_network() -> dict[str, str]:
 
 def ours() -> dict[str, list[str]]:
     """Namespaces and state this test's labs and segments make."""
-    netns = [line.split()[0] for line in _sh("ip", "netns", "list").splitlines() if TOKEN in line]
+    # Only this test's: the session's own lab hosts carry the same pid in their names.
+    names = (A1, A2, B1, SEG_A, SEG_B)
+    netns = [line.split()[0] for line in _sh("ip", "netns", "list").splitlines()
+             if any(name in line.split()[0] for name in names)]
     segments = lab_root() / ".segments"
     files = sorted(p.name for p in segments.glob(f"*{TOKEN}.*")) if segments.is_dir() else []
     return {"netns": sorted(netns), "segment_files": files}

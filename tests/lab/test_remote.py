@@ -34,7 +34,8 @@ def test_the_handbook_on_a_remote_host(uplink_lab, tmp_path):
     assert info["uri"] == "qemu+tcp://198.51.100.2/system" and info["hypervisor"] == "QEMU"
     local = libvirt.open(lab.uri)  # the same daemon, seen from here, to check what the remote client did
     try:
-        ok(lab, "pool", "create", "rpool", "--type", "dir", "--target", "/var/lib/libvirt/rpool", "--mode", "0700")
+        # 0711: QEMU runs as libvirt-qemu (a stock host) and must pass the pool's directory to its disk.
+        ok(lab, "pool", "create", "rpool", "--type", "dir", "--target", "/var/lib/libvirt/rpool", "--mode", "0711")
         ok(lab, "vol", "create", "rpool", "rvol", "--capacity", "64M", "--allocation", "0", "--format", "raw")
         assert local.storagePoolLookupByName("rpool").storageVolLookupByName("rvol").info()[1] == 64 * MIB
 
