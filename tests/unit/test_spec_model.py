@@ -224,3 +224,28 @@ def test_vm_settings_plan_live_on_a_stopped_vm_and_refuse_beyond_the_host(test_h
     too_much = loads("vms:\n  - name: v\n    memory: 100T\n", "host.yaml")
     with pytest.raises(SpecError, match=r"host.yaml:3: vms\[0\].memory: 100T is more than the host's 8192 MiB"):
         P.make_plan(test_host, too_much)
+
+
+def test_stopping_a_network_running_guests_use_needs_yes_and_says_what_it_costs(tmp_path, monkeypatch):
+    """libvirt's test driver runs VM `test` with a NIC on `default`: a spec that stops `default` plans
+    a disruptive action (apply refuses it without --yes); with --yes it stops it through the core's force."""
+    from virtops.host import Host
+
+    monkeypatch.setenv("VIRTOPS_LOCK_DIR", str(tmp_path))
+    monkeypatch.setattr(P, "LOCK_DIR", tmp_path)
+    host = Host("test:///default")
+    assert host.networks.running_nics("default")
+    loaded = loads(textwrap.dedent("""\
+        networks:
+          - {name: default, mode: nat, bridge: virbr0, subnet: 192.168.122.0/24, gateway: 192.168.122.1,
+             dhcp: 192.168.122.2-192.168.122.254, active: false}
+        """))
+    plan = P.make_plan(host, loaded)
+    (action,) = plan.actions
+    assert action.disruptive and "cuts off the NICs of running guest(s) test" in action.notes[0]
+    with pytest.raises(P.NeedsConfirmation):
+        P.apply(host, loaded)
+    assert host.networks.info("default").active
+    P.apply(host, loaded, yes=True)
+    assert not host.networks.info("default").active
+    host.close()  # the test driver's default state lasts while a connection to it is open

@@ -463,11 +463,22 @@ class _Planner:
                     action.steps.append((f"build pool {name}", lambda: pools.build(name)))
                 action.steps.append((f"start pool {name}", lambda: pools.start(name)))
             elif change.field == "active":
-                action.steps.append((f"stop pool {name}", lambda: pools.stop(name)))
+                users = sorted(self._running_users_of_pool(name, desired.target))
+                if users:
+                    action.disruptive = True
+                    action.notes.append(f"stopping pool {name} takes its volumes from running VM(s) "
+                                        f"{', '.join(users)}.")
+                action.steps.append((f"stop pool {name}", lambda: pools.stop(name, force=bool(users))))
             else:
                 action.steps.append((f"set autostart of pool {name} to {change.new}",
                                      lambda on=change.new: pools.set_autostart(name, on)))
         return action
+
+    def _running_users_of_pool(self, name: str, target: str | None) -> set[str]:
+        from virtops.ops.rows import volume_users
+
+        users = volume_users(self.host.conn)
+        return users.of_pool(name, target) & users.running
 
     # ---- volumes ----
     def volumes(self) -> list[Action]:
@@ -611,9 +622,17 @@ class _Planner:
 
     def _state_steps(self, action: Action, current, desired) -> None:
         networks, name = self.host.networks, desired.name
-        if current.active != desired.active:
-            run = networks.start if desired.active else networks.stop
-            action.steps.append((f"{'start' if desired.active else 'stop'} network {name}", lambda: run(name)))
+        if current.active and not desired.active:
+            # Stopping it cuts running guests off: the plan says so, and only --yes lets it run
+            # (then with the core's force: the operator has read the cost).
+            nics = networks.running_nics(name)
+            if nics:
+                action.disruptive = True
+                action.notes.append(f"stopping network {name} cuts off the NICs of running guest(s) "
+                                    f"{', '.join(sorted({dom for dom, _mac, _model in nics}))} until it runs again.")
+            action.steps.append((f"stop network {name}", lambda: networks.stop(name, force=bool(nics))))
+        elif desired.active and not current.active:
+            action.steps.append((f"start network {name}", lambda: networks.start(name)))
         if current.autostart != desired.autostart:
             action.steps.append((f"set autostart of network {name} to {desired.autostart}",
                                  lambda: networks.set_autostart(name, desired.autostart)))
