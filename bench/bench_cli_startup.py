@@ -16,12 +16,12 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import libvirt
 
+from bench_vm_list import child_env  # as an installed virtops runs: from compiled bytecode
 from virtops.lab.labhost import Lab
 from virtops.xmlmodels import doc as X
 
@@ -82,14 +82,6 @@ def populate(uri: str) -> None:
             conn.defineXML(_domain_xml())
     finally:
         conn.close()
-
-
-def child_env() -> dict[str, str]:
-    """As an installed virtops runs: from compiled bytecode (see bench_vm_list.py)."""
-    env = dict(os.environ)
-    if env.pop("PYTHONDONTWRITEBYTECODE", None) and "PYTHONPYCACHEPREFIX" not in env:
-        env["PYTHONPYCACHEPREFIX"] = str(Path(tempfile.gettempdir()) / "virtops-bench-pycache")
-    return env
 
 
 def timed(argv: list[str]) -> float:

@@ -24,31 +24,14 @@ from pathlib import Path
 
 import libvirt
 
+from bench_vm_list import domain_xml as vm_list_domain_xml  # the same plausible small VM
 from virtops.lab.labhost import Lab
-from virtops.xmlmodels import doc as X
 
 LAB_PREFIX = "bench-fleet-"
 
 
 def domain_xml(index: int) -> str:
-    """A plausible small VM: two disks, one NIC on the default network (as bench_vm_list.py's)."""
-    dom = X.element("domain", type="qemu")
-    X.sub(dom, "name", f"fleet{index:04d}")
-    X.sub(dom, "memory", 256, unit="MiB")
-    X.sub(dom, "vcpu", 1 + index % 4)
-    X.sub(X.sub(dom, "os"), "type", "hvm", arch="x86_64")
-    devices = X.sub(dom, "devices")
-    for n, target in enumerate(("vda", "vdb")):
-        disk = X.sub(devices, "disk", type="file", device="disk")
-        X.sub(disk, "driver", name="qemu", type="qcow2")
-        X.sub(disk, "source", file=f"/var/lib/libvirt/images/fleet{index:04d}-{n}.qcow2")
-        X.sub(disk, "target", dev=target, bus="virtio")
-    nic = X.sub(devices, "interface", type="network")
-    X.sub(nic, "mac", address=f"52:54:00:f1:{index // 256:02x}:{index % 256:02x}")
-    X.sub(nic, "source", network="default")
-    X.sub(nic, "model", type="virtio")
-    X.validate(dom, "domain")
-    return X.to_string(dom)
+    return vm_list_domain_xml(index, prefix="fleet", mac_byte=0xf1)
 
 
 def define_domains(uri: str, count: int) -> None:

@@ -29,10 +29,10 @@ from virtops.lab.labhost import Lab
 LAB = "bench-vm"
 
 
-def domain_xml(index: int) -> str:
-    """A plausible small VM: two disks, one NIC on the default network."""
+def domain_xml(index: int, prefix: str = "bench", mac_byte: int = 0xbe) -> str:
+    """A plausible small VM: two disks, one NIC on the default network (bench_fleet.py's too)."""
     dom = X.element("domain", type="qemu")
-    X.sub(dom, "name", f"bench{index:04d}")
+    X.sub(dom, "name", f"{prefix}{index:04d}")
     X.sub(dom, "memory", 256, unit="MiB")
     X.sub(dom, "vcpu", 1 + index % 4)
     X.sub(X.sub(dom, "os"), "type", "hvm", arch="x86_64")
@@ -40,10 +40,10 @@ def domain_xml(index: int) -> str:
     for n, target in enumerate(("vda", "vdb")):
         disk = X.sub(devices, "disk", type="file", device="disk")
         X.sub(disk, "driver", name="qemu", type="qcow2")
-        X.sub(disk, "source", file=f"/var/lib/libvirt/images/bench{index:04d}-{n}.qcow2")
+        X.sub(disk, "source", file=f"/var/lib/libvirt/images/{prefix}{index:04d}-{n}.qcow2")
         X.sub(disk, "target", dev=target, bus="virtio")
     nic = X.sub(devices, "interface", type="network")
-    X.sub(nic, "mac", address=f"52:54:00:be:{index // 256:02x}:{index % 256:02x}")
+    X.sub(nic, "mac", address=f"52:54:00:{mac_byte:02x}:{index // 256:02x}:{index % 256:02x}")
     X.sub(nic, "source", network="default")
     X.sub(nic, "model", type="virtio")
     X.validate(dom, "domain")
