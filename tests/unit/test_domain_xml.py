@@ -198,3 +198,21 @@ def test_delete_with_storage_and_lifecycle(seeded):
     result = vms.delete("vm1", remove_storage=True, force=True)
     assert result.destroyed and result.removed_volumes == ["test/vm1-vda.raw"]
     assert "vm1-vda.raw" not in seeded.conn.storagePoolLookupByName("test").listVolumes()
+
+
+def test_a_control_character_anywhere_in_a_request_is_one_sentence():
+    """A NUL byte cannot even reach libvirt (libvirt-python raises ValueError): the request is
+    refused first, placed where it is (the REST API's stateful fuzzing found this one)."""
+    from virtops.host import Host
+    from virtops.ops.vm import CreateRequest, DiskRequest, NicRequest
+
+    host = Host("test:///default")
+    for request, where in ((CreateRequest(name="c1", memory="64M", disks=[DiskRequest(pool="p\x00", volume="v")]),
+                            ("disks", 0)),
+                           (CreateRequest(name="c1", memory="64M", nics=[NicRequest(network="n\x00")]), ("nics", 0))):
+        with pytest.raises(InvalidInput) as err:
+            host.vms.create(request)
+        assert err.value.location == where and "control character" in str(err.value)
+    with pytest.raises(InvalidInput):
+        host.vms.attach_disk("test", "p\x00/v")
+    host.close()

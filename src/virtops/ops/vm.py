@@ -24,7 +24,7 @@ from virtops.xmlmodels import doc as X
 from virtops.xmlmodels.domain import DomainXml as DomainDocument  # DomainXml here is the live and persistent pair
 from virtops.xmlmodels.volume import VolumeXml
 from virtops.ops.domain import DiskSpec, DomainSpec, KernelBoot, NicSpec, require_domain
-from virtops.base.paths import refuse_control_characters
+from virtops.base.paths import refuse_control_characters, refuse_control_characters_in
 from virtops.base.errors import InvalidInput, NeedsOption, NotFound, Refusals, VirtopsError, from_libvirt, libvirt_errors, located
 from virtops.base.model import Model
 from virtops.base.undo import undo_on_failure
@@ -483,11 +483,13 @@ class Vms:
 
     def check_create(self, request: CreateRequest, view: HostView | None = None) -> CheckedCreate:
         """Every check of `create`, against the live host or the view a plan gives; changes nothing."""
+        refuse_control_characters_in(request)
         plan = _CreatePlan(self, request, view or HostView(self))
         return CheckedCreate(plan.check(), plan.new_volumes)
 
     def check_disk(self, vm: str, request: DiskRequest, taken: set[str], view: HostView | None = None) -> DiskSpec:
         """The checks of attaching a disk to VM `vm` whose disks have the targets `taken`."""
+        refuse_control_characters_in(request)
         view = view or HostView(self)
         vol = view.volume(request.pool, request.volume, "volume")
         self._check_volume_free(vol, request.readonly, request.shareable, view.domains(), vm=vm)
@@ -498,6 +500,7 @@ class Vms:
 
     def check_nic(self, request: NicRequest, view: HostView | None = None) -> NicSpec:
         """The checks of attaching a NIC: the network exists, the model is known, the MAC is free."""
+        refuse_control_characters_in(request)
         view = view or HostView(self)
         view.require_network(request.network, "network")
         _check_model(request.model)
