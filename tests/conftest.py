@@ -123,34 +123,9 @@ def web_lab():
 @pytest.fixture(scope="session")
 def web_server(web_lab, tmp_path_factory):
     """`virtops serve` as a real process on a free loopback port; yields its base URL."""
-    import socket
-    import subprocess
-    import sys
-    import time
+    from tests.helpers import serve_process
 
     password_file = tmp_path_factory.mktemp("web") / "password"
     password_file.write_text(WEB_PASSWORD + "\n")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = subprocess.Popen([sys.executable, "-m", "virtops", "-c", web_lab.uri, "serve", "--listen",
-                               f"127.0.0.1:{port}", "--password-file", str(password_file)],
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"virtops serve did not start: {server.communicate()[0]}")
-                time.sleep(0.1)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+    with serve_process(web_lab.uri, password_file) as base:
+        yield base

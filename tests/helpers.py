@@ -2,6 +2,13 @@
 the real CLI in a subprocess, and XML for objects tests define with libvirt directly."""
 from __future__ import annotations
 
+import contextlib
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 import libvirt
 
 from virtops.xmlmodels import doc as X
@@ -126,3 +133,39 @@ def let_qemu_in(uri: str, pool: str) -> None:
     QEMU, running as libvirt-qemu as on a stock host, cannot pass: run, as the operator would,
     `virtops pool set POOL --mode 0711` (see ops/access.py and docs/labs.md)."""
     cli_ok(uri, "pool", "set", pool, "--mode", "0711")
+
+
+# -- the web console as a real process ------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextlib.contextmanager
+def serve_process(uri: str, password_file: Path, *options: str, port: int | None = None):
+    """`virtops serve` as a real process on a loopback port (a free one unless given); yields its
+    base URL. The session's shared server (conftest's web_server) and the servers of tests that
+    would disturb it (a changed password, a login lockout, short session lifetimes) alike."""
+    port = port or free_port()
+    server = subprocess.Popen([sys.executable, "-m", "virtops", "-c", uri, "serve", "--listen", f"127.0.0.1:{port}",
+                               "--password-file", str(password_file), *options],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"virtops serve did not start: {server.communicate()[0]}")
+                time.sleep(0.1)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()

@@ -5,19 +5,15 @@ from __future__ import annotations
 
 import contextlib
 import re
-import socket
-import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import httpx
 import libvirt
 import pytest
 
 from tests.conftest import WEB_PASSWORD
-from tests.helpers import host_state
+from tests.helpers import free_port, host_state, serve_process as own_server
 
 TOKEN_HEADER = "X-CSRF-Token"
 
@@ -61,40 +57,6 @@ def idle_network(api, conn):
         if net.isActive():
             net.destroy()
         net.undefine()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@contextlib.contextmanager
-def own_server(uri: str, password_file: Path, *options: str, port: int | None = None):
-    """A `virtops serve` of the test's own, for what would disturb the shared one (a changed
-    password, a login lockout, short session lifetimes)."""
-    port = port or free_port()
-    server = subprocess.Popen([sys.executable, "-m", "virtops", "-c", uri, "serve", "--listen", f"127.0.0.1:{port}",
-                               "--password-file", str(password_file), *options],
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"virtops serve did not start: {server.communicate()[0]}")
-                time.sleep(0.1)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
 
 
 @pytest.fixture
