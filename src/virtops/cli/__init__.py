@@ -48,6 +48,7 @@ class RootGroup(LazyGroup):
                  "apply": "virtops.cli.spec:apply",
                  "export": "virtops.cli.spec:export",
                  "serve": "virtops.cli.serve:serve",
+                 "top": "virtops.cli.stats:top",
              })
 @click.option("-c", "--connect", "uri", metavar="URI", help="libvirt URI, or lab:NAME (default: $LIBVIRT_DEFAULT_URI, then qemu:///system).")
 @click.option("-H", "--hosts", metavar="SELECTOR",

@@ -131,12 +131,14 @@ def emit_table(rows: Iterable[dict], columns: list[tuple[str, str]], title: str 
 
 
 def _emit_plain_table(rows: list[dict], columns: list[tuple[str, str]], title: str | None) -> None:
+    click.echo("\n".join(([title] if title else []) + table_lines(rows, columns)))
+
+
+def table_lines(rows: list[dict], columns: list[tuple[str, str]]) -> list[str]:
     """The same layout rich prints without a box: columns two spaces apart, cells padded."""
     cells = [[heading for _key, heading in columns]] + [[_cell(row.get(key)) for key, _ in columns] for row in rows]
     widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
-    lines = [title] if title else []
-    lines += ["  ".join(cell.ljust(width) for cell, width in zip(line, widths)) for line in cells]
-    click.echo("\n".join(lines))
+    return ["  ".join(cell.ljust(width) for cell, width in zip(line, widths)) for line in cells]
 
 
 def _cell(value: Any) -> str:

@@ -173,11 +173,12 @@ def host_info(ctx, as_json: bool) -> None:
         return
     rows = [{"host": host, "uri": i["uri"], "hostname": i["hostname"], "libvirt": i["libvirt_version"],
              "qemu": i["hypervisor_version"], "cpus": i["cpus"],
-             "memory": f"{format_size(i['memory_bytes'] - i['free_memory_bytes'])} / {format_size(i['memory_bytes'])}",
+             "memory": f"{format_size(i['memory_used_bytes'])} / {format_size(i['memory_bytes'])}",
+             "cpu": None if i["cpu_percent"] is None else f"{i['cpu_percent']:.1f}%",
              "pools": i["pools"], "networks": i["networks"], "vms": f"{i['running_domains']}/{i['domains']}",
              "guest": i["virt_type"]} for host, i in gathered.rows()]
     emit_fleet_rows(rows, [("uri", "URI"), ("hostname", "Hostname"), ("libvirt", "libvirt"), ("qemu", "QEMU"),
-                           ("cpus", "CPUs"), ("memory", "Memory used/total"), ("pools", "Pools"),
+                           ("cpus", "CPUs"), ("cpu", "CPU use"), ("memory", "Memory used/total"), ("pools", "Pools"),
                            ("networks", "Networks"), ("vms", "VMs running/total"), ("guest", "Guest type")],
                     False, gathered.failures)
 

@@ -29,6 +29,8 @@ def host_info(ctx, as_json: bool) -> None:
         ("libvirt", info["libvirt_version"]), ("QEMU", info["hypervisor_version"]),
         ("CPU model", info["cpu_model"]), ("CPUs", info["cpus"]),
         ("Memory", format_size(info["memory_bytes"])), ("Free memory", format_size(info["free_memory_bytes"])),
+        ("Memory used", f"{format_size(info['memory_used_bytes'])} (without buffers and cache)"),
+        ("CPU use", "-" if info["cpu_percent"] is None else f"{info['cpu_percent']:.1f}% of {info['cpus']} CPUs"),
         ("Storage pools", info["pools"]), ("Networks", info["networks"]),
         ("Domains", f"{info['domains']} ({info['running_domains']} running)"),
         ("Guest type", f"{info['virt_type'] or '-'} ({info['virt_type_source']})"),
@@ -122,7 +124,8 @@ def _host_row(answer) -> dict:
         "qemu_version": info.get("hypervisor_version"),
         "cpus": info.get("cpus"),
         "memory_bytes": info.get("memory_bytes"),
-        "memory_used_bytes": info["memory_bytes"] - info["free_memory_bytes"] if info else None,
+        "memory_used_bytes": info.get("memory_used_bytes"),
+        "cpu_percent": info.get("cpu_percent"),
         "vms": info.get("domains"),
         "vms_running": info.get("running_domains"),
         "virt_type": info.get("virt_type"),  # from the remembered host check

@@ -130,6 +130,15 @@ def vm_dumpxml(ctx, name: str, inactive: bool) -> None:
     click.echo(_vms(ctx).dumpxml(name, inactive=inactive), nl=False)
 
 
+def _stats_command() -> click.Command:
+    from virtops.cli.stats import vm_stats
+
+    return vm_stats
+
+
+vm.add_command(_stats_command(), "stats")
+
+
 # -- creating --------------------------------------------------------------------------------
 @vm.command("create")
 @click.argument("name")

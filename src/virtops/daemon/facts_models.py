@@ -39,6 +39,8 @@ class HostInfo(Model):
     cpus: int
     memory_bytes: int
     free_memory_bytes: int
+    cpu_percent: float | None  # over host info's own calls (at least facts.CPU_WINDOW_S)
+    memory_used_bytes: int  # without buffers and page cache
     pools: int
     networks: int
     domains: int

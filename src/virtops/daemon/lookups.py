@@ -34,6 +34,13 @@ def network(conn: libvirt.virConnect, name: str) -> libvirt.virNetwork:
         raise from_libvirt(err, f"looking up network {name}") from err
 
 
+def domain(conn: libvirt.virConnect, name: str) -> libvirt.virDomain:
+    try:
+        return conn.lookupByName(name)
+    except libvirt.libvirtError as err:
+        raise NotFound(f"vm: no domain named {name!r} on this host; `virtops vm list --all` lists them.") from err
+
+
 def split_volume_ref(ref: str, field: str = "volume") -> tuple[str, str]:
     pool_name, sep, name = (ref or "").partition("/")
     if not sep or not pool_name or not name or "/" in name:

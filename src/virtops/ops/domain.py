@@ -9,7 +9,6 @@ from lxml import etree
 from pydantic import Field
 
 from virtops.xmlmodels import doc as X
-from virtops.base.errors import NotFound
 from virtops.base.model import Model
 from virtops.ops.vmrows import disk_fields, nic_fields
 from virtops.xmlmodels.devices import DiskXml, NicXml
@@ -176,10 +175,3 @@ def _is_active(dom: libvirt.virDomain) -> bool:
         return bool(dom.isActive())
     except libvirt.libvirtError:
         return False
-
-
-def require_domain(conn: libvirt.virConnect, name: str) -> libvirt.virDomain:
-    try:
-        return conn.lookupByName(name)
-    except libvirt.libvirtError as err:
-        raise NotFound(f"vm: no domain named {name!r} on this host; `virtops vm list --all` lists them.") from err

@@ -23,12 +23,13 @@ from virtops.ops import vmrows
 from virtops.xmlmodels import doc as X
 from virtops.xmlmodels.domain import DomainXml as DomainDocument  # DomainXml here is the live and persistent pair
 from virtops.xmlmodels.volume import VolumeXml
-from virtops.ops.domain import DiskSpec, DomainSpec, KernelBoot, NicSpec, require_domain
+from virtops.ops.domain import DiskSpec, DomainSpec, KernelBoot, NicSpec
 from virtops.base.paths import refuse_control_characters, refuse_control_characters_in
 from virtops.base.errors import InvalidInput, NeedsOption, NotFound, Refusals, VirtopsError, from_libvirt, libvirt_errors, located
 from virtops.base.model import Model
 from virtops.base.undo import undo_on_failure
 from virtops.daemon.connection import sees_our_files
+from virtops.daemon.lookups import domain as require_domain
 from virtops.xmlmodels.values import CACHE_MODES, DISK_BUSES as BUSES, DISK_FORMATS, NIC_MODELS, TARGET_PREFIX, VOLUME_FORMATS
 from virtops.ops.access import check_guest_files
 

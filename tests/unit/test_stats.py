@@ -1,0 +1,47 @@
+"""The arithmetic of usage figures (ops/stats.py) from two samples, and one sample of libvirt's test driver."""
+from __future__ import annotations
+
+from virtops.ops import stats
+
+
+def _counters(cpu_ns: int, written: int, vcpus: int = 2) -> dict:
+    return {"name": "web", "state": "running", "vcpus": vcpus, "cpu_time_ns": cpu_ns, "memory_bytes": 1 << 30,
+            "memory_used_bytes": None, "memory_rss_bytes": 1 << 29, **{c: 0 for c in stats.COUNTERS[1:]},
+            "disk_write_bytes": written}
+
+
+def _sample(at: float, vms: dict) -> stats.Sample:
+    host = {"cpus": 4, "cpu_busy_ns": int(at * 1e9), "cpu_total_ns": int(at * 4e9), "memory_bytes": 8 << 30,
+            "memory_used_bytes": 2 << 30}
+    return stats.Sample(at, at, host, vms)
+
+
+def test_rates_are_differences_over_the_interval():
+    before = _sample(10.0, {"u1": _counters(0, 1000)})
+    after = _sample(12.0, {"u1": _counters(2 * 10**9, 5000), "u2": {**_counters(10, 0), "name": "zz"}})
+    web, newcomer = sorted(stats.vm_figures(before, after), key=lambda r: r["uuid"])
+    assert web["cpu_percent"] == 50.0  # 2 s of CPU time in 2 s on 2 vCPUs
+    assert web["disk_write_bytes_per_s"] == 2000.0 and web["disk_read_iops"] == 0.0
+    assert newcomer["cpu_percent"] is None and newcomer["totals"]["cpu_time_ns"] == 10  # one sample only
+    host = stats.host_figures(before, after)
+    assert host["cpu_percent"] == 25.0 and host["vms_sampled"] == 2
+
+
+def test_a_counter_that_went_back_gives_no_figure():
+    before = _sample(10.0, {"u1": _counters(5 * 10**9, 9000)})
+    after = _sample(11.0, {"u1": _counters(10**9, 100)})  # the VM restarted in between
+    row, = stats.vm_figures(before, after)
+    assert row["cpu_percent"] is None and row["disk_write_bytes_per_s"] is None
+
+
+def test_one_sample_of_the_test_driver():
+    from virtops.host import Host
+
+    host = Host("test:///default")  # its one running domain, "test"
+    try:
+        sample = stats.take(host, all=True)
+        assert [v["name"] for v in sample.vms.values()] == ["test"]
+        assert sample.host["cpus"] > 0 and sample.host["memory_bytes"] > 0
+        assert list(stats.take(host, ["test"]).vms) == list(sample.vms)
+    finally:
+        host.close()
