@@ -118,8 +118,12 @@ def test_export_yaml_loads_back_to_the_same_spec():
 
 def test_json_schema_is_generated_from_the_models():
     schema = json_schema()
-    assert set(schema["properties"]) == {"pools", "networks", "vms"}
-    assert schema["additionalProperties"] is False
+    assert schema["anyOf"] == [{"$ref": "#/$defs/HostSpec"}, {"$ref": "#/$defs/FleetSpec"}]
+    host = schema["$defs"]["HostSpec"]
+    assert set(host["properties"]) == {"pools", "networks", "vms"}
+    assert host["additionalProperties"] is False
+    fleet = schema["$defs"]["FleetSpec"]
+    assert fleet["properties"]["hosts"]["additionalProperties"] == {"$ref": "#/$defs/HostSpec"}
     volume = schema["$defs"]["VolumeEntry"]["properties"]["capacity"]
     assert {"type": "string", "pattern": volume["anyOf"][1]["pattern"]} in volume["anyOf"]
     assert set(schema["$defs"]["NetworkEntry"]["properties"]) >= {"mode", "subnet", "dhcp", "hosts", "mtu"}
@@ -128,7 +132,7 @@ def test_json_schema_is_generated_from_the_models():
 def test_export_schema_needs_no_host():
     out = subprocess.run([sys.executable, "-m", "virtops", "export", "--schema"], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
-    assert '"title": "virtops host spec"' in out.stdout
+    assert '"title": "virtops spec (one host, or hosts: for a fleet)"' in out.stdout
 
 
 def test_lock_refuses_a_second_holder_naming_its_pid(tmp_path, monkeypatch):

@@ -52,7 +52,7 @@ class RootGroup(LazyGroup):
              })
 @click.option("-c", "--connect", "uri", metavar="URI", help="libvirt URI, or lab:NAME (default: $LIBVIRT_DEFAULT_URI, then qemu:///system).")
 @click.option("-H", "--hosts", metavar="SELECTOR",
-              help="Ask a fleet: all, NAME[,NAME...], tag:TAG or lab:NAME (listings, host info, vm start/shutdown/destroy).")
+              help="Ask a fleet: all, NAME[,NAME...], tag:TAG or lab:NAME (listings, host info, vm start/shutdown/destroy, plan/apply/export).")
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
 @click.version_option(package_name="virtops")
 @click.pass_context

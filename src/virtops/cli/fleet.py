@@ -7,7 +7,7 @@ import click
 
 from virtops.cli.common import Failed, emit_fleet_rows, emit_json, fleet_failures, json_option, pass_context
 
-FLEET_COMMANDS = "vm list/start/shutdown/destroy, net list, pool list, vol list, host info/list"
+FLEET_COMMANDS = "vm list/start/shutdown/destroy, net list, pool list, vol list, host info/list, plan, apply, export"
 
 
 def refuse_fleet(name: str) -> click.Command:

@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from virtops.cli.common import emit_json, json_option, pass_context
+from virtops.cli.common import emit_json, fleet_failures, json_option, pass_context
 
 MARKS = {"create": "+", "update": "~", "delete": "-"}
 
@@ -63,11 +63,42 @@ def plan(ctx, spec_file, prune, as_json) -> None:
     from virtops.spec.document import load
 
     loaded = load(spec_file)
+    if _is_fleet(ctx, loaded):
+        return _plan_fleet(ctx, loaded, prune, as_json)
     result = make_plan(ctx.host(), loaded, prune=prune)
     if as_json:
         emit_json(result.as_dict())
         return
     show_plan(result, prune)
+
+
+def _is_fleet(ctx, loaded) -> bool:
+    """A fleet spec (hosts:) names its hosts; -H applies a spec to the hosts it selects."""
+    from virtops.spec.document import LoadedFleet
+
+    if isinstance(loaded, LoadedFleet) and ctx.uri:
+        raise click.UsageError(f"-c/--connect: {loaded.file} names its hosts (hosts:); drop -c, or select "
+                               "some of them with -H.")
+    return bool(ctx.hosts) or isinstance(loaded, LoadedFleet)
+
+
+def _plan_fleet(ctx, loaded, prune: bool, as_json: bool) -> None:
+    from virtops.spec.fleet import plan_fleet, targets
+
+    planned = plan_fleet(targets(loaded, ctx.hosts), prune)
+    if as_json:
+        emit_json(planned.as_dict())
+    else:
+        _show_plans(planned, prune)
+    refused = planned.refusal()
+    if refused:
+        raise refused
+
+
+def _show_plans(planned, prune: bool) -> None:
+    for name, one in planned.plans:
+        click.echo(f"host {name}:")
+        show_plan(one, prune)
 
 
 @click.command()
@@ -82,6 +113,8 @@ def apply(ctx, spec_file, yes, prune, as_json) -> None:
     from virtops.spec.document import load
 
     loaded = load(spec_file)
+    if _is_fleet(ctx, loaded):
+        return _apply_fleet(ctx, loaded, yes, prune, as_json)
     shown = []
     show = shown.append if as_json else (lambda first: show_plan(first, prune))
     echo = None if as_json else (lambda label: click.echo(f"done: {label}"))
@@ -97,16 +130,47 @@ def apply(ctx, spec_file, yes, prune, as_json) -> None:
         click.echo(f"Applied: {len(result.done)} step(s).")
 
 
+def _apply_fleet(ctx, loaded, yes: bool, prune: bool, as_json: bool) -> None:
+    from virtops.spec.fleet import apply_fleet, targets
+
+    shown = []
+    show = shown.append if as_json else (lambda planned: _show_plans(planned, prune))
+    echo = None if as_json else (lambda host, label: click.echo(f"done: {host}: {label}"))
+    try:
+        applied = apply_fleet(targets(loaded, ctx.hosts), yes=yes, prune=prune, progress=echo, on_plan=show)
+    except Exception:
+        if as_json and shown:
+            emit_json({"hosts": {}, "plan": shown[0].as_dict()})
+        raise
+    if as_json:
+        emit_json({"hosts": {a.host.name: {"done": a.value.done} if a.ok else {"error": a.error}
+                             for a in applied.answers}, "plan": shown[0].as_dict()})
+    else:
+        for answer in applied.answers:
+            if answer.ok and answer.value.done:
+                click.echo(f"host {answer.host.name}: applied {len(answer.value.done)} step(s).")
+    fleet_failures(applied.failures)
+
+
 @click.command()
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write to this file.")
 @click.option("--schema", is_flag=True, help="Print the spec's JSON Schema instead (needs no host).")
 @pass_context
 def export(ctx, output, schema) -> None:
-    """Write the live host as a spec: `plan` with it right away shows no changes."""
+    """Write the live host as a spec (with -H: the selected hosts, as one fleet spec); `plan` with it
+    right away shows no changes."""
     from virtops.spec.document import json_schema, to_yaml
 
+    failures = []
     if schema:
         text = json.dumps(json_schema(), indent=2) + "\n"
+    elif ctx.hosts:
+        from virtops.spec.fleet import export_fleet
+
+        fleet, warnings, gathered = export_fleet(ctx.fleet())
+        for warning in warnings:
+            click.echo(f"warning: {warning}", err=True)
+        text, failures = to_yaml(fleet), gathered.failures
     else:
         from virtops.spec.plan import export as read_host
 
@@ -120,3 +184,8 @@ def export(ctx, output, schema) -> None:
         click.echo(f"Wrote {output}.", err=True)
     else:
         sys.stdout.write(text)
+    fleet_failures(failures)
+
+
+# plan, apply and export handle -H themselves (a fleet spec, or one host's spec on every selected host).
+plan.fleet = apply.fleet = export.fleet = True

@@ -82,6 +82,12 @@ def gather(hosts: list[RegisteredHost], work: Callable[[Host], T], deadline: flo
     in the order of `hosts`. Returns by the deadline whatever the hosts do. A long-lived face (the
     web console) passes `pool`, which hands out its open Host per host (made with open_host): those
     stay open; without it, each host's connection is opened for this call and closed after it."""
+    return gather_each(hosts, lambda _registered, host: work(host), deadline, pool)
+
+
+def gather_each(hosts: list[RegisteredHost], work: Callable[[RegisteredHost, Host], T],
+                deadline: float | None = None, pool: Callable[[RegisteredHost], Host] | None = None) -> Gathered[T]:
+    """gather() for work that differs per host: work(registered host, its open Host)."""
     answers = [Answer(host) for host in hosts]
     finished = [threading.Event() for _ in hosts]
     started = time.monotonic()
@@ -89,7 +95,7 @@ def gather(hosts: list[RegisteredHost], work: Callable[[Host], T], deadline: flo
     def ask(index: int) -> None:
         answer = answers[index]
         try:
-            answer.value = work(pool(answer.host)) if pool else _ask(answer.host, work)
+            answer.value = work(answer.host, pool(answer.host)) if pool else _ask(answer.host, work)
         except VirtopsError as err:
             answer.error = err.message
         except libvirt.libvirtError as err:  # a call the core does not wrap: libvirt's sentence
@@ -110,9 +116,9 @@ def gather(hosts: list[RegisteredHost], work: Callable[[Host], T], deadline: flo
     return Gathered(answers)
 
 
-def _ask(host: RegisteredHost, work: Callable[[Host], T]) -> T:
+def _ask(host: RegisteredHost, work: Callable[[RegisteredHost, Host], T]) -> T:
     opened = open_host(host)
     try:
-        return work(opened)
+        return work(host, opened)
     finally:
         opened.close()

@@ -22,6 +22,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSeriali
 
 from virtops.base.errors import InvalidInput, Refusals, VirtopsError
 from virtops.base.units import parse_size
+from virtops.daemon import registry
 from virtops.xmlmodels.values import NETWORK_MODES, CacheMode, DiskBus, NetworkMode, PoolType, VolumeFormat
 
 # What libvirt writes into a pool's <permissions> when the definition gives none.
@@ -219,10 +220,20 @@ class HostSpec(Model):
     vms: list[VmEntry] = []
 
 
+class FleetSpec(Model):
+    """Several hosts in one file: `hosts: {NAME: {pools, networks, vms}}`, NAME a registered host or
+    lab:NAME. `plan` checks every host before `apply` changes any (spec/fleet.py)."""
+
+    hosts: dict[str, HostSpec]
+
+
 def json_schema() -> dict:
-    schema = HostSpec.model_json_schema(mode="validation")
+    """One host's spec or a fleet's (hosts: NAME: a host's spec)."""
+    from pydantic import TypeAdapter
+
+    schema = TypeAdapter(HostSpec | FleetSpec).json_schema(mode="validation")
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    schema["title"] = "virtops host spec"
+    schema["title"] = "virtops spec (one host, or hosts: for a fleet)"
     return schema
 
 
@@ -260,19 +271,24 @@ def path_text(path: Path_) -> str:
 
 @dataclass
 class LoadedSpec:
+    """One host's spec as read, with every value's line. In a fleet spec each host's part is one,
+    its paths relative to `prefix` (('hosts', NAME)), so the core's checks place errors as usual."""
     spec: HostSpec
     file: str
     lines: dict[Path_, int] = field(default_factory=dict)
+    prefix: Path_ = ()
 
     def line_of(self, path: Path_) -> int:
         """The line of the deepest part of `path` the file has (a missing field: its object's line)."""
+        path = self.prefix + tuple(path)
         for end in range(len(path), -1, -1):
             if tuple(path[:end]) in self.lines:
                 return self.lines[tuple(path[:end])]
         return 1
 
     def error(self, path: Path_, message: str) -> SpecError:
-        where = f"{path_text(path)}: " if path else ""
+        full = self.prefix + tuple(path)
+        where = f"{path_text(full)}: " if full else ""
         return SpecError(f"{self.file}:{self.line_of(path)}: {where}{message}")
 
     def refusal(self, path: Path_, err: VirtopsError) -> SpecError:
@@ -297,7 +313,7 @@ MAX_DEPTH = 20  # the spec itself nests 6 deep (vms[0].disks[0].volume)
 MAX_NODES = 50_000  # values, keys and items, aliases counted each time they are used
 
 
-def load(file: str | Path) -> LoadedSpec:
+def load(file: str | Path) -> LoadedSpec | LoadedFleet:
     """Read and validate a spec file; SpecError at file:line: field for the first mistake."""
     name = str(file)
     try:
@@ -327,22 +343,60 @@ def _text_of(data: str | bytes, name: str) -> str:
                         f"{err.start}); save it as UTF-8.") from None
 
 
-def loads(text: str | bytes, name: str = "<spec>") -> LoadedSpec:
-    """Validate a spec given as text (or bytes, read as UTF-8); SpecError for the first mistake."""
+@dataclass
+class LoadedFleet:
+    """A fleet spec as read: each host's part by the name the file gives it."""
+    file: str
+    hosts: dict[str, LoadedSpec]
+
+
+def loads(text: str | bytes, name: str = "<spec>") -> LoadedSpec | LoadedFleet:
+    """Validate a spec given as text (or bytes, read as UTF-8); SpecError for the first mistake.
+    A file whose top level is `hosts:` is a fleet spec."""
     if len(text) > MAX_SPEC_BYTES:
         _refuse_size(name, len(text.encode() if isinstance(text, str) else text))
     text = _text_of(text, name)
     loaded = LoadedSpec(spec=HostSpec(), file=name)
     node = _compose(text, name)
     data = _Reader(loaded).value(node, ()) if node is not None else {}
+    if isinstance(data, dict) and "hosts" in data:
+        return _fleet_of(data, loaded)
     if not isinstance(data, dict):
-        raise loaded.error((), "the file must be a mapping with pools, networks and vms.")
+        raise loaded.error((), "the file must be a mapping with pools, networks and vms (or hosts: for a fleet).")
+    return _validated(data, loaded)
+
+
+def _validated(data: dict, loaded: LoadedSpec) -> LoadedSpec:
     try:
         loaded.spec = HostSpec.model_validate(data)
     except ValidationError as err:
         raise _first_error(err, data, loaded) from None
     check(loaded)
     return loaded
+
+
+FLEET_KEYS = "host names (registered ones, or lab:NAME) to their pools, networks and vms"
+
+
+def _fleet_of(data: dict, loaded: LoadedSpec) -> LoadedFleet:
+    other = next((key for key in data if key != "hosts"), None)
+    if other is not None:
+        raise loaded.error((other,), "is not a field of a fleet spec, which holds only hosts:; "
+                                     "put pools, networks and vms under each host.")
+    hosts = data["hosts"]
+    if not isinstance(hosts, dict) or not hosts:
+        raise loaded.error(("hosts",), f"must map {FLEET_KEYS}.")
+    fleet = LoadedFleet(loaded.file, {})
+    for host, part in hosts.items():
+        if not isinstance(host, str) or not (registry.is_host_name(host) or host.startswith(registry.LAB_PREFIX)):
+            raise loaded.error(("hosts", host), f"{host!r} is not a host name; the keys of hosts: map {FLEET_KEYS}.")
+        if host in registry.RESERVED_NAMES:
+            raise loaded.error(("hosts", host), f"{host!r} selects every host; name each host instead.")
+        host_spec = LoadedSpec(spec=HostSpec(), file=loaded.file, lines=loaded.lines, prefix=("hosts", host))
+        if part is not None and not isinstance(part, dict):
+            raise host_spec.error((), "must be a mapping with pools, networks and vms.")
+        fleet.hosts[host] = _validated(part or {}, host_spec)
+    return fleet
 
 
 def _compose(text: str, name: str) -> yaml.Node | None:
@@ -602,6 +656,6 @@ def _check_vm(loaded: LoadedSpec, i: int, vm: VmEntry) -> None:
 
 
 # -- writing -------------------------------------------------------------------------------------
-def to_yaml(spec: HostSpec) -> str:
+def to_yaml(spec: HostSpec | FleetSpec) -> str:
     data = spec.model_dump(mode="json", exclude_none=True, exclude_defaults=True)
     return yaml.safe_dump(data, sort_keys=False, default_flow_style=False, width=120)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -927,12 +927,13 @@ def refuse_blocked(plan: Plan, yes: bool) -> None:
 
 def apply(host, loaded: LoadedSpec, yes: bool = False, prune: bool = False,
           progress: Callable[[str], None] | None = None,
-          on_plan: Callable[[Plan], None] | None = None) -> ApplyResult:
+          on_plan: Callable[[Plan], None] | None = None, locked: bool = False) -> ApplyResult:
     """Plan and run under the host's lock (so two applies never interleave, nor plan from a
-    host another is changing). on_plan sees the first plan before anything runs. A pool started
-    here shows its volumes only afterwards, so plan again until nothing is left (three rounds)."""
+    host another is changing; `locked`: the caller holds it already). on_plan sees the first plan
+    before anything runs. A pool started here shows its volumes only afterwards, so plan again
+    until nothing is left (three rounds)."""
     result = ApplyResult()
-    with host_lock(host.uri):
+    with nullcontext() if locked else host_lock(host.uri):
         for round_ in range(3):
             plan = make_plan(host, loaded, prune)
             if round_ == 0:
