@@ -120,6 +120,7 @@ def test_parse_report_rejects_malformed_lines(line):
 
 
 def test_kernel_cmdline_defaults_to_report_mode():
+    assert kernel_cmdline(screen=True) == "console=tty0 console=ttyS0 panic=-1 virtops.screen=1 virtops.mode=report"
     assert kernel_cmdline() == "console=ttyS0 panic=-1 quiet virtops.mode=report"
 
 

@@ -65,7 +65,9 @@ CASES: dict[str, dict] = {
                            dict(target="sda"), dict(target="sdb", path="/dev/vdb3"), dict(target="hdc", path="/srv/d.iso"),
                            DISK]),
     "dom-bios": dict(type="qemu", name="bios2", boot_devices=[dict(dev="hd")], kernel="/boot/vmlinuz",
-                     nics=[dict(type="network", mac="52:54:00:00:00:01", source="default", model="e1000")]),
+                     nics=[dict(type="network", mac="52:54:00:00:00:01", source="default", model="e1000")],
+                     graphics=[dict(type="vnc", port=-1, autoport=True, listen_type="address",
+                                    listen_address="127.0.0.1")], videos=[dict(model="vga")]),
     "dom-old-forms": dict(memory=2 * 1024**3, vcpu_current=None, arch="x86_64", os_type="hvm", initrd="/boot/initrd",
                           nics=[dict(source="mynetwork", model="e1000", target_dev=None)]),
 }

@@ -130,13 +130,15 @@ def vm_dumpxml(ctx, name: str, inactive: bool) -> None:
     click.echo(_vms(ctx).dumpxml(name, inactive=inactive), nl=False)
 
 
-def _stats_command() -> click.Command:
+def _stats_commands() -> list[click.Command]:
+    from virtops.cli.screens import vm_screenshot
     from virtops.cli.stats import vm_stats
 
-    return vm_stats
+    return [vm_stats, vm_screenshot]
 
 
-vm.add_command(_stats_command(), "stats")
+for _command in _stats_commands():
+    vm.add_command(_command)
 
 
 # -- creating --------------------------------------------------------------------------------
@@ -152,10 +154,13 @@ vm.add_command(_stats_command(), "stats")
 @click.option("--boot", metavar="kernel=PATH,initrd=PATH,cmdline=ARGS", help="Direct kernel boot.")
 @click.option("--cdrom", metavar="POOL/VOL|PATH", help="Boot from an ISO image.")
 @click.option("--import", "import_disk", is_flag=True, help="Boot from the first disk.")
+@click.option("--graphics", type=click.Choice(["none", "vnc"]), default="none", show_default=True,
+              help="vnc: a screen (VGA card, VNC on the host's loopback) for `vm screenshot` and the web console.")
 @click.option("--start", is_flag=True, help="Start the VM once defined.")
 @json_option
 @pass_context
-def vm_create(ctx, name, memory, vcpus, disks, new_disks, networks, boot, cdrom, import_disk, start, as_json) -> None:
+def vm_create(ctx, name, memory, vcpus, disks, new_disks, networks, boot, cdrom, import_disk, graphics, start,
+              as_json) -> None:
     """Define a VM with disks on pool volumes and NICs on virtual networks."""
     from virtops.ops import vm as core
 
@@ -163,7 +168,8 @@ def vm_create(ctx, name, memory, vcpus, disks, new_disks, networks, boot, cdrom,
         name=name, memory=memory, vcpus=vcpus, disks=[core.parse_disk_option(d) for d in disks],
         new_disks=[core.parse_new_disk_option(d) for d in new_disks],
         nics=[core.parse_network_option(n) for n in networks],
-        boot=core.parse_boot_option(boot) if boot else None, cdrom=cdrom, import_disk=import_disk, start=start)
+        boot=core.parse_boot_option(boot) if boot else None, cdrom=cdrom, import_disk=import_disk, graphics=graphics,
+        start=start)
     info = _vms(ctx).create(request)
     if as_json:
         emit_json(info.model_dump())

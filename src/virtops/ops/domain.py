@@ -96,6 +96,13 @@ NEW_DOMAIN = """<domain><features><acpi/></features><on_poweroff>destroy</on_pow
 <console type='pty'><target type='serial' port='0'/></console><memballoon model='none'/></devices></domain>"""
 
 
+# A screen: QEMU's VNC server on the host's loopback only (the web console reaches it through
+# libvirt's openGraphicsFD, or a tunnel over the host's connection: no port beyond the host), and a
+# VGA card, whose text mode shows the guest's console.
+Graphics = Literal["none", "vnc"]
+VNC_ON_LOOPBACK = {"type": "vnc", "port": -1, "autoport": True, "listen_type": "address", "listen_address": "127.0.0.1"}
+
+
 class DomainSpec(Model):
 
     name: str
@@ -107,6 +114,7 @@ class DomainSpec(Model):
     boot_devices: list[Literal["hd", "cdrom", "network", "fd"]] = []  # BIOS boot order when no kernel is given
     disks: list[DiskSpec] = []
     nics: list[NicSpec] = []
+    graphics: Graphics = "none"
 
     def to_element(self) -> etree._Element:
         dom = DomainXml(X.parse(NEW_DOMAIN))
@@ -120,6 +128,9 @@ class DomainSpec(Model):
             dom.disks.add(DiskXml(disk.to_element()).values())
         for nic in self.nics:
             dom.nics.add(NicXml(nic.to_element()).values())
+        if self.graphics == "vnc":
+            dom.graphics = [VNC_ON_LOOPBACK]
+            dom.videos = [{"model": "vga"}]
         X.validate(dom.node, "domain")
         return dom.node
 

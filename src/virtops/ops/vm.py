@@ -23,7 +23,7 @@ from virtops.ops import vmrows
 from virtops.xmlmodels import doc as X
 from virtops.xmlmodels.domain import DomainXml as DomainDocument  # DomainXml here is the live and persistent pair
 from virtops.xmlmodels.volume import VolumeXml
-from virtops.ops.domain import DiskSpec, DomainSpec, KernelBoot, NicSpec
+from virtops.ops.domain import DiskSpec, DomainSpec, Graphics, KernelBoot, NicSpec
 from virtops.base.paths import refuse_control_characters, refuse_control_characters_in
 from virtops.base.errors import InvalidInput, NeedsOption, NotFound, Refusals, VirtopsError, from_libvirt, libvirt_errors, located
 from virtops.base.model import Model
@@ -171,6 +171,7 @@ class CreateRequest(Model):
     boot: KernelBoot | None = None
     cdrom: str | None = None  # POOL/VOLUME or a path on the host
     import_disk: bool = False
+    graphics: Graphics = "none"  # vnc: a screen (VNC on the host's loopback, a VGA card)
     start: bool = False
 
 
@@ -1138,7 +1139,7 @@ class _CreatePlan:
         boot_devices = ["cdrom", "hd"] if req.cdrom else (["hd"] if not req.boot else [])
         spec = DomainSpec(name=req.name, memory_kib=memory // 1024, vcpus=req.vcpus,
                           virt_type=self.view.virt_type(), boot=req.boot, boot_devices=boot_devices,
-                          disks=disks, nics=nics)
+                          disks=disks, nics=nics, graphics=req.graphics)
         spec.to_element()  # validates against domain.rng before anything changes
         check_backing_chain(self.conn, self._attached_paths(), domains, vm=req.name)
         check_guest_files(self.vms.host, disks, req.boot, "disk")

@@ -199,6 +199,15 @@ watch_nics_and_disks() {
     done
 }
 
+# The screen (VGA text console, tty1): a banner, the report, and a shell of its own, respawned.
+show_on_screen() {
+    {
+        echo "virtops test guest $(uname -r) on the screen"
+        state_lines
+    } >/dev/tty1
+    (while :; do setsid sh -c 'exec sh </dev/tty1 >/dev/tty1 2>&1'; done) &
+}
+
 load_modules() {
     while read -r module; do
         insmod "$module" || echo "virtops: cannot load $module" >&2
@@ -225,6 +234,7 @@ boot() {
     esac
     dhcp_all_nics
     print_report
+    [ "$(cmdline_value virtops.screen)" = 1 ] && show_on_screen
 
     if [ "$mode" = report ]; then
         sync

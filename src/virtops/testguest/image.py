@@ -432,13 +432,20 @@ def _pad4(data: bytes) -> bytes:
 # --------------------------------------------------------------------------
 
 
-def kernel_cmdline(mode: str = "report", ping: Sequence[str] = ()) -> str:
-    """Kernel arguments for the guest: a plain string for -append or <cmdline>."""
+def kernel_cmdline(mode: str = "report", ping: Sequence[str] = (), screen: bool = False) -> str:
+    """Kernel arguments for the guest: a plain string for -append or <cmdline>.
+
+    With `screen` (a VM with a VGA card: `vm create --graphics vnc`) the kernel writes its boot
+    messages to the screen's text console too (tty0; the serial console stays /dev/console), and
+    the guest shows a banner and its report there and runs a second shell on it (tty1), so that
+    keys typed on the screen reach a shell."""
     if mode not in GUEST_MODES:
         raise ValueError(f"Guest mode {mode!r} is not one of {sorted(GUEST_MODES)}.")
     if isinstance(ping, str):
         raise ValueError("ping must be a sequence of IP addresses, not a single string.")
-    arguments = ["console=ttyS0", "panic=-1", "quiet", f"virtops.mode={mode}"]
+    arguments = ["console=tty0", "console=ttyS0", "panic=-1", "virtops.screen=1"] if screen \
+        else ["console=ttyS0", "panic=-1", "quiet"]
+    arguments.append(f"virtops.mode={mode}")
     targets = [_ip_address(target) for target in ping]
     if targets:
         arguments.append("virtops.ping=" + ",".join(targets))

@@ -1,7 +1,7 @@
-"""Device XML of a domain: <disk> and <interface>."""
+"""Device XML of a domain: <disk>, <interface>, and the screen: <graphics> and <video>."""
 from __future__ import annotations
 
-from .fields import FLAG, MAC, Field, XmlModel
+from .fields import FLAG, INT, MAC, YESNO, Field, XmlModel
 
 # Which attribute of <source> names what a disk or NIC is attached to, by the element's type.
 DISK_SOURCE_ATTR = {"file": "file", "block": "dev", "dir": "dir", "network": "name", "volume": None}
@@ -73,3 +73,23 @@ class NicXml(XmlModel):
     source = Field("source/@network", get=_source, set=_set_source, carry="NicEntry.network")
     target_dev = Field("target/@dev")              # the host-side device of a running guest's NIC
     model = Field("model/@type", carry="NicEntry.model")
+
+
+class GraphicsXml(XmlModel):
+    """A display QEMU serves (VNC, SPICE). virtops' own listen only on the host's loopback."""
+    TAG = "graphics"
+    ORDER = {"": ("listen", "channel", "image", "streaming", "clipboard", "mouse", "filetransfer", "gl", "audio")}
+
+    type = Field("@type")                        # vnc, spice, ...
+    port = Field("@port", INT)                   # -1 before start with autoport; the real one while running
+    autoport = Field("@autoport", YESNO)
+    listen_type = Field("listen/@type")          # address, network, socket, none
+    listen_address = Field("listen/@address")
+
+
+class VideoXml(XmlModel):
+    """The guest's video card; model vga shows its text console (the test guest's kernel prints there)."""
+    TAG = "video"
+    ORDER = {"": ("driver", "model", "alias", "address")}
+
+    model = Field("model/@type")                 # vga, cirrus, virtio, qxl, none

@@ -1,7 +1,7 @@
 """Domain XML (<domain>): identity, memory, vCPUs, how it boots, and its disks and NICs."""
 from __future__ import annotations
 
-from .devices import DiskXml, NicXml
+from .devices import DiskXml, GraphicsXml, NicXml, VideoXml
 from .fields import INT, Children, Field, SizeField, XmlModel
 
 
@@ -43,3 +43,5 @@ class DomainXml(XmlModel):
     boot_devices = Children(BootDeviceXml, "os/boot")
     disks = Children(DiskXml, "devices/disk", key="target", carry="VmEntry.disks")
     nics = Children(NicXml, "devices/interface", carry="VmEntry.nics")
+    graphics = Children(GraphicsXml, "devices/graphics")
+    videos = Children(VideoXml, "devices/video")
