@@ -8,6 +8,7 @@ DEBIAN_PACKAGES=(
   linux-image-amd64 busybox-static
   iproute2 iptables nftables iputils-ping util-linux python3-venv python3-dev gcc
   nfs-ganesha nfs-ganesha-vfs rpcbind nfs-common
+  libnfs13 libfuse3-3
   chromium fonts-dejavu-core
 )
 

@@ -26,12 +26,15 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 import libvirt
 
 from virtops.base.errors import InvalidInput, VirtopsError
+from virtops.lab import nfs
+from virtops.lab.proc import pid_alive, run, wait_for_exit
 
 DEFAULT_ROOT = Path("/var/lib/virtops/labs")
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
@@ -80,34 +83,12 @@ SEGMENT_PREFIX = "203.0.113."
 SEGMENT_HOSTS = range(10, 251)  # .10-.250 go to labs
 SEGMENT_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,14}$")
 SEGMENT_DEVICE = "seg0"
+MOUNT_NFS = "/usr/sbin/mount.nfs"  # what mount(8) runs for -t nfs (/sbin is /usr/sbin on Debian 12)
 SEGMENT_BRIDGE = "br0"
 
 
 def lab_root() -> Path:
     return Path(os.environ.get("VIRTOPS_LAB_ROOT", DEFAULT_ROOT))
-
-
-def run(*argv: str, check: bool = True) -> subprocess.CompletedProcess:
-    """Run a system tool with an argument list (never a shell); its stderr becomes our error."""
-    result = subprocess.run(argv, capture_output=True, text=True)
-    if check and result.returncode != 0:
-        detail = (result.stderr or result.stdout).strip().splitlines()
-        raise VirtopsError(f"`{' '.join(argv[:3])}` failed: {detail[-1] if detail else 'exit ' + str(result.returncode)}.")
-    return result
-
-
-def pid_alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    stat = Path(f"/proc/{pid}/stat")
-    try:
-        return stat.read_text().split(") ", 1)[1][0] != "Z"  # a zombie is not alive
-    except (OSError, IndexError):
-        return False
 
 
 @dataclass(frozen=True)
@@ -154,6 +135,12 @@ class Lab:
     def remote_uri(self) -> str:
         """The daemon as a remote host, for clients in the outside namespace (labs with an uplink)."""
         return f"qemu+tcp://{UPLINK_LAB_ADDRESS.split('/')[0]}/system"
+
+    @property
+    def peer_uri(self) -> str | None:
+        """The daemon as the other labs of its segment reach it (migrations go peer to peer)."""
+        address = self.segment_membership().get("address")
+        return f"qemu+tcp://{address.split('/')[0]}/system" if address else None
 
     @property
     def mount_ns(self) -> Path:
@@ -243,6 +230,7 @@ class Lab:
             (self.state_dir / sub).chmod(mode)
         if not (self.state_dir / "etc" / "libvirtd.conf").exists():
             seed_config(self.state_dir / "etc")
+        give_host_uuid(self.state_dir / "etc" / "libvirtd.conf")
         (self.state_dir / MARKER).write_text(json.dumps({"name": self.name}) + "\n")
 
     def _create_namespaces(self) -> None:
@@ -260,6 +248,21 @@ class Lab:
         for sub, target in BIND_MOUNTS.items():
             Path(target).mkdir(parents=True, exist_ok=True)
             self._in_lab("mount", "--bind", str(self.state_dir / sub), target)
+        self._install_nfs_client()
+
+    def _install_nfs_client(self) -> None:
+        """On a kernel without an NFS client, the lab's mount namespace (only) gets the userspace
+        client (lab/nfsclient.py) bound over mount.nfs, which libvirt's netfs pools call."""
+        if kernel_has_nfs() or not Path(MOUNT_NFS).exists():
+            return
+        helper = self.state_dir / "bin" / "mount.nfs"
+        helper.parent.mkdir(exist_ok=True)
+        source = Path(__file__).resolve().parents[2]
+        helper.write_text(f"#!{sys.executable}\n# virtops lab {self.name}: the userspace NFS client\n"
+                          f"import sys\nsys.path.insert(0, {str(source)!r})\n"
+                          "from virtops.lab.nfsclient import main\nsys.exit(main(sys.argv[1:]))\n")
+        helper.chmod(0o755)
+        self._in_lab("mount", "--bind", str(helper), MOUNT_NFS)
 
     def _drop_foreign_lab_mounts(self) -> None:
         """The new mount namespace copied the host's mounts, including other labs' namespace
@@ -441,6 +444,7 @@ class Segment:
             self._create()
             self._plug(lab, number)
             self._save(members)
+            self._start_nfs_server()
         address = f"{SEGMENT_PREFIX}{number}/24"
         (lab.state_dir / SEGMENT_FILE).write_text(json.dumps({"segment": self.name, "address": address}) + "\n")
         return address
@@ -455,6 +459,7 @@ class Segment:
             if members:
                 self._save(members)
             else:
+                self.nfs_server().stop()
                 if netns_exists(self.netns):
                     run("ip", "netns", "delete", self.netns)
                 self.members_file.unlink(missing_ok=True)
@@ -465,6 +470,17 @@ class Segment:
     def _without_stale(members: dict[str, int], lab: "Lab") -> dict[str, int]:
         """Members whose lab namespace is gone (a lab removed behind our back) hold no address."""
         return {name: n for name, n in members.items() if name == lab.name or netns_exists(f"virtops-{name}")}
+
+    def nfs_server(self) -> nfs.NfsServer:
+        """The handbook's NFS server 192.168.0.254:/nfs on this segment (lab/nfs.py)."""
+        return nfs.NfsServer(netns=self.netns, state=self.dir / f"{self.name}.nfs", probe_netns=self.netns,
+                             device=SEGMENT_BRIDGE)
+
+    def _start_nfs_server(self) -> None:
+        """Every lab on a segment reaches one NFS server, so they share its export (netfs pools)."""
+        server = self.nfs_server()
+        if not server.running() and shutil.which("ganesha.nfsd"):
+            server.start()
 
     def _free_number(self, members: dict[str, int]) -> int:
         used = set(members.values())
@@ -480,6 +496,8 @@ class Segment:
         if run("ip", "-n", self.netns, "link", "show", SEGMENT_BRIDGE, check=False).returncode != 0:
             run("ip", "-n", self.netns, "link", "add", SEGMENT_BRIDGE, "type", "bridge")
         run("ip", "-n", self.netns, "link", "set", SEGMENT_BRIDGE, "up")
+        # The segment's own NFS server answers on the bridge: its way back to the labs.
+        run("ip", "-n", self.netns, "route", "replace", SEGMENT_NETWORK, "dev", SEGMENT_BRIDGE)
 
     def _plug(self, lab: "Lab", number: int) -> None:
         port = f"lab{number}"  # the bridge's port; lab names are too long for an interface name
@@ -490,6 +508,7 @@ class Segment:
             run("ip", "-n", lab.netns, "addr", "add", f"{SEGMENT_PREFIX}{number}/24", "dev", SEGMENT_DEVICE)
         run("ip", "-n", self.netns, "link", "set", port, "master", SEGMENT_BRIDGE, "up")
         run("ip", "-n", lab.netns, "link", "set", SEGMENT_DEVICE, "up")
+        run("ip", "-n", lab.netns, "route", "replace", f"{nfs.ADDRESS}/32", "dev", SEGMENT_DEVICE)
 
     def _save(self, members: dict[str, int]) -> None:
         temporary = self.members_file.with_suffix(".tmp")
@@ -526,18 +545,20 @@ def _quietly(func, *args) -> None:
         pass
 
 
-def wait_for_exit(pid: int, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline and pid_alive(pid):
-        time.sleep(0.05)
-
-
 def netns_exists(name: str) -> bool:
     return Path("/run/netns", name).exists()
 
 
 def netns_pids(name: str) -> list[str]:
     return run("ip", "netns", "pids", name, check=False).stdout.split()
+
+
+def kernel_has_nfs() -> bool:
+    """Whether this kernel mounts NFS itself (built in, or as a module it can load)."""
+    if any(line.split()[-1] in ("nfs", "nfs4") for line in Path("/proc/filesystems").read_text().splitlines()):
+        return True
+    modules = Path("/lib/modules", os.uname().release, "modules.dep")
+    return modules.exists() and "kernel/fs/nfs/nfs.ko" in modules.read_text()
 
 
 def is_mountpoint(path: Path) -> bool:
@@ -561,6 +582,13 @@ def seed_config(etc: Path) -> None:
         (networks / "autostart" / "default.xml").symlink_to("/etc/libvirt/qemu/networks/default.xml")
     append_settings(etc / "qemu.conf", QEMU_CONF_OVERRIDES)
     append_settings(etc / "libvirtd.conf", LIBVIRTD_CONF_OVERRIDES)
+
+
+def give_host_uuid(conf: Path) -> None:
+    """Each lab is a host of its own to libvirt: without host_uuid every lab would report the
+    machine's SMBIOS UUID, and libvirt refuses a migration between two hosts of one UUID."""
+    if not any(line.startswith("host_uuid") for line in conf.read_text().splitlines()):
+        append_settings(conf, {"host_uuid": f'"{uuid.uuid4()}"'})
 
 
 def append_settings(conf: Path, settings: dict[str, str]) -> None:

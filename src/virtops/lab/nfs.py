@@ -1,6 +1,9 @@
-"""A real NFS server (Debian's nfs-ganesha) for a lab: it runs in the lab's 'outside' namespace with
-the handbook's address 192.168.0.254 and exports /nfs, so source discovery (libvirt's
-find-storage-pool-sources, virt-manager's "Browse") is tested against a real server.
+"""A real NFS server (Debian's nfs-ganesha) with the handbook's address 192.168.0.254 exporting /nfs,
+so source discovery (libvirt's find-storage-pool-sources, virt-manager's "Browse") and netfs pools
+are tested against a real server. It runs either in one lab's 'outside' namespace (NfsServer(lab),
+for as long as the caller holds it) or on a lab segment (Segment.nfs_server in labhost.py: started
+with the segment, stopped by the last lab leaving it), where every lab on the segment shares the
+one export.
 
 All traffic stays inside the lab's namespaces. rpcbind and ganesha run in a private mount
 namespace whose /run and /var/lib/nfs are tmpfs, so nothing of the real host's NFS state is
@@ -19,7 +22,7 @@ import time
 from pathlib import Path
 
 from virtops.base.errors import VirtopsError
-from virtops.lab.labhost import Lab, pid_alive, run, wait_for_exit
+from virtops.lab.proc import pid_alive, run, wait_for_exit
 
 ADDRESS = "192.168.0.254"
 EXPORT = "/nfs"
@@ -37,36 +40,54 @@ EXPORT {{
 
 
 class NfsServer:
-    def __init__(self, lab: Lab):
-        if not lab.has_uplink():
-            raise VirtopsError(f"lab {lab.name} has no outside namespace; start it with an uplink.")
-        self.lab = lab
-        self.state = Path(tempfile.mkdtemp(prefix=f"virtops-nfs-{lab.name}-"))
+    def __init__(self, lab=None, *, netns: str = "", state: Path | None = None,
+                 probe_netns: str = "", device: str = "lo"):
+        """NfsServer(lab): in the lab's outside namespace; or netns=, state= (its directory) and
+        probe_netns= (where clients are, to see it answer) for a server elsewhere."""
+        if lab is not None:
+            if not lab.has_uplink():
+                raise VirtopsError(f"lab {lab.name} has no outside namespace; start it with an uplink.")
+            netns, probe_netns = lab.outside_netns, lab.netns
+            state = Path(tempfile.mkdtemp(prefix=f"virtops-nfs-{lab.name}-"))
+        self.netns, self.probe_netns, self.device = netns, probe_netns, device
+        self.state = state
         self.export_dir = self.state / "export"
         self.process: subprocess.Popen | None = None
+
+    @property
+    def pid_file(self) -> Path:
+        return self.state / "server.pid"
+
+    def running(self) -> bool:
+        try:
+            pid = int(self.pid_file.read_text())
+        except (OSError, ValueError):
+            return False
+        return pid_alive(pid) and str(self.state) in Path(f"/proc/{pid}/cmdline").read_text(errors="replace")
 
     def start(self) -> "NfsServer":
         for tool in ("ganesha.nfsd", "rpcbind", "showmount"):
             if not shutil.which(tool):
                 raise VirtopsError(f"the lab NFS server needs {tool}; install nfs-ganesha nfs-ganesha-vfs rpcbind nfs-common.")
-        self.export_dir.mkdir()
+        self.export_dir.mkdir(parents=True, exist_ok=True)
         (self.state / "ganesha.conf").write_text(CONFIG.format(path=self.export_dir, pseudo=EXPORT))
-        if ADDRESS not in run("ip", "-n", self.lab.outside_netns, "addr", "show", "dev", "lo").stdout:
-            run("ip", "-n", self.lab.outside_netns, "addr", "add", f"{ADDRESS}/32", "dev", "lo")
+        if ADDRESS not in run("ip", "-n", self.netns, "addr", "show", "dev", self.device).stdout:
+            run("ip", "-n", self.netns, "addr", "add", f"{ADDRESS}/32", "dev", self.device)
         log = (self.state / "server.out").open("wb")
         self.process = subprocess.Popen(
-            ["ip", "netns", "exec", self.lab.outside_netns, "unshare", "--mount", "--propagation", "private", "--",
+            ["ip", "netns", "exec", self.netns, "unshare", "--mount", "--propagation", "private", "--",
              sys.executable, "-m", "virtops.lab.nfs", str(self.state)],
             stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True,
             env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
         log.close()
+        self.pid_file.write_text(f"{self.process.pid}\n")
         self._wait_until_exporting()
         return self
 
     def _wait_until_exporting(self) -> None:
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
-            shown = run("ip", "netns", "exec", self.lab.netns, "showmount", "--no-headers", "-e", ADDRESS, check=False)
+            shown = run("ip", "netns", "exec", self.probe_netns, "showmount", "--no-headers", "-e", ADDRESS, check=False)
             if shown.returncode == 0 and EXPORT in shown.stdout:
                 return
             if self.process.poll() is not None:
@@ -77,15 +98,19 @@ class NfsServer:
         raise VirtopsError(f"the lab NFS server did not start: {' / '.join(detail) or 'no output'}.")
 
     def stop(self) -> None:
-        """Stop ganesha and rpcbind by the process group we started, then remove the state."""
-        if self.process and pid_alive(self.process.pid):
+        """Stop ganesha and rpcbind by the process group we started (ours, or the one the pid
+        file names when another process started it), then remove the state."""
+        pid = self.process.pid if self.process else (int(self.pid_file.read_text()) if self.running() else None)
+        if pid and pid_alive(pid):
             try:
-                os.killpg(self.process.pid, signal.SIGTERM)
+                os.killpg(pid, signal.SIGTERM)
             except ProcessLookupError:
                 pass
-            wait_for_exit(self.process.pid, 10)
-            if pid_alive(self.process.pid):
-                os.killpg(self.process.pid, signal.SIGKILL)
+            wait_for_exit(pid, 10)
+            if pid_alive(pid):
+                os.killpg(pid, signal.SIGKILL)
+                wait_for_exit(pid, 5)
+        if self.process:
             self.process.wait(timeout=10)
         shutil.rmtree(self.state, ignore_errors=True)
 
