@@ -9,8 +9,7 @@ import sys
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from virtops.cli import cli
-from virtops.cli.common import run_main
+from virtops.cli import run
 
 # Text a user could type: any character but NUL (no argv holds one), some of it shaped like the
 # values the commands expect, so that the checks behind the parsers are reached too.
@@ -60,7 +59,7 @@ def test_odd_input_gets_sentences_not_tracebacks(monkeypatch, capsys, template, 
     capsys.readouterr()
     with monkeypatch.context() as patch:
         patch.setattr(sys, "argv", argv)
-        code = run_main(cli)
+        code = run(argv[1:])  # the listings through cli/quick.py, everything else through click
     out, err = capsys.readouterr()
     assert code in (0, 1, 2), (argv, code, err)
     assert "Traceback" not in err + out, argv
@@ -72,6 +71,6 @@ def test_odd_input_gets_sentences_not_tracebacks(monkeypatch, capsys, template, 
 def test_the_fuzzer_reaches_a_refusal(monkeypatch, capsys):
     """The harness itself: a known bad value is refused with exit code 1 and a sentence."""
     monkeypatch.setattr(sys, "argv", ["virtops", "-c", "test:///default", "net", "create", "n1", "--subnet", "nope"])
-    assert run_main(cli) == 1
+    assert run(sys.argv[1:]) == 1
     assert capsys.readouterr().err.splitlines()[-1].startswith("error: subnet: 'nope' is not an IPv4 network")
 

@@ -1,65 +1,30 @@
-"""The `virtops` command line: a thin face over the core. Imports are lazy to keep start-up light."""
+"""The `virtops` command line: a thin face over the core. A listing or info command runs through
+cli/quick.py without importing click; every other command line goes to click (cli/root.py)."""
 from __future__ import annotations
 
 import sys
 
-import click
-
-from virtops.cli.common import Context, run_main
-from virtops.cli.aliases import VIRSH_ALIASES
-from virtops.cli.groups import LazyGroup
-
-
-# With -H, these groups are their fleet versions (cli/fleet.py); any other command refuses -H unless
-# it declares that it handles a fleet itself (its click command has `fleet = True`).
-FLEET_GROUPS = {"vm", "net", "pool", "vol", "host"}
-
-
-class RootGroup(LazyGroup):
-    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
-        if not ctx.params.get("hosts") or name in self.aliases:
-            return super().get_command(ctx, name)  # an alias comes back here by its group's name
-        if ctx.params.get("uri"):
-            raise click.UsageError("-c/--connect names one host and -H/--hosts a fleet: give one of them.")
-        if name in FLEET_GROUPS:
-            from virtops.cli import fleet
-
-            return getattr(fleet, f"{name}_group")
-        command = super().get_command(ctx, name)
-        if command is None or getattr(command, "fleet", False):
-            return command
-        from virtops.cli.fleet import refuse_fleet
-
-        return refuse_fleet(name)
-
-
-@click.group(cls=RootGroup, context_settings={"help_option_names": ["-h", "--help"]},
-             aliases=VIRSH_ALIASES,
-             lazy_subcommands={
-                 "lab": "virtops.cli.lab:lab",
-                 "host": "virtops.cli.host:host",
-                 "pool": "virtops.cli.pool:pool",
-                 "vol": "virtops.cli.vol:vol",
-                 "net": "virtops.cli.net:net",
-                 "vm": "virtops.cli.vm:vm",
-                 "demo": "virtops.cli.demo:demo",
-                 "backup": "virtops.cli.backup:backup",
-                 "plan": "virtops.cli.spec:plan",
-                 "apply": "virtops.cli.spec:apply",
-                 "export": "virtops.cli.spec:export",
-                 "serve": "virtops.cli.serve:serve",
-                 "top": "virtops.cli.stats:top",
-             })
-@click.option("-c", "--connect", "uri", metavar="URI", help="libvirt URI, or lab:NAME (default: $LIBVIRT_DEFAULT_URI, then qemu:///system).")
-@click.option("-H", "--hosts", metavar="SELECTOR",
-              help="Ask a fleet: all, NAME[,NAME...], tag:TAG or lab:NAME (listings, host info, vm start/shutdown/destroy, plan/apply/export).")
-@click.option("--debug", is_flag=True, help="Show tracebacks.")
-@click.version_option(package_name="virtops")
-@click.pass_context
-def cli(ctx: click.Context, uri: str | None, hosts: str | None, debug: bool) -> None:
-    """Manage KVM hosts through libvirt: pools, volumes, networks, VM devices, backups, specs."""
-    ctx.obj = Context(uri=uri, hosts=hosts, debug=debug)
-
 
 def main() -> None:
-    sys.exit(run_main(cli))
+    sys.exit(run(sys.argv[1:]))
+
+
+def run(argv: list[str]) -> int:
+    """The exit code of the command line `argv` (without the program's name), once it has run."""
+    from virtops.cli.quick import run_quick
+
+    code = run_quick(argv)
+    if code is None:
+        from virtops.cli.common import run_main
+        from virtops.cli.root import cli
+
+        code = run_main(cli, argv)
+    return code
+
+
+def __getattr__(name: str):
+    if name == "cli":  # the click group, for `from virtops.cli import cli`
+        from virtops.cli.root import cli
+
+        return cli
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

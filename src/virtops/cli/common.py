@@ -1,176 +1,39 @@
-"""What every command shares: the connection, output as a table or JSON, errors as one sentence."""
+"""What every command shares, click's side: the context decorator, the exit codes of click's own
+errors, shell completion, the --json option and the commands built from the listing declarations.
+The rest (the host, tables, JSON, errors as one sentence) is in cli/output.py, which needs no click."""
 from __future__ import annotations
 
-import json
-import os
-import sys
-from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Callable
 
 import click
 
+from virtops.cli.listings import GLOBAL_OPTIONS, JSON, Listing, Option
+from virtops.cli.output import (Context, Failed, _host_notice, emit_fields, emit_fleet_rows, emit_json, emit_table,
+                                fleet_failures, run_guarded, table_lines, warn_unreadable)
 
-@dataclass
-class Context:
-    uri: str | None = None
-    hosts: str | None = None  # -H SELECTOR: a fleet command asks the hosts it selects (virtops.fleet)
-    debug: bool = False
-    event_loop: bool = True  # libvirt's event loop (keepalive); see Connection.event_loop
-    _host: Any = field(default=None, repr=False)
-
-    def host(self):
-        """The host this command talks to; announced on stderr when it is not the obvious one."""
-        if self._host is None:
-            from virtops.host import Host
-
-            self._host = Host(self.uri)
-            self._host.connection.event_loop = self.event_loop
-            notice = _host_notice(self.uri, self._host.uri)
-            if notice:
-                click.echo(notice, err=True)
-        return self._host
-
-    def fleet(self) -> list:
-        """The hosts -H selects (every host `host list` shows when -H is not given)."""
-        from virtops.fleet.select import select
-
-        return select(self.hosts or "all")
-
-
-def _host_notice(given: str | None, resolved: str) -> str | None:
-    """-c names the host plainly; a URI from the environment, or libvirt's in-process test driver
-    (whose state dies with the command), is said out loud."""
-    if resolved.startswith("test:"):
-        return f"host: {resolved} (libvirt's test driver: nothing is kept after this command)"
-    if not given and os.environ.get("LIBVIRT_DEFAULT_URI"):
-        return f"host: {resolved} (from $LIBVIRT_DEFAULT_URI)"
-    return None
-
+# What the command modules take from here, output's parts among them.
+__all__ = ["Context", "Failed", "_host_notice", "complete", "emit_fields", "emit_fleet_rows", "emit_json",
+           "emit_table", "fleet_failures", "global_options", "json_option", "listing_command", "pass_context", "run_main",
+           "table_lines", "warn_unreadable"]
 
 pass_context = click.make_pass_decorator(Context)
 
 
-class Failed(Exception):
-    """Ends a command with exit code 1 after its output, its errors said already (a fleet command
-    whose other hosts answered). click.exceptions.Exit would not do: without standalone mode,
-    click returns its code from main() instead of raising it."""
-
-
-def run_main(cli: click.Group) -> int:
-    try:
-        cli.main(standalone_mode=False)
-        return 0
-    except Failed:
-        return 1
-    except click.exceptions.Exit as done:
-        return done.exit_code
-    except click.Abort:
-        click.echo("Aborted.", err=True)
-        return 1
-    except click.ClickException as usage:
-        usage.show()
-        return 2
-    except KeyboardInterrupt:
-        click.echo("Interrupted.", err=True)
-        return 130
-    except Exception as err:
-        # Only the core raises VirtopsError, so it is one only if the core was imported: `--help`
-        # and usage errors need not import it (nor libvirt, which it imports).
-        errors = sys.modules.get("virtops.base.errors")
-        if errors is None or not isinstance(err, errors.VirtopsError) or _debug_requested():
-            raise
-        for one in getattr(err, "errors", None) or [err]:  # several refusals: one line each
-            click.echo(f"error: {_in_cli_terms(one)}", err=True)
-        return err.exit_code
-
-
-# The core places a refusal in a request (("disks", 1): its second disk); the CLI names the option.
-OPTION_OF_PART = {"disks": "--disk", "new_disks": "--new-disk", "nics": "--network"}
-
-
-def _in_cli_terms(err) -> str:
-    errors = sys.modules["virtops.base.errors"]
-    if isinstance(err, errors.NeedsOption):  # the core says force; the command line's flag is --force
-        return err.worded("--" + err.option.replace("_", "-"))
-    location = getattr(err, "location", ())
-    if len(location) < 2 or location[0] not in OPTION_OF_PART or not isinstance(location[1], int):
-        return str(err)
-    message = err.message.removeprefix(f"{err.field}: ") if err.field else err.message
-    return f"{OPTION_OF_PART[location[0]]} #{location[1] + 1}: {message}"
-
-
-def _debug_requested() -> bool:
-    return "--debug" in sys.argv[1:]
-
-
-def warn_unreadable(kind: str, rows: list[dict], where: str = "") -> None:
-    """A listed object whose XML could not be read is a row of its own; stderr says why."""
-    for row in rows:
-        if row.get("unreadable"):
-            click.echo(f"warning: {where}{kind} {row['name']} cannot be read: {row['unreadable']}", err=True)
-
-
-def emit_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, default=str))
-
-
-def emit_table(rows: Iterable[dict], columns: list[tuple[str, str]], title: str | None = None) -> None:
-    """columns: (key, heading). Rich renders it when stdout is a terminal; plain aligned text otherwise."""
-    if not sys.stdout.isatty():
-        _emit_plain_table(list(rows), columns, title)  # rich takes a second for thousands of rows
-        return
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=title, box=None, header_style="bold", pad_edge=False)
-    for _key, heading in columns:
-        table.add_column(heading)
-    for row in rows:
-        table.add_row(*[_cell(row.get(key)) for key, _ in columns])
-    Console(width=None if sys.stdout.isatty() else 200).print(table)
-
-
-def _emit_plain_table(rows: list[dict], columns: list[tuple[str, str]], title: str | None) -> None:
-    click.echo("\n".join(([title] if title else []) + table_lines(rows, columns)))
-
-
-def table_lines(rows: list[dict], columns: list[tuple[str, str]]) -> list[str]:
-    """The same layout rich prints without a box: columns two spaces apart, cells padded."""
-    cells = [[heading for _key, heading in columns]] + [[_cell(row.get(key)) for key, _ in columns] for row in rows]
-    widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
-    return ["  ".join(cell.ljust(width) for cell, width in zip(line, widths)) for line in cells]
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    return str(value)
-
-
-def emit_fleet_rows(rows: list[dict], columns: list[tuple[str, str]], as_json: bool, failures: list = ()) -> None:
-    """A fleet's rows as one table with the host first (JSON: each row carries "host"); then each host
-    that did not answer, in one sentence on stderr, and exit code 1 when there was one."""
-    if as_json:
-        emit_json(rows)
-    else:
-        emit_table(rows, [("host", "Host"), *columns])
-    fleet_failures(failures)
-
-
-def fleet_failures(failures: list) -> None:
-    """One line per host that failed (a fleet Answer: .host.name, .error); exit code 1 after the output."""
-    for answer in failures:
-        click.echo(f"error: host {answer.host.name}: {answer.error}", err=True)
-    if failures:
-        raise Failed()
-
-
-def emit_fields(pairs: list[tuple[str, Any]]) -> None:
-    width = max(len(k) for k, _ in pairs) + 1
-    for key, value in pairs:
-        click.echo(f"{key + ':':<{width}} {_cell(value)}")
+def run_main(cli: click.Group, argv: list[str] | None = None) -> int:
+    """Run the click command line on argv (sys.argv[1:] when None); its exit code."""
+    def click_main() -> int:
+        try:
+            cli.main(argv, standalone_mode=False)
+            return 0
+        except click.exceptions.Exit as done:
+            return done.exit_code
+        except click.Abort:
+            click.echo("Aborted.", err=True)
+            return 1
+        except click.ClickException as usage:
+            usage.show()
+            return 2
+    return run_guarded(click_main)
 
 
 def complete(kind: str) -> Callable:
@@ -193,4 +56,35 @@ def complete(kind: str) -> Callable:
 
 
 def json_option(func: Callable) -> Callable:
-    return click.option("--json", "as_json", is_flag=True, help="Print JSON.")(func)
+    return click_option(JSON)(func)
+
+
+def click_option(option: Option) -> Callable:
+    if option.metavar:
+        return click.option(*option.names, option.dest, metavar=option.metavar, help=option.help)
+    return click.option(*option.names, option.dest, is_flag=True, help=option.help)
+
+
+def global_options(func: Callable) -> Callable:
+    """The root's -c, -H and --debug (cli/listings.py declares them for both parsers)."""
+    for option in reversed(GLOBAL_OPTIONS):
+        func = click_option(option)(func)
+    return func
+
+
+def listing_command(listing: Listing, fleet: bool = False) -> click.Command:
+    """The click command of a listing declared in cli/listings.py (its -H version with fleet), for
+    what cli/quick.py leaves to click: --help, usage errors, shell completion, odd spellings."""
+    body = listing.fleet if fleet else listing.run
+
+    def run(ctx: Context, **params) -> None:
+        body(ctx, **params)
+
+    run.__doc__ = body.__doc__
+    command = pass_context(run)
+    for flag in reversed(listing.flags):
+        command = click_option(flag)(command)
+    for arg in reversed(listing.args):
+        command = click.argument(arg.name, metavar=arg.metavar,
+                                 shell_complete=complete(arg.complete) if arg.complete else None)(command)
+    return click.command(listing.name)(command)

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import click
 
-from virtops.cli.common import Failed, emit_fleet_rows, emit_json, fleet_failures, json_option, pass_context
+from virtops.cli.common import Failed, emit_json, fleet_failures, json_option, listing_command, pass_context
+from virtops.cli.listings import LISTINGS
 
 FLEET_COMMANDS = "vm list/start/shutdown/destroy, net list, pool list, vol list, host info/list, plan, apply, export"
 
@@ -33,27 +34,14 @@ def vm_group() -> None:
     """VMs of every selected host."""
 
 
-@vm_group.command("list")
-@click.option("--all", "-a", "show_all", is_flag=True, help="Stopped VMs too.")
-@click.option("--long", "-l", "long", is_flag=True, help="Disks with pool and volume, and NICs.")
-@json_option
-@pass_context
-def vm_list(ctx, show_all: bool, long: bool, as_json: bool) -> None:
-    """VMs of every selected host, with the host first."""
-    from virtops.base.units import format_size
-    from virtops.cli.vm import _long_cells, _short_cells
-    from virtops.fleet import listings
+def _listings(group: click.Group) -> None:
+    """The group's listing and info commands that have a fleet version (cli/listings.py)."""
+    for listing in LISTINGS:
+        if listing.group == group.name and listing.fleet:
+            group.add_command(listing_command(listing, fleet=True))
 
-    gathered = listings.vms(ctx.fleet(), show_all, long)
-    if as_json:
-        emit_fleet_rows([{"host": host, **v} for host, v in gathered.rows()], [], True, gathered.failures)
-        return
-    rows = [{"host": host, "id": v["id"], "name": v["name"], "state": v["state"], "vcpus": v["vcpus"],
-             "memory": format_size(v["memory_bytes"]), **(_long_cells(v) if long else _short_cells(v))}
-            for host, v in gathered.rows()]
-    columns = [("id", "Id"), ("name", "Name"), ("state", "State"), ("vcpus", "vCPUs"), ("memory", "Memory"),
-               ("disks", "Disks"), ("nics", "NICs (MAC network IP)") if long else ("ips", "IP")]
-    emit_fleet_rows(rows, columns, False, gathered.failures)
+
+_listings(vm_group)
 
 
 # What each action did, in the words of the one-host commands.
@@ -97,22 +85,7 @@ def net_group() -> None:
     """Networks of every selected host."""
 
 
-@net_group.command("list")
-@click.option("--all", "-a", "include_inactive", is_flag=True, help="Include inactive networks.")
-@json_option
-@pass_context
-def net_list(ctx, include_inactive: bool, as_json: bool) -> None:
-    """Networks of every selected host, with the host first."""
-    from virtops.cli.net import LIST_COLUMNS
-    from virtops.fleet import listings
-
-    gathered = listings.networks(ctx.fleet(), include_inactive)
-    for host, i in gathered.rows():
-        if i["unreadable"]:
-            click.echo(f"warning: host {host}: network {i['name']} cannot be read: {i['unreadable']}", err=True)
-    rows = [{"host": host, **i, **({} if as_json else {"state": "active" if i["active"] else "inactive"})}
-            for host, i in gathered.rows()]
-    emit_fleet_rows(rows, LIST_COLUMNS, as_json, gathered.failures)
+_listings(net_group)
 
 
 @click.group("pool", cls=FleetGroup)
@@ -120,18 +93,7 @@ def pool_group() -> None:
     """Storage pools of every selected host."""
 
 
-@pool_group.command("list")
-@click.option("--all", "show_all", is_flag=True, help="Include inactive pools.")
-@json_option
-@pass_context
-def pool_list(ctx, show_all: bool, as_json: bool) -> None:
-    """Pools of every selected host, with the host first."""
-    from virtops.cli.pool import LIST_COLUMNS, _sizes
-    from virtops.fleet import listings
-
-    gathered = listings.pools(ctx.fleet(), show_all)
-    rows = [{"host": host, **(i if as_json else _sizes(i))} for host, i in gathered.rows()]
-    emit_fleet_rows(rows, LIST_COLUMNS, as_json, gathered.failures)
+_listings(pool_group)
 
 
 @click.group("vol", cls=FleetGroup)
@@ -139,18 +101,7 @@ def vol_group() -> None:
     """Volumes of every selected host."""
 
 
-@vol_group.command("list")
-@click.argument("pool")
-@json_option
-@pass_context
-def vol_list(ctx, pool: str, as_json: bool) -> None:
-    """Volumes of the pool POOL on every selected host, with the host first."""
-    from virtops.cli.vol import LIST_COLUMNS, _row
-    from virtops.fleet import listings
-
-    gathered = listings.volumes(ctx.fleet(), pool)
-    rows = [{"host": host, **(i if as_json else _row(i))} for host, i in gathered.rows()]
-    emit_fleet_rows(rows, LIST_COLUMNS, as_json, gathered.failures)
+_listings(vol_group)
 
 
 # -- host ---------------------------------------------------------------------------------------
@@ -159,28 +110,7 @@ def host_group() -> None:
     """Facts about every selected host."""
 
 
-@host_group.command("info")
-@json_option
-@pass_context
-def host_info(ctx, as_json: bool) -> None:
-    """Versions, CPUs, memory and VMs of every selected host, a row each."""
-    from virtops.base.units import format_size
-    from virtops.fleet import listings
-
-    gathered = listings.infos(ctx.fleet())
-    if as_json:
-        emit_fleet_rows([{"host": host, **i} for host, i in gathered.rows()], [], True, gathered.failures)
-        return
-    rows = [{"host": host, "uri": i["uri"], "hostname": i["hostname"], "libvirt": i["libvirt_version"],
-             "qemu": i["hypervisor_version"], "cpus": i["cpus"],
-             "memory": f"{format_size(i['memory_used_bytes'])} / {format_size(i['memory_bytes'])}",
-             "cpu": None if i["cpu_percent"] is None else f"{i['cpu_percent']:.1f}%",
-             "pools": i["pools"], "networks": i["networks"], "vms": f"{i['running_domains']}/{i['domains']}",
-             "guest": i["virt_type"]} for host, i in gathered.rows()]
-    emit_fleet_rows(rows, [("uri", "URI"), ("hostname", "Hostname"), ("libvirt", "libvirt"), ("qemu", "QEMU"),
-                           ("cpus", "CPUs"), ("cpu", "CPU use"), ("memory", "Memory used/total"), ("pools", "Pools"),
-                           ("networks", "Networks"), ("vms", "VMs running/total"), ("guest", "Guest type")],
-                    False, gathered.failures)
+_listings(host_group)
 
 
 def _host_list() -> click.Command:

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import click
 
-from virtops.cli.common import emit_fields, emit_json, emit_table, json_option, pass_context
+from virtops.cli.common import emit_json, emit_table, json_option, listing_command, pass_context
+from virtops.cli.listings import BY_PATH
 
 
 @click.group()
@@ -11,30 +12,7 @@ def host() -> None:
     """Facts about the host."""
 
 
-@host.command("info")
-@json_option
-@pass_context
-def host_info(ctx, as_json: bool) -> None:
-    """Hypervisor, versions, CPUs, memory, object counts, KVM or TCG."""
-    from virtops.base.units import format_size
-
-    from virtops.daemon.facts import info_row  # a plain row: no pydantic
-
-    info = info_row(ctx.host())
-    if as_json:
-        emit_json(info)
-        return
-    emit_fields([
-        ("URI", info["uri"]), ("Hostname", info["hostname"]), ("Hypervisor", info["hypervisor"]),
-        ("libvirt", info["libvirt_version"]), ("QEMU", info["hypervisor_version"]),
-        ("CPU model", info["cpu_model"]), ("CPUs", info["cpus"]),
-        ("Memory", format_size(info["memory_bytes"])), ("Free memory", format_size(info["free_memory_bytes"])),
-        ("Memory used", f"{format_size(info['memory_used_bytes'])} (without buffers and cache)"),
-        ("CPU use", "-" if info["cpu_percent"] is None else f"{info['cpu_percent']:.1f}% of {info['cpus']} CPUs"),
-        ("Storage pools", info["pools"]), ("Networks", info["networks"]),
-        ("Domains", f"{info['domains']} ({info['running_domains']} running)"),
-        ("Guest type", f"{info['virt_type'] or '-'} ({info['virt_type_source']})"),
-    ])
+host.add_command(listing_command(BY_PATH["host", "info"]))
 
 
 @host.command("check")

@@ -5,17 +5,17 @@ from pathlib import Path
 
 import click
 
-from virtops.xmlmodels.values import EDITABLE_MODES, MODES_WITH_DEV, NETWORK_MODES
-from virtops.cli.common import complete, emit_fields, emit_json, emit_table, json_option, pass_context, warn_unreadable
-
-LIST_COLUMNS = [("name", "Name"), ("state", "State"), ("autostart", "Autostart"), ("persistent", "Persistent"),
-                ("bridge", "Bridge"), ("mode", "Mode"), ("subnet", "Subnet"), ("dhcp_range", "DHCP range"),
-                ("leases", "Leases")]
-
+from virtops.xmlmodels.values import EDITABLE_MODES, NETWORK_MODES
+from virtops.cli.common import complete, emit_json, emit_table, json_option, listing_command, pass_context
+from virtops.cli.listings import BY_PATH
 
 @click.group()
 def net() -> None:
     """Virtual networks: NAT, routed, isolated, open and bridged, with DHCP."""
+
+
+for _listing in ("list", "info"):
+    net.add_command(listing_command(BY_PATH["net", _listing]))
 
 
 def _networks(ctx):
@@ -66,43 +66,6 @@ def _summary(info) -> str:
     parts.append("running" if info.active else "not running")
     parts.append("autostart" if info.autostart else "no autostart")
     return ", ".join(parts)
-
-
-@net.command("list")
-@click.option("--all", "-a", "include_inactive", is_flag=True, help="Include inactive networks.")
-@json_option
-@pass_context
-def list_(ctx, include_inactive, as_json) -> None:
-    """Networks with state, autostart, persistence, bridge, mode, subnet, DHCP range, leases in use."""
-    from virtops.ops import rows  # plain rows, not models: the listing imports no pydantic
-
-    found = rows.networks(ctx.host(), include_inactive)
-    warn_unreadable("network", found)
-    if as_json:
-        emit_json(found)
-        return
-    emit_table([{**row, "state": "active" if row["active"] else "inactive"} for row in found], LIST_COLUMNS)
-
-
-@net.command("info")
-@click.argument("name", shell_complete=complete("network"))
-@json_option
-@pass_context
-def info(ctx, name, as_json) -> None:
-    """Everything about one network."""
-    from virtops.ops import rows  # a plain row, as the listing: no pydantic
-
-    i = rows.network_info(ctx.host(), name)
-    if as_json:
-        emit_json(i)
-        return
-    forward_dev = i["dev"] or ("any" if i["mode"] in MODES_WITH_DEV else None)
-    emit_fields([("Name", i["name"]), ("UUID", i["uuid"]), ("Active", i["active"]), ("Persistent", i["persistent"]),
-                 ("Autostart", i["autostart"]), ("Mode", i["mode"]), ("Forward device", forward_dev),
-                 ("Bridge", i["bridge"]), ("Subnet", i["subnet"]), ("Gateway", i["gateway"]),
-                 ("DHCP range", i["dhcp_range"]),
-                 ("Static hosts", ", ".join(f"{h['mac']}={h['ip']}" for h in i["hosts"]) or None), ("IPv6", i["ipv6"]),
-                 ("DNS domain", i["domain"]), ("MTU", i["mtu"]), ("Leases in use", i["leases"])])
 
 
 @net.command("start")

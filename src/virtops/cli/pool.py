@@ -4,12 +4,8 @@ from __future__ import annotations
 import click
 
 from virtops.xmlmodels.values import POOL_TYPES
-from virtops.cli.common import complete, emit_fields, emit_json, emit_table, json_option, pass_context, warn_unreadable
-
-LIST_COLUMNS = [("name", "Name"), ("type", "Type"), ("state", "State"), ("autostart", "Autostart"),
-                ("persistent", "Persistent"), ("capacity", "Capacity"), ("allocation", "Allocation"),
-                ("available", "Available"), ("target", "Target")]
-
+from virtops.cli.common import complete, emit_json, emit_table, json_option, listing_command, pass_context
+from virtops.cli.listings import BY_PATH
 
 def _pool_options(func):
     """Options shared by create and define-as (virsh pool-define-as)."""
@@ -38,14 +34,6 @@ def _spec(name, pool_type, target, owner, group, mode, label, source_host, sourc
                     host=source_host, source_path=source_path, device=device, format=source_format)
 
 
-def _sizes(info: dict) -> dict:
-    """A pool's row (ops/rows.py, or its model dumped) with sizes as people read them."""
-    from virtops.base.units import format_size
-
-    return {**info, **{key: format_size(info[key]) if info[key] is not None else None
-                       for key in ("capacity", "allocation", "available")}}
-
-
 def _warn(warnings) -> None:
     for warning in warnings:
         click.echo(f"warning: {warning}", err=True)
@@ -54,6 +42,10 @@ def _warn(warnings) -> None:
 @click.group()
 def pool() -> None:
     """Storage pools: directories, NFS exports, file systems."""
+
+
+for _listing in ("list", "info"):
+    pool.add_command(listing_command(BY_PATH["pool", _listing]))
 
 
 @pool.command("create")
@@ -106,47 +98,6 @@ def pool_set(ctx, name, mode, owner, group, as_json) -> None:
         return
     info = result.pool
     click.echo(f"Pool {name}: mode {info.mode}, owner {info.owner}, group {info.group}; {', '.join(result.steps)}.")
-
-
-@pool.command("list")
-@click.option("--all", "show_all", is_flag=True, help="Include inactive pools.")
-@json_option
-@pass_context
-def pool_list(ctx, show_all, as_json) -> None:
-    """Pools with state, autostart, persistence, sizes and target."""
-    from virtops.ops import rows  # plain rows, not models: the listing imports no pydantic
-
-    found = rows.pools(ctx.host(), include_inactive=show_all)
-    warn_unreadable("pool", found)
-    if as_json:
-        emit_json(found)
-        return
-    emit_table([_sizes(row) for row in found], LIST_COLUMNS)
-
-
-@pool.command("info")
-@click.argument("name", shell_complete=complete("pool"))
-@json_option
-@pass_context
-def pool_info(ctx, name, as_json) -> None:
-    """Everything about one pool."""
-    from virtops.ops import rows  # a plain row, as the listing: no pydantic
-
-    info = rows.pool_info(ctx.host(), name)
-    if as_json:
-        emit_json(info)
-        return
-    row = _sizes(info)
-    pairs = [("Name", info["name"]), ("UUID", info["uuid"]), ("Type", info["type"]), ("State", info["state"]),
-             ("Persistent", info["persistent"]), ("Autostart", info["autostart"]), ("Capacity", row["capacity"]),
-             ("Allocation", row["allocation"]), ("Available", row["available"]), ("Target", info["target"]),
-             ("Volumes", info["volumes"])]
-    if info["source_host"] or info["source_device"]:
-        source = f"{info['source_host']}:{info['source_path']}" if info["source_host"] else info["source_device"]
-        pairs += [("Source", source), ("Format", info["source_format"])]
-    if info["mode"] or info["owner"] is not None:
-        pairs += [("Mode", info["mode"]), ("Owner", info["owner"]), ("Group", info["group"])]
-    emit_fields(pairs)
 
 
 def _simple(command_name: str, method: str, done: str, help_text: str):

@@ -5,7 +5,8 @@ import sys
 
 import click
 
-from virtops.cli.common import complete, emit_fields, emit_json, emit_table, json_option, pass_context, warn_unreadable
+from virtops.cli.common import complete, emit_json, emit_table, json_option, listing_command, pass_context
+from virtops.cli.listings import BY_PATH
 
 
 @click.group()
@@ -17,65 +18,9 @@ def _vms(ctx):
     return ctx.host().vms
 
 
-def _size(value: int) -> str:
-    from virtops.base.units import format_size
-
-    return format_size(value)
-
-
-def _nic_text(nic) -> str:
-    return f"{nic.mac} {nic.network}" + (f" {nic.ip}" if nic.ip else "")
-
-
 # -- listing and reading ---------------------------------------------------------------------
-@vm.command("list")
-@click.option("--all", "-a", "show_all", is_flag=True, help="Stopped VMs too.")
-@click.option("--long", "-l", "long", is_flag=True,
-              help="Disks with pool and volume, and NICs with MAC, network and IP (reads every VM's XML).")
-@json_option
-@pass_context
-def vm_list(ctx, show_all: bool, long: bool, as_json: bool) -> None:
-    """VMs with state, vCPUs, memory, disks and IPs; --long adds disk sources and NICs."""
-    from virtops.ops import vmrows  # plain rows, not models: thousands of VMs print fast, and pydantic is not imported
-
-    ctx.event_loop = False  # one read-only pass of many calls: keepalive's wake-ups would only slow it
-    host = ctx.host()
-    vms = vmrows.detailed(host, show_all) if long else vmrows.summaries(host, show_all)
-    warn_unreadable("VM", vms)
-    if as_json:
-        emit_json(vms)
-        return
-    rows = [{"id": v["id"], "name": v["name"], "state": v["state"], "vcpus": v["vcpus"],
-             "memory": _size(v["memory_bytes"]), **(_long_cells(v) if long else _short_cells(v))} for v in vms]
-    columns = [("id", "Id"), ("name", "Name"), ("state", "State"), ("vcpus", "vCPUs"), ("memory", "Memory"),
-               ("disks", "Disks")]
-    emit_table(rows, columns + ([("nics", "NICs (MAC network IP)")] if long else [("ips", "IP")]))
-
-
-def _short_cells(vm: dict) -> dict:
-    return {"disks": " ".join(vm["disks"]) or None, "ips": " ".join(vm["ips"]) or None}
-
-
-def _long_cells(vm: dict) -> dict:
-    return {"disks": " ".join(f"{d['target']}={d['source']}" for d in vm["disks"]) or None,
-            "nics": ", ".join(f"{n['mac']} {n['network']}" + (f" {n['ip']}" if n["ip"] else "") for n in vm["nics"]) or None}
-
-
-@vm.command("info")
-@click.argument("name", shell_complete=complete("vm"))
-@json_option
-@pass_context
-def vm_info(ctx, name: str, as_json: bool) -> None:
-    """State, resources, disks and NICs of one VM."""
-    info = _vms(ctx).info(name)
-    if as_json:
-        emit_json(info.model_dump())
-        return
-    emit_fields([("Name", info.name), ("UUID", info.uuid), ("State", info.state), ("Type", info.virt_type),
-                 ("Persistent", info.persistent), ("Autostart", info.autostart), ("vCPUs", info.vcpus),
-                 ("Memory", _size(info.memory_bytes)),
-                 ("Disks", ", ".join(f"{d.target}={d.source}" for d in info.disks) or None),
-                 ("NICs", ", ".join(_nic_text(n) for n in info.nics) or None)])
+for _listing in ("list", "info"):
+    vm.add_command(listing_command(BY_PATH["vm", _listing]))
 
 
 @vm.command("blklist")

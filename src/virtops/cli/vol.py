@@ -7,11 +7,8 @@ import sys
 import click
 
 from virtops.xmlmodels.values import VOLUME_FORMATS
-from virtops.cli.common import complete, emit_fields, emit_json, emit_table, json_option, pass_context, warn_unreadable
-
-LIST_COLUMNS = [("name", "Name"), ("format", "Format"), ("capacity", "Capacity"), ("allocation", "Allocation"),
-                ("used_by", "Used by"), ("path", "Path")]
-
+from virtops.cli.common import complete, emit_json, json_option, listing_command, pass_context
+from virtops.cli.listings import BY_PATH
 
 @contextlib.contextmanager
 def progress_bar(label: str):
@@ -27,15 +24,6 @@ def progress_bar(label: str):
         yield lambda done, total: bar.update(task, completed=done, total=total)
 
 
-def _row(info: dict) -> dict:
-    """A volume's row (ops/rows.py, or its model dumped) as people read it."""
-    from virtops.base.units import format_size
-
-    used = ", ".join(f"{vm} (running)" if vm in info["running_users"] else vm for vm in info["used_by"]) or "-"
-    return {**info, "capacity": format_size(info["capacity"]), "allocation": format_size(info["allocation"]),
-            "used_by": used}
-
-
 def _warn(warnings) -> None:
     for warning in warnings:
         click.echo(f"warning: {warning}", err=True)
@@ -44,6 +32,10 @@ def _warn(warnings) -> None:
 @click.group()
 def vol() -> None:
     """Storage volumes, addressed as POOL/VOLUME."""
+
+
+for _listing in ("list", "info"):
+    vol.add_command(listing_command(BY_PATH["vol", _listing]))
 
 
 @vol.command("create")
@@ -70,41 +62,6 @@ def vol_create(ctx, pool, name, size, capacity, allocation, vol_format, backing,
         emit_json(result.volume.model_dump())
         return
     click.echo(f"Volume {pool}/{name} created: {result.volume.path}.")
-
-
-@vol.command("list")
-@click.argument("pool", shell_complete=complete("pool"))
-@json_option
-@pass_context
-def vol_list(ctx, pool, as_json) -> None:
-    """Volumes of a pool with format, sizes, path and the VMs that use them."""
-    from virtops.ops import rows  # plain rows, not models: the listing imports no pydantic
-
-    found = rows.volumes(ctx.host(), pool)
-    warn_unreadable("volume", found)
-    if as_json:
-        emit_json(found)
-        return
-    emit_table([_row(row) for row in found], LIST_COLUMNS)
-
-
-@vol.command("info")
-@click.argument("volume", metavar="POOL/VOL", shell_complete=complete("volume"))
-@json_option
-@pass_context
-def vol_info(ctx, volume, as_json) -> None:
-    """Everything about one volume."""
-    from virtops.ops import rows  # a plain row, as the listing: no pydantic
-
-    info = rows.volume_info(ctx.host(), volume)
-    if as_json:
-        emit_json(info)
-        return
-    row = _row(info)
-    emit_fields([("Name", info["name"]), ("Pool", info["pool"]), ("Type", info["type"]), ("Format", info["format"]),
-                 ("Capacity", f"{row['capacity']} ({info['capacity']} bytes)"),
-                 ("Allocation", f"{row['allocation']} ({info['allocation']} bytes)"),
-                 ("Path", info["path"]), ("Backing", info["backing"]), ("Used by", row["used_by"])])
 
 
 @vol.command("dumpxml")

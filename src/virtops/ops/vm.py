@@ -438,15 +438,7 @@ class Vms:
         return [VmSummary.model_construct(**row) for row in vmrows.summaries(self.host, all)]
 
     def info(self, name: str) -> VmInfo:
-        dom = require_domain(self.conn, name)
-        with libvirt_errors(f"reading VM {name}"):
-            root = X.parse(dom.XMLDesc(0))
-            state = dom.state()[0]
-            persistent = bool(dom.isPersistent())
-            autostart = bool(dom.autostart()) if persistent else None
-        row = vmrows.vm_row(root, dom.ID(), state, persistent, autostart)
-        vmrows.fill_ips(self.conn, [row])
-        return _vm_model(row)
+        return _vm_model(vmrows.vm_info(self.host, name))
 
     def dumpxml(self, name: str, inactive: bool = False) -> str:
         dom = require_domain(self.conn, name)

@@ -23,6 +23,7 @@ import libvirt
 from lxml import etree
 
 from virtops.base.errors import libvirt_errors
+from virtops.daemon import lookups
 from virtops.xmlmodels import doc as X
 from virtops.xmlmodels.devices import DiskXml, NicXml
 from virtops.xmlmodels.domain import DomainXml
@@ -190,6 +191,19 @@ def _leases_of(conn: libvirt.virConnect, networks: Iterable[str]) -> dict[str, s
             if lease.get("type") == libvirt.VIR_IP_ADDR_TYPE_IPV4 and (newest is None or lease["expirytime"] > newest[0]):
                 leases[mac] = (lease["expirytime"], f"{lease['ipaddr']}/{lease['prefix']}")
     return {mac: address for mac, (_t, address) in leases.items()}
+
+
+def vm_info(host: Host, name: str) -> dict:
+    """One VM as VmInfo.model_dump() has it: its live XML, persistence, autostart and IPs."""
+    dom = lookups.domain(host.conn, name)
+    with libvirt_errors(f"reading VM {name}"):
+        root = X.parse(dom.XMLDesc(0))
+        state = dom.state()[0]
+        persistent = bool(dom.isPersistent())
+        autostart = bool(dom.autostart()) if persistent else None
+    row = vm_row(root, dom.ID(), state, persistent, autostart)
+    fill_ips(host.conn, [row])
+    return {**row, "unreadable": None}
 
 
 # -- one domain's XML as a row ----------------------------------------------------------------

@@ -1,0 +1,171 @@
+"""What every command shares that needs no click: the host it talks to, output as a table or JSON,
+errors as one sentence each, exit codes. The listing and info commands run on this alone
+(cli/quick.py), so that they start without importing click; cli/common.py adds click's parts."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
+
+
+def echo(text: str = "", err: bool = False) -> None:
+    """One line on stdout (stderr with err), flushed: what click.echo does for plain text."""
+    stream = sys.stderr if err else sys.stdout
+    stream.write(f"{text}\n")
+    stream.flush()
+
+
+@dataclass
+class Context:
+    uri: str | None = None
+    hosts: str | None = None  # -H SELECTOR: a fleet command asks the hosts it selects (virtops.fleet)
+    debug: bool = False
+    event_loop: bool = True  # libvirt's event loop (keepalive); see Connection.event_loop
+    _host: Any = field(default=None, repr=False)
+
+    def host(self):
+        """The host this command talks to; announced on stderr when it is not the obvious one."""
+        if self._host is None:
+            from virtops.host import Host
+
+            self._host = Host(self.uri)
+            self._host.connection.event_loop = self.event_loop
+            notice = _host_notice(self.uri, self._host.uri)
+            if notice:
+                echo(notice, err=True)
+        return self._host
+
+    def fleet(self) -> list:
+        """The hosts -H selects (every host `host list` shows when -H is not given)."""
+        from virtops.fleet.select import select
+
+        return select(self.hosts or "all")
+
+
+def _host_notice(given: str | None, resolved: str) -> str | None:
+    """-c names the host plainly; a URI from the environment, or libvirt's in-process test driver
+    (whose state dies with the command), is said out loud."""
+    if resolved.startswith("test:"):
+        return f"host: {resolved} (libvirt's test driver: nothing is kept after this command)"
+    if not given and os.environ.get("LIBVIRT_DEFAULT_URI"):
+        return f"host: {resolved} (from $LIBVIRT_DEFAULT_URI)"
+    return None
+
+
+# -- ending a command -----------------------------------------------------------------------------
+class Failed(Exception):
+    """Ends a command with exit code 1 after its output, its errors said already (a fleet command
+    whose other hosts answered). click.exceptions.Exit would not do: without standalone mode,
+    click returns its code from main() instead of raising it."""
+
+
+def run_guarded(command: Callable[[], int]) -> int:
+    """Run a command; its exit code, or 1 (Failed), 130 (interrupted), or the code of the core's
+    refusal after its sentence(s) on stderr. Anything else is a bug: its traceback is shown."""
+    try:
+        return command()
+    except Failed:
+        return 1
+    except KeyboardInterrupt:
+        echo("Interrupted.", err=True)
+        return 130
+    except Exception as err:
+        # Only the core raises VirtopsError, so it is one only if the core was imported: `--help`
+        # and usage errors need not import it (nor libvirt, which it imports).
+        errors = sys.modules.get("virtops.base.errors")
+        if errors is None or not isinstance(err, errors.VirtopsError) or _debug_requested():
+            raise
+        for one in getattr(err, "errors", None) or [err]:  # several refusals: one line each
+            echo(f"error: {in_cli_terms(one)}", err=True)
+        return err.exit_code
+
+
+def _debug_requested() -> bool:
+    return "--debug" in sys.argv[1:]
+
+
+# The core places a refusal in a request (("disks", 1): its second disk); the CLI names the option.
+OPTION_OF_PART = {"disks": "--disk", "new_disks": "--new-disk", "nics": "--network"}
+
+
+def in_cli_terms(err) -> str:
+    errors = sys.modules["virtops.base.errors"]
+    if isinstance(err, errors.NeedsOption):  # the core says force; the command line's flag is --force
+        return err.worded("--" + err.option.replace("_", "-"))
+    location = getattr(err, "location", ())
+    if len(location) < 2 or location[0] not in OPTION_OF_PART or not isinstance(location[1], int):
+        return str(err)
+    message = err.message.removeprefix(f"{err.field}: ") if err.field else err.message
+    return f"{OPTION_OF_PART[location[0]]} #{location[1] + 1}: {message}"
+
+
+# -- output ---------------------------------------------------------------------------------------
+def warn_unreadable(kind: str, rows: list[dict], where: str = "") -> None:
+    """A listed object whose XML could not be read is a row of its own; stderr says why."""
+    for row in rows:
+        if row.get("unreadable"):
+            echo(f"warning: {where}{kind} {row['name']} cannot be read: {row['unreadable']}", err=True)
+
+
+def emit_json(data: Any) -> None:
+    echo(json.dumps(data, indent=2, default=str))
+
+
+def emit_table(rows: Iterable[dict], columns: list[tuple[str, str]], title: str | None = None) -> None:
+    """columns: (key, heading). Rich renders it when stdout is a terminal; plain aligned text otherwise."""
+    if not sys.stdout.isatty():
+        _emit_plain_table(list(rows), columns, title)  # rich takes a second for thousands of rows
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title, box=None, header_style="bold", pad_edge=False)
+    for _key, heading in columns:
+        table.add_column(heading)
+    for row in rows:
+        table.add_row(*[_cell(row.get(key)) for key, _ in columns])
+    Console(width=None if sys.stdout.isatty() else 200).print(table)
+
+
+def _emit_plain_table(rows: list[dict], columns: list[tuple[str, str]], title: str | None) -> None:
+    echo("\n".join(([title] if title else []) + table_lines(rows, columns)))
+
+
+def table_lines(rows: list[dict], columns: list[tuple[str, str]]) -> list[str]:
+    """The same layout rich prints without a box: columns two spaces apart, cells padded."""
+    cells = [[heading for _key, heading in columns]] + [[_cell(row.get(key)) for key, _ in columns] for row in rows]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
+    return ["  ".join(cell.ljust(width) for cell, width in zip(line, widths)) for line in cells]
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
+
+
+def emit_fields(pairs: list[tuple[str, Any]]) -> None:
+    width = max(len(k) for k, _ in pairs) + 1
+    echo("\n".join(f"{key + ':':<{width}} {_cell(value)}" for key, value in pairs))
+
+
+def emit_fleet_rows(rows: list[dict], columns: list[tuple[str, str]], as_json: bool, failures: list = ()) -> None:
+    """A fleet's rows as one table with the host first (JSON: each row carries "host"); then each host
+    that did not answer, in one sentence on stderr, and exit code 1 when there was one."""
+    if as_json:
+        emit_json(rows)
+    else:
+        emit_table(rows, [("host", "Host"), *columns])
+    fleet_failures(failures)
+
+
+def fleet_failures(failures: list) -> None:
+    """One line per host that failed (a fleet Answer: .host.name, .error); exit code 1 after the output."""
+    for answer in failures:
+        echo(f"error: host {answer.host.name}: {answer.error}", err=True)
+    if failures:
+        raise Failed()

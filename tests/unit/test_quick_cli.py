@@ -1,0 +1,88 @@
+"""The listing and info commands have two parsers reading one declaration (cli/listings.py): the
+light one (cli/quick.py) runs a plainly written listing without importing click or pydantic, and
+click takes everything else. Both must answer alike: the same output, errors and exit codes."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from virtops.cli import quick
+from virtops.cli.common import run_main
+from virtops.cli.listings import LISTINGS
+from virtops.cli.root import cli
+
+URI = ["-c", "test:///default"]  # libvirt's test driver: each connection starts from the same objects
+LISTING_LINES = [
+    ["net", "list"], ["net", "list", "--all", "--json"], ["net-list", "-a"], ["net", "info", "default"],
+    ["net", "info", "nosuch"], ["pool", "list", "--all"], ["pool-list", "--json"], ["pool", "info", "default-pool"],
+    ["pool-info", "nosuch"], ["vol", "list", "default-pool"], ["vol", "list", "nosuch"], ["vol", "info", "x"],
+    ["vol", "info", "default-pool/nosuch"], ["vm", "list"], ["vm", "list", "--all", "--long"], ["list", "-a", "-l"],
+    ["vm", "list", "--json", "-a"], ["vm", "info", "test"], ["vm", "info", "test", "--json"], ["dominfo", "nosuch"],
+    ["host", "info"], ["host", "info", "--json"],
+]
+
+
+@pytest.mark.parametrize("words", LISTING_LINES, ids=" ".join)
+def test_the_light_parser_answers_as_click_does(monkeypatch, capsys, words):
+    argv = [*URI, *words]
+    monkeypatch.setattr(sys, "argv", ["virtops", *argv])
+    assert quick.parse(argv) is not None, "a plainly written listing is the light parser's"
+    quick_code = quick.run_quick(argv)
+    quick_out = capsys.readouterr()
+    click_code = run_main(cli, argv)
+    click_out = capsys.readouterr()
+    assert (quick_code, quick_out.out, quick_out.err) == (click_code, click_out.out, click_out.err)
+    assert quick_code in (0, 1)
+
+
+@pytest.mark.parametrize("words", [
+    ["net", "list", "--help"], ["-h"], ["--version"], ["net", "list", "-al"], ["net", "list", "--json=yes"],
+    ["net", "list", "--bogus"], ["vm", "info"], ["vm", "info", "a", "b"], ["net", "create", "n1"], ["net"],
+    [], ["-c"], ["-cX", "net", "list"], ["net", "list", "--", "x"], ["-c", "x", "-H", "all", "net", "list"],
+    ["-H", "all", "net", "info", "default"], ["net", "list", "-c", "x"], ["--debug=1", "net", "list"],
+], ids=" ".join)
+def test_anything_else_is_left_to_click(words):
+    assert quick.parse(words) is None
+
+
+def test_shell_completion_is_left_to_click(monkeypatch):
+    monkeypatch.setenv("_VIRTOPS_COMPLETE", "bash_complete")
+    assert quick.parse(["net", "list"]) is None
+
+
+def test_the_root_options_and_fleet_versions_are_read_as_declared():
+    body, ctx, params = quick.parse(["--connect=lab:a", "--debug", "vm", "list", "-l", "--all"])
+    assert (ctx.uri, ctx.hosts, ctx.debug, params) == ("lab:a", None, True, {"show_all": True, "long": True,
+                                                                             "as_json": False})
+    body, ctx, params = quick.parse(["-H", "tag:web", "pool-list", "--all"])
+    assert (body.__name__, ctx.hosts, params) == ("fleet_pool_list", "tag:web", {"show_all": True, "as_json": False})
+
+
+def test_click_builds_the_same_commands_from_the_declarations():
+    from click import Context
+
+    for listing in LISTINGS:
+        command = cli.get_command(Context(cli), listing.group).get_command(Context(cli), listing.name)
+        options = {name for param in command.params for name in getattr(param, "opts", ())}
+        assert options >= {name for flag in listing.flags for name in flag.names}, listing.name
+        arguments = [param.name for param in command.params if param.param_type_name == "argument"]
+        assert arguments == [arg.name for arg in listing.args], listing.name
+        assert command.help == listing.run.__doc__
+
+
+LINES_THAT_STAY_LIGHT = [["net", "list", "--all"], ["pool", "info", "default-pool"], ["vol", "list", "default-pool"],
+                         ["vm", "list", "--all"], ["vm", "info", "test"], ["host", "info"], ["net-list"]]
+
+
+@pytest.mark.parametrize("words", LINES_THAT_STAY_LIGHT, ids=" ".join)
+def test_a_listing_imports_neither_click_nor_pydantic(words):
+    code = ("import atexit, sys\n"
+            "atexit.register(lambda: print(sorted(m for m in ('click', 'pydantic') if m in sys.modules)))\n"
+            "from virtops.cli import main\n"
+            f"sys.argv = ['virtops', *{URI + words!r}]\n"
+            "main()\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "[]"
