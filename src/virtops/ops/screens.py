@@ -1,20 +1,28 @@
-"""A VM's screen as a PNG, through libvirt's screenshot stream (virDomainScreenshot): it travels
-over the host's own connection, so it works over qemu+ssh:// and qemu+tcp:// as on a local host.
+"""A VM's screen: as a PNG, through libvirt's screenshot stream (virDomainScreenshot), which
+travels over the host's own connection, so it works over qemu+ssh:// and qemu+tcp:// as on a local
+host; and live, as a socket to its VNC display (open_display) for the web console's noVNC.
 
 QEMU sends a PNG (7.2 and later) or a PPM (P6); this module reads either and writes a PNG itself
 (zlib and a few chunks: no imaging library), and can shrink it for thumbnails. Parsing is bounded: a picture larger than MAX_PIXELS
 is refused rather than read."""
 from __future__ import annotations
 
+import re
+import socket
 import struct
+import subprocess
 import zlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 import libvirt
 
 from virtops.base.errors import InvalidInput, VirtopsError, from_libvirt
+from virtops.daemon.connection import on_this_machine
 from virtops.daemon.lookups import domain as require_domain
+from virtops.xmlmodels import doc as X
+from virtops.xmlmodels.domain import DomainXml
 
 if TYPE_CHECKING:
     from virtops.host import Host
@@ -139,13 +147,18 @@ def _unfilter(kind: int, line: bytearray, previous: bytearray, bpp: int) -> None
 READERS = {"image/png": parse_png, "image/x-portable-pixmap": parse_ppm, "image/x-portable-anymap": parse_ppm}
 
 
-def capture(host: Host, name: str, screen: int = 0) -> Picture:
-    """The current picture of a running VM's screen `screen` (0: the first)."""
-    conn = host.conn
+def running_domain(conn: libvirt.virConnect, name: str) -> libvirt.virDomain:
     dom = require_domain(conn, name)
     if not dom.isActive():
         raise InvalidInput("vm", f"VM {name} is not running: only a running VM has a screen; "
                                  f"start it with `virtops vm start {name}`.")
+    return dom
+
+
+def capture(host: Host, name: str, screen: int = 0) -> Picture:
+    """The current picture of a running VM's screen `screen` (0: the first)."""
+    conn = host.conn
+    dom = running_domain(conn, name)
     stream = conn.newStream(0)
     try:
         mime = dom.screenshot(stream, screen, 0)
@@ -186,3 +199,78 @@ def _abort(stream: libvirt.virStream) -> None:
         stream.abort()
     except libvirt.libvirtError:
         pass
+
+
+# -- the live display ------------------------------------------------------------------------------
+SSH_HOST = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.:-]{0,252}$")  # a name, an IPv4 or IPv6 address: never an option
+SSH_USER = re.compile(r"^[A-Za-z0-9._][A-Za-z0-9._-]{0,31}$")
+
+
+class Display:
+    """A connected stream to a VM's VNC server: `sock` carries RFB both ways. Closing it ends
+    the tunnel process, if there is one."""
+
+    def __init__(self, sock: socket.socket, tunnel: subprocess.Popen | None = None):
+        self.sock, self.tunnel = sock, tunnel
+
+    def close(self) -> None:
+        self.sock.close()
+        if self.tunnel is not None and self.tunnel.poll() is None:
+            self.tunnel.terminate()
+            try:
+                self.tunnel.wait(5)
+            except subprocess.TimeoutExpired:
+                self.tunnel.kill()
+                self.tunnel.wait()
+
+
+def vnc_port(dom: libvirt.virDomain) -> int | None:
+    """The port of a running VM's VNC server (on the host's loopback, as virtops defines it)."""
+    for graphics in DomainXml(X.parse(dom.XMLDesc(0))).graphics:
+        if graphics.type == "vnc" and graphics.port and graphics.port > 0:
+            return graphics.port
+    return None
+
+
+def open_display(host: Host, name: str) -> Display:
+    """A stream to the VNC display of a running VM. On a daemon of this machine, libvirt hands over
+    a connected socket (openGraphicsFD, which passes a file descriptor over the daemon's unix socket):
+    no port is opened at all. On a host reached over qemu+ssh://, a tunnel through ssh to the VNC
+    server on the host's loopback (`ssh -W`, no shell, the URI's own user and port). Over other
+    transports there is no way in that does not open the VNC port beyond the host: refused."""
+    conn = host.conn
+    dom = running_domain(conn, name)
+    port = vnc_port(dom)
+    if port is None:
+        raise InvalidInput("vm", f"VM {name} has no VNC display; create it with `vm create --graphics vnc`.")
+    if on_this_machine(host.uri):
+        try:
+            fd = dom.openGraphicsFD(0, libvirt.VIR_DOMAIN_OPEN_GRAPHICS_SKIPAUTH)
+        except libvirt.libvirtError as err:
+            raise from_libvirt(err, f"opening the display of VM {name}") from err
+        return Display(socket.socket(fileno=fd))
+    parts = urlsplit(host.uri)
+    if parts.scheme.endswith("+ssh"):
+        return _ssh_tunnel(parts, port)
+    raise InvalidInput("vm", f"the display of VM {name} listens on its host's loopback only, and {parts.scheme}:// "
+                             f"carries no tunnel to it; reach the host over qemu+ssh:// for its screen "
+                             f"(`vm screenshot` works over any connection).")
+
+
+def _ssh_tunnel(parts, port: int) -> Display:
+    host, user = parts.hostname or "", parts.username
+    if not SSH_HOST.match(host) or (user and not SSH_USER.match(user)):
+        raise InvalidInput("uri", f"{host!r} is not a host name ssh is given by virtops.")
+    ours, theirs = socket.socketpair()
+    argv = ["ssh", "-o", "BatchMode=yes", "-W", f"127.0.0.1:{port}"]
+    if parts.port:
+        argv += ["-p", str(parts.port)]
+    argv += ["--", f"{user}@{host}" if user else host]
+    try:
+        tunnel = subprocess.Popen(argv, stdin=theirs, stdout=theirs, stderr=subprocess.DEVNULL)
+    except OSError as err:
+        ours.close()
+        raise VirtopsError(f"ssh cannot be run for the display's tunnel ({err.strerror}).") from None
+    finally:
+        theirs.close()
+    return Display(ours, tunnel)

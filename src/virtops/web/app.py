@@ -27,12 +27,13 @@ from virtops.web import api
 from virtops.web.auth import (COOKIE, LoginThrottle, NotLoggedIn, Password, Sessions, current_session, refresh_password,
                               require_login)
 from virtops.web.events import EventHub
+from virtops.web.screen import add_display
 from virtops.web.refusals import body_model, http_refusal, validation_refusal
-from virtops.web.security import TOO_LARGE, BodyTooLarge, Guard, same_origin
+from virtops.web.security import TOO_LARGE, BodyTooLarge, Guard
+from virtops.web.sockets import admit, next_or_session_end, session_over
 
 HERE = Path(__file__).parent
 WRONG_PASSWORD_DELAY_S = 1.0
-SESSION_CHECK_S = 5.0  # how soon an open serial console notices that its session ended
 PAGES = {"overview": "Host", "pools": "Storage", "networks": "Networks", "vms": "Virtual machines"}
 LOCAL_PATH = re.compile(r"/(?![/\\])[A-Za-z0-9._~/-]*")  # a path on this server: no scheme, no //host, no \\
 templates = Jinja2Templates(directory=HERE / "templates")
@@ -79,6 +80,7 @@ def create_app(host: Host, password: Password | str, secure_cookies: bool = Fals
     _add_error_handlers(app)
     _add_pages(app)
     _add_console(app)
+    add_display(app)
     return app
 
 
@@ -87,19 +89,8 @@ def _add_console(app: FastAPI) -> None:
     async def console(websocket: WebSocket, name: str, force: bool = False):
         """A running VM's serial console: the guest's output as binary messages, keystrokes back
         as text or binary. Closes with code 4401 without login, 4409 when the VM refuses."""
-        await websocket.accept()
-        session = current_session(websocket)
+        session = await admit(websocket, name, "console")
         if session is None:
-            await websocket.close(code=4401, reason="log in first")
-            return
-        origin = websocket.headers.get("origin")  # browsers let any page open a WebSocket anywhere
-        if origin is not None and not same_origin(origin, websocket.headers.get("host")):
-            await websocket.close(code=4403, reason="the console opens only from this server's own pages")
-            return
-        try:
-            api.check_route_parameter("name", name)
-        except VirtopsError as err:
-            await websocket.close(code=4409, reason=str(err)[:120])
             return
         loop = asyncio.get_running_loop()
         output: asyncio.Queue[bytes] = asyncio.Queue()
@@ -110,18 +101,11 @@ def _add_console(app: FastAPI) -> None:
             await websocket.close(code=4409, reason=str(err)[:120])
             return
 
-        def session_over() -> bool:
-            return app.state.sessions.find(session.id, touch=False) is None
-
         async def to_browser() -> None:
             while True:
-                try:
-                    data = await asyncio.wait_for(output.get(), SESSION_CHECK_S)
-                except asyncio.TimeoutError:
-                    if session_over():  # logged out or expired: the console ends with it
-                        await websocket.close(code=4401, reason="the session ended")
-                        return
-                    continue
+                data = await next_or_session_end(websocket, session, output)
+                if data is None:
+                    return
                 if not data:
                     break
                 await websocket.send_bytes(data)
@@ -133,7 +117,7 @@ def _add_console(app: FastAPI) -> None:
                 message = await websocket.receive()
                 if message["type"] == "websocket.disconnect":
                     break
-                if session_over():
+                if session_over(websocket, session):
                     await websocket.close(code=4401, reason="the session ended")
                     break
                 keys = message.get("bytes") or (message.get("text") or "").encode()
