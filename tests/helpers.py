@@ -169,3 +169,15 @@ def serve_process(uri: str, password_file: Path, *options: str, port: int | None
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
+
+
+def websocket_close_code(url: str, headers: dict) -> int:
+    """The close code a WebSocket of the console answers with before anything else."""
+    import pytest
+    from websockets.exceptions import ConnectionClosed
+    from websockets.sync.client import connect
+
+    with connect(url, additional_headers=headers) as socket:
+        with pytest.raises(ConnectionClosed) as closed:
+            socket.recv(timeout=10)
+        return closed.value.rcvd.code

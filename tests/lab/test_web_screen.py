@@ -101,8 +101,9 @@ def test_the_guest_screen_in_novnc(page, screen_guest):
 
 
 def test_display_websocket_needs_login_and_our_own_origin(web_server, screen_guest):
-    from websockets.exceptions import ConnectionClosed
     from websockets.sync.client import connect
+
+    from tests.helpers import websocket_close_code
 
     with httpx.Client(base_url=web_server, timeout=60) as client:
         assert client.post("/login", json={"password": WEB_PASSWORD}).status_code == 200
@@ -115,10 +116,7 @@ def test_display_websocket_needs_login_and_our_own_origin(web_server, screen_gue
     url = web_server.replace("http://", "ws://") + f"/api/vms/{VM}/vnc"
 
     def closed_with(headers: dict, path: str = url) -> int:
-        with connect(path, additional_headers=headers) as socket:
-            with pytest.raises(ConnectionClosed) as closed:
-                socket.recv(timeout=10)
-            return closed.value.rcvd.code
+        return websocket_close_code(path, headers)
 
     assert closed_with({}) == 4401
     assert closed_with({"Cookie": cookie, "Origin": "http://evil.example"}) == 4403
