@@ -45,3 +45,20 @@ def test_one_sample_of_the_test_driver():
         assert list(stats.take(host, ["test"]).vms) == list(sample.vms)
     finally:
         host.close()
+
+def test_history_tiers_fold_and_stay_bounded(tmp_path):
+    from virtops.web.history import TIERS, History
+
+    history = History(None, tmp_path / "h.json")
+    for i in range(800):  # 800 samples 5 s apart: 66 minutes
+        history.record(1_000_000 + 5 * i, {"cpu_percent": 10.0}, [
+            {"name": "web", "cpu_percent": float(i % 2) * 100, "memory_used_bytes": None, "memory_rss_bytes": 100,
+             "disk_read_bytes_per_s": 1.0, "disk_write_bytes_per_s": 2.0, "net_rx_bytes_per_s": 3.0,
+             "net_tx_bytes_per_s": 4.0}])
+    web = history.vms["web"]
+    assert len(web.tiers["1h"]) == TIERS["1h"][1]
+    minute = web.tiers["24h"][1]
+    assert minute[0] % 60 == 0 and minute[1] == 50.0 and minute[2] == 100  # the mean of twelve points
+    history.save()
+    again = History(None, tmp_path / "h.json")
+    assert list(again.vms["web"].tiers["24h"]) == [list(p) for p in web.tiers["24h"]]

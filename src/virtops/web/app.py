@@ -27,6 +27,7 @@ from virtops.web import api
 from virtops.web.auth import (COOKIE, LoginThrottle, NotLoggedIn, Password, Sessions, current_session, refresh_password,
                               require_login)
 from virtops.web.events import EventHub
+from virtops.web.history import add_history
 from virtops.web.screen import add_display
 from virtops.web.refusals import body_model, http_refusal, validation_refusal
 from virtops.web.security import TOO_LARGE, BodyTooLarge, Guard
@@ -58,9 +59,11 @@ def create_app(host: Host, password: Password | str, secure_cookies: bool = Fals
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         events.start(lambda: host.conn, asyncio.get_running_loop())
+        app.state.history.start()
         try:
             yield
         finally:
+            await app.state.history.stop()
             with contextlib.suppress(VirtopsError):  # a daemon gone for good: nothing to deregister
                 events.stop(host.conn)
             host.close()
@@ -81,6 +84,7 @@ def create_app(host: Host, password: Password | str, secure_cookies: bool = Fals
     _add_pages(app)
     _add_console(app)
     add_display(app)
+    app.state.history = add_history(app, host)
     return app
 
 
