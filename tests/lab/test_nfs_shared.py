@@ -76,8 +76,9 @@ def test_a_guest_boots_from_the_nfs_pool_and_writes_to_it(pair, guest_image, tmp
             report = wait_for_report(console, lambda r: "vda" in r.disks)
             assert report.disks["vda"] == 16 * 1024**2
             since = len(console.buffer)
-            console.write(f"echo {MARK} | dd of=/dev/vda conv=fsync && echo DD-DONE\n".encode())
-            console.wait_for(lambda text: "DD-DONE" in text, 60, since)
+            # $((1+1)): the echoed command line itself must not look like the answer
+            console.write(f"echo {MARK} | dd of=/dev/vda conv=fsync && echo DD-DONE-$((1+1))\n".encode())
+            assert "DD-DONE-2" in console.wait_for(lambda text: "DD-DONE-2" in text, 60, since)
         finally:
             console.close()
         cli_ok(first.uri, "vm", "destroy", "nfsguest")

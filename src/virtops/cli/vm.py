@@ -312,3 +312,22 @@ def _report_detach(result) -> None:
     click.echo(f"{result.device[0].upper()}{result.device[1:]} detached from {result.vm} ({where}).")
     if result.pending:
         click.echo(f"The guest has not released {result.device} yet; it goes when the guest lets it go.", err=True)
+
+
+@vm.command("migrate")
+@click.argument("name", shell_complete=complete("vm"))
+@click.option("--to", "to", required=True, help="Destination host: a registered name, lab:NAME or a URI.")
+@click.option("--offline", is_flag=True, help="Move the definition of a stopped VM (a running one moves live).")
+@click.option("--copy-storage", is_flag=True, help="Copy the disks that are not on storage both hosts share.")
+@click.option("--bandwidth", type=click.IntRange(1), metavar="MIB_S", help="Limit the move to MIB_S MiB/s.")
+@click.option("--timeout", type=click.FloatRange(0, min_open=True), metavar="SECONDS",
+              help="Cancel the move if not done by then (the VM stays where it is).")
+@json_option
+@pass_context
+def vm_migrate(ctx, name: str, to: str, offline: bool, copy_storage: bool, bandwidth: int | None,
+               timeout: float | None, as_json: bool) -> None:
+    """Move a VM to another host, live when it runs; checks everything first. Ctrl-C cancels."""
+    from virtops.cli.migrate import run_migrate
+
+    run_migrate(ctx, name, to, offline, copy_storage, bandwidth, timeout, as_json)
+

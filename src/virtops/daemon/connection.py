@@ -29,6 +29,25 @@ def resolve_uri(uri: str | None = None) -> str:
     return chosen
 
 
+def peer_uri(uri: str) -> str:
+    """The URI by which another daemon reaches this host (a peer-to-peer migration's destination):
+    a lab host's segment address, else the URI itself."""
+    given = uri
+    from virtops.daemon import registry
+
+    if registry.is_host_name(given):
+        given = registry.lookup(given).uri
+    if given.startswith("lab:"):
+        from virtops.lab.labhost import Lab
+
+        lab = Lab(given.removeprefix("lab:"))
+        if lab.peer_uri is None:
+            raise HostUnreachable(f"to: lab {lab.name} is on no segment, so no other host reaches it; "
+                                  f"`virtops lab up {lab.name} --segment SEG` with the source's segment.")
+        return lab.peer_uri
+    return resolve_uri(given)
+
+
 def running_lab_names() -> list[str]:
     """The lab hosts whose daemons run, from their pid files: no connection (a hung one answers none)."""
     from virtops.lab.labhost import running_lab_names as names

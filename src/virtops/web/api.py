@@ -349,6 +349,59 @@ def vm_action(request: Request, name: str,
     return Done(done=[f"{action} {name}"])
 
 
+class MigrateBody(Body):
+    to: str = Field(description="the destination: a registered host name or lab:NAME")
+    offline: bool = Field(False, description="move the definition of a stopped VM (a running one moves live)")
+    copy_storage: bool = Field(False, description="copy the disks that are not on storage both hosts share")
+    bandwidth_mib_s: int | None = Field(None, ge=1)
+    timeout_s: float | None = Field(None, gt=0, description="cancel the move if not done by then")
+
+
+def _moves(request: Request) -> dict:
+    """The moves in progress of this server: VM name -> {"cancel": Cancel, "progress": dict}."""
+    if not hasattr(request.app.state, "moves"):
+        request.app.state.moves = {}
+    return request.app.state.moves
+
+
+@router.post("/vms/{name}/migrate")
+def vm_migrate(request: Request, name: str, body: MigrateBody):
+    """Move the VM to another host (checked first; live when it runs); GET .../migrate shows the
+    progress meanwhile, POST .../migrate/cancel stops it and the VM stays here."""
+    from virtops.ops.migrate import Cancel, MigrateRequest, check_named_destination, migrate_to
+
+    check_named_destination(body.to)
+    moves = _moves(request)
+    if name in moves:
+        raise InvalidInput("name", f"{name} is being moved already; wait for it or cancel it.")
+    move = moves[name] = {"cancel": Cancel(), "progress": None}
+    try:
+        result = migrate_to(host_of(request), body.to, MigrateRequest(
+            name, offline=body.offline, copy_storage=body.copy_storage, bandwidth_mib_s=body.bandwidth_mib_s,
+            timeout_s=body.timeout_s), progress=lambda p: move.update(progress=p.__dict__), cancel=move["cancel"])
+    finally:
+        moves.pop(name, None)
+    publish(request, "vm", name, "migrated")
+    return result.as_dict()
+
+
+@router.get("/vms/{name}/migrate")
+def vm_migrate_progress(request: Request, name: str):
+    move = _moves(request).get(name)
+    if move is None:
+        raise NotFound(f"vm: {name} is not being moved.")
+    return {"name": name, "progress": move["progress"]}
+
+
+@router.post("/vms/{name}/migrate/cancel", response_model=Done)
+def vm_migrate_cancel(request: Request, name: str):
+    move = _moves(request).get(name)
+    if move is None:
+        raise NotFound(f"vm: {name} is not being moved.")
+    move["cancel"]()
+    return Done(done=[f"cancel the move of {name}"])
+
+
 class DiskAttach(Body):
     volume: str = Field(description="POOL/VOLUME")
     target: str | None = Field(None, description="default: the next free name on the bus (vdb after vda)")

@@ -377,6 +377,28 @@ function closeConsole() {
   $("#vm-console").hidden = true;
 }
 
+// Move a VM to another host (POST .../migrate; the core checks everything first). While it runs,
+// the button row shows the progress from GET .../migrate and a Cancel that stops it.
+async function migrateVm(vm, path) {
+  const to = prompt(`Move ${vm.name} to which host (a registered name or lab:NAME)?`);
+  if (!to) return;
+  const status = el("span", { id: "migrate-status" }, `moving ${vm.name} to ${to}`);
+  const cancel = button("Cancel move", () => act(() => api("POST", `${path}/migrate/cancel`)));
+  $("#vm-actions").append(status, cancel);
+  const timer = setInterval(async () => {
+    const state = await api("GET", `${path}/migrate`).catch(() => null);
+    const p = state && state.progress;
+    if (p && p.total) status.textContent = `moving ${vm.name} to ${to}: ${p.phase} ${Math.round(100 * p.processed / p.total)}%`;
+  }, 500);
+  try {
+    const result = await api("POST", `${path}/migrate`, { to, offline: !vm.running });
+    status.textContent = `${vm.name} moved ${result.mode} to ${to} in ${result.seconds} s`;
+  } finally {
+    clearInterval(timer);
+    cancel.remove();
+  }
+}
+
 pages.vms = () => {
   $("#console-close").onclick = closeConsole;
   let selected = null;
@@ -393,6 +415,7 @@ pages.vms = () => {
     const actions = vm.running ? ["shutdown", "reboot", "destroy", vm.state === "paused" ? "resume" : "suspend"] : ["start"];
     $("#vm-actions").replaceChildren(...actions.map((a) => button(a, () => act(() => api("POST", `${vmPath()}/actions/${a}`)))),
       vm.running ? button("Console", () => openConsole(vm.name)) : null,
+      button("Migrate", () => act(() => migrateVm(vm, vmPath()))),
       button("XML", () => showXml(`VM ${vm.name}`, `${vmPath()}/xml`, `${vm.name}.xml`)),
       button("Delete", () => act(async () => {  // its volumes stay: the CLI's --remove-storage is for that
         const question = vm.running ? `VM ${vm.name} is running: stop it at once and delete it? Its volumes stay.`

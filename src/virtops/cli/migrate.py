@@ -1,0 +1,52 @@
+"""`virtops vm migrate` and `virtops host evacuate`: thin faces over virtops.ops.migrate."""
+from __future__ import annotations
+
+import click
+
+from virtops.cli.common import emit_json, emit_table
+
+
+def run_migrate(ctx, name: str, to: str, offline: bool, copy_storage: bool, bandwidth: int | None,
+                timeout: float | None, as_json: bool) -> None:
+    from virtops.cli.vol import progress_bar
+    from virtops.ops.migrate import MigrateRequest, migrate_to
+
+    request = MigrateRequest(name, offline=offline, copy_storage=copy_storage, bandwidth_mib_s=bandwidth,
+                             timeout_s=timeout)
+    with progress_bar(f"moving {name} to {to}") as bar:
+        result = migrate_to(ctx.host(), to, request,
+                            progress=(lambda p: bar(p.processed, p.total)) if bar else None)
+    if as_json:
+        emit_json(result.as_dict())
+        return
+    copied = f", disks copied: {', '.join(result.copied_disks)}" if result.copied_disks else ""
+    click.echo(f"VM {name} moved {'live' if result.live else 'offline'} to {to} in {result.seconds:.1f} s{copied}.")
+
+
+def run_evacuate(ctx, to: tuple[str, ...], copy_storage: bool, dry_run: bool, as_json: bool) -> None:
+    from virtops.ops.migrate import evacuate_to
+
+    def show(step) -> None:
+        if not as_json and not dry_run:
+            click.echo(f"{step.name}: {_result_text(step)}", err=True)
+
+    steps = evacuate_to(ctx.host(), list(to), copy_storage=copy_storage, dry_run=dry_run, on_step=show)
+    incomplete = not dry_run and any(s.result.startswith("failed") or s.result == "left" for s in steps)
+    if as_json:
+        emit_json([step.as_dict() for step in steps])
+    else:
+        _table(steps, dry_run)
+    if incomplete:
+        raise click.exceptions.Exit(1)
+
+
+def _table(steps, dry_run: bool) -> None:
+    rows = [{"name": s.name, "to": s.destination or "-", "result": _result_text(s)} for s in steps]
+    emit_table(rows, [("name", "VM"), ("to", "To"), ("result", "Result")],
+               title="Planned moves (nothing moved: --dry-run)" if dry_run else None)
+
+
+def _result_text(step) -> str:
+    if step.result == "left":
+        return "stays: " + "; ".join(f"{label}: {why}" for label, why in step.reasons.items())
+    return step.result

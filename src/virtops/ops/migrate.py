@@ -1,0 +1,583 @@
+"""Moving a VM to another host (`vm migrate`) and every running VM off one (`host evacuate`).
+
+The move is libvirt's peer-to-peer migration: the source daemon connects to the destination's
+(`peer_uri`, a lab's segment address) and QEMU streams the guest's memory over TCP to the address
+of that URI's host. Before anything moves, `preflight` checks the destination against the VM and
+refuses in one sentence per problem, both hosts unchanged: the VM's name, UUID and MACs are free
+there; it has every network the NICs use and every pool the disks use; each disk is on shared
+storage or copied (`copy_storage`); QEMU's user there can reach the disks' pools; there is memory
+for a running guest and space for copied disks; it runs the VM's architecture and machine type.
+
+Shared storage is decided here, from the pools' definitions, not guessed: a disk is shared when its
+pool has the same name on both hosts, is a network pool (netfs) of the same source (server and
+export) on both, is running on the destination, and shows the disk's volume there after a refresh.
+libvirt itself decides from the file system type of the mount and does not know a FUSE mount (the
+lab hosts' NFS client): a move over storage virtops found shared therefore passes
+VIR_MIGRATE_UNSAFE, which skips only that guess.
+
+A running VM moves live: the guest runs on until the last round of memory; `jobStats` gives the
+progress, `abortJob` (a cancel, Ctrl-C, or the timeout) stops the move and the guest runs on at the
+source, the destination left as it was. A stopped VM moves offline (its definition). Disks copied
+(`copy_storage`) get their volume created on the destination first, removed again if the move fails.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+from urllib.parse import urlparse
+
+import libvirt
+
+from virtops.base.errors import InvalidInput, NeedsOption, NotFound, Refusals, VirtopsError, from_libvirt, one_sentence
+from virtops.base.undo import undo_on_failure
+from virtops.daemon.lookups import domain as require_domain
+from virtops.xmlmodels import doc as X
+from virtops.xmlmodels.domain import DomainXml
+from virtops.xmlmodels.pool import PoolXml
+from virtops.xmlmodels.volume import VolumeXml
+
+POLL_S = 0.3
+SHARED_POOL_TYPES = ("netfs",)  # pools whose volumes live on a server every host can mount
+
+
+@dataclass
+class MigrateRequest:
+    name: str
+    offline: bool = False        # the definition of a stopped VM; a running one moves live
+    copy_storage: bool = False   # copy the disks that are not on shared storage
+    bandwidth_mib_s: int | None = None
+    timeout_s: float | None = None
+
+
+@dataclass(frozen=True)
+class DiskMove:
+    target: str
+    pool: str
+    volume: str
+    shared: bool
+    capacity: int = 0
+    allocation: int = 0
+    format: str = "raw"
+
+
+@dataclass
+class MigrationPlan:
+    name: str
+    live: bool
+    persistent: bool
+    memory_kib: int
+    disks: list[DiskMove] = field(default_factory=list)
+
+    @property
+    def copied(self) -> list[DiskMove]:
+        return [disk for disk in self.disks if not disk.shared]
+
+
+@dataclass(frozen=True)
+class Progress:
+    phase: str           # "memory" or "disks"
+    processed: int       # bytes
+    total: int           # bytes
+    elapsed_s: float
+
+
+@dataclass(frozen=True)
+class MigrationResult:
+    name: str
+    live: bool
+    seconds: float
+    copied_disks: list[str]
+    destination: str
+
+    def as_dict(self) -> dict:
+        return {"name": self.name, "mode": "live" if self.live else "offline", "seconds": round(self.seconds, 2),
+                "copied_disks": self.copied_disks, "destination": self.destination}
+
+
+class Cancel:
+    """Set from another thread (a web request, a signal handler) to stop a move in progress."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+
+    def __call__(self) -> None:
+        self.event.set()
+
+
+# -- the pre-flight checks ----------------------------------------------------------------------
+def preflight(source: libvirt.virConnect, dest: libvirt.virConnect, request: MigrateRequest,
+              dest_label: str) -> MigrationPlan:
+    """Everything the move needs, checked against both hosts; raises Refusals (one sentence each,
+    named by the request's field) and changes nothing but a refresh of the destination's pools."""
+    dom = require_domain(source, request.name)
+    running = bool(dom.isActive())
+    if same_host(source, dest):
+        raise InvalidInput("to", f"{dest_label} is the host {request.name} is on; name another host.")
+    if request.offline and running:
+        raise InvalidInput("offline", f"{request.name} is running; shut it down first, or move it live "
+                                      f"(without offline).")
+    persistent = bool(dom.isPersistent())
+    if not running and not persistent:
+        raise InvalidInput("name", f"{request.name} is neither running nor defined; there is nothing to move.")
+    xml_flags = 0 if running else libvirt.VIR_DOMAIN_XML_INACTIVE
+    domain = DomainXml(X.parse(dom.XMLDesc(xml_flags)))
+    plan = MigrationPlan(request.name, running, persistent, int(domain.memory or 0) // 1024)
+    problems: list[VirtopsError] = []
+    problems += _identity_problems(dom, domain, dest, dest_label)
+    problems += _network_problems(domain, dest, dest_label, running)
+    disk_problems, plan.disks = _disk_plan(source, dest, domain, request, dest_label)
+    problems += disk_problems
+    problems += _capacity_problems(dest, plan, dest_label)
+    problems += _machine_problems(domain, dest, dest_label)
+    if problems:
+        raise problems[0] if len(problems) == 1 else Refusals(problems)
+    return plan
+
+
+def same_host(source: libvirt.virConnect, dest: libvirt.virConnect) -> bool:
+    return _host_uuid(source) == _host_uuid(dest)
+
+
+def _host_uuid(conn: libvirt.virConnect) -> str:
+    return X.parse(conn.getCapabilities()).findtext("host/uuid") or ""
+
+
+def _identity_problems(dom, domain: DomainXml, dest, dest_label: str) -> list[VirtopsError]:
+    problems: list[VirtopsError] = []
+    name = dom.name()
+    try:
+        dest.lookupByName(name)
+        problems.append(InvalidInput("name", f"{dest_label} has a VM named {name} already; remove or rename "
+                                             f"one of them first."))
+    except libvirt.libvirtError:
+        try:
+            other = dest.lookupByUUIDString(dom.UUIDString())
+            problems.append(InvalidInput("name", f"{dest_label} has a VM with {name}'s UUID ({other.name()}); "
+                                                 f"remove it there first."))
+        except libvirt.libvirtError:
+            pass
+    theirs = _macs_in_use(dest)
+    for index, nic in enumerate(domain.nics):
+        if nic.mac and nic.mac.lower() in theirs:
+            problems.append(InvalidInput(f"nics[{index}].mac", f"{nic.mac} is the MAC of {theirs[nic.mac.lower()]} "
+                                                               f"on {dest_label}; give one of them another MAC."))
+    return problems
+
+
+def _macs_in_use(conn: libvirt.virConnect) -> dict[str, str]:
+    macs = {}
+    for other in conn.listAllDomains():
+        try:
+            for nic in DomainXml(X.parse(other.XMLDesc(0))).nics:
+                if nic.mac:
+                    macs[nic.mac.lower()] = other.name()
+        except libvirt.libvirtError:
+            continue  # a domain gone while we looked
+    return macs
+
+
+def _network_problems(domain: DomainXml, dest, dest_label: str, running: bool) -> list[VirtopsError]:
+    problems: list[VirtopsError] = []
+    for index, nic in enumerate(domain.nics):
+        if nic.type != "network" or not nic.source:
+            continue
+        try:
+            network = dest.networkLookupByName(nic.source)
+        except libvirt.libvirtError:
+            problems.append(InvalidInput(f"nics[{index}].network", f"{dest_label} has no network {nic.source}; "
+                                                                   f"create it there first."))
+            continue
+        if running and not network.isActive():
+            problems.append(InvalidInput(f"nics[{index}].network", f"network {nic.source} is not running on "
+                                                                   f"{dest_label}; start it there first."))
+    return problems
+
+
+def _disk_plan(source, dest, domain: DomainXml, request: MigrateRequest,
+               dest_label: str) -> tuple[list[VirtopsError], list[DiskMove]]:
+    problems: list[VirtopsError] = []
+    moves: list[DiskMove] = []
+    for index, disk in enumerate(domain.disks):
+        if disk.type not in ("file", "volume") or not (disk.volume or disk.path):
+            continue  # an empty CD-ROM drive, a network disk: nothing of a pool to move
+        fieldname = f"disks[{index}]"
+        try:
+            pool, vol = _source_volume(source, disk)
+        except VirtopsError as err:
+            problems.append(InvalidInput(fieldname, str(err)))
+            continue
+        move, problem = _disk_move(dest, disk.target, pool, vol, request, dest_label)
+        if isinstance(problem, str):
+            problems.append(InvalidInput(fieldname, problem))
+        elif problem is not None:
+            problems.append(problem)
+        else:
+            moves.append(move)
+    return problems, moves
+
+
+def _source_volume(source, disk) -> tuple[libvirt.virStoragePool, libvirt.virStorageVol]:
+    try:
+        if disk.type == "volume":
+            pool = source.storagePoolLookupByName(disk.pool)
+            return pool, pool.storageVolLookupByName(disk.volume)
+        vol = source.storageVolLookupByPath(disk.path)
+        return vol.storagePoolLookupByVolume(), vol
+    except libvirt.libvirtError:
+        raise VirtopsError(f"{disk.target} ({disk.volume or disk.path}) is in no storage pool of this host; "
+                           f"virtops moves disks of pools only.") from None
+
+
+def _disk_move(dest, target: str, pool: libvirt.virStoragePool, vol: libvirt.virStorageVol,
+               request: MigrateRequest, dest_label: str) -> tuple[DiskMove | None, str | VirtopsError | None]:
+    pool_name = pool.name()
+    try:
+        theirs = dest.storagePoolLookupByName(pool_name)
+    except libvirt.libvirtError:
+        return None, f"{dest_label} has no pool {pool_name} for {target}; create it there first."
+    if not theirs.isActive():
+        return None, f"pool {pool_name} is not running on {dest_label}; start it there first."
+    ours_xml, theirs_xml = PoolXml(X.parse(pool.XMLDesc(0))), PoolXml(X.parse(theirs.XMLDesc(0)))
+    if ours_xml.target != theirs_xml.target:
+        return None, (f"pool {pool_name} is at {theirs_xml.target} on {dest_label} but {ours_xml.target} here; "
+                      f"the disk's path must be the same on both hosts.")
+    problem = _qemu_access_problem(dest, pool_name, target)
+    if problem:
+        return None, problem
+    if _shares_storage(ours_xml, theirs_xml):
+        try:
+            theirs.refresh(0)
+            theirs.storageVolLookupByName(vol.name())
+        except libvirt.libvirtError:
+            return None, (f"pool {pool_name} is shared with {dest_label}, but {dest_label} does not see volume "
+                          f"{vol.name()} in it.")
+        return DiskMove(target, pool_name, vol.name(), shared=True), None
+    if not request.copy_storage:
+        return None, NeedsOption(f"disk {target}: pool {pool_name} is not storage shared with {dest_label} "
+                                 f"({ours_xml.type} pool); copy the disk with {{option}}, or use a pool both hosts "
+                                 f"share (netfs).", "copy_storage")
+    try:
+        theirs.storageVolLookupByName(vol.name())
+        return None, f"pool {pool_name} on {dest_label} has a volume {vol.name()} already; remove it there first."
+    except libvirt.libvirtError:
+        pass
+    _type, capacity, allocation = vol.info()
+    available = theirs.info()[3]
+    if capacity > available:
+        return None, (f"pool {pool_name} on {dest_label} has {available} bytes free, {target} needs {capacity}; "
+                      f"free space there first.")
+    fmt = VolumeXml(X.parse(vol.XMLDesc(0))).format or "raw"
+    return DiskMove(target, pool_name, vol.name(), shared=False, capacity=capacity, allocation=allocation,
+                    format=fmt), None
+
+
+def _shares_storage(ours: PoolXml, theirs: PoolXml) -> bool:
+    """Both pools mount the same export of the same server (same type, source host and path)."""
+    if ours.type not in SHARED_POOL_TYPES or ours.type != theirs.type:
+        return False
+    return (ours.source.host, ours.source.dir) == (theirs.source.host, theirs.source.dir) and bool(ours.source.host)
+
+
+def _qemu_access_problem(dest, pool_name: str, target: str) -> str | None:
+    from virtops.ops.access import HostView
+
+    class _Dest:  # HostView.of reads a host's uri and connection
+        conn = dest
+        uri = dest.getURI()
+
+    return HostView.of(_Dest).pool_problem(dest, pool_name, f"disk {target} on the destination")
+
+
+def _capacity_problems(dest, plan: MigrationPlan, dest_label: str) -> list[VirtopsError]:
+    if not plan.live:
+        return []
+    free = dest.getFreeMemory()
+    needed = plan.memory_kib * 1024
+    if needed > free:
+        return [InvalidInput("to", f"{dest_label} has {free // 2**20} MiB of free memory, {plan.name} needs "
+                                   f"{needed // 2**20} MiB; free memory there or choose another host.")]
+    return []
+
+
+def _machine_problems(domain: DomainXml, dest, dest_label: str) -> list[VirtopsError]:
+    root = domain.node
+    arch = domain.arch or "x86_64"
+    machine = root.find("os/type").get("machine") if root.find("os/type") is not None else None
+    try:
+        dest.getDomainCapabilities(None, arch, machine, domain.type or "kvm", 0)
+    except libvirt.libvirtError as err:
+        what = f"{arch} machine {machine}" if machine else arch
+        return [InvalidInput("to", f"{dest_label} cannot run a {domain.type} guest of {what}: "
+                                   f"{one_sentence(err.get_error_message() or str(err)).rstrip('.')}.")]
+    return []
+
+
+# -- the move -----------------------------------------------------------------------------------
+def migrate(source: libvirt.virConnect, dest: libvirt.virConnect, peer_uri: str, request: MigrateRequest,
+            dest_label: str, progress: Callable[[Progress], None] | None = None,
+            cancel: Cancel | None = None) -> MigrationResult:
+    """Check, then move; on failure or cancel the VM is where it was and the destination as it was."""
+    plan = preflight(source, dest, request, dest_label)
+    dom = source.lookupByName(request.name)
+    started = time.monotonic()
+    with undo_on_failure() as undo:
+        for disk in plan.copied:
+            _create_copy_target(dest, disk)
+            undo.add(lambda disk=disk: _delete_volume(dest, disk), f"created volume {disk.pool}/{disk.volume} "
+                                                                 f"on {dest_label}")
+        if plan.live:
+            _run_live(dom, peer_uri, plan, request, progress, cancel or Cancel(), dest_label)
+        else:
+            _run_offline(source, dest, dom, peer_uri, plan, dest_label)
+    return MigrationResult(request.name, plan.live, time.monotonic() - started,
+                           [d.target for d in plan.copied], dest_label)
+
+
+def _create_copy_target(dest, disk: DiskMove) -> None:
+    vol = VolumeXml().update(name=disk.volume, capacity=disk.capacity, allocation=0, format=disk.format)
+    try:
+        dest.storagePoolLookupByName(disk.pool).createXML(X.to_string(vol.node), 0)
+    except libvirt.libvirtError as err:
+        raise from_libvirt(err, f"creating volume {disk.pool}/{disk.volume} on the destination") from err
+
+
+def _delete_volume(dest, disk: DiskMove) -> None:
+    dest.storagePoolLookupByName(disk.pool).storageVolLookupByName(disk.volume).delete(0)
+
+
+def migration_flags(plan: MigrationPlan) -> int:
+    flags = libvirt.VIR_MIGRATE_PEER2PEER | libvirt.VIR_MIGRATE_PERSIST_DEST
+    if plan.persistent:
+        flags |= libvirt.VIR_MIGRATE_UNDEFINE_SOURCE
+    if not plan.live:
+        return flags | libvirt.VIR_MIGRATE_OFFLINE  # copied disks went through streams before (_copy_volumes)
+    flags |= libvirt.VIR_MIGRATE_LIVE | libvirt.VIR_MIGRATE_ABORT_ON_ERROR
+    if plan.copied:
+        flags |= libvirt.VIR_MIGRATE_NON_SHARED_DISK
+    elif plan.disks:
+        flags |= libvirt.VIR_MIGRATE_UNSAFE  # every disk on storage virtops found shared: see the docstring
+    return flags
+
+
+def migration_params(plan: MigrationPlan, peer_uri: str, request: MigrateRequest) -> dict:
+    params: dict = {}
+    host = urlparse(peer_uri).hostname
+    if plan.live and host:
+        params[libvirt.VIR_MIGRATE_PARAM_URI] = f"tcp://{host}"  # the memory stream goes where the peer is
+    if plan.copied:
+        params[libvirt.VIR_MIGRATE_PARAM_MIGRATE_DISKS] = [disk.target for disk in plan.copied]
+    if request.bandwidth_mib_s:
+        params[libvirt.VIR_MIGRATE_PARAM_BANDWIDTH] = request.bandwidth_mib_s
+    return params
+
+
+def _run_live(dom, peer_uri: str, plan: MigrationPlan, request: MigrateRequest,
+              progress: Callable[[Progress], None] | None, cancel: Cancel, dest_label: str) -> None:
+    outcome: dict = {}
+
+    def move() -> None:
+        try:
+            dom.migrateToURI3(peer_uri, migration_params(plan, peer_uri, request), migration_flags(plan))
+        except libvirt.libvirtError as err:
+            outcome["error"] = err
+
+    worker = threading.Thread(target=move, name=f"migrate-{plan.name}", daemon=True)
+    started = time.monotonic()
+    worker.start()
+    reason = None
+    try:
+        while worker.is_alive():
+            worker.join(POLL_S)
+            if cancel.event.is_set():
+                reason = "cancelled"
+            elif request.timeout_s and time.monotonic() - started > request.timeout_s:
+                reason = f"not done after {request.timeout_s:g} s"
+            if reason:
+                _abort(dom, worker)
+                break
+            if progress and worker.is_alive():
+                _report(dom, progress, started)
+    except KeyboardInterrupt:
+        reason = "cancelled"
+        _abort(dom, worker)
+    if reason:
+        raise VirtopsError(f"moving {plan.name} to {dest_label} {reason}: it runs on its own host as before")
+    if "error" in outcome:
+        raise from_libvirt(outcome["error"], f"moving {plan.name} to {dest_label}")
+
+
+def _abort(dom, worker: threading.Thread) -> None:
+    try:
+        dom.abortJob()
+    except libvirt.libvirtError:
+        pass  # the move ended meanwhile; what happened is the worker's outcome
+    worker.join(60)
+
+
+def _report(dom, progress: Callable[[Progress], None], started: float) -> None:
+    try:
+        stats = dom.jobStats(0)
+    except libvirt.libvirtError:
+        return
+    elapsed = time.monotonic() - started
+    disk_total = stats.get("disk_total", 0)
+    if disk_total and stats.get("disk_processed", 0) < disk_total:
+        progress(Progress("disks", stats.get("disk_processed", 0), disk_total, elapsed))
+    elif stats.get("memory_total"):
+        progress(Progress("memory", stats.get("memory_processed", 0), stats.get("memory_total", 0), elapsed))
+
+
+def _run_offline(source, dest, dom, peer_uri: str, plan: MigrationPlan, dest_label: str) -> None:
+    if plan.copied:
+        _copy_volumes(source, dest, plan)
+    try:
+        dom.migrateToURI3(peer_uri, {}, migration_flags(plan))
+    except libvirt.libvirtError as err:
+        raise from_libvirt(err, f"moving {plan.name} to {dest_label}") from err
+
+
+def _copy_volumes(source, dest, plan: MigrationPlan) -> None:
+    """A stopped VM's disks, through libvirt's sparse streams: holes stay holes."""
+    for disk in plan.copied:
+        src = source.storagePoolLookupByName(disk.pool).storageVolLookupByName(disk.volume)
+        dst = dest.storagePoolLookupByName(disk.pool).storageVolLookupByName(disk.volume)
+        _stream_volume(source, dest, src, dst, disk.capacity)
+
+
+def _stream_volume(source, dest, src, dst, length: int) -> None:
+    down, up = source.newStream(0), dest.newStream(0)
+    src.download(down, 0, length, libvirt.VIR_STORAGE_VOL_DOWNLOAD_SPARSE_STREAM)
+    dst.upload(up, 0, length, libvirt.VIR_STORAGE_VOL_UPLOAD_SPARSE_STREAM)
+    try:
+        while True:
+            kind, data = _next_piece(down)
+            if kind == "end":
+                break
+            if kind == "hole":
+                up.sendHole(data, 0)
+            else:
+                up.send(data)
+        down.finish()
+        up.finish()
+    except BaseException:
+        for stream in (down, up):
+            try:
+                stream.abort()
+            except libvirt.libvirtError:
+                pass
+        raise
+
+
+def _next_piece(stream) -> tuple[str, object]:
+    data = stream.recvFlags(256 * 1024, libvirt.VIR_STREAM_RECV_STOP_AT_HOLE)
+    if data == -3:
+        return "hole", stream.recvHole(0)
+    if isinstance(data, bytes):
+        return ("data", data) if data else ("end", None)
+    raise VirtopsError("reading the volume's stream failed.")
+
+
+# -- host evacuate ------------------------------------------------------------------------------
+@dataclass
+class EvacuationStep:
+    name: str
+    destination: str | None           # None: no host can take it
+    reasons: dict[str, str] = field(default_factory=dict)  # destination -> why not
+    result: str = "planned"           # planned, moved, failed: SENTENCE, left
+
+    def as_dict(self) -> dict:
+        return {"name": self.name, "destination": self.destination, "reasons": self.reasons, "result": self.result}
+
+
+def plan_evacuation(source: libvirt.virConnect, destinations: dict[str, libvirt.virConnect],
+                    copy_storage: bool = False) -> list[EvacuationStep]:
+    """Every running VM of the source, each to the destination that passes its pre-flight with the
+    most free memory left after the moves planned before it; VMs no host can take stay."""
+    free = {label: conn.getFreeMemory() for label, conn in destinations.items()}
+    steps = []
+    running = sorted(source.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE), key=lambda d: d.name())
+    for dom in running:
+        step = EvacuationStep(dom.name(), None)
+        fits = []
+        for label, conn in destinations.items():
+            try:
+                plan = preflight(source, conn, MigrateRequest(dom.name(), copy_storage=copy_storage), label)
+            except (VirtopsError, NotFound) as err:
+                step.reasons[label] = str(err).replace("\n", "; ")
+                continue
+            needed = plan.memory_kib * 1024
+            if needed > free[label]:
+                step.reasons[label] = "not enough free memory after the moves planned before it."
+                continue
+            fits.append((free[label] - needed, label, needed))
+        if fits:
+            _left, label, needed = max(fits)
+            step.destination = label
+            free[label] -= needed
+        else:
+            step.result = "left"
+        steps.append(step)
+    return steps
+
+
+def evacuate(source: libvirt.virConnect, destinations: dict[str, tuple[libvirt.virConnect, str]],
+             copy_storage: bool = False, dry_run: bool = False,
+             on_step: Callable[[EvacuationStep], None] | None = None) -> list[EvacuationStep]:
+    """plan_evacuation, then each planned move in turn (destinations: label -> (connection, peer
+    URI)); one VM's failure is its own result and the others go on."""
+    steps = plan_evacuation(source, {label: conn for label, (conn, _peer) in destinations.items()}, copy_storage)
+    for step in steps:
+        if step.destination and not dry_run:
+            conn, peer = destinations[step.destination]
+            try:
+                migrate(source, conn, peer, MigrateRequest(step.name, copy_storage=copy_storage), step.destination)
+                step.result = "moved"
+            except VirtopsError as err:
+                step.result = f"failed: {err}"
+        if on_step:
+            on_step(step)
+    return steps
+
+
+# -- for the faces: hosts by the names people give ----------------------------------------------
+def open_destination(to: str):
+    """A connection to the host `to` names (a registered name, lab:NAME or a URI) and the URI its
+    peer daemon reaches it by."""
+    from virtops.daemon.connection import Connection, peer_uri
+
+    return Connection(to), peer_uri(to)
+
+
+def migrate_to(source_host, to: str, request: MigrateRequest, progress: Callable[[Progress], None] | None = None,
+               cancel: Cancel | None = None) -> MigrationResult:
+    dest, peer = open_destination(to)
+    try:
+        return migrate(source_host.conn, dest.conn, peer, request, to, progress, cancel)
+    finally:
+        dest.close()
+
+
+def evacuate_to(source_host, to: list[str], copy_storage: bool = False, dry_run: bool = False,
+                on_step: Callable[[EvacuationStep], None] | None = None) -> list[EvacuationStep]:
+    opened = {label: open_destination(label) for label in to}
+    try:
+        return evacuate(source_host.conn, {label: (dest.conn, peer) for label, (dest, peer) in opened.items()},
+                        copy_storage, dry_run, on_step)
+    finally:
+        for dest, _peer in opened.values():
+            dest.close()
+
+
+def check_named_destination(to: str) -> str:
+    """For faces that take a destination from other people than the host's operator (the web):
+    only a registered host name or lab:NAME, never a raw URI (some URIs run commands: qemu+ext)."""
+    from virtops.daemon import registry
+
+    if to.startswith("lab:") or registry.is_host_name(to):
+        if registry.is_host_name(to):
+            registry.lookup(to)  # an unknown name is refused in the registry's own sentence
+        return to
+    raise InvalidInput("to", f"{to!r} is not a host name; give a host registered with `virtops host add` or "
+                             f"lab:NAME.")

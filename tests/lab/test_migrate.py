@@ -1,0 +1,238 @@
+"""`vm migrate` between two real lab hosts on one segment (SCENARIO.md step 8): a running test guest
+on the shared NFS pool moves live and keeps running (its uptime goes on, its disk data is intact);
+a move over non-shared dir pools needs --copy-storage and then copies the disk; a stopped VM moves
+offline; refused moves (a network the destination lacks, a name clash) leave both hosts' XML as it
+was; Ctrl-C mid-move leaves the guest running on the source; `host evacuate` empties a host."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.helpers import cli_ok, host_state, run_cli
+from virtops.host import Host
+from virtops.lab.labhost import Lab
+from virtops.testguest.image import kernel_cmdline, wait_for_report
+
+TOKEN = str(os.getpid() % 100000)
+SEGMENT = f"mg-{TOKEN}"
+MARK = "VIRTOPS-DATA-BEFORE-THE-MOVE"
+
+
+@pytest.fixture(scope="module")
+def pair():
+    labs = [Lab(f"pytest-mg{n}-{TOKEN}") for n in (1, 2)]
+    try:
+        for lab in labs:
+            lab.up(segment=SEGMENT)
+            cli_ok(lab.uri, "pool", "create", "nfs", "--type", "netfs", "--host", "192.168.0.254",
+                   "--source-path", "/nfs", "--target", "/var/lib/libvirt/nfs")
+            cli_ok(lab.uri, "pool", "create", "local", "--target", "/var/lib/libvirt/local", "--mode", "0711")
+            cli_ok(lab.uri, "net", "create", "mig", "--subnet", "10.77.0.0/24", "--mode", "isolated")
+        yield labs
+    finally:
+        for lab in labs:
+            lab.down()
+
+
+@pytest.fixture(scope="module")
+def boot(guest_image):
+    return f"kernel={guest_image.kernel},initrd={guest_image.initrd},cmdline={kernel_cmdline('shell')}"
+
+
+def make_vm(lab, name: str, pool: str, boot: str, *extra: str, start: bool = True) -> None:
+    cli_ok(lab.uri, "vol", "create", pool, name, "--capacity", "16M", "--format", "raw")
+    cli_ok(lab.uri, "vm", "create", name, "--memory", "128M", "--vcpus", "1", "--disk", f"{pool}/{name}",
+           "--boot", boot, *extra)
+    if start:
+        cli_ok(lab.uri, "vm", "start", name)
+
+
+def in_guest(lab, name: str, command: str, until: str, timeout_s: float = 90) -> str:
+    """Run a shell command on the guest's serial console; the text printed up to a match of the
+    regular expression `until` (written so that the echoed command line cannot match it)."""
+    host = Host(lab.uri)
+    try:
+        console = host.vms.console(name, force=True)
+        try:
+            wait_for_report(console, lambda r: "vda" in r.disks, timeout_s)
+            since = len(console.buffer)
+            console.write(command.encode() + b"\n")
+            text = console.wait_for(lambda text: re.search(until, text) is not None, timeout_s, since)
+            assert re.search(until, text), f"{command!r}: no {until!r} in {text[-500:]!r}"
+            return text
+        finally:
+            console.close()
+    finally:
+        host.close()
+
+
+def uptime(lab, name: str) -> float:
+    text = in_guest(lab, name, "echo UP=$(cut -d' ' -f1 /proc/uptime)=", r"UP=[0-9.]+=")
+    return float(re.search(r"UP=([0-9.]+)=", text).group(1))
+
+
+def domains(lab) -> dict[str, str]:
+    return {vm["name"]: vm["state"] for vm in json.loads(cli_ok(lab.uri, "vm", "list", "--all", "--json"))}
+
+
+def test_a_running_guest_on_the_shared_nfs_pool_moves_live_and_runs_on(pair, boot):
+    first, second = pair
+    make_vm(first, "live", "nfs", boot, "--network", "mig")
+    in_guest(first, "live", f"echo {MARK} | dd of=/dev/vda conv=fsync && echo WROTE-$((1+1))", "WROTE-2")
+    before = uptime(first, "live")
+    moved = json.loads(cli_ok(first.uri, "vm", "migrate", "live", "--to", f"lab:{second.name}", "--json"))
+    assert moved["mode"] == "live" and moved["copied_disks"] == []
+    assert "live" not in domains(first) and domains(second)["live"] == "running"
+    after = uptime(second, "live")
+    assert after > before  # the same guest, not a new boot
+    text = in_guest(second, "live", "dd if=/dev/vda bs=64 count=1 2>/dev/null | head -c 28; echo =READ-$((1+1))", "=READ-2")
+    assert MARK in text
+    # The definition moved too (persistent there, gone here).
+    assert "live" in cli_ok(second.uri, "vm", "list", "--all")
+    cli_ok(second.uri, "vm", "destroy", "live")
+    cli_ok(second.uri, "vm", "delete", "live", "--remove-storage")
+
+
+def test_refused_moves_leave_both_hosts_as_they_were(pair, boot):
+    first, second = pair
+    cli_ok(first.uri, "net", "create", "onlyhere", "--subnet", "10.78.0.0/24", "--mode", "isolated")
+    make_vm(first, "picky", "nfs", boot, "--network", "onlyhere", start=False)
+    make_vm(second, "twin", "local", boot, start=False)
+    make_vm(first, "twin", "nfs", boot, start=False)
+    hosts = [Host(lab.uri) for lab in pair]
+    try:
+        states = [host_state(host.conn) for host in hosts]
+        missing = run_cli("vm", "migrate", "picky", "--to", f"lab:{second.name}", "--offline", uri=first.uri)
+        assert missing.returncode == 1
+        assert "has no network onlyhere" in missing.stderr and len(missing.stderr.strip().splitlines()) == 1
+        clash = run_cli("vm", "migrate", "twin", "--to", f"lab:{second.name}", "--offline", uri=first.uri)
+        assert clash.returncode == 1 and "has a VM named twin already" in clash.stderr, clash.stderr
+        itself = run_cli("vm", "migrate", "twin", "--to", f"lab:{first.name}", uri=first.uri)
+        assert itself.returncode == 1
+        assert [host_state(host.conn) for host in hosts] == states
+    finally:
+        for host in hosts:
+            host.close()
+    for lab, name in ((first, "picky"), (first, "twin"), (second, "twin")):
+        cli_ok(lab.uri, "vm", "delete", name, "--remove-storage")
+    cli_ok(first.uri, "net", "delete", "onlyhere")
+
+
+def test_copy_storage_moves_a_guest_between_dir_pools(pair, boot):
+    first, second = pair
+    make_vm(first, "copied", "local", boot)
+    in_guest(first, "copied", f"echo {MARK} | dd of=/dev/vda conv=fsync && echo WROTE-$((1+1))", "WROTE-2")
+    refused = run_cli("vm", "migrate", "copied", "--to", f"lab:{second.name}", uri=first.uri)
+    assert refused.returncode == 1 and "--copy-storage" in refused.stderr, refused.stderr
+    assert "copied" not in [v["name"] for v in json.loads(cli_ok(second.uri, "vol", "list", "local", "--json"))]
+    moved = json.loads(cli_ok(first.uri, "vm", "migrate", "copied", "--to", f"lab:{second.name}",
+                              "--copy-storage", "--json"))
+    assert moved["copied_disks"] == ["vda"]
+    assert domains(second)["copied"] == "running"
+    text = in_guest(second, "copied", "dd if=/dev/vda bs=64 count=1 2>/dev/null | head -c 28; echo =READ-$((1+1))", "=READ-2")
+    assert MARK in text
+    cli_ok(second.uri, "vm", "destroy", "copied")
+    cli_ok(second.uri, "vm", "delete", "copied", "--remove-storage")
+    cli_ok(first.uri, "vol", "delete", "local/copied")  # the source's copy stays until the operator removes it
+
+
+def test_a_stopped_vm_moves_offline(pair, boot):
+    first, second = pair
+    make_vm(first, "cold", "nfs", boot, start=False)
+    moved = json.loads(cli_ok(first.uri, "vm", "migrate", "cold", "--to", f"lab:{second.name}", "--offline",
+                              "--json"))
+    assert moved["mode"] == "offline"
+    assert "cold" not in domains(first) and domains(second)["cold"] == "shut off"
+    cli_ok(second.uri, "vm", "start", "cold")  # the disk is there: it boots on the destination
+    assert domains(second)["cold"] == "running"
+    cli_ok(second.uri, "vm", "destroy", "cold")
+    cli_ok(second.uri, "vm", "delete", "cold", "--remove-storage")
+
+
+def test_ctrl_c_cancels_and_the_guest_runs_on_at_the_source(pair, boot):
+    first, second = pair
+    make_vm(first, "stay", "local", boot)
+    in_guest(first, "stay", "echo READY-$((1+1))", "READY-2")
+    hosts = [Host(lab.uri) for lab in pair]
+    try:
+        dest_before = host_state(hosts[1].conn)
+        # 1 MiB/s: copying the disk and 128 MiB of memory takes minutes, so the move is under way.
+        move = subprocess.Popen([sys.executable, "-m", "virtops", "-c", first.uri, "vm", "migrate", "stay",
+                                 "--to", f"lab:{second.name}", "--copy-storage", "--bandwidth", "1"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not _job_running(hosts[0], "stay"):
+            time.sleep(0.2)
+        assert _job_running(hosts[0], "stay")
+        move.send_signal(signal.SIGINT)
+        _out, err = move.communicate(timeout=120)
+        assert move.returncode != 0 and "runs on its own host as before" in err, err
+        assert domains(first)["stay"] == "running"
+        assert host_state(hosts[1].conn) == dest_before  # its copy of the disk removed again
+    finally:
+        for host in hosts:
+            host.close()
+    cli_ok(first.uri, "vm", "destroy", "stay")
+    cli_ok(first.uri, "vm", "delete", "stay", "--remove-storage")
+
+
+def _job_running(host, name: str) -> bool:
+    import libvirt
+
+    try:
+        return host.conn.lookupByName(name).jobInfo()[0] != libvirt.VIR_DOMAIN_JOB_NONE
+    except libvirt.libvirtError:
+        return False
+
+
+def test_evacuate_moves_every_running_vm_and_names_the_ones_left(pair, boot):
+    first, second = pair
+    make_vm(first, "ev1", "nfs", boot)
+    make_vm(first, "ev2", "local", boot)  # not shared, no --copy-storage: it stays
+    planned = json.loads(cli_ok(first.uri, "host", "evacuate", first.uri, "--to", f"lab:{second.name}",
+                                "--dry-run", "--json"))
+    assert {s["name"]: s["destination"] for s in planned} == {"ev1": f"lab:{second.name}", "ev2": None}
+    assert set(domains(first)) >= {"ev1", "ev2"}  # a dry run moves nothing
+    result = run_cli("host", "evacuate", first.uri, "--to", f"lab:{second.name}", "--json", uri=first.uri)
+    assert result.returncode == 1  # ev2 is left
+    steps = {s["name"]: s for s in json.loads(result.stdout)}
+    assert steps["ev1"]["result"] == "moved" and steps["ev2"]["result"] == "left"
+    assert "--copy-storage" in steps["ev2"]["reasons"][f"lab:{second.name}"] or \
+        "copy_storage" in steps["ev2"]["reasons"][f"lab:{second.name}"]
+    assert domains(second)["ev1"] == "running" and domains(first)["ev2"] == "running"
+    cli_ok(second.uri, "vm", "destroy", "ev1")
+    cli_ok(second.uri, "vm", "delete", "ev1", "--remove-storage")
+    cli_ok(first.uri, "vm", "destroy", "ev2")
+    cli_ok(first.uri, "vm", "delete", "ev2", "--remove-storage")
+
+
+def test_the_rest_api_moves_a_vm_and_takes_only_host_names(pair, boot, tmp_path):
+    import httpx
+
+    from tests.helpers import serve_process
+
+    first, second = pair
+    make_vm(first, "viaweb", "nfs", boot)
+    password = tmp_path / "password"
+    password.write_text("migrate-test-password\n")
+    with serve_process(first.uri, password) as base, httpx.Client(base_url=base, timeout=300) as client:
+        login = client.post("/login", json={"password": "migrate-test-password"})
+        client.headers["X-CSRF-Token"] = login.json()["csrf_token"]
+        raw = client.post("/api/vms/viaweb/migrate", json={"to": "qemu+ext:///system?command=/bin/true"})
+        assert raw.status_code == 422 and raw.json()["field"] == "to"
+        missing = client.post("/api/vms/viaweb/migrate", json={"to": f"lab:{second.name}", "offline": True})
+        assert missing.status_code == 422 and missing.json()["field"] == "offline"  # it runs: live only
+        assert client.get("/api/vms/viaweb/migrate").status_code == 404  # no move under way
+        moved = client.post("/api/vms/viaweb/migrate", json={"to": f"lab:{second.name}"})
+        assert moved.status_code == 200, moved.text
+        assert moved.json()["mode"] == "live"
+    assert domains(second)["viaweb"] == "running" and "viaweb" not in domains(first)
+    cli_ok(second.uri, "vm", "destroy", "viaweb")
+    cli_ok(second.uri, "vm", "delete", "viaweb", "--remove-storage")
