@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from virtops.cli.common import emit_json, emit_table
+from virtops.cli.common import Failed, emit_json, emit_table
 
 
 def run_migrate(ctx, name: str, to: str, offline: bool, copy_storage: bool, bandwidth: int | None,
@@ -37,7 +37,7 @@ def run_evacuate(ctx, to: tuple[str, ...], copy_storage: bool, dry_run: bool, as
     else:
         _table(steps, dry_run)
     if incomplete:
-        raise click.exceptions.Exit(1)
+        raise Failed()
 
 
 def _table(steps, dry_run: bool) -> None:
