@@ -412,6 +412,7 @@ pages.vms = () => {
     $("#vm-detail").hidden = false;
     $("#vm-detail-title").textContent = `${vm.name}: ${vm.state}`;
     $("#vm-screen").dataset.vm = vm.running ? vm.name : "";  // screen.js fills the slot
+    $("#vm-graphs").dataset.vm = vm.name;  // and graphs.js this one
     const actions = vm.running ? ["shutdown", "reboot", "destroy", vm.state === "paused" ? "resume" : "suspend"] : ["start"];
     $("#vm-actions").replaceChildren(...actions.map((a) => button(a, () => act(() => api("POST", `${vmPath()}/actions/${a}`)))),
       vm.running ? button("Console", () => openConsole(vm.name)) : null,
