@@ -11,6 +11,7 @@ from pathlib import Path
 
 import libvirt
 
+from virtops.daemon.lookups import when_pool_free
 from virtops.xmlmodels import doc as X
 
 
@@ -22,7 +23,7 @@ def host_state(conn: libvirt.virConnect) -> dict[str, str]:
     for pool in conn.listAllStoragePools():
         state[f"pool/{pool.name()}"] = f"{pool.isActive()}{pool.autostart()}" + _without_usage(pool.XMLDesc(0))
         if pool.isActive():
-            pool.refresh(0)
+            when_pool_free(lambda: pool.refresh(0))  # a volume a killed client asked for may be in the making
             for vol in pool.listAllVolumes():
                 state[f"vol/{pool.name()}/{vol.name()}"] = _without_access_times(vol.XMLDesc(0))
     for dom in conn.listAllDomains():

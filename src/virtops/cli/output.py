@@ -75,11 +75,23 @@ def run_guarded(command: Callable[[], int]) -> int:
         # Only the core raises VirtopsError, so it is one only if the core was imported: `--help`
         # and usage errors need not import it (nor libvirt, which it imports).
         errors = sys.modules.get("virtops.base.errors")
+        if errors is not None and not isinstance(err, errors.VirtopsError) and _lost_daemon(err):
+            err = errors.VirtopsError(f"{errors.one_sentence(err.get_error_message() or str(err)).rstrip('.')}: "
+                                      "the libvirt daemon went away in the middle of this command; "
+                                      "run the same command again once it answers, to finish the job.")
         if errors is None or not isinstance(err, errors.VirtopsError) or _debug_requested():
             raise
         for one in getattr(err, "errors", None) or [err]:  # several refusals: one line each
             echo(f"error: {in_cli_terms(one)}", err=True)
         return err.exit_code
+
+
+def _lost_daemon(err: Exception) -> bool:
+    """A libvirt error that no part of the core turned into a sentence, because the daemon went
+    away in a call nobody expects to fail (a restart midway): said in one sentence all the same."""
+    libvirt = sys.modules.get("libvirt")
+    return (libvirt is not None and isinstance(err, libvirt.libvirtError)
+            and err.get_error_domain() in (libvirt.VIR_FROM_RPC, libvirt.VIR_FROM_REMOTE))
 
 
 def _debug_requested() -> bool:

@@ -72,3 +72,27 @@ def network_definition(net: libvirt.virNetwork) -> str:
             if err.get_error_code() not in (libvirt.VIR_ERR_INVALID_ARG, libvirt.VIR_ERR_NO_SUPPORT):
                 raise
     return net.XMLDesc(0)
+
+
+POOL_BUSY_WAIT_S = 120
+
+
+def pool_busy(err: libvirt.libvirtError) -> bool:
+    """libvirt refuses to refresh a pool, or to make or delete a volume in it, while it builds a
+    volume for someone else (a clone, a copy, a qcow2 that a killed client asked for): a wait, not
+    a failure. libvirt gives this case no error code of its own, only its sentence."""
+    return "asynchronous jobs running" in (err.get_error_message() or "")
+
+
+def when_pool_free(call, timeout_s: float = POOL_BUSY_WAIT_S):
+    """`call()`, tried again while the pool is busy with another job (up to timeout_s)."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return call()
+        except libvirt.libvirtError as err:
+            if not pool_busy(err) or time.monotonic() > deadline:
+                raise
+        time.sleep(0.2)

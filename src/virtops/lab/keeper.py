@@ -34,16 +34,24 @@ def main(state_dir: str) -> int:
     (state / "keeper.pid").write_text(f"{os.getpid()}\n")
     logs = state / "log"
     virtlogd = start_daemon(["virtlogd", "--pid-file", str(state / "virtlogd.pid")], logs / "virtlogd.out")
-    libvirtd = start_daemon(["libvirtd", "--listen", "--pid-file", str(state / "libvirtd.pid")], logs / "libvirtd.out")
-    stopping = False
+    libvirtd = start_libvirtd(state)
+    stopping = restarting = False
 
     def stop(_signum: int, _frame: object) -> None:
         nonlocal stopping
         stopping = True
 
+    def restart(_signum: int, _frame: object) -> None:
+        nonlocal restarting
+        restarting = True
+
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGUSR1, restart)  # Lab.restart_libvirtd: a daemon restart under load, for tests
     while not stopping:
+        if restarting:
+            restarting = False
+            libvirtd = restart_libvirtd(libvirtd, state)
         reap_children()
         time.sleep(0.2)
     for daemon in (libvirtd, virtlogd):
@@ -59,6 +67,23 @@ def main(state_dir: str) -> int:
             daemon.wait()
     reap_children()
     return 0
+
+
+def start_libvirtd(state: Path) -> subprocess.Popen:
+    return start_daemon(["libvirtd", "--listen", "--pid-file", str(state / "libvirtd.pid")], state / "log" / "libvirtd.out")
+
+
+def restart_libvirtd(libvirtd: subprocess.Popen, state: Path) -> subprocess.Popen:
+    """Stop libvirtd as systemd's restart does (SIGTERM, then wait) and start it again; guests and
+    networks stay up, as they do on a real host."""
+    libvirtd.terminate()
+    try:
+        libvirtd.wait(timeout=STOP_GRACE_S)
+    except subprocess.TimeoutExpired:
+        libvirtd.kill()
+        libvirtd.wait()
+    (state / "libvirtd.pid").unlink(missing_ok=True)
+    return start_libvirtd(state)
 
 
 def reap_children() -> None:

@@ -208,6 +208,24 @@ class Lab:
         if remove_state and self.exists():
             shutil.rmtree(self.state_dir)
 
+    def restart_libvirtd(self, wait: bool = True) -> None:
+        """Restart the lab's libvirtd as a host's service manager would (guests and networks stay
+        up): the fault that tests of convergence inject midway through a command."""
+        old = self._pid("libvirtd")
+        keeper = self._pid("keeper")
+        if not pid_alive(keeper):
+            raise VirtopsError(f"lab host {self.name} is not running; `virtops lab up {self.name}` first.")
+        os.kill(keeper, signal.SIGUSR1)
+        if not wait:
+            return
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            new = self._pid("libvirtd")
+            if new and new != old and pid_alive(new) and self._answers():
+                return
+            time.sleep(0.1)
+        raise VirtopsError(f"lab host {self.name}: libvirtd did not come back after a restart ({self._crash_detail()}).")
+
     def status(self) -> LabStatus:
         libvirtd = self._pid("libvirtd")
         state, detail = "down", ""

@@ -18,6 +18,7 @@ import socket
 import struct
 import subprocess
 import time
+import uuid as uuid_module
 from dataclasses import dataclass, field
 from typing import Callable
 from urllib.parse import parse_qs, urlparse
@@ -31,6 +32,7 @@ from virtops.xmlmodels import doc as X
 from virtops.xmlmodels.devices import NicXml
 from virtops.xmlmodels.domain import DomainXml
 from virtops.xmlmodels.network import DhcpHostXml, IpXml, NetworkXml
+from virtops.base import leftovers
 from virtops.base.undo import undo_on_failure
 from virtops.base.errors import InvalidInput, NeedsOption, VirtopsError, libvirt_errors
 from virtops.base.model import Model
@@ -506,7 +508,11 @@ class Networks:
 
     def __init__(self, host):
         self.host = host
-        self.conn: libvirt.virConnect = host.conn
+
+    @property
+    def conn(self) -> libvirt.virConnect:
+        """Looked up at each use: after a daemon restart the host reconnects."""
+        return self.host.conn
 
     # -- reading ---------------------------------------------------------------------------
     def _lookup(self, name: str) -> libvirt.virNetwork:
@@ -653,21 +659,66 @@ class Networks:
         return self.check_against_host(spec)
 
     def create(self, name: str, start: bool = True, autostart: bool = True, **options) -> NetworkInfo:
-        """Define, start and mark autostart as one operation; on failure the network is removed again."""
+        """Define, start and mark autostart as one operation; on failure the network is removed again.
+        A run killed midway leaves a record (base/leftovers.py): this one removes that run's network
+        first, so running the same command again finishes the job."""
+        key = f"network/{name}"
+        leftovers.clean_up_after_dead_run(self.host.uri, key, lambda made: self._remove_left_by_dead_run(name, made))
         spec = self.plan_create(name, **options)
-        xml = spec.to_xml()
-        with undo_on_failure() as undo:
+        spec = spec if spec.uuid else spec.model_copy(update={"uuid": str(uuid_module.uuid4())})
+        with leftovers.recorded_undo(self.host.uri, key, {"uuid": spec.uuid}) as undo:
+            # Each inverse is registered before its step and looks the network up again: a daemon
+            # that restarts mid-call may have done the step without answering.
+            undo.add(lambda: self._undefine_own(spec.uuid), f"defined network {name}")
             with libvirt_errors(f"defining network {name}"):
-                net = self.conn.networkDefineXML(xml)
-            undo.add(net.undefine, f"defined network {name}")
+                net = self.conn.networkDefineXML(spec.to_xml())
             if start:
+                undo.add(lambda: self._stop_own(spec.uuid), f"started network {name}")
                 with libvirt_errors(f"starting network {name}"):
                     net.create()
-                undo.add(net.destroy, f"started network {name}")
             if autostart:
                 with libvirt_errors(f"marking network {name} autostart"):
                     net.setAutostart(1)
         return self.info(name)
+
+    def _own(self, uuid: str) -> libvirt.virNetwork | None:
+        """The network with this UUID, or None when there is none (any other error goes up)."""
+        try:
+            return self.conn.networkLookupByUUIDString(uuid)
+        except libvirt.libvirtError as err:
+            if err.get_error_code() == libvirt.VIR_ERR_NO_NETWORK:
+                return None
+            raise
+
+    def _stop_own(self, uuid: str) -> bool:
+        """False when it was not running (the step was never done; see Undo.add)."""
+        net = self._own(uuid)
+        if net is None or not net.isActive():
+            return False
+        net.destroy()
+        return True
+
+    def _undefine_own(self, uuid: str) -> bool:
+        net = self._own(uuid)
+        if net is None:
+            return False
+        self._stop_own(uuid)
+        if net.isPersistent():
+            net.undefine()
+        return True
+
+    def _remove_left_by_dead_run(self, name: str, made: dict) -> None:
+        """The network a killed `net create` made (its recorded UUID), unless guests took it up since."""
+        net = self._own(str(made.get("uuid")))
+        if net is None:
+            return
+        users = self.guests_using(net.name())
+        if users:
+            raise VirtopsError(f"network: {net.name()} was left half-made by a killed `net create` and "
+                               f"{_guest_list(users)} use it now; finish it by hand (`virtops net start`, "
+                               "`virtops net autostart`) instead.")
+        with libvirt_errors(f"removing network {name}, left half-made by a killed run"):
+            self._undefine_own(net.UUIDString())
 
     def start(self, name: str) -> NetworkInfo:
         """Start a network; running guests with NICs on it (it was stopped under them with force)

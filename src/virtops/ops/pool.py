@@ -2,6 +2,7 @@
 host first, act through libvirt, and undo their own partial work when a step fails."""
 from __future__ import annotations
 
+import errno
 import grp
 import posixpath
 import pwd
@@ -15,6 +16,7 @@ from virtops.ops import rows
 from virtops.xmlmodels.values import POOL_TYPES, PoolType
 from virtops.xmlmodels import doc as X
 from virtops.xmlmodels.pool import PoolSourceXml, PoolSourcesXml, PoolXml
+from virtops.base import leftovers
 from virtops.base.undo import undo_on_failure
 from virtops.base.paths import refuse_control_characters
 from virtops.base.errors import InvalidInput, NeedsOption, VirtopsError, from_libvirt, libvirt_errors
@@ -300,27 +302,35 @@ class Pools:
             return pool_info(pool)
 
     def create(self, spec: PoolSpec, start: bool = True, autostart: bool = True) -> CreateResult:
-        """Define, build, start and mark autostart; on any failure undo what was done, newest first."""
+        """Define, build, start and mark autostart; on any failure undo what was done, newest first.
+        A run killed midway leaves a record (base/leftovers.py): this one removes what that run made
+        first, so running the same command again finishes the job."""
+        key = f"pool/{spec.name}"
+        leftovers.clean_up_after_dead_run(self.host.uri, key, lambda made: self._remove_left_by_dead_run(spec.name, made))
         self._remove_stale_probes()
         spec = self.check_new(spec)
         existed = self._directory_exists(spec.target)
+        own = str(uuid.uuid4())
+        node = PoolXml(spec.to_element()).update(uuid=own).node
         steps: list[str] = []
-        with undo_on_failure() as undo:
+        with leftovers.recorded_undo(self.host.uri, key, {"uuid": own, "made_directory": not existed}) as undo:
+            # Each inverse is registered before its step and looks the pool up again: a daemon
+            # that restarts mid-call may have done the step without answering.
+            undo.add(lambda: self._undefine_own(own), f"defined pool {spec.name}")
             with libvirt_errors(f"defining pool {spec.name}"):
-                pool = self.conn.storagePoolDefineXML(spec.to_xml(), 0)
-            undo.add(pool.undefine, f"defined pool {spec.name}")
+                pool = self.conn.storagePoolDefineXML(X.to_string(node), 0)
             steps.append("defined")
+            if not existed:  # only a directory it made itself
+                undo.add(lambda: self._delete_own_directory(own), f"made {spec.target}")
             with libvirt_errors(f"building pool {spec.name} (creating {spec.target})"):
                 pool.build(0)
-            if not existed:
-                undo.add(lambda: pool.delete(0), f"made {spec.target}")  # only a directory it made itself
             steps.append("built" if not existed else "built (directory already existed; permissions applied)")
             if start:
+                undo.add(lambda: self._stop_own(own), f"started pool {spec.name}")
                 try:
                     pool.create(0)
                 except libvirt.libvirtError as err:
                     raise VirtopsError(_start_failure(spec.name, pool, err, undone=True)) from err
-                undo.add(pool.destroy, f"started pool {spec.name}")
                 steps.append("started")
             if autostart:
                 with libvirt_errors(f"marking pool {spec.name} autostart"):
@@ -328,6 +338,58 @@ class Pools:
                 steps.append("autostart")
             with libvirt_errors(f"reading pool {spec.name}"):
                 return CreateResult(pool=pool_info(pool), steps=steps, warnings=self._access_warnings(spec.name))
+
+    def _own(self, own_uuid: str) -> libvirt.virStoragePool | None:
+        """The pool with this UUID, or None when there is none (any other error goes up)."""
+        try:
+            return self.conn.storagePoolLookupByUUIDString(own_uuid)
+        except libvirt.libvirtError as err:
+            if err.get_error_code() == libvirt.VIR_ERR_NO_STORAGE_POOL:
+                return None
+            raise
+
+    def _stop_own(self, own_uuid: str) -> bool:
+        """False when it was not running (the step was never done; see Undo.add)."""
+        pool = self._own(own_uuid)
+        if pool is None or not pool.isActive():
+            return False
+        pool.destroy()
+        return True
+
+    def _delete_own_directory(self, own_uuid: str) -> bool:
+        pool = self._own(own_uuid)
+        if pool is None:
+            return False
+        self._stop_own(own_uuid)
+        try:
+            pool.delete(0)
+        except libvirt.libvirtError as err:
+            if err.get_int1() != errno.ENOENT:
+                raise
+            return False  # no directory: the build never ran
+        return True
+
+    def _undefine_own(self, own_uuid: str) -> bool:
+        pool = self._own(own_uuid)
+        if pool is None:
+            return False
+        self._stop_own(own_uuid)
+        pool.undefine()
+        return True
+
+    def _remove_left_by_dead_run(self, name: str, made: dict) -> None:
+        """The pool a killed `pool create` made (its recorded UUID), and the directory it made."""
+        own = str(made.get("uuid"))
+        pool = self._own(own)
+        if pool is None:
+            return
+        if pool.isActive() and pool.numOfVolumes() > 0:
+            raise VirtopsError(f"pool: {name} was left half-made by a killed `pool create` and holds volumes now; "
+                               "finish it by hand (`virtops pool start`, `virtops pool autostart`) instead.")
+        with libvirt_errors(f"removing pool {name}, left half-made by a killed run"):
+            if made.get("made_directory"):
+                self._delete_own_directory(own)
+            self._undefine_own(own)
 
     def _directory_exists(self, path: str) -> bool:
         """Whether PATH is a directory on the libvirt host (which may be remote): start a throwaway

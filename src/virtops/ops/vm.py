@@ -12,6 +12,7 @@ import random
 import re
 import select
 import time
+import uuid as uuid_module
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator
 
@@ -19,6 +20,7 @@ import libvirt
 from lxml import etree
 from pydantic import Field, field_validator
 
+from virtops.daemon import lookups
 from virtops.ops import vmrows
 from virtops.xmlmodels import doc as X
 from virtops.xmlmodels.domain import DomainXml as DomainDocument  # DomainXml here is the live and persistent pair
@@ -27,6 +29,7 @@ from virtops.ops.domain import DiskSpec, DomainSpec, Graphics, KernelBoot, NicSp
 from virtops.base.paths import refuse_control_characters, refuse_control_characters_in
 from virtops.base.errors import InvalidInput, NeedsOption, NotFound, Refusals, VirtopsError, from_libvirt, libvirt_errors, located
 from virtops.base.model import Model
+from virtops.base import leftovers
 from virtops.base.undo import undo_on_failure
 from virtops.daemon.connection import sees_our_files
 from virtops.daemon.lookups import domain as require_domain
@@ -460,20 +463,91 @@ class Vms:
 
     # ---- creating ----
     def create(self, request: CreateRequest) -> VmInfo:
-        """Define a VM (and start it when asked); everything is checked before anything changes."""
+        """Define a VM (and start it when asked); everything is checked before anything changes.
+        A run killed midway leaves a record (base/leftovers.py): this one removes what that run made
+        first (its VM, by UUID, and its new volumes), so running the same command again finishes
+        the job; a VM that run had started already is the job done."""
+        key = f"vm/{request.name}"
+        done = self._left_by_dead_run(request)
+        if done is not None:
+            return done
         checked = self.check_create(request)
-        with undo_on_failure() as undo:
+        own = str(uuid_module.uuid4())
+        volumes = [[new.pool, new.name] for new in checked.new_volumes]
+        with leftovers.recorded_undo(self.host.uri, key, {"uuid": own, "volumes": volumes}) as undo:
+            # Each inverse is registered before its step and looks the object up again: a daemon
+            # that restarts mid-call may have done the step without answering.
             for new in checked.new_volumes:
-                vol = self._create_volume(new)
-                undo.add(lambda v=vol: v.delete(0), f"created volume {new.pool}/{new.name}")
+                undo.add(lambda n=new: self._delete_volume_if_there(n.pool, n.name), f"created volume {new.pool}/{new.name}")
+                self._create_volume(new)
+            undo.add(lambda: self._remove_own(own), f"defined VM {request.name}")
             with libvirt_errors(f"defining VM {request.name}"):
-                dom = self.conn.defineXMLFlags(checked.spec.to_xml(), libvirt.VIR_DOMAIN_DEFINE_VALIDATE)
-            undo.add(lambda: _undefine(dom), f"defined VM {request.name}")
+                dom = self.conn.defineXMLFlags(X.to_string(DomainDocument(checked.spec.to_element()).update(uuid=own).node),
+                                               libvirt.VIR_DOMAIN_DEFINE_VALIDATE)
             if request.start:
+                undo.add(lambda: self._stop_own(own), f"started VM {request.name}")
                 with libvirt_errors(f"starting VM {request.name}"):
                     dom.create()
-                undo.add(lambda: dom.isActive() and dom.destroy(), f"started VM {request.name}")
         return self.info(request.name)
+
+    def _left_by_dead_run(self, request: CreateRequest) -> VmInfo | None:
+        """Clean up after a killed `vm create` of this VM: its VM and new volumes are removed, unless
+        it had started the VM, which is then the job done (its info)."""
+        key = f"vm/{request.name}"
+        made = leftovers.left_by_dead_run(self.host.uri, key)
+        if made is None:
+            return None
+        with libvirt_errors(f"removing VM {request.name}, left half-made by a killed run"):
+            dom = self._own(str(made.get("uuid")))
+            if dom is not None and dom.isActive() and request.start:
+                leftovers.forget(self.host.uri, key)
+                return self.info(request.name)
+            if dom is not None:
+                self._remove_own(dom.UUIDString())
+            for pool, name in made.get("volumes") or []:
+                self._delete_volume_if_there(pool, name)
+        leftovers.forget(self.host.uri, key)
+        return None
+
+    def _own(self, own_uuid: str) -> libvirt.virDomain | None:
+        """The domain with this UUID, or None when there is none (any other error goes up)."""
+        try:
+            return self.conn.lookupByUUIDString(own_uuid)
+        except libvirt.libvirtError as err:
+            if err.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+                return None
+            raise
+
+    def _stop_own(self, own_uuid: str) -> bool:
+        """False when it was not running (the step was never done; see Undo.add)."""
+        dom = self._own(own_uuid)
+        if dom is None or not dom.isActive():
+            return False
+        dom.destroy()
+        return True
+
+    def _remove_own(self, own_uuid: str) -> bool:
+        dom = self._own(own_uuid)
+        if dom is None:
+            return False
+        self._stop_own(own_uuid)
+        if dom.isPersistent():
+            _undefine(dom)
+        return True
+
+    def _delete_volume_if_there(self, pool_name: str, name: str) -> bool:
+        """A volume this operation made: deleted when it is there (the pool is refreshed first, so
+        a volume a restarted daemon has not seen yet is found too); False when it is not."""
+        try:
+            pool = self.conn.storagePoolLookupByName(pool_name)
+            lookups.when_pool_free(lambda: pool.refresh(0))
+            vol = pool.storageVolLookupByName(name)
+        except libvirt.libvirtError as err:
+            if err.get_error_code() in (libvirt.VIR_ERR_NO_STORAGE_VOL, libvirt.VIR_ERR_NO_STORAGE_POOL):
+                return False
+            raise
+        lookups.when_pool_free(lambda: vol.delete(0))
+        return True
 
     def check_create(self, request: CreateRequest, view: HostView | None = None) -> CheckedCreate:
         """Every check of `create`, against the live host or the view a plan gives; changes nothing."""
@@ -507,7 +581,8 @@ class Vms:
                                  format=new.format).node
         X.validate(vol, "storagevol")
         with libvirt_errors(f"creating volume {new.pool}/{new.name}"):
-            return self.conn.storagePoolLookupByName(new.pool).createXML(X.to_string(vol), 0)
+            pool = self.conn.storagePoolLookupByName(new.pool)
+            return lookups.when_pool_free(lambda: pool.createXML(X.to_string(vol), 0))
 
     def define(self, xml_text: str) -> VmInfo:
         """Define (or redefine) a VM from domain XML, as `virsh define` does."""
