@@ -58,6 +58,7 @@ def demo(keep: bool) -> None:
 
 def _run(host, lab, summary) -> None:
     from virtops.testguest.image import build_guest_image, kernel_cmdline
+    from virtops.lab.nfs import NfsServer
     from virtops.ops.pool import PoolSpec
     from virtops.base.units import format_size
     from virtops.ops.vm import CreateRequest, DiskRequest
@@ -110,20 +111,22 @@ def _run(host, lab, summary) -> None:
     say(f"test/test attached as {disk.target} (bus {disk.bus})")
     host.vms.start(VM)
     console = host.vms.console(VM)
-    try:
-        report = _guest_report(console, lambda r: "vdb" in r.disks)
-        say("the guest reports: " + ", ".join(f"/dev/{d} {size} bytes" for d, size in sorted(report.disks.items())))
-        summary.append(("guest sees /dev/vdb", f"{report.disks.get('vdb')} bytes"))
-        _nfs_step(host, lab, summary)
-        _network_steps(host, console, summary)
-    finally:
-        console.close()
-    _backup_steps(host, summary)
+    # The NFS server serves the rest of the job: a mounted pool whose server went away fails every
+    # read of it (the backup reads every pool).
+    with NfsServer(lab):  # a real nfs-ganesha at 192.168.0.254 in the lab's outside namespace
+        try:
+            report = _guest_report(console, lambda r: "vdb" in r.disks)
+            say("the guest reports: " + ", ".join(f"/dev/{d} {size} bytes" for d, size in sorted(report.disks.items())))
+            summary.append(("guest sees /dev/vdb", f"{report.disks.get('vdb')} bytes"))
+            _nfs_step(host, summary)
+            _network_steps(host, console, summary)
+        finally:
+            console.close()
+        _backup_steps(host, summary)
 
 
-def _nfs_step(host, lab, summary) -> None:
+def _nfs_step(host, summary) -> None:
     from virtops.base.errors import VirtopsError
-    from virtops.lab.nfs import NfsServer
     from virtops.ops.pool import PoolSpec
 
     step("4", "Storage pool `nfs` on the NFS server 192.168.0.254:/nfs, mounted on /var/lib/libvirt/nfs",
@@ -131,21 +134,20 @@ def _nfs_step(host, lab, summary) -> None:
          "--source-host 192.168.0.254 --source-path /nfs --target /var/lib/libvirt/nfs; virsh pool-start nfs",
          "virtops pool sources netfs --host 192.168.0.254; virtops pool create nfs --type netfs "
          "--host 192.168.0.254 --source-path /nfs --target /var/lib/libvirt/nfs --format nfs")
-    with NfsServer(lab):  # a real nfs-ganesha at 192.168.0.254 in the lab's outside namespace
-        exports = host.pools.sources("netfs", "192.168.0.254")
-        say("the server exports: " + ", ".join(f"{e.host}:{e.path}" for e in exports))
-        created = host.pools.create(PoolSpec(name="nfs", type="netfs", host="192.168.0.254", source_path="/nfs",
-                                             target="/var/lib/libvirt/nfs", format="nfs"), start=False)
-        say(f"pool nfs {', '.join(created.steps)}")
-        try:
-            host.pools.start("nfs")
-            host.volumes.create("nfs", "nfs", capacity="5G", allocation="512M", format="raw")
-            say("started; volume nfs/nfs created: raw, 5 GiB, 0.5 GiB allocated")
-            summary.append(("pool nfs", "running, volume nfs/nfs 5 GiB"))
-        except VirtopsError as err:
-            say(f"{err}")
-            say("on a host whose kernel has an NFS client, the same commands mount it and take volume nfs (5G, 0.5G allocated)")
-            summary.append(("pool nfs", f"exports found; defined, {host.pools.info('nfs').state} (no NFS client here)"))
+    exports = host.pools.sources("netfs", "192.168.0.254")
+    say("the server exports: " + ", ".join(f"{e.host}:{e.path}" for e in exports))
+    created = host.pools.create(PoolSpec(name="nfs", type="netfs", host="192.168.0.254", source_path="/nfs",
+                                         target="/var/lib/libvirt/nfs", format="nfs"), start=False)
+    say(f"pool nfs {', '.join(created.steps)}")
+    try:
+        host.pools.start("nfs")
+        host.volumes.create("nfs", "nfs", capacity="5G", allocation="512M", format="raw")
+        say("started; volume nfs/nfs created: raw, 5 GiB, 0.5 GiB allocated")
+        summary.append(("pool nfs", "running, volume nfs/nfs 5 GiB"))
+    except VirtopsError as err:
+        say(f"{err}")
+        say("on a host whose kernel has an NFS client, the same commands mount it and take volume nfs (5G, 0.5G allocated)")
+        summary.append(("pool nfs", f"exports found; defined, {host.pools.info('nfs').state} (no NFS client here)"))
 
 
 def _network_steps(host, console, summary) -> None:
