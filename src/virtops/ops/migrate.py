@@ -39,6 +39,7 @@ from virtops.xmlmodels.pool import PoolXml
 from virtops.xmlmodels.volume import VolumeXml
 
 POLL_S = 0.3
+INCOMING_GONE_S = 20  # libvirt removes an aborted move's incoming domain within a second or two
 SHARED_POOL_TYPES = ("netfs",)  # pools whose volumes live on a server every host can mount
 
 
@@ -328,11 +329,31 @@ def migrate(source: libvirt.virConnect, dest: libvirt.virConnect, peer_uri: str,
             undo.add(lambda disk=disk: _delete_volume(dest, disk), f"created volume {disk.pool}/{disk.volume} "
                                                                  f"on {dest_label}")
         if plan.live:
+            undo.add(lambda: _stop_incoming(dom, dest), f"stopped the incoming copy of {plan.name} on {dest_label}")
             _run_live(dom, peer_uri, plan, request, progress, cancel or Cancel(), dest_label)
         else:
             _run_offline(source, dest, dom, peer_uri, plan, dest_label)
     return MigrationResult(request.name, plan.live, time.monotonic() - started,
                            [d.target for d in plan.copied], dest_label)
+
+
+def _stop_incoming(dom, dest) -> bool:
+    """An aborted live move leaves its incoming half on the destination for a moment, until libvirt
+    there removes it; wait for that (bounded), and stop it ourselves if it stays. Only while the
+    guest still runs at the source: a copy that is the only running guest is never touched."""
+    deadline = time.monotonic() + INCOMING_GONE_S
+    while True:
+        try:
+            incoming = dest.lookupByUUIDString(dom.UUIDString())
+        except libvirt.libvirtError:
+            return False  # nothing was left there
+        if time.monotonic() > deadline or not dom.isActive():
+            break
+        time.sleep(POLL_S)
+    if not dom.isActive():
+        raise VirtopsError(f"{dom.name()} no longer runs at the source; its copy on the destination was kept")
+    incoming.destroy()
+    return True
 
 
 def _create_copy_target(dest, disk: DiskMove) -> None:
