@@ -289,9 +289,54 @@ VM = Scenario("vm create --new-disk", ["vm", "create", "cvvm", "--memory", "64M"
               _volume_exists(DISK_POOL, "cvvm-vda.qcow2"), _remove_vm_and_disk("cvvm", DISK_POOL, "cvvm-vda.qcow2"),
               prepare=_disk_pool)
 
+MiB = 1024 * 1024
 
-@pytest.mark.parametrize("scenario", [NET, POOL, VM], ids=lambda s: s.name)
-def test_a_killed_command_run_again_finishes_the_job(conn, scenario):
+
+def _fresh_volume(pool: str, name: str, capacity: int) -> Callable[[libvirt.virConnect], None]:
+    """The volume deleted and made again empty (sparse): the state before an upload."""
+    def clean(conn):
+        disks = conn.storagePoolLookupByName(pool)
+        when_pool_free(lambda: disks.refresh(0))
+        for vol in disks.listAllVolumes():
+            if vol.name() == name:
+                when_pool_free(lambda: vol.delete(0))  # a killed upload's job may still hold it
+        xml = f"<volume><name>{name}</name><capacity>{capacity}</capacity><allocation>0</allocation></volume>"
+        disks.createXML(xml, 0)
+    return clean
+
+
+def _allocated(pool: str, name: str) -> Callable[[libvirt.virConnect], bool]:
+    def check(conn):
+        try:
+            return conn.storagePoolLookupByName(pool).storageVolLookupByName(name).info()[2] > 0
+        except libvirt.libvirtError:
+            return False
+    return check
+
+
+def _upload_scenario(folder: Path) -> Scenario:
+    """A 1 GiB image with 256 MiB of data in four places, uploaded to a 1 GiB volume: a kill
+    midway used to leave the volume's file cut short at the stream's position (112-153 MiB), and
+    the run again refused it as too small."""
+    image = folder / "image.raw"
+    with open(image, "wb") as out:
+        out.truncate(1024 * MiB)
+        for i in range(4):
+            out.seek(i * 256 * MiB + i * MiB)
+            out.write(os.urandom(64 * MiB))
+    fresh = _fresh_volume(DISK_POOL, "cvup", 1024 * MiB)
+
+    def prepare(conn):
+        _disk_pool(conn)
+        fresh(conn.get())
+    return Scenario("vol upload", ["vol", "upload", f"{DISK_POOL}/cvup", str(image)], _allocated(DISK_POOL, "cvup"),
+                    fresh, prepare=prepare)
+
+
+@pytest.mark.parametrize("scenario", [NET, POOL, VM, "vol upload"], ids=lambda s: getattr(s, "name", s))
+def test_a_killed_command_run_again_finishes_the_job(conn, scenario, tmp_path):
+    if scenario == "vol upload":
+        scenario = _upload_scenario(tmp_path)
     converge_after_kills(conn, scenario)
 
 

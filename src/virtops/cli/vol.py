@@ -139,7 +139,7 @@ def vol_delete(ctx, volume, force) -> None:
 @click.option("--force", is_flag=True, help="Upload even though VMs use the volume.")
 @pass_context
 def vol_upload(ctx, volume, file, force) -> None:
-    """Copy an image file into a volume; holes are sent as lengths (sparse stream)."""
+    """Copy an image file into a volume, written in place; its holes do not cross the wire."""
     from virtops.base.units import format_size
 
     with progress_bar(f"uploading {file}") as progress:

@@ -330,10 +330,11 @@ class Volumes:
         counter = _Counter(size, progress)
         fd = os.open(file, os.O_RDONLY)
         try:
-            stream = self.conn.newStream(0)
             with libvirt_errors(f"uploading {file} to {ref}"):
-                vol.upload(stream, 0, 0, libvirt.VIR_STORAGE_VOL_UPLOAD_SPARSE_STREAM)
-                _send_sparse(stream, fd, counter)
+                for offset, length in data_ranges(fd):
+                    counter.advance(hole=offset - counter.data - counter.holes)
+                    _send_range(self.conn.newStream(0), vol, fd, offset, length, counter)
+                counter.advance(hole=size - counter.data - counter.holes)
         finally:
             os.close(fd)
         return TransferResult(volume=ref, file=file, size=size, data_bytes=counter.data, hole_bytes=counter.holes)
@@ -400,22 +401,52 @@ class _Counter:
             self.progress(min(self.data + self.holes, self.total), self.total)
 
 
-def _send_sparse(stream: libvirt.virStream, fd: int, counter: _Counter) -> None:
+def _send_range(stream: libvirt.virStream, vol: libvirt.virStorageVol, fd: int, offset: int, length: int,
+                counter: _Counter) -> None:
+    """LENGTH bytes of the file from OFFSET written in place at the same offset of the volume.
+    Not libvirt's sparse upload: the daemon truncates the volume's file at every hole it is sent
+    (and extends it again with the data after it), so a killed upload left the volume cut short,
+    smaller than its capacity; written range by range, the file never shrinks."""
+    left = [length]
+
     def read(_stream, nbytes: int, _opaque):
-        chunk = os.read(fd, min(nbytes, STREAM_CHUNK))
+        chunk = os.pread(fd, min(nbytes, STREAM_CHUNK, left[0]), offset + length - left[0])
+        left[0] -= len(chunk)
         counter.advance(data=len(chunk))
         return chunk
 
-    def skip(_stream, length: int, _opaque):
-        counter.advance(hole=length)
-        return os.lseek(fd, length, os.SEEK_CUR)
-
     try:
-        stream.sparseSendAll(read, _hole_at(fd), skip, None)
+        vol.upload(stream, offset, length, 0)
+        stream.sendAll(read, None)
         stream.finish()
     except BaseException:
         _abort(stream)
         raise
+
+
+# Holes shorter than this are sent as zeros with the data around them: fewer ranges (one stream
+# each) for a fragmented image, at the price of a few zeros on the wire.
+MIN_HOLE = 1024 * 1024
+
+
+def data_ranges(fd: int) -> list[tuple[int, int]]:
+    """(offset, length) of the file's data, found with SEEK_DATA/SEEK_HOLE; what lies between is
+    holes, which read as zeros and need not cross the wire (the volume is zeroed before)."""
+    end = os.fstat(fd).st_size
+    ranges: list[tuple[int, int]] = []
+    offset = 0
+    while offset < end:
+        try:
+            start = os.lseek(fd, offset, os.SEEK_DATA)
+        except OSError:  # ENXIO: only a hole is left
+            break
+        stop = os.lseek(fd, start, os.SEEK_HOLE)
+        if ranges and start - sum(ranges[-1]) < MIN_HOLE:
+            ranges[-1] = (ranges[-1][0], stop - ranges[-1][0])
+        else:
+            ranges.append((start, stop - start))
+        offset = stop
+    return ranges
 
 
 def _recv_sparse(stream: libvirt.virStream, fd: int, counter: _Counter) -> None:
@@ -434,27 +465,6 @@ def _recv_sparse(stream: libvirt.virStream, fd: int, counter: _Counter) -> None:
     except BaseException:
         _abort(stream)
         raise
-
-
-def _hole_at(fd: int):
-    def in_data(_stream, _opaque) -> list:
-        """[in_data, length] of the section that starts at the current offset."""
-        cur = os.lseek(fd, 0, os.SEEK_CUR)
-        end = os.fstat(fd).st_size
-        try:
-            data = os.lseek(fd, cur, os.SEEK_DATA)
-        except OSError:  # ENXIO: only a hole (or nothing) is left
-            data = -1
-        if data < 0:
-            section = [False, end - cur]
-        elif data > cur:
-            section = [False, data - cur]
-        else:
-            section = [True, os.lseek(fd, cur, os.SEEK_HOLE) - cur]
-        os.lseek(fd, cur, os.SEEK_SET)
-        return section
-
-    return in_data
 
 
 def _abort(stream: libvirt.virStream) -> None:
