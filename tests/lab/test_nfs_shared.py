@@ -8,12 +8,14 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import time
 
 import pytest
 
 from tests.helpers import cli_ok, run_cli
 from virtops.lab.labhost import MOUNT_NFS, Lab, Segment
+from virtops.ops.pool import SOURCES_TIMEOUT_S
 from virtops.testguest.image import kernel_cmdline, wait_for_report
 
 TOKEN = str(os.getpid() % 100000)
@@ -91,6 +93,42 @@ def test_a_guest_boots_from_the_nfs_pool_and_writes_to_it(pair, guest_image, tmp
     assert copy.read_bytes()[:len(MARK)].decode() == MARK
     cli_ok(first.uri, "vm", "delete", "nfsguest")
     cli_ok(first.uri, "vol", "delete", "nfs/guestdisk")
+
+
+# A host whose RPC ports take packets and never answer (a firewall that drops them, a hung server):
+# libvirt's showmount would wait about two minutes there.
+SILENT_RPC = """
+import socket, threading
+udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+udp.bind(("0.0.0.0", 111))
+tcp = socket.socket()
+tcp.bind(("0.0.0.0", 111))
+tcp.listen(16)
+held = []
+threading.Thread(target=lambda: [held.append(tcp.accept()[0]) for _ in iter(int, 1)], daemon=True).start()
+print("listening", flush=True)
+while True:
+    udp.recvfrom(65536)
+"""
+
+
+def test_browsing_a_host_that_never_answers_ends_in_seconds_with_one_sentence(pair):
+    first, second = pair
+    address = second.status().segment_address.split("/")[0]
+    silent = subprocess.Popen(["ip", "netns", "exec", second.netns, sys.executable, "-c", SILENT_RPC],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert silent.stdout.readline().strip() == "listening"
+        result = run_cli("pool", "sources", "netfs", "--host", address, uri=first.uri)
+        assert result.returncode == 1, result.stdout
+        assert result.stderr.strip() == (f"error: host {address} did not answer within {SOURCES_TIMEOUT_S} s: no "
+                                         "NFS server answers there, or a firewall drops its RPC packets; check "
+                                         "the address."), result.stderr
+        # The daemon's own showmount is still waiting; the handbook's server answers meanwhile.
+        assert "192.168.0.254  /nfs" in cli_ok(first.uri, "pool", "sources", "netfs", "--host", "192.168.0.254")
+    finally:
+        silent.kill()
+        silent.wait()
 
 
 def test_a_server_gone_is_one_sentence_in_bounded_time(pair):

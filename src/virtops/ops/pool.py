@@ -17,6 +17,7 @@ from virtops.xmlmodels.values import POOL_TYPES, PoolType
 from virtops.xmlmodels import doc as X
 from virtops.xmlmodels.pool import PoolSourceXml, PoolSourcesXml, PoolXml
 from virtops.base import leftovers
+from virtops.base.bounded import call_within
 from virtops.base.undo import undo_on_failure
 from virtops.base.paths import refuse_control_characters
 from virtops.base.errors import InvalidInput, NeedsOption, VirtopsError, from_libvirt, libvirt_errors
@@ -42,6 +43,9 @@ SYSTEM_DIRS = frozenset({
 # Trees that belong to the system as a whole: nothing under them can be a pool.
 SYSTEM_TREES = ("/proc", "/sys", "/dev", "/etc", "/boot", "/run", "/bin", "/sbin", "/lib", "/usr")
 
+# A reachable NFS server lists its exports in well under a second, a missing address fails in about
+# 6 s (ARP); a host that drops RPC packets would hold libvirt's showmount for about two minutes.
+SOURCES_TIMEOUT_S = 15
 PROBE_PREFIX = "virtops-probe-"  # transient pools that only test whether a directory exists
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+-]{0,99}$")
 HOST_PATTERN = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.:-]{0,252})$")
@@ -602,7 +606,10 @@ class Pools:
             raise InvalidInput("--host", f"{host!r} is not a host name or address; give one such as 192.168.0.254.")
         query = PoolSourceXml().update(host=host).node
         try:
-            text = self.conn.findStoragePoolSources(pool_type, X.to_string(query), 0)
+            text = call_within(SOURCES_TIMEOUT_S, self.conn.findStoragePoolSources, pool_type, X.to_string(query), 0)
+        except TimeoutError as err:
+            raise VirtopsError(f"host {host} did not answer within {SOURCES_TIMEOUT_S} s: no NFS server answers "
+                               "there, or a firewall drops its RPC packets; check the address.") from err
         except libvirt.libvirtError as err:
             if "no storage pools were found" in (err.get_error_message() or ""):
                 raise VirtopsError(f"host {host} answered with no NFS exports, or no NFS server answers there.") from err
