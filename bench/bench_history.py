@@ -3,8 +3,10 @@
 libvirt's test driver runs the 2,000 domains in this process (no QEMU: a lab host cannot boot
 2,000 guests on 2 cores). Each round is what the sampler does every 5 s: one bulk
 getAllDomainStats call and the host's counters (ops/stats.take), the figures against the previous
-sample, and the ring buffers' update (web/history.py); saving the buffers to disk (once a minute)
-is timed apart. The test driver's records hold states only, so the arithmetic on counters is
+sample, and the ring buffers' update (web/history.py); saving the buffers to disk (every SAVE_S)
+is timed apart, after the rounds and again with every buffer full (30 days of points for every
+VM: values like a real guest's, with noise, so that compression is not flattered), with the time to
+read the full file back (what `serve` does when it starts). The test driver's records hold states only, so the arithmetic on counters is
 fed by copying a real guest's counters into every record: the figures are computed for all 2,000.
 CPU time of this process (time.process_time), as a share of one core at one round per 5 s.
 
@@ -13,6 +15,7 @@ CPU time of this process (time.process_time), as a share of one core at one roun
 from __future__ import annotations
 
 import argparse
+import random
 import statistics
 import tempfile
 import time
@@ -20,7 +23,8 @@ from pathlib import Path
 
 from virtops.host import Host
 from virtops.ops import stats
-from virtops.web.history import SAMPLE_S, History
+from virtops.web import rings
+from virtops.web.history import SAMPLE_S, SAVE_S, History
 
 REAL_GUEST = {"state.state": 1, "vcpu.current": 1, "cpu.time": 8_310_000_000, "balloon.current": 131072,
               "balloon.rss": 219108, "block.count": 1, "block.0.rd.bytes": 12800, "block.0.rd.reqs": 4,
@@ -48,7 +52,7 @@ def main() -> None:
 
     conn.getAllDomainStats = with_counters
     with tempfile.TemporaryDirectory() as folder:
-        history = History(host, Path(folder) / "history.json")
+        history = History(host, Path(folder) / "history.hist")
         before = stats.take(host)
         spent = []
         for _ in range(args.rounds):
@@ -57,16 +61,51 @@ def main() -> None:
             history.record(sample.time, stats.host_figures(before, sample), stats.vm_figures(before, sample))
             before = sample
             spent.append(time.process_time() - started)
+        save_s, size = _save(history)
+        _fill(history)
+        full_save_s, full_size = _save(history)
         started = time.process_time()
-        history.save()
-        save_s = time.process_time() - started
-        size = (Path(folder) / "history.json").stat().st_size
+        again = History(host, history.path)
+        load_s = time.process_time() - started
+        assert len(again.vms) == len(history.vms) and again.vms["bench00000"].points("30d") == \
+            history.vms["bench00000"].points("30d")
     median = statistics.median(spent)
     print(f"domains {args.domains}, rounds {args.rounds}: one round {median * 1000:.1f} ms CPU (median; "
           f"min {min(spent) * 1000:.1f}, max {max(spent) * 1000:.1f}) = {100 * median / SAMPLE_S:.2f}% of one core "
           f"at one round per {SAMPLE_S:g} s")
-    print(f"save: {save_s * 1000:.1f} ms CPU once a minute = {100 * save_s / 60:.2f}% of one core; file {size} bytes "
+    print(f"save: {save_s * 1000:.1f} ms CPU every {SAVE_S:g} s = {100 * save_s / SAVE_S:.3f}% of one core; file {size} bytes "
           f"after {args.rounds} rounds")
+    print(f"full buffers ({len(history.vms)} VMs and the host, {rings.SERIES_BYTES} bytes a series unpacked, "
+          f"{(len(history.vms) + 1) * rings.SERIES_BYTES / 1e6:.1f} MB): save {full_save_s * 1000:.0f} ms CPU "
+          f"= {100 * full_save_s / SAVE_S:.2f}% of one core at one save per {SAVE_S:g} s, file {full_size / 1e6:.1f} MB; "
+          f"load {load_s * 1000:.0f} ms CPU")
+
+
+def _save(history: History) -> tuple[float, int]:
+    started = time.process_time()
+    history.save()
+    return time.process_time() - started, history.path.stat().st_size
+
+
+def _fill(history: History) -> None:
+    """Every tier of every series full: a few VM profiles (a busy CPU, some disk and network
+    traffic, noise in every figure), dealt round the VMs."""
+    noise = random.Random(16)
+    profiles = []
+    for busy in (3.0, 12.0, 40.0, 0.5, 75.0):
+        series = rings.Series("profile")
+        for key, (step, size) in rings.TIERS.items():
+            ring = series.tiers[key]
+            for i in range(size):
+                ring.append(1_700_000_000 + i * step, [
+                    busy * noise.uniform(0.5, 1.5), 219_108_352 + noise.randrange(0, 1 << 20, 4096),
+                    noise.choice((0.0, 0.0, noise.uniform(0, 5e5))), noise.choice((0.0, noise.uniform(0, 2e6))),
+                    noise.uniform(0, 3000), noise.uniform(0, 2500)])
+        profiles.append(series.tiers)
+    for index, series in enumerate([history.host_series, *history.vms.values()]):
+        profile = profiles[index % len(profiles)]
+        series.tiers = {key: rings.Ring(ring.size, rings.array("I", ring.times), [rings.array("f", c) for c in ring.columns])
+                        for key, ring in profile.items()}
 
 
 if __name__ == "__main__":

@@ -47,18 +47,36 @@ def test_one_sample_of_the_test_driver():
         host.close()
 
 def test_history_tiers_fold_and_stay_bounded(tmp_path):
-    from virtops.web.history import TIERS, History
+    from virtops.web import rings
+    from virtops.web.history import History
 
-    history = History(None, tmp_path / "h.json")
+    history = History(None, tmp_path / "h.hist")
     for i in range(800):  # 800 samples 5 s apart: 66 minutes
         history.record(1_000_000 + 5 * i, {"cpu_percent": 10.0}, [
             {"name": "web", "cpu_percent": float(i % 2) * 100, "memory_used_bytes": None, "memory_rss_bytes": 100,
              "disk_read_bytes_per_s": 1.0, "disk_write_bytes_per_s": 2.0, "net_rx_bytes_per_s": 3.0,
-             "net_tx_bytes_per_s": 4.0}])
+             "net_tx_bytes_per_s": None}])
     web = history.vms["web"]
-    assert len(web.tiers["1h"]) == TIERS["1h"][1]
-    minute = web.tiers["24h"][1]
-    assert minute[0] % 60 == 0 and minute[1] == 50.0 and minute[2] == 100  # the mean of twelve points
+    hour = web.points("1h")["points"]
+    assert len(hour) == rings.TIERS["1h"][1] and hour[-1][0] == 1_000_000 + 5 * 799  # the newest 720
+    assert [p[0] for p in hour] == sorted(p[0] for p in hour)
+    minute = web.points("24h")["points"][1]
+    assert minute[0] % 60 == 0 and minute[1:] == [50.0, 100, 1.0, 2.0, 3.0, None]  # the mean of twelve points
     history.save()
-    again = History(None, tmp_path / "h.json")
-    assert list(again.vms["web"].tiers["24h"]) == [list(p) for p in web.tiers["24h"]]
+    again = History(None, tmp_path / "h.hist")
+    for range_ in rings.TIERS:
+        assert again.vms["web"].points(range_) == web.points(range_)
+    assert again.host_series.points("1h") == history.host_series.points("1h")
+
+
+def test_a_damaged_or_foreign_history_file_starts_empty(tmp_path):
+    from virtops.web.history import History
+
+    history = History(None, tmp_path / "h.hist")
+    history.record(1_000_000, {"cpu_percent": 1.0}, [])
+    history.save()
+    whole = (tmp_path / "h.hist").read_bytes()
+    for damaged in (whole[:-3], whole[:20], b'{"host": {}}', whole.replace(b'"series": 1', b'"series": 4')):
+        (tmp_path / "h.hist").write_bytes(damaged)
+        assert History(None, tmp_path / "h.hist").host_series.points("1h")["points"] == []
+    assert not list(tmp_path.glob("*.partial"))

@@ -1,75 +1,33 @@
 """Usage history for the web console's graphs: `serve` samples its host with one bulk call every
-SAMPLE_S seconds (ops/stats.py) and keeps ring buffers per VM and for the host, in three tiers:
-1 h at 5 s, 24 h at 1 min, 30 days at 1 h (a coarser point is the mean of the finer ones in its
-span). The buffers are written to disk (one JSON file per host, replaced atomically) every
-SAVE_S seconds and at shutdown, and read back at start: a restart of `serve` keeps the history.
+SAMPLE_S seconds (ops/stats.py) and keeps ring buffers per VM and for the host (web/rings.py: three
+tiers, 1 h at 5 s, 24 h at 1 min, 30 days at 1 h, as packed columns). The buffers are written to
+disk (one compact binary file per host, replaced atomically) every SAVE_S seconds and at shutdown,
+and read back at start: a restart of `serve` keeps the history.
 
 Bounded: each tier holds a fixed number of points, at most MAX_SERIES VMs are kept (those seen
-last go first when there are more), and a VM not seen for 30 days is dropped."""
+last go first when there are more), and a VM not seen for 30 days is dropped; so the file holds at
+most (MAX_SERIES + 1) * rings.SERIES_BYTES before compression (161 MB at 2,000 VMs)."""
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
-import os
 import time
-from collections import deque
 from pathlib import Path
 from typing import Literal
 
 from fastapi import APIRouter, Query, Request
 
 from virtops.daemon import lookups
-from virtops.web import api
+from virtops.web import api, rings
+from virtops.web.rings import Series
 
 SAMPLE_S = 5.0
-SAVE_S = 60.0
-TIERS = {"1h": (5, 720), "24h": (60, 1440), "30d": (3600, 720)}  # range: (seconds a point, points)
-FIGURES = ("cpu_percent", "memory_used_bytes", "disk_read_bytes_per_s", "disk_write_bytes_per_s",
-           "net_rx_bytes_per_s", "net_tx_bytes_per_s")
+SAVE_S = 300.0  # a full file at 2,000 VMs is 161 MB: written every 5 min (and when serve stops)
 Range = Literal["1h", "24h", "30d"]
-MAX_SERIES = 5000
+MAX_SERIES = 2000
 FORGET_S = 30 * 86400
 log = logging.getLogger(__name__)
-
-
-class Series:
-    """One VM's (or the host's) points in every tier: [time, figure, ...] lists, oldest first."""
-
-    def __init__(self, name: str, tiers: dict | None = None, seen: float = 0.0):
-        self.name, self.seen = name, seen
-        self.tiers = {key: deque((tiers or {}).get(key, []), maxlen=size) for key, (_step, size) in TIERS.items()}
-        self.pending = {key: [] for key in TIERS if key != "1h"}  # finer points not yet folded into a coarser one
-
-    def add(self, at: float, figures: dict) -> None:
-        point = [round(at, 1), *(figures.get(name) for name in FIGURES)]
-        self.seen = at
-        self.tiers["1h"].append(point)
-        for key in self.pending:
-            step = TIERS[key][0]
-            pending = self.pending[key]
-            if pending and int(pending[0][0] // step) != int(at // step):
-                self.tiers[key].append(_mean(pending, step))
-                pending.clear()
-            pending.append(point)
-
-    def points(self, range_: str) -> dict:
-        rows = list(self.tiers[range_])
-        return {"name": self.name, "range": range_, "step_s": TIERS[range_][0], "fields": ["time", *FIGURES],
-                "points": rows}
-
-    def as_dict(self) -> dict:
-        return {"name": self.name, "seen": self.seen, "tiers": {key: list(points) for key, points in self.tiers.items()}}
-
-
-def _mean(points: list[list], step: int) -> list:
-    start = points[0][0] // step * step
-    columns = []
-    for index in range(1, len(FIGURES) + 1):
-        values = [p[index] for p in points if p[index] is not None]
-        columns.append(round(sum(values) / len(values), 1) if values else None)
-    return [start, *columns]
 
 
 class History:
@@ -84,23 +42,14 @@ class History:
 
     # -- disk ----------------------------------------------------------------------------------
     def load(self) -> None:
-        try:
-            saved = json.loads(self.path.read_text())
-        except (OSError, ValueError):
-            return
-        if not isinstance(saved, dict):
-            return
-        with contextlib.suppress(KeyError, TypeError, ValueError):
-            self.host_series = Series("host", saved["host"]["tiers"], saved["host"]["seen"])
-            self.vms = {entry["name"]: Series(entry["name"], entry["tiers"], entry["seen"])
-                        for entry in saved["vms"][:MAX_SERIES]}
+        saved = rings.read(self.path)  # the host's series first, then the VMs'
+        if saved:
+            self.host_series, *vms = saved
+            self.vms = {series.name: series for series in vms[:MAX_SERIES]}
 
     def save(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        partial = self.path.with_suffix(".partial")
         kept = sorted(self.vms.values(), key=lambda s: s.seen, reverse=True)[:MAX_SERIES]
-        partial.write_text(json.dumps({"host": self.host_series.as_dict(), "vms": [s.as_dict() for s in kept]}))
-        os.replace(partial, self.path)
+        rings.write(self.path, [self.host_series, *kept])
 
     # -- sampling ------------------------------------------------------------------------------
     def record(self, at: float, host_figures: dict, vm_rows: list[dict]) -> None:
@@ -110,6 +59,9 @@ class History:
             self.vms.setdefault(row["name"], Series(row["name"])).add(at, figures)
         for name in [n for n, s in self.vms.items() if at - s.seen > FORGET_S]:
             del self.vms[name]
+        if len(self.vms) > MAX_SERIES:  # memory holds no more than the file would keep
+            for series in sorted(self.vms.values(), key=lambda s: s.seen)[:len(self.vms) - MAX_SERIES]:
+                del self.vms[series.name]
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run())
@@ -150,11 +102,13 @@ def history_file(host) -> Path:
     from virtops.daemon.facts import cache_dir, host_key
 
     name = hashlib.sha256(f"{host_key(host)}|{host.uri}".encode()).hexdigest()[:16]
-    return cache_dir() / "history" / f"{name}.json"
+    return cache_dir() / "history" / f"{name}.hist"
 
 
 def add_history(app, host) -> History:
-    history = History(host, history_file(host))
+    path = history_file(host)
+    path.with_suffix(".json").unlink(missing_ok=True)  # the JSON of earlier versions, up to hundreds of MB
+    history = History(host, path)
     router = APIRouter(prefix="/api", dependencies=api.router.dependencies, responses=api.ERRORS, tags=["stats"])
 
     @router.get("/stats")
