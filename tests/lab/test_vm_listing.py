@@ -124,7 +124,7 @@ def test_cli_listings(lab, host, pool):
         assert brief[f"{PREFIX}1"]["state"] == "paused" and brief[f"{PREFIX}1"]["id"] is not None
         assert brief[f"{PREFIX}2"] | {"uuid": None} == {
             "id": None, "name": f"{PREFIX}2", "uuid": None, "state": "shut off", "running": False,
-            "vcpus": 1, "memory_bytes": 96 << 20, "disks": ["vda", "sdb"], "ips": []}
+            "persistent": True, "autostart": False, "vcpus": 1, "memory_bytes": 96 << 20, "disks": ["vda", "sdb"], "ips": []}
         long = {v["name"]: v for v in json.loads(cli_ok(lab.uri, "vm", "list", "--all", "--long", "--json"))}
         assert [d["source"] for d in long[f"{PREFIX}1"]["disks"]] == [f"{POOL}/{PREFIX}1-vda"]
         assert long[f"{PREFIX}2"]["nics"][0]["mac"] == "52:54:00:4c:02:00"

@@ -68,6 +68,13 @@ CASES: dict[str, dict] = {
                      nics=[dict(type="network", mac="52:54:00:00:00:01", source="default", model="e1000")],
                      graphics=[dict(type="vnc", port=-1, autoport=True, listen_type="address",
                                     listen_address="127.0.0.1")], videos=[dict(model="vga")]),
+    "dom-foreign": dict(disks=[dict(target="vda", hosts=[dict(name="mon3.example.org", port=6789)]),
+                               dict(target="vdb", source_name="export1"),
+                               dict(target="vdc", hosts=[dict(transport="unix", socket="/run/nbd/other.sock")]),
+                               dict(target="vdd", protocol="gluster"), dict(target="sda"), dict(target="sdb"),
+                               dict(target="vde", path="/dev/mapper/vg0-other"), dict(target="vdf")],
+                        nics=[dict(source="br1"), dict(source="eth1", source_mode="bridge"), {}, {},
+                              dict(source_mode="client"), {}]),
     "dom-old-forms": dict(memory=2 * 1024**3, vcpu_current=None, arch="x86_64", os_type="hvm", initrd="/boot/initrd",
                           nics=[dict(source="mynetwork", model="e1000", target_dev=None)]),
 }
@@ -149,7 +156,7 @@ def test_network_spec_edit_changes_only_what_it_models():
         (DATA / "net-nat-dev.spec-edit.xml").write_text(X.to_string(new))
 
 
-@pytest.mark.parametrize("name", ["dom-guest1", "dom-bios", "dom-old-forms"])
+@pytest.mark.parametrize("name", ["dom-guest1", "dom-bios", "dom-old-forms", "dom-foreign"])
 def test_disk_and_nic_specs_read_others_xml_and_write_the_same_fields(name):
     from virtops.ops.domain import DiskSpec, NicSpec
 

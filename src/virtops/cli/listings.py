@@ -216,7 +216,16 @@ def vm_cells(vm: dict, long: bool) -> dict:
 
 
 def nic_text(nic: dict) -> str:
-    return f"{nic['mac']} {nic['network']}" + (f" {nic['ip']}" if nic["ip"] else "")
+    """MAC, what the NIC is plugged into (a network by its name; anything else as TYPE:SOURCE,
+    with a direct NIC's mode) and its IP."""
+    return f"{nic['mac'] or '-'} {nic_source_text(nic)}" + (f" {nic['ip']}" if nic["ip"] else "")
+
+
+def nic_source_text(nic: dict) -> str:
+    if nic["type"] == "network":
+        return nic["network"] or "-"
+    text = f"{nic['type']}:{nic['source']}" if nic["source"] else nic["type"]
+    return text + (f" ({nic['source_mode']})" if nic.get("source_mode") else "")
 
 
 def vm_columns(long: bool) -> list[tuple[str, str]]:

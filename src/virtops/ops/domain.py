@@ -10,7 +10,7 @@ from pydantic import Field
 
 from virtops.xmlmodels import doc as X
 from virtops.base.model import Model
-from virtops.ops.vmrows import disk_fields, nic_fields
+from virtops.ops.vmrows import disk_fields, disk_source_label, nic_fields
 from virtops.xmlmodels.devices import DiskXml, NicXml
 from virtops.xmlmodels.domain import DomainXml
 from virtops.xmlmodels.values import CacheMode, DiskBus, DiskFormat
@@ -31,13 +31,18 @@ class KernelBoot(Model):
 
 
 class DiskSpec(Model):
-    """A disk backed by a pool's volume (<disk type='volume'>, so it follows the pool) or a file path."""
-
+    """A disk backed by a pool's volume (<disk type='volume'>, so it follows the pool), a path on
+    the host (a file, a block device), or an image on a server (a network disk: protocol, name,
+    hosts as HOST:PORT or unix:SOCKET)."""
 
     target: str
     pool: str | None = None
     volume: str | None = None
     path: str | None = None
+    type: str | None = None  # a disk by path: block or dir when it is not a file (the rest follows from the source)
+    protocol: str | None = None
+    name: str | None = None
+    hosts: list[str] = []
     format: DiskFormat = "raw"
     bus: DiskBus = "virtio"
     device: Literal["disk", "cdrom"] = "disk"
@@ -53,14 +58,26 @@ class DiskSpec(Model):
     @property
     def source_label(self) -> str:
         """POOL/VOLUME for volume disks, else the path (or '-' for an empty CD-ROM drive)."""
-        return f"{self.pool}/{self.volume}" if self.by_volume else (self.path or "-")
+        return disk_source_label(self.model_dump(include={"pool", "volume", "protocol", "hosts", "name", "path"}))
+
+    @property
+    def disk_type(self) -> str:
+        """The <disk type=...> this disk is written with."""
+        if self.by_volume:
+            return "volume"
+        if self.protocol:
+            return "network"
+        return self.type if self.type in ("file", "block", "dir") else "file"
 
     def to_element(self) -> etree._Element:
-        by_volume = self.by_volume
+        by_volume, kind = self.by_volume, self.disk_type
         return DiskXml().update(
-            type="volume" if by_volume else "file", device=self.device, driver_name="qemu", format=self.format,
+            type=kind, device=self.device, driver_name="qemu", format=self.format,
             cache=self.cache, pool=self.pool if by_volume else None, volume=self.volume if by_volume else None,
-            path=None if by_volume else self.path, target=self.target, bus=self.bus,
+            path=self.path if kind in ("file", "block", "dir") else None,
+            protocol=self.protocol if kind == "network" else None, source_name=self.name if kind == "network" else None,
+            hosts=[server_of(text) for text in self.hosts] if kind == "network" else [],
+            target=self.target, bus=self.bus,
             readonly=self.readonly or self.device == "cdrom",  # a CD-ROM is read-only by nature
             shareable=self.shareable, serial=self.serial or None).node
 
@@ -68,7 +85,18 @@ class DiskSpec(Model):
     def from_element(cls, disk: etree._Element) -> "DiskSpec":
         """The model of a <disk> from any domain XML (ours, virsh's, virt-manager's)."""
         fields = disk_fields(disk)
-        return cls.model_construct(**{**fields, "format": fields["format"] or "raw"})
+        kind = fields["type"] if fields["type"] in ("block", "dir") else None
+        return cls.model_construct(**{**fields, "type": kind, "format": fields["format"] or "raw"})
+
+
+def server_of(text: str) -> dict:
+    """A network disk's server as DiskHostXml's fields: HOST:PORT, HOST, or unix:SOCKET."""
+    if text.startswith("unix:"):
+        return {"transport": "unix", "socket": text.removeprefix("unix:") or None}
+    name, sep, port = text.rpartition(":")
+    if sep and port.isdigit():
+        return {"name": name.strip("[]"), "port": int(port)}
+    return {"name": text}
 
 
 class NicSpec(Model):

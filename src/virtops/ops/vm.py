@@ -52,10 +52,14 @@ class DiskInfo(Model):
     target: str
     bus: str
     device: str
-    source: str  # POOL/VOLUME, or the path of a file disk
+    type: str = "volume"  # volume, file, block, dir, network
+    source: str  # POOL/VOLUME, a path, or PROTOCOL://HOST:PORT/NAME of a network disk
     pool: str | None = None
     volume: str | None = None
     path: str | None = None
+    protocol: str | None = None  # network disks: rbd, nbd, iscsi, gluster, http...
+    name: str | None = None  # the image on the server (an nbd export may have none)
+    hosts: list[str] = []  # its servers: HOST:PORT, or unix:SOCKET
     format: str | None = None
     readonly: bool = False
     shareable: bool = False
@@ -65,15 +69,18 @@ class DiskInfo(Model):
     @classmethod
     def of(cls, spec: DiskSpec) -> "DiskInfo":
         # model_construct: the values come from libvirt's own XML, and listings build thousands
-        return cls.model_construct(target=spec.target, bus=spec.bus, device=spec.device, source=spec.source_label,
-                   pool=spec.pool, volume=spec.volume, path=spec.path, format=spec.format,
+        return cls.model_construct(target=spec.target, bus=spec.bus, device=spec.device, type=spec.disk_type,
+                   source=spec.source_label, pool=spec.pool, volume=spec.volume, path=spec.path,
+                   protocol=spec.protocol, name=spec.name, hosts=spec.hosts, format=spec.format,
                    readonly=spec.readonly, shareable=spec.shareable, serial=spec.serial, cache=spec.cache)
 
 
 class NicInfo(Model):
     mac: str | None
-    network: str
-    type: str  # network, bridge, direct, ...
+    type: str  # network, bridge, direct, user, ethernet, vhostuser, ...
+    network: str | None = None  # the virtual network of a NIC of type network
+    source: str | None = None  # what it is plugged into: network, bridge, host device, socket
+    source_mode: str | None = None  # direct: vepa, bridge, private, passthrough; vhostuser: client, server
     model: str
     interface: str | None = None  # the host-side tap device while running (vnet0)
     ip: str | None = None  # address/prefix from the network's DHCP lease
@@ -85,8 +92,8 @@ class VmInfo(Model):
     id: int | None = None  # while running
     state: str
     running: bool
-    persistent: bool | None = None  # None in listings (not read, to keep them fast)
-    autostart: bool | None = None
+    persistent: bool | None = None  # None only when the XML could not be read
+    autostart: bool | None = None  # None for a transient VM, which cannot autostart
     virt_type: str
     vcpus: int
     memory_bytes: int
@@ -103,6 +110,8 @@ class VmSummary(Model):
     id: int | None = None
     state: str
     running: bool
+    persistent: bool | None = None
+    autostart: bool | None = None
     vcpus: int
     memory_bytes: int
     disks: list[str]  # targets: vda, vdb, ...
@@ -751,7 +760,7 @@ class Vms:
         element = nic.to_element()
         validate_device(element)
         self._attach(dom, name, element, affect_live, affect_config, f"NIC {chosen} on network {network}")
-        return NicInfo(mac=chosen, network=network, type="network", model=model)
+        return NicInfo(mac=chosen, type="network", network=network, source=network, model=model)
 
     def detach_nic(self, name: str, mac: str, live: bool | None = None, config: bool | None = None) -> DetachResult:
         wanted = normalize_mac(mac)

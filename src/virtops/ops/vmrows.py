@@ -63,14 +63,29 @@ def summaries(host: Host, all: bool = True) -> list[dict]:
             partial.append((dom, values.get("state.state", libvirt.VIR_DOMAIN_SHUTOFF)))
     rows = [_summary_of(row) for row in _rows_with_ips(host, running + partial)]
     rows += [_stopped_summary(dom, values) for dom, values in complete]
-    return _sorted(rows)
+    return _sorted(_with_persistence(host, rows))
 
 
 def detailed(host: Host, all: bool = True) -> list[dict]:
     """Every VM in VmInfo.model_dump()'s shape (disks with pool and volume, NICs with MAC, network
     and IP), read from each VM's XML."""
     running, stopped = _domains(host, all)
-    return _sorted(_rows_with_ips(host, running + stopped))
+    return _sorted(_with_persistence(host, _rows_with_ips(host, running + stopped)))
+
+
+def _with_persistence(host: Host, rows: list[dict]) -> list[dict]:
+    """Each row's persistent and autostart, from two listings of the host's domains (the persistent
+    ones, the autostarting ones) rather than two calls per domain. A transient VM cannot autostart:
+    its autostart is None, as vm_info gives it."""
+    if not rows:
+        return rows
+    with libvirt_errors("listing VMs"):
+        persistent = {dom.UUIDString() for dom in host.conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_PERSISTENT)}
+        autostart = {dom.UUIDString() for dom in host.conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_AUTOSTART)}
+    for row in rows:
+        row["persistent"] = row["uuid"] in persistent
+        row["autostart"] = row["uuid"] in autostart if row["persistent"] else None
+    return rows
 
 
 def _domains(host: Host, all: bool) -> tuple[list[tuple[libvirt.virDomain, int]], list[tuple[libvirt.virDomain, int]]]:
@@ -98,14 +113,14 @@ def _stopped_summary(dom: libvirt.virDomain, stats: dict) -> dict:
     """A stopped VM's summary from its bulk stats; name and UUID are kept by the domain object."""
     state = stats.get("state.state", libvirt.VIR_DOMAIN_SHUTOFF)
     return {"id": None, "name": dom.name(), "uuid": dom.UUIDString(), "state": STATE_NAMES.get(state, "unknown"),
-            "running": False, "vcpus": stats.get("vcpu.maximum", 0),
+            "running": False, "persistent": None, "autostart": None, "vcpus": stats.get("vcpu.maximum", 0),
             "memory_bytes": stats.get("balloon.maximum", 0) * 1024,
             "disks": [stats[f"block.{i}.name"] for i in range(stats.get("block.count", 0))], "ips": []}
 
 
 def _summary_of(row: dict) -> dict:
     summary = {"id": row["id"], "name": row["name"], "uuid": row["uuid"], "state": row["state"],
-               "running": row["running"], "vcpus": row["vcpus"], "memory_bytes": row["memory_bytes"],
+               "running": row["running"], "persistent": None, "autostart": None, "vcpus": row["vcpus"], "memory_bytes": row["memory_bytes"],
                "disks": [disk["target"] for disk in row["disks"]],
                "ips": [nic["ip"] for nic in row["nics"] if nic["ip"]]}
     if row.get("unreadable"):
@@ -228,39 +243,64 @@ _VM_FIELDS = ("name", "uuid", "type", "vcpu", "memory")
 def _disk_row(disk: etree._Element) -> dict:
     """DiskInfo.model_dump()'s dict from a <disk>, without building models."""
     f = disk_fields(disk)
-    source = f"{f['pool']}/{f['volume']}" if f["pool"] and f["volume"] else (f["path"] or "-")
-    return {"target": f["target"], "bus": f["bus"], "device": f["device"], "source": source,
-            "pool": f["pool"], "volume": f["volume"], "path": f["path"], "format": f["format"],
+    return {"target": f["target"], "bus": f["bus"], "device": f["device"], "type": f["type"],
+            "source": disk_source_label(f), "pool": f["pool"], "volume": f["volume"], "path": f["path"],
+            "protocol": f["protocol"], "name": f["name"], "hosts": f["hosts"], "format": f["format"],
             "readonly": f["readonly"], "shareable": f["shareable"], "serial": f["serial"], "cache": f["cache"]}
+
+
+def disk_source_label(f: dict) -> str:
+    """What a disk opens, as people read it: POOL/VOLUME, a path, PROTOCOL://HOST:PORT/NAME for a
+    network disk (an nbd export may have no name), or '-' for an empty CD-ROM drive."""
+    if f["pool"] and f["volume"]:
+        return f"{f['pool']}/{f['volume']}"
+    if f["protocol"]:
+        servers = ",".join(f"[{host}]" if host.startswith("unix:") else host for host in f["hosts"])
+        return f"{f['protocol']}://{servers}" + (f"/{f['name'].lstrip('/')}" if f["name"] else "")
+    return f["path"] or "-"
 
 
 def _nic_row(nic: etree._Element, running: bool) -> dict:
     """NicInfo.model_dump()'s dict from an <interface>, plus the host-side device of a running VM."""
     f = nic_fields(nic)
-    return {"mac": f["mac"], "network": f["network"], "type": f["type"], "model": f["model"],
-            "interface": f["device"] if running else None, "ip": None}
+    return {"mac": f["mac"], "type": f["type"], "network": f["network"], "source": f["source"],
+            "source_mode": f["source_mode"], "model": f["model"], "interface": f["device"] if running else None,
+            "ip": None}
 
 
-_DISK_FIELDS = ("target", "pool", "volume", "path", "format", "bus", "device", "cache", "readonly", "shareable",
-                "serial")
+_DISK_FIELDS = ("type", "target", "pool", "volume", "path", "protocol", "source_name", "hosts", "format", "bus",
+                "device", "cache", "readonly", "shareable", "serial")
 
 
 def disk_fields(disk: etree._Element) -> dict:
     """What a <disk> says, in DiskSpec's field names (xmlmodels.devices.DiskXml declares where each
-    lives); format is None when the XML gives none, bus and device take libvirt's defaults."""
+    lives); format is None when the XML gives none, bus and device take libvirt's defaults, type
+    what libvirt assumes for what the source names. A network disk's servers are HOST:PORT (or
+    unix:SOCKET) texts."""
     f = DiskXml.row(disk, _DISK_FIELDS)
     f["target"] = f["target"] or ""
     f["bus"] = f["bus"] or "virtio"
     f["device"] = f["device"] or "disk"
+    f["type"] = f["type"] or ("network" if f["protocol"] else "file")
+    f["name"] = f.pop("source_name")
+    f["hosts"] = [_server_text(host) for host in f["hosts"]]
     return f
 
 
+def _server_text(host: dict) -> str:
+    if host["socket"] or host["transport"] == "unix":
+        return f"unix:{host['socket'] or ''}"
+    return f"{host['name'] or ''}:{host['port']}" if host["port"] is not None else (host["name"] or "")
+
+
 def nic_fields(nic: etree._Element) -> dict:
-    """What an <interface> says: NicSpec's fields plus its type and host-side device. For NICs not
-    on a virtual network, `network` is the bridge or device it is plugged into."""
-    f = NicXml.row(nic, ("source", "mac", "model", "type", "target_dev"))
-    return {"network": f["source"] or "", "mac": f["mac"], "model": f["model"] or "-", "type": f["type"] or "",
-            "device": f["target_dev"]}
+    """What an <interface> says: its type (libvirt's default: network), what it is plugged into
+    (`source`: the network, bridge, host device or socket), `network` only for a NIC on a virtual
+    network, the mode of a direct or vhost-user NIC, MAC, model and host-side device."""
+    f = NicXml.row(nic, ("type", "source", "source_mode", "mac", "model", "target_dev"))
+    nic_type = f["type"] or "network"
+    return {"type": nic_type, "source": f["source"], "network": f["source"] if nic_type == "network" else None,
+            "source_mode": f["source_mode"], "mac": f["mac"], "model": f["model"] or "-", "device": f["target_dev"]}
 
 
 def kib(node: etree._Element | None) -> int:

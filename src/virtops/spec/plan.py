@@ -229,8 +229,8 @@ def _live_vm(host, info, live: Live, paths: dict[str, str]) -> VmEntry | None:
         return _unreadable(live, "vm", info.name, info.unreadable)
     if info.running:
         live.running_vms.add(info.name)
-        if not host.vms.info(info.name).persistent:  # listings leave persistence out to stay fast
-            return _transient(live, "vm", info.name)
+    if not info.persistent:
+        return _transient(live, "vm", info.name)
     dom = DomainDocument(X.parse(host.vms.dumpxml(info.name, inactive=True)))
     disks, nics = [], []
     for node in dom.disks.nodes():
@@ -252,7 +252,7 @@ def _live_vm(host, info, live: Live, paths: dict[str, str]) -> VmEntry | None:
     boot = BootEntry.model_construct(kernel=dom.kernel, initrd=dom.initrd, cmdline=dom.cmdline or "") \
         if dom.kernel else None
     return VmEntry.model_construct(name=info.name, memory=dom.memory or 0, vcpus=dom.vcpu or 1,
-                                   boot=boot, autostart=host.vms.is_autostart(info.name), disks=disks, nics=nics)
+                                   boot=boot, autostart=bool(info.autostart), disks=disks, nics=nics)
 
 
 def export(host) -> tuple[HostSpec, list[str]]:

@@ -1,11 +1,24 @@
 """Device XML of a domain: <disk>, <interface>, and the screen: <graphics> and <video>."""
 from __future__ import annotations
 
-from .fields import FLAG, INT, MAC, YESNO, Field, XmlModel
+from .fields import FLAG, INT, MAC, YESNO, Children, Field, XmlModel
 
-# Which attribute of <source> names what a disk or NIC is attached to, by the element's type.
-DISK_SOURCE_ATTR = {"file": "file", "block": "dev", "dir": "dir", "network": "name", "volume": None}
+# Which attribute of <source> names the path a disk opens, by the disk's type (a network disk
+# names an image on a server instead: its protocol, source name and hosts).
+DISK_SOURCE_ATTR = {"file": "file", "block": "dev", "dir": "dir"}
+# Which attribute of <source> names what a NIC is plugged into, by the NIC's type.
 NIC_SOURCE_ATTR = {"network": "network", "bridge": "bridge", "direct": "dev"}
+
+
+class DiskHostXml(XmlModel):
+    """<host name='mon1' port='6789'/> in a network disk's <source>: a server of the image, or
+    <host transport='unix' socket='/run/nbd.sock'/> for a local socket."""
+
+    TAG = "host"
+    name = Field("@name")
+    port = Field("@port", INT)
+    transport = Field("@transport")  # tcp (the default), unix, rdma
+    socket = Field("@socket")
 
 
 class DiskXml(XmlModel):
@@ -14,21 +27,22 @@ class DiskXml(XmlModel):
                   "transient", "serial", "wwn", "vendor", "product", "encryption", "alias", "address")}
 
     def _path(self) -> str | None:
-        """The file, block device or network name a disk that is not a pool volume opens."""
+        """The file, block device or directory a disk that is neither a pool volume nor on the
+        network opens."""
         source = self.first("source")
         if source is None:
             return None
-        return source.get("file") or source.get("dev") or source.get("name")
+        return source.get("file") or source.get("dev") or source.get("dir")
 
     def _set_path(self, path: str | None) -> None:
         source = self.node.find("source")
         if source is not None:
-            for attr in ("file", "dev", "name"):
+            for attr in DISK_SOURCE_ATTR.values():
                 source.attrib.pop(attr, None)
         if path is None:
             self.prune(source)
             return
-        attr = DISK_SOURCE_ATTR.get(self.node.get("type") or "file") or "file"
+        attr = DISK_SOURCE_ATTR.get(self.node.get("type") or "file", "file")
         self.ensure(("source",)).set(attr, path)
 
     type = Field("@type")                      # file, block, volume, network...
@@ -39,6 +53,9 @@ class DiskXml(XmlModel):
     pool = Field("source/@pool", carry="DiskEntry.volume")
     volume = Field("source/@volume", carry="DiskEntry.volume")
     path = Field("source/@file", get=_path, set=_set_path)
+    protocol = Field("source/@protocol")  # network disks: rbd, nbd, iscsi, http...
+    source_name = Field("source/@name")    # the image on the server (pool/image for rbd)
+    hosts = Children(DiskHostXml, "source/host")
     target = Field("target/@dev", carry="DiskEntry.target")
     bus = Field("target/@bus", carry="DiskEntry.bus")
     readonly = Field("readonly", FLAG, carry="DiskEntry.readonly")
@@ -52,11 +69,16 @@ class NicXml(XmlModel):
                   "driver", "alias", "address")}
 
     def _source(self) -> str | None:
-        """The virtual network, host bridge or host device the NIC is plugged into."""
+        """What the NIC is plugged into: a virtual network, a host bridge or device, a vhost-user
+        socket, or the address of a socket NIC (udp, mcast, server, client)."""
         source = self.first("source")
         if source is None:
             return None
-        return source.get("network") or source.get("bridge") or source.get("dev")
+        named = source.get("network") or source.get("bridge") or source.get("dev") or source.get("path")
+        if named:
+            return named
+        address, port = source.get("address"), source.get("port")
+        return f"{address or ''}:{port}" if port else address
 
     def _set_source(self, name: str | None) -> None:
         source = self.node.find("source")
@@ -71,6 +93,7 @@ class NicXml(XmlModel):
     type = Field("@type")                          # network, bridge, direct, user...
     mac = Field("mac/@address", MAC, carry="NicEntry.mac")
     source = Field("source/@network", get=_source, set=_set_source, carry="NicEntry.network")
+    source_mode = Field("source/@mode")            # direct: vepa, bridge, private, passthrough; vhostuser: client, server
     target_dev = Field("target/@dev")              # the host-side device of a running guest's NIC
     model = Field("model/@type", carry="NicEntry.model")
 

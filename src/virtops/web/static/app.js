@@ -425,9 +425,10 @@ pages.vms = () => {
         await api("DELETE", `${vmPath()}?force=${vm.running}`);
         gone();
       })));
-    table($("#vm-disks"), [["Target", (d) => d.target], ["Source", (d) => d.source], ["Bus", (d) => d.bus], ["Device", (d) => d.device],
+    table($("#vm-disks"), [["Target", (d) => d.target], ["Type", (d) => d.type], ["Source", (d) => d.source], ["Bus", (d) => d.bus], ["Device", (d) => d.device],
       ["Format", (d) => d.format], ["", (d) => button("Detach", () => act(() => api("DELETE", `${vmPath()}/disks/${d.target}`)))]], vm.disks);
-    table($("#vm-nics"), [["MAC", (n) => n.mac], ["Network", (n) => n.network], ["Model", (n) => n.model], ["IP", (n) => n.ip],
+    table($("#vm-nics"), [["MAC", (n) => n.mac], ["Type", (n) => n.type],
+      ["Source", (n) => (n.source || "-") + (n.source_mode ? ` (${n.source_mode})` : "")], ["Model", (n) => n.model], ["IP", (n) => n.ip],
       ["", (n) => button("Detach", () => act(() => api("DELETE", `${vmPath()}/nics/${n.mac}`)))]], vm.nics);
     const volumes = (await Promise.all(pools.filter((p) => p.active).map((p) => api("GET", `/api/pools/${encodeURIComponent(p.name)}/volumes`)))).flat();
     $("#disk-form").volume.replaceChildren(...volumes.map((v) => el("option", { value: `${v.pool}/${v.name}` }, `${v.pool}/${v.name}`)));
