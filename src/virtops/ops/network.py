@@ -34,7 +34,7 @@ from virtops.xmlmodels.domain import DomainXml
 from virtops.xmlmodels.network import DhcpHostXml, IpXml, NetworkXml
 from virtops.base import leftovers
 from virtops.base.undo import undo_on_failure
-from virtops.base.errors import InvalidInput, NeedsOption, VirtopsError, libvirt_errors
+from virtops.base.errors import InvalidInput, NeedsOption, VirtopsError, libvirt_errors, located
 from virtops.base.model import Model
 
 MODES = NETWORK_MODES  # the name the callers know
@@ -299,10 +299,12 @@ def normalize_mac(text: str) -> str:
 def build_spec(name: str, subnet: str | None = None, gateway: str | None = None, dhcp: str | bool | None = None,
                mode: str = "nat", dev: str | None = None, bridge: str | None = None, domain: str | None = None,
                ipv6: str | None = None, mtu: int | None = None, uuid: str | None = None,
-               hosts: list[DhcpHost] | None = None) -> NetworkSpec:
+               hosts: list[DhcpHost] | None = None, kept: NetworkSpec | None = None) -> NetworkSpec:
     """A complete spec from what the user gave, with virt-manager's defaults filled in and every
     rule that needs no host checked. dhcp: None = default range, False = no DHCP, 'START-END'.
-    The bridge stays None when not given: the host picks the next free virbrN."""
+    The bridge stays None when not given: the host picks the next free virbrN. A network may be
+    IPv6-only (ipv6 without subnet). `kept`: the network as the host has it; the rules that protect
+    new networks (an address to have, host names without dots) skip what it already holds."""
     check_name(name)
     if mode not in MODES:
         raise InvalidInput("mode", f"{mode!r} is not a mode; use one of {', '.join(MODES)}.")
@@ -319,7 +321,7 @@ def build_spec(name: str, subnet: str | None = None, gateway: str | None = None,
     if mode == "bridge":
         return _bridge_mode_spec(name, subnet, gateway, dhcp, bridge, domain, ipv6, mtu, uuid, hosts)
     if subnet is None:
-        raise InvalidInput("subnet", f"a {mode} network needs an IPv4 subnet; give one such as --subnet 192.168.200.0/24.")
+        return _ipv6_only_spec(name, mode, gateway, dhcp, bridge, dev, domain, ipv6, mtu, uuid, hosts, kept)
     net = parse_ipv4_subnet(subnet)
     gw = parse_address(gateway, "gateway") if gateway else default_gateway(net)
     require_host_address(gw, net, "gateway")
@@ -333,10 +335,28 @@ def build_spec(name: str, subnet: str | None = None, gateway: str | None = None,
     elif dhcp is not False:
         start, end = parse_dhcp_range(str(dhcp), net, gw)
     v6 = parse_ipv6_subnet(ipv6) if ipv6 else None
-    checked_hosts = [check_dhcp_host(h, net, gw, hosts or []) for h in (hosts or [])]
+    checked_hosts = []
+    for j, host in enumerate(hosts or []):
+        with located("hosts", j):
+            checked_hosts.append(check_dhcp_host(host, net, gw, hosts or [], kept=kept))
     return NetworkSpec(name=name, mode=mode, uuid=uuid, bridge=bridge, dev=dev, subnet=str(net), gateway=str(gw),
                        dhcp_start=str(start) if start else None, dhcp_end=str(end) if end else None,
                        hosts=checked_hosts, ipv6=str(v6) if v6 else None,
+                       ipv6_gateway=str(v6.network_address + 1) if v6 else None, domain=domain, mtu=mtu)
+
+
+def _ipv6_only_spec(name, mode, gateway, dhcp, bridge, dev, domain, ipv6, mtu, uuid, hosts, kept) -> NetworkSpec:
+    """A network without IPv4: IPv6 only, or (as the host already has it) no address at all."""
+    if ipv6 is None and not (kept is not None and kept.subnet is None and kept.ipv6 is None):
+        raise InvalidInput("subnet", f"a network in mode {mode} needs an address; give an IPv4 subnet such as --subnet "
+                                     "192.168.200.0/24 or an IPv6 one such as --ipv6 fd00:200::/64.")
+    given = [flag for flag, value in (("--gateway", gateway), ("host entries", hosts)) if value]
+    if dhcp not in (None, False):
+        given.append("--dhcp")
+    if given:
+        raise InvalidInput("subnet", f"{', '.join(given)} need an IPv4 subnet; give --subnet or drop them.")
+    v6 = parse_ipv6_subnet(ipv6) if ipv6 else None
+    return NetworkSpec(name=name, mode=mode, uuid=uuid, bridge=bridge, dev=dev, ipv6=str(v6) if v6 else None,
                        ipv6_gateway=str(v6.network_address + 1) if v6 else None, domain=domain, mtu=mtu)
 
 
@@ -356,13 +376,16 @@ def _bridge_mode_spec(name, subnet, gateway, dhcp, bridge, domain, ipv6, mtu, uu
 
 
 def check_dhcp_host(host: DhcpHost, subnet: ipaddress.IPv4Network, gateway: ipaddress.IPv4Address,
-                    others: list[DhcpHost]) -> DhcpHost:
+                    others: list[DhcpHost], kept: NetworkSpec | None = None) -> DhcpHost:
+    """`kept`: the network as the host has it; a name it already gives (dnsmasq takes b.example.com)
+    is kept, while a new one is a plain host name."""
     mac = normalize_mac(host.mac)
     ip = parse_address(host.ip, "ip")
     require_host_address(ip, subnet, "ip")
     if ip == gateway:
         raise InvalidInput("ip", f"{ip} is the gateway of the network; give another address in {usable_hosts(subnet)}.")
-    if host.name is not None and not HOSTNAME_PATTERN.match(host.name):
+    kept_names = {h.name for h in kept.hosts} if kept is not None else set()
+    if host.name is not None and host.name not in kept_names and not HOSTNAME_PATTERN.match(host.name):
         raise InvalidInput("hostname", f"{host.name!r} is not a host name; use letters, digits and '-', up to 63.")
     for other in others:
         if other is host:

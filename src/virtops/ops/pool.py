@@ -70,16 +70,19 @@ class PoolSpec(Model):
     device: str | None = None
     format: str | None = None
 
-    def checked(self) -> "PoolSpec":
-        """A copy with names resolved and paths normalised; InvalidInput for the first bad field."""
+    def checked(self, kept: "PoolSpec | None" = None) -> "PoolSpec":
+        """A copy with names resolved and paths normalised; InvalidInput for the first bad field.
+        `kept`: the pool as the host already has it. The rules that protect new pools (no system
+        directory, SELinux label syntax) apply only to values that differ from it: a plan of the
+        host as it is never refuses what the host already holds."""
         check_pool_name(self.name)
         _check_options_for_type(self)
         values = self.model_dump()
-        values["target"] = check_target(self.target)
+        values["target"] = check_target(self.target, kept=kept.target if kept else None)
         values["mode"] = check_mode(self.mode)
         values["owner"] = resolve_owner(self.owner)
         values["group"] = resolve_group(self.group)
-        values["label"] = _check_label(self.label)
+        values["label"] = _check_label(self.label, kept=kept.label if kept else None)
         if self.type == "netfs":
             values.update(_checked_netfs(self))
         if self.type == "fs":
@@ -156,12 +159,19 @@ def _check_options_for_type(spec: PoolSpec) -> None:
             raise InvalidInput(OPTION_NAMES[option], f"applies only to {users} pools, not to a {spec.type} pool.")
 
 
-def check_target(path: str | None) -> str:
+def _normal_path(path: str) -> str:
+    return "/" + posixpath.normpath(path).lstrip("/")  # normpath keeps a leading '//'
+
+
+def check_target(path: str | None, kept: str | None = None) -> str:
+    """`kept`: the target the pool has on the host; a pool that already sits in a system directory
+    is the operator's own doing, refused only for a new pool or a moved one."""
     if not path or not path.startswith("/"):
         raise InvalidInput("--target", f"{path!r} is not an absolute path; give one such as /var/lib/libvirt/images/NAME.")
     refuse_control_characters("--target", path)
-    normal = posixpath.normpath(path)
-    normal = "/" + normal.lstrip("/")  # normpath keeps a leading '//'
+    normal = _normal_path(path)
+    if kept is not None and _normal_path(kept) == normal:
+        return normal
     if normal in SYSTEM_DIRS or any(normal.startswith(tree + "/") for tree in SYSTEM_TREES):
         raise InvalidInput("--target", f"{normal} is a system directory; give a directory of its own "
                                        "such as /var/lib/libvirt/images/NAME.")
@@ -199,8 +209,8 @@ def resolve_group(group: str | int | None) -> int | None:
         raise InvalidInput("--group", f"no group named {group!r}; give an existing group name or a numeric gid.") from None
 
 
-def _check_label(label: str | None) -> str | None:
-    if label is not None and not LABEL_PATTERN.match(label):
+def _check_label(label: str | None, kept: str | None = None) -> str | None:
+    if label is not None and label != kept and not LABEL_PATTERN.match(label):
         raise InvalidInput("--label", f"{label!r} is not an SELinux context; give user:role:type[:level], "
                                       "e.g. system_u:object_r:virt_image_t:s0.")
     return label

@@ -116,6 +116,17 @@ def check_volume_name(name: str) -> None:
                                    "with '.' (e.g. test, disk1.qcow2).")
 
 
+def check_backing(backing: str, kept: str | None = None) -> None:
+    """A backing volume is POOL/VOLUME; a volume the host already has may stand on a file outside
+    any pool (`kept`: its backing on the host), which virtops keeps but never makes."""
+    if backing.startswith("/") and backing == kept:
+        return
+    if backing.startswith("/"):
+        raise InvalidInput("backing", f"{backing} is a file outside any pool; a new overlay stands on a pool's "
+                                      "volume: give POOL/VOLUME such as test/base.qcow2.")
+    split_volume_ref(backing, "backing")
+
+
 def volume_info(pool_name: str, root: etree._Element, users: VolumeUsers | None = None) -> VolumeInfo:
     return VolumeInfo(**volume_row(pool_name, root, users))
 

@@ -6,8 +6,14 @@ Every rule about what is valid lives in the core (pool.py, network.py, volume.py
 their refusals are placed at a file, a line and a field. `plan.py` compares and acts.
 
 Unset fields mean the default, not "don't care": `normalized()` fills each default the way the
-core (or libvirt) would, so a value someone set by hand shows up as drift. Two exceptions, both
-names the host picks: a network's bridge and a NIC's MAC, when left out, match whatever the host chose.
+core (or libvirt) would, so a value someone set by hand shows up as drift. Exceptions, all values
+the host picks: a network's bridge and a NIC's MAC, when left out, match whatever the host chose;
+a pool's mode, owner and group, when left out, stay as libvirt has them (unset, or what its build
+gave the directory), so a spec never invents root ownership.
+
+Rules that protect new objects (a pool in a system directory, a label that is no SELinux context,
+a DHCP host name with dots) apply to changes only: `normalized(kept=...)` takes the object as the
+host has it, and the core skips those rules for values unchanged from it.
 """
 from __future__ import annotations
 
@@ -25,8 +31,8 @@ from virtops.base.units import parse_size
 from virtops.daemon import registry
 from virtops.xmlmodels.values import NETWORK_MODES, CacheMode, DiskBus, NetworkMode, PoolType, VolumeFormat
 
-# What libvirt writes into a pool's <permissions> when the definition gives none.
-POOL_PERMISSION_DEFAULTS = {"mode": "0711", "owner": 0, "group": 0}
+# A pool's permissions the spec leaves to the host when it does not give them.
+POOL_PERMISSION_FIELDS = ("mode", "owner", "group")
 SIZE_PATTERN = r"^\s*\d+(\.\d+)?\s*[a-zA-Z]*\s*$"
 
 
@@ -109,12 +115,10 @@ class PoolEntry(Model):
                         mode=self.mode, label=self.label, host=self.host, source_path=self.source_path,
                         device=self.device, format=self.format)
 
-    def normalized(self) -> "PoolEntry":
-        """Names resolved, paths normalised, libvirt's defaults filled in; InvalidInput when refused."""
-        checked = self.core_spec().checked().model_dump()
-        for key, default in POOL_PERMISSION_DEFAULTS.items():
-            if checked[key] is None:
-                checked[key] = default
+    def normalized(self, kept: "PoolEntry | None" = None) -> "PoolEntry":
+        """Names resolved, paths normalised; InvalidInput when refused. `kept`: the pool as the host
+        has it (the rules that protect new pools skip its unchanged values)."""
+        checked = self.core_spec().checked(kept=kept.core_spec() if kept else None).model_dump()
         return self.model_copy(update={**checked, "volumes": [v.normalized() for v in self.volumes]})
 
 
@@ -154,10 +158,20 @@ class NetworkEntry(Model):
         return dict(subnet=self.subnet, gateway=self.gateway, dhcp=dhcp, mode=self.mode, dev=self.dev,
                     bridge=self.bridge, domain=self.domain, ipv6=self.ipv6, mtu=self.mtu, hosts=hosts)
 
-    def normalized(self) -> "NetworkEntry":
+    def core_spec(self):
+        """The network as the core's NetworkSpec, unchecked: what `kept` means to build_spec."""
+        from virtops.ops.network import NetworkSpec
+
+        options = self.build_options()
+        return NetworkSpec(name=self.name, mode=self.mode, subnet=self.subnet, ipv6=self.ipv6,
+                           hosts=options["hosts"])
+
+    def normalized(self, kept: "NetworkEntry | None" = None) -> "NetworkEntry":
+        """Defaults filled in; InvalidInput when refused. `kept`: the network as the host has it."""
         from virtops.ops.network import build_spec
 
-        return network_entry(build_spec(self.name, **self.build_options()), self.autostart, self.active)
+        spec = build_spec(self.name, **self.build_options(), kept=kept.core_spec() if kept else None)
+        return network_entry(spec, self.autostart, self.active)
 
 
 class BootEntry(Model):
@@ -576,11 +590,11 @@ def _unique(loaded: LoadedSpec, path: Path_, names: list[str | None], key: str =
 
 
 def _check_pool(loaded: LoadedSpec, i: int, pool: PoolEntry) -> None:
-    from virtops.ops.volume import check_volume_name, split_volume_ref
+    from virtops.ops.volume import check_backing, check_volume_name
 
     path = ("pools", i)
     try:
-        pool.normalized()
+        pool.normalized(kept=pool)  # without the host: its own values count as kept until the plan sees it
     except InvalidInput as err:
         raise loaded.refusal(path, err) from None
     _unique(loaded, path + ("volumes",), [v.name for v in pool.volumes])
@@ -589,7 +603,7 @@ def _check_pool(loaded: LoadedSpec, i: int, pool: PoolEntry) -> None:
         try:
             check_volume_name(vol.name)
             if vol.backing:
-                split_volume_ref(vol.backing, "backing")
+                check_backing(vol.backing, kept=vol.backing)  # a path: kept if the host has it, seen by the plan
         except InvalidInput as err:
             raise loaded.refusal(vpath, err) from None
         if vol.capacity <= 0:
@@ -606,16 +620,18 @@ def _check_network(loaded: LoadedSpec, i: int, net: NetworkEntry) -> None:
     from virtops.ops.network import DhcpHost, build_spec, check_dhcp_host
 
     path = ("networks", i)
+    if net.hosts and not net.subnet:
+        raise loaded.error(path + ("hosts",), f"a {net.mode} network without a subnet hands out no fixed addresses.")
+    kept = net.core_spec()  # without the host: its own values count as kept until the plan sees it
     try:
-        spec = build_spec(net.name, **net.build_options(with_hosts=False))
+        spec = build_spec(net.name, **net.build_options(with_hosts=False), kept=kept)
     except InvalidInput as err:
         raise loaded.refusal(path, err) from None
-    if net.hosts and not spec.subnet:
-        raise loaded.error(path + ("hosts",), f"a {net.mode} network without a subnet hands out no fixed addresses.")
     hosts = [DhcpHost(mac=h.mac, ip=h.ip, name=h.name) for h in net.hosts]
     for j, host in enumerate(hosts):
         try:
-            check_dhcp_host(host, ipaddress.ip_network(spec.subnet), ipaddress.ip_address(spec.gateway), hosts[:j + 1])
+            check_dhcp_host(host, ipaddress.ip_network(spec.subnet), ipaddress.ip_address(spec.gateway), hosts[:j + 1],
+                            kept=kept)
         except InvalidInput as err:
             field_name = "name" if err.field == "hostname" else err.field
             raise loaded.error(path + ("hosts", j, field_name), err.message.split(": ", 1)[-1]) from None

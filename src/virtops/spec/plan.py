@@ -20,7 +20,7 @@ from virtops.xmlmodels.devices import NicXml
 from virtops.xmlmodels.domain import DomainXml as DomainDocument  # DomainXml below is ops.vm's live/persistent pair
 from virtops.xmlmodels.pool import PoolXml
 from virtops.base.errors import InvalidInput, VirtopsError, located
-from virtops.spec.document import (POOL_PERMISSION_DEFAULTS, BootEntry, DiskEntry, HostSpec, LoadedSpec, SpecErrors, NetworkEntry, NicEntry, PoolEntry, VmEntry,
+from virtops.spec.document import (POOL_PERMISSION_FIELDS, BootEntry, DiskEntry, HostSpec, LoadedSpec, SpecErrors, NetworkEntry, NicEntry, PoolEntry, VmEntry,
                    VolumeEntry, network_entry, size_text)
 from virtops.base.units import format_size
 from virtops.ops.volume import backing_first
@@ -32,8 +32,8 @@ LOCK_DIR = Path(os.environ.get("VIRTOPS_LOCK_DIR", "/run/virtops/locks"))
 NETWORK_EDIT_FIELDS = ("mode", "dev", "subnet", "gateway", "dhcp", "domain", "mtu")
 NETWORK_FIXED_FIELDS = ("bridge", "ipv6")
 POOL_STATE_FIELDS = ("autostart", "active")
-# A dir pool's permissions change in place (Pools.set_permissions); other types mount a file system.
-POOL_PERMISSION_FIELDS = ("mode", "owner", "group")
+# A dir pool's permissions (POOL_PERMISSION_FIELDS) change in place (Pools.set_permissions); other
+# types mount a file system.
 # A VM's settings Vms.update changes in its definition; a running VM gets them at its next boot.
 VM_BOOT_FIELDS = ("memory", "vcpus", "boot")
 SIZE_FIELDS = ("capacity", "memory", "allocation")
@@ -180,8 +180,7 @@ def _live_pool(host, info, live: Live, paths: dict[str, str]) -> PoolEntry | Non
         return None
     declared = PoolXml(X.parse(host.pools.dumpxml(info.name))).permissions
     label = declared.label if declared is not None else None
-    perms = {key: default if getattr(info, key) is None else getattr(info, key)  # no <permissions>: the defaults
-             for key, default in POOL_PERMISSION_DEFAULTS.items()}
+    perms = {key: getattr(info, key) for key in POOL_PERMISSION_FIELDS}  # as libvirt reports them; unset stays unset
     entry = PoolEntry.model_construct(
         name=info.name, type=info.type, target=info.target, **perms,
         label=label, host=info.source_host, source_path=info.source_path, device=info.source_device,
@@ -373,7 +372,10 @@ def check_references(loaded: LoadedSpec, live: Live, prune: bool, refuse: Callab
     where = "in the spec" if prune else "in the spec or on the host"
     for i, pool in enumerate(spec.pools):
         for j, vol in enumerate(pool.volumes):
-            if vol.backing and vol.backing not in volumes:
+            if vol.backing and vol.backing.startswith("/"):
+                _check_kept_backing(live, pool.name, vol, lambda message, p=("pools", i, "volumes", j, "backing"):
+                                    refuse(p, message))
+            elif vol.backing and vol.backing not in volumes:
                 refuse(("pools", i, "volumes", j, "backing"),
                        f"{vol.backing} is no volume {where}; add it under its pool's volumes.")
     for i, vm in enumerate(spec.vms):
@@ -385,6 +387,18 @@ def check_references(loaded: LoadedSpec, live: Live, prune: bool, refuse: Callab
             if nic.network not in networks:
                 refuse(("vms", i, "nics", j, "network"),
                        f"{nic.network!r} is no network {where}; add it under networks.")
+
+
+def _check_kept_backing(live: Live, pool: str, vol: VolumeEntry, refuse: Callable[[str], None]) -> None:
+    """A backing file outside any pool is kept on a volume that has it, refused on any other."""
+    from virtops.ops.volume import check_backing
+
+    live_pool = live.pool(pool)
+    kept = next((v.backing for v in live_pool.volumes if v.name == vol.name), None) if live_pool else None
+    try:
+        check_backing(vol.backing, kept=kept)
+    except InvalidInput as err:
+        refuse(err.message.removeprefix("backing: "))
 
 
 class _Planner:
@@ -415,8 +429,12 @@ class _Planner:
     def pools(self) -> list[Action]:
         actions = []
         for i, entry in enumerate(self.spec.pools):
-            desired = entry.normalized()
             current = self.live.pool(entry.name)
+            try:
+                desired = entry.normalized(kept=current)
+            except VirtopsError as err:
+                self.refused(("pools", i), err)
+                continue
             action = self._create_pool(i, entry, desired) if current is None else self._update_pool(desired, current)
             if action:
                 actions.append(action)
@@ -434,7 +452,8 @@ class _Planner:
                               lambda: pools.create(core, start=desired.active, autostart=desired.autostart))])
 
     def _update_pool(self, desired: PoolEntry, current: PoolEntry) -> Action | None:
-        changes = _diff(current, desired, exclude={"volumes", "name"})
+        left_to_host = {key for key in POOL_PERMISSION_FIELDS if getattr(desired, key) is None}
+        changes = _diff(current, desired, exclude={"volumes", "name"} | left_to_host)
         if not changes:
             return None
         action = Action("pool", desired.name, "update", changes=changes)
@@ -545,8 +564,12 @@ class _Planner:
     def networks(self) -> list[Action]:
         actions = []
         for i, entry in enumerate(self.spec.networks):
-            desired = entry.normalized()
             current = self.live.network(entry.name)
+            try:
+                desired = entry.normalized(kept=current)
+            except VirtopsError as err:
+                self.refused(("networks", i), err)
+                continue
             action = self._create_network(i, entry, desired) if current is None else \
                 self._update_network(i, entry, desired, current)
             if action:
