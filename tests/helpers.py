@@ -3,6 +3,7 @@ the real CLI in a subprocess, and XML for objects tests define with libvirt dire
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import subprocess
 import sys
@@ -144,14 +145,16 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serve_process(uri: str, password_file: Path, *options: str, port: int | None = None):
+def serve_process(uri: str, password_file: Path, *options: str, port: int | None = None, env: dict | None = None):
     """`virtops serve` as a real process on a loopback port (a free one unless given); yields its
     base URL. The session's shared server (conftest's web_server) and the servers of tests that
-    would disturb it (a changed password, a login lockout, short session lifetimes) alike."""
+    would disturb it (a changed password, a login lockout, short session lifetimes) alike; `env`
+    adds to its environment (a cache directory of its own, say)."""
     port = port or free_port()
     server = subprocess.Popen([sys.executable, "-m", "virtops", "-c", uri, "serve", "--listen", f"127.0.0.1:{port}",
                                "--password-file", str(password_file), *options],
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                              env={**os.environ, **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True)
     try:
         deadline = time.monotonic() + 30
         while True:

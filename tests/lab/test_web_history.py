@@ -49,6 +49,9 @@ def test_history_is_sampled_served_and_survives_a_restart(lab, host, running_gue
             assert hostwide["points"] and 0 <= hostwide["points"][-1][1] <= 100
             assert _get(base, "/api/stats?range=30d")["step_s"] == 3600
             assert any(s["name"] == VM for s in _get(base, "/api/stats/vms"))
+            spark, = [s for s in _get(base, "/api/stats/vms?figures=cpu_percent&last=1") if s["name"] == VM]
+            assert spark["fields"] == ["time", "cpu_percent"] and len(spark["points"]) == 1  # the newest point only
+            assert spark["points"][0][0] >= vm["points"][-1][0]
             with httpx.Client(base_url=base) as anonymous:
                 assert anonymous.get("/api/stats").status_code == 401
             before = vm["points"]
@@ -61,5 +64,8 @@ def test_history_is_sampled_served_and_survives_a_restart(lab, host, running_gue
                 client.post("/login", json={"password": PASSWORD})
                 assert client.get("/api/vms/nosuchvm/stats").status_code == 404
                 assert client.get("/api/stats?range=7d").status_code == 422
+                refused = client.get("/api/stats/vms?figures=cpu")
+                assert refused.status_code == 422 and refused.json()["field"] == "figures"
+                assert refused.json()["error"].startswith("figures: 'cpu' is not accepted; give one of cpu_percent,")
     finally:
         saved.unlink(missing_ok=True)

@@ -25,6 +25,7 @@ from virtops.web.rings import Series
 SAMPLE_S = 5.0
 SAVE_S = 300.0  # a full file at 2,000 VMs is 161 MB: written every 5 min (and when serve stops)
 Range = Literal["1h", "24h", "30d"]
+Figure = Literal[rings.FIGURES]
 MAX_SERIES = 2000
 FORGET_S = 30 * 86400
 log = logging.getLogger(__name__)
@@ -127,9 +128,12 @@ def add_history(app, host) -> History:
         return series.points(range)
 
     @router.get("/stats/vms")
-    def vms_stats(range: Range = Query("1h")):
-        """Every VM's series over the range (the VM list's sparklines)."""
-        return [series.points(range) for series in history.vms.values()]
+    def vms_stats(range: Range = Query("1h"),
+                  figures: list[Figure] | None = Query(None, description="only these figures (repeat it for more)"),
+                  last: int | None = Query(None, ge=1, le=1440, description="only the newest points")):
+        """Every VM's series over the range in one answer: the VM list's sparklines ask for
+        `figures=cpu_percent&last=60`, the last 5 minutes of CPU."""
+        return [series.points(range, figures, last) for series in history.vms.values()]
 
     app.include_router(router)
     return history

@@ -56,14 +56,19 @@ class Ring:
             column[index] = value
         self.next = (index + 1) % self.size
 
-    def ordered(self) -> list[array]:
-        """The time column and the figures' columns, oldest point first."""
-        return [column[self.next:] + column[:self.next] for column in (self.times, *self.columns)]
+    def ordered(self, last: int | None = None) -> list[array]:
+        """The time column and the figures' columns, oldest point first (only the `last` points)."""
+        start = -last if last else None
+        return [(column[self.next:] + column[:self.next])[start:] for column in (self.times, *self.columns)]
 
-    def rows(self) -> list[list]:
-        """[time, figure, ...] per point, oldest first; None where there was no figure."""
+    def rows(self, figures: list[int] | None = None, last: int | None = None) -> list[list]:
+        """[time, figure, ...] per point, oldest first; None where there was no figure. `figures`:
+        the positions in FIGURES to give (all by default)."""
+        times, *columns = self.ordered(last)
+        if figures is not None:
+            columns = [columns[index] for index in figures]
         return [[at, *(None if value != value else round(value, 1) for value in values)]
-                for at, *values in zip(*self.ordered())]
+                for at, *values in zip(times, *columns)]
 
 
 class Span:
@@ -107,9 +112,11 @@ class Series:
                 span = self.spans[key] = Span(at // step)
             span.add(values)
 
-    def points(self, range_: str) -> dict:
-        return {"name": self.name, "range": range_, "step_s": TIERS[range_][0], "fields": ["time", *FIGURES],
-                "points": self.tiers[range_].rows()}
+    def points(self, range_: str, figures: list[str] | None = None, last: int | None = None) -> dict:
+        """The series over a range as the API gives it; only the named figures, or the last points, if asked."""
+        figures = list(figures or FIGURES)
+        return {"name": self.name, "range": range_, "step_s": TIERS[range_][0], "fields": ["time", *figures],
+                "points": self.tiers[range_].rows([FIGURES.index(name) for name in figures], last)}
 
 
 # -- the file ----------------------------------------------------------------------------------

@@ -86,6 +86,14 @@ function table(node, columns, rows, rowAttrs = () => ({})) {
   );
 }
 
+// A pool's allocation against its capacity, as a bar with the percentage beside it.
+function usageBar(pool) {
+  if (!pool.active || !pool.capacity) return "-";
+  const percent = Math.round((100 * pool.allocation) / pool.capacity);
+  return el("span", { class: "usage" }, el("meter", { min: 0, max: pool.capacity, value: pool.allocation, high: 0.9 * pool.capacity,
+    title: `${size(pool.allocation)} of ${size(pool.capacity)} allocated` }), ` ${percent}%`);
+}
+
 const button = (label, onclick, attrs = {}) => el("button", { type: "button", onclick, ...attrs }, label);
 
 // libvirt's own XML of an object, to read or save (virsh dumpxml > FILE); a saved network
@@ -222,6 +230,7 @@ pages.pools = () => {
       ["Name", (p) => button(p.name, () => { selected = p.name; drawVolumes(); }, { class: "link" })],
       ["Type", (p) => p.type], ["State", (p) => p.state], ["Autostart", (p) => yesNo(p.autostart)],
       ["Capacity", (p) => size(p.capacity)], ["Allocation", (p) => size(p.allocation)], ["Available", (p) => size(p.available)],
+      ["Usage", (p) => usageBar(p)],
       ["Target", (p) => p.target], ["Source", (p) => (p.source_host ? `${p.source_host}:${p.source_path}` : "-")],
       ["", (p) => el("span", {},
         button("XML", () => showXml(`Pool ${p.name}`, `/api/pools/${encodeURIComponent(p.name)}/xml`, `${p.name}_pool.xml`)),
@@ -441,6 +450,7 @@ pages.vms = () => {
       ["Name", (v) => button(v.name, () => { selected = v.name; drawDetail(); }, { class: "link" })],
       ["State", (v) => v.state], ["vCPUs", (v) => v.vcpus], ["Memory", (v) => size(v.memory_bytes)],
       ["Disks", (v) => v.disks.join(" ") || "-"], ["IP", (v) => v.ips.join(" ") || "-"],
+      ["CPU", (v) => (v.running ? el("canvas", { "data-sparkline": v.name, width: 100, height: 24, class: "sparkline" }) : "-")],  // graphs.js draws it
     ], vms, (v) => ({ "data-name": v.name }));
     drawDetail();
   };
