@@ -83,6 +83,18 @@ def test_info_shows_each_object_as_its_xml_says(corpus):
     source, _target, _folder = corpus
     for name in ("cx-dotted", "cx-hostdev", "cx-v6nat", "cx-isolated", "cx-multi", "cx-vepa"):
         assert json.loads(cli_ok(source.uri, "net", "info", name, "--json"))["name"] == name
+    multi = json.loads(cli_ok(source.uri, "net", "info", "cx-multi", "--json"))["addresses"]
+    assert [(a["family"], a["address"], a["dhcp_ranges"]) for a in multi] == [
+        ("ipv4", "10.91.4.1/24", ["10.91.4.10-10.91.4.20", "10.91.4.30-10.91.4.40"]), ("ipv4", "10.91.5.1/24", []),
+        ("ipv6", "fd91:4::1/64", ["fd91:4::10-fd91:4::20"]), ("ipv6", "fd91:5::1/64", [])]
+    assert multi[2]["hosts"] == [{"id": "0:3:0:1:0:16:3e:11:22:33", "name": "duid-host", "ip": "fd91:4::2"},
+                                 {"name": "name-only", "ip": "fd91:4::3"}]
+    shown = cli_ok(source.uri, "net", "info", "cx-multi")
+    assert "fd91:5::1/64" in shown and "0:3:0:1:0:16:3e:11:22:33 duid-host = fd91:4::2" in shown
+    v6 = json.loads(cli_ok(source.uri, "net", "info", "cx-v6nat", "--json"))
+    assert (v6["subnet"], v6["ipv6"], v6["addresses"][0]["dhcp_ranges"]) == (None, "fd91:2::/64", ["fd91:2::100-fd91:2::1ff"])
+    unset = json.loads(cli_ok(source.uri, "pool", "list", "--all", "--json"))
+    assert [(p["mode"], p["owner"], p["group"]) for p in unset if p["name"] == "cx-mnt"] == [(None, None, None)]
     mnt = json.loads(cli_ok(source.uri, "pool", "info", "cx-mnt", "--json"))
     assert (mnt["target"], mnt["mode"], mnt["owner"], mnt["group"]) == ("/mnt", None, None, None)  # unset stays unset
     overlay = json.loads(cli_ok(source.uri, "vol", "info", f"{VOLUME_POOL}/overlay.qcow2", "--json"))

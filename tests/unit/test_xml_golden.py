@@ -49,6 +49,7 @@ CASES: dict[str, dict] = {
     "net-nat-dev": dict(mode="route", dev="eth1", ipv6=dict(address="fd00:150::1", prefix=64)),
     "net-old-forms": dict(mode="isolated", ipv4=dict(prefix=24, ranges=[], hosts=[]), domain="old.example",
                           domain_local_only=True),
+    "net-multi": dict(ipv6=dict(hosts=[dict(id="0:3:0:1:52:54:0:14:0:4", name="other", ip="fd00:14::4")])),
     "pool-dir": dict(permissions=dict(mode="0700", owner=107, group=107)),
     "pool-netfs": dict(source=dict(dir="/srv/other", format="auto"), name="nfs2", uuid=None),
     "pool-fs": dict(source=dict(device="/dev/vdc1", format="xfs"), target="/var/lib/libvirt/disk2"),

@@ -100,7 +100,21 @@ def net_info(ctx: Context, name: str, as_json: bool) -> None:
                  ("Bridge", i["bridge"]), ("Subnet", i["subnet"]), ("Gateway", i["gateway"]),
                  ("DHCP range", i["dhcp_range"]),
                  ("Static hosts", ", ".join(f"{h['mac']}={h['ip']}" for h in i["hosts"]) or None), ("IPv6", i["ipv6"]),
-                 ("DNS domain", i["domain"]), ("MTU", i["mtu"]), ("Leases in use", i["leases"])])
+                 ("DNS domain", i["domain"]), ("MTU", i["mtu"]), ("Leases in use", i["leases"]),
+                 *_address_fields(i["addresses"])])
+
+
+def _address_fields(addresses: list[dict]) -> list[tuple[str, str]]:
+    """Every <ip> of the network, each with its DHCP ranges and static hosts."""
+    fields = []
+    for n, ip in enumerate(addresses, 1):
+        fields.append((f"Address {n}", f"{ip['address']} ({ip['family']})"))
+        if ip["dhcp_ranges"]:
+            fields.append(("  DHCP ranges", ", ".join(ip["dhcp_ranges"])))
+        for host in ip["hosts"]:
+            who = " ".join(host[key] for key in ("mac", "id", "name") if key in host)
+            fields.append(("  Static host", f"{who} = {host.get('ip', '-')}"))
+    return fields
 
 
 # -- pools ----------------------------------------------------------------------------------------

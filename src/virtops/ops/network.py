@@ -123,13 +123,16 @@ class NetworkSpec(Model):
             net.domain_local_only = True  # virtops' domains are answered here, never forwarded
         if self.mode == "bridge":  # a host bridge is libvirt's to configure
             net.update(stp=None, delay=None)
-        net.ipv4 = self._ipv4_values() if self.subnet else None
+        net.ipv4 = self._ipv4_values(net.ipv4) if self.subnet else None
         net.ipv6 = dict(address=self.ipv6_gateway, prefix=ipaddress.ip_network(self.ipv6).prefixlen) \
             if self.ipv6 else None
         return net
 
-    def _ipv4_values(self) -> dict:
+    def _ipv4_values(self, current: IpXml | None) -> dict:
+        """The first range is the spec's; further ranges of the same subnet (virtops models one) stay."""
         ranges = [dict(start=self.dhcp_start, end=self.dhcp_end)] if self.has_dhcp else []
+        if ranges and current is not None and str(current.interface.network) == self.subnet:
+            ranges += [r.values() for r in list(current.ranges)[1:]]
         return dict(address=self.gateway, prefix=ipaddress.ip_network(self.subnet).prefixlen, ranges=ranges,
                     hosts=[dict(mac=h.mac, name=h.name, ip=h.ip) for h in self.hosts])
 
@@ -176,6 +179,7 @@ class NetworkInfo(Model):
     domain: str | None = None
     mtu: int | None = None
     hosts: list[DhcpHost] = []
+    addresses: list[dict] = []  # every <ip>: family, address (ADDRESS/PREFIX), dhcp_ranges, hosts
     leases: int = 0
     unreadable: str | None = None  # why the network's XML could not be read; the other fields are then unknown
 

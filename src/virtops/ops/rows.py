@@ -82,8 +82,22 @@ def network_fields(node: etree._Element) -> dict:
     return spec
 
 
+def network_addresses(node: etree._Element) -> list[dict]:
+    """Every <ip> of a network as the XML gives it: address/prefix, DHCP ranges, static hosts
+    (IPv6 ones by DUID or by name alone)."""
+    addresses = []
+    for ip in NetworkXml(node).ips:
+        interface = ip.interface
+        hosts = [{key: value for key, value in host.values("mac", "id", "name", "ip").items() if value is not None}
+                 for host in ip.hosts]
+        addresses.append({"family": f"ipv{ip.version}", "address": str(interface) if interface else ip.address,
+                          "dhcp_ranges": [f"{r.start}-{r.end}" for r in ip.ranges], "hosts": hosts})
+    return addresses
+
+
 def network_row(net: libvirt.virNetwork) -> dict:
-    spec = network_fields(X.parse(net.XMLDesc(0)))
+    root = X.parse(net.XMLDesc(0))
+    spec = network_fields(root)
     active = bool(net.isActive())
     has_dhcp = spec["dhcp_start"] is not None
     return {"name": net.name(), "uuid": net.UUIDString(), "active": active, "autostart": bool(net.autostart()),
@@ -92,6 +106,7 @@ def network_row(net: libvirt.virNetwork) -> dict:
             "dhcp_start": spec["dhcp_start"], "dhcp_end": spec["dhcp_end"],
             "dhcp_range": f"{spec['dhcp_start']}-{spec['dhcp_end']}" if has_dhcp else None,
             "ipv6": spec["ipv6"], "domain": spec["domain"], "mtu": spec["mtu"], "hosts": spec["hosts"],
+            "addresses": network_addresses(root),
             "leases": lease_count(net) if active and spec["subnet"] else 0, "unreadable": None}
 
 
@@ -115,7 +130,7 @@ def network_row_or_unreadable(net: libvirt.virNetwork) -> dict | None:
                               "domain", "mtu"))
     return {"name": net.name(), "uuid": net.UUIDString(), "active": bool(net.isActive()),
             "autostart": bool(net.autostart()), "persistent": bool(net.isPersistent()), "mode": "unreadable",
-            **unknown, "hosts": [], "leases": 0, "unreadable": reason}
+            **unknown, "hosts": [], "addresses": [], "leases": 0, "unreadable": reason}
 
 
 def network_rows(conn: libvirt.virConnect, include_inactive: bool = True) -> list[dict]:
@@ -146,8 +161,13 @@ def pool_row(pool: libvirt.virStoragePool, count_volumes: bool = False) -> dict:
             "available": available if active else None, "target": xml.target,
             "source_host": source.get("host"), "source_path": source.get("dir"),
             "source_device": source.get("device"), "source_format": source.get("format"),
-            "mode": perms.get("mode"), "owner": perms.get("owner"), "group": perms.get("group"),
+            "mode": perms.get("mode"), "owner": _set_id(perms.get("owner")), "group": _set_id(perms.get("group")),
             "volumes": pool.numOfVolumes() if count_volumes and active else None, "uuid": xml.uuid, "unreadable": None}
+
+
+def _set_id(value: int | None) -> int | None:
+    """libvirt writes -1 for an owner or group left unset: unset it stays."""
+    return None if value == -1 else value
 
 
 def _unreadable_pool(pool: libvirt.virStoragePool, reason: str) -> dict:

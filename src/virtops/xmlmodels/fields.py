@@ -375,15 +375,18 @@ class ChildList:
             for values in items[len(existing):]:
                 self.add(values)
             return
-        key_field = self.field.child.fields()[self.field.key]
-        wanted = {key_field.normalize(values[self.field.key]): values for values in items}
+        key, key_field = self.field.key, self.field.child.fields()[self.field.key]
+        wanted = {key_field.normalize(values[key]): values for values in items if values.get(key) is not None}
+        # Children without the key (an IPv6 DHCP host names its client by DUID, not MAC) go by position.
+        unkeyed = [values for values in items if values.get(key) is None]
         for child in existing:
-            values = wanted.pop(getattr(child, self.field.key), None)
+            found = getattr(child, key)
+            values = wanted.pop(found, None) if found is not None else (unkeyed.pop(0) if unkeyed else None)
             if values is None:
                 self.remove(child)
             else:
                 child.update(values)
-        for values in wanted.values():
+        for values in [*wanted.values(), *unkeyed]:
             self.add(values)
 
 

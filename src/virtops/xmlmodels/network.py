@@ -1,5 +1,5 @@
 """Virtual network XML (<network>): forward mode, bridge, MTU, DNS domain, the IPv4 and the IPv6
-<ip> with their DHCP ranges and static hosts."""
+<ip> with their DHCP ranges and static hosts, and every <ip> as it is."""
 from __future__ import annotations
 
 import ipaddress
@@ -10,10 +10,12 @@ MODES_WITH_NAT = ("nat",)  # the only mode whose <forward> may hold a <nat> elem
 
 
 class DhcpHostXml(XmlModel):
-    """A static lease: <host mac='...' name='...' ip='...'/> inside <dhcp>."""
+    """A static lease: <host mac='...' name='...' ip='...'/> inside <dhcp>; an IPv6 one names its
+    client by DUID (id=) or by name only."""
 
     TAG = "host"
     mac = Field("@mac", MAC, carry="HostEntry.mac")
+    id = Field("@id")
     name = Field("@name", carry="HostEntry.name")
     ip = Field("@ip", carry="HostEntry.ip")
 
@@ -143,3 +145,4 @@ class NetworkXml(XmlModel):
     # The first IPv4 and the first IPv6 <ip> with an address: the ones virtops models. Others stay.
     ipv4 = Child(IpXml, "ip", where=_is_v4)
     ipv6 = Child(IpXml, "ip", where=_is_v6, create={"family": "ipv6"}, carry="NetworkEntry.ipv6")
+    ips = Children(IpXml, "ip")  # every <ip>, as `net info` shows them
