@@ -66,6 +66,7 @@ class GraphSlot {
     this.heading.textContent = `Usage, ${RANGES[range]}`;
     this.buttons.forEach((button) => button.setAttribute("aria-pressed", String(button.dataset.range === range)));
     this.url = `${this.base}?range=${range}`;
+    delete this.slot.dataset.points;  // counted again when this range's points are drawn
     clearInterval(this.timer);
     this.refresh();
     this.timer = setInterval(() => this.refresh(), REFRESH_MS[range]);
