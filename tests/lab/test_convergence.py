@@ -333,10 +333,59 @@ def _upload_scenario(folder: Path) -> Scenario:
                     fresh, prepare=prepare)
 
 
-@pytest.mark.parametrize("scenario", [NET, POOL, VM, "vol upload"], ids=lambda s: getattr(s, "name", s))
+def _remove_vm_pool_and_network(vm: str, pool_name: str, network: str) -> Callable[[libvirt.virConnect], None]:
+    """A VM, a pool with every volume in it (and its directory), and a network, gone."""
+    def clean(conn):
+        _remove_vm_and_disk(vm, DISK_POOL, "none")(conn)
+        for pool in conn.listAllStoragePools():
+            if pool.name() == pool_name and pool.isActive():
+                when_pool_free(lambda: pool.refresh(0))
+                for vol in pool.listAllVolumes():
+                    when_pool_free(lambda: vol.delete(0))
+        _remove_pool(pool_name)(conn)
+        _remove_network(network)(conn)
+    return clean
+
+
+_remove_backed_up = _remove_vm_pool_and_network("cvbkvm", "cvbk", "cvbknet")
+
+
+def _restore_scenario(folder: Path) -> Scenario:
+    """A backup (a .tar.gz, with the data of a volume: 64 MiB in two places) of a pool with two
+    volumes, a network and a VM using them, restored after they were removed: a kill midway used
+    to leave objects the run again refused ("already exist and differ") and a scratch folder."""
+    archive = folder / "host.tar.gz"
+
+    def prepare(conn):
+        _disk_pool(conn)
+        image = folder / "data.raw"
+        with open(image, "wb") as out:
+            out.truncate(256 * MiB)
+            for offset in (8, 128):
+                out.seek(offset * MiB)
+                out.write(os.urandom(32 * MiB))
+        for argv in (["pool", "create", "cvbk", "--target", "/var/lib/libvirt/cvbk", "--mode", "0711"],
+                     ["vol", "create", "cvbk", "data", "--capacity", "256M"],
+                     ["vol", "create", "cvbk", "scratch.qcow2", "--capacity", "64M", "--format", "qcow2"],
+                     ["vol", "upload", "cvbk/data", str(image)],
+                     ["net", "create", "cvbknet", "--subnet", "10.79.0.0/24"],
+                     ["vm", "create", "cvbkvm", "--memory", "64M", "--disk", "cvbk/data", "--disk", "cvbk/scratch.qcow2",
+                      "--network", "cvbknet"],
+                     ["backup", "create", "-o", str(archive), "--with-data", "cvbk/data"]):
+            made = _run(conn.uri, argv)
+            assert made.returncode == 0, (argv, made.stderr)
+        _remove_backed_up(conn.get())
+    return Scenario("backup restore", ["backup", "restore", str(archive)], _pool_exists("cvbk"), _remove_backed_up,
+                    prepare=prepare)
+
+
+SCENARIOS = {"vol upload": _upload_scenario, "backup restore": _restore_scenario}
+
+
+@pytest.mark.parametrize("scenario", [NET, POOL, VM, *SCENARIOS], ids=lambda s: getattr(s, "name", s))
 def test_a_killed_command_run_again_finishes_the_job(conn, scenario, tmp_path):
-    if scenario == "vol upload":
-        scenario = _upload_scenario(tmp_path)
+    if isinstance(scenario, str):
+        scenario = SCENARIOS[scenario](tmp_path)
     converge_after_kills(conn, scenario)
 
 
@@ -365,15 +414,7 @@ vms:
 """
 
 
-def _remove_spec_objects(conn: libvirt.virConnect) -> None:
-    _remove_vm_and_disk("cvspecvm", DISK_POOL, "none")(conn)
-    for pool in conn.listAllStoragePools():
-        if pool.name() == "cvspec" and pool.isActive():
-            when_pool_free(lambda: pool.refresh(0))
-            for vol in pool.listAllVolumes():
-                when_pool_free(lambda: vol.delete(0))
-    _remove_pool("cvspec")(conn)
-    _remove_network("cvspecnet")(conn)
+_remove_spec_objects = _remove_vm_pool_and_network("cvspecvm", "cvspec", "cvspecnet")
 
 
 def _spec_scenario(folder: Path) -> Scenario:

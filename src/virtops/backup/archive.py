@@ -32,6 +32,7 @@ from lxml import etree
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from virtops.backup import inventory
+from virtops.base import leftovers
 from virtops.base.errors import VirtopsError, libvirt_errors, one_sentence
 from virtops.daemon.facts import version_string
 from virtops.host import Host
@@ -450,15 +451,32 @@ def _alive(pid: int) -> bool:
 
 
 # -- restore --------------------------------------------------------------------------
+# A restore records, before each object it makes, which one and from what definition
+# (base/leftovers.py): a restore killed (or failed) midway leaves that object half-made (a pool
+# defined but not started, a volume whose data is half there, a network not yet autostart), and
+# the next restore finishes exactly that one instead of calling it "exists and differs".
+RUN_KEY = "backup restore"
+
+
 def plan_restore(host: Host, archive: Archive, only: list[str] | None = None, replace: bool = False) -> list[RestoreStep]:
     kinds = {KIND_OF_OPTION[o] for o in only} if only else set(KIND_ORDER)
     live = {obj.key: obj for obj in inventory.read_all(host.conn)}
+    half_made = leftovers.left_by_dead_run(host.uri, RUN_KEY) or {}
     steps = []
     for obj in sorted(archive.objects, key=lambda o: KIND_ORDER.index(o.kind)):
         if obj.kind not in kinds:
             continue
-        steps.append(_step_for(host.conn, obj, live.get(obj.key), replace))
+        current = live.get(obj.key)
+        if current is not None and half_made == _making(obj) and inventory.definition(current) == inventory.definition(obj):
+            steps.append(RestoreStep("finish", obj, "left half-made by a restore that did not finish"))
+        else:
+            steps.append(_step_for(host.conn, obj, current, replace))
     return steps
+
+
+def _making(obj: HostObject) -> dict:
+    """What the record says while `obj` is being made: its key and a digest of its definition."""
+    return {"key": obj.key, "definition": hashlib.sha256(inventory.definition(obj).encode()).hexdigest()}
 
 
 def _step_for(conn: libvirt.virConnect, obj: HostObject, current: HostObject | None, replace: bool) -> RestoreStep:
@@ -485,19 +503,21 @@ def restore(host: Host, archive: Archive, steps: list[RestoreStep]) -> RestoreRe
         raise VirtopsError(f"restore refused, nothing changed: {names} already exist and differ from the backup; "
                            f"use --replace to overwrite them, or --only to restore other kinds.")
     result = RestoreResult()
-    todo = [s for s in steps if s.action in ("create", "replace")]
+    todo = [s for s in steps if s.action in ("create", "replace", "finish")]
     for index, step in enumerate(todo):
+        leftovers.note(host.uri, RUN_KEY, _making(step.obj))
         try:
             if step.action == "replace":
                 inventory.undefine(host.conn, step.obj.kind, step.obj.name)
-            inventory.define(host.conn, step.obj)
+            inventory.define(host.conn, step.obj, finish=step.action == "finish")
             if step.obj.kind == "volume" and archive.data_for(step.obj.name):
                 _restore_volume_data(host, archive, step.obj.name)
         except (libvirt.libvirtError, VirtopsError) as err:
             reason = one_sentence(err.get_error_message()) if isinstance(err, libvirt.libvirtError) else str(err)
             result.failed = f"{step.obj.key}: {reason}"
             result.remaining = [s.obj.key for s in todo[index:]]
-            return result
+            return result  # the record stays: the next restore finishes this object
+        leftovers.forget(host.uri, RUN_KEY)
         result.done.append(step.obj.key)
     return result
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import libvirt
 from lxml import etree
 
-from virtops.daemon import lookups
+from virtops.daemon import lookups, owned
 from virtops.xmlmodels import doc as X
 from virtops.xmlmodels.values import BUILT_AS_DIRECTORY
 from virtops.xmlmodels.pool import PoolXml
@@ -98,13 +98,18 @@ VOLATILE = {
 
 
 def comparable(obj: HostObject) -> str:
-    """Canonical XML without volatile fields: equal strings mean the same configuration."""
+    """Canonical XML without volatile fields, and the autostart mark: equal strings mean the same configuration."""
+    return definition(obj) + f"autostart={obj.autostart}\n"
+
+
+def definition(obj: HostObject) -> str:
+    """Canonical XML without volatile fields: what defining the object from its XML gives."""
     root = copy.deepcopy(X.parse(obj.xml))
     for path in VOLATILE[obj.kind]:
         for node in root.findall(path):
             node.getparent().remove(node)
     text = etree.tostring(root, method="c14n").decode()
-    return X.to_string(X.parse(text)) + f"autostart={obj.autostart}\n"
+    return X.to_string(X.parse(text))
 
 
 # -- defining -------------------------------------------------------------------------
@@ -127,29 +132,37 @@ def lookup(conn: libvirt.virConnect, kind: str, name: str):
     return conn.storagePoolLookupByName(pool_name).storageVolLookupByName(vol_name)
 
 
-def define(conn: libvirt.virConnect, obj: HostObject) -> None:
-    """Define the object from its XML and restore its autostart and active state."""
+def define(conn: libvirt.virConnect, obj: HostObject, finish: bool = False) -> None:
+    """Define the object from its XML and restore its autostart and active state. With `finish`,
+    the object is there half-made (a killed restore's): each step already done is skipped."""
     if obj.kind == "pool":
-        pool = conn.storagePoolDefineXML(obj.xml, 0)
-        if obj.active:
+        pool = (finish and _by_uuid(conn, obj)) or conn.storagePoolDefineXML(obj.xml, 0)
+        if obj.active and not pool.isActive():
             if _builds_a_directory(pool):
                 pool.build(0)  # recreates the target directory with its permissions
             pool.create(0)
         pool.setAutostart(int(obj.autostart))
     elif obj.kind == "volume":
-        pool_name = obj.name.split("/", 1)[0]
+        pool_name, vol_name = obj.name.split("/", 1)
         pool = conn.storagePoolLookupByName(pool_name)
-        pool.createXML(X.to_string(volume_create_element(obj)), 0)
+        lookups.when_pool_free(lambda: pool.refresh(0))  # a volume a killed run asked for may be in the making
+        if not (finish and vol_name in pool.listVolumes()):
+            pool.createXML(X.to_string(volume_create_element(obj)), 0)
     elif obj.kind == "network":
-        net = conn.networkDefineXML(obj.xml)
+        net = (finish and _by_uuid(conn, obj)) or conn.networkDefineXML(obj.xml)
         net.setAutostart(int(obj.autostart))
-        if obj.active:
+        if obj.active and not net.isActive():
             net.create()
     elif obj.kind == "domain":
-        dom = conn.defineXML(obj.xml)
+        dom = (finish and _by_uuid(conn, obj)) or conn.defineXML(obj.xml)
         dom.setAutostart(int(obj.autostart))
     else:
         raise VirtopsError(f"unknown object kind {obj.kind!r}.")
+
+
+def _by_uuid(conn: libvirt.virConnect, obj: HostObject):
+    """The object defined from this backup's XML (its UUID), if it is there."""
+    return owned.own(conn, obj.kind, obj.uuid) if obj.uuid else None
 
 
 def undefine(conn: libvirt.virConnect, kind: str, name: str) -> None:

@@ -72,6 +72,16 @@ def clean_up_after_dead_run(uri: str, key: str, remove: Callable[[dict], None]) 
     return True
 
 
+def note(uri: str, key: str, made: dict) -> None:
+    """Record `made` for `key` as this process's (for a command that records step by step what it
+    is making, as `backup restore` does; `recorded_undo` does this for a whole block)."""
+    _write(_record_path(uri, key), _record(uri, key, made))
+
+
+def _record(uri: str, key: str, made: dict) -> dict:
+    return {"uri": uri, "key": key, "pid": os.getpid(), "start": process_start(os.getpid()), "made": made}
+
+
 def _write(path: Path, record: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     scratch = path.with_suffix(f".{os.getpid()}.tmp")
@@ -84,7 +94,7 @@ def recorded_undo(uri: str, key: str, made: dict) -> Iterator[Undo]:
     """`undo_on_failure()`, with a record of `made` while the block runs. The record goes when the
     block succeeds, or fails having undone everything it did; otherwise it stays for the next run."""
     path = _record_path(uri, key)
-    _write(path, {"uri": uri, "key": key, "pid": os.getpid(), "start": process_start(os.getpid()), "made": made})
+    _write(path, _record(uri, key, made))
     undo: Undo | None = None
     try:
         with undo_on_failure() as undo:

@@ -33,6 +33,7 @@ from virtops.xmlmodels.devices import NicXml
 from virtops.xmlmodels.domain import DomainXml
 from virtops.xmlmodels.network import DhcpHostXml, IpXml, NetworkXml
 from virtops.base import leftovers
+from virtops.daemon import owned
 from virtops.base.undo import undo_on_failure
 from virtops.base.errors import InvalidInput, NeedsOption, VirtopsError, libvirt_errors, located
 from virtops.base.model import Model
@@ -696,11 +697,11 @@ class Networks:
         with leftovers.recorded_undo(self.host.uri, key, {"uuid": spec.uuid}) as undo:
             # Each inverse is registered before its step and looks the network up again: a daemon
             # that restarts mid-call may have done the step without answering.
-            undo.add(lambda: self._undefine_own(spec.uuid), f"defined network {name}")
+            undo.add(lambda: owned.undefine_own(self.conn, "network", spec.uuid), f"defined network {name}")
             with libvirt_errors(f"defining network {name}"):
                 net = self.conn.networkDefineXML(spec.to_xml())
             if start:
-                undo.add(lambda: self._stop_own(spec.uuid), f"started network {name}")
+                undo.add(lambda: owned.stop_own(self.conn, "network", spec.uuid), f"started network {name}")
                 with libvirt_errors(f"starting network {name}"):
                     net.create()
             if autostart:
@@ -708,35 +709,9 @@ class Networks:
                     net.setAutostart(1)
         return self.info(name)
 
-    def _own(self, uuid: str) -> libvirt.virNetwork | None:
-        """The network with this UUID, or None when there is none (any other error goes up)."""
-        try:
-            return self.conn.networkLookupByUUIDString(uuid)
-        except libvirt.libvirtError as err:
-            if err.get_error_code() == libvirt.VIR_ERR_NO_NETWORK:
-                return None
-            raise
-
-    def _stop_own(self, uuid: str) -> bool:
-        """False when it was not running (the step was never done; see Undo.add)."""
-        net = self._own(uuid)
-        if net is None or not net.isActive():
-            return False
-        net.destroy()
-        return True
-
-    def _undefine_own(self, uuid: str) -> bool:
-        net = self._own(uuid)
-        if net is None:
-            return False
-        self._stop_own(uuid)
-        if net.isPersistent():
-            net.undefine()
-        return True
-
     def _remove_left_by_dead_run(self, name: str, made: dict) -> None:
         """The network a killed `net create` made (its recorded UUID), unless guests took it up since."""
-        net = self._own(str(made.get("uuid")))
+        net = owned.own(self.conn, "network", str(made.get("uuid")))
         if net is None:
             return
         users = self.guests_using(net.name())
@@ -745,7 +720,7 @@ class Networks:
                                f"{_guest_list(users)} use it now; finish it by hand (`virtops net start`, "
                                "`virtops net autostart`) instead.")
         with libvirt_errors(f"removing network {name}, left half-made by a killed run"):
-            self._undefine_own(net.UUIDString())
+            owned.undefine_own(self.conn, "network", net.UUIDString())
 
     def start(self, name: str) -> NetworkInfo:
         """Start a network; running guests with NICs on it (it was stopped under them with force)

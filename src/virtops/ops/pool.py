@@ -18,6 +18,7 @@ from virtops.xmlmodels import doc as X
 from virtops.xmlmodels.pool import PoolSourceXml, PoolSourcesXml, PoolXml
 from virtops.base import leftovers
 from virtops.base.bounded import call_within
+from virtops.daemon import owned
 from virtops.base.undo import undo_on_failure
 from virtops.base.paths import refuse_control_characters
 from virtops.base.errors import InvalidInput, NeedsOption, VirtopsError, from_libvirt, libvirt_errors
@@ -330,7 +331,7 @@ class Pools:
         with leftovers.recorded_undo(self.host.uri, key, {"uuid": own, "made_directory": not existed}) as undo:
             # Each inverse is registered before its step and looks the pool up again: a daemon
             # that restarts mid-call may have done the step without answering.
-            undo.add(lambda: self._undefine_own(own), f"defined pool {spec.name}")
+            undo.add(lambda: owned.undefine_own(self.conn, "pool", own), f"defined pool {spec.name}")
             with libvirt_errors(f"defining pool {spec.name}"):
                 pool = self.conn.storagePoolDefineXML(X.to_string(node), 0)
             steps.append("defined")
@@ -340,7 +341,7 @@ class Pools:
                 pool.build(0)
             steps.append("built" if not existed else "built (directory already existed; permissions applied)")
             if start:
-                undo.add(lambda: self._stop_own(own), f"started pool {spec.name}")
+                undo.add(lambda: owned.stop_own(self.conn, "pool", own), f"started pool {spec.name}")
                 try:
                     pool.create(0)
                 except libvirt.libvirtError as err:
@@ -353,28 +354,11 @@ class Pools:
             with libvirt_errors(f"reading pool {spec.name}"):
                 return CreateResult(pool=pool_info(pool), steps=steps, warnings=self._access_warnings(spec.name))
 
-    def _own(self, own_uuid: str) -> libvirt.virStoragePool | None:
-        """The pool with this UUID, or None when there is none (any other error goes up)."""
-        try:
-            return self.conn.storagePoolLookupByUUIDString(own_uuid)
-        except libvirt.libvirtError as err:
-            if err.get_error_code() == libvirt.VIR_ERR_NO_STORAGE_POOL:
-                return None
-            raise
-
-    def _stop_own(self, own_uuid: str) -> bool:
-        """False when it was not running (the step was never done; see Undo.add)."""
-        pool = self._own(own_uuid)
-        if pool is None or not pool.isActive():
-            return False
-        pool.destroy()
-        return True
-
     def _delete_own_directory(self, own_uuid: str) -> bool:
-        pool = self._own(own_uuid)
+        pool = owned.own(self.conn, "pool", own_uuid)
         if pool is None:
             return False
-        self._stop_own(own_uuid)
+        owned.stop_own(self.conn, "pool", own_uuid)
         try:
             pool.delete(0)
         except libvirt.libvirtError as err:
@@ -383,18 +367,10 @@ class Pools:
             return False  # no directory: the build never ran
         return True
 
-    def _undefine_own(self, own_uuid: str) -> bool:
-        pool = self._own(own_uuid)
-        if pool is None:
-            return False
-        self._stop_own(own_uuid)
-        pool.undefine()
-        return True
-
     def _remove_left_by_dead_run(self, name: str, made: dict) -> None:
         """The pool a killed `pool create` made (its recorded UUID), and the directory it made."""
         own = str(made.get("uuid"))
-        pool = self._own(own)
+        pool = owned.own(self.conn, "pool", own)
         if pool is None:
             return
         if pool.isActive() and pool.numOfVolumes() > 0:
@@ -403,7 +379,7 @@ class Pools:
         with libvirt_errors(f"removing pool {name}, left half-made by a killed run"):
             if made.get("made_directory"):
                 self._delete_own_directory(own)
-            self._undefine_own(own)
+            owned.undefine_own(self.conn, "pool", own)
 
     def _directory_exists(self, path: str) -> bool:
         """Whether PATH is a directory on the libvirt host (which may be remote): start a throwaway

@@ -30,6 +30,7 @@ from virtops.base.paths import refuse_control_characters, refuse_control_charact
 from virtops.base.errors import InvalidInput, NeedsOption, NotFound, Refusals, VirtopsError, from_libvirt, libvirt_errors, located
 from virtops.base.model import Model
 from virtops.base import leftovers
+from virtops.daemon import owned
 from virtops.base.undo import undo_on_failure
 from virtops.daemon.connection import sees_our_files
 from virtops.daemon.lookups import domain as require_domain
@@ -489,12 +490,12 @@ class Vms:
             for new in checked.new_volumes:
                 undo.add(lambda n=new: self._delete_volume_if_there(n.pool, n.name), f"created volume {new.pool}/{new.name}")
                 self._create_volume(new)
-            undo.add(lambda: self._remove_own(own), f"defined VM {request.name}")
+            undo.add(lambda: owned.undefine_own(self.conn, "domain", own), f"defined VM {request.name}")
             with libvirt_errors(f"defining VM {request.name}"):
                 dom = self.conn.defineXMLFlags(X.to_string(DomainDocument(checked.spec.to_element()).update(uuid=own).node),
                                                libvirt.VIR_DOMAIN_DEFINE_VALIDATE)
             if request.start:
-                undo.add(lambda: self._stop_own(own), f"started VM {request.name}")
+                undo.add(lambda: owned.stop_own(self.conn, "domain", own), f"started VM {request.name}")
                 with libvirt_errors(f"starting VM {request.name}"):
                     dom.create()
         return self.info(request.name)
@@ -507,42 +508,16 @@ class Vms:
         if made is None:
             return None
         with libvirt_errors(f"removing VM {request.name}, left half-made by a killed run"):
-            dom = self._own(str(made.get("uuid")))
+            dom = owned.own(self.conn, "domain", str(made.get("uuid")))
             if dom is not None and dom.isActive() and request.start:
                 leftovers.forget(self.host.uri, key)
                 return self.info(request.name)
             if dom is not None:
-                self._remove_own(dom.UUIDString())
+                owned.undefine_own(self.conn, "domain", dom.UUIDString())
             for pool, name in made.get("volumes") or []:
                 self._delete_volume_if_there(pool, name)
         leftovers.forget(self.host.uri, key)
         return None
-
-    def _own(self, own_uuid: str) -> libvirt.virDomain | None:
-        """The domain with this UUID, or None when there is none (any other error goes up)."""
-        try:
-            return self.conn.lookupByUUIDString(own_uuid)
-        except libvirt.libvirtError as err:
-            if err.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
-                return None
-            raise
-
-    def _stop_own(self, own_uuid: str) -> bool:
-        """False when it was not running (the step was never done; see Undo.add)."""
-        dom = self._own(own_uuid)
-        if dom is None or not dom.isActive():
-            return False
-        dom.destroy()
-        return True
-
-    def _remove_own(self, own_uuid: str) -> bool:
-        dom = self._own(own_uuid)
-        if dom is None:
-            return False
-        self._stop_own(own_uuid)
-        if dom.isPersistent():
-            _undefine(dom)
-        return True
 
     def _delete_volume_if_there(self, pool_name: str, name: str) -> bool:
         """A volume this operation made: deleted when it is there (the pool is refreshed first, so
@@ -667,7 +642,7 @@ class Vms:
                 dom.destroy()
         if dom.isPersistent():
             with libvirt_errors(f"undefining VM {name}"):
-                _undefine(dom)
+                owned.undefine_domain(dom)
         removed = []
         for label, vol in volumes:
             with libvirt_errors(f"VM {name} was deleted, but deleting its volume {label}"):
@@ -1022,17 +997,6 @@ def _vm_model(row: dict) -> VmInfo:
     # model_construct: the values come from libvirt's own XML, and listings build thousands
     return VmInfo.model_construct(**{**row, "disks": [DiskInfo.model_construct(**d) for d in row["disks"]],
                                      "nics": [NicInfo.model_construct(**n) for n in row["nics"]]})
-
-
-def _undefine(dom: libvirt.virDomain) -> None:
-    flags = (libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
-             | libvirt.VIR_DOMAIN_UNDEFINE_NVRAM)
-    try:
-        dom.undefineFlags(flags)
-    except libvirt.libvirtError as err:
-        if err.get_error_code() not in (libvirt.VIR_ERR_NO_SUPPORT, libvirt.VIR_ERR_INVALID_ARG):
-            raise
-        dom.undefine()  # a driver without those flags (the test driver)
 
 
 def _quietly(action: Callable[[], object]) -> None:
