@@ -23,6 +23,7 @@ from virtops.testguest.image import kernel_cmdline, wait_for_report
 TOKEN = str(os.getpid() % 100000)
 SEGMENT = f"mg-{TOKEN}"
 MARK = "VIRTOPS-DATA-BEFORE-THE-MOVE"
+KEPT_NETWORKS = ("default", "mig")  # made by the pair fixture
 
 
 @pytest.fixture(scope="module")
@@ -39,6 +40,41 @@ def pair():
     finally:
         for lab in labs:
             lab.down()
+
+
+@pytest.fixture(autouse=True)
+def cleaned(pair):
+    """Each test's VMs, volumes and extra networks go when it ends, passed or failed: one failure
+    must not leave a VM on the shared pair that the next test then finds."""
+    yield
+    for lab in pair:
+        remove_what_tests_made(lab)
+
+
+def remove_what_tests_made(lab) -> None:
+    import libvirt
+
+    host = Host(lab.uri)
+    try:
+        for dom in host.conn.listAllDomains():
+            if dom.isActive():
+                dom.destroy()
+            if dom.isPersistent():
+                dom.undefine()
+        for net in host.conn.listAllNetworks():
+            if net.name() not in KEPT_NETWORKS:
+                if net.isActive():
+                    net.destroy()
+                net.undefine()
+        for pool in host.conn.listAllStoragePools():
+            pool.refresh(0)
+            for vol in pool.listAllVolumes():
+                try:
+                    vol.delete(0)
+                except libvirt.libvirtError:
+                    pass  # the shared nfs pool: the other lab removed it already
+    finally:
+        host.close()
 
 
 @pytest.fixture(scope="module")

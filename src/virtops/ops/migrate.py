@@ -22,6 +22,7 @@ source, the destination left as it was. A stopped VM moves offline (its definiti
 """
 from __future__ import annotations
 
+import signal
 import threading
 import time
 from dataclasses import dataclass, field
@@ -40,6 +41,7 @@ from virtops.xmlmodels.volume import VolumeXml
 
 POLL_S = 0.3
 INCOMING_GONE_S = 20  # libvirt removes an aborted move's incoming domain within a second or two
+ABORT_WAIT_S = 60     # an aborted move ends within a second; a loaded host takes longer
 SHARED_POOL_TYPES = ("netfs",)  # pools whose volumes live on a server every host can mount
 
 
@@ -343,17 +345,29 @@ def _stop_incoming(dom, dest) -> bool:
     guest still runs at the source: a copy that is the only running guest is never touched."""
     deadline = time.monotonic() + INCOMING_GONE_S
     while True:
-        try:
-            incoming = dest.lookupByUUIDString(dom.UUIDString())
-        except libvirt.libvirtError:
+        incoming = _incoming(dom, dest)
+        if incoming is None:
             return False  # nothing was left there
         if time.monotonic() > deadline or not dom.isActive():
             break
         time.sleep(POLL_S)
     if not dom.isActive():
         raise VirtopsError(f"{dom.name()} no longer runs at the source; its copy on the destination was kept")
-    incoming.destroy()
+    try:
+        incoming.destroy()
+    except libvirt.libvirtError:
+        if _incoming(dom, dest) is not None:
+            raise  # still there: the undo names it as left
     return True
+
+
+def _incoming(dom, dest) -> libvirt.virDomain | None:
+    try:
+        return dest.lookupByUUIDString(dom.UUIDString())
+    except libvirt.libvirtError as err:
+        if err.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+            return None
+        raise
 
 
 def _create_copy_target(dest, disk: DiskMove) -> None:
@@ -399,6 +413,9 @@ def _run_live(dom, peer_uri: str, plan: MigrationPlan, request: MigrateRequest,
     outcome: dict = {}
 
     def move() -> None:
+        # A signal delivered to this thread cuts libvirt's call short: it returns while the source's
+        # daemon moves on. Ctrl-C must reach the main thread, which aborts the job itself.
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
         try:
             dom.migrateToURI3(peer_uri, migration_params(plan, peer_uri, request), migration_flags(plan))
         except libvirt.libvirtError as err:
@@ -406,9 +423,9 @@ def _run_live(dom, peer_uri: str, plan: MigrationPlan, request: MigrateRequest,
 
     worker = threading.Thread(target=move, name=f"migrate-{plan.name}", daemon=True)
     started = time.monotonic()
-    worker.start()
     reason = None
     try:
+        worker.start()
         while worker.is_alive():
             worker.join(POLL_S)
             if cancel.event.is_set():
@@ -416,25 +433,49 @@ def _run_live(dom, peer_uri: str, plan: MigrationPlan, request: MigrateRequest,
             elif request.timeout_s and time.monotonic() - started > request.timeout_s:
                 reason = f"not done after {request.timeout_s:g} s"
             if reason:
-                _abort(dom, worker)
                 break
             if progress and worker.is_alive():
                 _report(dom, progress, started)
     except KeyboardInterrupt:
         reason = "cancelled"
-        _abort(dom, worker)
     if reason:
+        if not _abort(dom, worker):
+            raise VirtopsError(f"moving {plan.name} to {dest_label} {reason}, but the move did not stop within "
+                               f"{ABORT_WAIT_S} s; see where {plan.name} runs with `virtops vm list` on both hosts")
+        if _job_active(dom) is None:  # the move finished before the abort reached it
+            return
         raise VirtopsError(f"moving {plan.name} to {dest_label} {reason}: it runs on its own host as before")
     if "error" in outcome:
         raise from_libvirt(outcome["error"], f"moving {plan.name} to {dest_label}")
 
 
-def _abort(dom, worker: threading.Thread) -> None:
+def _abort(dom, worker: threading.Thread) -> bool:
+    """Cancel the move and wait until the source's daemon says its job is over (the worker's call
+    may end first). The abort is repeated: one that arrives while the job is between phases
+    (before the migration stream starts) can be lost. False if the job still runs at the deadline."""
+    deadline = time.monotonic() + ABORT_WAIT_S
+    while time.monotonic() < deadline:
+        try:
+            dom.abortJob()
+        except libvirt.libvirtError:
+            pass  # no job yet or any more, or a phase that cannot be cancelled: look again
+        worker.join(POLL_S)
+        if not worker.is_alive() and not _job_active(dom):
+            return True
+    return False
+
+
+def _job_active(dom) -> bool | None:
+    """Whether the domain has a job under way; None when the source has no such domain any more
+    (a move that completed undefines it there)."""
     try:
-        dom.abortJob()
+        return dom.jobInfo()[0] != libvirt.VIR_DOMAIN_JOB_NONE
     except libvirt.libvirtError:
-        pass  # the move ended meanwhile; what happened is the worker's outcome
-    worker.join(60)
+        try:
+            dom.isActive()
+        except libvirt.libvirtError:
+            return None
+        return False
 
 
 def _report(dom, progress: Callable[[Progress], None], started: float) -> None:
