@@ -1,6 +1,6 @@
 """Disruptive actions under a running test guest are refused without force (exit 1, one sentence
 naming the guest and what it loses, the host unchanged): stopping, deleting or replacing its
-network, stopping or deleting its pool, shrinking or wiping its disk; qcow2 chains are never
+network (`net define --replace`, `backup restore --replace`), stopping, deleting or replacing its pool, shrinking or wiping its disk; qcow2 chains are never
 written under an overlay in use; `vm delete --remove-storage` never says "deleted" while a
 stopped pool keeps the volumes. With force, a network stopped and started again (or replaced)
 under the guest gets its NIC re-plugged: the guest obtains a lease again."""
@@ -80,17 +80,39 @@ def test_network_of_a_running_guest_is_not_cut_off_without_force(lab, guarded, t
     saved.write_text(cli_ok(lab.uri, "net", "dumpxml", NET, "--inactive"))
     _refused(lab, conn, "net", "define", str(saved), "--replace",
              naming=("replacing it restarts it", VM, "--force", "virtops then re-plugs"))
+    archive = _changed_since_backup(lab, tmp_path)
+    _refused(lab, conn, "backup", "restore", "--only", "networks", "--replace", archive,
+             naming=(f"network: {NET} carries NICs of running guests {VM} ({MAC})", "replacing it with the backup's",
+                     "--force", "virtops then re-plugs"))
+    plan = cli_ok(lab.uri, "backup", "restore", "--only", "networks", "--replace", "--dry-run", archive)
+    assert f"replace  network/{NET}" in plan and f"stops it under running guests {VM}" in plan, plan
     # The core names its option as the Python API spells it; the CLI turns it into --force.
     with pytest.raises(NeedsOption, match="give force to go ahead") as refusal:
         host.networks.stop(NET)
     assert refusal.value.option == "force" and "--force" not in str(refusal.value)
 
 
+def _changed_since_backup(lab, tmp_path) -> str:
+    """A backup of the host, after which the guard network and pool are no longer autostart: a
+    restore with --replace replaces them, restarting them."""
+    archive = tmp_path / "before.tar.gz"
+    archive.unlink(missing_ok=True)
+    cli_ok(lab.uri, "net", "autostart", NET)
+    cli_ok(lab.uri, "pool", "autostart", POOL)
+    cli_ok(lab.uri, "backup", "create", "-o", str(archive))
+    cli_ok(lab.uri, "net", "autostart", NET, "--disable")
+    cli_ok(lab.uri, "pool", "autostart", POOL, "--disable")
+    return str(archive)
+
+
 def test_forced_stop_and_start_replug_the_running_guest(lab, guarded, tmp_path):
     host, console = guarded
     for restart in (("net", "stop", NET, "--force"), ("net", "start", NET)), \
-                   (("net", "define", str(tmp_path / "g-net.xml"), "--replace", "--force"),):
+                   (("net", "define", str(tmp_path / "g-net.xml"), "--replace", "--force"),), \
+                   (("backup", "restore", "--only", "networks", "--replace", "--force", str(tmp_path / "before.tar.gz")),):
         (tmp_path / "g-net.xml").write_text(cli_ok(lab.uri, "net", "dumpxml", NET, "--inactive"))
+        if restart[0][0] == "backup":
+            _changed_since_backup(lab, tmp_path)
         console.read()  # what the guest printed so far is before the restart
         since = len(console.buffer)
         granted = _lease_expiry(host)
@@ -136,10 +158,12 @@ def _renewed_soon(host, granted: int, timeout_s: float = 30) -> bool:
     return False
 
 
-def test_pool_and_disks_of_a_running_guest_are_guarded(lab, guarded):
+def test_pool_and_disks_of_a_running_guest_are_guarded(lab, guarded, tmp_path):
     host, _console = guarded
     conn = host.conn
     _refused(lab, conn, "pool", "stop", POOL, naming=(f"running VM(s) {VM}", "cannot start again", "give --force"))
+    _refused(lab, conn, "backup", "restore", "--only", "pools", "--replace", _changed_since_backup(lab, tmp_path),
+             naming=(f"pool {POOL} holds disks of running VM(s) {VM}", "replacing it with the backup's", "--force"))
     _refused(lab, conn, "pool", "delete", POOL, "--keep-data", naming=(f"VM(s) {VM}", f"running ones ({VM})", "--force"))
     _refused(lab, conn, "vol", "resize", f"{POOL}/sys", "8M", "--shrink",
              naming=(f"disk of running VM(s) {VM}", "cuts off data", "give --force"))

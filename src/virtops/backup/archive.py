@@ -471,7 +471,20 @@ def plan_restore(host: Host, archive: Archive, only: list[str] | None = None, re
             steps.append(RestoreStep("finish", obj, "left half-made by a restore that did not finish"))
         else:
             steps.append(_step_for(host.conn, obj, current, replace))
+        if steps[-1].action == "replace" and (guests := _guests_cut_off(host, obj)):
+            replug = "; with it their NICs are re-plugged" if obj.kind == "network" else ""
+            steps[-1].reason += f"; replacing it stops it under running guests {', '.join(guests)} (needs force{replug})"
     return steps
+
+
+def _guests_cut_off(host: Host, obj: HostObject) -> list[str]:
+    """The running guests that replacing a network or pool (stopping it) takes it away from."""
+    if obj.kind == "network" and host.conn.networkLookupByName(obj.name).isActive():
+        return sorted({dom for dom, _mac, _model in host.networks.running_nics(obj.name)})
+    if obj.kind == "pool":
+        pool = host.conn.storagePoolLookupByName(obj.name)
+        return host.pools.running_users(obj.name, pool) if pool.isActive() else []
+    return []
 
 
 def _making(obj: HostObject) -> dict:
@@ -494,14 +507,19 @@ def _step_for(conn: libvirt.virConnect, obj: HostObject, current: HostObject | N
     return RestoreStep("refuse", obj, "exists and differs from the backup (use --replace)")
 
 
-def restore(host: Host, archive: Archive, steps: list[RestoreStep]) -> RestoreResult:
+def restore(host: Host, archive: Archive, steps: list[RestoreStep], force: bool = False) -> RestoreResult:
     """Carry out the plan in dependency order. Refusals stop everything before any change;
-    a failure midway stops and reports what was done and what remains (re-running converges)."""
+    a failure midway stops and reports what was done and what remains (re-running converges).
+    Replacing a network or pool restarts it: refused while running guests use it, unless force
+    (and then the guests' NICs on a replaced network are re-plugged into its new bridge)."""
     refused = [s for s in steps if s.action == "refuse"]
     if refused:
         names = ", ".join(s.obj.key for s in refused)
         raise VirtopsError(f"restore refused, nothing changed: {names} already exist and differ from the backup; "
                            f"use --replace to overwrite them, or --only to restore other kinds.")
+    for step in steps:
+        if step.action == "replace":
+            _refuse_cutting_off(host, step.obj, force)
     result = RestoreResult()
     todo = [s for s in steps if s.action in ("create", "replace", "finish")]
     for index, step in enumerate(todo):
@@ -512,6 +530,8 @@ def restore(host: Host, archive: Archive, steps: list[RestoreStep]) -> RestoreRe
             inventory.define(host.conn, step.obj, finish=step.action == "finish")
             if step.obj.kind == "volume" and archive.data_for(step.obj.name):
                 _restore_volume_data(host, archive, step.obj.name)
+            if step.obj.kind == "network" and step.obj.active:
+                host.networks.replug_running_guests(step.obj.name)  # a replaced network's guests, as net edit does
         except (libvirt.libvirtError, VirtopsError) as err:
             reason = one_sentence(err.get_error_message()) if isinstance(err, libvirt.libvirtError) else str(err)
             result.failed = f"{step.obj.key}: {reason}"
@@ -520,6 +540,14 @@ def restore(host: Host, archive: Archive, steps: list[RestoreStep]) -> RestoreRe
         leftovers.forget(host.uri, RUN_KEY)
         result.done.append(step.obj.key)
     return result
+
+
+def _refuse_cutting_off(host: Host, obj: HostObject, force: bool) -> None:
+    if obj.kind == "network":
+        host.networks.refuse_cutting_off(obj.name, "replacing it with the backup's restarts it and", force,
+                                         "virtops then re-plugs their NICs")
+    elif obj.kind == "pool":
+        host.pools.refuse_stopping_under_guests(obj.name, "replacing it with the backup's stops it under them and", force)
 
 
 def _restore_volume_data(host: Host, archive: Archive, ref: str) -> None:

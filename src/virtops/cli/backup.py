@@ -39,9 +39,11 @@ def backup_create(ctx, output: Path | None, with_data: tuple[str, ...]) -> None:
               help="Restore only these kinds (repeatable).")
 @click.option("--dry-run", is_flag=True, help="Print the plan; change nothing.")
 @click.option("--replace", is_flag=True, help="Overwrite objects that exist and differ from the backup.")
+@click.option("--force", is_flag=True, help="Replace networks and pools even though running VMs use them.")
 @json_option
 @pass_context
-def backup_restore(ctx, source: Path, only: tuple[str, ...], dry_run: bool, replace: bool, as_json: bool) -> None:
+def backup_restore(ctx, source: Path, only: tuple[str, ...], dry_run: bool, replace: bool, force: bool,
+                   as_json: bool) -> None:
     """Re-create what is missing, in dependency order: pools, volumes, networks, domains."""
     from virtops.backup.archive import plan_restore, read_backup, restore
     from virtops.base.errors import VirtopsError
@@ -53,7 +55,7 @@ def backup_restore(ctx, source: Path, only: tuple[str, ...], dry_run: bool, repl
     if dry_run:
         _print_plan(steps, as_json)
         return
-    result = restore(host, archive, steps)
+    result = restore(host, archive, steps, force=force)
     for key in result.done:
         click.echo(f"restored {key}")
     skipped = sum(1 for s in steps if s.action == "skip")

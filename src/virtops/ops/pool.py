@@ -423,16 +423,22 @@ class Pools:
             raise VirtopsError(_start_failure(name, pool, err)) from err
         return pool_info(pool)
 
+    def refuse_stopping_under_guests(self, name: str, doing: str, force: bool) -> None:
+        """Refuse, unless force, what stops pool NAME while running guests have disks in it (a stop,
+        or a replacement from a backup, which stops it and starts the new definition)."""
+        pool = self.lookup(name)
+        running = self.running_users(name, pool) if pool.isActive() else []
+        if running and not force:
+            raise NeedsOption(f"pool {name} holds disks of running VM(s) {', '.join(running)}; {doing} leaves "
+                              "them on open files libvirt no longer manages (a netfs or fs pool is unmounted under "
+                              "them), and they cannot start again until the pool runs; give {option} to go ahead anyway.")
+
     def stop(self, name: str, force: bool = False) -> PoolInfo:
         """Stop a pool. Refused while running guests have disks in it, unless force."""
         pool = self.lookup(name)
         if not pool.isActive():
             raise VirtopsError(f"pool {name} is not running.")
-        running = self._running_users(name, pool)
-        if running and not force:
-            raise NeedsOption(f"pool {name} holds disks of running VM(s) {', '.join(running)}; stopping it leaves "
-                              "them on open files libvirt no longer manages (a netfs or fs pool is unmounted under "
-                              "them), and they cannot start again until the pool runs; give {option} to stop it anyway.")
+        self.refuse_stopping_under_guests(name, "stopping it", force)
         with libvirt_errors(f"stopping pool {name}"):
             pool.destroy()
             return pool_info(pool)
@@ -576,7 +582,7 @@ class Pools:
             raise NeedsOption(f"pool {name} is in use: VM(s) {', '.join(sorted(vms))} use volumes in it{loss}; "
                               "detach those disks first, or give {option} to delete it anyway.")
 
-    def _running_users(self, name: str, pool: libvirt.virStoragePool) -> list[str]:
+    def running_users(self, name: str, pool: libvirt.virStoragePool) -> list[str]:
         """Running VMs with a disk in the pool."""
         from virtops.ops.volume import volume_users
 
