@@ -3,10 +3,14 @@ from __future__ import annotations
 
 import os
 import threading
+from typing import TYPE_CHECKING
 
 import libvirt
 
 from virtops.base.errors import HostUnreachable, one_sentence
+
+if TYPE_CHECKING:
+    import socket
 
 DEFAULT_URI = "qemu:///system"
 KEEPALIVE_INTERVAL_S = 5
@@ -60,6 +64,26 @@ def on_this_machine(uri: str) -> bool:
     host among them); a URI with a host part names another one; test:/// is no machine at all."""
     scheme, _, rest = uri.partition("://")
     return scheme in ("qemu", "qemu+unix") and rest.startswith("/")
+
+
+def loopback_connection(uri: str, port: int) -> socket.socket | None:
+    """A connection to `port` on the loopback of the host behind `uri`, made on that host, where
+    virtops has a way onto it that opens no port beyond it: a lab host reached over its remote URI
+    from its outside namespace (its network namespace entered, as an ssh login would be on a real
+    host). None for every other host."""
+    from urllib.parse import urlsplit
+
+    from virtops.lab.labhost import lab_reached_at
+    from virtops.lab.netns import connect_inside
+
+    lab = lab_reached_at(urlsplit(uri).hostname or "")
+    if lab is None:
+        return None
+    try:
+        return connect_inside(lab.netns, "127.0.0.1", port)
+    except OSError as err:
+        raise HostUnreachable(f"port {port} on the loopback of lab host {lab.name} cannot be reached from its "
+                              f"namespace ({err.strerror or err}).") from None
 
 
 def sees_our_files(uri: str) -> bool:

@@ -623,6 +623,24 @@ def list_labs(root: Path | None = None) -> list[LabStatus]:
     return [Lab(d.name, base).status() for d in sorted(base.iterdir()) if (d / MARKER).exists()]
 
 
+def lab_reached_at(address: str, root: Path | None = None) -> Lab | None:
+    """The running lab host that a client in this process's network namespace reaches at
+    `address`: the lab whose outside namespace this is, at its uplink address (its remote_uri).
+    Every lab's uplink has the same address, so the namespace tells which one it is."""
+    if address != UPLINK_LAB_ADDRESS.split("/")[0]:
+        return None
+    here = os.stat("/proc/self/ns/net")
+    for name in running_lab_names(root):
+        lab = Lab(name, root)
+        try:
+            outside = os.stat(f"/run/netns/{lab.outside_netns}")
+        except OSError:
+            continue
+        if (outside.st_dev, outside.st_ino) == (here.st_dev, here.st_ino):
+            return lab
+    return None
+
+
 def running_lab_names(root: Path | None = None) -> list[str]:
     """The labs whose keeper and libvirtd run, from their pid files alone: unlike status(), this
     opens no connection, so a lab whose daemon hangs cannot hold it up."""

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import libvirt
 
 from virtops.base.errors import InvalidInput, VirtopsError, from_libvirt
-from virtops.daemon.connection import on_this_machine
+from virtops.daemon.connection import loopback_connection, on_this_machine
 from virtops.daemon.lookups import domain as require_domain
 from virtops.xmlmodels import doc as X
 from virtops.xmlmodels.domain import DomainXml
@@ -236,8 +236,10 @@ def open_display(host: Host, name: str) -> Display:
     """A stream to the VNC display of a running VM. On a daemon of this machine, libvirt hands over
     a connected socket (openGraphicsFD, which passes a file descriptor over the daemon's unix socket):
     no port is opened at all. On a host reached over qemu+ssh://, a tunnel through ssh to the VNC
-    server on the host's loopback (`ssh -W`, no shell, the URI's own user and port). Over other
-    transports there is no way in that does not open the VNC port beyond the host: refused."""
+    server on the host's loopback (`ssh -W`, no shell, the URI's own user and port). A lab host
+    reached over its qemu+tcp:// remote URI: a connection made inside its network namespace, where
+    the VNC server listens (daemon/connection.loopback_connection). Over other transports there is
+    no way in that does not open the VNC port beyond the host: refused."""
     conn = host.conn
     dom = running_domain(conn, name)
     port = vnc_port(dom)
@@ -252,6 +254,9 @@ def open_display(host: Host, name: str) -> Display:
     parts = urlsplit(host.uri)
     if parts.scheme.endswith("+ssh"):
         return _ssh_tunnel(parts, port)
+    inside = loopback_connection(host.uri, port)  # a lab host: made inside its namespace
+    if inside is not None:
+        return Display(inside)
     raise InvalidInput("vm", f"the display of VM {name} listens on its host's loopback only, and {parts.scheme}:// "
                              f"carries no tunnel to it; reach the host over qemu+ssh:// for its screen "
                              f"(`vm screenshot` works over any connection).")

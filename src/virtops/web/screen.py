@@ -1,6 +1,7 @@
 """A VM's screen in the web console: a PNG screenshot (thumbnails on the VM page) and the live
 display for noVNC, a WebSocket that `serve` joins to the VM's VNC server (ops/screens.py: libvirt's
-openGraphicsFD on a local host, an ssh tunnel to a qemu+ssh:// host), so that no VNC port is ever
+openGraphicsFD on a local host, an ssh tunnel to a qemu+ssh:// host, a connection inside a lab
+host's namespace over its qemu+tcp:// remote URI), so that no VNC port is ever
 opened beyond the host. The WebSocket's checks are the serial console's (web/sockets.py)."""
 from __future__ import annotations
 
