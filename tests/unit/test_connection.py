@@ -76,3 +76,13 @@ def test_daemons_on_this_machine_share_one_host_check_key():
     assert _is_local("qemu:///system") and _is_local("qemu+unix:///system?socket=/var/lib/virtops/labs/a/run/libvirt-sock")
     assert not _is_local("qemu+ssh://root@far/system") and not _is_local("qemu+tcp://198.51.100.2/system")
     assert not _is_local("test:///default")
+
+
+def test_only_a_lab_seen_from_its_outside_namespace_has_a_loopback_way_in():
+    from virtops.daemon.connection import loopback_connection
+
+    # This process runs in no lab's outside namespace: the labs' uplink address is no lab from here,
+    # and another host has no way in (the display refuses those in its own words).
+    assert loopback_connection("qemu+tcp://198.51.100.2/system", 5900) is None
+    assert loopback_connection("qemu+tcp://kvm1.example.org/system", 5900) is None
+    assert loopback_connection("qemu+tls://198.51.100.9/system", 5900) is None
