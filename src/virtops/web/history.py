@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 import time
 from pathlib import Path
 from typing import Literal
@@ -39,6 +40,9 @@ class History:
         self.host_series = Series("host")
         self.vms: dict[str, Series] = {}  # by VM name (a VM renamed starts a new series)
         self._task: asyncio.Task | None = None
+        # The sampler writes the rings while the API's threads read them and a save copies them:
+        # each holds the lock, so nobody sees a point half written (its time beside older figures).
+        self.lock = threading.Lock()
         self.load()
 
     # -- disk ----------------------------------------------------------------------------------
@@ -49,11 +53,16 @@ class History:
             self.vms = {series.name: series for series in vms[:MAX_SERIES]}
 
     def save(self) -> None:
-        kept = sorted(self.vms.values(), key=lambda s: s.seen, reverse=True)[:MAX_SERIES]
-        rings.write(self.path, [self.host_series, *kept])
+        with self.lock:
+            kept = sorted(self.vms.values(), key=lambda s: s.seen, reverse=True)[:MAX_SERIES]
+            rings.write(self.path, [self.host_series, *kept])
 
     # -- sampling ------------------------------------------------------------------------------
     def record(self, at: float, host_figures: dict, vm_rows: list[dict]) -> None:
+        with self.lock:
+            self._record(at, host_figures, vm_rows)
+
+    def _record(self, at: float, host_figures: dict, vm_rows: list[dict]) -> None:
         self.host_series.add(at, host_figures)
         for row in vm_rows:
             figures = {**row, "memory_used_bytes": row["memory_used_bytes"] or row["memory_rss_bytes"]}
@@ -83,7 +92,8 @@ class History:
             try:
                 sample = await loop.run_in_executor(None, stats.take, self.host)
                 if before is not None:
-                    self.record(sample.time, stats.host_figures(before, sample), stats.vm_figures(before, sample))
+                    figures = stats.host_figures(before, sample), stats.vm_figures(before, sample)
+                    await loop.run_in_executor(None, self.record, sample.time, *figures)  # off the event loop: the API's readers may hold the lock
                 before = sample
                 if time.monotonic() - saved >= SAVE_S:
                     await loop.run_in_executor(None, self.save)
@@ -116,16 +126,18 @@ def add_history(app, host) -> History:
     def host_stats(range: Range = Query("1h")):
         """The host's CPU (percent of all CPUs) and memory over the range: one point every 5 s (1h),
         1 min (24h) or 1 h (30d); fields name each point's values."""
-        return history.host_series.points(range)
+        with history.lock:
+            return history.host_series.points(range)
 
     @router.get("/vms/{name}/stats")
     def vm_stats(request: Request, name: str, range: Range = Query("1h")):
         """A VM's CPU (percent of its vCPUs), memory used, disk and network bytes per second over the range."""
-        series = history.vms.get(name)
-        if series is None:
-            lookups.domain(api.host_of(request).conn, name)  # a VM that does not exist is refused
-            series = Series(name)
-        return series.points(range)
+        with history.lock:
+            series = history.vms.get(name)
+            if series is not None:
+                return series.points(range)
+        lookups.domain(api.host_of(request).conn, name)  # a VM that does not exist is refused
+        return Series(name).points(range)
 
     @router.get("/stats/vms")
     def vms_stats(range: Range = Query("1h"),
@@ -133,7 +145,8 @@ def add_history(app, host) -> History:
                   last: int | None = Query(None, ge=1, le=1440, description="only the newest points")):
         """Every VM's series over the range in one answer: the VM list's sparklines ask for
         `figures=cpu_percent&last=60`, the last 5 minutes of CPU."""
-        return [series.points(range, figures, last) for series in history.vms.values()]
+        with history.lock:
+            return [series.points(range, figures, last) for series in history.vms.values()]
 
     app.include_router(router)
     return history
