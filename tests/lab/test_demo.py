@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
+from virtops.cli.demo import VM
 from virtops.lab.labhost import Lab
 
 
@@ -20,4 +22,11 @@ def test_demo_runs_the_handbook_and_leaves_nothing():
     assert "(inside .128-.254)" in summary
     assert "pool test                          running, autostart, mode 0711 (0700 + x for QEMU)" in summary
     assert "cannot reach the disks in it" in result.stdout and "virtops pool set test --mode 0711" in result.stdout
-    assert Lab(name).status().state == "down" and not Lab(name).exists()
+    # Step 8: a second host on the same segment shares the nfs pool; a live move; a refused one.
+    assert f"nfs on {name}-b" in summary and "volume nfs seen" in summary
+    uptimes = re.search(r"live move over nfs\s+[0-9.]+ s, uptime ([0-9.]+) s -> ([0-9.]+) s", summary)
+    assert uptimes and float(uptimes[2]) > float(uptimes[1]), summary  # the same boot: its uptime went on
+    assert "has no network mynetwork; create it there first." in out
+    assert f"refused move                       before anything moved; {VM} running on {name}" in summary
+    for lab in (Lab(name), Lab(f"{name}-b")):
+        assert lab.status().state == "down" and not lab.exists()

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -19,6 +18,7 @@ from tests.helpers import cli_ok, host_state, run_cli
 from virtops.host import Host
 from virtops.lab.labhost import Lab
 from virtops.testguest.image import kernel_cmdline, wait_for_report
+from virtops.testguest.shell import guest_uptime, run_in_guest
 
 TOKEN = str(os.getpid() % 100000)
 SEGMENT = f"mg-{TOKEN}"
@@ -90,28 +90,27 @@ def make_vm(lab, name: str, pool: str, boot: str, *extra: str, start: bool = Tru
         cli_ok(lab.uri, "vm", "start", name)
 
 
-def in_guest(lab, name: str, command: str, until: str, timeout_s: float = 90) -> str:
-    """Run a shell command on the guest's serial console; the text printed up to a match of the
-    regular expression `until` (written so that the echoed command line cannot match it)."""
+def on_guest(lab, name: str, ask, timeout_s: float = 90):
+    """ask(console) on the guest's serial console, once its shell answers."""
     host = Host(lab.uri)
     try:
         console = host.vms.console(name, force=True)
         try:
             wait_for_report(console, lambda r: "vda" in r.disks, timeout_s)
-            since = len(console.buffer)
-            console.write(command.encode() + b"\n")
-            text = console.wait_for(lambda text: re.search(until, text) is not None, timeout_s, since)
-            assert re.search(until, text), f"{command!r}: no {until!r} in {text[-500:]!r}"
-            return text
+            return ask(console)
         finally:
             console.close()
     finally:
         host.close()
 
 
+def in_guest(lab, name: str, command: str, until: str, timeout_s: float = 90) -> str:
+    """A shell command's output up to `until` (see virtops.testguest.shell.run_in_guest)."""
+    return on_guest(lab, name, lambda console: run_in_guest(console, command, until, timeout_s), timeout_s)
+
+
 def uptime(lab, name: str) -> float:
-    text = in_guest(lab, name, "echo UP=$(cut -d' ' -f1 /proc/uptime)=", r"UP=[0-9.]+=")
-    return float(re.search(r"UP=([0-9.]+)=", text).group(1))
+    return on_guest(lab, name, guest_uptime)
 
 
 def domains(lab) -> dict[str, str]:
@@ -266,9 +265,55 @@ def test_the_rest_api_moves_a_vm_and_takes_only_host_names(pair, boot, tmp_path)
         missing = client.post("/api/vms/viaweb/migrate", json={"to": f"lab:{second.name}", "offline": True})
         assert missing.status_code == 422 and missing.json()["field"] == "offline"  # it runs: live only
         assert client.get("/api/vms/viaweb/migrate").status_code == 404  # no move under way
-        moved = client.post("/api/vms/viaweb/migrate", json={"to": f"lab:{second.name}"})
-        assert moved.status_code == 200, moved.text
-        assert moved.json()["mode"] == "live"
+        started = client.post("/api/vms/viaweb/migrate", json={"to": f"lab:{second.name}"})
+        assert started.status_code == 202, started.text  # the move runs on; the request does not wait
+        assert started.json()["state"] == "moving"
+        again = client.post("/api/vms/viaweb/migrate", json={"to": f"lab:{second.name}"})
+        assert again.status_code == 422 and "being moved already" in again.json()["error"]
+        move = _move_ended(client, "viaweb")
+        assert move["state"] == "moved", move
+        assert move["result"]["mode"] == "live" and move["error"] is None
     assert domains(second)["viaweb"] == "running" and "viaweb" not in domains(first)
     cli_ok(second.uri, "vm", "destroy", "viaweb")
     cli_ok(second.uri, "vm", "delete", "viaweb", "--remove-storage")
+
+
+def test_the_rest_api_cancels_a_move_and_the_vm_stays(pair, boot, tmp_path):
+    import httpx
+
+    from tests.helpers import serve_process
+
+    first, second = pair
+    make_vm(first, "webstay", "local", boot)
+    password = tmp_path / "password"
+    password.write_text("migrate-test-password\n")
+    hosts = [Host(lab.uri) for lab in pair]
+    try:
+        dest_before = host_state(hosts[1].conn)
+        with serve_process(first.uri, password) as base, httpx.Client(base_url=base, timeout=60) as client:
+            login = client.post("/login", json={"password": "migrate-test-password"})
+            client.headers["X-CSRF-Token"] = login.json()["csrf_token"]
+            started = client.post("/api/vms/webstay/migrate", json={"to": f"lab:{second.name}", "copy_storage": True,
+                                                                     "bandwidth_mib_s": 1})
+            assert started.status_code == 202, started.text
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and not _job_running(hosts[0], "webstay"):
+                time.sleep(0.2)
+            assert client.post("/api/vms/webstay/migrate/cancel").status_code == 200
+            move = _move_ended(client, "webstay")
+        assert move["state"] == "failed" and "runs on its own host as before" in move["error"], move
+        assert domains(first)["webstay"] == "running"
+        assert host_state(hosts[1].conn) == dest_before
+    finally:
+        for host in hosts:
+            host.close()
+
+
+def _move_ended(client, name: str) -> dict:
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        move = client.get(f"/api/vms/{name}/migrate").json()
+        if move["state"] != "moving":
+            return move
+        time.sleep(0.3)
+    raise AssertionError(f"the move of {name} did not end: {move}")

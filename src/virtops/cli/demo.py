@@ -36,29 +36,35 @@ def demo(keep: bool) -> None:
     from virtops.lab.labhost import Lab
 
     lab = Lab(os.environ.get("VIRTOPS_DEMO_LAB", DEMO_LAB))
-    if lab.exists():
-        lab.down()
+    second = Lab(f"{lab.name}-b")  # step 8's second host, on the same segment
+    for old in (second, lab):
+        if old.exists():
+            old.down()
     click.secho(f"virtops demo: SCENARIO.md on lab host '{lab.name}', a private libvirtd in its own namespaces", bold=True)
-    lab.up(uplink=True)
+    # On a segment (named after the lab) from the start: the segment's NFS server at 192.168.0.254
+    # is the one both hosts of step 8 mount.
+    lab.up(uplink=True, segment=lab.name)
     host = Host(lab.uri)
     summary: list[tuple[str, str]] = []
     try:
-        _run(host, lab, summary)
+        _run(host, lab, second, summary)
     finally:
         host.close()
         if keep:
-            click.echo(f"\nThe lab host is still running: virtops -c lab:{lab.name} ...; remove it with `virtops lab down {lab.name}`.")
+            click.echo(f"\nThe lab hosts are still running: virtops -c lab:{lab.name} ... (and lab:{second.name}); "
+                       f"remove them with `virtops lab down {second.name}` and `virtops lab down {lab.name}`.")
         else:
-            lab.down()
-            click.echo(f"\nLab host '{lab.name}' removed.")
+            for done in (second, lab):
+                if done.exists():
+                    done.down()
+            click.echo(f"\nLab hosts '{lab.name}' and '{second.name}' removed.")
     click.secho("\nSummary", bold=True)
     for what, result in summary:
         click.echo(f"  {what:<34} {result}")
 
 
-def _run(host, lab, summary) -> None:
+def _run(host, lab, second, summary) -> None:
     from virtops.testguest.image import build_guest_image, kernel_cmdline
-    from virtops.lab.nfs import NfsServer
     from virtops.ops.pool import PoolSpec
     from virtops.base.units import format_size
     from virtops.ops.vm import CreateRequest, DiskRequest
@@ -111,18 +117,16 @@ def _run(host, lab, summary) -> None:
     say(f"test/test attached as {disk.target} (bus {disk.bus})")
     host.vms.start(VM)
     console = host.vms.console(VM)
-    # The NFS server serves the rest of the job: a mounted pool whose server went away fails every
-    # read of it (the backup reads every pool).
-    with NfsServer(lab):  # a real nfs-ganesha at 192.168.0.254 in the lab's outside namespace
-        try:
-            report = _guest_report(console, lambda r: "vdb" in r.disks)
-            say("the guest reports: " + ", ".join(f"/dev/{d} {size} bytes" for d, size in sorted(report.disks.items())))
-            summary.append(("guest sees /dev/vdb", f"{report.disks.get('vdb')} bytes"))
-            _nfs_step(host, summary)
-            _network_steps(host, console, summary)
-        finally:
-            console.close()
-        _backup_steps(host, summary)
+    try:
+        report = _guest_report(console, lambda r: "vdb" in r.disks)
+        say("the guest reports: " + ", ".join(f"/dev/{d} {size} bytes" for d, size in sorted(report.disks.items())))
+        summary.append(("guest sees /dev/vdb", f"{report.disks.get('vdb')} bytes"))
+        _nfs_step(host, summary)
+        _network_steps(host, console, summary)
+    finally:
+        console.close()
+    _backup_steps(host, summary)
+    _shared_nfs_steps(host, lab, second, image, summary)
 
 
 def _nfs_step(host, summary) -> None:
@@ -195,6 +199,70 @@ def _backup_steps(host, summary) -> None:
     archive = create_backup(host, folder / "host-backup.tar.gz")
     say(f"{folder / 'default_net.xml'} written; whole host: {len(archive.objects)} objects in {folder / 'host-backup.tar.gz'}")
     summary.append(("backup", f"{len(archive.objects)} objects, {folder}"))
+
+
+def _shared_nfs_steps(host, lab, second, image, summary) -> None:
+    from virtops.base.errors import VirtopsError
+    from virtops.host import Host
+    from virtops.ops.migrate import MigrateRequest, migrate
+    from virtops.ops.pool import PoolSpec
+    from virtops.ops.vm import CreateRequest, DiskRequest
+    from virtops.testguest.image import kernel_cmdline
+    from virtops.testguest.shell import guest_uptime
+
+    second.up(segment=lab.name)
+    step("8", f"A second host '{second.name}' on the same segment mounts the same pool `nfs` and sees volume nfs",
+         "(on the second host) virsh pool-define-as nfs netfs --source-host 192.168.0.254 --source-path /nfs "
+         "--target /var/lib/libvirt/nfs; virsh pool-start nfs; virsh vol-list nfs",
+         f"virtops lab up {second.name} --segment {lab.name}; virtops -c lab:{second.name} pool create nfs "
+         f"--type netfs --host 192.168.0.254 --source-path /nfs --target /var/lib/libvirt/nfs --format nfs")
+    other = Host(second.uri)
+    try:
+        other.pools.create(PoolSpec(name="nfs", type="netfs", host="192.168.0.254", source_path="/nfs",
+                                    target="/var/lib/libvirt/nfs", format="nfs"))
+        seen = sorted(v.name for v in other.volumes.list("nfs"))
+        say(f"pool nfs on {second.name}: volumes {', '.join(seen) or 'none'}")
+        summary.append((f"nfs on {second.name}", "volume nfs seen" if "nfs" in seen else "volume nfs NOT seen"))
+
+        step("8b", f"A running VM whose disk is on `nfs` moves live to {second.name} and keeps running",
+             f"virsh migrate --live --p2p --persistent --undefinesource traveller {second.peer_uri}",
+             f"virtops vm migrate traveller --to lab:{second.name}")
+        host.volumes.create("nfs", "traveller", capacity="16M", allocation=0, format="raw")
+        host.vms.create(CreateRequest(
+            name="traveller", memory="128M", vcpus=1, disks=[DiskRequest(pool="nfs", volume="traveller")],
+            boot={"kernel": str(image.kernel), "initrd": str(image.initrd), "cmdline": kernel_cmdline("shell")}))
+        host.vms.start("traveller")
+        before = _uptime_on(host, "traveller", guest_uptime)
+        moved = migrate(host.conn, other.conn, second.peer_uri, MigrateRequest("traveller"), f"lab:{second.name}")
+        after = _uptime_on(other, "traveller", guest_uptime)
+        here = [vm.name for vm in host.vms.list()]
+        say(f"moved live in {moved.seconds:.1f} s; on {second.name}: {other.vms.info('traveller').state}, "
+            f"gone from {lab.name}: {'yes' if 'traveller' not in here else 'NO'}")
+        say(f"the guest's uptime: {before:.1f} s before the move, {after:.1f} s after (the same boot)")
+        summary.append(("live move over nfs", f"{moved.seconds:.1f} s, uptime {before:.1f} s -> {after:.1f} s"))
+
+        step("8c", f"A move {second.name} cannot take: {VM} uses network mynetwork, which {second.name} lacks",
+             f"virsh migrate --live {VM} ... (libvirt would fail part-way)", f"virtops vm migrate {VM} --to lab:{second.name}")
+        try:
+            migrate(host.conn, other.conn, second.peer_uri, MigrateRequest(VM), f"lab:{second.name}")
+            summary.append(("refused move", "NOT refused"))
+        except VirtopsError as err:
+            for line in str(err).splitlines():
+                say(f"refused: {line.strip()}")
+            stayed = host.vms.info(VM).state
+            say(f"nothing moved: {VM} is {stayed} on {lab.name}")
+            summary.append(("refused move", f"before anything moved; {VM} {stayed} on {lab.name}"))
+    finally:
+        other.close()
+
+
+def _uptime_on(host, name: str, guest_uptime) -> float:
+    console = host.vms.console(name, force=True)
+    try:
+        _guest_report(console, lambda r: "vda" in r.disks)
+        return guest_uptime(console)
+    finally:
+        console.close()
 
 
 def _guest_report(console, condition, timeout_s: float = 120):

@@ -358,47 +358,45 @@ class MigrateBody(Body):
 
 
 def _moves(request: Request) -> dict:
-    """The moves in progress of this server: VM name -> {"cancel": Cancel, "progress": dict}."""
+    """This server's moves: VM name -> BackgroundMove, the one under way or the last that ended."""
     if not hasattr(request.app.state, "moves"):
         request.app.state.moves = {}
     return request.app.state.moves
 
 
-@router.post("/vms/{name}/migrate")
+@router.post("/vms/{name}/migrate", status_code=202)
 def vm_migrate(request: Request, name: str, body: MigrateBody):
-    """Move the VM to another host (checked first; live when it runs); GET .../migrate shows the
-    progress meanwhile, POST .../migrate/cancel stops it and the VM stays here."""
-    from virtops.ops.migrate import Cancel, MigrateRequest, check_named_destination, migrate_to
+    """Check the move (a refusal answers at once, nothing moved), then start it and answer 202:
+    GET .../migrate shows its progress and how it ended, POST .../migrate/cancel stops it and the
+    VM stays here."""
+    from virtops.ops.migrate import BackgroundMove, MigrateRequest, check_named_destination
 
     check_named_destination(body.to)
     moves = _moves(request)
-    if name in moves:
+    if name in moves and moves[name].state == "moving":
         raise InvalidInput("name", f"{name} is being moved already; wait for it or cancel it.")
-    move = moves[name] = {"cancel": Cancel(), "progress": None}
-    try:
-        result = migrate_to(host_of(request), body.to, MigrateRequest(
-            name, offline=body.offline, copy_storage=body.copy_storage, bandwidth_mib_s=body.bandwidth_mib_s,
-            timeout_s=body.timeout_s), progress=lambda p: move.update(progress=p.__dict__), cancel=move["cancel"])
-    finally:
-        moves.pop(name, None)
-    publish(request, "vm", name, "migrated")
-    return result.as_dict()
+    move = moves[name] = BackgroundMove(host_of(request), body.to, MigrateRequest(
+        name, offline=body.offline, copy_storage=body.copy_storage, bandwidth_mib_s=body.bandwidth_mib_s,
+        timeout_s=body.timeout_s), on_end=lambda done: publish(request, "vm", name, f"migrate-{done.state}"))
+    return move.as_dict()
 
 
 @router.get("/vms/{name}/migrate")
 def vm_migrate_progress(request: Request, name: str):
+    """The move under way (state "moving", progress) or the last one that ended ("moved" with its
+    result, "failed" with the sentence)."""
     move = _moves(request).get(name)
     if move is None:
-        raise NotFound(f"vm: {name} is not being moved.")
-    return {"name": name, "progress": move["progress"]}
+        raise NotFound(f"vm: {name} has not been moved by this server.")
+    return move.as_dict()
 
 
 @router.post("/vms/{name}/migrate/cancel", response_model=Done)
 def vm_migrate_cancel(request: Request, name: str):
     move = _moves(request).get(name)
-    if move is None:
+    if move is None or move.state != "moving":
         raise NotFound(f"vm: {name} is not being moved.")
-    move["cancel"]()
+    move.cancel()
     return Done(done=[f"cancel the move of {name}"])
 
 

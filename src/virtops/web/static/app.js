@@ -386,24 +386,26 @@ function closeConsole() {
   $("#vm-console").hidden = true;
 }
 
-// Move a VM to another host (POST .../migrate; the core checks everything first). While it runs,
-// the button row shows the progress from GET .../migrate and a Cancel that stops it.
+// Move a VM to another host (POST .../migrate; the core checks everything first and a refusal
+// answers at once). The move then runs on the server: the button row shows its progress from
+// GET .../migrate until it ends, and a Cancel that stops it.
 async function migrateVm(vm, path) {
   const to = prompt(`Move ${vm.name} to which host (a registered name or lab:NAME)?`);
   if (!to) return;
+  await api("POST", `${path}/migrate`, { to, offline: !vm.running });
   const status = el("span", { id: "migrate-status" }, `moving ${vm.name} to ${to}`);
   const cancel = button("Cancel move", () => act(() => api("POST", `${path}/migrate/cancel`)));
   $("#vm-actions").append(status, cancel);
-  const timer = setInterval(async () => {
-    const state = await api("GET", `${path}/migrate`).catch(() => null);
-    const p = state && state.progress;
-    if (p && p.total) status.textContent = `moving ${vm.name} to ${to}: ${p.phase} ${Math.round(100 * p.processed / p.total)}%`;
-  }, 500);
   try {
-    const result = await api("POST", `${path}/migrate`, { to, offline: !vm.running });
-    status.textContent = `${vm.name} moved ${result.mode} to ${to} in ${result.seconds} s`;
+    for (;;) {
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      const move = await api("GET", `${path}/migrate`);
+      const p = move.progress;
+      if (move.state === "moved") { status.textContent = `${vm.name} moved ${move.result.mode} to ${to} in ${move.result.seconds} s`; return; }
+      if (move.state === "failed") throw new Error(move.error);
+      if (p && p.total) status.textContent = `moving ${vm.name} to ${to}: ${p.phase} ${Math.round(100 * p.processed / p.total)}%`;
+    }
   } finally {
-    clearInterval(timer);
     cancel.remove();
   }
 }
