@@ -106,6 +106,16 @@ def test_host(tmp_path: Path):
         host.close()
 
 
+@pytest.fixture
+def bare_test_host(test_host):
+    """The test driver's host without the running 'test' VM it starts with."""
+    for dom in test_host.conn.listAllDomains():
+        if dom.isActive():
+            dom.destroy()
+        dom.undefine()
+    return test_host
+
+
 WEB_PASSWORD = "lab-web-password"
 
 

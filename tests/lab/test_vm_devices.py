@@ -95,6 +95,9 @@ def test_virsh_syntax_of_attach_disk_and_attach_interface(lab, dev_host):
     before = host_state(conn)
     not_a_volume = run_cli("attach-disk", "dev", "/etc/passwd", "vdd", uri=lab.uri)
     assert not_a_volume.returncode == 1 and "is not a volume of any pool" in not_a_volume.stderr
-    wrong_type = run_cli("attach-interface", "dev", "bridge", "br0", uri=lab.uri)
+    wrong_type = run_cli("attach-interface", "dev", "ethernet", "tap0", uri=lab.uri)
     assert wrong_type.returncode == 2
     assert host_state(conn) == before
+    cli_ok(lab.uri, "attach-interface", "dev", "bridge", "br0", "--persistent")  # virsh's bridge form: a bridge NIC
+    bridged = X.parse(conn.lookupByName("dev").XMLDesc(0)).find("devices/interface[@type='bridge']/source")
+    assert bridged.get("bridge") == "br0"

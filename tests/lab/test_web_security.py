@@ -267,7 +267,7 @@ PYDANTIC_WORDS = re.compile(r"Input should|Field required|valid dictionary|JSON 
     ("/api/networks", ["not", "an", "object"], None),
     ("/api/pools/default/volumes", {"name": "v", "capacity": [1]}, "capacity"),
     ("/api/vms", {"name": "v", "memory": "64M", "vcpus": "many"}, "vcpus"),
-    ("/api/vms", {"name": "v", "memory": "64M", "disks": [{"pool": "default"}]}, "disks.0.volume"),
+    ("/api/vms", {"name": "v", "memory": "64M", "disks": [{"pool": "default"}]}, "disks.0.pool"),
     ("/api/networks/default/edit", {"mode": "tunnel"}, "mode"),
 ])
 def test_malformed_bodies_get_one_sentence_not_pydantic_s_words(api, conn, path, body, field):

@@ -51,11 +51,18 @@ def test_volume_disk_is_by_pool_and_volume():
 # -- option parsing ----------------------------------------------------------------------------
 def test_parse_options():
     disk = parse_disk_option("test/test,bus=scsi,cache=none,readonly=on,serial=AB1")
-    assert (disk.pool, disk.volume, disk.bus, disk.cache, disk.readonly, disk.serial) == ("test", "test", "scsi", "none", True, "AB1")
+    assert (disk.volume, disk.bus, disk.cache, disk.readonly, disk.serial) == ("test/test", "scsi", "none", True, "AB1")
+    by_path = parse_disk_option("path=/dev/vg0/data,format=qcow2,target=vdc")
+    assert (by_path.kind, by_path.path, by_path.format, by_path.target) == ("path", "/dev/vg0/data", "qcow2", "vdc")
+    rbd = parse_disk_option("protocol=rbd,name=pool/img,hosts=mon1:6789,hosts=mon2:6789,bus=scsi")
+    assert (rbd.kind, rbd.protocol, rbd.name, rbd.hosts, rbd.bus) == ("network", "rbd", "pool/img", ["mon1:6789", "mon2:6789"], "scsi")
     assert parse_new_disk_option("test:10G").size == 10 * 1024**3
     assert parse_new_disk_option("test:1000M:raw").format == "raw"
     nic = parse_network_option("mynetwork,mac=52:54:00:AA:BB:CC,model=e1000")
     assert (nic.network, nic.mac, nic.model) == ("mynetwork", "52:54:00:AA:BB:CC", "e1000")
+    direct = parse_network_option("eth0,mode=bridge", "direct")
+    assert (direct.type, direct.source, direct.mode) == ("direct", "eth0", "bridge")
+    assert parse_network_option("br0", "bridge").type == "bridge"
     boot = parse_boot_option("kernel=/b/vmlinuz,initrd=/b/initrd.img,cmdline=console=ttyS0 virtops.ping=1.1.1.1,2.2.2.2")
     assert boot.cmdline == "console=ttyS0 virtops.ping=1.1.1.1,2.2.2.2" and boot.initrd == "/b/initrd.img"
 
@@ -64,7 +71,8 @@ def test_parse_options():
     (parse_disk_option, "test", "disk"), (parse_disk_option, "test/test,colour=red", "disk"),
     (parse_disk_option, "test/test,readonly=maybe", "disk readonly"),
     (parse_new_disk_option, "test", "new-disk"), (parse_new_disk_option, "test:lots", "new-disk size"),
-    (parse_network_option, ",model=e1000", "network"), (parse_boot_option, "initrd=/x", "boot"),
+    (parse_network_option, ",model=e1000", "network"), (parse_network_option, "default,mode=vepa", "network"),
+    (parse_disk_option, "test/test,format=qcow2", "disk"), (parse_boot_option, "initrd=/x", "boot"),
 ])
 def test_parse_refusals_name_the_field(func, text, field):
     with pytest.raises(InvalidInput) as err:
@@ -207,7 +215,7 @@ def test_a_control_character_anywhere_in_a_request_is_one_sentence():
     from virtops.ops.vm import CreateRequest, DiskRequest, NicRequest
 
     host = Host("test:///default")
-    for request, where in ((CreateRequest(name="c1", memory="64M", disks=[DiskRequest(pool="p\x00", volume="v")]),
+    for request, where in ((CreateRequest(name="c1", memory="64M", disks=[DiskRequest(volume="p\x00/v")]),
                             ("disks", 0)),
                            (CreateRequest(name="c1", memory="64M", nics=[NicRequest(network="n\x00")]), ("nics", 0))):
         with pytest.raises(InvalidInput) as err:

@@ -97,8 +97,10 @@ def test_unset_network_fields_mean_the_defaults_of_net_create():
      "host.yaml:4: networks[1].name: 'a' is given twice"),
     ("vms:\n  - name: v\n    memory: 1G\n    disks:\n      - volume: nopool\n",
      "host.yaml:5: vms[0].disks[0].volume: 'nopool' is not POOL/VOLUME"),
-    ("vms:\n  - name: v\n    memory: 1G\n    nics:\n      - network: n\n        model: rtl9999\n",
-     "host.yaml:6: vms[0].nics[0].model: 'rtl9999' is not a NIC model"),
+    ("vms:\n  - name: v\n    memory: 1G\n    nics:\n      - bridge: br0\n        mode: vepa\n",
+     "host.yaml:6: vms[0].nics[0].mode: belongs to a direct NIC"),
+    ("vms:\n  - name: v\n    memory: 1G\n    disks:\n      - path: /srv/a.img\n        volume: p/v\n",
+     "host.yaml:6: vms[0].disks[0].volume: give exactly one of volume"),
     ("pools:\n  - name: x\n    target: /var/lib/libvirt/x\n    volumes:\n      - name: v\n        capacity: 1G\n"
      "        format: raw\n        backing: x/base\n", "host.yaml:7: pools[0].volumes[0].format: a volume with a backing"),
     ("pools: [\n", "host.yaml:2: not valid YAML"),
@@ -251,12 +253,9 @@ def test_the_handbook_example_in_the_docs_loads():
     assert spec.vms[0].disks[1].volume == "test/test"
 
 
-def test_vm_settings_plan_live_on_a_stopped_vm_and_refuse_beyond_the_host(test_host, tmp_path, monkeypatch):
+def test_vm_settings_plan_live_on_a_stopped_vm_and_refuse_beyond_the_host(bare_test_host, tmp_path, monkeypatch):
     monkeypatch.setattr(P, "LOCK_DIR", tmp_path)
-    for dom in test_host.conn.listAllDomains():  # the test driver's own running 'test' VM
-        if dom.isActive():
-            dom.destroy()
-        dom.undefine()
+    test_host = bare_test_host
     test_host.conn.defineXML("<domain type='test'><name>v</name><memory unit='KiB'>65536</memory><vcpu>1</vcpu>"
                              "<os><type>hvm</type></os></domain>")
     loaded = loads("vms:\n  - name: v\n    memory: 128M\n    vcpus: 2\n    autostart: true\n", "host.yaml")

@@ -236,7 +236,7 @@ def test_fields_marked_for_the_spec_are_entries_of_it():
 
 # Golden objects defined on libvirt's test driver, for the export check.
 EXPORTED = {"pool": ["pool-dir", "pool-netfs", "pool-fs", "pool-label"], "volume": ["vol-raw", "vol-qcow2", "vol-backing"],
-            "network": ["net-route", "net-nat-dev", "net-isolated-updated"], "domain": ["dom-guest1", "dom-bios"]}
+            "network": ["net-route", "net-nat-dev", "net-isolated-updated"], "domain": ["dom-guest1", "dom-bios", "dom-foreign"]}
 
 
 def _carried(xml_value, entry_value) -> bool:

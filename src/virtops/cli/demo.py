@@ -110,7 +110,7 @@ def _run(host, lab, second, summary) -> None:
     image = build_guest_image()
     host.volumes.create("test", "system", capacity="64M", allocation=0, format="raw")
     host.vms.create(CreateRequest(
-        name=VM, memory="256M", vcpus=1, disks=[DiskRequest(pool="test", volume="system")],
+        name=VM, memory="256M", vcpus=1, disks=[DiskRequest(volume="test/system")],
         boot={"kernel": str(image.kernel), "initrd": str(image.initrd), "cmdline": kernel_cmdline("shell")}))
     say(f"VM {VM} defined (the tiny test guest, system disk test/system as vda)")
     disk = host.vms.attach_disk(VM, "test/test")

@@ -7,6 +7,14 @@ import click
 
 from virtops.cli.common import complete, emit_json, emit_table, json_option, listing_command, pass_context
 from virtops.cli.listings import BY_PATH
+from virtops.xmlmodels.values import CACHE_MODES, DIRECT_MODES, DISK_BUSES, NIC_MODELS, NIC_TYPES
+
+# The compact syntax of a disk and of a NIC: the fields of ops/devices.py's DiskRequest and
+# NicRequest (ops/vm.py parses them, and refuses an unknown KEY naming the known ones).
+DISK_SYNTAX = "POOL/VOL|path=PATH|protocol=P,name=N,hosts=H:PORT[,bus=,cache=,format=,readonly=on,shareable=on,serial=,target=]"
+NIC_SYNTAX = {"network": "NET[,mac=,model=]", "bridge": "BRIDGE[,mac=,model=]", "direct": "DEV[,mode=,mac=,model=]"}
+NIC_HELP = {"network": "A NIC on a virtual network", "bridge": "A NIC on a bridge of the host",
+            "direct": f"A NIC on a host device through macvtap (mode: {', '.join(DIRECT_MODES)})"}
 
 
 @click.group()
@@ -49,7 +57,7 @@ def vm_iflist(ctx, name: str, as_json: bool) -> None:
         emit_json([n.model_dump() for n in nics])
         return
     emit_table([n.model_dump() for n in nics],
-               [("interface", "Interface"), ("type", "Type"), ("network", "Source"), ("model", "Model"), ("mac", "MAC")])
+               [("interface", "Interface"), ("type", "Type"), ("source", "Source"), ("model", "Model"), ("mac", "MAC")])
 
 
 @vm.command("ip")
@@ -91,11 +99,13 @@ for _command in _stats_commands():
 @click.argument("name")
 @click.option("--memory", required=True, metavar="SIZE", help="Memory, e.g. 512M or 2G.")
 @click.option("--vcpus", type=int, default=1, show_default=True)
-@click.option("--disk", "disks", multiple=True, metavar="POOL/VOL[,bus=,cache=,readonly=on,shareable=on,serial=,target=]",
-              help="An existing volume as a disk (repeatable).")
+@click.option("--disk", "disks", multiple=True, metavar=DISK_SYNTAX,
+              help="A disk: an existing volume, a file or block device, or a network disk (repeatable).")
 @click.option("--new-disk", "new_disks", multiple=True, metavar="POOL:SIZE[:FORMAT]",
               help="Create a volume for the VM (repeatable; qcow2 unless FORMAT).")
-@click.option("--network", "networks", multiple=True, metavar="NET[,mac=,model=]", help="A NIC on a virtual network (repeatable).")
+@click.option("--network", "networks", multiple=True, metavar=NIC_SYNTAX["network"], help=NIC_HELP["network"] + " (repeatable).")
+@click.option("--bridge", "bridges", multiple=True, metavar=NIC_SYNTAX["bridge"], help=NIC_HELP["bridge"] + " (repeatable).")
+@click.option("--direct", "directs", multiple=True, metavar=NIC_SYNTAX["direct"], help=NIC_HELP["direct"] + " (repeatable).")
 @click.option("--boot", metavar="kernel=PATH,initrd=PATH,cmdline=ARGS", help="Direct kernel boot.")
 @click.option("--cdrom", metavar="POOL/VOL|PATH", help="Boot from an ISO image.")
 @click.option("--import", "import_disk", is_flag=True, help="Boot from the first disk.")
@@ -104,15 +114,17 @@ for _command in _stats_commands():
 @click.option("--start", is_flag=True, help="Start the VM once defined.")
 @json_option
 @pass_context
-def vm_create(ctx, name, memory, vcpus, disks, new_disks, networks, boot, cdrom, import_disk, graphics, start,
-              as_json) -> None:
-    """Define a VM with disks on pool volumes and NICs on virtual networks."""
+def vm_create(ctx, name, memory, vcpus, disks, new_disks, networks, bridges, directs, boot, cdrom, import_disk,
+              graphics, start, as_json) -> None:
+    """Define a VM with disks (pool volumes, paths, network disks) and NICs (on virtual networks,
+    bridges, host devices)."""
     from virtops.ops import vm as core
 
+    by_type = dict(zip(NIC_TYPES, (networks, bridges, directs)))
     request = core.CreateRequest(
         name=name, memory=memory, vcpus=vcpus, disks=[core.parse_disk_option(d) for d in disks],
         new_disks=[core.parse_new_disk_option(d) for d in new_disks],
-        nics=[core.parse_network_option(n) for n in networks],
+        nics=[core.parse_network_option(n, kind) for kind in NIC_TYPES for n in by_type[kind]],
         boot=core.parse_boot_option(boot) if boot else None, cdrom=cdrom, import_disk=import_disk, graphics=graphics,
         start=start)
     info = _vms(ctx).create(request)
@@ -233,11 +245,11 @@ def _halves(func):
 
 @vm.command("attach-disk")
 @click.argument("name", shell_complete=complete("vm"))
-@click.argument("volume", metavar="POOL/VOL|PATH", shell_complete=complete("volume"))
+@click.argument("volume", metavar=DISK_SYNTAX, shell_complete=complete("volume"))
 @click.argument("target_arg", required=False, metavar="[TARGET]")
 @click.option("--target", help="Disk name in the guest (default: the next free one, e.g. vdb).")
-@click.option("--bus", "--targetbus", default="virtio", show_default=True, help="virtio, scsi, sata, ide or usb.")
-@click.option("--cache", help="Cache mode: none, writeback, writethrough, directsync, unsafe, default.")
+@click.option("--bus", "--targetbus", help=f"One of {', '.join(DISK_BUSES)} (default virtio).")
+@click.option("--cache", help=f"Cache mode: one of {', '.join(CACHE_MODES)}.")
 @click.option("--readonly", is_flag=True)
 @click.option("--shareable", is_flag=True, help="Allow other VMs to attach it shareable too.")
 @click.option("--serial", help="Serial number the guest sees.")
@@ -246,11 +258,17 @@ def _halves(func):
 @pass_context
 def vm_attach_disk(ctx, name, volume, target_arg, target, bus, cache, readonly, shareable, serial, live, config,
                    persistent, as_json) -> None:
-    """Attach a pool's volume (POOL/VOL, or its path as virsh takes it); live and persistent on a
-    running VM unless told otherwise."""
+    """Attach a disk: a pool's volume (POOL/VOL, or its path as virsh takes it), a file or block
+    device, or a network disk, in --disk's syntax; live and persistent on a running VM unless told
+    otherwise."""
+    from virtops.ops.vm import parse_disk_option
+
     target = _one_of(target_arg, target, "target")
-    disk = _vms(ctx).attach_disk(name, volume, target=target, bus=bus, cache=cache, readonly=readonly,
-                                 shareable=shareable, serial=serial, live=live, config=config)
+    given = {"target": target, "bus": bus, "cache": cache, "readonly": readonly or None,
+             "shareable": shareable or None, "serial": serial}
+    request = parse_disk_option(volume, "volume")
+    request = request.model_copy(update={k: v for k, v in given.items() if v is not None})
+    disk = _vms(ctx).attach_disk(name, request, live=live, config=config)
     if as_json:
         emit_json(disk.model_dump())
         return
@@ -270,25 +288,37 @@ def vm_detach_disk(ctx, name, target, live, config, persistent) -> None:
 @vm.command("attach-nic")
 @click.argument("name", shell_complete=complete("vm"))
 @click.argument("virsh_args", nargs=-1, metavar="[network NET]")
-@click.option("--network", help="Virtual network to plug the NIC into.", shell_complete=complete("network"))
+@click.option("--network", help=NIC_HELP["network"] + ".", shell_complete=complete("network"))
+@click.option("--bridge", help=NIC_HELP["bridge"] + ".")
+@click.option("--direct", help=NIC_HELP["direct"] + ".")
+@click.option("--mode", help=f"A direct NIC's mode: one of {', '.join(DIRECT_MODES)} (libvirt's default vepa).")
 @click.option("--mac", help="MAC address (default: a free one in 52:54:00:xx:xx:xx).")
-@click.option("--model", default="virtio", show_default=True, help="virtio, e1000, e1000e, rtl8139, ...")
+@click.option("--model", default="virtio", show_default=True, help=f"One of {', '.join(NIC_MODELS)}.")
 @_halves
 @json_option
 @pass_context
-def vm_attach_nic(ctx, name, virsh_args, network, mac, model, live, config, persistent, as_json) -> None:
-    """Attach a NIC on a virtual network (virsh's `attach-interface VM network NET` works too)."""
+def vm_attach_nic(ctx, name, virsh_args, network, bridge, direct, mode, mac, model, live, config, persistent,
+                  as_json) -> None:
+    """Attach a NIC on a virtual network, a bridge or a host device (virsh's `attach-interface VM
+    network NET` and `bridge BR` work too)."""
+    from virtops.ops.devices import NicRequest
+
+    sources = dict(zip(NIC_TYPES, (network, bridge, direct)))
     if virsh_args:
-        if len(virsh_args) != 2 or virsh_args[0] != "network":
-            raise click.UsageError("give the network as --network NET, or as virsh does: network NET.")
-        network = _one_of(virsh_args[1], network, "network")
-    if not network:
-        raise click.UsageError("give the network: --network NET.")
-    nic = _vms(ctx).attach_nic(name, network, mac=mac, model=model, live=live, config=config)
+        if len(virsh_args) != 2 or virsh_args[0] not in NIC_TYPES:
+            raise click.UsageError("give the NIC's source as --network NET (--bridge BR, --direct DEV), or as "
+                                   "virsh does: network NET.")
+        kind = virsh_args[0]
+        sources[kind] = _one_of(virsh_args[1], sources[kind], kind)
+    if not any(sources.values()):
+        raise click.UsageError("give what the NIC is plugged into: --network NET, --bridge BR or --direct DEV.")
+    request = NicRequest(**sources, mode=mode, mac=mac, model=model)
+    nic = _vms(ctx).attach_nic(name, request, live=live, config=config)
     if as_json:
         emit_json(nic.model_dump())
         return
-    click.echo(f"NIC {nic.mac} ({nic.model}) on network {nic.network} attached to {name}.")
+    where = f"network {nic.network}" if nic.type == "network" else f"{nic.type} {nic.source}"
+    click.echo(f"NIC {nic.mac} ({nic.model}) on {where} attached to {name}.")
 
 
 @vm.command("detach-nic")

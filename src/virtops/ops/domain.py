@@ -10,10 +10,11 @@ from pydantic import Field
 
 from virtops.xmlmodels import doc as X
 from virtops.base.model import Model
+from virtops.ops.devices import NicRequest
 from virtops.ops.vmrows import disk_fields, disk_source_label, nic_fields
 from virtops.xmlmodels.devices import DiskXml, NicXml
 from virtops.xmlmodels.domain import DomainXml
-from virtops.xmlmodels.values import CacheMode, DiskBus, DiskFormat
+from virtops.xmlmodels.values import NIC_TYPES, CacheMode, DiskBus, DiskFormat
 
 
 # Schemas are built when a model is first validated or dumped, not at import: light CLI start-up.
@@ -99,22 +100,22 @@ def server_of(text: str) -> dict:
     return {"name": text}
 
 
-class NicSpec(Model):
-    """A NIC on a libvirt virtual network."""
-
-
-    network: str
-    mac: str | None = None
-    model: str = "virtio"
+class NicSpec(NicRequest):
+    """A NIC as written into a domain: a request the core checked (its MAC chosen)."""
 
     def to_element(self) -> etree._Element:
-        return NicXml().update(type="network", mac=self.mac, source=self.network, model=self.model).node
+        nic_type = self.type or "network"
+        return NicXml().update(type=nic_type, mac=self.mac, source=self.source, source_mode=self.mode,
+                               model=self.model).node
 
     @classmethod
     def from_element(cls, nic: etree._Element) -> "NicSpec":
-        """The model of an <interface> (see nic_fields)."""
+        """The model of an <interface> (see nic_fields); a NIC of a type virtops does not make
+        (user, ethernet, vhostuser...) names no source."""
         fields = nic_fields(nic)
-        return cls.model_construct(network=fields["network"], mac=fields["mac"], model=fields["model"])
+        source = {fields["type"]: fields["source"]} if fields["type"] in NIC_TYPES else {}
+        return cls.model_construct(**source, mode=fields["source_mode"] if fields["type"] == "direct" else None,
+                                   mac=fields["mac"], model=fields["model"])
 
 
 # What every domain virtops defines has besides its fields: ACPI (so that poweroff in the guest

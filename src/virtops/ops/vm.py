@@ -14,7 +14,7 @@ import select
 import time
 import uuid as uuid_module
 from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterator
 
 import libvirt
 from lxml import etree
@@ -25,6 +25,7 @@ from virtops.ops import vmrows
 from virtops.xmlmodels import doc as X
 from virtops.xmlmodels.domain import DomainXml as DomainDocument  # DomainXml here is the live and persistent pair
 from virtops.xmlmodels.volume import VolumeXml
+from virtops.ops.devices import DiskRequest, NicRequest
 from virtops.ops.domain import DiskSpec, DomainSpec, Graphics, KernelBoot, NicSpec
 from virtops.base.paths import refuse_control_characters, refuse_control_characters_in
 from virtops.base.errors import InvalidInput, NeedsOption, NotFound, Refusals, VirtopsError, from_libvirt, libvirt_errors, located
@@ -34,7 +35,8 @@ from virtops.daemon import owned
 from virtops.base.undo import undo_on_failure
 from virtops.daemon.connection import sees_our_files
 from virtops.daemon.lookups import domain as require_domain
-from virtops.xmlmodels.values import CACHE_MODES, DISK_BUSES as BUSES, DISK_FORMATS, NIC_MODELS, TARGET_PREFIX, VOLUME_FORMATS
+from virtops.xmlmodels.values import (CACHE_MODES, DISK_BUSES as BUSES, DISK_FORMATS, DISK_PROTOCOLS, NAMELESS_PROTOCOLS,
+                                      NIC_MODELS, NIC_TYPES, TARGET_PREFIX, VOLUME_FORMATS)
 from virtops.ops.access import check_guest_files
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}$")
@@ -144,17 +146,7 @@ class SettingsResult(Model):
 
 
 # -- requests (what faces build from user input) --------------------------------------------
-class DiskRequest(Model):
-    pool: str
-    volume: str
-    target: str | None = None
-    bus: str = "virtio"
-    cache: str | None = None
-    readonly: bool = False
-    shareable: bool = False
-    serial: str | None = None
-
-
+# A disk and a NIC are one model each in every face (ops/devices.py).
 class NewDiskRequest(Model):
     pool: str
     size: int = Field(description="bytes, or with virsh's units: 10G, 512MiB")
@@ -166,12 +158,6 @@ class NewDiskRequest(Model):
         from virtops.base.units import parse_size
 
         return parse_size(value, "new-disk size")
-
-
-class NicRequest(Model):
-    network: str
-    mac: str | None = None
-    model: str = "virtio"
 
 
 class CreateRequest(Model):
@@ -201,17 +187,6 @@ def _flag(field_name: str, value: str) -> bool:
     raise InvalidInput(field_name, f"{value!r} is not on or off.")
 
 
-def _key_values(text: str, field_name: str, allowed: Iterable[str]) -> dict[str, str]:
-    allowed = tuple(allowed)
-    values: dict[str, str] = {}
-    for item in filter(None, text.split(",")):
-        key, sep, value = item.partition("=")
-        if not sep or key not in allowed:
-            raise InvalidInput(field_name, f"{item!r} is not an option here; use {', '.join(k + '=' for k in allowed)}.")
-        values[key] = value
-    return values
-
-
 def split_ref(ref: str, field_name: str) -> tuple[str, str]:
     pool, sep, name = (ref or "").partition("/")
     if not sep or not pool or not name or "/" in name:
@@ -219,15 +194,41 @@ def split_ref(ref: str, field_name: str) -> tuple[str, str]:
     return pool, name
 
 
-def parse_disk_option(text: str) -> DiskRequest:
-    """POOL/VOL[,bus=virtio,cache=none,readonly=on,shareable=on,serial=S,target=vdb]"""
+def option_keys(model: type, *leave_out: str) -> list[str]:
+    """The KEY= of a request model's compact option syntax: its fields, in their order."""
+    return [name for name in model.model_fields if name not in leave_out]
+
+
+def _parse_option(model: type, option: str, first: dict, rest: str, *leave_out: str):
+    """A request from KEY=VALUE items after the first one (whose fields `first` gives): the keys are
+    the model's own fields; a flag takes on/off, a list field is given once per item (hosts=a,hosts=b)."""
+    allowed = option_keys(model, *first, *leave_out)
+    values: dict = dict(first)
+    for item in filter(None, rest.split(",")):
+        key, sep, value = item.partition("=")
+        if not sep or key not in allowed:
+            raise InvalidInput(option, f"{item!r} is not an option here; use {', '.join(k + '=' for k in allowed)}.")
+        default = model.model_fields[key].default
+        if isinstance(default, bool):
+            values[key] = _flag(f"{option} {key}", value)
+        elif isinstance(default, list):
+            values.setdefault(key, []).append(value)
+        else:
+            values[key] = value
+    return model(**values)
+
+
+def parse_disk_option(text: str, option: str = "disk") -> DiskRequest:
+    """POOL/VOL (or the path of a pool's volume), path=/PATH for a disk by path, or
+    protocol=P,name=N,hosts=H:PORT for a network disk; then DiskRequest's
+    other fields as KEY=VALUE: bus=virtio,cache=none,readonly=on,shareable=on,serial=S,target=vdb.
+    `option` is the field a refusal names (--disk of vm create, the volume of attach-disk)."""
     ref, _, rest = text.partition(",")
-    pool, volume = split_ref(ref, "disk")
-    opts = _key_values(rest, "disk", ("bus", "cache", "readonly", "shareable", "serial", "target"))
-    return DiskRequest(pool=pool, volume=volume, target=opts.get("target"), bus=opts.get("bus", "virtio"),
-                       cache=opts.get("cache"), serial=opts.get("serial"),
-                       readonly=_flag("disk readonly", opts.get("readonly", "off")),
-                       shareable=_flag("disk shareable", opts.get("shareable", "off")))
+    if "=" in ref:  # a disk by path= or on the network: every part is KEY=VALUE
+        return _parse_option(DiskRequest, option, {}, text, "volume")
+    if not ref.startswith("/"):  # a path first names a pool's volume by its path, as virsh takes it
+        split_ref(ref, option)
+    return _parse_option(DiskRequest, option, {"volume": ref}, rest, "path", "format")
 
 
 def parse_new_disk_option(text: str) -> NewDiskRequest:
@@ -241,13 +242,18 @@ def parse_new_disk_option(text: str) -> NewDiskRequest:
                           format=parts[2] if len(parts) == 3 else "qcow2")
 
 
-def parse_network_option(text: str) -> NicRequest:
-    """NET[,mac=MAC,model=virtio]"""
-    network, _, rest = text.partition(",")
-    if not network:
-        raise InvalidInput("network", f"{text!r} names no network; give one such as default or default,model=e1000.")
-    opts = _key_values(rest, "network", ("mac", "model"))
-    return NicRequest(network=network, mac=opts.get("mac"), model=opts.get("model", "virtio"))
+def parse_network_option(text: str, kind: str = "network") -> NicRequest:
+    """NAME[,mac=MAC,model=virtio] of a NIC of this kind (network, bridge or direct: the field that
+    NAME fills); a direct NIC takes mode= too."""
+    name, _, rest = text.partition(",")
+    if not name or "=" in name:
+        raise InvalidInput(kind, f"{text!r} names no {kind}; give one such as {NIC_EXAMPLES[kind]}.")
+    leave_out = [other for other in NIC_TYPES if other != kind] + (["mode"] if kind != "direct" else [])
+    return _parse_option(NicRequest, kind, {kind: name}, rest, *leave_out)
+
+
+NIC_EXAMPLES = {"network": "default or default,model=e1000", "bridge": "br0 or br0,model=e1000",
+                "direct": "eth0 or eth0,mode=bridge"}
 
 
 def parse_boot_option(text: str) -> KernelBoot:
@@ -357,11 +363,18 @@ def all_domains(conn: libvirt.virConnect) -> list[DomainXml]:
 
 @dataclass
 class ResolvedVolume:
+    """What a disk opens on the host: a pool's volume, or a path (pool and volume empty when no pool
+    holds it)."""
+
     pool: str
     volume: str
     path: str
     format: str
     capacity: int
+
+    @property
+    def label(self) -> str:
+        return f"{self.pool}/{self.volume}" if self.pool and self.volume else self.path
 
 
 def _same_volume(disk: DiskSpec, vol: ResolvedVolume) -> bool:
@@ -543,22 +556,21 @@ class Vms:
         """The checks of attaching a disk to VM `vm` whose disks have the targets `taken`."""
         refuse_control_characters_in(request)
         view = view or HostView(self)
-        vol = view.volume(request.pool, request.volume, "volume")
-        self._check_volume_free(vol, request.readonly, request.shareable, view.domains(), vm=vm)
+        vol = disk_source(self.conn, view, request)
+        if vol is not None:
+            self._check_volume_free(vol, request.readonly, request.shareable, view.domains(), vm=vm)
         disk = _disk_spec(request, vol, taken)
-        check_backing_chain(self.conn, [(disk, vol.path)], view.domains(), vm=vm)
+        if vol is not None:
+            check_backing_chain(self.conn, [(disk, vol.path)], view.domains(), vm=vm)
         check_guest_files(self.host, [disk], None, "volume")
         return disk
 
     def check_nic(self, request: NicRequest, view: HostView | None = None) -> NicSpec:
-        """The checks of attaching a NIC: the network exists, the model is known, the MAC is free."""
+        """The checks of attaching a NIC: its network exists (or its bridge or device is named as
+        Linux names one), the model is known, the MAC is free."""
         refuse_control_characters_in(request)
         view = view or HostView(self)
-        view.require_network(request.network, "network")
-        _check_model(request.model)
-        domains = view.domains()
-        mac = self._checked_or_new_mac(request.mac, domains, "mac")
-        return NicSpec(network=request.network, mac=mac, model=request.model)
+        return _checked_nic(view, request, view.domains(), set())
 
     def _create_volume(self, new: "_NewVolume") -> libvirt.virStorageVol:
         vol = VolumeXml().update(name=new.name, capacity=new.size, allocation=0,  # sparse; the guest fills it
@@ -682,13 +694,10 @@ class Vms:
     def attach_disk(self, name: str, ref: str | DiskRequest, target: str | None = None, bus: str = "virtio",
                     cache: str | None = None, readonly: bool = False, shareable: bool = False,
                     serial: str | None = None, live: bool | None = None, config: bool | None = None) -> DiskInfo:
-        """Attach POOL/VOLUME; on a running VM live and persistently unless told otherwise."""
-        if isinstance(ref, DiskRequest):
-            request = ref
-        else:
-            pool, volume = self._pool_and_volume(ref)
-            request = DiskRequest(pool=pool, volume=volume, target=target, bus=bus, cache=cache,
-                                  readonly=readonly, shareable=shareable, serial=serial)
+        """Attach a disk (a DiskRequest, or POOL/VOLUME or a volume's path with these options); on a
+        running VM live and persistently unless told otherwise."""
+        request = ref if isinstance(ref, DiskRequest) else DiskRequest(
+            volume=ref, target=target, bus=bus, cache=cache, readonly=readonly, shareable=shareable, serial=serial)
         dom = require_domain(self.conn, name)
         with libvirt_errors(f"reading VM {name}"):
             mine = read_domain(dom)
@@ -696,20 +705,8 @@ class Vms:
         disk = self.check_disk(name, request, taken={d.target for d in mine.disks()})
         element = disk.to_element()
         validate_device(element)
-        self._attach(dom, name, element, affect_live, affect_config, f"disk {disk.pool}/{disk.volume} as {disk.target}")
+        self._attach(dom, name, element, affect_live, affect_config, f"disk {disk.source_label} as {disk.target}")
         return DiskInfo.of(disk)
-
-    def _pool_and_volume(self, ref: str) -> tuple[str, str]:
-        """POOL/VOLUME, or the path of a volume in a pool as virsh takes it: the disk is then
-        attached by pool and volume all the same, so it follows the pool."""
-        if not ref.startswith("/"):
-            return split_ref(ref, "volume")
-        try:
-            vol = self.conn.storageVolLookupByPath(ref)
-            return vol.storagePoolLookupByVolume().name(), vol.name()
-        except libvirt.libvirtError:
-            raise InvalidInput("volume", f"{ref} is not a volume of any pool on this host; give POOL/VOLUME, "
-                                         "or refresh the pool that holds it.") from None
 
     def detach_disk(self, name: str, target: str, live: bool | None = None, config: bool | None = None) -> DetachResult:
         dom = require_domain(self.conn, name)
@@ -724,18 +721,20 @@ class Vms:
                             still_there=lambda root: _find_disk(root, target) is not None)
 
     # ---- NICs ----
-    def attach_nic(self, name: str, network: str, mac: str | None = None, model: str = "virtio",
+    def attach_nic(self, name: str, network: str | NicRequest, mac: str | None = None, model: str = "virtio",
                    live: bool | None = None, config: bool | None = None) -> NicInfo:
+        """Attach a NIC (a NicRequest, or one on the virtual network `network`)."""
+        request = network if isinstance(network, NicRequest) else NicRequest(network=network, mac=mac, model=model)
         dom = require_domain(self.conn, name)
         with libvirt_errors(f"reading VM {name}"):
             mine = read_domain(dom)
         affect_live, affect_config = _affect(mine, live, config)
-        nic = self.check_nic(NicRequest(network=network, mac=mac, model=model))
-        chosen = nic.mac
+        nic = self.check_nic(request)
         element = nic.to_element()
         validate_device(element)
-        self._attach(dom, name, element, affect_live, affect_config, f"NIC {chosen} on network {network}")
-        return NicInfo(mac=chosen, type="network", network=network, source=network, model=model)
+        self._attach(dom, name, element, affect_live, affect_config, f"NIC {nic.mac} on {nic.type} {nic.source}")
+        return NicInfo(mac=nic.mac, type=nic.type, network=nic.network, source=nic.source, source_mode=nic.mode,
+                       model=nic.model)
 
     def detach_nic(self, name: str, mac: str, live: bool | None = None, config: bool | None = None) -> DetachResult:
         wanted = normalize_mac(mac)
@@ -838,9 +837,9 @@ class Vms:
                 if not _same_volume(disk, vol):
                     continue
                 if dom.name == vm:
-                    raise InvalidInput("volume", f"{vol.pool}/{vol.volume} is already attached to {vm} as {disk.target}.")
+                    raise InvalidInput("volume", f"{vol.label} is already attached to {vm} as {disk.target}.")
                 if _conflicts(disk, readonly, shareable):
-                    raise InvalidInput("volume", f"{vol.pool}/{vol.volume} is attached to {dom.name} as {disk.target}; "
+                    raise InvalidInput("volume", f"{vol.label} is attached to {dom.name} as {disk.target}; "
                                                  "detach it there first, or attach it read-only on both, "
                                                  "or shareable on both.")
 
@@ -1039,6 +1038,8 @@ def next_target(bus: str, taken: set[str]) -> str:
 
 
 def _check_bus_options(request: DiskRequest) -> None:
+    if request.format is not None and request.format not in DISK_FORMATS:
+        raise InvalidInput("format", f"{request.format!r} is not a disk image format; use one of {', '.join(DISK_FORMATS)}.")
     if request.bus not in BUSES:
         raise InvalidInput("bus", f"{request.bus!r} is not a disk bus; use one of {', '.join(BUSES)}.")
     if request.cache is not None and request.cache not in CACHE_MODES:
@@ -1057,12 +1058,97 @@ def _checked_target(target: str, bus: str, taken: set[str]) -> str:
     return target
 
 
-def _disk_spec(request: DiskRequest, vol: ResolvedVolume, taken: set[str]) -> DiskSpec:
+def _disk_spec(request: DiskRequest, vol: ResolvedVolume | None, taken: set[str]) -> DiskSpec:
+    """The disk a checked request becomes; `vol` is what a volume or path disk opens (None for a
+    network disk)."""
     _check_bus_options(request)
     target = (_checked_target(request.target, request.bus, taken) if request.target
               else next_target(request.bus, taken))
-    return DiskSpec(target=target, pool=vol.pool, volume=vol.volume, format=vol.format, bus=request.bus,
-                    cache=request.cache, readonly=request.readonly, shareable=request.shareable, serial=request.serial)
+    common = dict(target=target, bus=request.bus, cache=request.cache, readonly=request.readonly,
+                  shareable=request.shareable, serial=request.serial)
+    if request.kind == "volume":
+        return DiskSpec(pool=vol.pool, volume=vol.volume, format=vol.format, **common)
+    if request.kind == "path":  # a path under /dev is a block device (libvirt opens it as one)
+        return DiskSpec(path=request.path, type="block" if request.path.startswith("/dev/") else None,
+                        format=request.format or "raw", **common)
+    return DiskSpec(protocol=request.protocol, name=request.name, hosts=request.hosts,
+                    format=request.format or "raw", **common)
+
+
+def disk_source(conn: libvirt.virConnect, view: "HostView", request: DiskRequest) -> ResolvedVolume | None:
+    """What a disk request opens, checked: its volume, or its path (with the pool volume there when
+    a pool holds it, so that sharing is checked against that volume's disks too); None for a
+    network disk, whose protocol, name and servers are checked here."""
+    request.check_source()
+    if request.kind == "volume" and request.volume.startswith("/"):
+        pool, volume = _volume_at(conn, request.volume)
+        return view.volume(pool, volume, "volume")
+    if request.kind == "volume":
+        pool, volume = request.pool_and_volume()
+        return view.volume(pool, volume, "volume")
+    if request.kind == "path":
+        return _path_source(conn, request.path, request.format or "raw")
+    _check_network_disk(request)
+    return None
+
+
+def _volume_at(conn: libvirt.virConnect, path: str) -> tuple[str, str]:
+    """The pool and volume at a path (a volume given by its path, as virsh takes it: the disk is
+    still attached by pool and volume, so it follows the pool)."""
+    try:
+        vol = conn.storageVolLookupByPath(path)
+        return vol.storagePoolLookupByVolume().name(), vol.name()
+    except libvirt.libvirtError:
+        raise InvalidInput("volume", f"{path} is not a volume of any pool on this host; give POOL/VOLUME, "
+                                     "path=PATH for a disk by path, or refresh the pool that holds it.") from None
+
+
+def _path_source(conn: libvirt.virConnect, path: str, disk_format: str) -> ResolvedVolume:
+    if not path.startswith("/") or os.path.normpath(path) != path:
+        raise InvalidInput("path", f"{path!r} is not an absolute, normalised path; give one such as "
+                                   "/var/lib/libvirt/images/disk.qcow2 or /dev/sdb.")
+    try:
+        vol = conn.storageVolLookupByPath(path)
+        return ResolvedVolume(vol.storagePoolLookupByVolume().name(), vol.name(), path, disk_format, 0)
+    except libvirt.libvirtError:
+        return ResolvedVolume("", "", path, disk_format, 0)  # no pool holds it
+
+
+SERVER_PATTERN = re.compile(r"^(?:unix:/\S+|[A-Za-z0-9][A-Za-z0-9.-]*(?::(\d{1,5}))?|\[[0-9A-Fa-f:.]+\](?::(\d{1,5}))?)$")
+
+
+def _check_network_disk(request: DiskRequest) -> None:
+    if request.protocol not in DISK_PROTOCOLS:
+        raise InvalidInput("protocol", f"{request.protocol!r} is not a network disk protocol; use one of "
+                                       f"{', '.join(DISK_PROTOCOLS)}.")
+    if not request.name and request.protocol not in NAMELESS_PROTOCOLS:
+        raise InvalidInput("name", f"a {request.protocol} disk names its image on the server; give name "
+                                   "(rbd: POOL/IMAGE).")
+    for server in request.hosts:
+        match = SERVER_PATTERN.match(server)
+        port = match and (match.group(1) or match.group(2))
+        if not match or (port and not 0 < int(port) < 65536):
+            raise InvalidInput("hosts", f"{server!r} is not a server; give HOST, HOST:PORT (such as "
+                                        "mon1.example.org:6789) or unix:/PATH/OF/SOCKET.")
+    if not request.hosts and request.protocol not in ("rbd", "gluster"):
+        raise InvalidInput("hosts", f"a {request.protocol} disk needs its server; give hosts such as "
+                                    "nbd.example.org:10809.")
+
+
+INTERFACE_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,15}$")  # Linux: at most 15 bytes, no '/' or blank
+
+
+def _checked_nic(view: "HostView", request: NicRequest, domains: list[DomainXml], also_used: set[str]) -> NicSpec:
+    """A NIC request checked against the host: its source, model and MAC (a new one when none)."""
+    request.check_source()
+    if request.type == "network":
+        view.require_network(request.network, "network")
+    elif not INTERFACE_NAME.match(request.source):
+        raise InvalidInput(request.type, f"{request.source!r} is not a host interface name; give up to 15 "
+                                         "letters, digits, '_', '.', ':' or '-', such as br0 or eth0.")
+    _check_model(request.model)
+    mac = Vms._checked_or_new_mac(request.mac, domains, "mac", also_used=also_used)
+    return NicSpec(**{**request.model_dump(), "mac": mac})
 
 
 def _check_model(model: str) -> None:
@@ -1190,7 +1276,9 @@ class _CreatePlan:
         fresh = {(v.pool, v.name) for v in self.new_volumes}
         found = []
         for disk in self.disks_so_far:
-            if (disk.pool, disk.volume) not in fresh:
+            if disk.path:
+                found.append((disk, disk.path))
+            elif disk.by_volume and (disk.pool, disk.volume) not in fresh:
                 found.append((disk, self.view.volume(disk.pool, disk.volume, "disk").path))
         return found
 
@@ -1210,10 +1298,11 @@ class _CreatePlan:
         return memory
 
     def _disk(self, request: DiskRequest, domains: list[DomainXml], taken: set[str]) -> DiskSpec:
-        vol = self.view.volume(request.pool, request.volume, "volume")
-        Vms._check_volume_free(vol, request.readonly, request.shareable, domains, vm=self.request.name)
-        if any(d.pool == vol.pool and d.volume == vol.volume for d in self.disks_so_far):
-            raise InvalidInput("disk", f"{vol.pool}/{vol.volume} is given twice.")
+        vol = disk_source(self.conn, self.view, request)
+        if vol is not None:
+            Vms._check_volume_free(vol, request.readonly, request.shareable, domains, vm=self.request.name)
+            if any(_same_volume(d, vol) for d in self.disks_so_far):
+                raise InvalidInput("disk", f"{vol.label} is given twice.")
         spec = _disk_spec(request, vol, taken)
         taken.add(spec.target)
         self.disks_so_far.append(spec)
@@ -1263,11 +1352,9 @@ class _CreatePlan:
         nics = []
         for j, request in enumerate(self.request.nics):
             with located("nics", j):
-                self.view.require_network(request.network, "network")
-                _check_model(request.model)
-                mac = Vms._checked_or_new_mac(request.mac, domains, "mac", also_used=mine)
-            mine.add(mac)
-            nics.append(NicSpec(network=request.network, mac=mac, model=request.model))
+                nic = _checked_nic(self.view, request, domains, also_used=mine)
+            mine.add(nic.mac)
+            nics.append(nic)
         return nics
 
 

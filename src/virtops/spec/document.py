@@ -29,7 +29,8 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSeriali
 from virtops.base.errors import InvalidInput, Refusals, VirtopsError
 from virtops.base.units import parse_size
 from virtops.daemon import registry
-from virtops.xmlmodels.values import NETWORK_MODES, CacheMode, DiskBus, NetworkMode, PoolType, VolumeFormat
+from virtops.ops.devices import DiskRequest, NicRequest
+from virtops.xmlmodels.values import NETWORK_MODES, NetworkMode, PoolType, VolumeFormat
 
 # A pool's permissions the spec leaves to the host when it does not give them.
 POOL_PERMISSION_FIELDS = ("mode", "owner", "group")
@@ -182,24 +183,10 @@ class BootEntry(Model):
     cmdline: str = ""
 
 
-class DiskEntry(Model):
-    """A disk backed by a pool's volume (`virtops vm attach-disk`)."""
-
-    volume: str = Field(description="POOL/VOLUME.")
-    target: str | None = Field(None, description="vda, vdb, sda...; default: the next free name on the bus.")
-    bus: DiskBus = "virtio"
-    cache: CacheMode | None = None
-    readonly: bool = False
-    shareable: bool = False
-    serial: str | None = None
-
-
-class NicEntry(Model):
-    """A NIC on a virtual network (`virtops vm attach-interface`)."""
-
-    network: str
-    mac: str | None = Field(None, description="Default: a free 52:54:00:xx:xx:xx (any MAC matches).")
-    model: str = "virtio"
+# A VM's disks and NICs in the spec are the core's own request models (one model per device in
+# every face): the spec's schema is theirs.
+DiskEntry = DiskRequest
+NicEntry = NicRequest
 
 
 class VmEntry(Model):
@@ -221,8 +208,8 @@ class VmEntry(Model):
         for disk in self.disks:
             target = disk.target or next_target(disk.bus, taken)
             taken.add(target)
-            disks.append(disk.model_copy(update={"target": target}))
-        nics = [n.model_copy(update={"mac": normalize_mac(n.mac) if n.mac else None}) for n in self.nics]
+            disks.append(disk.normalized().model_copy(update={"target": target}))
+        nics = [n.normalized().model_copy(update={"mac": normalize_mac(n.mac) if n.mac else None}) for n in self.nics]
         return self.model_copy(update={"disks": disks, "nics": nics})
 
 
@@ -639,7 +626,7 @@ def _check_network(loaded: LoadedSpec, i: int, net: NetworkEntry) -> None:
 
 def _check_vm(loaded: LoadedSpec, i: int, vm: VmEntry) -> None:
     from virtops.ops.domain import KernelBoot
-    from virtops.ops.vm import NAME_PATTERN, NIC_MODELS, check_boot, normalize_mac, split_ref
+    from virtops.ops.vm import NAME_PATTERN, check_boot, normalize_mac, split_ref
 
     path = ("vms", i)
     if not NAME_PATTERN.match(vm.name):
@@ -652,20 +639,22 @@ def _check_vm(loaded: LoadedSpec, i: int, vm: VmEntry) -> None:
             raise loaded.error(path + ("boot",), err.message.removeprefix("boot: ")) from None
     for j, disk in enumerate(vm.disks):
         try:
-            split_ref(disk.volume, "volume")
+            disk.check_source()
+            if disk.volume:
+                split_ref(disk.volume, "volume")
         except InvalidInput as err:
             raise loaded.refusal(path + ("disks", j), err) from None
         if disk.target and not re.fullmatch(r"(vd|sd|hd)[a-z]{1,2}", disk.target):
             raise loaded.error(path + ("disks", j, "target"), f"{disk.target!r} is not a disk name such as vdb.")
     for j, nic in enumerate(vm.nics):
         try:
+            nic.check_source()
             if nic.mac:
                 normalize_mac(nic.mac)
         except InvalidInput as err:
             raise loaded.refusal(path + ("nics", j), err) from None
-        if nic.model not in NIC_MODELS:
-            raise loaded.error(path + ("nics", j, "model"), f"{nic.model!r} is not a NIC model; use one of "
-                                                            f"{', '.join(NIC_MODELS)}.")
+        # The model is the core's to check, for a NIC the plan adds: one the host has already (an
+        # old emulated card another tool chose) is no change, and never makes the plan refuse.
     normalized = vm.normalized()
     _unique(loaded, path + ("disks",), [d.target for d in normalized.disks], "target")
     _unique(loaded, path + ("nics",), [n.mac for n in normalized.nics], "mac")

@@ -234,24 +234,44 @@ def _live_vm(host, info, live: Live, paths: dict[str, str]) -> VmEntry | None:
     disks, nics = [], []
     for node in dom.disks.nodes():
         disk = DiskSpec.from_element(node)
-        ref = f"{disk.pool}/{disk.volume}" if disk.by_volume else paths.get(disk.path or "")
-        if disk.device != "disk" or ref is None:
-            live.warnings.append(f"vm {info.name}: disk {disk.target} ({disk.device} {disk.source_label}) is not a "
-                                 "pool volume disk, which specs do not describe; left out and left alone.")
+        entry = _disk_entry(disk, paths)
+        if entry is None:
+            live.warnings.append(f"vm {info.name}: disk {disk.target} ({disk.device} {disk.source_label}) is "
+                                 "neither a disk on a volume, a file or block device, nor a network disk, which "
+                                 "specs describe; left out and left alone.")
             continue
-        disks.append(DiskEntry.model_construct(volume=ref, target=disk.target, bus=disk.bus, cache=disk.cache,
-                                               readonly=disk.readonly, shareable=disk.shareable, serial=disk.serial))
+        disks.append(entry)
     for node in dom.nics.nodes():
         nic = NicSpec.from_element(node)
-        if NicXml(node).type != "network":
+        if nic.type is None:
             live.warnings.append(f"vm {info.name}: NIC {nic.mac} is of type {NicXml(node).type}, which specs do not "
                                  "describe; left out and left alone.")
             continue
-        nics.append(NicEntry.model_construct(network=nic.network, mac=nic.mac, model=nic.model))
+        nics.append(NicEntry.model_construct(**nic.normalized().model_dump()))
     boot = BootEntry.model_construct(kernel=dom.kernel, initrd=dom.initrd, cmdline=dom.cmdline or "") \
         if dom.kernel else None
     return VmEntry.model_construct(name=info.name, memory=dom.memory or 0, vcpus=dom.vcpu or 1,
                                    boot=boot, autostart=bool(info.autostart), disks=disks, nics=nics)
+
+
+def _disk_entry(disk, paths: dict[str, str]) -> DiskEntry | None:
+    """A disk as the spec has it: on a volume (a file a pool holds is that pool's volume), by path
+    (a file or block device), or on the network; None for what specs do not describe (CD-ROMs,
+    directories)."""
+    if disk.device != "disk":
+        return None
+    common = dict(target=disk.target, bus=disk.bus, cache=disk.cache, readonly=disk.readonly,
+                  shareable=disk.shareable, serial=disk.serial)
+    if disk.by_volume:
+        return DiskEntry.model_construct(volume=f"{disk.pool}/{disk.volume}", **common)
+    if disk.path and disk.path in paths:
+        return DiskEntry.model_construct(volume=paths[disk.path], **common)
+    if disk.path and disk.type != "dir":
+        return DiskEntry.model_construct(path=disk.path, format=disk.format, **common)
+    if disk.protocol:
+        return DiskEntry.model_construct(protocol=disk.protocol, name=disk.name, hosts=list(disk.hosts),
+                                         format=disk.format, **common)
+    return None
 
 
 def export(host) -> tuple[HostSpec, list[str]]:
@@ -379,14 +399,24 @@ def check_references(loaded: LoadedSpec, live: Live, prune: bool, refuse: Callab
                 refuse(("pools", i, "volumes", j, "backing"),
                        f"{vol.backing} is no volume {where}; add it under its pool's volumes.")
     for i, vm in enumerate(spec.vms):
+        # What a VM on the host refers to already is no change: a pool or network it names that is
+        # not defined never makes a plan of the unchanged host refuse (unless --prune deletes it).
+        current = live.vm(vm.name)
+        had_volumes = {d.volume for d in current.disks if d.volume} if current else set()
+        had_networks = {n.network for n in current.nics if n.network} if current else set()
+        on_host_volumes, on_host_networks = live.volume_refs(), {n.name for n in live.spec.networks}
         for j, disk in enumerate(vm.disks):
-            if disk.volume not in volumes:
-                refuse(("vms", i, "disks", j, "volume"),
-                       f"{disk.volume} is no volume {where}; add it under its pool's volumes.")
+            if not disk.volume or disk.volume in volumes:
+                continue
+            if disk.volume in had_volumes and not (prune and disk.volume in on_host_volumes):
+                continue
+            refuse(("vms", i, "disks", j, "volume"), f"{disk.volume} is no volume {where}; add it under its pool's volumes.")
         for j, nic in enumerate(vm.nics):
-            if nic.network not in networks:
-                refuse(("vms", i, "nics", j, "network"),
-                       f"{nic.network!r} is no network {where}; add it under networks.")
+            if not nic.network or nic.network in networks:
+                continue
+            if nic.network in had_networks and not (prune and nic.network in on_host_networks):
+                continue
+            refuse(("vms", i, "nics", j, "network"), f"{nic.network!r} is no network {where}; add it under networks.")
 
 
 def _check_kept_backing(live: Live, pool: str, vol: VolumeEntry, refuse: Callable[[str], None]) -> None:
@@ -664,7 +694,7 @@ class _Planner:
     def vms(self) -> list[Action]:
         actions = []
         for i, entry in enumerate(self.spec.vms):
-            if any(d.volume.split("/", 1)[0] in self.pending_pools for d in entry.disks):
+            if any(d.volume and d.volume.split("/", 1)[0] in self.pending_pools for d in entry.disks):
                 continue
             desired = entry.normalized()
             current = self.live.vm(entry.name)
@@ -679,8 +709,7 @@ class _Planner:
 
         request = CreateRequest(
             name=desired.name, memory=desired.memory, vcpus=desired.vcpus,
-            disks=[_disk_request(d) for d in desired.disks],
-            nics=[_nic_request(n) for n in desired.nics],
+            disks=desired.disks, nics=desired.nics,
             boot=KernelBoot(**desired.boot.model_dump()) if desired.boot else None)
         vms = self.host.vms
         if ("vms", i) not in self.blamed:
@@ -759,8 +788,8 @@ class _Planner:
                 detach.append((f"detach disk {target} from {name}", lambda t=target: vms.detach_disk(name, t)))
             if after:
                 self._check_disk(i, desired, after)
-                attach.append((f"attach {after.volume} as {target} to {name}",
-                               lambda d=after: vms.attach_disk(name, _disk_request(d))))
+                attach.append((f"attach {after.source_text} as {target} to {name}",
+                               lambda d=after: vms.attach_disk(name, d)))
             if before and after:
                 replug.append(f"disk {target}")
         return detach, attach, replug
@@ -771,15 +800,15 @@ class _Planner:
         taken = {d.target for d in desired.disks if d is not disk}
         try:
             with self.view.hiding(desired.name), located("disks", j):
-                self.host.vms.check_disk(desired.name, _disk_request(disk), taken, self.view)
+                self.host.vms.check_disk(desired.name, disk, taken, self.view)
         except VirtopsError as err:
             self.refused(("vms", i), err)
 
     def _check_nic(self, i: int, desired: VmEntry, nic: NicEntry, mac: str | None) -> None:
-        j = next(k for k, n in enumerate(desired.nics) if n.mac == nic.mac and n.network == nic.network)
+        j = next(k for k, n in enumerate(desired.nics) if n.mac == nic.mac and _plugged(n) == _plugged(nic))
         try:
             with self.view.hiding(desired.name), located("nics", j):
-                self.host.vms.check_nic(_nic_request(nic.model_copy(update={"mac": mac})), self.view)
+                self.host.vms.check_nic(nic.model_copy(update={"mac": mac}), self.view)
         except VirtopsError as err:
             self.refused(("vms", i), err)
 
@@ -788,7 +817,7 @@ class _Planner:
         pairs = _match_nics(desired.nics, current.nics)
         detach, attach, replug = [], [], []
         for want, have in pairs:
-            if want and have and want.network == have.network and want.model == have.model:
+            if want and have and _plugged(want) == _plugged(have) and want.model == have.model:
                 continue
             label = (have or want).mac or "new"
             action.changes.append(Change(f"nics[{label}]", _nic_text(have) if have else None,
@@ -798,8 +827,8 @@ class _Planner:
             if want:
                 mac = want.mac or (have.mac if have else None)
                 self._check_nic(i, desired, want, mac)
-                attach.append((f"attach a NIC on {want.network} to {name}",
-                               lambda w=want, m=mac: vms.attach_nic(name, w.network, m, w.model)))
+                attach.append((f"attach a NIC on {_plugged_text(want)} to {name}",
+                               lambda w=want, m=mac: vms.attach_nic(name, w.model_copy(update={"mac": m}))))
             if want and have:
                 replug.append(f"NIC {have.mac}")
         return detach, attach, replug
@@ -868,33 +897,30 @@ def _host_text(host: tuple) -> str:
 
 
 def _disk_text(disk: DiskEntry) -> str:
-    extras = [f"{k}={v}" for k, v in (("bus", disk.bus), ("cache", disk.cache), ("serial", disk.serial)) if v
-              and (k != "bus" or v != "virtio")]
+    extras = [f"{k}={v}" for k, v in (("bus", disk.bus), ("cache", disk.cache), ("serial", disk.serial),
+                                      ("format", disk.format)) if v and (k != "bus" or v != "virtio")]
     extras += [flag for flag in ("readonly", "shareable") if getattr(disk, flag)]
-    return f"{disk.target}: {disk.volume}" + (f" ({', '.join(extras)})" if extras else "")
+    return f"{disk.target}: {disk.source_text}" + (f" ({', '.join(extras)})" if extras else "")
+
+
+def _plugged(nic: NicEntry) -> tuple:
+    """What a NIC is plugged into: (type, source, direct mode)."""
+    return nic.type, nic.source, nic.mode
+
+
+def _plugged_text(nic: NicEntry) -> str:
+    if nic.type == "network":
+        return str(nic.network)
+    return f"{nic.type} {nic.source}" + (f" ({nic.mode})" if nic.mode else "")
 
 
 def _nic_text(nic: NicEntry) -> str:
-    return f"{nic.mac or 'new MAC'} on {nic.network} ({nic.model})"
-
-
-def _disk_request(disk: DiskEntry):
-    from virtops.ops.vm import DiskRequest
-
-    pool, volume = disk.volume.split("/", 1)
-    return DiskRequest(pool=pool, volume=volume, target=disk.target, bus=disk.bus, cache=disk.cache,
-                       readonly=disk.readonly, shareable=disk.shareable, serial=disk.serial)
-
-
-def _nic_request(nic: NicEntry):
-    from virtops.ops.vm import NicRequest
-
-    return NicRequest(network=nic.network, mac=nic.mac, model=nic.model)
+    return f"{nic.mac or 'new MAC'} on {_plugged_text(nic)} ({nic.model})"
 
 
 def _match_nics(wanted: list[NicEntry], have: list[NicEntry]) -> list[tuple[NicEntry | None, NicEntry | None]]:
     """Pairs (wanted, live): by MAC; a NIC without a MAC in the spec takes a live NIC on the same
-    network with the same model that nothing else claimed (the host picked its MAC)."""
+    network (bridge, device) with the same model that nothing else claimed (the host picked its MAC)."""
     free = list(have)
     pairs: list[tuple[NicEntry | None, NicEntry | None]] = []
     for nic in [n for n in wanted if n.mac]:
@@ -903,7 +929,7 @@ def _match_nics(wanted: list[NicEntry], have: list[NicEntry]) -> list[tuple[NicE
             free.remove(match)
         pairs.append((nic, match))
     for nic in [n for n in wanted if not n.mac]:
-        match = next((h for h in free if h.network == nic.network and h.model == nic.model), None)
+        match = next((h for h in free if _plugged(h) == _plugged(nic) and h.model == nic.model), None)
         if match:
             free.remove(match)
             nic = nic.model_copy(update={"mac": match.mac})

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from virtops.base.errors import HostUnreachable, InvalidInput, NotFound, VirtopsError
 from virtops.daemon.facts_models import HostInfo
-from virtops.xmlmodels.values import DiskBus, EditableMode, NetworkMode
+from virtops.xmlmodels.values import EditableMode, NetworkMode
 from virtops.host import Host
 from virtops.ops.domain import KernelBoot
 from virtops.ops.network import EditPlan, NetworkInfo
@@ -400,21 +400,19 @@ def vm_migrate_cancel(request: Request, name: str):
     return Done(done=[f"cancel the move of {name}"])
 
 
-class DiskAttach(Body):
-    volume: str = Field(description="POOL/VOLUME")
-    target: str | None = Field(None, description="default: the next free name on the bus (vdb after vda)")
-    bus: DiskBus = "virtio"
-    cache: str | None = None
-    readonly: bool = False
-    shareable: bool = False
-    serial: str | None = None
+# Which halves of a running VM a device change affects, beside the device's own fields.
+HALVES = ("live", "config")
+
+
+class DiskAttach(DiskBody):
     live: bool | None = Field(None, description="default: live and persistent on a running VM, persistent otherwise")
     config: bool | None = None
 
 
 @router.post("/vms/{name}/disks", response_model=DiskInfo, status_code=201)
 def disk_attach(request: Request, name: str, body: DiskAttach):
-    disk = host_of(request).vms.attach_disk(name, body.volume, **body.model_dump(exclude={"volume"}))
+    disk = host_of(request).vms.attach_disk(name, DiskRequest(**body.model_dump(exclude=set(HALVES))),
+                                            live=body.live, config=body.config)
     publish(request, "domain", name, "disk-attached")
     return disk
 
@@ -426,17 +424,15 @@ def disk_detach(request: Request, name: str, target: str, live: bool | None = No
     return result
 
 
-class NicAttach(Body):
-    network: str
-    mac: str | None = Field(None, description="default: generated in 52:54:00:xx:xx:xx, unique on the host")
-    model: str = "virtio"
-    live: bool | None = None
+class NicAttach(NicBody):
+    live: bool | None = Field(None, description="default: live and persistent on a running VM, persistent otherwise")
     config: bool | None = None
 
 
 @router.post("/vms/{name}/nics", response_model=NicInfo, status_code=201)
 def nic_attach(request: Request, name: str, body: NicAttach):
-    nic = host_of(request).vms.attach_nic(name, **body.model_dump())
+    nic = host_of(request).vms.attach_nic(name, NicRequest(**body.model_dump(exclude=set(HALVES))),
+                                          live=body.live, config=body.config)
     publish(request, "domain", name, "nic-attached")
     return nic
 

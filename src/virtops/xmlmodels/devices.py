@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 from .fields import FLAG, INT, MAC, YESNO, Children, Field, XmlModel
+from .values import NIC_TYPES
 
 # Which attribute of <source> names the path a disk opens, by the disk's type (a network disk
 # names an image on a server instead: its protocol, source name and hosts).
 DISK_SOURCE_ATTR = {"file": "file", "block": "dev", "dir": "dir"}
-# Which attribute of <source> names what a NIC is plugged into, by the NIC's type.
-NIC_SOURCE_ATTR = {"network": "network", "bridge": "bridge", "direct": "dev"}
+# Which attribute of <source> names what a NIC is plugged into, by the NIC's type: the type's own
+# name, but a direct NIC's device is dev.
+NIC_SOURCE_ATTR = {**{kind: kind for kind in NIC_TYPES}, "direct": "dev"}
 
 
 class DiskHostXml(XmlModel):
@@ -49,18 +51,18 @@ class DiskXml(XmlModel):
     device = Field("@device")                  # disk, cdrom, floppy, lun
     driver_name = Field("driver/@name")
     format = Field("driver/@type")
-    cache = Field("driver/@cache", carry="DiskEntry.cache")
-    pool = Field("source/@pool", carry="DiskEntry.volume")
-    volume = Field("source/@volume", carry="DiskEntry.volume")
-    path = Field("source/@file", get=_path, set=_set_path)
-    protocol = Field("source/@protocol")  # network disks: rbd, nbd, iscsi, http...
-    source_name = Field("source/@name")    # the image on the server (pool/image for rbd)
+    cache = Field("driver/@cache", carry="DiskRequest.cache")
+    pool = Field("source/@pool", carry="DiskRequest.volume")
+    volume = Field("source/@volume", carry="DiskRequest.volume")
+    path = Field("source/@file", get=_path, set=_set_path, carry="DiskRequest.path")
+    protocol = Field("source/@protocol", carry="DiskRequest.protocol")  # network disks: rbd, nbd, iscsi, http...
+    source_name = Field("source/@name", carry="DiskRequest.name")  # the image on the server (rbd: pool/image)
     hosts = Children(DiskHostXml, "source/host")
-    target = Field("target/@dev", carry="DiskEntry.target")
-    bus = Field("target/@bus", carry="DiskEntry.bus")
-    readonly = Field("readonly", FLAG, carry="DiskEntry.readonly")
-    shareable = Field("shareable", FLAG, carry="DiskEntry.shareable")
-    serial = Field("serial", carry="DiskEntry.serial")
+    target = Field("target/@dev", carry="DiskRequest.target")
+    bus = Field("target/@bus", carry="DiskRequest.bus")
+    readonly = Field("readonly", FLAG, carry="DiskRequest.readonly")
+    shareable = Field("shareable", FLAG, carry="DiskRequest.shareable")
+    serial = Field("serial", carry="DiskRequest.serial")
 
 
 class NicXml(XmlModel):
@@ -91,11 +93,11 @@ class NicXml(XmlModel):
         self.ensure(("source",)).set(NIC_SOURCE_ATTR.get(self.node.get("type") or "network", "network"), name)
 
     type = Field("@type")                          # network, bridge, direct, user...
-    mac = Field("mac/@address", MAC, carry="NicEntry.mac")
-    source = Field("source/@network", get=_source, set=_set_source, carry="NicEntry.network")
-    source_mode = Field("source/@mode")            # direct: vepa, bridge, private, passthrough; vhostuser: client, server
+    mac = Field("mac/@address", MAC, carry="NicRequest.mac")
+    source = Field("source/@network", get=_source, set=_set_source, carry="NicRequest.network")
+    source_mode = Field("source/@mode", carry="NicRequest.mode")            # direct: vepa, bridge, private, passthrough; vhostuser: client, server
     target_dev = Field("target/@dev")              # the host-side device of a running guest's NIC
-    model = Field("model/@type", carry="NicEntry.model")
+    model = Field("model/@type", carry="NicRequest.model")
 
 
 class GraphicsXml(XmlModel):

@@ -19,6 +19,14 @@ TARGET_PREFIX = {"virtio": "vd", "scsi": "sd", "sata": "sd", "usb": "sd", "ide":
 CACHE_MODES = ("default", "none", "writethrough", "writeback", "directsync", "unsafe")
 # NIC models QEMU's x86 machines emulate; libvirt's domain capabilities do not list them.
 NIC_MODELS = ("virtio", "e1000", "e1000e", "rtl8139", "ne2k_pci", "pcnet", "vmxnet3")
+# The NIC types virtops makes, each named by the field of NicRequest that says what it is plugged
+# into: a virtual network, a bridge on the host, a host device (macvtap). Others (user, ethernet,
+# vhostuser, hostdev, sockets) are read and shown, not made.
+NIC_TYPES = ("network", "bridge", "direct")
+DIRECT_MODES = ("vepa", "bridge", "private", "passthrough")  # libvirt's default: vepa
+# The protocols of network disks (<source protocol=...>) libvirt's QEMU driver takes.
+DISK_PROTOCOLS = ("nbd", "rbd", "iscsi", "gluster", "http", "https", "ftp", "ftps", "tftp", "ssh", "nfs")
+NAMELESS_PROTOCOLS = ("nbd",)  # an nbd server may serve its one export without a name
 
 # The same as types, for pydantic models (a Literal of a tuple is a Literal of its items).
 NetworkMode = Literal[NETWORK_MODES]  # type: ignore[valid-type]

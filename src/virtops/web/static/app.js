@@ -473,7 +473,7 @@ pages.vms = () => {
     event.preventDefault();
     const v = formValues(create);
     const body = { name: v.name, memory: v.memory, vcpus: Number(v.vcpus), start: v.start, import_disk: Boolean(v.volume) };
-    if (v.volume) { const [pool, volume] = v.volume.split("/"); body.disks = [{ pool, volume }]; }
+    if (v.volume) body.disks = [{ volume: v.volume }];
     if (v.new_pool) body.new_disks = [{ pool: v.new_pool, size: v.new_size || "10G" }];
     if (v.network) body.nics = [{ network: v.network }];
     act(async () => {
