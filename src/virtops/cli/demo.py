@@ -229,7 +229,7 @@ def _shared_nfs_steps(host, lab, second, image, summary) -> None:
              f"virtops vm migrate traveller --to lab:{second.name}")
         host.volumes.create("nfs", "traveller", capacity="16M", allocation=0, format="raw")
         host.vms.create(CreateRequest(
-            name="traveller", memory="128M", vcpus=1, disks=[DiskRequest(pool="nfs", volume="traveller")],
+            name="traveller", memory="128M", vcpus=1, disks=[DiskRequest(volume="nfs/traveller")],
             boot={"kernel": str(image.kernel), "initrd": str(image.initrd), "cmdline": kernel_cmdline("shell")}))
         host.vms.start("traveller")
         before = _uptime_on(host, "traveller", guest_uptime)
