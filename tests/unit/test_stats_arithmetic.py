@@ -67,6 +67,12 @@ def test_history_tiers_fold_and_stay_bounded(tmp_path):
     for range_ in rings.TIERS:
         assert again.vms["web"].points(range_) == web.points(range_)
     assert again.host_series.points("1h") == history.host_series.points("1h")
+    for both in (history, again):  # the minute and hour under way when saved go on after the restart
+        for i in range(800, 1600):
+            both.record(1_000_000 + 5 * i, {"cpu_percent": float(i % 3)}, [])
+    assert again.host_series.points("24h") == history.host_series.points("24h")
+    assert again.host_series.points("30d") == history.host_series.points("30d")
+    assert len(history.host_series.points("30d")["points"]) == 2  # 2 h 13 min of samples: two whole hours
 
 
 def test_a_damaged_or_foreign_history_file_starts_empty(tmp_path):

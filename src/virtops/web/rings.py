@@ -4,14 +4,16 @@ A series (one VM, or the host) has three tiers: 1 h at 5 s, 24 h at 1 min, 30 da
 coarser point is the mean of the finer ones in its span. Each tier is a ring of fixed size held as
 columns of the standard library's `array`: the time as whole seconds (uint32) and each figure as
 a 32-bit float (NaN where there was no figure). So a point costs 28 bytes in memory and on disk
-whatever its values, a full series 80,640 bytes, and saving is copying columns, not formatting
+whatever its values, a full series 80,822 bytes in the file (with its counts and the spans still
+being averaged), and saving is copying columns, not formatting
 numbers.
 
 The file: MAGIC, a 4-byte length and a JSON header (the layout: figures, tiers, series count),
 then the series, as they are in memory (not compressed: noisy 32-bit floats shrink by only 30% with
 zlib, for 2.2 s of CPU per save of 2,000 full series, bench/bench_history.py): per series the name (uint16 length, UTF-8), the
-time it was last seen (float64) and per tier the number of points (uint32), their times and each
-figure's column, oldest first. Written to a partial file, synced and renamed over the old one, so
+time it was last seen (float64), per tier the number of points (uint32), their times and each
+figure's column, oldest first, and per coarser tier the span still being averaged (its index, the
+figures' sums and counts; index -1 for none), so that a restart keeps the current minute and hour. Written to a partial file, synced and renamed over the old one, so
 a crash leaves the previous file whole. A file of another layout or a damaged one is ignored: the
 history starts again empty rather than showing wrong points."""
 from __future__ import annotations
@@ -27,9 +29,13 @@ TIERS = {"1h": (5, 720), "24h": (60, 1440), "30d": (3600, 720)}  # range: (secon
 FIGURES = ("cpu_percent", "memory_used_bytes", "disk_read_bytes_per_s", "disk_write_bytes_per_s",
            "net_rx_bytes_per_s", "net_tx_bytes_per_s")
 MAGIC = b"virtops-history\n"
-POINT_BYTES = 4 + 4 * len(FIGURES)
-SERIES_BYTES = POINT_BYTES * sum(size for _step, size in TIERS.values())  # a full series, without its name
 NAN = math.nan
+COARSE = [key for key in TIERS if key != "1h"]  # the tiers whose points are means of finer ones
+SPAN = struct.Struct(f"<q{len(FIGURES)}d{len(FIGURES)}I")  # a span being summed: its index, sums, counts
+EMPTY_SPAN = [0.0] * len(FIGURES) + [0] * len(FIGURES)
+POINT_BYTES = 4 + 4 * len(FIGURES)
+# A full series in the file, but for its name: name length and last seen, the points, the spans.
+SERIES_BYTES = 2 + 8 + POINT_BYTES * sum(size for _step, size in TIERS.values()) + 4 * len(TIERS) + SPAN.size * len(COARSE)
 
 
 class Ring:
@@ -74,9 +80,9 @@ class Ring:
 class Span:
     """The finer points of a coarser tier's current span, summed until the span ends."""
 
-    def __init__(self, index: int):
+    def __init__(self, index: int, sums: list[float] | None = None, counts: list[int] | None = None):
         self.index = index
-        self.sums, self.counts = [0.0] * len(FIGURES), [0] * len(FIGURES)
+        self.sums, self.counts = sums or [0.0] * len(FIGURES), counts or [0] * len(FIGURES)
 
     def add(self, values: list) -> None:
         for position, value in enumerate(values):
@@ -94,7 +100,7 @@ class Series:
     def __init__(self, name: str, seen: float = 0.0, tiers: dict[str, Ring] | None = None):
         self.name, self.seen = name, seen
         self.tiers = tiers or {key: Ring(size) for key, (_step, size) in TIERS.items()}
-        self.spans: dict[str, Span] = {}  # per coarser tier, the span being summed (not saved)
+        self.spans: dict[str, Span] = {}  # per coarser tier, the span being summed
 
     def add(self, at: float, figures: dict) -> None:
         at = int(round(at))
@@ -121,7 +127,8 @@ class Series:
 
 # -- the file ----------------------------------------------------------------------------------
 def _layout(count: int) -> dict:
-    return {"figures": list(FIGURES), "tiers": {key: list(value) for key, value in TIERS.items()}, "series": count}
+    return {"figures": list(FIGURES), "tiers": {key: list(value) for key, value in TIERS.items()}, "spans": True,
+            "series": count}
 
 
 def write(path: Path, series: list[Series]) -> None:
@@ -137,6 +144,9 @@ def write(path: Path, series: list[Series]) -> None:
             for ring in one.tiers.values():
                 parts.append(struct.pack("<I", len(ring)))
                 parts.extend(column.tobytes() for column in ring.ordered())
+            for key in COARSE:
+                span = one.spans.get(key)
+                parts.append(SPAN.pack(span.index, *span.sums, *span.counts) if span else SPAN.pack(-1, *EMPTY_SPAN))
             out.write(b"".join(parts))
         out.flush()
         os.fsync(out.fileno())
@@ -185,7 +195,13 @@ def _series(body: memoryview, count: int) -> list[Series]:
                 offset += 4 * points
                 columns.append(column)
             tiers[key] = Ring(size, columns[0], columns[1:])
-        found.append(Series(name, seen, tiers))
+        series = Series(name, seen, tiers)
+        for key in COARSE:
+            index, *figures = SPAN.unpack_from(body, offset)
+            offset += SPAN.size
+            if index >= 0:
+                series.spans[key] = Span(index, figures[:len(FIGURES)], figures[len(FIGURES):])
+        found.append(series)
     if offset != len(body):
         raise ValueError("more bytes than the header's series")
     return found
