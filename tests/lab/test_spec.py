@@ -268,8 +268,8 @@ def test_impossible_changes_are_refused_before_anything_changes(source, exported
 def test_the_lock_refuses_a_concurrent_apply_naming_the_holder(source, exported):
     holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""\
         import time
-        from virtops.spec.plan import host_lock
-        with host_lock({source.uri!r}):
+        from virtops.base.hostlock import host_lock
+        with host_lock({source.uri!r}, "apply"):
             print('held', flush=True)
             time.sleep(60)
         """)], stdout=subprocess.PIPE, text=True)

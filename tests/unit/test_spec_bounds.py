@@ -116,7 +116,7 @@ def test_an_empty_spec_with_prune_is_refused_and_changes_nothing(test_host, tmp_
     from virtops.spec import plan as P
     from tests.helpers import host_state
 
-    monkeypatch.setattr(P, "LOCK_DIR", tmp_path)
+    monkeypatch.setenv("VIRTOPS_LOCK_DIR", str(tmp_path))
     define_a_vm(test_host)
     before = host_state(test_host.conn)
     loaded = loads(text, "empty.yaml")

@@ -18,7 +18,7 @@ FOREIGN = Path(__file__).parent.parent / "data" / "xml" / "dom-foreign.in.xml"
 
 @pytest.fixture
 def host(bare_test_host, tmp_path, monkeypatch):
-    monkeypatch.setattr(P, "LOCK_DIR", tmp_path)
+    monkeypatch.setenv("VIRTOPS_LOCK_DIR", str(tmp_path))
     return bare_test_host
 
 

@@ -10,6 +10,7 @@ import pytest
 
 from virtops.spec import plan as P
 from virtops.base.errors import VirtopsError
+from virtops.base.hostlock import host_lock
 from virtops.spec.document import HostSpec, SpecError, json_schema, loads, to_yaml
 
 HANDBOOK = textwrap.dedent("""\
@@ -178,31 +179,73 @@ def test_export_schema_needs_no_host():
 
 
 def test_lock_refuses_a_second_holder_naming_its_pid(tmp_path, monkeypatch):
-    monkeypatch.setattr(P, "LOCK_DIR", tmp_path)
-    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""\
-        import sys, time
-        from virtops.spec import plan
-        plan.LOCK_DIR = __import__('pathlib').Path({str(tmp_path)!r})
-        with plan.host_lock('qemu:///lab'):
+    monkeypatch.setenv("VIRTOPS_LOCK_DIR", str(tmp_path))
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent("""\
+        import time
+        from virtops.base.hostlock import host_lock
+        with host_lock('qemu:///lab', 'apply'):
             print('held', flush=True)
             time.sleep(30)
         """)], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
-        with pytest.raises(VirtopsError, match=f"another apply \\(pid {holder.pid}\\) is changing qemu:///lab"):
-            with P.host_lock("qemu:///lab"):
+        with pytest.raises(VirtopsError, match=f"another apply \\(pid {holder.pid}\\) is changing qemu:///lab right "
+                                               "now; wait for it to finish, then run vm attach-nic again"):
+            with host_lock("qemu:///lab", "vm attach-nic", wait_s=0.2):
                 pass
-        with P.host_lock("qemu:///other"):  # another host is not blocked
+        with host_lock("qemu:///other", "apply", wait_s=0):  # another host is not blocked
             pass
     finally:
         holder.kill()
         holder.wait()
-    with P.host_lock("qemu:///lab"):  # the kernel released the dead holder's lock
+    with host_lock("qemu:///lab", "apply", wait_s=0):  # the kernel released the dead holder's lock
         pass
 
 
+def test_the_host_lock_is_reentrant_in_its_thread_and_held_against_other_threads(tmp_path, monkeypatch):
+    import threading
+
+    monkeypatch.setenv("VIRTOPS_LOCK_DIR", str(tmp_path))
+    order = []
+    with host_lock("qemu:///lab", "apply"):
+        with host_lock("qemu:///lab", "vm create"):  # apply runs the operations, which lock too
+            other = threading.Thread(target=lambda: _hold(order, "other thread"))
+            other.start()
+            other.join(0.3)
+            assert other.is_alive(), "another thread waits while the lock is held"
+            order.append("holder")
+    other.join(10)
+    assert order == ["holder", "other thread"]
+    with pytest.raises(VirtopsError, match="another apply in this process is changing qemu:///lab"):
+        with host_lock("qemu:///lab", "apply"):
+            _in_thread(lambda: _hold([], "late", wait_s=0.1))
+
+
+def _hold(order: list, name: str, wait_s: float = 10) -> None:
+    with host_lock("qemu:///lab", name, wait_s=wait_s):
+        order.append(name)
+
+
+def _in_thread(call) -> None:
+    """Run `call` in another thread and raise what it raised."""
+    import threading
+
+    raised = []
+
+    def run():
+        try:
+            call()
+        except BaseException as err:  # noqa: BLE001 (handed back to the test's thread)
+            raised.append(err)
+    worker = threading.Thread(target=run)
+    worker.start()
+    worker.join(10)
+    if raised:
+        raise raised[0]
+
+
 def test_plan_and_apply_on_the_test_driver(test_host, tmp_path, monkeypatch):
-    monkeypatch.setattr(P, "LOCK_DIR", tmp_path)
+    monkeypatch.setenv("VIRTOPS_LOCK_DIR", str(tmp_path))
     text = textwrap.dedent("""\
         pools:
           - name: test
@@ -254,7 +297,7 @@ def test_the_handbook_example_in_the_docs_loads():
 
 
 def test_vm_settings_plan_live_on_a_stopped_vm_and_refuse_beyond_the_host(bare_test_host, tmp_path, monkeypatch):
-    monkeypatch.setattr(P, "LOCK_DIR", tmp_path)
+    monkeypatch.setenv("VIRTOPS_LOCK_DIR", str(tmp_path))
     test_host = bare_test_host
     test_host.conn.defineXML("<domain type='test'><name>v</name><memory unit='KiB'>65536</memory><vcpu>1</vcpu>"
                              "<os><type>hvm</type></os></domain>")
@@ -275,7 +318,6 @@ def test_stopping_a_network_running_guests_use_needs_yes_and_says_what_it_costs(
     from virtops.host import Host
 
     monkeypatch.setenv("VIRTOPS_LOCK_DIR", str(tmp_path))
-    monkeypatch.setattr(P, "LOCK_DIR", tmp_path)
     host = Host("test:///default")
     assert host.networks.running_nics("default")
     loaded = loads(textwrap.dedent("""\

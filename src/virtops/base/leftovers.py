@@ -9,7 +9,7 @@ what that run made (only objects with the recorded UUID or name) and then does t
 start. So a half-made object is recognised as ours by the record, never by its name alone.
 
 Records are small JSON files in $VIRTOPS_LOCK_DIR/runs (default /run/virtops/locks/runs, gone at
-reboot like the processes they name). They serve the commands run from this machine."""
+reboot like the processes they name; for a user who is not root, under $XDG_RUNTIME_DIR). They serve the commands run from this machine."""
 from __future__ import annotations
 
 import contextlib
@@ -23,8 +23,14 @@ from virtops.base.undo import Undo, undo_on_failure
 
 
 def run_dir() -> Path:
-    """Read at each use, so a test (or a second installation) can move it with the environment."""
-    return Path(os.environ.get("VIRTOPS_LOCK_DIR", "/run/virtops/locks"))
+    """Read at each use, so a test (or a second installation) can move it with the environment.
+    Where /run/virtops is not ours to write (a user who is not root), the user's runtime directory."""
+    given = os.environ.get("VIRTOPS_LOCK_DIR")
+    if given:
+        return Path(given)
+    if os.geteuid() == 0 or os.access("/run/virtops", os.W_OK):
+        return Path("/run/virtops/locks")
+    return Path(os.environ.get("XDG_RUNTIME_DIR") or f"/tmp/virtops-{os.getuid()}") / "virtops" / "locks"
 
 
 def _record_path(uri: str, key: str) -> Path:

@@ -32,6 +32,7 @@ from virtops.xmlmodels import doc as X
 from virtops.xmlmodels.devices import NicXml
 from virtops.xmlmodels.domain import DomainXml
 from virtops.xmlmodels.network import DhcpHostXml, IpXml, NetworkXml
+from virtops.base.hostlock import locks_host
 from virtops.base import leftovers
 from virtops.daemon import owned
 from virtops.base.undo import undo_on_failure
@@ -686,6 +687,7 @@ class Networks:
             raise InvalidInput("name", f"a network named {name!r} already exists; choose another name or delete it first.")
         return self.check_against_host(spec)
 
+    @locks_host("net create")
     def create(self, name: str, start: bool = True, autostart: bool = True, **options) -> NetworkInfo:
         """Define, start and mark autostart as one operation; on failure the network is removed again.
         A run killed midway leaves a record (base/leftovers.py): this one removes that run's network
@@ -733,6 +735,7 @@ class Networks:
         self.replug_running_guests(name)
         return self.info(name)
 
+    @locks_host("net stop")
     def stop(self, name: str, force: bool = False) -> NetworkInfo:
         """Stop a network. Refused while running guests have NICs on it, unless force."""
         net = self._lookup(name)
@@ -753,6 +756,7 @@ class Networks:
             net.setAutostart(1 if enabled else 0)
         return self.info(name)
 
+    @locks_host("net delete")
     def delete(self, name: str, force: bool = False, keep_running: bool = False) -> list[str]:
         """Stop and undefine the network. Refused while guests have a NIC on it, unless force;
         returns the guests that were using it. keep_running: undefine only (virsh net-undefine)."""
@@ -771,6 +775,7 @@ class Networks:
         return [g for g, _ in users]
 
     # -- define from a file (restore a backup) ---------------------------------------------
+    @locks_host("net define")
     def define(self, xml_text: str, replace: bool = False, start: bool = False, force: bool = False) -> NetworkInfo:
         """Define a network from XML; with replace, in place of the network(s) with its name or UUID.
         Replacing a running network restarts it: refused while running guests have NICs on it,
@@ -823,6 +828,7 @@ class Networks:
         net.setAutostart(1 if autostart else 0)
 
     # -- static DHCP hosts (net-update) ----------------------------------------------------
+    @locks_host("net host-add")
     def host_add(self, name: str, mac: str, ip: str, hostname: str | None = None) -> DhcpHost:
         net = self._lookup(name)
         spec = NetworkSpec.from_element(self._config(net))
@@ -842,6 +848,7 @@ class Networks:
                                              f"in {usable_hosts(subnet)}.")
         return checked
 
+    @locks_host("net host-remove")
     def host_remove(self, name: str, mac: str) -> DhcpHost:
         net = self._lookup(name)
         mac = normalize_mac(mac)
@@ -853,6 +860,7 @@ class Networks:
         self._update(net, libvirt.VIR_NETWORK_UPDATE_COMMAND_DELETE, entry.to_element(), f"removing host {mac}")
         return entry
 
+    @locks_host("net update")
     def update(self, name: str, command: str, section: str, xml_text: str) -> str:
         """virsh net-update for the sections people use: ip-dhcp-host and ip-dhcp-range."""
         node = _parse_fragment(xml_text)
@@ -945,6 +953,7 @@ class Networks:
         return EditPlan(network=name, live=False, steps=steps, guests=nics, changed=changed,
                         new_xml=X.to_string(merge_into(old_node, new)))
 
+    @locks_host("net edit")
     def edit(self, name: str, yes: bool = False, **changes) -> tuple[EditPlan, bool]:
         """Returns (plan, done). Without yes, a plan that needs a restart is only returned."""
         plan = self.plan_edit(name, **changes)
@@ -972,6 +981,7 @@ class Networks:
             self._update(net, libvirt.VIR_NETWORK_UPDATE_COMMAND_DELETE, new_range, "undoing the new DHCP range", section)
             raise
 
+    @locks_host("net edit")
     def apply_restart_plan(self, plan: EditPlan) -> None:
         """Redefine, restart, re-attach; on failure put the old definition back and reconnect guests."""
         net = self._lookup(plan.network)
@@ -1038,6 +1048,7 @@ class Networks:
         return nics
 
     # -- libvirt's stock default network ---------------------------------------------------
+    @locks_host("net restore-default")
     def restore_default(self, force: bool = False) -> list[str]:
         """Make `default` what libvirt ships (NAT, virbr0, 192.168.122.1/24, DHCP .2-.254), running and
         autostart. Returns what was changed; empty when it already was. A repair restarts it: refused

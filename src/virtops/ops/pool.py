@@ -16,6 +16,7 @@ from virtops.ops import rows
 from virtops.xmlmodels.values import POOL_TYPES, PoolType
 from virtops.xmlmodels import doc as X
 from virtops.xmlmodels.pool import PoolSourceXml, PoolSourcesXml, PoolXml
+from virtops.base.hostlock import locks_host
 from virtops.base import leftovers
 from virtops.base.bounded import call_within
 from virtops.daemon import owned
@@ -309,6 +310,7 @@ class Pools:
                                                "give a directory outside any other pool's.")
 
     # -- define, build, start, autostart as one step ------------------------------------
+    @locks_host("pool define")
     def define(self, spec: PoolSpec) -> PoolInfo:
         """virsh pool-define-as: define only, after the same checks as create."""
         spec = self.check_new(spec)
@@ -316,6 +318,7 @@ class Pools:
             pool = self.conn.storagePoolDefineXML(spec.to_xml(), 0)
             return pool_info(pool)
 
+    @locks_host("pool create")
     def create(self, spec: PoolSpec, start: bool = True, autostart: bool = True) -> CreateResult:
         """Define, build, start and mark autostart; on any failure undo what was done, newest first.
         A run killed midway leaves a record (base/leftovers.py): this one removes what that run made
@@ -433,6 +436,7 @@ class Pools:
                               "them on open files libvirt no longer manages (a netfs or fs pool is unmounted under "
                               "them), and they cannot start again until the pool runs; give {option} to go ahead anyway.")
 
+    @locks_host("pool stop")
     def stop(self, name: str, force: bool = False) -> PoolInfo:
         """Stop a pool. Refused while running guests have disks in it, unless force."""
         pool = self.lookup(name)
@@ -522,6 +526,7 @@ class Pools:
         warning = pool_warning(self.host, name)
         return [warning] if warning else []
 
+    @locks_host("pool undefine")
     def undefine(self, name: str) -> None:
         pool = self.lookup(name)
         with libvirt_errors(f"undefining pool {name}"):
@@ -531,6 +536,7 @@ class Pools:
         return lookups.active_pool(self.conn, name)
 
     # -- delete ---------------------------------------------------------------------------
+    @locks_host("pool delete")
     def delete(self, name: str, with_volumes: bool = False, keep_data: bool = False, force: bool = False) -> list[str]:
         """Stop and undefine a pool; also remove its directory (and with_volumes its volumes).
         Refused while any VM references a volume in it, unless force. Returns what was done."""

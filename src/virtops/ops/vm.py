@@ -27,6 +27,7 @@ from virtops.xmlmodels.domain import DomainXml as DomainDocument  # DomainXml he
 from virtops.xmlmodels.volume import VolumeXml
 from virtops.ops.devices import DiskRequest, NicRequest
 from virtops.ops.domain import DiskSpec, DomainSpec, Graphics, KernelBoot, NicSpec
+from virtops.base.hostlock import locks_host
 from virtops.base.paths import refuse_control_characters, refuse_control_characters_in
 from virtops.base.errors import InvalidInput, NeedsOption, NotFound, Refusals, VirtopsError, from_libvirt, libvirt_errors, located
 from virtops.base.model import Model
@@ -485,6 +486,7 @@ class Vms:
         return vm.nics
 
     # ---- creating ----
+    @locks_host("vm create")
     def create(self, request: CreateRequest) -> VmInfo:
         """Define a VM (and start it when asked); everything is checked before anything changes.
         A run killed midway leaves a record (base/leftovers.py): this one removes what that run made
@@ -580,6 +582,7 @@ class Vms:
             pool = self.conn.storagePoolLookupByName(new.pool)
             return lookups.when_pool_free(lambda: pool.createXML(X.to_string(vol), 0))
 
+    @locks_host("vm define")
     def define(self, xml_text: str) -> VmInfo:
         """Define (or redefine) a VM from domain XML, as `virsh define` does."""
         try:
@@ -642,6 +645,7 @@ class Vms:
             raise VirtopsError(f"vm: {name} is not running, so there is nothing to {doing}.")
         return dom
 
+    @locks_host("vm delete")
     def delete(self, name: str, remove_storage: bool = False, force: bool = False) -> DeleteResult:
         """Undefine a VM; with remove_storage also delete its volumes (never one another VM uses)."""
         dom = require_domain(self.conn, name)
@@ -691,6 +695,7 @@ class Vms:
             return None
 
     # ---- disks ----
+    @locks_host("vm attach-disk")
     def attach_disk(self, name: str, ref: str | DiskRequest, target: str | None = None, bus: str = "virtio",
                     cache: str | None = None, readonly: bool = False, shareable: bool = False,
                     serial: str | None = None, live: bool | None = None, config: bool | None = None) -> DiskInfo:
@@ -708,6 +713,7 @@ class Vms:
         self._attach(dom, name, element, affect_live, affect_config, f"disk {disk.source_label} as {disk.target}")
         return DiskInfo.of(disk)
 
+    @locks_host("vm detach-disk")
     def detach_disk(self, name: str, target: str, live: bool | None = None, config: bool | None = None) -> DetachResult:
         dom = require_domain(self.conn, name)
         with libvirt_errors(f"reading VM {name}"):
@@ -721,6 +727,7 @@ class Vms:
                             still_there=lambda root: _find_disk(root, target) is not None)
 
     # ---- NICs ----
+    @locks_host("vm attach-nic")
     def attach_nic(self, name: str, network: str | NicRequest, mac: str | None = None, model: str = "virtio",
                    live: bool | None = None, config: bool | None = None) -> NicInfo:
         """Attach a NIC (a NicRequest, or one on the virtual network `network`)."""
@@ -736,6 +743,7 @@ class Vms:
         return NicInfo(mac=nic.mac, type=nic.type, network=nic.network, source=nic.source, source_mode=nic.mode,
                        model=nic.model)
 
+    @locks_host("vm detach-nic")
     def detach_nic(self, name: str, mac: str, live: bool | None = None, config: bool | None = None) -> DetachResult:
         wanted = normalize_mac(mac)
         dom = require_domain(self.conn, name)
@@ -867,6 +875,7 @@ class Vms:
     def set_vcpus(self, name: str, vcpus: int) -> SettingsResult:
         return self.update(name, vcpus=vcpus)
 
+    @locks_host("vm set-boot")
     def set_boot(self, name: str, boot: KernelBoot | None) -> SettingsResult:
         """Direct kernel boot (kernel, initrd, cmdline); None: boot from the first disk instead."""
         return self.update(name, boot=boot, change_boot=True)
@@ -886,6 +895,7 @@ class Vms:
             check_vcpus(vcpus, host_cpus)
         return check_memory(memory, host_memory) if memory is not None else None
 
+    @locks_host("vm update")
     def update(self, name: str, memory: str | int | None = None, vcpus: int | None = None,
                boot: KernelBoot | None = None, change_boot: bool = False,
                autostart: bool | None = None) -> SettingsResult:

@@ -15,6 +15,7 @@ from virtops.ops.rows import VolumeUsers, volume_row, volume_rows, volume_users,
 from virtops.xmlmodels import doc as X
 from virtops.xmlmodels.values import VOLUME_FORMATS, VolumeFormat
 from virtops.xmlmodels.volume import VolumeXml
+from virtops.base.hostlock import locks_host
 from virtops.base.errors import InvalidInput, NeedsOption, NotFound, libvirt_errors
 from virtops.base.units import format_size, parse_size
 from virtops.base.model import Model
@@ -226,6 +227,7 @@ class Volumes:
                     "the volume will fail to fill up completely."]
         return []
 
+    @locks_host("vol create")
     def create(self, pool_name: str, name: str, capacity: str | int, allocation: str | int | None = None,
                format: str | None = None, backing: str | None = None, progress: Progress | None = None) -> CreateResult:
         spec, warnings = self.check_new(pool_name, name, capacity, allocation, format, backing)
@@ -235,6 +237,7 @@ class Volumes:
         with libvirt_errors(f"reading volume {pool_name}/{name}"):
             return CreateResult(volume=volume_info(pool_name, X.parse(vol.XMLDesc(0))), warnings=warnings)
 
+    @locks_host("vol clone")
     def clone(self, ref: str, new_name: str, linked: bool = False, progress: Progress | None = None) -> CreateResult:
         pool, source = self.lookup(ref)
         pool_name = pool.name()
@@ -247,6 +250,7 @@ class Volumes:
         return CreateResult(volume=volume_info(pool_name, X.parse(vol.XMLDesc(0))), warnings=warnings)
 
     # -- change -------------------------------------------------------------------------
+    @locks_host("vol resize")
     def resize(self, ref: str, size: str | int, shrink: bool = False, force: bool = False) -> CreateResult:
         """A new capacity; shrinking a disk of a running VM needs force as well as shrink."""
         pool, vol = self.lookup(ref)
@@ -271,6 +275,7 @@ class Volumes:
             vol.resize(new, flags)
             return CreateResult(volume=volume_info(pool.name(), X.parse(vol.XMLDesc(0))), warnings=warnings)
 
+    @locks_host("vol wipe")
     def wipe(self, ref: str, algorithm: str = "zero", force: bool = False) -> list[str]:
         if algorithm not in WIPE_ALGORITHMS:
             raise InvalidInput("--algorithm", f"{algorithm!r} is not known; use one of {', '.join(WIPE_ALGORITHMS)}.")
@@ -280,6 +285,7 @@ class Volumes:
             vol.wipePattern(WIPE_ALGORITHMS[algorithm], 0)
         return users
 
+    @locks_host("vol delete")
     def delete(self, ref: str, force: bool = False) -> list[str]:
         """Delete a volume no VM references; with force, delete anyway and return the VMs affected."""
         pool, vol = self.lookup(ref)

@@ -14,7 +14,8 @@ from virtops.daemon.registry import RegisteredHost
 from virtops.fleet.gather import Gathered, gather_each
 from virtops.fleet.select import select
 from virtops.spec.document import FleetSpec, LoadedFleet, LoadedSpec
-from virtops.spec.plan import ApplyResult, Plan, apply, export, host_lock, make_plan, refuse_blocked
+from virtops.base.hostlock import host_lock, lent_to_this_thread
+from virtops.spec.plan import APPLY_WAIT_S, ApplyResult, Plan, apply, export, make_plan, refuse_blocked
 
 
 @dataclass
@@ -89,7 +90,7 @@ def apply_fleet(chosen: list[Target], yes: bool = False, prune: bool = False,
     parts = {target.host.name: target.spec for target in chosen}
     with ExitStack() as locks:
         for target in chosen:
-            locks.enter_context(host_lock(resolve_uri(target.host.uri)))
+            locks.enter_context(host_lock(resolve_uri(target.host.uri), "apply", wait_s=APPLY_WAIT_S))
         planned = plan_fleet(chosen, prune)
         if on_plan:
             on_plan(planned)
@@ -99,7 +100,8 @@ def apply_fleet(chosen: list[Target], yes: bool = False, prune: bool = False,
 
         def apply_one(registered: RegisteredHost, host) -> ApplyResult:
             shown = (lambda label: progress(registered.name, label)) if progress else None
-            return apply(host, parts[registered.name], yes, prune, progress=shown, locked=True)
+            with lent_to_this_thread(host.uri):  # this thread acts under the lock taken above
+                return apply(host, parts[registered.name], yes, prune, progress=shown, locked=True)
 
         return gather_each([target.host for target in chosen], apply_one)
 

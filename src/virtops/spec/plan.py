@@ -7,12 +7,8 @@ host, so an apply that was killed midway is finished by the next one.
 """
 from __future__ import annotations
 
-import fcntl
-import hashlib
-import os
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from virtops.xmlmodels import doc as X
@@ -20,6 +16,7 @@ from virtops.xmlmodels.devices import NicXml
 from virtops.xmlmodels.domain import DomainXml as DomainDocument  # DomainXml below is ops.vm's live/persistent pair
 from virtops.xmlmodels.pool import PoolXml
 from virtops.base.errors import InvalidInput, VirtopsError, located
+from virtops.base.hostlock import host_lock
 from virtops.spec.document import (POOL_PERMISSION_FIELDS, BootEntry, DiskEntry, HostSpec, LoadedSpec, SpecErrors, NetworkEntry, NicEntry, PoolEntry, VmEntry,
                    VolumeEntry, network_entry, size_text)
 from virtops.base.units import format_size
@@ -27,7 +24,9 @@ from virtops.ops.volume import backing_first
 from virtops.xmlmodels.values import BUILT_AS_DIRECTORY, POOL_TYPES, VOLUME_FORMATS
 from virtops.ops.vm import DomainXml, HostView, PoolRoom, ResolvedVolume
 
-LOCK_DIR = Path(os.environ.get("VIRTOPS_LOCK_DIR", "/run/virtops/locks"))
+# An apply waits this long for a command of another face that changes the host (they take the same
+# lock, base/hostlock.py), and is refused at once in effect by another apply, which holds it longer.
+APPLY_WAIT_S = 5.0
 # Fields of a network the in-place edit (Networks.edit) changes; the rest need a new network.
 NETWORK_EDIT_FIELDS = ("mode", "dev", "subnet", "gateway", "dhcp", "domain", "mtu")
 NETWORK_FIXED_FIELDS = ("bridge", "ipv6")
@@ -982,7 +981,7 @@ def apply(host, loaded: LoadedSpec, yes: bool = False, prune: bool = False,
     before anything runs. A pool started here shows its volumes only afterwards, so plan again
     until nothing is left (three rounds)."""
     result = ApplyResult()
-    with nullcontext() if locked else host_lock(host.uri):
+    with nullcontext() if locked else host_lock(host.uri, "apply", wait_s=APPLY_WAIT_S):
         for round_ in range(3):
             plan = make_plan(host, loaded, prune)
             if round_ == 0:
@@ -1009,28 +1008,3 @@ def _run(plan: Plan, result: ApplyResult, progress: Callable[[str], None] | None
             result.done.append(label)
             if progress:
                 progress(label)
-
-
-@contextmanager
-def host_lock(uri: str) -> Iterator[None]:
-    """One apply per host at a time: an flock on a file named after the URI, holding the pid.
-    The kernel drops the lock when the holder dies, so a killed apply never blocks the next."""
-    LOCK_DIR.mkdir(parents=True, exist_ok=True)
-    path = LOCK_DIR / f"{hashlib.sha256(uri.encode()).hexdigest()[:16]}.lock"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
-            raise VirtopsError(f"another apply (pid {holder}) is changing {uri} right now; "
-                               "wait for it to finish, then run apply again.") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        try:
-            yield
-        finally:
-            os.ftruncate(fd, 0)
-            fcntl.flock(fd, fcntl.LOCK_UN)
-    finally:
-        os.close(fd)
