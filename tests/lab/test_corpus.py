@@ -58,6 +58,9 @@ def corpus(tmp_path_factory):
             pool.createXML(_text(path, folder), 0)
         for name in STARTED_NETWORKS:
             conn.networkLookupByName(name).create()
+        for path in sorted(CORPUS.glob("dom-*.xml")):
+            conn.defineXML(_text(path, folder))
+        conn.lookupByName("cx-bridged").setAutostart(1)
         conn.close()
         yield source, target, folder
     finally:
@@ -113,6 +116,53 @@ def test_export_then_plan_says_no_changes(corpus, tmp_path):
     assert "No changes" in planned.stdout, planned.stdout
 
 
+DOMAINS = ("cx-bridged", "cx-paths", "cx-netdisks", "cx-orphan", "cx-othernics")
+
+
+def test_every_domain_is_listed_with_its_persistence_and_autostart(corpus):
+    source, _target, _folder = corpus
+    rows = {row["name"]: row for row in json.loads(cli_ok(source.uri, "vm", "list", "--all", "--json"))}
+    assert set(DOMAINS) <= set(rows) and len(list(CORPUS.glob("dom-*.xml"))) == len(DOMAINS)
+    assert [(rows[n]["persistent"], rows[n]["autostart"]) for n in ("cx-bridged", "cx-paths")] == \
+           [(True, True), (True, False)]
+
+
+def test_vm_info_shows_each_device_as_its_xml_says(corpus):
+    source, _target, folder = corpus
+
+    def info(name):
+        return json.loads(cli_ok(source.uri, "vm", "info", name, "--json"))
+
+    assert [(n["type"], n["network"], n["source"], n["source_mode"]) for n in info("cx-bridged")["nics"]] == [
+        ("bridge", None, "midonet", None), ("direct", None, "eth7", "private"), ("direct", None, "eth8", "passthrough")]
+    assert {d["target"]: (d["type"], d["path"], d["format"]) for d in info("cx-paths")["disks"]} == {
+        "vda": ("file", f"{folder}/outside/system.qcow2", "qcow2"), "sda": ("block", "/dev/mapper/cx-vg-data", "raw"),
+        "vdb": ("file", f"{folder}/outside/scratch.img", "raw")}
+    disks = {d["target"]: d for d in info("cx-netdisks")["disks"]}
+    assert {t: (d["protocol"], d["name"], len(d["hosts"])) for t, d in disks.items()} == {
+        "vda": ("rbd", "cxpool/root", 3), "vdb": ("gluster", "cxvol/images/data.qcow2", 1), "vdc": ("nbd", None, 1),
+        "vdd": ("nbd", "scratch", 1), "sda": ("iscsi", "iqn.2026-12.example.cx:target0/2", 1),
+        "vde": ("https", "/images/cx-base.img", 1)}
+    assert disks["vdc"]["source"] == "nbd://nbd.cx.example:10809"
+    orphan = info("cx-orphan")
+    assert (orphan["disks"][0]["source"], orphan["nics"][0]["network"]) == ("cx-no-such-pool/root.qcow2", "cx-no-such-net")
+    assert [n["type"] for n in info("cx-othernics")["nics"]] == ["user", "ethernet", "vhostuser", "mcast"]
+    listed = cli_ok(source.uri, "vm", "list", "--all", "--long")
+    assert "bridge:midonet" in listed and "vdc=nbd://nbd.cx.example:10809" in listed
+
+
+def test_export_carries_the_domains_devices(corpus, tmp_path):
+    source, _target, folder = corpus
+    exported = run_cli("export", uri=source.uri)
+    assert exported.returncode == 0, exported.stderr
+    text = exported.stdout
+    for line in ("bridge: midonet", "direct: eth8", "mode: passthrough", f"path: {folder}/outside/system.qcow2",
+                 "path: /dev/mapper/cx-vg-data", "protocol: rbd", "name: cxpool/root", "- nbd.cx.example:10809",
+                 "volume: cx-no-such-pool/root.qcow2", "network: cx-no-such-net"):
+        assert line in text, line
+    assert "vm cx-othernics: NIC 52:54:00:c7:05:01 is of type user" in exported.stderr
+
+
 def test_backup_restored_on_a_fresh_host_gives_the_same_objects(corpus, tmp_path):
     source, target, folder = corpus
     archive = tmp_path / "host.tar.gz"
@@ -144,12 +194,14 @@ def _undefine_everything(uri: str, volumes: bool = True) -> None:
             if pool.isActive():
                 pool.destroy()
             pool.undefine()
+        for dom in conn.listAllDomains():
+            dom.undefine()
     finally:
         conn.close()
 
 
 def _objects(uri: str) -> dict[str, object]:
-    """Each network, pool and volume: its inactive definition (libvirt's own formatting) and state."""
+    """Each network, pool, volume and domain: its inactive definition (libvirt's own formatting) and state."""
     conn = libvirt.open(uri)
     try:
         found: dict[str, object] = {}
@@ -164,6 +216,8 @@ def _objects(uri: str) -> dict[str, object]:
                     info = json.loads(cli_ok(uri, "vol", "info", f"{pool.name()}/{vol.name()}", "--json"))
                     found[f"volume/{pool.name()}/{vol.name()}"] = {key: info[key] for key in (
                         "capacity", "format", "backing", "path")}
+        for dom in conn.listAllDomains():
+            found[f"domain/{dom.name()}"] = (dom.autostart(), dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
         return found
     finally:
         conn.close()

@@ -124,3 +124,15 @@ def test_a_new_nic_of_a_model_the_hypervisor_lacks_is_refused_by_the_plan_at_its
                    "host.yaml")
     with pytest.raises(SpecError, match=r"host.yaml:6: vms\[0\]\.nics\[0\]\.model: 'rtl9999' is not a NIC model"):
         P.make_plan(host, loaded)
+
+
+def test_the_cli_reaches_every_field_of_both_models():
+    """attach-nic has an option per NicRequest field; every DiskRequest field is an attach-disk option
+    or a KEY= of its compact syntax, which is the model's own field list (ops/vm.py option_keys)."""
+    from virtops.cli.vm import vm_attach_disk, vm_attach_nic
+    from virtops.ops.vm import option_keys
+
+    nic_options = {p.name for p in vm_attach_nic.params}
+    assert set(NicRequest.model_fields) <= nic_options
+    disk_options = {p.name for p in vm_attach_disk.params} | set(option_keys(DiskRequest))
+    assert set(DiskRequest.model_fields) <= disk_options
