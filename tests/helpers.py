@@ -149,9 +149,11 @@ def serve_process(uri: str, password_file: Path, *options: str, port: int | None
     """`virtops serve` as a real process on a loopback port (a free one unless given); yields its
     base URL. The session's shared server (conftest's web_server) and the servers of tests that
     would disturb it (a changed password, a login lockout, short session lifetimes) alike; `env`
-    adds to its environment (a cache directory of its own, say)."""
+    adds to its environment (a cache directory of its own, say). A uri of the form "-H SELECTOR"
+    serves a fleet."""
     port = port or free_port()
-    server = subprocess.Popen([sys.executable, "-m", "virtops", "-c", uri, "serve", "--listen", f"127.0.0.1:{port}",
+    target = uri.split(" ", 1) if uri.startswith("-H ") else ["-c", uri]
+    server = subprocess.Popen([sys.executable, "-m", "virtops", *target, "serve", "--listen", f"127.0.0.1:{port}",
                                "--password-file", str(password_file), *options],
                               env={**os.environ, **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                               text=True)

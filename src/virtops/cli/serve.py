@@ -22,7 +22,8 @@ from virtops.cli.common import pass_context
 @pass_context
 def serve(ctx, listen: str, password_file: str | None, tls_cert: str | None, tls_key: str | None,
           session_idle: int, session_max: int, login_lockout: int) -> None:
-    """The web console: pools, volumes, networks and VMs in a browser, live from libvirt's events."""
+    """The web console: pools, volumes, networks and VMs in a browser, live from libvirt's events.
+    With -H SELECTOR before it, one console for every selected host (/fleet, /hosts/NAME/...)."""
     import uvicorn
 
     from virtops.base.errors import InvalidInput
@@ -38,8 +39,9 @@ def serve(ctx, listen: str, password_file: str | None, tls_cert: str | None, tls
         _check_tls(tls_cert, tls_key)
     _check_free(address.strip("[]"), int(port), listen)
     password, generated = read_password(password_file)
-    host = ctx.host()
-    host.conn  # connect now: a missing daemon is one sentence, not a server that fails to start
+    host = _fleet(ctx) if ctx.hosts else ctx.host()
+    if not ctx.hosts:
+        host.conn  # connect now: a missing daemon is one sentence, not a server that fails to start
     app = create_app(host, Password(password, password_file), secure_cookies=bool(tls_cert),
                      sessions=Sessions(idle_s=session_idle, max_s=session_max), throttle=LoginThrottle(lockout_s=login_lockout))
     scheme = "https" if tls_cert else "http"
@@ -48,9 +50,21 @@ def serve(ctx, listen: str, password_file: str | None, tls_cert: str | None, tls
     if not tls_cert and address.strip("[]") not in ("127.0.0.1", "::1", "localhost"):
         click.echo(f"warning: {listen} is reachable from other machines and the password would cross the "
                    "network unencrypted; give --tls-cert and --tls-key.", err=True)
-    click.echo(f"virtops web console for {host.uri} on {scheme}://{listen}/ (Ctrl-C stops it)", err=True)
+    served = ", ".join(host.hosts) if ctx.hosts else host.uri
+    click.echo(f"virtops web console for {served} on {scheme}://{listen}/ (Ctrl-C stops it)", err=True)
     uvicorn.run(app, host=address.strip("[]"), port=int(port), log_level="warning",
                 ssl_certfile=tls_cert, ssl_keyfile=tls_key)
+
+
+serve.fleet = True  # -H SELECTOR serves the selected hosts (cli/root.py lets it through)
+
+
+def _fleet(ctx):
+    """The selected hosts, each opened lazily: one that is away at start is served greyed out
+    until it answers (web/fleet.py), not refused."""
+    from virtops.web.fleet import Fleet
+
+    return Fleet.open(ctx.fleet())
 
 
 def _check_tls(cert: str, key: str) -> None:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 import libvirt
 
@@ -178,11 +178,17 @@ class Connection:
         # which also ends a call in progress). None: wait as long as libvirt does (ssh may prompt).
         self.connect_timeout: float | None = None
         self.keepalive: tuple[int, int] = (KEEPALIVE_INTERVAL_S, KEEPALIVE_COUNT)
+        # A long-lived face that watches its hosts (the web console of a fleet) lets only its own
+        # watcher thread reopen a connection: before_open raises HostUnreachable for every other
+        # caller. A hung daemon then holds one thread, not one more per request and per retry.
+        self.before_open: Callable[[], None] | None = None
         self._conn: libvirt.virConnect | None = None
 
     @property
     def conn(self) -> libvirt.virConnect:
         if self._conn is None or not self._is_alive(self._conn):
+            if self.before_open is not None:
+                self.before_open()
             self._conn = self._open()
         return self._conn
 

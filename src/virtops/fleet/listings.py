@@ -1,27 +1,36 @@
 """What a fleet listing asks each host: the same rows as on one host (ops/rows.py, vmrows.py), gathered."""
 from __future__ import annotations
 
+from typing import Callable
+
 from virtops.daemon.registry import RegisteredHost
 from virtops.fleet.gather import Gathered, gather
+from virtops.host import Host
+
+Pool = Callable[[RegisteredHost], Host] | None  # a long-lived face's open Host per host (see gather)
 
 
-def vms(hosts: list[RegisteredHost], all: bool = True, long: bool = False) -> Gathered[list[dict]]:
+def vms(hosts: list[RegisteredHost], all: bool = True, long: bool = False, pool: Pool = None,
+        deadline: float | None = None) -> Gathered[list[dict]]:
     """vm list: plain rows (ops/vmrows.py), brief or long, per host."""
     from virtops.ops import vmrows
 
-    return gather(hosts, lambda host: vmrows.detailed(host, all) if long else vmrows.summaries(host, all))
+    return gather(hosts, lambda host: vmrows.detailed(host, all) if long else vmrows.summaries(host, all),
+                  deadline, pool)
 
 
-def networks(hosts: list[RegisteredHost], include_inactive: bool = False) -> Gathered[list[dict]]:
+def networks(hosts: list[RegisteredHost], include_inactive: bool = False, pool: Pool = None,
+             deadline: float | None = None) -> Gathered[list[dict]]:
     from virtops.ops import rows
 
-    return gather(hosts, lambda host: rows.networks(host, include_inactive))
+    return gather(hosts, lambda host: rows.networks(host, include_inactive), deadline, pool)
 
 
-def pools(hosts: list[RegisteredHost], include_inactive: bool = False) -> Gathered[list[dict]]:
+def pools(hosts: list[RegisteredHost], include_inactive: bool = False, pool: Pool = None,
+          deadline: float | None = None) -> Gathered[list[dict]]:
     from virtops.ops import rows
 
-    return gather(hosts, lambda host: rows.pools(host, include_inactive))
+    return gather(hosts, lambda host: rows.pools(host, include_inactive), deadline, pool)
 
 
 def volumes(hosts: list[RegisteredHost], pool: str) -> Gathered[list[dict]]:

@@ -29,6 +29,7 @@ from virtops.ops.vm import (CreateRequest, DeleteResult, DetachResult, DiskInfo,
                             NicRequest, VmInfo, VmSummary)
 from virtops.ops.volume import CreateResult as VolumeCreateResult
 from virtops.ops.volume import VolumeInfo
+from virtops.web import fleet
 from virtops.web.auth import current_session, require_login
 
 
@@ -95,13 +96,14 @@ def xml(text: str) -> Response:
 
 
 def host_of(request: Request) -> Host:
-    return request.app.state.host
+    """The host of the request: the one /api/hosts/NAME/... names, else the server's first."""
+    return fleet.host_of(request)
 
 
 def publish(request: Request, kind: str, name: str, event: str) -> None:
     """For changes libvirt announces no event for: volumes, devices of a VM's definition (libvirt
     announces only those plugged into or out of a running guest), a network updated in place."""
-    request.app.state.events.publish(kind, name, event)
+    fleet.served_of(request).events.publish(kind, name, event)
 
 
 class Done(BaseModel):
@@ -465,9 +467,11 @@ def backup(request: Request):
 @router.get("/events", response_class=StreamingResponse,
             responses={200: {"content": {"text/event-stream": {}}, "description": "server-sent events"}})
 async def events(request: Request, heartbeat: float = Query(HEARTBEAT_S, gt=0, le=300)):
-    """Server-sent events from libvirt: {"kind": "domain"|"network"|"pool"|"volume", "name", "event"}.
-    The stream ends with its session (logged out, expired)."""
-    hub = request.app.state.events
+    """Server-sent events from libvirt: {"kind": "domain"|"network"|"pool"|"volume", "name", "event"},
+    on a server of several hosts with "host" too: /api/events carries every host's, and
+    /api/hosts/NAME/events that host's only. The stream ends with its session (logged out, expired)."""
+    served = fleet.served_of(request)
+    hub, only = served.events, request.scope.get(fleet.SCOPE_KEY)
 
     async def stream():
         with hub.subscription() as queue:
@@ -477,6 +481,8 @@ async def events(request: Request, heartbeat: float = Query(HEARTBEAT_S, gt=0, l
                     message = await asyncio.wait_for(queue.get(), heartbeat)
                 except asyncio.TimeoutError:
                     yield ": idle\n\n"
+                    continue
+                if only is not None and message.get("host", only) != only:
                     continue
                 yield f"event: {message['kind']}\ndata: {json.dumps(message)}\n\n"
 

@@ -26,7 +26,8 @@ from virtops.host import Host
 from virtops.web import api
 from virtops.web.auth import (COOKIE, LoginThrottle, NotLoggedIn, Password, Sessions, current_session, refresh_password,
                               require_login)
-from virtops.web.events import EventHub
+from virtops.web.fleet import SCOPE_KEY, Fleet, HostPaths, served_of
+from virtops.web import fleetapi
 from virtops.web.history import add_history
 from virtops.web.screen import add_display
 from virtops.web.refusals import body_model, http_refusal, validation_refusal
@@ -36,6 +37,7 @@ from virtops.web.sockets import admit, next_or_session_end, session_over
 HERE = Path(__file__).parent
 WRONG_PASSWORD_DELAY_S = 1.0
 PAGES = {"overview": "Host", "pools": "Storage", "networks": "Networks", "vms": "Virtual machines"}
+FLEET_PAGES = {"fleet": "Fleet", "fleet-vms": "All VMs", "fleet-networks": "All networks", "fleet-pools": "All storage"}
 LOCAL_PATH = re.compile(r"/(?![/\\])[A-Za-z0-9._~/-]*")  # a path on this server: no scheme, no //host, no \\
 templates = Jinja2Templates(directory=HERE / "templates")
 log = logging.getLogger(__name__)
@@ -49,42 +51,45 @@ class LoginAnswer(api.Done):
     csrf_token: str
 
 
-def create_app(host: Host, password: Password | str, secure_cookies: bool = False,
+def create_app(host: Host | Fleet, password: Password | str, secure_cookies: bool = False,
                sessions: Sessions | None = None, throttle: LoginThrottle | None = None) -> FastAPI:
-    """The app for one host, whose connection must run libvirt's event loop (Host's default):
-    keepalive, and the events of EventHub. The app closes the host when it stops. Behind HTTPS,
-    secure_cookies keeps the session cookie off plain HTTP."""
-    events = EventHub()
+    """The app for one host, or for a fleet of them (web/fleet.py), whose connections must run
+    libvirt's event loop (Host's default): keepalive, and the events of EventHub. The app closes
+    the hosts when it stops. Behind HTTPS, secure_cookies keeps the session cookie off plain HTTP."""
+    fleet = host if isinstance(host, Fleet) else Fleet.single(host)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        events.start(lambda: host.conn, asyncio.get_running_loop())
+        fleet.start(asyncio.get_running_loop())
         app.state.history.start()
         try:
             yield
         finally:
             await app.state.history.stop()
             with contextlib.suppress(VirtopsError):  # a daemon gone for good: nothing to deregister
-                events.stop(host.conn)
-            host.close()
+                fleet.stop()
 
     app = FastAPI(title="virtops", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Pools, volumes, networks and the disks and NICs of VMs on a libvirt host. "
                               "Log in with POST /login first; the session cookie then authorises /api, and "
                               "every change also sends the login's csrf_token in an X-CSRF-Token header.")
-    app.state.host, app.state.events = host, events
+    app.state.fleet = fleet
+    app.state.host, app.state.events = fleet.default.host, fleet.default.events
     app.state.password = password if isinstance(password, Password) else Password(password)
     app.state.sessions, app.state.throttle = sessions or Sessions(), throttle or LoginThrottle()
     app.state.secure_cookies = secure_cookies
     app.add_middleware(Guard)
+    app.add_middleware(HostPaths)  # outermost: /api/hosts/NAME/... is /api/... of host NAME for all the rest
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.mount("/vendor", StaticFiles(directory=HERE / "node_modules", check_dir=False), name="vendor")  # npm's
+    app.include_router(fleetapi.router)  # before api.router: /api/hosts is not /api/{anything}
     app.include_router(api.router)
     _add_error_handlers(app)
     _add_pages(app)
     _add_console(app)
     add_display(app)
-    app.state.history = add_history(app, host)
+    app.state.history = add_history(app, {name: served.host for name, served in fleet.hosts.items()},
+                                    lazy=fleet.is_fleet)
     return app
 
 
@@ -99,7 +104,7 @@ def _add_console(app: FastAPI) -> None:
         loop = asyncio.get_running_loop()
         output: asyncio.Queue[bytes] = asyncio.Queue()
         try:
-            guest = await loop.run_in_executor(None, app.state.host.vms.console, name, force)
+            guest = await loop.run_in_executor(None, lambda: api.host_of(websocket).vms.console(name, force))
             guest.watch(lambda data: loop.call_soon_threadsafe(output.put_nowait, data))
         except VirtopsError as err:
             await websocket.close(code=4409, reason=str(err)[:120])
@@ -226,16 +231,34 @@ def _add_pages(app: FastAPI) -> None:
         return Response(status_code=204)
 
     @app.get("/", include_in_schema=False)
-    def home():
-        return RedirectResponse("/overview")
+    def home(request: Request):
+        if request.scope.get(SCOPE_KEY) is None and app.state.fleet.is_fleet:
+            return RedirectResponse("/fleet")
+        return RedirectResponse(f"{_page_base(request)}/overview")
 
     @app.get("/{page}", response_class=HTMLResponse, include_in_schema=False)
     def page(request: Request, page: str):
-        if page not in PAGES:
+        scoped = request.scope.get(SCOPE_KEY) is not None
+        if page not in PAGES and (page not in FLEET_PAGES or scoped):
             raise StarletteHTTPException(404)
+        served = served_of(request)  # an unknown host: 404 in the API's shape
         session = current_session(request)
+        base = _page_base(request)
         if session is None:
-            return RedirectResponse(f"/login?next=/{page}")
-        return templates.TemplateResponse(request, f"{page}.html",
-                                          {"title": PAGES[page], "page": page, "pages": PAGES,
-                                           "uri": app.state.host.uri, "csrf_token": session.csrf_token})
+            return RedirectResponse(f"/login?next={base}/{page}")
+        fleet = app.state.fleet
+        title = PAGES.get(page) or FLEET_PAGES[page]
+        template = f"{page}.html" if page in PAGES or page == "fleet" else "fleetlist.html"
+        return templates.TemplateResponse(request, template, {
+            "title": title, "page": page, "pages": PAGES, "csrf_token": session.csrf_token,
+            "uri": served.host.uri if page in PAGES else f"{len(fleet.hosts)} hosts",
+            "fleet_pages": FLEET_PAGES if fleet.is_fleet else {}, "host_name": served.name if fleet.is_fleet else "",
+            "base": base if page in PAGES else f"/hosts/{served.path}",
+            "api_base": f"/api/hosts/{served.path}" if scoped else "/api",
+            "hosts": [entry.name for entry in fleet.hosts.values()] if fleet.is_fleet else []})
+
+
+def _page_base(request: Request) -> str:
+    """Where a host's pages are: /hosts/NAME on a fleet's server, / on a server of one host."""
+    fleet = request.app.state.fleet
+    return f"/hosts/{served_of(request).path}" if fleet.is_fleet else ""

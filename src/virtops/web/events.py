@@ -6,6 +6,8 @@ puts it in the queue of each subscriber (one per open page, read by the /api/eve
 Volumes have no libvirt events: the API publishes its own volume changes through the same hub.
 When the daemon goes away (restarted, upgraded), the hub says so ({"kind": "host"}) and
 subscribes again as soon as a new connection opens, so pages stay live across a restart.
+A server of several hosts has a hub per host, all delivering into one EventStream; each event
+then names its host ({"host": "web1", ...}).
 """
 from __future__ import annotations
 
@@ -24,12 +26,30 @@ QUEUE_LIMIT = 1000  # a page that stops reading loses events, not the server's m
 RECONNECT_EVERY_S = 1.0
 
 
-class EventHub:
+class EventStream:
+    """The subscribers (open pages) that the hubs of every served host deliver to: one stream."""
+
     def __init__(self) -> None:
+        self.queues: set[asyncio.Queue] = set()
+
+    def deliver(self, message: dict) -> None:
+        for queue in self.queues:
+            if queue.qsize() < QUEUE_LIMIT:
+                queue.put_nowait(message)
+
+
+class EventHub:
+    """The events of one host. With a host name (a server of several hosts), each event carries
+    it as "host", and hubs given one stream share their subscribers."""
+
+    def __init__(self, host: str | None = None, stream: EventStream | None = None) -> None:
+        self.host = host
+        self.stream = stream or EventStream()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._queues: set[asyncio.Queue] = set()
         self._callbacks: list[tuple[str, int]] = []
         self._connect: Callable[[], libvirt.virConnect] | None = None
+        self._conn: libvirt.virConnect | None = None
+        self._closed_conns: list[libvirt.virConnect] = []
         self._uri = ""
         self._stopped = threading.Event()
 
@@ -40,7 +60,19 @@ class EventHub:
         self._loop, self._connect = loop, connect
         self._subscribe(connect())
 
+    def start_when_ready(self, connect: Callable[[], libvirt.virConnect], loop: asyncio.AbstractEventLoop) -> None:
+        """start() from a thread of its own, trying until the host answers: a host of a fleet
+        that is away (or hung) when the server starts holds up neither the start nor the others."""
+        self._loop, self._connect = loop, connect
+        threading.Thread(target=self._resubscribe, args=(0.0,), name="virtops-events-connect", daemon=True).start()
+
     def _subscribe(self, conn: libvirt.virConnect) -> None:
+        if self._conn is not None and self._conn is not conn:
+            # libvirt-python hands the old connection to libvirt as the callbacks' opaque: freeing it
+            # while they are still registered (a daemon gone: they cannot be deregistered) crashed the
+            # server when they fired. A closed connection is small; one is kept per reconnect.
+            self._closed_conns.append(self._conn)
+        self._conn = conn
         self._uri = conn.getURI()
         self._callbacks.clear()
         domain_ids = {libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE: self._domain_lifecycle,
@@ -63,8 +95,10 @@ class EventHub:
         self.publish("host", self._uri, "disconnected")
         threading.Thread(target=self._resubscribe, name="virtops-events-reconnect", daemon=True).start()
 
-    def _resubscribe(self) -> None:
-        while not self._stopped.wait(RECONNECT_EVERY_S):
+    def _resubscribe(self, first_wait_s: float = RECONNECT_EVERY_S) -> None:
+        wait_s = first_wait_s
+        while not self._stopped.wait(wait_s):
+            wait_s = RECONNECT_EVERY_S
             try:
                 self._subscribe(self._connect())
             except Exception:  # noqa: BLE001 - the daemon is not back yet: try again
@@ -72,10 +106,14 @@ class EventHub:
             self.publish("host", self._uri, "reconnected")
             return
 
-    def stop(self, conn: libvirt.virConnect) -> None:
+    def stop(self, conn: libvirt.virConnect | None = None) -> None:
+        """Deregister from conn (default: the connection last subscribed on, if any)."""
+        conn = conn or self._conn
+        self._stopped.set()
+        if conn is None:
+            return
         deregister = {"domain": conn.domainEventDeregisterAny, "network": conn.networkEventDeregisterAny,
                       "pool": conn.storagePoolEventDeregisterAny}
-        self._stopped.set()
         for kind, callback_id in self._callbacks:
             with contextlib.suppress(libvirt.libvirtError):
                 deregister[kind](callback_id)
@@ -88,22 +126,19 @@ class EventHub:
         if self._loop is None:
             return
         message = {"kind": kind, "name": name, "event": event, **detail}
-        self._loop.call_soon_threadsafe(self._deliver, message)
-
-    def _deliver(self, message: dict) -> None:
-        for queue in self._queues:
-            if queue.qsize() < QUEUE_LIMIT:
-                queue.put_nowait(message)
+        if self.host is not None:
+            message["host"] = self.host
+        self._loop.call_soon_threadsafe(self.stream.deliver, message)
 
     @contextlib.contextmanager
     def subscription(self) -> Iterator[asyncio.Queue]:
         """A queue that receives every event published while the block runs."""
         queue: asyncio.Queue = asyncio.Queue()
-        self._queues.add(queue)
+        self.stream.queues.add(queue)
         try:
             yield queue
         finally:
-            self._queues.discard(queue)
+            self.stream.queues.discard(queue)
 
     # -- libvirt callbacks (libvirt's event thread) -------------------------------------------------
     def _domain_lifecycle(self, _conn, dom, event: int, _detail: int, _opaque) -> None:

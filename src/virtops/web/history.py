@@ -35,7 +35,9 @@ log = logging.getLogger(__name__)
 class History:
     """The ring buffers of one host, the sampler that fills them, and their file."""
 
-    def __init__(self, host, path: Path):
+    def __init__(self, host, path: Path | None):
+        """path None: found (and read) by the sampler once the host answers (a fleet's host may be
+        away when the server starts)."""
         self.host, self.path = host, path
         self.host_series = Series("host")
         self.vms: dict[str, Series] = {}  # by VM name (a VM renamed starts a new series)
@@ -47,12 +49,16 @@ class History:
 
     # -- disk ----------------------------------------------------------------------------------
     def load(self) -> None:
+        if self.path is None:
+            return
         saved = rings.read(self.path)  # the host's series first, then the VMs'
         if saved:
             self.host_series, *vms = saved
             self.vms = {series.name: series for series in vms[:MAX_SERIES]}
 
     def save(self) -> None:
+        if self.path is None:
+            return
         with self.lock:
             kept = sorted(self.vms.values(), key=lambda s: s.seen, reverse=True)[:MAX_SERIES]
             rings.write(self.path, [self.host_series, *kept])
@@ -90,6 +96,9 @@ class History:
         loop, before, saved = asyncio.get_running_loop(), None, time.monotonic()
         while True:
             try:
+                if self.path is None:
+                    self.path = await loop.run_in_executor(None, current_file, self.host)
+                    self.load()
                 sample = await loop.run_in_executor(None, stats.take, self.host)
                 if before is not None:
                     figures = stats.host_figures(before, sample), stats.vm_figures(before, sample)
@@ -116,22 +125,50 @@ def history_file(host) -> Path:
     return cache_dir() / "history" / f"{name}.hist"
 
 
-def add_history(app, host) -> History:
+def current_file(host) -> Path:
     path = history_file(host)
     path.with_suffix(".json").unlink(missing_ok=True)  # the JSON of earlier versions, up to hundreds of MB
-    history = History(host, path)
+    return path
+
+
+class Histories:
+    """The History of every host a server serves (one, or a fleet's), by the served host's name."""
+
+    def __init__(self, hosts: dict, lazy: bool = False):
+        self.by_host = {name: History(host, None if lazy else current_file(host)) for name, host in hosts.items()}
+
+    def of(self, request) -> History:
+        from virtops.web.fleet import served_of
+
+        return self.by_host[served_of(request).name]
+
+    def start(self) -> None:
+        for history in self.by_host.values():
+            history.start()
+
+    async def stop(self) -> None:
+        for history in self.by_host.values():
+            await history.stop()
+
+
+def add_history(app, hosts: dict, lazy: bool = False) -> Histories:
+    """The stats routes over the history of each served host ({name: Host}); /api/hosts/NAME/stats
+    is host NAME's (web/fleet.py). lazy: each history's file is found once its host answers."""
+    histories = Histories(hosts, lazy)
     router = APIRouter(prefix="/api", dependencies=api.router.dependencies, responses=api.ERRORS, tags=["stats"])
 
     @router.get("/stats")
-    def host_stats(range: Range = Query("1h")):
+    def host_stats(request: Request, range: Range = Query("1h")):
         """The host's CPU (percent of all CPUs) and memory over the range: one point every 5 s (1h),
         1 min (24h) or 1 h (30d); fields name each point's values."""
+        history = histories.of(request)
         with history.lock:
             return history.host_series.points(range)
 
     @router.get("/vms/{name}/stats")
     def vm_stats(request: Request, name: str, range: Range = Query("1h")):
         """A VM's CPU (percent of its vCPUs), memory used, disk and network bytes per second over the range."""
+        history = histories.of(request)
         with history.lock:
             series = history.vms.get(name)
             if series is not None:
@@ -140,13 +177,14 @@ def add_history(app, host) -> History:
         return Series(name).points(range)
 
     @router.get("/stats/vms")
-    def vms_stats(range: Range = Query("1h"),
+    def vms_stats(request: Request, range: Range = Query("1h"),
                   figures: list[Figure] | None = Query(None, description="only these figures (repeat it for more)"),
                   last: int | None = Query(None, ge=1, le=1440, description="only the newest points")):
         """Every VM's series over the range in one answer: the VM list's sparklines ask for
         `figures=cpu_percent&last=60`, the last 5 minutes of CPU."""
+        history = histories.of(request)
         with history.lock:
             return [series.points(range, figures, last) for series in history.vms.values()]
 
     app.include_router(router)
-    return history
+    return histories

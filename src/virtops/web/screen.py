@@ -44,7 +44,7 @@ def add_display(app: FastAPI) -> None:
         from virtops.ops.screens import open_display
 
         try:
-            screen = await run_in_threadpool(open_display, app.state.host, name)
+            screen = await run_in_threadpool(lambda: open_display(api.host_of(websocket), name))
         except VirtopsError as err:
             await websocket.close(code=4409, reason=str(err)[:120])
             return

@@ -22,13 +22,20 @@ function headers(extra = {}) {
   return token ? { "X-CSRF-Token": token, ...extra } : { ...extra };
 }
 
+// A host's pages on a fleet's console ask /api/hosts/NAME/... (the page's data-api) for what a
+// one-host console asks /api/...; the fleet's own routes (/api/hosts, /api/fleet/...) stay as they are.
+const API = document.body.dataset.api || "/api";
+function apiPath(path) {
+  return /^\/api\/(?!hosts(\/|$)|fleet\/)/.test(path) ? API + path.slice(4) : path;
+}
+
 async function api(method, path, body) {
   const options = { method, headers: headers() };
   if (body !== undefined) {
     options.headers["Content-Type"] = "application/json";
     options.body = JSON.stringify(body);
   }
-  const response = await fetch(path, options);
+  const response = await fetch(apiPath(path), options);
   if (response.status === 401 && document.body.dataset.page !== "login") {
     location.href = "/login?next=" + encodeURIComponent(location.pathname);
     throw new Error("log in first");
@@ -124,7 +131,7 @@ function formValues(form) {
 // Live updates: one event stream per page; each page says which kinds of object it shows.
 function live(kinds, redraw) {
   const badge = $("#live");
-  const source = new EventSource("/api/events");
+  const source = new EventSource(apiPath("/api/events"));
   let pending = null;
   source.onopen = () => { badge.textContent = "live"; badge.dataset.state = "live"; };
   source.onerror = () => {
@@ -202,6 +209,7 @@ pages.overview = () => {
   };
   draw();
   live(["domain", "network", "pool"], draw);
+  watchThisHost(draw);
 };
 
 pages.pools = () => {
@@ -272,6 +280,7 @@ pages.pools = () => {
   };
   draw();
   live(["pool", "volume", "domain"], draw);
+  watchThisHost(draw);
 };
 
 pages.networks = () => {
@@ -349,11 +358,12 @@ pages.networks = () => {
   $("#net-define").onchange = (event) => act(async () => {  // virsh net-define FILE
     const file = event.target.files[0];
     event.target.value = "";
-    const response = await fetch("/api/networks/xml", { method: "POST", headers: headers({ "Content-Type": "application/xml" }), body: await file.text() });
+    const response = await fetch(apiPath("/api/networks/xml"), { method: "POST", headers: headers({ "Content-Type": "application/xml" }), body: await file.text() });
     if (!response.ok) throw new Error((await response.json()).error);
   });
   draw();
   live(["network", "domain"], draw);
+  watchThisHost(draw);
 };
 
 // The serial console: xterm.js (from npm) over a WebSocket that carries the guest's bytes.
@@ -369,7 +379,7 @@ function openConsole(name) {
   terminal.open($("#terminal"));
   fit.fit();
   const scheme = location.protocol === "https:" ? "wss" : "ws";
-  const socket = new WebSocket(`${scheme}://${location.host}/api/vms/${encodeURIComponent(name)}/console`);
+  const socket = new WebSocket(`${scheme}://${location.host}${apiPath(`/api/vms/${encodeURIComponent(name)}/console`)}`);
   socket.binaryType = "arraybuffer";
   socket.onmessage = (event) => terminal.write(new Uint8Array(event.data));
   socket.onclose = (event) => terminal.write(`\r\n[console closed${event.reason ? ": " + event.reason : ""}]\r\n`);
@@ -491,7 +501,95 @@ pages.vms = () => {
   }
   draw();
   live(["domain", "network", "pool", "volume"], draw);
+  watchThisHost(draw);
 };
+
+// -- the fleet --------------------------------------------------------------------------------
+// A fleet's console asks GET /api/hosts every few seconds (the server answers from what each
+// host's watcher last saw, never waiting for a host). A host's own pages grey out while it does
+// not answer, and redraw when it is back.
+const WATCH_MS = 2000;
+const hostPage = (name, page = "overview") => `/hosts/${encodeURIComponent(name).replace(/%3A/g, ":")}/${page}`;
+const percent = (value) => (value === null || value === undefined ? "-" : `${Math.round(value)}%`);
+
+function watchHosts(onChange) {
+  let last = null;
+  const ask = async () => {
+    const hosts = await api("GET", "/api/hosts").catch(() => null);
+    if (hosts) {
+      const states = JSON.stringify(hosts.map((h) => [h.name, h.reachable]));
+      onChange(hosts, states !== last);
+      last = states;
+    }
+  };
+  ask();
+  return setInterval(ask, WATCH_MS);
+}
+
+function watchThisHost(redraw) {
+  const name = document.body.dataset.host;
+  if (!name) return;  // a console of one host: its event stream says when the daemon goes away
+  const badge = $("#host-state");
+  watchHosts((hosts, changed) => {
+    const me = hosts.find((h) => h.name === name);
+    if (!me) return;
+    const wasAway = document.body.dataset.hostState === "away";
+    document.body.dataset.hostState = me.reachable ? "up" : "away";
+    badge.hidden = me.reachable;
+    badge.textContent = me.reachable ? "" : `not answering: ${me.reason}`;
+    if (changed && wasAway && me.reachable) redraw();
+  });
+}
+
+pages.fleet = () => {
+  const tile = (h) => el("section", { class: "tile", "data-host": h.name, "data-state": h.reachable ? "up" : "away" },
+    el("h2", {}, el("a", { href: hostPage(h.name) }, h.name)),
+    el("p", { class: "state" }, h.reachable ? "answering" : `not answering: ${h.reason}`),
+    el("dl", { class: "facts" },
+      el("dt", {}, "CPU"), el("dd", { "data-figure": "cpu" }, percent(h.cpu_percent)),
+      el("dt", {}, "Memory"), el("dd", { "data-figure": "memory" }, h.memory_bytes ? `${size(h.memory_used_bytes)} of ${size(h.memory_bytes)}` : "-"),
+      el("dt", {}, "VMs"), el("dd", { "data-figure": "vms" }, h.vms === null ? "-" : `${h.vms_running} running of ${h.vms}`)),
+    el("ul", { class: "problems" }, ...h.problems.map((p) => el("li", {}, p))),
+    el("nav", {}, ...Object.entries({ vms: "VMs", networks: "Networks", pools: "Storage" })
+      .map(([page, label]) => el("a", { href: hostPage(h.name, page) }, label))));
+  const draw = (hosts) => $("#tiles").replaceChildren(...hosts.map(tile));
+  watchHosts((hosts) => draw(hosts));
+  live(["domain"], () => api("GET", "/api/hosts").then(draw, showError));
+};
+
+// The fleet-wide lists: every host's rows in one table (names in natural order: n1, n2, n10),
+// searched by name and filtered by host in the page; a host that did not answer is named above.
+const FLEET_LISTS = {
+  "fleet-vms": { kinds: ["domain"], path: "vms", page: "vms", columns: [
+    ["State", (v) => v.state], ["vCPUs", (v) => v.vcpus], ["Memory", (v) => size(v.memory_bytes)], ["IP", (v) => v.ips.join(" ") || "-"]] },
+  "fleet-networks": { kinds: ["network"], path: "networks", page: "networks", columns: [
+    ["State", (n) => (n.active ? "active" : "inactive")], ["Mode", (n) => n.mode], ["IPv4", (n) => n.subnet], ["DHCP", (n) => n.dhcp_range]] },
+  "fleet-pools": { kinds: ["pool", "volume"], path: "pools", page: "pools", columns: [
+    ["Type", (p) => p.type], ["State", (p) => p.state], ["Capacity", (p) => size(p.capacity)], ["Available", (p) => size(p.available)]] },
+};
+for (const [name, list] of Object.entries(FLEET_LISTS)) {
+  pages[name] = () => {
+    const form = $("#fleet-filter");
+    let answer = { rows: [], failures: [] };
+    const show = () => {
+      const { search, host } = formValues(form);
+      const rows = answer.rows.filter((r) => (!host || r.host === host) && (!search || r.name.toLowerCase().includes(search.toLowerCase())));
+      table($("#fleet-rows"), [["Name", (r) => r.name],
+        ["Host", (r) => el("a", { href: hostPage(r.host, list.page) }, r.host)], ...list.columns], rows,
+        (r) => ({ "data-name": r.name, "data-host": r.host }));
+      $("#fleet-failures").replaceChildren(...answer.failures.map((f) => el("li", { "data-host": f.host }, `host ${f.host}: ${f.error}`)));
+    };
+    const draw = async () => {
+      const got = await load(() => api("GET", `/api/fleet/${list.path}`));
+      if (got) { answer = got; show(); }
+    };
+    form.oninput = show;
+    form.onsubmit = (event) => event.preventDefault();
+    draw();
+    watchHosts((_hosts, changed) => { if (changed) draw(); });
+    live(list.kinds, draw);
+  };
+}
 
 document.addEventListener("DOMContentLoaded", () => {
   for (const closer of $$("[data-close]")) closer.onclick = () => { $(`#${closer.dataset.close}`).hidden = true; };

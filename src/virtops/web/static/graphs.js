@@ -30,7 +30,8 @@ class GraphSlot {
     this.key = key;
     this.slot.replaceChildren();
     if (kind === "vm" && !name) return;
-    this.base = kind === "vm" ? `/api/vms/${encodeURIComponent(name)}/stats` : "/api/stats";
+    const api = document.body.dataset.api || "/api";  // a fleet's host page: /api/hosts/NAME
+    this.base = kind === "vm" ? `${api}/vms/${encodeURIComponent(name)}/stats` : `${api}/stats`;
     this.heading = document.createElement("h3");
     this.slot.append(this.heading, this.switcher());
     this.plots = CHARTS[kind].map(([title, indexes, unit]) => {
@@ -90,7 +91,7 @@ class GraphSlot {
 }
 
 // -- sparklines in the VM list: one request for every VM, redrawn every 5 s and whenever the list is
-const SPARK_URL = "/api/stats/vms?range=1h&figures=cpu_percent&last=60";
+const SPARK_URL = `${document.body.dataset.api || "/api"}/stats/vms?range=1h&figures=cpu_percent&last=60`;  // a fleet's host page: its host's
 let sparkPoints = null;  // VM name: its CPU points, [time, percent]; null until the first answer
 
 function drawSparkline(canvas) {

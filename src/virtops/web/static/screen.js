@@ -16,7 +16,8 @@ function node(tag, attributes = {}, ...children) {
 }
 
 function screenUrl(name, path) {
-  return `/api/vms/${encodeURIComponent(name)}/${path}`;
+  const api = document.body.dataset.api || "/api";  // a fleet's host page: /api/hosts/NAME
+  return `${api}/vms/${encodeURIComponent(name)}/${path}`;
 }
 
 class ScreenSlot {
