@@ -187,3 +187,36 @@ def websocket_close_code(url: str, headers: dict) -> int:
         with pytest.raises(ConnectionClosed) as closed:
             socket.recv(timeout=10)
         return closed.value.rcvd.code
+
+
+@contextlib.contextmanager
+def fresh_labs(names: list[str], **up):
+    """Lab hosts of these names, each brought up anew (`up`: Lab.up's options), always taken down."""
+    from virtops.lab.labhost import Lab
+
+    labs = [Lab(name) for name in names]
+    try:
+        for lab in labs:
+            if lab.exists():
+                lab.down()
+            lab.up(**up)
+        yield labs
+    finally:
+        for lab in labs:
+            lab.down()
+
+
+def define_small_domain(uri: str, name: str) -> None:
+    """A small domain with no disk, defined through libvirt: QEMU starts it (its firmware finds
+    nothing to boot), which is all a listing or a start/shutdown/destroy needs."""
+    dom = X.element("domain", type="qemu")
+    X.sub(dom, "name", name)
+    X.sub(dom, "memory", 32, unit="MiB")
+    X.sub(X.sub(dom, "os"), "type", "hvm", arch="x86_64")
+    X.sub(dom, "devices")
+    X.validate(dom, "domain")
+    conn = libvirt.open(uri)
+    try:
+        conn.defineXML(X.to_string(dom))
+    finally:
+        conn.close()

@@ -13,8 +13,8 @@ import time
 import libvirt
 import pytest
 
+from tests.helpers import define_small_domain
 from virtops.lab.labhost import Lab
-from virtops.xmlmodels import doc as X
 
 TOKEN = str(os.getpid() % 100000)
 SEGMENT = f"fl-{TOKEN}"
@@ -54,19 +54,7 @@ def run(env: dict, *args: str) -> subprocess.CompletedProcess:
 
 
 def define(lab: Lab, name: str) -> None:
-    """A small domain with no disk: QEMU starts (its firmware finds nothing to boot), which is all a
-    start/shutdown/destroy needs."""
-    dom = X.element("domain", type="qemu")
-    X.sub(dom, "name", name)
-    X.sub(dom, "memory", 32, unit="MiB")
-    X.sub(X.sub(dom, "os"), "type", "hvm", arch="x86_64")
-    X.sub(dom, "devices")
-    X.validate(dom, "domain")
-    conn = libvirt.open(lab.uri)
-    try:
-        conn.defineXML(X.to_string(dom))
-    finally:
-        conn.close()
+    define_small_domain(lab.uri, name)
 
 
 def state(lab: Lab, name: str) -> bool:

@@ -12,7 +12,7 @@ import libvirt
 import pytest
 import yaml
 
-from tests.helpers import host_state
+from tests.helpers import fresh_labs, host_state
 from virtops.lab.labhost import Lab
 
 TOKEN = str(os.getpid() % 100000)
@@ -23,16 +23,8 @@ SELECT = ",".join(HOSTS)
 
 @pytest.fixture(scope="module")
 def labs():
-    labs = [Lab(name) for name in NAMES]
-    try:
-        for lab in labs:
-            if lab.exists():
-                lab.down()
-            lab.up()
+    with fresh_labs(NAMES) as labs:
         yield labs
-    finally:
-        for lab in labs:
-            lab.down()
 
 
 def run(*args: str) -> subprocess.CompletedProcess:

@@ -15,10 +15,9 @@ import libvirt
 import pytest
 
 from tests.conftest import WEB_PASSWORD
-from tests.helpers import host_state, serve_process
+from tests.helpers import define_small_domain, fresh_labs, host_state, serve_process
 from virtops.lab.labhost import Lab
 from virtops.lab.proc import wait_for_exit
-from virtops.xmlmodels import doc as X
 
 TOKEN = str(os.getpid() % 100000)
 NAMES = [f"pytest-wf{i}-{TOKEN}" for i in range(3)]
@@ -29,16 +28,8 @@ BOUND_S = 30
 
 @pytest.fixture(scope="module")
 def labs():
-    labs = [Lab(name) for name in NAMES]
-    try:
-        for lab in labs:
-            if lab.exists():
-                lab.down()
-            lab.up()
+    with fresh_labs(NAMES) as labs:
         yield labs
-    finally:
-        for lab in labs:
-            lab.down()
 
 
 @pytest.fixture(scope="module")
@@ -58,18 +49,7 @@ def connect(lab: Lab) -> libvirt.virConnect:
 
 
 def define(lab: Lab, name: str) -> None:
-    """A small domain with no disk (defined, not started): all a listing needs."""
-    dom = X.element("domain", type="qemu")
-    X.sub(dom, "name", name)
-    X.sub(dom, "memory", 32, unit="MiB")
-    X.sub(X.sub(dom, "os"), "type", "hvm", arch="x86_64")
-    X.sub(dom, "devices")
-    X.validate(dom, "domain")
-    conn = connect(lab)
-    try:
-        conn.defineXML(X.to_string(dom))
-    finally:
-        conn.close()
+    define_small_domain(lab.uri, name)
 
 
 def until(predicate, what: str):
