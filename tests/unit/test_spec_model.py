@@ -334,3 +334,65 @@ def test_stopping_a_network_running_guests_use_needs_yes_and_says_what_it_costs(
     P.apply(host, loaded, yes=True)
     assert not host.networks.info("default").active
     host.close()  # the test driver's default state lasts while a connection to it is open
+
+
+XML_SPEC = textwrap.dedent("""\
+    pools:
+      - name: lun
+        active: false
+        autostart: false
+        xml: |
+          <pool type='iscsi'>
+            <name>lun</name>
+            <source><host name='iscsi.example.invalid'/><device path='iqn.2026-12.invalid.example:one'/></source>
+            <target><path>/dev/disk/by-path</path></target>
+          </pool>
+    networks:
+      - name: direct1
+        active: false
+        xml: |
+          <network>
+            <name>direct1</name>
+            <forward mode='vepa'><interface dev='eth9'/></forward>
+          </network>
+    """)
+
+
+def test_objects_given_as_xml_are_defined_then_compared_after_libvirts_formatting(test_host, tmp_path, monkeypatch):
+    """Pools and networks the fields cannot describe, carried as libvirt's XML (spec/rawxml.py):
+    created as given, then 'no changes' whatever the quoting, and a real change is an update."""
+    monkeypatch.setenv("VIRTOPS_LOCK_DIR", str(tmp_path))
+    loaded = loads(XML_SPEC, "host.yaml")
+    first = P.make_plan(test_host, loaded)
+    assert [(a.verb, a.label) for a in first.actions] == [("create", "pool lun"), ("create", "network direct1")]
+    P.apply(test_host, loaded)
+    assert test_host.conn.storagePoolLookupByName("lun").XMLDesc(0).startswith("<pool type='iscsi'>")
+    assert test_host.conn.networkLookupByName("direct1").autostart() == 1
+    assert P.make_plan(test_host, loaded).actions == []
+    requoted = loads(XML_SPEC.replace("'", '"'), "host.yaml")  # another layout of the same XML
+    assert P.make_plan(test_host, requoted).actions == []
+    exported, _warnings = P.export(test_host)
+    again = loads(to_yaml(exported), "export.yaml")
+    assert P.make_plan(test_host, again).actions == []
+    assert {p.name for p in again.spec.pools if p.xml} == {"lun"}
+    changed = loads(XML_SPEC.replace("eth9", "eth8"), "host.yaml")
+    [update] = P.make_plan(test_host, changed).actions
+    assert (update.verb, update.label, update.changes[0].text()) == (
+        "update", "network direct1", 'xml: <forward dev="eth9" mode="vepa"> -> <forward dev="eth8" mode="vepa">')
+
+
+@pytest.mark.parametrize("change, expected", [
+    (("    active: false\n    xml: |", "    active: false\n    mode: route\n    xml: |"),
+     "host.yaml:14: networks[0].mode: belongs in the XML of an entry given as xml:"),
+    (("<name>direct1</name>", "<name>other</name>"),
+     "host.yaml:14: networks[0].xml: names the network 'other', but the entry's name is 'direct1'"),
+    (("<pool type='iscsi'>", "<network>", "</pool>", "</network>"), "host.yaml:5: pools[0].xml: is a <network> document"),
+    (("<forward mode='vepa'>", "<forward mode='sideways'>"),
+     "host.yaml:14: networks[0].xml: is no network libvirt accepts (Element network failed to validate content)"),
+    (("</network>", "</networkx>"), "host.yaml:14: networks[0].xml: is not well-formed XML"),
+])
+def test_xml_entries_are_refused_at_their_line(change, expected):
+    text = XML_SPEC
+    for old, new in zip(change[::2], change[1::2]):
+        text = text.replace(old, new)
+    assert refusal(text).startswith(expected)

@@ -65,13 +65,22 @@ def network_definition(net: libvirt.virNetwork) -> str:
     """A network's persistent definition, or its live XML when it has none apart: a transient
     network, or a driver that keeps no separate definition (libvirt's test driver refuses the
     INACTIVE flag)."""
-    if net.isPersistent():
+    return _definition(net, libvirt.VIR_NETWORK_XML_INACTIVE)
+
+
+def pool_definition(pool: libvirt.virStoragePool) -> str:
+    """A pool's persistent definition, as network_definition gives a network's."""
+    return _definition(pool, libvirt.VIR_STORAGE_XML_INACTIVE)
+
+
+def _definition(obj, inactive_flag: int) -> str:
+    if obj.isPersistent():
         try:
-            return net.XMLDesc(libvirt.VIR_NETWORK_XML_INACTIVE)
+            return obj.XMLDesc(inactive_flag)
         except libvirt.libvirtError as err:
             if err.get_error_code() not in (libvirt.VIR_ERR_INVALID_ARG, libvirt.VIR_ERR_NO_SUPPORT):
                 raise
-    return net.XMLDesc(0)
+    return obj.XMLDesc(0)
 
 
 POOL_BUSY_WAIT_S = 120

@@ -587,7 +587,7 @@ class Networks:
         """Exactly what libvirt gives (virsh net-dumpxml)."""
         net = self._lookup(name)
         with libvirt_errors(f"reading the XML of {name}"):
-            return net.XMLDesc(libvirt.VIR_NETWORK_XML_INACTIVE if inactive else 0)
+            return lookups.network_definition(net) if inactive else net.XMLDesc(0)
 
     def guests_using(self, name: str) -> list[tuple[str, bool]]:
         """(domain, running) of every guest, running or defined, with a NIC on the network."""
@@ -633,7 +633,8 @@ class Networks:
             self._check_host_bridge(spec.bridge, facts)
             return spec
         self._check_overlaps(spec, others, facts, own_bridges)
-        if spec.dev is not None and facts.readable and spec.dev not in facts.links:
+        # --dev of nat and route; the devices of vepa, passthrough and hostdev are libvirt's to check at start.
+        if spec.dev is not None and spec.mode in MODES_WITH_DEV and facts.readable and spec.dev not in facts.links:
             raise InvalidInput("dev", _no_such_device(spec.dev, facts.links))
         bridge = spec.bridge or next_free_bridge(others, facts)
         in_use = {o.bridge: o.name for o in others if o.bridge}
@@ -780,13 +781,8 @@ class Networks:
         """Define a network from XML; with replace, in place of the network(s) with its name or UUID.
         Replacing a running network restarts it: refused while running guests have NICs on it,
         unless force, and then their NICs are re-plugged into the new bridge."""
-        node = _parse_network_file(xml_text)
-        name, uuid = NetworkXml(node).name, NetworkXml(node).uuid
-        colliding = self._collisions(name, uuid)
-        if colliding and not replace:
-            raise VirtopsError(f"network: the file's {_describe_collision(colliding, name, uuid)}; "
-                               "pass --replace to replace it, or change the name and UUID in the file.")
-        self.check_against_host(NetworkSpec.from_element(node), replacing=tuple(colliding))
+        node, colliding = self.check_define(xml_text, replace)
+        name = NetworkXml(node).name
         for other in colliding:
             self.refuse_cutting_off(other, "replacing it restarts it and", force, "virtops then re-plugs their NICs")
         saved = [(n, self._lookup(n)) for n in colliding]
@@ -809,6 +805,18 @@ class Networks:
         if net.isActive():
             self.replug_running_guests(name)
         return self.info(name)
+
+    def check_define(self, xml_text: str, replace: bool = False) -> tuple[etree._Element, list[str]]:
+        """What define refuses before any change (the plan of a spec's xml: asks the same); the
+        parsed definition and the networks it replaces."""
+        node = _parse_network_file(xml_text)
+        name, uuid = NetworkXml(node).name, NetworkXml(node).uuid
+        colliding = self._collisions(name, uuid)
+        if colliding and not replace:
+            raise VirtopsError(f"network: the file's {_describe_collision(colliding, name, uuid)}; "
+                               "pass --replace to replace it, or change the name and UUID in the file.")
+        self.check_against_host(NetworkSpec.from_element(node), replacing=tuple(colliding))
+        return node, colliding
 
     def _collisions(self, name: str, uuid: str | None) -> list[str]:
         names = [name] if self.exists(name) else []

@@ -279,7 +279,7 @@ class Pools:
     def dumpxml(self, name: str, inactive: bool = False) -> str:
         pool = self.lookup(name)
         with libvirt_errors(f"reading pool {name}"):
-            return pool.XMLDesc(libvirt.VIR_STORAGE_XML_INACTIVE if inactive else 0)
+            return lookups.pool_definition(pool) if inactive else pool.XMLDesc(0)
 
     # -- checks against the live host -------------------------------------------------
     def check_new(self, spec: PoolSpec) -> PoolSpec:
@@ -317,6 +317,29 @@ class Pools:
         with libvirt_errors(f"defining pool {spec.name}"):
             pool = self.conn.storagePoolDefineXML(spec.to_xml(), 0)
             return pool_info(pool)
+
+    @locks_host("pool define")
+    def define_xml(self, xml_text: str, start: bool = False, autostart: bool = False) -> PoolInfo:
+        """Define a pool from libvirt's XML as given (a spec's `xml:`, for the pool types virtops
+        does not model), or its new definition in place of the pool of that name; then start it
+        and mark it autostart when asked. A new pool is undefined again when a later step fails.
+        Its storage is never built: a disk, logical or iSCSI pool holds what is already there."""
+        node = PoolXml(X.parse_strict(xml_text))
+        existed = self.exists(node.name)
+        with undo_on_failure() as undo:
+            with libvirt_errors(f"defining pool {node.name}"):
+                pool = self.conn.storagePoolDefineXML(xml_text, 0)
+            if not existed:
+                undo.add(pool.undefine, f"defined pool {node.name}")
+            if start and not pool.isActive():
+                with libvirt_errors(f"starting pool {node.name}"):
+                    pool.create(0)
+                undo.add(pool.destroy, f"started pool {node.name}")
+            if autostart and not pool.autostart():
+                with libvirt_errors(f"marking pool {node.name} autostart"):
+                    pool.setAutostart(1)
+            with libvirt_errors(f"reading pool {node.name}"):
+                return pool_info(pool)
 
     @locks_host("pool create")
     def create(self, spec: PoolSpec, start: bool = True, autostart: bool = True) -> CreateResult:

@@ -38,6 +38,12 @@ SIZE_PATTERN = r"^\s*\d+(\.\d+)?\s*[a-zA-Z]*\s*$"
 
 
 # -- sizes: virsh units in, the shortest exact virsh unit out -------------------------------------
+XML_DESCRIPTION = ("libvirt's XML of a {kind} whose form the other fields cannot describe (`virsh {dump}`); "
+                   "then only name, autostart and active go beside it. Compared after libvirt's own formatting.")
+# The fields an entry given as xml: may have besides it.
+BESIDE_XML = {"name", "xml", "autostart", "active", "volumes"}
+
+
 def _parse_size_value(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, str)):
         raise ValueError("is not a size; give bytes or a number with a unit such as 1000M, 5G or 512MiB")
@@ -107,6 +113,7 @@ class PoolEntry(Model):
     format: str | None = Field(None, description="netfs: auto|nfs|cifs|glusterfs; fs: auto|ext4|xfs|...")
     autostart: bool = True
     active: bool = True
+    xml: str | None = Field(None, description=XML_DESCRIPTION.format(kind="pool", dump="pool-dumpxml --inactive"))
     volumes: list[VolumeEntry] = []
 
     def core_spec(self):
@@ -119,7 +126,9 @@ class PoolEntry(Model):
     def normalized(self, kept: "PoolEntry | None" = None) -> "PoolEntry":
         """Names resolved, paths normalised; InvalidInput when refused. `kept`: the pool as the host
         has it (the rules that protect new pools skip its unchanged values)."""
-        checked = self.core_spec().checked(kept=kept.core_spec() if kept else None).model_dump()
+        if self.xml is not None:  # libvirt's own form: rawxml compares it, libvirt checks it
+            return self.model_copy(update={"volumes": [v.normalized() for v in self.volumes]})
+        checked = self.core_spec().checked(kept=kept.core_spec() if kept and kept.xml is None else None).model_dump()
         return self.model_copy(update={**checked, "volumes": [v.normalized() for v in self.volumes]})
 
 
@@ -147,6 +156,7 @@ class NetworkEntry(Model):
     mtu: int | None = None
     autostart: bool = True
     active: bool = True
+    xml: str | None = Field(None, description=XML_DESCRIPTION.format(kind="network", dump="net-dumpxml --inactive"))
 
     def build_options(self, with_hosts: bool = True) -> dict:
         """The keyword arguments of Networks.create / network.build_spec."""
@@ -171,7 +181,9 @@ class NetworkEntry(Model):
         """Defaults filled in; InvalidInput when refused. `kept`: the network as the host has it."""
         from virtops.ops.network import build_spec
 
-        spec = build_spec(self.name, **self.build_options(), kept=kept.core_spec() if kept else None)
+        if self.xml is not None:  # libvirt's own form: rawxml compares it, libvirt checks it
+            return self
+        spec = build_spec(self.name, **self.build_options(), kept=kept.core_spec() if kept and kept.xml is None else None)
         return network_entry(spec, self.autostart, self.active)
 
 
@@ -580,6 +592,8 @@ def _check_pool(loaded: LoadedSpec, i: int, pool: PoolEntry) -> None:
     from virtops.ops.volume import check_backing, check_volume_name
 
     path = ("pools", i)
+    if pool.xml is not None:
+        _check_xml(loaded, path, "pool", pool)
     try:
         pool.normalized(kept=pool)  # without the host: its own values count as kept until the plan sees it
     except InvalidInput as err:
@@ -607,6 +621,9 @@ def _check_network(loaded: LoadedSpec, i: int, net: NetworkEntry) -> None:
     from virtops.ops.network import DhcpHost, build_spec, check_dhcp_host
 
     path = ("networks", i)
+    if net.xml is not None:
+        _check_xml(loaded, path, "network", net)
+        return
     if net.hosts and not net.subnet:
         raise loaded.error(path + ("hosts",), f"a {net.mode} network without a subnet hands out no fixed addresses.")
     kept = net.core_spec()  # without the host: its own values count as kept until the plan sees it
@@ -622,6 +639,21 @@ def _check_network(loaded: LoadedSpec, i: int, net: NetworkEntry) -> None:
         except InvalidInput as err:
             field_name = "name" if err.field == "hostname" else err.field
             raise loaded.error(path + ("hosts", j, field_name), err.message.split(": ", 1)[-1]) from None
+
+
+def _check_xml(loaded: LoadedSpec, path: Path_, kind: str, entry: Model) -> None:
+    """An entry given as libvirt's XML: of its kind, valid, of its name, and nothing beside it that
+    the XML would contradict."""
+    from virtops.spec import rawxml
+
+    beside = sorted(entry.model_fields_set - BESIDE_XML)
+    if beside:
+        raise loaded.error(path + (beside[0],), "belongs in the XML of an entry given as xml:; beside xml: go only "
+                                                "name, autostart and active (and a pool's volumes).")
+    try:
+        rawxml.parsed(kind, entry.xml, entry.name)
+    except InvalidInput as err:
+        raise loaded.refusal(path, err) from None
 
 
 def _check_vm(loaded: LoadedSpec, i: int, vm: VmEntry) -> None:
@@ -661,6 +693,17 @@ def _check_vm(loaded: LoadedSpec, i: int, vm: VmEntry) -> None:
 
 
 # -- writing -------------------------------------------------------------------------------------
+class _Dumper(yaml.SafeDumper):
+    """Text of several lines (an xml: entry) as a literal block, as the XML reads in a file."""
+
+
+def _text(dumper: yaml.SafeDumper, text: str) -> yaml.ScalarNode:
+    return dumper.represent_scalar("tag:yaml.org,2002:str", text, style="|" if "\n" in text else None)
+
+
+_Dumper.add_representer(str, _text)
+
+
 def to_yaml(spec: HostSpec | FleetSpec) -> str:
     data = spec.model_dump(mode="json", exclude_none=True, exclude_defaults=True)
-    return yaml.safe_dump(data, sort_keys=False, default_flow_style=False, width=120)
+    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=120)

@@ -11,11 +11,13 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
+import libvirt
+
 from virtops.xmlmodels import doc as X
 from virtops.xmlmodels.devices import NicXml
 from virtops.xmlmodels.domain import DomainXml as DomainDocument  # DomainXml below is ops.vm's live/persistent pair
 from virtops.xmlmodels.pool import PoolXml
-from virtops.base.errors import InvalidInput, VirtopsError, located
+from virtops.base.errors import InvalidInput, VirtopsError, located, one_sentence
 from virtops.base.hostlock import host_lock
 from virtops.spec.document import (POOL_PERMISSION_FIELDS, BootEntry, DiskEntry, HostSpec, LoadedSpec, SpecErrors, NetworkEntry, NicEntry, PoolEntry, VmEntry,
                    VolumeEntry, network_entry, size_text)
@@ -125,6 +127,7 @@ class Live:
     running_vms: set[str] = field(default_factory=set)
     unmanaged: set[str] = field(default_factory=set)  # "kind/name" the spec cannot express: never pruned
     warnings: list[str] = field(default_factory=list)
+    raw: dict[str, str] = field(default_factory=dict)  # "kind/name": its inactive XML, for the xml: entries
 
     def pool(self, name: str) -> PoolEntry | None:
         return next((p for p in self.spec.pools if p.name == name), None)
@@ -173,10 +176,14 @@ def _live_pool(host, info, live: Live, paths: dict[str, str]) -> PoolEntry | Non
         return _unreadable(live, "pool", info.name, info.unreadable)
     if not info.persistent:
         return _transient(live, "pool", info.name)
-    if info.type not in POOL_TYPES:
-        live.unmanaged.add(f"pool/{info.name}")
-        live.warnings.append(f"pool {info.name} is of type {info.type}, which specs do not describe; left out.")
-        return None
+    text = host.pools.dumpxml(info.name, inactive=True)
+    live.raw[f"pool/{info.name}"] = text
+    if info.type not in POOL_TYPES:  # carried as libvirt's XML, its usage figures left out
+        entry = PoolEntry.model_construct(name=info.name, xml=_without(text, USAGE), autostart=info.autostart,
+                                          active=info.active, volumes=[])
+        if not info.active:
+            live.inactive_pools.add(info.name)
+        return entry
     declared = PoolXml(X.parse(host.pools.dumpxml(info.name))).permissions
     label = declared.label if declared is not None else None
     perms = {key: getattr(info, key) for key in POOL_PERMISSION_FIELDS}  # as libvirt reports them; unset stays unset
@@ -212,12 +219,42 @@ def _live_network(host, info, live: Live) -> NetworkEntry | None:
         return _unreadable(live, "network", info.name, info.unreadable)
     if not info.persistent:
         return _transient(live, "network", info.name)
-    try:
+    text = host.networks.dumpxml(info.name, inactive=True)
+    live.raw[f"network/{info.name}"] = text
+    if not beyond_the_fields(X.parse(text)):
         return network_entry(host.networks.spec(info.name), info.autostart, info.active)
-    except ValueError:  # pydantic: a mode such as hostdev that specs do not describe
-        live.unmanaged.add(f"network/{info.name}")
-        live.warnings.append(f"network {info.name} is in mode {info.mode}, which specs do not describe; left out.")
-        return None
+    return NetworkEntry.model_construct(name=info.name, xml=X.to_string(X.parse(text)), autostart=info.autostart,
+                                        active=info.active)
+
+
+USAGE = ("capacity", "allocation", "available")  # a pool's figures: state, not configuration
+
+
+def _without(text: str, tags: tuple[str, ...]) -> str:
+    root = X.parse(text)
+    for tag in tags:
+        for node in root.findall(tag):
+            root.remove(node)
+    return X.to_string(root)
+
+
+def beyond_the_fields(root) -> bool:
+    """Whether a network has what NetworkEntry's fields cannot say, so that export carries it as
+    xml: a mode they do not name, IPv6 flags, more <ip> than one IPv4 and one IPv6, more than one
+    IPv4 DHCP range, DHCPv6, static hosts without MAC and address."""
+    from virtops.xmlmodels.network import NetworkXml
+    from virtops.xmlmodels.values import NETWORK_MODES
+
+    net = NetworkXml(root)
+    if net.mode not in NETWORK_MODES or root.get("ipv6") or root.find("forward/nat[@ipv6]") is not None:
+        return True
+    ips = list(net.ips)
+    v4, v6 = [ip for ip in ips if ip.version == 4], [ip for ip in ips if ip.version == 6]
+    if len(v4) > 1 or len(v6) > 1 or any(ip.interface is None for ip in ips):
+        return True
+    if v6 and (len(v6[0].ranges) or len(v6[0].hosts)):
+        return True
+    return bool(v4) and (len(v4[0].ranges) > 1 or any(not (h.mac and h.ip) for h in v4[0].hosts))
 
 
 def _live_vm(host, info, live: Live, paths: dict[str, str]) -> VmEntry | None:
@@ -459,6 +496,9 @@ class _Planner:
         actions = []
         for i, entry in enumerate(self.spec.pools):
             current = self.live.pool(entry.name)
+            if entry.xml is not None or (current is not None and current.xml is not None):
+                actions += filter(None, [self._xml_action(("pools", i), "pool", entry, current)])
+                continue
             try:
                 desired = entry.normalized(kept=current)
             except VirtopsError as err:
@@ -521,6 +561,83 @@ class _Planner:
                 action.steps.append((f"set autostart of pool {name} to {change.new}",
                                      lambda on=change.new: pools.set_autostart(name, on)))
         return action
+
+    # ---- objects given as libvirt's XML (spec/rawxml.py) ----
+    def _xml_action(self, path: tuple, kind: str, entry, current) -> Action | None:
+        """An entry given as xml: defined as it is when new; when the host has it, compared after
+        libvirt's own formatting and redefined when it differs; then its autostart and state."""
+        from virtops.spec import rawxml
+
+        name = entry.name
+        if entry.xml is None:
+            action = Action(kind, name, "update", mode="impossible", changes=[Change("xml", "the host's XML", None)])
+            action.notes.append(f"the host's {kind} {name} has a form the fields cannot describe (`virtops export` "
+                                f"gives it as xml:); give it as xml:, or delete the {kind} and create it again.")
+            return action
+        try:
+            rawxml.normalized(kind, entry.xml)
+        except libvirt.libvirtError as err:
+            self.refuse_at(path + ("xml",), f"libvirt refuses it: {one_sentence(err.get_error_message() or str(err))}")
+            return None
+        if kind == "network":
+            try:
+                self.host.networks.check_define(entry.xml, replace=current is not None)
+            except VirtopsError as err:
+                self.refused(path, err)
+                return None
+        if current is None:
+            return Action(kind, name, "create", changes=[Change("xml", None, "libvirt's XML")],
+                          steps=[(f"define {kind} {name} from its xml", self._definer(kind, entry, new=True))])
+        action = Action(kind, name, "update")
+        differs = _xml_difference(kind, self.live.raw[f"{kind}/{name}"], entry.xml)
+        if differs:
+            action.changes.append(Change("xml", *differs))
+            action.steps.append((f"redefine {kind} {name} from its xml", self._definer(kind, entry, new=False)))
+            if current.active:
+                self._note_redefinition(action, kind, name)
+        if kind == "network":
+            self._state_steps(action, current, entry)
+        else:
+            self._xml_pool_state(action, current, entry)
+        return action if action.changes or action.steps else None
+
+    def _definer(self, kind: str, entry, new: bool) -> Callable[[], Any]:
+        xml, name = entry.xml, entry.name
+        if kind == "pool":
+            pools = self.host.pools
+            return lambda: pools.define_xml(xml, start=new and entry.active, autostart=new and entry.autostart)
+        networks = self.host.networks
+
+        def define_network():
+            networks.define(xml, replace=not new, start=new and entry.active, force=True)
+            if new and entry.autostart:
+                networks.set_autostart(name, True)
+        return define_network
+
+    def _note_redefinition(self, action: Action, kind: str, name: str) -> None:
+        if kind == "pool":
+            action.notes.append(f"running pool {name} takes its new definition when it next starts.")
+            return
+        guests = self.host.networks.running_nics(name)
+        action.mode = "needs-restart"
+        action.disruptive = bool(guests)
+        action.notes.append(restart_cost(name, guests))
+
+    def _xml_pool_state(self, action: Action, current: PoolEntry, desired: PoolEntry) -> None:
+        """Start, stop, autostart; never a build: a disk, logical or iSCSI pool holds what is there."""
+        pools, name = self.host.pools, desired.name
+        if desired.active != current.active:
+            action.changes.append(Change("active", current.active, desired.active))
+            if desired.active:
+                action.steps.append((f"start pool {name}", lambda: pools.start(name)))
+            else:
+                users = sorted(self._running_users_of_pool(name, None))
+                action.disruptive = action.disruptive or bool(users)
+                action.steps.append((f"stop pool {name}", lambda: pools.stop(name, force=bool(users))))
+        if desired.autostart != current.autostart:
+            action.changes.append(Change("autostart", current.autostart, desired.autostart))
+            action.steps.append((f"set autostart of pool {name} to {desired.autostart}",
+                                 lambda: pools.set_autostart(name, desired.autostart)))
 
     def _running_users_of_pool(self, name: str, target: str | None) -> set[str]:
         from virtops.ops.rows import volume_users
@@ -594,6 +711,9 @@ class _Planner:
         actions = []
         for i, entry in enumerate(self.spec.networks):
             current = self.live.network(entry.name)
+            if entry.xml is not None or (current is not None and current.xml is not None):
+                actions += filter(None, [self._xml_action(("networks", i), "network", entry, current)])
+                continue
             try:
                 desired = entry.normalized(kept=current)
             except VirtopsError as err:
@@ -855,7 +975,8 @@ class _Planner:
         wanted_pools = {p.name for p in spec.pools}
         pools = self.host.pools
         for pool in live.spec.pools:
-            if pool.name not in wanted_pools:
+            # A pool given as XML (disk, logical, iscsi...) is never pruned: deleting it may wipe a device.
+            if pool.name not in wanted_pools and pool.xml is None:
                 actions.append(Action("pool", pool.name, "delete", steps=[
                     (f"delete pool {pool.name}", lambda n=pool.name: pools.delete(n))]))
         return actions
@@ -880,6 +1001,21 @@ def restart_cost(network: str, guests: list[tuple[str, str, str]]) -> str:
 
 
 # -- small helpers of the planner -----------------------------------------------------------------
+def _xml_difference(kind: str, host_xml: str, spec_xml: str) -> tuple[str, str] | None:
+    """None when libvirt formats both alike; else the first line that differs, on each side."""
+    import difflib
+
+    from virtops.spec import rawxml
+
+    if rawxml.same(kind, host_xml, spec_xml):
+        return None
+    old = rawxml.normalized(kind, host_xml, like=spec_xml).splitlines()
+    new = rawxml.normalized(kind, spec_xml, like=host_xml).splitlines()
+    removed = [line[1:].strip() for line in difflib.ndiff(old, new) if line.startswith("- ")]
+    added = [line[1:].strip() for line in difflib.ndiff(old, new) if line.startswith("+ ")]
+    return (removed[0] if removed else "-"), (added[0] if added else "-")
+
+
 def _diff(current, desired, exclude: set[str]) -> list[Change]:
     old, new = current.model_dump(exclude=exclude), desired.model_dump(exclude=exclude)
     return [Change(key, old.get(key), new[key]) for key in new if old.get(key) != new[key]]
