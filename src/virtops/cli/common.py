@@ -88,3 +88,57 @@ def listing_command(listing: Listing, fleet: bool = False) -> click.Command:
         command = click.argument(arg.name, metavar=arg.metavar,
                                  shell_complete=complete(arg.complete) if arg.complete else None)(command)
     return click.command(listing.name)(command)
+
+
+# -- commands whose options are a request model's fields ---------------------------------------------
+class ModelCommand(click.Command):
+    """A command with an option per field of a core request model (ops/devices.py's DiskRequest,
+    NicRequest): names, help, flags and lists come from the model, so no option is declared again.
+    The options are made when the command is first parsed, completed or shown: the model's module
+    imports pydantic, which the listings never load."""
+
+    def __init__(self, *args, model: Callable[[], type], leave_out: tuple[str, ...] = (),
+                 extra: dict[str, dict] | None = None, **kwargs):
+        self._model, self._leave_out, self._extra, self._made = model, leave_out, extra or {}, False
+        super().__init__(*args, **kwargs)
+
+    @property
+    def params(self) -> list[click.Parameter]:
+        if not self._made:
+            self._made = True
+            self._params = self._params + model_options(self._model(), self._leave_out, self._extra)
+        return self._params
+
+    @params.setter
+    def params(self, value: list[click.Parameter]) -> None:
+        self._params = value
+
+
+def model_options(model: type, leave_out: tuple[str, ...], extra: dict[str, dict]) -> list[click.Option]:
+    """--FIELD for each field of the model: a flag for a bool, repeatable for a list, the choices its
+    schema lists in the help; None when not given (the model's default then holds)."""
+    schema = model.model_json_schema()["properties"]
+    options = []
+    for name, field in model.model_fields.items():
+        if name in leave_out:
+            continue
+        prop = schema[name]
+        choices = prop.get("enum") or next((p["enum"] for p in prop.get("anyOf", []) if "enum" in p), None)
+        help_text = " ".join(filter(None, [field.description, f"One of {', '.join(choices)}." if choices else None]))
+        if isinstance(field.default, str):
+            help_text += f" Default: {field.default}."
+        settings = {"help": help_text, "default": None}
+        if isinstance(field.default, bool):
+            settings["is_flag"] = True
+        elif isinstance(field.default, list):
+            settings["multiple"] = True
+        settings.update(extra.get(name, {}))
+        names = settings.pop("names", ())
+        options.append(click.Option([f"--{name.replace('_', '-')}", *names, name], **settings))
+    return options
+
+
+def given_fields(model: type, values: dict) -> dict:
+    """The model's fields among a command's values that the command line gave."""
+    return {name: value for name, value in values.items()
+            if name in model.model_fields and value is not None and value != () and value is not False}

@@ -5,9 +5,10 @@ import sys
 
 import click
 
-from virtops.cli.common import complete, emit_json, emit_table, json_option, listing_command, pass_context
+from virtops.cli.common import (ModelCommand, complete, emit_json, emit_table, given_fields, json_option,
+                                listing_command, pass_context)
 from virtops.cli.listings import BY_PATH
-from virtops.xmlmodels.values import CACHE_MODES, DIRECT_MODES, DISK_BUSES, NIC_MODELS, NIC_TYPES
+from virtops.xmlmodels.values import DIRECT_MODES, NIC_TYPES
 
 # The compact syntax of a disk and of a NIC: the fields of ops/devices.py's DiskRequest and
 # NicRequest (ops/vm.py parses them, and refuses an unknown KEY naming the known ones).
@@ -243,36 +244,35 @@ def _halves(func):
     return click.option("--live", is_flag=True, default=None, help="Change the running VM.")(func)
 
 
-@vm.command("attach-disk")
-@click.argument("name", shell_complete=complete("vm"))
+def _disk_request_model() -> type:
+    from virtops.ops.devices import DiskRequest
+
+    return DiskRequest
+
+
+@vm.command("attach-disk", cls=ModelCommand, model=_disk_request_model, leave_out=("volume", "path"),
+            extra={"bus": {"names": ("--targetbus",)}})
+@click.argument("vm_name", metavar="NAME", shell_complete=complete("vm"))
 @click.argument("volume", metavar=DISK_SYNTAX, shell_complete=complete("volume"))
 @click.argument("target_arg", required=False, metavar="[TARGET]")
-@click.option("--target", help="Disk name in the guest (default: the next free one, e.g. vdb).")
-@click.option("--bus", "--targetbus", help=f"One of {', '.join(DISK_BUSES)} (default virtio).")
-@click.option("--cache", help=f"Cache mode: one of {', '.join(CACHE_MODES)}.")
-@click.option("--readonly", is_flag=True)
-@click.option("--shareable", is_flag=True, help="Allow other VMs to attach it shareable too.")
-@click.option("--serial", help="Serial number the guest sees.")
 @_halves
 @json_option
 @pass_context
-def vm_attach_disk(ctx, name, volume, target_arg, target, bus, cache, readonly, shareable, serial, live, config,
-                   persistent, as_json) -> None:
+def vm_attach_disk(ctx, vm_name, volume, target_arg, live, config, persistent, as_json, **fields) -> None:
     """Attach a disk: a pool's volume (POOL/VOL, or its path as virsh takes it), a file or block
-    device, or a network disk, in --disk's syntax; live and persistent on a running VM unless told
-    otherwise."""
+    device (path=PATH), or a network disk, in --disk's syntax; its other fields as options too
+    (DiskRequest's). Live and persistent on a running VM unless told otherwise."""
+    from virtops.ops.devices import DiskRequest
     from virtops.ops.vm import parse_disk_option
 
-    target = _one_of(target_arg, target, "target")
-    given = {"target": target, "bus": bus, "cache": cache, "readonly": readonly or None,
-             "shareable": shareable or None, "serial": serial}
+    fields["target"] = _one_of(target_arg, fields.get("target"), "target")
     request = parse_disk_option(volume, "volume")
-    request = request.model_copy(update={k: v for k, v in given.items() if v is not None})
-    disk = _vms(ctx).attach_disk(name, request, live=live, config=config)
+    request = DiskRequest(**{**request.model_dump(exclude_unset=True), **given_fields(DiskRequest, fields)})
+    disk = _vms(ctx).attach_disk(vm_name, request, live=live, config=config)
     if as_json:
         emit_json(disk.model_dump())
         return
-    click.echo(f"Disk {disk.source} attached to {name} as {disk.target}.")
+    click.echo(f"Disk {disk.source} attached to {vm_name} as {disk.target}.")
 
 
 @vm.command("detach-disk")
@@ -285,40 +285,38 @@ def vm_detach_disk(ctx, name, target, live, config, persistent) -> None:
     _report_detach(_vms(ctx).detach_disk(name, target, live=live, config=config))
 
 
-@vm.command("attach-nic")
-@click.argument("name", shell_complete=complete("vm"))
+def _nic_request_model() -> type:
+    from virtops.ops.devices import NicRequest
+
+    return NicRequest
+
+
+@vm.command("attach-nic", cls=ModelCommand, model=_nic_request_model,
+            extra={"network": {"shell_complete": complete("network")}})
+@click.argument("vm_name", metavar="NAME", shell_complete=complete("vm"))
 @click.argument("virsh_args", nargs=-1, metavar="[network NET]")
-@click.option("--network", help=NIC_HELP["network"] + ".", shell_complete=complete("network"))
-@click.option("--bridge", help=NIC_HELP["bridge"] + ".")
-@click.option("--direct", help=NIC_HELP["direct"] + ".")
-@click.option("--mode", help=f"A direct NIC's mode: one of {', '.join(DIRECT_MODES)} (libvirt's default vepa).")
-@click.option("--mac", help="MAC address (default: a free one in 52:54:00:xx:xx:xx).")
-@click.option("--model", default="virtio", show_default=True, help=f"One of {', '.join(NIC_MODELS)}.")
 @_halves
 @json_option
 @pass_context
-def vm_attach_nic(ctx, name, virsh_args, network, bridge, direct, mode, mac, model, live, config, persistent,
-                  as_json) -> None:
-    """Attach a NIC on a virtual network, a bridge or a host device (virsh's `attach-interface VM
-    network NET` and `bridge BR` work too)."""
+def vm_attach_nic(ctx, vm_name, virsh_args, live, config, persistent, as_json, **fields) -> None:
+    """Attach a NIC on a virtual network, a bridge or a host device, its fields as options
+    (NicRequest's); virsh's `attach-interface VM network NET` and `bridge BR` work too."""
     from virtops.ops.devices import NicRequest
 
-    sources = dict(zip(NIC_TYPES, (network, bridge, direct)))
     if virsh_args:
         if len(virsh_args) != 2 or virsh_args[0] not in NIC_TYPES:
             raise click.UsageError("give the NIC's source as --network NET (--bridge BR, --direct DEV), or as "
                                    "virsh does: network NET.")
         kind = virsh_args[0]
-        sources[kind] = _one_of(virsh_args[1], sources[kind], kind)
-    if not any(sources.values()):
+        fields[kind] = _one_of(virsh_args[1], fields.get(kind), kind)
+    if not any(fields.get(kind) for kind in NIC_TYPES):
         raise click.UsageError("give what the NIC is plugged into: --network NET, --bridge BR or --direct DEV.")
-    request = NicRequest(**sources, mode=mode, mac=mac, model=model)
-    nic = _vms(ctx).attach_nic(name, request, live=live, config=config)
+    nic = _vms(ctx).attach_nic(vm_name, NicRequest(**given_fields(NicRequest, fields)), live=live, config=config)
     if as_json:
         emit_json(nic.model_dump())
         return
     where = f"network {nic.network}" if nic.type == "network" else f"{nic.type} {nic.source}"
-    click.echo(f"NIC {nic.mac} ({nic.model}) on {where} attached to {name}.")
+    click.echo(f"NIC {nic.mac} ({nic.model}) on {where} attached to {vm_name}.")
 
 
 @vm.command("detach-nic")

@@ -33,9 +33,9 @@ class DiskRequest(Model):
     format: one_of(DISK_FORMATS) | None = Field(None, description="The image format of a disk by path or on "
                                                                   "the network (default raw); a volume's is its own.")
     target: str | None = Field(None, description="vda, vdb, sda...; default: the next free name on the bus.")
-    bus: one_of(DISK_BUSES) = "virtio"
-    cache: one_of(CACHE_MODES) | None = None
-    readonly: bool = False
+    bus: one_of(DISK_BUSES) = Field("virtio", description="The bus the guest sees the disk on.")
+    cache: one_of(CACHE_MODES) | None = Field(None, description="The host's cache mode for the disk.")
+    readonly: bool = Field(False, description="The guest only reads it.")
     shareable: bool = Field(False, description="Other VMs may attach it shareable too.")
     serial: str | None = Field(None, description="The serial number the guest sees.")
 
