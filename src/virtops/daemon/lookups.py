@@ -83,6 +83,24 @@ def _definition(obj, inactive_flag: int) -> str:
     return obj.XMLDesc(0)
 
 
+# The errors of an object that is gone: undefined (by another client) between listing it and reading it.
+GONE = (libvirt.VIR_ERR_NO_NETWORK, libvirt.VIR_ERR_NO_DOMAIN, libvirt.VIR_ERR_NO_STORAGE_POOL,
+        libvirt.VIR_ERR_NO_STORAGE_VOL)
+
+
+def still_there(objects, read) -> list:
+    """read(obj) for each listed object that is still there when it is read: one removed meanwhile
+    (by another client) is skipped, so a listing or a check never fails on what is gone."""
+    results = []
+    for obj in objects:
+        try:
+            results.append(read(obj))
+        except libvirt.libvirtError as err:
+            if err.get_error_code() not in GONE:
+                raise
+    return results
+
+
 POOL_BUSY_WAIT_S = 120
 
 

@@ -626,8 +626,8 @@ class Networks:
         """Refuse what collides with other networks or the host; fill in the bridge name.
         `replacing`: networks the new definition replaces (edit, define --replace), not conflicts."""
         facts = facts if facts is not None else read_host_facts(self.conn)
-        others = [NetworkSpec.from_element(X.parse(n.XMLDesc(0))) for n in self.conn.listAllNetworks()
-                  if n.name() not in replacing]
+        others = lookups.still_there([n for n in self.conn.listAllNetworks() if n.name() not in replacing],
+                                     lambda n: NetworkSpec.from_element(X.parse(n.XMLDesc(0))))
         own_bridges = {s.bridge for s in self._specs(replacing)}
         if spec.mode == "bridge":
             self._check_host_bridge(spec.bridge, facts)

@@ -217,7 +217,7 @@ class Volumes:
 
     @staticmethod
     def _check_space(pool: libvirt.virStoragePool, pool_name: str, capacity: int, allocation: int) -> list[str]:
-        pool.refresh(0)
+        lookups.when_pool_free(lambda: pool.refresh(0))  # another client's volume may be in the making
         available = pool.info()[3]
         if allocation > available:
             raise InvalidInput("--allocation", f"{format_size(allocation)} is more than pool {pool_name} has free "
@@ -233,7 +233,7 @@ class Volumes:
         spec, warnings = self.check_new(pool_name, name, capacity, allocation, format, backing)
         pool = self._pool(pool_name)
         with _watch_allocation(pool, name, spec.allocation, progress), libvirt_errors(f"creating volume {pool_name}/{name}"):
-            vol = pool.createXML(spec.to_xml(), 0)
+            vol = lookups.when_pool_free(lambda: pool.createXML(spec.to_xml(), 0))
         with libvirt_errors(f"reading volume {pool_name}/{name}"):
             return CreateResult(volume=volume_info(pool_name, X.parse(vol.XMLDesc(0))), warnings=warnings)
 
@@ -291,7 +291,7 @@ class Volumes:
         pool, vol = self.lookup(ref)
         users = self._users_or_refuse(pool, vol, ref, force, "deleting")
         with libvirt_errors(f"deleting volume {ref}"):
-            vol.delete(0)
+            lookups.when_pool_free(lambda: vol.delete(0))
         return users
 
     def _users_or_refuse(self, pool, vol, ref: str, force: bool, doing: str) -> list[str]:
