@@ -4,7 +4,10 @@ whose pools and networks this host does not define. Listings, info and JSON say 
 says; export then plan says no changes."""
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import shutil
 from pathlib import Path
 
 import libvirt
@@ -77,3 +80,54 @@ def test_export_then_plan_says_no_changes_and_leaves_the_host_alone(foreign_vms,
     assert "No changes" in plan.stdout
     assert host_state(conn) == before
     conn.close()
+
+
+@pytest.fixture
+def image_file():
+    """A disk image outside any pool, where QEMU (as a stock host runs it) may open it."""
+    folder = Path(f"/var/tmp/virtops-vs-{os.getpid()}")
+    folder.mkdir(mode=0o755, exist_ok=True)
+    os.chmod(folder, 0o755)
+    image = folder / "outside.img"
+    image.write_bytes(b"\0" * 1024 * 1024)
+    os.chmod(image, 0o644)
+    try:
+        yield image
+    finally:
+        shutil.rmtree(folder)
+
+
+def test_create_export_and_apply_vms_with_bridge_direct_path_and_network_devices(lab, image_file, tmp_path):
+    """vm create makes each kind the spec models; export carries it; after the VM is gone, apply of
+    that spec makes the same devices again, and a plan then says no changes."""
+    name = "fvm-made"
+    cli_ok(lab.uri, "vm", "create", name, "--memory", "64M", "--disk", f"path={image_file},target=vda",
+           "--disk", "protocol=nbd,hosts=nbd.example.org:10809", "--disk", "protocol=rbd,name=rbd/img,hosts=mon1:6789",
+           "--bridge", "br7,mac=52:54:00:1a:00:01", "--direct", "eth7,mode=private,mac=52:54:00:1a:00:02")
+    conn = libvirt.open(lab.uri)
+    try:
+        devices = X.parse(conn.lookupByName(name).XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)).find("devices")
+        wanted = _devices(devices)
+        assert wanted["disks"] == [("file", str(image_file), None), ("network", None, "nbd"), ("network", None, "rbd")]
+        assert wanted["nics"] == [("bridge", "br7", None), ("direct", "eth7", "private")]
+        spec = tmp_path / "host.yaml"
+        spec.write_text(cli_ok(lab.uri, "export"))
+        conn.lookupByName(name).undefine()
+        applied = run_cli("apply", "-f", str(spec), "--yes", uri=lab.uri)
+        assert applied.returncode == 0, applied.stderr
+        again = X.parse(conn.lookupByName(name).XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)).find("devices")
+        assert _devices(again) == wanted
+        plan = run_cli("plan", "-f", str(spec), uri=lab.uri)
+        assert plan.returncode == 0 and "No changes" in plan.stdout, plan.stdout + plan.stderr
+    finally:
+        with contextlib.suppress(libvirt.libvirtError):
+            conn.lookupByName(name).undefine()
+        conn.close()
+
+
+def _devices(devices) -> dict:
+    disks = [(d.get("type"), d.find("source").get("file"), d.find("source").get("protocol"))
+             for d in devices.iterfind("disk")]
+    nics = [(n.get("type"), n.find("source").get("bridge") or n.find("source").get("dev"), n.find("source").get("mode"))
+            for n in devices.iterfind("interface")]
+    return {"disks": disks, "nics": nics}
