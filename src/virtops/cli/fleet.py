@@ -8,7 +8,7 @@ import click
 from virtops.cli.common import Failed, emit_json, fleet_failures, json_option, listing_command, pass_context
 from virtops.cli.listings import LISTINGS
 
-FLEET_COMMANDS = "vm list/start/shutdown/destroy, net list, pool list, vol list, host info/list, plan, apply, export"
+FLEET_COMMANDS = "vm list/start/shutdown/destroy, net list, pool list, vol list, host info/list/evacuate, plan, apply, export"
 
 
 def refuse_fleet(name: str) -> click.Command:
@@ -120,3 +120,12 @@ def _host_list() -> click.Command:
 
 
 host_group.add_command(_host_list(), "list")
+
+
+def _host_evacuate() -> click.Command:
+    from virtops.cli.host import host_evacuate  # without --to: every other host -H selects
+
+    return host_evacuate
+
+
+host_group.add_command(_host_evacuate(), "evacuate")

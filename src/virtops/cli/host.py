@@ -36,14 +36,17 @@ def host_check(ctx, as_json: bool) -> None:
 # -- the registry (daemon/registry.py) ---------------------------------------------------------
 @host.command("evacuate")
 @click.argument("source")
-@click.option("--to", "to", multiple=True, required=True, help="A destination host (repeat for several).")
+@click.option("--to", "to", multiple=True,
+              help="A destination host (repeat for several); default: every other host -H selects (all: the "
+                   "registry and the running lab hosts).")
 @click.option("--copy-storage", is_flag=True, help="Copy the disks that are not on storage both hosts share.")
 @click.option("--dry-run", is_flag=True, help="Show the plan; move nothing.")
 @json_option
 @pass_context
 def host_evacuate(ctx, source: str, to: tuple[str, ...], copy_storage: bool, dry_run: bool, as_json: bool) -> None:
     """Move every running VM of SOURCE (a registered name, lab:NAME or a URI) to the --to hosts
-    that can take it, balanced by free memory; VMs no host can take stay and are named."""
+    (or every other host -H selects) that can take it, balanced by free memory; VMs no host can
+    take stay and are named."""
     from virtops.cli.migrate import run_evacuate
 
     ctx.uri = source

@@ -43,7 +43,7 @@ JSON = Option(("--json",), "as_json", "Print JSON.")
 GLOBAL_OPTIONS = (
     Option(("-c", "--connect"), "uri", "libvirt URI, or lab:NAME (default: $LIBVIRT_DEFAULT_URI, then qemu:///system).",
            metavar="URI"),
-    Option(("-H", "--hosts"), "hosts", "Ask a fleet: all, NAME[,NAME...], tag:TAG or lab:NAME (listings, host info, "
+    Option(("-H", "--hosts"), "hosts", "Ask a fleet: all, NAME[,NAME...], tag:TAG or lab:NAME (listings, host info, host evacuate, "
            "vm start/shutdown/destroy, plan/apply/export).", metavar="SELECTOR"),
     Option(("--debug",), "debug", "Show tracebacks."),
 )

@@ -30,7 +30,9 @@ def run_evacuate(ctx, to: tuple[str, ...], copy_storage: bool, dry_run: bool, as
         if not as_json and not dry_run:
             click.echo(f"{step.name}: {_result_text(step)}", err=True)
 
-    steps = evacuate_to(ctx.host(), list(to), copy_storage=copy_storage, dry_run=dry_run, on_step=show)
+    others = None if to else [host.name for host in ctx.fleet()]
+    steps = evacuate_to(ctx.host(), list(to), copy_storage=copy_storage, dry_run=dry_run, on_step=show,
+                        others_of=others)
     incomplete = not dry_run and any(s.result.startswith("failed") or s.result == "left" for s in steps)
     if as_json:
         emit_json([step.as_dict() for step in steps])

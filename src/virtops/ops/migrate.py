@@ -554,14 +554,15 @@ class EvacuationStep:
 
 
 def plan_evacuation(source: libvirt.virConnect, destinations: dict[str, libvirt.virConnect],
-                    copy_storage: bool = False) -> list[EvacuationStep]:
+                    copy_storage: bool = False, unreachable: dict[str, str] | None = None) -> list[EvacuationStep]:
     """Every running VM of the source, each to the destination that passes its pre-flight with the
-    most free memory left after the moves planned before it; VMs no host can take stay."""
+    most free memory left after the moves planned before it; VMs no host can take stay. Hosts
+    that could not be reached (label -> why) are every VM's reason for not going there."""
     free = {label: conn.getFreeMemory() for label, conn in destinations.items()}
     steps = []
     running = sorted(source.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE), key=lambda d: d.name())
     for dom in running:
-        step = EvacuationStep(dom.name(), None)
+        step = EvacuationStep(dom.name(), None, dict(unreachable or {}))
         fits = []
         for label, conn in destinations.items():
             try:
@@ -586,10 +587,12 @@ def plan_evacuation(source: libvirt.virConnect, destinations: dict[str, libvirt.
 
 def evacuate(source: libvirt.virConnect, destinations: dict[str, tuple[libvirt.virConnect, str]],
              copy_storage: bool = False, dry_run: bool = False,
-             on_step: Callable[[EvacuationStep], None] | None = None) -> list[EvacuationStep]:
+             on_step: Callable[[EvacuationStep], None] | None = None,
+             unreachable: dict[str, str] | None = None) -> list[EvacuationStep]:
     """plan_evacuation, then each planned move in turn (destinations: label -> (connection, peer
     URI)); one VM's failure is its own result and the others go on."""
-    steps = plan_evacuation(source, {label: conn for label, (conn, _peer) in destinations.items()}, copy_storage)
+    steps = plan_evacuation(source, {label: conn for label, (conn, _peer) in destinations.items()}, copy_storage,
+                            unreachable)
     for step in steps:
         if step.destination and not dry_run:
             conn, peer = destinations[step.destination]
@@ -671,11 +674,27 @@ class BackgroundMove:
 
 
 def evacuate_to(source_host, to: list[str], copy_storage: bool = False, dry_run: bool = False,
-                on_step: Callable[[EvacuationStep], None] | None = None) -> list[EvacuationStep]:
-    opened = {label: open_destination(label) for label in to}
+                on_step: Callable[[EvacuationStep], None] | None = None,
+                others_of: list[str] | None = None) -> list[EvacuationStep]:
+    """Evacuate to the hosts `to` names; or, with `others_of` instead (a fleet selection), to every
+    one of those hosts that is not the source itself. A host that cannot be reached (down, no
+    segment address a peer could use) is a reason in each VM's step, and the others are used."""
+    opened: dict = {}
+    unreachable: dict[str, str] = {}
     try:
+        for label in to or others_of or []:
+            try:
+                dest, peer = open_destination(label)
+                dest.conn  # connect now: a host that does not answer is a reason, not the end of it all
+            except VirtopsError as err:
+                unreachable[label] = one_sentence(str(err))
+                continue
+            if not to and same_host(source_host.conn, dest.conn):
+                dest.close()  # the source, in the selection it is part of
+                continue
+            opened[label] = (dest, peer)
         return evacuate(source_host.conn, {label: (dest.conn, peer) for label, (dest, peer) in opened.items()},
-                        copy_storage, dry_run, on_step)
+                        copy_storage, dry_run, on_step, unreachable)
     finally:
         for dest, _peer in opened.values():
             dest.close()
