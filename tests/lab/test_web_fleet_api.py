@@ -184,3 +184,25 @@ def test_a_host_whose_daemon_stops_is_refused_at_once_and_comes_back(api, labs):
         lab.restart_libvirtd()
     until(lambda: status(api, HOSTS[2])["reachable"], "the host back after its daemon restarted")
     assert api.get(f"/api/hosts/{HOSTS[2]}/vms").status_code == 200
+
+
+def test_a_hung_host_is_refused_at_once_within_its_keepalive_window_and_comes_back(api, labs):
+    pid = labs[1]._pid("libvirtd")
+    os.kill(pid, signal.SIGSTOP)  # the lab's own daemon, by pid: it accepts connections and never answers
+    try:
+        # first the call in flight is cut by keepalive, then the watcher's new connect goes unanswered
+        until(lambda: (status(api, HOSTS[1])["reason"] or "").startswith("did not answer within 6 s"),
+              "the hung host marked")
+        started = time.monotonic()
+        refused = api.get(f"/api/hosts/{HOSTS[1]}/networks")
+        answered = [api.get(f"/api/hosts/{host}/networks") for host in (HOSTS[0], HOSTS[2])]
+        listing = api.get("/api/fleet/networks").json()
+        assert time.monotonic() - started < 2
+        assert refused.status_code == 503 and refused.json()["error"].startswith(f"host {HOSTS[1]}: did not answer")
+        assert [answer.status_code for answer in answered] == [200, 200]
+        assert [row["host"] for row in listing["rows"]] == [HOSTS[0], HOSTS[2]]
+        assert [failure["host"] for failure in listing["failures"]] == [HOSTS[1]]
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    until(lambda: status(api, HOSTS[1])["reachable"], "the host back after SIGCONT")
+    assert api.get(f"/api/hosts/{HOSTS[1]}/networks").status_code == 200

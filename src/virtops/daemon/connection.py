@@ -178,9 +178,9 @@ class Connection:
         # which also ends a call in progress). None: wait as long as libvirt does (ssh may prompt).
         self.connect_timeout: float | None = None
         self.keepalive: tuple[int, int] = (KEEPALIVE_INTERVAL_S, KEEPALIVE_COUNT)
-        # A long-lived face that watches its hosts (the web console of a fleet) lets only its own
-        # watcher thread reopen a connection: before_open raises HostUnreachable for every other
-        # caller. A hung daemon then holds one thread, not one more per request and per retry.
+        # A long-lived face that watches its hosts (the web console of a fleet) refuses to reopen
+        # a connection while its watcher knows the host is away: before_open raises HostUnreachable.
+        # A hung daemon then holds the watcher's thread, not one more per request and per retry.
         self.before_open: Callable[[], None] | None = None
         self._conn: libvirt.virConnect | None = None
 

@@ -15,7 +15,7 @@ import os
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Generic, Iterator, TypeVar
+from typing import Any, Callable, ContextManager, Generic, Iterator, TypeVar
 
 import libvirt
 
@@ -28,6 +28,7 @@ KEEPALIVE = (2, 2)  # interval (s), count: a silent daemon is dropped after abou
 DEADLINE_S = 120.0
 
 T = TypeVar("T")
+Lease = Callable[[RegisteredHost], ContextManager[Host]]  # lends an open Host of a long-lived face's own
 
 
 @dataclass
@@ -77,16 +78,18 @@ def open_host(host: RegisteredHost) -> Host:
 
 
 def gather(hosts: list[RegisteredHost], work: Callable[[Host], T], deadline: float | None = None,
-           pool: Callable[[RegisteredHost], Host] | None = None) -> Gathered[T]:
+           pool: Callable[[RegisteredHost], Host] | None = None, lease: Lease | None = None) -> Gathered[T]:
     """work(host) on every host at once, each in its own thread on its own connection; the answers
-    in the order of `hosts`. Returns by the deadline whatever the hosts do. A long-lived face (the
-    web console) passes `pool`, which hands out its open Host per host (made with open_host): those
-    stay open; without it, each host's connection is opened for this call and closed after it."""
-    return gather_each(hosts, lambda _registered, host: work(host), deadline, pool)
+    in the order of `hosts`. Returns by the deadline whatever the hosts do. A long-lived face passes
+    `pool`, which hands out its open Host per host (made with open_host), or `lease`, which lends
+    one for the work's time (the web console: one call at a time on each connection); those stay
+    open; without either, each host's connection is opened for this call and closed after it."""
+    return gather_each(hosts, lambda _registered, host: work(host), deadline, pool, lease)
 
 
 def gather_each(hosts: list[RegisteredHost], work: Callable[[RegisteredHost, Host], T],
-                deadline: float | None = None, pool: Callable[[RegisteredHost], Host] | None = None) -> Gathered[T]:
+                deadline: float | None = None, pool: Callable[[RegisteredHost], Host] | None = None,
+                lease: Lease | None = None) -> Gathered[T]:
     """gather() for work that differs per host: work(registered host, its open Host)."""
     answers = [Answer(host) for host in hosts]
     finished = [threading.Event() for _ in hosts]
@@ -95,7 +98,11 @@ def gather_each(hosts: list[RegisteredHost], work: Callable[[RegisteredHost, Hos
     def ask(index: int) -> None:
         answer = answers[index]
         try:
-            answer.value = work(answer.host, pool(answer.host)) if pool else _ask(answer.host, work)
+            if lease is not None:
+                with lease(answer.host) as lent:
+                    answer.value = work(answer.host, lent)
+            else:
+                answer.value = work(answer.host, pool(answer.host)) if pool else _ask(answer.host, work)
         except VirtopsError as err:
             answer.error = err.message
         except libvirt.libvirtError as err:  # a call the core does not wrap: libvirt's sentence

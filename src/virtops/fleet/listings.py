@@ -1,36 +1,31 @@
 """What a fleet listing asks each host: the same rows as on one host (ops/rows.py, vmrows.py), gathered."""
 from __future__ import annotations
 
-from typing import Callable
-
 from virtops.daemon.registry import RegisteredHost
-from virtops.fleet.gather import Gathered, gather
-from virtops.host import Host
-
-Pool = Callable[[RegisteredHost], Host] | None  # a long-lived face's open Host per host (see gather)
+from virtops.fleet.gather import Gathered, Lease, gather
 
 
-def vms(hosts: list[RegisteredHost], all: bool = True, long: bool = False, pool: Pool = None,
+def vms(hosts: list[RegisteredHost], all: bool = True, long: bool = False, lease: Lease | None = None,
         deadline: float | None = None) -> Gathered[list[dict]]:
     """vm list: plain rows (ops/vmrows.py), brief or long, per host."""
     from virtops.ops import vmrows
 
     return gather(hosts, lambda host: vmrows.detailed(host, all) if long else vmrows.summaries(host, all),
-                  deadline, pool)
+                  deadline, lease=lease)
 
 
-def networks(hosts: list[RegisteredHost], include_inactive: bool = False, pool: Pool = None,
+def networks(hosts: list[RegisteredHost], include_inactive: bool = False, lease: Lease | None = None,
              deadline: float | None = None) -> Gathered[list[dict]]:
     from virtops.ops import rows
 
-    return gather(hosts, lambda host: rows.networks(host, include_inactive), deadline, pool)
+    return gather(hosts, lambda host: rows.networks(host, include_inactive), deadline, lease=lease)
 
 
-def pools(hosts: list[RegisteredHost], include_inactive: bool = False, pool: Pool = None,
+def pools(hosts: list[RegisteredHost], include_inactive: bool = False, lease: Lease | None = None,
           deadline: float | None = None) -> Gathered[list[dict]]:
     from virtops.ops import rows
 
-    return gather(hosts, lambda host: rows.pools(host, include_inactive), deadline, pool)
+    return gather(hosts, lambda host: rows.pools(host, include_inactive), deadline, lease=lease)
 
 
 def volumes(hosts: list[RegisteredHost], pool: str) -> Gathered[list[dict]]:

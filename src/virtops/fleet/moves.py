@@ -2,16 +2,14 @@
 candidate at once, each answering yes or with the pre-flight's sentences why not."""
 from __future__ import annotations
 
-from typing import Callable
-
 from virtops.base.errors import VirtopsError
 from virtops.daemon.registry import RegisteredHost
-from virtops.fleet.gather import gather_each
+from virtops.fleet.gather import Lease, gather_each
 from virtops.host import Host
 
 
 def destinations(source: Host, name: str, candidates: list[RegisteredHost], copy_storage: bool = False,
-                 pool: Callable[[RegisteredHost], Host] | None = None, deadline: float | None = None) -> list[dict]:
+                 lease: Lease | None = None, deadline: float | None = None) -> list[dict]:
     """{"host", "ok", "reasons"} per candidate, in their order: reasons are the sentences that
     refuse the move of VM `name` from `source` to it (none when ok)."""
     from virtops.ops.migrate import MigrateRequest, preflight
@@ -23,6 +21,6 @@ def destinations(source: Host, name: str, candidates: list[RegisteredHost], copy
             return [each.message for each in getattr(err, "errors", None) or [err]]
         return []
 
-    answers = gather_each(candidates, reasons, deadline, pool).answers
+    answers = gather_each(candidates, reasons, deadline, lease=lease).answers
     return [{"host": answer.host.name, "ok": answer.ok and not answer.value,
              "reasons": answer.value if answer.ok else [answer.error]} for answer in answers]

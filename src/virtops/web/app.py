@@ -88,7 +88,7 @@ def create_app(host: Host | Fleet, password: Password | str, secure_cookies: boo
     _add_pages(app)
     _add_console(app)
     add_display(app)
-    app.state.history = add_history(app, {name: served.host for name, served in fleet.hosts.items()},
+    app.state.history = add_history(app, {name: served.history_host for name, served in fleet.hosts.items()},
                                     lazy=fleet.is_fleet)
     return app
 
@@ -251,7 +251,7 @@ def _add_pages(app: FastAPI) -> None:
         template = f"{page}.html" if page in PAGES or page == "fleet" else "fleetlist.html"
         return templates.TemplateResponse(request, template, {
             "title": title, "page": page, "pages": PAGES, "csrf_token": session.csrf_token,
-            "uri": served.host.uri if page in PAGES else f"{len(fleet.hosts)} hosts",
+            "uri": served.uri if page in PAGES else f"{len(fleet.hosts)} hosts",
             "fleet_pages": FLEET_PAGES if fleet.is_fleet else {}, "host_name": served.name if fleet.is_fleet else "",
             "base": base if page in PAGES else f"/hosts/{served.path}",
             "api_base": f"/api/hosts/{served.path}" if scoped else "/api",

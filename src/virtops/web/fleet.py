@@ -1,6 +1,7 @@
-"""`virtops serve` over many hosts: each served host keeps one open connection (bounded connect,
-quick keepalive: fleet/gather.py's open_host), a watcher thread that asks it for its status every
-WATCH_S seconds, and an event hub that feeds the one event stream, each event tagged by host.
+"""`virtops serve` over many hosts: each served host keeps open connections (bounded connect,
+quick keepalive: fleet/gather.py's open_host; one call at a time on each, see Served), a watcher
+thread that asks it for its status every WATCH_S seconds, and an event hub that feeds the one
+event stream, each event tagged by host.
 
 The same API and pages serve every host: /api/hosts/NAME/... and /hosts/NAME/... are the one-host
 routes (/api/..., /...) with the host named in the request (HostPaths, below), so no route is
@@ -14,6 +15,7 @@ import contextlib
 import re
 import threading
 import time
+from typing import Iterator
 from urllib.parse import quote
 
 import libvirt
@@ -25,38 +27,75 @@ from virtops.host import Host
 from virtops.web.events import EventHub
 
 WATCH_S = 2.0
-WATCHER_CONNECT_S = 3600.0  # the watcher alone waits for a hung daemon's connect (see Served.watch_once)
+WATCHER_CONNECT_S = 3600.0  # the watcher alone waits for a hung daemon's connect (see Served)
+LEASES = "virtops.leases"  # the connections lent to a request, returned when it ends (HostPaths)
 SILENT_S = KEEPALIVE[0] * (KEEPALIVE[1] + 1)  # a status call outstanding this long: the host is not answering
 SCOPE_KEY = "virtops.host"  # the served host a request names, put in its ASGI scope by HostPaths
 HOST_PATH = re.compile(r"^(/api)?/hosts/([^/]+)(/.*)$")
 
 
 class Served:
-    """One host of the server: its open Host, its event hub, and what its watcher last saw."""
+    """One host of the server: its connections, its event hub, and what its watcher last saw.
 
-    def __init__(self, registered: RegisteredHost, host: Host, events: EventHub):
-        self.registered, self.host, self.events = registered, host, events
+    libvirt's client crashed the process (libvirt 9.0) when keepalive closed a connection that
+    two threads were calling on at once, as soon as the hung daemon answered again. So each
+    connection of a fleet's host carries one call at a time: the watcher, the event hub and the
+    history sampler have one each, and requests borrow one from a pool (lease), opening another
+    when all are lent. A server of one host keeps its one connection for everything, as before."""
+
+    def __init__(self, registered: RegisteredHost, host: Host, events: EventHub, pooled: bool = False):
+        self.registered, self.events = registered, events
         self.name = registered.name
+        self.host = host  # the watcher's (a fleet's) or the only one (a server of one host)
+        self._pooled = pooled
         self._lock = threading.Lock()
+        self._idle: list[Host] = []
+        self._made: list[Host] = [host]
         self._status: dict | None = None
         self._reason: str | None = "not asked yet"
         self._asking_since: float | None = None
-        self._watcher: threading.Thread | None = None
-
-    def watched_by(self, watcher: threading.Thread) -> None:
-        """Only `watcher` reopens this host's connection, and waits as long as its connect takes;
-        every other caller is refused at once while the connection is down (Connection.before_open)."""
-        self._watcher = watcher
-        self.host.connection.connect_timeout = WATCHER_CONNECT_S
-        self.host.connection.before_open = self._refuse_others
-
-    def _refuse_others(self) -> None:
-        if threading.current_thread() is not self._watcher:
-            raise HostUnreachable(f"host {self.name}: {self.reason() or 'reconnecting.'}")
+        if pooled:
+            host.connection.connect_timeout = WATCHER_CONNECT_S  # only the watcher waits for a hung connect
+        self.events_host = self._new_host() if pooled else host
+        self.history_host = self._new_host() if pooled else host
 
     @property
     def path(self) -> str:
         return quote(self.name, safe=":")
+
+    @property
+    def uri(self) -> str:
+        return self.host.uri
+
+    def _new_host(self) -> Host:
+        """A connection of this host's own that only opens while the host answers."""
+        from virtops.fleet.gather import open_host
+
+        host = open_host(self.registered)
+        host.connection.before_open = self._refuse_while_away
+        with self._lock:
+            self._made.append(host)
+        return host
+
+    def _refuse_while_away(self) -> None:
+        reason = self.reason()
+        if reason is not None:
+            raise HostUnreachable(f"host {self.name}: {reason}")
+
+    @contextlib.contextmanager
+    def lease(self) -> Iterator[Host]:
+        """A connection for one caller at a time (a fleet's), returned when the block ends."""
+        if not self._pooled:
+            yield self.host
+            return
+        with self._lock:
+            host = self._idle.pop() if self._idle else None
+        host = host or self._new_host()
+        try:
+            yield host
+        finally:
+            with self._lock:
+                self._idle.append(host)
 
     def reason(self) -> str | None:
         """Why the host does not answer, or None when it does (an answer still outstanding after
@@ -75,13 +114,11 @@ class Served:
         return {"name": self.name, "uri": self.registered.uri, "tags": list(self.registered.tags),
                 "reachable": reason is None, "reason": reason, **(figures or _NO_FIGURES)}
 
-    def require_reachable(self) -> Host:
-        reason = self.reason()
-        if reason is not None:
-            raise HostUnreachable(f"host {self.name}: {reason}")
-        return self.host
+    def require_reachable(self) -> None:
+        self._refuse_while_away()
 
     def watch_once(self) -> None:
+        """Ask the host for its status on the watcher's connection (the one that may wait)."""
         from virtops.fleet.status import host_status
 
         with self._lock:
@@ -97,6 +134,12 @@ class Served:
             reason = f"{type(err).__name__}: {err}"
         with self._lock:
             self._status, self._reason, self._asking_since = status, reason, None
+
+    def close(self) -> None:
+        with self._lock:
+            made = list(self._made)
+        for host in made:
+            host.close()
 
 
 _NO_FIGURES = dict.fromkeys(("hostname", "libvirt_version", "qemu_version", "cpus", "cpu_percent", "memory_bytes",
@@ -119,7 +162,7 @@ class Fleet:
 
         first = EventHub(registered[0].name)
         hubs = [first] + [EventHub(entry.name, first.stream) for entry in registered[1:]]
-        return cls([Served(entry, open_host(entry), hub) for entry, hub in zip(registered, hubs)])
+        return cls([Served(entry, open_host(entry), hub, pooled=True) for entry, hub in zip(registered, hubs)])
 
     @classmethod
     def single(cls, host: Host, name: str = "default") -> "Fleet":
@@ -139,10 +182,8 @@ class Fleet:
         start is subscribed once it answers)."""
         for served in self.hosts.values():
             if self.is_fleet:
-                watcher = threading.Thread(target=self._watch, args=(served,), name=f"watch {served.name}", daemon=True)
-                served.watched_by(watcher)
-                watcher.start()
-                served.events.start_when_ready(lambda host=served.host: host.conn, loop)
+                threading.Thread(target=self._watch, args=(served,), name=f"watch {served.name}", daemon=True).start()
+                served.events.start_when_ready(lambda host=served.events_host: host.conn, loop)
             else:
                 served.events.start(lambda host=served.host: host.conn, loop)
                 served.watch_once()
@@ -163,7 +204,7 @@ class Fleet:
             if served.reason() is None:  # a hung daemon would hold the deregistering up
                 with contextlib.suppress(VirtopsError):
                     served.events.stop()
-            served.host.close()
+            served.close()
 
 
 def served_of(connection) -> Served:
@@ -174,11 +215,18 @@ def served_of(connection) -> Served:
 
 
 def host_of(connection) -> Host:
-    """The Host a request is about; a host named in the path that is known to be away is refused at
-    once (the default host of /api/... is asked as on a one-host server)."""
-    name = connection.scope.get(SCOPE_KEY)
+    """The Host a request is about, lent to it until it ends; a host named in the path that is
+    known to be away is refused at once (the default host of /api/... is asked as it comes)."""
     served = served_of(connection)
-    return served.host if name is None else served.require_reachable()
+    if connection.scope.get(SCOPE_KEY) is not None:
+        served.require_reachable()
+    leases = connection.scope.get(LEASES)
+    if leases is None:  # not through HostPaths (a server of one host lends its one connection anyway)
+        return served.host
+    if served.name not in leases:
+        lease = served.lease()
+        leases[served.name] = (lease, lease.__enter__())
+    return leases[served.name][1]
 
 
 class HostPaths:
@@ -189,10 +237,17 @@ class HostPaths:
         self.app = app
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] in ("http", "websocket"):
-            match = HOST_PATH.match(scope["path"])
-            if match:
-                api, name, rest = match.groups()
-                path = f"{api or ''}{rest}"
-                scope = {**scope, "path": path, "raw_path": path.encode(), SCOPE_KEY: name}
-        await self.app(scope, receive, send)
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        match = HOST_PATH.match(scope["path"])
+        if match:
+            api, name, rest = match.groups()
+            path = f"{api or ''}{rest}"
+            scope = {**scope, "path": path, "raw_path": path.encode(), SCOPE_KEY: name}
+        scope = {**scope, LEASES: {}}
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            for lease, _host in scope[LEASES].values():
+                lease.__exit__(None, None, None)

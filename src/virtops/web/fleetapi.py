@@ -69,7 +69,7 @@ def _fleet_rows(request: Request, listing, **options) -> FleetRows:
     fleet = fleet_of(request)
     away = {name: served.reason() for name, served in fleet.hosts.items()}
     asked = [served.registered for name, served in fleet.hosts.items() if away[name] is None]
-    gathered: Gathered = listing(asked, pool=lambda registered: fleet.get(registered.name).host,
+    gathered: Gathered = listing(asked, lease=lambda registered: fleet.get(registered.name).lease(),
                                  deadline=LIST_DEADLINE_S, **options)
     rows = sorted(({"host": host, **row} for host, row in gathered.rows()),
                   key=lambda row: (natural_key(row["name"]), natural_key(row["host"])))
@@ -105,11 +105,11 @@ def vm_destinations(request: Request, name: str, copy_storage: bool = False):
     in its own sentence (GET /api/hosts/HOST/vms/NAME/destinations for a VM of HOST)."""
     from virtops.fleet.moves import destinations
 
-    fleet, source = fleet_of(request), served_of(request)
-    api.host_of(request).vms.info(name)  # a VM that is not there is refused as on its own page
+    fleet, source, host = fleet_of(request), served_of(request), api.host_of(request)
+    host.vms.info(name)  # a VM that is not there is refused as on its own page
     others = [served for served in fleet.hosts.values() if served is not source]
     answers = {entry["host"]: entry for entry in destinations(
-        source.host, name, [served.registered for served in others if served.reason() is None], copy_storage,
-        pool=lambda registered: fleet.get(registered.name).host, deadline=LIST_DEADLINE_S)}
+        host, name, [served.registered for served in others if served.reason() is None], copy_storage,
+        lease=lambda registered: fleet.get(registered.name).lease(), deadline=LIST_DEADLINE_S)}
     return [answers.get(served.name) or {"host": served.name, "ok": False, "reasons": [served.reason() or "did not answer."]}
             for served in others]

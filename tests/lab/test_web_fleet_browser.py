@@ -1,0 +1,172 @@
+"""The fleet's web console in a real Chromium, `virtops -H ... serve` over three lab hosts: the
+overview's tiles, each host's own pages under /hosts/NAME/, the fleet-wide VM list with search and
+a host filter, and, mid-test, one host's daemon stopped and another's hung (SIGSTOP by pid): their
+tiles and pages grey out, the third host's pages keep answering, and both come back by themselves."""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import time
+
+import libvirt
+import pytest
+from playwright.sync_api import expect, sync_playwright
+
+from tests.conftest import WEB_PASSWORD
+from tests.helpers import define_small_domain, fresh_labs, host_state, serve_process
+from virtops.lab.proc import wait_for_exit
+
+TOKEN = str(os.getpid() % 100000)
+NAMES = [f"pytest-wb{i}-{TOKEN}" for i in range(3)]
+HOSTS = [f"lab:{name}" for name in NAMES]
+CHROMIUM = shutil.which("chromium")
+# the watcher asks every 2 s; a hung daemon counts as away after 6 s (keepalive's window)
+expect.set_options(timeout=30_000)
+
+
+@pytest.fixture(scope="module")
+def labs():
+    with fresh_labs(NAMES) as labs:
+        try:
+            yield labs
+        finally:
+            for lab in labs:  # a daemon this test stopped comes back before going down
+                pid = lab._pid("libvirtd")
+                if pid:
+                    try:
+                        os.kill(pid, signal.SIGCONT)
+                    except ProcessLookupError:
+                        pass
+
+
+@pytest.fixture(scope="module")
+def server(labs, tmp_path_factory):
+    password_file = tmp_path_factory.mktemp("fleetbrowser") / "password"
+    password_file.write_text(WEB_PASSWORD + "\n")
+    with serve_process(f"-H {','.join(HOSTS)}", password_file) as base:
+        yield base
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if CHROMIUM is None:
+        pytest.fail("Debian's chromium is needed for the browser tests; run the README's setup command")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, server):
+    """A logged-in page on the fleet overview; no Content-Security-Policy refusal may be reported."""
+    context = browser.new_context(base_url=server)
+    page = context.new_page()
+    refused: list[str] = []
+    page.on("console", lambda message: refused.append(message.text) if "Content Security Policy" in message.text else None)
+    page.goto("/login?next=/")
+    page.fill("input[name=password]", WEB_PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url("**/fleet")
+    yield page
+    context.close()
+    assert refused == []
+
+
+def tile(page, host: str):
+    return page.locator(f".tile[data-host='{host}']")
+
+
+def test_the_overview_has_a_tile_per_host_with_its_figures(page, labs):
+    for host in HOSTS:
+        expect(tile(page, host)).to_have_attribute("data-state", "up")
+    define_small_domain(labs[1].uri, "tiled")
+    expect(tile(page, HOSTS[1]).locator("[data-figure=vms]")).to_have_text("0 running of 1")
+    expect(tile(page, HOSTS[0]).locator("[data-figure=vms]")).to_have_text("0 running of 0")
+    expect(tile(page, HOSTS[0]).locator("[data-figure=memory]")).to_contain_text(" of ")
+    tile(page, HOSTS[1]).get_by_role("link", name="VMs").click()
+    page.wait_for_url(f"**/hosts/{HOSTS[1]}/vms")
+    expect(page.locator("#vms tr[data-name=tiled]")).to_be_visible()
+
+
+def test_each_host_has_its_own_pages(page, labs):
+    before = [host_state(libvirt.open(lab.uri)) for lab in labs[:2]]
+    page.goto(f"/hosts/{HOSTS[2]}/networks")
+    expect(page.locator("header .uri")).to_contain_text(NAMES[2])
+    page.click("#net-new")
+    for fields in ({"name": "page-net"}, {"subnet": "192.168.202.0/24"}, {}):
+        for name, value in fields.items():
+            page.fill(f"#net-wizard fieldset:not([hidden]) input[name={name}]", value)
+        page.click("#net-wizard [data-next]")
+    page.click("#net-wizard [data-next]")
+    page.click("#net-wizard [data-finish]")
+    expect(page.locator("#networks tr[data-name=page-net]")).to_be_visible()
+    conn = libvirt.open(labs[2].uri)
+    try:
+        assert conn.networkLookupByName("page-net").isActive()
+    finally:
+        conn.close()
+    assert [host_state(libvirt.open(lab.uri)) for lab in labs[:2]] == before
+    page.goto(f"/hosts/{HOSTS[0]}/networks")
+    expect(page.locator("#networks tr[data-name=default]")).to_be_visible()
+    assert page.locator("#networks tr[data-name=page-net]").count() == 0
+    page.get_by_role("link", name="Host", exact=True).click()
+    page.wait_for_url(f"**/hosts/{HOSTS[0]}/overview")
+    expect(page.locator("#host-facts")).to_contain_text(NAMES[0])
+
+
+def test_the_fleet_vm_list_searches_and_filters_by_host(page, labs):
+    for lab, name in ((labs[0], "n10"), (labs[1], "n2"), (labs[2], "n1"), (labs[0], "n2")):
+        define_small_domain(lab.uri, name)
+    page.goto("/fleet-vms")
+    rows = page.locator("#fleet-rows tbody tr")
+    page.fill("#fleet-filter input[name=search]", "n")
+    expect(rows).to_have_count(4)
+    assert [(row.get_attribute("data-name"), row.get_attribute("data-host")) for row in rows.all()] == [
+        ("n1", HOSTS[2]), ("n2", HOSTS[0]), ("n2", HOSTS[1]), ("n10", HOSTS[0])]
+    page.select_option("#fleet-filter select[name=host]", HOSTS[0])
+    expect(rows).to_have_count(2)
+    page.fill("#fleet-filter input[name=search]", "n1")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_have_attribute("data-name", "n10")
+    rows.first.get_by_role("link", name=HOSTS[0]).click()
+    page.wait_for_url(f"**/hosts/{HOSTS[0]}/vms")
+
+
+def test_a_stopped_and_a_hung_host_grey_out_and_come_back(page, labs, browser, server):
+    stopped, hung = labs[2], labs[1]
+    stopped_pid, hung_pid = stopped._pid("libvirtd"), hung._pid("libvirtd")
+    other = browser.new_context(base_url=server, storage_state=page.context.storage_state()).new_page()
+    other.goto(f"/hosts/{HOSTS[1]}/vms")
+    expect(other.locator("#vms tr[data-name=tiled]")).to_be_visible()
+    os.kill(stopped_pid, signal.SIGTERM)
+    wait_for_exit(stopped_pid, 20)
+    os.kill(hung_pid, signal.SIGSTOP)
+    try:
+        expect(tile(page, HOSTS[2])).to_have_attribute("data-state", "away")
+        expect(tile(page, HOSTS[2])).to_contain_text("No libvirt daemon answers")
+        expect(tile(page, HOSTS[1])).to_have_attribute("data-state", "away")
+        expect(tile(page, HOSTS[1])).to_contain_text("did not answer within")
+        expect(other.locator("body")).to_have_attribute("data-host-state", "away")  # the hung host's own page
+        expect(other.locator("#host-state")).to_contain_text("did not answer within")
+        assert tile(page, HOSTS[0]).get_attribute("data-state") == "up"
+        started = time.monotonic()
+        page.goto(f"/hosts/{HOSTS[0]}/vms")  # the good host's pages answer meanwhile
+        expect(page.locator("#vms tr[data-name=n10]")).to_be_visible()
+        assert time.monotonic() - started < 5
+        page.goto("/fleet-vms")
+        expect(page.locator("#fleet-failures li")).to_have_count(2)
+        expect(page.locator(f"#fleet-rows tr[data-host='{HOSTS[0]}']")).to_have_count(2)
+        assert page.locator(f"#fleet-rows tr[data-host='{HOSTS[1]}']").count() == 0
+        page.goto("/fleet")
+    finally:
+        os.kill(hung_pid, signal.SIGCONT)
+        stopped.restart_libvirtd()
+    for host in HOSTS:
+        expect(tile(page, host)).to_have_attribute("data-state", "up")
+    expect(other.locator("body")).to_have_attribute("data-host-state", "up")
+    expect(other.locator("#vms tr[data-name=tiled]")).to_be_visible()
+    page.goto(f"/hosts/{HOSTS[2]}/networks")
+    expect(page.locator("#networks tr[data-name=default]")).to_be_visible()
+    other.context.close()
