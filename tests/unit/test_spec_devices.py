@@ -136,3 +136,18 @@ def test_the_cli_reaches_every_field_of_both_models():
     assert set(NicRequest.model_fields) <= nic_options
     disk_options = {p.name for p in vm_attach_disk.params} | set(option_keys(DiskRequest))
     assert set(DiskRequest.model_fields) <= disk_options
+
+
+@pytest.mark.parametrize("args, said", [
+    (["--network", "default", "--bridge", "a b"], "--bridge #1: 'a b' is not a host interface name"),
+    (["--direct", "eth0,mode=loud"], "--direct #1: 'loud' is not a direct mode"),
+    (["--disk", "protocol=nbd"], "--disk #1: a disk over nbd needs its server"),
+    (["--disk", "test/x,format=qcow2"], "disk: 'format=qcow2' is not an option here"),
+])
+def test_vm_create_names_the_option_of_the_refused_device(args, said):
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "virtops", "-c", "test:///default", "vm", "create", "t1",
+                             "--memory", "64M", *args], capture_output=True, text=True)
+    assert result.returncode == 1 and said in result.stderr, result.stderr

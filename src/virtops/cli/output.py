@@ -100,6 +100,9 @@ def _debug_requested() -> bool:
 
 # The core places a refusal in a request (("disks", 1): its second disk); the CLI names the option.
 OPTION_OF_PART = {"disks": "--disk", "new_disks": "--new-disk", "nics": "--network"}
+# A command whose items of one part come from several options (a VM's NICs from --network, --bridge
+# and --direct) names each item here, in the request's order: ["--network #1", "--bridge #1"].
+ITEM_LABELS: dict[str, list[str]] = {}
 
 
 def in_cli_terms(err) -> str:
@@ -110,7 +113,9 @@ def in_cli_terms(err) -> str:
     if len(location) < 2 or location[0] not in OPTION_OF_PART or not isinstance(location[1], int):
         return str(err)
     message = err.message.removeprefix(f"{err.field}: ") if err.field else err.message
-    return f"{OPTION_OF_PART[location[0]]} #{location[1] + 1}: {message}"
+    labels = ITEM_LABELS.get(location[0], [])
+    label = labels[location[1]] if location[1] < len(labels) else f"{OPTION_OF_PART[location[0]]} #{location[1] + 1}"
+    return f"{label}: {message}"
 
 
 # -- output ---------------------------------------------------------------------------------------

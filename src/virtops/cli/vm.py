@@ -121,7 +121,10 @@ def vm_create(ctx, name, memory, vcpus, disks, new_disks, networks, bridges, dir
     bridges, host devices)."""
     from virtops.ops import vm as core
 
+    from virtops.cli.output import ITEM_LABELS
+
     by_type = dict(zip(NIC_TYPES, (networks, bridges, directs)))
+    ITEM_LABELS["nics"] = [f"--{kind} #{j + 1}" for kind in NIC_TYPES for j in range(len(by_type[kind]))]
     request = core.CreateRequest(
         name=name, memory=memory, vcpus=vcpus, disks=[core.parse_disk_option(d) for d in disks],
         new_disks=[core.parse_new_disk_option(d) for d in new_disks],

@@ -225,11 +225,16 @@ def parse_disk_option(text: str, option: str = "disk") -> DiskRequest:
     other fields as KEY=VALUE: bus=virtio,cache=none,readonly=on,shareable=on,serial=S,target=vdb.
     `option` is the field a refusal names (--disk of vm create, the volume of attach-disk)."""
     ref, _, rest = text.partition(",")
-    if "=" in ref:  # a disk by path= or on the network: every part is KEY=VALUE
-        return _parse_option(DiskRequest, option, {}, text, "volume")
+    if ref.startswith("path="):  # a disk by path: no network disk's fields
+        return _parse_option(DiskRequest, option, {}, text, "volume", *NETWORK_DISK_FIELDS)
+    if "=" in ref:  # a network disk: every part is KEY=VALUE
+        return _parse_option(DiskRequest, option, {}, text, "volume", "path")
     if not ref.startswith("/"):  # a path first names a pool's volume by its path, as virsh takes it
         split_ref(ref, option)
-    return _parse_option(DiskRequest, option, {"volume": ref}, rest, "path", "format")
+    return _parse_option(DiskRequest, option, {"volume": ref}, rest, "path", "format", *NETWORK_DISK_FIELDS)
+
+
+NETWORK_DISK_FIELDS = ("protocol", "name", "hosts")
 
 
 def parse_new_disk_option(text: str) -> NewDiskRequest:
@@ -1132,7 +1137,7 @@ def _check_network_disk(request: DiskRequest) -> None:
         raise InvalidInput("protocol", f"{request.protocol!r} is not a network disk protocol; use one of "
                                        f"{', '.join(DISK_PROTOCOLS)}.")
     if not request.name and request.protocol not in NAMELESS_PROTOCOLS:
-        raise InvalidInput("name", f"a {request.protocol} disk names its image on the server; give name "
+        raise InvalidInput("name", f"a disk over {request.protocol} names its image on the server; give name "
                                    "(rbd: POOL/IMAGE).")
     for server in request.hosts:
         match = SERVER_PATTERN.match(server)
@@ -1141,7 +1146,7 @@ def _check_network_disk(request: DiskRequest) -> None:
             raise InvalidInput("hosts", f"{server!r} is not a server; give HOST, HOST:PORT (such as "
                                         "mon1.example.org:6789) or unix:/PATH/OF/SOCKET.")
     if not request.hosts and request.protocol not in ("rbd", "gluster"):
-        raise InvalidInput("hosts", f"a {request.protocol} disk needs its server; give hosts such as "
+        raise InvalidInput("hosts", f"a disk over {request.protocol} needs its server; give hosts such as "
                                     "nbd.example.org:10809.")
 
 
