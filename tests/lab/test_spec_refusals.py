@@ -145,3 +145,23 @@ def test_a_spec_vm_may_use_what_the_spec_creates_before_it(rich, tmp_path):
     assert plan.returncode == 0, plan.stderr
     assert "3 to create" in plan.stdout or "to create" in plan.stdout
     assert host_state(libvirt.open(rich.uri)) == before
+
+
+def test_plan_refuses_a_boot_change_to_a_kernel_qemu_cannot_read(rich, tmp_path):
+    """A VM's boot changed by a spec is checked as `vm set --boot` checks it: the kernel exists."""
+    import yaml
+
+    exported = run_cli("export", uri=rich.uri)
+    assert exported.returncode == 0, exported.stderr
+    spec = yaml.safe_load(exported.stdout)
+    index = next(i for i, vm in enumerate(spec["vms"]) if vm["name"] == "holder")
+    spec["vms"][index]["boot"] = {"kernel": "/nonexistent/vmlinuz"}
+    path = tmp_path / "host.yaml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    before = host_state(libvirt.open(rich.uri))
+    plan = run_cli("plan", "-f", str(path), uri=rich.uri)
+    expected = f"vms[{index}].boot: kernel /nonexistent/vmlinuz is not a file on the host"
+    assert plan.returncode == 1 and expected in plan.stderr, plan.stderr
+    applied = run_cli("apply", "-f", str(path), "--yes", uri=rich.uri)
+    assert applied.returncode == 1 and expected in applied.stderr, applied.stderr
+    assert host_state(libvirt.open(rich.uri)) == before

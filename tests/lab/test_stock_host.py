@@ -128,8 +128,15 @@ def test_kernel_and_initrd_must_exist_and_be_readable_by_qemu(lab, host, guest_i
         assert message == (f"error: boot: QEMU runs as libvirt-qemu (64055:64055) and cannot read kernel "
                            f"{hidden / 'vmlinuz'}: {hidden} has mode 0700, owner 0:0; let QEMU through with "
                            f"`chmod o+x {hidden}` on the host.")
+        # vm set --boot: the same checks, before the definition changes.
+        cli_ok(lab.uri, "vm", "create", "k", "--memory", "128M")
+        assert _refused(lab, conn, "vm", "set", "k", "--boot", "kernel=/nonexistent/vmlinuz") == missing
+        assert _refused(lab, conn, "vm", "set", "k", "--boot", f"kernel={hidden / 'vmlinuz'},initrd={guest_image.initrd}") == message
+        cli_ok(lab.uri, "vm", "set", "k", "--boot", f"kernel={guest_image.kernel},initrd={guest_image.initrd}")
     finally:
         shutil.rmtree(hidden)
+        if "k" in conn.listDefinedDomains():
+            conn.lookupByName("k").undefine()
 
 
 def test_the_test_guest_cache_is_readable_by_qemu(host, guest_image):

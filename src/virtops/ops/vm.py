@@ -893,6 +893,11 @@ class Vms:
         with libvirt_errors(f"reading VM {name}"):
             return bool(dom.isPersistent() and dom.autostart())
 
+    def check_boot_files(self, boot: KernelBoot | None) -> None:
+        """The kernel and initrd exist and QEMU can read them at the next boot, as `vm create` checks."""
+        if boot is not None:
+            check_guest_files(self.host, [], boot, "boot")
+
     def check_resources(self, memory: str | int | None = None, vcpus: int | None = None) -> int | None:
         """The checks of `vm create` for memory and vCPUs against this host; memory in bytes."""
         host_memory, host_cpus = self.host_limits()
@@ -918,6 +923,8 @@ class Vms:
             raise InvalidInput("memory", "nothing to change; give --memory, --vcpus, --boot or --autostart.")
         size = self.check_resources(memory, vcpus)
         check_boot(boot if change_boot else None)
+        if change_boot:
+            self.check_boot_files(boot)
         running = bool(dom.isActive())
         with libvirt_errors(f"reading VM {name}"):
             config = X.parse(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))

@@ -877,11 +877,13 @@ class _Planner:
             return []
         memory = size_text(desired.memory) if "memory" in changed else None
         vcpus = desired.vcpus if "vcpus" in changed else None
+        boot = KernelBoot(**desired.boot.model_dump()) if desired.boot else None
         try:
             vms.check_resources(memory=memory, vcpus=vcpus)
+            if "boot" in changed:
+                vms.check_boot_files(boot)
         except VirtopsError as err:
             self.refused(("vms", i), err)
-        boot = KernelBoot(**desired.boot.model_dump()) if desired.boot else None
         autostart = desired.autostart if "autostart" in changed else None
         at_boot = [f for f in VM_BOOT_FIELDS if f in changed]
         if running and at_boot:
