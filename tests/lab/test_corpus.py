@@ -166,16 +166,24 @@ def test_export_carries_the_domains_devices(corpus, tmp_path):
 
 
 def test_kinds_beyond_the_fields_are_exported_as_xml_and_applied_to_a_fresh_host(corpus, tmp_path):
-    """Pools of types disk, iscsi, logical and scsi, networks in modes vepa and hostdev and those with
-    more than the fields say go into the spec as libvirt's XML; applied to a fresh host they are
-    defined as they are, and a plan there says no changes."""
+    """Pools of types iscsi and scsi, networks in modes vepa and hostdev and those with more than the
+    fields say go into the spec as libvirt's XML (logical and disk pools by their fields); applied
+    to a fresh host they are defined as they are (the device pools with them), and a plan there
+    says no changes."""
     source, target, _folder = corpus
     exported = yaml.safe_load(cli_ok(source.uri, "export"))
     as_xml = {entry["name"] for kind in ("pools", "networks") for entry in exported[kind] if "xml" in entry}
-    assert as_xml == {"cx-disk", "cx-iscsi", "cx-logical", "cx-scsi", "cx-hostdev", "cx-vepa", "cx-multi",
-                      "cx-v6nat", "cx-isolated"}
+    assert as_xml == {"cx-iscsi", "cx-scsi", "cx-hostdev", "cx-vepa", "cx-multi", "cx-v6nat", "cx-isolated"}
+    pools = {entry["name"]: entry for entry in exported["pools"]}
+    assert {key: pools["cx-logical"].get(key) for key in ("type", "source_name", "target", "format")} == {
+        "type": "logical", "source_name": "cxvg", "target": "/dev/cxvg", "format": "lvm2"}
+    assert {key: pools["cx-disk"].get(key) for key in ("type", "device", "target", "format")} == {
+        "type": "disk", "device": "/dev/cxdisk", "target": "/dev", "format": "gpt"}
     spec = tmp_path / "beyond.yaml"
-    spec.write_text(yaml.safe_dump({kind: [e for e in exported[kind] if "xml" in e] for kind in ("pools", "networks")}))
+    chosen = {"pools": [e for e in exported["pools"] if "xml" in e or e["name"] in ("cx-logical", "cx-disk")],
+              "networks": [e for e in exported["networks"] if "xml" in e]}
+    spec.write_text(yaml.safe_dump(chosen))
+    as_xml |= {"cx-logical", "cx-disk"}
     applied = run_cli("apply", "-f", str(spec), uri=target.uri)
     assert applied.returncode == 0, applied.stderr
     planned = run_cli("plan", "-f", str(spec), uri=target.uri)

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import textwrap
 
+import libvirt
 import pytest
 
 from virtops.spec import plan as P
@@ -396,3 +397,48 @@ def test_xml_entries_are_refused_at_their_line(change, expected):
     for old, new in zip(change[::2], change[1::2]):
         text = text.replace(old, new)
     assert refusal(text).startswith(expected)
+
+
+DEVICE_POOLS = textwrap.dedent("""\
+    pools:
+      - name: guests
+        type: logical
+        source_name: vg_guests
+        device: /dev/vdc
+      - name: wholedisk
+        type: disk
+        device: /dev/vdd
+        format: gpt
+        autostart: false
+    """)
+
+
+def test_logical_and_disk_pools_are_defined_and_started_never_built(test_host, tmp_path, monkeypatch):
+    """On libvirt's test driver: this machine has no spare disk or volume group for a lab host,
+    and building either pool would write the device (vgcreate, a partition table)."""
+    monkeypatch.setenv("VIRTOPS_LOCK_DIR", str(tmp_path))
+    built = []
+    monkeypatch.setattr(libvirt.virStoragePool, "build", lambda pool, flags=0: built.append(pool.name()))
+    loaded = loads(DEVICE_POOLS, "host.yaml")
+    assert [(p.target, p.format) for p in (e.normalized() for e in loaded.spec.pools)] == [
+        ("/dev/vg_guests", "lvm2"), ("/dev", "gpt")]
+    assert [(a.verb, a.label) for a in P.make_plan(test_host, loaded).actions] == [
+        ("create", "pool guests"), ("create", "pool wholedisk")]
+    P.apply(test_host, loaded)
+    assert built == []
+    assert P.make_plan(test_host, loaded).actions == []
+    exported, _warnings = P.export(test_host)
+    guests = next(p for p in exported.pools if p.name == "guests")
+    assert (guests.type, guests.source_name, guests.device, guests.xml) == ("logical", "vg_guests", "/dev/vdc", None)
+    assert P.make_plan(test_host, loaded).actions == []
+
+
+@pytest.mark.parametrize("entry, expected", [
+    ("type: logical", "pools[0].source_name: a logical pool needs source_name."),
+    ("type: logical\n    source_name: vg0\n    target: /dev/other",
+     "pools[0].target: a logical pool's target is /dev/vg0, where its device nodes appear"),
+    ("type: disk\n    device: /dev/vdd\n    format: ntfs", "pools[0].format: 'ntfs' is not a format of a disk pool"),
+    ("type: disk\n    device: /srv/disk.img", "pools[0].device: '/srv/disk.img' is not a device path"),
+])
+def test_device_pool_mistakes_are_refused(entry, expected):
+    assert expected in refusal(f"pools:\n  - name: p\n    {entry}\n")

@@ -53,6 +53,7 @@ CASES: dict[str, dict] = {
     "pool-dir": dict(permissions=dict(mode="0700", owner=107, group=107)),
     "pool-netfs": dict(source=dict(dir="/srv/other", format="auto"), name="nfs2", uuid=None),
     "pool-fs": dict(source=dict(device="/dev/vdc1", format="xfs"), target="/var/lib/libvirt/disk2"),
+    "pool-logical": dict(source=dict(name="vg_other", device="/dev/vdd"), target="/dev/vg_other"),
     "pool-label": dict(permissions=dict(label=None, owner=0, group=0)),
     "pool-sources": dict(sources=[dict(host="192.168.0.254", dir="/nfs", format="nfs")]),
     "vol-raw": dict(capacity=2 * 1024**3, allocation=0),
@@ -235,7 +236,8 @@ def test_fields_marked_for_the_spec_are_entries_of_it():
 
 
 # Golden objects defined on libvirt's test driver, for the export check.
-EXPORTED = {"pool": ["pool-dir", "pool-netfs", "pool-fs", "pool-label"], "volume": ["vol-raw", "vol-qcow2", "vol-backing"],
+EXPORTED = {"pool": ["pool-dir", "pool-netfs", "pool-fs", "pool-label", "pool-logical"],
+            "volume": ["vol-raw", "vol-qcow2", "vol-backing"],
             "network": ["net-route", "net-nat-dev", "net-isolated-updated"], "domain": ["dom-guest1", "dom-bios", "dom-foreign"]}
 
 

@@ -163,7 +163,9 @@ def pool_info(ctx: Context, name: str, as_json: bool) -> None:
              ("Persistent", info["persistent"]), ("Autostart", info["autostart"]), ("Capacity", row["capacity"]),
              ("Allocation", row["allocation"]), ("Available", row["available"]), ("Target", info["target"]),
              ("Volumes", info["volumes"])]
-    if info["source_host"] or info["source_device"]:
+    if info["source_name"]:
+        pairs.append(("Volume group", info["source_name"]))
+    if info["source_host"] or info["source_device"] or info["source_format"]:
         source = f"{info['source_host']}:{info['source_path']}" if info["source_host"] else info["source_device"]
         pairs += [("Source", source), ("Format", info["source_format"])]
     if info["mode"] or info["owner"] is not None:

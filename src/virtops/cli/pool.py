@@ -11,7 +11,8 @@ def _pool_options(func):
     """Options shared by create and define-as (virsh pool-define-as)."""
     options = [
         click.option("--type", "pool_type", type=click.Choice(POOL_TYPES), default="dir", show_default=True,
-                     help="dir: a directory; netfs: an NFS/CIFS/GlusterFS export; fs: a block device with a file system."),
+                     help="dir: a directory; netfs: an NFS/CIFS/GlusterFS export; fs: a block device with a file system; "
+                          "logical: an LVM volume group; disk: a partitioned disk (these two are never built)."),
         click.option("--target", help="Directory of the pool (mount point for netfs and fs)."),
         click.option("--owner", help="Owner of the target directory: user name or uid."),
         click.option("--group", help="Group of the target directory: group name or gid."),
@@ -19,19 +20,23 @@ def _pool_options(func):
         click.option("--label", help="SELinux context of the target directory."),
         click.option("--host", "source_host", help="netfs: the file server."),
         click.option("--source-path", help="netfs: the exported directory, e.g. /nfs."),
-        click.option("--device", help="fs: the block device, e.g. /dev/sdb1."),
-        click.option("--format", "source_format", help="netfs: auto|nfs|cifs|glusterfs; fs: auto|ext4|xfs|..."),
+        click.option("--device", help="fs: the block device, e.g. /dev/sdb1; disk: the disk; logical: a PV."),
+        click.option("--source-name", help="logical: the volume group, e.g. vg0."),
+        click.option("--format", "source_format",
+                     help="netfs: auto|nfs|cifs|glusterfs; fs: auto|ext4|xfs|...; disk: dos|gpt|...; logical: lvm2"),
     ]
     for option in reversed(options):
         func = option(func)
     return func
 
 
-def _spec(name, pool_type, target, owner, group, mode, label, source_host, source_path, device, source_format):
+def _spec(name, pool_type, target, owner, group, mode, label, source_host, source_path, device, source_format,
+          source_name=None):
     from virtops.ops.pool import PoolSpec
 
     return PoolSpec(name=name, type=pool_type, target=target, owner=owner, group=group, mode=mode, label=label,
-                    host=source_host, source_path=source_path, device=device, format=source_format)
+                    host=source_host, source_path=source_path, device=device, format=source_format,
+                    source_name=source_name)
 
 
 def _warn(warnings) -> None:

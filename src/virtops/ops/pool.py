@@ -13,7 +13,7 @@ import libvirt
 from lxml import etree
 from virtops.daemon import lookups
 from virtops.ops import rows
-from virtops.xmlmodels.values import POOL_TYPES, PoolType
+from virtops.xmlmodels.values import ON_A_DEVICE, POOL_TYPES, PoolType
 from virtops.xmlmodels import doc as X
 from virtops.xmlmodels.pool import PoolSourceXml, PoolSourcesXml, PoolXml
 from virtops.base.hostlock import locks_host
@@ -28,11 +28,15 @@ from virtops.base.model import Model
 NETFS_FORMATS = ("auto", "nfs", "cifs", "glusterfs")
 FS_FORMATS = ("auto", "ext2", "ext3", "ext4", "xfs", "btrfs", "vfat", "ufs", "iso9660", "udf",
               "gfs", "gfs2", "hfs+", "ocfs2", "vmfs")
+PARTITION_TABLES = ("dos", "gpt", "mac", "bsd", "pc98", "sun", "lvm2", "dvh", "unknown")  # a disk pool's format
+LOGICAL_FORMATS = ("lvm2",)
 # Options each pool type needs, and those it accepts besides the common ones.
-REQUIRED = {"dir": ("target",), "netfs": ("host", "source_path", "target"), "fs": ("device", "target")}
-ACCEPTED = {"dir": set(), "netfs": {"host", "source_path", "format"}, "fs": {"device", "format"}}
+REQUIRED = {"dir": ("target",), "netfs": ("host", "source_path", "target"), "fs": ("device", "target"),
+            "logical": ("source_name",), "disk": ("device",)}
+ACCEPTED = {"dir": set(), "netfs": {"host", "source_path", "format"}, "fs": {"device", "format"},
+            "logical": {"source_name", "device", "format"}, "disk": {"device", "format"}}
 OPTION_NAMES = {"target": "--target", "host": "--host", "source_path": "--source-path",
-                "device": "--device", "format": "--format"}
+                "device": "--device", "format": "--format", "source_name": "--source-name"}
 
 # Directories a pool must never take over: building or deleting the pool would chmod or rmdir them.
 SYSTEM_DIRS = frozenset({
@@ -71,6 +75,7 @@ class PoolSpec(Model):
     source_path: str | None = None
     device: str | None = None
     format: str | None = None
+    source_name: str | None = None
 
     def checked(self, kept: "PoolSpec | None" = None) -> "PoolSpec":
         """A copy with names resolved and paths normalised; InvalidInput for the first bad field.
@@ -80,7 +85,10 @@ class PoolSpec(Model):
         check_pool_name(self.name)
         _check_options_for_type(self)
         values = self.model_dump()
-        values["target"] = check_target(self.target, kept=kept.target if kept else None)
+        if self.type in ON_A_DEVICE:
+            values.update(_checked_on_a_device(self))
+        else:
+            values["target"] = check_target(self.target, kept=kept.target if kept else None)
         values["mode"] = check_mode(self.mode)
         values["owner"] = resolve_owner(self.owner)
         values["group"] = resolve_group(self.group)
@@ -92,10 +100,11 @@ class PoolSpec(Model):
         return PoolSpec(**values)
 
     def to_element(self) -> etree._Element:
-        mounted = self.type in ("netfs", "fs")
         source = dict(host=self.host if self.type == "netfs" else None,
                       dir=self.source_path if self.type == "netfs" else None,
-                      device=self.device if self.type == "fs" else None, format=self.format if mounted else None)
+                      device=self.device if self.type != "netfs" else None,
+                      name=self.source_name if self.type == "logical" else None,
+                      format=self.format if self.type != "dir" else None)
         perms = {key: value for key, value in dict(mode=self.mode, owner=self.owner, group=self.group,
                                                    label=self.label).items() if value is not None}
         pool = PoolXml().update(type=self.type, name=self.name, source=source, target=self.target,
@@ -122,6 +131,7 @@ class PoolInfo(Model):
     source_path: str | None = None
     source_device: str | None = None
     source_format: str | None = None
+    source_name: str | None = None
     mode: str | None = None
     owner: int | None = None
     group: int | None = None
@@ -230,6 +240,29 @@ def _checked_netfs(spec: PoolSpec) -> dict:
     return {"format": fmt}
 
 
+def _checked_on_a_device(spec: PoolSpec) -> dict:
+    """A logical pool is a volume group (its devices, when given, the PVs); a disk pool is a disk
+    with a partition table. Their target is where the device nodes appear, under /dev: no system
+    directory rule, since virtops never builds nor deletes these pools (ON_A_DEVICE)."""
+    if spec.device is not None:
+        if not spec.device.startswith("/dev/"):
+            raise InvalidInput("--device", f"{spec.device!r} is not a device path; give one such as /dev/sdb.")
+        refuse_control_characters("--device", spec.device)
+    if spec.type == "logical":
+        if not NAME_PATTERN.match(spec.source_name or ""):
+            raise InvalidInput("--source-name", f"{spec.source_name!r} is not a volume group name; give one such as vg0.")
+        fmt, formats, target = spec.format or "lvm2", LOGICAL_FORMATS, f"/dev/{spec.source_name}"
+    else:
+        fmt, formats, target = spec.format or "dos", PARTITION_TABLES, "/dev"
+    if fmt not in formats:
+        raise InvalidInput("--format", f"{fmt!r} is not a format of a {spec.type} pool; use {', '.join(formats)}.")
+    given = _normal_path(spec.target) if spec.target else target
+    if given != target:
+        raise InvalidInput("--target", f"a {spec.type} pool's target is {target}, where its device nodes appear; "
+                                       "leave --target out.")
+    return {"format": fmt, "target": target}
+
+
 def _checked_fs(spec: PoolSpec) -> dict:
     fmt = spec.format or "auto"
     if fmt not in FS_FORMATS:
@@ -288,7 +321,8 @@ class Pools:
         if self.exists(spec.name):
             raise InvalidInput("name", f"a storage pool named {spec.name!r} already exists; choose another name "
                                        "or delete it first.")
-        self._check_target_free(spec.target)
+        if spec.type not in ON_A_DEVICE:  # disk pools share /dev; a volume group's nodes are its own
+            self._check_target_free(spec.target)
         return spec
 
     def _check_target_free(self, target: str) -> None:
@@ -300,7 +334,7 @@ class Pools:
                 other_name = pool.name()
             except libvirt.libvirtError:
                 continue
-            if not other:
+            if not other or PoolXml(X.parse(pool.XMLDesc(0))).type in ON_A_DEVICE:
                 continue
             other = posixpath.normpath(other)
             if other == target:
@@ -350,7 +384,8 @@ class Pools:
         leftovers.clean_up_after_dead_run(self.host.uri, key, lambda made: self._remove_left_by_dead_run(spec.name, made))
         self._remove_stale_probes()
         spec = self.check_new(spec)
-        existed = self._directory_exists(spec.target)
+        on_a_device = spec.type in ON_A_DEVICE  # never built: what the device holds stays
+        existed = on_a_device or self._directory_exists(spec.target)
         own = str(uuid.uuid4())
         node = PoolXml(spec.to_element()).update(uuid=own).node
         steps: list[str] = []
@@ -363,9 +398,10 @@ class Pools:
             steps.append("defined")
             if not existed:  # only a directory it made itself
                 undo.add(lambda: self._delete_own_directory(own), f"made {spec.target}")
-            with libvirt_errors(f"building pool {spec.name} (creating {spec.target})"):
-                pool.build(0)
-            steps.append("built" if not existed else "built (directory already existed; permissions applied)")
+            if not on_a_device:
+                with libvirt_errors(f"building pool {spec.name} (creating {spec.target})"):
+                    pool.build(0)
+                steps.append("built" if not existed else "built (directory already existed; permissions applied)")
             if start:
                 undo.add(lambda: owned.stop_own(self.conn, "pool", own), f"started pool {spec.name}")
                 try:
@@ -590,6 +626,8 @@ class Pools:
 
     @staticmethod
     def _remove_directory(pool: libvirt.virStoragePool, done: list[str]) -> None:
+        if PoolXml(X.parse(pool.XMLDesc(0))).type in ON_A_DEVICE:
+            return  # libvirt's delete of these removes the volume group or the partition table
         try:
             pool.delete(0)
             done.append("removed its directory")

@@ -161,6 +161,7 @@ def pool_row(pool: libvirt.virStoragePool, count_volumes: bool = False) -> dict:
             "available": available if active else None, "target": xml.target,
             "source_host": source.get("host"), "source_path": source.get("dir"),
             "source_device": source.get("device"), "source_format": source.get("format"),
+            "source_name": source.get("name"),
             "mode": perms.get("mode"), "owner": _set_id(perms.get("owner")), "group": _set_id(perms.get("group")),
             "volumes": pool.numOfVolumes() if count_volumes and active else None, "uuid": xml.uuid, "unreadable": None}
 
@@ -173,7 +174,7 @@ def _set_id(value: int | None) -> int | None:
 def _unreadable_pool(pool: libvirt.virStoragePool, reason: str) -> dict:
     """A pool whose XML cannot be read: listed with the reason, everything else unknown."""
     keys = ("capacity", "allocation", "available", "target", "source_host", "source_path", "source_device",
-            "source_format", "mode", "owner", "group", "volumes", "uuid")
+            "source_format", "source_name", "mode", "owner", "group", "volumes", "uuid")
     return {"name": pool.name(), "type": "unreadable", "state": "unknown", "active": bool(pool.isActive()),
             "autostart": bool(pool.autostart()), "persistent": bool(pool.isPersistent()), **dict.fromkeys(keys),
             "unreadable": reason}

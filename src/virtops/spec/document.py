@@ -109,8 +109,10 @@ class PoolEntry(Model):
     label: str | None = None
     host: str | None = Field(None, description="netfs: the file server.")
     source_path: str | None = Field(None, description="netfs: the exported directory.")
-    device: str | None = Field(None, description="fs: the block device.")
-    format: str | None = Field(None, description="netfs: auto|nfs|cifs|glusterfs; fs: auto|ext4|xfs|...")
+    device: str | None = Field(None, description="fs: the block device; disk: the disk; logical: a PV, if any.")
+    source_name: str | None = Field(None, description="logical: the volume group.")
+    format: str | None = Field(None, description="netfs: auto|nfs|cifs|glusterfs; fs: auto|ext4|xfs|...; "
+                                                 "disk: dos|gpt|...; logical: lvm2")
     autostart: bool = True
     active: bool = True
     xml: str | None = Field(None, description=XML_DESCRIPTION.format(kind="pool", dump="pool-dumpxml --inactive"))
@@ -121,7 +123,7 @@ class PoolEntry(Model):
 
         return PoolSpec(name=self.name, type=self.type, target=self.target, owner=self.owner, group=self.group,
                         mode=self.mode, label=self.label, host=self.host, source_path=self.source_path,
-                        device=self.device, format=self.format)
+                        device=self.device, format=self.format, source_name=self.source_name)
 
     def normalized(self, kept: "PoolEntry | None" = None) -> "PoolEntry":
         """Names resolved, paths normalised; InvalidInput when refused. `kept`: the pool as the host

@@ -190,7 +190,8 @@ def _live_pool(host, info, live: Live, paths: dict[str, str]) -> PoolEntry | Non
     entry = PoolEntry.model_construct(
         name=info.name, type=info.type, target=info.target, **perms,
         label=label, host=info.source_host, source_path=info.source_path, device=info.source_device,
-        format=info.source_format, autostart=info.autostart, active=info.active, volumes=[])
+        format=info.source_format, source_name=info.source_name, autostart=info.autostart, active=info.active,
+        volumes=[])
     if not info.active:
         live.inactive_pools.add(info.name)
         return entry

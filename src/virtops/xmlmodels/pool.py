@@ -1,4 +1,4 @@
-"""Storage pool XML (<pool>), for the pool types virtops creates (dir, netfs, fs) and reads."""
+"""Storage pool XML (<pool>), for the pool types virtops creates (dir, netfs, fs, logical, disk) and reads."""
 from __future__ import annotations
 
 from .fields import Child, Children, Field, XmlModel
@@ -13,7 +13,8 @@ class PoolSourceXml(XmlModel):
     host = Field("host/@name", carry="PoolEntry.host")        # netfs: the file server
     device = Field("device/@path", carry="PoolEntry.device")    # fs: the block device
     dir = Field("dir/@path", carry="PoolEntry.source_path")          # netfs: the exported directory
-    format = Field("format/@type", carry="PoolEntry.format")    # netfs: nfs, cifs...; fs: ext4, xfs...
+    name = Field("name", carry="PoolEntry.source_name")          # logical: the volume group
+    format = Field("format/@type", carry="PoolEntry.format")    # netfs: nfs, cifs...; fs: ext4...; disk: gpt, dos...
 
 
 class PoolXml(XmlModel):

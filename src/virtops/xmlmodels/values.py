@@ -9,8 +9,11 @@ NETWORK_MODES = ("nat", "route", "open", "isolated", "bridge")
 # A network becomes or stops being a bridge to a host bridge only by being made again, not by an edit.
 EDITABLE_MODES = tuple(mode for mode in NETWORK_MODES if mode != "bridge")
 MODES_WITH_DEV = ("nat", "route")  # libvirt forwards through a named device only in these modes
-POOL_TYPES = ("dir", "netfs", "fs")
+POOL_TYPES = ("dir", "netfs", "fs", "logical", "disk")
 BUILT_AS_DIRECTORY = POOL_TYPES[:2]  # building these only makes the target directory; an fs build formats
+# Pools on a device: building one writes the device (vgcreate, a new partition table) and deleting
+# one wipes it, so virtops defines and starts them on what is there and never builds or deletes it.
+ON_A_DEVICE = ("logical", "disk")
 VOLUME_FORMATS = ("raw", "qcow2")  # what virtops creates; a pool may hold others
 # Image formats QEMU's block layer reads (the driver type of a disk).
 DISK_FORMATS = ("raw", "qcow2", "qed", "vmdk", "vdi", "vpc", "vhdx", "qcow", "cloop", "dmg", "bochs", "parallels")
