@@ -81,7 +81,7 @@ def test_every_object_is_listed(corpus):
         _names(source.uri, "net", "list", "--all") and len(networks) == 6
     assert {"cx-label", "cx-mnt", "cx-unset", "cx-iscsi", "cx-scsi", "cx-logical", "cx-disk"} <= \
         _names(source.uri, "pool", "list", "--all")
-    assert _names(source.uri, "vol", "list", VOLUME_POOL) == {"overlay.qcow2", "plain.raw"}
+    assert _names(source.uri, "vol", "list", VOLUME_POOL) == {"overlay.qcow2", "plain.raw", "appliance.vmdk"}
 
 
 def test_info_shows_each_object_as_its_xml_says(corpus):
@@ -113,6 +113,8 @@ def test_export_then_plan_says_no_changes(corpus, tmp_path):
     text = spec.read_text()
     assert "target: /mnt" in text and "backing: /dev/null" in text and "name: b.example.com" in text
     assert "name: cx-v6nat" in text and "name: cx-isolated" in text
+    [vmdk] = [v for p in yaml.safe_load(text)["pools"] for v in p.get("volumes", []) if v["name"] == "appliance.vmdk"]
+    assert '<format type="vmdk"/>' in vmdk["xml"]
     planned = run_cli("plan", "-f", str(spec), uri=source.uri)
     assert planned.returncode == 0, planned.stderr
     assert "No changes" in planned.stdout, planned.stdout
@@ -183,7 +185,7 @@ def test_kinds_beyond_the_fields_are_exported_as_xml_and_applied_to_a_fresh_host
     chosen = {"pools": [e for e in exported["pools"] if "xml" in e or e["name"] in ("cx-logical", "cx-disk")],
               "networks": [e for e in exported["networks"] if "xml" in e]}
     spec.write_text(yaml.safe_dump(chosen))
-    as_xml |= {"cx-logical", "cx-disk"}
+
     applied = run_cli("apply", "-f", str(spec), uri=target.uri)
     assert applied.returncode == 0, applied.stderr
     planned = run_cli("plan", "-f", str(spec), uri=target.uri)
@@ -192,6 +194,12 @@ def test_kinds_beyond_the_fields_are_exported_as_xml_and_applied_to_a_fresh_host
     for key in {f"pool/{n}" for n in as_xml} | {f"network/{n}" for n in as_xml}:
         if key in mine:
             assert _without_mac(theirs[key]) == _without_mac(mine[key]), key
+    for key in ("pool/cx-logical", "pool/cx-disk"):  # made from their fields: a UUID of their own
+        assert _without_uuid(theirs[key]) == _without_uuid(mine[key]), key
+
+
+def _without_uuid(state: tuple) -> tuple:
+    return state[:2] + (re.sub(r"\s*<uuid>[^<]*</uuid>", "", state[2]),)
 
 
 def _without_mac(state: tuple) -> tuple:

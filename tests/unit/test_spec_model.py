@@ -168,7 +168,7 @@ def test_json_schema_is_generated_from_the_models():
     assert host["additionalProperties"] is False
     fleet = schema["$defs"]["FleetSpec"]
     assert fleet["properties"]["hosts"]["additionalProperties"] == {"$ref": "#/$defs/HostSpec"}
-    volume = schema["$defs"]["VolumeEntry"]["properties"]["capacity"]
+    volume = schema["$defs"]["VolumeEntry"]["properties"]["capacity"]["anyOf"][0]  # a size, or none with xml:
     assert {"type": "string", "pattern": volume["anyOf"][1]["pattern"]} in volume["anyOf"]
     assert set(schema["$defs"]["NetworkEntry"]["properties"]) >= {"mode", "subnet", "dhcp", "hosts", "mtu"}
 
@@ -442,3 +442,28 @@ def test_logical_and_disk_pools_are_defined_and_started_never_built(test_host, t
 ])
 def test_device_pool_mistakes_are_refused(entry, expected):
     assert expected in refusal(f"pools:\n  - name: p\n    {entry}\n")
+
+
+def test_volumes_of_formats_virtops_does_not_make_are_carried_as_xml(test_host, tmp_path, monkeypatch):
+    monkeypatch.setenv("VIRTOPS_LOCK_DIR", str(tmp_path))
+    pool = test_host.conn.storagePoolDefineXML("<pool type='dir'><name>store</name><target><path>/var/lib/libvirt/"
+                                               "store</path></target></pool>", 0)
+    pool.create(0)
+    pool.createXML("<volume><name>appliance.vmdk</name><capacity unit='M'>3</capacity>"
+                   "<target><format type='vmdk'/></target></volume>", 0)
+    exported, warnings = P.export(test_host)
+    assert not [w for w in warnings if "appliance.vmdk" in w]
+    loaded = loads(to_yaml(exported), "export.yaml")
+    [vmdk] = [v for p in loaded.spec.pools for v in p.volumes if v.name == "appliance.vmdk"]
+    assert "<format type=\"vmdk\"/>" in vmdk.xml and "<key>" not in vmdk.xml and vmdk.capacity is None
+    assert P.make_plan(test_host, loaded).actions == []
+    pool.storageVolLookupByName("appliance.vmdk").delete(0)
+    assert [(a.verb, a.label) for a in P.make_plan(test_host, loaded).actions] == [
+        ("create", "volume store/appliance.vmdk")]
+    P.apply(test_host, loaded)
+    assert P.make_plan(test_host, loaded).actions == []
+    bigger = loads(to_yaml(exported).replace(">3145728<", ">4194304<"), "export.yaml")
+    [grow] = P.make_plan(test_host, bigger).actions
+    assert (grow.verb, grow.mode) == ("update", "impossible")
+    missing = to_yaml(exported).replace("  - name: appliance.vmdk\n", "  - name: appliance.vmdk\n    capacity: 1M\n")
+    assert "volumes[0].capacity: belongs in the XML of an entry given as xml:" in refusal(missing)

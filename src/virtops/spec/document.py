@@ -87,13 +87,16 @@ class VolumeEntry(Model):
     """A volume in its pool (`virtops vol create POOL NAME`)."""
 
     name: str
-    capacity: Size
+    capacity: Size | None = Field(None, description="Required, unless the volume is given as xml.")
     allocation: Size | None = Field(None, description="Used only when the volume is created (0 = sparse); "
                                                       "afterwards it is state, not configuration.")
     format: VolumeFormat | None = Field(None, description="Default: qcow2 with a backing volume, else raw.")
     backing: str | None = Field(None, description="POOL/VOLUME this qcow2 volume is an overlay of.")
+    xml: str | None = Field(None, description=XML_DESCRIPTION.format(kind="volume", dump="vol-dumpxml"))
 
     def normalized(self) -> "VolumeEntry":
+        if self.xml is not None:
+            return self
         return self.model_copy(update={"format": self.format or ("qcow2" if self.backing else "raw")})
 
 
@@ -603,6 +606,11 @@ def _check_pool(loaded: LoadedSpec, i: int, pool: PoolEntry) -> None:
     _unique(loaded, path + ("volumes",), [v.name for v in pool.volumes])
     for j, vol in enumerate(pool.volumes):
         vpath = path + ("volumes", j)
+        if vol.xml is not None:
+            _check_xml(loaded, vpath, "volume", vol)
+            continue
+        if vol.capacity is None:
+            raise loaded.error(vpath + ("capacity",), "is required.")
         try:
             check_volume_name(vol.name)
             if vol.backing:

@@ -202,10 +202,10 @@ def _live_pool(host, info, live: Live, paths: dict[str, str]) -> PoolEntry | Non
             continue
         if vol.path:
             paths[vol.path] = f"{info.name}/{vol.name}"
-        if vol.format not in VOLUME_FORMATS:
-            live.unmanaged.add(f"volume/{info.name}/{vol.name}")
-            live.warnings.append(f"volume {info.name}/{vol.name} has format {vol.format}, which specs do not "
-                                 "describe; left out.")
+        if vol.format not in VOLUME_FORMATS:  # carried as libvirt's XML, without where and how full it is
+            text = host.volumes.dumpxml(f"{info.name}/{vol.name}")
+            live.raw[f"volume/{info.name}/{vol.name}"] = text
+            volumes.append(VolumeEntry.model_construct(name=vol.name, xml=_without(text, VOLUME_STATE)))
             continue
         # Allocation is how much data was written; only a fully allocated volume says so on purpose.
         allocation = vol.allocation if vol.format == "raw" and vol.allocation >= vol.capacity else None
@@ -229,13 +229,14 @@ def _live_network(host, info, live: Live) -> NetworkEntry | None:
 
 
 USAGE = ("capacity", "allocation", "available")  # a pool's figures: state, not configuration
+VOLUME_STATE = ("key", "allocation", "physical", "target/path", "target/timestamps")  # where it is, how full
 
 
-def _without(text: str, tags: tuple[str, ...]) -> str:
+def _without(text: str, paths: tuple[str, ...]) -> str:
     root = X.parse(text)
-    for tag in tags:
-        for node in root.findall(tag):
-            root.remove(node)
+    for path in paths:
+        for node in root.findall(path):
+            node.getparent().remove(node)
     return X.to_string(root)
 
 
@@ -658,11 +659,43 @@ class _Planner:
         for path, pool_name, desired in backing_first(wanted, _item_ref, _item_backing):
             current_pool = self.live.pool(pool_name)
             current = next((v for v in current_pool.volumes if v.name == desired.name), None) if current_pool else None
+            if desired.xml is not None or (current is not None and current.xml is not None):
+                actions += filter(None, [self._xml_volume(path, pool_name, desired, current, current_pool is not None)])
+                continue
             action = self._create_volume(path, pool_name, desired, current_pool is not None) if current is None else \
                 self._update_volume(pool_name, desired, current)
             if action:
                 actions.append(action)
         return actions
+
+    def _xml_volume(self, path: tuple, pool: str, desired: VolumeEntry, current: VolumeEntry | None,
+                    pool_exists: bool) -> Action | None:
+        """A volume given as xml: created as it is; libvirt changes no volume's definition in place."""
+        from virtops.spec import rawxml
+
+        ref = f"{pool}/{desired.name}"
+        if current is None:
+            if pool_exists:
+                self._check_xml_volume(path, pool, desired)
+            volumes = self.host.volumes
+            return Action("volume", ref, "create", changes=[Change("xml", None, "libvirt's XML")],
+                          steps=[(f"create volume {ref} from its xml", lambda: volumes.define_xml(pool, desired.xml))])
+        host_xml = self.live.raw.get(f"volume/{ref}")
+        if desired.xml is not None and host_xml is not None and rawxml.same("volume", host_xml, desired.xml):
+            return None
+        differs = _xml_difference("volume", host_xml, desired.xml) if desired.xml and host_xml else ("-", "-")
+        action = Action("volume", ref, "update", mode="impossible", changes=[Change("xml", *differs)])
+        action.notes.append(f"a volume's definition cannot change in place; create a new volume (and copy the data) "
+                            f"instead, or keep {ref} as `virtops export` gives it.")
+        return action
+
+    def _check_xml_volume(self, path: tuple, pool: str, desired: VolumeEntry) -> None:
+        from virtops.spec import rawxml
+
+        try:
+            rawxml.normalized("volume", desired.xml)
+        except libvirt.libvirtError as err:
+            self.refuse_at(path + ("xml",), f"libvirt refuses it: {one_sentence(err.get_error_message() or str(err))}")
 
     def _create_volume(self, path: tuple, pool: str, desired: VolumeEntry, pool_exists: bool) -> Action:
         volumes = self.host.volumes

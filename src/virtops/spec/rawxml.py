@@ -31,6 +31,7 @@ class Kind:
     define: Callable[[libvirt.virConnect, str], object]
     undefine: Callable[[object], None]
     host_given: tuple[str, ...]  # elements the host fills in by itself: compared only when given
+    state: tuple[str, ...] = ()  # elements that are where and how full it is, never configuration
 
 
 def _define_volume(conn: libvirt.virConnect, text: str):
@@ -42,8 +43,8 @@ KINDS = {
                     ("uuid", "mac")),
     "pool": Kind("pool", "storagepool", lambda c, t: c.storagePoolDefineXML(t, 0), lambda o: o.undefine(),
                  ("uuid", "capacity", "allocation", "available")),
-    "volume": Kind("volume", "storagevol", _define_volume, lambda o: o.delete(0),
-                   ("key", "allocation", "physical", "target/path", "target/permissions", "target/timestamps")),
+    "volume": Kind("volume", "storagevol", _define_volume, lambda o: o.delete(0), ("target/permissions",),
+                   ("key", "allocation", "physical", "target/path", "target/timestamps")),
     "domain": Kind("domain", "domain", lambda c, t: c.defineXML(t), lambda o: o.undefine(), ("uuid",)),
 }
 
@@ -59,12 +60,10 @@ def _test_conn() -> libvirt.virConnect:
 
 
 def _volume_pool(conn: libvirt.virConnect) -> libvirt.virStoragePool:
-    try:
+    if RAW_POOL in conn.listStoragePools():
         return conn.storagePoolLookupByName(RAW_POOL)
-    except libvirt.libvirtError:
-        pool = conn.storagePoolCreateXML(f"<pool type='dir'><name>{RAW_POOL}</name><target><path>/{RAW_POOL}"
-                                         "</path></target></pool>", 0)
-        return pool
+    return conn.storagePoolCreateXML(f"<pool type='dir'><name>{RAW_POOL}</name><target><path>/{RAW_POOL}"
+                                     "</path></target></pool>", 0)
 
 
 def parsed(kind: str, text: str, name: str | None = None) -> etree._Element:
@@ -97,6 +96,7 @@ def normalized(kind: str, text: str, like: str | None = None) -> str:
     """libvirt's formatting of the object's XML. `like`: the other side of a comparison; what the
     host fills in by itself is dropped from both unless both give it."""
     mine = _formatted(kind, text)
+    _drop(mine, KINDS[kind].state)
     if like is None:
         return X.to_string(mine)
     theirs = X.parse(like) if isinstance(like, str) else like
@@ -110,12 +110,20 @@ def normalized(kind: str, text: str, like: str | None = None) -> str:
 def same(kind: str, one: str, other: str) -> bool:
     """Whether two XML texts are one object as libvirt sees it."""
     first, second = _formatted(kind, one), _formatted(kind, other)
+    for node in (first, second):
+        _drop(node, KINDS[kind].state)
     for path in KINDS[kind].host_given:
         if first.find(path) is None or second.find(path) is None:
             for node in (first, second):
                 for found in node.findall(path):
                     found.getparent().remove(found)
     return X.to_string(first) == X.to_string(second)
+
+
+def _drop(node: etree._Element, paths: tuple[str, ...]) -> None:
+    for path in paths:
+        for found in node.findall(path):
+            found.getparent().remove(found)
 
 
 def _formatted(kind: str, text: str) -> etree._Element:
