@@ -223,6 +223,15 @@ def test_vm_disks_and_nics(page, conn):
     mac = root.find("devices/interface/mac").get("address")
     assert mac.startswith("52:54:00:") and mac in page.locator("#vm-nics").inner_text()
     assert root.xpath("devices/disk[target/@dev='vdb']/source")[0].attrib == {"pool": "vmpool", "volume": "data"}
+    # A NIC on a bridge of the host, from the same form; its buses and models are the core's own.
+    assert page.locator("#disk-form select[name=bus] option").all_inner_texts() == ["virtio", "scsi", "sata", "ide", "usb"]
+    page.select_option("#nic-form select[name=network]", "")
+    page.fill("#nic-form input[name=bridge]", "br9")
+    page.click("#nic-form button[type=submit]")
+    expect(page.locator("#vm-nics")).to_contain_text("br9")
+    bridged = X.parse(conn.lookupByName("webvm").XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)).find(
+        "devices/interface[@type='bridge']/source")
+    assert bridged.get("bridge") == "br9"
     # The list's row follows: the API announces changes to a definition, which libvirt does not.
     expect(page.locator("#vms tr[data-name=webvm]")).to_contain_text("vda vdb")
 

@@ -33,6 +33,7 @@ from virtops.web.screen import add_display
 from virtops.web.refusals import body_model, http_refusal, validation_refusal
 from virtops.web.security import TOO_LARGE, BodyTooLarge, Guard
 from virtops.web.sockets import admit, next_or_session_end, session_over
+from virtops.xmlmodels.values import DISK_BUSES, NIC_MODELS
 
 HERE = Path(__file__).parent
 WRONG_PASSWORD_DELAY_S = 1.0
@@ -255,7 +256,8 @@ def _add_pages(app: FastAPI) -> None:
             "fleet_pages": FLEET_PAGES if fleet.is_fleet else {}, "host_name": served.name if fleet.is_fleet else "",
             "base": base if page in PAGES else f"/hosts/{served.path}",
             "api_base": f"/api/hosts/{served.path}" if scoped else "/api",
-            "hosts": [entry.name for entry in fleet.hosts.values()] if fleet.is_fleet else []})
+            "hosts": [entry.name for entry in fleet.hosts.values()] if fleet.is_fleet else [],
+            "disk_buses": DISK_BUSES, "nic_models": NIC_MODELS})  # the VM page's forms offer the core's own
 
 
 def _page_base(request: Request) -> str:

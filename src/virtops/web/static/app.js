@@ -453,7 +453,8 @@ pages.vms = () => {
       ["", (n) => button("Detach", () => act(() => api("DELETE", `${vmPath()}/nics/${n.mac}`)))]], vm.nics);
     const volumes = (await Promise.all(pools.filter((p) => p.active).map((p) => api("GET", `/api/pools/${encodeURIComponent(p.name)}/volumes`)))).flat();
     $("#disk-form").volume.replaceChildren(...volumes.map((v) => el("option", { value: `${v.pool}/${v.name}` }, `${v.pool}/${v.name}`)));
-    $("#nic-form").network.replaceChildren(...nets.map((n) => el("option", { value: n.name }, n.name)));
+    $("#nic-form").network.replaceChildren(el("option", { value: "" }, "none (a bridge or device)"),
+      ...nets.map((n) => el("option", { value: n.name }, n.name)));
   };
   const draw = async () => {
     const vms = await load(() => api("GET", "/api/vms"));
