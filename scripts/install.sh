@@ -31,6 +31,29 @@ fi
 # A daemon that a package installation started on the real host is none of virtops' business:
 # virtops runs its tests and demo on lab hosts with their own libvirtd.
 
+# openssh-server for its sshd binary only: a lab host runs one of its own, with its own config,
+# keys and address, inside its namespaces (lab/sshd.py, docs/labs.md "ssh into a lab host"). The
+# package must not bring up a system sshd on the real host: while it installs, policy-rc.d forbids
+# starting services (only if there is none already) and sshd_not_to_be_run keeps Debian's units
+# from starting sshd; afterwards its units are disabled and masked. A machine that had
+# openssh-server before keeps its own sshd as it was.
+if ! dpkg-query -W -f='${Status}' openssh-server 2>/dev/null | grep -q "install ok installed"; then
+  echo "Installing openssh-server (its sshd stays off on this machine)"
+  own_policy=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\n# virtops install.sh: no service starts while openssh-server installs\nexit 101\n' >/usr/sbin/policy-rc.d
+    chmod 0755 /usr/sbin/policy-rc.d
+    own_policy=1
+  fi
+  mkdir -p /etc/ssh
+  touch /etc/ssh/sshd_not_to_be_run
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -q --no-install-recommends openssh-server </dev/null
+  if [ -n "$own_policy" ]; then rm -f /usr/sbin/policy-rc.d; fi
+  systemctl --root=/ disable ssh.service ssh.socket >/dev/null 2>&1 || true
+  systemctl --root=/ mask ssh.service ssh.socket
+fi
+
 PYTHON=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv

@@ -16,9 +16,10 @@ from virtops.xmlmodels import doc as X
 MIB = 1 << 20
 
 
-def remote(lab, *args: str) -> subprocess.CompletedProcess:
-    """The real CLI, run in the outside namespace: the lab's daemon is another machine from there."""
-    argv = ["ip", "netns", "exec", lab.outside_netns, sys.executable, "-m", "virtops", "-c", lab.remote_uri, *args]
+def remote(lab, *args: str, uri: str | None = None) -> subprocess.CompletedProcess:
+    """The real CLI, run in the outside namespace: the lab's daemon is another machine from there,
+    reached over `uri` (default: its qemu+tcp:// remote URI)."""
+    argv = ["ip", "netns", "exec", lab.outside_netns, sys.executable, "-m", "virtops", "-c", uri or lab.remote_uri, *args]
     return subprocess.run(argv, capture_output=True, text=True, timeout=300, env={**os.environ, "LIBVIRT_DEFAULT_URI": ""})
 
 

@@ -25,8 +25,13 @@ PASSWORD = "remote-screen-password"
 
 
 def test_display_of_a_remote_lab_host_is_reached_inside_its_namespace(uplink_lab, screen_guest):
-    argv = ["ip", "netns", "exec", uplink_lab.outside_netns, sys.executable, "-m", "tests.lab.test_remote_screen",
-            uplink_lab.remote_uri, VM]
+    check_display_from_outside(uplink_lab, uplink_lab.remote_uri)
+
+
+def check_display_from_outside(lab, uri: str) -> None:
+    """The display of the screen guest and its web console's WebSocket, from the lab's outside
+    namespace over `uri`, and its VNC port closed from there."""
+    argv = ["ip", "netns", "exec", lab.outside_netns, sys.executable, "-m", "tests.lab.test_remote_screen", uri, VM]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=300, env={**os.environ, "LIBVIRT_DEFAULT_URI": ""})
     assert done.returncode == 0, done.stderr[-3000:]
     seen = json.loads(done.stdout.splitlines()[-1])
@@ -35,7 +40,9 @@ def test_display_of_a_remote_lab_host_is_reached_inside_its_namespace(uplink_lab
     assert width >= 640 and height >= 400  # the VGA text mode (720x400) or a graphics mode
     assert 500 < seen["lit"] < width * height // 2  # lines of text on a black screen, unlike a blank frame
     assert seen["port_from_outside"] == "refused"  # no VNC port beyond the host
-    assert seen["websocket"] == "RFB 003.008\n"  # the web console's display, through serve in the outside namespace
+    # The web console's display, through serve in the outside namespace: the same screen.
+    assert seen["websocket"]["greeting"] == "RFB 003.008\n" and seen["websocket"]["size"] == seen["size"]
+    assert 500 < seen["websocket"]["lit"] < width * height // 2
 
 
 # -- run in the outside namespace ------------------------------------------------------------------
@@ -77,7 +84,26 @@ def _frame(sock: socket.socket) -> dict:
     return {"greeting": greeting.decode(), "size": [width, height], "lit": lit}
 
 
-def _websocket_greeting(uri: str, name: str) -> str:
+class _WebSocketStream:
+    """RFB over the console's WebSocket (binary messages), read and written as _frame does a socket."""
+
+    def __init__(self, websocket):
+        self.websocket, self.pending, self.timeout = websocket, b"", 30.0
+
+    def settimeout(self, timeout: float) -> None:
+        self.timeout = timeout
+
+    def recv(self, count: int) -> bytes:
+        if not self.pending:
+            self.pending = self.websocket.recv(timeout=self.timeout)
+        part, self.pending = self.pending[:count], self.pending[count:]
+        return part
+
+    def sendall(self, data: bytes) -> None:
+        self.websocket.send(data)
+
+
+def _websocket_frame(uri: str, name: str) -> dict:
     import httpx
     from websockets.sync.client import connect
 
@@ -92,7 +118,7 @@ def _websocket_greeting(uri: str, name: str) -> str:
                 cookie = "; ".join(f"{key}={value}" for key, value in client.cookies.items())
             url = base.replace("http://", "ws://") + f"/api/vms/{name}/vnc"
             with connect(url, additional_headers={"Cookie": cookie, "Origin": base}) as websocket:
-                return websocket.recv(timeout=30)[:12].decode()
+                return _frame(_WebSocketStream(websocket))
 
 
 def _port_from_outside(address: str, port: int) -> str:
@@ -122,7 +148,7 @@ def main(uri: str, name: str) -> None:
     finally:
         host.close()
     seen["port_from_outside"] = _port_from_outside(urlsplit(uri).hostname, port)
-    seen["websocket"] = _websocket_greeting(uri, name)
+    seen["websocket"] = _websocket_frame(uri, name)
     print(json.dumps(seen))
 
 

@@ -17,12 +17,15 @@ def lab() -> None:
 @click.argument("name")
 @click.option("--uplink", is_flag=True, help="Add a veth 'physical' link to an 'outside' namespace.")
 @click.option("--segment", metavar="SEG", help="Join the shared 'physical' segment SEG (created by its first lab).")
-def lab_up(name: str, uplink: bool, segment: str | None) -> None:
+@click.option("--ssh", is_flag=True, help="Also run the lab's own sshd on its uplink (implies --uplink).")
+def lab_up(name: str, uplink: bool, segment: str | None, ssh: bool) -> None:
     """Start lab host NAME (idempotent); returns once its libvirtd answers."""
     from virtops.lab.labhost import Lab
 
-    status = Lab(name).up(uplink=uplink, segment=segment)
+    status = Lab(name).up(uplink=uplink, segment=segment, ssh=ssh)
     click.echo(f"lab {name} is running: connect with -c lab:{name} ({status.uri})")
+    if status.ssh_uri:
+        click.echo(f"over ssh from its outside namespace: {status.ssh_uri}")
     if status.segment:
         address = status.segment_address.split("/")[0]
         click.echo(f"on segment {status.segment} as {status.segment_address}: the other labs reach its libvirtd "

@@ -1,6 +1,7 @@
 """The process that holds a lab host's daemons: it runs inside the lab's namespaces,
-starts virtlogd and libvirtd in the foreground, and reaps every process they leave
-behind (dnsmasq, QEMU), because PID 1 on some machines reaps nothing.
+starts virtlogd and libvirtd in the foreground (and the lab's sshd when asked, SIGUSR2), and
+reaps every process they leave behind (dnsmasq, QEMU, sshd), because PID 1 on some machines
+reaps nothing.
 
 Run as: python -m virtops.lab.keeper STATE_DIR
 """
@@ -35,7 +36,7 @@ def main(state_dir: str) -> int:
     logs = state / "log"
     virtlogd = start_daemon(["virtlogd", "--pid-file", str(state / "virtlogd.pid")], logs / "virtlogd.out")
     libvirtd = start_libvirtd(state)
-    stopping = restarting = False
+    stopping = restarting = sshd_wanted = False
 
     def stop(_signum: int, _frame: object) -> None:
         nonlocal stopping
@@ -47,11 +48,19 @@ def main(state_dir: str) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    def want_sshd(_signum: int, _frame: object) -> None:
+        nonlocal sshd_wanted
+        sshd_wanted = True
+
     signal.signal(signal.SIGUSR1, restart)  # Lab.restart_libvirtd: a daemon restart under load, for tests
+    signal.signal(signal.SIGUSR2, want_sshd)  # LabSshd.start: the lab's own sshd, with its config written
     while not stopping:
         if restarting:
             restarting = False
             libvirtd = restart_libvirtd(libvirtd, state)
+        if sshd_wanted:
+            sshd_wanted = False
+            start_sshd(state)
         reap_children()
         time.sleep(0.2)
     for daemon in (libvirtd, virtlogd):
@@ -71,6 +80,14 @@ def main(state_dir: str) -> int:
 
 def start_libvirtd(state: Path) -> subprocess.Popen:
     return start_daemon(["libvirtd", "--listen", "--pid-file", str(state / "libvirtd.pid")], state / "log" / "libvirtd.out")
+
+
+def start_sshd(state: Path) -> None:
+    """sshd detaches itself: its daemon becomes our child (we are the subreaper), reaped here."""
+    from virtops.lab.sshd import sshd_command
+
+    with (state / "log" / "sshd.log").open("ab") as out:
+        subprocess.run(sshd_command(state), stdin=subprocess.DEVNULL, stdout=out, stderr=out)
 
 
 def restart_libvirtd(libvirtd: subprocess.Popen, state: Path) -> subprocess.Popen:

@@ -34,7 +34,8 @@ import libvirt
 
 from virtops.base.errors import InvalidInput, VirtopsError
 from virtops.lab import nfs
-from virtops.lab.proc import pid_alive, run, wait_for_exit
+from virtops.lab.sshd import LabSshd
+from virtops.lab.proc import command_line_names, pid_alive, run, wait_for_exit
 
 DEFAULT_ROOT = Path("/var/lib/virtops/labs")
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
@@ -102,6 +103,7 @@ class LabStatus:
     detail: str = ""
     segment: str | None = None
     segment_address: str | None = None  # the lab's address on its segment (203.0.113.N/24)
+    ssh_uri: str | None = None  # qemu+ssh:// from the outside namespace, while the lab's sshd runs
 
     def as_dict(self) -> dict:
         return self.__dict__.copy()
@@ -136,6 +138,15 @@ class Lab:
         """The daemon as a remote host, for clients in the outside namespace (labs with an uplink)."""
         return f"qemu+tcp://{UPLINK_LAB_ADDRESS.split('/')[0]}/system"
 
+    def sshd(self) -> LabSshd:
+        """The lab's own sshd, on its uplink address (lab/sshd.py)."""
+        return LabSshd(self, UPLINK_LAB_ADDRESS.split("/")[0])
+
+    @property
+    def ssh_uri(self) -> str:
+        """The daemon as operators reach a remote host, over ssh from the outside namespace (labs up with ssh)."""
+        return self.sshd().uri
+
     @property
     def peer_uri(self) -> str | None:
         """The daemon as the other labs of its segment reach it (migrations go peer to peer)."""
@@ -159,9 +170,11 @@ class Lab:
         return netns_exists(self.outside_netns)
 
     # -- life cycle -----------------------------------------------------------------
-    def up(self, uplink: bool = False, segment: str | None = None) -> LabStatus:
+    def up(self, uplink: bool = False, segment: str | None = None, ssh: bool = False) -> LabStatus:
         """Start the lab (idempotent) and return once its libvirtd answers; with `segment`, join
-        that shared segment (created by the first lab on it)."""
+        that shared segment (created by the first lab on it); with `ssh`, also its own sshd on the
+        uplink's address (so an uplink too)."""
+        uplink = uplink or ssh
         if self.name.startswith("seg-"):  # virtops-seg-X is segment X's namespace
             raise InvalidInput("lab name", f"{self.name!r}: names starting with 'seg-' are kept for segments; choose another.")
         if segment is not None:
@@ -176,6 +189,8 @@ class Lab:
                 self._add_uplink()
             if segment and not current.segment:
                 Segment(segment, self.state_dir.parent).join(self)
+            if ssh:
+                self.sshd().start()
             return self.status()
         if current.state == "crashed":
             self.down(remove_state=False)
@@ -188,6 +203,8 @@ class Lab:
                 self._add_uplink()
             if segment:
                 Segment(segment, self.state_dir.parent).join(self)
+            if ssh:
+                self.sshd().start()
         except BaseException:
             self.down(remove_state=False)
             raise
@@ -196,6 +213,7 @@ class Lab:
     def down(self, remove_state: bool = True) -> None:
         """Stop everything the lab started, by pid, and remove its namespaces and mounts."""
         self._stop_guests_and_networks()
+        self.sshd().stop()
         self._stop_keeper()
         self._kill_namespace_processes()
         joined = self.segment_membership().get("segment")
@@ -235,9 +253,10 @@ class Lab:
             else:
                 state, detail = "crashed", self._crash_detail()
         joined = self.segment_membership()
+        sshd = self.sshd()
         return LabStatus(self.name, state, self.uri, str(self.state_dir), self.has_uplink(),
                          libvirtd if state == "running" else None, detail,
-                         joined.get("segment"), joined.get("address"))
+                         joined.get("segment"), joined.get("address"), sshd.uri if sshd.running() else None)
 
     # -- steps of up ----------------------------------------------------------------
     def _prepare_state_dir(self) -> None:
@@ -378,16 +397,9 @@ class Lab:
             wait_for_exit(keeper, 20)
         for daemon in ("libvirtd", "virtlogd", "keeper"):
             pid = self._pid(daemon)
-            if pid_alive(pid) and self._belongs_to_lab(pid):
+            if pid_alive(pid) and command_line_names(pid, str(self.state_dir)):
                 os.kill(pid, signal.SIGKILL)
                 wait_for_exit(pid, 5)
-
-    def _belongs_to_lab(self, pid: int) -> bool:
-        """A pid file may be stale; only signal a process whose command line names this lab."""
-        try:
-            return str(self.state_dir) in Path(f"/proc/{pid}/cmdline").read_text().replace("\0", " ")
-        except OSError:
-            return False
 
     def _kill_namespace_processes(self) -> None:
         """Whatever still runs in the lab's namespaces (a stray dnsmasq or QEMU) is ours."""

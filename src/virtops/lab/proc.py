@@ -36,3 +36,12 @@ def wait_for_exit(pid: int, timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline and pid_alive(pid):
         time.sleep(0.05)
+
+
+def command_line_names(pid: int, text: str) -> bool:
+    """Whether process `pid`'s command line holds `text` (a lab's path): a pid file may be stale,
+    so only a process that names what it belongs to is signalled."""
+    try:
+        return text in Path(f"/proc/{pid}/cmdline").read_text().replace("\0", " ")
+    except OSError:
+        return False

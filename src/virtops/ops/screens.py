@@ -14,7 +14,7 @@ import subprocess
 import zlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import libvirt
 
@@ -263,19 +263,30 @@ def open_display(host: Host, name: str) -> Display:
 
 
 def _ssh_tunnel(parts, port: int) -> Display:
-    host, user = parts.hostname or "", parts.username
-    if not SSH_HOST.match(host) or (user and not SSH_USER.match(user)):
-        raise InvalidInput("uri", f"{host!r} is not a host name ssh is given by virtops.")
     ours, theirs = socket.socketpair()
-    argv = ["ssh", "-o", "BatchMode=yes", "-W", f"127.0.0.1:{port}"]
-    if parts.port:
-        argv += ["-p", str(parts.port)]
-    argv += ["--", f"{user}@{host}" if user else host]
     try:
-        tunnel = subprocess.Popen(argv, stdin=theirs, stdout=theirs, stderr=subprocess.DEVNULL)
+        tunnel = subprocess.Popen(ssh_tunnel_argv(parts, port), stdin=theirs, stdout=theirs, stderr=subprocess.DEVNULL)
     except OSError as err:
         ours.close()
         raise VirtopsError(f"ssh cannot be run for the display's tunnel ({err.strerror}).") from None
     finally:
         theirs.close()
     return Display(ours, tunnel)
+
+
+def ssh_tunnel_argv(parts, port: int) -> list[str]:
+    """ssh as libvirt's own qemu+ssh:// transport runs it for the URI (its user, port, `keyfile=`
+    and `no_verify=1`), forwarding stdin and stdout to port `port` on the host's loopback:
+    no shell, no terminal, never a password prompt (BatchMode)."""
+    host, user = parts.hostname or "", parts.username
+    if not SSH_HOST.match(host) or (user and not SSH_USER.match(user)):
+        raise InvalidInput("uri", f"{host!r} is not a host name ssh is given by virtops.")
+    query = parse_qs(parts.query)
+    argv = ["ssh", "-o", "BatchMode=yes", "-W", f"127.0.0.1:{port}"]
+    if parts.port:
+        argv += ["-p", str(parts.port)]
+    if query.get("keyfile", [""])[-1]:
+        argv += ["-i", query["keyfile"][-1]]  # one argument of its own: a path, never an option
+    if query.get("no_verify", ["0"])[-1] not in ("", "0"):
+        argv += ["-o", "StrictHostKeyChecking=no"]  # what libvirt's transport does with no_verify=1
+    return argv + ["--", f"{user}@{host}" if user else host]
