@@ -360,10 +360,11 @@ class MigrateBody(Body):
 
 
 def _moves(request: Request) -> dict:
-    """This server's moves: VM name -> BackgroundMove, the one under way or the last that ended."""
+    """The moves of the request's host: VM name -> BackgroundMove, the one under way or the last
+    that ended (a fleet's hosts may have VMs of one name)."""
     if not hasattr(request.app.state, "moves"):
         request.app.state.moves = {}
-    return request.app.state.moves
+    return request.app.state.moves.setdefault(fleet.served_of(request).name, {})
 
 
 @router.post("/vms/{name}/migrate", status_code=202)
@@ -377,7 +378,7 @@ def vm_migrate(request: Request, name: str, body: MigrateBody):
     moves = _moves(request)
     if name in moves and moves[name].state == "moving":
         raise InvalidInput("name", f"{name} is being moved already; wait for it or cancel it.")
-    move = moves[name] = BackgroundMove(host_of(request), body.to, MigrateRequest(
+    move = moves[name] = BackgroundMove(fleet.host_for_a_thread(request), body.to, MigrateRequest(
         name, offline=body.offline, copy_storage=body.copy_storage, bandwidth_mib_s=body.bandwidth_mib_s,
         timeout_s=body.timeout_s), on_end=lambda done: publish(request, "vm", name, f"migrate-{done.state}"))
     return move.as_dict()

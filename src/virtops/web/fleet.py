@@ -77,6 +77,10 @@ class Served:
             self._made.append(host)
         return host
 
+    def own_host(self) -> Host:
+        """A connection for one long task of its own (closed when the server stops)."""
+        return self._new_host() if self._pooled else self.host
+
     def _refuse_while_away(self) -> None:
         reason = self.reason()
         if reason is not None:
@@ -227,6 +231,15 @@ def host_of(connection) -> Host:
         lease = served.lease()
         leases[served.name] = (lease, lease.__enter__())
     return leases[served.name][1]
+
+
+def host_for_a_thread(connection) -> Host:
+    """A connection of the request's host for work that outlives the request (a move under way):
+    on a fleet's server one of its own, never lent to anyone else; on a server of one host its one."""
+    served = served_of(connection)
+    if connection.scope.get(SCOPE_KEY) is not None:
+        served.require_reachable()
+    return served.own_host()
 
 
 class HostPaths:

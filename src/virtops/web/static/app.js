@@ -396,27 +396,62 @@ function closeConsole() {
   $("#vm-console").hidden = true;
 }
 
-// Move a VM to another host (POST .../migrate; the core checks everything first and a refusal
-// answers at once). The move then runs on the server: the button row shows its progress from
-// GET .../migrate until it ends, and a Cancel that stops it.
+// Move a VM to another host. On a fleet's console a chooser lists every other host, and for each
+// one that cannot take the VM the core's pre-flight sentences why (GET .../destinations); a
+// console of one host asks for the destination's name. The move runs on the server
+// (POST .../migrate answers 202); the panel shows its progress from GET .../migrate and a Cancel
+// that stops it, and stays when the VM has left this host's list.
 async function migrateVm(vm, path) {
+  const panel = $("#migrate"), form = $("#migrate-form");
+  const draw = async () => {
+    const found = await api("GET", `${path}/destinations?copy_storage=${form.copy_storage.checked}`);
+    form.to.replaceChildren(...found.map((d) => el("option", { value: d.host, disabled: !d.ok }, d.ok ? d.host : `${d.host} (cannot take it)`)));
+    const first = found.find((d) => d.ok);
+    form.to.value = first ? first.host : "";
+    $("#migrate-move").disabled = !first;
+    $("#migrate-reasons").replaceChildren(...found.filter((d) => !d.ok)
+      .map((d) => el("li", { "data-host": d.host }, `${d.host}: ${d.reasons.join(" ")}`)));
+    return found.length > 0;
+  };
+  $("#migrate-title").textContent = `Move ${vm.name} to another host`;
+  $("#migrate-status").textContent = "";
+  form.copy_storage.checked = false;
+  form.copy_storage.onchange = () => act(draw);
+  $("#migrate-close").onclick = () => { panel.hidden = true; };
+  form.onsubmit = (event) => {
+    event.preventDefault();
+    act(() => runMove(vm, path, form.to.value, form.copy_storage.checked));
+  };
+  if (await draw()) {
+    panel.hidden = false;
+    return;
+  }
   const to = prompt(`Move ${vm.name} to which host (a registered name or lab:NAME)?`);
-  if (!to) return;
-  await api("POST", `${path}/migrate`, { to, offline: !vm.running });
-  const status = el("span", { id: "migrate-status" }, `moving ${vm.name} to ${to}`);
-  const cancel = button("Cancel move", () => act(() => api("POST", `${path}/migrate/cancel`)));
-  $("#vm-actions").append(status, cancel);
+  if (to) await runMove(vm, path, to, false);
+}
+
+async function runMove(vm, path, to, copyStorage) {
+  const panel = $("#migrate"), status = $("#migrate-status");
+  await api("POST", `${path}/migrate`, { to, offline: !vm.running, copy_storage: copyStorage });
+  panel.hidden = false;
+  $("#migrate-form").hidden = true;
+  status.dataset.state = "moving";
+  status.textContent = `moving ${vm.name} to ${to}`;
+  const cancel = button("Cancel move", () => act(() => api("POST", `${path}/migrate/cancel`)), { id: "migrate-cancel" });
+  status.after(cancel);
   try {
     for (;;) {
       await new Promise((resolve) => setTimeout(resolve, 500));
       const move = await api("GET", `${path}/migrate`);
       const p = move.progress;
+      status.dataset.state = move.state;
       if (move.state === "moved") { status.textContent = `${vm.name} moved ${move.result.mode} to ${to} in ${move.result.seconds} s`; return; }
-      if (move.state === "failed") throw new Error(move.error);
+      if (move.state === "failed") { status.textContent = `${vm.name} stays here: ${move.error}`; throw new Error(move.error); }
       if (p && p.total) status.textContent = `moving ${vm.name} to ${to}: ${p.phase} ${Math.round(100 * p.processed / p.total)}%`;
     }
   } finally {
     cancel.remove();
+    $("#migrate-form").hidden = false;
   }
 }
 

@@ -1,0 +1,78 @@
+"""Migrate from the VM page of the fleet's console, in Chromium: three lab hosts on one segment, two
+sharing the handbook's NFS pool. The chooser offers the host that can take the running guest and
+shows the pre-flight's sentence for the one that cannot; the move runs live with its progress on
+the page and the guest runs on at the destination."""
+from __future__ import annotations
+
+import os
+import shutil
+
+import libvirt
+import pytest
+from playwright.sync_api import expect, sync_playwright
+
+from tests.conftest import WEB_PASSWORD
+from tests.helpers import cli_ok, fresh_labs, serve_process
+from virtops.testguest.image import kernel_cmdline
+
+TOKEN = str(os.getpid() % 100000)
+NAMES = [f"pytest-wm{i}-{TOKEN}" for i in range(3)]
+HOSTS = [f"lab:{name}" for name in NAMES]
+CHROMIUM = shutil.which("chromium")
+expect.set_options(timeout=60_000)  # a TCG guest boots and moves on two loaded cores
+
+
+@pytest.fixture(scope="module")
+def labs():
+    """The first two share the nfs pool; the third, on the same segment, has no such pool."""
+    with fresh_labs(NAMES, segment=f"wm-{TOKEN}") as labs:
+        for lab in labs[:2]:
+            cli_ok(lab.uri, "pool", "create", "nfs", "--type", "netfs", "--host", "192.168.0.254",
+                   "--source-path", "/nfs", "--target", "/var/lib/libvirt/nfs")
+        yield labs
+
+
+@pytest.fixture(scope="module")
+def page(labs, tmp_path_factory):
+    if CHROMIUM is None:
+        pytest.fail("Debian's chromium is needed for the browser tests; run the README's setup command")
+    password_file = tmp_path_factory.mktemp("fleetmigrate") / "password"
+    password_file.write_text(WEB_PASSWORD + "\n")
+    with serve_process(f"-H {','.join(HOSTS)}", password_file) as base, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = browser.new_context(base_url=base).new_page()
+        page.goto("/login?next=/")
+        page.fill("input[name=password]", WEB_PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_url("**/fleet")
+        yield page
+        browser.close()
+
+
+def test_migrate_from_the_page_shows_why_a_host_cannot_and_moves_live(page, labs, guest_image):
+    source, destination = labs[0], labs[1]
+    boot = f"kernel={guest_image.kernel},initrd={guest_image.initrd},cmdline={kernel_cmdline('shell')}"
+    cli_ok(source.uri, "vol", "create", "nfs", "traveller", "--capacity", "16M", "--format", "raw")
+    cli_ok(source.uri, "vm", "create", "traveller", "--memory", "128M", "--vcpus", "1", "--disk", "nfs/traveller",
+           "--boot", boot, "--start")
+    page.goto(f"/hosts/{HOSTS[0]}/vms")
+    page.locator("#vms tr[data-name=traveller]").get_by_role("button", name="traveller").click()
+    page.locator("#vm-actions").get_by_role("button", name="Migrate").click()
+    expect(page.locator("#migrate")).to_be_visible()
+    expect(page.locator("#migrate-form select[name=to] option")).to_have_count(2)
+    expect(page.locator(f"#migrate-form option[value='{HOSTS[1]}']")).not_to_have_attribute("disabled", "")
+    expect(page.locator(f"#migrate-form option[value='{HOSTS[2]}']")).to_have_attribute("disabled", "")
+    expect(page.locator(f"#migrate-reasons li[data-host='{HOSTS[2]}']")).to_contain_text("nfs")
+    expect(page.locator("#migrate-form select[name=to]")).to_have_value(HOSTS[1])
+    page.click("#migrate-move")
+    expect(page.locator("#migrate-status")).to_have_attribute("data-state", "moved")
+    expect(page.locator("#migrate-status")).to_contain_text(f"traveller moved live to {HOSTS[1]}")
+    for lab, there in ((source, False), (destination, True)):
+        conn = libvirt.open(lab.uri)
+        try:
+            names = {dom.name(): dom.isActive() for dom in conn.listAllDomains()}
+        finally:
+            conn.close()
+        assert names.get("traveller") == (True if there else None), (lab.name, names)
+    page.goto(f"/hosts/{HOSTS[1]}/vms")
+    expect(page.locator("#vms tr[data-name=traveller]")).to_contain_text("running")
