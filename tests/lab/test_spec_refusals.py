@@ -87,6 +87,11 @@ MISTAKES = [
      "networks[0].hosts[0].ip: 10.79.0.5 is outside the subnet"),
     ("memory beyond the host", POOLS + "vms:\n" + _vm("m1", "- {volume: refpool/free.raw}\n", memory="64T"),
      "vms[0].memory:"),
+    ("a disk in a pool the spec makes with a mode QEMU cannot pass",
+     "pools:\n  - name: refclosed\n    target: /var/lib/libvirt/refclosed\n    mode: '0700'\n    volumes:\n"
+     "      - {name: d.raw, capacity: 16M}\nvms:\n" + _vm("m1", "- {volume: refclosed/d.raw}\n"),
+     "vms[0].disk: QEMU runs as libvirt-qemu (64055:64055) and cannot reach disk refclosed/d.raw (vda): the "
+     "directory /var/lib/libvirt/refclosed of pool refclosed has mode 0700, owner 0:0"),
     ("a network the spec creates later is fine, a missing one is not", POOLS + "vms:\n"
      + _vm("m1", nics="- {network: nonet}\n"), "vms[0].nics[0].network: 'nonet' is no network"),
 ]

@@ -21,6 +21,7 @@ import posixpath
 import pwd
 import stat
 from dataclasses import dataclass
+from typing import Callable
 
 import libvirt
 
@@ -231,12 +232,16 @@ class HostView:
         return unreachable(subject, pool_name, directory, self.files, self.who)
 
 
-def check_guest_files(host, disks, boot, field: str) -> None:
+def check_guest_files(host, disks, boot, field: str,
+                      new_pool_directory: Callable[[str], Entry | None] = lambda _name: None) -> None:
     """Refuse, before anything changes, a guest whose disks (DiskSpecs), kernel, initrd or CD-ROM
-    image QEMU could not open when it starts."""
+    image QEMU could not open when it starts. `new_pool_directory`: the directory a pool not made
+    yet will have (a plan's pools), whose mode is then checked as libvirt will report it."""
     view = HostView.of(host)
     for disk in disks:
-        problem = _disk_problem(host.conn, view, disk)
+        planned = new_pool_directory(disk.pool) if disk.by_volume else None
+        problem = (unreachable(f"disk {disk.source_label} ({disk.target})", disk.pool, planned, view.files, view.who)
+                   if planned is not None else _disk_problem(host.conn, view, disk))
         if problem:
             raise InvalidInput(field, problem)
     for what, path in (("kernel", boot.kernel if boot else None), ("initrd", boot.initrd if boot else None)):

@@ -417,6 +417,11 @@ class HostView:
     def domains(self) -> list[DomainXml]:
         return all_domains(self.vms.conn)
 
+    def new_pool_directory(self, name: str):
+        """The directory (access.Entry) of pool NAME when it is yet to be made (by a spec's earlier
+        step), for the QEMU-access check; None for a pool libvirt has (it reports its own)."""
+        return None
+
     def vm_exists(self, name: str) -> bool:
         try:
             self.vms.conn.lookupByName(name)
@@ -569,7 +574,7 @@ class Vms:
         disk = _disk_spec(request, vol, taken)
         if vol is not None:
             check_backing_chain(self.conn, [(disk, vol.path)], view.domains(), vm=vm)
-        check_guest_files(self.host, [disk], None, "volume")
+        check_guest_files(self.host, [disk], None, "volume", view.new_pool_directory)
         return disk
 
     def check_nic(self, request: NicRequest, view: HostView | None = None) -> NicSpec:
@@ -1290,7 +1295,7 @@ class _CreatePlan:
                           disks=disks, nics=nics, graphics=req.graphics)
         spec.to_element()  # validates against domain.rng before anything changes
         check_backing_chain(self.conn, self._attached_paths(), domains, vm=req.name)
-        check_guest_files(self.vms.host, disks, req.boot, "disk")
+        check_guest_files(self.vms.host, disks, req.boot, "disk", self.view.new_pool_directory)
         return spec
 
     def _attached_paths(self) -> list[tuple[DiskSpec, str]]:

@@ -367,6 +367,22 @@ class SpecView(HostView):
         path = f"{(pool_entry.target or '').rstrip('/')}/{volume}" if pool_entry.target else volume
         return ResolvedVolume(pool, volume, path, vol.format or "raw", vol.capacity)
 
+    def new_pool_directory(self, name: str):
+        """The directory a pool of the spec will have once made: its target with the spec's mode
+        (libvirt's 0711 when left out), owner and group (the daemon's, root, when left out)."""
+        from virtops.ops.access import Entry
+        from virtops.ops.pool import check_mode, resolve_group, resolve_owner
+
+        entry = self.new_pools.get(name)
+        if entry is None or entry.type != "dir" or not entry.target:  # netfs: the export decides
+            return None
+        try:
+            owner, group = resolve_owner(entry.owner), resolve_group(entry.group)
+            mode = int(check_mode(entry.mode) or "0711", 8)
+        except VirtopsError:
+            return None  # the pool's own check refuses it
+        return Entry(entry.target, mode, 0 if owner is None else owner, 0 if group is None else group)
+
     def pool_room(self, name: str, field_name: str) -> PoolRoom:
         planned = self.new_volumes.values()
         if name in self.new_pools:
