@@ -19,8 +19,14 @@ MIB = 1 << 20
 def remote(lab, *args: str, uri: str | None = None) -> subprocess.CompletedProcess:
     """The real CLI, run in the outside namespace: the lab's daemon is another machine from there,
     reached over `uri` (default: its qemu+tcp:// remote URI)."""
-    argv = ["ip", "netns", "exec", lab.outside_netns, sys.executable, "-m", "virtops", "-c", uri or lab.remote_uri, *args]
-    return subprocess.run(argv, capture_output=True, text=True, timeout=300, env={**os.environ, "LIBVIRT_DEFAULT_URI": ""})
+    return outside(lab, "-c", uri or lab.remote_uri, *args)
+
+
+def outside(lab, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """`virtops ARGS` run in the lab's outside namespace (`env` added to its environment)."""
+    argv = ["ip", "netns", "exec", lab.outside_netns, sys.executable, "-m", "virtops", *args]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "LIBVIRT_DEFAULT_URI": "", **(env or {})})
 
 
 def ok(lab, *args: str) -> str:

@@ -5,16 +5,21 @@ checked against the known hosts the lab gave that namespace. Listings, a VM crea
 its screenshot, its live display through the ssh tunnel and the web console's WebSocket."""
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import pwd
 import subprocess
+from pathlib import Path
 
 import libvirt
 import pytest
 
 from tests.lab import test_screens
-from tests.lab.test_remote import remote
+from tests.lab.test_remote import outside, remote
 from tests.lab.test_remote_screen import check_display_from_outside
 from virtops.host import Host
+from virtops.lab.labhost import Lab
 from virtops.ops.screens import parse_png
 from virtops.testguest.image import kernel_cmdline, wait_for_report
 
@@ -117,3 +122,51 @@ def test_display_over_the_ssh_tunnel(ssh_lab, screen_guest):
     check_display_from_outside(ssh_lab, ssh_lab.ssh_uri)
     # Logins of the connection, the display's tunnel (`ssh -W`), serve's connection and its tunnel.
     assert logins(ssh_lab) >= before + 4
+
+
+def test_a_registered_ssh_host_in_fleet_listings(ssh_lab, tmp_path):
+    """The host registry and -H over qemu+ssh:// (issue 13's remote protocol), from the outside namespace."""
+    lab = ssh_lab
+    env = {"VIRTOPS_HOSTS": str(tmp_path / "hosts.yaml"), "VIRTOPS_SYSTEM_HOSTS": ""}
+    added = outside(lab, "host", "add", "kvm1", lab.ssh_uri, "--tag", "ssh", env=env)
+    assert added.returncode == 0, added.stderr
+    listed = outside(lab, "host", "list", "--json", env=env)
+    assert listed.returncode == 0, listed.stderr
+    (kvm1,) = [h for h in json.loads(listed.stdout) if h["name"] == "kvm1"]
+    assert kvm1["uri"] == lab.ssh_uri and kvm1["reachable"] is True, kvm1
+    nets = outside(lab, "-H", "tag:ssh", "net", "list", "--json", env=env)
+    assert nets.returncode == 0, nets.stderr
+    assert [(n["host"], n["name"]) for n in json.loads(nets.stdout)] == [("kvm1", "default")]
+
+
+def _digest(folder: Path) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(folder.rglob("*")) if folder.exists() else []:
+        stat = path.lstat()
+        digest.update(f"{path}|{stat.st_mode}|{stat.st_size}|{stat.st_mtime_ns}".encode())
+    return digest.hexdigest()
+
+
+def _real_host_ssh() -> dict:
+    """What of the machine's own ssh a lab's sshd and its clients must leave alone."""
+    listening = subprocess.run(["ss", "-Hltn", "sport", "= :22"], capture_output=True, text=True, check=True).stdout
+    return {"listening on 22": listening.strip(), "/etc/ssh": _digest(Path("/etc/ssh")),
+            "~/.ssh": _digest(Path(pwd.getpwuid(os.getuid()).pw_dir) / ".ssh")}
+
+
+def test_an_ssh_lab_leaves_no_trace_on_the_real_host():
+    before = _real_host_ssh()
+    lab = Lab(f"sshtrace-{os.getpid() % 10000}")
+    lab.up(ssh=True)
+    try:
+        sshd = lab.sshd()
+        pid = sshd.pid()
+        assert sshd.running() and lab.status().uplink
+        assert json.loads(over_ssh(lab, "host", "info", "--json"))["uri"] == lab.ssh_uri
+        assert _real_host_ssh() == before  # sshd only in the lab's namespace; no known_hosts written
+        assert sshd.client_etc == Path(f"/etc/netns/{lab.outside_netns}/ssh") and sshd.client_etc.is_dir()
+    finally:
+        lab.down()
+    assert not Path(f"/proc/{pid}").exists()  # stopped (and reaped by the lab's keeper)
+    assert not sshd.client_etc.parent.exists() and not lab.state_dir.exists()
+    assert _real_host_ssh() == before
