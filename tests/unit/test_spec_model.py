@@ -467,3 +467,19 @@ def test_volumes_of_formats_virtops_does_not_make_are_carried_as_xml(test_host, 
     assert (grow.verb, grow.mode) == ("update", "impossible")
     missing = to_yaml(exported).replace("  - name: appliance.vmdk\n", "  - name: appliance.vmdk\n    capacity: 1M\n")
     assert "volumes[0].capacity: belongs in the XML of an entry given as xml:" in refusal(missing)
+
+
+def test_a_network_with_what_the_fields_do_not_set_is_exported_as_xml(test_host, tmp_path, monkeypatch):
+    """A DNS host entry or a port group would be lost by the fields on a fresh host: export gives
+    such a network as libvirt's XML; a network the fields describe stays in fields."""
+    monkeypatch.setenv("VIRTOPS_LOCK_DIR", str(tmp_path))
+    conn = test_host.conn
+    conn.networkDefineXML("<network><name>dnsful</name><bridge name='vbr7'/><dns><host ip='10.7.0.9'>"
+                          "<hostname>printer</hostname></host></dns><ip address='10.7.0.1' prefix='24'/></network>")
+    conn.networkDefineXML("<network><name>plain</name><forward mode='nat'><nat><port start='1024' end='65535'/>"
+                          "</nat></forward><bridge name='vbr8'/><ip address='10.8.0.1' prefix='24'/></network>")
+    exported, _warnings = P.export(test_host)
+    by_name = {n.name: n for n in exported.networks}
+    assert "<hostname>printer</hostname>" in by_name["dnsful"].xml
+    assert (by_name["plain"].xml, by_name["plain"].subnet) == (None, "10.8.0.0/24")
+    assert P.make_plan(test_host, loads(to_yaml(exported), "export.yaml")).actions == []

@@ -240,15 +240,28 @@ def _without(text: str, paths: tuple[str, ...]) -> str:
     return X.to_string(root)
 
 
+# What NetworkEntry's fields say of a network, element by element, with the attributes they set
+# (and what libvirt writes by itself: the UUID, the bridge's MAC, NAT's default port range).
+NETWORK_FIELD_XML = {
+    "network": set(), "network/name": set(), "network/uuid": set(), "network/forward": {"mode", "dev"},
+    "network/forward/nat": set(), "network/forward/nat/port": {"start", "end"}, "network/forward/interface": {"dev"},
+    "network/bridge": {"name", "stp", "delay"}, "network/mtu": {"size"}, "network/mac": {"address"},
+    "network/domain": {"name", "localOnly"}, "network/ip": {"address", "prefix", "netmask", "family"},
+    "network/ip/dhcp": set(), "network/ip/dhcp/range": {"start", "end"}, "network/ip/dhcp/host": {"mac", "name", "ip"},
+}
+NAT_PORTS = ("1024", "65535")  # libvirt's default masquerading range
+
+
 def beyond_the_fields(root) -> bool:
     """Whether a network has what NetworkEntry's fields cannot say, so that export carries it as
-    xml: a mode they do not name, IPv6 flags, more <ip> than one IPv4 and one IPv6, more than one
+    xml: a mode they do not name, an element or attribute they do not set (DNS entries, port
+    groups, bandwidth, routes, IPv6 flags...), more <ip> than one IPv4 and one IPv6, more than one
     IPv4 DHCP range, DHCPv6, static hosts without MAC and address."""
     from virtops.xmlmodels.network import NetworkXml
     from virtops.xmlmodels.values import NETWORK_MODES
 
     net = NetworkXml(root)
-    if net.mode not in NETWORK_MODES or root.get("ipv6") or root.find("forward/nat[@ipv6]") is not None:
+    if net.mode not in NETWORK_MODES or _unmodelled_xml(root):
         return True
     ips = list(net.ips)
     v4, v6 = [ip for ip in ips if ip.version == 4], [ip for ip in ips if ip.version == 6]
@@ -257,6 +270,20 @@ def beyond_the_fields(root) -> bool:
     if v6 and (len(v6[0].ranges) or len(v6[0].hosts)):
         return True
     return bool(v4) and (len(v4[0].ranges) > 1 or any(not (h.mac and h.ip) for h in v4[0].hosts))
+
+
+def _unmodelled_xml(root) -> bool:
+    for node in root.iter():
+        if not isinstance(node.tag, str):
+            continue  # a comment
+        path = "/".join(reversed([n.tag for n in (node, *node.iterancestors())]))
+        if path not in NETWORK_FIELD_XML or not set(node.attrib) <= NETWORK_FIELD_XML[path]:
+            return True
+        if path == "network/forward/nat/port" and (node.get("start"), node.get("end")) != NAT_PORTS:
+            return True
+        if path == "network/forward/interface" and node.get("dev") != node.getparent().get("dev"):
+            return True
+    return len(root.findall("forward/interface")) > 1
 
 
 def _live_vm(host, info, live: Live, paths: dict[str, str]) -> VmEntry | None:
