@@ -5,22 +5,21 @@ tiles and pages grey out, the third host's pages keep answering, and both come b
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import time
 
 import libvirt
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from tests.conftest import WEB_PASSWORD
 from tests.helpers import define_small_domain, fresh_labs, host_state, serve_process
+from tests.lab.test_web_browser import browser  # noqa: F401  (the same Chromium fixture)
 from virtops.lab.proc import wait_for_exit
 
 TOKEN = str(os.getpid() % 100000)
 NAMES = [f"pytest-wb{i}-{TOKEN}" for i in range(3)]
 HOSTS = [f"lab:{name}" for name in NAMES]
-CHROMIUM = shutil.which("chromium")
 # the watcher asks every 2 s; a hung daemon counts as away after 6 s (keepalive's window)
 expect.set_options(timeout=30_000)
 
@@ -48,16 +47,6 @@ def server(labs, tmp_path_factory):
         yield base
 
 
-@pytest.fixture(scope="module")
-def browser():
-    if CHROMIUM is None:
-        pytest.fail("Debian's chromium is needed for the browser tests; run the README's setup command")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        yield browser
-        browser.close()
-
-
 @pytest.fixture
 def page(browser, server):
     """A logged-in page on the fleet overview; no Content-Security-Policy refusal may be reported."""
@@ -65,13 +54,18 @@ def page(browser, server):
     page = context.new_page()
     refused: list[str] = []
     page.on("console", lambda message: refused.append(message.text) if "Content Security Policy" in message.text else None)
+    log_in(page)
+    yield page
+    context.close()
+    assert refused == []
+
+
+def log_in(page) -> None:
+    """Log in on a fleet's console, which then opens on its overview."""
     page.goto("/login?next=/")
     page.fill("input[name=password]", WEB_PASSWORD)
     page.click("button[type=submit]")
     page.wait_for_url("**/fleet")
-    yield page
-    context.close()
-    assert refused == []
 
 
 def tile(page, host: str):

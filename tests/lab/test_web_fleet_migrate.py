@@ -5,20 +5,20 @@ the page and the guest runs on at the destination."""
 from __future__ import annotations
 
 import os
-import shutil
 
 import libvirt
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from tests.conftest import WEB_PASSWORD
 from tests.helpers import cli_ok, fresh_labs, serve_process
+from tests.lab.test_web_browser import browser  # noqa: F401  (the same Chromium fixture)
+from tests.lab.test_web_fleet_browser import log_in
 from virtops.testguest.image import kernel_cmdline
 
 TOKEN = str(os.getpid() % 100000)
 NAMES = [f"pytest-wm{i}-{TOKEN}" for i in range(3)]
 HOSTS = [f"lab:{name}" for name in NAMES]
-CHROMIUM = shutil.which("chromium")
 expect.set_options(timeout=60_000)  # a TCG guest boots and moves on two loaded cores
 
 
@@ -33,20 +33,15 @@ def labs():
 
 
 @pytest.fixture(scope="module")
-def page(labs, tmp_path_factory):
-    if CHROMIUM is None:
-        pytest.fail("Debian's chromium is needed for the browser tests; run the README's setup command")
+def page(labs, browser, tmp_path_factory):
     password_file = tmp_path_factory.mktemp("fleetmigrate") / "password"
     password_file.write_text(WEB_PASSWORD + "\n")
-    with serve_process(f"-H {','.join(HOSTS)}", password_file) as base, sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        page = browser.new_context(base_url=base).new_page()
-        page.goto("/login?next=/")
-        page.fill("input[name=password]", WEB_PASSWORD)
-        page.click("button[type=submit]")
-        page.wait_for_url("**/fleet")
+    with serve_process(f"-H {','.join(HOSTS)}", password_file) as base:
+        context = browser.new_context(base_url=base)
+        page = context.new_page()
+        log_in(page)
         yield page
-        browser.close()
+        context.close()
 
 
 def test_migrate_from_the_page_shows_why_a_host_cannot_and_moves_live(page, labs, guest_image):

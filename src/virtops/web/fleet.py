@@ -52,8 +52,10 @@ class Served:
         self._idle: list[Host] = []
         self._made: list[Host] = [host]
         self._status: dict | None = None
-        self._reason: str | None = "not asked yet"
-        self._asking_since: float | None = None
+        # Until the first answer the host counts as answering (no figures yet) for SILENT_S, as
+        # if that first question were outstanding: a server just started refuses no request.
+        self._reason: str | None = None
+        self._asking_since: float | None = time.monotonic()
         if pooled:
             host.connection.connect_timeout = WATCHER_CONNECT_S  # only the watcher waits for a hung connect
         self.events_host = self._new_host() if pooled else host
