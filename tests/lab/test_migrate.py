@@ -27,7 +27,7 @@ SEGMENT = f"mg-{TOKEN}"
 MARK = "VIRTOPS-DATA-BEFORE-THE-MOVE"
 KEPT_NETWORKS = ("default", "mig")  # made by the pair fixture
 PINGS, PING_INTERVAL_S = 100, 0.2
-MAX_OUTAGE_S = 8  # unanswered while the guest moves (measured 3.4-3.6 s here: TCG, 2 loaded cores); a few of ping's usual 1 s
+MAX_OUTAGE_S = 2  # unanswered while the guest moves: 2 pings of ping's usual 1 s (0 lost in the runs here)
 
 
 @pytest.fixture(scope="module")
@@ -141,10 +141,13 @@ def test_a_running_guest_on_the_shared_nfs_pool_moves_live_and_runs_on(pair, boo
 
 def test_a_ping_through_the_guests_nic_loses_at_most_a_few_packets_during_a_live_move(pair, boot):
     """The network `sameip` has the same name, address and bridge MAC on both hosts (as a gateway
-    replicated on every host is set up), so the guest's ping of its gateway goes on at the new host."""
+    replicated on every host is set up), so the guest's ping of its gateway goes on at the new host.
+    Its bridge runs no STP: with STP on (libvirt's default) the destination's new port passes nothing
+    for Linux's two forward delays of at least 2 s, and the ping lost 2-4 s here (docs/migration.md)."""
     first, second = pair
     for lab in pair:
         net = network_element("sameip", None, 79)
+        net.find("bridge").set("stp", "off")
         X.sub(net, "mac", address="52:54:00:79:00:01")
         host = Host(lab.uri)
         try:
