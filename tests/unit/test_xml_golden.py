@@ -241,6 +241,18 @@ EXPORTED = {"pool": ["pool-dir", "pool-netfs", "pool-fs", "pool-label", "pool-lo
             "network": ["net-route", "net-nat-dev", "net-isolated-updated"], "domain": ["dom-guest1", "dom-bios", "dom-foreign"]}
 
 
+def _described_by_fields(dom):
+    """A golden domain without what makes export carry the whole VM as xml: (a CD-ROM, a NIC of a
+    type the spec's fields do not name), so that its other fields go through the entries' fields."""
+    from virtops.xmlmodels.values import NIC_TYPES
+
+    devices = dom.find("devices")
+    for node in [*devices.iterfind("disk[@device='cdrom']"),
+                 *(nic for nic in devices.iterfind("interface") if nic.get("type") not in NIC_TYPES)]:
+        devices.remove(node)
+    return dom
+
+
 def _carried(xml_value, entry_value) -> bool:
     """Whether an exported value carries what the XML said: the same, or the XML's value inside a
     composed one (the prefix in subnet 10.78.0.0/24, a range end in 'START-END', pool and volume
@@ -283,7 +295,7 @@ def test_export_carries_every_field_marked_for_the_spec(test_host):
     for name in EXPORTED["volume"]:
         test_pool.createXML((DATA / f"{name}.in.xml").read_text(), 0)
     for name in EXPORTED["domain"]:
-        conn.defineXML((DATA / f"{name}.in.xml").read_text())
+        conn.defineXML(X.to_string(_described_by_fields(X.parse((DATA / f"{name}.in.xml").read_text()))))
     spec, _warnings = export(test_host)
     pools = {p.name: p for p in spec.pools}
     # libvirt's test driver gives no inactive network XML: the networks go through the part of

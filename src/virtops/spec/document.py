@@ -210,16 +210,20 @@ class VmEntry(Model):
     """A VM (`virtops vm create`) with its disks and NICs."""
 
     name: str
-    memory: Size
+    memory: Size | None = Field(None, description="Required, unless the VM is given as xml.")
     vcpus: int = Field(1, gt=0)
     boot: BootEntry | None = None
     autostart: bool = Field(False, description="Start with the host (`virtops vm set --autostart`).")
     disks: list[DiskEntry] = []
     nics: list[NicEntry] = []
+    xml: str | None = Field(None, description=XML_DESCRIPTION.format(kind="VM (a NIC of type user, ethernet, "
+                                                                      "vhostuser..., a CD-ROM)", dump="dumpxml --inactive"))
 
     def normalized(self) -> "VmEntry":
         from virtops.ops.vm import next_target, normalize_mac
 
+        if self.xml is not None:
+            return self
         taken = {d.target for d in self.disks if d.target}
         disks = []
         for disk in self.disks:
@@ -671,6 +675,11 @@ def _check_vm(loaded: LoadedSpec, i: int, vm: VmEntry) -> None:
     from virtops.ops.vm import NAME_PATTERN, check_boot, normalize_mac, split_ref
 
     path = ("vms", i)
+    if vm.xml is not None:
+        _check_xml(loaded, path, "domain", vm)
+        return
+    if vm.memory is None:
+        raise loaded.error(path + ("memory",), "is required.")
     if not NAME_PATTERN.match(vm.name):
         raise loaded.error(path + ("name",), f"{vm.name!r} is not accepted; use up to 64 letters, digits, '_', '.', "
                                              "'+' or '-', starting with a letter or digit.")

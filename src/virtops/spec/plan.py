@@ -14,7 +14,6 @@ from typing import Any, Callable, Iterator
 import libvirt
 
 from virtops.xmlmodels import doc as X
-from virtops.xmlmodels.devices import NicXml
 from virtops.xmlmodels.domain import DomainXml as DomainDocument  # DomainXml below is ops.vm's live/persistent pair
 from virtops.xmlmodels.pool import PoolXml
 from virtops.base.errors import InvalidInput, VirtopsError, located, one_sentence
@@ -295,24 +294,16 @@ def _live_vm(host, info, live: Live, paths: dict[str, str]) -> VmEntry | None:
         live.running_vms.add(info.name)
     if not info.persistent:
         return _transient(live, "vm", info.name)
-    dom = DomainDocument(X.parse(host.vms.dumpxml(info.name, inactive=True)))
-    disks, nics = [], []
-    for node in dom.disks.nodes():
-        disk = DiskSpec.from_element(node)
-        entry = _disk_entry(disk, paths)
-        if entry is None:
-            live.warnings.append(f"vm {info.name}: disk {disk.target} ({disk.device} {disk.source_label}) is "
-                                 "neither a disk on a volume, a file or block device, nor a network disk, which "
-                                 "specs describe; left out and left alone.")
-            continue
-        disks.append(entry)
-    for node in dom.nics.nodes():
-        nic = NicSpec.from_element(node)
-        if nic.type is None:
-            live.warnings.append(f"vm {info.name}: NIC {nic.mac} is of type {NicXml(node).type}, which specs do not "
-                                 "describe; left out and left alone.")
-            continue
-        nics.append(NicEntry.model_construct(**nic.normalized().model_dump()))
+    text = host.vms.dumpxml(info.name, inactive=True)
+    dom = DomainDocument(X.parse(text))
+    disks = [_disk_entry(DiskSpec.from_element(node), paths) for node in dom.disks.nodes()]
+    nics = [NicSpec.from_element(node) for node in dom.nics.nodes()]
+    if None in disks or any(nic.type is None for nic in nics):
+        # A device the fields cannot describe (a CD-ROM, a NIC of type user, ethernet, vhostuser...):
+        # the whole VM is carried as libvirt's XML (spec/rawxml.py), so nothing of it is dropped.
+        live.raw[f"domain/{info.name}"] = text
+        return VmEntry.model_construct(name=info.name, xml=X.to_string(X.parse(text)), autostart=bool(info.autostart))
+    nics = [NicEntry.model_construct(**nic.normalized().model_dump()) for nic in nics]
     boot = BootEntry.model_construct(kernel=dom.kernel, initrd=dom.initrd, cmdline=dom.cmdline or "") \
         if dom.kernel else None
     return VmEntry.model_construct(name=info.name, memory=dom.memory or 0, vcpus=dom.vcpu or 1,
@@ -614,10 +605,11 @@ class _Planner:
         from virtops.spec import rawxml
 
         name = entry.name
+        shown = "vm" if kind == "domain" else kind  # a plan speaks of VMs, libvirt of domains
         if entry.xml is None:
-            action = Action(kind, name, "update", mode="impossible", changes=[Change("xml", "the host's XML", None)])
-            action.notes.append(f"the host's {kind} {name} has a form the fields cannot describe (`virtops export` "
-                                f"gives it as xml:); give it as xml:, or delete the {kind} and create it again.")
+            action = Action(shown, name, "update", mode="impossible", changes=[Change("xml", "the host's XML", None)])
+            action.notes.append(f"the host's {shown} {name} has a form the fields cannot describe (`virtops export` "
+                                f"gives it as xml:); give it as xml:, or delete the {shown} and create it again.")
             return action
         try:
             rawxml.normalized(kind, entry.xml)
@@ -631,23 +623,33 @@ class _Planner:
                 self.refused(path, err)
                 return None
         if current is None:
-            return Action(kind, name, "create", changes=[Change("xml", None, "libvirt's XML")],
-                          steps=[(f"define {kind} {name} from its xml", self._definer(kind, entry, new=True))])
-        action = Action(kind, name, "update")
+            return Action(shown, name, "create", changes=[Change("xml", None, "libvirt's XML")],
+                          steps=[(f"define {shown} {name} from its xml", self._definer(kind, entry, new=True))])
+        action = Action(shown, name, "update")
         differs = _xml_difference(kind, self.live.raw[f"{kind}/{name}"], entry.xml)
         if differs:
             action.changes.append(Change("xml", *differs))
-            action.steps.append((f"redefine {kind} {name} from its xml", self._definer(kind, entry, new=False)))
-            if current.active:
+            action.steps.append((f"redefine {shown} {name} from its xml", self._definer(kind, entry, new=False)))
+            if kind == "domain" or current.active:
                 self._note_redefinition(action, kind, name)
         if kind == "network":
             self._state_steps(action, current, entry)
+        elif kind == "domain":
+            self._xml_vm_autostart(action, current, entry)
         else:
             self._xml_pool_state(action, current, entry)
         return action if action.changes or action.steps else None
 
     def _definer(self, kind: str, entry, new: bool) -> Callable[[], Any]:
         xml, name = entry.xml, entry.name
+        if kind == "domain":
+            vms = self.host.vms
+
+            def define_vm():
+                vms.define(xml)
+                if new and entry.autostart:
+                    vms.set_autostart(name, True)
+            return define_vm
         if kind == "pool":
             pools = self.host.pools
             return lambda: pools.define_xml(xml, start=new and entry.active, autostart=new and entry.autostart)
@@ -660,6 +662,12 @@ class _Planner:
         return define_network
 
     def _note_redefinition(self, action: Action, kind: str, name: str) -> None:
+        if kind == "domain":
+            if name in self.live.running_vms:
+                action.mode = "needs-restart"
+                action.notes.append(f"running VM {name} takes its new definition at its next boot; virtops does not "
+                                    "reboot it.")
+            return
         if kind == "pool":
             action.notes.append(f"running pool {name} takes its new definition when it next starts.")
             return
@@ -667,6 +675,13 @@ class _Planner:
         action.mode = "needs-restart"
         action.disruptive = bool(guests)
         action.notes.append(restart_cost(name, guests))
+
+    def _xml_vm_autostart(self, action: Action, current: VmEntry, desired: VmEntry) -> None:
+        vms, name = self.host.vms, desired.name
+        if desired.autostart != current.autostart:
+            action.changes.append(Change("autostart", current.autostart, desired.autostart))
+            action.steps.append((f"set autostart of vm {name} to {desired.autostart}",
+                                 lambda: vms.set_autostart(name, desired.autostart)))
 
     def _xml_pool_state(self, action: Action, current: PoolEntry, desired: PoolEntry) -> None:
         """Start, stop, autostart; never a build: a disk, logical or iSCSI pool holds what is there."""
@@ -892,8 +907,11 @@ class _Planner:
         for i, entry in enumerate(self.spec.vms):
             if any(d.volume and d.volume.split("/", 1)[0] in self.pending_pools for d in entry.disks):
                 continue
-            desired = entry.normalized()
             current = self.live.vm(entry.name)
+            if entry.xml is not None or (current is not None and current.xml is not None):
+                actions += filter(None, [self._xml_action(("vms", i), "domain", entry, current)])
+                continue
+            desired = entry.normalized()
             action = self._create_vm(i, desired) if current is None else self._update_vm(i, desired, current)
             if action:
                 actions.append(action)
