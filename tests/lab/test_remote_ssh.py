@@ -10,6 +10,7 @@ import json
 import os
 import pwd
 import subprocess
+import sys
 from pathlib import Path
 
 import libvirt
@@ -45,6 +46,12 @@ def logins(lab) -> int:
     return (lab.state_dir / "log" / "sshd.log").read_text().count("Accepted publickey for root from 198.51.100.1")
 
 
+def connections_on(lab, port: int) -> int:
+    """Connections the lab's sshd took on `port` so far (its log is VERBOSE)."""
+    log = (lab.state_dir / "log" / "sshd.log").read_text().splitlines()
+    return sum(1 for line in log if line.startswith("Connection from 198.51.100.1 ") and f" on 198.51.100.2 port {port} " in line)
+
+
 def test_listings_over_ssh(ssh_lab):
     lab = ssh_lab
     assert lab.ssh_uri == f"qemu+ssh://root@198.51.100.2/system?keyfile={lab.state_dir}/ssh/id_ed25519"
@@ -71,6 +78,9 @@ def test_sshd_takes_keys_only_on_the_labs_address(ssh_lab):
     listening = subprocess.run(["ip", "netns", "exec", lab.netns, "ss", "-Hltn", "sport", "= :22"],
                                capture_output=True, text=True, check=True).stdout.split()
     assert "198.51.100.2:22" in listening and "0.0.0.0:22" not in listening and "*:22" not in listening
+    second = subprocess.run(["ip", "netns", "exec", lab.netns, "ss", "-Hltn", "sport", "= :2222"],
+                            capture_output=True, text=True, check=True).stdout.split()
+    assert "198.51.100.2:2222" in second and "0.0.0.0:2222" not in second
     password = subprocess.run(["ip", "netns", "exec", lab.outside_netns, "ssh", "-o", "BatchMode=yes",
                                "-o", "PreferredAuthentications=password,keyboard-interactive", "--",
                                "root@198.51.100.2", "true"], capture_output=True, text=True, timeout=60)
@@ -118,10 +128,13 @@ def test_a_vm_started_and_its_screenshot_over_ssh(ssh_lab, guest_image, tmp_path
 
 
 def test_display_over_the_ssh_tunnel(ssh_lab, screen_guest):
-    before = logins(ssh_lab)
-    check_display_from_outside(ssh_lab, ssh_lab.ssh_uri)
-    # Logins of the connection, the display's tunnel (`ssh -W`), serve's connection and its tunnel.
-    assert logins(ssh_lab) >= before + 4
+    """On the sshd's second port: the URI's port carried by libvirt's transport and the tunnel alike."""
+    uri = ssh_lab.sshd().uri_on(2222)
+    assert uri == f"qemu+ssh://root@198.51.100.2:2222/system?keyfile={ssh_lab.state_dir}/ssh/id_ed25519"
+    before, before_22 = connections_on(ssh_lab, 2222), connections_on(ssh_lab, 22)
+    check_display_from_outside(ssh_lab, uri)
+    # The connection, the display's tunnel (`ssh -W`), serve's connection and its tunnel: all on 2222.
+    assert connections_on(ssh_lab, 2222) >= before + 4 and connections_on(ssh_lab, 22) == before_22
 
 
 def test_a_registered_ssh_host_in_fleet_listings(ssh_lab, tmp_path):
@@ -170,3 +183,33 @@ def test_an_ssh_lab_leaves_no_trace_on_the_real_host():
     assert not Path(f"/proc/{pid}").exists()  # stopped (and reaped by the lab's keeper)
     assert not sshd.client_etc.parent.exists() and not lab.state_dir.exists()
     assert _real_host_ssh() == before
+
+
+TUNNEL_ERRORS = """
+import json, sys
+from urllib.parse import urlsplit
+from virtops.base.errors import VirtopsError
+from virtops.ops.screens import ssh_tunnel
+said = []
+for uri, port in ((sys.argv[1], 9), (sys.argv[2], 5900)):
+    try:
+        ssh_tunnel(urlsplit(uri), port, "nowhere").close()
+        said.append("opened")
+    except VirtopsError as err:
+        said.append(str(err))
+print(json.dumps(said))
+"""
+
+
+def test_a_tunnel_that_ssh_cannot_open_is_one_sentence(ssh_lab):
+    """What ssh says becomes the error (the web console's 4409 reason), not a display closed without one."""
+    lab = ssh_lab
+    without_key = lab.ssh_uri.split("?")[0]
+    done = subprocess.run(["ip", "netns", "exec", lab.outside_netns, sys.executable, "-c", TUNNEL_ERRORS,
+                           lab.ssh_uri, without_key], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    closed_port, no_key = json.loads(done.stdout)
+    assert closed_port == ("the ssh tunnel to the display of VM nowhere on 198.51.100.2 ended: "
+                           "channel 0: open failed: connect failed: Connection refused; stdio forwarding failed.")
+    assert no_key == ("the ssh tunnel to the display of VM nowhere on 198.51.100.2 ended: "
+                      "root@198.51.100.2: Permission denied (publickey).")

@@ -28,6 +28,9 @@ if TYPE_CHECKING:
 
 SSHD = "/usr/sbin/sshd"  # re-executes itself, so an absolute path
 SSH_PORT = 22
+# A second port, as hosts that move ssh off 22 have: URIs with a port (qemu+ssh://root@ADDRESS:2222/)
+# and the display's tunnel (`ssh -p`) are tested for real on it.
+OTHER_SSH_PORT = 2222
 PRIVSEP_DIR = Path("/run/sshd")  # sshd's empty chroot for its unprivileged child (Debian's own)
 NETNS_ETC = Path("/etc/netns")
 START_TIMEOUT_S = 15
@@ -74,6 +77,10 @@ class LabSshd:
     @property
     def uri(self) -> str:
         return f"qemu+ssh://root@{self.address}/system?keyfile={self.client_key}"
+
+    def uri_on(self, port: int) -> str:
+        """The same URI with the port given (OTHER_SSH_PORT: the sshd's second port)."""
+        return self.uri.replace(f"@{self.address}/", f"@{self.address}:{port}/", 1)
 
     def pid(self) -> int | None:
         try:
@@ -136,8 +143,10 @@ class LabSshd:
         authorized.chmod(0o600)
 
     def _write_config(self) -> None:
+        lines = [f"# virtops lab {self.lab.name}: its own sshd (lab/sshd.py)"]
+        # The lab's own address, nowhere else.
+        lines += [f"ListenAddress {self.address}:{port}" for port in (SSH_PORT, OTHER_SSH_PORT)]
         settings = {
-            "ListenAddress": f"{self.address}:{SSH_PORT}",  # the lab's own address, nowhere else
             "HostKey": str(self.host_key),
             "PidFile": str(self.pid_file),
             "AuthorizedKeysFile": str(self.dir / "authorized_keys"),
@@ -157,15 +166,17 @@ class LabSshd:
             "X11Forwarding": "no",
             "PermitTunnel": "no",
             "PrintMotd": "no",
+            "LogLevel": "VERBOSE",  # each connection with the port it came in on (what the tests count)
         }
-        lines = [f"# virtops lab {self.lab.name}: its own sshd (lab/sshd.py)"]
         lines += [f"{key} {value}" for key, value in settings.items()]
         self.config.write_text("\n".join(lines) + "\n")
 
     def _write_client_config(self) -> None:
         self.client_etc.mkdir(parents=True, exist_ok=True)
         host_key = self.host_key.with_suffix(".pub").read_text().split()
-        (self.client_etc / "ssh_known_hosts").write_text(f"{self.address} {host_key[0]} {host_key[1]}\n")
+        # On another port than 22, ssh looks the host up as [ADDRESS]:PORT.
+        names = f"{self.address},[{self.address}]:{OTHER_SSH_PORT}"
+        (self.client_etc / "ssh_known_hosts").write_text(f"{names} {host_key[0]} {host_key[1]}\n")
         (self.client_etc / "ssh_config").write_text(
             f"# virtops lab {self.lab.name}: the ssh client of its outside namespace (lab/sshd.py)\n"
             "Host *\n"

@@ -8,9 +8,11 @@ is refused rather than read."""
 from __future__ import annotations
 
 import re
+import select
 import socket
 import struct
 import subprocess
+import tempfile
 import zlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -18,7 +20,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import libvirt
 
-from virtops.base.errors import InvalidInput, VirtopsError, from_libvirt
+from virtops.base.errors import HostUnreachable, InvalidInput, VirtopsError, from_libvirt
 from virtops.daemon.connection import loopback_connection, on_this_machine
 from virtops.daemon.lookups import domain as require_domain
 from virtops.xmlmodels import doc as X
@@ -204,6 +206,7 @@ def _abort(stream: libvirt.virStream) -> None:
 # -- the live display ------------------------------------------------------------------------------
 SSH_HOST = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.:-]{0,252}$")  # a name, an IPv4 or IPv6 address: never an option
 SSH_USER = re.compile(r"^[A-Za-z0-9._][A-Za-z0-9._-]{0,31}$")
+TUNNEL_GREETING_S = 30  # a VNC server greets at once; a tunnel still silent then is left to its reader
 
 
 class Display:
@@ -253,7 +256,7 @@ def open_display(host: Host, name: str) -> Display:
         return Display(socket.socket(fileno=fd))
     parts = urlsplit(host.uri)
     if parts.scheme.endswith("+ssh"):
-        return _ssh_tunnel(parts, port)
+        return ssh_tunnel(parts, port, name)
     inside = loopback_connection(host.uri, port)  # a lab host: made inside its namespace
     if inside is not None:
         return Display(inside)
@@ -262,16 +265,33 @@ def open_display(host: Host, name: str) -> Display:
                              f"(`vm screenshot` works over any connection).")
 
 
-def _ssh_tunnel(parts, port: int) -> Display:
+def ssh_tunnel(parts, port: int, name: str) -> Display:
+    """The tunnel, once the VNC server's first bytes came through it: an ssh that cannot log in or
+    whose forward the host refuses ends at once, and its last words make the error sentence
+    (instead of a display that closes without a reason)."""
+    argv = ssh_tunnel_argv(parts, port)
     ours, theirs = socket.socketpair()
+    errors = tempfile.TemporaryFile()  # a file, not a pipe: ssh never blocks on what nobody reads
     try:
-        tunnel = subprocess.Popen(ssh_tunnel_argv(parts, port), stdin=theirs, stdout=theirs, stderr=subprocess.DEVNULL)
+        tunnel = subprocess.Popen(argv, stdin=theirs, stdout=theirs, stderr=errors)
     except OSError as err:
         ours.close()
+        errors.close()
         raise VirtopsError(f"ssh cannot be run for the display's tunnel ({err.strerror}).") from None
     finally:
         theirs.close()
-    return Display(ours, tunnel)
+    display = Display(ours, tunnel)
+    readable, _, _ = select.select([ours], [], [], TUNNEL_GREETING_S)
+    if readable and not ours.recv(1, socket.MSG_PEEK):
+        display.close()
+        errors.seek(0)
+        said = "; ".join(line.strip().rstrip(".") for line in errors.read().decode(errors="replace").splitlines()
+                         if line.strip())
+        errors.close()
+        raise HostUnreachable(f"the ssh tunnel to the display of VM {name} on {parts.hostname} ended: "
+                              f"{said or 'ssh exited ' + str(tunnel.returncode)}.")
+    errors.close()
+    return display
 
 
 def ssh_tunnel_argv(parts, port: int) -> list[str]:
