@@ -16,7 +16,9 @@ from virtops.cli import run
 ODD = st.text(st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",)), max_size=40)
 SHAPED = st.sampled_from(["192.168.200.0/24", "192.168.200.128-192.168.200.254", "1000M", "5G", "0",
                           "99999999999999999999999", "-1", "default", "default-pool", "default-pool/x",
-                          "test", "/var/lib/libvirt/x", "52:54:00:00:00:01", "vdb", "virtio", "nat"])
+                          "test", "/var/lib/libvirt/x", "52:54:00:00:00:01", "vdb", "virtio", "nat",
+                          "path=/var/lib/libvirt/x", "protocol=nbd,hosts=nbd.example.org:10809", "protocol=rbd",
+                          "br0", "eth0,mode=vepa", "nbd", "mon1:6789", "passthrough"])
 VALUE = st.one_of(ODD, SHAPED)
 
 # Commands that read or change the host's objects; the test driver keeps nothing after the command.
@@ -36,6 +38,9 @@ TEMPLATES = [
     ("vm", "create", "{}", "--memory", "{}", "--disk", "{}", "--network", "{}"),
     ("vm", "attach-disk", "{}", "{}", "--target", "{}"),
     ("vm", "attach-nic", "test", "--network", "{}", "--mac", "{}"),
+    ("vm", "create", "{}", "--memory", "64M", "--bridge", "{}", "--direct", "{}"),
+    ("vm", "attach-nic", "test", "--direct", "{}", "--mode", "{}"),
+    ("vm", "attach-disk", "test", "{}", "--protocol", "{}", "--hosts", "{}"),
     ("vm", "set", "test", "--memory", "{}", "--vcpus", "{}"),
     ("vm", "info", "{}"),
     ("host", "info"),
