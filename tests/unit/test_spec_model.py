@@ -439,6 +439,7 @@ def test_logical_and_disk_pools_are_defined_and_started_never_built(test_host, t
      "pools[0].target: a logical pool's target is /dev/vg0, where its device nodes appear"),
     ("type: disk\n    device: /dev/vdd\n    format: ntfs", "pools[0].format: 'ntfs' is not a format of a disk pool"),
     ("type: disk\n    device: /srv/disk.img", "pools[0].device: '/srv/disk.img' is not a device path"),
+    ("target: /var/lib/libvirt/p\n    source_name: vg0", "pools[0].source_name: applies only to logical pools"),
 ])
 def test_device_pool_mistakes_are_refused(entry, expected):
     assert expected in refusal(f"pools:\n  - name: p\n    {entry}\n")

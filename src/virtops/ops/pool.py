@@ -165,7 +165,7 @@ def _check_options_for_type(spec: PoolSpec) -> None:
     for option in REQUIRED[spec.type]:
         if not getattr(spec, option):
             raise InvalidInput(OPTION_NAMES[option], f"a {spec.type} pool needs {OPTION_NAMES[option]}.")
-    for option in ("host", "source_path", "device", "format"):
+    for option in ("host", "source_path", "device", "format", "source_name"):
         if getattr(spec, option) is not None and option not in ACCEPTED[spec.type]:
             users = ", ".join(t for t in POOL_TYPES if option in ACCEPTED[t])
             raise InvalidInput(OPTION_NAMES[option], f"applies only to {users} pools, not to a {spec.type} pool.")
