@@ -48,10 +48,13 @@ if ! dpkg-query -W -f='${Status}' openssh-server 2>/dev/null | grep -q "install 
   mkdir -p /etc/ssh
   touch /etc/ssh/sshd_not_to_be_run
   export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
   apt-get install -y -q --no-install-recommends openssh-server </dev/null
   if [ -n "$own_policy" ]; then rm -f /usr/sbin/policy-rc.d; fi
-  systemctl --root=/ disable ssh.service ssh.socket >/dev/null 2>&1 || true
-  systemctl --root=/ mask ssh.service ssh.socket
+  if command -v systemctl >/dev/null; then
+    systemctl --root=/ disable ssh.service ssh.socket >/dev/null 2>&1 || true
+    systemctl --root=/ mask ssh.service ssh.socket
+  fi
 fi
 
 PYTHON=${PYTHON:-python3}
