@@ -258,6 +258,45 @@ def test_ctrl_c_cancels_and_the_guest_runs_on_at_the_source(pair, boot):
     cli_ok(first.uri, "vm", "delete", "stay", "--remove-storage")
 
 
+# How the first run of a move ends: killed (kill -9) before its first step (creating the copy's
+# volume on the destination), before its second (the move itself), in the middle of the move (which
+# goes on in the source's daemon without the command), or there and its job then aborted by hand.
+KILLED = ("before-the-volume", "before-the-move", "mid-move", "mid-move-then-aborted")
+
+
+@pytest.mark.parametrize("how", KILLED)
+def test_a_killed_move_run_again_finishes_it(pair, boot, how):
+    first, second = pair
+    make_vm(first, "kil", "local", boot)
+    move = ["vm", "migrate", "kil", "--to", f"lab:{second.name}", "--copy-storage", "--bandwidth"]
+    hosts = [Host(lab.uri) for lab in pair]
+    try:
+        fault = {"VIRTOPS_FAULT_KILL_AT": str(KILLED.index(how) + 1)} if how.startswith("before") else {}
+        killed = subprocess.Popen([sys.executable, "-m", "virtops", "-c", first.uri, *move, "1"],
+                                  env={**os.environ, **fault}, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        if how.startswith("mid-move"):
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and not _job_running(hosts[0], "kil"):
+                time.sleep(0.2)
+            assert _job_running(hosts[0], "kil")
+            killed.kill()
+        killed.communicate(timeout=120)
+        assert killed.returncode == -signal.SIGKILL
+        if how == "mid-move-then-aborted":
+            hosts[0].conn.lookupByName("kil").abortJob()  # as `virsh domjobabort kil` would
+            while _job_running(hosts[0], "kil"):
+                time.sleep(0.2)
+        again = run_cli(*move, "100", uri=first.uri)  # the same command, at a bandwidth a test can wait for
+        assert again.returncode == 0, again.stderr
+        assert again.stdout.startswith(f"VM kil moved live to lab:{second.name}"), again.stdout
+        assert "kil" not in domains(first)
+        assert domains(second) == {"kil": "running"}
+        assert [v.name() for v in hosts[1].conn.storagePoolLookupByName("local").listAllVolumes()] == ["kil"]
+    finally:
+        for host in hosts:
+            host.close()
+
+
 def _job_running(host, name: str) -> bool:
     import libvirt
 

@@ -32,7 +32,7 @@ from urllib.parse import urlparse
 import libvirt
 
 from virtops.base.errors import InvalidInput, NeedsOption, NotFound, Refusals, VirtopsError, from_libvirt, one_sentence
-from virtops.base.undo import undo_on_failure
+from virtops.base import leftovers
 from virtops.daemon.lookups import domain as require_domain
 from virtops.xmlmodels import doc as X
 from virtops.xmlmodels.domain import DomainXml
@@ -321,22 +321,84 @@ def _machine_problems(domain: DomainXml, dest, dest_label: str) -> list[VirtopsE
 def migrate(source: libvirt.virConnect, dest: libvirt.virConnect, peer_uri: str, request: MigrateRequest,
             dest_label: str, progress: Callable[[Progress], None] | None = None,
             cancel: Cancel | None = None) -> MigrationResult:
-    """Check, then move; on failure or cancel the VM is where it was and the destination as it was."""
+    """Check, then move; on failure or cancel the VM is where it was and the destination as it was.
+    A move whose command was killed goes on in the source's daemon, or left copied volumes on the
+    destination: the same command run again finishes it or cleans up after it (`_after_killed_move`)."""
+    key = f"migrate {request.name}"
+    cancel = cancel or Cancel()
+    finished = _after_killed_move(source, dest, key, request, dest_label, progress, cancel)
+    if finished:
+        return finished
     plan = preflight(source, dest, request, dest_label)
     dom = source.lookupByName(request.name)
     started = time.monotonic()
-    with undo_on_failure() as undo:
+    made = {"uuid": dom.UUIDString(), "live": plan.live, "copied": [[d.target, d.pool, d.volume] for d in plan.copied]}
+    with leftovers.recorded_undo(source.getURI(), key, made) as undo:
         for disk in plan.copied:
+            undo.add(lambda disk=disk: _delete_volume(dest, disk.pool, disk.volume),
+                     f"created volume {disk.pool}/{disk.volume} on {dest_label}")
             _create_copy_target(dest, disk)
-            undo.add(lambda disk=disk: _delete_volume(dest, disk), f"created volume {disk.pool}/{disk.volume} "
-                                                                 f"on {dest_label}")
         if plan.live:
             undo.add(lambda: _stop_incoming(dom, dest), f"stopped the incoming copy of {plan.name} on {dest_label}")
-            _run_live(dom, peer_uri, plan, request, progress, cancel or Cancel(), dest_label)
+            _run_live(dom, peer_uri, plan, request, progress, cancel, dest_label)
         else:
             _run_offline(source, dest, dom, peer_uri, plan, dest_label)
     return MigrationResult(request.name, plan.live, time.monotonic() - started,
                            [d.target for d in plan.copied], dest_label)
+
+
+def _after_killed_move(source, dest, key: str, request: MigrateRequest, dest_label: str,
+                       progress: Callable[[Progress], None] | None, cancel: Cancel) -> MigrationResult | None:
+    """A run of this move that was killed left its record (base/leftovers.py). Its live move may
+    still go on in the source's daemon (peer to peer: the daemon drives it, not the command): wait
+    for it as for our own, progress and cancel included. Then either the VM is on the destination
+    (the move is done: its result) or it is still here, and what the killed run made on the
+    destination (its incoming half, its copied volumes, known by the record) is removed so the move
+    can start afresh (None)."""
+    made = leftovers.left_by_dead_run(source.getURI(), key)
+    if made is None:
+        return None
+    started = time.monotonic()
+    here = _by_uuid(source, made.get("uuid", ""))
+    if here is not None and _job_active(here):
+        if request.bandwidth_mib_s:
+            here.migrateSetMaxSpeed(request.bandwidth_mib_s, 0)
+        _watch_job(here, None, request, progress, cancel, dest_label)
+        here = _by_uuid(source, made.get("uuid", ""))
+    there = _by_uuid(dest, made.get("uuid", ""))
+    copied = made.get("copied", [])
+    if _moved(here, there, bool(made.get("live"))):
+        leftovers.forget(source.getURI(), key)
+        return MigrationResult(request.name, bool(made.get("live")), time.monotonic() - started,
+                               [target for target, _pool, _volume in copied], dest_label)
+    if here is not None and there is not None:
+        if there.isActive():
+            _stop_incoming(here, dest)
+        else:
+            there.undefine()  # an offline move's definition, the source's kept: ours by its UUID
+    for _target, pool, volume in copied:
+        _delete_volume(dest, pool, volume)
+    leftovers.forget(source.getURI(), key)
+    return None
+
+
+def _moved(here, there, live: bool) -> bool:
+    """Whether a move that is over reached the destination: the VM is there (running, for a live
+    move) and no longer here (a persistent VM is undefined at the source, a transient one gone)."""
+    if there is None:
+        return False
+    if live:
+        return bool(there.isActive()) and (here is None or not here.isActive())
+    return here is None
+
+
+def _by_uuid(conn, uuid: str) -> libvirt.virDomain | None:
+    try:
+        return conn.lookupByUUIDString(uuid)
+    except libvirt.libvirtError as err:
+        if err.get_error_code() in (libvirt.VIR_ERR_NO_DOMAIN, libvirt.VIR_ERR_INVALID_ARG):
+            return None
+        raise
 
 
 def _stop_incoming(dom, dest) -> bool:
@@ -345,7 +407,7 @@ def _stop_incoming(dom, dest) -> bool:
     guest still runs at the source: a copy that is the only running guest is never touched."""
     deadline = time.monotonic() + INCOMING_GONE_S
     while True:
-        incoming = _incoming(dom, dest)
+        incoming = _by_uuid(dest, dom.UUIDString())
         if incoming is None:
             return False  # nothing was left there
         if time.monotonic() > deadline or not dom.isActive():
@@ -356,18 +418,9 @@ def _stop_incoming(dom, dest) -> bool:
     try:
         incoming.destroy()
     except libvirt.libvirtError:
-        if _incoming(dom, dest) is not None:
+        if _by_uuid(dest, dom.UUIDString()) is not None:
             raise  # still there: the undo names it as left
     return True
-
-
-def _incoming(dom, dest) -> libvirt.virDomain | None:
-    try:
-        return dest.lookupByUUIDString(dom.UUIDString())
-    except libvirt.libvirtError as err:
-        if err.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
-            return None
-        raise
 
 
 def _create_copy_target(dest, disk: DiskMove) -> None:
@@ -378,8 +431,16 @@ def _create_copy_target(dest, disk: DiskMove) -> None:
         raise from_libvirt(err, f"creating volume {disk.pool}/{disk.volume} on the destination") from err
 
 
-def _delete_volume(dest, disk: DiskMove) -> None:
-    dest.storagePoolLookupByName(disk.pool).storageVolLookupByName(disk.volume).delete(0)
+def _delete_volume(dest, pool: str, volume: str) -> bool:
+    """Registered before the volume is created: False when it was never made."""
+    try:
+        vol = dest.storagePoolLookupByName(pool).storageVolLookupByName(volume)
+    except libvirt.libvirtError as err:
+        if err.get_error_code() == libvirt.VIR_ERR_NO_STORAGE_VOL:
+            return False
+        raise
+    vol.delete(0)
+    return True
 
 
 def migration_flags(plan: MigrationPlan) -> int:
@@ -422,34 +483,50 @@ def _run_live(dom, peer_uri: str, plan: MigrationPlan, request: MigrateRequest,
             outcome["error"] = err
 
     worker = threading.Thread(target=move, name=f"migrate-{plan.name}", daemon=True)
+    worker.start()
+    _watch_job(dom, worker, request, progress, cancel, dest_label)
+    if "error" in outcome:
+        raise from_libvirt(outcome["error"], f"moving {plan.name} to {dest_label}")
+
+
+def _watch_job(dom, worker: threading.Thread | None, request: MigrateRequest,
+               progress: Callable[[Progress], None] | None, cancel: Cancel, dest_label: str) -> None:
+    """Wait for the move under way (our worker's call, or the source's job alone when the command
+    that started it is gone), reporting progress; a cancel, Ctrl-C or the timeout aborts it and the
+    VM runs on at the source, which raises the sentence saying so."""
     started = time.monotonic()
     reason = None
     try:
-        worker.start()
-        while worker.is_alive():
-            worker.join(POLL_S)
+        while _going(dom, worker):
             if cancel.event.is_set():
                 reason = "cancelled"
             elif request.timeout_s and time.monotonic() - started > request.timeout_s:
                 reason = f"not done after {request.timeout_s:g} s"
             if reason:
                 break
-            if progress and worker.is_alive():
+            if progress:
                 _report(dom, progress, started)
     except KeyboardInterrupt:
         reason = "cancelled"
-    if reason:
-        if not _abort(dom, worker):
-            raise VirtopsError(f"moving {plan.name} to {dest_label} {reason}, but the move did not stop within "
-                               f"{ABORT_WAIT_S} s; see where {plan.name} runs with `virtops vm list` on both hosts")
-        if _job_active(dom) is None:  # the move finished before the abort reached it
-            return
-        raise VirtopsError(f"moving {plan.name} to {dest_label} {reason}: it runs on its own host as before")
-    if "error" in outcome:
-        raise from_libvirt(outcome["error"], f"moving {plan.name} to {dest_label}")
+    if not reason:
+        return
+    if not _abort(dom, worker):
+        raise VirtopsError(f"moving {request.name} to {dest_label} {reason}, but the move did not stop within "
+                           f"{ABORT_WAIT_S} s; see where {request.name} runs with `virtops vm list` on both hosts")
+    if _job_active(dom) is None:  # the move finished before the abort reached it
+        return
+    raise VirtopsError(f"moving {request.name} to {dest_label} {reason}: it runs on its own host as before")
 
 
-def _abort(dom, worker: threading.Thread) -> bool:
+def _going(dom, worker: threading.Thread | None) -> bool:
+    if worker is not None:
+        worker.join(POLL_S)
+        return worker.is_alive()
+    time.sleep(POLL_S)
+    return bool(_job_active(dom))
+
+
+def _abort(dom, worker: threading.Thread | None) -> bool:
     """Cancel the move and wait until the source's daemon says its job is over (the worker's call
     may end first). The abort is repeated: one that arrives while the job is between phases
     (before the migration stream starts) can be lost. False if the job still runs at the deadline."""
@@ -459,8 +536,11 @@ def _abort(dom, worker: threading.Thread) -> bool:
             dom.abortJob()
         except libvirt.libvirtError:
             pass  # no job yet or any more, or a phase that cannot be cancelled: look again
-        worker.join(POLL_S)
-        if not worker.is_alive() and not _job_active(dom):
+        if worker is not None:
+            worker.join(POLL_S)
+        else:
+            time.sleep(POLL_S)
+        if not (worker and worker.is_alive()) and not _job_active(dom):
             return True
     return False
 
