@@ -25,7 +25,7 @@ from virtops.ops import vmrows
 from virtops.xmlmodels import doc as X
 from virtops.xmlmodels.domain import DomainXml as DomainDocument  # DomainXml here is the live and persistent pair
 from virtops.xmlmodels.volume import VolumeXml
-from virtops.ops.devices import DiskRequest, NicRequest
+from virtops.ops.devices import DiskRequest, NicRequest, split_ref
 from virtops.ops.domain import DiskSpec, DomainSpec, Graphics, KernelBoot, NicSpec
 from virtops.base.hostlock import locks_host
 from virtops.base.paths import refuse_control_characters, refuse_control_characters_in
@@ -186,13 +186,6 @@ def _flag(field_name: str, value: str) -> bool:
     if value.lower() in _OFF:
         return False
     raise InvalidInput(field_name, f"{value!r} is not on or off.")
-
-
-def split_ref(ref: str, field_name: str) -> tuple[str, str]:
-    pool, sep, name = (ref or "").partition("/")
-    if not sep or not pool or not name or "/" in name:
-        raise InvalidInput(field_name, f"{ref!r} is not POOL/VOLUME; give one such as test/test.")
-    return pool, name
 
 
 def option_keys(model: type, *leave_out: str) -> list[str]:
