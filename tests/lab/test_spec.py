@@ -332,10 +332,12 @@ def _dominfo(uri: str, name: str) -> dict[str, str]:
     return {k.strip(): v.strip() for k, _, v in (line.partition(":") for line in out.splitlines()) if v}
 
 
-def test_memory_vcpus_boot_and_autostart_of_a_stopped_vm_change_live(source, exported, tmp_path):
+def test_memory_vcpus_boot_and_autostart_of_a_stopped_vm_change_live(source, exported, tmp_path, guest_image):
+    kernel = str(guest_image.kernel)  # a file QEMU can read: plan and apply check that before a boot change
+
     def edit(spec):
         vm0 = next(v for v in spec["vms"] if v["name"] == "vm0")
-        vm0.update(memory="128M", vcpus=2, autostart=True, boot={"kernel": "/boot/vmlinuz-2", "cmdline": "quiet"})
+        vm0.update(memory="128M", vcpus=2, autostart=True, boot={"kernel": kernel, "cmdline": "quiet"})
     path = _edited(source, tmp_path, edit)
     action = next(a for a in _plan_json(source.uri, path)["actions"] if a["name"] == "vm0")
     assert action["mode"] == "live" and not action["needs_yes"]
@@ -351,7 +353,7 @@ def test_memory_vcpus_boot_and_autostart_of_a_stopped_vm_change_live(source, exp
     finally:
         conn.close()
     assert root.findtext("memory") == root.findtext("currentMemory") == str(128 * 1024) and root.findtext("vcpu") == "2"
-    assert root.findtext("os/kernel") == "/boot/vmlinuz-2" and root.findtext("os/cmdline") == "quiet"
+    assert root.findtext("os/kernel") == kernel and root.findtext("os/cmdline") == "quiet"
     assert autostart == 1
     info = _dominfo(source.uri, "vm0")
     assert info["Max memory"] == f"{128 * 1024} KiB" and info["CPU(s)"] == "2" and info["Autostart"] == "enable"
