@@ -19,6 +19,8 @@ def run_migrate(ctx, name: str, to: str, offline: bool, copy_storage: bool, band
     if as_json:
         emit_json(result.as_dict())
         return
+    for warning in result.warnings:
+        click.echo(f"warning: {warning}", err=True)
     copied = f", disks copied: {', '.join(result.copied_disks)}" if result.copied_disks else ""
     click.echo(f"VM {name} moved {'live' if result.live else 'offline'} to {to} in {result.seconds:.1f} s{copied}.")
 
