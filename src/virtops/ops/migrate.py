@@ -202,9 +202,6 @@ def _network_problems(domain: DomainXml, dest, dest_label: str, running: bool) -
     return problems
 
 
-BRIDGES_OF_LIBVIRT = ("isolated", "nat", "route", "open")  # network modes whose bridge libvirt makes (STP on by default)
-
-
 def _stp_warnings(domain: DomainXml, dest, dest_label: str) -> list[str]:
     """A live move onto a network whose bridge runs STP (libvirt's default): the guest's new port
     there passes no frames through listening and learning, at least 2 s each in Linux whatever
@@ -217,7 +214,8 @@ def _stp_warnings(domain: DomainXml, dest, dest_label: str) -> list[str]:
             network = NetworkXml(X.parse(dest.networkLookupByName(nic.source).XMLDesc(0)))
         except libvirt.libvirtError:
             continue  # a refusal said so already
-        if network.mode in BRIDGES_OF_LIBVIRT and network.stp is not False:  # absent: libvirt turns it on
+        libvirts_bridge = network.bridge and network.mode != "bridge"  # a host bridge's STP is the host's
+        if libvirts_bridge and network.stp is not False:  # absent: libvirt turns it on
             warnings.append(f"network {nic.source} on {dest_label} runs STP on its bridge: {nic.mac or 'the NIC'} "
                             f"passes no traffic for up to 4 s after the move; <bridge stp='off'> there avoids that.")
     return warnings
