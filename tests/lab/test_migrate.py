@@ -299,6 +299,34 @@ def test_a_killed_move_run_again_finishes_it(pair, boot, how):
             host.close()
 
 
+def test_a_source_daemon_restarted_mid_move_is_one_sentence_and_a_run_again_moves(pair, boot):
+    first, second = pair
+    make_vm(first, "rst", "local", boot)
+    move = ["vm", "migrate", "rst", "--to", f"lab:{second.name}", "--copy-storage", "--bandwidth"]
+    host = Host(first.uri)
+    dest = Host(second.uri)
+    try:
+        dest_before = host_state(dest.conn)
+        moving = subprocess.Popen([sys.executable, "-m", "virtops", "-c", first.uri, *move, "1"],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not _job_running(host, "rst"):
+            time.sleep(0.2)
+        assert _job_running(host, "rst")
+        first.restart_libvirtd()  # libvirt cancels a migration its daemon restarted under
+        _out, err = moving.communicate(timeout=180)
+        assert moving.returncode == 1 and len(err.strip().splitlines()) == 1, err
+        assert "nothing was kept" in err, err
+        assert domains(first)["rst"] == "running"
+        assert host_state(dest.conn) == dest_before
+    finally:
+        host.close()
+        dest.close()
+    again = run_cli(*move, "100", uri=first.uri)
+    assert again.returncode == 0, again.stderr
+    assert domains(second) == {"rst": "running"}
+
+
 def _job_running(host, name: str) -> bool:
     import libvirt
 

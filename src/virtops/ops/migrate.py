@@ -427,23 +427,37 @@ def _by_uuid(conn, uuid: str) -> libvirt.virDomain | None:
 def _stop_incoming(dom, dest) -> bool:
     """An aborted live move leaves its incoming half on the destination for a moment, until libvirt
     there removes it; wait for that (bounded), and stop it ourselves if it stays. Only while the
-    guest still runs at the source: a copy that is the only running guest is never touched."""
+    guest still runs at the source: a copy that is the only running guest is never touched. A source
+    daemon that went away (restarted midway) cannot say; the destination's daemon then removes the
+    incoming half itself when the source's connection drops, which is waited for too."""
+    uuid = dom.UUIDString()  # kept in the object: no call to the source
     deadline = time.monotonic() + INCOMING_GONE_S
     while True:
-        incoming = _by_uuid(dest, dom.UUIDString())
+        incoming = _by_uuid(dest, uuid)
         if incoming is None:
             return False  # nothing was left there
-        if time.monotonic() > deadline or not dom.isActive():
+        at_source = _runs_at_source(dom)
+        if time.monotonic() > deadline or at_source is False:
             break
         time.sleep(POLL_S)
-    if not dom.isActive():
+    if at_source is False:
         raise VirtopsError(f"{dom.name()} no longer runs at the source; its copy on the destination was kept")
+    if at_source is None:
+        raise VirtopsError(f"the source's daemon does not answer, so whether {dom.name()} runs there is not known; "
+                           "its copy on the destination was kept")
     try:
         incoming.destroy()
     except libvirt.libvirtError:
-        if _by_uuid(dest, dom.UUIDString()) is not None:
+        if _by_uuid(dest, uuid) is not None:
             raise  # still there: the undo names it as left
     return True
+
+
+def _runs_at_source(dom) -> bool | None:
+    try:
+        return bool(dom.isActive())
+    except libvirt.libvirtError:
+        return None
 
 
 def _create_copy_target(dest, disk: DiskMove) -> None:
