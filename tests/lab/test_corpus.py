@@ -173,13 +173,23 @@ def test_export_carries_the_domains_devices(corpus, tmp_path):
 
 def test_kinds_beyond_the_fields_are_exported_as_xml_and_applied_to_a_fresh_host(corpus, tmp_path):
     """Pools of types iscsi and scsi, networks in modes vepa and hostdev and those with more than the
-    fields say go into the spec as libvirt's XML (logical and disk pools by their fields); applied
-    to a fresh host they are defined as they are (the device pools with them), and a plan there
-    says no changes."""
+    fields say go into the spec as libvirt's XML (logical and disk pools by their fields, the
+    multi-address network by its addresses:); applied to a fresh host they are defined as they are
+    (the device pools with them), and a plan there says no changes."""
     source, target, _folder = corpus
     exported = yaml.safe_load(cli_ok(source.uri, "export"))
     as_xml = {entry["name"] for kind in ("pools", "networks") for entry in exported[kind] if "xml" in entry}
-    assert as_xml == {"cx-iscsi", "cx-scsi", "cx-hostdev", "cx-vepa", "cx-multi", "cx-v6nat", "cx-isolated"}
+    assert as_xml == {"cx-iscsi", "cx-scsi", "cx-hostdev", "cx-vepa", "cx-v6nat", "cx-isolated"}
+    multi = next(entry for entry in exported["networks"] if entry["name"] == "cx-multi")
+    assert multi["addresses"] == [
+        {"address": "10.91.4.1/24", "dhcp": ["10.91.4.10-10.91.4.20", "10.91.4.30-10.91.4.40"],
+         "hosts": [{"mac": "52:54:00:91:04:02", "name": "one", "ip": "10.91.4.2"}]},
+        {"address": "10.91.5.1/24"},
+        {"address": "fd91:4::1/64", "dhcp": ["fd91:4::10-fd91:4::20"],
+         "hosts": [{"id": "0:3:0:1:0:16:3e:11:22:33", "name": "duid-host", "ip": "fd91:4::2"},
+                   {"name": "name-only", "ip": "fd91:4::3"}]},
+        {"address": "fd91:5::1/64"}]
+    assert {"subnet", "dhcp", "hosts", "ipv6", "xml"}.isdisjoint(multi)
     pools = {entry["name"]: entry for entry in exported["pools"]}
     assert {key: pools["cx-logical"].get(key) for key in ("type", "source_name", "target", "format")} == {
         "type": "logical", "source_name": "cxvg", "target": "/dev/cxvg", "format": "lvm2"}
@@ -187,7 +197,7 @@ def test_kinds_beyond_the_fields_are_exported_as_xml_and_applied_to_a_fresh_host
         "type": "disk", "device": "/dev/cxdisk", "target": "/dev", "format": "gpt"}
     spec = tmp_path / "beyond.yaml"
     chosen = {"pools": [e for e in exported["pools"] if "xml" in e or e["name"] in ("cx-logical", "cx-disk")],
-              "networks": [e for e in exported["networks"] if "xml" in e]}
+              "networks": [e for e in exported["networks"] if "xml" in e or e["name"] == "cx-multi"]}
     spec.write_text(yaml.safe_dump(chosen))
 
     applied = run_cli("apply", "-f", str(spec), uri=target.uri)
@@ -200,6 +210,8 @@ def test_kinds_beyond_the_fields_are_exported_as_xml_and_applied_to_a_fresh_host
             assert _without_mac(theirs[key]) == _without_mac(mine[key]), key
     for key in ("pool/cx-logical", "pool/cx-disk"):  # made from their fields: a UUID of their own
         assert _without_uuid(theirs[key]) == _without_uuid(mine[key]), key
+    assert _without_uuid(_without_mac(theirs["network/cx-multi"])) == \
+        _without_uuid(_without_mac(mine["network/cx-multi"]))
 
 
 def _without_uuid(state: tuple) -> tuple:

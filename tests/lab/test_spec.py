@@ -428,3 +428,54 @@ def test_a_dir_pools_permissions_change_in_place_on_its_directory(source, export
     finally:
         conn.close()
     exported.write_text(run_cli("export", uri=source.uri).stdout)
+
+
+MULTI_ADDRESS = """\
+networks:
+  - name: multi
+    mode: route
+    addresses:
+      - address: 10.93.4.1/24
+        dhcp: [10.93.4.10-10.93.4.20, 10.93.4.30-10.93.4.40]
+        hosts: [{mac: '52:54:00:93:04:02', name: one, ip: 10.93.4.2}]
+      - address: 10.93.5.1/24
+      - address: 'fd93:4::1/64'
+        dhcp: ['fd93:4::10-fd93:4::20']
+        hosts: [{id: '0:3:0:1:0:16:3e:11:22:33', name: duid-host, ip: 'fd93:4::2'}, {name: name-only, ip: 'fd93:4::3'}]
+      - address: 'fd93:5::1/64'
+"""
+
+
+def test_a_multi_address_network_is_applied_exported_and_changed_by_its_addresses(tmp_path):
+    lab = _fresh(f"spec-ma-{os.getpid() % 10000}")
+    try:
+        path = tmp_path / "multi.yaml"
+        path.write_text(MULTI_ADDRESS)
+        out = run_cli("apply", "-f", str(path), "--yes", uri=lab.uri)
+        assert out.returncode == 0, out.stderr
+        info = json.loads(run_cli("net", "info", "multi", "--json", uri=lab.uri).stdout)
+        assert [(a["address"], a["dhcp_ranges"]) for a in info["addresses"]] == [
+            ("10.93.4.1/24", ["10.93.4.10-10.93.4.20", "10.93.4.30-10.93.4.40"]), ("10.93.5.1/24", []),
+            ("fd93:4::1/64", ["fd93:4::10-fd93:4::20"]), ("fd93:5::1/64", [])]
+        assert info["addresses"][2]["hosts"] == [{"id": "0:3:0:1:0:16:3e:11:22:33", "name": "duid-host", "ip": "fd93:4::2"},
+                                                 {"name": "name-only", "ip": "fd93:4::3"}]
+        assert _plan_json(lab.uri, path)["actions"] == []
+        exported = yaml.safe_load(run_cli("export", uri=lab.uri).stdout)
+        multi = next(n for n in exported["networks"] if n["name"] == "multi")
+        assert multi["addresses"] == yaml.safe_load(MULTI_ADDRESS)["networks"][0]["addresses"] and "xml" not in multi
+
+        changed = yaml.safe_load(MULTI_ADDRESS)
+        addresses = changed["networks"][0]["addresses"]
+        addresses[2]["dhcp"].append("fd93:4::30-fd93:4::40")
+        del addresses[1]
+        path.write_text(yaml.safe_dump(changed))
+        plan = _plan_json(lab.uri, path)["actions"]
+        assert [(a["kind"], a["name"], a["action"], a["changes"][0]["field"]) for a in plan] == [
+            ("network", "multi", "update", "xml")]
+        out = run_cli("apply", "-f", str(path), "--yes", uri=lab.uri)
+        assert out.returncode == 0, out.stderr
+        xml = run_cli("net", "dumpxml", "multi", uri=lab.uri).stdout
+        assert "10.93.5.1" not in xml and "start='fd93:4::30' end='fd93:4::40'" in xml
+        assert _plan_json(lab.uri, path)["actions"] == []
+    finally:
+        lab.down()

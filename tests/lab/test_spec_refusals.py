@@ -63,6 +63,11 @@ pools:
       - {name: free.raw, capacity: 64M}
 """
 
+def _multi(addresses: str) -> str:
+    """A spec of one multi-address network n1 with these addresses (YAML list items)."""
+    return "networks:\n  - name: n1\n    mode: isolated\n    addresses:\n" + textwrap.indent(addresses, "      ")
+
+
 # (what is wrong, the spec, what plan must say: field path and a word of the sentence)
 MISTAKES = [
     ("scsi bus with a virtio target", POOLS + "vms:\n" + _vm("m1", "- {volume: refpool/free.raw, bus: scsi, target: vdb}\n"),
@@ -85,6 +90,17 @@ MISTAKES = [
     ("a static DHCP host outside the subnet", "networks:\n  - name: n1\n    mode: isolated\n    subnet: 10.78.0.0/24\n"
      "    dhcp: 10.78.0.100-10.78.0.200\n    hosts:\n      - {mac: '52:54:00:77:00:09', ip: 10.79.0.5}\n",
      "networks[0].hosts[0].ip: 10.79.0.5 is outside the subnet"),
+    ("a DHCP range outside its own address's subnet", _multi("- {address: 10.78.1.1/24}\n"
+                                                              "- {address: 10.78.2.1/24, dhcp: [10.78.1.10-10.78.1.20]}\n"),
+     "networks[0].addresses[1].dhcp: 10.78.1.10 is outside the subnet 10.78.2.0/24"),
+    ("two addresses overlapping", _multi("- {address: 10.78.1.1/24}\n- {address: 10.78.1.129/25}\n"),
+     "networks[0].addresses[1].address: 10.78.1.128/25 overlaps 10.78.1.0/24 of addresses[0]"),
+    ("an address overlapping another network's", _multi("- {address: 'fd78::1/64'}\n- {address: 10.77.0.200/24}\n"),
+     "networks[0].addresses[1].address: 10.77.0.0/24 overlaps 10.77.0.0/24 of network heldnet"),
+    ("one MAC on hosts of two addresses", _multi(
+        "- {address: 10.78.1.1/24, hosts: [{mac: '52:54:00:77:00:09', ip: 10.78.1.5}]}\n"
+        "- {address: 'fd78::1/64', hosts: [{mac: '52:54:00:77:00:09', ip: 'fd78::5'}]}\n"),
+     "networks[0].addresses[1].hosts[0].mac: 52:54:00:77:00:09 is already given to the host 10.78.1.5"),
     ("memory beyond the host", POOLS + "vms:\n" + _vm("m1", "- {volume: refpool/free.raw}\n", memory="64T"),
      "vms[0].memory:"),
     ("a disk in a pool the spec makes with a mode QEMU cannot pass",

@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 import ipaddress
+from pathlib import Path
 
 import pytest
 from hypothesis import given, strategies as st
 
 from virtops.xmlmodels import doc as X
 from virtops.base.errors import InvalidInput
-from virtops.ops.network import DhcpHost, NetworkSpec, build_spec, default_dhcp, ip_interface_of, merge_into
+from virtops.ops.network import (Address, AddressHost, DhcpHost, NetworkSpec, build_spec, default_dhcp, ip_interface_of,
+                                 merge_into)
 
 
 def test_handbook_mynetwork_defaults():
@@ -123,3 +125,71 @@ def test_create_on_test_driver(test_host):
         nets.create("t2", subnet="10.55.0.0/16")
     with pytest.raises(InvalidInput, match="^name: "):
         nets.create("t1", subnet="10.56.0.0/24")
+
+
+# -- the multi-address form (addresses:) --------------------------------------------------------
+def _addr(address: str, dhcp=(), hosts=()) -> Address:
+    return Address(address=address, dhcp=list(dhcp), hosts=[AddressHost(**h) for h in hosts])
+
+
+MULTI_XML = Path(__file__).parents[1] / "data" / "corpus" / "net-multi-address.xml"
+
+
+def test_every_address_of_a_network_reads_and_writes_back_as_libvirt_formats_it():
+    from virtops.spec import rawxml
+
+    node = X.parse(MULTI_XML.read_text())
+    kept = NetworkSpec.from_element(node, every_address=True)
+    assert [a.address for a in kept.addresses] == ["10.91.4.1/24", "10.91.5.1/24", "fd91:4::1/64", "fd91:5::1/64"]
+    assert kept.subnet is None and kept.ipv6 is None
+    built = build_spec(kept.name, mode=kept.mode, bridge=kept.bridge, addresses=kept.addresses, kept=kept)
+    assert rawxml.same("network", built.to_xml(), MULTI_XML.read_text())
+    merged = merge_into(node, built.model_copy(update={"addresses": built.addresses[:1]}))
+    assert [ip.get("address") for ip in merged.findall("ip")] == ["10.91.4.1"]
+
+
+@pytest.mark.parametrize("addresses,where,field", [
+    ([_addr("10.1.0.1/24"), _addr("10.2.0.1/24", dhcp=["10.1.0.5-10.1.0.9"])], ("addresses", 1), "dhcp"),
+    ([_addr("10.1.0.1/24", dhcp=["10.1.0.5-10.1.0.1"])], ("addresses", 0), "dhcp"),
+    ([_addr("10.1.0.1/24", dhcp=["10.1.0.0-10.1.0.9"])], ("addresses", 0), "dhcp"),
+    ([_addr("10.1.0.5/24", dhcp=["10.1.0.2-10.1.0.9"])], ("addresses", 0), "dhcp"),
+    ([_addr("fd00::1/64", dhcp=["10.1.0.2-10.1.0.9"])], ("addresses", 0), "dhcp"),
+    ([_addr("10.1.0.1/24"), _addr("10.1.0.129/25")], ("addresses", 1), "address"),
+    ([_addr("fd00::1/48"), _addr("fd00:0:0:1::1/64")], ("addresses", 1), "address"),
+    ([_addr("10.1.0.1/24", dhcp=["10.1.0.5-10.1.0.9"]), _addr("10.2.0.1/24", dhcp=["10.2.0.5-10.2.0.9"])],
+     ("addresses", 1), "dhcp"),
+    ([_addr("10.1.0.1")], ("addresses", 0), "address"),
+    ([_addr("10.1.0.0/24")], ("addresses", 0), "address"),
+    ([_addr("10.1.0.1/31")], ("addresses", 0), "address"),
+    ([_addr("10.1.0.1/24", hosts=[{"ip": "10.1.0.5"}])], ("addresses", 0, "hosts", 0), "mac"),
+    ([_addr("fd00::1/64", hosts=[{"ip": "fd00::5"}])], ("addresses", 0, "hosts", 0), "id"),
+    ([_addr("10.1.0.1/24", hosts=[{"mac": "52:54:00:00:00:01", "ip": "10.9.0.5"}])], ("addresses", 0, "hosts", 0), "ip"),
+    ([_addr("10.1.0.1/24", hosts=[{"mac": "52:54:00:00:00:01", "ip": "10.1.0.1"}])], ("addresses", 0, "hosts", 0), "ip"),
+    ([_addr("10.1.0.1/24", hosts=[{"mac": "52:54:00:00:00:01", "ip": "10.1.0.5", "name": "a.b"}])],
+     ("addresses", 0, "hosts", 0), "name"),
+    ([_addr("10.1.0.1/24", hosts=[{"mac": "52:54:00:00:00:01", "ip": "10.1.0.5"}]),
+      _addr("fd00::1/64", hosts=[{"mac": "52:54:00:00:00:01", "ip": "fd00::5"}])], ("addresses", 1, "hosts", 0), "mac"),
+    ([_addr("fd00::1/64", hosts=[{"id": "0:1", "ip": "fd00::5"}, {"id": "0:2", "ip": "fd00::5"}])],
+     ("addresses", 0, "hosts", 1), "ip"),
+    ([_addr("fd00::1/64", hosts=[{"name": "x", "ip": "fd00::5"}, {"name": "x", "ip": "fd00::6"}])],
+     ("addresses", 0, "hosts", 1), "name"),
+])
+def test_each_rule_runs_on_every_address_and_names_where(addresses, where, field):
+    with pytest.raises(InvalidInput) as err:
+        build_spec("n", addresses=addresses)
+    assert err.value.location == where and err.value.field == field
+    assert str(err.value).endswith(".") and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("kwargs", [dict(subnet="10.1.0.0/24"), dict(ipv6="fd00::/64"), dict(dhcp=False),
+                                    dict(mode="bridge", bridge="br0")])
+def test_addresses_take_the_place_of_the_single_address_fields(kwargs):
+    with pytest.raises(InvalidInput) as err:
+        build_spec("n", addresses=[_addr("10.9.0.1/24")], **kwargs)
+    assert err.value.field == "addresses"
+
+
+def test_a_dotted_name_the_host_gives_already_is_kept():
+    kept = NetworkSpec(name="n", addresses=[_addr("10.1.0.1/24", hosts=[{"mac": "52:54:00:00:00:01",
+                                                                          "ip": "10.1.0.5", "name": "a.b"}])])
+    assert build_spec("n", addresses=kept.addresses, kept=kept).addresses == kept.addresses

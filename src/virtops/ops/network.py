@@ -72,6 +72,40 @@ class DhcpHost(Model):
         return cls(mac=host.mac or "", ip=host.ip or "", name=host.name)
 
 
+class AddressHost(Model):
+    """A static host of one address: an IPv4 one by MAC, an IPv6 one by MAC, DUID (id) or name."""
+
+    mac: str | None = None
+    id: str | None = None
+    name: str | None = None
+    ip: str
+
+
+class Address(Model):
+    """One <ip> of a network: the host's address on it with the prefix (ADDRESS/PREFIX), its DHCP
+    ranges (START-END) and static hosts."""
+
+    address: str
+    dhcp: list[str] = []
+    hosts: list[AddressHost] = []
+
+    @property
+    def interface(self) -> ipaddress.IPv4Interface | ipaddress.IPv6Interface:
+        return ipaddress.ip_interface(self.address)
+
+    def ip_values(self) -> dict:
+        ranges = [dict(zip(("start", "end"), text.split("-"))) for text in self.dhcp]
+        return dict(family="ipv6" if self.interface.version == 6 else None, address=str(self.interface.ip),
+                    ranges=ranges, hosts=[host.model_dump() for host in self.hosts])
+
+
+def addresses_of(node: etree._Element) -> list[Address]:
+    """Every <ip> of a network's XML that has an address, as the spec's addresses: form."""
+    return [Address(address=str(ip.interface), dhcp=[f"{r.start}-{r.end}" for r in ip.ranges],
+                    hosts=[AddressHost(**host.values("mac", "id", "name", "ip")) for host in ip.hosts])
+            for ip in NetworkXml(node).ips if ip.interface is not None]
+
+
 class Lease(Model):
     """A lease dnsmasq handed out, as libvirt reports it (virsh net-dhcp-leases)."""
 
@@ -104,6 +138,8 @@ class NetworkSpec(Model):
     ipv6_gateway: str | None = None
     domain: str | None = None
     mtu: int | None = None
+    # The multi-address form: every <ip>, in place of subnet, gateway, dhcp, hosts and ipv6.
+    addresses: list[Address] = []
 
     @property
     def has_dhcp(self) -> bool:
@@ -125,10 +161,25 @@ class NetworkSpec(Model):
             net.domain_local_only = True  # virtops' domains are answered here, never forwarded
         if self.mode == "bridge":  # a host bridge is libvirt's to configure
             net.update(stp=None, delay=None)
+        if self.addresses:
+            self._write_addresses(net)
+            return net
         net.ipv4 = self._ipv4_values(net.ipv4) if self.subnet else None
         net.ipv6 = dict(address=self.ipv6_gateway, prefix=ipaddress.ip_network(self.ipv6).prefixlen) \
             if self.ipv6 else None
         return net
+
+    def _write_addresses(self, net: NetworkXml) -> None:
+        """Exactly the spec's <ip> elements; one the network has already keeps its prefix spelling."""
+        old = {str(ip.interface): copy.deepcopy(ip.node) for ip in net.ips if ip.interface is not None}
+        net.ips = []
+        for address in self.addresses:
+            ip = net.ips.add(family="ipv6" if address.interface.version == 6 else None)
+            if str(address.interface) in old:
+                ip.node.attrib.update(old[str(address.interface)].attrib)
+            values = address.ip_values()
+            ip.update(address=values["address"], ranges=values["ranges"], hosts=values["hosts"])
+            ip.spell_prefix(address.interface.network.prefixlen)
 
     def _ipv4_values(self, current: IpXml | None) -> dict:
         """The first range is the spec's; further ranges of the same subnet (virtops models one) stay."""
@@ -142,8 +193,14 @@ class NetworkSpec(Model):
         return X.to_string(self.to_element())
 
     @classmethod
-    def from_element(cls, node: etree._Element) -> "NetworkSpec":
-        return cls(**rows.network_fields(node))
+    def from_element(cls, node: etree._Element, every_address: bool = False) -> "NetworkSpec":
+        """every_address: in the addresses: form (every <ip>), not the first IPv4 and IPv6."""
+        if not every_address:
+            return cls(**rows.network_fields(node))
+        fields = rows.network_fields(node)
+        fields.update(subnet=None, gateway=None, dhcp_start=None, dhcp_end=None, hosts=[], ipv6=None,
+                      ipv6_gateway=None)
+        return cls(**fields, addresses=addresses_of(node))
 
     @classmethod
     def from_xml(cls, text: str) -> "NetworkSpec":
@@ -305,12 +362,14 @@ def normalize_mac(text: str) -> str:
 def build_spec(name: str, subnet: str | None = None, gateway: str | None = None, dhcp: str | bool | None = None,
                mode: str = "nat", dev: str | None = None, bridge: str | None = None, domain: str | None = None,
                ipv6: str | None = None, mtu: int | None = None, uuid: str | None = None,
-               hosts: list[DhcpHost] | None = None, kept: NetworkSpec | None = None) -> NetworkSpec:
+               hosts: list[DhcpHost] | None = None, kept: NetworkSpec | None = None,
+               addresses: list[Address] | None = None) -> NetworkSpec:
     """A complete spec from what the user gave, with virt-manager's defaults filled in and every
     rule that needs no host checked. dhcp: None = default range, False = no DHCP, 'START-END'.
     The bridge stays None when not given: the host picks the next free virbrN. A network may be
     IPv6-only (ipv6 without subnet). `kept`: the network as the host has it; the rules that protect
-    new networks (an address to have, host names without dots) skip what it already holds."""
+    new networks (an address to have, host names without dots) skip what it already holds.
+    addresses: the multi-address form (every <ip>), in place of subnet, gateway, dhcp, hosts, ipv6."""
     check_name(name)
     if mode not in MODES:
         raise InvalidInput("mode", f"{mode!r} is not a mode; use one of {', '.join(MODES)}.")
@@ -325,7 +384,18 @@ def build_spec(name: str, subnet: str | None = None, gateway: str | None = None,
     if domain is not None and not DOMAIN_PATTERN.match(domain):
         raise InvalidInput("domain", f"{domain!r} is not a DNS domain; give one such as lab.example.")
     if mode == "bridge":
+        if addresses:
+            raise InvalidInput("addresses", "a bridge-mode network uses the host bridge's own addressing; drop "
+                                            "addresses or choose nat, route, open or isolated.")
         return _bridge_mode_spec(name, subnet, gateway, dhcp, bridge, domain, ipv6, mtu, uuid, hosts)
+    if addresses:
+        given = [flag for flag, value in (("subnet", subnet), ("gateway", gateway), ("ipv6", ipv6),
+                                          ("hosts", hosts), ("dhcp", dhcp not in (None, True) or None)) if value]
+        if given:
+            raise InvalidInput("addresses", f"give the network's addresses either as addresses or as "
+                                            f"{', '.join(given)}, not both.")
+        return NetworkSpec(name=name, mode=mode, uuid=uuid, bridge=bridge, dev=dev, domain=domain, mtu=mtu,
+                           addresses=check_addresses(addresses, kept))
     if subnet is None:
         return _ipv6_only_spec(name, mode, gateway, dhcp, bridge, dev, domain, ipv6, mtu, uuid, hosts, kept)
     net = parse_ipv4_subnet(subnet)
@@ -353,7 +423,7 @@ def build_spec(name: str, subnet: str | None = None, gateway: str | None = None,
 
 def _ipv6_only_spec(name, mode, gateway, dhcp, bridge, dev, domain, ipv6, mtu, uuid, hosts, kept) -> NetworkSpec:
     """A network without IPv4: IPv6 only, or (as the host already has it) no address at all."""
-    if ipv6 is None and not (kept is not None and kept.subnet is None and kept.ipv6 is None):
+    if ipv6 is None and not (kept is not None and kept.subnet is None and kept.ipv6 is None and not kept.addresses):
         raise InvalidInput("subnet", f"a network in mode {mode} needs an address; give an IPv4 subnet such as --subnet "
                                      "192.168.200.0/24 or an IPv6 one such as --ipv6 fd00:200::/64.")
     given = [flag for flag, value in (("--gateway", gateway), ("host entries", hosts)) if value]
@@ -379,6 +449,113 @@ def _bridge_mode_spec(name, subnet, gateway, dhcp, bridge, domain, ipv6, mtu, uu
     if not bridge:
         raise InvalidInput("bridge", "mode bridge needs an existing host bridge; give it with --bridge, e.g. --bridge br0.")
     return NetworkSpec(name=name, mode="bridge", uuid=uuid, bridge=bridge)
+
+
+def check_addresses(addresses: list[Address], kept: NetworkSpec | None = None) -> list[Address]:
+    """Every address of a multi-address network checked, on its own and against the others: its
+    ranges and hosts inside its own subnet, no two subnets overlapping, no MAC, DUID, IP or name
+    given twice, DHCP on one address per family (libvirt's rule). `kept`: the network as the host
+    has it (the names it gives already stay, dotted or not)."""
+    kept_names = {h.name for h in kept.hosts} | {h.name for a in kept.addresses for h in a.hosts} if kept else set()
+    checked = []
+    for k, address in enumerate(addresses):
+        with located("addresses", k):
+            checked.append(_checked_address(address, kept_names))
+    for k, address in enumerate(checked):
+        with located("addresses", k):
+            _refuse_overlap_and_second_dhcp(address, checked[:k])
+    _refuse_repeated_hosts(checked)
+    return checked
+
+
+def _checked_address(address: Address, kept_names: set[str | None]) -> Address:
+    text = address.address.strip()
+    try:
+        interface = ipaddress.ip_interface(text)
+    except ValueError:
+        interface = None
+    if interface is None or "/" not in text:
+        raise InvalidInput("address", f"{text!r} is not an address with its prefix; give the host's address on the "
+                                      "network, such as 192.168.200.1/24 or fd00:200::1/64.")
+    longest = 30 if interface.version == 4 else 126
+    if interface.network.prefixlen > longest:
+        raise InvalidInput("address", f"{text!r} is too small for the host and guests; use a prefix of /{longest} "
+                                      "or shorter.")
+    require_host_address(interface.ip, interface.network, "address")
+    ranges = [_checked_range(r, interface) for r in address.dhcp]
+    hosts = []
+    for j, host in enumerate(address.hosts):
+        with located("hosts", j):
+            hosts.append(_checked_address_host(host, interface, kept_names))
+    return Address(address=str(interface), dhcp=ranges, hosts=hosts)
+
+
+def _address_in(text: str, interface, field_name: str):
+    """An address of the interface's family inside its subnet, neither its network, broadcast nor
+    the host's own address."""
+    try:
+        addr = ipaddress.ip_address(text.strip())
+    except ValueError:
+        addr = None
+    if addr is None or addr.version != interface.version:
+        raise InvalidInput(field_name, f"{text!r} is not an IPv{interface.version} address; give one in "
+                                       f"{interface.network}.")
+    require_host_address(addr, interface.network, field_name)
+    if addr == interface.ip:
+        raise InvalidInput(field_name, f"{addr} is the host's own address on {interface.network}; give another one.")
+    return addr
+
+
+def _checked_range(text: str, interface) -> str:
+    parts = text.split("-")
+    if len(parts) != 2:
+        raise InvalidInput("dhcp", f"{text!r} is not a range; give START-END inside {interface.network}.")
+    start, end = (_address_in(part, interface, "dhcp") for part in parts)
+    if start > end:
+        raise InvalidInput("dhcp", f"the range {start}-{end} starts after it ends; give START-END with START <= END.")
+    if start <= interface.ip <= end:
+        raise InvalidInput("dhcp", f"the range {start}-{end} contains the host's address {interface.ip}; give a "
+                                   "range without it.")
+    return f"{start}-{end}"
+
+
+def _checked_address_host(host: AddressHost, interface, kept_names: set[str | None]) -> AddressHost:
+    ip = _address_in(host.ip, interface, "ip")
+    if interface.version == 4 and not host.mac:
+        raise InvalidInput("mac", f"an IPv4 host ({ip}) is known by its MAC; give mac.")
+    if interface.version == 6 and not (host.mac or host.id or host.name):
+        raise InvalidInput("id", f"an IPv6 host ({ip}) is known by its DUID, MAC or name; give id, mac or name.")
+    if host.name is not None and host.name not in kept_names and not HOSTNAME_PATTERN.match(host.name):
+        raise InvalidInput("name", f"{host.name!r} is not a host name; use letters, digits and '-', up to 63.")
+    return AddressHost(mac=normalize_mac(host.mac) if host.mac else None, id=host.id, name=host.name, ip=str(ip))
+
+
+def _refuse_overlap_and_second_dhcp(address: Address, before: list[Address]) -> None:
+    mine = address.interface.network
+    for m, other in enumerate(before):
+        theirs = other.interface.network
+        if _overlap(mine, theirs):
+            raise InvalidInput("address", f"{mine} overlaps {theirs} of addresses[{m}]; give each address a "
+                                          "subnet of its own.")
+        if mine.version == theirs.version and (address.dhcp or address.hosts) and (other.dhcp or other.hosts):
+            raise InvalidInput("dhcp", f"addresses[{m}] already serves IPv{mine.version} DHCP, and libvirt runs it on "
+                                       "one address per family; move the ranges and hosts there or drop them.")
+
+
+def _refuse_repeated_hosts(addresses: list[Address]) -> None:
+    seen: dict[tuple[str, str], str] = {}
+    for k, address in enumerate(addresses):
+        for j, host in enumerate(address.hosts):
+            for key in ("mac", "id", "ip", "name"):
+                value = getattr(host, key)
+                if value is None:
+                    continue
+                if (key, value) in seen:
+                    with located("addresses", k, "hosts", j):
+                        raise InvalidInput(key, f"{value} is already given to the host {seen[(key, value)]}; "
+                                                "give each host its own.")
+                seen[(key, value)] = f"{host.ip} (addresses[{k}].hosts[{j}])" if key != "ip" else \
+                    f"addresses[{k}].hosts[{j}]"
 
 
 def check_dhcp_host(host: DhcpHost, subnet: ipaddress.IPv4Network, gateway: ipaddress.IPv4Address,
@@ -626,13 +803,15 @@ class Networks:
         """Refuse what collides with other networks or the host; fill in the bridge name.
         `replacing`: networks the new definition replaces (edit, define --replace), not conflicts."""
         facts = facts if facts is not None else read_host_facts(self.conn)
-        others = lookups.still_there([n for n in self.conn.listAllNetworks() if n.name() not in replacing],
-                                     lambda n: NetworkSpec.from_element(X.parse(n.XMLDesc(0))))
+        nodes = lookups.still_there([n for n in self.conn.listAllNetworks() if n.name() not in replacing],
+                                    lambda n: X.parse(n.XMLDesc(0)))
+        others = [NetworkSpec.from_element(node) for node in nodes]
         own_bridges = {s.bridge for s in self._specs(replacing)}
         if spec.mode == "bridge":
             self._check_host_bridge(spec.bridge, facts)
             return spec
-        self._check_overlaps(spec, others, facts, own_bridges)
+        self._check_overlaps(spec, [NetworkSpec.from_element(node, every_address=True) for node in nodes], facts,
+                             own_bridges)
         # --dev of nat and route; the devices of vepa, passthrough and hostdev are libvirt's to check at start.
         if spec.dev is not None and spec.mode in MODES_WITH_DEV and facts.readable and spec.dev not in facts.links:
             raise InvalidInput("dev", _no_such_device(spec.dev, facts.links))
@@ -662,23 +841,26 @@ class Networks:
 
     def _check_overlaps(self, spec: NetworkSpec, others: list[NetworkSpec], facts: HostFacts,
                         own_bridges: set[str | None]) -> None:
-        for field_name, text in (("subnet", spec.subnet), ("ipv6", spec.ipv6)):
-            if not text:
-                continue
-            mine = ipaddress.ip_network(text)
-            for other in others:
-                for theirs in (other.subnet, other.ipv6):
-                    if theirs and _overlap(mine, ipaddress.ip_network(theirs)):
-                        raise InvalidInput(field_name, f"{mine} overlaps {theirs} of network {other.name}; "
-                                                       "choose a subnet no other network uses.")
-            for dev, net, address in facts.addresses:
-                if dev not in own_bridges and _overlap(mine, net):
-                    raise InvalidInput(field_name, f"{mine} overlaps the host's address {address}/{net.prefixlen} on {dev}; "
-                                                   "choose a subnet the host does not use.")
-            for dev, net in facts.routes:
-                if dev not in own_bridges and _overlap(mine, net):
-                    raise InvalidInput(field_name, f"{mine} overlaps the host's route to {net} via {dev}; "
-                                                   "choose a subnet the host does not route.")
+        for where, field_name, mine in _own_subnets(spec):
+            with located(*where):
+                self._check_overlap(field_name, mine, others, facts, own_bridges)
+
+    def _check_overlap(self, field_name: str, mine: ipaddress._BaseNetwork, others: list[NetworkSpec],
+                       facts: HostFacts, own_bridges: set[str | None]) -> None:
+        """`others` in the addresses: form: every address of every other network counts."""
+        for other in others:
+            for theirs in (a.interface.network for a in other.addresses):
+                if _overlap(mine, theirs):
+                    raise InvalidInput(field_name, f"{mine} overlaps {theirs} of network {other.name}; "
+                                                   "choose a subnet no other network uses.")
+        for dev, net, address in facts.addresses:
+            if dev not in own_bridges and _overlap(mine, net):
+                raise InvalidInput(field_name, f"{mine} overlaps the host's address {address}/{net.prefixlen} on {dev}; "
+                                               "choose a subnet the host does not use.")
+        for dev, net in facts.routes:
+            if dev not in own_bridges and _overlap(mine, net):
+                raise InvalidInput(field_name, f"{mine} overlaps the host's route to {net} via {dev}; "
+                                               "choose a subnet the host does not route.")
 
     # -- create, start, stop, autostart, delete -------------------------------------------
     def plan_create(self, name: str, **options) -> NetworkSpec:
@@ -815,8 +997,24 @@ class Networks:
         if colliding and not replace:
             raise VirtopsError(f"network: the file's {_describe_collision(colliding, name, uuid)}; "
                                "pass --replace to replace it, or change the name and UUID in the file.")
-        self.check_against_host(NetworkSpec.from_element(node), replacing=tuple(colliding))
+        spec = NetworkSpec.from_element(node, every_address=True)
+        try:
+            self.check_against_host(spec, replacing=tuple(colliding))
+        except InvalidInput as err:
+            err.location = ()  # the file has no addresses: list to point into
+            raise
         return node, colliding
+
+    def planned_definition(self, name: str, **options) -> str:
+        """The XML the network NAME gets from these options (build_spec's): a new definition, or
+        the host's own with them set (what they do not say stays); every rule checked."""
+        if not self.exists(name):
+            return X.to_string(self.plan_create(name, **options).to_element())
+        old_node = self._config(self._lookup(name))
+        old = NetworkSpec.from_element(old_node, every_address=True)
+        options = {**options, "bridge": options.get("bridge") or old.bridge}
+        spec = build_spec(name, **options, uuid=old.uuid, kept=old)
+        return X.to_string(merge_into(old_node, self.check_against_host(spec, replacing=(name,))))
 
     def _collisions(self, name: str, uuid: str | None) -> list[str]:
         names = [name] if self.exists(name) else []
@@ -1101,6 +1299,14 @@ class Networks:
 # ---------------------------------------------------------------------------------------------
 def _overlap(a: ipaddress._BaseNetwork, b: ipaddress._BaseNetwork) -> bool:
     return a.version == b.version and a.overlaps(b)
+
+
+def _own_subnets(spec: NetworkSpec) -> list[tuple[tuple, str, ipaddress._BaseNetwork]]:
+    """(location, field, subnet) of each address of a network, in the form the spec gives them."""
+    if spec.addresses:
+        return [(("addresses", k), "address", a.interface.network) for k, a in enumerate(spec.addresses)]
+    return [((), name, ipaddress.ip_network(text)) for name, text in (("subnet", spec.subnet), ("ipv6", spec.ipv6))
+            if text]
 
 
 def next_free_bridge(others: list[NetworkSpec], facts: HostFacts) -> str:

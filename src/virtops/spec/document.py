@@ -145,6 +145,24 @@ class HostEntry(Model):
     name: str | None = None
 
 
+class AddressHostEntry(Model):
+    """A static DHCP host of one address: IPv4 by mac, IPv6 by id (its DUID), mac or name."""
+
+    mac: str | None = None
+    id: str | None = None
+    name: str | None = None
+    ip: str
+
+
+class AddressEntry(Model):
+    """One address of a network (libvirt's <ip>); its family follows from the address."""
+
+    address: str = Field(description="The host's address on the network with the prefix, e.g. 192.168.200.1/24 "
+                                     "or fd00:200::1/64.")
+    dhcp: list[str] = Field([], description="DHCP ranges, START-END, inside this address's subnet; none: no DHCP.")
+    hosts: list[AddressHostEntry] = []
+
+
 class NetworkEntry(Model):
     """A virtual network (`virtops net create`), running unless active is false."""
 
@@ -157,6 +175,9 @@ class NetworkEntry(Model):
     dhcp: str | bool | None = Field(None, description="START-END; false for no DHCP; default: the upper half.")
     hosts: list[HostEntry] = []
     ipv6: str | None = None
+    addresses: list[AddressEntry] = Field([], description="Every address of the network (several IPv4 and IPv6 "
+                                          "ones, each with its DHCP ranges and hosts), in place of subnet, gateway, "
+                                          "dhcp, hosts and ipv6.")
     domain: str | None = None
     mtu: int | None = None
     autostart: bool = True
@@ -165,14 +186,17 @@ class NetworkEntry(Model):
 
     def build_options(self, with_hosts: bool = True) -> dict:
         """The keyword arguments of Networks.create / network.build_spec."""
-        from virtops.ops.network import DhcpHost
+        from virtops.ops.network import Address, DhcpHost
 
         dhcp = self.dhcp
         if dhcp is True:
             dhcp = None  # "yes, the default range"
         hosts = [DhcpHost(mac=h.mac, ip=h.ip, name=h.name) for h in self.hosts] if with_hosts else []
-        return dict(subnet=self.subnet, gateway=self.gateway, dhcp=dhcp, mode=self.mode, dev=self.dev,
-                    bridge=self.bridge, domain=self.domain, ipv6=self.ipv6, mtu=self.mtu, hosts=hosts)
+        options = dict(subnet=self.subnet, gateway=self.gateway, dhcp=dhcp, mode=self.mode, dev=self.dev,
+                       bridge=self.bridge, domain=self.domain, ipv6=self.ipv6, mtu=self.mtu, hosts=hosts)
+        if self.addresses:  # only then: Networks.create's callers without it stay as they were
+            options["addresses"] = [Address(**a.model_dump()) for a in self.addresses]
+        return options
 
     def core_spec(self):
         """The network as the core's NetworkSpec, unchecked: what `kept` means to build_spec."""
@@ -180,7 +204,7 @@ class NetworkEntry(Model):
 
         options = self.build_options()
         return NetworkSpec(name=self.name, mode=self.mode, subnet=self.subnet, ipv6=self.ipv6,
-                           hosts=options["hosts"])
+                           hosts=options["hosts"], addresses=options.get("addresses", []))
 
     def normalized(self, kept: "NetworkEntry | None" = None) -> "NetworkEntry":
         """Defaults filled in; InvalidInput when refused. `kept`: the network as the host has it."""
@@ -266,9 +290,11 @@ def network_entry(spec, autostart: bool, active: bool) -> NetworkEntry:
     if spec.subnet:
         dhcp = f"{spec.dhcp_start}-{spec.dhcp_end}" if spec.has_dhcp else False
     hosts = sorted((HostEntry(mac=h.mac.lower(), ip=h.ip, name=h.name) for h in spec.hosts), key=lambda h: h.mac)
+    addresses = [AddressEntry(address=a.address, dhcp=a.dhcp,
+                              hosts=[AddressHostEntry(**h.model_dump()) for h in a.hosts]) for a in spec.addresses]
     return NetworkEntry(name=spec.name, mode=spec.mode if spec.mode in NETWORK_MODES
                         else spec.mode, bridge=spec.bridge, dev=spec.dev, subnet=spec.subnet, gateway=spec.gateway,
-                        dhcp=dhcp, hosts=hosts, ipv6=spec.ipv6, domain=spec.domain, mtu=spec.mtu,
+                        dhcp=dhcp, hosts=hosts, ipv6=spec.ipv6, addresses=addresses, domain=spec.domain, mtu=spec.mtu,
                         autostart=autostart, active=active)
 
 
@@ -560,7 +586,8 @@ def _value_at(data: Any, path: Path_) -> Any:
 
 
 MODELS_AT = {(): HostSpec, ("pools",): PoolEntry, ("pools", "volumes"): VolumeEntry, ("networks",): NetworkEntry,
-             ("networks", "hosts"): HostEntry, ("vms",): VmEntry, ("vms", "boot"): BootEntry,
+             ("networks", "hosts"): HostEntry, ("networks", "addresses"): AddressEntry,
+             ("networks", "addresses", "hosts"): AddressHostEntry, ("vms",): VmEntry, ("vms", "boot"): BootEntry,
              ("vms", "disks"): DiskEntry, ("vms", "nics"): NicEntry}
 
 
@@ -637,6 +664,12 @@ def _check_network(loaded: LoadedSpec, i: int, net: NetworkEntry) -> None:
     path = ("networks", i)
     if net.xml is not None:
         _check_xml(loaded, path, "network", net)
+        return
+    if net.addresses:  # every rule of them is the core's (network.check_addresses)
+        try:
+            build_spec(net.name, **net.build_options(), kept=net.core_spec())
+        except InvalidInput as err:
+            raise loaded.refusal(path, err) from None
         return
     if net.hosts and not net.subnet:
         raise loaded.error(path + ("hosts",), f"a {net.mode} network without a subnet hands out no fixed addresses.")

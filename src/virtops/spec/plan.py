@@ -21,6 +21,7 @@ from virtops.base.hostlock import host_lock
 from virtops.spec.document import (POOL_PERMISSION_FIELDS, BootEntry, DiskEntry, HostSpec, LoadedSpec, SpecErrors, NetworkEntry, NicEntry, PoolEntry, VmEntry,
                    VolumeEntry, network_entry, size_text)
 from virtops.base.units import format_size
+from virtops.ops.network import NetworkSpec
 from virtops.ops.volume import backing_first
 from virtops.xmlmodels.values import BUILT_AS_DIRECTORY, POOL_TYPES, VOLUME_FORMATS
 from virtops.ops.vm import DomainXml, HostView, PoolRoom, ResolvedVolume
@@ -221,8 +222,11 @@ def _live_network(host, info, live: Live) -> NetworkEntry | None:
         return _transient(live, "network", info.name)
     text = host.networks.dumpxml(info.name, inactive=True)
     live.raw[f"network/{info.name}"] = text
-    if not beyond_the_fields(X.parse(text)):
+    root = X.parse(text)
+    if not beyond_the_fields(root):
         return network_entry(host.networks.spec(info.name), info.autostart, info.active)
+    if not beyond_the_addresses(root):
+        return network_entry(NetworkSpec.from_element(root, every_address=True), info.autostart, info.active)
     return NetworkEntry.model_construct(name=info.name, xml=X.to_string(X.parse(text)), autostart=info.autostart,
                                         active=info.active)
 
@@ -246,29 +250,45 @@ NETWORK_FIELD_XML = {
     "network/forward/nat": set(), "network/forward/nat/port": {"start", "end"}, "network/forward/interface": {"dev"},
     "network/bridge": {"name", "stp", "delay"}, "network/mtu": {"size"}, "network/mac": {"address"},
     "network/domain": {"name", "localOnly"}, "network/ip": {"address", "prefix", "netmask", "family"},
-    "network/ip/dhcp": set(), "network/ip/dhcp/range": {"start", "end"}, "network/ip/dhcp/host": {"mac", "name", "ip"},
+    "network/ip/dhcp": set(), "network/ip/dhcp/range": {"start", "end"}, "network/ip/dhcp/host": {"mac", "id", "name", "ip"},
 }
 NAT_PORTS = ("1024", "65535")  # libvirt's default masquerading range
 
 
 def beyond_the_fields(root) -> bool:
-    """Whether a network has what NetworkEntry's fields cannot say, so that export carries it as
-    xml: a mode they do not name, an element or attribute they do not set (DNS entries, port
-    groups, bandwidth, routes, IPv6 flags...), more <ip> than one IPv4 and one IPv6, more than one
-    IPv4 DHCP range, DHCPv6, static hosts without MAC and address."""
+    """Whether a network has what NetworkEntry's single-address fields (subnet, dhcp, hosts,
+    ipv6) cannot say: what the addresses: form cannot say either, more <ip> than one IPv4 and one
+    IPv6, more than one IPv4 DHCP range, DHCPv6, static hosts without MAC."""
+    from virtops.xmlmodels.network import NetworkXml
+
+    if beyond_the_addresses(root):
+        return True
+    ips = list(NetworkXml(root).ips)
+    v4, v6 = [ip for ip in ips if ip.version == 4], [ip for ip in ips if ip.version == 6]
+    if len(v4) > 1 or len(v6) > 1:
+        return True
+    if v6 and (len(v6[0].ranges) or len(v6[0].hosts)):
+        return True
+    return bool(v4) and (len(v4[0].ranges) > 1 or any(not (h.mac and h.ip) for h in v4[0].hosts))
+
+
+def beyond_the_addresses(root) -> bool:
+    """Whether a network has what even the addresses: form cannot say, so that export carries it
+    as xml: a mode the fields do not name, an element or attribute they do not set (DNS entries,
+    port groups, bandwidth, routes, IPv6 flags...), an <ip> without a usable address, a static
+    host without an address or without what names it (an IPv4 one's MAC)."""
     from virtops.xmlmodels.network import NetworkXml
     from virtops.xmlmodels.values import NETWORK_MODES
 
     net = NetworkXml(root)
     if net.mode not in NETWORK_MODES or _unmodelled_xml(root):
         return True
-    ips = list(net.ips)
-    v4, v6 = [ip for ip in ips if ip.version == 4], [ip for ip in ips if ip.version == 6]
-    if len(v4) > 1 or len(v6) > 1 or any(ip.interface is None for ip in ips):
-        return True
-    if v6 and (len(v6[0].ranges) or len(v6[0].hosts)):
-        return True
-    return bool(v4) and (len(v4[0].ranges) > 1 or any(not (h.mac and h.ip) for h in v4[0].hosts))
+    for ip in net.ips:
+        if ip.interface is None:
+            return True
+        if any(not h.ip or not (h.mac or (ip.version == 6 and (h.id or h.name))) for h in ip.hosts):
+            return True
+    return False
 
 
 def _unmodelled_xml(root) -> bool:
@@ -806,6 +826,9 @@ class _Planner:
             if entry.xml is not None or (current is not None and current.xml is not None):
                 actions += filter(None, [self._xml_action(("networks", i), "network", entry, current)])
                 continue
+            if entry.addresses or (current is not None and current.addresses):
+                actions += filter(None, [self._addresses_action(i, entry, current)])
+                continue
             try:
                 desired = entry.normalized(kept=current)
             except VirtopsError as err:
@@ -816,6 +839,18 @@ class _Planner:
             if action:
                 actions.append(action)
         return actions
+
+    def _addresses_action(self, i: int, entry: NetworkEntry, current: NetworkEntry | None) -> Action | None:
+        """A multi-address network (on either side): the core makes the XML the entry means (the
+        host's own definition with the entry's fields set), and it is compared and defined as an
+        entry given as xml: is, after libvirt's own formatting."""
+        try:
+            xml = self.host.networks.planned_definition(entry.name, **entry.build_options())
+        except VirtopsError as err:
+            self.refused(("networks", i), err)
+            return None
+        as_xml = NetworkEntry.model_construct(name=entry.name, xml=xml, autostart=entry.autostart, active=entry.active)
+        return self._xml_action(("networks", i), "network", as_xml, current)
 
     def _create_network(self, i: int, entry: NetworkEntry, desired: NetworkEntry) -> Action:
         networks, options = self.host.networks, entry.build_options()

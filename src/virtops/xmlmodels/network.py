@@ -70,6 +70,12 @@ class IpXml(XmlModel):
         else:
             self.node.set("prefix", str(prefix))
 
+    def spell_prefix(self, prefix: int) -> None:
+        """prefix= (libvirt's own spelling for both families), unless the element says netmask=."""
+        if "netmask" not in self.node.attrib:
+            self.node.set("prefix", str(prefix))
+        self.prefix = prefix
+
     family = Field("@family")
     address = Field("@address", carry="NetworkEntry.gateway")
     prefix = Field("@prefix", INT, get=_prefix, set=_set_prefix, carry="NetworkEntry.subnet")
