@@ -193,3 +193,12 @@ def test_a_dotted_name_the_host_gives_already_is_kept():
     kept = NetworkSpec(name="n", addresses=[_addr("10.1.0.1/24", hosts=[{"mac": "52:54:00:00:00:01",
                                                                           "ip": "10.1.0.5", "name": "a.b"}])])
     assert build_spec("n", addresses=kept.addresses, kept=kept).addresses == kept.addresses
+
+
+def test_an_address_the_network_has_keeps_its_netmask_and_a_new_one_says_prefix():
+    node = X.parse("<network><name>n</name><ip address='10.1.0.1' netmask='255.255.255.0'/></network>")
+    spec = build_spec("n", addresses=[_addr("10.2.0.1/16"), _addr("10.1.0.1/24", dhcp=["10.1.0.5-10.1.0.9"])])
+    ips = merge_into(node, spec).findall("ip")
+    assert [dict(ip.attrib) for ip in ips] == [{"address": "10.2.0.1", "prefix": "16"},
+                                              {"address": "10.1.0.1", "netmask": "255.255.255.0"}]
+    assert ips[1].find("dhcp/range").attrib == {"start": "10.1.0.5", "end": "10.1.0.9"}

@@ -96,7 +96,8 @@ class Address(Model):
     def ip_values(self) -> dict:
         ranges = [dict(zip(("start", "end"), text.split("-"))) for text in self.dhcp]
         return dict(family="ipv6" if self.interface.version == 6 else None, address=str(self.interface.ip),
-                    ranges=ranges, hosts=[host.model_dump() for host in self.hosts])
+                    prefix=self.interface.network.prefixlen, ranges=ranges,
+                    hosts=[host.model_dump() for host in self.hosts])
 
 
 def addresses_of(node: etree._Element) -> list[Address]:
@@ -162,24 +163,12 @@ class NetworkSpec(Model):
         if self.mode == "bridge":  # a host bridge is libvirt's to configure
             net.update(stp=None, delay=None)
         if self.addresses:
-            self._write_addresses(net)
+            net.set_addresses([address.ip_values() for address in self.addresses])
             return net
         net.ipv4 = self._ipv4_values(net.ipv4) if self.subnet else None
         net.ipv6 = dict(address=self.ipv6_gateway, prefix=ipaddress.ip_network(self.ipv6).prefixlen) \
             if self.ipv6 else None
         return net
-
-    def _write_addresses(self, net: NetworkXml) -> None:
-        """Exactly the spec's <ip> elements; one the network has already keeps its prefix spelling."""
-        old = {str(ip.interface): copy.deepcopy(ip.node) for ip in net.ips if ip.interface is not None}
-        net.ips = []
-        for address in self.addresses:
-            ip = net.ips.add(family="ipv6" if address.interface.version == 6 else None)
-            if str(address.interface) in old:
-                ip.node.attrib.update(old[str(address.interface)].attrib)
-            values = address.ip_values()
-            ip.update(address=values["address"], ranges=values["ranges"], hosts=values["hosts"])
-            ip.spell_prefix(address.interface.network.prefixlen)
 
     def _ipv4_values(self, current: IpXml | None) -> dict:
         """The first range is the spec's; further ranges of the same subnet (virtops models one) stay."""

@@ -70,12 +70,6 @@ class IpXml(XmlModel):
         else:
             self.node.set("prefix", str(prefix))
 
-    def spell_prefix(self, prefix: int) -> None:
-        """prefix= (libvirt's own spelling for both families), unless the element says netmask=."""
-        if "netmask" not in self.node.attrib:
-            self.node.set("prefix", str(prefix))
-        self.prefix = prefix
-
     family = Field("@family")
     address = Field("@address", carry="NetworkEntry.gateway")
     prefix = Field("@prefix", INT, get=_prefix, set=_set_prefix, carry="NetworkEntry.subnet")
@@ -152,3 +146,16 @@ class NetworkXml(XmlModel):
     ipv4 = Child(IpXml, "ip", where=_is_v4)
     ipv6 = Child(IpXml, "ip", where=_is_v6, create={"family": "ipv6"}, carry="NetworkEntry.ipv6")
     ips = Children(IpXml, "ip")  # every <ip>, as `net info` shows them
+
+    def set_addresses(self, addresses: list[dict]) -> None:
+        """Exactly these <ip> (IpXml's fields), in this order. One the network has already keeps
+        how it spells its prefix (prefix= or netmask=); a new one says prefix=, libvirt's own
+        spelling for both families."""
+        spelled = {(ip.address, ip.prefix): {k: v for k, v in ip.node.attrib.items() if k in ("prefix", "netmask")}
+                   for ip in self.ips}
+        self.ips = []
+        for values in addresses:
+            ip = self.ips.add(family=values.get("family"), address=values["address"])
+            # The spelling first (prefix= for a new one: _set_prefix then keeps it), then the values.
+            ip.node.attrib.update(spelled.get((values["address"], values["prefix"]), {"prefix": "0"}))
+            ip.update(**values)
