@@ -147,6 +147,21 @@ def test_subnet_overlapping_a_host_route_or_another_ipv6_network(lab, host, nets
         subprocess.run(["ip", "-n", lab.netns, "route", "del", "10.77.0.0/16", "dev", "lo"], check=False)
 
 
+def test_a_subnet_overlapping_any_address_of_a_multi_address_network_is_refused(lab, host, nets):
+    """Not only the first IPv4 and IPv6 <ip> of another network count: its second ones too."""
+    host.conn.networkDefineXML("<network><name>t-multi</name><ip address='10.44.0.1' prefix='24'/>"
+                               "<ip address='10.45.0.1' prefix='24'/><ip family='ipv6' address='fd00:44::1' "
+                               "prefix='64'/><ip family='ipv6' address='fd00:45::1' prefix='64'/></network>")
+    before = host_state(host.conn)
+    second_v4 = cli(lab, "net", "create", "t-x", "--subnet", "10.45.0.0/25")
+    second_v6 = cli(lab, "net", "create", "t-y", "--subnet", "10.46.0.0/24", "--ipv6", "fd00:45::/64")
+    assert second_v4.returncode == 1 and "subnet: 10.45.0.0/25 overlaps 10.45.0.0/24 of network t-multi" in \
+        second_v4.stderr
+    assert second_v6.returncode == 1 and "ipv6: fd00:45::/64 overlaps fd00:45::/64 of network t-multi" in \
+        second_v6.stderr
+    assert host_state(host.conn) == before
+
+
 def test_usage_errors_exit_2(lab, host, nets):
     before = host_state(host.conn)
     both = cli(lab, "net", "create", "t-x", "--subnet", "10.40.0.0/24", "--dhcp", "10.40.0.10-10.40.0.20", "--no-dhcp")
