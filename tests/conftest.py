@@ -18,7 +18,7 @@ settings.register_profile("ci", derandomize=True, print_blob=True)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 from virtops.host import Host
-from virtops.lab.labhost import Lab
+from tests.helpers import fresh_lab
 
 SESSION_LAB = f"pytest-{os.getpid() % 100000}"
 UPLINK_LAB = f"pytest-up-{os.getpid() % 100000}"
@@ -49,18 +49,10 @@ def pytest_runtest_setup(item):
         pytest.skip(reason)
 
 
-def _fresh_lab(name: str, uplink: bool = False) -> Lab:
-    lab = Lab(name)
-    if lab.exists():
-        lab.down()
-    lab.up(uplink=uplink)
-    return lab
-
-
 @pytest.fixture(scope="session")
 def lab():
     """A running lab host shared by the tests that can share one; always torn down."""
-    lab = _fresh_lab(SESSION_LAB)
+    lab = fresh_lab(SESSION_LAB)
     try:
         yield lab
     finally:
@@ -70,7 +62,7 @@ def lab():
 @pytest.fixture(scope="session")
 def uplink_lab():
     """A lab host with an uplink into an 'outside' namespace, for tests with real packets."""
-    lab = _fresh_lab(UPLINK_LAB, uplink=True)
+    lab = fresh_lab(UPLINK_LAB, uplink=True)
     try:
         yield lab
     finally:
@@ -123,7 +115,7 @@ WEB_PASSWORD = "lab-web-password"
 def web_lab():
     """A lab host of its own for the web console's tests: they make the handbook's objects. Its
     uplink leads to the outside namespace where the handbook's NFS server can run."""
-    lab = _fresh_lab(f"pytest-web-{os.getpid() % 100000}", uplink=True)
+    lab = fresh_lab(f"pytest-web-{os.getpid() % 100000}", uplink=True)
     try:
         yield lab
     finally:

@@ -190,6 +190,17 @@ def websocket_close_code(url: str, headers: dict) -> int:
 
 
 @contextlib.contextmanager
+def fresh_lab(name: str, **up):
+    """The lab host NAME brought up anew (`up`: Lab.up's options): one a killed run left is taken down first."""
+    from virtops.lab.labhost import Lab
+
+    lab = Lab(name)
+    if lab.exists():
+        lab.down()
+    lab.up(**up)
+    return lab
+
+
 def fresh_labs(names: list[str], **up):
     """Lab hosts of these names, each brought up anew (`up`: Lab.up's options), always taken down."""
     from virtops.lab.labhost import Lab
@@ -197,9 +208,7 @@ def fresh_labs(names: list[str], **up):
     labs = [Lab(name) for name in names]
     try:
         for lab in labs:
-            if lab.exists():
-                lab.down()
-            lab.up(**up)
+            fresh_lab(lab.name, **up)
         yield labs
     finally:
         for lab in labs:

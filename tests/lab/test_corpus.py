@@ -17,8 +17,7 @@ import libvirt
 import pytest
 import yaml
 
-from tests.helpers import _without_usage, cli_ok, run_cli
-from virtops.lab.labhost import Lab
+from tests.helpers import _without_usage, cli_ok, fresh_lab, run_cli
 from virtops.xmlmodels import doc as X
 
 CORPUS = Path(__file__).resolve().parent.parent / "data" / "corpus"
@@ -31,20 +30,12 @@ def _text(path: Path, folder: Path) -> str:
     return path.read_text().replace("@DIR@", str(folder))
 
 
-def _fresh(name: str) -> Lab:
-    lab = Lab(name)
-    if lab.exists():
-        lab.down()
-    lab.up()
-    return lab
-
-
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     """Two fresh lab hosts: the first holds the corpus, the second gets its backup restored."""
     folder = tmp_path_factory.mktemp("corpus")
     suffix = os.getpid() % 100000
-    source, target = _fresh(f"pytest-cxa-{suffix}"), _fresh(f"pytest-cxb-{suffix}")
+    source, target = fresh_lab(f"pytest-cxa-{suffix}"), fresh_lab(f"pytest-cxb-{suffix}")
     try:
         conn = libvirt.open(source.uri)
         for path in sorted(CORPUS.glob("net-*.xml")):

@@ -14,7 +14,7 @@ import libvirt
 import pytest
 import yaml
 
-from tests.helpers import delete_everything, dir_pool_element, network_element, volume_element, host_state, run_cli
+from tests.helpers import delete_everything, dir_pool_element, fresh_lab, network_element, volume_element, host_state, run_cli
 from virtops.xmlmodels import doc as X
 from virtops.ops.domain import DiskSpec, DomainSpec, KernelBoot, NicSpec
 from virtops.lab.labhost import Lab
@@ -23,21 +23,13 @@ GiB = 1024**3
 MiB = 1024**2
 
 
-def _fresh(name: str) -> Lab:
-    lab = Lab(name)
-    if lab.exists():
-        lab.down()
-    lab.up()
-    return lab
-
-
 @pytest.fixture(scope="module")
 def source(guest_image):
     """Several pools, a dozen volumes with qcow2 backing chains, networks of four modes with
     static hosts, VMs with several disks and NICs; all made with libvirt directly. The VMs boot
     the test guest's kernel: `vm create` (and so `apply`) refuses a kernel that is not a file QEMU
     can read on the host."""
-    lab = _fresh(f"spec-src-{os.getpid() % 10000}")
+    lab = fresh_lab(f"spec-src-{os.getpid() % 10000}")
     conn = libvirt.open(lab.uri)
     try:
         for name in ("images", "data", "spare"):
@@ -78,7 +70,7 @@ def source(guest_image):
 
 @pytest.fixture(scope="module")
 def target():
-    lab = _fresh(f"spec-dst-{os.getpid() % 10000}")
+    lab = fresh_lab(f"spec-dst-{os.getpid() % 10000}")
     yield lab
     lab.down()
 
