@@ -439,7 +439,7 @@ networks:
 
 
 def test_a_multi_address_network_is_applied_exported_and_changed_by_its_addresses(tmp_path):
-    lab = _fresh(f"spec-ma-{os.getpid() % 10000}")
+    lab = fresh_lab(f"spec-ma-{os.getpid() % 10000}")
     try:
         path = tmp_path / "multi.yaml"
         path.write_text(MULTI_ADDRESS)
