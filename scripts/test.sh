@@ -9,6 +9,8 @@ export HYPOTHESIS_PROFILE=${HYPOTHESIS_PROFILE:-ci}
 status=0
 # The layers of the package (pyproject.toml [tool.importlinter]; docs/architecture.md).
 .venv/bin/lint-imports --no-cache || status=1
+# Names used but never defined, imports never used (the package and the benchmarks).
+.venv/bin/python -m pyflakes src bench || status=1
 .venv/bin/python -m pytest -q -rs --junitxml="$report" "$@" || status=$?
 .venv/bin/python - "$report" <<'PY' || status=1
 import sys
