@@ -189,7 +189,6 @@ def websocket_close_code(url: str, headers: dict) -> int:
         return closed.value.rcvd.code
 
 
-@contextlib.contextmanager
 def fresh_lab(name: str, **up):
     """The lab host NAME brought up anew (`up`: Lab.up's options): one a killed run left is taken down first."""
     from virtops.lab.labhost import Lab
@@ -201,6 +200,7 @@ def fresh_lab(name: str, **up):
     return lab
 
 
+@contextlib.contextmanager
 def fresh_labs(names: list[str], **up):
     """Lab hosts of these names, each brought up anew (`up`: Lab.up's options), always taken down."""
     from virtops.lab.labhost import Lab
