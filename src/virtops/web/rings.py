@@ -103,7 +103,7 @@ class Series:
         self.spans: dict[str, Span] = {}  # per coarser tier, the span being summed
 
     def add(self, at: float, figures: dict) -> None:
-        at = int(round(at))
+        at = int(at)  # whole seconds, rounded down: a point is never stamped later than it was taken
         values = [figures.get(name) for name in FIGURES]
         self.seen = at
         self.tiers["1h"].append(at, values)
