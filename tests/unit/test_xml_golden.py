@@ -18,7 +18,6 @@ export in spec/plan.py, and marked with carry=.
 """
 from __future__ import annotations
 
-import copy
 import os
 from pathlib import Path
 
