@@ -142,6 +142,29 @@ def test_create_then_refusals_leave_host_unchanged(seeded):
         assert host_state(seeded.conn) == before, field
 
 
+def test_pxe_boots_from_the_network_then_the_disk(seeded):
+    """`vm create --pxe`: <boot dev='network'/> before the first disk; it needs a NIC and is one way
+    to boot among kernel, CD-ROM and import; autostart is set with the definition."""
+    vms = seeded.vms
+    before = host_state(seeded.conn)
+    for request, field, words in (
+        (_req("pxe1", pxe=True), "pxe", "needs a NIC"),
+        (_req("pxe1", pxe=True, cdrom="test/spare", nics=[parse_network_option("mynetwork")]), "boot", "one way to boot"),
+        (_req("pxe1", pxe=True, boot=KernelBoot(kernel="/k"), nics=[parse_network_option("mynetwork")]), "boot",
+         "one way to boot"),
+    ):
+        with pytest.raises(InvalidInput) as err:
+            vms.create(request)
+        assert err.value.field == field and words in str(err.value), str(err.value)
+        assert host_state(seeded.conn) == before
+    vms.create(_req("pxe1", pxe=True, autostart=True, disks=[parse_disk_option("test/spare")],
+                    nics=[parse_network_option("mynetwork")]))
+    dom = seeded.conn.lookupByName("pxe1")
+    root = X.parse(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+    assert [b.get("dev") for b in root.iterfind("os/boot")] == ["network", "hd"]
+    assert dom.autostart() == 1
+
+
 def test_shared_volume_readonly_or_shareable(seeded):
     vms = seeded.vms
     vms.create(_req("a", disks=[parse_disk_option("test/data,readonly=on")]))

@@ -110,13 +110,15 @@ for _command in _stats_commands():
 @click.option("--boot", metavar="kernel=PATH,initrd=PATH,cmdline=ARGS", help="Direct kernel boot.")
 @click.option("--cdrom", metavar="POOL/VOL|PATH", help="Boot from an ISO image.")
 @click.option("--import", "import_disk", is_flag=True, help="Boot from the first disk.")
+@click.option("--pxe", is_flag=True, help="Boot from the network (PXE) through its NICs, then from the first disk.")
 @click.option("--graphics", type=click.Choice(["none", "vnc"]), default="none", show_default=True,
               help="vnc: a screen (VGA card, VNC on the host's loopback) for `vm screenshot` and the web console.")
+@click.option("--autostart", is_flag=True, help="Start the VM with the host.")
 @click.option("--start", is_flag=True, help="Start the VM once defined.")
 @json_option
 @pass_context
 def vm_create(ctx, name, memory, vcpus, disks, new_disks, networks, bridges, directs, boot, cdrom, import_disk,
-              graphics, start, as_json) -> None:
+              pxe, graphics, autostart, start, as_json) -> None:
     """Define a VM with disks (pool volumes, paths, network disks) and NICs (on virtual networks,
     bridges, host devices)."""
     from virtops.ops import vm as core
@@ -129,8 +131,8 @@ def vm_create(ctx, name, memory, vcpus, disks, new_disks, networks, bridges, dir
         name=name, memory=memory, vcpus=vcpus, disks=[core.parse_disk_option(d) for d in disks],
         new_disks=[core.parse_new_disk_option(d) for d in new_disks],
         nics=[core.parse_network_option(n, kind) for kind in NIC_TYPES for n in by_type[kind]],
-        boot=core.parse_boot_option(boot) if boot else None, cdrom=cdrom, import_disk=import_disk, graphics=graphics,
-        start=start)
+        boot=core.parse_boot_option(boot) if boot else None, cdrom=cdrom, import_disk=import_disk, pxe=pxe,
+        graphics=graphics, autostart=autostart, start=start)
     info = _vms(ctx).create(request)
     if as_json:
         emit_json(info.model_dump())

@@ -171,8 +171,16 @@ class CreateRequest(Model):
     boot: KernelBoot | None = None
     cdrom: str | None = None  # POOL/VOLUME or a path on the host
     import_disk: bool = False
+    pxe: bool = False  # boot from the network (PXE) through its NICs, then from the first disk
     graphics: Graphics = "none"  # vnc: a screen (VNC on the host's loopback, a VGA card)
+    autostart: bool = False  # start with the host
     start: bool = False
+
+    def boot_order(self) -> list[str]:
+        """The BIOS boot order of the request: none with a kernel given (it boots that kernel)."""
+        if self.boot:
+            return []
+        return ["cdrom", "hd"] if self.cdrom else ["network", "hd"] if self.pxe else ["hd"]
 
 
 # -- parsing the compact option syntax shared by the CLI and the spec -----------------------
@@ -512,6 +520,9 @@ class Vms:
             with libvirt_errors(f"defining VM {request.name}"):
                 dom = self.conn.defineXMLFlags(X.to_string(DomainDocument(checked.spec.to_element()).update(uuid=own).node),
                                                libvirt.VIR_DOMAIN_DEFINE_VALIDATE)
+            if request.autostart:
+                with libvirt_errors(f"setting autostart of VM {request.name}"):
+                    dom.setAutostart(1)  # undone with the definition it belongs to
             if request.start:
                 undo.add(lambda: owned.stop_own(self.conn, "domain", own), f"started VM {request.name}")
                 with libvirt_errors(f"starting VM {request.name}"):
@@ -1261,8 +1272,12 @@ class _CreatePlan:
         memory = 0
         with collect():
             memory = self._check_resources()
-        if sum(bool(x) for x in (req.boot, req.cdrom, req.import_disk)) > 1:
-            found.append(InvalidInput("boot", "give only one of --boot, --cdrom and --import."))
+        if sum(bool(x) for x in (req.boot, req.cdrom, req.import_disk, req.pxe)) > 1:
+            found.append(InvalidInput("boot", "give one way to boot: a kernel (boot), a CD-ROM (cdrom), the first "
+                                              "disk (import) or the network (pxe), not several."))
+        if req.pxe and not req.nics:
+            found.append(InvalidInput("pxe", "boots from the network, so the VM needs a NIC; add one on a network "
+                                             "or a bridge."))
         with collect():
             check_boot(req.boot)
         domains = self.view.domains()
@@ -1282,9 +1297,8 @@ class _CreatePlan:
             nics = self._nics(domains)
         if found:
             raise found[0] if len(found) == 1 else Refusals(found)
-        boot_devices = ["cdrom", "hd"] if req.cdrom else (["hd"] if not req.boot else [])
         spec = DomainSpec(name=req.name, memory_kib=memory // 1024, vcpus=req.vcpus,
-                          virt_type=self.view.virt_type(), boot=req.boot, boot_devices=boot_devices,
+                          virt_type=self.view.virt_type(), boot=req.boot, boot_devices=req.boot_order(),
                           disks=disks, nics=nics, graphics=req.graphics)
         spec.to_element()  # validates against domain.rng before anything changes
         check_backing_chain(self.conn, self._attached_paths(), domains, vm=req.name)
