@@ -31,30 +31,58 @@ fi
 # A daemon that a package installation started on the real host is none of virtops' business:
 # virtops runs its tests and demo on lab hosts with their own libvirtd.
 
-# openssh-server for its sshd binary only: a lab host runs one of its own, with its own config,
-# keys and address, inside its namespaces (lab/sshd.py, docs/labs.md "ssh into a lab host"). The
-# package must not bring up a system sshd on the real host: while it installs, policy-rc.d forbids
-# starting services (only if there is none already) and sshd_not_to_be_run keeps Debian's units
-# from starting sshd; afterwards its units are disabled and masked. A machine that had
-# openssh-server before keeps its own sshd as it was.
-if ! dpkg-query -W -f='${Status}' openssh-server 2>/dev/null | grep -q "install ok installed"; then
-  echo "Installing openssh-server (its sshd stays off on this machine)"
-  own_policy=""
+# install_held_down "UNITS" PACKAGE...: install packages whose services must not run on the real
+# host. While they install, policy-rc.d forbids starting services (only if there is none already);
+# afterwards their systemd units are disabled and masked.
+install_held_down() {
+  local units=$1
+  shift
+  local own_policy=""
   if [ ! -e /usr/sbin/policy-rc.d ]; then
-    printf '#!/bin/sh\n# virtops install.sh: no service starts while openssh-server installs\nexit 101\n' >/usr/sbin/policy-rc.d
+    printf '#!/bin/sh\n# virtops install.sh: no service starts while %s install\nexit 101\n' "$*" >/usr/sbin/policy-rc.d
     chmod 0755 /usr/sbin/policy-rc.d
     own_policy=1
   fi
-  mkdir -p /etc/ssh
-  touch /etc/ssh/sshd_not_to_be_run
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q
-  apt-get install -y -q --no-install-recommends openssh-server </dev/null
+  apt-get install -y -q --no-install-recommends "$@" </dev/null
   if [ -n "$own_policy" ]; then rm -f /usr/sbin/policy-rc.d; fi
   if command -v systemctl >/dev/null; then
-    systemctl --root=/ disable ssh.service ssh.socket >/dev/null 2>&1 || true
-    systemctl --root=/ mask ssh.service ssh.socket
+    # shellcheck disable=SC2086  # a list of unit names
+    systemctl --root=/ disable $units >/dev/null 2>&1 || true
+    # shellcheck disable=SC2086
+    systemctl --root=/ mask $units
   fi
+}
+
+installed() {
+  dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"
+}
+
+# openssh-server for its sshd binary only: a lab host runs one of its own, with its own config,
+# keys and address, inside its namespaces (lab/sshd.py, docs/labs.md "ssh into a lab host"). The
+# package must not bring up a system sshd on the real host: besides install_held_down,
+# sshd_not_to_be_run keeps Debian's units from starting sshd. A machine that had openssh-server
+# before keeps its own sshd as it was.
+if ! installed openssh-server; then
+  echo "Installing openssh-server (its sshd stays off on this machine)"
+  mkdir -p /etc/ssh
+  touch /etc/ssh/sshd_not_to_be_run
+  install_held_down "ssh.service ssh.socket" openssh-server
+fi
+
+# lvm2 and parted for their commands only: libvirt's logical pools run pvcreate, vgcreate, lvcreate
+# and vgremove, its disk pools parted. Lab hosts run them with an LVM configuration of their own
+# that sees only the lab's loop devices (tests/lab/test_lvm_pools.py); the machine's LVM needs no
+# monitoring, polling or event daemon from virtops, so lvm2's units stay masked. A machine that
+# had lvm2 before keeps its own units as they were.
+if ! installed lvm2; then
+  echo "Installing lvm2 (its monitoring and event daemons stay off on this machine)"
+  install_held_down "lvm2-monitor.service lvm2-lvmpolld.service lvm2-lvmpolld.socket dm-event.service \
+dm-event.socket blk-availability.service" lvm2
+fi
+if ! installed parted; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends parted </dev/null
 fi
 
 PYTHON=${PYTHON:-python3}
