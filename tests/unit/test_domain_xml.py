@@ -221,7 +221,7 @@ def test_new_disk_is_removed_when_a_later_step_fails(seeded, monkeypatch):
 def test_delete_with_storage_and_lifecycle(seeded):
     vms = seeded.vms
     vms.create(_req(new_disks=[parse_new_disk_option("test:100M:raw")], start=True))
-    with pytest.raises(VirtopsError, match="--force"):
+    with pytest.raises(VirtopsError, match="give force to stop it at once"):
         vms.delete("vm1")
     vms.suspend("vm1")
     assert vms.info("vm1").state == "paused"

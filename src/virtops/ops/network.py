@@ -38,6 +38,7 @@ from virtops.daemon import owned
 from virtops.base.undo import undo_on_failure
 from virtops.base.errors import InvalidInput, NeedsOption, VirtopsError, libvirt_errors, located
 from virtops.base.model import Model
+from virtops.ops.impact import Impact
 
 MODES = NETWORK_MODES  # the name the callers know
 
@@ -1224,11 +1225,33 @@ class Networks:
             dom.attachDeviceFlags(nic_xml, libvirt.VIR_DOMAIN_AFFECT_LIVE)
 
     # -- guards: what running guests would lose --------------------------------------------
+    def impact(self, name: str, action: str) -> Impact:
+        """What stopping or deleting network NAME costs, before it is done: the running guests cut
+        off, on the facts `stop` and `delete` refuse on, and the option they would then need."""
+        if action == "stop":
+            nics = self._cut_off_by_stopping(name)
+            cost = (f"running guests {_nic_list(nics)} lose their connection: their NICs leave the bridge of {name} "
+                    "until it starts again, which re-plugs them." if nics else
+                    f"no running guest has a NIC on {name}; while it is stopped it gives no leases and forwards nothing.")
+            return Impact(action=action, subject=f"network {name}", guests=sorted({dom for dom, _, _ in nics}),
+                          cost=cost, option="force" if nics else None)
+        if action == "delete":
+            users = self.guests_using(name)
+            cost = (f"{_guest_list(users)} use {name}: the running ones lose their connection and none can start "
+                    "with that NIC again." if users else
+                    f"no guest uses {name}; its definition goes (its saved XML defines it again).")
+            return Impact(action=action, subject=f"network {name}", guests=[g for g, running in users if running],
+                          cost=cost, option="force" if users else None)
+        raise InvalidInput("action", f"{action!r} is no action on a network with a cost; give stop or delete.")
+
+    def _cut_off_by_stopping(self, name: str) -> list[tuple[str, str, str]]:
+        return self.running_nics(name) if self._lookup(name).isActive() else []
+
     def refuse_cutting_off(self, name: str, doing: str, force: bool,
                            after: str = "when virtops starts it again, it re-plugs their NICs") -> None:
         """Refuse, unless force, what takes network NAME away from running guests' NICs for a while:
         their taps leave its bridge, and stay off the bridge once it runs again unless re-plugged."""
-        nics = self.running_nics(name) if self._lookup(name).isActive() else []
+        nics = self._cut_off_by_stopping(name)
         if nics and not force:
             raise NeedsOption(f"network: {name} carries NICs of running guests {_nic_list(nics)}; {doing} "
                               f"unplugs them from its bridge, so they lose their connection; give {{option}} to "

@@ -24,6 +24,7 @@ from virtops.base.undo import undo_on_failure
 from virtops.base.paths import refuse_control_characters
 from virtops.base.errors import InvalidInput, NeedsOption, VirtopsError, from_libvirt, libvirt_errors
 from virtops.base.model import Model
+from virtops.ops.impact import Impact
 
 NETFS_FORMATS = ("auto", "nfs", "cifs", "glusterfs")
 FS_FORMATS = ("auto", "ext2", "ext3", "ext4", "xfs", "btrfs", "vfat", "ufs", "iso9660", "udf",
@@ -636,14 +637,37 @@ class Pools:
             if "No such file" not in (err.get_error_message() or ""):
                 raise
 
-    def _refuse_if_in_use(self, name: str, pool: libvirt.virStoragePool) -> None:
+    def impact(self, name: str, action: str) -> Impact:
+        """What stopping or deleting pool NAME costs, before it is done: the running VMs with disks
+        in it, on the facts `stop` and `delete` refuse on, and the option they would then need."""
+        pool = self.lookup(name)
+        if action == "stop":
+            running = self.running_users(name, pool) if pool.isActive() else []
+            cost = (f"running VM(s) {', '.join(running)} keep disks in {name} on open files libvirt no longer manages, "
+                    "and cannot start again until the pool runs." if running else
+                    f"no running VM has a disk in {name}; its volumes cannot be used until it starts again.")
+            return Impact(action=action, subject=f"pool {name}", guests=running, cost=cost,
+                          option="force" if running else None)
+        if action == "delete":
+            vms, running = self._users(name, pool)
+            lost = f"; the running ones ({', '.join(running)}) go on with disks libvirt no longer knows" if running else ""
+            cost = (f"VM(s) {', '.join(sorted(vms))} use volumes in {name}{lost}; none of them can start again."
+                    if vms else f"no VM uses a volume in {name}.")
+            return Impact(action=action, subject=f"pool {name}", guests=running, cost=cost,
+                          option="force" if vms else None)
+        raise InvalidInput("action", f"{action!r} is no action on a pool with a cost; give stop or delete.")
+
+    def _users(self, name: str, pool: libvirt.virStoragePool) -> tuple[set[str], list[str]]:
+        """The VMs with a volume of the pool as a disk, and the running ones among them."""
         from virtops.ops.volume import volume_users
 
         users = volume_users(self.conn)
-        target = pool_info(pool).target
-        vms = users.of_pool(name, target)
+        vms = users.of_pool(name, pool_info(pool).target)
+        return vms, sorted(vms & users.running)
+
+    def _refuse_if_in_use(self, name: str, pool: libvirt.virStoragePool) -> None:
+        vms, running = self._users(name, pool)
         if vms:
-            running = sorted(vms & users.running)
             loss = (f"; the running ones ({', '.join(running)}) would go on with disks libvirt no longer knows, "
                     "and none of them could start again" if running else "; none of them could start again")
             raise NeedsOption(f"pool {name} is in use: VM(s) {', '.join(sorted(vms))} use volumes in it{loss}; "
@@ -651,10 +675,7 @@ class Pools:
 
     def running_users(self, name: str, pool: libvirt.virStoragePool) -> list[str]:
         """Running VMs with a disk in the pool."""
-        from virtops.ops.volume import volume_users
-
-        users = volume_users(self.conn)
-        return sorted(users.of_pool(name, pool_info(pool).target) & users.running)
+        return self._users(name, pool)[1]
 
     # -- discovery ------------------------------------------------------------------------
     def sources(self, pool_type: str, host: str) -> list[PoolSource]:

@@ -31,6 +31,7 @@ from virtops.base.hostlock import locks_host
 from virtops.base.paths import refuse_control_characters, refuse_control_characters_in
 from virtops.base.errors import InvalidInput, NeedsOption, NotFound, Refusals, VirtopsError, from_libvirt, libvirt_errors, located
 from virtops.base.model import Model
+from virtops.ops.impact import Impact
 from virtops.base import leftovers
 from virtops.daemon import owned
 from virtops.base.undo import undo_on_failure
@@ -659,13 +660,47 @@ class Vms:
             raise VirtopsError(f"vm: {name} is not running, so there is nothing to {doing}.")
         return dom
 
+    def impact(self, name: str, action: str, device: str | None = None) -> Impact:
+        """What destroying or deleting VM NAME, or detaching its disk or NIC `device` (a target or a
+        MAC), costs before it is done, and the option the operation would then need."""
+        vm = self.info(name)
+        guests = [name] if vm.running else []
+        if action in ("destroy", "delete"):
+            cut = f"{name} stops at once, as at a power cut: what its guest has not written to its disks is lost"
+            if action == "destroy":
+                cost = f"{cut}; its definition and disks stay." if vm.running else f"{name} is not running; nothing to destroy."
+                return Impact(action=action, subject=f"VM {name}", guests=guests, cost=cost)
+            cost = f"{cut}, then it is undefined; its volumes stay." if vm.running else f"{name} is undefined; its volumes stay."
+            return Impact(action=action, subject=f"VM {name}", guests=guests, cost=cost, option="force" if vm.running else None)
+        if action == "detach-disk":
+            disk = next((d for d in vm.disks if d.target == device), None)
+            if disk is None:
+                raise InvalidInput("target", f"{name} has no disk {device!r}; its disks are "
+                                             f"{', '.join(d.target for d in vm.disks) or 'none'}.")
+            what = f"disk {disk.target} ({disk.source})"
+            lost = "; what it has not written to it is lost and programs using it fail"
+        elif action == "detach-nic":
+            nic = next((n for n in vm.nics if device and n.mac == normalize_mac(device)), None)
+            if nic is None:
+                raise InvalidInput("mac", f"{name} has no NIC with MAC {device!r}; its NICs have "
+                                          f"{', '.join(n.mac or '-' for n in vm.nics) or 'none'}.")
+            what = f"NIC {nic.mac} (on {nic.source or nic.type})"
+            lost = ", and with it that connection"
+        else:
+            raise InvalidInput("action", f"{action!r} is no action on a VM with a cost; give destroy, delete, "
+                                         "detach-disk or detach-nic.")
+        cost = f"running guest {name} loses {what} at once{lost}." if vm.running else \
+            f"{name} no longer has {what} when it next starts; the device's storage or network stays."
+        return Impact(action=action, subject=f"{what} of {name}", guests=guests, cost=cost)
+
     @locks_host("vm delete")
     def delete(self, name: str, remove_storage: bool = False, force: bool = False) -> DeleteResult:
         """Undefine a VM; with remove_storage also delete its volumes (never one another VM uses)."""
         dom = require_domain(self.conn, name)
         running = bool(dom.isActive())
         if running and not force:
-            raise VirtopsError(f"vm: {name} is running; stop it first or delete with --force to destroy it.")
+            raise NeedsOption(f"vm: {name} is running; shut it down first, or give {{option}} to stop it at once "
+                              "and delete it anyway.")
         volumes = self._own_volumes(name) if remove_storage else []
         if running:
             with libvirt_errors(f"destroying VM {name}"):

@@ -19,6 +19,7 @@ from virtops.base.hostlock import locks_host
 from virtops.base.errors import InvalidInput, NeedsOption, NotFound, libvirt_errors
 from virtops.base.units import format_size, parse_size
 from virtops.base.model import Model
+from virtops.ops.impact import Impact
 
 T = TypeVar("T")
 
@@ -304,6 +305,22 @@ class Volumes:
         with libvirt_errors(f"deleting volume {ref}"):
             lookups.when_pool_free(lambda: vol.delete(0))
         return users
+
+    def impact(self, ref: str) -> Impact:
+        """What deleting volume POOL/VOLUME costs, before it is done: the VMs and overlays built on
+        it, on the facts `delete` refuses on, and the option it would then need."""
+        pool, vol = self.lookup(ref)
+        info = volume_info(pool.name(), X.parse(vol.XMLDesc(0)), volume_users(self.conn))
+        overlays = self.overlays_of(info.path)
+        running = [vm for vm in info.used_by if vm in info.running_users]
+        costs = ["its data is gone for good"]
+        if info.used_by:
+            costs.append(f"VM(s) {', '.join(info.used_by)} lose a disk" +
+                         (f" (running: {', '.join(running)}, whose guests see it vanish under them)" if running else ""))
+        if overlays:
+            costs.append(f"the volumes built on it ({', '.join(overlays)}) lose their backing file")
+        return Impact(action="delete", subject=f"volume {ref}", guests=running, cost="; ".join(costs) + ".",
+                      option="force" if info.used_by or overlays else None)
 
     def _users_or_refuse(self, pool, vol, ref: str, force: bool, doing: str) -> list[str]:
         """VMs that reference the volume, and volumes built on it (qcow2 overlays whose backing

@@ -17,11 +17,12 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from virtops.base.errors import HostUnreachable, InvalidInput, NotFound, VirtopsError
+from virtops.base.errors import HostUnreachable, InvalidInput, NeedsOption, NotFound, VirtopsError
 from virtops.daemon.facts_models import HostInfo
 from virtops.xmlmodels.values import EditableMode, NetworkMode
 from virtops.host import Host
 from virtops.ops.domain import KernelBoot
+from virtops.ops.impact import Impact
 from virtops.ops.network import EditPlan, NetworkInfo
 from virtops.ops.pool import CreateResult as PoolCreateResult
 from virtops.ops.pool import PoolInfo, PoolSource, PoolSpec
@@ -38,6 +39,8 @@ class ApiError(BaseModel):
 
     error: str
     field: str | None = None
+    option: str | None = Field(None, description="the query parameter that goes ahead anyway (force), when the refusal "
+                                                 "names one: the console offers it as a button")
 
 
 ERRORS = {400: {"model": ApiError, "description": "a request that cannot be read (a body that is not JSON text)"},
@@ -66,8 +69,10 @@ router = APIRouter(prefix="/api", dependencies=[Depends(require_login), Depends(
 HEARTBEAT_S = 15.0  # keeps proxies and the browser from closing an idle event stream
 
 
-def refusal(status: int, sentence: str, field: str | None = None, headers: dict | None = None) -> JSONResponse:
-    return JSONResponse({"error": sentence, "field": field}, status_code=status, headers=headers)
+def refusal(status: int, sentence: str, field: str | None = None, headers: dict | None = None,
+            option: str | None = None) -> JSONResponse:
+    body = {"error": sentence, "field": field} | ({"option": option} if option else {})
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 def error_response(err: VirtopsError) -> JSONResponse:
@@ -75,6 +80,8 @@ def error_response(err: VirtopsError) -> JSONResponse:
     first = (getattr(err, "errors", None) or [err])[0]
     status = 422 if isinstance(first, InvalidInput) else 404 if isinstance(first, NotFound) \
         else 503 if isinstance(first, HostUnreachable) else 409
+    if isinstance(first, NeedsOption):  # the way out the core names: the console offers it as a button
+        return refusal(status, str(err), first.option, option=first.option)
     return refusal(status, str(err), api_field(first.field, first.location))
 
 
@@ -165,13 +172,21 @@ def pool_xml(request: Request, name: str):
 
 
 @router.post("/pools/{name}/actions/{action}", response_model=PoolInfo)
-def pool_action(request: Request, name: str, action: Literal["start", "stop", "refresh"]):
-    return getattr(host_of(request).pools, action)(name)
+def pool_action(request: Request, name: str, action: Literal["start", "stop", "refresh"],
+                force: bool = Query(False, description="stop: even while running VMs have disks in it")):
+    pools = host_of(request).pools
+    return pools.stop(name, force=force) if action == "stop" else getattr(pools, action)(name)
+
+
+@router.get("/pools/{name}/impact", response_model=Impact)
+def pool_impact(request: Request, name: str, action: Literal["stop", "delete"]):
+    """What stopping or deleting the pool costs (the running VMs with disks in it), and the option it needs."""
+    return host_of(request).pools.impact(name, action)
 
 
 @router.delete("/pools/{name}", response_model=Done)
-def pool_delete(request: Request, name: str, with_volumes: bool = False, keep_data: bool = False):
-    return Done(done=host_of(request).pools.delete(name, with_volumes=with_volumes, keep_data=keep_data))
+def pool_delete(request: Request, name: str, with_volumes: bool = False, keep_data: bool = False, force: bool = False):
+    return Done(done=host_of(request).pools.delete(name, with_volumes=with_volumes, keep_data=keep_data, force=force))
 
 
 @router.get("/pools/{name}/volumes", response_model=list[VolumeInfo])
@@ -197,6 +212,12 @@ def volume_create(request: Request, name: str, body: VolumeCreate):
 @router.get("/pools/{pool}/volumes/{name}/xml", **XML)
 def volume_xml(request: Request, pool: str, name: str):
     return xml(host_of(request).volumes.dumpxml(f"{pool}/{name}"))
+
+
+@router.get("/pools/{pool}/volumes/{name}/impact", response_model=Impact)
+def volume_impact(request: Request, pool: str, name: str):
+    """What deleting the volume costs (the VMs and overlays that use it), and the option it needs."""
+    return host_of(request).volumes.impact(f"{pool}/{name}")
 
 
 @router.delete("/pools/{pool}/volumes/{name}", response_model=Done)
@@ -280,8 +301,17 @@ def network_xml(request: Request, name: str, inactive: bool = False):
 
 
 @router.post("/networks/{name}/actions/{action}", response_model=NetworkInfo)
-def network_action(request: Request, name: str, action: Literal["start", "stop"]):
-    return getattr(host_of(request).networks, action)(name)
+def network_action(request: Request, name: str, action: Literal["start", "stop"],
+                   force: bool = Query(False, description="stop: even while running guests have NICs on it")):
+    """Start re-plugs the NICs of running guests on it; stop is refused while there are any, unless force."""
+    networks = host_of(request).networks
+    return networks.stop(name, force=force) if action == "stop" else networks.start(name)
+
+
+@router.get("/networks/{name}/impact", response_model=Impact)
+def network_impact(request: Request, name: str, action: Literal["stop", "delete"]):
+    """What stopping or deleting the network costs (the running guests it cuts off), and the option it needs."""
+    return host_of(request).networks.impact(name, action)
 
 
 @router.delete("/networks/{name}", response_model=Done)
@@ -342,6 +372,13 @@ def vm_delete(request: Request, name: str, remove_storage: bool = False, force: 
     """Undefine; remove_storage also deletes its volumes (never one another VM uses); a running VM
     needs force, which destroys it first."""
     return host_of(request).vms.delete(name, remove_storage=remove_storage, force=force)
+
+
+@router.get("/vms/{name}/impact", response_model=Impact)
+def vm_impact(request: Request, name: str, action: Literal["destroy", "delete", "detach-disk", "detach-nic"],
+              device: str | None = Query(None, description="detach-disk: the disk's target; detach-nic: the NIC's MAC")):
+    """What destroying or deleting the VM, or detaching one of its devices, costs, and the option it needs."""
+    return host_of(request).vms.impact(name, action, device)
 
 
 @router.post("/vms/{name}/actions/{action}", response_model=Done)
