@@ -715,6 +715,11 @@ class Vms:
             removed.append(label)
         return DeleteResult(vm=name, destroyed=running, removed_volumes=removed)
 
+    def storage(self, name: str) -> list[str]:
+        """POOL/VOL of each volume `delete(name, remove_storage=True)` would delete, refused as it would be."""
+        require_domain(self.conn, name)
+        return [label for label, _vol in self._own_volumes(name)]
+
     def _own_volumes(self, name: str) -> list[tuple[str, libvirt.virStorageVol]]:
         """The volumes behind the VM's disks; refused when another VM uses one too."""
         domains = all_domains(self.conn)

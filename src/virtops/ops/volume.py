@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, TypeVar
+from typing import Callable, Iterable, Iterator, TypeVar
 
 import libvirt
 from lxml import etree
@@ -15,8 +15,8 @@ from virtops.ops.rows import VolumeUsers, volume_row, volume_rows, volume_users,
 from virtops.xmlmodels import doc as X
 from virtops.xmlmodels.values import VOLUME_FORMATS, VolumeFormat
 from virtops.xmlmodels.volume import VolumeXml
-from virtops.base.hostlock import locks_host
-from virtops.base.errors import InvalidInput, NeedsOption, NotFound, libvirt_errors
+from virtops.base.hostlock import host_lock, locks_host
+from virtops.base.errors import InvalidInput, NeedsOption, NotFound, VirtopsError, libvirt_errors
 from virtops.base.units import format_size, parse_size
 from virtops.base.model import Model
 from virtops.ops.impact import Impact
@@ -35,6 +35,8 @@ WIPE_ALGORITHMS = {
 # more threads than that keep requests queued on the wire, so the daemon never waits for us.
 LIST_WORKERS = 16
 STREAM_CHUNK = 1024 * 1024
+UPLOAD_BLOCK = 1024 * 1024  # a streamed upload's blocks of zeros this big stay holes
+UPLOAD_RUN = 16 * 1024 * 1024  # at most this much data of a streamed upload is held before it is sent
 POLL_S = 0.2
 
 
@@ -357,32 +359,78 @@ class Volumes:
 
     # -- sparse streams ---------------------------------------------------------------------
     def upload(self, ref: str, file: str, force: bool = False, progress: Progress | None = None) -> TransferResult:
-        pool, vol = self.lookup(ref)
         try:
             size = os.stat(file).st_size
         except OSError as err:
             raise InvalidInput("file", f"{file}: {err.strerror.lower()}; give an existing image file.") from None
-        info = volume_info(pool.name(), X.parse(vol.XMLDesc(0)))
-        if size > info.capacity:
-            raise InvalidInput("file", f"{file} is {format_size(size)}, larger than volume {ref} "
-                                       f"({format_size(info.capacity)}); resize the volume first.")
-        self._users_or_refuse(pool, vol, ref, force, "overwriting")
-        if info.allocation > 0:
-            # libvirt's sparse upload skips the holes without clearing them, so old data would show
-            # through; zeroing first (libvirt truncates a sparse file rather than writing) prevents that.
-            with libvirt_errors(f"clearing volume {ref} before the upload"):
-                vol.wipePattern(libvirt.VIR_STORAGE_VOL_WIPE_ALG_ZERO, 0)
+        vol = self._ready_for_upload(ref, size, file, force)
         counter = _Counter(size, progress)
         fd = os.open(file, os.O_RDONLY)
         try:
             with libvirt_errors(f"uploading {file} to {ref}"):
                 for offset, length in data_ranges(fd):
                     counter.advance(hole=offset - counter.data - counter.holes)
-                    _send_range(self.conn.newStream(0), vol, fd, offset, length, counter)
+                    _send_range(self.conn.newStream(0), vol, lambda at, n: os.pread(fd, n, at), offset, length, counter)
                 counter.advance(hole=size - counter.data - counter.holes)
         finally:
             os.close(fd)
         return TransferResult(volume=ref, file=file, size=size, data_bytes=counter.data, hole_bytes=counter.holes)
+
+    def upload_chunks(self, ref: str, size: int, chunks: Iterable[bytes], name: str = "the upload", force: bool = False,
+                      progress: Progress | None = None) -> TransferResult:
+        """An image of SIZE bytes that arrives in pieces (a browser's upload, never whole in
+        memory) written in place: blocks of zeros are not written, so they stay holes (the
+        volume is sparse or cleared first), and runs of data go in bounded ranges."""
+        vol = self._ready_for_upload(ref, size, name, force)
+        counter = _Counter(size, progress)
+        run_start, run = 0, bytearray()
+
+        def flush() -> None:
+            if run:
+                data = bytes(run)
+                _send_range(self.conn.newStream(0), vol, lambda at, n: data[at - run_start:at - run_start + n],
+                            run_start, len(data), counter)
+                run.clear()
+
+        offset = 0
+        with libvirt_errors(f"uploading {name} to {ref}"):
+            for block in _blocks(chunks, UPLOAD_BLOCK):
+                if offset + len(block) > size:
+                    raise InvalidInput("body", f"{name} sent more than the {format_size(size)} it announced; "
+                                               "send the file as it is.")
+                if block == bytes(len(block)):
+                    flush()
+                    counter.advance(hole=len(block))
+                else:
+                    if not run:
+                        run_start = offset
+                    run += block
+                    if len(run) >= UPLOAD_RUN:
+                        flush()
+                offset += len(block)
+            flush()
+        if offset != size:
+            raise VirtopsError(f"{name} ended after {format_size(offset)} of {format_size(size)}; volume {ref} holds "
+                               "that part of it only; upload it again.")
+        return TransferResult(volume=ref, file=name, size=size, data_bytes=counter.data, hole_bytes=counter.holes)
+
+    def _ready_for_upload(self, ref: str, size: int, name: str, force: bool) -> libvirt.virStorageVol:
+        """The checks of an upload and the clearing of the volume, under the host's lock (no VM
+        may start using the volume between the check and the clearing); the transfer itself
+        takes minutes and runs without it."""
+        with host_lock(self.host.uri, "vol upload"):
+            pool, vol = self.lookup(ref)
+            info = volume_info(pool.name(), X.parse(vol.XMLDesc(0)))
+            if size > info.capacity:
+                raise InvalidInput("file", f"{name} is {format_size(size)}, larger than volume {ref} "
+                                           f"({format_size(info.capacity)}); resize the volume first.")
+            self._users_or_refuse(pool, vol, ref, force, "overwriting")
+            if info.allocation > 0:
+                # libvirt's sparse upload skips the holes without clearing them, so old data would show
+                # through; zeroing first (libvirt truncates a sparse file rather than writing) prevents that.
+                with libvirt_errors(f"clearing volume {ref} before the upload"):
+                    vol.wipePattern(libvirt.VIR_STORAGE_VOL_WIPE_ALG_ZERO, 0)
+            return vol
 
     def download(self, ref: str, file: str, overwrite: bool = False, progress: Progress | None = None) -> TransferResult:
         pool, vol = self.lookup(ref)
@@ -405,6 +453,16 @@ class Volumes:
         return TransferResult(volume=ref, file=file, size=os.stat(file).st_size,
                               data_bytes=counter.data, hole_bytes=counter.holes)
 
+    def download_chunks(self, ref: str) -> tuple[VolumeInfo, Iterator[bytes]]:
+        """The volume's content as pieces of bytes, for a face that cannot write holes (a
+        browser's download): the holes arrive from the daemon as lengths (sparse stream) and are
+        made zeros here, piece by piece, so nothing is held whole."""
+        pool, vol = self.lookup(ref)
+        info = volume_info(pool.name(), X.parse(vol.XMLDesc(0)))
+        stream = self.conn.newStream(0)
+        with libvirt_errors(f"downloading {ref}"):
+            vol.download(stream, 0, 0, libvirt.VIR_STORAGE_VOL_DOWNLOAD_SPARSE_STREAM)
+        return info, _sparse_pieces(stream, ref)
 
 class _watch_allocation:
     """While a long libvirt call allocates a volume, report its growing allocation (best effort)."""
@@ -446,16 +504,17 @@ class _Counter:
             self.progress(min(self.data + self.holes, self.total), self.total)
 
 
-def _send_range(stream: libvirt.virStream, vol: libvirt.virStorageVol, fd: int, offset: int, length: int,
-                counter: _Counter) -> None:
-    """LENGTH bytes of the file from OFFSET written in place at the same offset of the volume.
+def _send_range(stream: libvirt.virStream, vol: libvirt.virStorageVol, read_at: Callable[[int, int], bytes],
+                offset: int, length: int, counter: _Counter) -> None:
+    """LENGTH bytes of the image from OFFSET (read_at(offset, n) reads them) written in place at the
+    same offset of the volume.
     Not libvirt's sparse upload: the daemon truncates the volume's file at every hole it is sent
     (and extends it again with the data after it), so a killed upload left the volume cut short,
     smaller than its capacity; written range by range, the file never shrinks."""
     left = [length]
 
     def read(_stream, nbytes: int, _opaque):
-        chunk = os.pread(fd, min(nbytes, STREAM_CHUNK, left[0]), offset + length - left[0])
+        chunk = read_at(offset + length - left[0], min(nbytes, STREAM_CHUNK, left[0]))
         left[0] -= len(chunk)
         counter.advance(data=len(chunk))
         return chunk
@@ -507,6 +566,43 @@ def _recv_sparse(stream: libvirt.virStream, fd: int, counter: _Counter) -> None:
     try:
         stream.sparseRecvAll(write, skip, None)
         stream.finish()
+    except BaseException:
+        _abort(stream)
+        raise
+
+
+def _blocks(chunks: Iterable[bytes], size: int) -> Iterator[bytes]:
+    """The pieces regrouped into blocks of SIZE bytes (the last may be shorter), so a block of
+    zeros is found at the same offsets however the pieces were cut."""
+    pending = bytearray()
+    for chunk in chunks:
+        pending += chunk
+        while len(pending) >= size:
+            yield bytes(pending[:size])
+            del pending[:size]
+    if pending:
+        yield bytes(pending)
+
+
+def _sparse_pieces(stream: libvirt.virStream, ref: str) -> Iterator[bytes]:
+    """What sparseRecvAll gives its two handlers, as one sequence of pieces: data as it comes,
+    a hole as pieces of zeros; a consumer that stops early aborts the stream."""
+    try:
+        with libvirt_errors(f"downloading {ref}"):
+            while True:
+                got = stream.recvFlags(STREAM_CHUNK, libvirt.VIR_STREAM_RECV_STOP_AT_HOLE)
+                if got == -3:
+                    hole = stream.recvHole(0)
+                    while hole > 0:
+                        yield bytes(min(hole, STREAM_CHUNK))
+                        hole -= STREAM_CHUNK
+                    continue
+                if isinstance(got, int):
+                    raise VirtopsError(f"downloading {ref}: the daemon's stream answered {got}.")
+                if not got:
+                    break
+                yield got
+            stream.finish()
     except BaseException:
         _abort(stream)
         raise

@@ -12,6 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import Literal
 
+import anyio
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response, StreamingResponse
@@ -23,13 +24,13 @@ from virtops.xmlmodels.values import EditableMode, NetworkMode
 from virtops.host import Host
 from virtops.ops.domain import KernelBoot
 from virtops.ops.impact import Impact
-from virtops.ops.network import EditPlan, NetworkInfo
+from virtops.ops.network import DhcpHost, EditPlan, NetworkInfo
 from virtops.ops.pool import CreateResult as PoolCreateResult
 from virtops.ops.pool import PoolInfo, PoolSource, PoolSpec
 from virtops.ops.vm import (CreateRequest, DeleteResult, DetachResult, DiskInfo, DiskRequest, NewDiskRequest, NicInfo,
-                            NicRequest, VmInfo, VmSummary)
+                            NicRequest, SettingsResult, VmInfo, VmSummary)
 from virtops.ops.volume import CreateResult as VolumeCreateResult
-from virtops.ops.volume import VolumeInfo
+from virtops.ops.volume import TransferResult, VolumeInfo
 from virtops.web import fleet
 from virtops.web.auth import current_session, require_login
 
@@ -184,6 +185,31 @@ def pool_impact(request: Request, name: str, action: Literal["stop", "delete"]):
     return host_of(request).pools.impact(name, action)
 
 
+class Autostart(Body):
+    autostart: bool = Field(description="start it with the host")
+
+
+@router.post("/pools/{name}/autostart", response_model=PoolInfo)
+def pool_autostart(request: Request, name: str, body: Autostart):
+    """virsh pool-autostart (or --disable with false)."""
+    return host_of(request).pools.set_autostart(name, body.autostart)
+
+
+class Permissions(Body):
+    """A dir pool's directory permissions, as `pool set`; absent ones stay."""
+
+    mode: str | None = Field(None, description="octal, e.g. 0750")
+    owner: str | int | None = Field(None, description="user name or uid")
+    group: str | int | None = Field(None, description="group name or gid")
+
+
+@router.post("/pools/{name}/permissions", response_model=PoolCreateResult)
+def pool_permissions(request: Request, name: str, body: Permissions):
+    """Redefine a dir pool's permissions and apply them to its directory (a running pool stops
+    for a moment and starts again)."""
+    return host_of(request).pools.set_permissions(name, **body.model_dump())
+
+
 @router.delete("/pools/{name}", response_model=Done)
 def pool_delete(request: Request, name: str, with_volumes: bool = False, keep_data: bool = False, force: bool = False):
     return Done(done=host_of(request).pools.delete(name, with_volumes=with_volumes, keep_data=keep_data, force=force))
@@ -218,6 +244,90 @@ def volume_xml(request: Request, pool: str, name: str):
 def volume_impact(request: Request, pool: str, name: str):
     """What deleting the volume costs (the VMs and overlays that use it), and the option it needs."""
     return host_of(request).volumes.impact(f"{pool}/{name}")
+
+
+class VolumeResize(Body):
+    size: str | int = Field(description="the new capacity: bytes, or with virsh's units: 2G")
+    shrink: bool = Field(False, description="allow a smaller capacity (never below the allocation)")
+    force: bool = Field(False, description="shrink even a disk of a running VM")
+
+
+@router.post("/pools/{pool}/volumes/{name}/resize", response_model=VolumeCreateResult)
+def volume_resize(request: Request, pool: str, name: str, body: VolumeResize):
+    result = host_of(request).volumes.resize(f"{pool}/{name}", body.size, shrink=body.shrink, force=body.force)
+    publish(request, "volume", f"{pool}/{name}", "resized")
+    return result
+
+
+class VolumeClone(Body):
+    name: str = Field(description="the copy's name, in the same pool")
+    linked: bool = Field(False, description="a qcow2 overlay on the original: instant, shares its data")
+
+
+@router.post("/pools/{pool}/volumes/{name}/clone", response_model=VolumeCreateResult, status_code=201)
+def volume_clone(request: Request, pool: str, name: str, body: VolumeClone):
+    result = host_of(request).volumes.clone(f"{pool}/{name}", body.name, linked=body.linked)
+    publish(request, "volume", f"{pool}/{body.name}", "created")
+    return result
+
+
+class VolumeWipe(Body):
+    algorithm: str = Field("zero", description="zero, nnsa, dod, bsi, gutmann, schneier, pfitzner7, pfitzner33, random, trim")
+    force: bool = Field(False, description="wipe even though VMs use it")
+
+
+class WipeAnswer(Done):
+    users: list[str] = Field([], description="what used the volume when it was wiped with force")
+
+
+@router.post("/pools/{pool}/volumes/{name}/wipe", response_model=WipeAnswer)
+def volume_wipe(request: Request, pool: str, name: str, body: VolumeWipe):
+    users = host_of(request).volumes.wipe(f"{pool}/{name}", body.algorithm, force=body.force)
+    publish(request, "volume", f"{pool}/{name}", "wiped")
+    return WipeAnswer(done=[f"wiped {pool}/{name} ({body.algorithm})"], users=users)
+
+
+@router.put("/pools/{pool}/volumes/{name}/content", response_model=TransferResult,
+            openapi_extra={"requestBody": {"required": True, "content": {"application/octet-stream": {
+                "schema": {"type": "string", "format": "binary"}}}}})
+async def volume_upload(request: Request, pool: str, name: str, force: bool = False,
+                        filename: str = Query("the upload", description="the file's name, for the sentences")):
+    """Write an image into the volume in place, as `vol upload`: the body is streamed to the
+    daemon (never held whole), blocks of zeros stay holes. Needs Content-Length."""
+    length = request.headers.get("content-length", "")
+    if not length.isdigit():
+        raise InvalidInput("Content-Length", "is missing; send the file with its length (a browser's upload has it).")
+    pieces = request.stream()
+
+    def body():  # the async body, read piece by piece from the worker thread that writes it
+        while True:
+            try:
+                piece = anyio.from_thread.run(pieces.__anext__)
+            except StopAsyncIteration:
+                return
+            if piece:
+                yield piece
+
+    result = await run_in_threadpool(host_of(request).volumes.upload_chunks, f"{pool}/{name}", int(length), body(),
+                                     name=filename, force=force)
+    publish(request, "volume", f"{pool}/{name}", "uploaded")
+    return result
+
+
+@router.get("/pools/{pool}/volumes/{name}/content", response_class=StreamingResponse,
+            responses={200: {"description": "the volume's content, holes as zeros",
+                             "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}})
+def volume_download(request: Request, pool: str, name: str):
+    """The volume's content as a download, as `vol download` (streamed from the daemon; the
+    holes cross libvirt's wire as lengths and HTTP as zeros)."""
+    info, pieces = host_of(request).volumes.download_chunks(f"{pool}/{name}")
+    return StreamingResponse(pieces, media_type="application/octet-stream",
+                             headers={"Content-Disposition": f'attachment; filename="{_download_name(info.name)}"'})
+
+
+def _download_name(name: str) -> str:
+    """The volume's name as a file name in the header: no quote, backslash or non-ASCII character."""
+    return "".join(char if char.isascii() and char.isprintable() and char not in '"\\' else "_" for char in name)
 
 
 @router.delete("/pools/{pool}/volumes/{name}", response_model=Done)
@@ -314,6 +424,33 @@ def network_impact(request: Request, name: str, action: Literal["stop", "delete"
     return host_of(request).networks.impact(name, action)
 
 
+@router.post("/networks/{name}/autostart", response_model=NetworkInfo)
+def network_autostart(request: Request, name: str, body: Autostart):
+    """virsh net-autostart (or --disable with false)."""
+    return host_of(request).networks.set_autostart(name, body.autostart)
+
+
+class DhcpHostBody(Body):
+    mac: str = Field(description="the guest NIC's MAC address")
+    ip: str = Field(description="the fixed IPv4 address, inside the subnet")
+    hostname: str | None = Field(None, description="host name handed out with the lease")
+
+
+@router.post("/networks/{name}/hosts", response_model=DhcpHost, status_code=201)
+def network_host_add(request: Request, name: str, body: DhcpHostBody):
+    """A static DHCP lease, live and persistent (`net host add`)."""
+    entry = host_of(request).networks.host_add(name, body.mac, body.ip, body.hostname)
+    publish(request, "network", name, "updated")
+    return entry
+
+
+@router.delete("/networks/{name}/hosts/{mac}", response_model=DhcpHost)
+def network_host_remove(request: Request, name: str, mac: str):
+    entry = host_of(request).networks.host_remove(name, mac)
+    publish(request, "network", name, "updated")
+    return entry
+
+
 @router.delete("/networks/{name}", response_model=Done)
 def network_delete(request: Request, name: str, force: bool = False):
     return Done(done=host_of(request).networks.delete(name, force=force))
@@ -365,6 +502,34 @@ def vm(request: Request, name: str):
 @router.get("/vms/{name}/xml", **XML)
 def vm_xml(request: Request, name: str, inactive: bool = False):
     return xml(host_of(request).vms.dumpxml(name, inactive=inactive))
+
+
+class VmSettings(Body):
+    """`vm set`: the fields to change in the VM's definition; absent ones stay."""
+
+    memory: str | int | None = Field(None, description="maximum and current memory, e.g. 512M or 2G")
+    vcpus: int | None = Field(None, description="vCPUs (maximum and current)")
+    boot: KernelBootBody | None = Field(None, description="direct kernel boot")
+    no_boot: bool = Field(False, description="drop direct kernel boot: boot from the first disk")
+    autostart: bool | None = None
+
+
+@router.post("/vms/{name}/settings", response_model=SettingsResult)
+def vm_settings(request: Request, name: str, body: VmSettings):
+    """A running VM keeps its memory, vCPUs and boot until its next boot (next_boot names them)."""
+    if body.boot and body.no_boot:
+        raise InvalidInput("no_boot", "cannot be combined with boot; give one of them.")
+    boot = KernelBoot(**body.boot.model_dump()) if body.boot else None
+    result = host_of(request).vms.update(name, memory=body.memory, vcpus=body.vcpus, boot=boot,
+                                         change_boot=bool(body.boot or body.no_boot), autostart=body.autostart)
+    publish(request, "domain", name, "updated")
+    return result
+
+
+@router.get("/vms/{name}/storage", response_model=list[str])
+def vm_storage(request: Request, name: str):
+    """POOL/VOL of each volume a delete with remove_storage would delete (refused as it would be)."""
+    return host_of(request).vms.storage(name)
 
 
 @router.delete("/vms/{name}", response_model=DeleteResult)

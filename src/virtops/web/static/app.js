@@ -101,6 +101,11 @@ function usageBar(pool) {
     title: `${size(pool.allocation)} of ${size(pool.capacity)} allocated` }), ` ${percent}%`);
 }
 
+// Other files (parity.js) add controls at these hooks: hook(NAME, ...) answers extras[NAME](...),
+// a node or a list of nodes, or null when no file fills it.
+const extras = {};
+const hook = (name, ...args) => (extras[name] ? extras[name](...args) : null);
+
 const button = (label, onclick, attrs = {}) => el("button", { type: "button", onclick, ...attrs }, label);
 
 // libvirt's own XML of an object, to read or save (virsh dumpxml > FILE); a saved network
@@ -225,6 +230,7 @@ pages.pools = () => {
       ["Allocation", (v) => size(v.allocation)], ["Path", (v) => v.path], ["Used by", (v) => v.used_by.join(", ") || "-"],
       ["", (v) => el("span", {},
         button("XML", () => showXml(`Volume ${v.pool}/${v.name}`, `/api/pools/${encodeURIComponent(v.pool)}/volumes/${encodeURIComponent(v.name)}/xml`, `${v.pool}_${v.name}_vol.xml`)),
+        ...(hook("volumeActions", v) || []),
         button("Delete", () => act(async () => {
           if (!confirm(`Delete volume ${v.pool}/${v.name} and its data?`)) return;
           await api("DELETE", `/api/pools/${encodeURIComponent(v.pool)}/volumes/${encodeURIComponent(v.name)}`);
@@ -236,7 +242,7 @@ pages.pools = () => {
     if (!pools) return;
     table($("#pools"), [
       ["Name", (p) => button(p.name, () => { selected = p.name; drawVolumes(); }, { class: "link" })],
-      ["Type", (p) => p.type], ["State", (p) => p.state], ["Autostart", (p) => yesNo(p.autostart)],
+      ["Type", (p) => p.type], ["State", (p) => p.state], ["Autostart", (p) => hook("autostart", "pool", p) ?? yesNo(p.autostart)],
       ["Capacity", (p) => size(p.capacity)], ["Allocation", (p) => size(p.allocation)], ["Available", (p) => size(p.available)],
       ["Usage", (p) => usageBar(p)],
       ["Target", (p) => p.target], ["Source", (p) => (p.source_host ? `${p.source_host}:${p.source_path}` : "-")],
@@ -244,6 +250,7 @@ pages.pools = () => {
         button("XML", () => showXml(`Pool ${p.name}`, `/api/pools/${encodeURIComponent(p.name)}/xml`, `${p.name}_pool.xml`)),
         button(p.active ? "Stop" : "Start", () => act(() => api("POST", `/api/pools/${encodeURIComponent(p.name)}/actions/${p.active ? "stop" : "start"}`))),
         p.active ? button("Refresh", () => act(() => api("POST", `/api/pools/${encodeURIComponent(p.name)}/actions/refresh`))) : null,
+        ...(hook("poolActions", p) || []),
         button("Delete", () => act(async () => {  // the core refuses a pool whose volumes VMs use
           if (!confirm(`Delete pool ${p.name}? Its volumes and directory stay; only the pool's definition goes.`)) return;
           await api("DELETE", `/api/pools/${encodeURIComponent(p.name)}?keep_data=true`);
@@ -289,12 +296,13 @@ pages.networks = () => {
     if (!nets) return;
     const path = (n) => `/api/networks/${encodeURIComponent(n.name)}`;
     table($("#networks"), [
-      ["Name", (n) => n.name], ["State", (n) => (n.active ? "active" : "inactive")], ["Autostart", (n) => yesNo(n.autostart)],
+      ["Name", (n) => n.name], ["State", (n) => (n.active ? "active" : "inactive")], ["Autostart", (n) => hook("autostart", "network", n) ?? yesNo(n.autostart)],
       ["Persistent", (n) => yesNo(n.persistent)], ["Mode", (n) => n.mode + (n.dev ? ` via ${n.dev}` : "")], ["Bridge", (n) => n.bridge],
       ["IPv4", (n) => (n.subnet ? `${n.subnet} (gateway ${n.gateway})` : "-")], ["DHCP", (n) => n.dhcp_range], ["Leases", (n) => n.leases],
       ["", (n) => el("span", {},
         button("XML", () => showXml(`Network ${n.name}`, `${path(n)}/xml`, `${n.name}_net.xml`)),
         n.mode === "bridge" ? null : button("Edit", () => openEdit(n)),
+        ...(hook("networkActions", n) || []),
         button(n.active ? "Stop" : "Start", () => act(() => api("POST", `${path(n)}/actions/${n.active ? "stop" : "start"}`))),
         button("Delete", () => act(async () => {
           if (confirm(`Delete network ${n.name}?`)) await api("DELETE", path(n));
@@ -474,6 +482,7 @@ pages.vms = () => {
       vm.running ? button("Console", () => openConsole(vm.name)) : null,
       button("Migrate", () => act(() => migrateVm(vm, vmPath()))),
       button("XML", () => showXml(`VM ${vm.name}`, `${vmPath()}/xml`, `${vm.name}.xml`)),
+      ...(hook("vmActions", vm, vmPath()) || []),
       button("Delete", () => act(async () => {  // its volumes stay: the CLI's --remove-storage is for that
         const question = vm.running ? `VM ${vm.name} is running: stop it at once and delete it? Its volumes stay.`
           : `Delete VM ${vm.name}? Its volumes stay.`;
