@@ -1,0 +1,278 @@
+"""What the CLI can do, done in the web console (issue 15 point 6), in a real Chromium against
+`virtops serve` on a lab host: autostart toggles, a VM's settings, a volume's resize, clone, wipe,
+upload and download (a sparse image through the browser and back: same sha256, holes stay holes),
+delete with storage, a network's static DHCP hosts and a dir pool's permissions. Each result is
+read back through libvirt; each refusal shows the core's sentence with the host unchanged."""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+
+import libvirt
+import pytest
+from playwright.sync_api import expect, sync_playwright
+
+from tests.conftest import WEB_PASSWORD
+from tests.helpers import dir_pool_element, host_state, volume_element
+from virtops.host import Host
+from virtops.ops.domain import DiskSpec, DomainSpec
+from virtops.xmlmodels import doc as X
+
+CHROMIUM = shutil.which("chromium")
+expect.set_options(timeout=20_000)  # locator assertions: the pages' CSP refuses wait_for_function
+POOL, NET, VM = "paritypool", "paritynet", "parityvm"
+MIB = 1 << 20
+
+
+@pytest.fixture(scope="module")
+def conn(web_lab):
+    conn = libvirt.open(web_lab.uri)
+    yield conn
+    conn.close()
+
+
+@pytest.fixture(scope="module")
+def objects(conn):
+    """A dir pool with a VM's disk and two spare volumes, a network, a stopped VM: made through
+    libvirt, so only the console's own actions are under test."""
+    pool = conn.storagePoolDefineXML(X.to_string(dir_pool_element(POOL)))
+    pool.build(0)
+    pool.create(0)
+    for name, capacity in (("sys", 16 * MIB), ("data", 16 * MIB), ("image", 64 * MIB)):
+        pool.createXML(X.to_string(volume_element(name, capacity, "raw")))
+    conn.networkDefineXML(
+        f"<network><name>{NET}</name><forward mode='nat'/><ip address='192.168.231.1' netmask='255.255.255.0'>"
+        "<dhcp><range start='192.168.231.128' end='192.168.231.254'/></dhcp></ip></network>").create()
+    conn.defineXML(DomainSpec(name=VM, virt_type="qemu", disks=[DiskSpec(target="vda", pool=POOL, volume="sys")]).to_xml())
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if CHROMIUM is None:
+        pytest.fail("Debian's chromium is needed for the browser tests; run the README's setup command")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, web_server, objects):
+    """A logged-in page; no JavaScript error and no CSP refusal may have been reported by its end."""
+    context = browser.new_context(base_url=web_server, accept_downloads=True)
+    page = context.new_page()
+    problems: list[str] = []
+    page.on("pageerror", lambda err: problems.append(str(err)))
+    page.on("console", lambda message: problems.append(message.text) if "Content Security Policy" in message.text else None)
+    page.goto("/login?next=/pools")
+    page.fill("input[name=password]", WEB_PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url("**/pools")
+    page.wait_for_selector("#live[data-state=live]")
+    yield page
+    context.close()
+    assert problems == []
+
+
+def dialog(page):
+    return page.locator("#parity-dialog")
+
+
+def submit(page) -> None:
+    dialog(page).locator("button[type=submit]").click()
+
+
+def refused(page, sentence: str) -> None:
+    expect(dialog(page).locator(".error")).to_have_text(sentence)
+
+
+def open_volumes(page):
+    page.goto("/pools")
+    page.locator(f"#pools tr[data-name={POOL}]").get_by_role("button", name=POOL, exact=True).click()
+    return lambda name: page.locator(f"#volumes tr[data-name={name}]")
+
+
+def volume_sha256(uri: str, ref: str, tmp_path) -> str:
+    host = Host(uri)
+    try:
+        target = tmp_path / f"read-{ref.replace('/', '_')}"
+        host.volumes.download(ref, str(target), overwrite=True)
+        return hashlib.sha256(target.read_bytes()).hexdigest()
+    finally:
+        host.close()
+
+
+def test_autostart_toggles_of_pool_network_and_vm(page, conn):
+    box = page.locator(f"#pools tr[data-name={POOL}] input[data-autostart]")
+    expect(box).not_to_be_checked()
+    box.check()
+    expect(box).to_be_enabled()
+    assert conn.storagePoolLookupByName(POOL).autostart() == 1
+
+    page.goto("/networks")
+    box = page.locator(f"#networks tr[data-name={NET}] input[data-autostart]")
+    box.check()
+    expect(box).to_be_enabled()
+    assert conn.networkLookupByName(NET).autostart() == 1
+    box.uncheck()
+    expect(box).to_be_enabled()
+    assert conn.networkLookupByName(NET).autostart() == 0
+
+    page.goto("/vms")
+    page.locator(f"#vms tr[data-name={VM}]").get_by_role("button", name=VM, exact=True).click()
+    page.get_by_label(f"autostart vm {VM}").check()
+    expect(page.get_by_label(f"autostart vm {VM}")).to_be_enabled()
+    assert conn.lookupByName(VM).autostart() == 1
+
+
+def test_vm_settings_change_memory_and_vcpus_and_refuse_what_the_host_lacks(page, conn):
+    page.goto("/vms")
+    page.locator(f"#vms tr[data-name={VM}]").get_by_role("button", name=VM, exact=True).click()
+    page.locator("#vm-actions").get_by_role("button", name="Settings…").click()
+    cpus = conn.getInfo()[2]
+    before = host_state(conn)
+    dialog(page).locator("input[name=vcpus]").fill(str(cpus + 1))
+    submit(page)
+    expect(dialog(page).locator(".error")).to_contain_text("vcpus")
+    expect(dialog(page).locator(".error")).to_contain_text(str(cpus))
+    assert host_state(conn) == before
+
+    dialog(page).locator("input[name=vcpus]").fill("2")
+    dialog(page).locator("input[name=memory]").fill("200M")
+    submit(page)
+    expect(dialog(page).locator(".outcome")).to_have_text("Changed: memory 200.00 MiB, vcpus 2.")
+    root = X.parse(conn.lookupByName(VM).XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+    assert root.findtext("vcpu") == "2" and int(root.findtext("memory")) == 200 * 1024
+
+
+def test_volume_upload_and_download_round_trip_keeps_holes(page, conn, web_lab, tmp_path):
+    """A 64 MiB sparse image with 3 MiB of data goes up through the browser (a progress bar) and
+    comes back as a normal download: the same bytes, and the volume holds only its data."""
+    image = tmp_path / "sparse.img"
+    with open(image, "wb") as out:
+        out.truncate(64 * MIB)
+        for offset in (0, 20 * MIB, 64 * MIB - MIB):
+            out.seek(offset)
+            out.write(os.urandom(MIB))
+    row = open_volumes(page)
+    row("image").get_by_role("button", name="Upload…").click()
+    dialog(page).locator("input[type=file]").set_input_files(str(image))
+    submit(page)
+    expect(dialog(page).locator(".outcome")).to_have_text("Uploaded sparse.img: 64.00 MiB, 3.00 MiB of data written.")
+    bar = dialog(page).get_by_label("upload progress")
+    expect(bar).to_have_js_property("value", 64 * MIB)
+    vol = conn.storagePoolLookupByName(POOL).storageVolLookupByName("image")
+    assert vol.info()[2] <= 4 * MIB  # allocation: the data, not the holes
+
+    dialog(page).get_by_role("button", name="Close").click()
+    with page.expect_download() as download:
+        row("image").get_by_role("link", name="Download").click()
+    saved = tmp_path / "downloaded.img"
+    download.value.save_as(saved)
+    assert download.value.suggested_filename == "image"
+    assert hashlib.sha256(saved.read_bytes()).hexdigest() == hashlib.sha256(image.read_bytes()).hexdigest()
+
+    # A file larger than the volume is refused before anything is written.
+    big = tmp_path / "big.img"
+    with open(big, "wb") as out:
+        out.truncate(65 * MIB)
+    before = host_state(conn)
+    row("data").get_by_role("button", name="Upload…").click()
+    dialog(page).locator("input[type=file]").set_input_files(str(big))
+    submit(page)
+    refused(page, f"file: big.img is 65.00 MiB, larger than volume {POOL}/data (16.00 MiB); resize the volume first.")
+    assert host_state(conn) == before
+
+
+def test_volume_resize_clone_and_wipe(page, conn, web_lab, tmp_path):
+    row = open_volumes(page)
+    before = host_state(conn)
+    row("data").get_by_role("button", name="Resize…").click()
+    dialog(page).locator("input[name=size]").fill("8M")
+    submit(page)
+    expect(dialog(page).locator(".error")).to_contain_text("8.00 MiB is smaller than the capacity 16.00 MiB")
+    assert host_state(conn) == before
+    dialog(page).locator("input[name=size]").fill("32M")
+    submit(page)
+    expect(dialog(page)).to_have_count(0)
+    assert conn.storagePoolLookupByName(POOL).storageVolLookupByName("data").info()[1] == 32 * MIB
+
+    uploaded = volume_sha256(web_lab.uri, f"{POOL}/image", tmp_path)
+    row("image").get_by_role("button", name="Clone…").click()
+    dialog(page).locator("input[name=name]").fill("copy")
+    submit(page)
+    expect(row("copy")).to_be_visible()
+    assert volume_sha256(web_lab.uri, f"{POOL}/copy", tmp_path) == uploaded
+
+    row("copy").get_by_role("button", name="Wipe…").click()
+    submit(page)
+    expect(dialog(page)).to_have_count(0)
+    assert volume_sha256(web_lab.uri, f"{POOL}/copy", tmp_path) == hashlib.sha256(bytes(64 * MIB)).hexdigest()
+
+    before = host_state(conn)  # the VM's own disk: the core names the VM that uses it
+    row("sys").get_by_role("button", name="Wipe…").click()
+    submit(page)
+    expect(dialog(page).locator(".error")).to_contain_text(f"volume {POOL}/sys is used by VM(s) {VM}")
+    assert host_state(conn) == before
+
+
+def test_network_static_dhcp_hosts(page, conn):
+    page.goto("/networks")
+    page.locator(f"#networks tr[data-name={NET}]").get_by_role("button", name="DHCP hosts…").click()
+    dialog(page).locator("input[name=mac]").fill("52:54:00:31:00:01")
+    dialog(page).locator("input[name=ip]").fill("192.168.231.10")
+    dialog(page).locator("input[name=hostname]").fill("guest1")
+    submit(page)
+    expect(dialog(page).locator("tr[data-mac='52:54:00:31:00:01']")).to_contain_text("192.168.231.10")
+    host = X.parse(conn.networkLookupByName(NET).XMLDesc(libvirt.VIR_NETWORK_XML_INACTIVE)).find("ip/dhcp/host")
+    assert host.attrib == {"mac": "52:54:00:31:00:01", "name": "guest1", "ip": "192.168.231.10"}
+
+    before = host_state(conn)
+    dialog(page).locator("input[name=mac]").fill("52:54:00:31:00:02")
+    dialog(page).locator("input[name=ip]").fill("192.168.99.10")
+    submit(page)
+    refused(page, "ip: 192.168.99.10 is outside the subnet 192.168.231.0/24; give an address in 192.168.231.1-192.168.231.254.")
+    dialog(page).locator("input[name=ip]").fill("192.168.231.10")
+    submit(page)
+    expect(dialog(page).locator(".error")).to_contain_text("192.168.231.10")  # taken by 52:54:00:31:00:01
+    assert host_state(conn) == before
+
+    dialog(page).get_by_role("button", name="remove 52:54:00:31:00:01").click()
+    expect(dialog(page).locator("tr[data-mac]")).to_have_count(0)
+    assert X.parse(conn.networkLookupByName(NET).XMLDesc(0)).find("ip/dhcp/host") is None
+
+
+def test_dir_pool_permissions(page, conn):
+    row = page.locator(f"#pools tr[data-name={POOL}]")
+    row.get_by_role("button", name="Permissions…").click()
+    before = host_state(conn)
+    dialog(page).locator("input[name=mode]").fill("999")
+    submit(page)
+    expect(dialog(page).locator(".error")).to_contain_text("999")
+    assert host_state(conn) == before
+    dialog(page).locator("input[name=mode]").fill("0711")
+    submit(page)
+    expect(dialog(page).locator(".outcome")).to_contain_text("mode 0711")
+    assert X.parse(conn.storagePoolLookupByName(POOL).XMLDesc(0)).findtext("target/permissions/mode") == "0711"
+
+
+def test_vm_delete_with_storage_lists_and_removes_its_volumes(page, conn):
+    pool = conn.storagePoolLookupByName(POOL)
+    conn.defineXML(DomainSpec(name="paritytwin", virt_type="qemu",
+                              disks=[DiskSpec(target="vda", pool=POOL, volume="sys")]).to_xml())  # shares sys
+    page.goto("/vms")
+    page.locator(f"#vms tr[data-name={VM}]").get_by_role("button", name=VM, exact=True).click()
+    page.locator("#vm-actions").get_by_role("button", name="Remove with storage…").click()
+    expect(dialog(page).locator(".refused")).to_contain_text(f"volume {POOL}/sys of {VM} is also used by paritytwin")
+    expect(dialog(page).locator("input[name=remove_storage]")).to_be_disabled()
+    dialog(page).get_by_role("button", name="Close").click()
+    conn.lookupByName("paritytwin").undefine()
+
+    page.locator("#vm-actions").get_by_role("button", name="Remove with storage…").click()
+    expect(dialog(page).locator("li[data-volume]")).to_have_text([f"{POOL}/sys"])
+    dialog(page).locator("input[name=remove_storage]").check()
+    submit(page)
+    expect(page.locator(f"#vms tr[data-name={VM}]")).to_have_count(0)
+    assert VM not in [d.name() for d in conn.listAllDomains()]
+    assert "sys" not in pool.listVolumes()
