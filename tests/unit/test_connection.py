@@ -1,11 +1,14 @@
 """Connection rules: which URI is used, and how errors read."""
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import libvirt
 import pytest
 
 from virtops.daemon.connection import Connection, resolve_uri
-from virtops.base.errors import HostUnreachable, from_libvirt, one_sentence
+from virtops.base.errors import HostUnreachable, InvalidInput, from_libvirt, one_sentence
 from virtops.lab.labhost import Lab
 
 
@@ -28,6 +31,27 @@ def test_lab_shorthand_is_the_lab_socket(monkeypatch, tmp_path):
     monkeypatch.setenv("VIRTOPS_LAB_ROOT", str(tmp_path))
     assert resolve_uri("lab:alpha") == f"qemu+unix:///system?socket={tmp_path}/alpha/run/libvirt-sock"
     assert resolve_uri("lab:alpha") == Lab("alpha").uri
+
+
+@pytest.mark.parametrize("spelling", ["{root}/", "{root}//./", "{root}/./labs/..", "//{root}"])
+def test_a_lab_uri_is_one_string_however_the_root_is_spelt(monkeypatch, tmp_path, spelling):
+    """The light resolution (lab/address.py) and the lab itself (labhost.Lab) spell the socket
+    alike: host locks are taken per URI string."""
+    monkeypatch.setenv("VIRTOPS_LAB_ROOT", spelling.format(root=tmp_path))
+    assert resolve_uri("lab:alpha") == Lab("alpha").uri
+    assert Lab("alpha").socket == Lab("alpha").state_dir / "run" / "libvirt-sock"
+
+
+def test_a_lab_name_out_of_rule_is_refused_before_any_connection():
+    with pytest.raises(InvalidInput, match="lab name: 'Alpha!' is not accepted; use 1-20 lowercase"):
+        resolve_uri("lab:Alpha!")
+
+
+def test_resolving_a_lab_imports_no_more_of_the_lab():
+    """-c lab:NAME before a listing: lab/address.py only, not labhost.py and what it imports."""
+    code = ("import sys; from virtops.daemon.connection import resolve_uri; resolve_uri('lab:alpha'); "
+            "sys.exit(sorted(m for m in sys.modules if m.startswith('virtops.lab.')) != ['virtops.lab.address'])")
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
 
 
 def test_missing_socket_is_one_sentence_with_advice(tmp_path):

@@ -7,29 +7,26 @@ the click commands from them, which serve everything else: --help, usage errors,
 The bodies read plain rows (ops/rows.py, ops/vmrows.py, daemon/facts.py): no pydantic either."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, NamedTuple
 
 from virtops.cli.output import Context, emit_fields, emit_fleet_rows, emit_json, emit_table, warn_unreadable
 
 
-@dataclass(frozen=True)
-class Option:
+# NamedTuples, not dataclasses: importing dataclasses (with inspect) costs a listing 5 ms of start-up.
+class Option(NamedTuple):
     names: tuple[str, ...]  # as typed: ("--all", "-a")
     dest: str  # the body's parameter
     help: str
     metavar: str | None = None  # an option with a value (-c URI); without one, a flag
 
 
-@dataclass(frozen=True)
-class Arg:
+class Arg(NamedTuple):
     name: str  # the body's parameter
     complete: str | None = None  # the kind of object shell completion offers (common.complete)
     metavar: str | None = None
 
 
-@dataclass(frozen=True)
-class Listing:
+class Listing(NamedTuple):
     group: str
     name: str
     run: Callable[..., None]  # run(ctx, **params) on one host; its docstring is the help

@@ -17,17 +17,23 @@ KEEPALIVE_INTERVAL_S = 5
 KEEPALIVE_COUNT = 3
 
 
+def is_host_name(text: str) -> bool:
+    """A word that can only be a registered name, never a URI (no ':' at all). Here rather than in
+    registry.py, so that a URI (most listings' -c) resolves without importing the registry."""
+    return ":" not in text and "/" not in text
+
+
 def resolve_uri(uri: str | None = None) -> str:
     """-c/--connect, then $LIBVIRT_DEFAULT_URI, then qemu:///system; 'lab:NAME' names a lab host,
     a bare NAME (no ':' or '/') a host of the registry (daemon/registry.py)."""
     chosen = uri or os.environ.get("LIBVIRT_DEFAULT_URI") or DEFAULT_URI
     if chosen.startswith("lab:"):
-        from virtops.lab.labhost import Lab
+        from virtops.lab.address import lab_uri  # the light part of the lab: a listing imports no more of it
 
-        return Lab(chosen.removeprefix("lab:")).uri
-    from virtops.daemon import registry  # light: yaml is imported only when a name is looked up
+        return lab_uri(chosen.removeprefix("lab:"))
+    if is_host_name(chosen):
+        from virtops.daemon import registry  # yaml is imported only when a name is looked up
 
-    if registry.is_host_name(chosen):
         registered = registry.lookup(chosen).uri
         return resolve_uri(registered) if registered.startswith("lab:") else registered
     return chosen
@@ -37,9 +43,9 @@ def peer_uri(uri: str) -> str:
     """The URI by which another daemon reaches this host (a peer-to-peer migration's destination):
     a lab host's segment address, else the URI itself."""
     given = uri
-    from virtops.daemon import registry
+    if is_host_name(given):
+        from virtops.daemon import registry
 
-    if registry.is_host_name(given):
         given = registry.lookup(given).uri
     if given.startswith("lab:"):
         from virtops.lab.labhost import Lab

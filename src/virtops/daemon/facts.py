@@ -15,7 +15,7 @@ import libvirt
 
 from virtops.base.errors import libvirt_errors
 from virtops.daemon.connection import on_this_machine
-from virtops.xmlmodels import doc as X
+from virtops.xmlmodels import read
 
 if TYPE_CHECKING:
     from virtops.daemon.connection import Connection as Host  # anything with .conn and .uri
@@ -96,7 +96,7 @@ def host_key(host: Host) -> str:
     if on_this_machine(host.uri) and machine_id.exists():
         machine = "machine-id:" + machine_id.read_text().strip()
     else:
-        machine = X.parse(host.conn.getCapabilities()).findtext("host/uuid") or ""
+        machine = read.parse(host.conn.getCapabilities()).findtext("host/uuid") or ""
     return hashlib.sha256(f"{machine}|{host.conn.getHostname()}".encode()).hexdigest()[:16]
 
 

@@ -125,11 +125,6 @@ def lookup(name: str, known: list[RegisteredHost] | None = None) -> RegisteredHo
                    f"registered hosts, `virtops host add {name} URI` adds one.")
 
 
-def is_host_name(text: str) -> bool:
-    """A word that can only be a registered name, never a URI (no ':' at all)."""
-    return ":" not in text and "/" not in text
-
-
 def _read(path: Path) -> _Entries:
     try:
         with path.open("rb") as handle:

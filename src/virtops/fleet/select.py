@@ -15,6 +15,7 @@ from typing import Callable
 
 from virtops.base.errors import InvalidInput, NotFound
 from virtops.daemon import registry
+from virtops.daemon.connection import is_host_name
 from virtops.daemon.registry import LAB_PREFIX, RegisteredHost
 
 MAX_SELECTOR_CHARS = 4096
@@ -66,7 +67,7 @@ def _hosts_of(term: str, known: Callable[[], list[RegisteredHost]]) -> list[Regi
         if not LAB_NAME.match(name):
             raise InvalidInput("-H", f"{term!r}: a lab host is lab:NAME with 1-20 lowercase letters, digits or '-'.")
         return [RegisteredHost(term, term, (), "lab")]
-    if not registry.is_host_name(term):
+    if not is_host_name(term):
         raise InvalidInput("-H", f"{term!r} is not a selector; use {FORMS} (a URI goes into the registry "
                                  f"first: `virtops host add NAME URI`).")
     try:

@@ -33,12 +33,12 @@ from pathlib import Path
 import libvirt
 
 from virtops.base.errors import InvalidInput, VirtopsError
-from virtops.lab import nfs
+from virtops.lab import address, nfs
 from virtops.lab.sshd import LabSshd
 from virtops.lab.proc import command_line_names, pid_alive, run, wait_for_exit
 
-DEFAULT_ROOT = Path("/var/lib/virtops/labs")
-NAME_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
+DEFAULT_ROOT = Path(address.DEFAULT_ROOT)
+NAME_PATTERN = address.NAME_PATTERN
 MARKER = ".virtops-lab"
 START_TIMEOUT_S = 30
 BIND_MOUNTS = {
@@ -89,7 +89,7 @@ SEGMENT_BRIDGE = "br0"
 
 
 def lab_root() -> Path:
-    return Path(os.environ.get("VIRTOPS_LAB_ROOT", DEFAULT_ROOT))
+    return Path(address.lab_root())
 
 
 @dataclass(frozen=True)
@@ -111,10 +111,8 @@ class LabStatus:
 
 class Lab:
     def __init__(self, name: str, root: Path | str | None = None):
-        if not NAME_PATTERN.match(name):
-            raise InvalidInput("lab name", f"{name!r} is not accepted; use 1-20 lowercase letters, digits or '-', starting with a letter.")
         self.name = name
-        self.state_dir = Path(root) / name if root else lab_root() / name
+        self.state_dir = Path(address.state_dir(name, root))
 
     # -- names and paths ------------------------------------------------------------
     @property
@@ -127,11 +125,11 @@ class Lab:
 
     @property
     def socket(self) -> Path:
-        return self.state_dir / "run" / "libvirt-sock"
+        return Path(address.socket_path(str(self.state_dir)))
 
     @property
     def uri(self) -> str:
-        return f"qemu+unix:///system?socket={self.socket}"
+        return address.uri_at(str(self.state_dir))
 
     @property
     def remote_uri(self) -> str:

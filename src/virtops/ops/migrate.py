@@ -821,9 +821,10 @@ def check_named_destination(to: str) -> str:
     """For faces that take a destination from other people than the host's operator (the web):
     only a registered host name or lab:NAME, never a raw URI (some URIs run commands: qemu+ext)."""
     from virtops.daemon import registry
+    from virtops.daemon.connection import is_host_name
 
-    if to.startswith("lab:") or registry.is_host_name(to):
-        if registry.is_host_name(to):
+    if to.startswith("lab:") or is_host_name(to):
+        if is_host_name(to):
             registry.lookup(to)  # an unknown name is refused in the registry's own sentence
         return to
     raise InvalidInput("to", f"{to!r} is not a host name; give a host registered with `virtops host add` or "

@@ -7,14 +7,12 @@ A row's keys are its model's fields, so `--json` prints the same thing either wa
 from __future__ import annotations
 
 import posixpath
-from dataclasses import dataclass, field
 
 import libvirt
-from lxml import etree
 
 from virtops.base.errors import VirtopsError, libvirt_errors, one_sentence
 from virtops.daemon import lookups
-from virtops.xmlmodels import doc as X
+from virtops.xmlmodels import read
 from virtops.xmlmodels.domain import DomainXml
 from virtops.xmlmodels.network import NetworkXml
 from virtops.xmlmodels.pool import PoolXml
@@ -62,11 +60,11 @@ def pool_info(host, name: str) -> dict:
 def volume_info(host, ref: str) -> dict:
     pool, vol = lookups.volume(host.conn, ref)
     with libvirt_errors(f"reading volume {ref}"):
-        return volume_row(pool.name(), X.parse(vol.XMLDesc(0)), volume_users(host.conn))
+        return volume_row(pool.name(), read.parse(vol.XMLDesc(0)), volume_users(host.conn))
 
 
 # -- networks --------------------------------------------------------------------------------
-def network_fields(node: etree._Element) -> dict:
+def network_fields(node: read.Element) -> dict:
     """What virtops models of a network's XML, as the keys of NetworkSpec."""
     net = NetworkXml(node)
     spec = net.values("name", "uuid", "mode", "dev", "bridge", "domain", "mtu")
@@ -82,7 +80,7 @@ def network_fields(node: etree._Element) -> dict:
     return spec
 
 
-def network_addresses(node: etree._Element) -> list[dict]:
+def network_addresses(node: read.Element) -> list[dict]:
     """Every <ip> of a network as the XML gives it: address/prefix, DHCP ranges, static hosts
     (IPv6 ones by DUID or by name alone)."""
     addresses = []
@@ -96,7 +94,7 @@ def network_addresses(node: etree._Element) -> list[dict]:
 
 
 def network_row(net: libvirt.virNetwork) -> dict:
-    root = X.parse(net.XMLDesc(0))
+    root = read.parse(net.XMLDesc(0))
     spec = network_fields(root)
     active = bool(net.isActive())
     has_dhcp = spec["dhcp_start"] is not None
@@ -150,7 +148,7 @@ def lease_count(net: libvirt.virNetwork) -> int:
 
 # -- pools -----------------------------------------------------------------------------------
 def pool_row(pool: libvirt.virStoragePool, count_volumes: bool = False) -> dict:
-    xml = PoolXml(X.parse(pool.XMLDesc(0)))
+    xml = PoolXml(read.parse(pool.XMLDesc(0)))
     state, capacity, allocation, available = pool.info()
     active = bool(pool.isActive())
     source = xml.source.values() if xml.source is not None else {}
@@ -207,7 +205,7 @@ def volume_rows(conn: libvirt.virConnect, pool: libvirt.virStoragePool) -> list[
     return sorted(rows, key=lambda r: r["name"])
 
 
-def _volume_row_or_unreadable(pool_name: str, vol: libvirt.virStorageVol, root: etree._Element,
+def _volume_row_or_unreadable(pool_name: str, vol: libvirt.virStorageVol, root: read.Element,
                               users: VolumeUsers) -> dict:
     try:
         if VolumeXml(root).name is None:
@@ -219,27 +217,28 @@ def _volume_row_or_unreadable(pool_name: str, vol: libvirt.virStorageVol, root: 
                 "unreadable": str(err)}
 
 
-def volume_xml_or_none(vol: libvirt.virStorageVol) -> etree._Element | None:
-    """The volume's XML, parsed in the worker thread (X.parse keeps a parser per thread); XML
+def volume_xml_or_none(vol: libvirt.virStorageVol) -> read.Element | None:
+    """The volume's XML, parsed in the worker thread (the parsing, too, runs while others wait on libvirt); XML
     nothing can read becomes an empty <volume> (no name), which its row shows as unreadable."""
     try:
         text = vol.XMLDesc(0)
     except libvirt.libvirtError:
         return None  # deleted while we listed
     try:
-        return X.parse(text)
+        return read.parse(text)
     except VirtopsError:
-        return etree.Element("volume")
+        return read.element("volume")
 
 
 # -- volumes and who uses them ---------------------------------------------------------------
-@dataclass
 class VolumeUsers:
-    """Which domains reference which disk sources, from one pass over all domains."""
+    """Which domains reference which disk sources, from one pass over all domains. (A plain
+    class: dataclasses imports inspect, 5 ms of `vol list`'s start-up.)"""
 
-    by_path: dict[str, set[str]] = field(default_factory=dict)
-    by_volume: dict[tuple[str, str], set[str]] = field(default_factory=dict)
-    running: set[str] = field(default_factory=set)
+    def __init__(self):
+        self.by_path: dict[str, set[str]] = {}
+        self.by_volume: dict[tuple[str, str], set[str]] = {}
+        self.running: set[str] = set()
 
     def of(self, pool: str, name: str, path: str | None) -> list[str]:
         users = set(self.by_volume.get((pool, name), ()))
@@ -255,14 +254,14 @@ class VolumeUsers:
         return users
 
 
-def domains_with_xml(conn: libvirt.virConnect) -> list[tuple[str, bool, etree._Element]]:
+def domains_with_xml(conn: libvirt.virConnect) -> list[tuple[str, bool, read.Element]]:
     """Every domain with its persistent (inactive) definition, or its live one when transient:
     (name, running, XML). One listAllDomains pass; callers compute 'used by' from it."""
     result = []
     for dom in conn.listAllDomains():
         try:
             flags = libvirt.VIR_DOMAIN_XML_INACTIVE if dom.isPersistent() else 0
-            result.append((dom.name(), bool(dom.isActive()), X.parse(dom.XMLDesc(flags))))
+            result.append((dom.name(), bool(dom.isActive()), read.parse(dom.XMLDesc(flags))))
         except libvirt.libvirtError:
             continue  # the domain vanished while we listed: it uses nothing any more
     return result
@@ -282,7 +281,7 @@ def volume_users(conn: libvirt.virConnect) -> VolumeUsers:
     return users
 
 
-def volume_row(pool_name: str, root: etree._Element, users: VolumeUsers | None = None) -> dict:
+def volume_row(pool_name: str, root: read.Element, users: VolumeUsers | None = None) -> dict:
     vol = VolumeXml(root)
     name, path = vol.name, vol.path
     used = users.of(pool_name, name, path) if users else []

@@ -20,11 +20,10 @@ import threading
 from typing import TYPE_CHECKING, Callable, Iterable
 
 import libvirt
-from lxml import etree
 
 from virtops.base.errors import libvirt_errors
 from virtops.daemon import lookups
-from virtops.xmlmodels import doc as X
+from virtops.xmlmodels import read
 from virtops.xmlmodels.devices import DiskXml, NicXml
 from virtops.xmlmodels.domain import DomainXml
 
@@ -172,7 +171,7 @@ def _vm_row_or_unreadable(dom: libvirt.virDomain, state: int, text: str) -> dict
     from virtops.ops.rows import UNREADABLE
 
     try:
-        return vm_row(X.parse(text), dom.ID(), state)
+        return vm_row(read.parse(text), dom.ID(), state)
     except UNREADABLE as err:
         return {"id": dom.ID() if dom.ID() >= 0 else None, "name": dom.name(), "uuid": dom.UUIDString(),
                 "state": STATE_NAMES.get(state, "unknown"), "running": dom.ID() >= 0, "persistent": None,
@@ -212,7 +211,7 @@ def vm_info(host: Host, name: str) -> dict:
     """One VM as VmInfo.model_dump() has it: its live XML, persistence, autostart and IPs."""
     dom = lookups.domain(host.conn, name)
     with libvirt_errors(f"reading VM {name}"):
-        root = X.parse(dom.XMLDesc(0))
+        root = read.parse(dom.XMLDesc(0))
         state = dom.state()[0]
         persistent = bool(dom.isPersistent())
         autostart = bool(dom.autostart()) if persistent else None
@@ -222,7 +221,7 @@ def vm_info(host: Host, name: str) -> dict:
 
 
 # -- one domain's XML as a row ----------------------------------------------------------------
-def vm_row(root: etree._Element, dom_id: int, state: int, persistent: bool | None = None,
+def vm_row(root: read.Element, dom_id: int, state: int, persistent: bool | None = None,
            autostart: bool | None = None) -> dict:
     """VmInfo.model_dump()'s dict straight from domain XML (the fields xmlmodels.domain declares),
     the IPs left to fill_ips."""
@@ -240,7 +239,7 @@ def vm_row(root: etree._Element, dom_id: int, state: int, persistent: bool | Non
 _VM_FIELDS = ("name", "uuid", "type", "vcpu", "memory")
 
 
-def _disk_row(disk: etree._Element) -> dict:
+def _disk_row(disk: read.Element) -> dict:
     """DiskInfo.model_dump()'s dict from a <disk>, without building models."""
     f = disk_fields(disk)
     return {"target": f["target"], "bus": f["bus"], "device": f["device"], "type": f["type"],
@@ -260,7 +259,7 @@ def disk_source_label(f: dict) -> str:
     return f["path"] or "-"
 
 
-def _nic_row(nic: etree._Element, running: bool) -> dict:
+def _nic_row(nic: read.Element, running: bool) -> dict:
     """NicInfo.model_dump()'s dict from an <interface>, plus the host-side device of a running VM."""
     f = nic_fields(nic)
     return {"mac": f["mac"], "type": f["type"], "network": f["network"], "source": f["source"],
@@ -272,7 +271,7 @@ _DISK_FIELDS = ("type", "target", "pool", "volume", "path", "protocol", "source_
                 "device", "cache", "readonly", "shareable", "serial")
 
 
-def disk_fields(disk: etree._Element) -> dict:
+def disk_fields(disk: read.Element) -> dict:
     """What a <disk> says, in DiskSpec's field names (xmlmodels.devices.DiskXml declares where each
     lives); format is None when the XML gives none, bus and device take libvirt's defaults, type
     what libvirt assumes for what the source names. A network disk's servers are HOST:PORT (or
@@ -293,7 +292,7 @@ def _server_text(host: dict) -> str:
     return f"{host['name'] or ''}:{host['port']}" if host["port"] is not None else (host["name"] or "")
 
 
-def nic_fields(nic: etree._Element) -> dict:
+def nic_fields(nic: read.Element) -> dict:
     """What an <interface> says: its type (libvirt's default: network), what it is plugged into
     (`source`: the network, bridge, host device or socket), `network` only for a NIC on a virtual
     network, the mode of a direct or vhost-user NIC, MAC, model and host-side device."""
@@ -303,7 +302,7 @@ def nic_fields(nic: etree._Element) -> dict:
             "source_mode": f["source_mode"], "mac": f["mac"], "model": f["model"] or "-", "device": f["target_dev"]}
 
 
-def kib(node: etree._Element | None) -> int:
+def kib(node: read.Element | None) -> int:
     """A <memory>-like element's value in KiB."""
     if node is None:
         return 0

@@ -24,14 +24,25 @@ A model class wraps one lxml element and declares its fields in the order libvir
 - A field whose value needs logic (a network's mode: no <forward> means isolated) declares a
   getter and setter on the field itself: still one declaration, one place in the order.
 
-Plain Python and lxml only: listings read rows through this module without importing pydantic.
+Plain Python only: listings read rows through this module without importing pydantic or lxml.
+Reading works on the standard library's ElementTree elements as on lxml's (read.py parses
+the listings' XML with it); writing needs lxml's (getparent, addnext), which doc.parse gives and
+a new model makes, importing lxml then.
 """
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
-from lxml import etree
+if TYPE_CHECKING:
+    from lxml import etree
+
+def _lxml():
+    """lxml.etree, imported when a document is made or written out, never for reading alone."""
+    from lxml import etree
+
+    return etree
+
 
 # -- conversions ------------------------------------------------------------------------------
 
@@ -324,7 +335,7 @@ class ChildList:
     def nodes(self) -> list[etree._Element]:
         """The children's elements, without models around them (listings read thousands)."""
         parent = _find(self.model.node, self.field.parent_steps, self.model._index)
-        return [] if parent is None else list(parent.iterchildren(self.field.tag))
+        return [] if parent is None else parent.findall(self.field.tag)
 
     def __iter__(self):
         for node in self.nodes():
@@ -344,7 +355,7 @@ class ChildList:
     def add(self, values: dict | None = None, /, **more) -> "XmlModel":
         """A new child after the existing ones of its kind, with these field values."""
         nodes = self.nodes()
-        node = etree.Element(self.field.tag)
+        node = self.model.node.makeelement(self.field.tag, {})
         if nodes:
             nodes[-1].addnext(node)
         else:
@@ -429,7 +440,7 @@ class Child(Field):
         if isinstance(values, XmlModel):
             values = values.values()
         if current is None:
-            node = etree.Element(self.tag)
+            node = model.node.makeelement(self.tag, {})
             parent = model.ensure(self.parent_steps)
             model.insert(parent, node, self.parent_steps)
             current = self.child(node, fresh=True)
@@ -453,7 +464,7 @@ class XmlModel:
     __slots__ = ("node", "_index", "_fresh")
 
     def __init__(self, node: etree._Element | None = None, fresh: bool | None = None):
-        self.node = etree.Element(self.TAG) if node is None else node
+        self.node = _lxml().Element(self.TAG) if node is None else node
         self._index: _Index | None = None
         # A new element says every value it is given, even one libvirt would assume anyway (an
         # IPv6 prefix of 64); an existing one keeps its spelling for values that do not change.
@@ -478,7 +489,7 @@ class XmlModel:
         cls._row_plans = {}
 
     def __repr__(self) -> str:
-        return f"<{type(self).__name__} {etree.tostring(self.node, encoding='unicode')[:60]}>"
+        return f"<{type(self).__name__} {_lxml().tostring(self.node, encoding='unicode')[:60]}>"
 
     @classmethod
     def fields(cls) -> dict[str, Field]:
@@ -591,7 +602,7 @@ class XmlModel:
         for depth, tag in enumerate(steps):
             found = node.find(tag)
             if found is None:
-                found = etree.Element(tag)
+                found = node.makeelement(tag, {})
                 self.insert(node, found, steps[:depth])
             node = found
         return node
@@ -624,4 +635,4 @@ class XmlModel:
             node = parent
 
     def to_string(self) -> str:
-        return etree.tostring(self.node, pretty_print=True, encoding="unicode")
+        return _lxml().tostring(self.node, pretty_print=True, encoding="unicode")
