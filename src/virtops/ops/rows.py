@@ -11,6 +11,7 @@ import posixpath
 import libvirt
 
 from virtops.base.errors import VirtopsError, libvirt_errors, one_sentence
+from virtops.base.threads import Indexes, run_threads
 from virtops.daemon import lookups
 from virtops.xmlmodels import read
 from virtops.xmlmodels.domain import DomainXml
@@ -192,16 +193,23 @@ def pool_rows(conn: libvirt.virConnect, include_inactive: bool = True) -> list[d
 
 
 def volume_rows(conn: libvirt.virConnect, pool: libvirt.virStoragePool) -> list[dict]:
-    """One listAllVolumes, the per-volume XML fetched concurrently, 'used by' from one domain pass."""
-    from concurrent.futures import ThreadPoolExecutor  # a thread pool only for this listing
-
+    """One listAllVolumes, the per-volume XML fetched concurrently, 'used by' from one domain pass
+    (the first thread's, before it joins the fetching)."""
     pool_name = pool.name()
     vols = pool.listAllVolumes(0)
-    with ThreadPoolExecutor(max_workers=LIST_WORKERS) as workers:
-        users_future = workers.submit(volume_users, conn)
-        roots = list(workers.map(volume_xml_or_none, vols))
-        users = users_future.result()
-    rows = [_volume_row_or_unreadable(pool_name, vol, root, users) for vol, root in zip(vols, roots) if root is not None]
+    roots: list = [None] * len(vols)
+    found: list[VolumeUsers] = []
+    next_index = Indexes(len(vols))
+
+    def fetch(first: bool) -> None:
+        if first:
+            found.append(volume_users(conn))
+        while (i := next_index()) is not None:
+            roots[i] = volume_xml_or_none(vols[i])
+
+    run_threads(fetch, [True, *[False] * min(LIST_WORKERS, len(vols))])
+    rows = [_volume_row_or_unreadable(pool_name, vol, root, found[0]) for vol, root in zip(vols, roots)
+            if root is not None]
     return sorted(rows, key=lambda r: r["name"])
 
 

@@ -16,12 +16,12 @@ Where the listing's figures come from, and why:
 """
 from __future__ import annotations
 
-import threading
-from typing import TYPE_CHECKING, Callable, Iterable
+from typing import TYPE_CHECKING, Iterable
 
 import libvirt
 
 from virtops.base.errors import libvirt_errors
+from virtops.base.threads import Indexes, run_threads
 from virtops.daemon import lookups
 from virtops.xmlmodels import read
 from virtops.xmlmodels.devices import DiskXml, NicXml
@@ -135,7 +135,7 @@ def _rows_from_xml(host: Host, domains: list[tuple[libvirt.virDomain, int]]) -> 
     holds the GIL, and the fetching threads would queue for it after every call."""
     doms = [dom for dom, _state in domains]
     texts: list[str | None] = [None] * len(doms)
-    next_index = _Counter(len(doms))
+    next_index = Indexes(len(doms))
 
     def fetch(own: dict[str, libvirt.virDomain] | None) -> None:
         while (i := next_index()) is not None:
@@ -151,7 +151,7 @@ def _rows_from_xml(host: Host, domains: list[tuple[libvirt.virDomain, int]]) -> 
             return  # the threads on the main connection do it all
         try:
             own = {dom.UUIDString(): dom for dom in conn.listAllDomains()}
-            _run_threads(fetch, [own] * XML_THREADS)
+            run_threads(fetch, [own] * XML_THREADS)
         except libvirt.libvirtError:
             pass  # what it did not take, the others take
         finally:
@@ -161,7 +161,7 @@ def _rows_from_xml(host: Host, domains: list[tuple[libvirt.virDomain, int]]) -> 
     if len(doms) < PARALLEL_FROM or host.uri.startswith("test:"):  # test:///: one state per connection
         extra = []
     if doms:
-        _run_threads(lambda task: task() if task else fetch(None),
+        run_threads(lambda task: task() if task else fetch(None),
                      [None, *extra, *[None] * (min(XML_THREADS, len(doms)) - 1)])
     return [_vm_row_or_unreadable(dom, state, text) for (dom, state), text in zip(domains, texts) if text]
 
@@ -315,39 +315,3 @@ def _xml_text(dom: libvirt.virDomain) -> str | None:
         return dom.XMLDesc(0)
     except libvirt.libvirtError:
         return None  # undefined while we listed
-
-
-class _Counter:
-    """Hands out 0, 1, ... n-1 once each to whichever thread asks, then None."""
-
-    def __init__(self, n: int):
-        self._next, self._n, self._lock = 0, n, threading.Lock()
-
-    def __call__(self) -> int | None:
-        with self._lock:
-            i = self._next
-            if i >= self._n:
-                return None
-            self._next = i + 1
-            return i
-
-
-def _run_threads(target: Callable, args: list) -> None:
-    """target(arg) for each arg in its own thread (the first in this one); returns when all are
-    done, re-raising the first failure."""
-    errors: list[BaseException] = []
-
-    def run(arg) -> None:
-        try:
-            target(arg)
-        except BaseException as err:  # noqa: BLE001 - handed to the caller's thread
-            errors.append(err)
-
-    threads = [threading.Thread(target=run, args=(arg,), daemon=True) for arg in args[1:]]
-    for thread in threads:
-        thread.start()
-    run(args[0])
-    for thread in threads:
-        thread.join()
-    if errors:
-        raise errors[0]
