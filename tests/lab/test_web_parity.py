@@ -191,8 +191,12 @@ def test_volume_resize_clone_and_wipe(page, conn, web_lab, tmp_path):
     row("data").get_by_role("button", name="Resize…").click()
     dialog(page).locator("input[name=size]").fill("8M")
     submit(page)
-    expect(dialog(page).locator(".error")).to_contain_text("8.00 MiB is smaller than the capacity 16.00 MiB")
+    refused(page, "size: 8.00 MiB is smaller than the capacity 16.00 MiB; give shrink to shrink it (data past the new end is lost).")
     assert host_state(conn) == before
+    dialog(page).get_by_role("button", name="Go ahead: Allow shrinking (data past the new end is lost)").click()  # the core's way out
+    expect(dialog(page)).to_have_count(0)
+    assert conn.storagePoolLookupByName(POOL).storageVolLookupByName("data").info()[1] == 8 * MIB
+    row("data").get_by_role("button", name="Resize…").click()
     dialog(page).locator("input[name=size]").fill("32M")
     submit(page)
     expect(dialog(page)).to_have_count(0)
@@ -214,6 +218,7 @@ def test_volume_resize_clone_and_wipe(page, conn, web_lab, tmp_path):
     row("sys").get_by_role("button", name="Wipe…").click()
     submit(page)
     expect(dialog(page).locator(".error")).to_contain_text(f"volume {POOL}/sys is used by VM(s) {VM}")
+    expect(dialog(page).locator("[data-way-out=force]")).to_have_text("Go ahead: Even though VMs use it")
     assert host_state(conn) == before
 
 

@@ -277,8 +277,9 @@ class Volumes:
         flags = 0
         if new < current.capacity:
             if not shrink:
-                raise InvalidInput("size", f"{format_size(new)} is smaller than the capacity {format_size(current.capacity)}; "
-                                           "give --shrink to shrink it (data past the new end is lost).")
+                # A way out the operator may take (the console's checkbox, the CLI's --shrink), not a bad value.
+                raise NeedsOption(f"size: {format_size(new)} is smaller than the capacity {format_size(current.capacity)}; "
+                                  "give {option} to shrink it (data past the new end is lost).", option="shrink")
             if new < current.allocation:
                 raise InvalidInput("size", f"{format_size(new)} is below the space the volume already uses "
                                            f"({format_size(current.allocation)}); it cannot shrink below that.")

@@ -46,6 +46,7 @@ async function api(method, path, body) {
   if (!response.ok) {
     const err = new Error(data.error || data.detail || `${method} ${path}: ${response.status}`);
     err.status = response.status;
+    err.option = data.option;  // the core's way out of a refusal (force), which a page may offer
     throw err;
   }
   return data;

@@ -8,18 +8,22 @@ const enc = encodeURIComponent;
 const volumePath = (v) => `/api/pools/${enc(v.pool)}/volumes/${enc(v.name)}`;
 
 // A modal form: its fields, a submit button, and the core's refusal shown inside it (the page's
-// error line is behind the modal). `submit` answers what to show when done, or throws.
+// error line is behind the modal). `submit` answers what to show when done, or throws. A refusal
+// that names its way out (option "force", "shrink") which the form has as a checkbox offers it
+// as a button: ticked, and sent again.
 function parityDialog(title, fields, submitLabel, submit) {
   $("#parity-dialog")?.remove();
   const error = el("p", { class: "error", role: "alert", hidden: true });
+  const wayOut = el("p", { class: "way-out" });
   const outcome = el("p", { class: "outcome", role: "status" });
   const send = el("button", { type: "submit" }, submitLabel);
-  const form = el("form", { method: "dialog" }, ...fields, error, outcome,
+  const form = el("form", { method: "dialog" }, ...fields, error, wayOut, outcome,
     el("div", { class: "wizard-buttons" }, send, button("Close", () => dialog.close(), { "data-dialog-close": true })));
   const dialog = el("dialog", { id: "parity-dialog", "aria-label": title }, el("h2", {}, title), form);
   form.onsubmit = async (event) => {
     event.preventDefault();
     error.hidden = true;
+    wayOut.replaceChildren();
     outcome.textContent = "";
     send.disabled = true;  // no second request while one runs
     try {
@@ -29,6 +33,11 @@ function parityDialog(title, fields, submitLabel, submit) {
     } catch (err) {
       error.textContent = err.message;
       error.hidden = false;
+      const box = err.option ? form.elements[err.option] : null;
+      if (box && box.type === "checkbox" && !box.checked && !box.disabled) {
+        wayOut.append(button(`Go ahead: ${box.parentElement.textContent.trim()}`, () => { box.checked = true; form.requestSubmit(); },
+          { "data-way-out": err.option }));
+      }
     } finally {
       send.disabled = false;
     }
@@ -148,7 +157,7 @@ function uploadDialog(v) {
         if (xhr.status >= 200 && xhr.status < 300) {
           bar.value = bar.max;
           resolve(`Uploaded ${file.name}: ${size(answer.size)}, ${size(answer.data_bytes)} of data written.`);
-        } else reject(new Error(answer.error || `upload: ${xhr.status}`));
+        } else reject(Object.assign(new Error(answer.error || `upload: ${xhr.status}`), { option: answer.option }));
       };
       xhr.onerror = () => reject(new Error(`upload of ${file.name}: the connection to the server broke.`));
       xhr.send(file);
