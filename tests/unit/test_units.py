@@ -44,6 +44,19 @@ def test_binary_units_multiply(number, unit):
         assert parse_size(f"{number}{unit}") == number * factor
 
 
+@given(st.integers(min_value=0, max_value=10**6), st.text("0123456789", min_size=1, max_size=12),
+       st.sampled_from(["K", "MiB", "G", "KB", "TB"]))
+def test_decimal_sizes_are_exact_whole_bytes(whole, decimals, unit):
+    """A number with decimals is taken exactly (integer arithmetic): whole bytes, or refused."""
+    factor = {"K": KiB, "MiB": MiB, "G": GiB, "KB": 1000, "TB": 10**12}[unit]
+    exact = Fraction(f"{whole}.{decimals}") * factor
+    if exact.denominator != 1:
+        with pytest.raises(InvalidInput, match="not a whole number of bytes"):
+            parse_size(f"{whole}.{decimals}{unit}")
+    elif exact <= MAX_SIZE:
+        assert parse_size(f"{whole}.{decimals}{unit}") == exact
+
+
 @pytest.mark.parametrize("text", ["99999999999999999999999", 99999999999999999999999, "8E", "9" * 5000])
 def test_sizes_beyond_the_largest_are_refused_naming_the_limit(text):
     with pytest.raises(InvalidInput, match=r"^--capacity: .*give at most 9223372036854775807 bytes \(8 EiB\)\.$"):

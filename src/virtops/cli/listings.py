@@ -7,32 +7,41 @@ the click commands from them, which serve everything else: --help, usage errors,
 The bodies read plain rows (ops/rows.py, ops/vmrows.py, daemon/facts.py): no pydantic either."""
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from typing import Callable
 
 from virtops.cli.output import Context, emit_fields, emit_fleet_rows, emit_json, emit_table, warn_unreadable
 
 
-# NamedTuples, not dataclasses: importing dataclasses (with inspect) costs a listing 5 ms of start-up.
-class Option(NamedTuple):
-    names: tuple[str, ...]  # as typed: ("--all", "-a")
-    dest: str  # the body's parameter
-    help: str
-    metavar: str | None = None  # an option with a value (-c URI); without one, a flag
+# Plain classes: a dataclass (with inspect) or a NamedTuple costs a listing's start-up 5 ms or
+# 1 ms; these are only read.
+class Option:
+    __slots__ = ("names", "dest", "help", "metavar")
+
+    def __init__(self, names: tuple[str, ...], dest: str, help: str, metavar: str | None = None):
+        self.names = names  # as typed: ("--all", "-a")
+        self.dest = dest  # the body's parameter
+        self.help = help
+        self.metavar = metavar  # an option with a value (-c URI); without one, a flag
 
 
-class Arg(NamedTuple):
-    name: str  # the body's parameter
-    complete: str | None = None  # the kind of object shell completion offers (common.complete)
-    metavar: str | None = None
+class Arg:
+    __slots__ = ("name", "complete", "metavar")
+
+    def __init__(self, name: str, complete: str | None = None, metavar: str | None = None):
+        self.name = name  # the body's parameter
+        self.complete = complete  # the kind of object shell completion offers (common.complete)
+        self.metavar = metavar
 
 
-class Listing(NamedTuple):
-    group: str
-    name: str
-    run: Callable[..., None]  # run(ctx, **params) on one host; its docstring is the help
-    args: tuple[Arg, ...] = ()
-    flags: tuple[Option, ...] = ()
-    fleet: Callable[..., None] | None = None  # the same command under -H, if it has one
+class Listing:
+    __slots__ = ("group", "name", "run", "args", "flags", "fleet")
+
+    def __init__(self, group: str, name: str, run: Callable[..., None], args: tuple[Arg, ...] = (),
+                 flags: tuple[Option, ...] = (), fleet: Callable[..., None] | None = None):
+        self.group, self.name = group, name
+        self.run = run  # run(ctx, **params) on one host; its docstring is the help
+        self.args, self.flags = args, flags
+        self.fleet = fleet  # the same command under -H, if it has one
 
 
 JSON = Option(("--json",), "as_json", "Print JSON.")

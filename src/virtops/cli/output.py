@@ -3,7 +3,6 @@ errors as one sentence each, exit codes. The listing and info commands run on th
 (cli/quick.py), so that they start without importing click; cli/common.py adds click's parts."""
 from __future__ import annotations
 
-import json
 import os
 import sys
 from typing import Any, Callable, Iterable
@@ -131,6 +130,8 @@ def warn_unreadable(kind: str, rows: list[dict], where: str = "") -> None:
 
 
 def emit_json(data: Any) -> None:
+    import json  # only --json needs it: 1 ms of every other listing's start-up
+
     echo(json.dumps(data, indent=2, default=str))
 
 

@@ -7,6 +7,7 @@ A row's keys are its model's fields, so `--json` prints the same thing either wa
 from __future__ import annotations
 
 import posixpath
+from typing import TYPE_CHECKING
 
 import libvirt
 
@@ -18,6 +19,9 @@ from virtops.xmlmodels.domain import DomainXml
 from virtops.xmlmodels.network import NetworkXml
 from virtops.xmlmodels.pool import PoolXml
 from virtops.xmlmodels.volume import VolumeXml
+
+if TYPE_CHECKING:
+    from xml.etree.ElementTree import Element  # or lxml's: xmlmodels/read.py
 
 LIST_WORKERS = 16  # volume XML fetched in parallel: one round trip each, the daemon answers several at once
 POOL_STATES = {
@@ -65,7 +69,7 @@ def volume_info(host, ref: str) -> dict:
 
 
 # -- networks --------------------------------------------------------------------------------
-def network_fields(node: read.Element) -> dict:
+def network_fields(node: Element) -> dict:
     """What virtops models of a network's XML, as the keys of NetworkSpec."""
     net = NetworkXml(node)
     spec = net.values("name", "uuid", "mode", "dev", "bridge", "domain", "mtu")
@@ -81,7 +85,7 @@ def network_fields(node: read.Element) -> dict:
     return spec
 
 
-def network_addresses(node: read.Element) -> list[dict]:
+def network_addresses(node: Element) -> list[dict]:
     """Every <ip> of a network as the XML gives it: address/prefix, DHCP ranges, static hosts
     (IPv6 ones by DUID or by name alone)."""
     addresses = []
@@ -213,7 +217,7 @@ def volume_rows(conn: libvirt.virConnect, pool: libvirt.virStoragePool) -> list[
     return sorted(rows, key=lambda r: r["name"])
 
 
-def _volume_row_or_unreadable(pool_name: str, vol: libvirt.virStorageVol, root: read.Element,
+def _volume_row_or_unreadable(pool_name: str, vol: libvirt.virStorageVol, root: Element,
                               users: VolumeUsers) -> dict:
     try:
         if VolumeXml(root).name is None:
@@ -225,7 +229,7 @@ def _volume_row_or_unreadable(pool_name: str, vol: libvirt.virStorageVol, root: 
                 "unreadable": str(err)}
 
 
-def volume_xml_or_none(vol: libvirt.virStorageVol) -> read.Element | None:
+def volume_xml_or_none(vol: libvirt.virStorageVol) -> Element | None:
     """The volume's XML, parsed in the worker thread (the parsing, too, runs while others wait on libvirt); XML
     nothing can read becomes an empty <volume> (no name), which its row shows as unreadable."""
     try:
@@ -262,7 +266,7 @@ class VolumeUsers:
         return users
 
 
-def domains_with_xml(conn: libvirt.virConnect) -> list[tuple[str, bool, read.Element]]:
+def domains_with_xml(conn: libvirt.virConnect) -> list[tuple[str, bool, Element]]:
     """Every domain with its persistent (inactive) definition, or its live one when transient:
     (name, running, XML). One listAllDomains pass; callers compute 'used by' from it."""
     result = []
@@ -289,7 +293,7 @@ def volume_users(conn: libvirt.virConnect) -> VolumeUsers:
     return users
 
 
-def volume_row(pool_name: str, root: read.Element, users: VolumeUsers | None = None) -> dict:
+def volume_row(pool_name: str, root: Element, users: VolumeUsers | None = None) -> dict:
     vol = VolumeXml(root)
     name, path = vol.name, vol.path
     used = users.of(pool_name, name, path) if users else []

@@ -28,6 +28,8 @@ from virtops.xmlmodels.devices import DiskXml, NicXml
 from virtops.xmlmodels.domain import DomainXml
 
 if TYPE_CHECKING:
+    from xml.etree.ElementTree import Element  # or lxml's: xmlmodels/read.py
+
     from virtops.host import Host
 
 # virsh's words for domain states, so that `vm list` reads like `virsh list`.
@@ -221,7 +223,7 @@ def vm_info(host: Host, name: str) -> dict:
 
 
 # -- one domain's XML as a row ----------------------------------------------------------------
-def vm_row(root: read.Element, dom_id: int, state: int, persistent: bool | None = None,
+def vm_row(root: Element, dom_id: int, state: int, persistent: bool | None = None,
            autostart: bool | None = None) -> dict:
     """VmInfo.model_dump()'s dict straight from domain XML (the fields xmlmodels.domain declares),
     the IPs left to fill_ips."""
@@ -239,7 +241,7 @@ def vm_row(root: read.Element, dom_id: int, state: int, persistent: bool | None 
 _VM_FIELDS = ("name", "uuid", "type", "vcpu", "memory")
 
 
-def _disk_row(disk: read.Element) -> dict:
+def _disk_row(disk: Element) -> dict:
     """DiskInfo.model_dump()'s dict from a <disk>, without building models."""
     f = disk_fields(disk)
     return {"target": f["target"], "bus": f["bus"], "device": f["device"], "type": f["type"],
@@ -259,7 +261,7 @@ def disk_source_label(f: dict) -> str:
     return f["path"] or "-"
 
 
-def _nic_row(nic: read.Element, running: bool) -> dict:
+def _nic_row(nic: Element, running: bool) -> dict:
     """NicInfo.model_dump()'s dict from an <interface>, plus the host-side device of a running VM."""
     f = nic_fields(nic)
     return {"mac": f["mac"], "type": f["type"], "network": f["network"], "source": f["source"],
@@ -271,7 +273,7 @@ _DISK_FIELDS = ("type", "target", "pool", "volume", "path", "protocol", "source_
                 "device", "cache", "readonly", "shareable", "serial")
 
 
-def disk_fields(disk: read.Element) -> dict:
+def disk_fields(disk: Element) -> dict:
     """What a <disk> says, in DiskSpec's field names (xmlmodels.devices.DiskXml declares where each
     lives); format is None when the XML gives none, bus and device take libvirt's defaults, type
     what libvirt assumes for what the source names. A network disk's servers are HOST:PORT (or
@@ -292,7 +294,7 @@ def _server_text(host: dict) -> str:
     return f"{host['name'] or ''}:{host['port']}" if host["port"] is not None else (host["name"] or "")
 
 
-def nic_fields(nic: read.Element) -> dict:
+def nic_fields(nic: Element) -> dict:
     """What an <interface> says: its type (libvirt's default: network), what it is plugged into
     (`source`: the network, bridge, host device or socket), `network` only for a NIC on a virtual
     network, the mode of a direct or vhost-user NIC, MAC, model and host-side device."""
@@ -302,7 +304,7 @@ def nic_fields(nic: read.Element) -> dict:
             "source_mode": f["source_mode"], "mac": f["mac"], "model": f["model"] or "-", "device": f["target_dev"]}
 
 
-def kib(node: read.Element | None) -> int:
+def kib(node: Element | None) -> int:
     """A <memory>-like element's value in KiB."""
     if node is None:
         return 0

@@ -7,14 +7,19 @@ What ElementTree refuses goes to doc.parse, whose recovering parser keeps what l
 unescaped `<` in a value leaves readable (see there); its lxml element reads the same."""
 from __future__ import annotations
 
-from xml.etree import ElementTree
+from typing import TYPE_CHECKING
 
-Element = ElementTree.Element
+if TYPE_CHECKING:
+    from xml.etree.ElementTree import Element
 
 
 def parse(text: str) -> Element:
     """XML that libvirt gave us, to read only: an ElementTree element, or lxml's for XML that is
     not well-formed (doc.parse, which raises doc.UnreadableXML when even recovery finds nothing)."""
+    # Imported on the first parse, not with this module: `vm list` of stopped VMs and `host info`
+    # read no XML, and ElementTree costs them 3 ms of start-up.
+    from xml.etree import ElementTree
+
     try:
         return ElementTree.fromstring(text)
     except ElementTree.ParseError:
@@ -25,4 +30,6 @@ def parse(text: str) -> Element:
 
 def element(tag: str) -> Element:
     """An empty element to read as a document that says nothing (an unreadable volume's)."""
+    from xml.etree.ElementTree import Element
+
     return Element(tag)
