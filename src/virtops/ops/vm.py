@@ -1315,6 +1315,9 @@ class _CreatePlan:
         if sum(bool(x) for x in (req.boot, req.cdrom, req.import_disk, req.pxe)) > 1:
             found.append(InvalidInput("boot", "give one way to boot: a kernel (boot), a CD-ROM (cdrom), the first "
                                               "disk (import) or the network (pxe), not several."))
+        if req.import_disk and not req.disks:
+            found.append(InvalidInput("import_disk", "boots from the first disk, so the VM needs one; give an existing "
+                                                     "volume as its disk."))
         if req.pxe and not req.nics:
             found.append(InvalidInput("pxe", "boots from the network, so the VM needs a NIC; add one on a network "
                                              "or a bridge."))

@@ -33,7 +33,7 @@ from virtops.web.screen import add_display
 from virtops.web.refusals import body_model, http_refusal, validation_refusal
 from virtops.web.security import TOO_LARGE, BodyTooLarge, Guard
 from virtops.web.sockets import admit, next_or_session_end, session_over
-from virtops.xmlmodels.values import DISK_BUSES, NIC_MODELS
+from virtops.xmlmodels.values import DISK_BUSES, NIC_MODELS, VOLUME_FORMATS
 
 HERE = Path(__file__).parent
 WRONG_PASSWORD_DELAY_S = 1.0
@@ -257,7 +257,7 @@ def _add_pages(app: FastAPI) -> None:
             "base": base if page in PAGES else f"/hosts/{served.path}",
             "api_base": f"/api/hosts/{served.path}" if scoped else "/api",
             "hosts": [entry.name for entry in fleet.hosts.values()] if fleet.is_fleet else [],
-            "disk_buses": DISK_BUSES, "nic_models": NIC_MODELS})  # the VM page's forms offer the core's own
+            "disk_buses": DISK_BUSES, "nic_models": NIC_MODELS, "volume_formats": VOLUME_FORMATS})  # the VM page's forms offer the core's own
 
 
 def _page_base(request: Request) -> str:

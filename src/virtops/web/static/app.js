@@ -512,32 +512,7 @@ pages.vms = () => {
     ], vms, (v) => ({ "data-name": v.name }));
     drawDetail();
   };
-  // New VM: what virt-manager's "Import existing disk image" asks, plus a new volume and a NIC.
-  const create = $("#vm-create");
-  $("#vm-new").onclick = () => act(async () => {
-    const [pools, nets] = await Promise.all([api("GET", "/api/pools"), api("GET", "/api/networks")]);
-    const active = pools.filter((p) => p.active);
-    const volumes = (await Promise.all(active.map((p) => api("GET", `/api/pools/${encodeURIComponent(p.name)}/volumes`)))).flat();
-    const options = (values) => [el("option", { value: "" }, "none"), ...values.map((v) => el("option", { value: v }, v))];
-    create.volume.replaceChildren(...options(volumes.filter((v) => !v.used_by.length).map((v) => `${v.pool}/${v.name}`)));
-    create.new_pool.replaceChildren(...options(active.map((p) => p.name)));
-    create.network.replaceChildren(...options(nets.map((n) => n.name)));
-    create.hidden = false;
-  });
-  $("#vm-create-cancel").onclick = () => { create.hidden = true; };
-  create.onsubmit = (event) => {
-    event.preventDefault();
-    const v = formValues(create);
-    const body = { name: v.name, memory: v.memory, vcpus: Number(v.vcpus), start: v.start, import_disk: Boolean(v.volume) };
-    if (v.volume) body.disks = [{ volume: v.volume }];
-    if (v.new_pool) body.new_disks = [{ pool: v.new_pool, size: v.new_size || "10G" }];
-    if (v.network) body.nics = [{ network: v.network }];
-    act(async () => {
-      await api("POST", "/api/vms", body);
-      create.hidden = true;
-      selected = v.name;
-    });
-  };
+  // New VM: static/newvm.js, the wizard.
 
   for (const [id, path] of [["#disk-form", "disks"], ["#nic-form", "nics"]]) {
     $(id).onsubmit = (event) => {

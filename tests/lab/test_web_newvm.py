@@ -1,0 +1,253 @@
+"""The New VM wizard in a real Chromium against `virtops serve` on a lab host: the test guest made
+and booted entirely in the browser (kernel boot, a NIC on a network, its serial console and its
+DHCP lease); an ISO volume as CD-ROM, an imported disk and PXE give the XML libvirt keeps; volumes in
+use are not offered; a refused create shows the core's sentence and leaves the host unchanged."""
+from __future__ import annotations
+
+import re
+import shutil
+
+import libvirt
+import pytest
+from playwright.sync_api import expect, sync_playwright
+
+from tests.conftest import WEB_PASSWORD
+from tests.helpers import dir_pool_element, host_state, network_element, volume_element
+from virtops.ops.domain import DiskSpec, DomainSpec
+from virtops.xmlmodels import doc as X
+
+CHROMIUM = shutil.which("chromium")
+expect.set_options(timeout=20_000)  # locator assertions: the pages' CSP refuses wait_for_function
+POOL, NETWORK, HOLDER = "nvpool", "nvnet", "nvholder"
+WIZARD = "#vm-wizard"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if CHROMIUM is None:
+        pytest.fail("Debian's chromium is needed for the browser tests; run the README's setup command")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def conn(web_lab):
+    """The lab's libvirt, with what the wizard offers: a pool holding an ISO, two free volumes and
+    one a VM uses, and a network with DHCP. What this module makes is removed at its end."""
+    from virtops.host import Host
+
+    conn = libvirt.open(web_lab.uri)
+    checked = Host(web_lab.uri)
+    checked.virt_type()  # a lab's first VM boots the test guest to choose KVM or TCG: done here, not in the page
+    checked.close()
+    pool = conn.storagePoolDefineXML(X.to_string(dir_pool_element(POOL)))
+    pool.build()
+    pool.create()
+    for name, fmt in (("install.iso", "iso"), ("free", "raw"), ("image", "qcow2"), ("taken", "raw")):
+        pool.createXML(X.to_string(volume_element(name, 16 << 20, fmt)))
+    conn.defineXML(DomainSpec(name=HOLDER, virt_type="qemu", disks=[DiskSpec(target="vda", pool=POOL, volume="taken")]).to_xml())
+    net = conn.networkDefineXML(X.to_string(network_element(NETWORK, None, 57)))
+    net.create()
+    yield conn
+    for dom in conn.listAllDomains():
+        if dom.name().startswith("nv"):
+            if dom.isActive():
+                dom.destroy()
+            dom.undefine()
+    for vol in pool.listAllVolumes():
+        vol.delete(0)
+    pool.destroy()
+    pool.undefine()
+    net.destroy()
+    net.undefine()
+    conn.close()
+
+
+@pytest.fixture
+def page(browser, web_server, conn):
+    """A logged-in VMs page; no Content-Security-Policy refusal and no script error may happen."""
+    context = browser.new_context(base_url=web_server)
+    page = context.new_page()
+    problems: list[str] = []
+    page.on("console", lambda message: problems.append(message.text) if "Content Security Policy" in message.text else None)
+    page.on("pageerror", lambda error: problems.append(str(error)))
+    page.goto("/login?next=/vms")
+    page.fill("input[name=password]", WEB_PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url("**/vms")
+    page.wait_for_selector("#live[data-state=live]")
+    yield page
+    context.close()
+    assert problems == []
+
+
+def _open_wizard(page, name: str) -> None:
+    page.click("#vm-new")
+    expect(page.locator(WIZARD)).to_be_visible()
+    page.fill(f"{WIZARD} input[name=name]", name)
+    page.click(f"{WIZARD} [data-next]")
+
+
+def _forward(page, until: str) -> None:
+    """Forward through the wizard's steps up to the one whose legend starts with UNTIL."""
+    while not page.locator(f"{WIZARD} fieldset:not([hidden]) legend").inner_text().startswith(until):
+        page.click(f"{WIZARD} [data-next]")
+
+
+def _summary(page) -> dict[str, str]:
+    _forward(page, "Summary")
+    terms = page.locator(f"{WIZARD} .summary dt").all_inner_texts()
+    return dict(zip(terms, page.locator(f"{WIZARD} .summary dd").all_inner_texts()))
+
+
+def _add_nic(page, network: str = NETWORK) -> None:
+    _forward(page, "5.")
+    page.click("#vm-wizard-add-nic")
+    page.locator("#vm-wizard-nics [data-field=network]").last.select_option(network)
+
+
+def _config(conn, name: str):
+    return X.parse(conn.lookupByName(name).XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+
+
+def _boot_order(root) -> list[str]:
+    return [boot.get("dev") for boot in root.iterfind("os/boot")]
+
+
+def _no_start(page) -> None:
+    _forward(page, "6.")
+    page.uncheck(f"{WIZARD} input[name=start]")
+
+
+def test_the_test_guest_is_created_and_booted_in_the_browser(page, conn, guest_image):
+    """Kernel boot of the test guest with a NIC on a network, started by the wizard; its serial
+    console shows the guest's report and shell, and the lease it reports is the page's IP."""
+    from virtops.testguest.image import kernel_cmdline, parse_report
+
+    _open_wizard(page, "nvboot")
+    page.check(f"{WIZARD} input[name=media][value=kernel]")
+    page.fill(f"{WIZARD} input[name=kernel]", str(guest_image.kernel))
+    page.fill(f"{WIZARD} input[name=initrd]", str(guest_image.initrd))
+    page.fill(f"{WIZARD} input[name=cmdline]", kernel_cmdline("shell"))
+    page.click(f"{WIZARD} [data-next]")
+    page.fill(f"{WIZARD} input[name=memory]", "256M")
+    _add_nic(page)
+    summary = _summary(page)
+    assert summary["Boots from"].startswith(f"kernel={guest_image.kernel} initrd={guest_image.initrd}")
+    assert summary["NICs"] == f"network {NETWORK} (virtio)" and summary["Start once created"] == "yes"
+    page.click(f"{WIZARD} [data-finish]")
+    expect(page.locator(WIZARD)).to_be_hidden()
+    row = page.locator("#vms tr[data-name=nvboot]")
+    expect(row).to_contain_text("running")
+
+    row.get_by_role("button", name="nvboot").click()
+    page.get_by_role("button", name="Console", exact=True).click()
+    page.locator("#terminal").scroll_into_view_if_needed()  # xterm.js draws only while it is on screen
+    terminal = page.locator("#terminal .xterm-rows")
+    # TCG boots the guest in 6-17 s here; it reports its NICs once DHCP answered, then runs a shell.
+    expect(terminal).to_contain_text("VIRTOPS-END", timeout=120_000)
+    report = parse_report(terminal.inner_text())
+    mac = _config(conn, "nvboot").find("devices/interface/mac").get("address")
+    nic = next(n for n in report.nics if n.mac == mac)
+    assert nic.ip and nic.ip.startswith("10.57.0."), report
+    page.locator("#terminal .xterm-helper-textarea").type("echo guest-$((6*7))\n")
+    expect(terminal).to_contain_text("guest-42")
+    row.get_by_role("button", name="nvboot").click()  # drawn again: the lease has no libvirt event
+    expect(page.locator("#vm-nics")).to_contain_text(nic.ip)  # the lease the guest got, in the VM's pane
+    page.click("#console-close")
+    conn.lookupByName("nvboot").destroy()
+
+
+def test_iso_volume_as_cdrom_and_free_volumes_only(page, conn):
+    """An ISO of a pool as CD-ROM: a read-only sata cdrom disk and boot order cdrom, hd. The disks
+    offered are the volumes no VM uses (not the ISO, not one a VM has)."""
+    _open_wizard(page, "nviso")
+    cdroms = page.locator(f"{WIZARD} select[name=cdrom] option").all_inner_texts()
+    assert f"{POOL}/install.iso" in cdroms and f"{POOL}/free" not in cdroms
+    page.select_option(f"{WIZARD} select[name=cdrom]", f"{POOL}/install.iso")
+    _forward(page, "4.")
+    page.click("#vm-wizard-add-volume")
+    offered = page.locator("#vm-wizard-disks [data-field=volume] option").all_inner_texts()
+    assert f"{POOL}/free" in offered and f"{POOL}/image" in offered
+    assert f"{POOL}/taken" not in offered and f"{POOL}/install.iso" not in offered
+    page.locator("#vm-wizard-disks [data-field=volume]").select_option(f"{POOL}/free")
+    _no_start(page)
+    assert _summary(page)["Boots from"] == f"CD-ROM {POOL}/install.iso"
+    page.click(f"{WIZARD} [data-finish]")
+    expect(page.locator("#vms tr[data-name=nviso]")).to_contain_text("shut off")
+    root = _config(conn, "nviso")
+    assert _boot_order(root) == ["cdrom", "hd"]
+    cdrom = root.find("devices/disk[@device='cdrom']")
+    assert cdrom.find("source").attrib == {"pool": POOL, "volume": "install.iso"}
+    assert cdrom.find("target").get("bus") == "sata" and cdrom.find("readonly") is not None
+    disk = root.find("devices/disk[@device='disk']")
+    assert disk.find("source").attrib == {"pool": POOL, "volume": "free"} and disk.find("target").get("dev") == "vda"
+
+    # Now that nviso uses it, nvpool/free is offered no more.
+    _open_wizard(page, "nvnext")
+    page.check(f"{WIZARD} input[name=media][value=import]")
+    assert f"{POOL}/free" not in page.locator(f"{WIZARD} select[name=import_volume] option").all_inner_texts()
+    page.click(f"{WIZARD} [data-cancel]")
+
+
+def test_import_of_an_existing_disk(page, conn):
+    _open_wizard(page, "nvimport")
+    page.check(f"{WIZARD} input[name=media][value=import]")
+    page.select_option(f"{WIZARD} select[name=import_volume]", f"{POOL}/image")
+    _no_start(page)
+    assert _summary(page)["Boots from"] == f"its first disk ({POOL}/image)"
+    page.click(f"{WIZARD} [data-finish]")
+    expect(page.locator("#vms tr[data-name=nvimport]")).to_contain_text("shut off")
+    root = _config(conn, "nvimport")
+    assert _boot_order(root) == ["hd"]
+    disk = root.find("devices/disk")
+    assert disk.find("source").attrib == {"pool": POOL, "volume": "image"}
+    assert disk.find("driver").get("type") == "qcow2" and disk.find("target").get("dev") == "vda"
+
+
+def test_pxe_with_a_screen_and_autostart(page, conn):
+    _open_wizard(page, "nvpxe")
+    page.check(f"{WIZARD} input[name=media][value=pxe]")
+    _forward(page, "4.")
+    page.click("#vm-wizard-add-new-disk")
+    page.locator("#vm-wizard-disks [data-field=pool]").select_option(POOL)
+    page.locator("#vm-wizard-disks [data-field=size]").fill("8M")
+    page.locator("#vm-wizard-disks [data-field=format]").select_option("qcow2")
+    _add_nic(page)
+    page.click(f"{WIZARD} [data-next]")
+    page.check(f"{WIZARD} input[name=graphics][value=vnc]")
+    page.check(f"{WIZARD} input[name=autostart]")
+    page.uncheck(f"{WIZARD} input[name=start]")
+    summary = _summary(page)
+    assert summary["Boots from"] == "the network (PXE), then its first disk"
+    assert summary["Disks"] == f"new 8M qcow2 volume in pool {POOL}" and summary["Autostart"] == "yes"
+    page.click(f"{WIZARD} [data-finish]")
+    expect(page.locator("#vms tr[data-name=nvpxe]")).to_contain_text("shut off")
+    root = _config(conn, "nvpxe")
+    assert _boot_order(root) == ["network", "hd"]
+    assert root.find("devices/interface/source").get("network") == NETWORK
+    assert root.find("devices/graphics").get("type") == "vnc"
+    assert root.find("devices/disk/source").attrib == {"pool": POOL, "volume": "nvpxe-vda.qcow2"}
+    assert conn.lookupByName("nvpxe").autostart() == 1
+
+
+@pytest.mark.parametrize("name, memory, media, sentence", [
+    (HOLDER, "256M", "kernel", f"name: a VM named {HOLDER} already exists; choose another name or delete it first."),
+    ("nvbig", "64T", "cdrom", "memory: 64T is more than the host's"),
+    ("nvnonic", "256M", "pxe", "pxe: boots from the network, so the VM needs a NIC; add one on a network or a bridge."),
+])
+def test_a_refused_create_shows_the_core_sentence(page, conn, name, memory, media, sentence):
+    before = host_state(conn)
+    _open_wizard(page, name)
+    page.check(f"{WIZARD} input[name=media][value={media}]")
+    if media == "kernel":
+        page.fill(f"{WIZARD} input[name=kernel]", "/boot/nothing-here")
+    page.click(f"{WIZARD} [data-next]")
+    page.fill(f"{WIZARD} input[name=memory]", memory)
+    _summary(page)
+    page.click(f"{WIZARD} [data-finish]")
+    expect(page.locator("#error")).to_contain_text(re.compile(re.escape(sentence)))
+    expect(page.locator(WIZARD)).to_be_visible()  # the operator can go back and correct it
+    assert host_state(conn) == before
