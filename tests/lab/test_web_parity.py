@@ -7,7 +7,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
+import subprocess
+import sys
+import threading
 
 import libvirt
 import pytest
@@ -15,6 +19,7 @@ from playwright.sync_api import expect, sync_playwright
 
 from tests.conftest import WEB_PASSWORD
 from tests.helpers import dir_pool_element, host_state, volume_element
+from virtops.base.errors import VirtopsError
 from virtops.host import Host
 from virtops.ops.domain import DiskSpec, DomainSpec
 from virtops.xmlmodels import doc as X
@@ -220,6 +225,47 @@ def test_volume_resize_clone_and_wipe(page, conn, web_lab, tmp_path):
     expect(dialog(page).locator(".error")).to_contain_text(f"volume {POOL}/sys is used by VM(s) {VM}")
     expect(dialog(page).locator("[data-way-out=force]")).to_have_text("Go ahead: Even though VMs use it")
     assert host_state(conn) == before
+
+
+def test_a_volume_being_uploaded_is_neither_given_to_a_vm_nor_changed(web_lab, objects, conn):
+    """The host's lock covers an upload's check and clearing only; for the transfer the volume is
+    marked (base/hostlock.writing_volume), and what would hand it to a guest or change it under the
+    writer is refused naming the upload, in this process and in another (the CLI)."""
+    from virtops.ops.devices import DiskRequest
+
+    started, finish = threading.Event(), threading.Event()
+
+    def pieces():
+        yield os.urandom(MIB)
+        started.set()
+        finish.wait(60)
+        yield bytes(MIB)
+
+    uploader, other = Host(web_lab.uri), Host(web_lab.uri)
+    upload = threading.Thread(target=uploader.volumes.upload_chunks, args=(f"{POOL}/data", 2 * MIB, pieces()))
+    upload.start()
+    try:
+        assert started.wait(60)
+        before = host_state(conn)
+        busy = f"volume {POOL}/data is being written by vol upload (pid {os.getpid()}) right now"
+        for attempt in (lambda: other.vms.attach_disk(VM, DiskRequest(volume=f"{POOL}/data")),
+                        lambda: other.volumes.wipe(f"{POOL}/data"), lambda: other.volumes.delete(f"{POOL}/data"),
+                        lambda: other.volumes.resize(f"{POOL}/data", "64M"),
+                        lambda: other.volumes.upload_chunks(f"{POOL}/data", 1, iter([b"x"]))):
+            with pytest.raises(VirtopsError, match=re.escape(busy)):
+                attempt()
+        cli = subprocess.run([sys.executable, "-m", "virtops", "-c", web_lab.uri, "vol", "delete", f"{POOL}/data"],
+                             capture_output=True, text=True)
+        assert cli.returncode == 1 and busy in cli.stderr, cli.stderr
+        assert host_state(conn) == before
+    finally:
+        finish.set()
+        upload.join(60)
+    assert other.volumes.info(f"{POOL}/data").allocation >= MIB  # the upload finished; the mark is gone
+    other.vms.attach_disk(VM, DiskRequest(volume=f"{POOL}/data"))
+    other.vms.detach_disk(VM, "vdb")
+    uploader.close()
+    other.close()
 
 
 def test_network_static_dhcp_hosts(page, conn):

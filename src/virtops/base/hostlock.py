@@ -133,3 +133,58 @@ def _release_file_lock(fd: int | None) -> None:
 
 def _busy(uri: str, doing: str, holder: str) -> VirtopsError:
     return VirtopsError(f"another {holder} is changing {uri} right now; wait for it to finish, then run {doing} again.")
+
+
+# -- a volume being written for minutes (an upload) -------------------------------------------------
+# The host's lock covers an upload's check and the clearing of the volume, not its transfer; for
+# that long while the volume carries a mark instead: an flock on a file per host URI and volume
+# path (the kernel drops it when its holder dies), holding the pid and the command. The operations
+# that would change the volume under the writer or hand it to a guest (attach, create, wipe,
+# delete, resize, another upload) check it under the host's lock and refuse naming the holder.
+def _write_mark_path(uri: str, path: str):
+    digest = hashlib.sha256(f"{uri}\n{path}".encode()).hexdigest()[:24]
+    return run_dir() / "writes" / f"{digest}.lock"
+
+
+@contextlib.contextmanager
+def writing_volume(uri: str, path: str, ref: str, doing: str) -> Iterator[None]:
+    """Mark volume REF (at PATH) of host URI as being written by this command for the block."""
+    mark = _write_mark_path(uri, path)
+    mark.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(mark, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 200, 0).decode(errors="replace").strip()
+        os.close(fd)
+        raise _written(ref, holder) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()} {doing}\n".encode(), 0)
+    try:
+        yield
+    finally:
+        _release_file_lock(fd)
+
+
+def refuse_if_written(uri: str, path: str | None, ref: str) -> None:
+    """Refuse (naming the writer) while volume PATH of host URI is being written."""
+    if not path:
+        return
+    mark = _write_mark_path(uri, path)
+    try:
+        fd = os.open(mark, os.O_RDONLY)
+    except FileNotFoundError:
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+    except BlockingIOError:
+        raise _written(ref, os.pread(fd, 200, 0).decode(errors="replace").strip()) from None
+    finally:
+        os.close(fd)
+
+
+def _written(what: str, holder: str) -> VirtopsError:
+    pid, _, doing = holder.partition(" ")
+    return VirtopsError(f"volume {what} is being written by {doing or 'another virtops command'} (pid {pid or 'unknown'}) "
+                        "right now; wait for it to finish, then try again.")

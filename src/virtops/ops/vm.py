@@ -27,7 +27,7 @@ from virtops.xmlmodels.domain import DomainXml as DomainDocument  # DomainXml he
 from virtops.xmlmodels.volume import VolumeXml
 from virtops.ops.devices import DiskRequest, NicRequest, split_ref
 from virtops.ops.domain import DiskSpec, DomainSpec, Graphics, KernelBoot, NicSpec
-from virtops.base.hostlock import locks_host
+from virtops.base.hostlock import locks_host, refuse_if_written
 from virtops.base.paths import refuse_control_characters, refuse_control_characters_in
 from virtops.base.errors import InvalidInput, NeedsOption, NotFound, Refusals, VirtopsError, from_libvirt, libvirt_errors, located
 from virtops.base.model import Model
@@ -869,6 +869,7 @@ class Vms:
                 raise NotFound(f"{field_name}: pool {pool_name} has no volume {vol_name!r}; "
                                f"create it with `virtops vol create {pool_name} {vol_name} SIZE`.",
                                field=field_name) from err
+        refuse_if_written(self.host.uri, vol.path(), f"{pool_name}/{vol_name}")  # no guest gets half an upload
         declared = VolumeXml(X.parse(vol.XMLDesc(0)))
         return ResolvedVolume(pool_name, vol_name, vol.path(),
                               _driver_format(declared.format or "raw", pool_name, vol_name), declared.capacity or 0)

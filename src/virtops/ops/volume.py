@@ -2,6 +2,7 @@
 with thousands of volumes, in-use protection, and sparse upload/download through libvirt streams."""
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -15,7 +16,7 @@ from virtops.ops.rows import VolumeUsers, volume_row, volume_rows, volume_users,
 from virtops.xmlmodels import doc as X
 from virtops.xmlmodels.values import VOLUME_FORMATS, VolumeFormat
 from virtops.xmlmodels.volume import VolumeXml
-from virtops.base.hostlock import host_lock, locks_host
+from virtops.base.hostlock import host_lock, locks_host, refuse_if_written, writing_volume
 from virtops.base.errors import InvalidInput, NeedsOption, NotFound, VirtopsError, libvirt_errors
 from virtops.base.units import format_size, parse_size
 from virtops.base.model import Model
@@ -256,6 +257,7 @@ class Volumes:
         pool, source = self.lookup(ref)
         pool_name = pool.name()
         src = volume_info(pool_name, X.parse(source.XMLDesc(0)))
+        refuse_if_written(self.host.uri, src.path, ref)  # a copy of half an upload
         if linked:
             return self.create(pool_name, new_name, src.capacity, 0, "qcow2", backing=ref)
         spec, warnings = self.check_new(pool_name, new_name, src.capacity, src.allocation, src.format or "raw")
@@ -269,6 +271,7 @@ class Volumes:
         """A new capacity; shrinking a disk of a running VM needs force as well as shrink."""
         pool, vol = self.lookup(ref)
         current = volume_info(pool.name(), X.parse(vol.XMLDesc(0)))
+        refuse_if_written(self.host.uri, current.path, ref)
         new = parse_size(size, "size")
         if new <= 0:
             raise InvalidInput("size", f"{size!r} is zero; give the new capacity, e.g. 2G.")
@@ -329,6 +332,7 @@ class Volumes:
         """VMs that reference the volume, and volumes built on it (qcow2 overlays whose backing
         file it is): changing it under them corrupts what they see, so that needs --force."""
         info = volume_info(pool.name(), X.parse(vol.XMLDesc(0)), volume_users(self.conn))
+        refuse_if_written(self.host.uri, info.path, ref)
         overlays = self.overlays_of(info.path)
         if info.used_by and not force:
             running = [vm for vm in info.used_by if vm in info.running_users]
@@ -364,11 +368,10 @@ class Volumes:
             size = os.stat(file).st_size
         except OSError as err:
             raise InvalidInput("file", f"{file}: {err.strerror.lower()}; give an existing image file.") from None
-        vol = self._ready_for_upload(ref, size, file, force)
         counter = _Counter(size, progress)
         fd = os.open(file, os.O_RDONLY)
         try:
-            with libvirt_errors(f"uploading {file} to {ref}"):
+            with self._uploading(ref, size, file, force) as vol, libvirt_errors(f"uploading {file} to {ref}"):
                 for offset, length in data_ranges(fd):
                     counter.advance(hole=offset - counter.data - counter.holes)
                     _send_range(self.conn.newStream(0), vol, lambda at, n: os.pread(fd, n, at), offset, length, counter)
@@ -382,7 +385,11 @@ class Volumes:
         """An image of SIZE bytes that arrives in pieces (a browser's upload, never whole in
         memory) written in place: blocks of zeros are not written, so they stay holes (the
         volume is sparse or cleared first), and runs of data go in bounded ranges."""
-        vol = self._ready_for_upload(ref, size, name, force)
+        with self._uploading(ref, size, name, force) as vol:
+            return self._write_pieces(vol, ref, size, chunks, name, progress)
+
+    def _write_pieces(self, vol: libvirt.virStorageVol, ref: str, size: int, chunks: Iterable[bytes], name: str,
+                      progress: Progress | None) -> TransferResult:
         counter = _Counter(size, progress)
         run_start, run = 0, bytearray()
 
@@ -415,23 +422,27 @@ class Volumes:
                                "that part of it only; upload it again.")
         return TransferResult(volume=ref, file=name, size=size, data_bytes=counter.data, hole_bytes=counter.holes)
 
-    def _ready_for_upload(self, ref: str, size: int, name: str, force: bool) -> libvirt.virStorageVol:
+    @contextlib.contextmanager
+    def _uploading(self, ref: str, size: int, name: str, force: bool) -> Iterator[libvirt.virStorageVol]:
         """The checks of an upload and the clearing of the volume, under the host's lock (no VM
         may start using the volume between the check and the clearing); the transfer itself
-        takes minutes and runs without it."""
-        with host_lock(self.host.uri, "vol upload"):
-            pool, vol = self.lookup(ref)
-            info = volume_info(pool.name(), X.parse(vol.XMLDesc(0)))
-            if size > info.capacity:
-                raise InvalidInput("file", f"{name} is {format_size(size)}, larger than volume {ref} "
-                                           f"({format_size(info.capacity)}); resize the volume first.")
-            self._users_or_refuse(pool, vol, ref, force, "overwriting")
-            if info.allocation > 0:
-                # libvirt's sparse upload skips the holes without clearing them, so old data would show
-                # through; zeroing first (libvirt truncates a sparse file rather than writing) prevents that.
-                with libvirt_errors(f"clearing volume {ref} before the upload"):
-                    vol.wipePattern(libvirt.VIR_STORAGE_VOL_WIPE_ALG_ZERO, 0)
-            return vol
+        takes minutes and runs without it, the volume marked as being written meanwhile
+        (base/hostlock.writing_volume), which attach, wipe, delete, resize and clone refuse."""
+        with contextlib.ExitStack() as marked:
+            with host_lock(self.host.uri, "vol upload"):
+                pool, vol = self.lookup(ref)
+                info = volume_info(pool.name(), X.parse(vol.XMLDesc(0)))
+                if size > info.capacity:
+                    raise InvalidInput("file", f"{name} is {format_size(size)}, larger than volume {ref} "
+                                               f"({format_size(info.capacity)}); resize the volume first.")
+                self._users_or_refuse(pool, vol, ref, force, "overwriting")
+                marked.enter_context(writing_volume(self.host.uri, info.path or ref, ref, "vol upload"))
+                if info.allocation > 0:
+                    # libvirt's sparse upload skips the holes without clearing them, so old data would show
+                    # through; zeroing first (libvirt truncates a sparse file rather than writing) prevents that.
+                    with libvirt_errors(f"clearing volume {ref} before the upload"):
+                        vol.wipePattern(libvirt.VIR_STORAGE_VOL_WIPE_ALG_ZERO, 0)
+            yield vol
 
     def download(self, ref: str, file: str, overwrite: bool = False, progress: Progress | None = None) -> TransferResult:
         pool, vol = self.lookup(ref)
