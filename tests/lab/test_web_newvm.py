@@ -13,6 +13,7 @@ from playwright.sync_api import expect, sync_playwright
 
 from tests.conftest import WEB_PASSWORD
 from tests.helpers import dir_pool_element, host_state, network_element, volume_element
+from virtops.base.errors import VirtopsError
 from virtops.ops.domain import DiskSpec, DomainSpec
 from virtops.xmlmodels import doc as X
 
@@ -190,6 +191,51 @@ def test_iso_volume_as_cdrom_and_free_volumes_only(page, conn):
     page.check(f"{WIZARD} input[name=media][value=import]")
     assert f"{POOL}/free" not in page.locator(f"{WIZARD} select[name=import_volume] option").all_inner_texts()
     page.click(f"{WIZARD} [data-cancel]")
+
+
+def test_an_iso_uploaded_from_the_browser_becomes_the_cdrom(page, conn, web_lab, tmp_path):
+    """The ISO is streamed into a new volume of the pool (its bytes intact, its zeros holes), then
+    chosen as the CD-ROM; a second upload of the same name is the core's refusal and changes nothing."""
+    import hashlib
+
+    from virtops.host import Host
+
+    image = tmp_path / "upload.iso"
+    with image.open("wb") as out:  # 1 MiB of data, a 3 MiB hole, 1 MiB of data
+        out.write(bytes(range(256)) * 4096)
+        out.seek(4 << 20)
+        out.write(b"CD001" * 209715 + b"x")
+    _open_wizard(page, "nvupload")
+    page.select_option(f"{WIZARD} select[name=iso_pool]", POOL)
+    page.set_input_files(f"{WIZARD} input[name=iso_file]", str(image))
+    page.click("#vm-wizard-upload")
+    expect(page.locator("#vm-wizard-upload-status")).to_have_text(f"uploaded upload.iso into pool {POOL}")
+    expect(page.locator(f"{WIZARD} select[name=cdrom]")).to_have_value(f"{POOL}/upload.iso")
+    pool = conn.storagePoolLookupByName(POOL)
+    pool.refresh(0)
+    vol = pool.storageVolLookupByName("upload.iso")
+    assert vol.info()[1] == image.stat().st_size and vol.info()[2] < 4 << 20  # the hole stayed one
+    copy = tmp_path / "copy.iso"
+    host = Host(web_lab.uri)
+    host.volumes.download(f"{POOL}/upload.iso", str(copy))
+    assert hashlib.sha256(copy.read_bytes()).digest() == hashlib.sha256(image.read_bytes()).digest()
+
+    before = host_state(conn)
+    with pytest.raises(VirtopsError) as cut_short:  # the browser went away midway: the new volume goes again
+        host.volumes.upload_new(POOL, "short.iso", 2 << 20, iter([b"x" * 1024]))
+    host.close()
+    assert str(cut_short.value).endswith(f"nothing was kept (undone: created volume {POOL}/short.iso).")
+    assert host_state(conn) == before
+    page.click("#vm-wizard-upload")
+    expect(page.locator("#error")).to_have_text(f"name: pool {POOL} already has a volume named 'upload.iso'; "
+                                                "choose another name.")
+    assert host_state(conn) == before
+    _no_start(page)
+    assert _summary(page)["Boots from"] == f"CD-ROM {POOL}/upload.iso"
+    page.click(f"{WIZARD} [data-finish]")
+    expect(page.locator("#vms tr[data-name=nvupload]")).to_contain_text("shut off")
+    cdrom = _config(conn, "nvupload").find("devices/disk[@device='cdrom']/source")
+    assert cdrom.attrib == {"pool": POOL, "volume": "upload.iso"}
 
 
 def test_import_of_an_existing_disk(page, conn):

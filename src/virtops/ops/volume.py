@@ -422,6 +422,18 @@ class Volumes:
                                "that part of it only; upload it again.")
         return TransferResult(volume=ref, file=name, size=size, data_bytes=counter.data, hole_bytes=counter.holes)
 
+    def upload_new(self, pool_name: str, name: str, size: int, chunks: Iterable[bytes]) -> TransferResult:
+        """A new raw volume NAME of the image's SIZE in the pool, filled from chunks as
+        upload_chunks does (a browser's ISO for a VM's CD-ROM); when the upload fails the volume is
+        removed again, so a failed upload leaves nothing behind."""
+        from virtops.base.undo import undo_on_failure
+
+        ref = f"{pool_name}/{name}"
+        with undo_on_failure() as undo:
+            self.create(pool_name, name, size, 0, "raw")
+            undo.add(lambda: self.delete(ref, force=True), f"created volume {ref}")
+            return self.upload_chunks(ref, size, chunks, name=name)
+
     @contextlib.contextmanager
     def _uploading(self, ref: str, size: int, name: str, force: bool) -> Iterator[libvirt.virStorageVol]:
         """The checks of an upload and the clearing of the volume, under the host's lock (no VM

@@ -291,9 +291,12 @@ def volume_wipe(request: Request, pool: str, name: str, body: VolumeWipe):
             openapi_extra={"requestBody": {"required": True, "content": {"application/octet-stream": {
                 "schema": {"type": "string", "format": "binary"}}}}})
 async def volume_upload(request: Request, pool: str, name: str, force: bool = False,
-                        filename: str = Query("the upload", description="the file's name, for the sentences")):
+                        filename: str = Query("the upload", description="the file's name, for the sentences"),
+                        create: bool = Query(False, description="make the volume first, raw and of the file's size "
+                                                                "(removed again when the upload fails)")):
     """Write an image into the volume in place, as `vol upload`: the body is streamed to the
-    daemon (never held whole), blocks of zeros stay holes. Needs Content-Length."""
+    daemon (never held whole), blocks of zeros stay holes. Needs Content-Length. With create, the
+    volume is made for it (an ISO uploaded for a new VM's CD-ROM)."""
     length = request.headers.get("content-length", "")
     if not length.isdigit():
         raise InvalidInput("Content-Length", "is missing; send the file with its length (a browser's upload has it).")
@@ -308,8 +311,12 @@ async def volume_upload(request: Request, pool: str, name: str, force: bool = Fa
             if piece:
                 yield piece
 
-    result = await run_in_threadpool(host_of(request).volumes.upload_chunks, f"{pool}/{name}", int(length), body(),
-                                     name=filename, force=force)
+    volumes = host_of(request).volumes
+    if create:
+        result = await run_in_threadpool(volumes.upload_new, pool, name, int(length), body())
+    else:
+        result = await run_in_threadpool(volumes.upload_chunks, f"{pool}/{name}", int(length), body(),
+                                         name=filename, force=force)
     publish(request, "volume", f"{pool}/{name}", "uploaded")
     return result
 

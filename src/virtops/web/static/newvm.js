@@ -1,7 +1,8 @@
-// The New VM wizard of the VMs page: a name; how it boots (an ISO volume as CD-ROM, an existing
-// disk image, a kernel on the host, the network); memory and vCPUs; disks (volumes no VM uses, new
-// volumes); NICs on networks or bridges; screen, autostart, start; a summary, then one POST
-// /api/vms with the core's CreateRequest. Every rule is the core's: a refusal shows its sentence.
+// The New VM wizard of the VMs page: a name; how it boots (an ISO volume as CD-ROM, one uploaded
+// from the browser, an existing disk image, a kernel on the host, the network); memory and vCPUs;
+// disks (volumes no VM uses, new volumes); NICs on networks or bridges; screen, autostart, start;
+// a summary, then one POST /api/vms with the core's CreateRequest. Every rule is the core's: a
+// refusal shows its sentence.
 "use strict";
 
 const newVm = (() => {
@@ -92,6 +93,31 @@ const newVm = (() => {
     $$("[data-media]", form()).forEach((part) => { part.hidden = part.dataset.media !== chosen; });
   }
 
+  // An ISO from the browser becomes a new volume of the pool (streamed; the core removes it again
+  // when the upload fails), then the wizard's CD-ROM.
+  async function uploadIso() {
+    const file = form().iso_file.files[0], pool = form().iso_pool.value;
+    if (!file) throw new Error("iso_file: choose an ISO image on this computer first.");
+    const bar = $("#vm-wizard-upload-progress"), status = $("#vm-wizard-upload-status"), send = $("#vm-wizard-upload");
+    bar.hidden = false;
+    send.disabled = true;  // one upload at a time
+    status.textContent = `uploading ${file.name}`;
+    try {
+      await sendFile(`/api/pools/${encodeURIComponent(pool)}/volumes/${encodeURIComponent(file.name)}/content?create=true`, file, bar);
+    } catch (err) {
+      status.textContent = "";
+      throw err;
+    } finally {
+      send.disabled = false;
+    }
+    status.textContent = `uploaded ${file.name} into pool ${pool}`;
+    host = await readHost();
+    fillCdroms();
+    form().cdrom.value = `${pool}/${file.name}`;
+  }
+
+  const fillCdroms = () => form().cdrom.replaceChildren(...options(host.volumes.filter(isIso).map(pathOf), "none"));
+
   function init() {
     if (!form()) return;
     const open = wizard(form(), { summary, finish: (v) => api("POST", "/api/vms", request(v)) });
@@ -99,9 +125,13 @@ const newVm = (() => {
     $("#vm-wizard-add-volume").onclick = addVolume;
     $("#vm-wizard-add-new-disk").onclick = addNewDisk;
     $("#vm-wizard-add-nic").onclick = addNic;
+    $("#vm-wizard-upload").onclick = () => act(uploadIso);
     $("#vm-new").onclick = () => act(async () => {
       host = await readHost();
-      form().cdrom.replaceChildren(...options(host.volumes.filter(isIso).map(pathOf), "none"));
+      fillCdroms();
+      form().iso_pool.replaceChildren(...options(host.pools));
+      $("#vm-wizard-upload-progress").hidden = true;
+      $("#vm-wizard-upload-status").textContent = "";
       form().import_volume.replaceChildren(...options(freeVolumes()));
       $("#vm-volume-paths").replaceChildren(...host.volumes.map((v) => el("option", { value: v.path }, pathOf(v))));
       $("#vm-wizard-disks").replaceChildren();

@@ -137,7 +137,26 @@ extras.volumeActions = (v) => [
 const warned = (warnings) => (warnings && warnings.length ? `Done; warning: ${warnings.join(" ")}` : undefined);
 
 // The file goes to the server as the request's body, which streams it to the daemon; XHR, not
-// fetch, because only XHR reports an upload's progress.
+// fetch, because only XHR reports an upload's progress (on BAR). Answers the core's result, or
+// throws its refusal (with the option that is its way out). newvm.js sends an ISO with it too.
+function sendFile(path, file, bar) {
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open("PUT", apiPath(path));
+    for (const [name, value] of Object.entries(headers({ "Content-Type": "application/octet-stream" }))) xhr.setRequestHeader(name, value);
+    xhr.upload.onprogress = (event) => { if (event.lengthComputable) { bar.max = event.total; bar.value = event.loaded; } };
+    xhr.onload = () => {
+      const answer = xhr.responseText ? JSON.parse(xhr.responseText) : {};
+      if (xhr.status >= 200 && xhr.status < 300) {
+        bar.value = bar.max;
+        resolve(answer);
+      } else reject(Object.assign(new Error(answer.error || `upload: ${xhr.status}`), { option: answer.option }));
+    };
+    xhr.onerror = () => reject(new Error(`upload of ${file.name}: the connection to the server broke.`));
+    xhr.send(file);
+  });
+}
+
 function uploadDialog(v) {
   const bar = el("progress", { max: 1, value: 0, "aria-label": "upload progress" });
   parityDialog(`Upload an image into ${v.pool}/${v.name}`, [
@@ -145,23 +164,10 @@ function uploadDialog(v) {
     el("label", {}, "Image file ", el("input", { type: "file", name: "file", required: true })),
     check("Even though VMs use it", "force"),
     bar,
-  ], "Upload", (f, dialog) => {
+  ], "Upload", async (f, dialog) => {
     const file = $("input[type=file]", dialog).files[0];
-    return new Promise((resolve, reject) => {
-      const xhr = new XMLHttpRequest();
-      xhr.open("PUT", apiPath(`${volumePath(v)}/content?force=${f.force}&filename=${enc(file.name)}`));
-      for (const [name, value] of Object.entries(headers({ "Content-Type": "application/octet-stream" }))) xhr.setRequestHeader(name, value);
-      xhr.upload.onprogress = (event) => { if (event.lengthComputable) { bar.max = event.total; bar.value = event.loaded; } };
-      xhr.onload = () => {
-        const answer = xhr.responseText ? JSON.parse(xhr.responseText) : {};
-        if (xhr.status >= 200 && xhr.status < 300) {
-          bar.value = bar.max;
-          resolve(`Uploaded ${file.name}: ${size(answer.size)}, ${size(answer.data_bytes)} of data written.`);
-        } else reject(Object.assign(new Error(answer.error || `upload: ${xhr.status}`), { option: answer.option }));
-      };
-      xhr.onerror = () => reject(new Error(`upload of ${file.name}: the connection to the server broke.`));
-      xhr.send(file);
-    });
+    const answer = await sendFile(`${volumePath(v)}/content?force=${f.force}&filename=${enc(file.name)}`, file, bar);
+    return `Uploaded ${file.name}: ${size(answer.size)}, ${size(answer.data_bytes)} of data written.`;
   });
 }
 
