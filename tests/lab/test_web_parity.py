@@ -131,7 +131,7 @@ def test_autostart_toggles_of_pool_network_and_vm(page, conn):
     assert conn.lookupByName(VM).autostart() == 1
 
 
-def test_vm_settings_change_memory_and_vcpus_and_refuse_what_the_host_lacks(page, conn):
+def test_vm_settings_change_memory_vcpus_and_boot_order_and_refuse_what_the_host_lacks(page, conn, web_lab):
     page.goto("/vms")
     page.locator(f"#vms tr[data-name={VM}]").get_by_role("button", name=VM, exact=True).click()
     page.locator("#vm-actions").get_by_role("button", name="Settings…").click()
@@ -149,6 +149,23 @@ def test_vm_settings_change_memory_and_vcpus_and_refuse_what_the_host_lacks(page
     expect(dialog(page).locator(".outcome")).to_have_text("Changed: memory 200.00 MiB, vcpus 2.")
     root = X.parse(conn.lookupByName(VM).XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
     assert root.findtext("vcpu") == "2" and int(root.findtext("memory")) == 200 * 1024
+
+    boots = lambda: [b.get("dev") for b in X.parse(conn.lookupByName(VM).XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)).findall("os/boot")]
+    before = host_state(conn)
+    dialog(page).locator("input[name=boot_order]").fill("hd,floppy")
+    submit(page)
+    refused(page, "boot_order: 'floppy' is no boot device; give devices from hd, cdrom, network, fd in the order to try them, "
+                  "such as cdrom,hd.")
+    assert host_state(conn) == before
+    dialog(page).locator("input[name=boot_order]").fill("network,hd")
+    submit(page)
+    expect(dialog(page).locator(".outcome")).to_have_text("Changed: boot order network,hd.")
+    assert boots() == ["network", "hd"]
+    # The CLI's vm set takes the same order (one core function).
+    cli = subprocess.run([sys.executable, "-m", "virtops", "-c", web_lab.uri, "vm", "set", VM, "--boot-order", "cdrom,hd"],
+                         capture_output=True, text=True)
+    assert cli.returncode == 0 and cli.stdout.startswith(f"VM {VM}: boot order cdrom,hd."), cli.stderr
+    assert boots() == ["cdrom", "hd"]
 
 
 def test_volume_upload_and_download_round_trip_keeps_holes(page, conn, web_lab, tmp_path):

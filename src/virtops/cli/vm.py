@@ -146,11 +146,12 @@ def vm_create(ctx, name, memory, vcpus, disks, new_disks, networks, bridges, dir
 @click.option("--vcpus", type=int, help="Number of vCPUs (maximum and current).")
 @click.option("--boot", metavar="kernel=PATH,initrd=PATH,cmdline=ARGS", help="Direct kernel boot.")
 @click.option("--no-boot", is_flag=True, help="Drop direct kernel boot: boot from the first disk.")
+@click.option("--boot-order", metavar="DEV,DEV", help="BIOS boot order of hd, cdrom, network, fd, e.g. cdrom,hd.")
 @click.option("--autostart/--no-autostart", default=None, help="Start the VM with the host (or not).")
 @json_option
 @pass_context
-def vm_set(ctx, name, memory, vcpus, boot, no_boot, autostart, as_json) -> None:
-    """Change a VM's memory, vCPUs, direct kernel boot or autostart in its definition.
+def vm_set(ctx, name, memory, vcpus, boot, no_boot, boot_order, autostart, as_json) -> None:
+    """Change a VM's memory, vCPUs, direct kernel boot, boot order or autostart in its definition.
 
     A running VM keeps its memory, vCPUs and boot until its next boot (virtops does not reboot it)."""
     from virtops.ops import vm as core
@@ -158,7 +159,8 @@ def vm_set(ctx, name, memory, vcpus, boot, no_boot, autostart, as_json) -> None:
     if boot and no_boot:
         raise click.UsageError("give --boot or --no-boot, not both.")
     result = _vms(ctx).update(name, memory=memory, vcpus=vcpus, boot=core.parse_boot_option(boot) if boot else None,
-                              change_boot=bool(boot or no_boot), autostart=autostart)
+                              change_boot=bool(boot or no_boot), autostart=autostart,
+                              boot_order=[d.strip() for d in boot_order.split(",")] if boot_order is not None else None)
     if as_json:
         emit_json(result.model_dump())
         return

@@ -318,6 +318,20 @@ def check_boot(boot: KernelBoot | None) -> KernelBoot | None:
     return boot
 
 
+BOOT_DEVICES = ("hd", "cdrom", "network", "fd")  # <os><boot dev=...>: what the BIOS tries, in order
+
+
+def check_boot_order(order: list[str]) -> list[str]:
+    unknown = [device for device in order if device not in BOOT_DEVICES]
+    if not order or unknown:
+        given = f"{unknown[0]!r} is no boot device" if unknown else "is empty"
+        raise InvalidInput("boot_order", f"{given}; give devices from {', '.join(BOOT_DEVICES)} in the order to try them, "
+                                         "such as cdrom,hd.")
+    if len(set(order)) != len(order):
+        raise InvalidInput("boot_order", f"{','.join(order)} names a device twice; give each once.")
+    return order
+
+
 def normalize_mac(mac: str, field_name: str = "mac") -> str:
     value = mac.strip().lower().replace("-", ":")
     if not MAC_PATTERN.match(value):
@@ -948,6 +962,17 @@ class Vms:
         if boot is not None:
             check_guest_files(self.host, [], boot, "boot")
 
+    @staticmethod
+    def _check_boot_order(name: str, config: etree._Element, order: list[str], kernel) -> None:
+        """A BIOS order means nothing to a VM that boots a kernel directly, and libvirt takes no
+        <os> order beside devices that carry their own <boot order=N>."""
+        if kernel:
+            raise InvalidInput("boot_order", f"VM {name} boots a kernel directly, which goes before any device; drop the "
+                                             "kernel boot too (no_boot) to boot from devices in this order.")
+        if config.find("devices/*/boot[@order]") is not None:
+            raise InvalidInput("boot_order", f"the devices of VM {name} carry their own boot order (<boot order=N>), "
+                                             "which libvirt does not combine with a VM-wide one; change theirs in its XML.")
+
     def check_resources(self, memory: str | int | None = None, vcpus: int | None = None) -> int | None:
         """The checks of `vm create` for memory and vCPUs against this host; memory in bytes."""
         host_memory, host_cpus = self.host_limits()
@@ -958,9 +983,9 @@ class Vms:
     @locks_host("vm update")
     def update(self, name: str, memory: str | int | None = None, vcpus: int | None = None,
                boot: KernelBoot | None = None, change_boot: bool = False,
-               autostart: bool | None = None) -> SettingsResult:
+               autostart: bool | None = None, boot_order: list[str] | None = None) -> SettingsResult:
         """Change a VM's persistent definition: memory (maximum and current), vCPUs (maximum and
-        current), direct kernel boot, autostart. Everything is checked before anything changes;
+        current), direct kernel boot, the BIOS boot order, autostart. Everything is checked before anything changes;
         a later step that fails undoes the earlier ones. A running VM keeps its memory, vCPUs and
         boot until its next boot (virtops does not reboot it); autostart takes effect at once."""
         from virtops.base.units import format_size
@@ -969,8 +994,8 @@ class Vms:
         if not dom.isPersistent():
             raise VirtopsError(f"vm: {name} is transient (not defined), so it has no definition to change; "
                                "define it first with `virtops vm define`.")
-        if memory is None and vcpus is None and not change_boot and autostart is None:
-            raise InvalidInput("memory", "nothing to change; give --memory, --vcpus, --boot or --autostart.")
+        if memory is None and vcpus is None and not change_boot and autostart is None and boot_order is None:
+            raise InvalidInput("memory", "nothing to change; give the memory, vCPUs, boot, boot order or autostart.")
         size = self.check_resources(memory, vcpus)
         check_boot(boot if change_boot else None)
         if change_boot:
@@ -978,8 +1003,10 @@ class Vms:
         running = bool(dom.isActive())
         with libvirt_errors(f"reading VM {name}"):
             config = X.parse(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
-        if change_boot:
-            X.validate(_with_boot(config, boot), "domain")  # refused here, before anything changes
+        if boot_order is not None:
+            self._check_boot_order(name, config, check_boot_order(boot_order), boot if change_boot else _kernel_of(config))
+        if change_boot or boot_order is not None:
+            X.validate(_with_boot(config, boot, boot_order, change_boot), "domain")  # refused here, before anything changes
         changed: list[str] = []
         cfg = libvirt.VIR_DOMAIN_AFFECT_CONFIG
         with undo_on_failure() as undo:
@@ -1001,17 +1028,20 @@ class Vms:
                     undo.add(lambda m=old_max, c=old_cur: _restore_vcpus(dom, m, c), f"set the vCPUs of {name}")
                     dom.setVcpusFlags(vcpus, cfg)
                 changed.append(f"vcpus {vcpus}")
-            if change_boot:
+            if change_boot or boot_order is not None:
                 # Redefine from the definition as it is now (memory and vCPUs above included).
                 with libvirt_errors(f"reading VM {name}"):
                     current = X.parse(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
                 before = X.to_string(current)
-                updated = _with_boot(current, boot)
+                updated = _with_boot(current, boot, boot_order, change_boot)
                 X.validate(updated, "domain")
                 with libvirt_errors(f"redefining VM {name} with its new boot"):
                     self.conn.defineXMLFlags(X.to_string(updated), libvirt.VIR_DOMAIN_DEFINE_VALIDATE)
                 undo.add(lambda xml=before: self.conn.defineXML(xml), f"redefined {name} with its new boot")
-                changed.append(f"boot {_boot_text(boot)}")
+                if change_boot:
+                    changed.append(f"boot {_boot_text(boot)}")
+                if boot_order is not None:
+                    changed.append(f"boot order {','.join(boot_order)}")
             if autostart is not None:
                 with libvirt_errors(f"setting autostart of VM {name}"):
                     was = bool(dom.autostart())
@@ -1049,19 +1079,28 @@ def _boot_text(boot: KernelBoot | None) -> str:
                                                          ("cmdline", boot.cmdline)) if value)
 
 
-def _with_boot(config: etree._Element, boot: KernelBoot | None) -> etree._Element:
+def _with_boot(config: etree._Element, boot: KernelBoot | None, order: list[str] | None = None,
+               change_boot: bool = True) -> etree._Element:
     """A copy of a domain definition whose <os> boots BOOT's kernel directly (None: from the first
-    disk, <boot dev='hd'/>, unless devices carry their own boot order)."""
+    disk, <boot dev='hd'/>, unless devices carry their own boot order), or, with ORDER, from those
+    devices in that order; change_boot False keeps the kernel as it is (ORDER only)."""
     import copy
 
     dom = DomainDocument(copy.deepcopy(config))
-    for dtb in dom.node.findall("os/dtb"):  # a device tree belongs to the kernel it replaces
-        dtb.getparent().remove(dtb)
-    device_order = dom.node.find("devices/*/boot[@order]") is not None
-    dom.update(kernel=boot.kernel if boot else None, initrd=boot.initrd if boot else None,
-               cmdline=boot.cmdline if boot else None,
-               boot_devices=[] if boot or device_order else [{"dev": "hd"}])
+    if change_boot:
+        for dtb in dom.node.findall("os/dtb"):  # a device tree belongs to the kernel it replaces
+            dtb.getparent().remove(dtb)
+        device_order = dom.node.find("devices/*/boot[@order]") is not None
+        dom.update(kernel=boot.kernel if boot else None, initrd=boot.initrd if boot else None,
+                   cmdline=boot.cmdline if boot else None,
+                   boot_devices=[] if boot or device_order else [{"dev": "hd"}])
+    if order is not None:
+        dom.update(boot_devices=[{"dev": device} for device in order])
     return dom.node
+
+
+def _kernel_of(config: etree._Element) -> str | None:
+    return DomainDocument(config).kernel
 
 
 def _vm_model(row: dict) -> VmInfo:

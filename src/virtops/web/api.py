@@ -518,6 +518,7 @@ class VmSettings(Body):
     vcpus: int | None = Field(None, description="vCPUs (maximum and current)")
     boot: KernelBootBody | None = Field(None, description="direct kernel boot")
     no_boot: bool = Field(False, description="drop direct kernel boot: boot from the first disk")
+    boot_order: list[str] | None = Field(None, description="BIOS boot order of hd, cdrom, network, fd, e.g. [\"cdrom\", \"hd\"]")
     autostart: bool | None = None
 
 
@@ -528,7 +529,8 @@ def vm_settings(request: Request, name: str, body: VmSettings):
         raise InvalidInput("no_boot", "cannot be combined with boot; give one of them.")
     boot = KernelBoot(**body.boot.model_dump()) if body.boot else None
     result = host_of(request).vms.update(name, memory=body.memory, vcpus=body.vcpus, boot=boot,
-                                         change_boot=bool(body.boot or body.no_boot), autostart=body.autostart)
+                                         change_boot=bool(body.boot or body.no_boot), autostart=body.autostart,
+                                         boot_order=body.boot_order)
     publish(request, "domain", name, "updated")
     return result
 

@@ -178,22 +178,28 @@ extras.vmActions = (vm, path) => [
   button("Remove with storage…", () => vmRemove(vm, path)),
 ];
 
+// Only what differs from the VM as the dialog last saw it is sent (the core refuses a request
+// that changes nothing); after each change that is what was applied.
 function vmSettings(vm, path) {
+  const seen = { memory: `${Math.round(vm.memory_bytes / 1048576)}M`, vcpus: vm.vcpus, autostart: Boolean(vm.autostart) };
   parityDialog(`Settings of ${vm.name}`, [
-    field("Memory", "memory", { value: `${Math.round(vm.memory_bytes / 1048576)}M` }),
-    field("vCPUs", "vcpus", { type: "number", min: 1, value: vm.vcpus }),
+    field("Memory", "memory", { value: seen.memory }),
+    field("vCPUs", "vcpus", { type: "number", min: 1, value: seen.vcpus }),
     el("fieldset", {}, el("legend", {}, "Direct kernel boot (empty: unchanged)"),
       field("Kernel", "kernel", { placeholder: "/path/to/vmlinuz" }), field("Initrd", "initrd"), field("Command line", "cmdline"),
       check("No kernel boot: boot from the first disk", "no_boot")),
-    check("Start with the host", "autostart", { checked: Boolean(vm.autostart), disabled: vm.persistent === false }),
+    field("Boot order", "boot_order", { placeholder: "unchanged; e.g. cdrom,hd or network,hd" }),
+    check("Start with the host", "autostart", { checked: seen.autostart, disabled: vm.persistent === false }),
   ], "Apply", async (f) => {
     const body = {};
-    if (f.memory && f.memory !== `${Math.round(vm.memory_bytes / 1048576)}M`) body.memory = f.memory;
-    if (f.vcpus && Number(f.vcpus) !== vm.vcpus) body.vcpus = Number(f.vcpus);
+    if (f.memory && f.memory !== seen.memory) body.memory = f.memory;
+    if (f.vcpus && Number(f.vcpus) !== seen.vcpus) body.vcpus = Number(f.vcpus);
     if (f.kernel || f.initrd || f.cmdline) body.boot = { kernel: f.kernel || "", initrd: f.initrd, cmdline: f.cmdline || "" };
     if (f.no_boot) body.no_boot = true;
-    if (f.autostart !== Boolean(vm.autostart) && vm.persistent !== false) body.autostart = f.autostart;
+    if (f.boot_order) body.boot_order = f.boot_order.split(",").map((device) => device.trim());
+    if (f.autostart !== seen.autostart && vm.persistent !== false) body.autostart = f.autostart;
     const result = await api("POST", `${path}/settings`, body);
+    Object.assign(seen, { memory: f.memory || seen.memory, vcpus: Number(f.vcpus) || seen.vcpus, autostart: f.autostart });
     const waits = result.next_boot.length ? ` ${result.next_boot.join(", ")}: takes effect at its next boot; it is not rebooted.` : "";
     return `Changed: ${result.changed.join(", ")}.${waits}`;
   });
