@@ -344,3 +344,34 @@ def test_vm_delete_with_storage_lists_and_removes_its_volumes(page, conn):
     expect(page.locator(f"#vms tr[data-name={VM}]")).to_have_count(0)
     assert VM not in [d.name() for d in conn.listAllDomains()]
     assert "sys" not in pool.listVolumes()
+
+
+def test_a_running_vm_keeps_its_memory_until_its_next_boot_and_is_removed_only_when_told(page, conn):
+    """Settings of a running VM change its definition, not the running guest (the dialog says so);
+    deleting it with its storage is refused until the core's way out (stop it at once) is taken."""
+    pool = conn.storagePoolLookupByName(POOL)
+    pool.createXML(X.to_string(volume_element("runsys", 16 * MIB, "raw")))
+    conn.defineXML(DomainSpec(name="parityrun", virt_type="qemu", memory_mib=256,
+                              disks=[DiskSpec(target="vda", pool=POOL, volume="runsys")]).to_xml()).create()
+    page.goto("/vms")
+    page.locator("#vms tr[data-name=parityrun]").get_by_role("button", name="parityrun", exact=True).click()
+    page.locator("#vm-actions").get_by_role("button", name="Settings…").click()
+    dialog(page).locator("input[name=memory]").fill("300M")
+    submit(page)
+    expect(dialog(page).locator(".outcome")).to_have_text(
+        "Changed: memory 300.00 MiB. memory 300.00 MiB: takes effect at its next boot; it is not rebooted.")
+    dom = conn.lookupByName("parityrun")
+    assert int(X.parse(dom.XMLDesc(0)).findtext("currentMemory")) == 256 * 1024  # the running guest's
+    assert int(X.parse(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)).findtext("memory")) == 300 * 1024
+    dialog(page).get_by_role("button", name="Close").click()
+
+    page.locator("#vm-actions").get_by_role("button", name="Remove with storage…").click()
+    expect(dialog(page).locator("li[data-volume]")).to_have_text([f"{POOL}/runsys"])
+    dialog(page).locator("input[name=remove_storage]").check()
+    before = host_state(conn)
+    submit(page)
+    refused(page, "vm: parityrun is running; shut it down first, or give force to stop it at once and delete it anyway.")
+    assert host_state(conn) == before and dom.isActive()
+    dialog(page).get_by_role("button", name="Go ahead: Stop parityrun at once").click()
+    expect(page.locator("#vms tr[data-name=parityrun]")).to_have_count(0)
+    assert "parityrun" not in [d.name() for d in conn.listAllDomains()] and "runsys" not in pool.listVolumes()
