@@ -75,6 +75,23 @@ def test_a_vm_with_devices_the_fields_cannot_describe_is_carried_as_its_xml(host
     assert [n.type for n in host.vms.info("foreign1").nics][2:5] == ["user", "ethernet", "vhostuser"]
 
 
+@pytest.mark.parametrize("kind, path", [("block", "/srv/lvm/guest-disk"), ("file", "/dev/shm/guest.img")])
+def test_a_disk_whose_path_would_give_another_type_comes_back_as_it_was(host, kind, path):
+    """A block device outside /dev (a node or a link elsewhere), a file under /dev: a disk by path
+    would be recreated as the type its path gives, so the VM goes as xml: and keeps its disk's type."""
+    attr = {"block": "dev", "file": "file"}[kind]
+    host.conn.defineXML(f"<domain type='test'><name>odd</name><memory unit='MiB'>64</memory><os><type>hvm</type>"
+                        f"</os><devices><disk type='{kind}' device='disk'><driver name='qemu' type='raw'/>"
+                        f"<source {attr}='{path}'/><target dev='vda' bus='virtio'/></disk></devices></domain>")
+    loaded, _warnings = _exported(host)
+    vm, = loaded.spec.vms
+    assert vm.xml is not None and f"<disk type=\"{kind}\" device=\"disk\">" in vm.xml
+    assert P.make_plan(host, loaded).actions == []
+    host.conn.lookupByName("odd").undefine()
+    P.apply(host, loaded)
+    assert f"<disk type='{kind}' device='disk'>" in host.vms.dumpxml("odd", inactive=True)
+
+
 def test_references_the_host_has_already_never_refuse_the_plan_of_the_unchanged_host(host):
     """A VM whose disk is on a pool and whose NIC is on a network that are not defined: export
     then plan says no changes; only a new disk or NIC on them is refused."""

@@ -45,6 +45,15 @@ def test_no_step_done_leaves_the_error_as_it_is():
     assert str(err.value) == "defining pool p failed: bad."
 
 
+def test_a_step_registered_before_it_that_never_took_effect_lists_nothing_undone():
+    """An inverse registered before its step returns False when it finds the step was never done."""
+    with pytest.raises(VirtopsError) as err:
+        with undo_on_failure() as undo:
+            undo.add(lambda: False, "defined pool p")
+            raise VirtopsError("defining pool p failed: storage source conflict.")
+    assert str(err.value) == "defining pool p failed: storage source conflict; nothing was kept."
+
+
 def test_an_interrupt_undoes_too_and_passes_through():
     ran = []
     with pytest.raises(KeyboardInterrupt):

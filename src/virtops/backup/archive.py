@@ -523,6 +523,8 @@ def restore(host: Host, archive: Archive, steps: list[RestoreStep], force: bool 
     result = RestoreResult()
     todo = [s for s in steps if s.action in ("create", "replace", "finish")]
     for index, step in enumerate(todo):
+        if _came_with_its_pool(host, step):
+            continue
         leftovers.note(host.uri, RUN_KEY, _making(step.obj))
         try:
             if step.action == "replace":
@@ -540,6 +542,16 @@ def restore(host: Host, archive: Archive, steps: list[RestoreStep], force: bool 
         leftovers.forget(host.uri, RUN_KEY)
         result.done.append(step.obj.key)
     return result
+
+
+def _came_with_its_pool(host: Host, step: RestoreStep) -> bool:
+    """A volume planned before its pool existed may come with the pool once it starts: a disk pool's
+    partitions, a logical pool's LVs, the files already in a directory. Then it is skipped as any
+    volume that exists is (never replaced), and the step says so."""
+    if step.action != "create" or step.obj.kind != "volume" or not inventory.exists(host.conn, "volume", step.obj.name):
+        return False
+    step.action, step.reason = "skip", "exists: it came with its pool"
+    return True
 
 
 def _refuse_cutting_off(host: Host, obj: HostObject, force: bool) -> None:

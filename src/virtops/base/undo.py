@@ -75,8 +75,8 @@ def _fault_point() -> None:
 def outcome(undone: list[str], left: list[str], run_again_cleans: bool = False) -> str:
     """The end of the failure's sentence: e.g. "nothing was kept (undone: started network n1,
     defined network n1)." or, when an inverse failed, what is left and that it needs a hand."""
-    if not left:
-        return f"nothing was kept (undone: {', '.join(undone)})."
+    if not left:  # undone is empty when the failed step was the first and never took effect
+        return f"nothing was kept (undone: {', '.join(undone)})." if undone else "nothing was kept."
     done = f"undone: {', '.join(undone)}; " if undone else ""
     if run_again_cleans:
         return f"{done}NOT undone: {', '.join(left)}; run the same command again to remove that and finish the job."

@@ -58,11 +58,16 @@ for _listing in ("list", "info"):
 @_pool_options
 @click.option("--no-start", is_flag=True, help="Define and build only.")
 @click.option("--no-autostart", is_flag=True, help="Do not start the pool with the host.")
+@click.option("--build", "build_device", is_flag=True,
+              help="logical, disk: write the volume group (vgcreate) or a new partition table on the empty device.")
 @json_option
 @pass_context
-def pool_create(ctx, name, no_start, no_autostart, as_json, **options) -> None:
-    """Define, build, start and autostart a pool in one step; undone entirely if a step fails."""
-    result = ctx.host().pools.create(_spec(name, **options), start=not no_start, autostart=not no_autostart)
+def pool_create(ctx, name, no_start, no_autostart, build_device, as_json, **options) -> None:
+    """Define, build, start and autostart a pool in one step; undone entirely if a step fails.
+
+    A logical or disk pool takes what its device holds; --build makes it there first."""
+    result = ctx.host().pools.create(_spec(name, **options), start=not no_start, autostart=not no_autostart,
+                                     build_device=build_device)
     _warn(result.warnings)
     if as_json:
         emit_json(result.model_dump())
@@ -160,7 +165,8 @@ def pool_dumpxml(ctx, name, output, inactive) -> None:
 
 @pool.command("delete")
 @click.argument("name", shell_complete=complete("pool"))
-@click.option("--with-volumes", is_flag=True, help="Also delete the volumes in it, then its directory.")
+@click.option("--with-volumes", is_flag=True,
+              help="Also delete the volumes in it, then its directory (logical: its volume group; disk: its partition table).")
 @click.option("--keep-data", is_flag=True, help="Only stop and undefine; volumes and directory stay.")
 @click.option("--force", is_flag=True, help="Delete even while VMs use volumes in it (they are named).")
 @pass_context

@@ -4,6 +4,8 @@ Layout of a lab's state directory (default /var/lib/virtops/labs/NAME):
 
     etc/ lib/ run/ log/ cache/   bound over /etc/libvirt, /var/lib/libvirt, /run/libvirt,
                                  /var/log/libvirt, /var/cache/libvirt inside the mount namespace
+    lvm/                         bound over /etc/lvm (where the machine has LVM): the lab's own
+                                 LVM configuration, seeing only the devices given to it (lab/lvm.py)
     ns/mnt                       the persistent mount namespace (a bind mount of nsfs)
     keeper.pid libvirtd.pid virtlogd.pid
 
@@ -33,7 +35,7 @@ from pathlib import Path
 import libvirt
 
 from virtops.base.errors import InvalidInput, VirtopsError
-from virtops.lab import address, nfs
+from virtops.lab import address, lvm, nfs
 from virtops.lab.sshd import LabSshd
 from virtops.lab.proc import command_line_names, pid_alive, run, wait_for_exit
 
@@ -150,6 +152,15 @@ class Lab:
         """The daemon as the other labs of its segment reach it (migrations go peer to peer)."""
         address = self.segment_membership().get("address")
         return f"qemu+tcp://{address.split('/')[0]}/system" if address else None
+
+    @property
+    def lvm_dir(self) -> Path:
+        return self.state_dir / "lvm"
+
+    def give_lvm_devices(self, devices: list[str]) -> None:
+        """Let the lab's LVM (libvirt's logical pools) see exactly these devices, e.g. a loop
+        device a test attached; [] hides every device again. Takes effect at the next LVM command."""
+        lvm.write_config(self.lvm_dir, self.name, devices)
 
     @property
     def mount_ns(self) -> Path:
@@ -283,7 +294,17 @@ class Lab:
         for sub, target in BIND_MOUNTS.items():
             Path(target).mkdir(parents=True, exist_ok=True)
             self._in_lab("mount", "--bind", str(self.state_dir / sub), target)
+        self._bind_lvm_config()
         self._install_nfs_client()
+
+    def _bind_lvm_config(self) -> None:
+        """LVM's commands in the lab read the lab's own configuration (lab/lvm.py), which sees no
+        device until one is given. Without LVM on the machine there is nothing to bind it over."""
+        if not Path(lvm.SYSTEM_DIR).is_dir():
+            return
+        if not (self.lvm_dir / "lvm.conf").exists():
+            self.give_lvm_devices([])
+        self._in_lab("mount", "--bind", str(self.lvm_dir), lvm.SYSTEM_DIR)
 
     def _install_nfs_client(self) -> None:
         """On a kernel without an NFS client, the lab's mount namespace (only) gets the userspace

@@ -24,6 +24,12 @@ def split_ref(ref: str | None, field_name: str) -> tuple[str, str]:
 STRICT = ConfigDict(defer_build=True, extra="forbid")
 
 
+def path_disk_type(path: str) -> str | None:
+    """What a disk by path is written as: a block device under /dev/ (libvirt opens it as one),
+    else a file (None, libvirt's default)."""
+    return "block" if path.startswith("/dev/") else None
+
+
 class DiskRequest(Model):
     """A disk: a pool's volume (the disk follows the pool), a path on the host, or an image on a
     server (a network disk). Exactly one of volume, path and protocol says which."""

@@ -377,15 +377,20 @@ class Pools:
                 return pool_info(pool)
 
     @locks_host("pool create")
-    def create(self, spec: PoolSpec, start: bool = True, autostart: bool = True) -> CreateResult:
+    def create(self, spec: PoolSpec, start: bool = True, autostart: bool = True,
+               build_device: bool = False) -> CreateResult:
         """Define, build, start and mark autostart; on any failure undo what was done, newest first.
+        A logical or disk pool holds what its device holds: it is built (a volume group made on its
+        devices, a new partition table on its disk) only with build_device, and libvirt builds only
+        on a device that holds no file system, partition table or volume group yet.
         A run killed midway leaves a record (base/leftovers.py): this one removes what that run made
         first, so running the same command again finishes the job."""
         key = f"pool/{spec.name}"
         leftovers.clean_up_after_dead_run(self.host.uri, key, lambda made: self._remove_left_by_dead_run(spec.name, made))
         self._remove_stale_probes()
         spec = self.check_new(spec)
-        on_a_device = spec.type in ON_A_DEVICE  # never built: what the device holds stays
+        _check_device_build(spec, build_device)
+        on_a_device = spec.type in ON_A_DEVICE  # built only when asked: what the device holds stays
         existed = on_a_device or self._directory_exists(spec.target)
         own = str(uuid.uuid4())
         node = PoolXml(spec.to_element()).update(uuid=own).node
@@ -398,11 +403,17 @@ class Pools:
                 pool = self.conn.storagePoolDefineXML(X.to_string(node), 0)
             steps.append("defined")
             if not existed:  # only a directory it made itself
-                undo.add(lambda: self._delete_own_directory(own), f"made {spec.target}")
+                undo.add(lambda: self._delete_own_storage(own), f"made {spec.target}")
             if not on_a_device:
                 with libvirt_errors(f"building pool {spec.name} (creating {spec.target})"):
                     pool.build(0)
                 steps.append("built" if not existed else "built (directory already existed; permissions applied)")
+            elif build_device:
+                made = device_storage(spec.type, spec.source_name, spec.device, spec.format)
+                with libvirt_errors(f"building pool {spec.name} ({made})"):
+                    pool.build(0)
+                undo.add(lambda: self._delete_own_storage(own), f"built pool {spec.name} ({made})")
+                steps.append(f"built ({made})")
             if start:
                 undo.add(lambda: owned.stop_own(self.conn, "pool", own), f"started pool {spec.name}")
                 try:
@@ -417,7 +428,9 @@ class Pools:
             with libvirt_errors(f"reading pool {spec.name}"):
                 return CreateResult(pool=pool_info(pool), steps=steps, warnings=self._access_warnings(spec.name))
 
-    def _delete_own_directory(self, own_uuid: str) -> bool:
+    def _delete_own_storage(self, own_uuid: str) -> bool:
+        """Stop the pool a run made and delete what its build made: the directory, or the volume
+        group or partition table it wrote on the device."""
         pool = owned.own(self.conn, "pool", own_uuid)
         if pool is None:
             return False
@@ -441,7 +454,7 @@ class Pools:
                                "finish it by hand (`virtops pool start`, `virtops pool autostart`) instead.")
         with libvirt_errors(f"removing pool {name}, left half-made by a killed run"):
             if made.get("made_directory"):
-                self._delete_own_directory(own)
+                self._delete_own_storage(own)
             owned.undefine_own(self.conn, "pool", own)
 
     def _directory_exists(self, path: str) -> bool:
@@ -598,7 +611,9 @@ class Pools:
     # -- delete ---------------------------------------------------------------------------
     @locks_host("pool delete")
     def delete(self, name: str, with_volumes: bool = False, keep_data: bool = False, force: bool = False) -> list[str]:
-        """Stop and undefine a pool; also remove its directory (and with_volumes its volumes).
+        """Stop and undefine a pool; also remove its directory (and with_volumes its volumes). A
+        logical or disk pool's storage is its device's content: its volume group (vgremove, then
+        pvremove of its devices) or its partition table goes only with with_volumes.
         Refused while any VM references a volume in it, unless force. Returns what was done."""
         if with_volumes and keep_data:
             raise InvalidInput("--with-volumes", "cannot be combined with --keep-data; choose one.")
@@ -612,23 +627,39 @@ class Pools:
         done: list[str] = []
         with libvirt_errors(f"deleting pool {name}"):
             if with_volumes:
-                for vol in volumes:
-                    vol.delete(0)
+                self._delete_volumes(pool, volumes)
                 done.append(f"deleted {len(volumes)} volume(s)")
             if pool.isActive():
                 pool.destroy()
                 done.append("stopped")
             if not keep_data:
-                self._remove_directory(pool, done)
+                self._remove_storage(pool, with_volumes, done)
             if pool.isPersistent():
                 pool.undefine()
             done.append("undefined")
         return done
 
     @staticmethod
-    def _remove_directory(pool: libvirt.virStoragePool, done: list[str]) -> None:
-        if PoolXml(X.parse(pool.XMLDesc(0))).type in ON_A_DEVICE:
-            return  # libvirt's delete of these removes the volume group or the partition table
+    def _delete_volumes(pool: libvirt.virStoragePool, volumes: list) -> None:
+        """A disk pool's partitions go with its partition table (removed next), all at once: libvirt
+        9.0 removes a partition by a number it reads from the partition's name, and for a disk whose
+        name ends in a digit (loop0p1, nvme0n1p1) it hands parted "p1", which parted refuses."""
+        if PoolXml(X.parse(pool.XMLDesc(0))).type == "disk":
+            return
+        for vol in volumes:
+            vol.delete(0)
+
+    @staticmethod
+    def _remove_storage(pool: libvirt.virStoragePool, with_volumes: bool, done: list[str]) -> None:
+        xml = PoolXml(X.parse(pool.XMLDesc(0)))
+        if xml.type in ON_A_DEVICE:
+            storage = device_storage(xml.type, xml.source.name, xml.source.device, xml.source.format)
+            if with_volumes:  # libvirt's delete: vgremove and pvremove, or the partition table wiped
+                pool.delete(0)
+                done.append(f"removed the {storage}")
+            else:
+                done.append(f"kept the {storage} (--with-volumes removes it)")
+            return
         try:
             pool.delete(0)
             done.append("removed its directory")
@@ -695,6 +726,22 @@ class Pools:
                 raise VirtopsError(f"host {host} answered with no NFS exports, or no NFS server answers there.") from err
             raise from_libvirt(err, f"asking {host} for its exports") from err
         return parse_sources(text, host)
+
+
+def _check_device_build(spec: PoolSpec, build_device: bool) -> None:
+    if not build_device:
+        return
+    if spec.type not in ON_A_DEVICE:
+        raise InvalidInput("--build", f"applies only to logical and disk pools; a {spec.type} pool is always built.")
+    if not spec.device:
+        raise InvalidInput("--build", "a logical pool is built on its physical volumes; give --device.")
+
+
+def device_storage(pool_type: str, source_name: str | None, device: str | None, fmt: str | None) -> str:
+    """What building a logical or disk pool writes on its device, in words."""
+    if pool_type == "logical":
+        return f"volume group {source_name} on {device or 'its devices'}"
+    return f"{fmt or 'dos'} partition table on {device}"
 
 
 def parse_sources(text: str, host: str) -> list[PoolSource]:

@@ -25,7 +25,7 @@ from virtops.ops import vmrows
 from virtops.xmlmodels import doc as X
 from virtops.xmlmodels.domain import DomainXml as DomainDocument  # DomainXml here is the live and persistent pair
 from virtops.xmlmodels.volume import VolumeXml
-from virtops.ops.devices import DiskRequest, NicRequest, split_ref
+from virtops.ops.devices import DiskRequest, NicRequest, path_disk_type, split_ref
 from virtops.ops.domain import DiskSpec, DomainSpec, Graphics, KernelBoot, NicSpec
 from virtops.base.hostlock import locks_host, refuse_if_written
 from virtops.base.paths import refuse_control_characters, refuse_control_characters_in
@@ -1179,8 +1179,8 @@ def _disk_spec(request: DiskRequest, vol: ResolvedVolume | None, taken: set[str]
                   shareable=request.shareable, serial=request.serial)
     if request.kind == "volume":
         return DiskSpec(pool=vol.pool, volume=vol.volume, format=vol.format, **common)
-    if request.kind == "path":  # a path under /dev is a block device (libvirt opens it as one)
-        return DiskSpec(path=request.path, type="block" if request.path.startswith("/dev/") else None,
+    if request.kind == "path":
+        return DiskSpec(path=request.path, type=path_disk_type(request.path),
                         format=request.format or "raw", **common)
     return DiskSpec(protocol=request.protocol, name=request.name, hosts=request.hosts,
                     format=request.format or "raw", **common)

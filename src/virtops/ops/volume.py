@@ -6,7 +6,7 @@ import contextlib
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, Iterable, Iterator, TypeVar
+from typing import Callable, Iterable, Iterator, Literal, TypeVar
 
 import libvirt
 from lxml import etree
@@ -14,7 +14,8 @@ from virtops.daemon import lookups
 from virtops.daemon.lookups import split_volume_ref  # noqa: F401 (the spec and the CLI import it from here)
 from virtops.ops.rows import VolumeUsers, volume_row, volume_rows, volume_users, volume_xml_or_none
 from virtops.xmlmodels import doc as X
-from virtops.xmlmodels.values import VOLUME_FORMATS, VolumeFormat
+from virtops.xmlmodels.values import ON_A_DEVICE, VOLUME_FORMATS, VolumeFormat
+from virtops.xmlmodels.pool import PoolXml
 from virtops.xmlmodels.volume import VolumeXml
 from virtops.base.hostlock import host_lock, locks_host, refuse_if_written, writing_volume
 from virtops.base.errors import InvalidInput, NeedsOption, NotFound, VirtopsError, libvirt_errors
@@ -47,7 +48,7 @@ class VolumeSpec(Model):
     name: str
     capacity: int
     allocation: int = 0
-    format: VolumeFormat = "raw"
+    format: VolumeFormat | Literal["none"] = "raw"  # none: a disk pool's partition of no particular type
     backing_path: str | None = None
     backing_format: str | None = None
 
@@ -200,6 +201,7 @@ class Volumes:
         pool = self._pool(pool_name)
         if self._exists(pool, name):
             raise InvalidInput("name", f"pool {pool_name} already has a volume named {name!r}; choose another name.")
+        fmt = _format_in(pool, pool_name, fmt)
         spec = VolumeSpec(pool=pool_name, name=name, capacity=cap, allocation=alloc, format=fmt)
         if backing:
             spec = self._with_backing(spec, backing)
@@ -237,7 +239,8 @@ class Volumes:
         spec, warnings = self.check_new(pool_name, name, capacity, allocation, format, backing)
         pool = self._pool(pool_name)
         with _watch_allocation(pool, name, spec.allocation, progress), libvirt_errors(f"creating volume {pool_name}/{name}"):
-            vol = lookups.when_pool_free(lambda: pool.createXML(spec.to_xml(), 0))
+            with _needing_device_mapper(f"creating volume {pool_name}/{name}"):
+                vol = lookups.when_pool_free(lambda: pool.createXML(spec.to_xml(), 0))
         with libvirt_errors(f"reading volume {pool_name}/{name}"):
             return CreateResult(volume=volume_info(pool_name, X.parse(vol.XMLDesc(0))), warnings=warnings)
 
@@ -487,6 +490,35 @@ class Volumes:
         with libvirt_errors(f"downloading {ref}"):
             vol.download(stream, 0, 0, libvirt.VIR_STORAGE_VOL_DOWNLOAD_SPARSE_STREAM)
         return info, _sparse_pieces(stream, ref)
+
+def _format_in(pool: libvirt.virStoragePool, pool_name: str, fmt: str) -> str:
+    """A volume of a disk pool is a partition, of a logical pool an LV: raw data. libvirt takes a
+    disk pool's volume format for a partition type (and refuses raw): there it is "none"."""
+    pool_type = PoolXml(X.parse(pool.XMLDesc(0))).type
+    if pool_type not in ON_A_DEVICE:
+        return fmt
+    if fmt != "raw":
+        raise InvalidInput("--format", f"a volume of {pool_type} pool {pool_name} is a "
+                                       f"{'partition' if pool_type == 'disk' else 'logical volume'}, raw; "
+                                       "give no --format.")
+    return "none" if pool_type == "disk" else fmt
+
+
+NO_DEVICE_MAPPER = "/dev/mapper/control: open failed"  # what LVM says where the kernel has no device-mapper
+
+
+@contextlib.contextmanager
+def _needing_device_mapper(doing: str):
+    """A logical volume needs the kernel's device-mapper; where the host's kernel has none, libvirt's
+    error is lvcreate's whole command line with the reason at its end. libvirt removes the LV again."""
+    try:
+        yield
+    except libvirt.libvirtError as err:
+        if NO_DEVICE_MAPPER in (err.get_error_message() or ""):
+            raise VirtopsError(f"{doing} failed: the host's kernel has no device-mapper ({NO_DEVICE_MAPPER}), "
+                               "which LVM needs for a logical volume; nothing was created.") from err
+        raise
+
 
 class _watch_allocation:
     """While a long libvirt call allocates a volume, report its growing allocation (best effort)."""

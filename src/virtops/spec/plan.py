@@ -21,9 +21,10 @@ from virtops.base.hostlock import host_lock
 from virtops.spec.document import (POOL_PERMISSION_FIELDS, BootEntry, DiskEntry, HostSpec, LoadedSpec, SpecErrors, NetworkEntry, NicEntry, PoolEntry, VmEntry,
                    VolumeEntry, network_entry, size_text)
 from virtops.base.units import format_size
+from virtops.ops.devices import path_disk_type
 from virtops.ops.network import NetworkSpec
 from virtops.ops.volume import backing_first
-from virtops.xmlmodels.values import BUILT_AS_DIRECTORY, POOL_TYPES, VOLUME_FORMATS
+from virtops.xmlmodels.values import BUILT_AS_DIRECTORY, ON_A_DEVICE, POOL_TYPES, VOLUME_FORMATS
 from virtops.ops.vm import DomainXml, HostView, PoolRoom, ResolvedVolume
 
 # An apply waits this long for a command of another face that changes the host (they take the same
@@ -202,6 +203,8 @@ def _live_pool(host, info, live: Live, paths: dict[str, str]) -> PoolEntry | Non
             continue
         if vol.path:
             paths[vol.path] = f"{info.name}/{vol.name}"
+        if info.type in ON_A_DEVICE:  # a partition or an LV holds raw data (libvirt says format none)
+            vol = vol.model_copy(update={"format": "raw"})
         if vol.format not in VOLUME_FORMATS:  # carried as libvirt's XML, without where and how full it is
             text = host.volumes.dumpxml(f"{info.name}/{vol.name}")
             live.raw[f"volume/{info.name}/{vol.name}"] = text
@@ -333,7 +336,7 @@ def _live_vm(host, info, live: Live, paths: dict[str, str]) -> VmEntry | None:
 def _disk_entry(disk, paths: dict[str, str]) -> DiskEntry | None:
     """A disk as the spec has it: on a volume (a file a pool holds is that pool's volume), by path
     (a file or block device), or on the network; None for what specs do not describe (CD-ROMs,
-    directories)."""
+    directories, block devices outside /dev)."""
     if disk.device != "disk":
         return None
     common = dict(target=disk.target, bus=disk.bus, cache=disk.cache, readonly=disk.readonly,
@@ -342,7 +345,9 @@ def _disk_entry(disk, paths: dict[str, str]) -> DiskEntry | None:
         return DiskEntry.model_construct(volume=f"{disk.pool}/{disk.volume}", **common)
     if disk.path and disk.path in paths:
         return DiskEntry.model_construct(volume=paths[disk.path], **common)
-    if disk.path and disk.type != "dir":
+    # A disk by path of another type than its path gives (a directory; a block device outside /dev,
+    # a file under it) goes with its VM as xml:, so that it comes back as it is.
+    if disk.path and disk.type == path_disk_type(disk.path):
         return DiskEntry.model_construct(path=disk.path, format=disk.format, **common)
     if disk.protocol:
         return DiskEntry.model_construct(protocol=disk.protocol, name=disk.name, hosts=list(disk.hosts),

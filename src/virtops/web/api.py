@@ -143,6 +143,7 @@ class Activation(Body):
 
 class PoolCreate(PoolSpec, Activation):
     model_config = STRICT
+    build_device: bool = False  # logical, disk: make the volume group or partition table on the empty device
 
 
 @router.get("/pools", response_model=list[PoolInfo])
@@ -152,8 +153,9 @@ def pools(request: Request):
 
 @router.post("/pools", response_model=PoolCreateResult, status_code=201)
 def pool_create(request: Request, body: PoolCreate):
-    spec = PoolSpec(**body.model_dump(exclude={"start", "autostart"}))
-    return host_of(request).pools.create(spec, start=body.start, autostart=body.autostart)
+    spec = PoolSpec(**body.model_dump(exclude={"start", "autostart", "build_device"}))
+    return host_of(request).pools.create(spec, start=body.start, autostart=body.autostart,
+                                         build_device=body.build_device)
 
 
 @router.get("/pool-sources", response_model=list[PoolSource])
