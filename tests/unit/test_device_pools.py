@@ -9,7 +9,8 @@ import pytest
 
 from virtops.base.errors import InvalidInput, VirtopsError
 from virtops.lab.lvm import config_text
-from virtops.ops.pool import PoolSpec
+from virtops.ops.pool import PoolSpec, _removable_partition
+from virtops.xmlmodels.pool import PoolXml
 
 GUESTS = dict(name="guests", type="logical", source_name="vg_guests", device="/dev/vdc")
 WHOLE = dict(name="whole", type="disk", device="/dev/vdd", format="gpt")
@@ -87,3 +88,13 @@ def test_a_lab_lvm_sees_only_its_devices(tmp_path):
     with pytest.raises(InvalidInput) as err:
         config_text("lab1", ["/dev/loop3|.*"], tmp_path)
     assert str(err.value) == "device: '/dev/loop3|.*' is not a device path; give one such as /dev/loop3."
+
+
+@pytest.mark.parametrize("disk, partition, removable", [
+    ("/dev/vdd", "vdd1", True), ("/dev/sdb", "sdb12", True), ("/dev/loop1", "loop1p1", False),
+    ("/dev/nvme0n1", "nvme0n1p2", False),
+])
+def test_partitions_libvirt_cannot_remove_one_by_one(disk, partition, removable):
+    """libvirt 9.0 hands parted "p1" for loop1p1; those go with the partition table instead."""
+    pool = PoolXml().update(type="disk", name="whole", source=dict(device=disk), target="/dev")
+    assert _removable_partition(pool, partition) is removable

@@ -627,27 +627,31 @@ class Pools:
         done: list[str] = []
         with libvirt_errors(f"deleting pool {name}"):
             if with_volumes:
-                self._delete_volumes(pool, volumes)
-                done.append(f"deleted {len(volumes)} volume(s)")
+                left = self._delete_volumes(pool, volumes)
+                done.append(f"deleted {len(volumes) - len(left)} volume(s)")
             if pool.isActive():
                 pool.destroy()
                 done.append("stopped")
             if not keep_data:
                 self._remove_storage(pool, with_volumes, done)
+                if with_volumes and left:
+                    done[-1] += (f" and with it partition(s) {', '.join(left)} (the kernel lists them until the "
+                                 "disk is read again)")
             if pool.isPersistent():
                 pool.undefine()
             done.append("undefined")
         return done
 
     @staticmethod
-    def _delete_volumes(pool: libvirt.virStoragePool, volumes: list) -> None:
-        """A disk pool's partitions go with its partition table (removed next), all at once: libvirt
-        9.0 removes a partition by a number it reads from the partition's name, and for a disk whose
-        name ends in a digit (loop0p1, nvme0n1p1) it hands parted "p1", which parted refuses."""
-        if PoolXml(X.parse(pool.XMLDesc(0))).type == "disk":
-            return
+    def _delete_volumes(pool: libvirt.virStoragePool, volumes: list) -> list[str]:
+        """Delete the volumes one by one (parted tells the kernel of each partition removed), but
+        for the partitions libvirt cannot remove: those go with the partition table; their names."""
+        xml = PoolXml(X.parse(pool.XMLDesc(0)))
+        left = [vol.name() for vol in volumes if xml.type == "disk" and not _removable_partition(xml, vol.name())]
         for vol in volumes:
-            vol.delete(0)
+            if vol.name() not in left:
+                vol.delete(0)
+        return left
 
     @staticmethod
     def _remove_storage(pool: libvirt.virStoragePool, with_volumes: bool, done: list[str]) -> None:
@@ -735,6 +739,13 @@ def _check_device_build(spec: PoolSpec, build_device: bool) -> None:
         raise InvalidInput("--build", f"applies only to logical and disk pools; a {spec.type} pool is always built.")
     if not spec.device:
         raise InvalidInput("--build", "a logical pool is built on its physical volumes; give --device.")
+
+
+def _removable_partition(pool: PoolXml, partition: str) -> bool:
+    """libvirt 9.0 removes a partition by the number after its disk's name in the partition's name;
+    on a disk whose name ends in a digit (loop0, nvme0n1) that is "p1" of loop0p1, which parted refuses."""
+    disk = posixpath.basename(pool.source.device or "")
+    return not (disk[-1:].isdigit() and partition.startswith(disk + "p"))
 
 
 def device_storage(pool_type: str, source_name: str | None, device: str | None, fmt: str | None) -> str:
