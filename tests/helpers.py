@@ -218,14 +218,24 @@ def fresh_labs(names: list[str], **up):
 def define_small_domain(uri: str, name: str) -> None:
     """A small domain with no disk, defined through libvirt: QEMU starts it (its firmware finds
     nothing to boot), which is all a listing or a start/shutdown/destroy needs."""
+    conn = libvirt.open(uri)
+    try:
+        conn.defineXML(small_domain_xml(name))
+    finally:
+        conn.close()
+
+
+def small_domain_xml(name: str, network: str | None = None, mac: str | None = None) -> str:
+    """define_small_domain's domain, with a NIC on network (and this MAC) when given."""
     dom = X.element("domain", type="qemu")
     X.sub(dom, "name", name)
     X.sub(dom, "memory", 32, unit="MiB")
     X.sub(X.sub(dom, "os"), "type", "hvm", arch="x86_64")
-    X.sub(dom, "devices")
+    devices = X.sub(dom, "devices")
+    if network:
+        nic = X.sub(devices, "interface", type="network")
+        if mac:
+            X.sub(nic, "mac", address=mac)
+        X.sub(nic, "source", network=network)
     X.validate(dom, "domain")
-    conn = libvirt.open(uri)
-    try:
-        conn.defineXML(X.to_string(dom))
-    finally:
-        conn.close()
+    return X.to_string(dom)

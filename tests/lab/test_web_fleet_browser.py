@@ -115,13 +115,13 @@ def test_the_fleet_vm_list_searches_and_filters_by_host(page, labs):
         define_small_domain(lab.uri, name)
     page.goto("/fleet-vms")
     rows = page.locator("#fleet-rows tbody tr")
-    page.fill("#fleet-filter input[name=search]", "n")
+    page.fill(".list-controls input[name=q]", "n")
     expect(rows).to_have_count(4)
     assert [(row.get_attribute("data-name"), row.get_attribute("data-host")) for row in rows.all()] == [
         ("n1", HOSTS[2]), ("n2", HOSTS[0]), ("n2", HOSTS[1]), ("n10", HOSTS[0])]
-    page.select_option("#fleet-filter select[name=host]", HOSTS[0])
+    page.select_option(".list-controls select[name=f-host]", HOSTS[0])
     expect(rows).to_have_count(2)
-    page.fill("#fleet-filter input[name=search]", "n1")
+    page.fill(".list-controls input[name=q]", "n1")
     expect(rows).to_have_count(1)
     expect(rows.first).to_have_attribute("data-name", "n10")
     rows.first.get_by_role("link", name=HOSTS[0]).click()

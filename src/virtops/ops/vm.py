@@ -122,6 +122,8 @@ class VmSummary(Model):
     disks: list[str]  # targets: vda, vdb, ...
     ips: list[str]  # address/prefix of each NIC with a DHCP lease
     unreadable: str | None = None
+    macs: list[str] | None = None  # read only when asked (nics=True): stopped VMs' NICs need their XML
+    networks: list[str] | None = None
 
 
 class DetachResult(Model):
@@ -486,9 +488,11 @@ class Vms:
         """Every VM (or the running ones) in full, from each VM's XML (see vmrows.detailed)."""
         return [_vm_model(row) for row in vmrows.detailed(self.host, all)]
 
-    def summaries(self, all: bool = True) -> list[VmSummary]:
-        """Every VM (or the running ones) in brief: stopped ones from one bulk call (see vmrows.summaries)."""
-        return [VmSummary.model_construct(**row) for row in vmrows.summaries(self.host, all)]
+    def summaries(self, all: bool = True, nics: bool = False) -> list[VmSummary]:
+        """Every VM (or the running ones) in brief: stopped ones from one bulk call (see vmrows.summaries);
+        with nics, each one's MACs and networks too, from every VM's XML."""
+        rows = vmrows.summaries_with_nics(self.host, all) if nics else vmrows.summaries(self.host, all)
+        return [VmSummary.model_construct(**row) for row in rows]
 
     def info(self, name: str) -> VmInfo:
         return _vm_model(vmrows.vm_info(self.host, name))

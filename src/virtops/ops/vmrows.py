@@ -67,6 +67,14 @@ def summaries(host: Host, all: bool = True) -> list[dict]:
     return _sorted(_with_persistence(host, rows))
 
 
+def summaries_with_nics(host: Host, all: bool = True) -> list[dict]:
+    """summaries() and each VM's NIC MACs and networks (what the web console's VM list searches),
+    from every VM's XML as detailed() reads it: stopped VMs' NICs are in no bulk call."""
+    return [{**_summary_of(row), "persistent": row["persistent"], "autostart": row["autostart"],
+             "macs": [nic["mac"] for nic in row["nics"] if nic["mac"]],
+             "networks": [nic["network"] for nic in row["nics"] if nic["network"]]} for row in detailed(host, all)]
+
+
 def detailed(host: Host, all: bool = True) -> list[dict]:
     """Every VM in VmInfo.model_dump()'s shape (disks with pool and volume, NICs with MAC, network
     and IP), read from each VM's XML."""

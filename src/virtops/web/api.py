@@ -467,8 +467,36 @@ def network_delete(request: Request, name: str, force: bool = False):
 
 # -- VMs ----------------------------------------------------------------------------------------------
 @router.get("/vms", response_model=list[VmSummary])
-def vms(request: Request):
-    return host_of(request).vms.summaries(all=True)
+def vms(request: Request, nics: bool = Query(False, description="each VM's MACs and networks too (reads every VM's XML)")):
+    return host_of(request).vms.summaries(all=True, nics=nics)
+
+
+class VmBulk(Body):
+    action: Literal["start", "shutdown", "destroy", "delete"]
+    names: list[str] = Field(min_length=1, description="the VMs, each done in turn under the core's rules")
+    remove_storage: bool = Field(False, description="delete: their volumes too (never one another VM uses)")
+
+
+class VmBulkResult(BaseModel):
+    name: str
+    ok: bool
+    done: str | None
+    error: str | None
+
+
+class VmBulkAnswer(BaseModel):
+    results: list[VmBulkResult]
+
+
+@router.post("/vms/bulk", response_model=VmBulkAnswer)
+def vms_bulk(request: Request, body: VmBulk):
+    """Start, shut down, force off or delete several VMs: one result per VM, done or the core's
+    sentence why not (the others go on). Delete keeps their volumes unless remove_storage, and
+    refuses a running VM (delete it alone with force)."""
+    from virtops.fleet.actions import each_vm
+
+    results = each_vm(host_of(request), body.action, body.names, remove_storage=body.remove_storage)
+    return VmBulkAnswer(results=[VmBulkResult(**result.as_dict()) for result in results])
 
 
 # The core's request models, strict as bodies (their nested ones too).

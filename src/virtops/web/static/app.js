@@ -49,6 +49,7 @@ async function api(method, path, body) {
     err.option = data.option;  // the core's way out of a refusal (force), which a page may offer
     throw err;
   }
+  changeMade(method, path, body, data);  // lists.js: the success notice of the action
   return data;
 }
 
@@ -61,7 +62,12 @@ function showError(err) {
 // An operator's action: the last refusal is cleared first, and a new one shown.
 async function act(work) {
   showError(null);
-  return load(work);
+  const tell = watchChanges();  // lists.js: says what the action changed, once it is done
+  try {
+    return await load(work);
+  } finally {
+    tell();
+  }
 }
 
 // A redraw (after an event, say): shows a failure, but keeps the sentence of a refusal on screen.
@@ -84,14 +90,9 @@ function size(bytes) {
 }
 const yesNo = (value) => (value === null || value === undefined ? "-" : value ? "yes" : "no");
 
+// Every table: lists.js draws it (empty states, search, sort and pages where the table asks).
 function table(node, columns, rows, rowAttrs = () => ({})) {
-  node.replaceChildren(
-    el("thead", {}, el("tr", {}, ...columns.map(([heading]) => el("th", {}, heading)))),
-    el("tbody", {}, ...rows.map((row) => el("tr", rowAttrs(row), ...columns.map(([, cell]) => {
-      const value = cell(row);
-      return el("td", {}, value instanceof Node ? value : String(value ?? "-"));
-    })))),
-  );
+  drawTable(node, columns, rows, rowAttrs);
 }
 
 // A pool's allocation against its capacity, as a bar with the percentage beside it.
@@ -492,17 +493,19 @@ pages.vms = () => {
         gone();
       })));
     table($("#vm-disks"), [["Target", (d) => d.target], ["Type", (d) => d.type], ["Source", (d) => d.source], ["Bus", (d) => d.bus], ["Device", (d) => d.device],
-      ["Format", (d) => d.format], ["", (d) => button("Detach", () => act(() => api("DELETE", `${vmPath()}/disks/${d.target}`)))]], vm.disks);
+      ["Format", (d) => d.format], ["", (d) => button("Detach", () => act(() => api("DELETE", `${vmPath()}/disks/${d.target}`)))]], vm.disks,
+      (d) => ({ "data-name": d.target }));
     table($("#vm-nics"), [["MAC", (n) => n.mac], ["Type", (n) => n.type],
       ["Source", (n) => (n.source || "-") + (n.source_mode ? ` (${n.source_mode})` : "")], ["Model", (n) => n.model], ["IP", (n) => n.ip],
-      ["", (n) => button("Detach", () => act(() => api("DELETE", `${vmPath()}/nics/${n.mac}`)))]], vm.nics);
+      ["", (n) => button("Detach", () => act(() => api("DELETE", `${vmPath()}/nics/${n.mac}`)))]], vm.nics,
+      (n) => ({ "data-name": n.mac }));
     const volumes = (await Promise.all(pools.filter((p) => p.active).map((p) => api("GET", `/api/pools/${encodeURIComponent(p.name)}/volumes`)))).flat();
     $("#disk-form").volume.replaceChildren(...volumes.map((v) => el("option", { value: `${v.pool}/${v.name}` }, `${v.pool}/${v.name}`)));
     $("#nic-form").network.replaceChildren(el("option", { value: "" }, "none (a bridge or device)"),
       ...nets.map((n) => el("option", { value: n.name }, n.name)));
   };
   const draw = async () => {
-    const vms = await load(() => api("GET", "/api/vms"));
+    const vms = await load(() => api("GET", "/api/vms?nics=true"));  // the list searches MACs and networks too
     if (!vms) return;
     table($("#vms"), [
       ["Name", (v) => button(v.name, () => { selected = v.name; drawDetail(); }, { class: "link" })],
@@ -578,8 +581,8 @@ pages.fleet = () => {
   live(["domain"], () => api("GET", "/api/hosts").then(draw, showError));
 };
 
-// The fleet-wide lists: every host's rows in one table (names in natural order: n1, n2, n10),
-// searched by name and filtered by host in the page; a host that did not answer is named above.
+// The fleet-wide lists: every host's rows in one table (lists.js searches, sorts in natural order:
+// n1, n2, n10, filters by host and pages it); a host that did not answer is named above.
 const FLEET_LISTS = {
   "fleet-vms": { kinds: ["domain"], path: "vms", page: "vms", columns: [
     ["State", (v) => v.state], ["vCPUs", (v) => v.vcpus], ["Memory", (v) => size(v.memory_bytes)], ["IP", (v) => v.ips.join(" ") || "-"]] },
@@ -590,22 +593,14 @@ const FLEET_LISTS = {
 };
 for (const [name, list] of Object.entries(FLEET_LISTS)) {
   pages[name] = () => {
-    const form = $("#fleet-filter");
-    let answer = { rows: [], failures: [] };
-    const show = () => {
-      const { search, host } = formValues(form);
-      const rows = answer.rows.filter((r) => (!host || r.host === host) && (!search || r.name.toLowerCase().includes(search.toLowerCase())));
+    const draw = async () => {
+      const answer = await load(() => api("GET", `/api/fleet/${list.path}`));
+      if (!answer) return;
       table($("#fleet-rows"), [["Name", (r) => r.name],
-        ["Host", (r) => el("a", { href: hostPage(r.host, list.page) }, r.host)], ...list.columns], rows,
+        ["Host", (r) => el("a", { href: hostPage(r.host, list.page) }, r.host)], ...list.columns], answer.rows,
         (r) => ({ "data-name": r.name, "data-host": r.host }));
       $("#fleet-failures").replaceChildren(...answer.failures.map((f) => el("li", { "data-host": f.host }, `host ${f.host}: ${f.error}`)));
     };
-    const draw = async () => {
-      const got = await load(() => api("GET", `/api/fleet/${list.path}`));
-      if (got) { answer = got; show(); }
-    };
-    form.oninput = show;
-    form.onsubmit = (event) => event.preventDefault();
     draw();
     watchHosts((_hosts, changed) => { if (changed) draw(); });
     live(list.kinds, draw);
