@@ -45,7 +45,7 @@ function nameButtons(tr, attrs) {
   const whose = attrs["data-host"] ? `${name} on ${attrs["data-host"]}` : name;
   for (const button of tr.querySelectorAll("button:not([aria-label])")) {
     const label = button.textContent.trim();
-    if (label && label !== name) button.setAttribute("aria-label", `${label} ${whose}`);
+    if (label && !label.includes(name)) button.setAttribute("aria-label", `${label} ${whose}`);
   }
 }
 
