@@ -315,14 +315,21 @@ def test_dir_pool_permissions(page, conn):
     row = page.locator(f"#pools tr[data-name={POOL}]")
     row.get_by_role("button", name="Permissions…").click()
     before = host_state(conn)
+    submit(page)  # as the pool has them: nothing is sent to change, and the pool is not restarted for it
+    refused(page, "--mode: nothing to change; give the mode, owner or group to set.")
+    assert host_state(conn) == before
     dialog(page).locator("input[name=mode]").fill("999")
     submit(page)
     expect(dialog(page).locator(".error")).to_contain_text("999")
     assert host_state(conn) == before
-    dialog(page).locator("input[name=mode]").fill("0711")
+    dialog(page).locator("input[name=mode]").fill("0700")
+    submit(page)  # applied, and the core's warning shown: QEMU can no longer reach the disks in it
+    expect(dialog(page).locator(".outcome")).to_contain_text("mode 0700")
+    expect(dialog(page).locator(".outcome")).to_contain_text("Warning: ")
+    dialog(page).locator("input[name=mode]").fill("0755")
     submit(page)
-    expect(dialog(page).locator(".outcome")).to_contain_text("mode 0711")
-    assert X.parse(conn.storagePoolLookupByName(POOL).XMLDesc(0)).findtext("target/permissions/mode") == "0711"
+    expect(dialog(page).locator(".outcome")).to_contain_text("mode 0755")
+    assert X.parse(conn.storagePoolLookupByName(POOL).XMLDesc(0)).findtext("target/permissions/mode") == "0755"
 
 
 def test_vm_delete_with_storage_lists_and_removes_its_volumes(page, conn):

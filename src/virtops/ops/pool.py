@@ -543,7 +543,7 @@ class Pools:
         failure the old definition, directory permissions and state come back."""
         pool = self.lookup(name)
         if mode is None and owner is None and group is None:
-            raise InvalidInput("--mode", "nothing to change; give --mode, --owner or --group.")
+            raise InvalidInput("--mode", "nothing to change; give the mode, owner or group to set.")
         values = {"mode": check_mode(mode), "owner": resolve_owner(owner), "group": resolve_group(group)}
         with libvirt_errors(f"reading pool {name}"):
             if not pool.isPersistent():

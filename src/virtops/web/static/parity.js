@@ -82,9 +82,13 @@ extras.poolActions = (p) => (p.type !== "dir" ? [] : [button("Permissions…", (
   field("Group", "group", { value: p.group ?? "", placeholder: "group name or gid" }),
   el("p", {}, "A running pool stops for a moment and starts again; running VMs keep their open disks."),
 ], "Apply", async (v) => {
-  const answer = await api("POST", `/api/pools/${enc(p.name)}/permissions`, { mode: v.mode, owner: v.owner, group: v.group });
+  // Only what differs is sent: applying permissions restarts a running pool.
+  const changed = Object.fromEntries(["mode", "owner", "group"].filter((key) => (v[key] ?? "") !== String(p[key] ?? "")).map((key) => [key, v[key]]));
+  const answer = await api("POST", `/api/pools/${enc(p.name)}/permissions`, changed);
   const info = answer.pool;
-  return `mode ${info.mode}, owner ${info.owner}, group ${info.group}: ${answer.steps.join(", ")}.`;
+  Object.assign(p, { mode: info.mode, owner: info.owner, group: info.group });  // what the next Apply compares with
+  const warning = answer.warnings.length ? ` Warning: ${answer.warnings.join(" ")}` : "";
+  return `mode ${info.mode}, owner ${info.owner}, group ${info.group}: ${answer.steps.join(", ")}.${warning}`;
 }))]);
 
 // -- networks: static DHCP hosts -------------------------------------------------------------------
