@@ -105,8 +105,8 @@ def test_network_saved_as_a_file_defines_it_again(page, conn, tmp_path):
     saved = tmp_path / saving.value.suggested_filename
     saving.value.save_as(saved)
     assert saved.name == "routed_net.xml"
-    page.on("dialog", lambda dialog: dialog.accept())  # "Delete network routed?"
     page.locator("#networks tr[data-name=routed]").get_by_role("button", name="Delete").click()
+    page.click("#confirm-ok")  # "Delete network routed?" (test_web_safe.py tests the confirmations)
     page.locator("#networks tr[data-name=routed]").wait_for(state="detached")
     page.set_input_files("#net-define", str(saved))
     page.locator("#networks tr[data-name=routed]").wait_for()
@@ -361,10 +361,10 @@ def test_new_vm_form(page, conn, web_lab):
 
 def test_pool_and_vm_actions(page, conn):
     """Stop and start a pool, delete a VM (its volumes stay), delete a pool (its directory stays)."""
-    page.on("dialog", lambda dialog: dialog.accept())
     page.goto("/pools")
     row = page.locator("#pools tr[data-name=webpool]")
     row.get_by_role("button", name="Stop webpool", exact=True).click()
+    page.click("#confirm-ok")  # each disruptive action asks first (test_web_safe.py)
     expect(row).to_contain_text("inactive")
     row.get_by_role("button", name="Start webpool", exact=True).click()
     expect(row).not_to_contain_text("inactive")
@@ -373,6 +373,7 @@ def test_pool_and_vm_actions(page, conn):
     page.locator("#vms tr[data-name=formvm]").get_by_role("button", name="formvm").click()
     volume = X.parse(conn.lookupByName("formvm").XMLDesc(0)).find("devices/disk/source").get("volume")
     page.locator("#vm-actions").get_by_role("button", name="Delete").click()
+    page.click("#confirm-ok")
     page.locator("#vms tr[data-name=formvm]").wait_for(state="detached")
     assert page.locator("#vm-detail").is_hidden()
     assert conn.storagePoolLookupByName("vmpool").storageVolLookupByName(volume)  # kept
@@ -380,5 +381,6 @@ def test_pool_and_vm_actions(page, conn):
     page.goto("/pools")
     before = host_state(conn)
     page.locator("#pools tr[data-name=vmpool]").get_by_role("button", name="Delete").click()
-    expect(page.locator("#error")).to_contain_text("vmpool")  # webvm still uses a volume in it
+    expect(page.locator("#confirm-cost")).to_contain_text("webvm use volumes in vmpool")  # the core's cost
+    page.click("#confirm-cancel")
     assert host_state(conn) == before

@@ -46,8 +46,8 @@ async function api(method, path, body) {
   if (!response.ok) {
     const err = new Error(data.error || data.detail || `${method} ${path}: ${response.status}`);
     err.status = response.status;
-    err.option = data.option;  // the core's way out of a refusal (force), which a page may offer
-    throw err;
+    err.option = data.option;  // the core's way out (force): dialogs.js offers it as a button
+    throw withWayOut(err, method, path, body);
   }
   changeMade(method, path, body, data);  // lists.js: the success notice of the action
   return data;
@@ -56,6 +56,7 @@ async function api(method, path, body) {
 function showError(err) {
   const box = $("#error");
   box.textContent = err ? err.message : "";
+  if (err && err.retry) box.append(" ", goAheadButton(err));
   box.hidden = !err;
 }
 
@@ -161,28 +162,37 @@ function live(kinds, redraw) {
   }
 }
 
-// A wizard: numbered fieldsets, Back and Forward, a summary as the last step.
+// A wizard: numbered fieldsets, Back and Forward, a summary as the last step (dialogs.js: the
+// step indicator, focus, keys, and no second submit while the first runs).
 function wizard(form, { summary, finish }) {
   const steps = $$("fieldset[data-step]", form);
-  let at = 0;
+  const last = steps.length - 1, indicate = stepIndicator(form, steps);
+  let at = 0, opener = null;
   const show = () => {
     steps.forEach((step, i) => { step.hidden = i !== at; });
     $("[data-back]", form).disabled = at === 0;
-    $("[data-next]", form).hidden = at === steps.length - 1;
-    $("[data-finish]", form).hidden = at !== steps.length - 1;
-    if (at === steps.length - 1) {
+    $("[data-next]", form).hidden = at === last;
+    $("[data-finish]", form).hidden = at !== last;
+    if (at === last) {
       $(".summary", form).replaceChildren(...summary(formValues(form)).flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v ?? "-")]));
     }
+    indicate(at);
+    focusFirst(steps[at], $("[data-finish]", form));
   };
+  const next = () => { if (steps[at].querySelector(":invalid") === null) { at = Math.min(last, at + 1); show(); } else form.reportValidity(); };
+  const close = () => { form.hidden = true; if (opener && opener.isConnected) opener.focus(); };
   $("[data-back]", form).onclick = () => { at = Math.max(0, at - 1); show(); };
-  $("[data-next]", form).onclick = () => { if (steps[at].querySelector(":invalid") === null) { at += 1; show(); } else form.reportValidity(); };
-  $("[data-cancel]", form).onclick = () => { form.hidden = true; };
+  $("[data-next]", form).onclick = next;
+  $("[data-cancel]", form).onclick = close;
+  wizardKeys(form, { onLastStep: () => at === last, next, cancel: close });
   form.onsubmit = async (event) => {
     event.preventDefault();
-    const done = await act(() => finish(formValues(form)));
-    if (done !== undefined) { form.hidden = true; form.reset(); }
+    if (at !== last) { next(); return; }  // an implicit submit in a step moves on, never finishes
+    const values = formValues(form);
+    const done = await whileBusy(form, () => act(() => finish(values)));
+    if (done !== undefined) { close(); form.reset(); }
   };
-  return () => { form.reset(); at = 0; show(); form.hidden = false; };
+  return () => { opener = document.activeElement; form.reset(); at = 0; form.hidden = false; show(); };
 }
 
 // -- pages --------------------------------------------------------------------------------------
@@ -233,12 +243,13 @@ pages.pools = () => {
       ["", (v) => el("span", {},
         button("XML", () => showXml(`Volume ${v.pool}/${v.name}`, `/api/pools/${encodeURIComponent(v.pool)}/volumes/${encodeURIComponent(v.name)}/xml`, `${v.pool}_${v.name}_vol.xml`)),
         ...(hook("volumeActions", v) || []),
-        button("Delete", () => act(async () => {
-          if (!confirm(`Delete volume ${v.pool}/${v.name} and its data?`)) return;
-          await api("DELETE", `/api/pools/${encodeURIComponent(v.pool)}/volumes/${encodeURIComponent(v.name)}`);
+        button("Delete", () => act(() => {
+          const path = `/api/pools/${encodeURIComponent(v.pool)}/volumes/${encodeURIComponent(v.name)}`;
+          return disruptive({ impact: `${path}/impact`, title: `Delete volume ${v.pool}/${v.name}?`, confirmLabel: "Delete volume", method: "DELETE", path });
         })))],
     ], vols, (v) => ({ "data-name": v.name }));
   };
+  const poolPath = (p) => `/api/pools/${encodeURIComponent(p.name)}`;
   const draw = async () => {
     const pools = await load(() => api("GET", "/api/pools"));
     if (!pools) return;
@@ -250,13 +261,15 @@ pages.pools = () => {
       ["Target", (p) => p.target], ["Source", (p) => (p.source_host ? `${p.source_host}:${p.source_path}` : "-")],
       ["", (p) => el("span", {},
         button("XML", () => showXml(`Pool ${p.name}`, `/api/pools/${encodeURIComponent(p.name)}/xml`, `${p.name}_pool.xml`)),
-        button(p.active ? "Stop" : "Start", () => act(() => api("POST", `/api/pools/${encodeURIComponent(p.name)}/actions/${p.active ? "stop" : "start"}`))),
+        button(p.active ? "Stop" : "Start", () => act(() => (p.active
+          ? disruptive({ impact: `${poolPath(p)}/impact?action=stop`, title: `Stop pool ${p.name}?`, confirmLabel: "Stop pool", method: "POST", path: `${poolPath(p)}/actions/stop` })
+          : api("POST", `${poolPath(p)}/actions/start`)))),
         p.active ? button("Refresh", () => act(() => api("POST", `/api/pools/${encodeURIComponent(p.name)}/actions/refresh`))) : null,
         ...(hook("poolActions", p) || []),
-        button("Delete", () => act(async () => {  // the core refuses a pool whose volumes VMs use
-          if (!confirm(`Delete pool ${p.name}? Its volumes and directory stay; only the pool's definition goes.`)) return;
-          await api("DELETE", `/api/pools/${encodeURIComponent(p.name)}?keep_data=true`);
-          if (selected === p.name) { selected = null; $("#pool-detail").hidden = true; }
+        button("Delete", () => act(async () => {  // only the pool's definition goes: its volumes and directory stay
+          const done = await disruptive({ impact: `${poolPath(p)}/impact?action=delete`, title: `Delete pool ${p.name}? Its volumes and directory stay.`,
+            confirmLabel: "Delete pool", method: "DELETE", path: `${poolPath(p)}?keep_data=true` });
+          if (done && selected === p.name) { selected = null; $("#pool-detail").hidden = true; }
         })))],
     ], pools, (p) => ({ "data-name": p.name }));
     drawVolumes();
@@ -264,9 +277,14 @@ pages.pools = () => {
   const form = $("#pool-wizard");
   const typeFields = () => $$("[data-type]", form).forEach((div) => { div.hidden = div.dataset.type !== form.type.value; });
   form.type.onchange = typeFields;
+  // Browse: the previous server's exports go as soon as another host is typed or asked; the core
+  // bounds the question (15 s), the page shows a spinner while it runs.
+  const exportsList = $("#pool-sources");
+  form.host.addEventListener("input", () => exportsList.replaceChildren());
   $("#pool-browse").onclick = () => act(async () => {
-    const found = await api("GET", `/api/pool-sources?type=netfs&host=${encodeURIComponent(form.host.value.trim())}`);
-    $("#pool-sources").replaceChildren(...found.map((s) => el("li", {}, button(`${s.host}:${s.path}`, () => { form.source_path.value = s.path; }))));
+    exportsList.replaceChildren();
+    const found = await whileBusy($("#pool-browse"), () => api("GET", `/api/pool-sources?type=netfs&host=${encodeURIComponent(form.host.value.trim())}`));
+    if (found) exportsList.replaceChildren(...found.map((s) => el("li", {}, button(`${s.host}:${s.path}`, () => { form.source_path.value = s.path; }))));
   });
   const open = wizard(form, {
     summary: (v) => [["Name", v.name], ["Type", v.type], ["Target", v.target],
@@ -305,10 +323,11 @@ pages.networks = () => {
         button("XML", () => showXml(`Network ${n.name}`, `${path(n)}/xml`, `${n.name}_net.xml`)),
         n.mode === "bridge" ? null : button("Edit", () => openEdit(n)),
         ...(hook("networkActions", n) || []),
-        button(n.active ? "Stop" : "Start", () => act(() => api("POST", `${path(n)}/actions/${n.active ? "stop" : "start"}`))),
-        button("Delete", () => act(async () => {
-          if (confirm(`Delete network ${n.name}?`)) await api("DELETE", path(n));
-        })))],
+        button(n.active ? "Stop" : "Start", () => act(() => (n.active  // start re-plugs the NICs of its running guests
+          ? disruptive({ impact: `${path(n)}/impact?action=stop`, title: `Stop network ${n.name}?`, confirmLabel: "Stop network", method: "POST", path: `${path(n)}/actions/stop` })
+          : api("POST", `${path(n)}/actions/start`)))),
+        button("Delete", () => act(() => disruptive({ impact: `${path(n)}/impact?action=delete`, title: `Delete network ${n.name}?`,
+          confirmLabel: "Delete network", method: "DELETE", path: path(n) }))))],
     ], nets, (n) => ({ "data-name": n.name }));
   };
   const open = wizard($("#net-wizard"), {
@@ -480,24 +499,28 @@ pages.vms = () => {
     $("#vm-screen").dataset.vm = vm.running ? vm.name : "";  // screen.js fills the slot
     $("#vm-graphs").dataset.vm = vm.name;  // and graphs.js this one
     const actions = vm.running ? ["shutdown", "reboot", "destroy", vm.state === "paused" ? "resume" : "suspend"] : ["start"];
-    $("#vm-actions").replaceChildren(...actions.map((a) => button(a, () => act(() => api("POST", `${vmPath()}/actions/${a}`)))),
+    const run = (a) => (a === "destroy"  // force off: the guest loses what it has not written
+      ? disruptive({ impact: `${vmPath()}/impact?action=destroy`, title: `Force off ${vm.name}?`, confirmLabel: "Force off", method: "POST", path: `${vmPath()}/actions/destroy` })
+      : api("POST", `${vmPath()}/actions/${a}`));
+    $("#vm-actions").replaceChildren(...actions.map((a) => button(a, () => act(() => run(a)))),
       vm.running ? button("Console", () => openConsole(vm.name)) : null,
       button("Migrate", () => act(() => migrateVm(vm, vmPath()))),
       button("XML", () => showXml(`VM ${vm.name}`, `${vmPath()}/xml`, `${vm.name}.xml`)),
       ...(hook("vmActions", vm, vmPath()) || []),
       button("Delete", () => act(async () => {  // its volumes stay: the CLI's --remove-storage is for that
-        const question = vm.running ? `VM ${vm.name} is running: stop it at once and delete it? Its volumes stay.`
-          : `Delete VM ${vm.name}? Its volumes stay.`;
-        if (!confirm(question)) return;
-        await api("DELETE", `${vmPath()}?force=${vm.running}`);
-        gone();
+        const done = await disruptive({ impact: `${vmPath()}/impact?action=delete`, title: `Delete VM ${vm.name}?`, confirmLabel: "Delete VM",
+          method: "DELETE", path: vmPath() });
+        if (done) gone();
       })));
+    const detach = (kind, device) => act(() => disruptive({ impact: `${vmPath()}/impact?action=detach-${kind}&device=${encodeURIComponent(device)}`,
+      title: `Detach ${kind === "disk" ? "disk" : "NIC"} ${device} from ${vm.name}?`, confirmLabel: "Detach", method: "DELETE",
+      path: `${vmPath()}/${kind}s/${encodeURIComponent(device)}` }));
     table($("#vm-disks"), [["Target", (d) => d.target], ["Type", (d) => d.type], ["Source", (d) => d.source], ["Bus", (d) => d.bus], ["Device", (d) => d.device],
-      ["Format", (d) => d.format], ["", (d) => button("Detach", () => act(() => api("DELETE", `${vmPath()}/disks/${d.target}`)))]], vm.disks,
+      ["Format", (d) => d.format], ["", (d) => button("Detach", () => detach("disk", d.target))]], vm.disks,
       (d) => ({ "data-name": d.target }));
     table($("#vm-nics"), [["MAC", (n) => n.mac], ["Type", (n) => n.type],
       ["Source", (n) => (n.source || "-") + (n.source_mode ? ` (${n.source_mode})` : "")], ["Model", (n) => n.model], ["IP", (n) => n.ip],
-      ["", (n) => button("Detach", () => act(() => api("DELETE", `${vmPath()}/nics/${n.mac}`)))]], vm.nics,
+      ["", (n) => button("Detach", () => detach("nic", n.mac))]], vm.nics,
       (n) => ({ "data-name": n.mac }));
     const volumes = (await Promise.all(pools.filter((p) => p.active).map((p) => api("GET", `/api/pools/${encodeURIComponent(p.name)}/volumes`)))).flat();
     $("#disk-form").volume.replaceChildren(...volumes.map((v) => el("option", { value: `${v.pool}/${v.name}` }, `${v.pool}/${v.name}`)));
@@ -520,7 +543,8 @@ pages.vms = () => {
   for (const [id, path] of [["#disk-form", "disks"], ["#nic-form", "nics"]]) {
     $(id).onsubmit = (event) => {
       event.preventDefault();
-      act(() => api("POST", `${vmPath()}/${path}`, formValues(event.target)));
+      const values = formValues(event.target);
+      whileBusy(event.target, () => act(() => api("POST", `${vmPath()}/${path}`, values)));
     };
   }
   draw();
