@@ -109,6 +109,13 @@ function usageBar(pool) {
 const extras = {};
 const hook = (name, ...args) => (extras[name] ? extras[name](...args) : null);
 
+// New options for a select that a redraw (a live event) refills: what the operator chose stays chosen.
+function keepChoice(select, options) {
+  const chosen = select.value;
+  select.replaceChildren(...options);
+  if (options.some((option) => option.value === chosen)) select.value = chosen;
+}
+
 const button = (label, onclick, attrs = {}) => el("button", { type: "button", onclick, ...attrs }, label);
 
 // libvirt's own XML of an object, to read or save (virsh dumpxml > FILE); a saved network
@@ -523,9 +530,9 @@ pages.vms = () => {
       ["", (n) => button("Detach", () => detach("nic", n.mac))]], vm.nics,
       (n) => ({ "data-name": n.mac }));
     const volumes = (await Promise.all(pools.filter((p) => p.active).map((p) => api("GET", `/api/pools/${encodeURIComponent(p.name)}/volumes`)))).flat();
-    $("#disk-form").volume.replaceChildren(...volumes.map((v) => el("option", { value: `${v.pool}/${v.name}` }, `${v.pool}/${v.name}`)));
-    $("#nic-form").network.replaceChildren(el("option", { value: "" }, "none (a bridge or device)"),
-      ...nets.map((n) => el("option", { value: n.name }, n.name)));
+    keepChoice($("#disk-form").volume, volumes.map((v) => el("option", { value: `${v.pool}/${v.name}` }, `${v.pool}/${v.name}`)));
+    keepChoice($("#nic-form").network, [el("option", { value: "" }, "none (a bridge or device)"),
+      ...nets.map((n) => el("option", { value: n.name }, n.name))]);
   };
   const draw = async () => {
     const vms = await load(() => api("GET", "/api/vms?nics=true"));  // the list searches MACs and networks too
