@@ -185,7 +185,7 @@ def test_pool_and_volume_confirmations_name_the_running_guest(page, conn, scene)
     _cancelled_both_ways(page, conn, row.get_by_role("button", name=f"Stop {POOL}", exact=True).click, f"Stop pool {POOL}?", VM)
     _cancelled_both_ways(page, conn, row.get_by_role("button", name="Delete").click,
                          f"Delete pool {POOL}? Its volumes and directory stay.", VM)
-    row.get_by_role("button", name=POOL).click()
+    row.get_by_role("button", name=POOL, exact=True).click()
     data = page.locator("#volumes tr[data-name=data]")
     _cancelled_both_ways(page, conn, data.get_by_role("button", name="Delete").click, f"Delete volume {POOL}/data?", VM)
     assert "lose a disk" in page.locator("#confirm-cost").inner_text()
@@ -201,7 +201,7 @@ def test_pool_and_volume_confirmations_name_the_running_guest(page, conn, scene)
 
 def test_vm_confirmations_detach_force_off_and_delete(page, conn, scene):
     page.goto("/vms")
-    page.locator(f"#vms tr[data-name={VM}]").get_by_role("button", name=VM).click()
+    page.locator(f"#vms tr[data-name={VM}]").get_by_role("button", name=VM, exact=True).click()
     disk = page.locator("#vm-disks tr", has_text="vdb")
     nic = page.locator("#vm-nics tr", has_text=MAC)
     actions = page.locator("#vm-actions")
