@@ -267,7 +267,7 @@ def test_a_volume_being_uploaded_is_neither_given_to_a_vm_nor_changed(web_lab, o
         busy = f"volume {POOL}/data is being written by vol upload (pid {os.getpid()}) right now"
         for attempt in (lambda: other.vms.attach_disk(VM, DiskRequest(volume=f"{POOL}/data")),
                         lambda: other.volumes.wipe(f"{POOL}/data"), lambda: other.volumes.delete(f"{POOL}/data"),
-                        lambda: other.volumes.resize(f"{POOL}/data", "64M"),
+                        lambda: other.volumes.resize(f"{POOL}/data", "64M"), lambda: other.volumes.download_chunks(f"{POOL}/data"),
                         lambda: other.volumes.upload_chunks(f"{POOL}/data", 1, iter([b"x"]))):
             with pytest.raises(VirtopsError, match=re.escape(busy)):
                 attempt()

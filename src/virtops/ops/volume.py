@@ -38,6 +38,7 @@ WIPE_ALGORITHMS = {
 LIST_WORKERS = 16
 STREAM_CHUNK = 1024 * 1024
 UPLOAD_BLOCK = 1024 * 1024  # a streamed upload's blocks of zeros this big stay holes
+ZERO_BLOCK = bytes(UPLOAD_BLOCK)
 UPLOAD_RUN = 16 * 1024 * 1024  # at most this much data of a streamed upload is held before it is sent
 POLL_S = 0.2
 
@@ -409,7 +410,7 @@ class Volumes:
                 if offset + len(block) > size:
                     raise InvalidInput("body", f"{name} sent more than the {format_size(size)} it announced; "
                                                "send the file as it is.")
-                if block == bytes(len(block)):
+                if block == (ZERO_BLOCK if len(block) == UPLOAD_BLOCK else bytes(len(block))):
                     flush()
                     counter.advance(hole=len(block))
                 else:
@@ -464,6 +465,7 @@ class Volumes:
         if os.path.exists(file) and not overwrite:
             raise InvalidInput("file", f"{file} exists; give another file name or --overwrite.")
         info = volume_info(pool.name(), X.parse(vol.XMLDesc(0)))
+        refuse_if_written(self.host.uri, info.path, ref)  # half an upload is no image
         counter = _Counter(info.capacity, progress)
         fd = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         ok = False
@@ -486,6 +488,7 @@ class Volumes:
         made zeros here, piece by piece, so nothing is held whole."""
         pool, vol = self.lookup(ref)
         info = volume_info(pool.name(), X.parse(vol.XMLDesc(0)))
+        refuse_if_written(self.host.uri, info.path, ref)  # half an upload is no image
         stream = self.conn.newStream(0)
         with libvirt_errors(f"downloading {ref}"):
             vol.download(stream, 0, 0, libvirt.VIR_STORAGE_VOL_DOWNLOAD_SPARSE_STREAM)
