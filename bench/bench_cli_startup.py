@@ -126,13 +126,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=11)
     parser.add_argument("--keep", action="store_true", help="Leave the lab host running.")
+    parser.add_argument("--lab", default=LAB, help=f"The lab host's name (default {LAB}; on a shared machine, one of your own).")
     args = parser.parse_args()
     virsh = shutil.which("virsh")
     if not virsh:
         print("virsh is needed as the reference (Debian package libvirt-clients).", file=sys.stderr)
         return 1
     virtops = str(Path(sys.executable).with_name("virtops"))
-    lab = Lab(LAB)
+    lab = Lab(args.lab)
     lab.up()
     try:
         populate(lab.uri)

@@ -104,19 +104,20 @@ def main() -> int:
     parser.add_argument("--running", type=int, default=20, help="Domains started (paused) besides the defined ones.")
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--keep", action="store_true", help="Leave the lab host running.")
+    parser.add_argument("--lab", default=LAB, help=f"The lab host's name (default {LAB}; on a shared machine, one of your own).")
     args = parser.parse_args()
     virsh = shutil.which("virsh")
     virtops = str(Path(sys.executable).with_name("virtops"))
     if not virsh:
         print("virsh is needed as the reference (Debian package libvirt-clients).", file=sys.stderr)
         return 1
-    lab = Lab(LAB)
+    lab = Lab(args.lab)
     lab.up()
     try:
         seconds = define_domains(lab.uri, args.domains)
         start_paused_domains(lab.uri, args.running)
         print(f"{args.domains} domains defined in {seconds:.1f} s, {args.running} more running (paused), "
-              f"on lab host {LAB}")
+              f"on lab host {args.lab}")
         commands = {"virsh list --all": [virsh, "-c", lab.uri, "list", "--all"],
                     "virtops vm list --all": [virtops, "-c", lab.uri, "vm", "list", "--all"],
                     "virtops vm list --all -l": [virtops, "-c", lab.uri, "vm", "list", "--all", "--long"],
