@@ -122,6 +122,20 @@ def web_lab():
         lab.down()
 
 
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's Chromium driven by Playwright, for the web console's browser tests (one a module)."""
+    from playwright.sync_api import sync_playwright
+
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        pytest.fail("Debian's chromium is needed for the browser tests; run the README's setup command")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        yield browser
+        browser.close()
+
+
 @pytest.fixture(scope="session")
 def web_server(web_lab, tmp_path_factory):
     """`virtops serve` as a real process on a free loopback port; yields its base URL."""

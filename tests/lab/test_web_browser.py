@@ -3,31 +3,18 @@ real libvirtd: log in, the handbook's wizards, refusals shown as the API's sente
 unchanged, live updates from libvirt events, and a VM's disks and NICs."""
 from __future__ import annotations
 
-import shutil
-
 import libvirt
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from tests.conftest import WEB_PASSWORD
 from tests.helpers import dir_pool_element, host_state, volume_element
 from virtops.xmlmodels import doc as X
 from virtops.ops.domain import DiskSpec, DomainSpec
 
-CHROMIUM = shutil.which("chromium")
 # The pages run under a CSP without 'unsafe-eval', so waits are Playwright's locator assertions
 # (page.wait_for_function evaluates a string in the page, which the policy refuses).
 expect.set_options(timeout=20_000)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if CHROMIUM is None:
-        pytest.fail("Debian's chromium is needed for the browser tests; run the README's setup command")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        yield browser
-        browser.close()
 
 
 @pytest.fixture

@@ -5,11 +5,10 @@ use are not offered; a refused create shows the core's sentence and leaves the h
 from __future__ import annotations
 
 import re
-import shutil
 
 import libvirt
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from tests.conftest import WEB_PASSWORD
 from tests.helpers import dir_pool_element, host_state, network_element, volume_element
@@ -17,20 +16,9 @@ from virtops.base.errors import VirtopsError
 from virtops.ops.domain import DiskSpec, DomainSpec
 from virtops.xmlmodels import doc as X
 
-CHROMIUM = shutil.which("chromium")
 expect.set_options(timeout=20_000)  # locator assertions: the pages' CSP refuses wait_for_function
 POOL, NETWORK, HOLDER = "nvpool", "nvnet", "nvholder"
 WIZARD = "#vm-wizard"
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if CHROMIUM is None:
-        pytest.fail("Debian's chromium is needed for the browser tests; run the README's setup command")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        yield browser
-        browser.close()
 
 
 @pytest.fixture(scope="module")

@@ -8,14 +8,13 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import shutil
 import subprocess
 import sys
 import threading
 
 import libvirt
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from tests.conftest import WEB_PASSWORD
 from tests.helpers import dir_pool_element, host_state, volume_element
@@ -24,7 +23,6 @@ from virtops.host import Host
 from virtops.ops.domain import DiskSpec, DomainSpec
 from virtops.xmlmodels import doc as X
 
-CHROMIUM = shutil.which("chromium")
 expect.set_options(timeout=20_000)  # locator assertions: the pages' CSP refuses wait_for_function
 POOL, NET, VM = "paritypool", "paritynet", "parityvm"
 MIB = 1 << 20
@@ -50,16 +48,6 @@ def objects(conn):
         f"<network><name>{NET}</name><forward mode='nat'/><ip address='192.168.231.1' netmask='255.255.255.0'>"
         "<dhcp><range start='192.168.231.128' end='192.168.231.254'/></dhcp></ip></network>").create()
     conn.defineXML(DomainSpec(name=VM, virt_type="qemu", disks=[DiskSpec(target="vda", pool=POOL, volume="sys")]).to_xml())
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if CHROMIUM is None:
-        pytest.fail("Debian's chromium is needed for the browser tests; run the README's setup command")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        yield browser
-        browser.close()
 
 
 @pytest.fixture
