@@ -14,7 +14,6 @@ from playwright.sync_api import expect
 
 from tests.conftest import WEB_PASSWORD
 from tests.helpers import define_small_domain, fresh_labs, host_state, serve_process
-from tests.lab.test_web_browser import browser  # noqa: F401  (the same Chromium fixture)
 from virtops.lab.proc import wait_for_exit
 
 TOKEN = str(os.getpid() % 100000)

@@ -12,7 +12,6 @@ from playwright.sync_api import expect
 
 from tests.conftest import WEB_PASSWORD
 from tests.helpers import cli_ok, fresh_labs, serve_process
-from tests.lab.test_web_browser import browser  # noqa: F401  (the same Chromium fixture)
 from tests.lab.test_web_fleet_browser import log_in
 from virtops.testguest.image import kernel_cmdline
 

@@ -12,7 +12,6 @@ import libvirt
 import pytest
 
 from tests.conftest import WEB_PASSWORD
-from tests.lab.test_web_browser import browser  # noqa: F401  (the same Chromium fixture)
 from tests.lab.test_web_security import logged_in_client
 
 
