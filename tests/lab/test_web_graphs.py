@@ -17,7 +17,7 @@ from tests.helpers import serve_process
 from tests.lab import test_web_browser, test_web_screen
 from virtops.web import rings
 
-browser, page = test_web_browser.browser, test_web_browser.page  # the logged-in Chromium page's fixtures
+page = test_web_browser.page  # the logged-in Chromium page (the browser is conftest's)
 screen_guest = test_web_screen.screen_guest  # a running test guest
 VM = test_web_screen.VM
 POOL = "graphs-pool"

@@ -16,7 +16,7 @@ from virtops.ops.screens import Picture, parse_png
 from virtops.testguest.image import kernel_cmdline, wait_for_report
 
 VM = "screenvm"
-browser, page = test_web_browser.browser, test_web_browser.page  # the logged-in Chromium page's fixtures
+page = test_web_browser.page  # the logged-in Chromium page (the browser is conftest's)
 
 
 @pytest.fixture
