@@ -15,14 +15,12 @@ from playwright.sync_api import expect
 
 from tests.conftest import WEB_PASSWORD
 from tests.helpers import fresh_lab, host_state, serve_process, small_domain_xml
-from tests.lab import test_web_browser
 
 AXE = Path(__file__).resolve().parents[2] / "src/virtops/web/node_modules/axe-core/axe.min.js"
 LOADED = 300  # defined domains lst1 ... lst300, each with a NIC on the default network
 GUEST, GUEST_MAC = "lstguest", "52:54:00:aa:ff:01"
 PAGES = ["/overview", "/vms", "/networks", "/pools"]
 expect.set_options(timeout=20_000)
-browser = test_web_browser.browser  # the same Chromium fixture
 
 
 def mac_of(index: int) -> str:
