@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import shutil
 import subprocess
 
 import libvirt
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from tests.conftest import WEB_PASSWORD
 from tests.helpers import cli_ok, host_state
@@ -21,21 +20,10 @@ from virtops.host import Host
 from virtops.testguest.image import kernel_cmdline, wait_for_report
 from virtops.xmlmodels import doc as X
 
-CHROMIUM = shutil.which("chromium")
 expect.set_options(timeout=20_000)  # locator assertions only: the pages' CSP refuses eval
 
 POOL, NET, SPARE_NET, VM, MAC = "safepool", "safenet", "safespare", "safevm", "52:54:00:5a:fe:01"
 SUBNET = ipaddress.ip_network("10.77.5.0/24")
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if CHROMIUM is None:
-        pytest.fail("Debian's chromium is needed for the browser tests; run the README's setup command")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        yield browser
-        browser.close()
 
 
 @pytest.fixture
