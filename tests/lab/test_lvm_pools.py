@@ -9,7 +9,8 @@ are checked to be exactly as before once the module is done.
 The pools move from lab A to a fresh lab B by their backup, with their disks, as a SAN disk would
 move: a restore never builds a logical or disk pool (that would wipe what the device holds), so
 the device that holds the volume group and the partition table goes with it (A lets go of it
-first).
+first). On lab B the spec exported on A then makes the same pools again (apply), and deleting
+them leaves nothing on the disks.
 
 What this machine cannot do, and so is not here: a logical volume. This kernel has no
 device-mapper (no `device-mapper` in /proc/devices, no /dev/mapper/control), so LVM cannot
@@ -29,6 +30,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -154,6 +156,10 @@ def refused(uri: str, *args: str) -> str:
     return message
 
 
+def without_uuids(state: dict[str, str]) -> dict[str, str]:
+    return {key: re.sub(r"<uuid>[^<]*</uuid>", "", xml) for key, xml in state.items()}
+
+
 def partition_of(disk: str) -> str:
     return f"{Path(disk).name}p1"  # how the kernel and libvirt name a loop device's first partition
 
@@ -245,6 +251,24 @@ def test_backup_restored_on_a_fresh_lab_gives_the_same_pools(labs, disks, tmp_pa
     after = {key: xml for key, xml in state_of(target.uri).items() if key != "net/default"}
     assert after.keys() == before.keys() and after == before
     assert cli_ok(target.uri, "export") == exported
+
+
+def test_the_export_applied_where_the_disks_are_gives_the_same_pools(labs, tmp_path_factory):
+    """The spec's face of the move: lab B forgets the pools and the VM (their storage stays, as
+    --keep-data says), then the spec exported on lab A makes them again, on what the disks hold."""
+    _source, target = labs
+    spec = tmp_path_factory.getbasetemp() / "lvm-export.yaml"
+    before = without_uuids(state_of(target.uri))
+    disks_before = as_json(target.uri, "vm", "info", "lvm-vm")["disks"]
+    cli_ok(target.uri, "vm", "delete", "lvm-vm")
+    for pool in ("guests", "whole"):
+        assert "undefined" in cli_ok(target.uri, "pool", "delete", pool, "--keep-data")
+    cli_ok(target.uri, "apply", "-f", str(spec))
+    assert "No changes" in cli_ok(target.uri, "plan", "-f", str(spec))
+    after = without_uuids(state_of(target.uri))  # made anew: new UUIDs
+    assert after.keys() == before.keys()
+    assert {k: v for k, v in after.items() if k != "dom/lvm-vm"} == {k: v for k, v in before.items() if k != "dom/lvm-vm"}
+    assert as_json(target.uri, "vm", "info", "lvm-vm")["disks"] == disks_before  # the rest is the spec's VM
 
 
 def test_deleting_the_pools_leaves_nothing_on_their_disks(labs, disks):

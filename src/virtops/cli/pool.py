@@ -46,7 +46,7 @@ def _warn(warnings) -> None:
 
 @click.group()
 def pool() -> None:
-    """Storage pools: directories, NFS exports, file systems."""
+    """Storage pools: directories, NFS exports, file systems, LVM volume groups, disks."""
 
 
 for _listing in ("list", "info"):

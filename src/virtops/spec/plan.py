@@ -16,7 +16,7 @@ import libvirt
 from virtops.xmlmodels import doc as X
 from virtops.xmlmodels.domain import DomainXml as DomainDocument  # DomainXml below is ops.vm's live/persistent pair
 from virtops.xmlmodels.pool import PoolXml
-from virtops.base.errors import InvalidInput, VirtopsError, located, one_sentence
+from virtops.base.errors import InvalidInput, NotFound, VirtopsError, located, one_sentence
 from virtops.base.hostlock import host_lock
 from virtops.spec.document import (POOL_PERMISSION_FIELDS, BootEntry, DiskEntry, HostSpec, LoadedSpec, SpecErrors, NetworkEntry, NicEntry, PoolEntry, VmEntry,
                    VolumeEntry, network_entry, size_text)
@@ -353,6 +353,17 @@ def _disk_entry(disk, paths: dict[str, str]) -> DiskEntry | None:
         return DiskEntry.model_construct(protocol=disk.protocol, name=disk.name, hosts=list(disk.hosts),
                                          format=disk.format, **common)
     return None
+
+
+def _came_with_its_pool(volumes, ref: str) -> bool:
+    """A volume of a pool the spec has just made may be there already, brought by the pool's storage:
+    a disk pool's partitions, a logical pool's LVs, the files of a directory. The plan after the
+    apply compares it with the spec as any volume."""
+    try:
+        volumes.lookup(ref)
+        return True
+    except NotFound:
+        return False
 
 
 def export(host) -> tuple[HostSpec, list[str]]:
@@ -793,9 +804,13 @@ class _Planner:
                 self.warnings += [f"volume {ref}: {w}" for w in warnings]
             except VirtopsError as err:
                 self.refused(path, err)
-        return Action("volume", ref, "create", changes=_fields_set(desired, exclude={"name"}),
-                      steps=[(f"create volume {ref}", lambda: volumes.create(
-                          pool, desired.name, desired.capacity, desired.allocation, desired.format, desired.backing))])
+        def create() -> None:
+            if not pool_exists and _came_with_its_pool(volumes, ref):
+                return
+            volumes.create(pool, desired.name, desired.capacity, desired.allocation, desired.format, desired.backing)
+
+        label = f"create volume {ref}" + ("" if pool_exists else " (unless it comes with its pool)")
+        return Action("volume", ref, "create", changes=_fields_set(desired, exclude={"name"}), steps=[(label, create)])
 
     def _update_volume(self, pool: str, desired: VolumeEntry, current: VolumeEntry) -> Action | None:
         # Allocation grows as the guest writes: state, not configuration, so it is never compared.
