@@ -16,32 +16,31 @@ function parityDialog(title, fields, submitLabel, submit) {
   const error = el("p", { class: "error", role: "alert", hidden: true });
   const wayOut = el("p", { class: "way-out" });
   const outcome = el("p", { class: "outcome", role: "status" });
-  const send = el("button", { type: "submit" }, submitLabel);
+  const send = el("button", { type: "submit" }, submitLabel);  // Enter in a field sends too; Escape closes (a modal dialog)
   const form = el("form", { method: "dialog" }, ...fields, error, wayOut, outcome,
     el("div", { class: "wizard-buttons" }, send, button("Close", () => dialog.close(), { "data-dialog-close": true })));
   const dialog = el("dialog", { id: "parity-dialog", "aria-label": title }, el("h2", {}, title), form);
   form.onsubmit = async (event) => {
     event.preventDefault();
+    if (form.dataset.busy) return;  // one request at a time (dialogs.js whileBusy disables the form meanwhile)
     error.hidden = true;
     wayOut.replaceChildren();
     outcome.textContent = "";
-    send.disabled = true;  // no second request while one runs
-    try {
-      const shown = await submit(formValues(form), dialog);
-      if (shown === undefined) dialog.close();
-      else outcome.textContent = shown;
-    } catch (err) {
-      error.textContent = err.message;
+    const values = formValues(form);
+    let failure = null;
+    const shown = await whileBusy(form, () => submit(values, dialog).catch((err) => { failure = err; return null; }));
+    if (failure) {
+      error.textContent = failure.message;
       error.hidden = false;
-      const box = err.option ? form.elements[err.option] : null;
+      const box = failure.option ? form.elements[failure.option] : null;
       if (box && box.type === "checkbox" && !box.checked && !box.disabled) {
         wayOut.append(button(`Go ahead: ${box.parentElement.textContent.trim()}`, () => { box.checked = true; form.requestSubmit(); },
-          { "data-way-out": err.option }));
+          { "data-way-out": failure.option }));
       }
-    } finally {
-      send.disabled = false;
-    }
+    } else if (shown === undefined) dialog.close();
+    else outcome.textContent = shown;
   };
+  dialog.addEventListener("keydown", (event) => keepFocusIn(dialog, event));  // dialogs.js: Tab stays inside
   dialog.addEventListener("close", () => dialog.remove());
   document.body.append(dialog);
   dialog.showModal();
@@ -61,17 +60,14 @@ extras.autostart = (kind, object) => {
   if (object.persistent === false) return "-";  // transient: nothing to start with the host
   const box = el("input", { type: "checkbox", "aria-label": `autostart ${kind} ${object.name}`, "data-autostart": object.name });
   box.checked = Boolean(object.autostart);
-  box.onchange = () => act(async () => {
-    box.disabled = true;
+  box.onchange = () => act(() => whileBusy(box, async () => {
     try {
       await api("POST", AUTOSTART[kind](object), { autostart: box.checked });
     } catch (err) {
       box.checked = !box.checked;  // the host kept it as it was
       throw err;
-    } finally {
-      box.disabled = false;
     }
-  });
+  }));
   return box;
 };
 
