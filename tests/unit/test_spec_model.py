@@ -13,6 +13,7 @@ from virtops.spec import plan as P
 from virtops.base.errors import VirtopsError
 from virtops.base.hostlock import host_lock
 from virtops.spec.document import HostSpec, SpecError, json_schema, loads, to_yaml
+from virtops.xmlmodels import doc as X
 
 HANDBOOK = textwrap.dedent("""\
     pools:
@@ -311,6 +312,31 @@ def test_vm_settings_plan_live_on_a_stopped_vm_and_refuse_beyond_the_host(bare_t
     too_much = loads("vms:\n  - name: v\n    memory: 100T\n", "host.yaml")
     with pytest.raises(SpecError, match=r"host.yaml:3: vms\[0\].memory: 100T is more than the host's 8192 MiB"):
         P.make_plan(test_host, too_much)
+
+
+def test_pxe_in_a_spec_creates_exports_and_changes_the_boot_order(bare_test_host, tmp_path, monkeypatch):
+    """pxe: the VM boots from the network, then its first disk (vm create --pxe); the export says so,
+    a plan of it changes nothing, and pxe: false is a live change of its definition's boot order."""
+    monkeypatch.setenv("VIRTOPS_LOCK_DIR", str(tmp_path))
+    host = bare_test_host
+    host.conn.networkDefineXML("<network><name>lan</name><ip address='192.168.210.1' netmask='255.255.255.0'/></network>").create()
+    order = lambda: [b.get("dev") for b in X.parse(host.conn.lookupByName("p").XMLDesc(0)).iterfind("os/boot")]  # noqa: E731
+    loaded = loads("vms:\n  - name: p\n    memory: 64M\n    pxe: true\n    nics: [{network: lan}]\n", "host.yaml")
+    (action,) = P.make_plan(host, loaded).actions
+    assert ("pxe", True) in [(c.field, c.new) for c in action.changes]
+    P.apply(host, loaded)
+    assert order() == ["network", "hd"]
+    exported, _notes = P.export(host)
+    assert exported.vms[0].pxe is True
+    assert P.make_plan(host, loads(to_yaml(exported), "again.yaml")).actions == []
+    off = loads("vms:\n  - name: p\n    memory: 64M\n    nics: [{network: lan}]\n", "host.yaml")
+    (action,) = P.make_plan(host, off).actions
+    assert (action.verb, action.mode, [(c.field, c.old, c.new) for c in action.changes]) == ("update", "live", [("pxe", True, False)])
+    P.apply(host, off)
+    assert order() == ["hd"]
+    none = loads("vms:\n  - name: q\n    memory: 64M\n    pxe: true\n", "host.yaml")
+    with pytest.raises(SpecError, match="pxe: boots from the network, so the VM needs a NIC"):
+        P.make_plan(host, none)
 
 
 def test_stopping_a_network_running_guests_use_needs_yes_and_says_what_it_costs(tmp_path, monkeypatch):

@@ -183,7 +183,12 @@ class CreateRequest(Model):
         """The BIOS boot order of the request: none with a kernel given (it boots that kernel)."""
         if self.boot:
             return []
-        return ["cdrom", "hd"] if self.cdrom else ["network", "hd"] if self.pxe else ["hd"]
+        return ["cdrom", "hd"] if self.cdrom else pxe_boot_order(self.pxe)
+
+
+def pxe_boot_order(pxe: bool) -> list[str]:
+    """The BIOS boot order of a VM that boots from the network (PXE) first, or from its first disk."""
+    return ["network", "hd"] if pxe else ["hd"]
 
 
 # -- parsing the compact option syntax shared by the CLI and the spec -----------------------

@@ -238,6 +238,8 @@ class VmEntry(Model):
     memory: Size | None = Field(None, description="Required, unless the VM is given as xml.")
     vcpus: int = Field(1, gt=0)
     boot: BootEntry | None = None
+    pxe: bool = Field(False, description="Boot from the network (PXE) through its NICs, then from the first disk "
+                                         "(`virtops vm create --pxe`); not with boot.")
     autostart: bool = Field(False, description="Start with the host (`virtops vm set --autostart`).")
     disks: list[DiskEntry] = []
     nics: list[NicEntry] = []

@@ -37,7 +37,7 @@ POOL_STATE_FIELDS = ("autostart", "active")
 # A dir pool's permissions (POOL_PERMISSION_FIELDS) change in place (Pools.set_permissions); other
 # types mount a file system.
 # A VM's settings Vms.update changes in its definition; a running VM gets them at its next boot.
-VM_BOOT_FIELDS = ("memory", "vcpus", "boot")
+VM_BOOT_FIELDS = ("memory", "vcpus", "boot", "pxe")
 SIZE_FIELDS = ("capacity", "memory", "allocation")
 
 
@@ -329,8 +329,9 @@ def _live_vm(host, info, live: Live, paths: dict[str, str]) -> VmEntry | None:
     nics = [NicEntry.model_construct(**nic.normalized().model_dump()) for nic in nics]
     boot = BootEntry.model_construct(kernel=dom.kernel, initrd=dom.initrd, cmdline=dom.cmdline or "") \
         if dom.kernel else None
+    pxe = [device.get("dev") for device in dom.boot_devices.nodes()][:1] == ["network"]
     return VmEntry.model_construct(name=info.name, memory=dom.memory or 0, vcpus=dom.vcpu or 1,
-                                   boot=boot, autostart=bool(info.autostart), disks=disks, nics=nics)
+                                   boot=boot, pxe=pxe, autostart=bool(info.autostart), disks=disks, nics=nics)
 
 
 def _disk_entry(disk, paths: dict[str, str]) -> DiskEntry | None:
@@ -978,7 +979,7 @@ class _Planner:
 
         request = CreateRequest(
             name=desired.name, memory=desired.memory, vcpus=desired.vcpus,
-            disks=desired.disks, nics=desired.nics,
+            disks=desired.disks, nics=desired.nics, pxe=desired.pxe,
             boot=KernelBoot(**desired.boot.model_dump()) if desired.boot else None)
         vms = self.host.vms
         if ("vms", i) not in self.blamed:
@@ -987,7 +988,7 @@ class _Planner:
                 self.view.add(checked.spec)  # later VMs of the spec see its disks and MACs
             except VirtopsError as err:
                 self.refused(("vms", i), err)
-        changes = _fields_set(desired, exclude={"name", "disks", "nics"})
+        changes = _fields_set(desired, exclude={"name", "disks", "nics"} | (set() if desired.pxe else {"pxe"}))
         changes += [Change("disks", None, _disk_text(d)) for d in desired.disks]
         changes += [Change("nics", None, _nic_text(n)) for n in desired.nics]
         steps = [(f"create vm {desired.name}", lambda: vms.create(request))]
@@ -1041,8 +1042,12 @@ class _Planner:
             action.notes.append(f"{', '.join(at_boot)}: takes effect at VM {name}'s next boot; virtops does not "
                                 "reboot it.")
         label = ", ".join(sorted(changed))
+        from virtops.ops.vm import pxe_boot_order
+
+        boot_order = pxe_boot_order(desired.pxe) if "pxe" in changed else None
         return [(f"set {label} of vm {name}", lambda: vms.update(
-            name, memory=memory, vcpus=vcpus, boot=boot, change_boot="boot" in changed, autostart=autostart))]
+            name, memory=memory, vcpus=vcpus, boot=boot, change_boot="boot" in changed, autostart=autostart,
+            boot_order=boot_order))]
 
     def _disk_changes(self, i: int, action: Action, desired: VmEntry, current: VmEntry):
         vms, name = self.host.vms, desired.name
