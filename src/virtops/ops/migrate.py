@@ -411,8 +411,19 @@ def _moved(here, there, live: bool) -> bool:
     if there is None:
         return False
     if live:
-        return bool(there.isActive()) and (here is None or not here.isActive())
+        return bool(there.isActive()) and (here is None or not _still_running(here))
     return here is None
+
+
+def _still_running(dom: libvirt.virDomain) -> bool:
+    """A source domain undefined while we look (the end of its move, finishing in the daemon after
+    the killed run) runs no more: libvirt then answers 'no domain' to the question."""
+    try:
+        return bool(dom.isActive())
+    except libvirt.libvirtError as err:
+        if err.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+            return False
+        raise
 
 
 def _by_uuid(conn, uuid: str) -> libvirt.virDomain | None:
