@@ -31,7 +31,9 @@ import hashlib
 import json
 import os
 import re
+import signal
 import subprocess
+import sys
 from pathlib import Path
 
 import libvirt
@@ -165,11 +167,24 @@ def partition_of(disk: str) -> str:
 
 
 # -- the tests, in order: build on lab A, move to lab B, delete there --------------------------------
+CREATE_GUESTS = ("pool", "create", "guests", "--type", "logical", "--source-name", VG, "--build")
+
+
+def test_a_create_killed_after_its_build_leaves_what_the_next_run_removes(labs, disks):
+    """Killed (SIGKILL) just after vgcreate: the volume group and the pool stay; the same command
+    run again (the next test) removes them first and finishes the job."""
+    source, _target = labs
+    killed = subprocess.run([sys.executable, "-m", "virtops", "-c", source.uri, *CREATE_GUESTS, "--device", disks[0]],
+                            capture_output=True, text=True, env={**os.environ, "VIRTOPS_FAULT_KILL_AT": "2"})
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert lab_lvm(source, "vgs", "-o", "vg_name").split() == [VG]
+    assert [p["name"] for p in as_json(source.uri, "pool", "list", "--all")] == ["guests"]
+
+
 def test_logical_pool_is_built_on_its_loop_device(labs, disks):
     source, _target = labs
     pv = disks[0]
-    out = cli_ok(source.uri, "pool", "create", "guests", "--type", "logical", "--source-name", VG,
-                 "--device", pv, "--build")
+    out = cli_ok(source.uri, *CREATE_GUESTS, "--device", pv)
     assert f"built (volume group {VG} on {pv}), started, autostart" in out
     size, free = lab_lvm(source, "vgs", "-o", "vg_size,vg_free", VG).split()
     assert lab_lvm(source, "pvs", "-o", "pv_name,vg_name").split() == [pv, VG]

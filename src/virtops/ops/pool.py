@@ -395,7 +395,8 @@ class Pools:
         own = str(uuid.uuid4())
         node = PoolXml(spec.to_element()).update(uuid=own).node
         steps: list[str] = []
-        with leftovers.recorded_undo(self.host.uri, key, {"uuid": own, "made_directory": not existed}) as undo:
+        made_record = {"uuid": own, "made_directory": not existed}
+        with leftovers.recorded_undo(self.host.uri, key, made_record) as undo:
             # Each inverse is registered before its step and looks the pool up again: a daemon
             # that restarts mid-call may have done the step without answering.
             undo.add(lambda: owned.undefine_own(self.conn, "pool", own), f"defined pool {spec.name}")
@@ -412,6 +413,8 @@ class Pools:
                 made = device_storage(spec.type, spec.source_name, spec.device, spec.format)
                 with libvirt_errors(f"building pool {spec.name} ({made})"):
                     pool.build(0)
+                # Recorded once made, never before: the device may hold what the build refused to overwrite.
+                leftovers.note(self.host.uri, key, {**made_record, "built_device": True})
                 undo.add(lambda: self._delete_own_storage(own), f"built pool {spec.name} ({made})")
                 steps.append(f"built ({made})")
             if start:
@@ -444,7 +447,8 @@ class Pools:
         return True
 
     def _remove_left_by_dead_run(self, name: str, made: dict) -> None:
-        """The pool a killed `pool create` made (its recorded UUID), and the directory it made."""
+        """The pool a killed `pool create` made (its recorded UUID), and the directory, volume group
+        or partition table it made."""
         own = str(made.get("uuid"))
         pool = owned.own(self.conn, "pool", own)
         if pool is None:
@@ -453,7 +457,7 @@ class Pools:
             raise VirtopsError(f"pool: {name} was left half-made by a killed `pool create` and holds volumes now; "
                                "finish it by hand (`virtops pool start`, `virtops pool autostart`) instead.")
         with libvirt_errors(f"removing pool {name}, left half-made by a killed run"):
-            if made.get("made_directory"):
+            if made.get("made_directory") or made.get("built_device"):
                 self._delete_own_storage(own)
             owned.undefine_own(self.conn, "pool", own)
 
