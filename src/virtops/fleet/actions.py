@@ -88,6 +88,8 @@ def each_vm(host, action: str, names: list[str], remove_storage: bool = False) -
             results.append(VmResult(name, error=err.message))
         except libvirt.libvirtError as err:
             results.append(VmResult(name, error=err.get_error_message()))
+        except ValueError:  # libvirt-python refuses a name with a NUL byte before asking the daemon
+            results.append(VmResult(name, error=f"{name!r} is not a VM name: it holds a NUL byte."))
     return results
 
 
