@@ -1361,13 +1361,14 @@ class _CreatePlan:
         memory = 0
         with collect():
             memory = self._check_resources()
+        # Several ways to boot is the one mistake; what each way would need is then beside the point.
         if sum(bool(x) for x in (req.boot, req.cdrom, req.import_disk, req.pxe)) > 1:
             found.append(InvalidInput("boot", "give one way to boot: a kernel (boot), a CD-ROM (cdrom), the first "
                                               "disk (import) or the network (pxe), not several."))
-        if req.import_disk and not req.disks:
+        elif req.import_disk and not req.disks:
             found.append(InvalidInput("import_disk", "boots from the first disk, so the VM needs one; give an existing "
                                                      "volume as its disk."))
-        if req.pxe and not req.nics:
+        elif req.pxe and not req.nics:
             found.append(InvalidInput("pxe", "boots from the network, so the VM needs a NIC; add one on a network "
                                              "or a bridge."))
         with collect():
