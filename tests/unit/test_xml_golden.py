@@ -48,6 +48,8 @@ CASES: dict[str, dict] = {
     "net-nat-dev": dict(mode="route", dev="eth1", ipv6=dict(address="fd00:150::1", prefix=64)),
     "net-old-forms": dict(mode="isolated", ipv4=dict(prefix=24, ranges=[], hosts=[]), domain="old.example",
                           domain_local_only=True),
+    # NAT for IPv6 off (libvirt keeps ipv6='no'), IPv6 between guests gone (the attribute with it).
+    "net-ipv6-flags": dict(nat_ipv6=False, ipv6_guests=None),
     "net-multi": dict(ipv6=dict(hosts=[dict(id="0:3:0:1:52:54:0:14:0:4", name="other", ip="fd00:14::4")])),
     "pool-dir": dict(permissions=dict(mode="0700", owner=107, group=107)),
     "pool-netfs": dict(source=dict(dir="/srv/other", format="auto"), name="nfs2", uuid=None),
@@ -237,7 +239,7 @@ def test_fields_marked_for_the_spec_are_entries_of_it():
 # Golden objects defined on libvirt's test driver, for the export check.
 EXPORTED = {"pool": ["pool-dir", "pool-netfs", "pool-fs", "pool-label", "pool-logical"],
             "volume": ["vol-raw", "vol-qcow2", "vol-backing"],
-            "network": ["net-route", "net-nat-dev", "net-isolated-updated"], "domain": ["dom-guest1", "dom-bios", "dom-foreign"]}
+            "network": ["net-route", "net-nat-dev", "net-isolated-updated", "net-ipv6-flags"], "domain": ["dom-guest1", "dom-bios", "dom-foreign"]}
 
 
 def _described_by_fields(dom):

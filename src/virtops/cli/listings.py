@@ -106,6 +106,8 @@ def net_info(ctx: Context, name: str, as_json: bool) -> None:
                  ("Bridge", i["bridge"]), ("Subnet", i["subnet"]), ("Gateway", i["gateway"]),
                  ("DHCP range", i["dhcp_range"]),
                  ("Static hosts", ", ".join(f"{h['mac']}={h['ip']}" for h in i["hosts"]) or None), ("IPv6", i["ipv6"]),
+                 ("IPv6 between guests", i["ipv6_guests"]),
+                 *([("NAT for IPv6", i["nat_ipv6"])] if i["mode"] == "nat" else []),
                  ("DNS domain", i["domain"]), ("MTU", i["mtu"]), ("Leases in use", i["leases"]),
                  *_address_fields(i["addresses"])])
 

@@ -28,6 +28,10 @@ def _dhcp_value(dhcp: str | None, no_dhcp: bool):
     return False if no_dhcp else dhcp
 
 
+IPV6_GUESTS_HELP = "IPv6 between the guests although the network has no IPv6 address (libvirt's ipv6='yes')."
+NAT_IPV6_HELP = "NAT for the IPv6 addresses too, not only routing (mode nat, libvirt >= 6.5)."
+
+
 @net.command("create")
 @click.argument("name")
 @click.option("--subnet", metavar="CIDR", help="IPv4 network, e.g. 192.168.200.0/24.")
@@ -40,16 +44,18 @@ def _dhcp_value(dhcp: str | None, no_dhcp: bool):
 @click.option("--domain", metavar="DNSDOMAIN", help="DNS domain for the guests.")
 @click.option("--ipv6", metavar="CIDR", help="Also an IPv6 network, e.g. fd00:200::/64.")
 @click.option("--mtu", type=int, help="MTU of the bridge.")
+@click.option("--ipv6-guests", is_flag=True, help=IPV6_GUESTS_HELP)
+@click.option("--nat-ipv6", is_flag=True, help=NAT_IPV6_HELP)
 @click.option("--no-start", is_flag=True, help="Define only; do not start.")
 @click.option("--no-autostart", is_flag=True, help="Do not start it with the host.")
 @json_option
 @pass_context
-def create(ctx, name, subnet, gateway, dhcp, no_dhcp, mode, dev, bridge, domain, ipv6, mtu, no_start, no_autostart,
-           as_json) -> None:
+def create(ctx, name, subnet, gateway, dhcp, no_dhcp, mode, dev, bridge, domain, ipv6, mtu, ipv6_guests, nat_ipv6,
+           no_start, no_autostart, as_json) -> None:
     """Define, start and autostart a network in one step (undone if a step fails)."""
     info = _networks(ctx).create(name, start=not no_start, autostart=not no_autostart, subnet=subnet, gateway=gateway,
                                  dhcp=_dhcp_value(dhcp, no_dhcp), mode=mode, dev=dev, bridge=bridge, domain=domain,
-                                 ipv6=ipv6, mtu=mtu)
+                                 ipv6=ipv6, mtu=mtu, ipv6_guests=ipv6_guests, nat_ipv6=nat_ipv6)
     if as_json:
         emit_json(info.model_dump())
         return
@@ -220,14 +226,17 @@ def default(ctx, force) -> None:
 @click.option("--dev", metavar="IFACE", help="Forward device; '' for any.")
 @click.option("--domain", metavar="DNSDOMAIN")
 @click.option("--mtu", type=int)
+@click.option("--ipv6-guests/--no-ipv6-guests", default=None, help=IPV6_GUESTS_HELP)
+@click.option("--nat-ipv6/--no-nat-ipv6", default=None, help=NAT_IPV6_HELP)
 @click.option("--yes", "-y", is_flag=True, help="Run a plan that restarts the network.")
 @json_option
 @pass_context
-def edit(ctx, name, subnet, gateway, dhcp, no_dhcp, mode, dev, domain, mtu, yes, as_json) -> None:
+def edit(ctx, name, subnet, gateway, dhcp, no_dhcp, mode, dev, domain, mtu, ipv6_guests, nat_ipv6, yes,
+         as_json) -> None:
     """Change a network: in place when libvirt can; otherwise an announced redefine-restart-reattach plan."""
     dhcp_value = _dhcp_value(dhcp, no_dhcp)
     plan, done = _networks(ctx).edit(name, yes=yes, subnet=subnet, gateway=gateway, dhcp=dhcp_value, mode=mode,
-                                     dev=dev, domain=domain, mtu=mtu)
+                                     dev=dev, domain=domain, mtu=mtu, ipv6_guests=ipv6_guests, nat_ipv6=nat_ipv6)
     if as_json:
         emit_json({"plan": plan.model_dump(exclude={"new_xml"}), "done": done})
         return

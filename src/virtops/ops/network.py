@@ -142,6 +142,8 @@ class NetworkSpec(Model):
     mtu: int | None = None
     # The multi-address form: every <ip>, in place of subnet, gateway, dhcp, hosts and ipv6.
     addresses: list[Address] = []
+    ipv6_guests: bool = False        # <network ipv6='yes'>: IPv6 between guests without an IPv6 address
+    nat_ipv6: bool = False           # <nat ipv6='yes'>: masquerade IPv6 too (mode nat only)
 
     @property
     def has_dhcp(self) -> bool:
@@ -163,6 +165,8 @@ class NetworkSpec(Model):
             net.domain_local_only = True  # virtops' domains are answered here, never forwarded
         if self.mode == "bridge":  # a host bridge is libvirt's to configure
             net.update(stp=None, delay=None)
+        net.update(ipv6_guests=_flag(self.ipv6_guests, net.ipv6_guests),
+                   nat_ipv6=_flag(self.nat_ipv6, net.nat_ipv6) if self.mode == "nat" else None)
         if self.addresses:
             net.set_addresses([address.ip_values() for address in self.addresses])
             return net
@@ -197,6 +201,12 @@ class NetworkSpec(Model):
         return cls.from_element(X.parse(text))
 
 
+def _flag(wanted: bool, written: bool | None) -> bool | None:
+    """A yes/no attribute to write: yes when wanted; else as the document spells "no" (ipv6='no'
+    or nothing), so that an unchanged network keeps its own XML."""
+    return True if wanted else (False if written is False else None)
+
+
 def ip_interface_of(ip: etree._Element) -> ipaddress.IPv4Interface | ipaddress.IPv6Interface | None:
     """The address/prefix of an <ip> element, which libvirt writes with prefix= or netmask=."""
     return IpXml(ip).interface
@@ -228,6 +238,8 @@ class NetworkInfo(Model):
     domain: str | None = None
     mtu: int | None = None
     hosts: list[DhcpHost] = []
+    ipv6_guests: bool | None = None  # IPv6 between guests without an IPv6 address (None: unknown)
+    nat_ipv6: bool | None = None     # NAT for IPv6 too (None: unknown)
     addresses: list[dict] = []  # every <ip>: family, address (ADDRESS/PREFIX), dhcp_ranges, hosts
     leases: int = 0
     unreadable: str | None = None  # why the network's XML could not be read; the other fields are then unknown
@@ -353,13 +365,40 @@ def build_spec(name: str, subnet: str | None = None, gateway: str | None = None,
                mode: str = "nat", dev: str | None = None, bridge: str | None = None, domain: str | None = None,
                ipv6: str | None = None, mtu: int | None = None, uuid: str | None = None,
                hosts: list[DhcpHost] | None = None, kept: NetworkSpec | None = None,
-               addresses: list[Address] | None = None) -> NetworkSpec:
+               addresses: list[Address] | None = None, ipv6_guests: bool = False,
+               nat_ipv6: bool = False) -> NetworkSpec:
     """A complete spec from what the user gave, with virt-manager's defaults filled in and every
     rule that needs no host checked. dhcp: None = default range, False = no DHCP, 'START-END'.
     The bridge stays None when not given: the host picks the next free virbrN. A network may be
-    IPv6-only (ipv6 without subnet). `kept`: the network as the host has it; the rules that protect
-    new networks (an address to have, host names without dots) skip what it already holds.
-    addresses: the multi-address form (every <ip>), in place of subnet, gateway, dhcp, hosts, ipv6."""
+    IPv6-only (ipv6 without subnet), or have no address at all when isolated with ipv6_guests.
+    `kept`: the network as the host has it; the rules that protect new networks (an address to
+    have, host names without dots, a flag that does nothing) skip what it already holds.
+    addresses: the multi-address form (every <ip>), in place of subnet, gateway, dhcp, hosts, ipv6.
+    ipv6_guests: IPv6 between the guests (<network ipv6='yes'>); nat_ipv6: NAT for IPv6 too."""
+    if nat_ipv6 and mode != "nat":  # libvirt allows <nat> in mode nat only
+        raise InvalidInput("nat_ipv6", f"mode {mode} does no NAT, so it has no NAT for IPv6; choose mode nat "
+                                       "or leave NAT for IPv6 off.")
+    spec = _addressed_spec(name, subnet, gateway, dhcp, mode, dev, bridge, domain, ipv6, mtu, uuid, hosts, kept,
+                           addresses, ipv6_guests)
+    return _with_ipv6_flags(spec, ipv6_guests, nat_ipv6, kept)
+
+
+def _with_ipv6_flags(spec: NetworkSpec, ipv6_guests: bool, nat_ipv6: bool, kept: NetworkSpec | None) -> NetworkSpec:
+    """The spec with its IPv6 flags, refused where they would do nothing (unless the host's
+    network already has them): NAT for IPv6 without an IPv6 address, guest IPv6 on a host bridge."""
+    has_ipv6 = spec.ipv6 is not None or any(a.interface.version == 6 for a in spec.addresses)
+    if nat_ipv6 and not has_ipv6 and not (kept is not None and kept.nat_ipv6):
+        raise InvalidInput("nat_ipv6", "the network has no IPv6 address, so NAT for IPv6 would do nothing; give it "
+                                       "an IPv6 subnet such as fd00:200::/64 or leave NAT for IPv6 off.")
+    if ipv6_guests and spec.mode == "bridge" and not (kept is not None and kept.ipv6_guests):
+        raise InvalidInput("ipv6_guests", "a bridge-mode network leaves IPv6 to the host bridge; leave IPv6 between "
+                                          "guests off or choose isolated, nat, route or open.")
+    return spec.model_copy(update={"ipv6_guests": bool(ipv6_guests), "nat_ipv6": bool(nat_ipv6)})
+
+
+def _addressed_spec(name, subnet, gateway, dhcp, mode, dev, bridge, domain, ipv6, mtu, uuid, hosts, kept, addresses,
+                    ipv6_guests) -> NetworkSpec:
+    """build_spec without the IPv6 flags: the name, mode, bridge and every address checked."""
     check_name(name)
     if mode not in MODES:
         raise InvalidInput("mode", f"{mode!r} is not a mode; use one of {', '.join(MODES)}.")
@@ -387,7 +426,8 @@ def build_spec(name: str, subnet: str | None = None, gateway: str | None = None,
         return NetworkSpec(name=name, mode=mode, uuid=uuid, bridge=bridge, dev=dev, domain=domain, mtu=mtu,
                            addresses=check_addresses(addresses, kept))
     if subnet is None:
-        return _ipv6_only_spec(name, mode, gateway, dhcp, bridge, dev, domain, ipv6, mtu, uuid, hosts, kept)
+        return _ipv6_only_spec(name, mode, gateway, dhcp, bridge, dev, domain, ipv6, mtu, uuid, hosts, kept,
+                               ipv6_guests)
     net = parse_ipv4_subnet(subnet)
     gw = parse_address(gateway, "gateway") if gateway else default_gateway(net)
     require_host_address(gw, net, "gateway")
@@ -411,11 +451,17 @@ def build_spec(name: str, subnet: str | None = None, gateway: str | None = None,
                        ipv6_gateway=str(v6.network_address + 1) if v6 else None, domain=domain, mtu=mtu)
 
 
-def _ipv6_only_spec(name, mode, gateway, dhcp, bridge, dev, domain, ipv6, mtu, uuid, hosts, kept) -> NetworkSpec:
-    """A network without IPv4: IPv6 only, or (as the host already has it) no address at all."""
-    if ipv6 is None and not (kept is not None and kept.subnet is None and kept.ipv6 is None and not kept.addresses):
+def _ipv6_only_spec(name, mode, gateway, dhcp, bridge, dev, domain, ipv6, mtu, uuid, hosts, kept,
+                    ipv6_guests) -> NetworkSpec:
+    """A network without IPv4: IPv6 only, or no address at all: isolated with IPv6 between its
+    guests (libvirt's use of ipv6='yes'), or as the host already has it."""
+    addressless = (mode == "isolated" and ipv6_guests) or \
+        (kept is not None and kept.subnet is None and kept.ipv6 is None and not kept.addresses)
+    if ipv6 is None and not addressless:
         raise InvalidInput("subnet", f"a network in mode {mode} needs an address; give an IPv4 subnet such as --subnet "
-                                     "192.168.200.0/24 or an IPv6 one such as --ipv6 fd00:200::/64.")
+                                     "192.168.200.0/24 or an IPv6 one such as --ipv6 fd00:200::/64"
+                                     + (", or make it isolated with IPv6 between its guests." if mode == "isolated"
+                                        else "."))
     given = [flag for flag, value in (("--gateway", gateway), ("host entries", hosts)) if value]
     if dhcp not in (None, False):
         given.append("--dhcp")
@@ -1096,11 +1142,13 @@ class Networks:
     # -- edit: in place when libvirt can, by an announced procedure when it cannot ---------
     def plan_edit(self, name: str, subnet: str | None = None, gateway: str | None = None,
                   dhcp: str | bool | None = None, mode: str | None = None, dev: str | None = None,
-                  domain: str | None = None, mtu: int | None = None) -> EditPlan:
+                  domain: str | None = None, mtu: int | None = None, ipv6_guests: bool | None = None,
+                  nat_ipv6: bool | None = None) -> EditPlan:
+        """None leaves a field as the network has it."""
         net = self._lookup(name)
         old_node = self._config(net)
         old = NetworkSpec.from_element(old_node)
-        new = self._edited_spec(old, subnet, gateway, dhcp, mode, dev, domain, mtu)
+        new = self._edited_spec(old, subnet, gateway, dhcp, mode, dev, domain, mtu, ipv6_guests, nat_ipv6)
         new = self.check_against_host(new, replacing=(name,))
         changed = _changed_fields(old, new)
         if not changed:
@@ -1111,7 +1159,8 @@ class Networks:
                                    f"{new.dhcp_start}-{new.dhcp_end} in place (net-update; no restart)"])
         return self._restart_plan(net, old_node, new, changed)
 
-    def _edited_spec(self, old: NetworkSpec, subnet, gateway, dhcp, mode, dev, domain, mtu) -> NetworkSpec:
+    def _edited_spec(self, old: NetworkSpec, subnet, gateway, dhcp, mode, dev, domain, mtu, ipv6_guests=None,
+                     nat_ipv6=None) -> NetworkSpec:
         new_mode = mode or old.mode
         new_subnet = subnet or old.subnet
         moved = subnet is not None and subnet != old.subnet
@@ -1134,8 +1183,12 @@ class Networks:
         # As with dev, an empty domain and an MTU of 0 mean "remove it" (the spec face needs that).
         domain = old.domain if domain is None else (domain or None)
         mtu = old.mtu if mtu is None else (mtu or None)
+        if nat_ipv6 is None:  # kept, unless the mode leaves NAT (libvirt allows <nat> in mode nat only)
+            nat_ipv6 = old.nat_ipv6 and new_mode == "nat"
         return build_spec(old.name, subnet=new_subnet, gateway=gateway, dhcp=dhcp, mode=new_mode, dev=dev,
-                          bridge=old.bridge, domain=domain, ipv6=old.ipv6, mtu=mtu, uuid=old.uuid, hosts=old.hosts)
+                          bridge=old.bridge, domain=domain, ipv6=old.ipv6, mtu=mtu, uuid=old.uuid, hosts=old.hosts,
+                          ipv6_guests=old.ipv6_guests if ipv6_guests is None else ipv6_guests, nat_ipv6=nat_ipv6,
+                          kept=old)
 
     def _restart_plan(self, net: libvirt.virNetwork, old_node: etree._Element, new: NetworkSpec,
                       changed: list[str]) -> EditPlan:
@@ -1294,7 +1347,8 @@ class Networks:
         net = self._lookup("default")
         current = NetworkSpec.from_element(self._config(net))
         wanted = stock.model_copy(update={"uuid": current.uuid, "hosts": current.hosts, "domain": current.domain,
-                                          "ipv6": current.ipv6, "ipv6_gateway": current.ipv6_gateway, "mtu": current.mtu})
+                                          "ipv6": current.ipv6, "ipv6_gateway": current.ipv6_gateway, "mtu": current.mtu,
+                                          "ipv6_guests": current.ipv6_guests, "nat_ipv6": current.nat_ipv6})
         wanted = self.check_against_host(wanted, replacing=("default",))
         changed = _changed_fields(current, wanted)
         if not changed:
@@ -1372,6 +1426,9 @@ def _changed_fields(old: NetworkSpec, new: NetworkSpec) -> list[str]:
               "domain": "DNS domain", "mtu": "MTU", "bridge": "bridge"}
     changed = [f"{label} {getattr(old, key) or '-'} -> {getattr(new, key) or '-'}"
                for key, label in labels.items() if getattr(old, key) != getattr(new, key)]
+    for key, label in (("ipv6_guests", "IPv6 between guests"), ("nat_ipv6", "NAT for IPv6")):
+        if getattr(old, key) != getattr(new, key):
+            changed.append(f"{label} {'on' if getattr(old, key) else 'off'} -> {'on' if getattr(new, key) else 'off'}")
     if (old.dhcp_start, old.dhcp_end) != (new.dhcp_start, new.dhcp_end):
         if old.has_dhcp and new.has_dhcp and old.subnet == new.subnet and old.gateway == new.gateway and not changed:
             return ["dhcp range"]

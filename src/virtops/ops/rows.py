@@ -73,6 +73,7 @@ def network_fields(node: Element) -> dict:
     """What virtops models of a network's XML, as the keys of NetworkSpec."""
     net = NetworkXml(node)
     spec = net.values("name", "uuid", "mode", "dev", "bridge", "domain", "mtu")
+    spec.update(ipv6_guests=bool(net.ipv6_guests), nat_ipv6=bool(net.nat_ipv6) and spec["mode"] == "nat")
     ipv4, ipv6 = net.ipv4, net.ipv6
     spec.update(subnet=None, gateway=None, dhcp_start=None, dhcp_end=None, hosts=[], ipv6=None, ipv6_gateway=None)
     if ipv4 is not None:
@@ -109,7 +110,7 @@ def network_row(net: libvirt.virNetwork) -> dict:
             "dhcp_start": spec["dhcp_start"], "dhcp_end": spec["dhcp_end"],
             "dhcp_range": f"{spec['dhcp_start']}-{spec['dhcp_end']}" if has_dhcp else None,
             "ipv6": spec["ipv6"], "domain": spec["domain"], "mtu": spec["mtu"], "hosts": spec["hosts"],
-            "addresses": network_addresses(root),
+            "ipv6_guests": spec["ipv6_guests"], "nat_ipv6": spec["nat_ipv6"], "addresses": network_addresses(root),
             "leases": lease_count(net) if active and spec["subnet"] else 0, "unreadable": None}
 
 
@@ -130,7 +131,7 @@ def network_row_or_unreadable(net: libvirt.virNetwork) -> dict | None:
     except UNREADABLE as err:
         reason = str(err)
     unknown = dict.fromkeys(("bridge", "dev", "subnet", "gateway", "dhcp_start", "dhcp_end", "dhcp_range", "ipv6",
-                              "domain", "mtu"))
+                              "domain", "mtu", "ipv6_guests", "nat_ipv6"))
     return {"name": net.name(), "uuid": net.UUIDString(), "active": bool(net.isActive()),
             "autostart": bool(net.autostart()), "persistent": bool(net.isPersistent()), "mode": "unreadable",
             **unknown, "hosts": [], "addresses": [], "leases": 0, "unreadable": reason}

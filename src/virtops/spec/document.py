@@ -181,6 +181,11 @@ class NetworkEntry(Model):
                                           "dhcp, hosts and ipv6.")
     domain: str | None = None
     mtu: int | None = None
+    ipv6_guests: bool | None = Field(None, description="IPv6 between the guests although the network has no IPv6 "
+                                     "address (libvirt's <network ipv6='yes'>); an isolated network then needs no "
+                                     "address at all. Default: off.")
+    nat_ipv6: bool | None = Field(None, description="Mode nat: NAT for the IPv6 addresses too, not only routing "
+                                  "(libvirt's <nat ipv6='yes'>, libvirt >= 6.5). Default: off.")
     autostart: bool = True
     active: bool = True
     xml: str | None = Field(None, description=XML_DESCRIPTION.format(kind="network", dump="net-dumpxml --inactive"))
@@ -194,7 +199,8 @@ class NetworkEntry(Model):
             dhcp = None  # "yes, the default range"
         hosts = [DhcpHost(mac=h.mac, ip=h.ip, name=h.name) for h in self.hosts] if with_hosts else []
         options = dict(subnet=self.subnet, gateway=self.gateway, dhcp=dhcp, mode=self.mode, dev=self.dev,
-                       bridge=self.bridge, domain=self.domain, ipv6=self.ipv6, mtu=self.mtu, hosts=hosts)
+                       bridge=self.bridge, domain=self.domain, ipv6=self.ipv6, mtu=self.mtu, hosts=hosts,
+                       ipv6_guests=bool(self.ipv6_guests), nat_ipv6=bool(self.nat_ipv6))
         if self.addresses:  # only then: Networks.create's callers without it stay as they were
             options["addresses"] = [Address(**a.model_dump()) for a in self.addresses]
         return options
@@ -205,7 +211,8 @@ class NetworkEntry(Model):
 
         options = self.build_options()
         return NetworkSpec(name=self.name, mode=self.mode, subnet=self.subnet, ipv6=self.ipv6,
-                           hosts=options["hosts"], addresses=options.get("addresses", []))
+                           hosts=options["hosts"], addresses=options.get("addresses", []),
+                           ipv6_guests=options["ipv6_guests"], nat_ipv6=options["nat_ipv6"])
 
     def normalized(self, kept: "NetworkEntry | None" = None) -> "NetworkEntry":
         """Defaults filled in; InvalidInput when refused. `kept`: the network as the host has it."""
@@ -298,6 +305,7 @@ def network_entry(spec, autostart: bool, active: bool) -> NetworkEntry:
     return NetworkEntry(name=spec.name, mode=spec.mode if spec.mode in NETWORK_MODES
                         else spec.mode, bridge=spec.bridge, dev=spec.dev, subnet=spec.subnet, gateway=spec.gateway,
                         dhcp=dhcp, hosts=hosts, ipv6=spec.ipv6, addresses=addresses, domain=spec.domain, mtu=spec.mtu,
+                        ipv6_guests=spec.ipv6_guests or None, nat_ipv6=spec.nat_ipv6 or None,  # off is the default
                         autostart=autostart, active=active)
 
 

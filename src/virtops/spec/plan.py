@@ -31,7 +31,7 @@ from virtops.ops.vm import DomainXml, HostView, PoolRoom, ResolvedVolume
 # lock, base/hostlock.py), and is refused at once in effect by another apply, which holds it longer.
 APPLY_WAIT_S = 5.0
 # Fields of a network the in-place edit (Networks.edit) changes; the rest need a new network.
-NETWORK_EDIT_FIELDS = ("mode", "dev", "subnet", "gateway", "dhcp", "domain", "mtu")
+NETWORK_EDIT_FIELDS = ("mode", "dev", "subnet", "gateway", "dhcp", "domain", "mtu", "ipv6_guests", "nat_ipv6")
 NETWORK_FIXED_FIELDS = ("bridge", "ipv6")
 POOL_STATE_FIELDS = ("autostart", "active")
 # A dir pool's permissions (POOL_PERMISSION_FIELDS) change in place (Pools.set_permissions); other
@@ -249,8 +249,8 @@ def _without(text: str, paths: tuple[str, ...]) -> str:
 # What NetworkEntry's fields say of a network, element by element, with the attributes they set
 # (and what libvirt writes by itself: the UUID, the bridge's MAC, NAT's default port range).
 NETWORK_FIELD_XML = {
-    "network": set(), "network/name": set(), "network/uuid": set(), "network/forward": {"mode", "dev"},
-    "network/forward/nat": set(), "network/forward/nat/port": {"start", "end"}, "network/forward/interface": {"dev"},
+    "network": {"ipv6"}, "network/name": set(), "network/uuid": set(), "network/forward": {"mode", "dev"},
+    "network/forward/nat": {"ipv6"}, "network/forward/nat/port": {"start", "end"}, "network/forward/interface": {"dev"},
     "network/bridge": {"name", "stp", "delay"}, "network/mtu": {"size"}, "network/mac": {"address"},
     "network/domain": {"name", "localOnly"}, "network/ip": {"address", "prefix", "netmask", "family"},
     "network/ip/dhcp": set(), "network/ip/dhcp/range": {"start", "end"}, "network/ip/dhcp/host": {"mac", "id", "name", "ip"},
@@ -278,7 +278,7 @@ def beyond_the_fields(root) -> bool:
 def beyond_the_addresses(root) -> bool:
     """Whether a network has what even the addresses: form cannot say, so that export carries it
     as xml: a mode the fields do not name, an element or attribute they do not set (DNS entries,
-    port groups, bandwidth, routes, IPv6 flags...), an <ip> without a usable address, a static
+    port groups, bandwidth, routes...), an <ip> without a usable address, a static
     host without an address or without what names it (an IPv4 one's MAC)."""
     from virtops.xmlmodels.network import NetworkXml
     from virtops.xmlmodels.values import NETWORK_MODES
@@ -921,7 +921,8 @@ class _Planner:
         restart and re-plug the running guests' NICs. Its plan says what the restart costs."""
         networks, name = self.host.networks, desired.name
         edit = dict(subnet=desired.subnet, gateway=desired.gateway, dhcp=desired.dhcp, mode=desired.mode,
-                    dev=desired.dev or "", domain=desired.domain or "", mtu=desired.mtu or 0)
+                    dev=desired.dev or "", domain=desired.domain or "", mtu=desired.mtu or 0,
+                    ipv6_guests=bool(desired.ipv6_guests), nat_ipv6=bool(desired.nat_ipv6))
         try:
             plan = networks.plan_edit(name, **edit)
             steps, guests, live_only = plan.steps, plan.guests, plan.live

@@ -360,6 +360,8 @@ class NetworkCreate(Activation):
     domain: str | None = None
     ipv6: str | None = None
     mtu: int | None = None
+    ipv6_guests: bool = Field(False, description="IPv6 between the guests although the network has no IPv6 address")
+    nat_ipv6: bool = Field(False, description="NAT for the IPv6 addresses too (mode nat)")
 
 
 @router.get("/networks", response_model=list[NetworkInfo])
@@ -391,6 +393,8 @@ class NetworkEdit(Body):
     dev: str | None = None
     domain: str | None = None
     mtu: int | None = None
+    ipv6_guests: bool | None = Field(None, description="IPv6 between the guests without an IPv6 address; absent: as it is")
+    nat_ipv6: bool | None = Field(None, description="NAT for the IPv6 addresses too (mode nat); absent: as it is")
     yes: bool = Field(False, description="run a plan that restarts the network (a change libvirt cannot make in place)")
 
 

@@ -1,5 +1,5 @@
 """Virtual network XML (<network>): forward mode, bridge, MTU, DNS domain, the IPv4 and the IPv6
-<ip> with their DHCP ranges and static hosts, and every <ip> as it is."""
+<ip> with their DHCP ranges and static hosts, every <ip> as it is, and the two IPv6 flags."""
 from __future__ import annotations
 
 import ipaddress
@@ -113,7 +113,8 @@ def _is_v6(ip: IpXml) -> bool:
 class NetworkXml(XmlModel):
     TAG = "network"
     ORDER = {"": ("name", "uuid", "title", "description", "metadata", "forward", "bridge", "mtu", "mac", "domain",
-                  "dns", "ip", "route", "portgroup", "bandwidth", "virtualport", "vlan", "port")}
+                  "dns", "ip", "route", "portgroup", "bandwidth", "virtualport", "vlan", "port"),
+             "forward": ("driver", "nat", "pf", "interface", "address")}
 
     def _mode(self) -> str:
         """No <forward>: isolated; <forward> without mode: nat (libvirt's default)."""
@@ -132,10 +133,16 @@ class NetworkXml(XmlModel):
         if nat is not None and mode not in MODES_WITH_NAT:  # libvirt refuses <nat> in other modes
             forward.remove(nat)
 
+    # <network ipv6='yes'>: IPv6 between the guests of a network that has no IPv6 address (libvirt
+    # then lets IPv6 cross its bridge; without it, and without an IPv6 address, it blocks IPv6).
+    ipv6_guests = Field("@ipv6", YESNO, carry="NetworkEntry.ipv6_guests")
     name = Field("name", carry="NetworkEntry.name")
     uuid = Field("uuid")
     mode = Field("forward/@mode", get=_mode, set=_set_mode, carry="NetworkEntry.mode")
     dev = Field("forward/@dev", carry="NetworkEntry.dev")
+    # <nat ipv6='yes'>: masquerade the IPv6 addresses too (libvirt >= 6.5), not only route them.
+    # libvirt allows <nat> in mode nat only; _set_mode removes it from the others.
+    nat_ipv6 = Field("forward/nat/@ipv6", YESNO, carry="NetworkEntry.nat_ipv6")
     bridge = Field("bridge/@name", carry="NetworkEntry.bridge")
     stp = Field("bridge/@stp", ONOFF)
     delay = Field("bridge/@delay", INT)
