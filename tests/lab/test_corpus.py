@@ -90,6 +90,16 @@ def test_info_shows_each_object_as_its_xml_says(corpus):
     assert "fd91:5::1/64" in shown and "0:3:0:1:0:16:3e:11:22:33 duid-host = fd91:4::2" in shown
     v6 = json.loads(cli_ok(source.uri, "net", "info", "cx-v6nat", "--json"))
     assert (v6["subnet"], v6["ipv6"], v6["addresses"][0]["dhcp_ranges"]) == (None, "fd91:2::/64", ["fd91:2::100-fd91:2::1ff"])
+    isolated = json.loads(cli_ok(source.uri, "net", "info", "cx-isolated", "--json"))
+    assert [(n["ipv6_guests"], n["nat_ipv6"], n["addresses"]) for n in (v6, isolated)] == [
+        (False, True, v6["addresses"]), (True, False, [])]
+    assert "NAT for IPv6:        yes" in cli_ok(source.uri, "net", "info", "cx-v6nat")
+    assert "IPv6 between guests: yes" in cli_ok(source.uri, "net", "info", "cx-isolated")
+    dotted = json.loads(cli_ok(source.uri, "net", "info", "cx-dotted", "--json"))  # a host by name only
+    assert [h["mac"] for h in dotted["hosts"]] == ["52:54:00:91:01:02", "52:54:00:91:01:03"]
+    assert dotted["addresses"][0]["hosts"][2] == {"name": "printer", "ip": "10.91.1.4"}
+    assert "Static hosts:        52:54:00:91:01:02=10.91.1.2, 52:54:00:91:01:03=10.91.1.3\n" in \
+        cli_ok(source.uri, "net", "info", "cx-dotted")
     unset = json.loads(cli_ok(source.uri, "pool", "list", "--all", "--json"))
     assert [(p["mode"], p["owner"], p["group"]) for p in unset if p["name"] == "cx-mnt"] == [(None, None, None)]
     mnt = json.loads(cli_ok(source.uri, "pool", "info", "cx-mnt", "--json"))
@@ -104,7 +114,14 @@ def test_export_then_plan_says_no_changes(corpus, tmp_path):
     spec.write_text(cli_ok(source.uri, "export"))
     text = spec.read_text()
     assert "target: /mnt" in text and "backing: /dev/null" in text and "name: b.example.com" in text
-    assert "name: cx-v6nat" in text and "name: cx-isolated" in text
+    networks = {entry["name"]: entry for entry in yaml.safe_load(text)["networks"]}
+    assert {key: networks["cx-isolated"].get(key) for key in ("mode", "bridge", "ipv6_guests", "xml")} == {
+        "mode": "isolated", "bridge": "cxbr3", "ipv6_guests": True, "xml": None}
+    assert {key: networks["cx-v6nat"].get(key) for key in ("mode", "nat_ipv6", "addresses", "xml")} == {
+        "mode": "nat", "nat_ipv6": True, "xml": None,
+        "addresses": [{"address": "fd91:2::1/64", "dhcp": ["fd91:2::100-fd91:2::1ff"]}]}
+    assert "xml" not in networks["cx-dotted"] and networks["cx-dotted"]["addresses"][0]["hosts"][2] == {
+        "name": "printer", "ip": "10.91.1.4"}  # a host by name only: the addresses: form holds it
     [vmdk] = [v for p in yaml.safe_load(text)["pools"] for v in p.get("volumes", []) if v["name"] == "appliance.vmdk"]
     assert '<format type="vmdk"/>' in vmdk["xml"]
     planned = run_cli("plan", "-f", str(spec), uri=source.uri)
@@ -165,12 +182,12 @@ def test_export_carries_the_domains_devices(corpus, tmp_path):
 def test_kinds_beyond_the_fields_are_exported_as_xml_and_applied_to_a_fresh_host(corpus, tmp_path):
     """Pools of types iscsi and scsi, networks in modes vepa and hostdev and those with more than the
     fields say go into the spec as libvirt's XML (logical and disk pools by their fields, the
-    multi-address network by its addresses:); applied to a fresh host they are defined as they are
-    (the device pools with them), and a plan there says no changes."""
+    multi-address networks by their addresses:, the IPv6 flags as fields); applied to a fresh host
+    they are defined as they are (the device pools with them), and a plan there says no changes."""
     source, target, _folder = corpus
     exported = yaml.safe_load(cli_ok(source.uri, "export"))
     as_xml = {entry["name"] for kind in ("pools", "networks") for entry in exported[kind] if "xml" in entry}
-    assert as_xml == {"cx-iscsi", "cx-scsi", "cx-hostdev", "cx-vepa", "cx-v6nat", "cx-isolated"}
+    assert as_xml == {"cx-iscsi", "cx-scsi", "cx-hostdev", "cx-vepa"}
     multi = next(entry for entry in exported["networks"] if entry["name"] == "cx-multi")
     assert multi["addresses"] == [
         {"address": "10.91.4.1/24", "dhcp": ["10.91.4.10-10.91.4.20", "10.91.4.30-10.91.4.40"],
@@ -188,7 +205,7 @@ def test_kinds_beyond_the_fields_are_exported_as_xml_and_applied_to_a_fresh_host
         "type": "disk", "device": "/dev/cxdisk", "target": "/dev", "format": "gpt"}
     spec = tmp_path / "beyond.yaml"
     chosen = {"pools": [e for e in exported["pools"] if "xml" in e or e["name"] in ("cx-logical", "cx-disk")],
-              "networks": [e for e in exported["networks"] if "xml" in e or e["name"] == "cx-multi"]}
+              "networks": [e for e in exported["networks"] if "xml" in e or e["name"] in FROM_FIELDS]}
     spec.write_text(yaml.safe_dump(chosen))
 
     applied = run_cli("apply", "-f", str(spec), uri=target.uri)
@@ -201,8 +218,12 @@ def test_kinds_beyond_the_fields_are_exported_as_xml_and_applied_to_a_fresh_host
             assert _without_mac(theirs[key]) == _without_mac(mine[key]), key
     for key in ("pool/cx-logical", "pool/cx-disk"):  # made from their fields: a UUID of their own
         assert _without_uuid(theirs[key]) == _without_uuid(mine[key]), key
-    assert _without_uuid(_without_mac(theirs["network/cx-multi"])) == \
-        _without_uuid(_without_mac(mine["network/cx-multi"]))
+    for name in FROM_FIELDS:  # made from their fields: a UUID of their own
+        assert _without_uuid(_without_mac(theirs[f"network/{name}"])) == \
+            _without_uuid(_without_mac(mine[f"network/{name}"])), name
+
+
+FROM_FIELDS = ("cx-multi", "cx-v6nat", "cx-isolated")  # networks beyond the single-address fields
 
 
 def _without_uuid(state: tuple) -> tuple:

@@ -120,6 +120,11 @@ CREATE_REFUSALS = [
     (["t-x", "--mode", "bridge", "--bridge", "virbr0", "--subnet", "10.40.0.0/24"], "mode: a bridge-mode network"),
     (["t-x", "--subnet", "10.40.0.0/24", "--ipv6", "fd00::1/64"], "ipv6:"),
     (["t-x", "--subnet", "10.40.0.0/24", "--mtu", "20"], "mtu:"),
+    (["t-x", "--subnet", "10.40.0.0/24", "--ipv6", "fd00:40::/64", "--mode", "route", "--nat-ipv6"],
+     "nat_ipv6: mode route does no NAT"),
+    (["t-x", "--subnet", "10.40.0.0/24", "--nat-ipv6"], "nat_ipv6: the network has no IPv6 address"),
+    (["t-x", "--mode", "bridge", "--bridge", "virbr0", "--ipv6-guests"], "ipv6_guests: a bridge-mode network"),
+    (["t-x", "--ipv6-guests"], "subnet: a network in mode nat needs an address"),
 ]
 
 
@@ -333,6 +338,55 @@ def test_edit_needing_restart_is_announced_then_done(lab, host, nets):
     assert (info.subnet, info.gateway, info.dhcp_range, info.mode, info.uuid, info.active) == (
         "10.53.0.0/24", "10.53.0.1", "10.53.0.128-10.53.0.254", "route", uuid, True)
     validate_config(host, "t-move")
+
+
+# -- the IPv6 flags ---------------------------------------------------------------------------
+def _in_lab(lab, *argv: str) -> str:
+    return subprocess.run(["ip", "netns", "exec", lab.netns, *argv], check=True, capture_output=True,
+                          text=True).stdout
+
+
+def _ipv6_disabled(lab, bridge: str) -> str:
+    return _in_lab(lab, "cat", f"/proc/sys/net/ipv6/conf/{bridge}/disable_ipv6").strip()
+
+
+def test_ipv6_between_guests_keeps_ipv6_on_a_bridge_without_address(lab, host, nets):
+    """libvirt switches IPv6 off on the bridge of a network without an IPv6 address, unless
+    ipv6='yes'; the flag is created, shown, and switched off by an announced restart."""
+    created = cli(lab, "net", "create", "t-lan6", "--mode", "isolated", "--ipv6-guests", "--bridge", "t-br61")
+    assert created.returncode == 0, created.stderr
+    host.conn.networkDefineXML("<network><name>t-lan6off</name><bridge name='t-br62'/></network>").create()
+    assert (_ipv6_disabled(lab, "t-br61"), _ipv6_disabled(lab, "t-br62")) == ("0", "1")
+    info = json.loads(cli(lab, "net", "info", "t-lan6", "--json").stdout)
+    assert (info["ipv6_guests"], info["subnet"], info["addresses"]) == (True, None, [])
+    assert "IPv6 between guests: yes" in cli(lab, "net", "info", "t-lan6").stdout
+    validate_config(host, "t-lan6")
+    before = host_state(host.conn)
+    plan = cli(lab, "net", "edit", "t-lan6", "--no-ipv6-guests")
+    assert plan.returncode == 0 and "IPv6 between guests on -> off" in plan.stdout and "restart t-lan6" in plan.stdout
+    assert host_state(host.conn) == before
+    done = cli(lab, "net", "edit", "t-lan6", "--no-ipv6-guests", "--yes")
+    assert done.returncode == 0, done.stderr
+    assert (nets.info("t-lan6").ipv6_guests, _ipv6_disabled(lab, "t-br61")) == (False, "1")
+
+
+def test_nat_for_ipv6_masquerades_the_ipv6_subnet(lab, host, nets):
+    """Without nat_ipv6 libvirt routes a NAT network's IPv6 subnet; with it, it masquerades it as IPv4."""
+    created = cli(lab, "net", "create", "t-v6nat", "--ipv6", "fd00:63::/64", "--nat-ipv6", "--bridge", "t-br63")
+    assert created.returncode == 0, created.stderr
+    nets.create("t-v6route", ipv6="fd00:64::/64", bridge="t-br64")
+    rules = _in_lab(lab, "ip6tables-save", "-t", "nat")
+    assert "-s fd00:63::/64 ! -d fd00:63::/64 -j MASQUERADE" in rules and "fd00:64::/64" not in rules
+    assert (nets.info("t-v6nat").nat_ipv6, nets.info("t-v6route").nat_ipv6) == (True, False)
+    validate_config(host, "t-v6nat")
+    before = host_state(host.conn)
+    refused = cli(lab, "net", "edit", "t-v6route", "--mode", "route", "--nat-ipv6", "--yes")
+    assert refused.returncode == 1 and "nat_ipv6: mode route does no NAT" in refused.stderr
+    assert host_state(host.conn) == before
+    routed = cli(lab, "net", "edit", "t-v6nat", "--mode", "route", "--yes")  # NAT for IPv6 leaves with NAT
+    assert routed.returncode == 0 and "NAT for IPv6 on -> off" in routed.stdout, routed.stdout + routed.stderr
+    assert host.conn.networkLookupByName("t-v6nat").XMLDesc(0).count("<nat") == 0
+    assert "fd00:63::/64 ! -d fd00:63::/64 -j MASQUERADE" not in _in_lab(lab, "ip6tables-save", "-t", "nat")
 
 
 # -- the stock default network --------------------------------------------------------------

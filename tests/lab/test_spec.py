@@ -438,36 +438,87 @@ networks:
 """
 
 
-def test_a_multi_address_network_is_applied_exported_and_changed_by_its_addresses(tmp_path):
+@pytest.fixture(scope="module")
+def spare():
+    """A fresh lab host of its own for the networks beyond the single-address fields."""
     lab = fresh_lab(f"spec-ma-{os.getpid() % 10000}")
-    try:
-        path = tmp_path / "multi.yaml"
-        path.write_text(MULTI_ADDRESS)
-        out = run_cli("apply", "-f", str(path), "--yes", uri=lab.uri)
-        assert out.returncode == 0, out.stderr
-        info = json.loads(run_cli("net", "info", "multi", "--json", uri=lab.uri).stdout)
-        assert [(a["address"], a["dhcp_ranges"]) for a in info["addresses"]] == [
-            ("10.93.4.1/24", ["10.93.4.10-10.93.4.20", "10.93.4.30-10.93.4.40"]), ("10.93.5.1/24", []),
-            ("fd93:4::1/64", ["fd93:4::10-fd93:4::20"]), ("fd93:5::1/64", [])]
-        assert info["addresses"][2]["hosts"] == [{"id": "0:3:0:1:0:16:3e:11:22:33", "name": "duid-host", "ip": "fd93:4::2"},
-                                                 {"name": "name-only", "ip": "fd93:4::3"}]
-        assert _plan_json(lab.uri, path)["actions"] == []
-        exported = yaml.safe_load(run_cli("export", uri=lab.uri).stdout)
-        multi = next(n for n in exported["networks"] if n["name"] == "multi")
-        assert multi["addresses"] == yaml.safe_load(MULTI_ADDRESS)["networks"][0]["addresses"] and "xml" not in multi
+    yield lab
+    lab.down()
 
-        changed = yaml.safe_load(MULTI_ADDRESS)
-        addresses = changed["networks"][0]["addresses"]
-        addresses[2]["dhcp"].append("fd93:4::30-fd93:4::40")
-        del addresses[1]
-        path.write_text(yaml.safe_dump(changed))
-        plan = _plan_json(lab.uri, path)["actions"]
-        assert [(a["kind"], a["name"], a["action"], a["changes"][0]["field"]) for a in plan] == [
-            ("network", "multi", "update", "xml")]
-        out = run_cli("apply", "-f", str(path), "--yes", uri=lab.uri)
-        assert out.returncode == 0, out.stderr
-        xml = run_cli("net", "dumpxml", "multi", uri=lab.uri).stdout
-        assert "10.93.5.1" not in xml and "start='fd93:4::30' end='fd93:4::40'" in xml
-        assert _plan_json(lab.uri, path)["actions"] == []
-    finally:
-        lab.down()
+
+def test_a_multi_address_network_is_applied_exported_and_changed_by_its_addresses(spare, tmp_path):
+    lab = spare
+    path = tmp_path / "multi.yaml"
+    path.write_text(MULTI_ADDRESS)
+    out = run_cli("apply", "-f", str(path), "--yes", uri=lab.uri)
+    assert out.returncode == 0, out.stderr
+    info = json.loads(run_cli("net", "info", "multi", "--json", uri=lab.uri).stdout)
+    assert [(a["address"], a["dhcp_ranges"]) for a in info["addresses"]] == [
+        ("10.93.4.1/24", ["10.93.4.10-10.93.4.20", "10.93.4.30-10.93.4.40"]), ("10.93.5.1/24", []),
+        ("fd93:4::1/64", ["fd93:4::10-fd93:4::20"]), ("fd93:5::1/64", [])]
+    assert info["addresses"][2]["hosts"] == [{"id": "0:3:0:1:0:16:3e:11:22:33", "name": "duid-host", "ip": "fd93:4::2"},
+                                             {"name": "name-only", "ip": "fd93:4::3"}]
+    assert _plan_json(lab.uri, path)["actions"] == []
+    exported = yaml.safe_load(run_cli("export", uri=lab.uri).stdout)
+    multi = next(n for n in exported["networks"] if n["name"] == "multi")
+    assert multi["addresses"] == yaml.safe_load(MULTI_ADDRESS)["networks"][0]["addresses"] and "xml" not in multi
+
+    changed = yaml.safe_load(MULTI_ADDRESS)
+    addresses = changed["networks"][0]["addresses"]
+    addresses[2]["dhcp"].append("fd93:4::30-fd93:4::40")
+    del addresses[1]
+    path.write_text(yaml.safe_dump(changed))
+    plan = _plan_json(lab.uri, path)["actions"]
+    assert [(a["kind"], a["name"], a["action"], a["changes"][0]["field"]) for a in plan] == [
+        ("network", "multi", "update", "xml")]
+    out = run_cli("apply", "-f", str(path), "--yes", uri=lab.uri)
+    assert out.returncode == 0, out.stderr
+    xml = run_cli("net", "dumpxml", "multi", uri=lab.uri).stdout
+    assert "10.93.5.1" not in xml and "start='fd93:4::30' end='fd93:4::40'" in xml
+    assert _plan_json(lab.uri, path)["actions"] == []
+
+
+IPV6_FLAGS = """\
+networks:
+  - name: lan6
+    mode: isolated
+    ipv6_guests: true
+  - name: v6nat
+    ipv6: fd00:94::/64
+    nat_ipv6: true
+"""
+
+
+def test_the_ipv6_flags_are_applied_exported_and_a_change_restarts_the_network(spare, tmp_path):
+    path = tmp_path / "flags.yaml"
+    path.write_text(IPV6_FLAGS)
+    out = run_cli("apply", "-f", str(path), "--yes", uri=spare.uri)
+    assert out.returncode == 0, out.stderr
+    infos = [json.loads(run_cli("net", "info", name, "--json", uri=spare.uri).stdout) for name in ("lan6", "v6nat")]
+    assert [(i["ipv6_guests"], i["nat_ipv6"], i["active"]) for i in infos] == [(True, False, True), (False, True, True)]
+    assert _plan_json(spare.uri, path)["actions"] == []
+    exported = {n["name"]: n for n in yaml.safe_load(run_cli("export", uri=spare.uri).stdout)["networks"]}
+    assert (exported["lan6"].get("ipv6_guests"), exported["v6nat"].get("nat_ipv6")) == (True, True)
+    assert "xml" not in exported["lan6"] and "xml" not in exported["v6nat"]
+
+    changed = yaml.safe_load(IPV6_FLAGS)
+    changed["networks"][1]["nat_ipv6"] = False
+    path.write_text(yaml.safe_dump(changed))
+    [action] = _plan_json(spare.uri, path)["actions"]
+    assert (action["name"], action["mode"], action["needs_yes"]) == ("v6nat", "needs-restart", True)
+    assert action["changes"] == [{"field": "nat_ipv6", "from": True, "to": None}]
+    before = _state(spare)
+    refused = run_cli("apply", "-f", str(path), uri=spare.uri)
+    assert refused.returncode == 1 and "add --yes" in refused.stderr
+    assert _state(spare) == before
+    out = run_cli("apply", "-f", str(path), "--yes", uri=spare.uri)
+    assert out.returncode == 0, out.stderr
+    assert "<nat" not in run_cli("net", "dumpxml", "v6nat", uri=spare.uri).stdout
+    assert _plan_json(spare.uri, path)["actions"] == []
+
+    changed["networks"][1].update(mode="route", nat_ipv6=True)
+    path.write_text(yaml.safe_dump(changed))
+    before = _state(spare)
+    planned = run_cli("plan", "-f", str(path), uri=spare.uri)
+    assert planned.returncode == 1 and "networks[1].nat_ipv6: mode route does no NAT" in planned.stderr, planned.stderr
+    assert _state(spare) == before

@@ -113,6 +113,10 @@ def test_network_edit_in_place_or_by_an_announced_plan(api, conn):
     assert X.parse(conn.networkLookupByName("editme").XMLDesc(0)).find("ip").get("address") == "10.78.0.1"
     refused = api.post("/api/networks/editme/edit", json={"subnet": "192.168.122.0/24", "yes": True})
     assert refused.status_code == 422 and refused.json()["field"] == "subnet"
+    flagged = api.post("/api/networks/editme/edit", json={"ipv6_guests": True, "yes": True}).json()
+    assert flagged["done"] and "IPv6 between guests off -> on" in flagged["plan"]["steps"][0]
+    assert X.parse(conn.networkLookupByName("editme").XMLDesc(0)).get("ipv6") == "yes"
+    assert api.get("/api/networks/editme").json()["ipv6_guests"] is True
     assert api.delete("/api/networks/editme").status_code == 200
 
 
@@ -136,6 +140,7 @@ def test_backup_download_is_a_restorable_archive(api, conn, tmp_path):
     ("post", "/api/networks", {"name": "other", "subnet": "10.9.0.0/24", "dhcp": "10.9.1.10-10.9.1.20"}, 422, "dhcp"),
     ("post", "/api/networks", {"name": "bad name!", "subnet": "10.9.0.0/24"}, 422, "name"),
     ("post", "/api/networks", {"name": "other", "mode": "tunnel"}, 422, "mode"),
+    ("post", "/api/networks", {"name": "other", "subnet": "10.9.0.0/24", "nat_ipv6": True}, 422, "nat_ipv6"),
     ("post", "/api/pools", {"name": "p2", "type": "dir", "target": "relative/path"}, 422, "target"),
     ("post", "/api/pools/nope/volumes", {"name": "v", "capacity": "1G"}, 404, None),
     ("post", "/api/pools/default-missing/volumes", {"name": "v", "capacity": "lots"}, 422, "capacity"),

@@ -169,6 +169,9 @@ def test_every_address_of_a_network_reads_and_writes_back_as_libvirt_formats_it(
      ("addresses", 0, "hosts", 0), "name"),
     ([_addr("10.1.0.1/24", hosts=[{"mac": "52:54:00:00:00:01", "ip": "10.1.0.5"}]),
       _addr("fd00::1/64", hosts=[{"mac": "52:54:00:00:00:01", "ip": "fd00::5"}])], ("addresses", 1, "hosts", 0), "mac"),
+    ([_addr("fd00::1/64", hosts=[{"mac": "52:54:00:00:00:01", "name": "six", "ip": "fd00::5"}])],
+     ("addresses", 0, "hosts", 0), "mac"),  # libvirt refuses a MAC on an IPv6 host
+    ([_addr("10.1.0.1/24", hosts=[{"id": "0:1", "ip": "10.1.0.5"}])], ("addresses", 0, "hosts", 0), "mac"),
     ([_addr("fd00::1/64", hosts=[{"id": "0:1", "ip": "fd00::5"}, {"id": "0:2", "ip": "fd00::5"}])],
      ("addresses", 0, "hosts", 1), "ip"),
     ([_addr("fd00::1/64", hosts=[{"name": "x", "ip": "fd00::5"}, {"name": "x", "ip": "fd00::6"}])],
@@ -290,3 +293,33 @@ def test_an_edit_keeps_the_flags_unless_told_and_nat_for_ipv6_leaves_with_nat():
     with pytest.raises(InvalidInput) as err:
         edit(None, old, None, None, None, "route", None, None, None, nat_ipv6=True)
     assert err.value.field == "nat_ipv6"
+
+
+def test_an_ipv4_host_given_by_name_only_is_one_libvirt_accepts():
+    """dnsmasq matches it by the host name its client sends: the addresses: form carries it, and
+    export no longer needs xml: for it."""
+    from virtops.spec import rawxml
+    from virtops.spec.plan import beyond_the_addresses, beyond_the_fields
+
+    text = ("<network><name>byname</name><bridge name='virbr41'/><forward mode='nat'/>"
+            "<ip address='10.41.0.1' prefix='24'><dhcp><range start='10.41.0.100' end='10.41.0.200'/>"
+            "<host name='printer' ip='10.41.0.5'/></dhcp></ip></network>")
+    node = X.parse(text)
+    assert beyond_the_fields(node) and not beyond_the_addresses(node)
+    kept = NetworkSpec.from_element(node, every_address=True)
+    assert kept.addresses[0].hosts == [AddressHost(name="printer", ip="10.41.0.5")]
+    built = build_spec(kept.name, mode=kept.mode, bridge=kept.bridge, addresses=kept.addresses)
+    assert rawxml.same("network", built.to_xml(), text)
+
+
+def test_a_host_known_by_name_only_stays_through_a_change_of_the_single_form():
+    """`net edit` and the host entries read the single form, whose hosts are by MAC: a host by name
+    only is neither shown as one with an empty MAC nor dropped (nor written with mac='')."""
+    node = X.parse("<network><name>byname</name><forward mode='nat'/><ip address='10.41.0.1' prefix='24'><dhcp>"
+                   "<host name='printer' ip='10.41.0.5'/><host mac='52:54:00:00:00:02' ip='10.41.0.6'/>"
+                   "</dhcp></ip></network>")
+    spec = NetworkSpec.from_element(node)
+    assert spec.hosts == [DhcpHost(mac="52:54:00:00:00:02", ip="10.41.0.6")]
+    assert X.to_string(merge_into(node, spec)) == X.to_string(node)
+    changed = merge_into(node, spec.model_copy(update={"mtu": 1400, "hosts": []}))  # validated by libvirt's schema
+    assert [dict(h.attrib) for h in changed.iterfind("ip/dhcp/host")] == [{"name": "printer", "ip": "10.41.0.5"}]

@@ -74,7 +74,7 @@ class DhcpHost(Model):
 
 
 class AddressHost(Model):
-    """A static host of one address: an IPv4 one by MAC, an IPv6 one by MAC, DUID (id) or name."""
+    """A static host of one address: an IPv4 one by MAC or name, an IPv6 one by DUID (id) or name."""
 
     mac: str | None = None
     id: str | None = None
@@ -176,12 +176,16 @@ class NetworkSpec(Model):
         return net
 
     def _ipv4_values(self, current: IpXml | None) -> dict:
-        """The first range is the spec's; further ranges of the same subnet (virtops models one) stay."""
+        """The first range is the spec's; further ranges of the same subnet (virtops models one)
+        stay, and so do its hosts known by name only (the single form's hosts are by MAC)."""
         ranges = [dict(start=self.dhcp_start, end=self.dhcp_end)] if self.has_dhcp else []
-        if ranges and current is not None and str(current.interface.network) == self.subnet:
-            ranges += [r.values() for r in list(current.ranges)[1:]]
+        hosts = [dict(mac=h.mac, name=h.name, ip=h.ip) for h in self.hosts]
+        if current is not None and str(current.interface.network) == self.subnet:
+            if ranges:
+                ranges += [r.values() for r in list(current.ranges)[1:]]
+            hosts += [h.values() for h in current.hosts if not h.mac]
         return dict(address=self.gateway, prefix=ipaddress.ip_network(self.subnet).prefixlen, ranges=ranges,
-                    hosts=[dict(mac=h.mac, name=h.name, ip=h.ip) for h in self.hosts])
+                    hosts=hosts)
 
     def to_xml(self) -> str:
         return X.to_string(self.to_element())
@@ -557,10 +561,15 @@ def _checked_range(text: str, interface) -> str:
 
 def _checked_address_host(host: AddressHost, interface, kept_names: set[str | None]) -> AddressHost:
     ip = _address_in(host.ip, interface, "ip")
-    if interface.version == 4 and not host.mac:
-        raise InvalidInput("mac", f"an IPv4 host ({ip}) is known by its MAC; give mac.")
-    if interface.version == 6 and not (host.mac or host.id or host.name):
-        raise InvalidInput("id", f"an IPv6 host ({ip}) is known by its DUID, MAC or name; give id, mac or name.")
+    # libvirt's rules: an IPv4 host is matched by MAC or by the name its client sends; an IPv6
+    # one by DUID or name, never by MAC (DHCPv6 clients send no MAC).
+    if interface.version == 4 and not (host.mac or host.name):
+        raise InvalidInput("mac", f"an IPv4 host ({ip}) is known by its MAC or its name; give mac or name.")
+    if interface.version == 6 and host.mac:
+        raise InvalidInput("mac", f"libvirt knows an IPv6 host ({ip}) by its DUID or name, not its MAC; give id or "
+                                  "name instead.")
+    if interface.version == 6 and not (host.id or host.name):
+        raise InvalidInput("id", f"an IPv6 host ({ip}) is known by its DUID or name; give id or name.")
     if host.name is not None and host.name not in kept_names and not HOSTNAME_PATTERN.match(host.name):
         raise InvalidInput("name", f"{host.name!r} is not a host name; use letters, digits and '-', up to 63.")
     return AddressHost(mac=normalize_mac(host.mac) if host.mac else None, id=host.id, name=host.name, ip=str(ip))

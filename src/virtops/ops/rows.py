@@ -80,7 +80,7 @@ def network_fields(node: Element) -> dict:
         ranges = list(ipv4.ranges)
         spec.update(subnet=str(ipv4.interface.network), gateway=str(ipv4.interface.ip),
                     dhcp_start=ranges[0].start if ranges else None, dhcp_end=ranges[0].end if ranges else None,
-                    hosts=[{"mac": h.mac or "", "ip": h.ip or "", "name": h.name} for h in ipv4.hosts if h.ip])
+                    hosts=[{"mac": h.mac, "ip": h.ip, "name": h.name} for h in ipv4.hosts if h.ip and h.mac])
     if ipv6 is not None:
         spec.update(ipv6=str(ipv6.interface.network), ipv6_gateway=str(ipv6.interface.ip))
     return spec

@@ -147,7 +147,7 @@ class HostEntry(Model):
 
 
 class AddressHostEntry(Model):
-    """A static DHCP host of one address: IPv4 by mac, IPv6 by id (its DUID), mac or name."""
+    """A static DHCP host of one address: IPv4 by mac or name, IPv6 by id (its DUID) or name."""
 
     mac: str | None = None
     id: str | None = None

@@ -279,7 +279,7 @@ def beyond_the_addresses(root) -> bool:
     """Whether a network has what even the addresses: form cannot say, so that export carries it
     as xml: a mode the fields do not name, an element or attribute they do not set (DNS entries,
     port groups, bandwidth, routes...), an <ip> without a usable address, a static
-    host without an address or without what names it (an IPv4 one's MAC)."""
+    host without an address or without what names it (a MAC, DUID or name)."""
     from virtops.xmlmodels.network import NetworkXml
     from virtops.xmlmodels.values import NETWORK_MODES
 
@@ -289,7 +289,7 @@ def beyond_the_addresses(root) -> bool:
     for ip in net.ips:
         if ip.interface is None:
             return True
-        if any(not h.ip or not (h.mac or (ip.version == 6 and (h.id or h.name))) for h in ip.hosts):
+        if any(not h.ip or not (h.mac or h.name or (ip.version == 6 and h.id)) for h in ip.hosts):
             return True
     return False
 
