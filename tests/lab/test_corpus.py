@@ -118,7 +118,7 @@ def test_export_then_plan_says_no_changes(corpus, tmp_path):
     assert {key: networks["cx-isolated"].get(key) for key in ("mode", "bridge", "ipv6_guests", "xml")} == {
         "mode": "isolated", "bridge": "cxbr3", "ipv6_guests": True, "xml": None}
     assert {key: networks["cx-v6nat"].get(key) for key in ("mode", "nat_ipv6", "addresses", "xml")} == {
-        "mode": "nat", "nat_ipv6": True, "xml": None,
+        "mode": None, "nat_ipv6": True, "xml": None,  # nat: the default mode
         "addresses": [{"address": "fd91:2::1/64", "dhcp": ["fd91:2::100-fd91:2::1ff"]}]}
     assert "xml" not in networks["cx-dotted"] and networks["cx-dotted"]["addresses"][0]["hosts"][2] == {
         "name": "printer", "ip": "10.91.1.4"}  # a host by name only: the addresses: form holds it

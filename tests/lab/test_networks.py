@@ -346,17 +346,20 @@ def _in_lab(lab, *argv: str) -> str:
                           text=True).stdout
 
 
-def _ipv6_disabled(lab, bridge: str) -> str:
-    return _in_lab(lab, "cat", f"/proc/sys/net/ipv6/conf/{bridge}/disable_ipv6").strip()
+def _guests_talk_ipv6(lab, bridge: str) -> bool:
+    """Whether libvirt's IPv6 firewall lets the guests on the bridge reach each other (and nothing else)."""
+    rules = _in_lab(lab, "ip6tables-save", "-t", "filter")
+    return f"-A LIBVIRT_FWX -i {bridge} -o {bridge} -j ACCEPT" in rules and f"-A LIBVIRT_FWO -i {bridge} -j REJECT" in rules
 
 
-def test_ipv6_between_guests_keeps_ipv6_on_a_bridge_without_address(lab, host, nets):
-    """libvirt switches IPv6 off on the bridge of a network without an IPv6 address, unless
-    ipv6='yes'; the flag is created, shown, and switched off by an announced restart."""
+def test_ipv6_between_guests_gets_the_bridge_its_ipv6_rules_without_an_address(lab, host, nets):
+    """libvirt gives a network without an IPv6 address no IPv6 firewall rules, unless ipv6='yes':
+    then guests on its bridge may talk IPv6 with each other, and no further. The flag is created,
+    shown, and switched off by an announced restart."""
     created = cli(lab, "net", "create", "t-lan6", "--mode", "isolated", "--ipv6-guests", "--bridge", "t-br61")
     assert created.returncode == 0, created.stderr
     host.conn.networkDefineXML("<network><name>t-lan6off</name><bridge name='t-br62'/></network>").create()
-    assert (_ipv6_disabled(lab, "t-br61"), _ipv6_disabled(lab, "t-br62")) == ("0", "1")
+    assert (_guests_talk_ipv6(lab, "t-br61"), _guests_talk_ipv6(lab, "t-br62")) == (True, False)
     info = json.loads(cli(lab, "net", "info", "t-lan6", "--json").stdout)
     assert (info["ipv6_guests"], info["subnet"], info["addresses"]) == (True, None, [])
     assert "IPv6 between guests: yes" in cli(lab, "net", "info", "t-lan6").stdout
@@ -367,7 +370,7 @@ def test_ipv6_between_guests_keeps_ipv6_on_a_bridge_without_address(lab, host, n
     assert host_state(host.conn) == before
     done = cli(lab, "net", "edit", "t-lan6", "--no-ipv6-guests", "--yes")
     assert done.returncode == 0, done.stderr
-    assert (nets.info("t-lan6").ipv6_guests, _ipv6_disabled(lab, "t-br61")) == (False, "1")
+    assert (nets.info("t-lan6").ipv6_guests, _guests_talk_ipv6(lab, "t-br61")) == (False, False)
 
 
 def test_nat_for_ipv6_masquerades_the_ipv6_subnet(lab, host, nets):

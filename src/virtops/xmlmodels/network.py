@@ -134,7 +134,8 @@ class NetworkXml(XmlModel):
             forward.remove(nat)
 
     # <network ipv6='yes'>: IPv6 between the guests of a network that has no IPv6 address (libvirt
-    # then lets IPv6 cross its bridge; without it, and without an IPv6 address, it blocks IPv6).
+    # then gives its bridge the IPv6 firewall rules of one that has: guest to guest accepted,
+    # nothing forwarded beyond it; without the flag such a network gets no IPv6 rules at all).
     ipv6_guests = Field("@ipv6", YESNO, carry="NetworkEntry.ipv6_guests")
     name = Field("name", carry="NetworkEntry.name")
     uuid = Field("uuid")
