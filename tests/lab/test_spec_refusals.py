@@ -97,10 +97,12 @@ MISTAKES = [
      "networks[0].addresses[1].address: 10.78.1.128/25 overlaps 10.78.1.0/24 of addresses[0]"),
     ("an address overlapping another network's", _multi("- {address: 'fd78::1/64'}\n- {address: 10.77.0.200/24}\n"),
      "networks[0].addresses[1].address: 10.77.0.0/24 overlaps 10.77.0.0/24 of network heldnet"),
-    ("one MAC on hosts of two addresses", _multi(
-        "- {address: 10.78.1.1/24, hosts: [{mac: '52:54:00:77:00:09', ip: 10.78.1.5}]}\n"
-        "- {address: 'fd78::1/64', hosts: [{mac: '52:54:00:77:00:09', ip: 'fd78::5'}]}\n"),
-     "networks[0].addresses[1].hosts[0].mac: 52:54:00:77:00:09 is already given to the host 10.78.1.5"),
+    ("one MAC on two hosts", _multi(
+        "- {address: 10.78.1.1/24, hosts: [{mac: '52:54:00:77:00:09', ip: 10.78.1.5},"
+        " {mac: '52:54:00:77:00:09', ip: 10.78.1.6}]}\n"),
+     "networks[0].addresses[0].hosts[1].mac: 52:54:00:77:00:09 is already given to the host 10.78.1.5"),
+    ("a MAC on an IPv6 host", _multi("- {address: 'fd78::1/64', hosts: [{mac: '52:54:00:77:00:09', ip: 'fd78::5'}]}\n"),
+     "networks[0].addresses[0].hosts[0].mac: libvirt knows an IPv6 host (fd78::5) by its DUID or name, not its MAC"),
     ("memory beyond the host", POOLS + "vms:\n" + _vm("m1", "- {volume: refpool/free.raw}\n", memory="64T"),
      "vms[0].memory:"),
     ("a disk in a pool the spec makes with a mode QEMU cannot pass",
