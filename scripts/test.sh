@@ -7,6 +7,9 @@ report=$(mktemp /tmp/virtops-junit.XXXXXX.xml)
 export VIRTOPS_REQUIRE_LAB=1
 export HYPOTHESIS_PROFILE=${HYPOTHESIS_PROFILE:-ci}
 status=0
+# The web console's pages as this run's browser tests see them (tests/screenshots.py): a fresh folder.
+screenshots="${VIRTOPS_ARTIFACTS:-$PWD/test-output}/screenshots"
+rm -rf "$screenshots"
 # The layers of the package (pyproject.toml [tool.importlinter]; docs/architecture.md).
 .venv/bin/lint-imports --no-cache || status=1
 # Names used but never defined, imports never used (the package and the benchmarks).
@@ -26,4 +29,7 @@ if lab:
 print(f"lab-host tests: none skipped ({len(skipped)} skipped elsewhere)")
 PY
 rm -f "$report"
+if [ -d "$screenshots" ]; then
+  echo "screenshots of the web console: $screenshots ($(find "$screenshots" -name '*.png' | wc -l) pages)"
+fi
 exit $status

@@ -50,7 +50,7 @@ def test_migrate_from_the_page_shows_why_a_host_cannot_and_moves_live(page, labs
     cli_ok(source.uri, "vm", "create", "traveller", "--memory", "128M", "--vcpus", "1", "--disk", "nfs/traveller",
            "--boot", boot, "--start")
     page.goto(f"/hosts/{HOSTS[0]}/vms")
-    page.locator("#vms tr[data-name=traveller]").get_by_role("button", name="traveller").click()
+    page.locator("#vms tr[data-name=traveller]").get_by_role("link", name="traveller").click()
     page.locator("#vm-actions").get_by_role("button", name="Migrate").click()
     expect(page.locator("#migrate")).to_be_visible()
     expect(page.locator("#migrate-form select[name=to] option")).to_have_count(2)

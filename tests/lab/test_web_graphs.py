@@ -72,8 +72,7 @@ def test_host_and_vm_graphs_grow_live_and_switch_ranges(page, screen_guest):
     host.get_by_role("button", name="30d").click()
     expect(host).to_have_attribute("data-points", "720")
 
-    page.goto("/vms")
-    page.locator(f"#vms tr[data-name={VM}]").get_by_role("button", name=VM).click()
+    page.goto(f"/vms/{VM}")
     vm = page.locator("#vm-graphs")
     expect(vm.locator(".uplot")).to_have_count(4)
     expect(vm.locator(".uplot canvas")).to_have_count(4)

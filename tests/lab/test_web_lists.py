@@ -99,7 +99,8 @@ def test_empty_states_say_what_to_do(page, conn):
     page.goto("/vms?q=no-such-vm")
     expect(page.locator("#vms tbody tr.empty")).to_have_text("No VMs match “no-such-vm”.")
     page.goto("/vms?q=lst7")
-    page.locator("#vms tr[data-name=lst7]").get_by_role("button", name="lst7", exact=True).click()
+    page.locator("#vms tr[data-name=lst7]").get_by_role("link", name="lst7", exact=True).click()
+    page.get_by_role("tab", name="Disks and NICs").click()
     expect(page.locator("#vm-disks tbody tr.empty")).to_have_text("No disks yet — attach a volume below.")
 
 
@@ -245,9 +246,13 @@ def test_axe_finds_nothing_on_any_page(browser, server, conn, scheme):
         page.locator("main table tbody tr, #host-facts dd").first.wait_for()
         assert axe_violations(page) == [], path
     page.goto("/vms?q=lst1")
-    page.locator("#vms tr[data-name=lst1]").get_by_role("button", name="lst1", exact=True).click()
-    expect(page.locator("#vm-detail")).to_be_visible()
-    assert axe_violations(page) == [], "a VM's detail"
+    page.locator("#vms tr[data-name=lst1]").get_by_role("link", name="lst1", exact=True).click()
+    expect(page.locator("#vm-facts [data-fact=State]")).to_have_text("shut off")
+    assert axe_violations(page) == [], "a VM's page"
+    for tab in ("Disks and NICs", "Settings", "XML", "Console"):
+        page.get_by_role("tab", name=tab).click()
+        expect(page.get_by_role("tabpanel", name=tab)).to_be_visible()
+        assert axe_violations(page) == [], f"a VM's {tab} tab"
     page.goto("/login")
     assert axe_violations(page) == [], "/login"
     page.context.close()
@@ -261,7 +266,7 @@ def test_repeated_buttons_name_their_object_and_actions_say_done(page, conn):
     expect(row.get_by_role("button", name="XML default", exact=True)).to_be_visible()
     page.goto("/vms?q=lst5")
     expect(page.get_by_role("checkbox", name="Select lst5", exact=True)).to_be_visible()
-    page.locator("#vms tr[data-name=lst5]").get_by_role("button", name="lst5", exact=True).click()
+    page.locator("#vms tr[data-name=lst5]").get_by_role("link", name="lst5", exact=True).click()
     page.get_by_role("button", name="start", exact=True).click()
     expect(page.locator("#notice")).to_have_text("VM lst5 started.")
     assert conn.lookupByName("lst5").isActive()

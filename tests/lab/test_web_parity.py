@@ -82,7 +82,8 @@ def refused(page, sentence: str) -> None:
 
 def open_volumes(page):
     page.goto("/pools")
-    page.locator(f"#pools tr[data-name={POOL}]").get_by_role("button", name=POOL, exact=True).click()
+    page.locator(f"#pools tr[data-name={POOL}]").get_by_role("link", name=POOL, exact=True).click()
+    page.get_by_role("tab", name="Volumes").click()
     return lambda name: page.locator(f"#volumes tr[data-name={name}]")
 
 
@@ -113,7 +114,7 @@ def test_autostart_toggles_of_pool_network_and_vm(page, conn):
     assert conn.networkLookupByName(NET).autostart() == 0
 
     page.goto("/vms")
-    page.locator(f"#vms tr[data-name={VM}]").get_by_role("button", name=VM, exact=True).click()
+    page.locator(f"#vms tr[data-name={VM}]").get_by_role("link", name=VM, exact=True).click()
     page.get_by_label(f"autostart vm {VM}").check()
     expect(page.get_by_label(f"autostart vm {VM}")).to_be_enabled()
     assert conn.lookupByName(VM).autostart() == 1
@@ -121,7 +122,7 @@ def test_autostart_toggles_of_pool_network_and_vm(page, conn):
 
 def test_vm_settings_change_memory_vcpus_and_boot_order_and_refuse_what_the_host_lacks(page, conn, web_lab):
     page.goto("/vms")
-    page.locator(f"#vms tr[data-name={VM}]").get_by_role("button", name=VM, exact=True).click()
+    page.locator(f"#vms tr[data-name={VM}]").get_by_role("link", name=VM, exact=True).click()
     page.locator("#vm-actions").get_by_role("button", name="Settings…").click()
     cpus = conn.getInfo()[2]
     before = host_state(conn)
@@ -325,7 +326,7 @@ def test_vm_delete_with_storage_lists_and_removes_its_volumes(page, conn):
     conn.defineXML(DomainSpec(name="paritytwin", virt_type="qemu",
                               disks=[DiskSpec(target="vda", pool=POOL, volume="sys")]).to_xml())  # shares sys
     page.goto("/vms")
-    page.locator(f"#vms tr[data-name={VM}]").get_by_role("button", name=VM, exact=True).click()
+    page.locator(f"#vms tr[data-name={VM}]").get_by_role("link", name=VM, exact=True).click()
     page.locator("#vm-actions").get_by_role("button", name="Remove with storage…").click()
     expect(dialog(page).locator(".refused")).to_contain_text(f"volume {POOL}/sys of {VM} is also used by paritytwin")
     expect(dialog(page).locator("input[name=remove_storage]")).to_be_disabled()
@@ -336,7 +337,7 @@ def test_vm_delete_with_storage_lists_and_removes_its_volumes(page, conn):
     expect(dialog(page).locator("li[data-volume]")).to_have_text([f"{POOL}/sys"])
     dialog(page).locator("input[name=remove_storage]").check()
     submit(page)
-    expect(page.locator(f"#vms tr[data-name={VM}]")).to_have_count(0)
+    expect(page.locator("#object-gone")).to_contain_text("is no longer on this host")  # the VM's page says so
     assert VM not in [d.name() for d in conn.listAllDomains()]
     assert "sys" not in pool.listVolumes()
 

@@ -59,8 +59,7 @@ def canvas_picture(page) -> Picture:
 
 def test_the_guest_screen_in_novnc(page, screen_guest):
     console = screen_guest
-    page.goto("/vms")
-    page.locator(f"#vms tr[data-name={VM}]").get_by_role("button", name=VM).click()
+    page.goto(f"/vms/{VM}/console")
     thumbnail = page.locator("#vm-screen img.vm-thumbnail")
     expect(thumbnail).to_be_visible()
     assert lit(parse_png(thumbnail.screenshot())) > 200  # the boot text, shrunk

@@ -24,7 +24,7 @@ from virtops.xmlmodels.values import EditableMode, NetworkMode
 from virtops.host import Host
 from virtops.ops.domain import KernelBoot
 from virtops.ops.impact import Impact
-from virtops.ops.network import DhcpHost, EditPlan, NetworkInfo
+from virtops.ops.network import DhcpHost, EditPlan, Lease, NetworkInfo
 from virtops.ops.pool import CreateResult as PoolCreateResult
 from virtops.ops.pool import PoolInfo, PoolSource, PoolSpec
 from virtops.ops.vm import (CreateRequest, DeleteResult, DetachResult, DiskInfo, DiskRequest, NewDiskRequest, NicInfo,
@@ -237,6 +237,11 @@ def volume_create(request: Request, name: str, body: VolumeCreate):
     return result
 
 
+@router.get("/pools/{pool}/volumes/{name}", response_model=VolumeInfo)
+def volume(request: Request, pool: str, name: str):
+    return host_of(request).volumes.info(f"{pool}/{name}")
+
+
 @router.get("/pools/{pool}/volumes/{name}/xml", **XML)
 def volume_xml(request: Request, pool: str, name: str):
     return xml(host_of(request).volumes.dumpxml(f"{pool}/{name}"))
@@ -416,6 +421,13 @@ def network_edit(request: Request, name: str, body: NetworkEdit):
 @router.get("/networks/{name}", response_model=NetworkInfo)
 def network(request: Request, name: str):
     return host_of(request).networks.info(name)
+
+
+@router.get("/networks/{name}/leases", response_model=list[Lease])
+def network_leases(request: Request, name: str):
+    """The DHCP leases dnsmasq handed out (virsh net-dhcp-leases); libvirt announces no event for
+    them, so the network's page asks every few seconds while it is shown."""
+    return host_of(request).networks.leases(name)
 
 
 @router.get("/networks/{name}/xml", **XML)

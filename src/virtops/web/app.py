@@ -29,6 +29,7 @@ from virtops.web.auth import (COOKIE, LoginThrottle, NotLoggedIn, Password, Sess
 from virtops.web.fleet import SCOPE_KEY, Fleet, HostPaths, served_of
 from virtops.web import fleetapi
 from virtops.web.history import add_history
+from virtops.web.objects import add_object_pages, page_base
 from virtops.web.screen import add_display
 from virtops.web.refusals import body_model, http_refusal, validation_refusal
 from virtops.web.security import TOO_LARGE, BodyTooLarge, Guard
@@ -235,32 +236,35 @@ def _add_pages(app: FastAPI) -> None:
     def home(request: Request):
         if request.scope.get(SCOPE_KEY) is None and app.state.fleet.is_fleet:
             return RedirectResponse("/fleet")
-        return RedirectResponse(f"{_page_base(request)}/overview")
+        return RedirectResponse(f"{page_base(request)}/overview")
 
     @app.get("/{page}", response_class=HTMLResponse, include_in_schema=False)
     def page(request: Request, page: str):
         scoped = request.scope.get(SCOPE_KEY) is not None
         if page not in PAGES and (page not in FLEET_PAGES or scoped):
             raise StarletteHTTPException(404)
-        served = served_of(request)  # an unknown host: 404 in the API's shape
+        served_of(request)  # an unknown host: 404 in the API's shape
         session = current_session(request)
-        base = _page_base(request)
         if session is None:
-            return RedirectResponse(f"/login?next={base}/{page}")
-        fleet = app.state.fleet
-        title = PAGES.get(page) or FLEET_PAGES[page]
+            return RedirectResponse(f"/login?next={page_base(request)}/{page}")
         template = f"{page}.html" if page in PAGES or page == "fleet" else "fleetlist.html"
-        return templates.TemplateResponse(request, template, {
-            "title": title, "page": page, "pages": PAGES, "csrf_token": session.csrf_token,
-            "uri": served.uri if page in PAGES else f"{len(fleet.hosts)} hosts",
-            "fleet_pages": FLEET_PAGES if fleet.is_fleet else {}, "host_name": served.name if fleet.is_fleet else "",
-            "base": base if page in PAGES else f"/hosts/{served.path}",
-            "api_base": f"/api/hosts/{served.path}" if scoped else "/api",
-            "hosts": [entry.name for entry in fleet.hosts.values()] if fleet.is_fleet else [],
-            "disk_buses": DISK_BUSES, "nic_models": NIC_MODELS, "volume_formats": VOLUME_FORMATS})  # the VM page's forms offer the core's own
+        return templates.TemplateResponse(request, template, page_context(request, session, page,
+                                                                          PAGES.get(page) or FLEET_PAGES[page]))
+
+    add_object_pages(app, templates, page_context)
 
 
-def _page_base(request: Request) -> str:
-    """Where a host's pages are: /hosts/NAME on a fleet's server, / on a server of one host."""
-    fleet = request.app.state.fleet
-    return f"/hosts/{served_of(request).path}" if fleet.is_fleet else ""
+def page_context(request: Request, session, page: str, title: str) -> dict:
+    """What every page's template is given: a host's pages (PAGES, object pages) or the fleet's."""
+    fleet, served, scoped = request.app.state.fleet, served_of(request), request.scope.get(SCOPE_KEY) is not None
+    hosts_page = page in PAGES
+    return {
+        "title": title, "page": page, "pages": PAGES, "csrf_token": session.csrf_token,
+        "uri": served.uri if hosts_page else f"{len(fleet.hosts)} hosts",
+        "fleet_pages": FLEET_PAGES if fleet.is_fleet else {}, "host_name": served.name if fleet.is_fleet else "",
+        "base": page_base(request) if hosts_page else f"/hosts/{served.path}",
+        "api_base": f"/api/hosts/{served.path}" if scoped else "/api",
+        "hosts": [entry.name for entry in fleet.hosts.values()] if fleet.is_fleet else [],
+        "disk_buses": DISK_BUSES, "nic_models": NIC_MODELS, "volume_formats": VOLUME_FORMATS}  # the VM page's forms offer the core's own
+
+

@@ -109,13 +109,6 @@ function usageBar(pool) {
 const extras = {};
 const hook = (name, ...args) => (extras[name] ? extras[name](...args) : null);
 
-// New options for a select that a redraw (a live event) refills: what the operator chose stays chosen.
-function keepChoice(select, options) {
-  const chosen = select.value;
-  select.replaceChildren(...options);
-  if (options.some((option) => option.value === chosen)) select.value = chosen;
-}
-
 const button = (label, onclick, attrs = {}) => el("button", { type: "button", onclick, ...attrs }, label);
 
 // libvirt's own XML of an object, to read or save (virsh dumpxml > FILE); a saved network
@@ -237,31 +230,12 @@ pages.overview = () => {
 };
 
 pages.pools = () => {
-  let selected = null;
-  const drawVolumes = async () => {
-    if (!selected) return;
-    const vols = await load(() => api("GET", `/api/pools/${encodeURIComponent(selected)}/volumes`));
-    if (!vols) return;
-    $("#pool-detail-title").textContent = `Volumes of pool ${selected}`;
-    $("#pool-detail").hidden = false;
-    table($("#volumes"), [
-      ["Name", (v) => v.name], ["Format", (v) => v.format], ["Capacity", (v) => size(v.capacity)],
-      ["Allocation", (v) => size(v.allocation)], ["Path", (v) => v.path], ["Used by", (v) => v.used_by.join(", ") || "-"],
-      ["", (v) => el("span", {},
-        button("XML", () => showXml(`Volume ${v.pool}/${v.name}`, `/api/pools/${encodeURIComponent(v.pool)}/volumes/${encodeURIComponent(v.name)}/xml`, `${v.pool}_${v.name}_vol.xml`)),
-        ...(hook("volumeActions", v) || []),
-        button("Delete", () => act(() => {
-          const path = `/api/pools/${encodeURIComponent(v.pool)}/volumes/${encodeURIComponent(v.name)}`;
-          return disruptive({ impact: `${path}/impact`, title: `Delete volume ${v.pool}/${v.name}?`, confirmLabel: "Delete volume", method: "DELETE", path });
-        })))],
-    ], vols, (v) => ({ "data-name": v.name }));
-  };
   const poolPath = (p) => `/api/pools/${encodeURIComponent(p.name)}`;
   const draw = async () => {
     const pools = await load(() => api("GET", "/api/pools"));
     if (!pools) return;
     table($("#pools"), [
-      ["Name", (p) => button(p.name, () => { selected = p.name; drawVolumes(); }, { class: "link" })],
+      ["Name", (p) => objectLink("pools", p.name)],
       ["Type", (p) => p.type], ["State", (p) => p.state], ["Autostart", (p) => hook("autostart", "pool", p) ?? yesNo(p.autostart)],
       ["Capacity", (p) => size(p.capacity)], ["Allocation", (p) => size(p.allocation)], ["Available", (p) => size(p.available)],
       ["Usage", (p) => usageBar(p)],
@@ -273,13 +247,9 @@ pages.pools = () => {
           : api("POST", `${poolPath(p)}/actions/start`)))),
         p.active ? button("Refresh", () => act(() => api("POST", `/api/pools/${encodeURIComponent(p.name)}/actions/refresh`))) : null,
         ...(hook("poolActions", p) || []),
-        button("Delete", () => act(async () => {  // only the pool's definition goes: its volumes and directory stay
-          const done = await disruptive({ impact: `${poolPath(p)}/impact?action=delete`, title: `Delete pool ${p.name}? Its volumes and directory stay.`,
-            confirmLabel: "Delete pool", method: "DELETE", path: `${poolPath(p)}?keep_data=true` });
-          if (done && selected === p.name) { selected = null; $("#pool-detail").hidden = true; }
-        })))],
+        button("Delete", () => act(() => disruptive({ impact: `${poolPath(p)}/impact?action=delete`,  // only the definition goes
+          title: `Delete pool ${p.name}? Its volumes and directory stay.`, confirmLabel: "Delete pool", method: "DELETE", path: `${poolPath(p)}?keep_data=true` }))))],
     ], pools, (p) => ({ "data-name": p.name }));
-    drawVolumes();
   };
   const form = $("#pool-wizard");
   const typeFields = () => $$("[data-type]", form).forEach((div) => { div.hidden = div.dataset.type !== form.type.value; });
@@ -304,14 +274,6 @@ pages.pools = () => {
     },
   });
   $("#pool-new").onclick = () => { open(); typeFields(); };
-  $("#volume-form").onsubmit = (event) => {
-    event.preventDefault();
-    const v = formValues(event.target);
-    act(async () => {
-      await api("POST", `/api/pools/${encodeURIComponent(selected)}/volumes`, v);
-      event.target.reset();
-    });
-  };
   draw();
   live(["pool", "volume", "domain"], draw);
   watchThisHost(draw);
@@ -323,7 +285,7 @@ pages.networks = () => {
     if (!nets) return;
     const path = (n) => `/api/networks/${encodeURIComponent(n.name)}`;
     table($("#networks"), [
-      ["Name", (n) => n.name], ["State", (n) => (n.active ? "active" : "inactive")], ["Autostart", (n) => hook("autostart", "network", n) ?? yesNo(n.autostart)],
+      ["Name", (n) => objectLink("networks", n.name)], ["State", (n) => (n.active ? "active" : "inactive")], ["Autostart", (n) => hook("autostart", "network", n) ?? yesNo(n.autostart)],
       ["Persistent", (n) => yesNo(n.persistent)], ["Mode", (n) => n.mode + (n.dev ? ` via ${n.dev}` : "")], ["Bridge", (n) => n.bridge],
       ["IPv4", (n) => (n.subnet ? `${n.subnet} (gateway ${n.gateway})` : "-")], ["DHCP", (n) => n.dhcp_range], ["Leases", (n) => n.leases],
       ["", (n) => el("span", {},
@@ -402,36 +364,6 @@ pages.networks = () => {
   watchThisHost(draw);
 };
 
-// The serial console: xterm.js (from npm) over a WebSocket that carries the guest's bytes.
-let consoleSocket = null;
-function openConsole(name) {
-  closeConsole();
-  const section = $("#vm-console");
-  section.hidden = false;
-  const terminal = new Terminal({ convertEol: false, cursorBlink: true, rows: 24 });
-  const fit = new FitAddon.FitAddon();
-  terminal.loadAddon(fit);
-  $("#terminal").replaceChildren();
-  terminal.open($("#terminal"));
-  fit.fit();
-  const scheme = location.protocol === "https:" ? "wss" : "ws";
-  const socket = new WebSocket(`${scheme}://${location.host}${apiPath(`/api/vms/${encodeURIComponent(name)}/console`)}`);
-  socket.binaryType = "arraybuffer";
-  socket.onmessage = (event) => terminal.write(new Uint8Array(event.data));
-  socket.onclose = (event) => terminal.write(`\r\n[console closed${event.reason ? ": " + event.reason : ""}]\r\n`);
-  terminal.onData((keys) => { if (socket.readyState === WebSocket.OPEN) socket.send(keys); });
-  terminal.focus();
-  consoleSocket = { socket, terminal };
-}
-
-function closeConsole() {
-  if (!consoleSocket) return;
-  consoleSocket.socket.close();
-  consoleSocket.terminal.dispose();
-  consoleSocket = null;
-  $("#vm-console").hidden = true;
-}
-
 // Move a VM to another host. On a fleet's console a chooser lists every other host, and for each
 // one that cannot take the VM the core's pre-flight sentences why (GET .../destinations); a
 // console of one host asks for the destination's name. The move runs on the server
@@ -492,68 +424,18 @@ async function runMove(vm, path, to, copyStorage) {
 }
 
 pages.vms = () => {
-  $("#console-close").onclick = closeConsole;
-  let selected = null;
-  const vmPath = () => `/api/vms/${encodeURIComponent(selected)}`;
-  const gone = () => { selected = null; $("#vm-detail").hidden = true; };  // deleted, here or elsewhere
-  const drawDetail = async () => {
-    if (!selected) return;
-    const [vm, pools, nets] = await Promise.all([api("GET", vmPath()), api("GET", "/api/pools"), api("GET", "/api/networks")])
-      .catch((err) => { if (err.status === 404) gone(); else showError(err); return []; });
-    if (!vm) return;
-    $("#vm-detail").hidden = false;
-    $("#vm-detail-title").textContent = `${vm.name}: ${vm.state}`;
-    $("#vm-screen").dataset.vm = vm.running ? vm.name : "";  // screen.js fills the slot
-    $("#vm-graphs").dataset.vm = vm.name;  // and graphs.js this one
-    const actions = vm.running ? ["shutdown", "reboot", "destroy", vm.state === "paused" ? "resume" : "suspend"] : ["start"];
-    const run = (a) => (a === "destroy"  // force off: the guest loses what it has not written
-      ? disruptive({ impact: `${vmPath()}/impact?action=destroy`, title: `Force off ${vm.name}?`, confirmLabel: "Force off", method: "POST", path: `${vmPath()}/actions/destroy` })
-      : api("POST", `${vmPath()}/actions/${a}`));
-    $("#vm-actions").replaceChildren(...actions.map((a) => button(a, () => act(() => run(a)))),
-      vm.running ? button("Console", () => openConsole(vm.name)) : null,
-      button("Migrate", () => act(() => migrateVm(vm, vmPath()))),
-      button("XML", () => showXml(`VM ${vm.name}`, `${vmPath()}/xml`, `${vm.name}.xml`)),
-      ...(hook("vmActions", vm, vmPath()) || []),
-      button("Delete", () => act(async () => {  // its volumes stay: the CLI's --remove-storage is for that
-        const done = await disruptive({ impact: `${vmPath()}/impact?action=delete`, title: `Delete VM ${vm.name}?`, confirmLabel: "Delete VM",
-          method: "DELETE", path: vmPath() });
-        if (done) gone();
-      })));
-    const detach = (kind, device) => act(() => disruptive({ impact: `${vmPath()}/impact?action=detach-${kind}&device=${encodeURIComponent(device)}`,
-      title: `Detach ${kind === "disk" ? "disk" : "NIC"} ${device} from ${vm.name}?`, confirmLabel: "Detach", method: "DELETE",
-      path: `${vmPath()}/${kind}s/${encodeURIComponent(device)}` }));
-    table($("#vm-disks"), [["Target", (d) => d.target], ["Type", (d) => d.type], ["Source", (d) => d.source], ["Bus", (d) => d.bus], ["Device", (d) => d.device],
-      ["Format", (d) => d.format], ["", (d) => button("Detach", () => detach("disk", d.target))]], vm.disks,
-      (d) => ({ "data-name": d.target }));
-    table($("#vm-nics"), [["MAC", (n) => n.mac], ["Type", (n) => n.type],
-      ["Source", (n) => (n.source || "-") + (n.source_mode ? ` (${n.source_mode})` : "")], ["Model", (n) => n.model], ["IP", (n) => n.ip],
-      ["", (n) => button("Detach", () => detach("nic", n.mac))]], vm.nics,
-      (n) => ({ "data-name": n.mac }));
-    const volumes = (await Promise.all(pools.filter((p) => p.active).map((p) => api("GET", `/api/pools/${encodeURIComponent(p.name)}/volumes`)))).flat();
-    keepChoice($("#disk-form").volume, volumes.map((v) => el("option", { value: `${v.pool}/${v.name}` }, `${v.pool}/${v.name}`)));
-    keepChoice($("#nic-form").network, [el("option", { value: "" }, "none (a bridge or device)"),
-      ...nets.map((n) => el("option", { value: n.name }, n.name))]);
-  };
   const draw = async () => {
     const vms = await load(() => api("GET", "/api/vms?nics=true"));  // the list searches MACs and networks too
     if (!vms) return;
     table($("#vms"), [
-      ["Name", (v) => button(v.name, () => { selected = v.name; drawDetail(); }, { class: "link" })],
+      ["Name", (v) => objectLink("vms", v.name)],
       ["State", (v) => v.state], ["vCPUs", (v) => v.vcpus], ["Memory", (v) => size(v.memory_bytes)],
       ["Disks", (v) => v.disks.join(" ") || "-"], ["IP", (v) => v.ips.join(" ") || "-"],
       ["CPU", (v) => (v.running ? el("canvas", { "data-sparkline": v.name, width: 100, height: 24, class: "sparkline" }) : "-")],  // graphs.js draws it
     ], vms, (v) => ({ "data-name": v.name }));
-    drawDetail();
   };
   // New VM: static/newvm.js, the wizard.
 
-  for (const [id, path] of [["#disk-form", "disks"], ["#nic-form", "nics"]]) {
-    $(id).onsubmit = (event) => {
-      event.preventDefault();
-      const values = formValues(event.target);
-      whileBusy(event.target, () => act(() => api("POST", `${vmPath()}/${path}`, values)));
-    };
-  }
   draw();
   live(["domain", "network", "pool", "volume"], draw);
   watchThisHost(draw);
@@ -565,6 +447,11 @@ pages.vms = () => {
 // not answer, and redraw when it is back.
 const WATCH_MS = 2000;
 const hostPage = (name, page = "overview") => `/hosts/${encodeURIComponent(name).replace(/%3A/g, ":")}/${page}`;
+// An object's own page (web/objects.py): /vms/NAME, or /hosts/HOST/vms/NAME for a host of a fleet.
+function objectHref(list, name, host = document.body.dataset.host) {
+  return `${host ? hostPage(host, list) : `/${list}`}/${encodeURIComponent(name)}`;
+}
+const objectLink = (list, name, host) => el("a", { href: objectHref(list, name, host), class: "object-link" }, name);
 const percent = (value) => (value === null || value === undefined ? "-" : `${Math.round(value)}%`);
 
 function watchHosts(onChange) {
@@ -627,7 +514,7 @@ for (const [name, list] of Object.entries(FLEET_LISTS)) {
     const draw = async () => {
       const answer = await load(() => api("GET", `/api/fleet/${list.path}`));
       if (!answer) return;
-      table($("#fleet-rows"), [["Name", (r) => r.name],
+      table($("#fleet-rows"), [["Name", (r) => objectLink(list.page, r.name, r.host)],
         ["Host", (r) => el("a", { href: hostPage(r.host, list.page) }, r.host)], ...list.columns], answer.rows,
         (r) => ({ "data-name": r.name, "data-host": r.host }));
       $("#fleet-failures").replaceChildren(...answer.failures.map((f) => el("li", { "data-host": f.host }, `host ${f.host}: ${f.error}`)));
