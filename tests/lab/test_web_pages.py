@@ -148,7 +148,7 @@ def test_object_page_from_its_list(page, objects, list_url, name, url):
 
 def test_volume_page_from_its_pool(page, objects):
     page.goto(f"/pools/{POOL}/devices")
-    page.locator(f"#volumes tr[data-name={VOLUME}]").get_by_role("link", name=VOLUME).click()
+    page.locator(f"#volumes tr[data-name={VOLUME}]").get_by_role("link", name=VOLUME, exact=True).click()
     page.wait_for_url(f"**/pools/{POOL}/volumes/{VOLUME}")
     expect(page.locator("#volume-facts [data-fact='Used by']")).to_have_text(VM)
     page.locator("#volume-facts").get_by_role("link", name=VM).click()
