@@ -170,6 +170,7 @@ objectPages.vm.devices.push((ctx) => {
       event.preventDefault();
       act(async () => { await api("POST", `${ctx.path}/${part}`, formValues(event.target)); await ctx.refresh(); });
     };
+    $(`${id} button[type=submit]`).disabled = false;  // wired: the template keeps it disabled until now
   }
   ctx.watch(async (vm) => {
     table($("#vm-disks"), [["Target", (d) => d.target], ["Type", (d) => d.type], ["Source", (d) => d.source], ["Bus", (d) => d.bus],
@@ -318,6 +319,7 @@ objectPages.pool.devices.push((ctx) => {
     event.preventDefault();
     act(async () => { await api("POST", `${ctx.path}/volumes`, formValues(form)); form.reset(); await ctx.refresh(); });
   };
+  $("button[type=submit]", form).disabled = false;  // wired: the template keeps it disabled until now
   ctx.watch(async (p) => {
     form.hidden = !p.active;
     $("#volumes").dataset.empty = p.active ? "No volumes in this pool yet — make one below."
