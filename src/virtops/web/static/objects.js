@@ -37,7 +37,10 @@ pages.object = () => {
   const watchers = [];
   const ctx = {
     kind, name, pool, ref, path, data: null,
-    watch(fn) { watchers.push(fn); if (ctx.data) load(async () => fn(ctx.data)); },
+    watch(fn) {  // the first call waits for the renderer's node to be in its panel (tables need a parent)
+      watchers.push(fn);
+      if (ctx.data) Promise.resolve().then(() => load(async () => fn(ctx.data)));
+    },
     refresh: () => redraw(),
     poll: (ask) => setInterval(() => { if (!document.hidden) load(ask); }, POLL_MS),  // while the page is shown
     gone: () => { location.href = body.list; },
@@ -120,7 +123,7 @@ const actionsTab = (id, buttons) => (ctx) => {
 
 // libvirt's own XML of the object, refreshed with it, to read or save (virsh dumpxml > FILE).
 const xmlTab = (filename) => (ctx) => {
-  const text = el("pre", { id: "object-xml" });
+  const text = el("pre", { id: "object-xml", tabindex: 0, "aria-label": `libvirt's XML of ${ctx.ref}` });  // scrolls by keyboard too
   const save = el("a", { id: "object-xml-save", href: "#", download: filename(ctx) }, "Save as file");
   ctx.watch(async () => {
     const xml = await api("GET", `${ctx.path}/xml`);
