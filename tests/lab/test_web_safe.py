@@ -173,7 +173,8 @@ def test_pool_and_volume_confirmations_name_the_running_guest(page, conn, scene)
     _cancelled_both_ways(page, conn, row.get_by_role("button", name=f"Stop {POOL}", exact=True).click, f"Stop pool {POOL}?", VM)
     _cancelled_both_ways(page, conn, row.get_by_role("button", name="Delete").click,
                          f"Delete pool {POOL}? Its volumes and directory stay.", VM)
-    row.get_by_role("button", name=POOL, exact=True).click()
+    row.get_by_role("link", name=POOL, exact=True).click()
+    page.get_by_role("tab", name="Volumes").click()
     data = page.locator("#volumes tr[data-name=data]")
     _cancelled_both_ways(page, conn, data.get_by_role("button", name="Delete").click, f"Delete volume {POOL}/data?", VM)
     assert "lose a disk" in page.locator("#confirm-cost").inner_text()
@@ -189,15 +190,14 @@ def test_pool_and_volume_confirmations_name_the_running_guest(page, conn, scene)
 
 def test_vm_confirmations_detach_force_off_and_delete(page, conn, scene):
     page.goto("/vms")
-    page.locator(f"#vms tr[data-name={VM}]").get_by_role("button", name=VM, exact=True).click()
+    page.locator(f"#vms tr[data-name={VM}]").get_by_role("link", name=VM, exact=True).click()
+    _cancelled_both_ways(page, conn, page.locator("#vm-actions").get_by_role("button", name="destroy").click, f"Force off {VM}?", VM)
+    page.get_by_role("tab", name="Disks and NICs").click()
     disk = page.locator("#vm-disks tr", has_text="vdb")
     nic = page.locator("#vm-nics tr", has_text=MAC)
-    actions = page.locator("#vm-actions")
     _cancelled_both_ways(page, conn, disk.get_by_role("button", name="Detach").click, f"Detach disk vdb from {VM}?", VM)
     assert f"{POOL}/data" in page.locator("#confirm-cost").inner_text()
     _cancelled_both_ways(page, conn, nic.get_by_role("button", name="Detach").click, f"Detach NIC {MAC} from {VM}?", VM)
-    _cancelled_both_ways(page, conn, actions.get_by_role("button", name="destroy").click, f"Force off {VM}?", VM)
-    _cancelled_both_ways(page, conn, actions.get_by_role("button", name="Delete").click, f"Delete VM {VM}?", VM)
 
     disk.get_by_role("button", name="Detach").click()
     page.click("#confirm-ok")
@@ -205,8 +205,12 @@ def test_vm_confirmations_detach_force_off_and_delete(page, conn, scene):
     config = X.parse(conn.lookupByName(VM).XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
     assert config.xpath("devices/disk[target/@dev='vdb']") == []
 
-    actions.get_by_role("button", name="Delete").click()  # running: Confirm sends the force the core asks for
+    page.get_by_role("tab", name="Settings").click()
+    delete = page.locator("#vm-settings-actions").get_by_role("button", name="Delete")
+    _cancelled_both_ways(page, conn, delete.click, f"Delete VM {VM}?", VM)
+    delete.click()  # running: Confirm sends the force the core asks for
     page.click("#confirm-ok")
+    page.wait_for_url("**/vms")  # back to the list, without it
     expect(page.locator(f"#vms tr[data-name={VM}]")).to_have_count(0)
     assert VM not in [dom.name() for dom in conn.listAllDomains()]
     assert "sys" in conn.storagePoolLookupByName(POOL).listVolumes()  # its volumes stay

@@ -142,6 +142,24 @@ function refill(select, options) {
   if (options.some(([value]) => value === chosen)) select.value = chosen;
 }
 
+// A disruptive action (dialogs.js): the core's cost of it on this object (GET PATH/impact?action=...)
+// in a dialog; on Confirm the request with the option the core says it needs. Null when cancelled.
+const askFirst = (ctx, { action, device, title, confirmLabel, method = "POST", path = ctx.path }) => {
+  const query = [action && `action=${action}`, device && `device=${uriName(device)}`].filter(Boolean).join("&");
+  return disruptive({ impact: `${ctx.path}/impact${query ? "?" + query : ""}`, title, confirmLabel, method, path });
+};
+
+// A form sent to the API: disabled while its request runs (no second submit), then the page redrawn.
+// Its submit button is enabled once wired: the template keeps it disabled until then.
+function sendForm(ctx, form, send) {
+  form.onsubmit = (event) => {
+    event.preventDefault();
+    const values = formValues(form);
+    whileBusy(form, () => act(async () => { await send(values); await ctx.refresh(); }));
+  };
+  $("button[type=submit]", form).disabled = false;
+}
+
 const pageOf = (kind, name, pool) => {  // another object's page on this host
   const base = document.body.dataset.list.replace(/\/[^/]+$/, "");
   return pool ? `${base}/pools/${uriName(pool)}/volumes/${uriName(name)}` : `${base}/${OBJECT_API[kind]}/${uriName(name)}`;
@@ -160,7 +178,10 @@ objectPages.vm.overview.push(
   (ctx) => {
     ctx.watch((vm) => {
       const actions = vm.running ? ["shutdown", "reboot", "destroy", vm.state === "paused" ? "resume" : "suspend"] : ["start"];
-      $("#vm-actions").replaceChildren(...actions.map((action) => button(action, () => act(() => api("POST", `${ctx.path}/actions/${action}`)))),
+      const run = (action) => (action === "destroy"  // force off: the guest loses what it has not written
+        ? askFirst(ctx, { action, title: `Force off ${vm.name}?`, confirmLabel: "Force off", path: `${ctx.path}/actions/destroy` })
+        : api("POST", `${ctx.path}/actions/${action}`));
+      $("#vm-actions").replaceChildren(...actions.map((action) => button(action, () => act(() => run(action)))),
         vm.running ? button("Console", () => ctx.tab("console")) : null,
         button("Migrate", () => act(() => migrateVm(vm, ctx.path))), ...(hook("vmActions", vm, ctx.path) || []));
     });
@@ -169,20 +190,19 @@ objectPages.vm.overview.push(
 
 objectPages.vm.devices.push((ctx) => {
   for (const [id, part] of [["#disk-form", "disks"], ["#nic-form", "nics"]]) {
-    $(id).onsubmit = (event) => {
-      event.preventDefault();
-      act(async () => { await api("POST", `${ctx.path}/${part}`, formValues(event.target)); await ctx.refresh(); });
-    };
-    $(`${id} button[type=submit]`).disabled = false;  // wired: the template keeps it disabled until now
+    sendForm(ctx, $(id), (values) => api("POST", `${ctx.path}/${part}`, values));
   }
+  const detach = (vm, kind, device) => act(() => askFirst(ctx, { action: `detach-${kind}`, device, method: "DELETE",
+    title: `Detach ${kind === "disk" ? "disk" : "NIC"} ${device} from ${vm.name}?`, confirmLabel: "Detach",
+    path: `${ctx.path}/${kind}s/${uriName(device)}` }));
   ctx.watch(async (vm) => {
     table($("#vm-disks"), [["Target", (d) => d.target], ["Type", (d) => d.type], ["Source", (d) => d.source], ["Bus", (d) => d.bus],
       ["Device", (d) => d.device], ["Format", (d) => d.format],
-      ["", (d) => button("Detach", () => act(() => api("DELETE", `${ctx.path}/disks/${d.target}`)))]],
+      ["", (d) => button("Detach", () => detach(vm, "disk", d.target))]],
     vm.disks, (d) => ({ "data-name": d.target }));
     table($("#vm-nics"), [["MAC", (n) => n.mac], ["Type", (n) => n.type],
       ["Source", (n) => (n.source || "-") + (n.source_mode ? ` (${n.source_mode})` : "")], ["Model", (n) => n.model], ["IP", (n) => n.ip],
-      ["", (n) => button("Detach", () => act(() => api("DELETE", `${ctx.path}/nics/${n.mac}`)))]],
+      ["", (n) => button("Detach", () => detach(vm, "nic", n.mac))]],
     vm.nics, (n) => ({ "data-name": n.mac }));
     const [pools, nets] = await Promise.all([api("GET", "/api/pools"), api("GET", "/api/networks")]);
     const volumes = (await Promise.all(pools.filter((p) => p.active).map((p) => api("GET", `/api/pools/${uriName(p.name)}/volumes`)))).flat();
@@ -194,11 +214,8 @@ objectPages.vm.devices.push((ctx) => {
 objectPages.vm.settings.push((ctx) => {
   ctx.watch((vm) => $("#vm-settings-actions").replaceChildren(
     button("Delete", () => act(async () => {  // its volumes stay: the CLI's --remove-storage is for that
-      const question = vm.running ? `VM ${vm.name} is running: stop it at once and delete it? Its volumes stay.`
-        : `Delete VM ${vm.name}? Its volumes stay.`;
-      if (!confirm(question)) return;
-      await api("DELETE", `${ctx.path}?force=${vm.running}`);
-      ctx.gone();
+      const done = await askFirst(ctx, { action: "delete", method: "DELETE", title: `Delete VM ${vm.name}?`, confirmLabel: "Delete VM" });
+      if (done) ctx.gone();
     }))));
 });
 
@@ -266,7 +283,9 @@ objectPages.network.overview.push(
     ["IPv4", n.subnet ? `${n.subnet} (gateway ${n.gateway})` : "-"], ["DHCP", n.dhcp_range], ["IPv6", n.ipv6],
     ["Domain", n.domain], ["MTU", n.mtu], ["Leases", n.leases]]),
   actionsTab("net-actions", (n, ctx) => [
-    button(n.active ? "Stop" : "Start", () => act(() => api("POST", `${ctx.path}/actions/${n.active ? "stop" : "start"}`))),
+    button(n.active ? "Stop" : "Start", () => act(() => (n.active  // start re-plugs the NICs of its running guests
+      ? askFirst(ctx, { action: "stop", title: `Stop network ${n.name}?`, confirmLabel: "Stop network", path: `${ctx.path}/actions/stop` })
+      : api("POST", `${ctx.path}/actions/start`)))),
     ...(hook("networkActions", n) || [])]),
 );
 
@@ -298,9 +317,8 @@ objectPages.network.devices.push((ctx) => {
 
 objectPages.network.settings.push(actionsTab("net-settings-actions", (n, ctx) => [
   button("Delete", () => act(async () => {
-    if (!confirm(`Delete network ${n.name}?`)) return;
-    await api("DELETE", ctx.path);
-    ctx.gone();
+    const done = await askFirst(ctx, { action: "delete", method: "DELETE", title: `Delete network ${n.name}?`, confirmLabel: "Delete network" });
+    if (done) ctx.gone();
   }))]));
 
 objectPages.network.xml.push(xmlTab((ctx) => `${ctx.name}_net.xml`));
@@ -311,18 +329,16 @@ objectPages.pool.overview.push(
     ["Capacity", size(p.capacity)], ["Allocation", size(p.allocation)], ["Available", size(p.available)], ["Usage", usageBar(p)],
     ["Target", p.target], ["Source", p.source_host ? `${p.source_host}:${p.source_path}` : "-"]]),
   actionsTab("pool-actions", (p, ctx) => [
-    button(p.active ? "Stop" : "Start", () => act(() => api("POST", `${ctx.path}/actions/${p.active ? "stop" : "start"}`))),
+    button(p.active ? "Stop" : "Start", () => act(() => (p.active
+      ? askFirst(ctx, { action: "stop", title: `Stop pool ${p.name}?`, confirmLabel: "Stop pool", path: `${ctx.path}/actions/stop` })
+      : api("POST", `${ctx.path}/actions/start`)))),
     p.active ? button("Refresh", () => act(() => api("POST", `${ctx.path}/actions/refresh`))) : null,
     ...(hook("poolActions", p) || [])]),
 );
 
 objectPages.pool.devices.push((ctx) => {
   const form = $("#volume-form");
-  form.onsubmit = (event) => {
-    event.preventDefault();
-    act(async () => { await api("POST", `${ctx.path}/volumes`, formValues(form)); form.reset(); await ctx.refresh(); });
-  };
-  $("button[type=submit]", form).disabled = false;  // wired: the template keeps it disabled until now
+  sendForm(ctx, form, async (values) => { await api("POST", `${ctx.path}/volumes`, values); form.reset(); });
   ctx.watch(async (p) => {
     form.hidden = !p.active;
     $("#volumes").dataset.empty = p.active ? "No volumes in this pool yet — make one below."
@@ -333,22 +349,26 @@ objectPages.pool.devices.push((ctx) => {
       ["Capacity", (v) => size(v.capacity)], ["Allocation", (v) => size(v.allocation)], ["Path", (v) => v.path],
       ["Used by", (v) => v.used_by.join(", ") || "-"],
       ["", (v) => el("span", {}, ...(hook("volumeActions", v) || []), button("Delete", () => act(async () => {
-        if (!confirm(`Delete volume ${v.pool}/${v.name} and its data?`)) return;
-        await api("DELETE", `${ctx.path}/volumes/${uriName(v.name)}`);
-        await ctx.refresh();
+        if (await deleteVolume(v)) await ctx.refresh();
       })))],
     ], vols, (v) => ({ "data-name": v.name }));
   });
 });
 
 objectPages.pool.settings.push(actionsTab("pool-settings-actions", (p, ctx) => [
-  button("Delete", () => act(async () => {  // the core refuses a pool whose volumes VMs use
-    if (!confirm(`Delete pool ${p.name}? Its volumes and directory stay; only the pool's definition goes.`)) return;
-    await api("DELETE", `${ctx.path}?keep_data=true`);
-    ctx.gone();
+  button("Delete", () => act(async () => {  // only the pool's definition goes: its volumes and directory stay
+    const done = await askFirst(ctx, { action: "delete", method: "DELETE", title: `Delete pool ${p.name}? Its volumes and directory stay.`,
+      confirmLabel: "Delete pool", path: `${ctx.path}?keep_data=true` });
+    if (done) ctx.gone();
   }))]));
 
 objectPages.pool.xml.push(xmlTab((ctx) => `${ctx.name}_pool.xml`));
+
+// A volume's delete, from its pool's page or its own: the core says which VMs lose a disk.
+function deleteVolume(v) {
+  const path = `/api/pools/${uriName(v.pool)}/volumes/${uriName(v.name)}`;
+  return disruptive({ impact: `${path}/impact`, title: `Delete volume ${v.pool}/${v.name}?`, confirmLabel: "Delete volume", method: "DELETE", path });
+}
 
 objectPages.volume.overview.push(factsTab("volume-facts", (v) => [["Pool", el("a", { href: pageOf("pool", v.pool) }, v.pool)],
   ["Format", v.format], ["Capacity", size(v.capacity)], ["Allocation", size(v.allocation)], ["Path", v.path],
@@ -357,9 +377,7 @@ objectPages.volume.overview.push(factsTab("volume-facts", (v) => [["Pool", el("a
 objectPages.volume.settings.push(actionsTab("volume-settings-actions", (v, ctx) => [
   ...(hook("volumeActions", v) || []),
   button("Delete", () => act(async () => {
-    if (!confirm(`Delete volume ${v.pool}/${v.name} and its data?`)) return;
-    await api("DELETE", ctx.path);
-    location.href = pageOf("pool", v.pool) + "/devices";
+    if (await deleteVolume(v)) location.href = pageOf("pool", v.pool) + "/devices";
   }))]));
 
 objectPages.volume.xml.push(xmlTab((ctx) => `${ctx.pool}_${ctx.name}_vol.xml`));
