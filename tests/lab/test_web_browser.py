@@ -106,14 +106,14 @@ def test_network_edit_shows_the_plan_before_a_restart(page, conn):
         net.create()
     row = page.locator("#networks tr[data-name=routed]")
     expect(row).not_to_contain_text("inactive")
-    row.get_by_role("button", name="Edit").click()
+    row.get_by_role("link", name="Edit routed").click()  # the network's settings tab
+    page.wait_for_url("**/networks/routed/settings")
     page.fill("#net-edit input[name=dhcp_start]", "192.168.201.150")
     page.click("#net-edit button[type=submit]")
     expect(page.locator("#net-edit-outcome")).to_have_text("Done:")
     assert "no restart" in page.locator("#net-edit-plan").inner_text()
-    expect(row).to_contain_text("192.168.201.150-192.168.201.254")  # redrawn from libvirt's answer
+    expect(page.locator("#net-edit input[name=dhcp_start]")).to_have_value("192.168.201.150")  # filled again from libvirt's answer
 
-    row.get_by_role("button", name="Edit").click()
     page.fill("#net-edit input[name=subnet]", "192.168.203.0/24")
     page.fill("#net-edit input[name=gateway]", "")
     page.uncheck("#net-edit input[name=dhcp_enabled]")
@@ -124,7 +124,9 @@ def test_network_edit_shows_the_plan_before_a_restart(page, conn):
     assert host_state(conn) == before
     page.click("#net-edit-apply")
     expect(page.locator("#net-edit-outcome")).to_have_text("Done:")
-    expect(row).to_contain_text("192.168.203.0/24 (gateway 192.168.203.1)")
+    expect(page.locator("#net-edit input[name=gateway]")).to_have_value("192.168.203.1")
+    page.get_by_role("tab", name="Overview").click()
+    expect(page.locator("#net-facts [data-fact=IPv4]")).to_have_text("192.168.203.0/24 (gateway 192.168.203.1)")
     root = X.parse(conn.networkLookupByName("routed").XMLDesc(0))
     assert root.find("ip").get("address") == "192.168.203.1" and root.find("ip/dhcp") is None
 
@@ -330,7 +332,7 @@ def test_new_vm_form(page, conn, web_lab):
     page.uncheck("#vm-wizard input[name=start]")
     page.click("#vm-wizard [data-next]")
     page.click("#vm-wizard [data-finish]")
-    page.locator("#vms tr[data-name=formvm]").get_by_role("link", name="formvm").click()
+    page.wait_for_url("**/vms/formvm")  # on to the new VM's page
     expect(page.locator("#vm-facts [data-fact=State]")).to_have_text("shut off")
     root = X.parse(conn.lookupByName("formvm").XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
     assert (root.findtext("memory"), root.findtext("vcpu")) == (str(384 * 1024), "2")

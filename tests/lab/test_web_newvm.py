@@ -14,6 +14,7 @@ from tests.conftest import WEB_PASSWORD
 from tests.helpers import dir_pool_element, host_state, network_element, volume_element
 from virtops.base.errors import VirtopsError
 from virtops.ops.domain import DiskSpec, DomainSpec
+from virtops.ops.vm import NEW_DISK_FORMAT
 from virtops.xmlmodels import doc as X
 
 expect.set_options(timeout=20_000)  # locator assertions: the pages' CSP refuses wait_for_function
@@ -105,6 +106,13 @@ def _boot_order(root) -> list[str]:
     return [boot.get("dev") for boot in root.iterfind("os/boot")]
 
 
+def _finish_on_its_page(page, name: str, state: str) -> None:
+    """Finish: the browser goes on to the new VM's page, which shows its state."""
+    page.click(f"{WIZARD} [data-finish]")
+    page.wait_for_url(f"**/vms/{name}")
+    expect(page.locator("#vm-facts [data-fact=State]")).to_have_text(state)
+
+
 def _no_start(page) -> None:
     _forward(page, "6.")
     page.uncheck(f"{WIZARD} input[name=start]")
@@ -126,12 +134,7 @@ def test_the_test_guest_is_created_and_booted_in_the_browser(page, conn, guest_i
     summary = _summary(page)
     assert summary["Boots from"].startswith(f"kernel={guest_image.kernel} initrd={guest_image.initrd}")
     assert summary["NICs"] == f"network {NETWORK} (virtio)" and summary["Start once created"] == "yes"
-    page.click(f"{WIZARD} [data-finish]")
-    expect(page.locator(WIZARD)).to_be_hidden()
-    row = page.locator("#vms tr[data-name=nvboot]")
-    expect(row).to_contain_text("running")
-
-    row.get_by_role("link", name="nvboot").click()  # its page
+    _finish_on_its_page(page, "nvboot", "running")
     page.get_by_role("button", name="Console", exact=True).click()
     page.locator("#terminal").scroll_into_view_if_needed()  # xterm.js draws only while it is on screen
     terminal = page.locator("#terminal .xterm-rows")
@@ -163,8 +166,7 @@ def test_iso_volume_as_cdrom_and_free_volumes_only(page, conn):
     page.locator("#vm-wizard-disks [data-field=volume]").select_option(f"{POOL}/free")
     _no_start(page)
     assert _summary(page)["Boots from"] == f"CD-ROM {POOL}/install.iso"
-    page.click(f"{WIZARD} [data-finish]")
-    expect(page.locator("#vms tr[data-name=nviso]")).to_contain_text("shut off")
+    _finish_on_its_page(page, "nviso", "shut off")
     root = _config(conn, "nviso")
     assert _boot_order(root) == ["cdrom", "hd"]
     cdrom = root.find("devices/disk[@device='cdrom']")
@@ -174,6 +176,7 @@ def test_iso_volume_as_cdrom_and_free_volumes_only(page, conn):
     assert disk.find("source").attrib == {"pool": POOL, "volume": "free"} and disk.find("target").get("dev") == "vda"
 
     # Now that nviso uses it, nvpool/free is offered no more.
+    page.goto("/vms")
     _open_wizard(page, "nvnext")
     page.check(f"{WIZARD} input[name=media][value=import]")
     assert f"{POOL}/free" not in page.locator(f"{WIZARD} select[name=import_volume] option").all_inner_texts()
@@ -219,8 +222,7 @@ def test_an_iso_uploaded_from_the_browser_becomes_the_cdrom(page, conn, web_lab,
     assert host_state(conn) == before
     _no_start(page)
     assert _summary(page)["Boots from"] == f"CD-ROM {POOL}/upload.iso"
-    page.click(f"{WIZARD} [data-finish]")
-    expect(page.locator("#vms tr[data-name=nvupload]")).to_contain_text("shut off")
+    _finish_on_its_page(page, "nvupload", "shut off")
     cdrom = _config(conn, "nvupload").find("devices/disk[@device='cdrom']/source")
     assert cdrom.attrib == {"pool": POOL, "volume": "upload.iso"}
 
@@ -231,8 +233,7 @@ def test_import_of_an_existing_disk(page, conn):
     page.select_option(f"{WIZARD} select[name=import_volume]", f"{POOL}/image")
     _no_start(page)
     assert _summary(page)["Boots from"] == f"its first disk ({POOL}/image)"
-    page.click(f"{WIZARD} [data-finish]")
-    expect(page.locator("#vms tr[data-name=nvimport]")).to_contain_text("shut off")
+    _finish_on_its_page(page, "nvimport", "shut off")
     root = _config(conn, "nvimport")
     assert _boot_order(root) == ["hd"]
     disk = root.find("devices/disk")
@@ -247,7 +248,7 @@ def test_pxe_with_a_screen_and_autostart(page, conn):
     page.click("#vm-wizard-add-new-disk")
     page.locator("#vm-wizard-disks [data-field=pool]").select_option(POOL)
     page.locator("#vm-wizard-disks [data-field=size]").fill("8M")
-    page.locator("#vm-wizard-disks [data-field=format]").select_option("qcow2")
+    expect(page.locator("#vm-wizard-disks [data-field=format]")).to_have_value(NEW_DISK_FORMAT)  # the CLI's --new-disk default
     _add_nic(page)
     page.click(f"{WIZARD} [data-next]")
     page.check(f"{WIZARD} input[name=graphics][value=vnc]")
@@ -255,14 +256,13 @@ def test_pxe_with_a_screen_and_autostart(page, conn):
     page.uncheck(f"{WIZARD} input[name=start]")
     summary = _summary(page)
     assert summary["Boots from"] == "the network (PXE), then its first disk"
-    assert summary["Disks"] == f"new 8M qcow2 volume in pool {POOL}" and summary["Autostart"] == "yes"
-    page.click(f"{WIZARD} [data-finish]")
-    expect(page.locator("#vms tr[data-name=nvpxe]")).to_contain_text("shut off")
+    assert summary["Disks"] == f"new 8M {NEW_DISK_FORMAT} volume in pool {POOL}" and summary["Autostart"] == "yes"
+    _finish_on_its_page(page, "nvpxe", "shut off")
     root = _config(conn, "nvpxe")
     assert _boot_order(root) == ["network", "hd"]
     assert root.find("devices/interface/source").get("network") == NETWORK
     assert root.find("devices/graphics").get("type") == "vnc"
-    assert root.find("devices/disk/source").attrib == {"pool": POOL, "volume": "nvpxe-vda.qcow2"}
+    assert root.find("devices/disk/source").attrib == {"pool": POOL, "volume": f"nvpxe-vda.{NEW_DISK_FORMAT}"}
     assert conn.lookupByName("nvpxe").autostart() == 1
 
 
@@ -283,4 +283,25 @@ def test_a_refused_create_shows_the_core_sentence(page, conn, name, memory, medi
     page.click(f"{WIZARD} [data-finish]")
     expect(page.locator("#error")).to_contain_text(re.compile(re.escape(sentence)))
     expect(page.locator(WIZARD)).to_be_visible()  # the operator can go back and correct it
+    assert host_state(conn) == before
+
+
+def test_enter_moves_through_the_wizard_and_never_creates_early(page, conn):
+    """Enter in each step's field is the next step (the step indicator says which), never a create:
+    the host is unchanged at the summary, whose Finish has the focus; Escape leaves it as it was."""
+    before = host_state(conn)
+    page.click("#vm-new")
+    now = page.locator(f"{WIZARD} .step-now")
+    expect(page.locator(f"{WIZARD} input[name=name]")).to_be_focused()
+    page.keyboard.type("nventer")
+    steps = page.locator(f"{WIZARD} fieldset[data-step]").count()
+    for step in range(2, steps + 1):
+        page.keyboard.press("Enter")
+        expect(now).to_contain_text(f"Step {step} of {steps}:")
+        assert host_state(conn) == before, f"step {step}"
+    expect(now).to_have_text(f"Step {steps} of {steps}: Summary")
+    expect(page.locator(f"{WIZARD} [data-finish]")).to_be_focused()
+    page.keyboard.press("Escape")
+    expect(page.locator(WIZARD)).to_be_hidden()
+    expect(page.locator("#vm-new")).to_be_focused()
     assert host_state(conn) == before

@@ -191,6 +191,19 @@ def test_lease_and_ip_appear_without_reload_and_the_console_reconnects(context, 
     save_screenshot(vm_page, f"vm-{VM}-running")
     vm_page.close()
 
+    # It has no graphical screen: its page asks for a screenshot once, says so, and asks no more
+    # (the page's clock run a minute on: the thumbnails would come every 10 s).
+    screen_page = context.new_page()
+    asked: list[str] = []
+    screen_page.on("request", lambda request: asked.append(request.url) if "/screenshot" in request.url else None)
+    screen_page.clock.install()
+    screen_page.goto(f"/vms/{VM}/console")
+    expect(screen_page.locator("#vm-screen .vm-screen-status")).to_have_text("No graphical screen: this VM has a serial console only.")
+    screen_page.clock.run_for(60_000)
+    screen_page.evaluate("1")  # a round trip to the page after its clock ran
+    assert len(asked) == 1, asked
+    screen_page.close()
+
     page.goto(f"/vms/{VM}/console")
     terminal = page.locator("#terminal .xterm-helper-textarea")
     expect(page.locator("#console-state")).to_have_text("connected")

@@ -183,6 +183,8 @@ def test_volume_upload_and_download_round_trip_keeps_holes(page, conn, web_lab, 
     download.value.save_as(saved)
     assert download.value.suggested_filename == "image"
     assert hashlib.sha256(saved.read_bytes()).hexdigest() == hashlib.sha256(image.read_bytes()).hexdigest()
+    answer = page.request.get(f"/api/pools/{POOL}/volumes/image/content")  # raw: its length said up front
+    assert answer.headers["content-length"] == str(64 * MIB) and len(answer.body()) == 64 * MIB
 
     # A file larger than the volume is refused before anything is written.
     big = tmp_path / "big.img"

@@ -151,10 +151,13 @@ class SettingsResult(Model):
 
 # -- requests (what faces build from user input) --------------------------------------------
 # A disk and a NIC are one model each in every face (ops/devices.py).
+NEW_DISK_FORMAT = "qcow2"  # a VM's new disk unless told otherwise (every face offers this one first)
+
+
 class NewDiskRequest(Model):
     pool: str
     size: int = Field(description="bytes, or with virsh's units: 10G, 512MiB")
-    format: str = "qcow2"
+    format: str = NEW_DISK_FORMAT
 
     @field_validator("size", mode="before")
     @classmethod
@@ -254,7 +257,7 @@ def parse_new_disk_option(text: str) -> NewDiskRequest:
     from virtops.base.units import parse_size
 
     return NewDiskRequest(pool=parts[0], size=parse_size(parts[1], "new-disk size"),
-                          format=parts[2] if len(parts) == 3 else "qcow2")
+                          format=parts[2] if len(parts) == 3 else NEW_DISK_FORMAT)
 
 
 def parse_network_option(text: str, kind: str = "network") -> NicRequest:

@@ -494,6 +494,13 @@ class Volumes:
             vol.download(stream, 0, 0, libvirt.VIR_STORAGE_VOL_DOWNLOAD_SPARSE_STREAM)
         return info, _sparse_pieces(stream, ref)
 
+def streamed_length(info: VolumeInfo) -> int | None:
+    """The bytes a download of the volume carries, where they are known before it runs: a raw
+    volume (file, logical volume) is as long as its capacity, holes included; another format's file
+    is not (a qcow2 file grows with its data), so None."""
+    return info.capacity if info.format == "raw" else None
+
+
 def _format_in(pool: libvirt.virStoragePool, pool_name: str, fmt: str) -> str:
     """A volume of a disk pool is a partition, of a logical pool an LV: raw data. libvirt takes a
     disk pool's volume format for a partition type (and refuses raw): there it is "none"."""

@@ -30,7 +30,7 @@ from virtops.ops.pool import PoolInfo, PoolSource, PoolSpec
 from virtops.ops.vm import (CreateRequest, DeleteResult, DetachResult, DiskInfo, DiskRequest, NewDiskRequest, NicInfo,
                             NicRequest, SettingsResult, VmInfo, VmSummary)
 from virtops.ops.volume import CreateResult as VolumeCreateResult
-from virtops.ops.volume import TransferResult, VolumeInfo
+from virtops.ops.volume import TransferResult, VolumeInfo, streamed_length
 from virtops.web import fleet
 from virtops.web.auth import current_session, require_login
 
@@ -335,8 +335,11 @@ def volume_download(request: Request, pool: str, name: str):
     """The volume's content as a download, as `vol download` (streamed from the daemon; the
     holes cross libvirt's wire as lengths and HTTP as zeros)."""
     info, pieces = host_of(request).volumes.download_chunks(f"{pool}/{name}")
-    return StreamingResponse(pieces, media_type="application/octet-stream",
-                             headers={"Content-Disposition": f'attachment; filename="{_download_name(info.name)}"'})
+    headers = {"Content-Disposition": f'attachment; filename="{_download_name(info.name)}"'}
+    length = streamed_length(info)
+    if length is not None:  # the browser shows the download's progress and knows a cut-short one
+        headers["Content-Length"] = str(length)
+    return StreamingResponse(pieces, media_type="application/octet-stream", headers=headers)
 
 
 def _download_name(name: str) -> str:

@@ -34,6 +34,7 @@ from virtops.web.screen import add_display
 from virtops.web.refusals import body_model, http_refusal, validation_refusal
 from virtops.web.security import TOO_LARGE, BodyTooLarge, Guard
 from virtops.web.sockets import admit, next_or_session_end, session_over
+from virtops.ops.vm import NEW_DISK_FORMAT
 from virtops.xmlmodels.values import DISK_BUSES, NIC_MODELS, VOLUME_FORMATS
 
 HERE = Path(__file__).parent
@@ -265,6 +266,7 @@ def page_context(request: Request, session, page: str, title: str) -> dict:
         "base": page_base(request) if hosts_page else f"/hosts/{served.path}",
         "api_base": f"/api/hosts/{served.path}" if scoped else "/api",
         "hosts": [entry.name for entry in fleet.hosts.values()] if fleet.is_fleet else [],
-        "disk_buses": DISK_BUSES, "nic_models": NIC_MODELS, "volume_formats": VOLUME_FORMATS}  # the VM page's forms offer the core's own
+        "disk_buses": DISK_BUSES, "nic_models": NIC_MODELS, "volume_formats": VOLUME_FORMATS,
+        "new_disk_format": NEW_DISK_FORMAT}  # the VM page's forms offer the core's own values and defaults
 
 

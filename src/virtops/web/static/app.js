@@ -177,7 +177,7 @@ function wizard(form, { summary, finish }) {
       $(".summary", form).replaceChildren(...summary(formValues(form)).flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v ?? "-")]));
     }
     indicate(at);
-    focusFirst(steps[at], $("[data-finish]", form));
+    focusFirst(steps[at], $(at === last ? "[data-finish]" : "[data-next]", form));  // a step without fields: Forward
   };
   const next = () => { if (steps[at].querySelector(":invalid") === null) { at = Math.min(last, at + 1); show(); } else form.reportValidity(); };
   const close = () => { form.hidden = true; if (opener && opener.isConnected) opener.focus(); };
@@ -290,7 +290,7 @@ pages.networks = () => {
       ["IPv4", (n) => (n.subnet ? `${n.subnet} (gateway ${n.gateway})` : "-")], ["DHCP", (n) => n.dhcp_range], ["Leases", (n) => n.leases],
       ["", (n) => el("span", {},
         button("XML", () => showXml(`Network ${n.name}`, `${path(n)}/xml`, `${n.name}_net.xml`)),
-        n.mode === "bridge" ? null : button("Edit", () => openEdit(n)),
+        n.mode === "bridge" ? null : el("a", { href: `${objectHref("networks", n.name)}/settings`, "aria-label": `Edit ${n.name}` }, "Edit"),
         ...(hook("networkActions", n) || []),
         button(n.active ? "Stop" : "Start", () => act(() => (n.active  // start re-plugs the NICs of its running guests
           ? disruptive({ impact: `${path(n)}/impact?action=stop`, title: `Stop network ${n.name}?`, confirmLabel: "Stop network", method: "POST", path: `${path(n)}/actions/stop` })
@@ -313,46 +313,6 @@ pages.networks = () => {
   });
   $("#net-new").onclick = open;
 
-  // Edit: the fields that differ from the network as it is go to the core, which answers with a
-  // plan; a plan that restarts the network runs only when the operator applies it.
-  const edit = $("#net-edit");
-  let editing = null, changes = null;
-  const openEdit = (n) => {
-    editing = n;
-    edit.reset();
-    $("#net-edit-title").textContent = `Edit network ${n.name}`;
-    edit.subnet.value = n.subnet || "";
-    edit.gateway.value = n.gateway || "";
-    edit.dhcp_enabled.checked = Boolean(n.dhcp_start);
-    edit.dhcp_start.value = n.dhcp_start || "";
-    edit.dhcp_end.value = n.dhcp_end || "";
-    edit.mode.value = n.mode;
-    edit.dev.value = n.dev || "";
-    $("#net-edit-plan").replaceChildren();
-    $("#net-edit-outcome").textContent = "";
-    $("#net-edit-apply").hidden = true;
-    edit.hidden = false;
-  };
-  const wanted = () => {
-    const v = formValues(edit), n = editing, body = {};
-    if ((v.subnet || "") !== (n.subnet || "")) body.subnet = v.subnet;
-    if ((v.gateway || "") !== (n.gateway || "")) body.gateway = v.gateway;
-    if (!v.dhcp_enabled && n.dhcp_start) body.dhcp = false;
-    else if (v.dhcp_enabled && (v.dhcp_start !== n.dhcp_start || v.dhcp_end !== n.dhcp_end)) body.dhcp = `${v.dhcp_start || ""}-${v.dhcp_end || ""}`;
-    if (v.mode !== n.mode) body.mode = v.mode;
-    if ((v.dev || "") !== (n.dev || "")) body.dev = v.dev || "";
-    return body;
-  };
-  const send = async (yes) => {
-    const answer = await api("POST", `/api/networks/${encodeURIComponent(editing.name)}/edit`, { ...changes, yes });
-    const steps = answer.plan.steps;
-    $("#net-edit-plan").replaceChildren(...steps.map((step) => el("li", {}, step)));
-    $("#net-edit-outcome").textContent = !steps.length ? "Nothing to change." : answer.done ? "Done:" : "Plan (nothing changed yet):";
-    $("#net-edit-apply").hidden = answer.done;
-  };
-  edit.onsubmit = (event) => { event.preventDefault(); changes = wanted(); act(() => send(false)); };
-  $("#net-edit-apply").onclick = () => act(() => send(true));
-  $("#net-edit-cancel").onclick = () => { edit.hidden = true; };
   $("#net-define").onchange = (event) => act(async () => {  // virsh net-define FILE
     const file = event.target.files[0];
     event.target.value = "";

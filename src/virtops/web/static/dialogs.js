@@ -98,7 +98,7 @@ function stepIndicator(form, steps) {
   };
 }
 
-// Focus on a step's first field (the summary's Finish button when it has none).
+// Focus on a step's first field, else on fallback (Forward, or the summary's Finish), so Enter moves on.
 function focusFirst(step, fallback) {
   const field = $$("input, select, textarea", step).find((node) => !node.disabled && node.type !== "hidden" && !node.closest("[hidden]"));
   (field || fallback)?.focus();

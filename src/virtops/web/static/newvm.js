@@ -1,8 +1,8 @@
 // The New VM wizard of the VMs page: a name; how it boots (an ISO volume as CD-ROM, one uploaded
 // from the browser, an existing disk image, a kernel on the host, the network); memory and vCPUs;
 // disks (volumes no VM uses, new volumes); NICs on networks or bridges; screen, autostart, start;
-// a summary, then one POST /api/vms with the core's CreateRequest. Every rule is the core's: a
-// refusal shows its sentence.
+// a summary, then one POST /api/vms with the core's CreateRequest, and the new VM's page. Every rule
+// is the core's: a refusal shows its sentence.
 "use strict";
 
 const newVm = (() => {
@@ -120,7 +120,11 @@ const newVm = (() => {
 
   function init() {
     if (!form()) return;
-    const open = wizard(form(), { summary, finish: (v) => api("POST", "/api/vms", request(v)) });
+    const open = wizard(form(), { summary, finish: async (v) => {
+      const made = await api("POST", "/api/vms", request(v));
+      location.href = objectHref("vms", made.name);  // on to the new VM's page, where its console and devices are
+      return made;
+    } });
     for (const radio of form().media) radio.onchange = showMedia;
     $("#vm-wizard-add-volume").onclick = addVolume;
     $("#vm-wizard-add-new-disk").onclick = addNewDisk;

@@ -315,6 +315,49 @@ objectPages.network.devices.push((ctx) => {
     el("h3", {}, "Leases"), note, leases);
 });
 
+// Edit: the fields that differ from the network as it was shown go to the core, which answers with a
+// plan; a plan that restarts the network runs only when the operator applies it. The form is filled
+// once (a live redraw does not overwrite what is being typed), again after a change is done or on Reset.
+objectPages.network.settings.push((ctx) => {
+  const form = $("#net-edit"), outcome = $("#net-edit-outcome"), plan = $("#net-edit-plan"), apply = $("#net-edit-apply");
+  let shown = null, changes = null;
+  const fill = (n) => {
+    shown = n;
+    form.reset();
+    form.hidden = n.mode === "bridge";  // a bridge network has no addresses or mode of its own to edit
+    form.subnet.value = n.subnet || "";
+    form.gateway.value = n.gateway || "";
+    form.dhcp_enabled.checked = Boolean(n.dhcp_start);
+    form.dhcp_start.value = n.dhcp_start || "";
+    form.dhcp_end.value = n.dhcp_end || "";
+    form.mode.value = n.mode;
+    form.dev.value = n.dev || "";
+  };
+  const wanted = () => {
+    const v = formValues(form), n = shown, body = {};
+    if ((v.subnet || "") !== (n.subnet || "")) body.subnet = v.subnet;
+    if ((v.gateway || "") !== (n.gateway || "")) body.gateway = v.gateway;
+    if (!v.dhcp_enabled && n.dhcp_start) body.dhcp = false;
+    else if (v.dhcp_enabled && (v.dhcp_start !== n.dhcp_start || v.dhcp_end !== n.dhcp_end)) body.dhcp = `${v.dhcp_start || ""}-${v.dhcp_end || ""}`;
+    if (v.mode !== n.mode) body.mode = v.mode;
+    if ((v.dev || "") !== (n.dev || "")) body.dev = v.dev || "";
+    return body;
+  };
+  const send = async (yes) => {
+    const answer = await api("POST", `${ctx.path}/edit`, { ...changes, yes });
+    const steps = answer.plan.steps;
+    plan.replaceChildren(...steps.map((step) => el("li", {}, step)));
+    outcome.textContent = !steps.length ? "Nothing to change." : answer.done ? "Done:" : "Plan (nothing changed yet):";
+    apply.hidden = answer.done;
+    if (answer.done) { await ctx.refresh(); fill(ctx.data); }
+  };
+  form.onsubmit = (event) => { event.preventDefault(); changes = wanted(); whileBusy(form, () => act(() => send(false))); };
+  apply.onclick = () => whileBusy(form, () => act(() => send(true)));
+  $("#net-edit-reset").onclick = () => { fill(ctx.data); plan.replaceChildren(); outcome.textContent = ""; apply.hidden = true; };
+  ctx.watch((n) => { if (!shown) fill(n); });
+  $("button[type=submit]", form).disabled = false;
+});
+
 objectPages.network.settings.push(actionsTab("net-settings-actions", (n, ctx) => [
   button("Delete", () => act(async () => {
     const done = await askFirst(ctx, { action: "delete", method: "DELETE", title: `Delete network ${n.name}?`, confirmLabel: "Delete network" });

@@ -1,8 +1,8 @@
 // A VM's screen on its page: a thumbnail (GET /api/vms/NAME/screenshot) and, on demand, the live
 // display in noVNC (from npm) over the WebSocket /api/vms/NAME/vnc that `serve` joins to the VM's
 // VNC server. The pages only mark a slot: <section data-vm-screen data-vm="NAME">; this module
-// fills it whenever data-vm changes (empty: no VM, or not running), and leaves it hidden for a VM
-// without a display.
+// fills it whenever data-vm changes (empty: no VM, or not running). A VM without a graphical screen
+// (the API's 422 to the first screenshot) is said to have none, and asked no more.
 import RFB from "/vendor/@novnc/novnc/core/rfb.js";
 
 const THUMBNAIL_WIDTH = 320;
@@ -42,8 +42,6 @@ class ScreenSlot {
     const status = node("span", { class: "vm-screen-status", role: "status" });
     const display = node("div", { class: "vm-display", hidden: "" });
     this.parts = { thumbnail, open, keys, shut, status, display };
-    thumbnail.onload = () => { this.slot.hidden = false; };
-    thumbnail.onerror = () => { if (!this.rfb) this.slot.hidden = true; };  // no display, or it stopped
     open.onclick = () => this.connect();
     keys.onclick = () => this.rfb && this.rfb.sendCtrlAltDel();
     shut.onclick = () => this.disconnect();
@@ -53,9 +51,24 @@ class ScreenSlot {
     this.timer = setInterval(() => this.refreshThumbnail(), THUMBNAIL_EVERY_MS);
   }
 
-  refreshThumbnail() {
+  async refreshThumbnail() {
     if (this.rfb || !this.name) return;
-    this.parts.thumbnail.src = `${screenUrl(this.name, "screenshot")}?width=${THUMBNAIL_WIDTH}&at=${Date.now()}`;
+    const name = this.name, { thumbnail } = this.parts;
+    const answer = await fetch(`${screenUrl(name, "screenshot")}?width=${THUMBNAIL_WIDTH}`, { cache: "no-store" }).catch(() => null);
+    if (name !== this.name || this.rfb) return;  // another VM, or the live display, meanwhile
+    if (answer && answer.status === 422) { this.noScreen(); return; }
+    if (!answer || !answer.ok) { this.slot.hidden = true; return; }  // it stopped, or the server went away
+    const picture = URL.createObjectURL(await answer.blob());
+    thumbnail.onload = () => { URL.revokeObjectURL(picture); this.slot.hidden = false; };
+    thumbnail.src = picture;
+  }
+
+  // The VM has no graphics device: said once, and no more screenshots asked for while it runs.
+  noScreen() {
+    clearInterval(this.timer);
+    this.timer = null;
+    this.slot.replaceChildren(node("h3", {}, "Screen"), node("p", { class: "vm-screen-status", role: "status" }, "No graphical screen: this VM has a serial console only."));
+    this.slot.hidden = false;
   }
 
   connect() {
