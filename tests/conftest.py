@@ -145,3 +145,56 @@ def web_server(web_lab, tmp_path_factory):
     password_file.write_text(WEB_PASSWORD + "\n")
     with serve_process(web_lab.uri, password_file) as base:
         yield base
+
+
+@pytest.fixture(scope="module")
+def web_conn(web_lab):
+    """libvirt on the web console's lab host, for what a browser test sets up and checks (its XML)."""
+    import libvirt
+
+    conn = libvirt.open(web_lab.uri)
+    yield conn
+    conn.close()
+
+
+def logged_in(browser, base_url: str, start: str = "/networks", **context_options):
+    """A page of its own browser context, logged in on `virtops serve` at base_url and shown at
+    START with its event stream open. page.errors collects what no page of the context may report:
+    a JavaScript error or a Content-Security-Policy refusal (the pages run under a strict policy)."""
+    context = browser.new_context(base_url=base_url, **context_options)
+    errors: list[str] = []
+
+    def watch(page):
+        if getattr(page, "errors", None) is errors:
+            return
+        page.errors = errors
+        page.set_default_timeout(20_000)
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.on("console", lambda message: errors.append(message.text) if "Content Security Policy" in message.text else None)
+
+    context.on("page", watch)  # pages the tests open later too
+    page = context.new_page()
+    watch(page)
+    page.goto(f"/login?next={start}")
+    page.fill("input[name=password]", WEB_PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"**{start}")
+    page.wait_for_selector("#live[data-state=live]")
+    return page
+
+
+@pytest.fixture(scope="module")
+def web_base(web_server):
+    """The `virtops serve` the browser tests' page logs in on: the web lab's (a module with a lab
+    and server of its own overrides this)."""
+    return web_server
+
+
+@pytest.fixture
+def page(browser, web_base, request):
+    """A logged-in page, at the test module's WEB_START (default /networks); at its end, no page of
+    its context may have reported an error (logged_in)."""
+    page = logged_in(browser, web_base, getattr(request.module, "WEB_START", "/networks"))
+    yield page
+    page.context.close()
+    assert page.errors == []

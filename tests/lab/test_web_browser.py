@@ -4,10 +4,9 @@ unchanged, live updates from libvirt events, and a VM's disks and NICs."""
 from __future__ import annotations
 
 import libvirt
-import pytest
 from playwright.sync_api import expect
 
-from tests.conftest import WEB_PASSWORD
+from tests.conftest import web_conn
 from tests.helpers import dir_pool_element, host_state, volume_element
 from virtops.xmlmodels import doc as X
 from virtops.ops.domain import DiskSpec, DomainSpec
@@ -16,31 +15,7 @@ from virtops.ops.domain import DiskSpec, DomainSpec
 # (page.wait_for_function evaluates a string in the page, which the policy refuses).
 expect.set_options(timeout=20_000)
 
-
-@pytest.fixture
-def page(browser, web_server):
-    """A logged-in page; at its end, no Content-Security-Policy refusal may have been reported
-    (the pages and xterm.js run under the server's strict policy)."""
-    context = browser.new_context(base_url=web_server)
-    page = context.new_page()
-    refused: list[str] = []
-    page.on("console", lambda message: refused.append(message.text) if "Content Security Policy" in message.text else None)
-    page.set_default_timeout(20_000)
-    page.goto("/login?next=/networks")
-    page.fill("input[name=password]", WEB_PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url("**/networks")
-    page.wait_for_selector("#live[data-state=live]")  # the event stream is open
-    yield page
-    context.close()
-    assert refused == []
-
-
-@pytest.fixture(scope="module")
-def conn(web_lab):
-    conn = libvirt.open(web_lab.uri)
-    yield conn
-    conn.close()
+conn = web_conn  # libvirt on the web lab; the logged-in `page` is conftest's too
 
 
 def _wizard_step(page, fields: dict[str, str]) -> None:

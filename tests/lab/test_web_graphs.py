@@ -14,10 +14,9 @@ from playwright.sync_api import expect
 
 from tests.conftest import WEB_PASSWORD
 from tests.helpers import serve_process
-from tests.lab import test_web_browser, test_web_screen
+from tests.lab import test_web_screen
 from virtops.web import rings
 
-page = test_web_browser.page  # the logged-in Chromium page (the browser is conftest's)
 screen_guest = test_web_screen.screen_guest  # a running test guest
 VM = test_web_screen.VM
 POOL = "graphs-pool"

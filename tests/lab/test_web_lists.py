@@ -13,6 +13,7 @@ import libvirt
 import pytest
 from playwright.sync_api import expect
 
+from tests import conftest
 from tests.conftest import WEB_PASSWORD
 from tests.helpers import fresh_lab, host_state, serve_process, small_domain_xml
 
@@ -65,28 +66,17 @@ def server(conn, lab, tmp_path_factory):
         yield base
 
 
+WEB_START = "/vms"  # where conftest's logged-in page starts
+
+
+@pytest.fixture(scope="module")
+def web_base(server):
+    return server  # conftest's page logs in on this module's own server
+
+
 def logged_in(browser, server, **context_options):
-    """A page logged in on the server; it records JavaScript errors and CSP refusals."""
-    context = browser.new_context(base_url=server, **context_options)
-    page = context.new_page()
-    page.errors = []
-    page.on("pageerror", lambda err: page.errors.append(str(err)))
-    page.on("console", lambda m: page.errors.append(m.text) if "Content Security Policy" in m.text else None)
-    page.set_default_timeout(20_000)
-    page.goto("/login?next=/vms")
-    page.fill("input[name=password]", WEB_PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url("**/vms")
-    page.wait_for_selector("#live[data-state=live]")
-    return page
-
-
-@pytest.fixture
-def page(browser, server):
-    page = logged_in(browser, server)
-    yield page
-    page.context.close()
-    assert page.errors == []
+    """A page logged in on this module's server (conftest's logged_in: page.errors), at /vms."""
+    return conftest.logged_in(browser, server, WEB_START, **context_options)
 
 
 def names(page, table="#vms") -> list[str]:

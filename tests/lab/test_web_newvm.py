@@ -10,7 +10,6 @@ import libvirt
 import pytest
 from playwright.sync_api import expect
 
-from tests.conftest import WEB_PASSWORD
 from tests.helpers import dir_pool_element, host_state, network_element, volume_element
 from virtops.base.errors import VirtopsError
 from virtops.ops.domain import DiskSpec, DomainSpec
@@ -20,15 +19,16 @@ from virtops.xmlmodels import doc as X
 expect.set_options(timeout=20_000)  # locator assertions: the pages' CSP refuses wait_for_function
 POOL, NETWORK, HOLDER = "nvpool", "nvnet", "nvholder"
 WIZARD = "#vm-wizard"
+WEB_START = "/vms"  # where conftest's logged-in page starts
 
 
 @pytest.fixture(scope="module")
-def conn(web_lab):
+def conn(web_conn, web_lab):
     """The lab's libvirt, with what the wizard offers: a pool holding an ISO, two free volumes and
     one a VM uses, and a network with DHCP. What this module makes is removed at its end."""
     from virtops.host import Host
 
-    conn = libvirt.open(web_lab.uri)
+    conn = web_conn
     checked = Host(web_lab.uri)
     checked.virt_type()  # a lab's first VM boots the test guest to choose KVM or TCG: done here, not in the page
     checked.close()
@@ -52,25 +52,6 @@ def conn(web_lab):
     pool.undefine()
     net.destroy()
     net.undefine()
-    conn.close()
-
-
-@pytest.fixture
-def page(browser, web_server, conn):
-    """A logged-in VMs page; no Content-Security-Policy refusal and no script error may happen."""
-    context = browser.new_context(base_url=web_server)
-    page = context.new_page()
-    problems: list[str] = []
-    page.on("console", lambda message: problems.append(message.text) if "Content Security Policy" in message.text else None)
-    page.on("pageerror", lambda error: problems.append(str(error)))
-    page.goto("/login?next=/vms")
-    page.fill("input[name=password]", WEB_PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url("**/vms")
-    page.wait_for_selector("#live[data-state=live]")
-    yield page
-    context.close()
-    assert problems == []
 
 
 def _open_wizard(page, name: str) -> None:

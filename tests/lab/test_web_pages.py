@@ -5,58 +5,22 @@ IP on its own without a reload, and the serial console's Reconnect. Every page i
 screenshot (tests/screenshots.py)."""
 from __future__ import annotations
 
-import shutil
-
 import libvirt
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
-from tests.conftest import WEB_PASSWORD
 from tests.helpers import cli_ok, host_state
 from tests.screenshots import save_screenshot
 
-CHROMIUM = shutil.which("chromium")
 expect.set_options(timeout=20_000)  # locator assertions only: the pages' CSP refuses wait_for_function
 NET, POOL, VOLUME, VM = "pagesnet", "pagespool", "vol1", "pagesvm"
 SUBNET = "192.168.217"
 
 
-@pytest.fixture(scope="module")
-def browser():
-    if CHROMIUM is None:
-        pytest.fail("Debian's chromium is needed for the browser tests; run the README's setup command")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        yield browser
-        browser.close()
-
-
 @pytest.fixture
-def context(browser, web_server):
-    """A logged-in browser context; at its end no page may have reported a CSP refusal or a script error."""
-    context = browser.new_context(base_url=web_server)
-    problems: list[str] = []
-    context.on("page", lambda page: _watch(page, problems))
-    page = context.new_page()
-    page.goto("/login?next=/networks")
-    page.fill("input[name=password]", WEB_PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{web_server}/networks")
-    page.wait_for_selector("#live[data-state=live]")  # the page after the login, its event stream open
-    yield context
-    context.close()
-    assert problems == []
-
-
-def _watch(page, problems: list[str]) -> None:
-    page.set_default_timeout(20_000)
-    page.on("console", lambda message: problems.append(message.text) if "Content Security Policy" in message.text else None)
-    page.on("pageerror", lambda error: problems.append(str(error)))
-
-
-@pytest.fixture
-def page(context):
-    return context.pages[0]
+def context(page):
+    """The logged-in page's context (conftest): a test opens more pages in it, each watched too."""
+    return page.context
 
 
 @pytest.fixture(scope="module")

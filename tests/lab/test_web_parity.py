@@ -16,7 +16,7 @@ import libvirt
 import pytest
 from playwright.sync_api import expect
 
-from tests.conftest import WEB_PASSWORD
+from tests.conftest import web_conn
 from tests.helpers import dir_pool_element, host_state, volume_element
 from virtops.base.errors import VirtopsError
 from virtops.host import Host
@@ -28,14 +28,11 @@ POOL, NET, VM = "paritypool", "paritynet", "parityvm"
 MIB = 1 << 20
 
 
-@pytest.fixture(scope="module")
-def conn(web_lab):
-    conn = libvirt.open(web_lab.uri)
-    yield conn
-    conn.close()
+WEB_START = "/pools"  # where conftest's logged-in page starts
+conn = web_conn  # libvirt on the web lab (conftest)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module", autouse=True)
 def objects(conn):
     """A dir pool with a VM's disk and two spare volumes, a network, a stopped VM: made through
     libvirt, so only the console's own actions are under test."""
@@ -48,24 +45,6 @@ def objects(conn):
         f"<network><name>{NET}</name><forward mode='nat'/><ip address='192.168.231.1' netmask='255.255.255.0'>"
         "<dhcp><range start='192.168.231.128' end='192.168.231.254'/></dhcp></ip></network>").create()
     conn.defineXML(DomainSpec(name=VM, virt_type="qemu", disks=[DiskSpec(target="vda", pool=POOL, volume="sys")]).to_xml())
-
-
-@pytest.fixture
-def page(browser, web_server, objects):
-    """A logged-in page; no JavaScript error and no CSP refusal may have been reported by its end."""
-    context = browser.new_context(base_url=web_server, accept_downloads=True)
-    page = context.new_page()
-    problems: list[str] = []
-    page.on("pageerror", lambda err: problems.append(str(err)))
-    page.on("console", lambda message: problems.append(message.text) if "Content Security Policy" in message.text else None)
-    page.goto("/login?next=/pools")
-    page.fill("input[name=password]", WEB_PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url("**/pools")
-    page.wait_for_selector("#live[data-state=live]")
-    yield page
-    context.close()
-    assert problems == []
 
 
 def dialog(page):

@@ -14,7 +14,7 @@ import libvirt
 import pytest
 from playwright.sync_api import expect
 
-from tests.conftest import WEB_PASSWORD
+from tests.conftest import web_conn
 from tests.helpers import cli_ok, host_state
 from virtops.host import Host
 from virtops.testguest.image import kernel_cmdline, wait_for_report
@@ -24,25 +24,6 @@ expect.set_options(timeout=20_000)  # locator assertions only: the pages' CSP re
 
 POOL, NET, SPARE_NET, VM, MAC = "safepool", "safenet", "safespare", "safevm", "52:54:00:5a:fe:01"
 SUBNET = ipaddress.ip_network("10.77.5.0/24")
-
-
-@pytest.fixture
-def page(browser, web_server):
-    """A logged-in page; no Content-Security-Policy refusal and no JavaScript error may happen on it."""
-    context = browser.new_context(base_url=web_server)
-    page = context.new_page()
-    problems: list[str] = []
-    page.on("console", lambda message: problems.append(message.text) if "Content Security Policy" in message.text else None)
-    page.on("pageerror", lambda error: problems.append(str(error)))
-    page.set_default_timeout(20_000)
-    page.goto("/login?next=/networks")
-    page.fill("input[name=password]", WEB_PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url("**/networks")
-    page.wait_for_selector("#live[data-state=live]")
-    yield page
-    context.close()
-    assert problems == []
 
 
 @pytest.fixture(scope="module")
@@ -79,12 +60,7 @@ def scene(web_lab, guest_image):
                 host.networks.delete(name, force=True)
         host.close()
 
-
-@pytest.fixture(scope="module")
-def conn(web_lab):
-    conn = libvirt.open(web_lab.uri)
-    yield conn
-    conn.close()
+conn = web_conn  # libvirt on the web lab; the logged-in `page` is conftest's too
 
 
 def _dialog(page):

@@ -10,13 +10,11 @@ from playwright.sync_api import expect
 
 from tests.conftest import WEB_PASSWORD
 from tests.lab.test_screens import lit
-from tests.lab import test_web_browser
 from virtops.ops.domain import DomainSpec, KernelBoot
 from virtops.ops.screens import Picture, parse_png
 from virtops.testguest.image import kernel_cmdline, wait_for_report
 
 VM = "screenvm"
-page = test_web_browser.page  # the logged-in Chromium page (the browser is conftest's)
 
 
 @pytest.fixture
