@@ -3,22 +3,34 @@
 // wizards and forms. Uses app.js's helpers ($, $$, el, api, act, button).
 "use strict";
 
+// -- the one modal dialog ----------------------------------------------------------------------
+// Every dialog of the console (confirmations here, parity.js's forms) is this <dialog>: shown modal
+// (the rest of the page inert), titled by its h2, Tab kept inside, Escape closing it, and the focus
+// back where it was once it closes.
+function modalDialog({ id, titleId = `${id}-title`, className = "" }, title, ...children) {
+  const dialog = el("dialog", { id, class: `modal ${className}`.trim(), "aria-labelledby": titleId },
+    el("h2", { id: titleId }, title), ...children);
+  dialog.addEventListener("keydown", (event) => keepFocusIn(dialog, event));
+  document.body.append(dialog);
+  return dialog;
+}
+
+function showModal(dialog) {
+  const opener = document.activeElement;
+  dialog.addEventListener("close", () => { if (opener && opener.isConnected) opener.focus(); }, { once: true });
+  dialog.showModal();
+}
+
 // -- confirmations ----------------------------------------------------------------------------
-// One modal <dialog> per page: the rest of the page is inert while it is open, Tab stays inside,
-// Escape and Cancel (the button that has focus, so Enter cancels too) leave everything as it was.
+// One per page: Escape and Cancel (the button that has focus, so Enter cancels too) leave
+// everything as it was.
 function confirmDialog() {
-  const found = $("#confirm-dialog");
-  if (found) return found;
-  const dialog = el("dialog", { id: "confirm-dialog", class: "confirm", "aria-labelledby": "confirm-title", "aria-describedby": "confirm-cost" },
-    el("h2", { id: "confirm-title" }),
+  return $("#confirm-dialog") || modalDialog({ id: "confirm-dialog", titleId: "confirm-title", className: "confirm" }, "",
     el("p", { id: "confirm-cost", class: "cost" }),
     el("ul", { id: "confirm-guests", class: "guests", "aria-label": "running guests affected" }),
     el("form", { method: "dialog", class: "dialog-buttons" },
       el("button", { value: "cancel", id: "confirm-cancel" }, "Cancel"),
       el("button", { value: "confirm", id: "confirm-ok", class: "danger" }, "Confirm")));
-  dialog.addEventListener("keydown", (event) => keepFocusIn(dialog, event));
-  document.body.append(dialog);
-  return dialog;
 }
 
 function keepFocusIn(container, event) {
@@ -32,7 +44,8 @@ function keepFocusIn(container, event) {
 
 // Resolves true when the operator confirms, false on Cancel or Escape; focus goes back where it was.
 function confirmAction({ title, cost, confirmLabel = "Confirm", guests = [] }) {
-  const dialog = confirmDialog(), opener = document.activeElement;
+  const dialog = confirmDialog();
+  dialog.setAttribute("aria-describedby", "confirm-cost");
   $("#confirm-title", dialog).textContent = title;
   $("#confirm-cost", dialog).textContent = cost;
   const list = $("#confirm-guests", dialog);
@@ -40,13 +53,10 @@ function confirmAction({ title, cost, confirmLabel = "Confirm", guests = [] }) {
   list.hidden = guests.length === 0;
   $("#confirm-ok", dialog).textContent = confirmLabel;
   dialog.returnValue = "";
-  dialog.showModal();
+  showModal(dialog);
   $("#confirm-cancel", dialog).focus();
   return new Promise((resolve) => {
-    dialog.addEventListener("close", () => {
-      if (opener && opener.isConnected) opener.focus();
-      resolve(dialog.returnValue === "confirm");
-    }, { once: true });
+    dialog.addEventListener("close", () => resolve(dialog.returnValue === "confirm"), { once: true });
   });
 }
 

@@ -19,7 +19,7 @@ function parityDialog(title, fields, submitLabel, submit) {
   const send = el("button", { type: "submit" }, submitLabel);  // Enter in a field sends too; Escape closes (a modal dialog)
   const form = el("form", { method: "dialog" }, ...fields, error, wayOut, outcome,
     el("div", { class: "wizard-buttons" }, send, button("Close", () => dialog.close(), { "data-dialog-close": true })));
-  const dialog = el("dialog", { id: "parity-dialog", "aria-label": title }, el("h2", {}, title), form);
+  const dialog = modalDialog({ id: "parity-dialog" }, title, form);  // dialogs.js: the console's one dialog
   form.onsubmit = async (event) => {
     event.preventDefault();
     if (form.dataset.busy) return;  // one request at a time (dialogs.js whileBusy disables the form meanwhile)
@@ -40,10 +40,8 @@ function parityDialog(title, fields, submitLabel, submit) {
     } else if (shown === undefined) dialog.close();
     else outcome.textContent = shown;
   };
-  dialog.addEventListener("keydown", (event) => keepFocusIn(dialog, event));  // dialogs.js: Tab stays inside
   dialog.addEventListener("close", () => dialog.remove());
-  document.body.append(dialog);
-  dialog.showModal();
+  showModal(dialog);
   return dialog;
 }
 
