@@ -290,7 +290,7 @@ pages.networks = () => {
       ["IPv4", (n) => (n.subnet ? `${n.subnet} (gateway ${n.gateway})` : "-")], ["DHCP", (n) => n.dhcp_range], ["Leases", (n) => n.leases],
       ["", (n) => el("span", {},
         button("XML", () => showXml(`Network ${n.name}`, `${path(n)}/xml`, `${n.name}_net.xml`)),
-        n.mode === "bridge" ? null : el("a", { href: `${objectHref("networks", n.name)}/settings`, "aria-label": `Edit ${n.name}` }, "Edit"),
+        n.mode === "bridge" ? null : el("a", { href: `${objectHref("networks", n.name)}/settings`, class: "button", "aria-label": `Edit ${n.name}` }, "Edit"),
         ...(hook("networkActions", n) || []),
         button(n.active ? "Stop" : "Start", () => act(() => (n.active  // start re-plugs the NICs of its running guests
           ? disruptive({ impact: `${path(n)}/impact?action=stop`, title: `Stop network ${n.name}?`, confirmLabel: "Stop network", method: "POST", path: `${path(n)}/actions/stop` })

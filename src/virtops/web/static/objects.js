@@ -332,6 +332,8 @@ objectPages.network.settings.push((ctx) => {
     form.dhcp_end.value = n.dhcp_end || "";
     form.mode.value = n.mode;
     form.dev.value = n.dev || "";
+    $("#net-edit-fields").disabled = false;  // filled: now they can be changed and sent
+    $("button[type=submit]", form).disabled = false;
   };
   const wanted = () => {
     const v = formValues(form), n = shown, body = {};
@@ -355,7 +357,6 @@ objectPages.network.settings.push((ctx) => {
   apply.onclick = () => whileBusy(form, () => act(() => send(true)));
   $("#net-edit-reset").onclick = () => { fill(ctx.data); plan.replaceChildren(); outcome.textContent = ""; apply.hidden = true; };
   ctx.watch((n) => { if (!shown) fill(n); });
-  $("button[type=submit]", form).disabled = false;
 });
 
 objectPages.network.settings.push(actionsTab("net-settings-actions", (n, ctx) => [
