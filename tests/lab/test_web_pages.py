@@ -101,7 +101,7 @@ def test_every_tab_of_a_vm_and_its_xml(page, objects):
     ("/networks", NET, f"/networks/{NET}"), ("/pools", POOL, f"/pools/{POOL}"), ("/vms", VM, f"/vms/{VM}")])
 def test_object_page_from_its_list(page, objects, list_url, name, url):
     page.goto(list_url)
-    page.locator(f"tr[data-name={name}]").get_by_role("link", name=name).click()
+    page.locator(f"tr[data-name={name}]").get_by_role("link", name=name, exact=True).click()
     page.wait_for_url(f"**{url}")
     expect(page.locator(".facts dd").first).not_to_be_empty()
     expect(page.locator("header nav a[aria-current=page]")).to_have_attribute("href", list_url)

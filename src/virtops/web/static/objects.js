@@ -123,7 +123,7 @@ const actionsTab = (id, buttons) => (ctx) => {
 
 // libvirt's own XML of the object, refreshed with it, to read or save (virsh dumpxml > FILE).
 const xmlTab = (filename) => (ctx) => {
-  const text = el("pre", { id: "object-xml", tabindex: 0, "aria-label": `libvirt's XML of ${ctx.ref}` });  // scrolls by keyboard too
+  const text = el("pre", { id: "object-xml", tabindex: 0, role: "region", "aria-label": `libvirt's XML of ${ctx.ref}` });  // scrolls by keyboard too
   const save = el("a", { id: "object-xml-save", href: "#", download: filename(ctx) }, "Save as file");
   ctx.watch(async () => {
     const xml = await api("GET", `${ctx.path}/xml`);
