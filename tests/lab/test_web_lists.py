@@ -173,12 +173,14 @@ def test_bulk_delete_asks_first_and_keeps_a_running_vm(page, conn):
         page.locator(f"#vms tr[data-name={name}] input[type=checkbox]").check()
     page.fill(".list-controls input[name=q]", "lst")  # the search keeps them shown, so selected
     before = host_state(conn)
-    page.once("dialog", lambda dialog: dialog.dismiss())
     page.locator("[data-bulk-action=delete]").click()
+    expect(page.locator("#confirm-title")).to_have_text("Delete 3 VMs?")  # the console's one dialog (dialogs.js)
+    expect(page.locator("#confirm-guests li")).to_have_count(3)
+    page.click("#confirm-cancel")
     expect(page.locator(f"#vms tr[data-name={GUEST}] input[type=checkbox]")).to_be_checked()
     assert host_state(conn) == before  # cancelled: nothing changed
-    page.once("dialog", lambda dialog: dialog.accept())
     page.locator("[data-bulk-action=delete]").click()
+    page.click("#confirm-ok")
     expect(page.locator(f".bulk-results li[data-name={GUEST}]")).to_have_text(
         re.compile(f"^{GUEST}: not done: vm: {GUEST} is running"))
     expect(page.locator(".bulk-results li[data-name=lst300]")).to_have_text("lst300: deleted; its volumes stay")

@@ -43,13 +43,14 @@ function keepFocusIn(container, event) {
 }
 
 // Resolves true when the operator confirms, false on Cancel or Escape; focus goes back where it was.
-function confirmAction({ title, cost, confirmLabel = "Confirm", guests = [] }) {
+function confirmAction({ title, cost, confirmLabel = "Confirm", guests = [], guestsAre = "running guests affected" }) {
   const dialog = confirmDialog();
   dialog.setAttribute("aria-describedby", "confirm-cost");
   $("#confirm-title", dialog).textContent = title;
   $("#confirm-cost", dialog).textContent = cost;
   const list = $("#confirm-guests", dialog);
   list.replaceChildren(...guests.map((guest) => el("li", { "data-guest": guest }, guest)));
+  list.setAttribute("aria-label", guestsAre);
   list.hidden = guests.length === 0;
   $("#confirm-ok", dialog).textContent = confirmLabel;
   dialog.returnValue = "";

@@ -227,8 +227,8 @@ function bulkBar(node, list) {
   const runBulk = async (action) => {
     const names = [...list.selected].map((key) => key.split("\n").pop());
     const removeStorage = action === "delete" && storage.checked;
-    if (action === "delete" && !confirm(`Delete ${names.length} VMs (${names.join(", ")})? `
-        + (removeStorage ? "Their volumes go too (never one another VM uses)." : "Their volumes stay."))) return;
+    if (action === "delete" && !await confirmAction({ title: `Delete ${names.length} VMs?`, guests: names, guestsAre: "VMs to delete", confirmLabel: "Delete VMs",
+      cost: removeStorage ? "Their volumes go too (never one another VM uses)." : "Their volumes stay." })) return;  // dialogs.js
     const answer = await api("POST", node.dataset.bulkPath, { action, names, remove_storage: removeStorage });
     results.replaceChildren(...answer.results.map((r) => el("li", { "data-name": r.name, "data-ok": String(r.ok) },
       r.ok ? `${r.name}: ${r.done}` : `${r.name}: not done: ${r.error}`)));
