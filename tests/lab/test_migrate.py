@@ -113,6 +113,14 @@ def in_guest(lab, name: str, command: str, until: str, timeout_s: float = 90) ->
     return on_guest(lab, name, lambda console: run_in_guest(console, command, until, timeout_s), timeout_s)
 
 
+def dirty_memory(lab, name: str) -> None:
+    """Fill 40 MiB of the guest's memory with random bytes (its root is its initramfs, in RAM): a
+    move at 1 MiB/s then takes at least 40 s, so a test can act while it runs. Without this the
+    guest's memory is mostly zero pages and its disk sparse, and even 1 MiB/s ends in seconds."""
+    in_guest(lab, name, "dd if=/dev/urandom of=/fill bs=1048576 count=40 2>/dev/null; echo FILLED-$((1+1))",
+             "FILLED-2")
+
+
 def uptime(lab, name: str) -> float:
     return on_guest(lab, name, guest_uptime)
 
@@ -236,11 +244,11 @@ def test_a_stopped_vm_moves_offline(pair, boot):
 def test_ctrl_c_cancels_and_the_guest_runs_on_at_the_source(pair, boot):
     first, second = pair
     make_vm(first, "stay", "local", boot)
-    in_guest(first, "stay", "echo READY-$((1+1))", "READY-2")
+    dirty_memory(first, "stay")
     hosts = [Host(lab.uri) for lab in pair]
     try:
         dest_before = host_state(hosts[1].conn)
-        # 1 MiB/s: copying the disk and 128 MiB of memory takes minutes, so the move is under way.
+        # 1 MiB/s and 40 MiB of dirtied memory: the move is under way for a while.
         move = subprocess.Popen([sys.executable, "-m", "virtops", "-c", first.uri, "vm", "migrate", "stay",
                                  "--to", f"lab:{second.name}", "--copy-storage", "--bandwidth", "1"],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -270,6 +278,8 @@ KILLED = ("before-the-volume", "before-the-move", "mid-move", "mid-move-then-abo
 def test_a_killed_move_run_again_finishes_it(pair, boot, how):
     first, second = pair
     make_vm(first, "kil", "local", boot)
+    if how.startswith("mid-move"):
+        dirty_memory(first, "kil")
     move = ["vm", "migrate", "kil", "--to", f"lab:{second.name}", "--copy-storage", "--bandwidth"]
     hosts = [Host(lab.uri) for lab in pair]
     try:
@@ -302,6 +312,7 @@ def test_a_killed_move_run_again_finishes_it(pair, boot, how):
 def test_a_source_daemon_restarted_mid_move_is_one_sentence_and_a_run_again_moves(pair, boot):
     first, second = pair
     make_vm(first, "rst", "local", boot)
+    dirty_memory(first, "rst")
     move = ["vm", "migrate", "rst", "--to", f"lab:{second.name}", "--copy-storage", "--bandwidth"]
     host = Host(first.uri)
     dest = Host(second.uri)
@@ -404,6 +415,7 @@ def test_the_rest_api_cancels_a_move_and_the_vm_stays(pair, boot, tmp_path):
 
     first, second = pair
     make_vm(first, "webstay", "local", boot)
+    dirty_memory(first, "webstay")
     password = tmp_path / "password"
     password.write_text("migrate-test-password\n")
     hosts = [Host(lab.uri) for lab in pair]
