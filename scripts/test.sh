@@ -12,8 +12,8 @@ screenshots="${VIRTOPS_ARTIFACTS:-$PWD/test-output}/screenshots"
 rm -rf "$screenshots"
 # The layers of the package (pyproject.toml [tool.importlinter]; docs/architecture.md).
 .venv/bin/lint-imports --no-cache || status=1
-# Names used but never defined, imports never used (the package and the benchmarks).
-.venv/bin/python -m pyflakes src bench || status=1
+# Names used but never defined, imports never used (the package, the benchmarks and the tests).
+.venv/bin/python -m pyflakes src bench tests || status=1
 .venv/bin/python -m pytest -q -rs --junitxml="$report" "$@" || status=$?
 .venv/bin/python - "$report" <<'PY' || status=1
 import sys

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Callable, Hashable, Iterator
 
 from virtops.base.errors import InvalidInput, NotFound, VirtopsError
+from virtops.base.names import LAB_PREFIX, check_lab_term
 
 SYSTEM_FILE = Path("/etc/virtops/hosts.yaml")
 MAX_FILE_BYTES = 1 << 20  # a thousand hosts take about 100 KiB
@@ -34,7 +35,6 @@ RESERVED_NAMES = {"all"}  # a selector word (-H all)
 # libvirt's URIs: DRIVER[+TRANSPORT]://[USER@][HOST][:PORT]/PATH[?PARAMS]
 DRIVER_PATTERN = re.compile(r"^[a-z][a-z0-9]*$")
 TRANSPORTS = {"tls", "tcp", "unix", "ssh", "libssh", "libssh2", "ext"}
-LAB_PREFIX = "lab:"
 
 
 @dataclass(frozen=True)
@@ -84,10 +84,7 @@ def check_tag(tag: str) -> str:
 def check_uri(uri: str) -> str:
     """A libvirt URI (DRIVER[+TRANSPORT]://[HOST]/PATH) or lab:NAME. Syntax only: the host may be down."""
     if uri.startswith(LAB_PREFIX):
-        lab = uri.removeprefix(LAB_PREFIX)
-        if not re.match(r"^[a-z][a-z0-9-]{0,19}$", lab):
-            raise InvalidInput("URI", f"{uri!r}: a lab host is lab:NAME with 1-20 lowercase letters, digits or '-'.")
-        return uri
+        return check_lab_term(uri, "URI")
     expected = "a libvirt URI such as qemu:///system, qemu+ssh://root@host/system or qemu+tls://host/system"
     if len(uri) > 2048 or any(ch.isspace() or ord(ch) < 32 for ch in uri) or "://" not in uri:
         raise InvalidInput("URI", f"{uri!r} is not {expected}.")

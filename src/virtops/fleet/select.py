@@ -10,17 +10,16 @@ Terms are joined by commas and may mix; a host selected twice is asked once.
 from __future__ import annotations
 
 import functools
-import re
 from typing import Callable
 
 from virtops.base.errors import InvalidInput, NotFound
 from virtops.daemon import registry
 from virtops.daemon.connection import is_host_name
-from virtops.daemon.registry import LAB_PREFIX, RegisteredHost
+from virtops.base.names import LAB_PREFIX, check_lab_term
+from virtops.daemon.registry import RegisteredHost
 
 MAX_SELECTOR_CHARS = 4096
 TAG_PREFIX = "tag:"
-LAB_NAME = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
 FORMS = "all, NAME[,NAME...], tag:TAG or lab:NAME"
 
 
@@ -63,10 +62,7 @@ def _hosts_of(term: str, known: Callable[[], list[RegisteredHost]]) -> list[Regi
             raise InvalidInput("-H", f"no registered host carries the tag {tag!r}; `virtops host list` shows the tags.")
         return hosts
     if term.startswith(LAB_PREFIX):
-        name = term.removeprefix(LAB_PREFIX)
-        if not LAB_NAME.match(name):
-            raise InvalidInput("-H", f"{term!r}: a lab host is lab:NAME with 1-20 lowercase letters, digits or '-'.")
-        return [RegisteredHost(term, term, (), "lab")]
+        return [RegisteredHost(check_lab_term(term, "-H"), term, (), "lab")]
     if not is_host_name(term):
         raise InvalidInput("-H", f"{term!r} is not a selector; use {FORMS} (a URI goes into the registry "
                                  f"first: `virtops host add NAME URI`).")

@@ -5,23 +5,14 @@ what it imports cost a listing more than virsh takes for all of it)."""
 from __future__ import annotations
 
 import os
-import re
 
-from virtops.base.errors import InvalidInput
+from virtops.base.names import check_lab_name as check_name
 
 DEFAULT_ROOT = "/var/lib/virtops/labs"
-NAME_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
 
 
 def lab_root() -> str:
     return os.environ.get("VIRTOPS_LAB_ROOT", DEFAULT_ROOT)
-
-
-def check_name(name: str) -> str:
-    if not NAME_PATTERN.match(name):
-        raise InvalidInput("lab name", f"{name!r} is not accepted; use 1-20 lowercase letters, digits or '-', "
-                                       f"starting with a letter.")
-    return name
 
 
 def state_dir(name: str, root: str | os.PathLike | None = None) -> str:

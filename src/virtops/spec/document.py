@@ -28,6 +28,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSeriali
 
 from virtops.base.errors import InvalidInput, Refusals, VirtopsError
 from virtops.base.units import parse_size
+from virtops.base.names import LAB_PREFIX
 from virtops.daemon import registry
 from virtops.daemon.connection import is_host_name
 from virtops.ops.devices import DiskRequest, NicRequest
@@ -447,7 +448,7 @@ def _fleet_of(data: dict, loaded: LoadedSpec) -> LoadedFleet:
         raise loaded.error(("hosts",), f"must map {FLEET_KEYS}.")
     fleet = LoadedFleet(loaded.file, {})
     for host, part in hosts.items():
-        if not isinstance(host, str) or not (is_host_name(host) or host.startswith(registry.LAB_PREFIX)):
+        if not isinstance(host, str) or not (is_host_name(host) or host.startswith(LAB_PREFIX)):
             raise loaded.error(("hosts", host), f"{host!r} is not a host name; the keys of hosts: map {FLEET_KEYS}.")
         if host in registry.RESERVED_NAMES:
             raise loaded.error(("hosts", host), f"{host!r} selects every host; name each host instead.")
