@@ -8,17 +8,10 @@ from __future__ import annotations
 from pydantic import ConfigDict, Field
 
 from virtops.base.errors import InvalidInput
+from virtops.daemon.lookups import split_volume_ref
 from virtops.base.model import Model, one_of
 from virtops.xmlmodels.values import (CACHE_MODES, DIRECT_MODES, DISK_BUSES, DISK_FORMATS, DISK_PROTOCOLS,
                                       NIC_MODELS, NIC_TYPES)
-
-def split_ref(ref: str | None, field_name: str) -> tuple[str, str]:
-    """(POOL, VOLUME) of a POOL/VOLUME reference; InvalidInput naming `field_name` otherwise."""
-    pool, sep, name = (ref or "").partition("/")
-    if not sep or not pool or not name or "/" in name:
-        raise InvalidInput(field_name, f"{ref!r} is not POOL/VOLUME; give one such as test/test.")
-    return pool, name
-
 
 # Unknown fields are refused in every face: a typo must not fall back to a default.
 STRICT = ConfigDict(defer_build=True, extra="forbid")
@@ -70,7 +63,7 @@ class DiskRequest(Model):
 
     def pool_and_volume(self) -> tuple[str, str]:  # a volume given by its path: see ops/vm.py disk_source
         """(POOL, VOLUME) of a volume disk; InvalidInput when volume is not POOL/VOLUME."""
-        return split_ref(self.volume, "volume")
+        return split_volume_ref(self.volume, "volume")
 
     def check_source(self) -> None:
         """Exactly one source, and a network disk's fields only on a network disk."""

@@ -25,7 +25,7 @@ from virtops.ops import vmrows
 from virtops.xmlmodels import doc as X
 from virtops.xmlmodels.domain import DomainXml as DomainDocument  # DomainXml here is the live and persistent pair
 from virtops.xmlmodels.volume import VolumeXml
-from virtops.ops.devices import DiskRequest, NicRequest, path_disk_type, split_ref
+from virtops.ops.devices import DiskRequest, NicRequest, path_disk_type
 from virtops.ops.domain import DiskSpec, DomainSpec, Graphics, KernelBoot, NicSpec
 from virtops.base.hostlock import locks_host, refuse_if_written
 from virtops.base.paths import refuse_control_characters, refuse_control_characters_in
@@ -36,7 +36,7 @@ from virtops.base import leftovers
 from virtops.daemon import owned
 from virtops.base.undo import undo_on_failure
 from virtops.daemon.connection import sees_our_files
-from virtops.daemon.lookups import domain as require_domain
+from virtops.daemon.lookups import domain as require_domain, split_volume_ref
 from virtops.xmlmodels.values import (CACHE_MODES, DISK_BUSES as BUSES, DISK_FORMATS, DISK_PROTOCOLS, NAMELESS_PROTOCOLS,
                                       NIC_MODELS, NIC_TYPES, TARGET_PREFIX, VOLUME_FORMATS)
 from virtops.ops.access import check_guest_files
@@ -242,7 +242,7 @@ def parse_disk_option(text: str, option: str = "disk") -> DiskRequest:
     if "=" in ref:  # a network disk: every part is KEY=VALUE
         return _parse_option(DiskRequest, option, {}, text, "volume", "path")
     if not ref.startswith("/"):  # a path first names a pool's volume by its path, as virsh takes it
-        split_ref(ref, option)
+        split_volume_ref(ref, option)
     return _parse_option(DiskRequest, option, {"volume": ref}, rest, "path", "format", *NETWORK_DISK_FIELDS)
 
 
@@ -1463,7 +1463,7 @@ class _CreatePlan:
         target = next_target("sata", taken)
         taken.add(target)
         if not ref.startswith("/"):
-            pool, volume = split_ref(ref, "cdrom")
+            pool, volume = split_volume_ref(ref, "cdrom")
             vol = self.vms._resolve_volume(pool, volume, "cdrom")
             return DiskSpec(target=target, pool=pool, volume=volume, format="raw", bus="sata", device="cdrom")
         try:

@@ -717,7 +717,8 @@ def _check_xml(loaded: LoadedSpec, path: Path_, kind: str, entry: Model) -> None
 
 def _check_vm(loaded: LoadedSpec, i: int, vm: VmEntry) -> None:
     from virtops.ops.domain import KernelBoot
-    from virtops.ops.vm import NAME_PATTERN, check_boot, normalize_mac, split_ref
+    from virtops.daemon.lookups import split_volume_ref
+    from virtops.ops.vm import NAME_PATTERN, check_boot, normalize_mac
 
     path = ("vms", i)
     if vm.xml is not None:
@@ -737,7 +738,7 @@ def _check_vm(loaded: LoadedSpec, i: int, vm: VmEntry) -> None:
         try:
             disk.check_source()
             if disk.volume:
-                split_ref(disk.volume, "volume")
+                split_volume_ref(disk.volume, "volume")
         except InvalidInput as err:
             raise loaded.refusal(path + ("disks", j), err) from None
         if disk.target and not re.fullmatch(r"(vd|sd|hd)[a-z]{1,2}", disk.target):
