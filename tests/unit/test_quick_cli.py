@@ -3,6 +3,7 @@ light one (cli/quick.py) runs a plainly written listing without importing click 
 click takes everything else. Both must answer alike: the same output, errors and exit codes."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -91,5 +92,22 @@ def test_a_listing_imports_nothing_heavy(words):
             f"sys.argv = ['virtops', *{URI + words!r}]\n"
             "main()\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "[]"
+
+
+@pytest.mark.parametrize("words", [["-H", "t1", "vm", "list", "--all"], ["-c", "t1", "net", "list"]], ids=" ".join)
+def test_a_listing_of_a_registered_host_imports_nothing_heavy(words, tmp_path):
+    """-c NAME and -H read the registry: its parsed file is kept (no yaml after the first read), and
+    the fleet's gathering is as light as a listing."""
+    env = {**os.environ, "VIRTOPS_HOSTS": str(tmp_path / "hosts.yaml"), "VIRTOPS_SYSTEM_HOSTS": ""}
+    subprocess.run([sys.executable, "-m", "virtops", "host", "add", "t1", "test:///default"], env=env, check=True,
+                   capture_output=True)
+    code = ("import atexit, sys\n"
+            f"atexit.register(lambda: print(sorted(m for m in {HEAVY + ('yaml', 'pathlib')!r} if m in sys.modules)))\n"
+            "from virtops.cli import main\n"
+            f"sys.argv = ['virtops', *{words!r}]\n"
+            "main()\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[-1] == "[]"

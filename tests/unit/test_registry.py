@@ -28,7 +28,7 @@ def files(tmp_path, monkeypatch):
 
 
 def user_text() -> bytes:
-    return registry.user_file().read_bytes()
+    return Path(registry.user_file()).read_bytes()
 
 
 def cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -45,10 +45,34 @@ def test_add_tag_remove_round_trip():
     hosts = {h.name: h for h in registry.registered()}
     assert hosts["web1"].tags == ("web",) and hosts["db1"].tags == ("db", "prod")
     assert hosts["db1"].uri == "qemu+tls://db1.example.org/system"
-    assert oct(registry.user_file().stat().st_mode & 0o777) == "0o600"
+    assert oct(Path(registry.user_file()).stat().st_mode & 0o777) == "0o600"
     registry.remove("web1")
     assert [h.name for h in registry.registered()] == ["db1"]
-    assert not list(registry.user_file().parent.glob(".hosts.yaml.*")), "no temporary file is left behind"
+    assert not list(Path(registry.user_file()).parent.glob(".hosts.yaml.*")), "no temporary file is left behind"
+
+
+def test_a_read_file_is_kept_parsed_and_an_edit_by_hand_is_seen_at_once():
+    """-c NAME and -H read the registry before every listing; yaml's import costs more than the rest
+    of it, so a file read once is kept parsed beside it, for exactly that text."""
+    registry.add("web1", "qemu+ssh://root@web1/system", ["web"])
+    probe = ("import sys; from virtops.daemon import registry; "
+             "print([h.uri for h in registry.registered()], 'yaml' in sys.modules)")
+    answer = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert answer.strip() == "['qemu+ssh://root@web1/system'] False"  # add kept what it wrote
+    Path(registry.user_file()).write_text("hosts:\n  web1: {uri: 'qemu+ssh://root@elsewhere/system'}\n")
+    answer = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert answer.strip() == "['qemu+ssh://root@elsewhere/system'] True"  # the edit, parsed
+    answer = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert answer.strip() == "['qemu+ssh://root@elsewhere/system'] False"  # and kept
+
+
+def test_a_broken_cache_is_only_slower():
+    registry.add("web1", "qemu+ssh://root@web1/system", ["web"])
+    cache = Path(registry.user_file() + ".parsed.json")
+    for broken in ("{not json", json.dumps({"format": registry.CACHE_FORMAT, "files": {registry.user_file(): {
+            "text": Path(registry.user_file()).read_text(), "hosts": [["web1"]]}}}), "[]"):
+        cache.write_text(broken)
+        assert [(h.name, h.uri, h.tags) for h in registry.registered()] == [("web1", "qemu+ssh://root@web1/system", ("web",))]
 
 
 @pytest.mark.parametrize("change, sentence", [
@@ -92,8 +116,8 @@ def test_system_file_is_read_below_the_users_and_never_written(files):
     system.parent.mkdir()
     system.write_text("hosts:\n  shared: {uri: 'qemu+ssh://ops@shared/system', tags: [site]}\n"
                       "  both: {uri: 'qemu+ssh://system/system'}\n")
-    registry.user_file().parent.mkdir(parents=True)
-    registry.user_file().write_text("hosts:\n  both: {uri: 'qemu+ssh://mine/system'}\n")
+    Path(registry.user_file()).parent.mkdir(parents=True)
+    Path(registry.user_file()).write_text("hosts:\n  both: {uri: 'qemu+ssh://mine/system'}\n")
     hosts = {h.name: h for h in registry.registered()}
     assert hosts["shared"].tags == ("site",) and hosts["both"].uri == "qemu+ssh://mine/system"
     before = system.read_bytes()
@@ -114,19 +138,19 @@ def test_system_file_is_read_below_the_users_and_never_written(files):
     ("!!python/object:os.system {}\n", "not valid YAML"),
 ])
 def test_a_broken_file_is_refused_in_one_sentence_and_not_rewritten(text, sentence):
-    registry.user_file().parent.mkdir(parents=True)
-    registry.user_file().write_text(text)
+    Path(registry.user_file()).parent.mkdir(parents=True)
+    Path(registry.user_file()).write_text(text)
     with pytest.raises(VirtopsError) as refused:
         registry.registered()
     assert sentence in str(refused.value) and str(registry.user_file()) in str(refused.value)
     with pytest.raises(VirtopsError):
         registry.add("b", "qemu:///system")
-    assert registry.user_file().read_text() == text
+    assert Path(registry.user_file()).read_text() == text
 
 
 def test_a_file_over_the_size_limit_is_not_parsed():
-    registry.user_file().parent.mkdir(parents=True)
-    registry.user_file().write_text("hosts:\n" + "#" * registry.MAX_FILE_BYTES + "\n")
+    Path(registry.user_file()).parent.mkdir(parents=True)
+    Path(registry.user_file()).write_text("hosts:\n" + "#" * registry.MAX_FILE_BYTES + "\n")
     with pytest.raises(VirtopsError, match="larger than 1024 KiB"):
         registry.registered()
 

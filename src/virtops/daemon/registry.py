@@ -17,15 +17,14 @@ import fcntl
 import functools
 import os
 import re
+import contextlib
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Callable, Hashable, Iterator
+from typing import Callable, Hashable, Iterator, NamedTuple
 
 from virtops.base.errors import InvalidInput, NotFound, VirtopsError
 from virtops.base.names import LAB_PREFIX, check_lab_term
 
-SYSTEM_FILE = Path("/etc/virtops/hosts.yaml")
+SYSTEM_FILE = "/etc/virtops/hosts.yaml"
 MAX_FILE_BYTES = 1 << 20  # a thousand hosts take about 100 KiB
 MAX_HOSTS = 10_000
 MAX_TAGS = 64
@@ -37,8 +36,9 @@ DRIVER_PATTERN = re.compile(r"^[a-z][a-z0-9]*$")
 TRANSPORTS = {"tls", "tcp", "unix", "ssh", "libssh", "libssh2", "ext"}
 
 
-@dataclass(frozen=True)
-class RegisteredHost:
+class RegisteredHost(NamedTuple):
+    """A plain tuple, not a dataclass: -c NAME and -H read the registry before a listing, and
+    dataclasses (with inspect) would cost them more than the file does."""
     name: str  # as the user names it: web1, or lab:NAME for a lab host
     uri: str  # as given (a lab host's: lab:NAME, which daemon/connection.py resolves)
     tags: tuple[str, ...] = ()
@@ -48,22 +48,19 @@ class RegisteredHost:
         return {"name": self.name, "uri": self.uri, "tags": list(self.tags), "source": self.source}
 
 
-@dataclass
-class _Entries:
-    """A registry file's hosts, in the file's order."""
-    hosts: dict[str, RegisteredHost] = field(default_factory=dict)
+Entries = dict[str, RegisteredHost]  # a registry file's hosts by name, in the file's order
 
 
-# -- where -----------------------------------------------------------------------------------
-def user_file() -> Path:
+# -- where (plain strings: pathlib is not worth its import to a listing) -----------------------
+def user_file() -> str:
     given = os.environ.get("VIRTOPS_HOSTS")
-    return Path(given) if given else Path.home() / ".config" / "virtops" / "hosts.yaml"
+    return given if given else os.path.join(os.path.expanduser("~"), ".config", "virtops", "hosts.yaml")
 
 
-def system_file() -> Path:
+def system_file() -> str:
     """Below the user's file. $VIRTOPS_SYSTEM_HOSTS moves it (tests; an empty value: none)."""
     given = os.environ.get("VIRTOPS_SYSTEM_HOSTS")
-    return SYSTEM_FILE if given is None else Path(given) if given else Path("/nonexistent/virtops-hosts.yaml")
+    return SYSTEM_FILE if given is None else given if given else "/nonexistent/virtops-hosts.yaml"
 
 
 # -- the rules of names, tags and URIs --------------------------------------------------------
@@ -108,8 +105,8 @@ def check_uri(uri: str) -> str:
 # -- reading ---------------------------------------------------------------------------------
 def registered() -> list[RegisteredHost]:
     """Every host of the user's and the system's files; the user's entry wins a name in both."""
-    merged = dict(_read(system_file()).hosts)
-    merged.update(_read(user_file()).hosts)
+    merged = dict(_read(system_file()))
+    merged.update(_read(user_file()))
     return list(merged.values())
 
 
@@ -122,20 +119,73 @@ def lookup(name: str, known: list[RegisteredHost] | None = None) -> RegisteredHo
                    f"registered hosts, `virtops host add {name} URI` adds one.")
 
 
-def _read(path: Path) -> _Entries:
+def _read(path: str) -> Entries:
     try:
-        with path.open("rb") as handle:
+        with open(path, "rb") as handle:
             data = handle.read(MAX_FILE_BYTES + 1)
     except FileNotFoundError:
-        return _Entries()
+        return {}
     except OSError as err:
         raise VirtopsError(f"{path}: cannot read the host registry ({err.strerror.lower()}).") from None
     if len(data) > MAX_FILE_BYTES:
         raise VirtopsError(f"{path}: the host registry is larger than {MAX_FILE_BYTES // 1024} KiB; it is not read.")
-    return _parse(data.decode("utf-8", errors="replace"), path)
+    text = data.decode("utf-8", errors="replace")
+    cached = _cached(path, text)
+    if cached is not None:
+        return cached
+    entries = _parse(text, path)
+    _remember(path, text, entries)
+    return entries
 
 
-def _parse(text: str, path: Path) -> _Entries:
+# -- the parsed files, kept: importing yaml costs -c NAME and -H more than the rest of the registry.
+# The cache holds each file's whole text beside its checked entries, so it answers only for the very
+# same text (an edit by hand is seen at once); it lives beside the user's file, and a cache that
+# cannot be read or written is only slower.
+CACHE_FORMAT = 1
+
+
+def _cache_file() -> str:
+    return user_file() + ".parsed.json"
+
+
+def _cache() -> dict:
+    import json
+
+    try:
+        with open(_cache_file(), encoding="utf-8") as handle:
+            cache = json.load(handle)
+    except (OSError, ValueError):
+        return {}
+    return cache if isinstance(cache, dict) and cache.get("format") == CACHE_FORMAT else {}
+
+
+def _cached(path: str, text: str) -> Entries | None:
+    kept = _cache().get("files", {}).get(path)
+    if not isinstance(kept, dict) or kept.get("text") != text:
+        return None
+    try:
+        return {host[0]: RegisteredHost(host[0], host[1], tuple(host[2]), path) for host in kept["hosts"]}
+    except (KeyError, IndexError, TypeError):
+        return None
+
+
+def _remember(path: str, text: str, entries: Entries) -> None:
+    import json
+
+    cache_file = _cache_file()
+    if not os.path.isdir(os.path.dirname(cache_file)):
+        return  # no registry of the user's own yet: nowhere of ours to keep it
+    cache = _cache()
+    files = cache.get("files") if isinstance(cache.get("files"), dict) else {}
+    files[path] = {"text": text, "hosts": [[h.name, h.uri, list(h.tags)] for h in entries.values()]}
+    try:
+        _replace(cache_file, json.dumps({"format": CACHE_FORMAT, "files": files}), 0o600)
+    except OSError:
+        pass
+
+
+def _parse(text: str, path: str) -> Entries:
     """Bounded and strict: the safe loader without aliases, every entry checked by the rules above."""
     import yaml
 
@@ -149,7 +199,7 @@ def _parse(text: str, path: Path) -> _Entries:
         line = f"line {mark.line + 1}" if mark else "the file"
         raise refuse(line, f"not valid YAML ({getattr(err, 'problem', None) or err})") from None
     if data is None:
-        return _Entries()
+        return {}
     if not isinstance(data, dict) or set(data) - {"hosts"}:
         raise refuse("the top", "the file must be a mapping with one key, hosts")
     hosts = data.get("hosts") or {}
@@ -157,7 +207,7 @@ def _parse(text: str, path: Path) -> _Entries:
         raise refuse("hosts", "must be a mapping of host names to {uri, tags}")
     if len(hosts) > MAX_HOSTS:
         raise refuse("hosts", f"more than {MAX_HOSTS} hosts")
-    entries = _Entries()
+    entries: Entries = {}
     for name, entry in hosts.items():
         where = f"hosts.{name}"
         if not isinstance(entry, dict) or not isinstance(entry.get("uri"), str) or set(entry) - {"uri", "tags"}:
@@ -172,7 +222,7 @@ def _parse(text: str, path: Path) -> _Entries:
                 check_tag(tag)
         except InvalidInput as err:
             raise refuse(where, err.message.split(": ", 1)[1].rstrip(".")) from None
-        entries.hosts[str(name)] = RegisteredHost(str(name), entry["uri"], tuple(dict.fromkeys(tags)), str(path))
+        entries[str(name)] = RegisteredHost(str(name), entry["uri"], tuple(dict.fromkeys(tags)), path)
     return entries
 
 
@@ -211,23 +261,23 @@ def add(name: str, uri: str, tags: list[str] | tuple[str, ...] = ()) -> Register
     for tag in tags:
         check_tag(tag)
 
-    def change(entries: _Entries) -> RegisteredHost:
-        if name in entries.hosts:
-            raise InvalidInput("NAME", f"host {name!r} is already registered (as {entries.hosts[name].uri}); "
+    def change(entries: Entries) -> RegisteredHost:
+        if name in entries:
+            raise InvalidInput("NAME", f"host {name!r} is already registered (as {entries[name].uri}); "
                                        f"remove it first or choose another name.")
-        system = _read(system_file()).hosts.get(name)
+        system = _read(system_file()).get(name)
         if system is not None:
             raise InvalidInput("NAME", f"host {name!r} is already registered in {system.source} "
                                        f"(as {system.uri}); choose another name.")
-        entries.hosts[name] = RegisteredHost(name, uri, tuple(dict.fromkeys(tags)), str(user_file()))
-        return entries.hosts[name]
+        entries[name] = RegisteredHost(name, uri, tuple(dict.fromkeys(tags)), user_file())
+        return entries[name]
 
     return _change(change)
 
 
 def remove(name: str) -> RegisteredHost:
-    def change(entries: _Entries) -> RegisteredHost:
-        return entries.hosts.pop(_own(entries, name))
+    def change(entries: Entries) -> RegisteredHost:
+        return entries.pop(_own(entries, name))
 
     return _change(change)
 
@@ -237,27 +287,27 @@ def tag(name: str, tags: list[str] | tuple[str, ...], untag: bool = False) -> Re
     for one in tags:
         check_tag(one)
 
-    def change(entries: _Entries) -> RegisteredHost:
-        host = entries.hosts[_own(entries, name)]
+    def change(entries: Entries) -> RegisteredHost:
+        host = entries[_own(entries, name)]
         kept = [t for t in host.tags if t not in tags] if untag else list(dict.fromkeys([*host.tags, *tags]))
-        entries.hosts[name] = RegisteredHost(name, host.uri, tuple(kept), host.source)
-        return entries.hosts[name]
+        entries[name] = RegisteredHost(name, host.uri, tuple(kept), host.source)
+        return entries[name]
 
     return _change(change)
 
 
-def _own(entries: _Entries, name: str) -> str:
+def _own(entries: Entries, name: str) -> str:
     """A name in the user's file; one only in the system's file is not ours to change."""
-    if name in entries.hosts:
+    if name in entries:
         return name
-    system = _read(system_file()).hosts.get(name)
+    system = _read(system_file()).get(name)
     if system is not None:
         raise InvalidInput("NAME", f"host {name!r} is registered in {system.source}, not in {user_file()}; "
                                    f"change it there (as its owner).")
     raise NotFound(f"host {name!r} is not in the registry ({user_file()}); `virtops host list` shows the registered hosts.")
 
 
-def _change(change: Callable[[_Entries], RegisteredHost]) -> RegisteredHost:
+def _change(change: Callable[[Entries], RegisteredHost]) -> RegisteredHost:
     """Read, change and write the user's file while holding its lock: a refusal leaves it as it was."""
     path = user_file()
     with _locked(path):
@@ -268,11 +318,11 @@ def _change(change: Callable[[_Entries], RegisteredHost]) -> RegisteredHost:
 
 
 @contextmanager
-def _locked(path: Path) -> Iterator[None]:
+def _locked(path: str) -> Iterator[None]:
     """An flock on PATH.lock, not on the file itself: the file is replaced by a rename, the lock file never."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle = open(path.with_name(path.name + ".lock"), "a")
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        handle = open(path + ".lock", "a")
     except OSError as err:
         raise VirtopsError(f"{path}: cannot write the host registry ({err.strerror.lower()}).") from None
     with handle:
@@ -283,12 +333,19 @@ def _locked(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _write(path: Path, entries: _Entries) -> None:
+def _write(path: str, entries: Entries) -> None:
+    text = dump(entries.values())
+    mode = os.stat(path).st_mode & 0o777 if os.path.exists(path) else 0o600
+    _replace(path, text, mode)
+    _remember(path, text, entries)
+
+
+def _replace(path: str, text: str, mode: int) -> None:
+    """Write PATH whole or not at all: a temporary file beside it, synced, renamed over it."""
     import tempfile
 
-    text = dump(entries.hosts.values())
-    mode = path.stat().st_mode & 0o777 if path.exists() else 0o600
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    directory = os.path.dirname(path) or "."
+    fd, temporary = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.")
     try:
         with os.fdopen(fd, "w") as out:
             out.write(text)
@@ -297,13 +354,14 @@ def _write(path: Path, entries: _Entries) -> None:
         os.chmod(temporary, mode)
         os.replace(temporary, path)
     except BaseException:
-        Path(temporary).unlink(missing_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
         raise
-    directory = os.open(path.parent, os.O_RDONLY)
+    handle = os.open(directory, os.O_RDONLY)
     try:
-        os.fsync(directory)  # the rename itself survives a crash
+        os.fsync(handle)  # the rename itself survives a crash
     finally:
-        os.close(directory)
+        os.close(handle)
 
 
 def dump(hosts) -> str:
