@@ -85,7 +85,7 @@ def test_info_shows_each_object_as_its_xml_says(corpus):
         ("ipv4", "10.91.4.1/24", ["10.91.4.10-10.91.4.20", "10.91.4.30-10.91.4.40"]), ("ipv4", "10.91.5.1/24", []),
         ("ipv6", "fd91:4::1/64", ["fd91:4::10-fd91:4::20"]), ("ipv6", "fd91:5::1/64", [])]
     assert multi[2]["hosts"] == [{"id": "0:3:0:1:0:16:3e:11:22:33", "name": "duid-host", "ip": "fd91:4::2"},
-                                 {"name": "name-only", "ip": "fd91:4::3"}]
+                                 {"name": "name-only", "ip": "fd91:4::3"}, {"name": "one", "ip": "fd91:4::4"}]
     shown = cli_ok(source.uri, "net", "info", "cx-multi")
     assert "fd91:5::1/64" in shown and "0:3:0:1:0:16:3e:11:22:33 duid-host = fd91:4::2" in shown
     v6 = json.loads(cli_ok(source.uri, "net", "info", "cx-v6nat", "--json"))
@@ -195,7 +195,7 @@ def test_kinds_beyond_the_fields_are_exported_as_xml_and_applied_to_a_fresh_host
         {"address": "10.91.5.1/24"},
         {"address": "fd91:4::1/64", "dhcp": ["fd91:4::10-fd91:4::20"],
          "hosts": [{"id": "0:3:0:1:0:16:3e:11:22:33", "name": "duid-host", "ip": "fd91:4::2"},
-                   {"name": "name-only", "ip": "fd91:4::3"}]},
+                   {"name": "name-only", "ip": "fd91:4::3"}, {"name": "one", "ip": "fd91:4::4"}]},
         {"address": "fd91:5::1/64"}]
     assert {"subnet", "dhcp", "hosts", "ipv6", "xml"}.isdisjoint(multi)
     pools = {entry["name"]: entry for entry in exported["pools"]}

@@ -296,6 +296,14 @@ def test_static_hosts_live_and_persistent(lab, host, nets):
     unknown = cli(lab, "net", "host", "remove", "t-hosts", "--mac", "52:54:00:49:00:09")
     assert unknown.returncode == 1 and "no host entry for 52:54:00:49:00:09" in unknown.stderr
     assert host_state(host.conn) == before
+    net.update(libvirt.VIR_NETWORK_UPDATE_COMMAND_ADD_LAST, libvirt.VIR_NETWORK_SECTION_IP_DHCP_HOST, -1,
+               "<host name='printer' ip='10.49.0.13'/>",  # by name only, as virsh net-update adds one
+               libvirt.VIR_NETWORK_UPDATE_AFFECT_LIVE | libvirt.VIR_NETWORK_UPDATE_AFFECT_CONFIG)
+    before = host_state(host.conn)
+    taken = cli(lab, "net", "host", "add", "t-hosts", "--mac", "52:54:00:49:00:03", "--ip", "10.49.0.13")
+    assert taken.returncode == 1 and "ip: 10.49.0.13 is already given to the host named printer;" in taken.stderr, \
+        taken.stderr
+    assert host_state(host.conn) == before
     via_virsh_name = cli(lab, "net-update", "t-hosts", "add", "ip-dhcp-host", "<host mac='52:54:00:49:00:02' ip='10.49.0.12'/>")
     assert via_virsh_name.returncode == 0, via_virsh_name.stderr
     assert cli(lab, "net", "host", "remove", "t-hosts", "--mac", "52:54:00:49:00:01").returncode == 0
@@ -365,6 +373,12 @@ def test_ipv6_between_guests_gets_the_bridge_its_ipv6_rules_without_an_address(l
     assert "IPv6 between guests: yes" in cli(lab, "net", "info", "t-lan6").stdout
     validate_config(host, "t-lan6")
     before = host_state(host.conn)
+    for mode in ("nat", "route"):  # libvirt forwards from an address only: the core's sentence, not its XML error
+        forwarding = cli(lab, "net", "edit", "t-lan6", "--mode", mode, "--yes")
+        assert forwarding.returncode == 1 and forwarding.stderr.startswith(
+            f"error: mode: network t-lan6 has no address, and mode {mode} forwards from one;"), forwarding.stderr
+        assert forwarding.stderr.count("\n") == 1
+    assert host_state(host.conn) == before
     plan = cli(lab, "net", "edit", "t-lan6", "--no-ipv6-guests")
     assert plan.returncode == 0 and "IPv6 between guests on -> off" in plan.stdout and "restart t-lan6" in plan.stdout
     assert host_state(host.conn) == before

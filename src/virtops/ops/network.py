@@ -458,10 +458,13 @@ def _addressed_spec(name, subnet, gateway, dhcp, mode, dev, bridge, domain, ipv6
 def _ipv6_only_spec(name, mode, gateway, dhcp, bridge, dev, domain, ipv6, mtu, uuid, hosts, kept,
                     ipv6_guests) -> NetworkSpec:
     """A network without IPv4: IPv6 only, or no address at all: isolated with IPv6 between its
-    guests (libvirt's use of ipv6='yes'), or as the host already has it."""
-    addressless = (mode == "isolated" and ipv6_guests) or \
-        (kept is not None and kept.subnet is None and kept.ipv6 is None and not kept.addresses)
-    if ipv6 is None and not addressless:
+    guests (libvirt's use of ipv6='yes'), or isolated as the host already has it (libvirt forwards
+    in nat, route and open mode from an address only)."""
+    kept_addressless = kept is not None and kept.subnet is None and kept.ipv6 is None and not kept.addresses
+    if ipv6 is None and kept_addressless and mode != "isolated":
+        raise InvalidInput("mode", f"network {name} has no address, and mode {mode} forwards from one; keep mode "
+                                   "isolated, or give the network a subnet too, such as 192.168.200.0/24.")
+    if ipv6 is None and not (mode == "isolated" and (ipv6_guests or kept_addressless)):
         raise InvalidInput("subnet", f"a network in mode {mode} needs an address; give an IPv4 subnet such as --subnet "
                                      "192.168.200.0/24 or an IPv6 one such as --ipv6 fd00:200::/64"
                                      + (", or make it isolated with IPv6 between its guests." if mode == "isolated"
@@ -575,6 +578,13 @@ def _checked_address_host(host: AddressHost, interface, kept_names: set[str | No
     return AddressHost(mac=normalize_mac(host.mac) if host.mac else None, id=host.id, name=host.name, ip=str(ip))
 
 
+def _hosts_by_name_only(node: etree._Element) -> list[DhcpHost]:
+    """The static hosts of a network's first IPv4 address that it knows by name only (the single
+    form's hosts, NetworkSpec.hosts, are those with a MAC): their addresses are taken too."""
+    ipv4 = NetworkXml(node).ipv4
+    return [DhcpHost.from_element(h.node) for h in (ipv4.hosts if ipv4 is not None else []) if not h.mac]
+
+
 def _refuse_overlap_and_second_dhcp(address: Address, before: list[Address]) -> None:
     mine = address.interface.network
     for m, other in enumerate(before):
@@ -588,18 +598,21 @@ def _refuse_overlap_and_second_dhcp(address: Address, before: list[Address]) -> 
 
 
 def _refuse_repeated_hosts(addresses: list[Address]) -> None:
-    seen: dict[tuple[str, str], str] = {}
+    """No MAC, DUID or IP given to two hosts. A name is one per family: libvirt takes one name on
+    an IPv4 and an IPv6 host (a dual-stack guest, which dnsmasq answers in each family by it)."""
+    seen: dict[tuple, str] = {}
     for k, address in enumerate(addresses):
         for j, host in enumerate(address.hosts):
             for key in ("mac", "id", "ip", "name"):
                 value = getattr(host, key)
                 if value is None:
                     continue
-                if (key, value) in seen:
+                seen_as = (key, value, address.interface.version) if key == "name" else (key, value)
+                if seen_as in seen:
                     with located("addresses", k, "hosts", j):
-                        raise InvalidInput(key, f"{value} is already given to the host {seen[(key, value)]}; "
+                        raise InvalidInput(key, f"{value} is already given to the host {seen[seen_as]}; "
                                                 "give each host its own.")
-                seen[(key, value)] = f"{host.ip} (addresses[{k}].hosts[{j}])" if key != "ip" else \
+                seen[seen_as] = f"{host.ip} (addresses[{k}].hosts[{j}])" if key != "ip" else \
                     f"addresses[{k}].hosts[{j}]"
 
 
@@ -615,13 +628,14 @@ def check_dhcp_host(host: DhcpHost, subnet: ipaddress.IPv4Network, gateway: ipad
     kept_names = {h.name for h in kept.hosts} if kept is not None else set()
     if host.name is not None and host.name not in kept_names and not HOSTNAME_PATTERN.match(host.name):
         raise InvalidInput("hostname", f"{host.name!r} is not a host name; use letters, digits and '-', up to 63.")
-    for other in others:
+    for other in others:  # a host the network knows by name only has no MAC (DhcpHost.mac "")
         if other is host:
             continue
-        if normalize_mac(other.mac) == mac:
+        if other.mac and normalize_mac(other.mac) == mac:
             raise InvalidInput("mac", f"{mac} already has a host entry ({other.ip}); remove it first with `net host remove`.")
         if ipaddress.ip_address(other.ip) == ip:
-            raise InvalidInput("ip", f"{ip} is already given to {other.mac}; choose another address in {usable_hosts(subnet)}.")
+            whose = other.mac or f"the host named {other.name}"
+            raise InvalidInput("ip", f"{ip} is already given to {whose}; choose another address in {usable_hosts(subnet)}.")
     return DhcpHost(mac=mac, ip=str(ip), name=host.name)
 
 
@@ -1091,7 +1105,8 @@ class Networks:
         if not spec.subnet:
             raise VirtopsError(f"network: {spec.name} has no IPv4 subnet, so it cannot hand out fixed addresses.")
         subnet = ipaddress.ip_network(spec.subnet)
-        checked = check_dhcp_host(entry, subnet, ipaddress.ip_address(spec.gateway), [*spec.hosts, entry])
+        checked = check_dhcp_host(entry, subnet, ipaddress.ip_address(spec.gateway),
+                                  [*spec.hosts, *_hosts_by_name_only(self._config(net)), entry])
         if net.isActive():
             for lease in net.DHCPLeases():
                 if lease["ipaddr"] == checked.ip and lease["mac"].lower() != checked.mac:
