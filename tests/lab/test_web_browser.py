@@ -40,6 +40,7 @@ def test_network_wizard_creates_a_routed_network(page, conn):
     _wizard_step(page, {"name": "routed"})
     _wizard_step(page, {"subnet": "192.168.201.0/24"})
     _wizard_step(page, {"dhcp_start": "192.168.201.128", "dhcp_end": "192.168.201.254"})
+    _wizard_step(page, {})  # no IPv6
     page.check("#net-wizard input[name=mode][value=route]")
     page.click("#net-wizard [data-next]")
     summary = page.locator("#net-wizard .summary").inner_text()
@@ -97,7 +98,13 @@ def test_network_edit_shows_the_plan_before_a_restart(page, conn):
     expect(page.locator("#net-edit-outcome")).to_have_text("Plan (nothing changed yet):")
     assert "restart routed" in page.locator("#net-edit-plan").inner_text()
     assert host_state(conn) == before
+    page.click("#net-edit-apply")  # a restart: asked first with the core's cost (test_web_safe: with a guest)
+    expect(page.locator("#confirm-title")).to_have_text("Restart network routed?")
+    expect(page.locator("#confirm-cost")).to_contain_text("no running guest has a NIC on routed")
+    page.click("#confirm-cancel")
+    assert host_state(conn) == before
     page.click("#net-edit-apply")
+    page.click("#confirm-ok")
     expect(page.locator("#net-edit-outcome")).to_have_text("Done:")
     expect(page.locator("#net-edit input[name=gateway]")).to_have_value("192.168.203.1")
     page.get_by_role("tab", name="Overview").click()
@@ -106,11 +113,95 @@ def test_network_edit_shows_the_plan_before_a_restart(page, conn):
     assert root.find("ip").get("address") == "192.168.203.1" and root.find("ip/dhcp") is None
 
 
+def test_the_ipv6_flags_in_the_wizard_and_the_edit_form(page, conn):
+    """NAT for IPv6 and IPv6 between guests from the wizard and the Edit form, as net create and net
+    edit carry them; an address-less isolated network edited into NAT gets the core's sentence."""
+    page.click("#net-new")
+    _wizard_step(page, {"name": "six"})
+    _wizard_step(page, {"subnet": "192.168.204.0/24"})
+    _wizard_step(page, {})
+    _wizard_step(page, {"ipv6": "fd00:204::/64"})
+    page.check("#net-wizard input[name=nat_ipv6]")
+    page.click("#net-wizard [data-next]")
+    summary = page.locator("#net-wizard .summary")
+    expect(summary.locator("dt:text-is('IPv6') + dd")).to_have_text("fd00:204::/64")
+    expect(summary.locator("dt:text-is('NAT for IPv6') + dd")).to_have_text("yes")
+    page.click("#net-wizard [data-finish]")
+    expect(page.locator("#networks tr[data-name=six]")).to_be_visible()
+    root = X.parse(conn.networkLookupByName("six").XMLDesc(0))
+    assert root.find("forward/nat").get("ipv6") == "yes" and root.get("ipv6") is None
+    assert root.find("ip[@family='ipv6']").attrib == {"family": "ipv6", "address": "fd00:204::1", "prefix": "64"}
+
+    page.goto("/networks/six/settings")
+    expect(page.locator("#net-edit input[name=nat_ipv6]")).to_be_checked()
+    expect(page.locator("#net-edit input[name=ipv6_guests]")).not_to_be_checked()
+    page.check("#net-edit input[name=ipv6_guests]")
+    page.uncheck("#net-edit input[name=nat_ipv6]")
+    page.click("#net-edit button[type=submit]")
+    expect(page.locator("#net-edit-plan")).to_contain_text("IPv6 between guests off -> on")
+    expect(page.locator("#net-edit-plan")).to_contain_text("NAT for IPv6 on -> off")
+    page.click("#net-edit-apply")
+    page.click("#confirm-ok")
+    expect(page.locator("#net-edit-outcome")).to_have_text("Done:")
+    root = X.parse(conn.networkLookupByName("six").XMLDesc(0))
+    nat = root.find("forward/nat")
+    assert root.get("ipv6") == "yes" and (nat is None or nat.get("ipv6") is None)
+    expect(page.locator("#net-edit input[name=ipv6_guests]")).to_be_checked()  # filled again from the answer
+
+    # No address at all: isolated with IPv6 between its guests; into NAT it would need a subnet.
+    page.goto("/networks")
+    page.click("#net-new")
+    for fields in ({"name": "lan6"}, {}, {}):
+        _wizard_step(page, fields)
+    page.check("#net-wizard input[name=ipv6_guests]")
+    page.click("#net-wizard [data-next]")
+    page.check("#net-wizard input[name=mode][value=isolated]")
+    page.click("#net-wizard [data-next]")
+    page.click("#net-wizard [data-finish]")
+    expect(page.locator("#networks tr[data-name=lan6]")).to_be_visible()
+    root = X.parse(conn.networkLookupByName("lan6").XMLDesc(0))
+    assert (root.get("ipv6"), root.find("ip"), root.find("forward")) == ("yes", None, None)
+    page.goto("/networks/lan6/settings")
+    expect(page.locator("#net-edit input[name=ipv6_guests]")).to_be_checked()
+    page.select_option("#net-edit select[name=mode]", "nat")
+    before = host_state(conn)
+    page.click("#net-edit button[type=submit]")
+    expect(page.locator("#error")).to_have_text(
+        "mode: network lan6 has no address, and mode nat forwards from one; keep mode isolated, or give the "
+        "network a subnet too, such as 192.168.200.0/24.")
+    assert host_state(conn) == before
+    for name in ("six", "lan6"):
+        net = conn.networkLookupByName(name)
+        net.destroy()
+        net.undefine()
+
+
+def test_static_hosts_show_how_dnsmasq_knows_each_one(page, conn):
+    """By MAC, by DUID, or by name only: a host by name only is shown as one, never as an empty cell
+    (and one name on an IPv4 and an IPv6 host, a dual-stack guest, as libvirt takes it)."""
+    net = conn.networkDefineXML(
+        "<network><name>known</name><bridge name='virbr205'/><forward mode='nat'/>"
+        "<ip address='192.168.205.1' prefix='24'><dhcp><range start='192.168.205.100' end='192.168.205.200'/>"
+        "<host mac='52:54:00:20:05:02' name='db' ip='192.168.205.2'/><host name='printer' ip='192.168.205.3'/>"
+        "</dhcp></ip><ip family='ipv6' address='fd00:205::1' prefix='64'><dhcp>"
+        "<host id='0:3:0:1:52:54:0:20:5:4' ip='fd00:205::4'/><host name='db' ip='fd00:205::2'/></dhcp></ip></network>")
+    try:
+        page.goto("/networks/known/devices")
+        hosts = page.locator("#net-hosts")
+        expect(hosts.locator("tr[data-ip='192.168.205.2']")).to_contain_text("MAC 52:54:00:20:05:02")
+        expect(hosts.locator("tr[data-ip='192.168.205.3'] td").first).to_have_text("its name only (printer)")
+        expect(hosts.locator("tr[data-ip='fd00:205::4'] td").first).to_have_text("DUID 0:3:0:1:52:54:0:20:5:4")
+        expect(hosts.locator("tr[data-ip='fd00:205::2'] td").first).to_have_text("its name only (db)")
+    finally:
+        net.undefine()
+
+
 def test_wizard_refusal_shows_the_sentence_and_changes_nothing(page, conn):
     before = host_state(conn)
     page.click("#net-new")
     _wizard_step(page, {"name": "clash"})
     _wizard_step(page, {"subnet": "192.168.122.0/24"})  # the default network's
+    _wizard_step(page, {})
     _wizard_step(page, {})
     page.click("#net-wizard [data-next]")
     page.click("#net-wizard [data-finish]")

@@ -12,7 +12,7 @@ import libvirt
 import pytest
 from playwright.sync_api import expect
 
-from tests.conftest import WEB_PASSWORD
+from tests.conftest import WEB_PASSWORD, logged_in
 from tests.helpers import define_small_domain, fresh_labs, host_state, serve_process
 from virtops.lab.proc import wait_for_exit
 
@@ -38,33 +38,16 @@ def labs():
                         pass
 
 
+WEB_START = "/fleet"  # where conftest's logged-in page starts: the fleet's overview
+
+
 @pytest.fixture(scope="module")
-def server(labs, tmp_path_factory):
+def web_base(labs, tmp_path_factory):
+    """`virtops -H ... serve` over the three labs: conftest's page logs in on it."""
     password_file = tmp_path_factory.mktemp("fleetbrowser") / "password"
     password_file.write_text(WEB_PASSWORD + "\n")
     with serve_process(f"-H {','.join(HOSTS)}", password_file) as base:
         yield base
-
-
-@pytest.fixture
-def page(browser, server):
-    """A logged-in page on the fleet overview; no Content-Security-Policy refusal may be reported."""
-    context = browser.new_context(base_url=server)
-    page = context.new_page()
-    refused: list[str] = []
-    page.on("console", lambda message: refused.append(message.text) if "Content Security Policy" in message.text else None)
-    log_in(page)
-    yield page
-    context.close()
-    assert refused == []
-
-
-def log_in(page) -> None:
-    """Log in on a fleet's console, which then opens on its overview."""
-    page.goto("/login?next=/")
-    page.fill("input[name=password]", WEB_PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url("**/fleet")
 
 
 def tile(page, host: str):
@@ -88,7 +71,7 @@ def test_each_host_has_its_own_pages(page, labs):
     page.goto(f"/hosts/{HOSTS[2]}/networks")
     expect(page.locator("header .uri")).to_contain_text(NAMES[2])
     page.click("#net-new")
-    for fields in ({"name": "page-net"}, {"subnet": "192.168.202.0/24"}, {}):
+    for fields in ({"name": "page-net"}, {"subnet": "192.168.202.0/24"}, {}, {}):
         for name, value in fields.items():
             page.fill(f"#net-wizard fieldset:not([hidden]) input[name={name}]", value)
         page.click("#net-wizard [data-next]")
@@ -127,11 +110,65 @@ def test_the_fleet_vm_list_searches_and_filters_by_host(page, labs):
     page.wait_for_url(f"**/hosts/{HOSTS[0]}/vms")
 
 
-def test_a_stopped_and_a_hung_host_grey_out_and_come_back(page, labs, browser, server):
+def _row(page, name: str, host: str):
+    return page.locator(f"#fleet-rows tr[data-name={name}][data-host='{host}']")
+
+
+def test_bulk_actions_on_the_fleet_vm_list_answer_per_vm_and_host(page, labs):
+    """One name on two hosts is two VMs: each host's server part does its own (the core's rules),
+    and each VM gets its result; delete asks first, naming each VM with its host."""
+    chosen = [("b1", 0), ("b1", 1), ("b2", 2)]
+    for name, at in chosen:
+        define_small_domain(labs[at].uri, name)
+    conns = [libvirt.open(lab.uri) for lab in labs]
+    try:
+        page.goto("/fleet-vms?q=b")
+        for name, at in chosen:
+            _row(page, name, HOSTS[at]).locator("input[type=checkbox]").check()
+        expect(page.locator(".bulk-count")).to_have_text("3 selected")
+        page.locator("[data-bulk-action=start]").click()
+        results = page.locator(".bulk-results li")
+        expect(results).to_have_count(3)
+        for name, at in chosen:
+            expect(page.locator(f".bulk-results li[data-name={name}][data-host='{HOSTS[at]}']")).to_have_text(
+                f"{name} on {HOSTS[at]}: started")
+        assert all(conns[at].lookupByName(name).isActive() for name, at in chosen)
+        expect(page.locator("#notice")).to_contain_text(f"{HOSTS[0]}: 1 of 1 done.")
+
+        conns[2].lookupByName("b2").destroy()  # stopped: deleted; the running b1 is refused, the others go on
+        expect(_row(page, "b2", HOSTS[2])).to_contain_text("shut off")
+        for name, at in (("b1", 0), ("b2", 2)):
+            _row(page, name, HOSTS[at]).locator("input[type=checkbox]").check()
+        before = [host_state(conn) for conn in conns]
+        page.locator("[data-bulk-action=delete]").click()
+        expect(page.locator("#confirm-title")).to_have_text("Delete 2 VMs?")
+        expect(page.locator("#confirm-guests li")).to_have_text([f"b1 on {HOSTS[0]}", f"b2 on {HOSTS[2]}"])
+        page.click("#confirm-cancel")
+        assert [host_state(conn) for conn in conns] == before
+        page.locator("[data-bulk-action=delete]").click()
+        page.click("#confirm-ok")
+        expect(page.locator(f".bulk-results li[data-host='{HOSTS[0]}']")).to_contain_text(
+            f"b1 on {HOSTS[0]}: not done: vm: b1 is running")
+        expect(page.locator(f".bulk-results li[data-host='{HOSTS[2]}']")).to_have_text(
+            f"b2 on {HOSTS[2]}: deleted; its volumes stay")
+        expect(_row(page, "b2", HOSTS[2])).to_have_count(0)
+        assert "b2" not in [dom.name() for dom in conns[2].listAllDomains()]
+        assert conns[0].lookupByName("b1").isActive() and conns[1].lookupByName("b1").isActive()
+    finally:
+        for conn in conns:
+            for dom in conn.listAllDomains():
+                if dom.name() in ("b1", "b2"):
+                    if dom.isActive():
+                        dom.destroy()
+                    dom.undefine()
+            conn.close()
+
+
+def test_a_stopped_and_a_hung_host_grey_out_and_come_back(page, labs, browser, web_base):
     stopped, hung = labs[2], labs[1]
     stopped_pid, hung_pid = stopped._pid("libvirtd"), hung._pid("libvirtd")
-    other = browser.new_context(base_url=server, storage_state=page.context.storage_state()).new_page()
-    other.goto(f"/hosts/{HOSTS[1]}/vms")
+    other = logged_in(browser, web_base, WEB_START)  # (a login's next is a plain path: no host's colon)
+    other.goto(f"/hosts/{HOSTS[1]}/vms")  # the hung host's own page
     expect(other.locator("#vms tr[data-name=tiled]")).to_be_visible()
     os.kill(stopped_pid, signal.SIGTERM)
     wait_for_exit(stopped_pid, 20)
@@ -163,3 +200,4 @@ def test_a_stopped_and_a_hung_host_grey_out_and_come_back(page, labs, browser, s
     page.goto(f"/hosts/{HOSTS[2]}/networks")
     expect(page.locator("#networks tr[data-name=default]")).to_be_visible()
     other.context.close()
+    assert other.errors == []

@@ -12,7 +12,6 @@ from playwright.sync_api import expect
 
 from tests.conftest import WEB_PASSWORD
 from tests.helpers import cli_ok, fresh_labs, serve_process
-from tests.lab.test_web_fleet_browser import log_in
 from virtops.testguest.image import kernel_cmdline
 
 TOKEN = str(os.getpid() % 100000)
@@ -31,16 +30,16 @@ def labs():
         yield labs
 
 
+WEB_START = "/fleet"  # where conftest's logged-in page starts: the fleet's overview
+
+
 @pytest.fixture(scope="module")
-def page(labs, browser, tmp_path_factory):
+def web_base(labs, tmp_path_factory):
+    """`virtops -H ... serve` over the three labs: conftest's page logs in on it."""
     password_file = tmp_path_factory.mktemp("fleetmigrate") / "password"
     password_file.write_text(WEB_PASSWORD + "\n")
     with serve_process(f"-H {','.join(HOSTS)}", password_file) as base:
-        context = browser.new_context(base_url=base)
-        page = context.new_page()
-        log_in(page)
-        yield page
-        context.close()
+        yield base
 
 
 def test_migrate_from_the_page_shows_why_a_host_cannot_and_moves_live(page, labs, guest_image):

@@ -143,6 +143,26 @@ def test_a_refusal_s_way_out_is_a_button(page, conn, scene, web_lab):
     expect(page.locator("#error")).to_be_hidden()
 
 
+def test_a_network_edit_that_restarts_asks_naming_the_guest_and_replugs_it(page, conn, scene, web_lab):
+    """The Edit form's restart (mode nat to route) cuts the running guest's NIC off for a moment: the
+    plan first, then Apply asks with the core's cost; Cancel and Escape change nothing, Confirm
+    restarts the network and its NIC is back on the bridge."""
+    page.goto(f"/networks/{NET}/settings")
+    page.select_option("#net-edit select[name=mode]", "route")
+    page.click("#net-edit button[type=submit]")
+    expect(page.locator("#net-edit-outcome")).to_have_text("Plan (nothing changed yet):")
+    expect(page.locator("#net-edit-plan")).to_contain_text(f"re-attach NIC {MAC}")
+    _cancelled_both_ways(page, conn, lambda: page.click("#net-edit-apply"), f"Restart network {NET}?", VM)
+    assert f"{VM} ({MAC}) lose their connection for a moment" in page.locator("#confirm-cost").inner_text()
+    page.click("#net-edit-apply")
+    _asked(page, f"Restart network {NET}?", VM)
+    page.click("#confirm-ok")
+    expect(page.locator("#net-edit-outcome")).to_have_text("Done:")
+    assert X.parse(conn.networkLookupByName(NET).XMLDesc(0)).find("forward").get("mode") == "route"
+    bridge = X.parse(conn.networkLookupByName(NET).XMLDesc(0)).find("bridge").get("name")
+    assert _tap(conn) in _bridge_members(web_lab, bridge)  # re-attached
+
+
 def test_pool_and_volume_confirmations_name_the_running_guest(page, conn, scene):
     page.goto("/pools")
     row = page.locator(f"#pools tr[data-name={POOL}]")
@@ -197,15 +217,16 @@ def test_network_wizard_is_keyboard_safe(page, conn, scene):
     now = wizard.locator(".step-now")
     page.click("#net-new")
     expect(wizard.locator("input[name=name]")).to_be_focused()
-    expect(now).to_have_text("Step 1 of 5: Name")
+    expect(now).to_have_text("Step 1 of 6: Name")
     expect(wizard.locator(".steps li[aria-current=step]")).to_have_text("Name")
     before = host_state(conn)
     page.keyboard.type("keysafe")
     page.keyboard.press("Enter")
-    expect(now).to_have_text("Step 2 of 5: IPv4 address space")
+    expect(now).to_have_text("Step 2 of 6: IPv4 address space")
     expect(wizard.locator("input[name=subnet]")).to_be_focused()
     page.keyboard.type("10.77.7.0/24")
-    for step in ("Step 3 of 5: DHCP", "Step 4 of 5: Connection to the physical network", "Step 5 of 5: Summary"):
+    for step in ("Step 3 of 6: DHCP", "Step 4 of 6: IPv6", "Step 5 of 6: Connection to the physical network",
+                 "Step 6 of 6: Summary"):
         page.keyboard.press("Enter")
         expect(now).to_have_text(step)
     expect(wizard.locator("[data-finish]")).to_be_focused()
@@ -222,9 +243,9 @@ def test_network_wizard_is_keyboard_safe(page, conn, scene):
     page.keyboard.type("keysafe")
     page.keyboard.press("Enter")
     page.keyboard.type("10.77.7.0/24")
-    for _ in range(3):
+    for _ in range(4):
         page.keyboard.press("Enter")
-    expect(now).to_have_text("Step 5 of 5: Summary")
+    expect(now).to_have_text("Step 6 of 6: Summary")
     with page.expect_response(lambda r: r.url.endswith("/api/networks") and r.request.method == "POST") as created:
         wizard.locator("[data-finish]").dblclick()
     assert created.value.status == 201

@@ -31,6 +31,13 @@ def test_deleting_a_network_names_its_users(stock):
     assert impact.guests == ["test"] and impact.option == "force" and "test (running)" in impact.cost
 
 
+def test_restarting_a_network_for_an_edit_names_the_guests_it_cuts_off_for_a_moment(stock):
+    """The Edit form's restart asks with this: `net edit --yes` needs no force (it re-attaches the NICs)."""
+    impact = stock.networks.impact("default", "restart")
+    assert impact.guests == ["test"] and impact.option is None
+    assert "test (aa:bb:cc:dd:ee:ff) lose their connection for a moment" in impact.cost and "re-attached" in impact.cost
+
+
 def test_a_pool_no_vm_uses_costs_no_option(stock):
     for action in ("stop", "delete"):
         impact = stock.pools.impact("default-pool", action)
@@ -51,7 +58,7 @@ def test_vm_destroy_delete_and_detach(stock):
 def test_unknown_action_or_device_is_refused_in_one_sentence(stock):
     with pytest.raises(InvalidInput, match=r"^target: test has no disk 'vdz'; its disks are vda\.$"):
         stock.vms.impact("test", "detach-disk", "vdz")
-    with pytest.raises(InvalidInput, match="give stop or delete"):
+    with pytest.raises(InvalidInput, match="give stop, delete or restart"):
         stock.networks.impact("default", "undefine")
 
 

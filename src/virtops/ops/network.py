@@ -1319,7 +1319,16 @@ class Networks:
                     f"no guest uses {name}; its definition goes (its saved XML defines it again).")
             return Impact(action=action, subject=f"network {name}", guests=[g for g, running in users if running],
                           cost=cost, option="force" if users else None)
-        raise InvalidInput("action", f"{action!r} is no action on a network with a cost; give stop or delete.")
+        if action == "restart":  # an edit libvirt cannot make in place (apply_restart_plan)
+            nics = self._cut_off_by_stopping(name)
+            cost = (f"running guests {_nic_list(nics)} lose their connection for a moment: {name} stops and starts "
+                    "again, then their NICs are re-attached (same MAC and model) and get a lease again." if nics else
+                    f"no running guest has a NIC on {name}; it gives no leases and forwards nothing while it restarts."
+                    if self._lookup(name).isActive() else f"{name} is not running: only its definition changes.")
+            return Impact(action=action, subject=f"network {name}", guests=sorted({dom for dom, _, _ in nics}),
+                          cost=cost)
+        raise InvalidInput("action", f"{action!r} is no action on a network with a cost; give stop, delete or "
+                                     "restart.")
 
     def _cut_off_by_stopping(self, name: str) -> list[tuple[str, str, str]]:
         return self.running_nics(name) if self._lookup(name).isActive() else []

@@ -447,8 +447,9 @@ def network_action(request: Request, name: str, action: Literal["start", "stop"]
 
 
 @router.get("/networks/{name}/impact", response_model=Impact)
-def network_impact(request: Request, name: str, action: Literal["stop", "delete"]):
-    """What stopping or deleting the network costs (the running guests it cuts off), and the option it needs."""
+def network_impact(request: Request, name: str, action: Literal["stop", "delete", "restart"]):
+    """What stopping, deleting or restarting (an edit that needs it) the network costs: the running guests it
+    cuts off, and the option it needs."""
     return host_of(request).networks.impact(name, action)
 
 

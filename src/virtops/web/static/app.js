@@ -302,9 +302,12 @@ pages.networks = () => {
   const open = wizard($("#net-wizard"), {
     summary: (v) => [["Name", v.name], ["Network", v.subnet], ["Gateway", v.gateway || "the first address"],
       ["DHCP", v.dhcp_enabled ? `${v.dhcp_start || "default"} - ${v.dhcp_end || "default"}` : "disabled"],
-      ["Mode", v.mode], ["Forwarding", v.mode === "isolated" ? "none" : v.dev || "any physical device"]],
+      ["IPv6", v.ipv6 || "none"], ["IPv6 between guests", yesNo(v.ipv6_guests)],
+      ["Mode", v.mode], ["Forwarding", v.mode === "isolated" ? "none" : v.dev || "any physical device"],
+      ["NAT for IPv6", yesNo(v.nat_ipv6)]],
     finish: (v) => {
-      const body = { name: v.name, subnet: v.subnet, gateway: v.gateway, mode: v.mode };
+      const body = { name: v.name, subnet: v.subnet, gateway: v.gateway, mode: v.mode, ipv6: v.ipv6,
+        ipv6_guests: v.ipv6_guests, nat_ipv6: v.nat_ipv6 };
       if (!v.dhcp_enabled) body.dhcp = false;
       else if (v.dhcp_start || v.dhcp_end) body.dhcp = `${v.dhcp_start || ""}-${v.dhcp_end || ""}`;
       if (v.mode !== "isolated" && v.dev) body.dev = v.dev;

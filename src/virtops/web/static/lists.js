@@ -209,7 +209,9 @@ const rowKey = (attrs) => (attrs["data-host"] ? `${attrs["data-host"]}\n${attrs[
 // -- bulk actions on the selected rows -----------------------------------------------------------
 // data-bulk="start shutdown delete": a button per action for the rows ticked; the server does each
 // object in turn (the core's rules for each) and answers one result per object, listed under the
-// table. Delete keeps the VMs' volumes unless "with their volumes" is ticked.
+// table. Delete keeps the VMs' volumes unless "with their volumes" is ticked. On a fleet's list
+// (rows with a host) each host's server part gets its own VMs (/api/hosts/HOST/vms/bulk, all
+// hosts at once); a host that does not answer is each of its VMs' result.
 const BULK_LABELS = { start: "Start", shutdown: "Shut down", destroy: "Force off", delete: "Delete" };
 
 function bulkBar(node, list) {
@@ -225,13 +227,24 @@ function bulkBar(node, list) {
   node.parentElement.after(results);
 
   const runBulk = async (action) => {
-    const names = [...list.selected].map((key) => key.split("\n").pop());
+    const chosen = [...list.selected].map((key) => key.split("\n"));  // [name] or [host, name]
+    const byHost = new Map();
+    for (const key of chosen) {
+      const host = key.length > 1 ? key[0] : "";
+      byHost.set(host, [...(byHost.get(host) || []), key[key.length - 1]]);
+    }
+    const named = (name, host) => (host ? `${name} on ${host}` : name);
     const removeStorage = action === "delete" && storage.checked;
-    if (action === "delete" && !await confirmAction({ title: `Delete ${names.length} VMs?`, guests: names, guestsAre: "VMs to delete", confirmLabel: "Delete VMs",
+    if (action === "delete" && !await confirmAction({ title: `Delete ${chosen.length} VMs?`, guestsAre: "VMs to delete", confirmLabel: "Delete VMs",
+      guests: [...byHost].flatMap(([host, names]) => names.map((name) => named(name, host))),
       cost: removeStorage ? "Their volumes go too (never one another VM uses)." : "Their volumes stay." })) return;  // dialogs.js
-    const answer = await api("POST", node.dataset.bulkPath, { action, names, remove_storage: removeStorage });
-    results.replaceChildren(...answer.results.map((r) => el("li", { "data-name": r.name, "data-ok": String(r.ok) },
-      r.ok ? `${r.name}: ${r.done}` : `${r.name}: not done: ${r.error}`)));
+    const answers = await Promise.allSettled([...byHost].map(([host, names]) => api("POST",
+      host ? `/api/hosts/${encodeURIComponent(host)}${node.dataset.bulkPath.slice(4)}` : node.dataset.bulkPath,
+      { action, names, remove_storage: removeStorage })));
+    const lines = [...byHost].flatMap(([host, names], i) => (answers[i].status === "fulfilled" ? answers[i].value.results
+      : names.map((name) => ({ name, ok: false, error: answers[i].reason.message }))).map((r) => ({ ...r, host })));
+    results.replaceChildren(...lines.map((r) => el("li", { "data-name": r.name, "data-host": r.host || null, "data-ok": String(r.ok) },
+      r.ok ? `${named(r.name, r.host)}: ${r.done}` : `${named(r.name, r.host)}: not done: ${r.error}`)));
     list.selected.clear();
     list.draw();
   };
@@ -283,7 +296,10 @@ function describeChange(method, path, body, answer) {
   const [kind, name, sub, part] = path.replace(/^\/api(\/hosts\/[^/]+)?\//, "").split("?")[0].split("/").map(decodeURIComponent);
   const noun = NOUNS[kind];
   const done = answer && Array.isArray(answer.done) && answer.done.length ? `${answer.done.join("; ")}.` : "Done.";
-  if (answer && Array.isArray(answer.results)) return `${answer.results.filter((r) => r.ok).length} of ${answer.results.length} done.`;
+  if (answer && Array.isArray(answer.results)) {  // a bulk action: on a fleet's list, one a host
+    const host = /^\/api\/hosts\/([^/]+)\//.exec(path);
+    return `${host ? `${decodeURIComponent(host[1])}: ` : ""}${answer.results.filter((r) => r.ok).length} of ${answer.results.length} done.`;
+  }
   if (!noun) return done;
   if (name === undefined) return method === "POST" ? `${noun} ${body?.name ?? ""} created.` : done;
   if (name === "xml") return `${noun} defined from its XML.`;

@@ -297,8 +297,8 @@ objectPages.network.devices.push((ctx) => {
   ctx.watch((n) => {
     table(ranges, [["Address", (a) => a.address], ["Family", (a) => a.family],
       ["DHCP ranges", (a) => a.dhcp_ranges.join(", ") || "none"]], n.addresses, (a) => ({ "data-address": a.address }));
-    table(hosts, [["MAC or id", (h) => h.mac || h.id], ["IP", (h) => h.ip], ["Name", (h) => h.name]],
-      n.addresses.flatMap((a) => a.hosts), (h) => ({ "data-mac": h.mac }));
+    table(hosts, [["Known by", knownBy], ["IP", (h) => h.ip], ["Name", (h) => h.name]],
+      n.addresses.flatMap((a) => a.hosts), (h) => ({ "data-mac": h.mac, "data-ip": h.ip }));
   });
   const drawLeases = async () => {
     if (!ctx.data) return;
@@ -314,6 +314,10 @@ objectPages.network.devices.push((ctx) => {
   return el("div", {}, el("h3", {}, "Addresses"), ranges, el("h3", {}, "Static hosts"), hosts,
     el("h3", {}, "Leases"), note, leases);
 });
+
+// How dnsmasq knows a static host: an IPv4 one by MAC or by the name its client sends, an IPv6 one
+// by DUID or name (libvirt's rules; the core's AddressHost).
+const knownBy = (h) => (h.mac ? `MAC ${h.mac}` : h.id ? `DUID ${h.id}` : `its name only (${h.name})`);
 
 // Edit: the fields that differ from the network as it was shown go to the core, which answers with a
 // plan; a plan that restarts the network runs only when the operator applies it. The form is filled
@@ -332,6 +336,8 @@ objectPages.network.settings.push((ctx) => {
     form.dhcp_end.value = n.dhcp_end || "";
     form.mode.value = n.mode;
     form.dev.value = n.dev || "";
+    form.ipv6_guests.checked = Boolean(n.ipv6_guests);
+    form.nat_ipv6.checked = Boolean(n.nat_ipv6);
     $("#net-edit-fields").disabled = false;  // filled: now they can be changed and sent
     $("button[type=submit]", form).disabled = false;
   };
@@ -343,6 +349,7 @@ objectPages.network.settings.push((ctx) => {
     else if (v.dhcp_enabled && (v.dhcp_start !== n.dhcp_start || v.dhcp_end !== n.dhcp_end)) body.dhcp = `${v.dhcp_start || ""}-${v.dhcp_end || ""}`;
     if (v.mode !== n.mode) body.mode = v.mode;
     if ((v.dev || "") !== (n.dev || "")) body.dev = v.dev || "";
+    for (const flag of ["ipv6_guests", "nat_ipv6"]) if (v[flag] !== Boolean(n[flag])) body[flag] = v[flag];
     return body;
   };
   const send = async (yes) => {
@@ -354,7 +361,11 @@ objectPages.network.settings.push((ctx) => {
     if (answer.done) { await ctx.refresh(); fill(ctx.data); }
   };
   form.onsubmit = (event) => { event.preventDefault(); changes = wanted(); whileBusy(form, () => act(() => send(false))); };
-  apply.onclick = () => whileBusy(form, () => act(() => send(true)));
+  // A restart cuts the running guests' NICs off for a moment: asked first, with the core's cost.
+  apply.onclick = () => whileBusy(form, () => act(async () => {
+    const asked = await confirmImpact(`${ctx.path}/impact?action=restart`, { title: `Restart network ${ctx.name}?`, confirmLabel: "Restart network" });
+    if (asked) await send(true);
+  }));
   $("#net-edit-reset").onclick = () => { fill(ctx.data); plan.replaceChildren(); outcome.textContent = ""; apply.hidden = true; };
   ctx.watch((n) => { if (!shown) fill(n); });
 });
