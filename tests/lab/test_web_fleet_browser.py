@@ -14,6 +14,7 @@ from playwright.sync_api import expect
 
 from tests.conftest import WEB_PASSWORD, logged_in
 from tests.helpers import define_small_domain, fresh_labs, host_state, serve_process
+from tests.screenshots import save_screenshot
 from virtops.lab.proc import wait_for_exit
 
 TOKEN = str(os.getpid() % 100000)
@@ -108,6 +109,18 @@ def test_the_fleet_vm_list_searches_and_filters_by_host(page, labs):
     expect(rows.first).to_have_attribute("data-name", "n10")
     rows.first.get_by_role("link", name=HOSTS[0]).click()
     page.wait_for_url(f"**/hosts/{HOSTS[0]}/vms")
+
+
+def test_the_fleet_pages_are_kept_as_screenshots(page, labs):
+    """Issue 15's point 8 for a fleet's console: its overview, its lists and a host's own pages."""
+    shots = [("/fleet", ".tile"), ("/fleet-vms", "#fleet-rows tbody tr"), ("/fleet-networks", "#fleet-rows tbody tr"),
+             ("/fleet-pools", "#fleet-rows tbody tr"), (f"/hosts/{HOSTS[1]}/vms", "#vms tbody tr"),
+             (f"/hosts/{HOSTS[1]}/overview", "#host-facts dd")]
+    for url, shown in shots:
+        page.goto(url)
+        expect(page.locator(shown).first).to_be_visible()
+        path = save_screenshot(page, f"fleet{url}")
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 5_000, path
 
 
 def _row(page, name: str, host: str):

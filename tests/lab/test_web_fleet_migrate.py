@@ -69,3 +69,50 @@ def test_migrate_from_the_page_shows_why_a_host_cannot_and_moves_live(page, labs
         assert names.get("traveller") == (True if there else None), (lab.name, names)
     page.goto(f"/hosts/{HOSTS[1]}/vms")
     expect(page.locator("#vms tr[data-name=traveller]")).to_contain_text("running")
+
+
+def test_a_move_started_elsewhere_shows_its_progress_on_the_vm_page_live(page, labs):
+    """The guest moved above goes back, started by the CLI (another client than the console) at
+    2 MiB/s with 40 MiB of its memory dirtied: its page, open before the move, shows the job and
+    its progress rising without a reload, then that the VM is no longer on this host."""
+    import subprocess
+    import sys
+
+    from virtops.host import Host
+    from virtops.testguest.shell import run_in_guest
+
+    here, back = labs[1], labs[0]
+    host = Host(here.uri)
+    try:
+        console = host.vms.console("traveller", force=True)
+        try:  # its root is its initramfs, in RAM: the move then has 40 MiB that are not zero pages
+            run_in_guest(console, "dd if=/dev/urandom of=/fill bs=1048576 count=40 2>/dev/null; echo FILLED-$((1+1))",
+                         "FILLED-2")
+        finally:
+            console.close()
+    finally:
+        host.close()
+    page.goto(f"/hosts/{HOSTS[1]}/vms/traveller")
+    expect(page.locator("#vm-facts [data-fact=State]")).to_have_text("running")
+    page.evaluate("window.__marker = 'same page'")
+    job = page.locator("#vm-job")
+    expect(job).to_be_hidden()
+    move = subprocess.Popen([sys.executable, "-m", "virtops", "-c", here.uri, "vm", "migrate", "traveller",
+                             "--to", f"lab:{back.name}", "--bandwidth", "2"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        expect(job).to_have_attribute("data-operation", "move")
+        expect(job).to_contain_text("memory")
+        bar = job.locator("progress")
+        first = int(bar.get_attribute("value"))
+        expect(bar).not_to_have_attribute("value", str(first))  # it rises, the page not reloaded
+        assert int(bar.get_attribute("value")) > first
+        expect(page.locator("#object-gone")).to_contain_text("is no longer on this host")
+        out, err = move.communicate(timeout=300)
+    finally:
+        if move.poll() is None:
+            move.kill()
+    assert move.returncode == 0, out + err
+    assert page.evaluate("window.__marker") == "same page"
+    page.goto(f"/hosts/{HOSTS[0]}/vms")
+    expect(page.locator("#vms tr[data-name=traveller]")).to_contain_text("running")

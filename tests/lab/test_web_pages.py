@@ -9,7 +9,8 @@ import libvirt
 import pytest
 from playwright.sync_api import expect
 
-from tests.helpers import cli_ok, host_state
+from tests.helpers import cli_ok, host_state, volume_element
+from virtops.xmlmodels import doc as X
 from tests.screenshots import save_screenshot
 
 expect.set_options(timeout=20_000)  # locator assertions only: the pages' CSP refuses wait_for_function
@@ -97,6 +98,49 @@ def test_every_tab_of_a_vm_and_its_xml(page, objects):
     expect(page.locator("#console-reconnect")).to_be_hidden()
 
 
+OBJECT_URLS = [f"/networks/{NET}", f"/pools/{POOL}", f"/pools/{POOL}/volumes/{VOLUME}", f"/vms/{VM}"]
+WIZARDS = [("/networks", "#net-new", "#net-wizard", {"name": "shotnet"}), ("/pools", "#pool-new", "#pool-wizard", {"name": "shotpool"}),
+           ("/vms", "#vm-new", "#vm-wizard", {"name": "shotvm"})]
+
+
+def _kept(page, name: str) -> None:
+    """Saved, and a picture: a PNG of the whole page (not a blank or cut one)."""
+    path = save_screenshot(page, name)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 5_000, path
+
+
+def test_every_page_tab_and_wizard_step_is_kept_as_a_screenshot(page, objects):
+    """Issue 15's point 8: a person can look at each list page, each tab of each kind of object
+    page and each step of each wizard, under the test run's output (tests/screenshots.py). The
+    wizards are cancelled: the host stays as it was."""
+    before = host_state(objects)
+    for url in ("/overview", "/vms", "/networks", "/pools"):
+        page.goto(url)
+        expect(page.locator("table tbody tr, #host-facts dd").first).to_be_visible()
+        _kept(page, f"list{url}")
+    for url in OBJECT_URLS:
+        page.goto(url)
+        expect(page.locator(".facts dd").first).not_to_be_empty()
+        for tab in page.locator("nav.tabs [data-tab]").evaluate_all("tabs => tabs.map(t => t.dataset.tab)"):
+            page.locator(f"nav.tabs [data-tab={tab}]").click()
+            expect(page.locator(f"[data-panel={tab}]")).to_be_visible()
+            _kept(page, f"tab{url}-{tab}")
+    for url, opener, wizard, first in WIZARDS:
+        page.goto(url)
+        page.click(opener)
+        for name, value in first.items():
+            page.fill(f"{wizard} input[name={name}]", value)
+        steps = page.locator(f"{wizard} fieldset[data-step]").count()
+        for step in range(1, steps + 1):
+            expect(page.locator(f"{wizard} .step-now")).to_contain_text(f"Step {step} of {steps}:")
+            _kept(page, f"wizard{url}-step{step}")
+            if step < steps:
+                page.click(f"{wizard} [data-next]")
+        page.click(f"{wizard} [data-cancel]")
+        expect(page.locator(wizard)).to_be_hidden()
+    assert host_state(objects) == before
+
+
 @pytest.mark.parametrize("list_url, name, url", [
     ("/networks", NET, f"/networks/{NET}"), ("/pools", POOL, f"/pools/{POOL}"), ("/vms", VM, f"/vms/{VM}")])
 def test_object_page_from_its_list(page, objects, list_url, name, url):
@@ -132,6 +176,47 @@ def test_unknown_object_is_a_404_page(page, objects, web_lab, url, sentence):
     expect(page.get_by_role("link", name="Back to")).to_be_visible()
     save_screenshot(page, f"not-found-{url}")
     assert host_state(objects) == before
+
+
+def test_volumes_and_pool_usage_made_by_the_cli_appear_without_reload(context, page, objects, web_lab):
+    """libvirt has no event for a volume: one made with libvirt straight (as virsh vol-create does,
+    no pool refresh after it), then resized and deleted by the CLI, all outside the page, shows on
+    the pool's page, its list and the volume's own page, with the pool's allocation, none of them
+    reloaded."""
+    uri = web_lab.uri
+    page.goto(f"/pools/{POOL}/devices")
+    expect(page.locator(f"#volumes tr[data-name={VOLUME}]")).to_be_visible()
+    pools = context.new_page()
+    pools.goto("/pools")
+    allocation = pools.locator(f"#pools tr[data-name={POOL}] td").nth(5)
+    expect(allocation).not_to_have_text("-")
+    shown_allocation = allocation.inner_text()
+    for each in (page, pools):
+        each.evaluate("window.__marker = 'same page'")
+
+    objects.storagePoolLookupByName(POOL).createXML(X.to_string(volume_element("outside", 24 << 20, "raw", allocation=24 << 20)))
+    row = page.locator("#volumes tr[data-name=outside]")
+    expect(row).to_contain_text("24.00 MiB")
+    expect(allocation).not_to_have_text(shown_allocation)  # the pool's usage: 24 MiB more allocated
+    page.get_by_role("tab", name="Overview").click()
+    expect(page.locator("#pool-facts [data-fact=Allocation]")).to_have_text(allocation.inner_text())
+
+    volume = context.new_page()
+    volume.goto(f"/pools/{POOL}/volumes/outside")
+    expect(volume.locator("#volume-facts [data-fact=Capacity]")).to_have_text("24.00 MiB")
+    volume.evaluate("window.__marker = 'same page'")
+    cli_ok(uri, "vol", "resize", f"{POOL}/outside", "40M")
+    expect(volume.locator("#volume-facts [data-fact=Capacity]")).to_have_text("40.00 MiB")
+    page.get_by_role("tab", name="Volumes").click()
+    expect(row).to_contain_text("40.00 MiB")
+    cli_ok(uri, "vol", "delete", f"{POOL}/outside")
+    expect(row).to_have_count(0)
+    expect(volume.locator("#object-gone")).to_contain_text("is no longer on this host")
+    expect(allocation).to_have_text(shown_allocation)
+    for each in (page, pools, volume):
+        assert each.evaluate("window.__marker") == "same page"
+    pools.close()
+    volume.close()
 
 
 def test_lease_and_ip_appear_without_reload_and_the_console_reconnects(context, page, objects):

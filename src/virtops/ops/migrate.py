@@ -611,12 +611,42 @@ def _report(dom, progress: Callable[[Progress], None], started: float) -> None:
         stats = dom.jobStats(0)
     except libvirt.libvirtError:
         return
-    elapsed = time.monotonic() - started
+    found = _progress_of(stats, time.monotonic() - started)
+    if found:
+        progress(found)
+
+
+def _progress_of(stats: dict, elapsed_s: float) -> Progress | None:
+    """The phase a move is in, from libvirt's job statistics: its disks first (copy_storage), then memory."""
     disk_total = stats.get("disk_total", 0)
     if disk_total and stats.get("disk_processed", 0) < disk_total:
-        progress(Progress("disks", stats.get("disk_processed", 0), disk_total, elapsed))
-    elif stats.get("memory_total"):
-        progress(Progress("memory", stats.get("memory_processed", 0), stats.get("memory_total", 0), elapsed))
+        return Progress("disks", stats.get("disk_processed", 0), disk_total, elapsed_s)
+    if stats.get("memory_total"):
+        return Progress("memory", stats.get("memory_processed", 0), stats.get("memory_total", 0), elapsed_s)
+    return None
+
+
+JOB_OPERATIONS = {  # libvirt's VIR_DOMAIN_JOB_OPERATION_*, as a person says them
+    libvirt.VIR_DOMAIN_JOB_OPERATION_START: "start", libvirt.VIR_DOMAIN_JOB_OPERATION_SAVE: "save",
+    libvirt.VIR_DOMAIN_JOB_OPERATION_RESTORE: "restore", libvirt.VIR_DOMAIN_JOB_OPERATION_MIGRATION_IN: "incoming move",
+    libvirt.VIR_DOMAIN_JOB_OPERATION_MIGRATION_OUT: "move", libvirt.VIR_DOMAIN_JOB_OPERATION_SNAPSHOT: "snapshot",
+    libvirt.VIR_DOMAIN_JOB_OPERATION_SNAPSHOT_REVERT: "snapshot revert", libvirt.VIR_DOMAIN_JOB_OPERATION_DUMP: "dump",
+    libvirt.VIR_DOMAIN_JOB_OPERATION_BACKUP: "backup"}
+
+
+def job_under_way(dom: libvirt.virDomain) -> dict | None:
+    """The job the daemon runs on the domain now, whoever started it (this server, `vm migrate`,
+    virsh): {"operation", "elapsed_s", "progress": Progress's fields or None}; None when it runs none."""
+    try:
+        stats = dom.jobStats(0)
+    except libvirt.libvirtError:
+        return None  # no such domain any more (a finished move undefines it), or not running
+    if stats.get("type", libvirt.VIR_DOMAIN_JOB_NONE) in (libvirt.VIR_DOMAIN_JOB_NONE, libvirt.VIR_DOMAIN_JOB_COMPLETED):
+        return None
+    elapsed_s = stats.get("time_elapsed", 0) / 1000
+    progress = _progress_of(stats, elapsed_s)
+    return {"operation": JOB_OPERATIONS.get(stats.get("operation"), "job"), "elapsed_s": round(elapsed_s, 1),
+            "progress": progress.__dict__ if progress else None}
 
 
 def _run_offline(source, dest, dom, peer_uri: str, plan: MigrationPlan, dest_label: str) -> None:

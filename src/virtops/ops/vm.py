@@ -505,6 +505,13 @@ class Vms:
     def info(self, name: str) -> VmInfo:
         return _vm_model(vmrows.vm_info(self.host, name))
 
+    def job(self, name: str) -> dict | None:
+        """The job libvirt runs on the VM now, whoever started it (a move, a save, a dump), with its
+        progress; None when it runs none (ops/migrate.job_under_way)."""
+        from virtops.ops.migrate import job_under_way
+
+        return job_under_way(require_domain(self.conn, name))
+
     def dumpxml(self, name: str, inactive: bool = False) -> str:
         dom = require_domain(self.conn, name)
         with libvirt_errors(f"reading VM {name}"):

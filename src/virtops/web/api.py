@@ -655,6 +655,30 @@ def vm_migrate_progress(request: Request, name: str):
     return move.as_dict()
 
 
+class JobProgress(BaseModel):
+    phase: str = Field(description="memory, or disks (copied first)")
+    processed: int
+    total: int
+    elapsed_s: float
+
+
+class Job(BaseModel):
+    operation: str = Field(description="move, incoming move, save, restore, dump, snapshot, backup, start, job")
+    elapsed_s: float
+    progress: JobProgress | None = None
+
+
+class JobAnswer(BaseModel):
+    job: Job | None = Field(description="none: libvirt runs no job on the VM")
+
+
+@router.get("/vms/{name}/job", response_model=JobAnswer)
+def vm_job(request: Request, name: str):
+    """The job libvirt runs on the VM now, whoever started it (this server, `vm migrate`, virsh),
+    with its progress: what the VM's page shows while a move is under way."""
+    return JobAnswer(job=host_of(request).vms.job(name))
+
+
 @router.post("/vms/{name}/migrate/cancel", response_model=Done)
 def vm_migrate_cancel(request: Request, name: str):
     move = _moves(request).get(name)

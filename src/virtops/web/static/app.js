@@ -89,6 +89,9 @@ function size(bytes) {
   while (value >= 1024 && unit < units.length - 1) { value /= 1024; unit += 1; }
   return unit === 0 ? `${value} B` : `${value.toFixed(2)} ${units[unit]}`;
 }
+// What changes with no libvirt event (leases and so a VM's IPs, volumes, a pool's usage, a job's
+// progress) is asked this often while a page shows it, and redrawn only when it changed.
+const POLL_MS = 3000;
 const yesNo = (value) => (value === null || value === undefined ? "-" : value ? "yes" : "no");
 
 // Every table: lists.js draws it (empty states, search, sort and pages where the table asks).
@@ -231,9 +234,13 @@ pages.overview = () => {
 
 pages.pools = () => {
   const poolPath = (p) => `/api/pools/${encodeURIComponent(p.name)}`;
-  const draw = async () => {
+  let shown = null;
+  const draw = async (quiet = false) => {  // quiet (a poll): redrawn only when a pool changed
     const pools = await load(() => api("GET", "/api/pools"));
     if (!pools) return;
+    const text = JSON.stringify(pools);
+    if (quiet === true && text === shown) return;
+    shown = text;
     table($("#pools"), [
       ["Name", (p) => objectLink("pools", p.name)],
       ["Type", (p) => p.type], ["State", (p) => p.state], ["Autostart", (p) => hook("autostart", "pool", p) ?? yesNo(p.autostart)],
@@ -277,6 +284,7 @@ pages.pools = () => {
   draw();
   live(["pool", "volume", "domain"], draw);
   watchThisHost(draw);
+  setInterval(() => { if (!document.hidden) draw(true); }, POLL_MS);  // usage changed by another client's volumes
 };
 
 pages.networks = () => {

@@ -11,7 +11,7 @@
 //   data            the latest GET of path (VmInfo, NetworkInfo, PoolInfo, VolumeInfo)
 //   watch(fn)       fn(data) now and after every redraw (libvirt's events, polls); may be async
 //   refresh()       redraw now (after a change that announces no event)
-//   poll(fn)        fn() every few seconds while the page is visible (for what has no event)
+//   poll(fn)        fn() every POLL_MS while the page is visible (for what has no event)
 //   gone()          after deleting the object: back to its list page
 //   tab(name)       switch to another tab
 // Load the feature's script from templates/object.html, after objects.js.
@@ -26,7 +26,6 @@ const objectPages = {
 const OBJECT_API = { vm: "vms", network: "networks", pool: "pools" };
 const OBJECT_EVENTS = { vm: ["domain", "network", "pool", "volume"], network: ["network", "domain"],
   pool: ["pool", "volume", "domain"], volume: ["volume", "pool", "domain"] };
-const POLL_MS = 3000;  // leases (and so a VM's IPs) come with no libvirt event: asked this often while shown
 const uriName = encodeURIComponent;  // (parity.js has its own enc: scripts share one global scope)
 
 pages.object = () => {
@@ -101,6 +100,9 @@ pages.object = () => {
   live(OBJECT_EVENTS[kind], redraw);
   watchThisHost(redraw);
   if (kind === "vm") ctx.poll(async () => { if (ctx.data && ctx.data.running && ctx.data.nics.length) await redraw(true); });
+  // A volume made, resized or deleted by another client (the CLI, virsh) and a pool's usage with it
+  // come with no libvirt event: asked quietly, redrawn only when they changed.
+  if (kind === "pool" || kind === "volume") ctx.poll(() => redraw(true));
 };
 
 // -- pieces every kind uses -------------------------------------------------------------------------
@@ -187,6 +189,33 @@ objectPages.vm.overview.push(
     });
   },
 );
+
+// The job libvirt runs on the VM (a move, whoever started it: this console, `virtops vm migrate`,
+// virsh), with its progress: asked every POLL_MS while the VM runs, every JOB_MS while a job does.
+const JOB_MS = 1000;
+objectPages.vm.overview.push((ctx) => {
+  const box = el("p", { id: "vm-job", role: "status", hidden: true });
+  let timer = null;
+  const show = (job) => {
+    box.hidden = !job;
+    if (!job) { box.replaceChildren(); delete box.dataset.operation; return; }
+    const p = job.progress;
+    box.dataset.operation = job.operation;
+    box.replaceChildren(`${job.operation} under way for ${Math.round(job.elapsed_s)} s`, ...(p ? [": ", p.phase, " ",
+      el("progress", { max: p.total, value: p.processed, "aria-label": `${job.operation} of ${ctx.name}` }),
+      ` ${Math.floor((100 * p.processed) / p.total)}% (${size(p.processed)} of ${size(p.total)})`] : []));
+  };
+  const follow = async () => {
+    clearTimeout(timer);
+    if (!ctx.data || !ctx.data.running) { show(null); return; }
+    const answer = document.hidden ? null : await api("GET", `${ctx.path}/job`).catch((err) => ({ gone: err.status === 404 }));
+    show(answer && answer.job);
+    if (answer && answer.gone) return;  // moved away or deleted: the page says so (showGone), nothing to ask
+    timer = setTimeout(follow, answer && answer.job ? JOB_MS : POLL_MS);
+  };
+  ctx.watch(follow);
+  return box;
+});
 
 objectPages.vm.devices.push((ctx) => {
   for (const [id, part] of [["#disk-form", "disks"], ["#nic-form", "nics"]]) {
@@ -394,11 +423,15 @@ objectPages.pool.overview.push(
 objectPages.pool.devices.push((ctx) => {
   const form = $("#volume-form");
   sendForm(ctx, form, async (values) => { await api("POST", `${ctx.path}/volumes`, values); form.reset(); });
-  ctx.watch(async (p) => {
+  let shown = null;
+  const drawVolumes = async (p, quiet = false) => {  // quiet (a poll): redrawn only when they changed
     form.hidden = !p.active;
     $("#volumes").dataset.empty = p.active ? "No volumes in this pool yet — make one below."
       : "The pool is not running: start it to see its volumes.";
     const vols = p.active ? await api("GET", `${ctx.path}/volumes`) : [];
+    const text = JSON.stringify(vols);
+    if (quiet && text === shown) return;
+    shown = text;
     table($("#volumes"), [
       ["Name", (v) => el("a", { href: pageOf("volume", v.name, v.pool) }, v.name)], ["Format", (v) => v.format],
       ["Capacity", (v) => size(v.capacity)], ["Allocation", (v) => size(v.allocation)], ["Path", (v) => v.path],
@@ -407,7 +440,9 @@ objectPages.pool.devices.push((ctx) => {
         if (await deleteVolume(v)) await ctx.refresh();
       })))],
     ], vols, (v) => ({ "data-name": v.name }));
-  });
+  };
+  ctx.watch((p) => drawVolumes(p));
+  ctx.poll(() => ctx.data && ctx.data.active && drawVolumes(ctx.data, true));  // another client's volumes too
 });
 
 objectPages.pool.settings.push(actionsTab("pool-settings-actions", (p, ctx) => [
