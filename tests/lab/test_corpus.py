@@ -191,7 +191,8 @@ def test_kinds_beyond_the_fields_are_exported_as_xml_and_applied_to_a_fresh_host
     multi = next(entry for entry in exported["networks"] if entry["name"] == "cx-multi")
     assert multi["addresses"] == [
         {"address": "10.91.4.1/24", "dhcp": ["10.91.4.10-10.91.4.20", "10.91.4.30-10.91.4.40"],
-         "hosts": [{"mac": "52:54:00:91:04:02", "name": "one", "ip": "10.91.4.2"}]},
+         "hosts": [{"mac": "52:54:00:91:04:02", "name": "one", "ip": "10.91.4.2"},
+                   {"mac": "52:54:00:91:04:03", "name": "one", "ip": "10.91.4.3"}]},
         {"address": "10.91.5.1/24"},
         {"address": "fd91:4::1/64", "dhcp": ["fd91:4::10-fd91:4::20"],
          "hosts": [{"id": "0:3:0:1:0:16:3e:11:22:33", "name": "duid-host", "ip": "fd91:4::2"},

@@ -496,7 +496,7 @@ def _bridge_mode_spec(name, subnet, gateway, dhcp, bridge, domain, ipv6, mtu, uu
 
 def check_addresses(addresses: list[Address], kept: NetworkSpec | None = None) -> list[Address]:
     """Every address of a multi-address network checked, on its own and against the others: its
-    ranges and hosts inside its own subnet, no two subnets overlapping, no MAC, DUID, IP or name
+    ranges and hosts inside its own subnet, no two subnets overlapping, no MAC, DUID or IP
     given twice, DHCP on one address per family (libvirt's rule). `kept`: the network as the host
     has it (the names it gives already stay, dotted or not)."""
     kept_names = {h.name for h in kept.hosts} | {h.name for a in kept.addresses for h in a.hosts} if kept else set()
@@ -598,21 +598,21 @@ def _refuse_overlap_and_second_dhcp(address: Address, before: list[Address]) -> 
 
 
 def _refuse_repeated_hosts(addresses: list[Address]) -> None:
-    """No MAC, DUID or IP given to two hosts. A name is one per family: libvirt takes one name on
-    an IPv4 and an IPv6 host (a dual-stack guest, which dnsmasq answers in each family by it)."""
-    seen: dict[tuple, str] = {}
+    """No MAC, DUID or IP given to two hosts. A name may repeat, as libvirt 9.0 takes it: one name on
+    an IPv4 and an IPv6 host (a dual-stack guest, which dnsmasq answers in each family by it), or on
+    two hosts of one family (a guest with two NICs)."""
+    seen: dict[tuple[str, str], str] = {}
     for k, address in enumerate(addresses):
         for j, host in enumerate(address.hosts):
-            for key in ("mac", "id", "ip", "name"):
+            for key in ("mac", "id", "ip"):
                 value = getattr(host, key)
                 if value is None:
                     continue
-                seen_as = (key, value, address.interface.version) if key == "name" else (key, value)
-                if seen_as in seen:
+                if (key, value) in seen:
                     with located("addresses", k, "hosts", j):
-                        raise InvalidInput(key, f"{value} is already given to the host {seen[seen_as]}; "
+                        raise InvalidInput(key, f"{value} is already given to the host {seen[(key, value)]}; "
                                                 "give each host its own.")
-                seen[seen_as] = f"{host.ip} (addresses[{k}].hosts[{j}])" if key != "ip" else \
+                seen[(key, value)] = f"{host.ip} (addresses[{k}].hosts[{j}])" if key != "ip" else \
                     f"addresses[{k}].hosts[{j}]"
 
 
