@@ -5,12 +5,10 @@ of a host, and whether it runs guests with KVM or only TCG, are in daemon/facts.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-import libvirt
-
+from virtops.base.binding import libvirt
 from virtops.daemon.connection import Connection
 
+TYPE_CHECKING = False  # not typing's: importing typing costs a listing's start-up (docs/architecture.md)
 if TYPE_CHECKING:
     from virtops.daemon.facts_models import HostCheck, HostInfo
 

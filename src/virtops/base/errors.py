@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
 
-import libvirt
+from virtops.base.binding import libvirt
+
+TYPE_CHECKING = False  # not typing's: importing typing costs a listing's start-up (docs/architecture.md)
+if TYPE_CHECKING:
+    from typing import Iterator
 
 
 class VirtopsError(Exception):

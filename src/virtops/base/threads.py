@@ -4,7 +4,10 @@ logging."""
 from __future__ import annotations
 
 import threading
-from typing import Callable
+
+TYPE_CHECKING = False  # not typing's: importing typing costs a listing's start-up (docs/architecture.md)
+if TYPE_CHECKING:
+    from typing import Callable
 
 
 class Indexes:

@@ -6,14 +6,16 @@ import sys
 
 
 def main() -> None:
-    sys.exit(run(sys.argv[1:]))
+    sys.exit(run(sys.argv[1:], own_process=True))
 
 
-def run(argv: list[str]) -> int:
-    """The exit code of the command line `argv` (without the program's name), once it has run."""
+def run(argv: list[str], own_process: bool = False) -> int:
+    """The exit code of the command line `argv` (without the program's name), once it has run.
+    `own_process`: the process runs this command alone (the `virtops` command), so a listing on
+    one host may call libvirt through the light binding (base/binding.py)."""
     from virtops.cli.quick import run_quick
 
-    code = run_quick(argv)
+    code = run_quick(argv, light_binding=own_process)
     if code is None:
         from virtops.cli.common import run_main
         from virtops.cli.root import cli

@@ -7,9 +7,11 @@ the click commands from them, which serve everything else: --help, usage errors,
 The bodies read plain rows (ops/rows.py, ops/vmrows.py, daemon/facts.py): no pydantic either."""
 from __future__ import annotations
 
-from typing import Callable
-
 from virtops.cli.output import Context, emit_fields, emit_fleet_rows, emit_json, emit_table, warn_unreadable
+
+TYPE_CHECKING = False  # not typing's: importing typing costs a listing's start-up (docs/architecture.md)
+if TYPE_CHECKING:
+    from typing import Callable
 
 
 # Plain classes: a dataclass (with inspect) or a NamedTuple costs a listing's start-up 5 ms or

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any, Callable, Iterable
+
+TYPE_CHECKING = False  # not typing's: importing typing costs a listing's start-up (docs/architecture.md)
+if TYPE_CHECKING:
+    from typing import Any, Callable, Iterable
 
 
 def echo(text: str = "", err: bool = False) -> None:

@@ -8,19 +8,28 @@ declarations and answers with the same help, messages and exit codes."""
 from __future__ import annotations
 
 import os
-from typing import Callable
 
 from virtops.cli.aliases import VIRSH_ALIASES
 from virtops.cli.listings import BY_PATH, GLOBAL_OPTIONS, Option
 from virtops.cli.output import Context, run_guarded
 
+TYPE_CHECKING = False  # not typing's: importing typing costs a listing's start-up (docs/architecture.md)
+if TYPE_CHECKING:
+    from typing import Callable
 
-def run_quick(argv: list[str]) -> int | None:
-    """The exit code of the listing `argv` names, run here; None when click must read `argv`."""
+
+def run_quick(argv: list[str], light_binding: bool = False) -> int | None:
+    """The exit code of the listing `argv` names, run here; None when click must read `argv`.
+    `light_binding`: the process runs only this command, so a listing on one host calls libvirt
+    through base/light_libvirt.py (a fleet's listing imports libvirt.py in fleet/ anyway)."""
     parsed = parse(argv)
     if parsed is None:
         return None
     body, ctx, params = parsed
+    if light_binding and not ctx.hosts:
+        from virtops.base.binding import use_light_binding
+
+        use_light_binding()
 
     def command() -> int:
         body(ctx, **params)

@@ -3,14 +3,14 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import TYPE_CHECKING, Callable
 
-import libvirt
-
+from virtops.base.binding import libvirt
 from virtops.base.errors import HostUnreachable, one_sentence
 
+TYPE_CHECKING = False  # not typing's: importing typing costs a listing's start-up (docs/architecture.md)
 if TYPE_CHECKING:
     import socket
+    from typing import Callable
 
 DEFAULT_URI = "qemu:///system"
 KEEPALIVE_INTERVAL_S = 5

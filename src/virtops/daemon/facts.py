@@ -9,14 +9,13 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-import libvirt
-
+from virtops.base.binding import libvirt
 from virtops.base.errors import libvirt_errors
 from virtops.daemon.connection import on_this_machine
 from virtops.xmlmodels import read
 
+TYPE_CHECKING = False  # not typing's: importing typing costs a listing's start-up (docs/architecture.md)
 if TYPE_CHECKING:
     from virtops.daemon.connection import Connection as Host  # anything with .conn and .uri
 

@@ -2,8 +2,7 @@
 pydantic): the listings use it as the operations do."""
 from __future__ import annotations
 
-import libvirt
-
+from virtops.base.binding import libvirt
 from virtops.base.errors import InvalidInput, NotFound, from_libvirt
 
 

@@ -7,10 +7,8 @@ A row's keys are its model's fields, so `--json` prints the same thing either wa
 from __future__ import annotations
 
 import posixpath
-from typing import TYPE_CHECKING
 
-import libvirt
-
+from virtops.base.binding import libvirt
 from virtops.base.errors import VirtopsError, libvirt_errors, one_sentence
 from virtops.base.threads import Indexes, run_threads
 from virtops.daemon import lookups
@@ -20,6 +18,7 @@ from virtops.xmlmodels.network import NetworkXml
 from virtops.xmlmodels.pool import PoolXml
 from virtops.xmlmodels.volume import VolumeXml
 
+TYPE_CHECKING = False  # not typing's: importing typing costs a listing's start-up (docs/architecture.md)
 if TYPE_CHECKING:
     from xml.etree.ElementTree import Element  # or lxml's: xmlmodels/read.py
 

@@ -16,10 +16,7 @@ Where the listing's figures come from, and why:
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterable
-
-import libvirt
-
+from virtops.base.binding import libvirt
 from virtops.base.errors import libvirt_errors
 from virtops.base.threads import Indexes, run_threads
 from virtops.daemon import lookups
@@ -27,7 +24,9 @@ from virtops.xmlmodels import read
 from virtops.xmlmodels.devices import DiskXml, NicXml
 from virtops.xmlmodels.domain import DomainXml
 
+TYPE_CHECKING = False  # not typing's: importing typing costs a listing's start-up (docs/architecture.md)
 if TYPE_CHECKING:
+    from typing import Iterable
     from xml.etree.ElementTree import Element  # or lxml's: xmlmodels/read.py
 
     from virtops.host import Host

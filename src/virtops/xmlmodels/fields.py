@@ -32,9 +32,10 @@ a new model makes, importing lxml then.
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING, Any, Callable, Iterator
 
+TYPE_CHECKING = False  # not typing's: importing typing costs a listing's start-up (docs/architecture.md)
 if TYPE_CHECKING:
+    from typing import Any, Callable, Iterator
     from lxml import etree
 
 def _lxml():

@@ -7,8 +7,7 @@ What ElementTree refuses goes to doc.parse, whose recovering parser keeps what l
 unescaped `<` in a value leaves readable (see there); its lxml element reads the same."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+TYPE_CHECKING = False  # not typing's: importing typing costs a listing's start-up (docs/architecture.md)
 if TYPE_CHECKING:
     from xml.etree.ElementTree import Element
 

@@ -3,8 +3,6 @@ takes them from here: the core's checks, the spec's and the REST API's schemas, 
 Plain tuples and Literals (no pydantic), so the CLI can build its options without importing it."""
 from __future__ import annotations
 
-from typing import Literal
-
 NETWORK_MODES = ("nat", "route", "open", "isolated", "bridge")
 # A network becomes or stops being a bridge to a host bridge only by being made again, not by an edit.
 EDITABLE_MODES = tuple(mode for mode in NETWORK_MODES if mode != "bridge")
@@ -31,11 +29,17 @@ DIRECT_MODES = ("vepa", "bridge", "private", "passthrough")  # libvirt's default
 DISK_PROTOCOLS = ("nbd", "rbd", "iscsi", "gluster", "http", "https", "ftp", "ftps", "tftp", "ssh", "nfs")
 NAMELESS_PROTOCOLS = ("nbd",)  # an nbd server may serve its one export without a name
 
-# The same as types, for pydantic models (a Literal of a tuple is a Literal of its items).
-NetworkMode = Literal[NETWORK_MODES]  # type: ignore[valid-type]
-EditableMode = Literal[EDITABLE_MODES]  # type: ignore[valid-type]
-PoolType = Literal[POOL_TYPES]  # type: ignore[valid-type]
-VolumeFormat = Literal[VOLUME_FORMATS]  # type: ignore[valid-type]
-DiskFormat = Literal[DISK_FORMATS]  # type: ignore[valid-type]
-DiskBus = Literal[DISK_BUSES]  # type: ignore[valid-type]
-CacheMode = Literal[CACHE_MODES]  # type: ignore[valid-type]
+# The same as types, for pydantic models (a Literal of a tuple is a Literal of its items). Made
+# when a model first asks: the listings read the tuples, and importing typing would cost them.
+LITERALS = {"NetworkMode": NETWORK_MODES, "EditableMode": EDITABLE_MODES, "PoolType": POOL_TYPES,
+            "VolumeFormat": VOLUME_FORMATS, "DiskFormat": DISK_FORMATS, "DiskBus": DISK_BUSES,
+            "CacheMode": CACHE_MODES}
+
+
+def __getattr__(name: str):
+    if name not in LITERALS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from typing import Literal
+
+    made = globals()[name] = Literal[LITERALS[name]]  # type: ignore[valid-type]
+    return made
