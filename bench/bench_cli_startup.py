@@ -8,8 +8,10 @@ the ratios of one run are what counts. Point 8 of issue 10 asks for a median of 
 and at most 3x virsh; each row says whether it holds.
 
 The floor follows: what any Python listing pays before its own code runs, timed the same way in
-the same run (the interpreter; importing libvirt-python; opening the connection and asking for
-the networks), so that a ratio above 3 can be told apart from what virtops itself costs.
+the same run (the interpreter; importing libvirt-python's C extension, as a listing calls it, and
+its libvirt.py, as every other command does; each with a connection and one listing call), so
+that what virtops itself costs can be told apart. `host info --cpu` and `virsh nodecpustats
+--percent` both sample the host's CPU times over 1 s: their row shows the ratio, not the goal.
 
     python bench/bench_cli_startup.py [--repeat 11] [--keep]
 """
@@ -107,18 +109,28 @@ def pairs(virsh: str, virtops: str, uri: str) -> dict[str, tuple[list[str], list
         "vm list": (o + ["vm", "list", "--all"], v + ["list", "--all"]),
         "vm info": (o + ["vm", "info", "handbook"], v + ["dominfo", "handbook"]),
         "host info": (o + ["host", "info"], v + ["nodeinfo"]),
+        # Both sample the host's CPU times over 1 s: the time is the window's, the ratio is fair.
+        "host info --cpu": (o + ["host", "info", "--cpu"], v + ["nodecpustats", "--percent"]),
     }
+
+
+SAMPLING = {"host info --cpu"}  # over 1 s by design, on both sides: point 8's 100 ms is not for them
 
 
 GOAL_MS, GOAL_RATIO = 100, 3.0
 
 
 def floor(python: str, uri: str) -> dict[str, list[str]]:
-    """What a listing in Python cannot go below here, as processes like the listings."""
+    """What a listing in Python cannot go below here, as processes like the listings: through
+    libvirtmod, libvirt-python's C extension, as a listing calls it (base/light_libvirt.py), and
+    through libvirt.py, as everything else does."""
     return {
         "python": [python, "-c", "pass"],
+        "import libvirtmod": [python, "-c", "import libvirtmod"],
+        "libvirtmod, open, list": [python, "-c", f"import libvirtmod; libvirtmod.virConnectListAllNetworks("
+                                                 f"libvirtmod.virConnectOpen({uri!r}), 0)"],
         "import libvirt": [python, "-c", "import libvirt"],
-        "+ open, list": [python, "-c", f"import libvirt; libvirt.open({uri!r}).listAllNetworks()"],
+        "libvirt.py, open, list": [python, "-c", f"import libvirt; libvirt.open({uri!r}).listAllNetworks()"],
     }
 
 
@@ -152,16 +164,19 @@ def main() -> int:
                 times[name][1].append(timed(theirs))
             for name, argv in bottom.items():
                 floor_times[name].append(timed(argv))
-        print(f"{'command':14} {'virtops':>9} {'virsh':>9} {'ratio':>6}  goal (<= {GOAL_MS} ms, <= {GOAL_RATIO:g}x)")
+        print(f"{'command':16} {'virtops':>9} {'virsh':>9} {'ratio':>6}  goal (<= {GOAL_MS} ms, <= {GOAL_RATIO:g}x)")
         for name, (ours, theirs) in times.items():
             a, b = statistics.median(ours), statistics.median(theirs)
             met = "met" if a * 1000 <= GOAL_MS and a / b <= GOAL_RATIO else "not met"
-            print(f"{name:14} {a * 1000:7.0f}ms {b * 1000:7.0f}ms {a / b:6.2f}  {met}")
-        virsh_median = statistics.median(statistics.median(theirs) for _ours, theirs in times.values())
+            if name in SAMPLING:
+                met = "(both sample 1 s)"
+            print(f"{name:16} {a * 1000:7.0f}ms {b * 1000:7.0f}ms {a / b:6.2f}  {met}")
+        virsh_median = statistics.median(statistics.median(theirs) for name, (_ours, theirs) in times.items()
+                                         if name not in SAMPLING)
         print(f"floor, in Python (ratio to virsh's median over the commands, {virsh_median * 1000:.0f} ms):")
         for name, spent in floor_times.items():
             a = statistics.median(spent)
-            print(f"{name:14} {a * 1000:7.0f}ms {'':>9} {a / virsh_median:6.2f}")
+            print(f"{name:22} {a * 1000:7.0f}ms {'':>3} {a / virsh_median:6.2f}")
         print("load average after: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
         return 0
     finally:

@@ -3,6 +3,7 @@ writes its disk and pings its gateway, and the figures follow (ops/stats.py)."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -98,10 +99,15 @@ def test_top_host_info_and_refusals(lab, host, running_guest):
     assert result.returncode == 1 and "host lab:nosuchlab: No libvirt daemon answers" in result.stdout, result
     assert VM in result.stdout
 
+    # host info samples CPU use only when asked (--cpu: over 1 s, as virsh nodecpustats --percent),
+    # and says so; memory use is always there.
     info = json.loads(cli_ok(lab.uri, "host", "info", "--json"))
-    assert 0.0 <= info["cpu_percent"] <= 100.0
+    assert info["cpu_percent"] is None and info["cpu_window_s"] is None
     assert 0 < info["memory_used_bytes"] < info["memory_bytes"]
-    assert "CPU use" in cli_ok(lab.uri, "host", "info")
+    assert "CPU use:       not sampled (--cpu samples it over 1 s)" in cli_ok(lab.uri, "host", "info")
+    info = json.loads(cli_ok(lab.uri, "host", "info", "--cpu", "--json"))
+    assert 0.0 <= info["cpu_percent"] <= 100.0 and 1.0 <= info["cpu_window_s"] < 1.5, info
+    assert re.search(r"CPU use: +[0-9.]+% of \d+ CPUs over 1\.\d s", cli_ok(lab.uri, "host", "info", "--cpu"))
 
     everything = _stats(lab, "--all")
     assert VM in everything

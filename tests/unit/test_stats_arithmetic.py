@@ -86,3 +86,19 @@ def test_a_damaged_or_foreign_history_file_starts_empty(tmp_path):
         (tmp_path / "h.hist").write_bytes(damaged)
         assert History(None, tmp_path / "h.hist").host_series.points("1h")["points"] == []
     assert not list(tmp_path.glob("*.partial"))
+
+
+def test_host_info_samples_cpu_only_over_a_window_it_says(monkeypatch):
+    from virtops.daemon import facts
+    from virtops.daemon.connection import Connection
+
+    host = Connection("test:///default")
+    slept = []
+    monkeypatch.setattr(facts.time, "sleep", lambda s: slept.append(s))
+    quick = facts.info_row(host, None)
+    assert slept == []  # no window: nothing to wait for
+    assert (quick["cpu_percent"], quick["cpu_window_s"]) == (None, None) and quick["memory_used_bytes"] > 0
+    monkeypatch.undo()
+    sampled = facts.info_row(host, 0.1)
+    assert sampled["cpu_window_s"] >= 0.1  # the test driver gives no CPU times: no figure, but the window
+    assert sampled["cpu_percent"] is None

@@ -1,9 +1,10 @@
 """Threads started by hand for the listings' concurrent libvirt calls (libvirt releases the GIL
 during each): concurrent.futures would cost a listing about 5 ms of start-up, for it imports
-logging."""
+logging. The threading module itself (with functools and collections, 2 ms) is imported only when
+a second thread is started: a lock is _thread's."""
 from __future__ import annotations
 
-import threading
+import _thread
 
 TYPE_CHECKING = False  # not typing's: importing typing costs a listing's start-up (docs/architecture.md)
 if TYPE_CHECKING:
@@ -14,7 +15,7 @@ class Indexes:
     """Hands out 0, 1, ... n-1 once each to whichever thread asks, then None."""
 
     def __init__(self, n: int):
-        self._next, self._n, self._lock = 0, n, threading.Lock()
+        self._next, self._n, self._lock = 0, n, _thread.allocate_lock()
 
     def __call__(self) -> int | None:
         with self._lock:
@@ -36,7 +37,11 @@ def run_threads(target: Callable, args: list) -> None:
         except BaseException as err:  # noqa: BLE001 - handed to the caller's thread
             errors.append(err)
 
-    threads = [threading.Thread(target=run, args=(arg,), daemon=True) for arg in args[1:]]
+    threads = []
+    if len(args) > 1:
+        import threading
+
+        threads = [threading.Thread(target=run, args=(arg,), daemon=True) for arg in args[1:]]
     for thread in threads:
         thread.start()
     run(args[0])

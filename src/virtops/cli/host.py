@@ -94,9 +94,10 @@ def host_tag(name: str, tags: tuple[str, ...], untag: bool) -> None:
 def host_list(ctx, as_json: bool) -> None:
     """Registered hosts and running lab hosts (or those -H selects): reachable or why not, versions,
     CPUs, memory, VMs, KVM or TCG. Every host is asked at once."""
+    from virtops.daemon.facts import CPU_WINDOW_S
     from virtops.fleet.listings import infos
 
-    rows = [_host_row(answer) for answer in infos(ctx.fleet() if ctx.hosts else _every_host()).answers]
+    rows = [_host_row(answer) for answer in infos(ctx.fleet() if ctx.hosts else _every_host(), CPU_WINDOW_S).answers]
     if as_json:
         emit_json(rows)
         return

@@ -301,11 +301,27 @@ def vm_info(ctx: Context, name: str, as_json: bool) -> None:
 
 
 # -- the host -------------------------------------------------------------------------------------
-def host_info(ctx: Context, as_json: bool) -> None:
-    """Hypervisor, versions, CPUs, memory, object counts, KVM or TCG."""
+def cpu_window(sample_cpu: bool) -> float | None:
+    """host info's CPU window: --cpu samples for facts.CPU_SAMPLE_S, as virsh nodecpustats --percent does."""
+    from virtops.daemon.facts import CPU_SAMPLE_S
+
+    return CPU_SAMPLE_S if sample_cpu else None
+
+
+def cpu_use(info: dict) -> str:
+    """What host info's CPU figure means, or how to get it."""
+    if info["cpu_window_s"] is None:
+        return "not sampled (--cpu samples it over 1 s)"
+    if info["cpu_percent"] is None:
+        return "- (the host gives no CPU times)"
+    return f"{info['cpu_percent']:.1f}% of {info['cpus']} CPUs over {info['cpu_window_s']:.1f} s"
+
+
+def host_info(ctx: Context, sample_cpu: bool, as_json: bool) -> None:
+    """Hypervisor, versions, CPUs, memory and its use, object counts, KVM or TCG; --cpu adds CPU use."""
     from virtops.daemon.facts import info_row
 
-    info = info_row(ctx.host())
+    info = info_row(ctx.host(), cpu_window(sample_cpu))
     if as_json:
         emit_json(info)
         return
@@ -315,7 +331,7 @@ def host_info(ctx: Context, as_json: bool) -> None:
         ("CPU model", info["cpu_model"]), ("CPUs", info["cpus"]),
         ("Memory", _size(info["memory_bytes"])), ("Free memory", _size(info["free_memory_bytes"])),
         ("Memory used", f"{_size(info['memory_used_bytes'])} (without buffers and cache)"),
-        ("CPU use", "-" if info["cpu_percent"] is None else f"{info['cpu_percent']:.1f}% of {info['cpus']} CPUs"),
+        ("CPU use", cpu_use(info)),
         ("Storage pools", info["pools"]), ("Networks", info["networks"]),
         ("Domains", f"{info['domains']} ({info['running_domains']} running)"),
         ("Guest type", f"{info['virt_type'] or '-'} ({info['virt_type_source']})"),
@@ -327,11 +343,11 @@ HOST_COLUMNS = [("uri", "URI"), ("hostname", "Hostname"), ("libvirt", "libvirt")
                 ("vms", "VMs running/total"), ("guest", "Guest type")]
 
 
-def fleet_host_info(ctx: Context, as_json: bool) -> None:
-    """Versions, CPUs, memory and VMs of every selected host, a row each."""
+def fleet_host_info(ctx: Context, sample_cpu: bool, as_json: bool) -> None:
+    """Versions, CPUs, memory and VMs of every selected host, a row each; --cpu adds CPU use."""
     from virtops.fleet import listings
 
-    gathered = listings.infos(ctx.fleet())
+    gathered = listings.infos(ctx.fleet(), cpu_window(sample_cpu))
     if as_json:
         emit_fleet_rows([{"host": host, **i} for host, i in gathered.rows()], [], True, gathered.failures)
         return
@@ -360,6 +376,8 @@ LISTINGS = (
                                        "(reads every VM's XML)."),
         JSON), fleet=fleet_vm_list),
     Listing("vm", "info", vm_info, args=(Arg("name", "vm"),), flags=(JSON,)),
-    Listing("host", "info", host_info, flags=(JSON,), fleet=fleet_host_info),
+    Listing("host", "info", host_info, flags=(
+        Option(("--cpu",), "sample_cpu", "Sample the host's CPU use over 1 s (as virsh nodecpustats --percent does)."),
+        JSON), fleet=fleet_host_info),
 )
 BY_PATH = {(listing.group, listing.name): listing for listing in LISTINGS}

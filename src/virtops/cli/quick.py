@@ -26,10 +26,12 @@ def run_quick(argv: list[str], light_binding: bool = False) -> int | None:
     if parsed is None:
         return None
     body, ctx, params = parsed
-    if light_binding and not ctx.hosts:
-        from virtops.base.binding import use_light_binding
+    if not ctx.hosts:
+        ctx.event_loop = False  # one short read-only pass: no daemon restart to notice (Connection.event_loop)
+        if light_binding:
+            from virtops.base.binding import use_light_binding
 
-        use_light_binding()
+            use_light_binding()
 
     def command() -> int:
         body(ctx, **params)

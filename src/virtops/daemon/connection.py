@@ -1,8 +1,8 @@
 """Opening libvirt connections: URI resolution, keepalive, reconnect after a daemon restart."""
 from __future__ import annotations
 
+import _thread  # its lock: threading (with functools and collections) is imported when a thread starts
 import os
-import threading
 
 from virtops.base.binding import libvirt
 from virtops.base.errors import HostUnreachable, one_sentence
@@ -102,7 +102,7 @@ def _ignore_libvirt_stderr(_ctx: object, _err: object) -> None:
     """libvirt prints every error to stderr by default; we report them ourselves, once."""
 
 
-_event_loop_lock = threading.Lock()
+_event_loop_lock = _thread.allocate_lock()
 _event_loop_started = False
 
 
@@ -112,6 +112,8 @@ def ensure_event_loop() -> None:
     with _event_loop_lock:
         if _event_loop_started:
             return
+        import threading
+
         libvirt.virEventRegisterDefaultImpl()
         thread = threading.Thread(target=_run_event_loop, name="libvirt-events", daemon=True)
         thread.start()
@@ -130,6 +132,8 @@ def open_within(uri: str, timeout_s: float) -> libvirt.virConnect:
     """libvirt.openAuth with a deadline: libvirt waits for a daemon that accepted the connection
     and never replies (one stopped with SIGSTOP) for ever. The attempt runs in a daemon thread, so
     that it never holds up the process's exit; one that answers after the deadline is closed."""
+    import threading
+
     outcome: dict[str, object] = {}
     lock = threading.Lock()
 

@@ -4,11 +4,8 @@ operation: ops/hostcheck.py). Plain rows, no pydantic, so that `host info` start
 models of the Python and REST APIs are in facts_models.py, built from these rows."""
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import time
-from pathlib import Path
 
 from virtops.base.binding import libvirt
 from virtops.base.errors import libvirt_errors
@@ -17,7 +14,16 @@ from virtops.xmlmodels import read
 
 TYPE_CHECKING = False  # not typing's: importing typing costs a listing's start-up (docs/architecture.md)
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from virtops.daemon.connection import Connection as Host  # anything with .conn and .uri
+
+# host info reads the remembered check by plain paths (os.path) and hashes with CPython's own
+# SHA-256: pathlib (with urllib.parse and ipaddress) and hashlib (with OpenSSL) would cost it 5 ms.
+try:
+    from _sha256 import sha256
+except ImportError:  # another Python than CPython 3.11
+    from hashlib import sha256
 
 
 
@@ -26,29 +32,46 @@ def version_string(number: int) -> str:
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("VIRTOPS_CACHE", "/var/cache/virtops"))
+    from pathlib import Path
+
+    return Path(_cache_dir())
 
 
-CPU_WINDOW_S = 0.1  # host info's CPU use is over at least this long (the time its other calls take)
+def _cache_dir() -> str:
+    return os.environ.get("VIRTOPS_CACHE", "/var/cache/virtops")
 
 
-def info_row(host: Host) -> dict:
-    """The keys of facts_models.HostInfo."""
+# Host CPU use is the share of CPU time the host spent busy between two readings of its counters:
+# the figure means something only over a window long enough for the kernel's ticks (10 ms, here on
+# 2 CPUs 5% each at 0.1 s). The Python and REST APIs and the console's host list give it over
+# CPU_WINDOW_S; `host info` gives it only when asked (--cpu), over CPU_SAMPLE_S, as long as virsh's
+# `nodecpustats --percent` takes, so that it starts as fast as virsh's `nodeinfo`.
+CPU_WINDOW_S = 0.1
+CPU_SAMPLE_S = 1.0
+
+
+def info_row(host: Host, cpu_window_s: float | None = CPU_WINDOW_S) -> dict:
+    """The keys of facts_models.HostInfo. cpu_percent is over cpu_window_s (at least: the time the
+    other calls take counts), or None without a window; memory use is one reading."""
     conn = host.conn
     with libvirt_errors("reading host facts"):
         first = host_counters(conn)
         model, memory_mib, cpus, *_ = conn.getInfo()
         domains = conn.listAllDomains()
         remembered = remembered_check(host)
-        time.sleep(max(0.0, CPU_WINDOW_S - (time.monotonic() - first["monotonic"])))
-        usage = host_counters(conn)
+        usage, window = first, None
+        if cpu_window_s is not None:
+            time.sleep(max(0.0, cpu_window_s - (time.monotonic() - first["monotonic"])))
+            usage = host_counters(conn)
+            window = round(usage["monotonic"] - first["monotonic"], 3)
         return {
             "uri": host.uri, "hostname": conn.getHostname(), "hypervisor": conn.getType(),
             "libvirt_version": version_string(conn.getLibVersion()),
             "hypervisor_version": version_string(conn.getVersion()),
             "cpu_model": model, "cpus": cpus, "memory_bytes": memory_mib * 1024**2,
             "free_memory_bytes": conn.getFreeMemory(),
-            "cpu_percent": cpu_percent(first, usage), "memory_used_bytes": usage["memory_used_bytes"],
+            "cpu_percent": cpu_percent(first, usage) if window else None, "cpu_window_s": window,
+            "memory_used_bytes": usage["memory_used_bytes"],
             "pools": len(conn.listAllStoragePools()), "networks": len(conn.listAllNetworks()),
             "domains": len(domains), "running_domains": sum(1 for d in domains if d.ID() >= 0),  # ID is local
             "virt_type": remembered["chosen"] if remembered else None,
@@ -91,23 +114,37 @@ def host_key(host: Host) -> str:
     """Identifies the machine behind the daemon: the hardware and kernel decide whether KVM works.
     A daemon on this machine (every lab host among them) is this machine, named by its machine-id;
     libvirt's host UUID is not stable enough for that where SMBIOS gives none (a new one per daemon)."""
-    machine_id = Path("/etc/machine-id")
-    if on_this_machine(host.uri) and machine_id.exists():
-        machine = "machine-id:" + machine_id.read_text().strip()
+    machine_id = "/etc/machine-id"
+    if on_this_machine(host.uri) and os.path.exists(machine_id):
+        with open(machine_id) as file:
+            machine = "machine-id:" + file.read().strip()
     else:
         machine = read.parse(host.conn.getCapabilities()).findtext("host/uuid") or ""
-    return hashlib.sha256(f"{machine}|{host.conn.getHostname()}".encode()).hexdigest()[:16]
+    return sha256(f"{machine}|{host.conn.getHostname()}".encode()).hexdigest()[:16]
 
 
 def cache_file(host: Host) -> Path:
-    return cache_dir() / "hosts" / f"{host_key(host)}.json"
+    from pathlib import Path
+
+    return Path(_cache_file(host))
+
+
+def _cache_file(host: Host) -> str:
+    return os.path.join(_cache_dir(), "hosts", f"{host_key(host)}.json")
 
 
 def remembered_check(host: Host) -> dict | None:
     """What `host check` remembered for this machine (the keys of facts_models.HostCheck)."""
     try:
-        found = json.loads(cache_file(host).read_text())
-    except (OSError, ValueError):
+        with open(_cache_file(host)) as file:
+            text = file.read()
+    except OSError:
+        return None
+    import json  # with re: only when there is a check to read
+
+    try:
+        found = json.loads(text)
+    except ValueError:
         return None
     ok = isinstance(found, dict) and found.get("chosen") in ("kvm", "qemu") \
         and isinstance(found.get("checked_at"), (int, float))

@@ -39,7 +39,8 @@ class HostInfo(Model):
     cpus: int
     memory_bytes: int
     free_memory_bytes: int
-    cpu_percent: float | None  # over host info's own calls (at least facts.CPU_WINDOW_S)
+    cpu_percent: float | None  # over cpu_window_s (facts.CPU_WINDOW_S: at least, its own calls count)
+    cpu_window_s: float | None  # the seconds between the two readings; None: not sampled
     memory_used_bytes: int  # without buffers and page cache
     pools: int
     networks: int

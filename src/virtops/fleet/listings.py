@@ -35,8 +35,8 @@ def volumes(hosts: list[RegisteredHost], pool: str) -> Gathered[list[dict]]:
     return gather(hosts, lambda host: rows.volumes(host, pool))
 
 
-def infos(hosts: list[RegisteredHost]) -> Gathered[list]:
-    """host info of every host (one item each)."""
+def infos(hosts: list[RegisteredHost], cpu_window_s: float | None) -> Gathered[list]:
+    """host info of every host (one item each), its CPU use over cpu_window_s (None: not sampled)."""
     from virtops.daemon.facts import info_row
 
-    return gather(hosts, lambda host: [info_row(host)])
+    return gather(hosts, lambda host: [info_row(host, cpu_window_s)])

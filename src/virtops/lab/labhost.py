@@ -35,7 +35,7 @@ from pathlib import Path
 import libvirt
 
 from virtops.base.errors import InvalidInput, VirtopsError
-from virtops.base.names import LAB_NAME_PATTERN
+from virtops.base.names import is_lab_name
 from virtops.lab import address, lvm, nfs
 from virtops.lab.sshd import LabSshd
 from virtops.lab.proc import command_line_names, pid_alive, run, wait_for_exit
@@ -678,5 +678,5 @@ def running_lab_names(root: Path | None = None) -> list[str]:
     base = root or lab_root()
     if not base.is_dir():
         return []
-    labs = [Lab(d.name, base) for d in sorted(base.iterdir()) if (d / MARKER).exists() and LAB_NAME_PATTERN.match(d.name)]
+    labs = [Lab(d.name, base) for d in sorted(base.iterdir()) if (d / MARKER).exists() and is_lab_name(d.name)]
     return [lab.name for lab in labs if pid_alive(lab._pid("keeper")) and pid_alive(lab._pid("libvirtd"))]
