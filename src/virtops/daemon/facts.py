@@ -21,9 +21,12 @@ if TYPE_CHECKING:
 # host info reads the remembered check by plain paths (os.path) and hashes with CPython's own
 # SHA-256: pathlib (with urllib.parse and ipaddress) and hashlib (with OpenSSL) would cost it 5 ms.
 try:
-    from _sha256 import sha256
-except ImportError:  # another Python than CPython 3.11
-    from hashlib import sha256
+    from _sha256 import sha256  # CPython up to 3.11
+except ImportError:
+    try:
+        from _sha2 import sha256  # CPython 3.12 on
+    except ImportError:
+        from hashlib import sha256
 
 
 
