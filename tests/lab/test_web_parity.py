@@ -280,6 +280,26 @@ def test_network_static_dhcp_hosts(page, conn):
     expect(dialog(page).locator("tr[data-mac]")).to_have_count(0)
     assert X.parse(conn.networkLookupByName(NET).XMLDesc(0)).find("ip/dhcp/host") is None
 
+    # A host known by name only (virsh net-update adds one so): listed as one, its address taken.
+    net = conn.networkLookupByName(NET)
+    live = libvirt.VIR_NETWORK_UPDATE_AFFECT_CONFIG | (libvirt.VIR_NETWORK_UPDATE_AFFECT_LIVE if net.isActive() else 0)
+    net.update(libvirt.VIR_NETWORK_UPDATE_COMMAND_ADD_LAST, libvirt.VIR_NETWORK_SECTION_IP_DHCP_HOST, -1,
+               "<host name='printer' ip='192.168.231.20'/>", live)
+    page.goto("/networks")
+    page.locator(f"#networks tr[data-name={NET}]").get_by_role("button", name="DHCP hosts…").click()
+    printer = dialog(page).locator("tr[data-ip='192.168.231.20'] td")
+    expect(printer.first).to_have_text("its name only (printer)")
+    expect(dialog(page).get_by_role("button", name="Remove")).to_have_count(0)  # the core removes a host by MAC
+    before = host_state(conn)
+    dialog(page).locator("input[name=mac]").fill("52:54:00:31:00:03")
+    dialog(page).locator("input[name=ip]").fill("192.168.231.20")
+    submit(page)
+    refused(page, "ip: 192.168.231.20 is already given to the host named printer; choose another address in "
+                  "192.168.231.1-192.168.231.254.")
+    assert host_state(conn) == before
+    net.update(libvirt.VIR_NETWORK_UPDATE_COMMAND_DELETE, libvirt.VIR_NETWORK_SECTION_IP_DHCP_HOST, -1,
+               "<host name='printer' ip='192.168.231.20'/>", live)
+
 
 def test_dir_pool_permissions(page, conn):
     row = page.locator(f"#pools tr[data-name={POOL}]")

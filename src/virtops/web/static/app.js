@@ -99,6 +99,10 @@ function table(node, columns, rows, rowAttrs = () => ({})) {
   drawTable(node, columns, rows, rowAttrs);
 }
 
+// How dnsmasq knows a static host: an IPv4 one by MAC or by the name its client sends, an IPv6 one
+// by DUID or name (libvirt's rules; the core's AddressHost).
+const knownBy = (h) => (h.mac ? `MAC ${h.mac}` : h.id ? `DUID ${h.id}` : `its name only (${h.name})`);
+
 // A pool's allocation against its capacity, as a bar with the percentage beside it.
 function usageBar(pool) {
   if (!pool.active || !pool.capacity) return "-";

@@ -344,10 +344,6 @@ objectPages.network.devices.push((ctx) => {
     el("h3", {}, "Leases"), note, leases);
 });
 
-// How dnsmasq knows a static host: an IPv4 one by MAC or by the name its client sends, an IPv6 one
-// by DUID or name (libvirt's rules; the core's AddressHost).
-const knownBy = (h) => (h.mac ? `MAC ${h.mac}` : h.id ? `DUID ${h.id}` : `its name only (${h.name})`);
-
 // Edit: the fields that differ from the network as it was shown go to the core, which answers with a
 // plan; a plan that restarts the network runs only when the operator applies it. The form is filled
 // once (a live redraw does not overwrite what is being typed), again after a change is done or on Reset.

@@ -91,11 +91,14 @@ extras.networkActions = (n) => (n.mode === "bridge" ? [] : [button("DHCP hostsâ€
 function networkHosts(n) {
   const path = `/api/networks/${enc(n.name)}`;
   const list = el("table", { class: "hosts" });
+  // The IPv4 address's hosts, those known by name only too (their addresses are taken as well; the
+  // core removes a host by its MAC, so theirs go with their XML: net update ... delete ip-dhcp-host).
   const drawHosts = async () => {
     const info = await api("GET", path);
-    table(list, [["MAC", (h) => h.mac], ["IP", (h) => h.ip], ["Name", (h) => h.name],
-      ["", (h) => button("Remove", () => act(async () => { await api("DELETE", `${path}/hosts/${enc(h.mac)}`); await drawHosts(); }),
-        { "aria-label": `remove ${h.mac}` })]], info.hosts, (h) => ({ "data-mac": h.mac }));
+    const ipv4 = info.addresses.find((a) => a.family === "ipv4");
+    table(list, [["Known by", knownBy], ["IP", (h) => h.ip], ["Name", (h) => h.name],
+      ["", (h) => (h.mac ? button("Remove", () => act(async () => { await api("DELETE", `${path}/hosts/${enc(h.mac)}`); await drawHosts(); }),
+        { "aria-label": `remove ${h.mac}` }) : "-")]], ipv4 ? ipv4.hosts : info.hosts, (h) => ({ "data-mac": h.mac, "data-ip": h.ip }));
   };
   parityDialog(`Static DHCP hosts of ${n.name}`, [list,
     field("MAC", "mac", { required: true, placeholder: "52:54:00:..." }),
