@@ -110,3 +110,23 @@ def test_the_binding_is_chosen_once_per_process():
                           "assert not use_light_binding()") == ["libvirt"]
     assert _modules_after("from virtops.base.binding import libvirt, use_light_binding\n"
                           "assert not use_light_binding()") == ["libvirt"]
+
+
+def test_a_daemon_lost_mid_listing_is_one_sentence_with_either_binding():
+    """cli/output.run_guarded says a libvirt error of the remote protocol (the daemon went away
+    mid-call) in one sentence: the light binding's libvirtError too."""
+    code = ("import sys\n"
+            "from virtops.base.binding import use_light_binding\n"
+            "assert use_light_binding()\n"
+            "from virtops.base.binding import libvirt\n"
+            "from virtops.base import errors\n"
+            "from virtops.cli.output import run_guarded\n"
+            "err = libvirt.libvirtError.__new__(libvirt.libvirtError)\n"
+            "err.err = (1, libvirt.VIR_FROM_RPC, 'End of file while reading data', 2, None, None, None, -1, -1)\n"
+            "def command():\n"
+            "    raise err\n"
+            "sys.exit(run_guarded(command))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1, done.stderr
+    assert done.stderr == ("error: End of file while reading data: the libvirt daemon went away in the middle of "
+                           "this command; run the same command again once it answers, to finish the job.\n")

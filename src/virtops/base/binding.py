@@ -32,6 +32,11 @@ def is_light() -> bool:
     return _light_wanted if chosen is None else chosen.__name__ == "virtops.base.light_libvirt"
 
 
+def chosen():
+    """The binding this process calls, if it chose one; else libvirt.py if anything imported it."""
+    return globals().get("libvirt") or sys.modules.get("libvirt")
+
+
 def __getattr__(name: str):
     if name != "libvirt":
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -4,10 +4,10 @@ the same objects made of the pointers it returns, the same libvirtError. The pro
 uses these instead of libvirt.py, which costs it 12 ms to import (base/binding.py says when).
 
 Only what the listings' path calls is here (ops/rows.py, ops/vmrows.py, daemon/lookups.py,
-daemon/connection.py, daemon/facts.py, base/errors.py): tests/unit/test_light_libvirt.py checks
-that every name here is libvirt.py's, with its value, and that each method answers as libvirt.py's
-does. A name missing here is an AttributeError in that one process, which the start-up guard of
-tests/unit/test_quick_cli.py runs for every listing."""
+daemon/connection.py, daemon/facts.py, base/errors.py, cli/output.py):
+tests/unit/test_light_libvirt.py checks that every name here is libvirt.py's, with its value, and
+that each method answers as libvirt.py's does. A name missing here is an AttributeError in that
+one process, which tests/unit/test_quick_cli.py runs for every listing."""
 from __future__ import annotations
 
 import libvirtmod
@@ -39,6 +39,8 @@ VIR_ERR_NO_NETWORK = 43
 VIR_ERR_NO_STORAGE_POOL = 49
 VIR_ERR_NO_STORAGE_VOL = 50
 VIR_ERR_NO_SUPPORT = 3
+VIR_FROM_REMOTE = 13
+VIR_FROM_RPC = 7
 VIR_IP_ADDR_TYPE_IPV4 = 0
 VIR_NETWORK_XML_INACTIVE = 1
 VIR_NODE_CPU_STATS_ALL_CPUS = -1

@@ -95,7 +95,8 @@ def run_guarded(command: Callable[[], int]) -> int:
 def _lost_daemon(err: Exception) -> bool:
     """A libvirt error that no part of the core turned into a sentence, because the daemon went
     away in a call nobody expects to fail (a restart midway): said in one sentence all the same."""
-    libvirt = sys.modules.get("libvirt")
+    binding = sys.modules.get("virtops.base.binding")  # libvirt.py, or a listing's light_libvirt.py
+    libvirt = binding.chosen() if binding else sys.modules.get("libvirt")
     return (libvirt is not None and isinstance(err, libvirt.libvirtError)
             and err.get_error_domain() in (libvirt.VIR_FROM_RPC, libvirt.VIR_FROM_REMOTE))
 
