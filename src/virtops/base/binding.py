@@ -28,8 +28,9 @@ def use_light_binding() -> bool:
 
 
 def is_light() -> bool:
-    chosen = globals().get("libvirt")
-    return _light_wanted if chosen is None else chosen.__name__ == "virtops.base.light_libvirt"
+    """Whether this process calls light_libvirt.py (or will, once the core asks)."""
+    module = globals().get("libvirt")
+    return _light_wanted if module is None else module.__name__ == "virtops.base.light_libvirt"
 
 
 def chosen():
@@ -41,8 +42,8 @@ def __getattr__(name: str):
     if name != "libvirt":
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     if _light_wanted and "libvirt" not in sys.modules:
-        from virtops.base import light_libvirt as chosen
+        from virtops.base import light_libvirt as module
     else:
-        import libvirt as chosen
-    globals()["libvirt"] = chosen  # kept: the next `from ... import libvirt` finds it here
-    return chosen
+        import libvirt as module
+    globals()["libvirt"] = module  # kept: the next `from ... import libvirt` finds it here
+    return module
