@@ -1,15 +1,27 @@
 """The base of the core's pydantic models. Their schemas are built when a model is first used,
 not at import: a command imports several core modules and uses few of their models, and
-building every schema up front costs tens of milliseconds of start-up."""
+building every schema up front costs tens of milliseconds of start-up.
+
+Also the field types the core's request models share (ops/: DiskRequest, VolumeRequest,
+PoolSpec, NetworkRequest, CreateRequest...), so every face that takes those classes (the CLI's
+options, the REST API's bodies, the spec's entries and its JSON Schema) reads them alike."""
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, WithJsonSchema
+from pydantic import BaseModel, BeforeValidator, ConfigDict, PlainSerializer, WithJsonSchema
+
+from virtops.base.errors import InvalidInput
+from virtops.base.units import parse_size
 
 
 class Model(BaseModel):
     model_config = ConfigDict(defer_build=True)
+
+
+# A request model refuses a field it does not know in every face: a typo must not fall back to a
+# default.
+STRICT = ConfigDict(defer_build=True, extra="forbid")
 
 
 def one_of(values: tuple[str, ...], description: str = ""):
@@ -20,3 +32,36 @@ def one_of(values: tuple[str, ...], description: str = ""):
     if description:
         schema["description"] = description
     return Annotated[str, WithJsonSchema(schema)]
+
+
+# -- sizes: virsh units in, the shortest exact virsh unit out -------------------------------------
+SIZE_PATTERN = r"^\s*\d+(\.\d+)?\s*[a-zA-Z]*\s*$"
+
+
+def _parse_size_value(value: Any) -> int:
+    """Bytes of a size as a face gives it; a ValueError (pydantic places it at its field, in every
+    face) with parse_size's sentence otherwise."""
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise ValueError("is not a size; give bytes or a number with a unit such as 1000M, 5G or 512MiB")
+    try:
+        return parse_size(value, "size")
+    except InvalidInput as err:
+        raise ValueError(err.message.split(": ", 1)[-1].rstrip(".")) from None
+
+
+def size_text(size: int) -> str | int:
+    """1073741824 -> '1G'; sizes that are no whole number of KiB stay bytes."""
+    for unit, factor in (("T", 1024**4), ("G", 1024**3), ("M", 1024**2), ("K", 1024)):
+        if size and size % factor == 0:
+            return f"{size // factor}{unit}"
+    return size
+
+
+Size = Annotated[
+    int,
+    BeforeValidator(_parse_size_value),
+    PlainSerializer(size_text, when_used="json"),
+    WithJsonSchema({"anyOf": [{"type": "integer", "minimum": 0}, {"type": "string", "pattern": SIZE_PATTERN}],
+                    "description": "Bytes, or virsh units: 1000M, 5G, 512MiB (binary), 10GB (decimal).",
+                    "examples": ["1000M", "5G"]}),
+]

@@ -7,7 +7,7 @@ import sys
 import click
 
 from virtops.xmlmodels.values import VOLUME_FORMATS
-from virtops.cli.common import complete, emit_json, json_option, listing_command, pass_context
+from virtops.cli.common import ModelCommand, complete, emit_json, json_option, listing_command, pass_context
 from virtops.cli.listings import BY_PATH
 
 @contextlib.contextmanager
@@ -38,25 +38,30 @@ for _listing in ("list", "info"):
     vol.add_command(listing_command(BY_PATH["vol", _listing]))
 
 
-@vol.command("create")
+def _volume_request_model() -> type:
+    from virtops.ops.volume import VolumeRequest
+
+    return VolumeRequest
+
+
+@vol.command("create", cls=ModelCommand, model=_volume_request_model, leave_out=("name",),
+             extra={"capacity": {"metavar": "SIZE"}, "allocation": {"metavar": "SIZE"},
+                    "format": {"type": click.Choice(VOLUME_FORMATS)}, "backing": {"metavar": "POOL/VOL"}})
 @click.argument("pool", shell_complete=complete("pool"))
 @click.argument("name")
 @click.argument("size", required=False, metavar="[CAPACITY]")
-@click.option("--capacity", help="Size the guest sees: 1000M, 5G, 512MiB, bytes (or the third argument, as in virsh).")
-@click.option("--allocation", help="Space reserved now: 0 = sparse (default), equal to capacity = fully allocated.")
-@click.option("--format", "vol_format", type=click.Choice(VOLUME_FORMATS), help="raw (default) or qcow2.")
-@click.option("--backing", metavar="POOL/VOL", help="qcow2 on top of this volume (a linked clone).")
 @json_option
 @pass_context
-def vol_create(ctx, pool, name, size, capacity, allocation, vol_format, backing, as_json) -> None:
-    """Create a volume (virsh vol-create-as POOL NAME CAPACITY)."""
-    if size and capacity and size != capacity:
+def vol_create(ctx, pool, name, size, as_json, **fields) -> None:
+    """Create a volume (virsh vol-create-as POOL NAME CAPACITY); its fields as options
+    (VolumeRequest's), the capacity as the third argument too."""
+    if size and fields["capacity"] and size != fields["capacity"]:
         raise click.UsageError("give the capacity once: as the third argument or as --capacity.")
-    capacity = capacity or size
-    if not capacity:
+    fields["capacity"] = fields["capacity"] or size
+    if not fields["capacity"]:
         raise click.UsageError("give a capacity: vol create POOL NAME 1000M, or --capacity 1000M.")
     with progress_bar(f"allocating {pool}/{name}") as progress:
-        result = ctx.host().volumes.create(pool, name, capacity, allocation, vol_format, backing, progress=progress)
+        result = ctx.host().volumes.create(pool, name, **fields, progress=progress)
     _warn(result.warnings)
     if as_json:
         emit_json(result.volume.model_dump())

@@ -5,16 +5,13 @@ of its own. What each value may be is checked in the core (ops/vm.py), in one se
 mistake, for every face alike."""
 from __future__ import annotations
 
-from pydantic import ConfigDict, Field
+from pydantic import Field
 
 from virtops.base.errors import InvalidInput
 from virtops.daemon.lookups import split_volume_ref
-from virtops.base.model import Model, one_of
+from virtops.base.model import STRICT, Model, one_of
 from virtops.xmlmodels.values import (CACHE_MODES, DIRECT_MODES, DISK_BUSES, DISK_FORMATS, DISK_PROTOCOLS,
                                       NIC_MODELS, NIC_TYPES)
-
-# Unknown fields are refused in every face: a typo must not fall back to a default.
-STRICT = ConfigDict(defer_build=True, extra="forbid")
 
 
 def path_disk_type(path: str) -> str | None:

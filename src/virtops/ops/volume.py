@@ -10,6 +10,7 @@ from typing import Callable, Iterable, Iterator, Literal, TypeVar
 
 import libvirt
 from lxml import etree
+from pydantic import Field
 from virtops.daemon import lookups
 from virtops.daemon.lookups import split_volume_ref  # noqa: F401 (the spec and the CLI import it from here)
 from virtops.ops.rows import VolumeUsers, volume_row, volume_rows, volume_users, volume_xml_or_none
@@ -20,7 +21,7 @@ from virtops.xmlmodels.volume import VolumeXml
 from virtops.base.hostlock import host_lock, locks_host, refuse_if_written, writing_volume
 from virtops.base.errors import InvalidInput, NeedsOption, NotFound, VirtopsError, libvirt_errors
 from virtops.base.units import format_size, parse_size
-from virtops.base.model import Model
+from virtops.base.model import STRICT, Model, Size
 from virtops.ops.impact import Impact
 
 T = TypeVar("T")
@@ -44,6 +45,27 @@ POLL_S = 0.2
 
 
 # -- models -------------------------------------------------------------------------------
+class VolumeRequest(Model):
+    """A new volume in a pool, as every face asks for it: the CLI's `vol create` options, the REST
+    API's body, the spec's volume entries (and its JSON Schema) are this class. What each value
+    may be is checked in `Volumes.check_new`, in one sentence per mistake, for every face alike."""
+
+    model_config = STRICT
+
+    name: str
+    capacity: Size | None = Field(None, description="The size the guest sees: bytes, or virsh units such as 1000M, "
+                                                    "5G, 512MiB. Required (a spec's volume given as xml has its own).")
+    allocation: Size | None = Field(None, description="Space reserved now: 0 = sparse (default), equal to the "
+                                                      "capacity = fully allocated. Used only when the volume is "
+                                                      "created; afterwards it is state, not configuration.")
+    format: VolumeFormat | None = Field(None, description="Default: qcow2 with a backing volume, else raw.")
+    backing: str | None = Field(None, description="POOL/VOLUME this qcow2 volume is an overlay of (a linked clone).")
+
+    def default_format(self) -> str:
+        """The format the volume is made in: qcow2 on a backing volume, else raw, unless it says."""
+        return self.format or ("qcow2" if self.backing else "raw")
+
+
 class VolumeSpec(Model):
     pool: str
     name: str
@@ -189,6 +211,8 @@ class Volumes:
                   format: str | None = None, backing: str | None = None) -> tuple[VolumeSpec, list[str]]:
         """Refuse bad input before any change; returns the spec and warnings (capacity beyond free space)."""
         check_volume_name(name)
+        if capacity is None:
+            raise InvalidInput("--capacity", "is required; give a size such as 1000M or 5G.")
         cap = parse_size(capacity, "--capacity")
         if cap <= 0:
             raise InvalidInput("--capacity", f"{capacity!r} is zero; give a size such as 1000M or 5G.")
@@ -196,7 +220,7 @@ class Volumes:
         if alloc > cap:
             raise InvalidInput("--allocation", f"{format_size(alloc)} is more than the capacity {format_size(cap)}; "
                                                "give at most the capacity (equal means fully allocated).")
-        fmt = format or ("qcow2" if backing else "raw")
+        fmt = format or VolumeRequest(name=name, backing=backing).default_format()
         if fmt not in VOLUME_FORMATS:
             raise InvalidInput("--format", f"{fmt!r} is not supported; use raw or qcow2.")
         pool = self._pool(pool_name)

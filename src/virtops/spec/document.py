@@ -24,53 +24,25 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, ValidationError, WithJsonSchema
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from virtops.base.errors import InvalidInput, Refusals, VirtopsError
-from virtops.base.units import parse_size
+from virtops.base.model import Size
 from virtops.base.names import LAB_PREFIX
 from virtops.daemon import registry
 from virtops.daemon.connection import is_host_name
 from virtops.ops.devices import DiskRequest, NicRequest
-from virtops.xmlmodels.values import NETWORK_MODES, NetworkMode, PoolType, VolumeFormat
+from virtops.ops.volume import VolumeRequest
+from virtops.xmlmodels.values import NETWORK_MODES, NetworkMode, PoolType
 
 # A pool's permissions the spec leaves to the host when it does not give them.
 POOL_PERMISSION_FIELDS = ("mode", "owner", "group")
-SIZE_PATTERN = r"^\s*\d+(\.\d+)?\s*[a-zA-Z]*\s*$"
 
 
-# -- sizes: virsh units in, the shortest exact virsh unit out -------------------------------------
 XML_DESCRIPTION = ("libvirt's XML of a {kind} whose form the other fields cannot describe (`virsh {dump}`); "
                    "then only name, autostart and active go beside it. Compared after libvirt's own formatting.")
 # The fields an entry given as xml: may have besides it.
 BESIDE_XML = {"name", "xml", "autostart", "active", "volumes"}
-
-
-def _parse_size_value(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, str)):
-        raise ValueError("is not a size; give bytes or a number with a unit such as 1000M, 5G or 512MiB")
-    try:
-        return parse_size(value, "size")
-    except InvalidInput as err:
-        raise ValueError(err.message.split(": ", 1)[-1].rstrip(".")) from None
-
-
-def size_text(size: int) -> str | int:
-    """1073741824 -> '1G'; sizes that are no whole number of KiB stay bytes."""
-    for unit, factor in (("T", 1024**4), ("G", 1024**3), ("M", 1024**2), ("K", 1024)):
-        if size and size % factor == 0:
-            return f"{size // factor}{unit}"
-    return size
-
-
-Size = Annotated[
-    int,
-    BeforeValidator(_parse_size_value),
-    PlainSerializer(size_text, when_used="json"),
-    WithJsonSchema({"anyOf": [{"type": "integer", "minimum": 0}, {"type": "string", "pattern": SIZE_PATTERN}],
-                    "description": "Bytes, or virsh units: 1000M, 5G, 512MiB (binary), 10GB (decimal).",
-                    "examples": ["1000M", "5G"]}),
-]
 
 
 def _mode_text(value: Any) -> Any:
@@ -85,21 +57,16 @@ class Model(BaseModel):
 
 
 # -- the file's models ---------------------------------------------------------------------------
-class VolumeEntry(Model):
-    """A volume in its pool (`virtops vol create POOL NAME`)."""
+class VolumeEntry(VolumeRequest):
+    """A volume in its pool (`virtops vol create POOL NAME`): the core's VolumeRequest, or libvirt's
+    XML of it."""
 
-    name: str
-    capacity: Size | None = Field(None, description="Required, unless the volume is given as xml.")
-    allocation: Size | None = Field(None, description="Used only when the volume is created (0 = sparse); "
-                                                      "afterwards it is state, not configuration.")
-    format: VolumeFormat | None = Field(None, description="Default: qcow2 with a backing volume, else raw.")
-    backing: str | None = Field(None, description="POOL/VOLUME this qcow2 volume is an overlay of.")
     xml: str | None = Field(None, description=XML_DESCRIPTION.format(kind="volume", dump="vol-dumpxml"))
 
     def normalized(self) -> "VolumeEntry":
         if self.xml is not None:
             return self
-        return self.model_copy(update={"format": self.format or ("qcow2" if self.backing else "raw")})
+        return self.model_copy(update={"format": self.default_format()})
 
 
 class PoolEntry(Model):

@@ -19,7 +19,8 @@ from virtops.xmlmodels.pool import PoolXml
 from virtops.base.errors import InvalidInput, NotFound, VirtopsError, located, one_sentence
 from virtops.base.hostlock import host_lock
 from virtops.spec.document import (POOL_PERMISSION_FIELDS, BootEntry, DiskEntry, HostSpec, LoadedSpec, SpecErrors, NetworkEntry, NicEntry, PoolEntry, VmEntry,
-                   VolumeEntry, network_entry, size_text)
+                   VolumeEntry, network_entry)
+from virtops.base.model import size_text
 from virtops.base.units import format_size
 from virtops.ops.devices import path_disk_type
 from virtops.ops.network import NetworkSpec

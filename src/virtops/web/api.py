@@ -30,7 +30,7 @@ from virtops.ops.pool import PoolInfo, PoolSource, PoolSpec
 from virtops.ops.vm import (CreateRequest, DeleteResult, DetachResult, DiskInfo, DiskRequest, NewDiskRequest, NicInfo,
                             NicRequest, SettingsResult, VmInfo, VmSummary)
 from virtops.ops.volume import CreateResult as VolumeCreateResult
-from virtops.ops.volume import TransferResult, VolumeInfo, streamed_length
+from virtops.ops.volume import TransferResult, VolumeInfo, VolumeRequest, streamed_length
 from virtops.web import fleet
 from virtops.web.auth import current_session, require_login
 
@@ -222,17 +222,15 @@ def volumes(request: Request, name: str):
     return host_of(request).volumes.list(name)
 
 
-class VolumeCreate(Body):
-    name: str
-    capacity: str | int = Field(description="bytes, or with virsh's units: 1000M, 5G, 512MiB")
-    allocation: str | int | None = Field(None, description="0 = sparse; the capacity = fully allocated")
-    format: str | None = None
-    backing: str | None = Field(None, description="POOL/VOLUME of a backing image (qcow2)")
+class VolumeCreate(VolumeRequest):
+    """The core's VolumeRequest, strict as a body."""
+
+    model_config = STRICT
 
 
 @router.post("/pools/{name}/volumes", response_model=VolumeCreateResult, status_code=201)
 def volume_create(request: Request, name: str, body: VolumeCreate):
-    result = host_of(request).volumes.create(name, body.name, body.capacity, body.allocation, body.format, body.backing)
+    result = host_of(request).volumes.create(name, **body.model_dump())
     publish(request, "volume", f"{name}/{body.name}", "created")
     return result
 

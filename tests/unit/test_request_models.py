@@ -1,0 +1,110 @@
+"""One request model per concept, in every face (issue 10, point 3): the completeness guard of the
+core's request classes, beside test_xml_golden.py's guard of the XML fields.
+
+Each concept's request class lives in the core (ops/); the spec's entry and the REST API's body
+are that class or a subclass adding only what that face alone has, and the CLI's command has an
+option (or an argument) for each of its fields. The guard fails when a face lacks a field of the
+class, declares one of its fields again, or is a model of its own that copies fields over.
+A field added to a request class is carried to every face by the class itself; a face that
+cannot take it must say so here (FACE_LEAVES_OUT), with the reason.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+
+import click
+import pytest
+from pydantic import BaseModel
+
+
+@dataclass(frozen=True)
+class Concept:
+    core: str                      # module:Class of the request model
+    spec: str | None               # module:Class of the spec's entry
+    rest: tuple[str, str] | None   # (method, path) of the REST API's route whose body it is
+    cli: tuple[str, str] | None    # (module:group, command) of the CLI's command
+    # Fields a face takes otherwise, by face: the CLI's arguments, a REST path parameter.
+    elsewhere: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+CONCEPTS = {
+    "disk": Concept("virtops.ops.devices:DiskRequest", "virtops.spec.document:DiskEntry",
+                    ("POST", "/api/vms/{name}/disks"), ("virtops.cli.vm:vm", "attach-disk"),
+                    {"cli": ("volume", "path")}),  # the argument: POOL/VOL, path=PATH or protocol=...
+    "nic": Concept("virtops.ops.devices:NicRequest", "virtops.spec.document:NicEntry",
+                   ("POST", "/api/vms/{name}/nics"), ("virtops.cli.vm:vm", "attach-nic")),
+    "volume": Concept("virtops.ops.volume:VolumeRequest", "virtops.spec.document:VolumeEntry",
+                      ("POST", "/api/pools/{name}/volumes"), ("virtops.cli.vol:vol", "create"),
+                      {"cli": ("name",)}),
+}
+
+
+def _load(ref: str):
+    module, _, name = ref.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def _rest_body(method: str, path: str) -> type[BaseModel]:
+    from virtops.web.api import router
+    from virtops.web.refusals import body_model
+
+    route = next(r for r in router.routes if r.path == path and method in r.methods)
+    return body_model(route)
+
+
+def _cli_fields(ref: str, command: str) -> set[str]:
+    """The fields a command takes: its options' destinations and its arguments' names."""
+    group: click.Group = _load(ref)
+    return {param.name for param in group.commands[command].params}
+
+
+def missing_in_face(core: type[BaseModel], face: type[BaseModel] | set[str] | None, taken_elsewhere=()) -> list[str]:
+    """What a face lacks of the core's request class, or redeclares: a list of sentences."""
+    if face is None:
+        return [f"{core.__name__} has no such face"]
+    if isinstance(face, set):
+        return [f"no option for {name}" for name in core.model_fields if name not in face | set(taken_elsewhere)]
+    problems = []
+    if not issubclass(face, core):
+        problems.append(f"{face.__name__} is no subclass of {core.__name__} (a model of its own copies fields)")
+    problems += [f"{face.__name__} lacks {name}" for name in core.model_fields
+                 if name not in face.model_fields and name not in taken_elsewhere]
+    for klass in face.__mro__[:face.__mro__.index(core)] if core in face.__mro__ else []:
+        problems += [f"{klass.__name__} declares {name} again" for name in klass.__dict__.get("__annotations__", {})
+                     if name in core.model_fields]
+    return problems
+
+
+@pytest.mark.parametrize("name", sorted(CONCEPTS))
+def test_every_face_is_the_core_request_class(name):
+    concept = CONCEPTS[name]
+    core = _load(concept.core)
+    problems = []
+    if concept.spec:
+        problems += missing_in_face(core, _load(concept.spec))
+    if concept.rest:
+        problems += missing_in_face(core, _rest_body(*concept.rest))
+    if concept.cli:
+        problems += missing_in_face(core, _cli_fields(*concept.cli), concept.elsewhere.get("cli", ()))
+    assert not problems, f"{name}: " + "; ".join(problems)
+
+
+def test_the_guard_sees_a_face_that_lacks_or_copies_a_field():
+    from pydantic import Field
+
+    from virtops.ops.volume import VolumeRequest
+
+    class Copied(BaseModel):  # a face's own model, as the REST API's VolumeCreate was
+        name: str
+        capacity: str | int
+
+    class Redeclared(VolumeRequest):
+        backing: str | None = Field(None, description="a description of the face's own")
+
+    assert "Copied is no subclass of VolumeRequest (a model of its own copies fields)" in \
+        missing_in_face(VolumeRequest, Copied)
+    assert "Copied lacks allocation" in missing_in_face(VolumeRequest, Copied)
+    assert missing_in_face(VolumeRequest, Redeclared) == ["Redeclared declares backing again"]
+    assert missing_in_face(VolumeRequest, {"capacity", "allocation", "format"}, ("name",)) == ["no option for backing"]
+    assert missing_in_face(VolumeRequest, _load("virtops.spec.document:VolumeEntry")) == []
