@@ -37,6 +37,9 @@ CONCEPTS = {
     "volume": Concept("virtops.ops.volume:VolumeRequest", "virtops.spec.document:VolumeEntry",
                       ("POST", "/api/pools/{name}/volumes"), ("virtops.cli.vol:vol", "create"),
                       {"cli": ("name",)}),
+    "pool": Concept("virtops.ops.pool:PoolSpec", "virtops.spec.document:PoolEntry", ("POST", "/api/pools"),
+                    ("virtops.cli.pool:pool", "create")),
+    "pool (define-as)": Concept("virtops.ops.pool:PoolSpec", None, None, ("virtops.cli.pool:pool", "define-as")),
 }
 
 
@@ -82,9 +85,9 @@ def test_every_face_is_the_core_request_class(name):
     core = _load(concept.core)
     problems = []
     if concept.spec:
-        problems += missing_in_face(core, _load(concept.spec))
+        problems += missing_in_face(core, _load(concept.spec), concept.elsewhere.get("spec", ()))
     if concept.rest:
-        problems += missing_in_face(core, _rest_body(*concept.rest))
+        problems += missing_in_face(core, _rest_body(*concept.rest), concept.elsewhere.get("rest", ()))
     if concept.cli:
         problems += missing_in_face(core, _cli_fields(*concept.cli), concept.elsewhere.get("cli", ()))
     assert not problems, f"{name}: " + "; ".join(problems)

@@ -123,8 +123,11 @@ def model_options(model: type, leave_out: tuple[str, ...], extra: dict[str, dict
         if name in leave_out:
             continue
         prop = schema[name]
+        own = extra.get(name, {})
         choices = prop.get("enum") or next((p["enum"] for p in prop.get("anyOf", []) if "enum" in p), None)
-        help_text = " ".join(filter(None, [field.description, f"One of {', '.join(choices)}." if choices else None]))
+        listed = isinstance(own.get("type"), click.Choice)  # click's usage lists them already
+        help_text = " ".join(filter(None, [field.description,
+                                           f"One of {', '.join(choices)}." if choices and not listed else None]))
         if isinstance(field.default, str):
             help_text += f" Default: {field.default}."
         settings = {"help": help_text, "default": None}
@@ -132,9 +135,10 @@ def model_options(model: type, leave_out: tuple[str, ...], extra: dict[str, dict
             settings["is_flag"] = True
         elif isinstance(field.default, list):
             settings["multiple"] = True
-        settings.update(extra.get(name, {}))
+        settings.update(own)
         names = settings.pop("names", ())
-        options.append(click.Option([f"--{name.replace('_', '-')}", *names, name], **settings))
+        flag = settings.pop("flag", f"--{name.replace('_', '-')}")  # a face's own spelling (net host add --hostname)
+        options.append(click.Option([flag, *names, name], **settings))
     return options
 
 

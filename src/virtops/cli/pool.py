@@ -4,39 +4,25 @@ from __future__ import annotations
 import click
 
 from virtops.xmlmodels.values import POOL_TYPES
-from virtops.cli.common import complete, emit_json, emit_table, json_option, listing_command, pass_context
+from virtops.cli.common import (ModelCommand, complete, emit_json, emit_table, given_fields, json_option, listing_command,
+                                pass_context)
 from virtops.cli.listings import BY_PATH
 
-def _pool_options(func):
-    """Options shared by create and define-as (virsh pool-define-as)."""
-    options = [
-        click.option("--type", "pool_type", type=click.Choice(POOL_TYPES), default="dir", show_default=True,
-                     help="dir: a directory; netfs: an NFS/CIFS/GlusterFS export; fs: a block device with a file system; "
-                          "logical: an LVM volume group; disk: a partitioned disk (these two are never built)."),
-        click.option("--target", help="Directory of the pool (mount point for netfs and fs)."),
-        click.option("--owner", help="Owner of the target directory: user name or uid."),
-        click.option("--group", help="Group of the target directory: group name or gid."),
-        click.option("--mode", help="Mode of the target directory, octal (e.g. 0700)."),
-        click.option("--label", help="SELinux context of the target directory."),
-        click.option("--host", "source_host", help="netfs: the file server."),
-        click.option("--source-path", help="netfs: the exported directory, e.g. /nfs."),
-        click.option("--device", help="fs: the block device, e.g. /dev/sdb1; disk: the disk; logical: a PV."),
-        click.option("--source-name", help="logical: the volume group, e.g. vg0."),
-        click.option("--format", "source_format",
-                     help="netfs: auto|nfs|cifs|glusterfs; fs: auto|ext4|xfs|...; disk: dos|gpt|...; logical: lvm2"),
-    ]
-    for option in reversed(options):
-        func = option(func)
-    return func
-
-
-def _spec(name, pool_type, target, owner, group, mode, label, source_host, source_path, device, source_format,
-          source_name=None):
+def _pool_spec_model() -> type:
     from virtops.ops.pool import PoolSpec
 
-    return PoolSpec(name=name, type=pool_type, target=target, owner=owner, group=group, mode=mode, label=label,
-                    host=source_host, source_path=source_path, device=device, format=source_format,
-                    source_name=source_name)
+    return PoolSpec
+
+
+# Create and define-as (virsh pool-define-as) take PoolSpec's fields as options.
+POOL_OPTIONS = dict(cls=ModelCommand, model=_pool_spec_model, leave_out=("name",),
+                    extra={"type": {"type": click.Choice(POOL_TYPES)}})
+
+
+def _spec(name: str, fields: dict):
+    from virtops.ops.pool import PoolSpec
+
+    return PoolSpec(name=name, **given_fields(PoolSpec, fields))
 
 
 def _warn(warnings) -> None:
@@ -53,20 +39,19 @@ for _listing in ("list", "info"):
     pool.add_command(listing_command(BY_PATH["pool", _listing]))
 
 
-@pool.command("create")
+@pool.command("create", **POOL_OPTIONS)
 @click.argument("name")
-@_pool_options
 @click.option("--no-start", is_flag=True, help="Define and build only.")
 @click.option("--no-autostart", is_flag=True, help="Do not start the pool with the host.")
 @click.option("--build", "build_device", is_flag=True,
               help="logical, disk: write the volume group (vgcreate) or a new partition table on the empty device.")
 @json_option
 @pass_context
-def pool_create(ctx, name, no_start, no_autostart, build_device, as_json, **options) -> None:
+def pool_create(ctx, name, no_start, no_autostart, build_device, as_json, **fields) -> None:
     """Define, build, start and autostart a pool in one step; undone entirely if a step fails.
 
     A logical or disk pool takes what its device holds; --build makes it there first."""
-    result = ctx.host().pools.create(_spec(name, **options), start=not no_start, autostart=not no_autostart,
+    result = ctx.host().pools.create(_spec(name, fields), start=not no_start, autostart=not no_autostart,
                                      build_device=build_device)
     _warn(result.warnings)
     if as_json:
@@ -75,14 +60,13 @@ def pool_create(ctx, name, no_start, no_autostart, build_device, as_json, **opti
     click.echo(f"Pool {name} created: {', '.join(result.steps)}.")
 
 
-@pool.command("define-as")
+@pool.command("define-as", **POOL_OPTIONS)
 @click.argument("name")
-@_pool_options
 @json_option
 @pass_context
-def pool_define_as(ctx, name, as_json, **options) -> None:
+def pool_define_as(ctx, name, as_json, **fields) -> None:
     """Define a pool without building or starting it (virsh pool-define-as)."""
-    info = ctx.host().pools.define(_spec(name, **options))
+    info = ctx.host().pools.define(_spec(name, fields))
     if as_json:
         emit_json(info.model_dump())
         return

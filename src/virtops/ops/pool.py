@@ -8,9 +8,11 @@ import posixpath
 import pwd
 import re
 import uuid
+from typing import Annotated
 
 import libvirt
 from lxml import etree
+from pydantic import BeforeValidator, Field
 from virtops.daemon import lookups
 from virtops.ops import rows
 from virtops.xmlmodels.values import ON_A_DEVICE, POOL_TYPES, PoolType
@@ -23,7 +25,7 @@ from virtops.daemon import owned
 from virtops.base.undo import undo_on_failure
 from virtops.base.paths import refuse_control_characters
 from virtops.base.errors import InvalidInput, NeedsOption, VirtopsError, from_libvirt, libvirt_errors
-from virtops.base.model import Model
+from virtops.base.model import STRICT, Model
 from virtops.ops.impact import Impact
 
 NETFS_FORMATS = ("auto", "nfs", "cifs", "glusterfs")
@@ -62,21 +64,38 @@ LABEL_PATTERN = re.compile(r"^[^\s:]+:[^\s:]+:[^\s:]+(:\S+)?$")
 
 
 # -- models -----------------------------------------------------------------------------
+def _mode_text(value: object) -> object:
+    """An octal mode is text: YAML and JSON read an unquoted 0700 as the number 448 or 700."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        raise ValueError(f"give the mode as a quoted octal string such as '0700' (YAML reads an unquoted 0700 "
+                         f"as the number {0o700}, here {value})")
+    return value
+
+
 class PoolSpec(Model):
-    """What the operator asks for. Values are as typed; `checked()` normalises and refuses."""
+    """A storage pool as every face asks for it: the CLI's `pool create` and `define-as` options,
+    the REST API's body, the spec's pool entries (and its JSON Schema) are this class. Values are
+    as typed; `checked()` normalises and refuses, in one sentence per mistake, for every face."""
+
+    model_config = STRICT
 
     name: str
-    type: PoolType = "dir"
-    target: str | None = None
-    owner: str | int | None = None
-    group: str | int | None = None
-    mode: str | None = None
-    label: str | None = None
-    host: str | None = None
-    source_path: str | None = None
-    device: str | None = None
-    format: str | None = None
-    source_name: str | None = None
+    type: PoolType = Field("dir", description="dir: a directory; netfs: an NFS/CIFS/GlusterFS export; fs: a block "
+                                              "device with a file system; logical: an LVM volume group; disk: a "
+                                              "partitioned disk (these two are never built).")
+    target: str | None = Field(None, description="Directory of the pool (mount point for netfs and fs).")
+    owner: str | int | None = Field(None, description="Owner of the target directory: user name or uid.")
+    group: str | int | None = Field(None, description="Group of the target directory: group name or gid.")
+    mode: Annotated[str | None, BeforeValidator(_mode_text)] = Field(
+        None, description="Mode of the target directory, octal (e.g. 0700; quoted in YAML: '0700').")
+    label: str | None = Field(None, description="SELinux context of the target directory.")
+    host: str | None = Field(None, description="netfs: the file server.")
+    source_path: str | None = Field(None, description="netfs: the exported directory, e.g. /nfs.")
+    device: str | None = Field(None, description="fs: the block device, e.g. /dev/sdb1; disk: the disk; "
+                                                 "logical: a PV, if any.")
+    source_name: str | None = Field(None, description="logical: the volume group, e.g. vg0.")
+    format: str | None = Field(None, description="netfs: auto|nfs|cifs|glusterfs; fs: auto|ext4|xfs|...; "
+                                                 "disk: dos|gpt|...; logical: lvm2")
 
     def checked(self, kept: "PoolSpec | None" = None) -> "PoolSpec":
         """A copy with names resolved and paths normalised; InvalidInput for the first bad field.
@@ -85,7 +104,7 @@ class PoolSpec(Model):
         host as it is never refuses what the host already holds."""
         check_pool_name(self.name)
         _check_options_for_type(self)
-        values = self.model_dump()
+        values = self.model_dump(include=set(PoolSpec.model_fields))  # a face's subclass adds its own
         if self.type in ON_A_DEVICE:
             values.update(_checked_on_a_device(self))
         else:

@@ -21,10 +21,10 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from virtops.base.errors import InvalidInput, Refusals, VirtopsError
 from virtops.base.model import Size
@@ -32,8 +32,9 @@ from virtops.base.names import LAB_PREFIX
 from virtops.daemon import registry
 from virtops.daemon.connection import is_host_name
 from virtops.ops.devices import DiskRequest, NicRequest
+from virtops.ops.pool import PoolSpec
 from virtops.ops.volume import VolumeRequest
-from virtops.xmlmodels.values import NETWORK_MODES, NetworkMode, PoolType
+from virtops.xmlmodels.values import NETWORK_MODES, NetworkMode
 
 # A pool's permissions the spec leaves to the host when it does not give them.
 POOL_PERMISSION_FIELDS = ("mode", "owner", "group")
@@ -43,13 +44,6 @@ XML_DESCRIPTION = ("libvirt's XML of a {kind} whose form the other fields cannot
                    "then only name, autostart and active go beside it. Compared after libvirt's own formatting.")
 # The fields an entry given as xml: may have besides it.
 BESIDE_XML = {"name", "xml", "autostart", "active", "volumes"}
-
-
-def _mode_text(value: Any) -> Any:
-    if isinstance(value, int) and not isinstance(value, bool):
-        raise ValueError(f"give the mode as a quoted octal string such as '0700' (YAML reads an unquoted 0700 "
-                         f"as the number {0o700}, here {value})")
-    return value
 
 
 class Model(BaseModel):
@@ -69,40 +63,21 @@ class VolumeEntry(VolumeRequest):
         return self.model_copy(update={"format": self.default_format()})
 
 
-class PoolEntry(Model):
-    """A storage pool (`virtops pool create`), started, with its volumes."""
+class PoolEntry(PoolSpec):
+    """A storage pool (`virtops pool create`), started, with its volumes: the core's PoolSpec, or
+    libvirt's XML of it, with what only a spec says of it."""
 
-    name: str
-    type: PoolType = "dir"
-    target: str | None = None
-    owner: str | int | None = None
-    group: str | int | None = None
-    mode: Annotated[str | None, BeforeValidator(_mode_text)] = Field(None, description="Octal, quoted in YAML: '0700'.")
-    label: str | None = None
-    host: str | None = Field(None, description="netfs: the file server.")
-    source_path: str | None = Field(None, description="netfs: the exported directory.")
-    device: str | None = Field(None, description="fs: the block device; disk: the disk; logical: a PV, if any.")
-    source_name: str | None = Field(None, description="logical: the volume group.")
-    format: str | None = Field(None, description="netfs: auto|nfs|cifs|glusterfs; fs: auto|ext4|xfs|...; "
-                                                 "disk: dos|gpt|...; logical: lvm2")
     autostart: bool = True
     active: bool = True
     xml: str | None = Field(None, description=XML_DESCRIPTION.format(kind="pool", dump="pool-dumpxml --inactive"))
     volumes: list[VolumeEntry] = []
-
-    def core_spec(self):
-        from virtops.ops.pool import PoolSpec
-
-        return PoolSpec(name=self.name, type=self.type, target=self.target, owner=self.owner, group=self.group,
-                        mode=self.mode, label=self.label, host=self.host, source_path=self.source_path,
-                        device=self.device, format=self.format, source_name=self.source_name)
 
     def normalized(self, kept: "PoolEntry | None" = None) -> "PoolEntry":
         """Names resolved, paths normalised; InvalidInput when refused. `kept`: the pool as the host
         has it (the rules that protect new pools skip its unchanged values)."""
         if self.xml is not None:  # libvirt's own form: rawxml compares it, libvirt checks it
             return self.model_copy(update={"volumes": [v.normalized() for v in self.volumes]})
-        checked = self.core_spec().checked(kept=kept.core_spec() if kept and kept.xml is None else None).model_dump()
+        checked = self.checked(kept=kept if kept and kept.xml is None else None).model_dump()
         return self.model_copy(update={**checked, "volumes": [v.normalized() for v in self.volumes]})
 
 

@@ -585,7 +585,7 @@ class _Planner:
 
     def _create_pool(self, i: int, entry: PoolEntry, desired: PoolEntry) -> Action:
         try:
-            core = self.host.pools.check_new(entry.core_spec())
+            core = self.host.pools.check_new(entry)
         except VirtopsError as err:
             self.refused(("pools", i), err)
             core = None

@@ -142,6 +142,8 @@ class Activation(Body):
 
 
 class PoolCreate(PoolSpec, Activation):
+    """The core's PoolSpec, strict as a body, with what pool creation does after defining."""
+
     model_config = STRICT
     build_device: bool = False  # logical, disk: make the volume group or partition table on the empty device
 
@@ -153,8 +155,7 @@ def pools(request: Request):
 
 @router.post("/pools", response_model=PoolCreateResult, status_code=201)
 def pool_create(request: Request, body: PoolCreate):
-    spec = PoolSpec(**body.model_dump(exclude={"start", "autostart", "build_device"}))
-    return host_of(request).pools.create(spec, start=body.start, autostart=body.autostart,
+    return host_of(request).pools.create(body, start=body.start, autostart=body.autostart,
                                          build_device=body.build_device)
 
 
