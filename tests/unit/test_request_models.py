@@ -40,6 +40,17 @@ CONCEPTS = {
     "pool": Concept("virtops.ops.pool:PoolSpec", "virtops.spec.document:PoolEntry", ("POST", "/api/pools"),
                     ("virtops.cli.pool:pool", "create")),
     "pool (define-as)": Concept("virtops.ops.pool:PoolSpec", None, None, ("virtops.cli.pool:pool", "define-as")),
+    # The CLI adds a network's static hosts one by one (net host add); its several addresses are
+    # the spec's and the REST API's to give.
+    "network": Concept("virtops.ops.network:NetworkRequest", "virtops.spec.document:NetworkEntry",
+                       ("POST", "/api/networks"), ("virtops.cli.net:net", "create"),
+                       {"cli": ("name", "hosts", "addresses")}),
+    "network edit": Concept("virtops.ops.network:NetworkChanges", None, ("POST", "/api/networks/{name}/edit"),
+                            ("virtops.cli.net:net", "edit")),
+    "DHCP host": Concept("virtops.ops.network:DhcpHost", "virtops.spec.document:HostEntry",
+                         ("POST", "/api/networks/{name}/hosts"), ("virtops.cli.net:host_group", "add")),
+    "network address": Concept("virtops.ops.network:Address", "virtops.spec.document:AddressEntry", None, None),
+    "address host": Concept("virtops.ops.network:AddressHost", "virtops.spec.document:AddressHostEntry", None, None),
 }
 
 
@@ -91,6 +102,13 @@ def test_every_face_is_the_core_request_class(name):
     if concept.cli:
         problems += missing_in_face(core, _cli_fields(*concept.cli), concept.elsewhere.get("cli", ()))
     assert not problems, f"{name}: " + "; ".join(problems)
+
+
+def test_an_edit_takes_only_fields_of_its_request_class():
+    from virtops.ops.network import NetworkChanges, NetworkRequest
+
+    for name, info in NetworkChanges.model_fields.items():
+        assert info.description == NetworkRequest.model_fields[name].description, name
 
 
 def test_the_guard_sees_a_face_that_lacks_or_copies_a_field():

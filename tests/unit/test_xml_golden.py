@@ -273,7 +273,9 @@ def _pairs(xml, entries: dict):
                 key = {"DhcpHostXml": "mac", "DiskXml": "target", "NicXml": "mac"}.get(type(child).__name__)
                 found = entries.get(field.carry, [])
                 match = [e for e in found if key and getattr(e, key if key != "mac" else "mac") == getattr(child, key)]
-                yield from _pairs(child, {**entries, **({type(match[0]).__name__: match[0]} if match else {})})
+                # The entry the child's fields are carried by (HostEntry: the core's DhcpHost).
+                carried_by = {f.carry.split(".")[0] for f in type(child).fields().values() if f.carry}
+                yield from _pairs(child, {**entries, **({entry: match[0] for entry in carried_by} if match else {})})
         elif isinstance(field, F.Child):
             if value is not None:
                 yield from _pairs(value, entries)

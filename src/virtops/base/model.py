@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, PlainSerializer, WithJsonSchema
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, WithJsonSchema, create_model
 
 from virtops.base.errors import InvalidInput
 from virtops.base.units import parse_size
@@ -32,6 +32,17 @@ def one_of(values: tuple[str, ...], description: str = ""):
     if description:
         schema["description"] = description
     return Annotated[str, WithJsonSchema(schema)]
+
+
+def changes_model(model: type[BaseModel], names: tuple[str, ...], name: str, doc: str) -> type[BaseModel]:
+    """The model of an edit of `model`'s fields `names`: each optional, None meaning "as it is",
+    with its type, checks and description taken from `model`, so no field is declared again."""
+    fields = {}
+    for field_name in names:
+        info = model.model_fields[field_name]
+        annotation = Annotated[info.annotation, *info.metadata] if info.metadata else info.annotation
+        fields[field_name] = (annotation | None, Field(None, description=info.description))
+    return create_model(name, __doc__=doc, __config__=STRICT, __module__=model.__module__, **fields)
 
 
 # -- sizes: virsh units in, the shortest exact virsh unit out -------------------------------------

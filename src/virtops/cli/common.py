@@ -115,8 +115,11 @@ class ModelCommand(click.Command):
 
 
 def model_options(model: type, leave_out: tuple[str, ...], extra: dict[str, dict]) -> list[click.Option]:
-    """--FIELD for each field of the model: a flag for a bool, repeatable for a list, the choices its
-    schema lists in the help; None when not given (the model's default then holds)."""
+    """--FIELD for each field of the model: a flag for a bool, --FIELD/--no-FIELD for a bool that may
+    be None, repeatable for a list, a whole number for an int, required when the model requires it,
+    the choices its schema lists in the help; None when not given (the model's default then holds).
+    `extra` adds what only the command line has, per field: names (a short option, virsh's
+    spelling), flag (the option's own name), metavar, a click type."""
     schema = model.model_json_schema()["properties"]
     options = []
     for name, field in model.model_fields.items():
@@ -130,14 +133,20 @@ def model_options(model: type, leave_out: tuple[str, ...], extra: dict[str, dict
                                            f"One of {', '.join(choices)}." if choices and not listed else None]))
         if isinstance(field.default, str):
             help_text += f" Default: {field.default}."
-        settings = {"help": help_text, "default": None}
+        settings = {"help": help_text, "default": None, "required": field.is_required()}
+        kinds = {p.get("type") for p in prop.get("anyOf", [prop])} - {"null"}
+        flag = f"--{name.replace('_', '-')}"
         if isinstance(field.default, bool):
             settings["is_flag"] = True
+        elif kinds == {"boolean"}:  # None: as it is (or the default); the pair says on or off
+            flag = f"{flag}/--no-{name.replace('_', '-')}"
         elif isinstance(field.default, list):
             settings["multiple"] = True
+        elif kinds == {"integer"}:
+            settings["type"] = int
         settings.update(own)
         names = settings.pop("names", ())
-        flag = settings.pop("flag", f"--{name.replace('_', '-')}")  # a face's own spelling (net host add --hostname)
+        flag = settings.pop("flag", flag)  # a face's own spelling (net host add --hostname)
         options.append(click.Option([flag, *names, name], **settings))
     return options
 

@@ -6,7 +6,8 @@ from pathlib import Path
 import click
 
 from virtops.xmlmodels.values import EDITABLE_MODES, NETWORK_MODES
-from virtops.cli.common import complete, emit_json, emit_table, json_option, listing_command, pass_context
+from virtops.cli.common import (ModelCommand, complete, emit_json, emit_table, given_fields, json_option, listing_command,
+                                pass_context)
 from virtops.cli.listings import BY_PATH
 
 @click.group()
@@ -28,34 +29,48 @@ def _dhcp_value(dhcp: str | None, no_dhcp: bool):
     return False if no_dhcp else dhcp
 
 
-IPV6_GUESTS_HELP = "IPv6 between the guests although the network has no IPv6 address (libvirt's ipv6='yes')."
-NAT_IPV6_HELP = "NAT for the IPv6 addresses too, not only routing (mode nat, libvirt >= 6.5)."
+def _network_request_model() -> type:
+    from virtops.ops.network import NetworkRequest
+
+    return NetworkRequest
 
 
-@net.command("create")
+def _network_changes_model() -> type:
+    from virtops.ops.network import NetworkChanges
+
+    return NetworkChanges
+
+
+def _dhcp_host_model() -> type:
+    from virtops.ops.network import DhcpHost
+
+    return DhcpHost
+
+
+# The command line's own spellings of NetworkRequest's fields (their metavars).
+NETWORK_METAVARS = {"subnet": {"metavar": "CIDR"}, "gateway": {"metavar": "IP"}, "dhcp": {"metavar": "START-END"},
+                    "dev": {"metavar": "IFACE"}, "bridge": {"metavar": "NAME"}, "domain": {"metavar": "DNSDOMAIN"},
+                    "ipv6": {"metavar": "CIDR"}}
+
+
+# The static hosts and the several addresses of a network are the spec's and the REST API's to
+# give at creation; on the command line `net host add` adds hosts one by one.
+@net.command("create", cls=ModelCommand, model=_network_request_model, leave_out=("name", "hosts", "addresses"),
+             extra={**NETWORK_METAVARS, "mode": {"type": click.Choice(NETWORK_MODES)}})
 @click.argument("name")
-@click.option("--subnet", metavar="CIDR", help="IPv4 network, e.g. 192.168.200.0/24.")
-@click.option("--gateway", metavar="IP", help="The host's address on it (default: first host address).")
-@click.option("--dhcp", metavar="START-END", help="DHCP range (default: upper half of the subnet).")
 @click.option("--no-dhcp", is_flag=True, help="No DHCP server.")
-@click.option("--mode", type=click.Choice(NETWORK_MODES), default="nat", show_default=True)
-@click.option("--dev", metavar="IFACE", help="Forward through this host interface only (nat, route).")
-@click.option("--bridge", metavar="NAME", help="Bridge name (default: next free virbrN; mode bridge: the host bridge).")
-@click.option("--domain", metavar="DNSDOMAIN", help="DNS domain for the guests.")
-@click.option("--ipv6", metavar="CIDR", help="Also an IPv6 network, e.g. fd00:200::/64.")
-@click.option("--mtu", type=int, help="MTU of the bridge.")
-@click.option("--ipv6-guests", is_flag=True, help=IPV6_GUESTS_HELP)
-@click.option("--nat-ipv6", is_flag=True, help=NAT_IPV6_HELP)
 @click.option("--no-start", is_flag=True, help="Define only; do not start.")
 @click.option("--no-autostart", is_flag=True, help="Do not start it with the host.")
 @json_option
 @pass_context
-def create(ctx, name, subnet, gateway, dhcp, no_dhcp, mode, dev, bridge, domain, ipv6, mtu, ipv6_guests, nat_ipv6,
-           no_start, no_autostart, as_json) -> None:
-    """Define, start and autostart a network in one step (undone if a step fails)."""
-    info = _networks(ctx).create(name, start=not no_start, autostart=not no_autostart, subnet=subnet, gateway=gateway,
-                                 dhcp=_dhcp_value(dhcp, no_dhcp), mode=mode, dev=dev, bridge=bridge, domain=domain,
-                                 ipv6=ipv6, mtu=mtu, ipv6_guests=ipv6_guests, nat_ipv6=nat_ipv6)
+def create(ctx, name, no_dhcp, no_start, no_autostart, as_json, **fields) -> None:
+    """Define, start and autostart a network in one step (undone if a step fails); its fields as
+    options (NetworkRequest's)."""
+    from virtops.ops.network import NetworkRequest
+
+    fields["dhcp"] = _dhcp_value(fields["dhcp"], no_dhcp)
+    request = NetworkRequest(name=name, **given_fields(NetworkRequest, fields))
+    info = _networks(ctx).create(name, start=not no_start, autostart=not no_autostart, **request.build_options())
     if as_json:
         emit_json(info.model_dump())
         return
@@ -181,16 +196,14 @@ def host_group() -> None:
     """Static DHCP leases (fixed addresses for MACs)."""
 
 
-@host_group.command("add")
-@click.argument("name", shell_complete=complete("network"))
-@click.option("--mac", required=True, help="The guest NIC's MAC address.")
-@click.option("--ip", required=True, help="The fixed IPv4 address, inside the subnet.")
-@click.option("--hostname", help="Host name handed out with the lease.")
+@host_group.command("add", cls=ModelCommand, model=_dhcp_host_model, extra={"name": {"flag": "--hostname"}})
+@click.argument("network", metavar="NAME", shell_complete=complete("network"))
 @pass_context
-def host_add(ctx, name, mac, ip, hostname) -> None:
-    """Give a MAC a fixed address (applied live and persistently)."""
-    entry = _networks(ctx).host_add(name, mac, ip, hostname)
-    click.echo(f"Network {name}: {entry.mac} gets {entry.ip}" + (f" ({entry.name})." if entry.name else "."))
+def host_add(ctx, network, **fields) -> None:
+    """Give a MAC a fixed address (applied live and persistently); the host's fields as options
+    (DhcpHost's)."""
+    entry = _networks(ctx).host_add(network, fields["mac"], fields["ip"], fields["name"])
+    click.echo(f"Network {network}: {entry.mac} gets {entry.ip}" + (f" ({entry.name})." if entry.name else "."))
 
 
 @host_group.command("remove")
@@ -216,27 +229,18 @@ def default(ctx, force) -> None:
         click.echo(f"default: {change}.")
 
 
-@net.command("edit")
+@net.command("edit", cls=ModelCommand, model=_network_changes_model,
+             extra={**NETWORK_METAVARS, "mode": {"type": click.Choice(EDITABLE_MODES)}})
 @click.argument("name", shell_complete=complete("network"))
-@click.option("--subnet", metavar="CIDR")
-@click.option("--gateway", metavar="IP")
-@click.option("--dhcp", metavar="START-END")
-@click.option("--no-dhcp", is_flag=True)
-@click.option("--mode", type=click.Choice(EDITABLE_MODES))
-@click.option("--dev", metavar="IFACE", help="Forward device; '' for any.")
-@click.option("--domain", metavar="DNSDOMAIN")
-@click.option("--mtu", type=int)
-@click.option("--ipv6-guests/--no-ipv6-guests", default=None, help=IPV6_GUESTS_HELP)
-@click.option("--nat-ipv6/--no-nat-ipv6", default=None, help=NAT_IPV6_HELP)
+@click.option("--no-dhcp", is_flag=True, help="No DHCP server.")
 @click.option("--yes", "-y", is_flag=True, help="Run a plan that restarts the network.")
 @json_option
 @pass_context
-def edit(ctx, name, subnet, gateway, dhcp, no_dhcp, mode, dev, domain, mtu, ipv6_guests, nat_ipv6, yes,
-         as_json) -> None:
-    """Change a network: in place when libvirt can; otherwise an announced redefine-restart-reattach plan."""
-    dhcp_value = _dhcp_value(dhcp, no_dhcp)
-    plan, done = _networks(ctx).edit(name, yes=yes, subnet=subnet, gateway=gateway, dhcp=dhcp_value, mode=mode,
-                                     dev=dev, domain=domain, mtu=mtu, ipv6_guests=ipv6_guests, nat_ipv6=nat_ipv6)
+def edit(ctx, name, no_dhcp, yes, as_json, **fields) -> None:
+    """Change a network: in place when libvirt can; otherwise an announced redefine-restart-reattach
+    plan. Its fields as options (NetworkChanges'); absent ones stay."""
+    fields["dhcp"] = _dhcp_value(fields["dhcp"], no_dhcp)
+    plan, done = _networks(ctx).edit(name, yes=yes, **fields)
     if as_json:
         emit_json({"plan": plan.model_dump(exclude={"new_xml"}), "done": done})
         return

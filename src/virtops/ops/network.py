@@ -25,9 +25,10 @@ from urllib.parse import parse_qs, urlparse
 
 import libvirt
 from lxml import etree
+from pydantic import Field
 from virtops.daemon import lookups
 from virtops.ops import rows
-from virtops.xmlmodels.values import MODES_WITH_DEV, NETWORK_MODES
+from virtops.xmlmodels.values import MODES_WITH_DEV, NETWORK_MODES, NetworkMode
 from virtops.xmlmodels import doc as X
 from virtops.xmlmodels.devices import NicXml
 from virtops.xmlmodels.domain import DomainXml
@@ -37,7 +38,7 @@ from virtops.base import leftovers
 from virtops.daemon import owned
 from virtops.base.undo import undo_on_failure
 from virtops.base.errors import InvalidInput, NeedsOption, VirtopsError, libvirt_errors, located
-from virtops.base.model import Model
+from virtops.base.model import STRICT, Model, changes_model
 from virtops.ops.impact import Impact
 
 MODES = NETWORK_MODES  # the name the callers know
@@ -58,11 +59,15 @@ DETACH_TIMEOUT_S = 30.0
 # Models
 # ---------------------------------------------------------------------------------------------
 class DhcpHost(Model):
-    """A static DHCP lease: <host mac=... ip=... name=...> inside <dhcp> (xmlmodels.network.DhcpHostXml)."""
+    """A static DHCP lease: <host mac=... ip=... name=...> inside <dhcp> (xmlmodels.network.DhcpHostXml).
+    The one model of it in every face: `net host add`'s options, the REST API's body, the spec's
+    entries of a network's hosts."""
 
-    mac: str
-    ip: str
-    name: str | None = None
+    model_config = STRICT
+
+    mac: str = Field(description="The guest NIC's MAC address.")
+    ip: str = Field(description="The fixed IPv4 address, inside the subnet.")
+    name: str | None = Field(None, description="Host name handed out with the lease.")
 
     def to_element(self) -> etree._Element:
         return DhcpHostXml().update(mac=self.mac, name=self.name, ip=self.ip).node
@@ -74,7 +79,9 @@ class DhcpHost(Model):
 
 
 class AddressHost(Model):
-    """A static host of one address: an IPv4 one by MAC or name, an IPv6 one by DUID (id) or name."""
+    """A static DHCP host of one address: an IPv4 one by MAC or name, an IPv6 one by DUID (id) or name."""
+
+    model_config = STRICT
 
     mac: str | None = None
     id: str | None = None
@@ -83,11 +90,14 @@ class AddressHost(Model):
 
 
 class Address(Model):
-    """One <ip> of a network: the host's address on it with the prefix (ADDRESS/PREFIX), its DHCP
-    ranges (START-END) and static hosts."""
+    """One address of a network (libvirt's <ip>; its family follows from the address): the host's
+    address on it with the prefix (ADDRESS/PREFIX), its DHCP ranges (START-END) and static hosts."""
 
-    address: str
-    dhcp: list[str] = []
+    model_config = STRICT
+
+    address: str = Field(description="The host's address on the network with the prefix, e.g. 192.168.200.1/24 "
+                                     "or fd00:200::1/64.")
+    dhcp: list[str] = Field([], description="DHCP ranges, START-END, inside this address's subnet; none: no DHCP.")
     hosts: list[AddressHost] = []
 
     @property
@@ -106,6 +116,65 @@ def addresses_of(node: etree._Element) -> list[Address]:
     return [Address(address=str(ip.interface), dhcp=[f"{r.start}-{r.end}" for r in ip.ranges],
                     hosts=[AddressHost(**host.values("mac", "id", "name", "ip")) for host in ip.hosts])
             for ip in NetworkXml(node).ips if ip.interface is not None]
+
+
+class NetworkRequest(Model):
+    """A virtual network as every face asks for it: `net create`'s options, the REST API's body,
+    the spec's network entries (and its JSON Schema) are this class; `net edit` and its REST body
+    take NetworkChanges, its editable fields. `build_spec` fills the defaults and checks it."""
+
+    model_config = STRICT
+
+    name: str
+    mode: NetworkMode = Field("nat", description="nat: guests reach out through the host's address; route: routed "
+                                                 "to the physical network; open: routed, without firewall rules; "
+                                                 "isolated: nothing beyond it; bridge: a bridge of the host.")
+    bridge: str | None = Field(None, description="Bridge name (default: the next free virbrN, and any bridge name "
+                                                 "matches; mode bridge: the host's bridge).")
+    dev: str | None = Field(None, description="Forward through this host interface only (nat, route); default: "
+                                              "any physical device.")
+    subnet: str | None = Field(None, description="IPv4 network, e.g. 192.168.200.0/24.")
+    gateway: str | None = Field(None, description="The host's address on it (default: the subnet's first address).")
+    dhcp: str | bool | None = Field(None, description="DHCP range START-END; false: no DHCP; default: the upper "
+                                                      "half of the subnet.")
+    hosts: list[DhcpHost] = Field([], description="Static DHCP hosts of the IPv4 subnet (`net host add`).")
+    ipv6: str | None = Field(None, description="Also an IPv6 network, e.g. fd00:200::/64.")
+    addresses: list[Address] = Field([], description="Every address of the network (several IPv4 and IPv6 ones, "
+                                     "each with its DHCP ranges and hosts), in place of subnet, gateway, dhcp, hosts "
+                                     "and ipv6.")
+    domain: str | None = Field(None, description="DNS domain for the guests.")
+    mtu: int | None = Field(None, description="MTU of the bridge.")
+    ipv6_guests: bool | None = Field(None, description="IPv6 between the guests although the network has no IPv6 "
+                                     "address (libvirt's <network ipv6='yes'>); an isolated network then needs no "
+                                     "address at all. Default: off.")
+    nat_ipv6: bool | None = Field(None, description="Mode nat: NAT for the IPv6 addresses too, not only routing "
+                                  "(libvirt's <nat ipv6='yes'>, libvirt >= 6.5). Default: off.")
+
+    def build_options(self, with_hosts: bool = True) -> dict:
+        """The keyword arguments of build_spec (and Networks.create, plan_create)."""
+        options = dict(subnet=self.subnet, gateway=self.gateway, dhcp=None if self.dhcp is True else self.dhcp,
+                       mode=self.mode, dev=self.dev, bridge=self.bridge, domain=self.domain, ipv6=self.ipv6,
+                       mtu=self.mtu, hosts=list(self.hosts) if with_hosts else [],
+                       ipv6_guests=bool(self.ipv6_guests), nat_ipv6=bool(self.nat_ipv6))
+        if self.addresses:  # only then: Networks.create's callers without it stay as they were
+            options["addresses"] = list(self.addresses)
+        return options
+
+    def as_kept(self) -> "NetworkSpec":
+        """The request as a NetworkSpec, unchecked: what `kept` means to build_spec when a spec's
+        own values count as kept until a plan sees the host."""
+        return NetworkSpec(name=self.name, mode=self.mode, subnet=self.subnet, ipv6=self.ipv6, hosts=self.hosts,
+                           addresses=self.addresses, ipv6_guests=bool(self.ipv6_guests),
+                           nat_ipv6=bool(self.nat_ipv6))
+
+
+# What `net edit` changes in place of a network (or by an announced restart); the rest of its
+# fields (name, bridge, ipv6, hosts, addresses) only a new definition changes.
+NETWORK_EDIT_FIELDS = ("mode", "dev", "subnet", "gateway", "dhcp", "domain", "mtu", "ipv6_guests", "nat_ipv6")
+NetworkChanges = changes_model(
+    NetworkRequest, NETWORK_EDIT_FIELDS, "NetworkChanges",
+    "The fields of a network to change (NetworkRequest's); absent ones stay as they are. dev \"\" forwards "
+    "to any device again; an empty domain and an MTU of 0 remove them.")
 
 
 class Lease(Model):
@@ -1172,6 +1241,9 @@ class Networks:
         net = self._lookup(name)
         old_node = self._config(net)
         old = NetworkSpec.from_element(old_node)
+        if mode is not None and (mode == "bridge") != (old.mode == "bridge"):
+            raise InvalidInput("mode", f"a network becomes or stops being a bridge of the host only by being made "
+                                       f"again; delete network {name} and create it with mode {mode}.")
         new = self._edited_spec(old, subnet, gateway, dhcp, mode, dev, domain, mtu, ipv6_guests, nat_ipv6)
         new = self.check_against_host(new, replacing=(name,))
         changed = _changed_fields(old, new)

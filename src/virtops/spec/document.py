@@ -32,9 +32,10 @@ from virtops.base.names import LAB_PREFIX
 from virtops.daemon import registry
 from virtops.daemon.connection import is_host_name
 from virtops.ops.devices import DiskRequest, NicRequest
+from virtops.ops.network import Address, AddressHost, DhcpHost, NetworkRequest
 from virtops.ops.pool import PoolSpec
 from virtops.ops.volume import VolumeRequest
-from virtops.xmlmodels.values import NETWORK_MODES, NetworkMode
+from virtops.xmlmodels.values import NETWORK_MODES
 
 # A pool's permissions the spec leaves to the host when it does not give them.
 POOL_PERMISSION_FIELDS = ("mode", "owner", "group")
@@ -81,81 +82,19 @@ class PoolEntry(PoolSpec):
         return self.model_copy(update={**checked, "volumes": [v.normalized() for v in self.volumes]})
 
 
-class HostEntry(Model):
-    """A static DHCP host (`virtops net host add`)."""
-
-    mac: str
-    ip: str
-    name: str | None = None
+# A network's static hosts and addresses in the spec are the core's own models (ops/network.py).
+HostEntry = DhcpHost
+AddressHostEntry = AddressHost
+AddressEntry = Address
 
 
-class AddressHostEntry(Model):
-    """A static DHCP host of one address: IPv4 by mac or name, IPv6 by id (its DUID) or name."""
+class NetworkEntry(NetworkRequest):
+    """A virtual network (`virtops net create`), running unless active is false: the core's
+    NetworkRequest, or libvirt's XML of it, with what only a spec says of it."""
 
-    mac: str | None = None
-    id: str | None = None
-    name: str | None = None
-    ip: str
-
-
-class AddressEntry(Model):
-    """One address of a network (libvirt's <ip>); its family follows from the address."""
-
-    address: str = Field(description="The host's address on the network with the prefix, e.g. 192.168.200.1/24 "
-                                     "or fd00:200::1/64.")
-    dhcp: list[str] = Field([], description="DHCP ranges, START-END, inside this address's subnet; none: no DHCP.")
-    hosts: list[AddressHostEntry] = []
-
-
-class NetworkEntry(Model):
-    """A virtual network (`virtops net create`), running unless active is false."""
-
-    name: str
-    mode: NetworkMode = "nat"
-    bridge: str | None = Field(None, description="Default: the next free virbrN (any bridge name matches).")
-    dev: str | None = None
-    subnet: str | None = None
-    gateway: str | None = Field(None, description="Default: the first address of the subnet.")
-    dhcp: str | bool | None = Field(None, description="START-END; false for no DHCP; default: the upper half.")
-    hosts: list[HostEntry] = []
-    ipv6: str | None = None
-    addresses: list[AddressEntry] = Field([], description="Every address of the network (several IPv4 and IPv6 "
-                                          "ones, each with its DHCP ranges and hosts), in place of subnet, gateway, "
-                                          "dhcp, hosts and ipv6.")
-    domain: str | None = None
-    mtu: int | None = None
-    ipv6_guests: bool | None = Field(None, description="IPv6 between the guests although the network has no IPv6 "
-                                     "address (libvirt's <network ipv6='yes'>); an isolated network then needs no "
-                                     "address at all. Default: off.")
-    nat_ipv6: bool | None = Field(None, description="Mode nat: NAT for the IPv6 addresses too, not only routing "
-                                  "(libvirt's <nat ipv6='yes'>, libvirt >= 6.5). Default: off.")
     autostart: bool = True
     active: bool = True
     xml: str | None = Field(None, description=XML_DESCRIPTION.format(kind="network", dump="net-dumpxml --inactive"))
-
-    def build_options(self, with_hosts: bool = True) -> dict:
-        """The keyword arguments of Networks.create / network.build_spec."""
-        from virtops.ops.network import Address, DhcpHost
-
-        dhcp = self.dhcp
-        if dhcp is True:
-            dhcp = None  # "yes, the default range"
-        hosts = [DhcpHost(mac=h.mac, ip=h.ip, name=h.name) for h in self.hosts] if with_hosts else []
-        options = dict(subnet=self.subnet, gateway=self.gateway, dhcp=dhcp, mode=self.mode, dev=self.dev,
-                       bridge=self.bridge, domain=self.domain, ipv6=self.ipv6, mtu=self.mtu, hosts=hosts,
-                       ipv6_guests=bool(self.ipv6_guests), nat_ipv6=bool(self.nat_ipv6))
-        if self.addresses:  # only then: Networks.create's callers without it stay as they were
-            options["addresses"] = [Address(**a.model_dump()) for a in self.addresses]
-        return options
-
-    def core_spec(self):
-        """The network as the core's NetworkSpec, unchecked: what `kept` means to build_spec."""
-        from virtops.ops.network import NetworkSpec
-
-        options = self.build_options()
-        return NetworkSpec(name=self.name, mode=self.mode, subnet=self.subnet, ipv6=self.ipv6,
-                           hosts=options["hosts"], addresses=options.get("addresses", []),
-                           ipv6_guests=options["ipv6_guests"], nat_ipv6=options["nat_ipv6"])
 
     def normalized(self, kept: "NetworkEntry | None" = None) -> "NetworkEntry":
         """Defaults filled in; InvalidInput when refused. `kept`: the network as the host has it."""
@@ -163,7 +102,7 @@ class NetworkEntry(Model):
 
         if self.xml is not None:  # libvirt's own form: rawxml compares it, libvirt checks it
             return self
-        spec = build_spec(self.name, **self.build_options(), kept=kept.core_spec() if kept and kept.xml is None else None)
+        spec = build_spec(self.name, **self.build_options(), kept=kept.as_kept() if kept and kept.xml is None else None)
         return network_entry(spec, self.autostart, self.active)
 
 
@@ -242,13 +181,11 @@ def network_entry(spec, autostart: bool, active: bool) -> NetworkEntry:
     dhcp: str | bool | None = None
     if spec.subnet:
         dhcp = f"{spec.dhcp_start}-{spec.dhcp_end}" if spec.has_dhcp else False
-    hosts = sorted((HostEntry(mac=h.mac.lower(), ip=h.ip, name=h.name) for h in spec.hosts), key=lambda h: h.mac)
-    addresses = [AddressEntry(address=a.address, dhcp=a.dhcp,
-                              hosts=[AddressHostEntry(**h.model_dump()) for h in a.hosts]) for a in spec.addresses]
+    hosts = sorted((h.model_copy(update={"mac": h.mac.lower()}) for h in spec.hosts), key=lambda h: h.mac)
     return NetworkEntry(name=spec.name, mode=spec.mode if spec.mode in NETWORK_MODES
                         else spec.mode, bridge=spec.bridge, dev=spec.dev, subnet=spec.subnet, gateway=spec.gateway,
-                        dhcp=dhcp, hosts=hosts, ipv6=spec.ipv6, addresses=addresses, domain=spec.domain, mtu=spec.mtu,
-                        ipv6_guests=spec.ipv6_guests or None, nat_ipv6=spec.nat_ipv6 or None,  # off is the default
+                        dhcp=dhcp, hosts=hosts, ipv6=spec.ipv6, addresses=spec.addresses, domain=spec.domain,
+                        mtu=spec.mtu, ipv6_guests=spec.ipv6_guests or None, nat_ipv6=spec.nat_ipv6 or None,  # off: the default
                         autostart=autostart, active=active)
 
 
@@ -613,7 +550,7 @@ def _check_pool(loaded: LoadedSpec, i: int, pool: PoolEntry) -> None:
 def _check_network(loaded: LoadedSpec, i: int, net: NetworkEntry) -> None:
     import ipaddress
 
-    from virtops.ops.network import DhcpHost, build_spec, check_dhcp_host
+    from virtops.ops.network import build_spec, check_dhcp_host
 
     path = ("networks", i)
     if net.xml is not None:
@@ -621,18 +558,18 @@ def _check_network(loaded: LoadedSpec, i: int, net: NetworkEntry) -> None:
         return
     if net.addresses:  # every rule of them is the core's (network.check_addresses)
         try:
-            build_spec(net.name, **net.build_options(), kept=net.core_spec())
+            build_spec(net.name, **net.build_options(), kept=net.as_kept())
         except InvalidInput as err:
             raise loaded.refusal(path, err) from None
         return
     if net.hosts and not net.subnet:
         raise loaded.error(path + ("hosts",), f"a {net.mode} network without a subnet hands out no fixed addresses.")
-    kept = net.core_spec()  # without the host: its own values count as kept until the plan sees it
+    kept = net.as_kept()  # without the host: its own values count as kept until the plan sees it
     try:
         spec = build_spec(net.name, **net.build_options(with_hosts=False), kept=kept)
     except InvalidInput as err:
         raise loaded.refusal(path, err) from None
-    hosts = [DhcpHost(mac=h.mac, ip=h.ip, name=h.name) for h in net.hosts]
+    hosts = net.hosts
     for j, host in enumerate(hosts):
         try:
             check_dhcp_host(host, ipaddress.ip_network(spec.subnet), ipaddress.ip_address(spec.gateway), hosts[:j + 1],

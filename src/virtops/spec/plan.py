@@ -23,7 +23,7 @@ from virtops.spec.document import (POOL_PERMISSION_FIELDS, BootEntry, DiskEntry,
 from virtops.base.model import size_text
 from virtops.base.units import format_size
 from virtops.ops.devices import path_disk_type
-from virtops.ops.network import NetworkSpec
+from virtops.ops.network import NETWORK_EDIT_FIELDS, NetworkSpec
 from virtops.ops.volume import backing_first
 from virtops.xmlmodels.values import BUILT_AS_DIRECTORY, ON_A_DEVICE, POOL_TYPES, VOLUME_FORMATS
 from virtops.ops.vm import DomainXml, HostView, PoolRoom, ResolvedVolume
@@ -32,7 +32,6 @@ from virtops.ops.vm import DomainXml, HostView, PoolRoom, ResolvedVolume
 # lock, base/hostlock.py), and is refused at once in effect by another apply, which holds it longer.
 APPLY_WAIT_S = 5.0
 # Fields of a network the in-place edit (Networks.edit) changes; the rest need a new network.
-NETWORK_EDIT_FIELDS = ("mode", "dev", "subnet", "gateway", "dhcp", "domain", "mtu", "ipv6_guests", "nat_ipv6")
 NETWORK_FIXED_FIELDS = ("bridge", "ipv6")
 POOL_STATE_FIELDS = ("autostart", "active")
 # A dir pool's permissions (POOL_PERMISSION_FIELDS) change in place (Pools.set_permissions); other

@@ -20,11 +20,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from virtops.base.errors import HostUnreachable, InvalidInput, NeedsOption, NotFound, VirtopsError
 from virtops.daemon.facts_models import HostInfo
-from virtops.xmlmodels.values import EditableMode, NetworkMode
 from virtops.host import Host
 from virtops.ops.domain import KernelBoot
 from virtops.ops.impact import Impact
-from virtops.ops.network import DhcpHost, EditPlan, Lease, NetworkInfo
+from virtops.ops.network import DhcpHost, EditPlan, Lease, NetworkChanges, NetworkInfo, NetworkRequest
 from virtops.ops.pool import CreateResult as PoolCreateResult
 from virtops.ops.pool import PoolInfo, PoolSource, PoolSpec
 from virtops.ops.vm import (CreateRequest, DeleteResult, DetachResult, DiskInfo, DiskRequest, NewDiskRequest, NicInfo,
@@ -354,21 +353,11 @@ def volume_delete(request: Request, pool: str, name: str, force: bool = False):
 
 
 # -- networks ------------------------------------------------------------------------------------
-class NetworkCreate(Activation):
-    """virt-manager's four steps: name; IPv4 address space; DHCP range; mode and forwarding."""
+class NetworkCreate(NetworkRequest, Activation):
+    """The core's NetworkRequest, strict as a body (virt-manager's four steps: name; IPv4 address
+    space; DHCP range; mode and forwarding), with what creation does after defining."""
 
-    name: str
-    subnet: str | None = Field(None, description="IPv4 network, e.g. 192.168.200.0/24")
-    gateway: str | None = Field(None, description="default: the subnet's first address")
-    dhcp: str | bool | None = Field(None, description="START-END; false: no DHCP; absent: the upper half")
-    mode: NetworkMode = "nat"
-    dev: str | None = Field(None, description="forward through this device only; absent: any physical device")
-    bridge: str | None = None
-    domain: str | None = None
-    ipv6: str | None = None
-    mtu: int | None = None
-    ipv6_guests: bool = Field(False, description="IPv6 between the guests although the network has no IPv6 address")
-    nat_ipv6: bool = Field(False, description="NAT for the IPv6 addresses too (mode nat)")
+    model_config = STRICT
 
 
 @router.get("/networks", response_model=list[NetworkInfo])
@@ -378,8 +367,8 @@ def networks(request: Request):
 
 @router.post("/networks", response_model=NetworkInfo, status_code=201)
 def network_create(request: Request, body: NetworkCreate):
-    options = body.model_dump(exclude={"name", "start", "autostart"}, exclude_none=True)
-    return host_of(request).networks.create(body.name, start=body.start, autostart=body.autostart, **options)
+    return host_of(request).networks.create(body.name, start=body.start, autostart=body.autostart,
+                                            **body.build_options())
 
 
 @router.post("/networks/xml", response_model=NetworkInfo, status_code=201,
@@ -390,18 +379,10 @@ async def network_define(request: Request, start: bool = False, replace: bool = 
     return await run_in_threadpool(host_of(request).networks.define, text, replace=replace, start=start)
 
 
-class NetworkEdit(Body):
-    """The fields to change; absent ones stay as they are. dev "" forwards to any device again."""
+class NetworkEdit(NetworkChanges):
+    """The core's NetworkChanges, strict as a body: the fields to change; absent ones stay."""
 
-    subnet: str | None = None
-    gateway: str | None = None
-    dhcp: str | bool | None = Field(None, description="START-END; false: no DHCP")
-    mode: EditableMode | None = None
-    dev: str | None = None
-    domain: str | None = None
-    mtu: int | None = None
-    ipv6_guests: bool | None = Field(None, description="IPv6 between the guests without an IPv6 address; absent: as it is")
-    nat_ipv6: bool | None = Field(None, description="NAT for the IPv6 addresses too (mode nat); absent: as it is")
+    model_config = STRICT
     yes: bool = Field(False, description="run a plan that restarts the network (a change libvirt cannot make in place)")
 
 
@@ -458,16 +439,16 @@ def network_autostart(request: Request, name: str, body: Autostart):
     return host_of(request).networks.set_autostart(name, body.autostart)
 
 
-class DhcpHostBody(Body):
-    mac: str = Field(description="the guest NIC's MAC address")
-    ip: str = Field(description="the fixed IPv4 address, inside the subnet")
-    hostname: str | None = Field(None, description="host name handed out with the lease")
+class DhcpHostBody(DhcpHost):
+    """The core's DhcpHost, strict as a body."""
+
+    model_config = STRICT
 
 
 @router.post("/networks/{name}/hosts", response_model=DhcpHost, status_code=201)
 def network_host_add(request: Request, name: str, body: DhcpHostBody):
     """A static DHCP lease, live and persistent (`net host add`)."""
-    entry = host_of(request).networks.host_add(name, body.mac, body.ip, body.hostname)
+    entry = host_of(request).networks.host_add(name, body.mac, body.ip, body.name)
     publish(request, "network", name, "updated")
     return entry
 

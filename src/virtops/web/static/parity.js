@@ -105,7 +105,7 @@ function networkHosts(n) {
     field("IP", "ip", { required: true, placeholder: n.subnet || "" }),
     field("Host name", "hostname", { placeholder: "optional" }),
   ], "Add host", async (v) => {
-    const entry = await api("POST", `${path}/hosts`, { mac: v.mac, ip: v.ip, hostname: v.hostname });
+    const entry = await api("POST", `${path}/hosts`, { mac: v.mac, ip: v.ip, name: v.hostname });
     await drawHosts();
     return `${entry.mac} gets ${entry.ip}.`;
   });
