@@ -51,6 +51,12 @@ CONCEPTS = {
                          ("POST", "/api/networks/{name}/hosts"), ("virtops.cli.net:host_group", "add")),
     "network address": Concept("virtops.ops.network:Address", "virtops.spec.document:AddressEntry", None, None),
     "address host": Concept("virtops.ops.network:AddressHost", "virtops.spec.document:AddressHostEntry", None, None),
+    # A VM's definition is the spec's entry; vm create adds what only a creation does. The CLI
+    # takes the NICs by what they are plugged into (--network, --bridge, --direct).
+    "VM": Concept("virtops.ops.vm:VmRequest", "virtops.spec.document:VmEntry", None, None),
+    "VM create": Concept("virtops.ops.vm:CreateRequest", None, ("POST", "/api/vms"), ("virtops.cli.vm:vm", "create"),
+                         {"cli": ("nics",)}),
+    "kernel boot": Concept("virtops.ops.domain:KernelBoot", "virtops.spec.document:BootEntry", None, None),
 }
 
 

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, WithJsonSchema, create_model
 
 from virtops.base.errors import InvalidInput
-from virtops.base.units import parse_size
+from virtops.base.units import parse_size, size_text
 
 
 class Model(BaseModel):
@@ -58,14 +58,6 @@ def _parse_size_value(value: Any) -> int:
         return parse_size(value, "size")
     except InvalidInput as err:
         raise ValueError(err.message.split(": ", 1)[-1].rstrip(".")) from None
-
-
-def size_text(size: int) -> str | int:
-    """1073741824 -> '1G'; sizes that are no whole number of KiB stay bytes."""
-    for unit, factor in (("T", 1024**4), ("G", 1024**3), ("M", 1024**2), ("K", 1024)):
-        if size and size % factor == 0:
-            return f"{size // factor}{unit}"
-    return size
 
 
 Size = Annotated[

@@ -60,3 +60,12 @@ def format_size(size: int | None) -> str:
             return f"{text} {unit}"
     unit, factor = BINARY_UNITS[-1]
     return f"{size / factor:.2f} {unit}"
+
+
+def size_text(size: int) -> str | int:
+    """1073741824 -> '1G': the shortest exact virsh unit (the spec writes sizes so); sizes that are
+    no whole number of KiB stay bytes."""
+    for unit, factor in (("T", 1024**4), ("G", 1024**3), ("M", 1024**2), ("K", 1024)):
+        if size and size % factor == 0:
+            return f"{size // factor}{unit}"
+    return size

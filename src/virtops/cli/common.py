@@ -155,3 +155,21 @@ def given_fields(model: type, values: dict) -> dict:
     """The model's fields among a command's values that the command line gave."""
     return {name: value for name, value in values.items()
             if name in model.model_fields and value is not None and value != () and value is not False}
+
+
+def request_of(model: type, **values):
+    """The core's request model of a command's values. A value the model's own checks refuse (a
+    size that is none, vcpus 0) is refused as the core refuses, in one sentence naming its field."""
+    from pydantic import ValidationError
+
+    from virtops.base.errors import InvalidInput
+
+    try:
+        return model(**values)
+    except ValidationError as err:
+        first = err.errors()[0]
+        field = ".".join(str(part) for part in first["loc"]) or "value"
+        if first["type"] == "value_error":  # the model's validator: its own sentence
+            raise InvalidInput(field, f"{first['ctx']['error']}.") from None
+        message = first["msg"]
+        raise InvalidInput(field, f"{first.get('input')!r} is not accepted; {message[0].lower()}{message[1:]}.") from None

@@ -6,7 +6,7 @@ import sys
 import click
 
 from virtops.cli.common import (ModelCommand, complete, emit_json, emit_table, given_fields, json_option,
-                                listing_command, pass_context)
+                                listing_command, pass_context, request_of)
 from virtops.cli.listings import BY_PATH
 from virtops.xmlmodels.values import DIRECT_MODES, NIC_TYPES
 
@@ -96,10 +96,19 @@ for _command in _stats_commands():
 
 
 # -- creating --------------------------------------------------------------------------------
-@vm.command("create")
+def _create_request_model() -> type:
+    from virtops.ops.vm import CreateRequest
+
+    return CreateRequest
+
+
+# vm create takes CreateRequest's fields as options; its disks, new disks, NICs and boot in their
+# compact syntax (ops/vm.py parses it), its NICs by what they are plugged into.
+@vm.command("create", cls=ModelCommand, model=_create_request_model,
+            leave_out=("name", "disks", "new_disks", "nics", "boot"),
+            extra={"memory": {"metavar": "SIZE", "required": True}, "import_disk": {"flag": "--import"},
+                   "graphics": {"type": click.Choice(["none", "vnc"])}, "cdrom": {"metavar": "POOL/VOL|PATH"}})
 @click.argument("name")
-@click.option("--memory", required=True, metavar="SIZE", help="Memory, e.g. 512M or 2G.")
-@click.option("--vcpus", type=int, default=1, show_default=True)
 @click.option("--disk", "disks", multiple=True, metavar=DISK_SYNTAX,
               help="A disk: an existing volume, a file or block device, or a network disk (repeatable).")
 @click.option("--new-disk", "new_disks", multiple=True, metavar="POOL:SIZE[:FORMAT]",
@@ -108,17 +117,9 @@ for _command in _stats_commands():
 @click.option("--bridge", "bridges", multiple=True, metavar=NIC_SYNTAX["bridge"], help=NIC_HELP["bridge"] + " (repeatable).")
 @click.option("--direct", "directs", multiple=True, metavar=NIC_SYNTAX["direct"], help=NIC_HELP["direct"] + " (repeatable).")
 @click.option("--boot", metavar="kernel=PATH,initrd=PATH,cmdline=ARGS", help="Direct kernel boot.")
-@click.option("--cdrom", metavar="POOL/VOL|PATH", help="Boot from an ISO image.")
-@click.option("--import", "import_disk", is_flag=True, help="Boot from the first disk.")
-@click.option("--pxe", is_flag=True, help="Boot from the network (PXE) through its NICs, then from the first disk.")
-@click.option("--graphics", type=click.Choice(["none", "vnc"]), default="none", show_default=True,
-              help="vnc: a screen (VGA card, VNC on the host's loopback) for `vm screenshot` and the web console.")
-@click.option("--autostart", is_flag=True, help="Start the VM with the host.")
-@click.option("--start", is_flag=True, help="Start the VM once defined.")
 @json_option
 @pass_context
-def vm_create(ctx, name, memory, vcpus, disks, new_disks, networks, bridges, directs, boot, cdrom, import_disk,
-              pxe, graphics, autostart, start, as_json) -> None:
+def vm_create(ctx, name, disks, new_disks, networks, bridges, directs, boot, as_json, **fields) -> None:
     """Define a VM with disks (pool volumes, paths, network disks) and NICs (on virtual networks,
     bridges, host devices)."""
     from virtops.ops import vm as core
@@ -127,12 +128,11 @@ def vm_create(ctx, name, memory, vcpus, disks, new_disks, networks, bridges, dir
 
     by_type = dict(zip(NIC_TYPES, (networks, bridges, directs)))
     ITEM_LABELS["nics"] = [f"--{kind} #{j + 1}" for kind in NIC_TYPES for j in range(len(by_type[kind]))]
-    request = core.CreateRequest(
-        name=name, memory=memory, vcpus=vcpus, disks=[core.parse_disk_option(d) for d in disks],
-        new_disks=[core.parse_new_disk_option(d) for d in new_disks],
+    request = request_of(
+        core.CreateRequest, name=name, **given_fields(core.CreateRequest, fields),
+        disks=[core.parse_disk_option(d) for d in disks], new_disks=[core.parse_new_disk_option(d) for d in new_disks],
         nics=[core.parse_network_option(n, kind) for kind in NIC_TYPES for n in by_type[kind]],
-        boot=core.parse_boot_option(boot) if boot else None, cdrom=cdrom, import_disk=import_disk, pxe=pxe,
-        graphics=graphics, autostart=autostart, start=start)
+        boot=core.parse_boot_option(boot) if boot else None)
     info = _vms(ctx).create(request)
     if as_json:
         emit_json(info.model_dump())

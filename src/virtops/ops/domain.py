@@ -9,7 +9,7 @@ from lxml import etree
 from pydantic import Field
 
 from virtops.xmlmodels import doc as X
-from virtops.base.model import Model
+from virtops.base.model import STRICT, Model
 from virtops.ops.devices import NicRequest
 from virtops.ops.vmrows import disk_fields, disk_source_label, nic_fields
 from virtops.xmlmodels.devices import DiskXml, NicXml
@@ -21,14 +21,15 @@ from virtops.xmlmodels.values import NIC_TYPES, CacheMode, DiskBus, DiskFormat
 
 
 class KernelBoot(Model):
-    """Direct kernel boot: how the test guest starts without any disk image."""
+    """Direct kernel boot (how the test guest starts without any disk image): the one model of it
+    in every face (vm create and vm set --boot kernel=,initrd=,cmdline=, the REST API's boot, the
+    spec's boot entries)."""
 
+    model_config = STRICT
 
-    kernel: str
-    initrd: str | None = None
-    cmdline: str = ""
-
-
+    kernel: str = Field(description="The kernel image, a path on the host.")
+    initrd: str | None = Field(None, description="The initramfs, a path on the host.")
+    cmdline: str = Field("", description="The kernel's command line.")
 
 
 class DiskSpec(Model):

@@ -30,7 +30,7 @@ from virtops.ops.domain import DiskSpec, DomainSpec, Graphics, KernelBoot, NicSp
 from virtops.base.hostlock import locks_host, refuse_if_written
 from virtops.base.paths import refuse_control_characters, refuse_control_characters_in
 from virtops.base.errors import InvalidInput, NeedsOption, NotFound, Refusals, VirtopsError, from_libvirt, libvirt_errors, located
-from virtops.base.model import Model
+from virtops.base.model import STRICT, Model, Size
 from virtops.ops.impact import Impact
 from virtops.base import leftovers
 from virtops.daemon import owned
@@ -155,9 +155,13 @@ NEW_DISK_FORMAT = "qcow2"  # a VM's new disk unless told otherwise (every face o
 
 
 class NewDiskRequest(Model):
-    pool: str
+    """A volume made for a new VM (`vm create --new-disk POOL:SIZE[:FORMAT]`)."""
+
+    model_config = STRICT
+
+    pool: str = Field(description="The pool the volume is made in.")
     size: int = Field(description="bytes, or with virsh's units: 10G, 512MiB")
-    format: str = NEW_DISK_FORMAT
+    format: str = Field(NEW_DISK_FORMAT, description="The volume's format.")
 
     @field_validator("size", mode="before")
     @classmethod
@@ -167,20 +171,38 @@ class NewDiskRequest(Model):
         return parse_size(value, "new-disk size")
 
 
-class CreateRequest(Model):
+class VmRequest(Model):
+    """A VM's definition as every face describes it: memory, vCPUs, how it boots, its disks and
+    NICs. The spec's VM entries are this class; `vm create` (its options, the REST API's body and
+    the Python API's Vms.create) takes CreateRequest, this with what only a creation does."""
+
+    model_config = STRICT
+
     name: str
-    memory: str | int
-    vcpus: int = 1
+    memory: Size | None = Field(None, description="Memory, e.g. 512M or 2G. Required (a spec's VM given as xml "
+                                                  "has its own).")
+    vcpus: int = Field(1, gt=0, description="vCPUs.")
+    boot: KernelBoot | None = Field(None, description="Direct kernel boot.")
+    pxe: bool = Field(False, description="Boot from the network (PXE) through its NICs, then from the first disk "
+                                         "(`virtops vm create --pxe`); not with boot.")
+    autostart: bool = Field(False, description="Start with the host (`virtops vm set --autostart`).")
     disks: list[DiskRequest] = []
-    new_disks: list[NewDiskRequest] = []
     nics: list[NicRequest] = []
-    boot: KernelBoot | None = None
-    cdrom: str | None = None  # POOL/VOLUME or a path on the host
-    import_disk: bool = False
-    pxe: bool = False  # boot from the network (PXE) through its NICs, then from the first disk
-    graphics: Graphics = "none"  # vnc: a screen (VNC on the host's loopback, a VGA card)
-    autostart: bool = False  # start with the host
-    start: bool = False
+
+    def creation(self, **options) -> "CreateRequest":
+        """This definition as a creation (a spec's VM made on the host), with `options` of it."""
+        return CreateRequest(**{**{name: getattr(self, name) for name in VmRequest.model_fields}, **options})
+
+
+class CreateRequest(VmRequest):
+    """A new VM: its definition (VmRequest) and what its creation does besides."""
+
+    new_disks: list[NewDiskRequest] = Field([], description="Volumes made for the VM.")
+    cdrom: str | None = Field(None, description="Boot from an ISO image: POOL/VOLUME or a path on the host.")
+    import_disk: bool = Field(False, description="Boot from the first disk.")
+    graphics: Graphics = Field("none", description="vnc: a screen (VGA card, VNC on the host's loopback) for "
+                                                   "`vm screenshot` and the web console.")
+    start: bool = Field(False, description="Start the VM once defined.")
 
     def boot_order(self) -> list[str]:
         """The BIOS boot order of the request: none with a kernel given (it boots that kernel)."""
@@ -290,9 +312,12 @@ def parse_boot_option(text: str) -> KernelBoot:
 
 def check_memory(value: str | int, host_memory: int) -> int:
     """Memory in bytes, refused the way `vm create` refuses it (at least 16M, at most the host's)."""
-    from virtops.base.units import parse_size
+    from virtops.base.units import parse_size, size_text
 
+    if value is None:
+        raise InvalidInput("memory", "is required; give it such as 512M or 2G.")
     memory = parse_size(value, "memory")
+    value = value if isinstance(value, str) else size_text(value)  # as the operator wrote it: 64T
     if memory < 16 * 1024**2:
         raise InvalidInput("memory", f"{value} is too little; give at least 16M.")
     if memory > host_memory:

@@ -27,13 +27,14 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from virtops.base.errors import InvalidInput, Refusals, VirtopsError
-from virtops.base.model import Size
 from virtops.base.names import LAB_PREFIX
 from virtops.daemon import registry
 from virtops.daemon.connection import is_host_name
 from virtops.ops.devices import DiskRequest, NicRequest
 from virtops.ops.network import Address, AddressHost, DhcpHost, NetworkRequest
+from virtops.ops.domain import KernelBoot
 from virtops.ops.pool import PoolSpec
+from virtops.ops.vm import VmRequest
 from virtops.ops.volume import VolumeRequest
 from virtops.xmlmodels.values import NETWORK_MODES
 
@@ -106,32 +107,17 @@ class NetworkEntry(NetworkRequest):
         return network_entry(spec, self.autostart, self.active)
 
 
-class BootEntry(Model):
-    """Direct kernel boot (`--boot kernel=,initrd=,cmdline=`)."""
-
-    kernel: str
-    initrd: str | None = None
-    cmdline: str = ""
-
-
-# A VM's disks and NICs in the spec are the core's own request models (one model per device in
-# every face): the spec's schema is theirs.
+# A VM's boot, disks and NICs in the spec are the core's own request models (one model per
+# concept in every face): the spec's schema is theirs.
+BootEntry = KernelBoot
 DiskEntry = DiskRequest
 NicEntry = NicRequest
 
 
-class VmEntry(Model):
-    """A VM (`virtops vm create`) with its disks and NICs."""
+class VmEntry(VmRequest):
+    """A VM (`virtops vm create`) with its disks and NICs: the core's VmRequest, or libvirt's XML
+    of it."""
 
-    name: str
-    memory: Size | None = Field(None, description="Required, unless the VM is given as xml.")
-    vcpus: int = Field(1, gt=0)
-    boot: BootEntry | None = None
-    pxe: bool = Field(False, description="Boot from the network (PXE) through its NICs, then from the first disk "
-                                         "(`virtops vm create --pxe`); not with boot.")
-    autostart: bool = Field(False, description="Start with the host (`virtops vm set --autostart`).")
-    disks: list[DiskEntry] = []
-    nics: list[NicEntry] = []
     xml: str | None = Field(None, description=XML_DESCRIPTION.format(kind="VM (a NIC of type user, ethernet, "
                                                                       "vhostuser..., a CD-ROM)", dump="dumpxml --inactive"))
 
@@ -595,7 +581,6 @@ def _check_xml(loaded: LoadedSpec, path: Path_, kind: str, entry: Model) -> None
 
 
 def _check_vm(loaded: LoadedSpec, i: int, vm: VmEntry) -> None:
-    from virtops.ops.domain import KernelBoot
     from virtops.daemon.lookups import split_volume_ref
     from virtops.ops.vm import NAME_PATTERN, check_boot, normalize_mac
 
@@ -610,7 +595,7 @@ def _check_vm(loaded: LoadedSpec, i: int, vm: VmEntry) -> None:
                                              "'+' or '-', starting with a letter or digit.")
     if vm.boot is not None:
         try:
-            check_boot(KernelBoot(**vm.boot.model_dump()))
+            check_boot(vm.boot)
         except InvalidInput as err:
             raise loaded.error(path + ("boot",), err.message.removeprefix("boot: ")) from None
     for j, disk in enumerate(vm.disks):

@@ -975,13 +975,7 @@ class _Planner:
         return actions
 
     def _create_vm(self, i: int, desired: VmEntry) -> Action:
-        from virtops.ops.domain import KernelBoot
-        from virtops.ops.vm import CreateRequest
-
-        request = CreateRequest(
-            name=desired.name, memory=desired.memory, vcpus=desired.vcpus,
-            disks=desired.disks, nics=desired.nics, pxe=desired.pxe,
-            boot=KernelBoot(**desired.boot.model_dump()) if desired.boot else None)
+        request = desired.creation(autostart=False)  # a step of its own marks it (below)
         vms = self.host.vms
         if ("vms", i) not in self.blamed:
             try:
@@ -1021,15 +1015,13 @@ class _Planner:
     def _settings_steps(self, i: int, action: Action, desired: VmEntry, running: bool) -> list:
         """Memory, vCPUs, boot and autostart: one Vms.update, checked against the host now. A running
         VM gets the first three at its next boot (needs-restart; virtops does not reboot it)."""
-        from virtops.ops.domain import KernelBoot
-
         vms, name = self.host.vms, desired.name
         changed = {c.field for c in action.changes}
         if not changed:
             return []
         memory = size_text(desired.memory) if "memory" in changed else None
         vcpus = desired.vcpus if "vcpus" in changed else None
-        boot = KernelBoot(**desired.boot.model_dump()) if desired.boot else None
+        boot = desired.boot
         try:
             vms.check_resources(memory=memory, vcpus=vcpus)
             if "boot" in changed:

@@ -26,7 +26,7 @@ from virtops.ops.impact import Impact
 from virtops.ops.network import DhcpHost, EditPlan, Lease, NetworkChanges, NetworkInfo, NetworkRequest
 from virtops.ops.pool import CreateResult as PoolCreateResult
 from virtops.ops.pool import PoolInfo, PoolSource, PoolSpec
-from virtops.ops.vm import (CreateRequest, DeleteResult, DetachResult, DiskInfo, DiskRequest, NewDiskRequest, NicInfo,
+from virtops.ops.vm import (CreateRequest, DeleteResult, DetachResult, DiskInfo, DiskRequest, NicInfo,
                             NicRequest, SettingsResult, VmInfo, VmSummary)
 from virtops.ops.volume import CreateResult as VolumeCreateResult
 from virtops.ops.volume import TransferResult, VolumeInfo, VolumeRequest, streamed_length
@@ -499,12 +499,8 @@ def vms_bulk(request: Request, body: VmBulk):
     return VmBulkAnswer(results=[VmBulkResult(**result.as_dict()) for result in results])
 
 
-# The core's request models, strict as bodies (their nested ones too).
+# The core's request models, strict as bodies (their nested ones are strict in the core).
 class DiskBody(DiskRequest):
-    model_config = STRICT
-
-
-class NewDiskBody(NewDiskRequest):
     model_config = STRICT
 
 
@@ -512,23 +508,17 @@ class NicBody(NicRequest):
     model_config = STRICT
 
 
-class KernelBootBody(KernelBoot):
-    model_config = STRICT
-
-
 class VmCreate(CreateRequest):
+    """The core's CreateRequest, strict as a body."""
+
     model_config = STRICT
-    disks: list[DiskBody] = []
-    new_disks: list[NewDiskBody] = []
-    nics: list[NicBody] = []
-    boot: KernelBootBody | None = None
 
 
 @router.post("/vms", response_model=VmInfo, status_code=201)
 def vm_create(request: Request, body: VmCreate):
     """Define a VM (and start it with start): disks as pool volumes, new volumes, NICs on networks;
     type kvm where `host check` found KVM usable, qemu otherwise. Undone as a whole on failure."""
-    return host_of(request).vms.create(CreateRequest(**body.model_dump()))
+    return host_of(request).vms.create(body)
 
 
 @router.get("/vms/{name}", response_model=VmInfo)
@@ -546,7 +536,7 @@ class VmSettings(Body):
 
     memory: str | int | None = Field(None, description="maximum and current memory, e.g. 512M or 2G")
     vcpus: int | None = Field(None, description="vCPUs (maximum and current)")
-    boot: KernelBootBody | None = Field(None, description="direct kernel boot")
+    boot: KernelBoot | None = Field(None, description="direct kernel boot")
     no_boot: bool = Field(False, description="drop direct kernel boot: boot from the first disk")
     boot_order: list[str] | None = Field(None, description="BIOS boot order of hd, cdrom, network, fd, e.g. [\"cdrom\", \"hd\"]")
     autostart: bool | None = None
@@ -557,8 +547,7 @@ def vm_settings(request: Request, name: str, body: VmSettings):
     """A running VM keeps its memory, vCPUs and boot until its next boot (next_boot names them)."""
     if body.boot and body.no_boot:
         raise InvalidInput("no_boot", "cannot be combined with boot; give one of them.")
-    boot = KernelBoot(**body.boot.model_dump()) if body.boot else None
-    result = host_of(request).vms.update(name, memory=body.memory, vcpus=body.vcpus, boot=boot,
+    result = host_of(request).vms.update(name, memory=body.memory, vcpus=body.vcpus, boot=body.boot,
                                          change_boot=bool(body.boot or body.no_boot), autostart=body.autostart,
                                          boot_order=body.boot_order)
     publish(request, "domain", name, "updated")
