@@ -39,6 +39,8 @@ CONCEPTS = {
                       {"cli": ("name",)}),
     "pool": Concept("virtops.ops.pool:PoolSpec", "virtops.spec.document:PoolEntry", ("POST", "/api/pools"),
                     ("virtops.cli.pool:pool", "create")),
+    "pool permissions": Concept("virtops.ops.pool:PoolPermissions", None, ("POST", "/api/pools/{name}/permissions"),
+                                ("virtops.cli.pool:pool", "set")),
     "pool (define-as)": Concept("virtops.ops.pool:PoolSpec", None, None, ("virtops.cli.pool:pool", "define-as")),
     # The CLI adds a network's static hosts one by one (net host add); its several addresses are
     # the spec's and the REST API's to give.
@@ -56,6 +58,8 @@ CONCEPTS = {
     "VM": Concept("virtops.ops.vm:VmRequest", "virtops.spec.document:VmEntry", None, None),
     "VM create": Concept("virtops.ops.vm:CreateRequest", None, ("POST", "/api/vms"), ("virtops.cli.vm:vm", "create"),
                          {"cli": ("nics",)}),
+    "VM settings": Concept("virtops.ops.vm:VmChanges", None, ("POST", "/api/vms/{name}/settings"),
+                           ("virtops.cli.vm:vm", "set")),
     "kernel boot": Concept("virtops.ops.domain:KernelBoot", "virtops.spec.document:BootEntry", None, None),
 }
 
@@ -110,11 +114,15 @@ def test_every_face_is_the_core_request_class(name):
     assert not problems, f"{name}: " + "; ".join(problems)
 
 
-def test_an_edit_takes_only_fields_of_its_request_class():
-    from virtops.ops.network import NetworkChanges, NetworkRequest
-
-    for name, info in NetworkChanges.model_fields.items():
-        assert info.description == NetworkRequest.model_fields[name].description, name
+@pytest.mark.parametrize("changes, request_class", [("virtops.ops.network:NetworkChanges", "virtops.ops.network:NetworkRequest"),
+                                                     ("virtops.ops.pool:PoolPermissions", "virtops.ops.pool:PoolSpec"),
+                                                     ("virtops.ops.vm:VmChanges", "virtops.ops.vm:VmRequest")])
+def test_an_edit_takes_only_fields_of_its_request_class(changes, request_class):
+    """An edit's model (base/model.changes_model) is its request class's fields, each optional."""
+    changes, request_class = _load(changes), _load(request_class)
+    for name, info in changes.model_fields.items():
+        assert info.description == request_class.model_fields[name].description, name
+        assert info.default is None, name
 
 
 def test_the_guard_sees_a_face_that_lacks_or_copies_a_field():
@@ -135,3 +143,13 @@ def test_the_guard_sees_a_face_that_lacks_or_copies_a_field():
     assert missing_in_face(VolumeRequest, Redeclared) == ["Redeclared declares backing again"]
     assert missing_in_face(VolumeRequest, {"capacity", "allocation", "format"}, ("name",)) == ["no option for backing"]
     assert missing_in_face(VolumeRequest, _load("virtops.spec.document:VolumeEntry")) == []
+
+
+@pytest.mark.parametrize("argv", [["net", "host", "add", "default", "--ip", "192.168.122.9"],  # DhcpHost.mac
+                                  ["vm", "create", "v1"]])  # memory: the command's extra= requires it
+def test_a_required_field_is_a_usage_error_when_left_out(argv, capsys):
+    from virtops.cli.common import run_main
+    from virtops.cli.root import cli
+
+    assert run_main(cli, ["-c", "test:///default", *argv]) == 2
+    assert "Missing option" in capsys.readouterr().err

@@ -14,7 +14,8 @@ declared field must read a value from some golden input or be written by some ch
 field marked `carry="Entry.field"` must be a field of that spec entry and be filled by export.
 A new field is added (1) to its model in src/virtops/xmlmodels/, (2) to a golden input here or
 a change in CASES, (3) when the spec must carry it, to its entry in spec/document.py and to
-export in spec/plan.py, and marked with carry=.
+export in spec/plan.py, and marked with carry=. The guard of the request models each face takes
+(the spec's entries, the REST API's bodies, the CLI's options) is tests/unit/test_request_models.py.
 """
 from __future__ import annotations
 

@@ -145,6 +145,8 @@ def model_options(model: type, leave_out: tuple[str, ...], extra: dict[str, dict
         elif kinds == {"integer"}:
             settings["type"] = int
         settings.update(own)
+        if settings["required"]:
+            del settings["default"]  # click counts an explicit None as given
         names = settings.pop("names", ())
         flag = settings.pop("flag", flag)  # a face's own spelling (net host add --hostname)
         options.append(click.Option([flag, *names, name], **settings))

@@ -73,11 +73,14 @@ def pool_define_as(ctx, name, as_json, **fields) -> None:
     click.echo(f"Pool {name} defined.")
 
 
-@pool.command("set")
+def _pool_permissions_model() -> type:
+    from virtops.ops.pool import PoolPermissions
+
+    return PoolPermissions
+
+
+@pool.command("set", cls=ModelCommand, model=_pool_permissions_model)
 @click.argument("name", shell_complete=complete("pool"))
-@click.option("--mode", help="Mode of the target directory, octal (e.g. 0750).")
-@click.option("--owner", help="Owner of the target directory: user name or uid.")
-@click.option("--group", help="Group of the target directory: group name or gid.")
 @json_option
 @pass_context
 def pool_set(ctx, name, mode, owner, group, as_json) -> None:

@@ -140,14 +140,19 @@ def vm_create(ctx, name, disks, new_disks, networks, bridges, directs, boot, as_
     click.echo(f"VM {info.name} {'started' if info.running else 'defined'} (type {info.virt_type}).")
 
 
-@vm.command("set")
+def _vm_changes_model() -> type:
+    from virtops.ops.vm import VmChanges
+
+    return VmChanges
+
+
+# vm set takes VmChanges' fields as options, the boot in its compact syntax.
+@vm.command("set", cls=ModelCommand, model=_vm_changes_model, leave_out=("boot",),
+            extra={"memory": {"metavar": "SIZE"}})
 @click.argument("name", shell_complete=complete("vm"))
-@click.option("--memory", metavar="SIZE", help="Memory (maximum and current), e.g. 512M or 2G.")
-@click.option("--vcpus", type=int, help="Number of vCPUs (maximum and current).")
 @click.option("--boot", metavar="kernel=PATH,initrd=PATH,cmdline=ARGS", help="Direct kernel boot.")
 @click.option("--no-boot", is_flag=True, help="Drop direct kernel boot: boot from the first disk.")
 @click.option("--boot-order", metavar="DEV,DEV", help="BIOS boot order of hd, cdrom, network, fd, e.g. cdrom,hd.")
-@click.option("--autostart/--no-autostart", default=None, help="Start the VM with the host (or not).")
 @json_option
 @pass_context
 def vm_set(ctx, name, memory, vcpus, boot, no_boot, boot_order, autostart, as_json) -> None:

@@ -25,7 +25,7 @@ from virtops.daemon import owned
 from virtops.base.undo import undo_on_failure
 from virtops.base.paths import refuse_control_characters
 from virtops.base.errors import InvalidInput, NeedsOption, VirtopsError, from_libvirt, libvirt_errors
-from virtops.base.model import STRICT, Model
+from virtops.base.model import STRICT, Model, changes_model
 from virtops.ops.impact import Impact
 
 NETFS_FORMATS = ("auto", "nfs", "cifs", "glusterfs")
@@ -134,6 +134,13 @@ class PoolSpec(Model):
 
     def to_xml(self) -> str:
         return X.to_string(self.to_element())
+
+
+# A dir pool's permissions, which `pool set` (and its REST body) change in place: PoolSpec's own
+# fields, each optional (None: as it is).
+POOL_PERMISSION_FIELDS = ("mode", "owner", "group")
+PoolPermissions = changes_model(PoolSpec, POOL_PERMISSION_FIELDS, "PoolPermissions",
+                                "A dir pool's directory permissions to change (PoolSpec's); absent ones stay.")
 
 
 class PoolInfo(Model):

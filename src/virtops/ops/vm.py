@@ -30,7 +30,7 @@ from virtops.ops.domain import DiskSpec, DomainSpec, Graphics, KernelBoot, NicSp
 from virtops.base.hostlock import locks_host, refuse_if_written
 from virtops.base.paths import refuse_control_characters, refuse_control_characters_in
 from virtops.base.errors import InvalidInput, NeedsOption, NotFound, Refusals, VirtopsError, from_libvirt, libvirt_errors, located
-from virtops.base.model import STRICT, Model, Size
+from virtops.base.model import STRICT, Model, Size, changes_model
 from virtops.ops.impact import Impact
 from virtops.base import leftovers
 from virtops.daemon import owned
@@ -179,9 +179,9 @@ class VmRequest(Model):
     model_config = STRICT
 
     name: str
-    memory: Size | None = Field(None, description="Memory, e.g. 512M or 2G. Required (a spec's VM given as xml "
-                                                  "has its own).")
-    vcpus: int = Field(1, gt=0, description="vCPUs.")
+    memory: Size | None = Field(None, description="Memory (maximum and current), e.g. 512M or 2G; a new VM needs "
+                                                  "it (a spec's VM given as xml has its own).")
+    vcpus: int = Field(1, gt=0, description="vCPUs (maximum and current).")
     boot: KernelBoot | None = Field(None, description="Direct kernel boot.")
     pxe: bool = Field(False, description="Boot from the network (PXE) through its NICs, then from the first disk "
                                          "(`virtops vm create --pxe`); not with boot.")
@@ -192,6 +192,12 @@ class VmRequest(Model):
     def creation(self, **options) -> "CreateRequest":
         """This definition as a creation (a spec's VM made on the host), with `options` of it."""
         return CreateRequest(**{**{name: getattr(self, name) for name in VmRequest.model_fields}, **options})
+
+
+# What `vm set` (and its REST body) changes in a VM's definition: VmRequest's own fields, each
+# optional (None: as it is).
+VmChanges = changes_model(VmRequest, ("memory", "vcpus", "boot", "autostart"), "VmChanges",
+                          "The fields of a VM's definition to change (VmRequest's); absent ones stay.")
 
 
 class CreateRequest(VmRequest):

@@ -38,8 +38,6 @@ from virtops.ops.vm import VmRequest
 from virtops.ops.volume import VolumeRequest
 from virtops.xmlmodels.values import NETWORK_MODES
 
-# A pool's permissions the spec leaves to the host when it does not give them.
-POOL_PERMISSION_FIELDS = ("mode", "owner", "group")
 
 
 XML_DESCRIPTION = ("libvirt's XML of a {kind} whose form the other fields cannot describe (`virsh {dump}`); "

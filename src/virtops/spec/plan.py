@@ -18,12 +18,13 @@ from virtops.xmlmodels.domain import DomainXml as DomainDocument  # DomainXml be
 from virtops.xmlmodels.pool import PoolXml
 from virtops.base.errors import InvalidInput, NotFound, VirtopsError, located, one_sentence
 from virtops.base.hostlock import host_lock
-from virtops.spec.document import (POOL_PERMISSION_FIELDS, BootEntry, DiskEntry, HostSpec, LoadedSpec, SpecErrors, NetworkEntry, NicEntry, PoolEntry, VmEntry,
+from virtops.spec.document import (BootEntry, DiskEntry, HostSpec, LoadedSpec, SpecErrors, NetworkEntry, NicEntry, PoolEntry, VmEntry,
                    VolumeEntry, network_entry)
 from virtops.base.model import size_text
 from virtops.base.units import format_size
 from virtops.ops.devices import path_disk_type
 from virtops.ops.network import NETWORK_EDIT_FIELDS, NetworkSpec
+from virtops.ops.pool import POOL_PERMISSION_FIELDS  # what the spec leaves to the host when it gives none
 from virtops.ops.volume import backing_first
 from virtops.xmlmodels.values import BUILT_AS_DIRECTORY, ON_A_DEVICE, POOL_TYPES, VOLUME_FORMATS
 from virtops.ops.vm import DomainXml, HostView, PoolRoom, ResolvedVolume

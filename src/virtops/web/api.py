@@ -21,13 +21,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from virtops.base.errors import HostUnreachable, InvalidInput, NeedsOption, NotFound, VirtopsError
 from virtops.daemon.facts_models import HostInfo
 from virtops.host import Host
-from virtops.ops.domain import KernelBoot
 from virtops.ops.impact import Impact
 from virtops.ops.network import DhcpHost, EditPlan, Lease, NetworkChanges, NetworkInfo, NetworkRequest
 from virtops.ops.pool import CreateResult as PoolCreateResult
-from virtops.ops.pool import PoolInfo, PoolSource, PoolSpec
+from virtops.ops.pool import PoolInfo, PoolPermissions, PoolSource, PoolSpec
 from virtops.ops.vm import (CreateRequest, DeleteResult, DetachResult, DiskInfo, DiskRequest, NicInfo,
-                            NicRequest, SettingsResult, VmInfo, VmSummary)
+                            NicRequest, SettingsResult, VmChanges, VmInfo, VmSummary)
 from virtops.ops.volume import CreateResult as VolumeCreateResult
 from virtops.ops.volume import TransferResult, VolumeInfo, VolumeRequest, streamed_length
 from virtops.web import fleet
@@ -197,12 +196,11 @@ def pool_autostart(request: Request, name: str, body: Autostart):
     return host_of(request).pools.set_autostart(name, body.autostart)
 
 
-class Permissions(Body):
-    """A dir pool's directory permissions, as `pool set`; absent ones stay."""
+class Permissions(PoolPermissions):
+    """The core's PoolPermissions, strict as a body: a dir pool's directory permissions, as
+    `pool set`; absent ones stay."""
 
-    mode: str | None = Field(None, description="octal, e.g. 0750")
-    owner: str | int | None = Field(None, description="user name or uid")
-    group: str | int | None = Field(None, description="group name or gid")
+    model_config = STRICT
 
 
 @router.post("/pools/{name}/permissions", response_model=PoolCreateResult)
@@ -531,15 +529,13 @@ def vm_xml(request: Request, name: str, inactive: bool = False):
     return xml(host_of(request).vms.dumpxml(name, inactive=inactive))
 
 
-class VmSettings(Body):
-    """`vm set`: the fields to change in the VM's definition; absent ones stay."""
+class VmSettings(VmChanges):
+    """`vm set`: the core's VmChanges, strict as a body (the fields to change in the VM's
+    definition; absent ones stay), and how the VM boots otherwise."""
 
-    memory: str | int | None = Field(None, description="maximum and current memory, e.g. 512M or 2G")
-    vcpus: int | None = Field(None, description="vCPUs (maximum and current)")
-    boot: KernelBoot | None = Field(None, description="direct kernel boot")
+    model_config = STRICT
     no_boot: bool = Field(False, description="drop direct kernel boot: boot from the first disk")
     boot_order: list[str] | None = Field(None, description="BIOS boot order of hd, cdrom, network, fd, e.g. [\"cdrom\", \"hd\"]")
-    autostart: bool | None = None
 
 
 @router.post("/vms/{name}/settings", response_model=SettingsResult)
