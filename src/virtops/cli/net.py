@@ -70,7 +70,7 @@ def create(ctx, name, no_dhcp, no_start, no_autostart, as_json, **fields) -> Non
 
     fields["dhcp"] = _dhcp_value(fields["dhcp"], no_dhcp)
     request = NetworkRequest(name=name, **given_fields(NetworkRequest, fields))
-    info = _networks(ctx).create(name, start=not no_start, autostart=not no_autostart, **request.build_options())
+    info = _networks(ctx).create_from(request, start=not no_start, autostart=not no_autostart)
     if as_json:
         emit_json(info.model_dump())
         return

@@ -998,6 +998,10 @@ class Networks:
             raise InvalidInput("name", f"a network named {name!r} already exists; choose another name or delete it first.")
         return self.check_against_host(spec)
 
+    def create_from(self, request: NetworkRequest, start: bool = True, autostart: bool = True) -> NetworkInfo:
+        """`create` of a NetworkRequest, the model every face builds (the CLI, the REST API, a spec)."""
+        return self.create(request.name, start=start, autostart=autostart, **request.build_options())
+
     @locks_host("net create")
     def create(self, name: str, start: bool = True, autostart: bool = True, **options) -> NetworkInfo:
         """Define, start and mark autostart as one operation; on failure the network is removed again.

@@ -258,6 +258,10 @@ class Volumes:
                     "the volume will fail to fill up completely."]
         return []
 
+    def create_from(self, pool_name: str, request: VolumeRequest, progress: Progress | None = None) -> CreateResult:
+        """`create` of a VolumeRequest, the model every face builds (the CLI, the REST API, a spec)."""
+        return self.create(pool_name, **request.model_dump(include=set(VolumeRequest.model_fields)), progress=progress)
+
     @locks_host("vol create")
     def create(self, pool_name: str, name: str, capacity: str | int, allocation: str | int | None = None,
                format: str | None = None, backing: str | None = None, progress: Progress | None = None) -> CreateResult:

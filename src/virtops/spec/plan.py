@@ -809,7 +809,7 @@ class _Planner:
         def create() -> None:
             if not pool_exists and _came_with_its_pool(volumes, ref):
                 return
-            volumes.create(pool, desired.name, desired.capacity, desired.allocation, desired.format, desired.backing)
+            volumes.create_from(pool, desired)
 
         label = f"create volume {ref}" + ("" if pool_exists else " (unless it comes with its pool)")
         return Action("volume", ref, "create", changes=_fields_set(desired, exclude={"name"}), steps=[(label, create)])
@@ -881,8 +881,8 @@ class _Planner:
         except VirtopsError as err:
             self.refused(("networks", i), err)
         return Action("network", entry.name, "create", changes=_fields_set(desired, exclude={"name"}),
-                      steps=[(f"create network {entry.name}", lambda: networks.create(
-                          entry.name, start=desired.active, autostart=desired.autostart, **options))])
+                      steps=[(f"create network {entry.name}", lambda: networks.create_from(
+                          entry, start=desired.active, autostart=desired.autostart))])
 
     def _update_network(self, i: int, entry: NetworkEntry, desired: NetworkEntry,
                         current: NetworkEntry) -> Action | None:

@@ -228,7 +228,7 @@ class VolumeCreate(VolumeRequest):
 
 @router.post("/pools/{name}/volumes", response_model=VolumeCreateResult, status_code=201)
 def volume_create(request: Request, name: str, body: VolumeCreate):
-    result = host_of(request).volumes.create(name, **body.model_dump())
+    result = host_of(request).volumes.create_from(name, body)
     publish(request, "volume", f"{name}/{body.name}", "created")
     return result
 
@@ -365,8 +365,7 @@ def networks(request: Request):
 
 @router.post("/networks", response_model=NetworkInfo, status_code=201)
 def network_create(request: Request, body: NetworkCreate):
-    return host_of(request).networks.create(body.name, start=body.start, autostart=body.autostart,
-                                            **body.build_options())
+    return host_of(request).networks.create_from(body, start=body.start, autostart=body.autostart)
 
 
 @router.post("/networks/xml", response_model=NetworkInfo, status_code=201,
