@@ -1,7 +1,10 @@
 """The declarative spec: a YAML file describing a host's pools (with their volumes), networks and
 VMs (with their disks and NICs), using the same fields as the CLI.
 
-This module only translates: YAML with line numbers <-> pydantic models <-> the core's models.
+This module only translates: YAML with line numbers <-> the core's request models. Each entry is
+the core's class (ops/: VolumeRequest, PoolSpec, NetworkRequest, DhcpHost, Address, VmRequest,
+KernelBoot, DiskRequest, NicRequest) or a subclass adding only what a spec alone says (autostart,
+active, xml, a pool's volumes), so the spec's JSON Schema is theirs.
 Every rule about what is valid lives in the core (pool.py, network.py, volume.py, vm.py); here
 their refusals are placed at a file, a line and a field. `plan.py` compares and acts.
 
@@ -37,8 +40,6 @@ from virtops.ops.pool import PoolSpec
 from virtops.ops.vm import VmRequest
 from virtops.ops.volume import VolumeRequest
 from virtops.xmlmodels.values import NETWORK_MODES
-
-
 
 XML_DESCRIPTION = ("libvirt's XML of a {kind} whose form the other fields cannot describe (`virsh {dump}`); "
                    "then only name, autostart and active go beside it. Compared after libvirt's own formatting.")
