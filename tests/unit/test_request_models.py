@@ -153,3 +153,29 @@ def test_a_required_field_is_a_usage_error_when_left_out(argv, capsys):
 
     assert run_main(cli, ["-c", "test:///default", *argv]) == 2
     assert "Missing option" in capsys.readouterr().err
+
+
+def test_a_value_the_model_refuses_reads_alike_in_every_face():
+    """A size that is none: the same sentence from the REST API's translation, the spec's and the
+    CLI's (cli/common.request_of), each naming the field its own way."""
+    from pydantic import ValidationError
+
+    from virtops.base.errors import InvalidInput
+    from virtops.cli.common import request_of
+    from virtops.ops.vm import CreateRequest
+    from virtops.spec.document import SpecError, loads
+    from virtops.web.api import VolumeCreate, VmCreate
+    from virtops.web.refusals import validation_refusal
+
+    sentence = "'lots' is not a size; give bytes or a number with a unit such as 1000M, 5G, 512MiB or 10GB."
+    for body_model, body, name in ((VolumeCreate, {"name": "v", "capacity": "lots"}, "capacity"),
+                                   (VmCreate, {"name": "v", "memory": "lots"}, "memory")):
+        with pytest.raises(ValidationError) as err:
+            body_model.model_validate(body)
+        errors = [{**e, "loc": ("body", *e["loc"])} for e in err.value.errors()]
+        assert validation_refusal(errors, body, body_model) == (name, f"{name}: {sentence}")
+    with pytest.raises(SpecError, match=f"host.yaml:4: pools\\[0\\].volumes\\[0\\].capacity: {sentence}"):
+        loads("pools:\n  - name: p\n    target: /var/lib/libvirt/p\n    volumes: [{name: v, capacity: lots}]\n",
+              "host.yaml")
+    with pytest.raises(InvalidInput, match=f"^memory: {sentence}$"):
+        request_of(CreateRequest, name="v", memory="lots")

@@ -48,6 +48,8 @@ def validation_refusal(errors: list[dict], body: Any, model: type[BaseModel] | N
     got = _shown(first.get("input"))
     if first["type"] == "value_error":  # a validator of the model: its own sentence
         reason = str(first.get("ctx", {}).get("error", "")).rstrip(".")
+        if reason.startswith(got):  # the core's sentence names the value already (a size: 'lots' is not a size)
+            return field, f"{name}: {reason}."
         return field, f"{name}: {got} is not accepted: {reason}." if reason else f"{name}: {got} is not accepted."
     return field, f"{name}: {got} is not accepted; give {expected}." if expected else f"{name}: {got} is not accepted."
 
