@@ -144,3 +144,21 @@ def test_lab_name_resolves_without_re(tmp_path, words):
                           env={**os.environ, "VIRTOPS_LAB_ROOT": str(tmp_path)})
     assert done.returncode == 1 and "No libvirt daemon answers" in done.stderr, done.stderr
     assert done.stdout.splitlines()[-1] == "[]"
+
+
+@pytest.mark.parametrize("words, absent", [
+    (["pool", "list", "--all"], ("ipaddress", "virtops.xmlmodels.network", "virtops.xmlmodels.domain")),
+    (["pool", "info", "default-pool"], ("ipaddress", "virtops.xmlmodels.network", "virtops.xmlmodels.domain")),
+    (["vol", "list", "default-pool"], ("ipaddress", "virtops.xmlmodels.network")),
+], ids=lambda value: " ".join(value) if isinstance(value, list) else "")
+def test_a_storage_listing_imports_no_network_or_domain_model_it_does_not_read(words, absent):
+    """ops/rows.py imports the network model (with ipaddress, 1.5 ms) where it reads a network, and
+    the domain model where it reads who uses a volume."""
+    code = ("import atexit, sys\n"
+            f"atexit.register(lambda: print(sorted(m for m in {absent!r} if m in sys.modules)))\n"
+            "from virtops.cli import main\n"
+            f"sys.argv = ['virtops', *{URI + words!r}]\n"
+            "main()\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "[]"

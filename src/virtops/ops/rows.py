@@ -13,8 +13,6 @@ from virtops.base.errors import VirtopsError, libvirt_errors, one_sentence
 from virtops.base.threads import Indexes, run_threads
 from virtops.daemon import lookups
 from virtops.xmlmodels import read
-from virtops.xmlmodels.domain import DomainXml
-from virtops.xmlmodels.network import NetworkXml
 from virtops.xmlmodels.pool import PoolXml
 from virtops.xmlmodels.volume import VolumeXml
 
@@ -70,6 +68,8 @@ def volume_info(host, ref: str) -> dict:
 # -- networks --------------------------------------------------------------------------------
 def network_fields(node: Element) -> dict:
     """What virtops models of a network's XML, as the keys of NetworkSpec."""
+    from virtops.xmlmodels.network import NetworkXml  # here: pool and volume listings need no ipaddress
+
     net = NetworkXml(node)
     spec = net.values("name", "uuid", "mode", "dev", "bridge", "domain", "mtu")
     spec.update(ipv6_guests=bool(net.ipv6_guests), nat_ipv6=bool(net.nat_ipv6) and spec["mode"] == "nat")
@@ -89,6 +89,8 @@ def network_addresses(node: Element) -> list[dict]:
     """Every <ip> of a network as the XML gives it: address/prefix, DHCP ranges, static hosts
     (IPv6 ones by DUID or by name alone)."""
     addresses = []
+    from virtops.xmlmodels.network import NetworkXml
+
     for ip in NetworkXml(node).ips:
         interface = ip.interface
         hosts = [{key: value for key, value in host.values("mac", "id", "name", "ip").items() if value is not None}
@@ -280,6 +282,8 @@ def domains_with_xml(conn: libvirt.virConnect) -> list[tuple[str, bool, Element]
 
 
 def volume_users(conn: libvirt.virConnect) -> VolumeUsers:
+    from virtops.xmlmodels.domain import DomainXml  # here: a pool listing reads no domain
+
     users = VolumeUsers()
     for name, running, root in domains_with_xml(conn):
         if running:
