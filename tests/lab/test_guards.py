@@ -87,7 +87,7 @@ def test_network_of_a_running_guest_is_not_cut_off_without_force(lab, guarded, t
     plan = cli_ok(lab.uri, "backup", "restore", "--only", "networks", "--replace", "--dry-run", archive)
     assert f"replace  network/{NET}" in plan and f"stops it under running guests {VM}" in plan, plan
     # The core names its option as the Python API spells it; the CLI turns it into --force.
-    with pytest.raises(NeedsOption, match="give force to go ahead") as refusal:
+    with pytest.raises(NeedsOption, match="give force=True to go ahead") as refusal:
         host.networks.stop(NET)
     assert refusal.value.option == "force" and "--force" not in str(refusal.value)
 

@@ -121,9 +121,9 @@ CREATE_REFUSALS = [
     (["t-x", "--subnet", "10.40.0.0/24", "--ipv6", "fd00::1/64"], "ipv6:"),
     (["t-x", "--subnet", "10.40.0.0/24", "--mtu", "20"], "mtu:"),
     (["t-x", "--subnet", "10.40.0.0/24", "--ipv6", "fd00:40::/64", "--mode", "route", "--nat-ipv6"],
-     "nat_ipv6: mode route does no NAT"),
-    (["t-x", "--subnet", "10.40.0.0/24", "--nat-ipv6"], "nat_ipv6: the network has no IPv6 address"),
-    (["t-x", "--mode", "bridge", "--bridge", "virbr0", "--ipv6-guests"], "ipv6_guests: a bridge-mode network"),
+     "--nat-ipv6: mode route does no NAT"),
+    (["t-x", "--subnet", "10.40.0.0/24", "--nat-ipv6"], "--nat-ipv6: the network has no IPv6 address"),
+    (["t-x", "--mode", "bridge", "--bridge", "virbr0", "--ipv6-guests"], "--ipv6-guests: a bridge-mode network"),
     (["t-x", "--ipv6-guests"], "subnet: a network in mode nat needs an address"),
 ]
 
@@ -376,7 +376,7 @@ def test_ipv6_between_guests_gets_the_bridge_its_ipv6_rules_without_an_address(l
     for mode in ("nat", "route"):  # libvirt forwards from an address only: the core's sentence, not its XML error
         forwarding = cli(lab, "net", "edit", "t-lan6", "--mode", mode, "--yes")
         assert forwarding.returncode == 1 and forwarding.stderr.startswith(
-            f"error: mode: network t-lan6 has no address, and mode {mode} forwards from one;"), forwarding.stderr
+            f"error: --mode: network t-lan6 has no address, and mode {mode} forwards from one;"), forwarding.stderr
         assert forwarding.stderr.count("\n") == 1
     assert host_state(host.conn) == before
     plan = cli(lab, "net", "edit", "t-lan6", "--no-ipv6-guests")
@@ -398,7 +398,7 @@ def test_nat_for_ipv6_masquerades_the_ipv6_subnet(lab, host, nets):
     validate_config(host, "t-v6nat")
     before = host_state(host.conn)
     refused = cli(lab, "net", "edit", "t-v6route", "--mode", "route", "--nat-ipv6", "--yes")
-    assert refused.returncode == 1 and "nat_ipv6: mode route does no NAT" in refused.stderr
+    assert refused.returncode == 1 and "--nat-ipv6: mode route does no NAT" in refused.stderr
     assert host_state(host.conn) == before
     routed = cli(lab, "net", "edit", "t-v6nat", "--mode", "route", "--yes")  # NAT for IPv6 leaves with NAT
     assert routed.returncode == 0 and "NAT for IPv6 on -> off" in routed.stdout, routed.stdout + routed.stderr

@@ -54,10 +54,10 @@ def test_a_stopped_pool_stays_stopped_and_its_directory_changes(lab, host):
 
 
 @pytest.mark.parametrize("kwargs, field", [
-    (dict(mode="999"), "--mode"),
-    (dict(owner="no-such-user-here"), "--owner"),
-    (dict(group="no-such-group-here"), "--group"),
-    (dict(), "--mode"),
+    (dict(mode="999"), "mode"),
+    (dict(owner="no-such-user-here"), "owner"),
+    (dict(group="no-such-group-here"), "group"),
+    (dict(), "mode"),
 ])
 def test_bad_permissions_are_refused_with_the_host_and_directory_unchanged(lab, host, kwargs, field):
     _pool(host, "perm-bad")

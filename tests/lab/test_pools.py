@@ -195,7 +195,7 @@ def test_usage_error_is_exit_2(lab, clean):
 def test_core_refusals_raise_invalid_input(host, clean):
     with pytest.raises(InvalidInput) as err:
         host.pools.create(PoolSpec(name="x", target="/proc/x"))
-    assert err.value.field == "--target"
+    assert err.value.field == "target"
     with pytest.raises(NotFound):
         host.pools.info("nope")
 

@@ -58,7 +58,7 @@ def test_the_handbook_pool_is_refused_with_its_fix_and_the_fix_boots_the_guest(l
                 f"/var/lib/libvirt/{POOL} of pool {POOL} has mode 0700, owner 0:0; let QEMU through with {fix}.")
     message = _refused(lab, conn, "vm", "create", "stock", "--memory", "128M", "--disk", f"{POOL}/sys",
                        "--boot", _boot(guest_image))
-    assert message == f"error: disk: {expected}"
+    assert message == f"error: --disk: {expected}"
     assert fix in _refused(lab, conn, "vm", "create", "stock", "--memory", "128M", "--new-disk", f"{POOL}:8M")
 
     # A VM defined behind virtops's back (virsh define) with its disk in the pool: start is refused.
@@ -118,14 +118,14 @@ def test_pool_create_with_a_mode_qemu_cannot_pass_warns(lab, host):
 def test_kernel_and_initrd_must_exist_and_be_readable_by_qemu(lab, host, guest_image):
     conn = host.conn
     missing = _refused(lab, conn, "vm", "create", "k", "--memory", "128M", "--boot", "kernel=/nonexistent/vmlinuz")
-    assert missing == "error: boot: kernel /nonexistent/vmlinuz is not a file on the host; give the path of an existing file."
+    assert missing == "error: --boot: kernel /nonexistent/vmlinuz is not a file on the host; give the path of an existing file."
     hidden = Path(tempfile.mkdtemp(prefix="virtops-hidden-", dir="/tmp"))  # mode 0700, root's
     try:
         shutil.copy(guest_image.kernel, hidden / "vmlinuz")
         os.chmod(hidden / "vmlinuz", 0o644)
         message = _refused(lab, conn, "vm", "create", "k", "--memory", "128M", "--boot",
                            f"kernel={hidden / 'vmlinuz'},initrd={guest_image.initrd}")
-        assert message == (f"error: boot: QEMU runs as libvirt-qemu (64055:64055) and cannot read kernel "
+        assert message == (f"error: --boot: QEMU runs as libvirt-qemu (64055:64055) and cannot read kernel "
                            f"{hidden / 'vmlinuz'}: {hidden} has mode 0700, owner 0:0; let QEMU through with "
                            f"`chmod o+x {hidden}` on the host.")
         # vm set --boot: the same checks, before the definition changes.

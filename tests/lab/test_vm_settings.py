@@ -148,7 +148,7 @@ def test_vm_set_on_the_command_line(lab, host):
         assert text.returncode == 0 and "takes effect at VM set-cli's next boot; virtops does not reboot it" in text.stdout
         before = host_state(host.conn)
         bad = run_cli("vm", "set", "set-cli", "--memory", "100T", uri=lab.uri)
-        assert bad.returncode == 1 and re.match(r"error: memory: 100T is more than the host's \d+ MiB", bad.stderr)
+        assert bad.returncode == 1 and re.match(r"error: --memory: 100T is more than the host's \d+ MiB", bad.stderr)
         assert len(bad.stderr.strip().splitlines()) == 1
         assert host_state(host.conn) == before
     finally:

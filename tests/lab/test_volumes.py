@@ -138,7 +138,7 @@ def test_create_refusals_change_nothing(lab, pool):
 def test_core_refusal_raises_invalid_input(pool):
     with pytest.raises(InvalidInput) as err:
         pool.volumes.create("test", "x", "0")
-    assert err.value.field == "--capacity"
+    assert err.value.field == "capacity"
 
 
 # -- list, info, dumpxml, used by ---------------------------------------------------------------------

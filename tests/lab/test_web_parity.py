@@ -183,7 +183,8 @@ def test_volume_resize_clone_and_wipe(page, conn, web_lab, tmp_path):
     row("data").get_by_role("button", name="Resize…").click()
     dialog(page).locator("input[name=size]").fill("8M")
     submit(page)
-    refused(page, "size: 8.00 MiB is smaller than the capacity 16.00 MiB; give shrink to shrink it (data past the new end is lost).")
+    refused(page, 'size: 8.00 MiB is smaller than the capacity 16.00 MiB; give "shrink": true to shrink it (data past the '
+                  'new end is lost).')
     assert host_state(conn) == before
     dialog(page).get_by_role("button", name="Go ahead: Allow shrinking (data past the new end is lost)").click()  # the core's way out
     expect(dialog(page)).to_have_count(0)
@@ -306,7 +307,7 @@ def test_dir_pool_permissions(page, conn):
     row.get_by_role("button", name="Permissions…").click()
     before = host_state(conn)
     submit(page)  # as the pool has them: nothing is sent to change, and the pool is not restarted for it
-    refused(page, "--mode: nothing to change; give the mode, owner or group to set.")
+    refused(page, "mode: nothing to change; give the mode, owner or group to set.")
     assert host_state(conn) == before
     dialog(page).locator("input[name=mode]").fill("999")
     submit(page)
@@ -367,7 +368,8 @@ def test_a_running_vm_keeps_its_memory_until_its_next_boot_and_is_removed_only_w
     dialog(page).locator("input[name=remove_storage]").check()
     before = host_state(conn)
     submit(page)
-    refused(page, "vm: parityrun is running; shut it down first, or give force to stop it at once and delete it anyway.")
+    refused(page, 'vm: parityrun is running; shut it down first, or give "force": true to stop it at once and delete '
+                  'it anyway.')
     assert host_state(conn) == before and dom.isActive()
     dialog(page).get_by_role("button", name="Go ahead: Stop parityrun at once").click()
     expect(page.locator("#object-gone")).to_contain_text("is no longer on this host")  # the VM's page says so

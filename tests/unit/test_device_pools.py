@@ -36,12 +36,12 @@ def test_a_device_pool_is_built_only_when_asked(test_host, device_calls):
 
 @pytest.mark.parametrize("spec, expected", [
     (dict(name="d", target="/var/lib/libvirt/d"), "applies only to logical and disk pools; a dir pool is always built."),
-    (dict(name="g", type="logical", source_name="vg0"), "a logical pool is built on its physical volumes; give --device."),
+    (dict(name="g", type="logical", source_name="vg0"), "a logical pool is built on its physical volumes; give device."),
 ])
 def test_build_is_refused_where_it_means_nothing(test_host, device_calls, spec, expected):
     with pytest.raises(InvalidInput) as err:
         test_host.pools.create(PoolSpec(**spec), build_device=True)
-    assert str(err.value) == f"--build: {expected}"
+    assert str(err.value) == f"build: {expected}"
     assert device_calls == [] and not test_host.pools.exists(spec["name"])
 
 
@@ -62,7 +62,7 @@ def test_deleting_a_device_pool_keeps_its_storage_unless_with_volumes(test_host,
     for spec in (GUESTS, WHOLE):
         test_host.pools.create(PoolSpec(**spec))
     assert test_host.pools.delete("guests") == [
-        "stopped", "kept the volume group vg_guests on /dev/vdc (--with-volumes removes it)", "undefined"]
+        "stopped", "kept the volume group vg_guests on /dev/vdc (deleting the pool with its volumes removes it)", "undefined"]
     assert device_calls == []
     assert test_host.pools.delete("whole", with_volumes=True) == [
         "deleted 0 volume(s)", "stopped", "removed the gpt partition table on /dev/vdd", "undefined"]
@@ -74,7 +74,7 @@ def test_a_volume_of_a_device_pool_is_raw(test_host, device_calls):
     test_host.pools.create(PoolSpec(**WHOLE))
     with pytest.raises(InvalidInput) as err:
         test_host.volumes.create("whole", "vdd1", "16M", format="qcow2")
-    assert str(err.value) == "--format: a volume of disk pool whole is a partition, raw; give no --format."
+    assert str(err.value) == "format: a volume of disk pool whole is a partition, raw; give no format."
     created = test_host.volumes.create("whole", "vdd1", "16M")
     assert created.volume.format == "none"
 

@@ -70,7 +70,7 @@ def test_parse_options():
 @pytest.mark.parametrize("func,text,field", [
     (parse_disk_option, "test", "disk"), (parse_disk_option, "test/test,colour=red", "disk"),
     (parse_disk_option, "test/test,readonly=maybe", "disk readonly"),
-    (parse_new_disk_option, "test", "new-disk"), (parse_new_disk_option, "test:lots", "new-disk size"),
+    (parse_new_disk_option, "test", "new_disks"), (parse_new_disk_option, "test:lots", "new_disks"),
     (parse_network_option, ",model=e1000", "network"), (parse_network_option, "default,mode=vepa", "network"),
     (parse_disk_option, "test/test,format=qcow2", "disk"), (parse_boot_option, "initrd=/x", "boot"),
 ])
@@ -132,7 +132,7 @@ def test_create_then_refusals_leave_host_unchanged(seeded):
         (_req("vm2", nics=[parse_network_option("nonet")]), "network"),
         (_req("vm2", nics=[parse_network_option(f"mynetwork,mac={used_mac}")]), "mac"),
         (_req("vm2", nics=[parse_network_option("mynetwork,model=tulip9000")]), "model"),
-        (_req("vm2", new_disks=[parse_new_disk_option("test:1G"), parse_new_disk_option("nopool:1G")]), "new-disk"),
+        (_req("vm2", new_disks=[parse_new_disk_option("test:1G"), parse_new_disk_option("nopool:1G")]), "pool"),
         (_req("vm2", boot=KernelBoot(kernel="/k"), import_disk=True), "boot"),
     ]
     for request, field in refusals:
@@ -221,7 +221,7 @@ def test_new_disk_is_removed_when_a_later_step_fails(seeded, monkeypatch):
 def test_delete_with_storage_and_lifecycle(seeded):
     vms = seeded.vms
     vms.create(_req(new_disks=[parse_new_disk_option("test:100M:raw")], start=True))
-    with pytest.raises(VirtopsError, match="give force to stop it at once"):
+    with pytest.raises(VirtopsError, match="give force=True to stop it at once"):
         vms.delete("vm1")
     vms.suspend("vm1")
     assert vms.info("vm1").state == "paused"

@@ -77,5 +77,5 @@ def test_the_fuzzer_reaches_a_refusal(monkeypatch, capsys):
     """The harness itself: a known bad value is refused with exit code 1 and a sentence."""
     monkeypatch.setattr(sys, "argv", ["virtops", "-c", "test:///default", "net", "create", "n1", "--subnet", "nope"])
     assert run(sys.argv[1:]) == 1
-    assert capsys.readouterr().err.splitlines()[-1].startswith("error: subnet: 'nope' is not an IPv4 network")
+    assert capsys.readouterr().err.splitlines()[-1].startswith("error: --subnet: 'nope' is not an IPv4 network")
 

@@ -41,7 +41,7 @@ def test_bridge_mode():
     spec = build_spec("br", mode="bridge", bridge="br0")
     node = spec.to_element()
     assert node.find("ip") is None and node.find("bridge").get("name") == "br0"
-    with pytest.raises(InvalidInput, match="^mode: .*drop --subnet"):
+    with pytest.raises(InvalidInput, match="^mode: .*drop subnet"):
         build_spec("br", mode="bridge", bridge="br0", subnet="10.0.0.0/24")
     with pytest.raises(InvalidInput, match="^bridge: "):
         build_spec("br", mode="bridge")

@@ -6,6 +6,7 @@ import os
 
 import pytest
 
+from virtops.base.errors import CORE_WORDING, CommandLineWording
 from virtops.ops.access import (READ, ROOT, TRAVERSE, DaemonFiles, Entry, QemuUser, fixed_mode, parse_dac_label,
                                 permitted, unreachable, unreadable)
 
@@ -65,9 +66,10 @@ def test_without_a_dac_model_qemu_is_root():
 def test_the_refusal_names_disk_pool_mode_owner_user_and_fix():
     pool_dir = Entry("/var/lib/libvirt/test", 0o700, 0, 0)
     text = unreachable("disk test/sys (vda)", "test", pool_dir, None, QEMU)
-    assert text == ("QEMU runs as libvirt-qemu (64055:64055) and cannot reach disk test/sys (vda): the directory "
+    assert CommandLineWording().words(text) == ("QEMU runs as libvirt-qemu (64055:64055) and cannot reach disk test/sys (vda): the directory "
                     "/var/lib/libvirt/test of pool test has mode 0700, owner 0:0; let QEMU through with "
                     "`virtops pool set test --mode 0711`.")
+    assert CORE_WORDING.words(text).endswith("let QEMU through with the pool's mode='0711'.")  # no command elsewhere
     assert unreachable("disk test/sys (vda)", "test", Entry("/var/lib/libvirt/test", 0o711, 0, 0), None, QEMU) is None
     assert unreachable("disk x", "test", None, None, QEMU) is None  # libvirt reported no permissions
 

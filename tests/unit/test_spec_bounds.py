@@ -123,7 +123,7 @@ def test_an_empty_spec_with_prune_is_refused_and_changes_nothing(test_host, tmp_
     for attempt in (lambda: P.make_plan(test_host, loaded, prune=True), lambda: P.apply(test_host, loaded, prune=True)):
         with pytest.raises(VirtopsError) as caught:
             attempt()
-        assert str(caught.value).startswith("empty.yaml: the spec lists no pools, networks or VMs, so --prune would")
+        assert str(caught.value).startswith("empty.yaml: the spec lists no pools, networks or VMs, so prune=True would")
         assert "\n" not in str(caught.value)
     assert host_state(test_host.conn) == before
 

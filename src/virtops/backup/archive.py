@@ -33,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from virtops.backup import inventory
 from virtops.base import leftovers
-from virtops.base.errors import VirtopsError, libvirt_errors, one_sentence
+from virtops.base.errors import VirtopsError, libvirt_errors, one_sentence, term
 from virtops.daemon.facts import version_string
 from virtops.host import Host
 from virtops.backup.inventory import KIND_ORDER, HostObject
@@ -504,7 +504,7 @@ def _step_for(conn: libvirt.virConnect, obj: HostObject, current: HostObject | N
         return RestoreStep("skip", obj, "identical")
     if replace:
         return RestoreStep("replace", obj, "differs from the backup")
-    return RestoreStep("refuse", obj, "exists and differs from the backup (use --replace)")
+    return RestoreStep("refuse", obj, f"exists and differs from the backup (use {term('replace', True)})")
 
 
 def restore(host: Host, archive: Archive, steps: list[RestoreStep], force: bool = False) -> RestoreResult:
@@ -516,7 +516,7 @@ def restore(host: Host, archive: Archive, steps: list[RestoreStep], force: bool 
     if refused:
         names = ", ".join(s.obj.key for s in refused)
         raise VirtopsError(f"restore refused, nothing changed: {names} already exist and differ from the backup; "
-                           f"use --replace to overwrite them, or --only to restore other kinds.")
+                           f"use {term('replace', True)} to overwrite them, or {term('only')} to restore other kinds.")
     for step in steps:
         if step.action == "replace":
             _refuse_cutting_off(host, step.obj, force)

@@ -93,7 +93,8 @@ def undo_on_failure() -> Iterator[Undo]:
     except VirtopsError as err:
         if not undo.steps:
             raise
-        raise VirtopsError(f"{err.message.rstrip('.')}; {outcome(*undo.run(), undo.run_again_cleans)}") from err
+        raise VirtopsError(f"{err.text.rstrip('.')}; {outcome(*undo.run(), undo.run_again_cleans)}",
+                           field=err.field) from err
     except BaseException:
         undo.run()  # an interrupt or a bug: undo all the same, and let it through as it is
         raise

@@ -9,6 +9,7 @@ from typing import Iterator
 import click
 
 from virtops.cli.common import emit_json, json_option, pass_context
+from virtops.cli.output import in_cli_words
 
 
 @click.group()
@@ -81,10 +82,10 @@ def sigterm_interrupts() -> Iterator[None]:
 
 def _print_plan(steps, as_json: bool) -> None:
     if as_json:
-        emit_json([{"action": s.action, "object": s.obj.key, "reason": s.reason} for s in steps])
+        emit_json([{"action": s.action, "object": s.obj.key, "reason": in_cli_words(s.reason)} for s in steps])
         return
     for s in steps:
-        click.echo(f"{s.action:8} {s.obj.key}" + (f"  ({s.reason})" if s.reason else ""))
+        click.echo(f"{s.action:8} {s.obj.key}" + (f"  ({in_cli_words(s.reason)})" if s.reason else ""))
 
 
 @backup.command("diff")

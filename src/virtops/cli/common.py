@@ -3,20 +3,35 @@ errors, shell completion, the --json option and the commands built from the list
 The rest (the host, tables, JSON, errors as one sentence) is in cli/output.py, which needs no click."""
 from __future__ import annotations
 
+import functools
 from typing import Callable
 
 import click
 
 from virtops.cli.listings import GLOBAL_OPTIONS, JSON, Listing, Option
 from virtops.cli.output import (Context, Failed, _host_notice, emit_fields, emit_fleet_rows, emit_json, emit_table,
-                                fleet_failures, run_guarded, table_lines, warn_unreadable)
+                                fleet_failures, note_command_options, run_guarded, table_lines, warn_unreadable)
 
 # What the command modules take from here, output's parts among them.
 __all__ = ["Context", "Failed", "_host_notice", "complete", "emit_fields", "emit_fleet_rows", "emit_json",
            "emit_table", "fleet_failures", "global_options", "json_option", "listing_command", "pass_context", "run_main",
            "table_lines", "warn_unreadable"]
 
-pass_context = click.make_pass_decorator(Context)
+_pass_context = click.make_pass_decorator(Context)
+
+
+def pass_context(func: Callable) -> Callable:
+    """click's pass decorator of our Context; it also notes the command's options, so that a
+    refusal of the core words its terms as this command's own options (cli/output.in_cli_terms)."""
+    passing = _pass_context(func)
+
+    @functools.wraps(passing)
+    def run(*args, **kwargs):
+        note_command_options([(param.name, param.opts, param.secondary_opts)
+                              for param in click.get_current_context().command.params
+                              if isinstance(param, click.Option) and param.name])
+        return passing(*args, **kwargs)
+    return run
 
 
 def run_main(cli: click.Group, argv: list[str] | None = None) -> int:

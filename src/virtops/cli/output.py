@@ -105,24 +105,73 @@ def _debug_requested() -> bool:
     return "--debug" in sys.argv[1:]
 
 
-# The core places a refusal in a request (("disks", 1): its second disk); the CLI names the option.
-OPTION_OF_PART = {"disks": "--disk", "new_disks": "--new-disk", "nics": "--network"}
+# The core names the terms of a request by their fields (format, start, disks); the command line
+# words them as options. The options of the command being run come first (cli/common.pass_context
+# notes them: its --format of source_format, its --no-start); then the fields whose option is
+# named otherwise on every command (also the options that place a refusal in a request: ("disks",
+# 1) is --disk #2); then --FIELD.
+FLAG_OF_FIELD = {"disks": "--disk", "new_disks": "--new-disk", "nics": "--network"}
+# name -> (flag, its negative flag or None), by parameter name and by the flag's own name.
+COMMAND_OPTIONS: dict[str, tuple[str, str | None]] = {}
 # A command whose items of one part come from several options (a VM's NICs from --network, --bridge
 # and --direct) names each item here, in the request's order: ["--network #1", "--bridge #1"].
 ITEM_LABELS: dict[str, list[str]] = {}
 
 
-def in_cli_terms(err) -> str:
+def note_command_options(options: list[tuple[str, list[str], list[str]]]) -> None:
+    """The running command's options: (parameter name, flags, negative flags) each."""
+    COMMAND_OPTIONS.clear()
+    for name, flags, negatives in options:
+        long = next((flag for flag in flags if flag.startswith("--")), None)
+        if long is None:
+            continue
+        negative = next((flag for flag in negatives if flag.startswith("--")), None)
+        COMMAND_OPTIONS.setdefault(long[2:].replace("-", "_"), (long, negative))
+        COMMAND_OPTIONS.setdefault(name, (long, negative))
+
+
+def _command_line_wording():
     errors = sys.modules["virtops.base.errors"]
-    if isinstance(err, errors.NeedsOption):  # the core says force; the command line's flag is --force
-        return err.worded("--" + err.option.replace("_", "-"))
+
+    class CliWording(errors.CommandLineWording):
+        def flag(self, field: str, on: bool = True) -> str:
+            flag, negative = COMMAND_OPTIONS.get(field) or (FLAG_OF_FIELD.get(field), None)
+            if not on:
+                if negative is None and f"no_{field}" in COMMAND_OPTIONS:
+                    negative = COMMAND_OPTIONS[f"no_{field}"][0]
+                return negative or super().flag(field, on=False)
+            return flag or super().flag(field)
+
+        def field(self, name: str) -> str:
+            """A refused field that is an option of this command is named as the option; others (an
+            argument such as the pool's NAME) by the core's name."""
+            return COMMAND_OPTIONS[name][0] if name in COMMAND_OPTIONS else name
+
+    return CliWording()
+
+
+def in_cli_words(data: Any) -> Any:
+    """A text of the core that is no error (a plan's note or summary, a restore step's reason), or
+    data holding such texts (a plan as JSON), with its terms as options."""
+    if isinstance(data, str):
+        return _command_line_wording().words(data) if "virtops.base.errors" in sys.modules else data
+    if isinstance(data, dict):
+        return {key: in_cli_words(value) for key, value in data.items()}
+    if isinstance(data, list):
+        return [in_cli_words(value) for value in data]
+    return data
+
+
+def in_cli_terms(err) -> str:
+    """The core's sentence in the command line's terms: its fields and terms as options, a refusal
+    about a part of the request (a VM's second disk) begun with that part's option (--disk #2)."""
+    wording = _command_line_wording()
     location = getattr(err, "location", ())
-    if len(location) < 2 or location[0] not in OPTION_OF_PART or not isinstance(location[1], int):
-        return str(err)
-    message = err.message.removeprefix(f"{err.field}: ") if err.field else err.message
+    if len(location) < 2 or location[0] not in FLAG_OF_FIELD or not isinstance(location[1], int):
+        return err.worded(wording)
     labels = ITEM_LABELS.get(location[0], [])
-    label = labels[location[1]] if location[1] < len(labels) else f"{OPTION_OF_PART[location[0]]} #{location[1] + 1}"
-    return f"{label}: {message}"
+    label = labels[location[1]] if location[1] < len(labels) else f"{FLAG_OF_FIELD[location[0]]} #{location[1] + 1}"
+    return f"{label}: {err.worded(wording, with_field=False)}"
 
 
 # -- output ---------------------------------------------------------------------------------------

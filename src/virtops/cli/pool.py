@@ -7,6 +7,7 @@ from virtops.xmlmodels.values import POOL_TYPES
 from virtops.cli.common import (ModelCommand, complete, emit_json, emit_table, given_fields, json_option, listing_command,
                                 pass_context)
 from virtops.cli.listings import BY_PATH
+from virtops.cli.output import in_cli_words
 
 def _pool_spec_model() -> type:
     from virtops.ops.pool import PoolSpec
@@ -27,7 +28,7 @@ def _spec(name: str, fields: dict):
 
 def _warn(warnings) -> None:
     for warning in warnings:
-        click.echo(f"warning: {warning}", err=True)
+        click.echo(f"warning: {in_cli_words(warning)}", err=True)
 
 
 @click.group()
@@ -55,7 +56,7 @@ def pool_create(ctx, name, no_start, no_autostart, build_device, as_json, **fiel
                                      build_device=build_device)
     _warn(result.warnings)
     if as_json:
-        emit_json(result.model_dump())
+        emit_json(in_cli_words(result.model_dump()))
         return
     click.echo(f"Pool {name} created: {', '.join(result.steps)}.")
 
@@ -91,7 +92,7 @@ def pool_set(ctx, name, mode, owner, group, as_json) -> None:
     result = ctx.host().pools.set_permissions(name, mode=mode, owner=owner, group=group)
     _warn(result.warnings)
     if as_json:
-        emit_json(result.model_dump())
+        emit_json(in_cli_words(result.model_dump()))
         return
     info = result.pool
     click.echo(f"Pool {name}: mode {info.mode}, owner {info.owner}, group {info.group}; {', '.join(result.steps)}.")

@@ -8,6 +8,7 @@ import sys
 import click
 
 from virtops.cli.common import emit_json, fleet_failures, json_option, pass_context
+from virtops.cli.output import in_cli_words
 
 MARKS = {"create": "+", "update": "~", "delete": "-"}
 
@@ -31,7 +32,7 @@ def show_plan(plan, prune: bool) -> None:
         for change in action.changes:
             click.echo(f"    {_change_line(action, change)}")
         for note in action.notes:
-            click.echo(f"    note: {note}")
+            click.echo(f"    note: {in_cli_words(note)}")
         if action.disruptive:
             click.echo("    needs --yes")
     if plan.kept and not prune:
@@ -39,7 +40,7 @@ def show_plan(plan, prune: bool) -> None:
     for warning in plan.warnings:
         click.echo(f"warning: {warning}", err=True)
     if plan.actions:
-        click.echo(f"Plan: {plan.summary()}")
+        click.echo(f"Plan: {in_cli_words(plan.summary())}")
 
 
 def _change_line(action, change) -> str:
@@ -67,7 +68,7 @@ def plan(ctx, spec_file, prune, as_json) -> None:
         return _plan_fleet(ctx, loaded, prune, as_json)
     result = make_plan(ctx.host(), loaded, prune=prune)
     if as_json:
-        emit_json(result.as_dict())
+        emit_json(in_cli_words(result.as_dict()))
         return
     show_plan(result, prune)
 
@@ -87,7 +88,7 @@ def _plan_fleet(ctx, loaded, prune: bool, as_json: bool) -> None:
 
     planned = plan_fleet(targets(loaded, ctx.hosts), prune)
     if as_json:
-        emit_json(planned.as_dict())
+        emit_json(in_cli_words(planned.as_dict()))
     else:
         _show_plans(planned, prune)
     refused = planned.refusal()
@@ -122,10 +123,10 @@ def apply(ctx, spec_file, yes, prune, as_json) -> None:
         result = run_apply(ctx.host(), loaded, yes=yes, prune=prune, progress=echo, on_plan=show)
     except Exception:
         if as_json and shown:
-            emit_json({"done": [], "plan": shown[0].as_dict()})
+            emit_json(in_cli_words({"done": [], "plan": shown[0].as_dict()}))
         raise
     if as_json:
-        emit_json({"done": result.done, "plan": result.plan.as_dict()})
+        emit_json(in_cli_words({"done": result.done, "plan": result.plan.as_dict()}))
     elif result.done:
         click.echo(f"Applied: {len(result.done)} step(s).")
 
@@ -140,11 +141,11 @@ def _apply_fleet(ctx, loaded, yes: bool, prune: bool, as_json: bool) -> None:
         applied = apply_fleet(targets(loaded, ctx.hosts), yes=yes, prune=prune, progress=echo, on_plan=show)
     except Exception:
         if as_json and shown:
-            emit_json({"hosts": {}, "plan": shown[0].as_dict()})
+            emit_json(in_cli_words({"hosts": {}, "plan": shown[0].as_dict()}))
         raise
     if as_json:
-        emit_json({"hosts": {a.host.name: {"done": a.value.done} if a.ok else {"error": a.error}
-                             for a in applied.answers}, "plan": shown[0].as_dict()})
+        emit_json(in_cli_words({"hosts": {a.host.name: {"done": a.value.done} if a.ok else {"error": a.error}
+                                          for a in applied.answers}, "plan": shown[0].as_dict()}))
     else:
         for answer in applied.answers:
             if answer.ok and answer.value.done:

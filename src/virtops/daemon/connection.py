@@ -5,7 +5,7 @@ import _thread  # its lock: threading (with functools and collections) is import
 import os
 
 from virtops.base.binding import libvirt
-from virtops.base.errors import HostUnreachable, one_sentence
+from virtops.base.errors import HostUnreachable, command, one_sentence, term
 
 TYPE_CHECKING = False  # not typing's: importing typing costs a listing's start-up (docs/architecture.md)
 if TYPE_CHECKING:
@@ -53,7 +53,8 @@ def peer_uri(uri: str) -> str:
         lab = Lab(given.removeprefix("lab:"))
         if lab.peer_uri is None:
             raise HostUnreachable(f"to: lab {lab.name} is on no segment, so no other host reaches it; "
-                                  f"`virtops lab up {lab.name} --segment SEG` with the source's segment.")
+                                  f"{command(f'lab up {lab.name}', term('segment', 'SEG'), elsewhere='start it')} "
+                                  "with the source's segment.")
         return lab.peer_uri
     return resolve_uri(given)
 

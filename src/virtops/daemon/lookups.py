@@ -3,7 +3,7 @@ pydantic): the listings use it as the operations do."""
 from __future__ import annotations
 
 from virtops.base.binding import libvirt
-from virtops.base.errors import InvalidInput, NotFound, from_libvirt
+from virtops.base.errors import InvalidInput, NotFound, command, from_libvirt, term
 
 
 def pool(conn: libvirt.virConnect, name: str) -> libvirt.virStoragePool:
@@ -11,7 +11,8 @@ def pool(conn: libvirt.virConnect, name: str) -> libvirt.virStoragePool:
         return conn.storagePoolLookupByName(name)
     except libvirt.libvirtError as err:
         if err.get_error_code() == libvirt.VIR_ERR_NO_STORAGE_POOL:
-            raise NotFound(f"pool: no storage pool named {name!r} on this host; `virtops pool list --all` lists them.") from None
+            raise NotFound(f"pool: no storage pool named {name!r} on this host"
+                           f"{command('pool list', term('all', True), wrap='; {} lists them', elsewhere='')}.") from None
         raise from_libvirt(err, f"looking up pool {name}") from err
 
 
@@ -19,7 +20,8 @@ def active_pool(conn: libvirt.virConnect, name: str) -> libvirt.virStoragePool:
     """An existing, running pool (volumes of an inactive pool cannot be seen or changed)."""
     found = pool(conn, name)
     if not found.isActive():
-        raise InvalidInput("pool", f"pool {name} is not running; start it with `virtops pool start {name}`.")
+        raise InvalidInput("pool", f"pool {name} is not running; start it"
+                                   f"{command(f'pool start {name}', wrap=' with {}', elsewhere='')}.")
     return found
 
 
@@ -28,8 +30,8 @@ def network(conn: libvirt.virConnect, name: str) -> libvirt.virNetwork:
         return conn.networkLookupByName(name)
     except libvirt.libvirtError as err:
         if err.get_error_code() == libvirt.VIR_ERR_NO_NETWORK:
-            raise NotFound(f"network: there is no network named {name!r} on this host; "
-                           "`virtops net list --all` shows them.") from None
+            raise NotFound(f"network: there is no network named {name!r} on this host"
+                           f"{command('net list', term('all', True), wrap='; {} shows them', elsewhere='')}.") from None
         raise from_libvirt(err, f"looking up network {name}") from err
 
 
@@ -37,7 +39,8 @@ def domain(conn: libvirt.virConnect, name: str) -> libvirt.virDomain:
     try:
         return conn.lookupByName(name)
     except libvirt.libvirtError as err:
-        raise NotFound(f"vm: no domain named {name!r} on this host; `virtops vm list --all` lists them.") from err
+        raise NotFound(f"vm: no domain named {name!r} on this host"
+                       f"{command('vm list', term('all', True), wrap='; {} lists them', elsewhere='')}.") from err
 
 
 def split_volume_ref(ref: str, field: str = "volume") -> tuple[str, str]:
@@ -55,8 +58,8 @@ def volume(conn: libvirt.virConnect, ref: str) -> tuple[libvirt.virStoragePool, 
         return found, found.storageVolLookupByName(name)
     except libvirt.libvirtError as err:
         if err.get_error_code() == libvirt.VIR_ERR_NO_STORAGE_VOL:
-            raise NotFound(f"volume: no volume named {name!r} in pool {pool_name}; "
-                           f"`virtops vol list {pool_name}` lists them.") from None
+            raise NotFound(f"volume: no volume named {name!r} in pool {pool_name}"
+                           f"{command(f'vol list {pool_name}', wrap='; {} lists them', elsewhere='')}.") from None
         raise from_libvirt(err, f"looking up volume {ref}") from err
 
 

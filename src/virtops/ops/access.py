@@ -25,7 +25,7 @@ from typing import Callable
 
 import libvirt
 
-from virtops.base.errors import InvalidInput
+from virtops.base.errors import InvalidInput, command, term
 from virtops.xmlmodels import doc as X
 
 TRAVERSE, READ = 0o1, 0o4  # the permission bits, as they sit in each class's triplet
@@ -171,16 +171,20 @@ def blocked_parent(files: DaemonFiles | None, path: str, who: QemuUser) -> Entry
     return None
 
 
+def the_pools(mode: object) -> str:
+    return f"the pool's {mode}"
+
+
 def unreachable(subject: str, pool_name: str, directory: Entry | None, files: DaemonFiles | None,
                 who: QemuUser) -> str | None:
     """Why QEMU cannot reach SUBJECT (a disk, or "the disks") in a pool, or None when it can."""
     if directory is None:
         return None
     if not permitted(directory.mode, directory.owner, directory.group, who, TRAVERSE):
-        fix = fixed_mode(directory.mode & 0o7777, directory.owner, directory.group, who)
+        mode = term("mode", f"{fixed_mode(directory.mode & 0o7777, directory.owner, directory.group, who):04o}")
         return (f"QEMU runs as {who.label()} and cannot reach {subject}: the directory {directory.path} of pool "
                 f"{pool_name} has {directory.describe()}; let QEMU through with "
-                f"`virtops pool set {pool_name} --mode {fix:04o}`.")
+                f"{command(f'pool set {pool_name}', mode, elsewhere=the_pools(mode))}.")
     above = blocked_parent(files, directory.path, who)
     if above is not None:
         return (f"QEMU runs as {who.label()} and cannot reach {subject}: {above.path}, above the directory of pool "

@@ -31,7 +31,7 @@ from urllib.parse import urlparse
 
 import libvirt
 
-from virtops.base.errors import InvalidInput, NeedsOption, NotFound, Refusals, VirtopsError, from_libvirt, one_sentence
+from virtops.base.errors import InvalidInput, NeedsOption, NotFound, Refusals, VirtopsError, command, from_libvirt, one_sentence, term
 from virtops.base import leftovers
 from virtops.daemon.lookups import domain as require_domain
 from virtops.xmlmodels import doc as X
@@ -282,7 +282,7 @@ def _disk_move(dest, target: str, pool: libvirt.virStoragePool, vol: libvirt.vir
         return DiskMove(target, pool_name, vol.name(), shared=True), None
     if not request.copy_storage:
         return None, NeedsOption(f"disk {target}: pool {pool_name} is not storage shared with {dest_label} "
-                                 f"({ours_xml.type} pool); copy the disk with {{option}}, or use a pool both hosts "
+                                 f"({ours_xml.type} pool); copy the disk with {term('copy_storage', True)}, or use a pool both hosts "
                                  f"share (netfs).", "copy_storage")
     try:
         theirs.storageVolLookupByName(vol.name())
@@ -560,7 +560,8 @@ def _watch_job(dom, worker: threading.Thread | None, request: MigrateRequest,
         return
     if not _abort(dom, worker):
         raise VirtopsError(f"moving {request.name} to {dest_label} {reason}, but the move did not stop within "
-                           f"{ABORT_WAIT_S} s; see where {request.name} runs with `virtops vm list` on both hosts")
+                           f"{ABORT_WAIT_S} s; see where {request.name} runs{command('vm list', wrap=' with {}', elsewhere='')} "
+                           "on both hosts")
     if _job_active(dom) is None:  # the move finished before the abort reached it
         return
     raise VirtopsError(f"moving {request.name} to {dest_label} {reason}: it runs on its own host as before")
@@ -868,5 +869,5 @@ def check_named_destination(to: str) -> str:
         if is_host_name(to):
             registry.lookup(to)  # an unknown name is refused in the registry's own sentence
         return to
-    raise InvalidInput("to", f"{to!r} is not a host name; give a host registered with `virtops host add` or "
-                             f"lab:NAME.")
+    raise InvalidInput("to", f"{to!r} is not a host name; give a registered host"
+                             f"{command('host add', wrap=' ({})', elsewhere='')} or lab:NAME.")

@@ -37,7 +37,7 @@ from virtops.base.hostlock import locks_host
 from virtops.base import leftovers
 from virtops.daemon import owned
 from virtops.base.undo import undo_on_failure
-from virtops.base.errors import InvalidInput, NeedsOption, VirtopsError, libvirt_errors, located
+from virtops.base.errors import InvalidInput, NeedsOption, VirtopsError, by_face, command, libvirt_errors, located, term
 from virtops.base.model import STRICT, Model, changes_model
 from virtops.ops.impact import Impact
 
@@ -338,7 +338,7 @@ def parse_ipv4_subnet(text: str, field_name: str = "subnet") -> ipaddress.IPv4Ne
     except ValueError:
         raise InvalidInput(field_name, f"{text!r} is not an IPv4 network; give a CIDR such as 192.168.200.0/24.") from None
     if net.version != 4:
-        raise InvalidInput(field_name, f"{text!r} is IPv6; give an IPv4 CIDR here and the IPv6 one with --ipv6.")
+        raise InvalidInput(field_name, f"{text!r} is IPv6; give an IPv4 CIDR here and the IPv6 one with {term('ipv6')}.")
     if str(net.network_address) != text.strip().split("/")[0]:
         raise InvalidInput(field_name, f"{text!r} has host bits set; give the network address, {net}.")
     if "/" not in text:
@@ -478,7 +478,8 @@ def _addressed_spec(name, subnet, gateway, dhcp, mode, dev, bridge, domain, ipv6
     if dev is not None:
         check_ifname(dev, "dev")
         if mode not in MODES_WITH_DEV:
-            raise InvalidInput("dev", f"mode {mode} does not forward through a device; use --dev only with nat or route.")
+            raise InvalidInput("dev", f"mode {mode} does not forward through a device; "
+                                      f"use {term('dev')} only with nat or route.")
     if bridge is not None:
         check_ifname(bridge, "bridge")
     if mtu is not None and not 68 <= mtu <= 65535:
@@ -510,7 +511,8 @@ def _addressed_spec(name, subnet, gateway, dhcp, mode, dev, bridge, domain, ipv6
         if start <= gw <= end:  # a gateway given in the upper half: start the range after it
             start = gw + 1
         if start > end:
-            raise InvalidInput("dhcp", f"no room for a default DHCP range above the gateway {gw}; give --dhcp START-END or --no-dhcp.")
+            raise InvalidInput("dhcp", f"no room for a default DHCP range above the gateway {gw}; "
+                                       f"give {term('dhcp', 'START-END')} or {term('dhcp', False)}.")
     elif dhcp is not False:
         start, end = parse_dhcp_range(str(dhcp), net, gw)
     v6 = parse_ipv6_subnet(ipv6) if ipv6 else None
@@ -534,15 +536,16 @@ def _ipv6_only_spec(name, mode, gateway, dhcp, bridge, dev, domain, ipv6, mtu, u
         raise InvalidInput("mode", f"network {name} has no address, and mode {mode} forwards from one; keep mode "
                                    "isolated, or give the network a subnet too, such as 192.168.200.0/24.")
     if ipv6 is None and not (mode == "isolated" and (ipv6_guests or kept_addressless)):
-        raise InvalidInput("subnet", f"a network in mode {mode} needs an address; give an IPv4 subnet such as --subnet "
-                                     "192.168.200.0/24 or an IPv6 one such as --ipv6 fd00:200::/64"
+        raise InvalidInput("subnet", f"a network in mode {mode} needs an address; give an IPv4 subnet such as "
+                                     f"{term('subnet', '192.168.200.0/24')} or an IPv6 one such as "
+                                     f"{term('ipv6', 'fd00:200::/64')}"
                                      + (", or make it isolated with IPv6 between its guests." if mode == "isolated"
                                         else "."))
-    given = [flag for flag, value in (("--gateway", gateway), ("host entries", hosts)) if value]
+    given = [str(term(field)) for field, value in (("gateway", gateway), ("hosts", hosts)) if value]
     if dhcp not in (None, False):
-        given.append("--dhcp")
+        given.append(str(term("dhcp")))
     if given:
-        raise InvalidInput("subnet", f"{', '.join(given)} need an IPv4 subnet; give --subnet or drop them.")
+        raise InvalidInput("subnet", f"{', '.join(given)} need an IPv4 subnet; give {term('subnet')} or drop them.")
     v6 = parse_ipv6_subnet(ipv6) if ipv6 else None
     return NetworkSpec(name=name, mode=mode, uuid=uuid, bridge=bridge, dev=dev, ipv6=str(v6) if v6 else None,
                        ipv6_gateway=str(v6.network_address + 1) if v6 else None, domain=domain, mtu=mtu)
@@ -550,16 +553,16 @@ def _ipv6_only_spec(name, mode, gateway, dhcp, bridge, dev, domain, ipv6, mtu, u
 
 def _bridge_mode_spec(name, subnet, gateway, dhcp, bridge, domain, ipv6, mtu, uuid, hosts) -> NetworkSpec:
     """A network that only names an existing host bridge: libvirt gives it no address, DHCP or DNS."""
-    given = [flag for flag, value in (("--subnet", subnet), ("--gateway", gateway), ("--ipv6", ipv6),
-                                      ("--domain", domain), ("--mtu", mtu), ("host entries", hosts))
+    given = [str(term(field)) for field, value in (("subnet", subnet), ("gateway", gateway), ("ipv6", ipv6),
+                                                   ("domain", domain), ("mtu", mtu), ("hosts", hosts))
              if value]
     if dhcp not in (None, False):
-        given.append("--dhcp")
+        given.append(str(term("dhcp")))
     if given:
         raise InvalidInput("mode", f"a bridge-mode network uses the host bridge's own addressing; drop {', '.join(given)} "
                                    "or choose nat, route, open or isolated.")
     if not bridge:
-        raise InvalidInput("bridge", "mode bridge needs an existing host bridge; give it with --bridge, e.g. --bridge br0.")
+        raise InvalidInput("bridge", f"mode bridge needs an existing host bridge; give it with {term('bridge')}, e.g. {term('bridge', 'br0')}.")
     return NetworkSpec(name=name, mode="bridge", uuid=uuid, bridge=bridge)
 
 
@@ -701,7 +704,8 @@ def check_dhcp_host(host: DhcpHost, subnet: ipaddress.IPv4Network, gateway: ipad
         if other is host:
             continue
         if other.mac and normalize_mac(other.mac) == mac:
-            raise InvalidInput("mac", f"{mac} already has a host entry ({other.ip}); remove it first with `net host remove`.")
+            raise InvalidInput("mac", f"{mac} already has a host entry ({other.ip}); remove it first"
+                                      f"{command('net host remove', wrap=' with {}', elsewhere='')}.")
         if ipaddress.ip_address(other.ip) == ip:
             whose = other.mac or f"the host named {other.name}"
             raise InvalidInput("ip", f"{ip} is already given to {whose}; choose another address in {usable_hosts(subnet)}.")
@@ -881,7 +885,8 @@ class Networks:
     def leases(self, name: str) -> list[Lease]:
         net = self._lookup(name)
         if not net.isActive():
-            raise VirtopsError(f"network: {name} is not running, so it has no leases; start it with `virtops net start {name}`.")
+            raise VirtopsError(f"network: {name} is not running, so it has no leases; start it"
+                               f"{command(f'net start {name}', wrap=' with {}', elsewhere=' first')}.")
         with libvirt_errors(f"reading the leases of {name}"):
             return [Lease(mac=l["mac"], ip=l["ipaddr"], prefix=l["prefix"], hostname=l.get("hostname") or None,
                           expiry_time=l["expirytime"], type="ipv6" if l["type"] == libvirt.VIR_IP_ADDR_TYPE_IPV6 else "ipv4",
@@ -947,10 +952,12 @@ class Networks:
         in_use = {o.bridge: o.name for o in others if o.bridge}
         if bridge in in_use:
             raise InvalidInput("bridge", f"{bridge} is already the bridge of network {in_use[bridge]}; "
-                                         f"give another name or leave --bridge out for {next_free_bridge(others, facts)}.")
+                                         f"give another name or leave {term('bridge')} out for "
+                                         f"{next_free_bridge(others, facts)}.")
         if bridge in facts.links and bridge not in own_bridges:
             raise InvalidInput("bridge", f"the host already has an interface {bridge}; "
-                                         f"give another name or leave --bridge out for {next_free_bridge(others, facts)}.")
+                                         f"give another name or leave {term('bridge')} out for "
+                                         f"{next_free_bridge(others, facts)}.")
         return spec.model_copy(update={"bridge": bridge})
 
     def _specs(self, names: tuple[str, ...]) -> list[NetworkSpec]:
@@ -965,7 +972,7 @@ class Networks:
                                          f"{' such as ' + ', '.join(sorted(bridges)) if bridges else ' (create one first)'}.")
         if facts.links[bridge] != "bridge":
             raise InvalidInput("bridge", f"{bridge} is a {facts.links[bridge] or 'plain'} interface, not a bridge; "
-                                         "give a host bridge (mode bridge) or use --dev with mode nat or route.")
+                                         f"give a host bridge (mode bridge) or use {term('dev')} with mode nat or route.")
 
     def _check_overlaps(self, spec: NetworkSpec, others: list[NetworkSpec], facts: HostFacts,
                         own_bridges: set[str | None]) -> None:
@@ -1034,8 +1041,8 @@ class Networks:
         users = self.guests_using(net.name())
         if users:
             raise VirtopsError(f"network: {net.name()} was left half-made by a killed `net create` and "
-                               f"{_guest_list(users)} use it now; finish it by hand (`virtops net start`, "
-                               "`virtops net autostart`) instead.")
+                               f"{_guest_list(users)} use it now; finish it by hand"
+                               f"{by_face(' (`virtops net start`, `virtops net autostart`)')} instead.")
         with libvirt_errors(f"removing network {name}, left half-made by a killed run"):
             owned.undefine_own(self.conn, "network", net.UUIDString())
 
@@ -1066,7 +1073,7 @@ class Networks:
         net = self._lookup(name)
         if not net.isPersistent():
             raise VirtopsError(f"network: {name} is transient (not defined), so it cannot start with the host; "
-                               "define it first with `virtops net define`.")
+                               f"define it first{command('net define', wrap=' with {}', elsewhere='')}.")
         with libvirt_errors(f"setting autostart of {name}"):
             net.setAutostart(1 if enabled else 0)
         return self.info(name)
@@ -1081,7 +1088,7 @@ class Networks:
             loss = ("leaves the defined ones without their network at their next start" if keep_running else
                     "cuts the running ones off and leaves the others unable to start")
             raise NeedsOption(f"network: {name} is used by {_guest_list(users)}; {'undefining' if keep_running else 'deleting'} "
-                              f"it {loss}; detach their NICs first or give {{option}} to go ahead anyway.")
+                              f"it {loss}; detach their NICs first or give {term('force', True)} to go ahead anyway.")
         with libvirt_errors(f"deleting network {name}"):
             if net.isActive() and not keep_running:
                 net.destroy()
@@ -1128,7 +1135,7 @@ class Networks:
         colliding = self._collisions(name, uuid)
         if colliding and not replace:
             raise VirtopsError(f"network: the file's {_describe_collision(colliding, name, uuid)}; "
-                               "pass --replace to replace it, or change the name and UUID in the file.")
+                               f"pass {term('replace', True)} to replace it, or change the name and UUID in the file.")
         spec = NetworkSpec.from_element(node, every_address=True)
         try:
             self.check_against_host(spec, replacing=tuple(colliding))
@@ -1279,7 +1286,8 @@ class Networks:
             outside = [h for h in old.hosts if ipaddress.ip_address(h.ip) not in target]
             if outside:
                 raise InvalidInput("subnet", f"host entries {', '.join(h.mac + ' ' + h.ip for h in outside)} are outside "
-                                             f"{target}; remove them first with `virtops net host remove`.")
+                                             f"{target}; remove them first"
+                                             f"{command('net host remove', wrap=' with {}', elsewhere='')}.")
         # As with dev, an empty domain and an MTU of 0 mean "remove it" (the spec face needs that).
         domain = old.domain if domain is None else (domain or None)
         mtu = old.mtu if mtu is None else (mtu or None)
@@ -1416,7 +1424,7 @@ class Networks:
         nics = self._cut_off_by_stopping(name)
         if nics and not force:
             raise NeedsOption(f"network: {name} carries NICs of running guests {_nic_list(nics)}; {doing} "
-                              f"unplugs them from its bridge, so they lose their connection; give {{option}} to "
+                              f"unplugs them from its bridge, so they lose their connection; give {term('force', True)} to "
                               f"go ahead anyway ({after} and they get a lease again).")
 
     def replug_running_guests(self, name: str) -> list[tuple[str, str, str]]:
@@ -1497,8 +1505,8 @@ def _no_such_device(dev: str, links: dict[str, str]) -> str:
     names = sorted(n for n, kind in links.items() if n != "lo" and kind not in ("bridge", "tun"))
     if not names:
         return (f"the host has no interface {dev!r}, nor any other it could forward through; "
-                "leave --dev out to forward through whichever route the host has.")
-    return f"the host has no interface {dev!r}; give one of {', '.join(names)} or leave --dev out to forward " \
+                f"leave {term('dev')} out to forward through whichever route the host has.")
+    return f"the host has no interface {dev!r}; give one of {', '.join(names)} or leave {term('dev')} out to forward " \
            "through any physical device."
 
 

@@ -24,7 +24,7 @@ from virtops.base.bounded import call_within
 from virtops.daemon import owned
 from virtops.base.undo import undo_on_failure
 from virtops.base.paths import refuse_control_characters
-from virtops.base.errors import InvalidInput, NeedsOption, VirtopsError, from_libvirt, libvirt_errors
+from virtops.base.errors import InvalidInput, NeedsOption, VirtopsError, by_face, from_libvirt, libvirt_errors, term
 from virtops.base.model import STRICT, Model, changes_model
 from virtops.ops.impact import Impact
 
@@ -38,8 +38,6 @@ REQUIRED = {"dir": ("target",), "netfs": ("host", "source_path", "target"), "fs"
             "logical": ("source_name",), "disk": ("device",)}
 ACCEPTED = {"dir": set(), "netfs": {"host", "source_path", "format"}, "fs": {"device", "format"},
             "logical": {"source_name", "device", "format"}, "disk": {"device", "format"}}
-OPTION_NAMES = {"target": "--target", "host": "--host", "source_path": "--source-path",
-                "device": "--device", "format": "--format", "source_name": "--source-name"}
 
 # Directories a pool must never take over: building or deleting the pool would chmod or rmdir them.
 SYSTEM_DIRS = frozenset({
@@ -191,11 +189,11 @@ def check_pool_name(name: str) -> None:
 def _check_options_for_type(spec: PoolSpec) -> None:
     for option in REQUIRED[spec.type]:
         if not getattr(spec, option):
-            raise InvalidInput(OPTION_NAMES[option], f"a {spec.type} pool needs {OPTION_NAMES[option]}.")
+            raise InvalidInput(option, f"a {spec.type} pool needs {term(option)}.")
     for option in ("host", "source_path", "device", "format", "source_name"):
         if getattr(spec, option) is not None and option not in ACCEPTED[spec.type]:
             users = ", ".join(t for t in POOL_TYPES if option in ACCEPTED[t])
-            raise InvalidInput(OPTION_NAMES[option], f"applies only to {users} pools, not to a {spec.type} pool.")
+            raise InvalidInput(option, f"applies only to {users} pools, not to a {spec.type} pool.")
 
 
 def _normal_path(path: str) -> str:
@@ -206,13 +204,13 @@ def check_target(path: str | None, kept: str | None = None) -> str:
     """`kept`: the target the pool has on the host; a pool that already sits in a system directory
     is the operator's own doing, refused only for a new pool or a moved one."""
     if not path or not path.startswith("/"):
-        raise InvalidInput("--target", f"{path!r} is not an absolute path; give one such as /var/lib/libvirt/images/NAME.")
-    refuse_control_characters("--target", path)
+        raise InvalidInput("target", f"{path!r} is not an absolute path; give one such as /var/lib/libvirt/images/NAME.")
+    refuse_control_characters("target", path)
     normal = _normal_path(path)
     if kept is not None and _normal_path(kept) == normal:
         return normal
     if normal in SYSTEM_DIRS or any(normal.startswith(tree + "/") for tree in SYSTEM_TREES):
-        raise InvalidInput("--target", f"{normal} is a system directory; give a directory of its own "
+        raise InvalidInput("target", f"{normal} is a system directory; give a directory of its own "
                                        "such as /var/lib/libvirt/images/NAME.")
     return normal
 
@@ -221,7 +219,7 @@ def check_mode(mode: str | None) -> str | None:
     if mode is None:
         return None
     if not MODE_PATTERN.match(mode):
-        raise InvalidInput("--mode", f"{mode!r} is not an octal mode; give three or four octal digits such as 0700 or 0755.")
+        raise InvalidInput("mode", f"{mode!r} is not an octal mode; give three or four octal digits such as 0700 or 0755.")
     return mode.rjust(4, "0")
 
 
@@ -234,7 +232,7 @@ def resolve_owner(owner: str | int | None) -> int | None:
     try:
         return pwd.getpwnam(str(owner)).pw_uid
     except KeyError:
-        raise InvalidInput("--owner", f"no user named {owner!r}; give an existing user name or a numeric uid.") from None
+        raise InvalidInput("owner", f"no user named {owner!r}; give an existing user name or a numeric uid.") from None
 
 
 def resolve_group(group: str | int | None) -> int | None:
@@ -245,12 +243,12 @@ def resolve_group(group: str | int | None) -> int | None:
     try:
         return grp.getgrnam(str(group)).gr_gid
     except KeyError:
-        raise InvalidInput("--group", f"no group named {group!r}; give an existing group name or a numeric gid.") from None
+        raise InvalidInput("group", f"no group named {group!r}; give an existing group name or a numeric gid.") from None
 
 
 def _check_label(label: str | None, kept: str | None = None) -> str | None:
     if label is not None and label != kept and not LABEL_PATTERN.match(label):
-        raise InvalidInput("--label", f"{label!r} is not an SELinux context; give user:role:type[:level], "
+        raise InvalidInput("label", f"{label!r} is not an SELinux context; give user:role:type[:level], "
                                       "e.g. system_u:object_r:virt_image_t:s0.")
     return label
 
@@ -258,12 +256,12 @@ def _check_label(label: str | None, kept: str | None = None) -> str | None:
 def _checked_netfs(spec: PoolSpec) -> dict:
     fmt = spec.format or "auto"
     if fmt not in NETFS_FORMATS:
-        raise InvalidInput("--format", f"{fmt!r} is not a network file system libvirt mounts; use {', '.join(NETFS_FORMATS)}.")
+        raise InvalidInput("format", f"{fmt!r} is not a network file system libvirt mounts; use {', '.join(NETFS_FORMATS)}.")
     if not HOST_PATTERN.match(spec.host or ""):
-        raise InvalidInput("--host", f"{spec.host!r} is not a host name or address; give one such as 192.168.0.254.")
-    path = refuse_control_characters("--source-path", spec.source_path or "")
+        raise InvalidInput("host", f"{spec.host!r} is not a host name or address; give one such as 192.168.0.254.")
+    path = refuse_control_characters("source_path", spec.source_path or "")
     if fmt in ("auto", "nfs") and not path.startswith("/"):
-        raise InvalidInput("--source-path", f"{path!r} is not an absolute export path; give one such as /nfs.")
+        raise InvalidInput("source_path", f"{path!r} is not an absolute export path; give one such as /nfs.")
     return {"format": fmt}
 
 
@@ -273,30 +271,30 @@ def _checked_on_a_device(spec: PoolSpec) -> dict:
     directory rule, since virtops never builds nor deletes these pools (ON_A_DEVICE)."""
     if spec.device is not None:
         if not spec.device.startswith("/dev/"):
-            raise InvalidInput("--device", f"{spec.device!r} is not a device path; give one such as /dev/sdb.")
-        refuse_control_characters("--device", spec.device)
+            raise InvalidInput("device", f"{spec.device!r} is not a device path; give one such as /dev/sdb.")
+        refuse_control_characters("device", spec.device)
     if spec.type == "logical":
         if not NAME_PATTERN.match(spec.source_name or ""):
-            raise InvalidInput("--source-name", f"{spec.source_name!r} is not a volume group name; give one such as vg0.")
+            raise InvalidInput("source_name", f"{spec.source_name!r} is not a volume group name; give one such as vg0.")
         fmt, formats, target = spec.format or "lvm2", LOGICAL_FORMATS, f"/dev/{spec.source_name}"
     else:
         fmt, formats, target = spec.format or "dos", PARTITION_TABLES, "/dev"
     if fmt not in formats:
-        raise InvalidInput("--format", f"{fmt!r} is not a format of a {spec.type} pool; use {', '.join(formats)}.")
+        raise InvalidInput("format", f"{fmt!r} is not a format of a {spec.type} pool; use {', '.join(formats)}.")
     given = _normal_path(spec.target) if spec.target else target
     if given != target:
-        raise InvalidInput("--target", f"a {spec.type} pool's target is {target}, where its device nodes appear; "
-                                       "leave --target out.")
+        raise InvalidInput("target", f"a {spec.type} pool's target is {target}, where its device nodes appear; "
+                                       f"leave {term('target')} out.")
     return {"format": fmt, "target": target}
 
 
 def _checked_fs(spec: PoolSpec) -> dict:
     fmt = spec.format or "auto"
     if fmt not in FS_FORMATS:
-        raise InvalidInput("--format", f"{fmt!r} is not a file system libvirt mounts; use one of {', '.join(FS_FORMATS)}.")
+        raise InvalidInput("format", f"{fmt!r} is not a file system libvirt mounts; use one of {', '.join(FS_FORMATS)}.")
     if not (spec.device or "").startswith("/"):
-        raise InvalidInput("--device", f"{spec.device!r} is not a device path; give one such as /dev/sdb1.")
-    refuse_control_characters("--device", spec.device or "")
+        raise InvalidInput("device", f"{spec.device!r} is not a device path; give one such as /dev/sdb1.")
+    refuse_control_characters("device", spec.device or "")
     return {"format": fmt}
 
 
@@ -365,9 +363,9 @@ class Pools:
                 continue
             other = posixpath.normpath(other)
             if other == target:
-                raise InvalidInput("--target", f"{target} is already the target of pool {other_name!r}; give another directory.")
+                raise InvalidInput("target", f"{target} is already the target of pool {other_name!r}; give another directory.")
             if target.startswith(other + "/") or other.startswith(target + "/"):
-                raise InvalidInput("--target", f"{target} overlaps the target {other} of pool {other_name!r}; "
+                raise InvalidInput("target", f"{target} overlaps the target {other} of pool {other_name!r}; "
                                                "give a directory outside any other pool's.")
 
     # -- define, build, start, autostart as one step ------------------------------------
@@ -481,7 +479,8 @@ class Pools:
             return
         if pool.isActive() and pool.numOfVolumes() > 0:
             raise VirtopsError(f"pool: {name} was left half-made by a killed `pool create` and holds volumes now; "
-                               "finish it by hand (`virtops pool start`, `virtops pool autostart`) instead.")
+                               f"finish it by hand{by_face(' (`virtops pool start`, `virtops pool autostart`)')} "
+                               "instead.")
         with libvirt_errors(f"removing pool {name}, left half-made by a killed run"):
             if made.get("made_directory") or made.get("built_device"):
                 self._delete_own_storage(own)
@@ -537,7 +536,7 @@ class Pools:
         if running and not force:
             raise NeedsOption(f"pool {name} holds disks of running VM(s) {', '.join(running)}; {doing} leaves "
                               "them on open files libvirt no longer manages (a netfs or fs pool is unmounted under "
-                              "them), and they cannot start again until the pool runs; give {option} to go ahead anyway.")
+                              f"them), and they cannot start again until the pool runs; give {term('force', True)} to go ahead anyway.")
 
     @locks_host("pool stop")
     def stop(self, name: str, force: bool = False) -> PoolInfo:
@@ -573,7 +572,7 @@ class Pools:
         failure the old definition, directory permissions and state come back."""
         pool = self.lookup(name)
         if mode is None and owner is None and group is None:
-            raise InvalidInput("--mode", "nothing to change; give the mode, owner or group to set.")
+            raise InvalidInput("mode", "nothing to change; give the mode, owner or group to set.")
         values = {"mode": check_mode(mode), "owner": resolve_owner(owner), "group": resolve_group(group)}
         with libvirt_errors(f"reading pool {name}"):
             if not pool.isPersistent():
@@ -583,7 +582,7 @@ class Pools:
         xml = PoolXml(X.parse(old_xml))
         root = xml.node
         if xml.type != "dir":
-            raise InvalidInput("--mode", f"pool {name} is a {xml.type} pool; the permissions of a mounted "
+            raise InvalidInput("mode", f"pool {name} is a {xml.type} pool; the permissions of a mounted "
                                          "file system are the file system's own, so only dir pools are changed.")
         xml.permissions = {key: value for key, value in values.items() if value is not None}  # the rest stays
         X.validate(root, "storagepool")
@@ -646,14 +645,14 @@ class Pools:
         pvremove of its devices) or its partition table goes only with with_volumes.
         Refused while any VM references a volume in it, unless force. Returns what was done."""
         if with_volumes and keep_data:
-            raise InvalidInput("--with-volumes", "cannot be combined with --keep-data; choose one.")
+            raise InvalidInput("with_volumes", f"cannot be combined with {term('keep_data', True)}; choose one.")
         pool = self.lookup(name)
         if not force:
             self._refuse_if_in_use(name, pool)
         volumes = pool.listAllVolumes(0) if pool.isActive() else []
         if volumes and not (with_volumes or keep_data):
-            raise InvalidInput("pool", f"pool {name} holds {len(volumes)} volume(s); give --with-volumes to delete them "
-                                       "with the pool, or --keep-data to only undefine it.")
+            raise InvalidInput("pool", f"pool {name} holds {len(volumes)} volume(s); give {term('with_volumes', True)} "
+                                       f"to delete them with the pool, or {term('keep_data', True)} to only undefine it.")
         done: list[str] = []
         with libvirt_errors(f"deleting pool {name}"):
             if with_volumes:
@@ -692,7 +691,7 @@ class Pools:
                 pool.delete(0)
                 done.append(f"removed the {storage}")
             else:
-                done.append(f"kept the {storage} (--with-volumes removes it)")
+                done.append(f"kept the {storage} (deleting the pool with its volumes removes it)")
             return
         try:
             pool.delete(0)
@@ -736,7 +735,7 @@ class Pools:
             loss = (f"; the running ones ({', '.join(running)}) would go on with disks libvirt no longer knows, "
                     "and none of them could start again" if running else "; none of them could start again")
             raise NeedsOption(f"pool {name} is in use: VM(s) {', '.join(sorted(vms))} use volumes in it{loss}; "
-                              "detach those disks first, or give {option} to delete it anyway.")
+                              f"detach those disks first, or give {term('force', True)} to delete it anyway.")
 
     def running_users(self, name: str, pool: libvirt.virStoragePool) -> list[str]:
         """Running VMs with a disk in the pool."""
@@ -748,7 +747,7 @@ class Pools:
         if pool_type != "netfs":
             raise InvalidInput("type", f"{pool_type!r} is not supported for discovery; use netfs.")
         if not HOST_PATTERN.match(host or ""):
-            raise InvalidInput("--host", f"{host!r} is not a host name or address; give one such as 192.168.0.254.")
+            raise InvalidInput("host", f"{host!r} is not a host name or address; give one such as 192.168.0.254.")
         query = PoolSourceXml().update(host=host).node
         try:
             text = call_within(SOURCES_TIMEOUT_S, self.conn.findStoragePoolSources, pool_type, X.to_string(query), 0)
@@ -766,9 +765,9 @@ def _check_device_build(spec: PoolSpec, build_device: bool) -> None:
     if not build_device:
         return
     if spec.type not in ON_A_DEVICE:
-        raise InvalidInput("--build", f"applies only to logical and disk pools; a {spec.type} pool is always built.")
+        raise InvalidInput("build", f"applies only to logical and disk pools; a {spec.type} pool is always built.")
     if not spec.device:
-        raise InvalidInput("--build", "a logical pool is built on its physical volumes; give --device.")
+        raise InvalidInput("build", f"a logical pool is built on its physical volumes; give {term('device')}.")
 
 
 def _removable_partition(pool: PoolXml, partition: str) -> bool:
@@ -795,7 +794,7 @@ def parse_sources(text: str, host: str) -> list[PoolSource]:
 def _start_failure(name: str, pool: libvirt.virStoragePool, err: libvirt.libvirtError, undone: bool = False) -> str:
     """One sentence; for a mount that failed, the mount's own complaint rather than libvirt's wrapper.
     `undone`: the failed start was part of `create`, whose undo says what it removed again."""
-    outcome = ("use --no-start to define it anyway" if undone
+    outcome = (f"use {term('start', False)} to define it anyway" if undone
                else "the pool stays defined and inactive")
     message = err.get_error_message() or str(err)
     match = re.search(r"\(/(?:usr/)?bin/mount [^)]*\) unexpected exit status \d+: (.*)", message.replace("\n", " "))

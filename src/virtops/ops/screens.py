@@ -20,7 +20,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import libvirt
 
-from virtops.base.errors import HostUnreachable, InvalidInput, VirtopsError, from_libvirt
+from virtops.base.errors import HostUnreachable, InvalidInput, VirtopsError, command, from_libvirt, term
 from virtops.daemon.connection import loopback_connection, on_this_machine
 from virtops.daemon.lookups import domain as require_domain
 from virtops.xmlmodels import doc as X
@@ -153,7 +153,7 @@ def running_domain(conn: libvirt.virConnect, name: str) -> libvirt.virDomain:
     dom = require_domain(conn, name)
     if not dom.isActive():
         raise InvalidInput("vm", f"VM {name} is not running: only a running VM has a screen; "
-                                 f"start it with `virtops vm start {name}`.")
+                                 f"start it{command(f'vm start {name}', wrap=' with {}', elsewhere=' first')}.")
     return dom
 
 
@@ -173,7 +173,7 @@ def capture(host: Host, name: str, screen: int = 0) -> Picture:
         _abort(stream)
         if "no graphics" in (err.get_error_message() or "").lower() or err.get_error_code() == libvirt.VIR_ERR_OPERATION_INVALID:
             raise InvalidInput("vm", f"VM {name} has no screen (no graphics device); "
-                                     f"create it with `vm create --graphics vnc`.") from None
+                                     f"create it with {command('vm create', term('graphics', 'vnc'))}.") from None
         raise from_libvirt(err, f"taking a screenshot of VM {name}") from err
     read = READERS.get(mime)
     if read is None:
@@ -247,7 +247,7 @@ def open_display(host: Host, name: str) -> Display:
     dom = running_domain(conn, name)
     port = vnc_port(dom)
     if port is None:
-        raise InvalidInput("vm", f"VM {name} has no VNC display; create it with `vm create --graphics vnc`.")
+        raise InvalidInput("vm", f"VM {name} has no VNC display; create it with {command('vm create', term('graphics', 'vnc'))}.")
     if on_this_machine(host.uri):
         try:
             fd = dom.openGraphicsFD(0, libvirt.VIR_DOMAIN_OPEN_GRAPHICS_SKIPAUTH)

@@ -29,7 +29,8 @@ from virtops.ops.devices import DiskRequest, NicRequest, path_disk_type
 from virtops.ops.domain import DiskSpec, DomainSpec, Graphics, KernelBoot, NicSpec
 from virtops.base.hostlock import locks_host, refuse_if_written
 from virtops.base.paths import refuse_control_characters, refuse_control_characters_in
-from virtops.base.errors import InvalidInput, NeedsOption, NotFound, Refusals, VirtopsError, from_libvirt, libvirt_errors, located
+from virtops.base.errors import (InvalidInput, NeedsOption, NotFound, Refusals, VirtopsError, by_face, command, from_libvirt,
+                                 libvirt_errors, located, term)
 from virtops.base.model import STRICT, Model, Size, changes_model
 from virtops.ops.impact import Impact
 from virtops.base import leftovers
@@ -168,7 +169,7 @@ class NewDiskRequest(Model):
     def _size(cls, value: str | int) -> int:
         from virtops.base.units import parse_size
 
-        return parse_size(value, "new-disk size")
+        return parse_size(value, "size")
 
 
 class VmRequest(Model):
@@ -275,16 +276,18 @@ def parse_disk_option(text: str, option: str = "disk") -> DiskRequest:
 
 
 NETWORK_DISK_FIELDS = ("protocol", "name", "hosts")
+# What a VM's definition looks like, per face: the command line prints it, the web console shows it.
+DUMPXML = by_face(" such as `virtops vm dumpxml` prints", " such as libvirt writes it")
 
 
 def parse_new_disk_option(text: str) -> NewDiskRequest:
     """POOL:SIZE[:FORMAT]"""
     parts = text.split(":")
     if len(parts) not in (2, 3) or not parts[0]:
-        raise InvalidInput("new-disk", f"{text!r} is not POOL:SIZE[:FORMAT]; give one such as test:10G or test:10G:raw.")
+        raise InvalidInput("new_disks", f"{text!r} is not POOL:SIZE[:FORMAT]; give one such as test:10G or test:10G:raw.")
     from virtops.base.units import parse_size
 
-    return NewDiskRequest(pool=parts[0], size=parse_size(parts[1], "new-disk size"),
+    return NewDiskRequest(pool=parts[0], size=parse_size(parts[1], "new_disks"),
                           format=parts[2] if len(parts) == 3 else NEW_DISK_FORMAT)
 
 
@@ -558,7 +561,8 @@ class Vms:
         """The NICs of a running VM with the address each holds from its network's DHCP leases."""
         vm = self.info(name)
         if not vm.running:
-            raise VirtopsError(f"vm: {name} is not running, so it holds no leases; start it with `virtops vm start {name}`.")
+            raise VirtopsError(f"vm: {name} is not running, so it holds no leases; start it"
+                               f"{command(f'vm start {name}', wrap=' with {}', elsewhere='')}.")
         return vm.nics
 
     # ---- creating ----
@@ -667,9 +671,9 @@ class Vms:
         try:
             root = X.parse_strict(xml_text)
         except etree.XMLSyntaxError as err:
-            raise InvalidInput("file", f"is not XML ({err}); give domain XML such as `virtops vm dumpxml` prints.") from err
+            raise InvalidInput("file", f"is not XML ({err}); give domain XML{DUMPXML}.") from err
         if root.tag != "domain" or not DomainDocument(root).name:
-            raise InvalidInput("file", "holds no <domain> with a <name>; give domain XML such as `virtops vm dumpxml` prints.")
+            raise InvalidInput("file", f"holds no <domain> with a <name>; give domain XML{DUMPXML}.")
         with libvirt_errors("defining the VM"):
             dom = self.conn.defineXMLFlags(X.to_string(root), libvirt.VIR_DOMAIN_DEFINE_VALIDATE)
         return self.info(dom.name())
@@ -763,7 +767,7 @@ class Vms:
         dom = require_domain(self.conn, name)
         running = bool(dom.isActive())
         if running and not force:
-            raise NeedsOption(f"vm: {name} is running; shut it down first, or give {{option}} to stop it at once "
+            raise NeedsOption(f"vm: {name} is running; shut it down first, or give {term('force', True)} to stop it at once "
                               "and delete it anyway.")
         volumes = self._own_volumes(name) if remove_storage else []
         if running:
@@ -800,7 +804,7 @@ class Vms:
             others = sorted(d.name for d in domains if d.name != name and any(_same_volume(x, resolved) for x in d.disks()))
             if others:
                 raise VirtopsError(f"vm: volume {resolved.pool}/{resolved.volume} of {name} is also used by "
-                                   f"{', '.join(others)}; delete without --remove-storage or detach it there first.")
+                                   f"{', '.join(others)}; delete without {term('remove_storage')} or detach it there first.")
             result.append((f"{resolved.pool}/{resolved.volume}", vol))
         return result
 
@@ -931,7 +935,7 @@ class Vms:
                 vol = pool.storageVolLookupByName(vol_name)
             except libvirt.libvirtError as err:
                 raise NotFound(f"{field_name}: pool {pool_name} has no volume {vol_name!r}; "
-                               f"create it with `virtops vol create {pool_name} {vol_name} SIZE`.",
+                               f"create it{command(f'vol create {pool_name} {vol_name} SIZE', wrap=' with {}', elsewhere=' first')}.",
                                field=field_name) from err
         refuse_if_written(self.host.uri, vol.path(), f"{pool_name}/{vol_name}")  # no guest gets half an upload
         declared = VolumeXml(X.parse(vol.XMLDesc(0)))
@@ -942,10 +946,12 @@ class Vms:
         try:
             pool = self.conn.storagePoolLookupByName(name)
         except libvirt.libvirtError as err:
-            raise NotFound(f"{field_name}: no storage pool named {name!r} on this host; see `virtops pool list`.",
+            raise NotFound(f"{field_name}: no storage pool named {name!r} on this host"
+                           f"{command('pool list', wrap='; see {}', elsewhere='')}.",
                            field=field_name) from err
         if not pool.isActive():
-            raise VirtopsError(f"{field_name}: pool {name} is not active; start it with `virtops pool start {name}`.",
+            raise VirtopsError(f"{field_name}: pool {name} is not active; start it"
+                               f"{command(f'pool start {name}', wrap=' with {}', elsewhere=' first')}.",
                                field=field_name)
         return pool
 
@@ -953,7 +959,8 @@ class Vms:
         try:
             return self.conn.networkLookupByName(name)
         except libvirt.libvirtError as err:
-            raise NotFound(f"{field_name}: no network named {name!r} on this host; see `virtops net list`.",
+            raise NotFound(f"{field_name}: no network named {name!r} on this host"
+                           f"{command('net list', wrap='; see {}', elsewhere='')}.",
                            field=field_name) from err
 
     @staticmethod
@@ -1043,7 +1050,7 @@ class Vms:
         dom = require_domain(self.conn, name)
         if not dom.isPersistent():
             raise VirtopsError(f"vm: {name} is transient (not defined), so it has no definition to change; "
-                               "define it first with `virtops vm define`.")
+                               f"define it first{command('vm define', wrap=' with {}', elsewhere='')}.")
         if memory is None and vcpus is None and not change_boot and autostart is None and boot_order is None:
             raise InvalidInput("memory", "nothing to change; give the memory, vCPUs, boot, boot order or autostart.")
         size = self.check_resources(memory, vcpus)
@@ -1105,7 +1112,8 @@ class Vms:
     def console(self, name: str, force: bool = False) -> "Console":
         dom = require_domain(self.conn, name)
         if not dom.isActive():
-            raise VirtopsError(f"vm: {name} is not running; start it with `virtops vm start {name}`.")
+            raise VirtopsError(f"vm: {name} is not running; start it"
+                               f"{command(f'vm start {name}', wrap=' with {}', elsewhere=' first')}.")
         return Console(self.conn, dom, force)
 
 
@@ -1172,9 +1180,9 @@ def _affect(mine: DomainXml, live: bool | None, config: bool | None) -> tuple[bo
         return mine.running, mine.persistent
     live, config = bool(live), bool(config)
     if live and not mine.running:
-        raise InvalidInput("live", f"{mine.name} is not running; leave out --live to change its definition.")
+        raise InvalidInput("live", f"{mine.name} is not running; leave out {term('live')} to change its definition.")
     if config and not mine.persistent:
-        raise InvalidInput("config", f"{mine.name} is transient (no definition); leave out --config.")
+        raise InvalidInput("config", f"{mine.name} is transient (no definition); leave out {term('config')}.")
     return live, config
 
 
@@ -1324,7 +1332,7 @@ def new_mac(used: set[str]) -> str:
         mac = LIBVIRT_MAC_PREFIX + "".join(f":{rng.randrange(256):02x}" for _ in range(3))
         if mac not in used:
             return mac
-    raise VirtopsError("mac: no free MAC address found in 52:54:00:xx:xx:xx; give one with --mac.", field="mac")
+    raise VirtopsError(f"mac: no free MAC address found in 52:54:00:xx:xx:xx; give one with {term('mac')}.", field="mac")
 
 
 def _find_disk(root: etree._Element, target: str) -> etree._Element | None:
@@ -1477,23 +1485,23 @@ class _CreatePlan:
         return spec
 
     def _new_disk(self, request: NewDiskRequest, index: int, taken: set[str]) -> DiskSpec:
-        room = self.view.pool_room(request.pool, "new-disk")
+        room = self.view.pool_room(request.pool, "pool")
         if request.format not in VOLUME_FORMATS:
-            raise InvalidInput("new-disk format", f"{request.format!r} is not offered for new disks; use raw or qcow2.")
+            raise InvalidInput("format", f"{request.format!r} is not offered for new disks; use raw or qcow2.")
         if request.size <= 0:
-            raise InvalidInput("new-disk size", "must be more than 0; give a size such as 10G.")
+            raise InvalidInput("size", "must be more than 0; give a size such as 10G.")
         # Sparse or not, a disk the pool could never hold fills it up later, inside a running guest.
         reserved = sum(v.size for v in self.new_volumes if v.pool == request.pool)
         if room.available is not None and request.size + reserved > room.available:
-            raise InvalidInput("new-disk size", f"{request.size} bytes do not fit in pool {request.pool}, "
-                                                f"which has {room.available} bytes free; give a smaller size.")
+            raise InvalidInput("size", f"{request.size} bytes do not fit in pool {request.pool}, "
+                                       f"which has {room.available} bytes free; give a smaller size.")
         target = next_target("virtio", taken)
         taken.add(target)
         suffix = "." + request.format if room.type in ("dir", "fs", "netfs") else ""
         name = f"{self.request.name}-{target}{suffix}"
         if name in room.volumes:
-            raise InvalidInput("new-disk", f"pool {request.pool} already has a volume {name}; "
-                                           "attach it with --disk or delete it first.")
+            raise InvalidInput("pool", f"pool {request.pool} already has a volume {name}; "
+                                       f"attach it with {term('disks')} or delete it first.")
         self.new_volumes.append(_NewVolume(request.pool, name, request.size, request.format))
         return DiskSpec(target=target, pool=request.pool, volume=name, format=request.format)
 
@@ -1721,10 +1729,10 @@ def refuse_stopped_pools(conn: libvirt.virConnect, mine: DomainXml) -> None:
             continue
         pool = disk.pool if disk.by_volume and disk.pool in stopped else _pool_holding(disk.path, stopped)
         if pool:
+            start_it = command(f"pool start {pool}", wrap=" ({})", elsewhere="")
             raise NeedsOption(f"vm: disk {disk.target} of {mine.name} ({disk.source_label}) is in pool {pool}, which "
-                              "is not running, so its volume cannot be removed; start the pool first "
-                              f"(`virtops pool start {pool}`), or delete the VM without {{option}}.",
-                              option="remove_storage")
+                              f"is not running, so its volume cannot be removed; start the pool first{start_it}, "
+                              f"or delete the VM without {term('remove_storage')}.", option="remove_storage")
 
 
 def _pool_holding(path: str | None, pools: dict[str, str | None]) -> str | None:

@@ -19,7 +19,7 @@ from virtops.xmlmodels.values import ON_A_DEVICE, VOLUME_FORMATS, VolumeFormat
 from virtops.xmlmodels.pool import PoolXml
 from virtops.xmlmodels.volume import VolumeXml
 from virtops.base.hostlock import host_lock, locks_host, refuse_if_written, writing_volume
-from virtops.base.errors import InvalidInput, NeedsOption, NotFound, VirtopsError, libvirt_errors
+from virtops.base.errors import InvalidInput, NeedsOption, NotFound, VirtopsError, libvirt_errors, term
 from virtops.base.units import format_size, parse_size
 from virtops.base.model import STRICT, Model, Size
 from virtops.ops.impact import Impact
@@ -212,17 +212,17 @@ class Volumes:
         """Refuse bad input before any change; returns the spec and warnings (capacity beyond free space)."""
         check_volume_name(name)
         if capacity is None:
-            raise InvalidInput("--capacity", "is required; give a size such as 1000M or 5G.")
-        cap = parse_size(capacity, "--capacity")
+            raise InvalidInput("capacity", "is required; give a size such as 1000M or 5G.")
+        cap = parse_size(capacity, "capacity")
         if cap <= 0:
-            raise InvalidInput("--capacity", f"{capacity!r} is zero; give a size such as 1000M or 5G.")
-        alloc = parse_size(allocation, "--allocation") if allocation is not None else 0
+            raise InvalidInput("capacity", f"{capacity!r} is zero; give a size such as 1000M or 5G.")
+        alloc = parse_size(allocation, "allocation") if allocation is not None else 0
         if alloc > cap:
-            raise InvalidInput("--allocation", f"{format_size(alloc)} is more than the capacity {format_size(cap)}; "
+            raise InvalidInput("allocation", f"{format_size(alloc)} is more than the capacity {format_size(cap)}; "
                                                "give at most the capacity (equal means fully allocated).")
         fmt = format or VolumeRequest(name=name, backing=backing).default_format()
         if fmt not in VOLUME_FORMATS:
-            raise InvalidInput("--format", f"{fmt!r} is not supported; use raw or qcow2.")
+            raise InvalidInput("format", f"{fmt!r} is not supported; use raw or qcow2.")
         pool = self._pool(pool_name)
         if self._exists(pool, name):
             raise InvalidInput("name", f"pool {pool_name} already has a volume named {name!r}; choose another name.")
@@ -234,15 +234,15 @@ class Volumes:
 
     def _with_backing(self, spec: VolumeSpec, backing: str) -> VolumeSpec:
         if spec.format != "qcow2":
-            raise InvalidInput("--backing", "a volume with a backing volume must be qcow2; give --format qcow2.")
-        base_pool, base_name = split_volume_ref(backing, "--backing")
+            raise InvalidInput("backing", f"a volume with a backing volume must be qcow2; give {term('format', 'qcow2')}.")
+        base_pool, base_name = split_volume_ref(backing, "backing")
         try:
             _pool, base = self.lookup(f"{base_pool}/{base_name}")
         except (NotFound, InvalidInput):
-            raise InvalidInput("--backing", f"no volume {backing} to use as backing; give an existing POOL/VOLUME.") from None
+            raise InvalidInput("backing", f"no volume {backing} to use as backing; give an existing POOL/VOLUME.") from None
         base_info = volume_info(base_pool, X.parse(base.XMLDesc(0)))
         if spec.capacity < base_info.capacity:
-            raise InvalidInput("--capacity", f"{format_size(spec.capacity)} is smaller than the backing volume's "
+            raise InvalidInput("capacity", f"{format_size(spec.capacity)} is smaller than the backing volume's "
                                              f"{format_size(base_info.capacity)}; give at least that.")
         return spec.model_copy(update={"backing_path": base_info.path, "backing_format": base_info.format or "raw"})
 
@@ -251,7 +251,7 @@ class Volumes:
         lookups.when_pool_free(lambda: pool.refresh(0))  # another client's volume may be in the making
         available = pool.info()[3]
         if allocation > available:
-            raise InvalidInput("--allocation", f"{format_size(allocation)} is more than pool {pool_name} has free "
+            raise InvalidInput("allocation", f"{format_size(allocation)} is more than pool {pool_name} has free "
                                                f"({format_size(available)}); allocate less or use a sparse volume (allocation 0).")
         if capacity > available:
             return [f"capacity {format_size(capacity)} is more than pool {pool_name} has free ({format_size(available)}); "
@@ -314,7 +314,7 @@ class Volumes:
             if not shrink:
                 # A way out the operator may take (the console's checkbox, the CLI's --shrink), not a bad value.
                 raise NeedsOption(f"size: {format_size(new)} is smaller than the capacity {format_size(current.capacity)}; "
-                                  "give {option} to shrink it (data past the new end is lost).", option="shrink")
+                                  f"give {term('shrink', True)} to shrink it (data past the new end is lost).", option="shrink")
             if new < current.allocation:
                 raise InvalidInput("size", f"{format_size(new)} is below the space the volume already uses "
                                            f"({format_size(current.allocation)}); it cannot shrink below that.")
@@ -328,7 +328,7 @@ class Volumes:
     @locks_host("vol wipe")
     def wipe(self, ref: str, algorithm: str = "zero", force: bool = False) -> list[str]:
         if algorithm not in WIPE_ALGORITHMS:
-            raise InvalidInput("--algorithm", f"{algorithm!r} is not known; use one of {', '.join(WIPE_ALGORITHMS)}.")
+            raise InvalidInput("algorithm", f"{algorithm!r} is not known; use one of {', '.join(WIPE_ALGORITHMS)}.")
         pool, vol = self.lookup(ref)
         users = self._users_or_refuse(pool, vol, ref, force, "wiping")
         with libvirt_errors(f"wiping volume {ref}"):
@@ -370,10 +370,10 @@ class Volumes:
             running = [vm for vm in info.used_by if vm in info.running_users]
             loss = f" (running: {', '.join(running)}, whose guests see it change under them)" if running else ""
             raise NeedsOption(f"volume {ref} is used by VM(s) {', '.join(info.used_by)}{loss}; detach it first, "
-                              f"or give {{option}} to go on with {doing} it anyway.")
+                              f"or give {term('force', True)} to go on with {doing} it anyway.")
         if overlays and not force:
             raise NeedsOption(f"volume {ref} is the backing file of {', '.join(overlays)}; delete those first, "
-                              f"or give {{option}} to go on with {doing} it anyway.")
+                              f"or give {term('force', True)} to go on with {doing} it anyway.")
         return info.used_by + [f"volume {o}" for o in overlays]
 
     def _refuse_shrinking_in_use(self, pool, vol, ref: str, force: bool) -> None:
@@ -381,7 +381,7 @@ class Volumes:
         if info.running_users and not force:
             raise NeedsOption(f"volume {ref} is a disk of running VM(s) {', '.join(info.running_users)}; shrinking "
                               "it under the guest cuts off data its file systems may hold; shut the VM down first, "
-                              "or give {option} to shrink it anyway.")
+                              f"or give {term('force', True)} to shrink it anyway.")
 
     def overlays_of(self, path: str | None) -> list[str]:
         """POOL/VOL of every volume, in any running pool, whose backing file is `path`."""
@@ -491,7 +491,7 @@ class Volumes:
     def download(self, ref: str, file: str, overwrite: bool = False, progress: Progress | None = None) -> TransferResult:
         pool, vol = self.lookup(ref)
         if os.path.exists(file) and not overwrite:
-            raise InvalidInput("file", f"{file} exists; give another file name or --overwrite.")
+            raise InvalidInput("file", f"{file} exists; give another file name or {term('overwrite', True)}.")
         info = volume_info(pool.name(), X.parse(vol.XMLDesc(0)))
         refuse_if_written(self.host.uri, info.path, ref)  # half an upload is no image
         counter = _Counter(info.capacity, progress)
@@ -536,9 +536,9 @@ def _format_in(pool: libvirt.virStoragePool, pool_name: str, fmt: str) -> str:
     if pool_type not in ON_A_DEVICE:
         return fmt
     if fmt != "raw":
-        raise InvalidInput("--format", f"a volume of {pool_type} pool {pool_name} is a "
+        raise InvalidInput("format", f"a volume of {pool_type} pool {pool_name} is a "
                                        f"{'partition' if pool_type == 'disk' else 'logical volume'}, raw; "
-                                       "give no --format.")
+                                       f"give no {term('format')}.")
     return "none" if pool_type == "disk" else fmt
 
 

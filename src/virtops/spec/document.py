@@ -29,7 +29,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from virtops.base.errors import InvalidInput, Refusals, VirtopsError
+from virtops.base.errors import CommandLineWording, InvalidInput, Refusals, Term, VirtopsError, Wording, command, term
 from virtops.base.names import LAB_PREFIX
 from virtops.daemon import registry
 from virtops.daemon.connection import is_host_name
@@ -216,17 +216,29 @@ class LoadedSpec:
         return SpecError(f"{self.file}:{self.line_of(path)}: {where}{message}")
 
     def refusal(self, path: Path_, err: VirtopsError) -> SpecError:
-        """A core refusal (InvalidInput names a CLI option such as --source-path) placed in the file."""
-        message = err.message
+        """A core refusal placed in the file: at its field (source_path) under `path` and the part of
+        the request it is about, its terms worded as the file's keys (SpecWording)."""
         path = path + tuple(err.location)
-        if err.field:
-            field_name = err.field.lstrip("-").replace("-", "_")
-            message = message.removeprefix(f"{err.field}: ")
-            if field_name and path[-1:] != (field_name,):
-                path = path + (field_name,)
-        # The core speaks of CLI options (--source-path); the file has fields (source_path).
-        message = re.sub(r"--([a-z][a-z-]*)", lambda m: m.group(1).replace("-", "_"), message)
-        return self.error(path, message)
+        if err.field and path[-1:] != (err.field,):
+            path = path + (err.field,)
+        return self.error(path, err.worded(SPEC_WORDING, with_field=False))
+
+
+class SpecWording(Wording):
+    """The core's terms as a spec's keys and values (format: qcow2, start: false); its hints to
+    run a command are the command line's, which runs plan and apply."""
+
+    def term(self, item: Term) -> str:
+        if item.value is None:
+            return item.field
+        value = str(item.value).lower() if isinstance(item.value, bool) else item.value
+        return f"{item.field}: {value}"
+
+    def commands(self) -> Wording:
+        return CommandLineWording()
+
+
+SPEC_WORDING = SpecWording()
 
 
 # Parsing is bounded, so a hostile or broken file is refused in a moment, not after eating the
@@ -471,7 +483,7 @@ def _known_fields(parent: Path_, _spec: HostSpec, _data: dict) -> str:
     shape = tuple(p for p in parent if isinstance(p, str))
     model = MODELS_AT.get(shape)
     if model is None:
-        return "see `virtops export --schema`"
+        return f"see {command('export', term('schema', True))}"
     return "known fields: " + ", ".join(model.model_fields)
 
 
@@ -561,7 +573,7 @@ def _check_network(loaded: LoadedSpec, i: int, net: NetworkEntry) -> None:
                             kept=kept)
         except InvalidInput as err:
             field_name = "name" if err.field == "hostname" else err.field
-            raise loaded.error(path + ("hosts", j, field_name), err.message.split(": ", 1)[-1]) from None
+            raise loaded.error(path + ("hosts", j, field_name), err.worded(SPEC_WORDING, with_field=False)) from None
 
 
 def _check_xml(loaded: LoadedSpec, path: Path_, kind: str, entry: Model) -> None:
@@ -596,7 +608,7 @@ def _check_vm(loaded: LoadedSpec, i: int, vm: VmEntry) -> None:
         try:
             check_boot(vm.boot)
         except InvalidInput as err:
-            raise loaded.error(path + ("boot",), err.message.removeprefix("boot: ")) from None
+            raise loaded.error(path + ("boot",), err.worded(SPEC_WORDING, with_field=False)) from None
     for j, disk in enumerate(vm.disks):
         try:
             disk.check_source()

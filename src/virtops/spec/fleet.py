@@ -13,7 +13,7 @@ from virtops.daemon.connection import resolve_uri
 from virtops.daemon.registry import RegisteredHost
 from virtops.fleet.gather import Gathered, gather_each
 from virtops.fleet.select import select
-from virtops.spec.document import FleetSpec, LoadedFleet, LoadedSpec
+from virtops.spec.document import SPEC_WORDING, FleetSpec, LoadedFleet, LoadedSpec
 from virtops.base.hostlock import host_lock, lent_to_this_thread
 from virtops.spec.plan import APPLY_WAIT_S, ApplyResult, Plan, apply, export, make_plan, refuse_blocked
 
@@ -45,7 +45,7 @@ def _registered(name: str, part: LoadedSpec) -> RegisteredHost:
     try:
         return select(name)[0]
     except (InvalidInput, NotFound) as err:
-        raise part.error((), err.message) from None
+        raise part.error((), err.worded(SPEC_WORDING)) from None
 
 
 class FleetRefused(Refusals):

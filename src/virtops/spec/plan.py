@@ -16,10 +16,10 @@ import libvirt
 from virtops.xmlmodels import doc as X
 from virtops.xmlmodels.domain import DomainXml as DomainDocument  # DomainXml below is ops.vm's live/persistent pair
 from virtops.xmlmodels.pool import PoolXml
-from virtops.base.errors import InvalidInput, NotFound, VirtopsError, located, one_sentence
+from virtops.base.errors import InvalidInput, NotFound, VirtopsError, command, located, one_sentence, term
 from virtops.base.hostlock import host_lock
-from virtops.spec.document import (BootEntry, DiskEntry, HostSpec, LoadedSpec, SpecErrors, NetworkEntry, NicEntry, PoolEntry, VmEntry,
-                   VolumeEntry, network_entry)
+from virtops.spec.document import (SPEC_WORDING, BootEntry, DiskEntry, HostSpec, LoadedSpec, SpecErrors, NetworkEntry, NicEntry,
+                                   PoolEntry, VmEntry, VolumeEntry, network_entry)
 from virtops.base.model import size_text
 from virtops.base.units import format_size
 from virtops.ops.devices import path_disk_type
@@ -97,7 +97,7 @@ class Plan:
         count = {verb: sum(a.verb == verb for a in self.actions) for verb in ("create", "update", "delete")}
         extra = []
         if self.needs_yes:
-            extra.append(f"{len(self.needs_yes)} need --yes")
+            extra.append(f"{len(self.needs_yes)} need {term('yes', True)}")
         if self.impossible:
             extra.append(f"{len(self.impossible)} impossible")
         tail = f" ({', '.join(extra)})" if extra else ""
@@ -486,7 +486,7 @@ def refuse_pruning_everything(loaded: LoadedSpec) -> None:
     download, the wrong file) than a wish to wipe the host, so --prune never takes it as one."""
     spec = loaded.spec
     if not (spec.pools or spec.networks or spec.vms):
-        raise VirtopsError(f"{loaded.file}: the spec lists no pools, networks or VMs, so --prune would delete "
+        raise VirtopsError(f"{loaded.file}: the spec lists no pools, networks or VMs, so {term('prune', True)} would delete "
                            "everything on the host; refused: delete objects with their own commands instead.")
 
 
@@ -538,7 +538,7 @@ def _check_kept_backing(live: Live, pool: str, vol: VolumeEntry, refuse: Callabl
     try:
         check_backing(vol.backing, kept=kept)
     except InvalidInput as err:
-        refuse(err.message.removeprefix("backing: "))
+        refuse(err.worded(SPEC_WORDING, with_field=False))
 
 
 class _Planner:
@@ -825,7 +825,8 @@ class _Planner:
             if change.field == "capacity" and change.new < change.old:
                 action.mode = "impossible"
                 action.notes.append(f"shrinking {ref} from {format_size(change.old)} to {format_size(change.new)} would "
-                                    "cut off data; a spec never shrinks a volume (use `virtops vol resize --shrink`).")
+                                    "cut off data; a spec never shrinks a volume"
+                                    f"{command(f'vol resize {ref}', term('shrink', True), wrap=' (use {})', elsewhere='')}.")
             elif change.field in ("format", "backing"):
                 action.mode = "impossible"
                 action.notes.append(f"a volume's {change.field} cannot change in place; create a new volume "
@@ -1242,7 +1243,7 @@ class NeedsConfirmation(VirtopsError):
         self.plan = plan
         labels = ", ".join(a.label for a in plan.needs_yes)
         super().__init__(f"the plan restarts or unplugs something running ({labels}); nothing was changed; "
-                         "read the costs above and add --yes to go ahead.")
+                         f"read the costs above and add {term('yes', True)} to go ahead.")
 
 
 @dataclass
@@ -1290,7 +1291,7 @@ def _run(plan: Plan, result: ApplyResult, progress: Callable[[str], None] | None
                 step()
             except VirtopsError as err:
                 done = f"{len(result.done)} step(s) were done before it" if result.done else "nothing was done before it"
-                raise VirtopsError(f"apply stopped at '{label}': {err.message.rstrip('.')}; {done}; "
+                raise VirtopsError(f"apply stopped at '{label}': {err.text.rstrip('.')}; {done}; "
                                    "fix the cause and run apply again to finish.") from err
             result.done.append(label)
             if progress:

@@ -1,7 +1,7 @@
 """The REST API under /api: a thin face that turns HTTP into calls on the core and the core's
 answers and refusals into JSON. No rule lives here; the pages use exactly this API.
 
-Refusals keep the CLI's sentence: {"error": "...", "field": "..."} with 422 for a bad value,
+Refusals keep the core's sentence, its terms worded as the request's fields (ApiWording): {"error": "...", "field": "..."} with 422 for a bad value,
 404 for an unknown object, 409 for anything else the host refused, 503 when no daemon answers.
 """
 from __future__ import annotations
@@ -18,7 +18,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from virtops.base.errors import HostUnreachable, InvalidInput, NeedsOption, NotFound, VirtopsError
+from virtops.base.errors import HostUnreachable, InvalidInput, NeedsOption, NotFound, Term, VirtopsError, Wording
 from virtops.daemon.facts_models import HostInfo
 from virtops.host import Host
 from virtops.ops.impact import Impact
@@ -76,21 +76,38 @@ def refusal(status: int, sentence: str, field: str | None = None, headers: dict 
 
 def error_response(err: VirtopsError) -> JSONResponse:
     """Several refusals at once (a VM's create) answer as the first's kind, all sentences included."""
-    first = (getattr(err, "errors", None) or [err])[0]
+    every = getattr(err, "errors", None) or [err]
+    first = every[0]
     status = 422 if isinstance(first, InvalidInput) else 404 if isinstance(first, NotFound) \
         else 503 if isinstance(first, HostUnreachable) else 409
+    sentence = "\n".join(one.worded(API_WORDING) for one in every)
     if isinstance(first, NeedsOption):  # the way out the core names: the console offers it as a button
-        return refusal(status, str(err), first.option, option=first.option)
-    return refusal(status, str(err), api_field(first.field, first.location))
+        return refusal(status, sentence, first.option, option=first.option)
+    return refusal(status, sentence, api_field(first.field, first.location))
+
+
+class ApiWording(Wording):
+    """The core's terms as the request's fields and values: "format": "qcow2", "start": false;
+    hints to run a CLI command are said as the fields alone, or not at all."""
+
+    def term(self, item: Term) -> str:
+        return item.field if item.value is None else f"{json.dumps(item.field)}: {json.dumps(item.value)}"
+
+
+API_WORDING = ApiWording()
+
+
+def api_worded(result):
+    """An answer whose warnings are the core's sentences (a pool QEMU cannot reach): in the API's terms."""
+    result.warnings = [API_WORDING.words(warning) for warning in result.warnings]
+    return result
 
 
 def api_field(field: str | None, location: tuple = ()) -> str | None:
     """The body's path of the field: the core places it in the request (("disks", 1) and
-    "volume": disks[1].volume) and names some fields as the CLI spells them (--source-path,
-    new-disk size), which the API spells source_path and new_disk_size."""
-    name = field.removeprefix("--").replace("-", "_").replace(" ", "_") if field else None
+    "volume": disks[1].volume) and names it as the body does."""
     path = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in location).lstrip(".")
-    return ".".join(p for p in (path, name) if p) or None
+    return ".".join(p for p in (path, field) if p) or None
 
 
 XML = {"response_class": Response,  # refusals stay JSON; only the answer is XML
@@ -153,8 +170,8 @@ def pools(request: Request):
 
 @router.post("/pools", response_model=PoolCreateResult, status_code=201)
 def pool_create(request: Request, body: PoolCreate):
-    return host_of(request).pools.create(body, start=body.start, autostart=body.autostart,
-                                         build_device=body.build_device)
+    return api_worded(host_of(request).pools.create(body, start=body.start, autostart=body.autostart,
+                                                    build_device=body.build_device))
 
 
 @router.get("/pool-sources", response_model=list[PoolSource])
@@ -207,7 +224,7 @@ class Permissions(PoolPermissions):
 def pool_permissions(request: Request, name: str, body: Permissions):
     """Redefine a dir pool's permissions and apply them to its directory (a running pool stops
     for a moment and starts again)."""
-    return host_of(request).pools.set_permissions(name, **body.model_dump())
+    return api_worded(host_of(request).pools.set_permissions(name, **body.model_dump()))
 
 
 @router.delete("/pools/{name}", response_model=Done)
