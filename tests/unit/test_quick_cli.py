@@ -59,6 +59,8 @@ def test_the_root_options_and_fleet_versions_are_read_as_declared():
                                                                              "as_json": False})
     body, ctx, params = quick.parse(["-H", "tag:web", "pool-list", "--all"])
     assert (body.__name__, ctx.hosts, params) == ("fleet_pool_list", "tag:web", {"show_all": True, "as_json": False})
+    body, ctx, params = quick.parse(["-H", "all", "host", "info", "--cpu"])
+    assert (body.__name__, params) == ("fleet_host_info", {"sample_cpu": True, "as_json": False})
 
 
 def test_click_builds_the_same_commands_from_the_declarations():
