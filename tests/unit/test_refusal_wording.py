@@ -242,3 +242,42 @@ def test_located_errors_keep_their_terms():
     with pytest.raises(InvalidInput) as refused, located("disks", 1):
         raise InvalidInput("target", f"is taken; leave {term('target')} out.")
     assert refused.value.location == ("disks", 1) and refused.value.terms == [term("target")]
+
+
+def test_a_bulk_action_words_each_vms_refusal_as_the_api_does(node_uri, api):
+    """The console's bulk delete: the running VM's refusal names the API's field, not Python's force=True."""
+    answer = api.post("/api/vms/bulk", json={"action": "delete", "names": ["guest"]})
+    assert answer.status_code == 200
+    assert answer.json()["results"] == [{
+        "name": "guest", "ok": False, "done": None,
+        "error": 'vm: guest is running; shut it down first, or give "force": true to stop it at once and delete it anyway.'}]
+
+
+def test_a_fleet_answer_that_failed_is_worded_by_each_face(node_uri, capsys):
+    """One host's refusal among a fleet's answers: the CLI's line and the REST API's failure word its terms."""
+    from virtops.cli.output import Failed, fleet_failures
+    from virtops.fleet.gather import gather
+    from virtops.web.api import worded_failure
+
+    class Registered:  # what gather needs of a registered host
+        name, uri = "h1", node_uri
+
+    def refuse(host):
+        host.vms.delete("guest")
+
+    gathered = gather([Registered()], refuse)
+    (failed,) = gathered.failures
+    assert failed.error == ("vm: guest is running; shut it down first, or give force=True to stop it at once and "
+                            "delete it anyway.")
+    assert worded_failure(failed) == ('vm: guest is running; shut it down first, or give "force": true to stop it at '
+                                      'once and delete it anyway.')
+    with pytest.raises(Failed):
+        fleet_failures(gathered.failures)
+    assert capsys.readouterr().err == ("error: host h1: vm: guest is running; shut it down first, or give --force to "
+                                       "stop it at once and delete it anyway.\n")
+
+
+def test_a_stray_marker_is_text():
+    broken = "\ue000format\ue001s"  # no end: the text as it is
+    assert VirtopsError(f"give {broken} or {term('start', False)}.").terms == [term("start", False)]
+    assert VirtopsError("\ue000Bad field\ue001-\ue002 \ue003cli only").message == "\ue000Bad field\ue001-\ue002 \ue003cli only"

@@ -5,6 +5,7 @@ import click
 
 from virtops.cli.common import emit_json, emit_table, json_option, listing_command, pass_context
 from virtops.cli.listings import BY_PATH
+from virtops.cli.output import answer_error
 
 
 @click.group()
@@ -114,7 +115,7 @@ def _every_host() -> list:
 
 
 def _host_row(answer) -> dict:
-    row = {**answer.host.as_dict(), "reachable": answer.ok, "reason": answer.error}
+    row = {**answer.host.as_dict(), "reachable": answer.ok, "reason": answer_error(answer)}
     info = answer.value[0] if answer.ok else None
     info = info or {}
     row.update({

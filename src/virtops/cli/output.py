@@ -238,9 +238,15 @@ def emit_fleet_rows(rows: list[dict], columns: list[tuple[str, str]], as_json: b
     fleet_failures(failures)
 
 
+def answer_error(answer) -> str | None:
+    """A fleet's answer's error in the command line's terms (the core's refusal, when it was one)."""
+    failure = getattr(answer, "failure", None)
+    return in_cli_terms(failure) if failure is not None else answer.error
+
+
 def fleet_failures(failures: list) -> None:
     """One line per host that failed (a fleet Answer: .host.name, .error); exit code 1 after the output."""
     for answer in failures:
-        echo(f"error: host {answer.host.name}: {answer.error}", err=True)
+        echo(f"error: host {answer.host.name}: {answer_error(answer)}", err=True)
     if failures:
         raise Failed()

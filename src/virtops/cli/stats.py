@@ -10,6 +10,7 @@ import time
 import click
 
 from virtops.cli.common import Failed, complete, emit_json, emit_table, json_option, pass_context, table_lines
+from virtops.cli.output import answer_error
 
 COLUMNS = [("name", "Name"), ("state", "State"), ("cpu", "CPU%"), ("vcpus", "vCPUs"), ("memory", "Memory"), ("used", "Guest used"), ("rss", "QEMU RSS"),
            ("disk_read", "Disk read/s"), ("disk_write", "Disk write/s"), ("iops", "IOPS r/w"),
@@ -150,7 +151,7 @@ class TopView:
                 self.errors.pop(answer.host.name, None)
                 self._record(answer.host.name, answer.value)
             else:
-                self.errors[answer.host.name] = answer.error
+                self.errors[answer.host.name] = answer_error(answer)
 
     def _record(self, name: str, sample) -> None:
         from virtops.ops import stats

@@ -5,7 +5,7 @@ import _thread  # its lock: threading (with functools and collections) is import
 import os
 
 from virtops.base.binding import libvirt
-from virtops.base.errors import HostUnreachable, command, one_sentence, term
+from virtops.base.errors import HostUnreachable, by_face, command, one_sentence, term
 
 TYPE_CHECKING = False  # not typing's: importing typing costs a listing's start-up (docs/architecture.md)
 if TYPE_CHECKING:
@@ -238,8 +238,9 @@ class Connection:
     def _unreachable_message(self, err: libvirt.libvirtError) -> str:
         advice = "start libvirtd on that host"
         if self.lab_name:
-            advice = f"start the lab host with `virtops lab up {self.lab_name}`"
+            advice = f"start the lab host{command(f'lab up {self.lab_name}', wrap=' with {}', elsewhere='')}"
         elif self.uri == DEFAULT_URI:
-            advice = "start libvirtd (systemctl start libvirtd), or use a lab host: `virtops lab up NAME` then `-c lab:NAME`"
+            advice = ("start libvirtd (systemctl start libvirtd)"
+                      f"{by_face(', or use a lab host: `virtops lab up NAME` then `-c lab:NAME`')}")
         reason = one_sentence(err.get_error_message() or str(err)).rstrip(".")
         return f"No libvirt daemon answers at {self.uri} ({reason}); {advice}."

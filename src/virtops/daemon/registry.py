@@ -21,7 +21,7 @@ import contextlib
 from contextlib import contextmanager
 from typing import Callable, Hashable, Iterator, NamedTuple
 
-from virtops.base.errors import InvalidInput, NotFound, VirtopsError
+from virtops.base.errors import InvalidInput, NotFound, VirtopsError, by_face, command
 from virtops.base.names import LAB_PREFIX, check_lab_term
 
 SYSTEM_FILE = "/etc/virtops/hosts.yaml"
@@ -115,8 +115,8 @@ def lookup(name: str, known: list[RegisteredHost] | None = None) -> RegisteredHo
     for host in registered() if known is None else known:
         if host.name == name:
             return host
-    raise NotFound(f"host {name!r} is not in the registry ({user_file()}); `virtops host list` shows the "
-                   f"registered hosts, `virtops host add {name} URI` adds one.")
+    hint = by_face(f"; `virtops host list` shows the registered hosts, `virtops host add {name} URI` adds one")
+    raise NotFound(f"host {name!r} is not in the registry ({user_file()}){hint}.")
 
 
 def _read(path: str) -> Entries:
@@ -304,7 +304,8 @@ def _own(entries: Entries, name: str) -> str:
     if system is not None:
         raise InvalidInput("NAME", f"host {name!r} is registered in {system.source}, not in {user_file()}; "
                                    f"change it there (as its owner).")
-    raise NotFound(f"host {name!r} is not in the registry ({user_file()}); `virtops host list` shows the registered hosts.")
+    raise NotFound(f"host {name!r} is not in the registry ({user_file()})"
+                   f"{command('host list', wrap='; {} shows the registered hosts', elsewhere='')}.")
 
 
 def _change(change: Callable[[Entries], RegisteredHost]) -> RegisteredHost:

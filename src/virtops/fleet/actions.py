@@ -63,7 +63,8 @@ class VmResult:
     """One VM's part of a bulk action: what was done, or the core's sentence why not."""
     vm: str
     done: str | None = None
-    error: str | None = None
+    error: str | None = None  # in the core's terms; `failure` is the refusal itself, for a face to word
+    failure: VirtopsError | None = None
 
     @property
     def ok(self) -> bool:
@@ -85,7 +86,7 @@ def each_vm(host, action: str, names: list[str], remove_storage: bool = False) -
         try:
             results.append(VmResult(name, done=_act(host, action, name, remove_storage)))
         except VirtopsError as err:
-            results.append(VmResult(name, error=err.message))
+            results.append(VmResult(name, error=err.message, failure=err))
         except libvirt.libvirtError as err:
             results.append(VmResult(name, error=err.get_error_message()))
         except ValueError:  # libvirt-python refuses a name with a NUL byte before asking the daemon

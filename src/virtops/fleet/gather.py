@@ -33,12 +33,13 @@ Lease = Callable[[RegisteredHost], ContextManager[Host]]  # lends an open Host o
 class Answer(Generic[T]):
     """What one host answered, or in one sentence why it did not. A plain class: dataclasses (with
     inspect) would cost every -H listing about 6 ms of start-up."""
-    __slots__ = ("host", "value", "error", "seconds")
+    __slots__ = ("host", "value", "error", "failure", "seconds")
 
     def __init__(self, host: RegisteredHost, value: T | None = None, error: str | None = None, seconds: float = 0.0):
         self.host = host
         self.value = value
-        self.error = error
+        self.error = error  # in the core's terms; `failure` is the refusal itself, for a face to word
+        self.failure: VirtopsError | None = None
         self.seconds = seconds
 
     @property
@@ -108,7 +109,7 @@ def gather_each(hosts: list[RegisteredHost], work: Callable[[RegisteredHost, Hos
             else:
                 answer.value = work(answer.host, pool(answer.host)) if pool else _ask(answer.host, work)
         except VirtopsError as err:
-            answer.error = err.message
+            answer.error, answer.failure = err.message, err
         except libvirt.libvirtError as err:  # a call the core does not wrap: libvirt's sentence
             answer.error = from_libvirt(err).message
         except Exception as err:  # noqa: BLE001 - one host's failure is its answer, not the fleet's

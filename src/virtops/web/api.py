@@ -1,8 +1,9 @@
 """The REST API under /api: a thin face that turns HTTP into calls on the core and the core's
 answers and refusals into JSON. No rule lives here; the pages use exactly this API.
 
-Refusals keep the core's sentence, its terms worded as the request's fields (ApiWording): {"error": "...", "field": "..."} with 422 for a bad value,
-404 for an unknown object, 409 for anything else the host refused, 503 when no daemon answers.
+Refusals keep the core's sentence, its terms worded as the request's fields (ApiWording):
+{"error": "...", "field": "..."} with 422 for a bad value, 404 for an unknown object, 409 for
+anything else the host refused, 503 when no daemon answers.
 """
 from __future__ import annotations
 
@@ -95,6 +96,12 @@ class ApiWording(Wording):
 
 
 API_WORDING = ApiWording()
+
+
+def worded_failure(answer) -> str | None:
+    """A fleet's answer or a bulk action's result that failed: the core's refusal in the API's terms."""
+    failure = getattr(answer, "failure", None)
+    return failure.worded(API_WORDING) if failure is not None else answer.error
 
 
 def api_worded(result):
@@ -510,7 +517,8 @@ def vms_bulk(request: Request, body: VmBulk):
     from virtops.fleet.actions import each_vm
 
     results = each_vm(host_of(request), body.action, body.names, remove_storage=body.remove_storage)
-    return VmBulkAnswer(results=[VmBulkResult(**result.as_dict()) for result in results])
+    return VmBulkAnswer(results=[VmBulkResult(**{**result.as_dict(), "error": worded_failure(result)})
+                                 for result in results])
 
 
 # The core's request models, strict as bodies (their nested ones are strict in the core).

@@ -74,7 +74,7 @@ def _fleet_rows(request: Request, listing, **options) -> FleetRows:
     rows = sorted(({"host": host, **row} for host, row in gathered.rows()),
                   key=lambda row: (natural_key(row["name"]), natural_key(row["host"])))
     failures = [HostFailure(host=name, error=reason) for name, reason in away.items() if reason is not None]
-    failures += [HostFailure(host=answer.host.name, error=answer.error) for answer in gathered.failures]
+    failures += [HostFailure(host=answer.host.name, error=api.worded_failure(answer)) for answer in gathered.failures]
     return FleetRows(rows=rows, failures=failures)
 
 
