@@ -61,7 +61,7 @@ def flags_in_core_text(source: str, name: str = "<source>") -> list[str]:
             fields = [node.args[0]] if func == "InvalidInput" and node.args else []
             fields += [k.value for k in node.keywords if k.arg == "field"]
             for field in fields:
-                if isinstance(field, ast.Constant) and isinstance(field.value, str) and FLAG.match(field.value):
+                if isinstance(field, ast.Constant) and isinstance(field.value, str) and field.value.startswith("-"):
                     found.append(f"{name}:{field.lineno}: field {field.value!r}")
     return sorted(found)
 

@@ -211,7 +211,7 @@ def test_selectors():
                                ("lab:Bad_Name", "a lab host is lab:NAME"), ("x" * 5000, "longer than")):
         with pytest.raises(InvalidInput) as refused:
             select(selector)
-        assert refused.value.field == "-H" and sentence in str(refused.value)
+        assert refused.value.field == "selector" and sentence in str(refused.value)
 
 
 # -- a daemon that accepts and never answers ----------------------------------------------------

@@ -110,7 +110,7 @@ def _debug_requested() -> bool:
 # notes them: its --format of source_format, its --no-start); then the fields whose option is
 # named otherwise on every command (also the options that place a refusal in a request: ("disks",
 # 1) is --disk #2); then --FIELD.
-FLAG_OF_FIELD = {"disks": "--disk", "new_disks": "--new-disk", "nics": "--network"}
+FLAG_OF_FIELD = {"disks": "--disk", "new_disks": "--new-disk", "nics": "--network", "selector": "-H"}
 # name -> (flag, its negative flag or None), by parameter name and by the flag's own name.
 COMMAND_OPTIONS: dict[str, tuple[str, str | None]] = {}
 # A command whose items of one part come from several options (a VM's NICs from --network, --bridge
@@ -145,7 +145,7 @@ def _command_line_wording():
         def field(self, name: str) -> str:
             """A refused field that is an option of this command is named as the option; others (an
             argument such as the pool's NAME) by the core's name."""
-            return COMMAND_OPTIONS[name][0] if name in COMMAND_OPTIONS else name
+            return (COMMAND_OPTIONS.get(name) or (FLAG_OF_FIELD.get(name, name),))[0]
 
     return CliWording()
 

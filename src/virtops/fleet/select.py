@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 from typing import Callable
 
-from virtops.base.errors import InvalidInput, NotFound
+from virtops.base.errors import InvalidInput, NotFound, command
 from virtops.daemon import registry
 from virtops.daemon.connection import is_host_name
 from virtops.base.names import LAB_PREFIX, check_lab_term
@@ -26,15 +26,15 @@ FORMS = "all, NAME[,NAME...], tag:TAG or lab:NAME"
 def select(selector: str) -> list[RegisteredHost]:
     """The hosts a selector names, in its order (then the registry's); refused in one sentence."""
     if len(selector) > MAX_SELECTOR_CHARS:
-        raise InvalidInput("-H", f"the selector is longer than {MAX_SELECTOR_CHARS} characters; use {FORMS}.")
+        raise InvalidInput("selector", f"the selector is longer than {MAX_SELECTOR_CHARS} characters; use {FORMS}.")
     terms = [term.strip() for term in selector.split(",")]
     if not any(terms):
-        raise InvalidInput("-H", f"no host selected; use {FORMS}.")
+        raise InvalidInput("selector", f"no host selected; use {FORMS}.")
     chosen: dict[str, RegisteredHost] = {}
     known = functools.cache(registry.registered)  # read once, and only if a term needs it (lab:NAME does not)
     for term in terms:
         if not term:
-            raise InvalidInput("-H", f"{selector!r} has an empty term; use {FORMS}.")
+            raise InvalidInput("selector", f"{selector!r} has an empty term; use {FORMS}.")
         for host in _hosts_of(term, known):
             chosen.setdefault(host.name, host)
     return list(chosen.values())
@@ -52,21 +52,22 @@ def _hosts_of(term: str, known: Callable[[], list[RegisteredHost]]) -> list[Regi
     if term == "all":
         hosts = every_host(known)
         if not hosts:
-            raise InvalidInput("-H", "'all' selects no host: the registry is empty and no lab host runs; "
-                                     "add one with `virtops host add NAME URI`.")
+            raise InvalidInput("selector", "'all' selects no host: the registry is empty and no lab host runs; "
+                                           f"add one{command('host add NAME URI', wrap=' with {}', elsewhere=' first')}.")
         return hosts
     if term.startswith(TAG_PREFIX):
         tag = registry.check_tag(term.removeprefix(TAG_PREFIX))
         hosts = [host for host in known() if tag in host.tags]
         if not hosts:
-            raise InvalidInput("-H", f"no registered host carries the tag {tag!r}; `virtops host list` shows the tags.")
+            raise InvalidInput("selector", f"no registered host carries the tag {tag!r}"
+                                           f"{command('host list', wrap='; {} shows the tags', elsewhere='')}.")
         return hosts
     if term.startswith(LAB_PREFIX):
-        return [RegisteredHost(check_lab_term(term, "-H"), term, (), "lab")]
+        return [RegisteredHost(check_lab_term(term, "selector"), term, (), "lab")]
     if not is_host_name(term):
-        raise InvalidInput("-H", f"{term!r} is not a selector; use {FORMS} (a URI goes into the registry "
-                                 f"first: `virtops host add NAME URI`).")
+        raise InvalidInput("selector", f"{term!r} is not a selector; use {FORMS} (a URI goes into the registry "
+                                       f"first{command('host add NAME URI', wrap=': {}', elsewhere='')}).")
     try:
         return [registry.lookup(term, known())]
     except NotFound as err:
-        raise InvalidInput("-H", err.message) from None
+        raise InvalidInput("selector", err.text) from None

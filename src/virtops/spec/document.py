@@ -257,7 +257,7 @@ def load(file: str | Path) -> LoadedSpec | LoadedFleet:
             data = spec_file.read(MAX_SPEC_BYTES + 1)
             size = os.fstat(spec_file.fileno()).st_size
     except OSError as err:
-        raise InvalidInput("-f", f"{name}: {(err.strerror or str(err)).lower()}; give an existing spec file.") from None
+        raise InvalidInput("file", f"{name}: {(err.strerror or str(err)).lower()}; give an existing spec file.") from None
     if len(data) > MAX_SPEC_BYTES:
         _refuse_size(name, max(size, len(data)))
     return loads(data, name)

@@ -36,7 +36,7 @@ def targets(loaded: LoadedSpec | LoadedFleet, selector: str | None) -> list[Targ
     wanted = {host.name for host in select(selector)}
     absent = sorted(wanted - set(loaded.hosts))
     if absent:
-        raise InvalidInput("-H", f"{', '.join(absent)} {'is' if len(absent) == 1 else 'are'} not among the hosts "
+        raise InvalidInput("selector", f"{', '.join(absent)} {'is' if len(absent) == 1 else 'are'} not among the hosts "
                                  f"of {loaded.file} ({', '.join(loaded.hosts)}); select among those.")
     return [target for target in chosen if target.host.name in wanted]
 
