@@ -61,6 +61,8 @@ CONCEPTS = {
     "VM settings": Concept("virtops.ops.vm:VmChanges", None, ("POST", "/api/vms/{name}/settings"),
                            ("virtops.cli.vm:vm", "set")),
     "kernel boot": Concept("virtops.ops.domain:KernelBoot", "virtops.spec.document:BootEntry", None, None),
+    "VM move": Concept("virtops.ops.migrate:MoveOptions", None, ("POST", "/api/vms/{name}/migrate"),
+                       ("virtops.cli.vm:vm", "migrate")),
 }
 
 

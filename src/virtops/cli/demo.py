@@ -233,7 +233,7 @@ def _shared_nfs_steps(host, lab, second, image, summary) -> None:
             boot={"kernel": str(image.kernel), "initrd": str(image.initrd), "cmdline": kernel_cmdline("shell")}))
         host.vms.start("traveller")
         before = _uptime_on(host, "traveller", guest_uptime)
-        moved = migrate(host.conn, other.conn, second.peer_uri, MigrateRequest("traveller"), f"lab:{second.name}")
+        moved = migrate(host.conn, other.conn, second.peer_uri, MigrateRequest(name="traveller"), f"lab:{second.name}")
         after = _uptime_on(other, "traveller", guest_uptime)
         here = [vm.name for vm in host.vms.list()]
         say(f"moved live in {moved.seconds:.1f} s; on {second.name}: {other.vms.info('traveller').state}, "
@@ -244,7 +244,7 @@ def _shared_nfs_steps(host, lab, second, image, summary) -> None:
         step("8c", f"A move {second.name} cannot take: {VM} uses network mynetwork, which {second.name} lacks",
              f"virsh migrate --live {VM} ... (libvirt would fail part-way)", f"virtops vm migrate {VM} --to lab:{second.name}")
         try:
-            migrate(host.conn, other.conn, second.peer_uri, MigrateRequest(VM), f"lab:{second.name}")
+            migrate(host.conn, other.conn, second.peer_uri, MigrateRequest(name=VM), f"lab:{second.name}")
             summary.append(("refused move", "NOT refused"))
         except VirtopsError as err:
             for line in str(err).splitlines():

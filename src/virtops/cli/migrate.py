@@ -3,16 +3,14 @@ from __future__ import annotations
 
 import click
 
-from virtops.cli.common import Failed, emit_json, emit_table
+from virtops.cli.common import Failed, emit_json, emit_table, given_fields, request_of
 
 
-def run_migrate(ctx, name: str, to: str, offline: bool, copy_storage: bool, bandwidth: int | None,
-                timeout: float | None, as_json: bool) -> None:
+def run_migrate(ctx, name: str, to: str, options: dict, as_json: bool) -> None:
     from virtops.cli.vol import progress_bar
     from virtops.ops.migrate import MigrateRequest, migrate_to
 
-    request = MigrateRequest(name, offline=offline, copy_storage=copy_storage, bandwidth_mib_s=bandwidth,
-                             timeout_s=timeout)
+    request = request_of(MigrateRequest, name=name, **given_fields(MigrateRequest, options))
     with progress_bar(f"moving {name} to {to}") as bar:
         result = migrate_to(ctx.host(), to, request,
                             progress=(lambda p: bar(p.processed, p.total)) if bar else None)

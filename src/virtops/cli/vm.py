@@ -354,20 +354,23 @@ def _report_detach(result) -> None:
         click.echo(f"The guest has not released {result.device} yet; it goes when the guest lets it go.", err=True)
 
 
-@vm.command("migrate")
+def _move_options_model():
+    from virtops.ops.migrate import MoveOptions
+
+    return MoveOptions
+
+
+# vm migrate takes MoveOptions' fields as options (the REST API's move body is the same model).
+@vm.command("migrate", cls=ModelCommand, model=_move_options_model,
+            extra={"bandwidth_mib_s": {"flag": "--bandwidth", "metavar": "MIB_S"},
+                   "timeout_s": {"flag": "--timeout", "metavar": "SECONDS", "type": float}})
 @click.argument("name", shell_complete=complete("vm"))
 @click.option("--to", "to", required=True, help="Destination host: a registered name, lab:NAME or a URI.")
-@click.option("--offline", is_flag=True, help="Move the definition of a stopped VM (a running one moves live).")
-@click.option("--copy-storage", is_flag=True, help="Copy the disks that are not on storage both hosts share.")
-@click.option("--bandwidth", type=click.IntRange(1), metavar="MIB_S", help="Limit the move to MIB_S MiB/s.")
-@click.option("--timeout", type=click.FloatRange(0, min_open=True), metavar="SECONDS",
-              help="Cancel the move if not done by then (the VM stays where it is).")
 @json_option
 @pass_context
-def vm_migrate(ctx, name: str, to: str, offline: bool, copy_storage: bool, bandwidth: int | None,
-               timeout: float | None, as_json: bool) -> None:
+def vm_migrate(ctx, name: str, to: str, as_json: bool, **options) -> None:
     """Move a VM to another host, live when it runs; checks everything first. Ctrl-C cancels."""
     from virtops.cli.migrate import run_migrate
 
-    run_migrate(ctx, name, to, offline, copy_storage, bandwidth, timeout, as_json)
+    run_migrate(ctx, name, to, options, as_json)
 

@@ -21,7 +21,7 @@ def destinations(source: Host | Callable[[], ContextManager[Host]], name: str, c
     def reasons(registered: RegisteredHost, dest: Host) -> list[str]:
         try:
             with _source(source) as lent:
-                preflight(lent.conn, dest.conn, MigrateRequest(name, copy_storage=copy_storage), registered.name)
+                preflight(lent.conn, dest.conn, MigrateRequest(name=name, copy_storage=copy_storage), registered.name)
         except VirtopsError as err:
             return [each.message for each in getattr(err, "errors", None) or [err]]
         return []

@@ -30,9 +30,11 @@ from typing import Callable
 from urllib.parse import urlparse
 
 import libvirt
+from pydantic import Field
 
 from virtops.base.errors import InvalidInput, NeedsOption, NotFound, Refusals, VirtopsError, command, from_libvirt, one_sentence, term
 from virtops.base import leftovers
+from virtops.base.model import STRICT, Model
 from virtops.daemon.lookups import domain as require_domain
 from virtops.xmlmodels import doc as X
 from virtops.xmlmodels.domain import DomainXml
@@ -46,13 +48,19 @@ ABORT_WAIT_S = 60     # an aborted move ends within a second; a loaded host take
 SHARED_POOL_TYPES = ("netfs",)  # pools whose volumes live on a server every host can mount
 
 
-@dataclass
-class MigrateRequest:
+class MoveOptions(Model):
+    """How a VM moves: vm migrate's options and the REST API's move body are this model."""
+
+    model_config = STRICT
+    offline: bool = Field(False, description="Move the definition of a stopped VM (a running one moves live).")
+    copy_storage: bool = Field(False, description="Copy the disks that are not on storage both hosts share.")
+    bandwidth_mib_s: int | None = Field(None, ge=1, description="Limit the move to this many MiB/s.")
+    timeout_s: float | None = Field(None, gt=0, description="Cancel the move if not done by then (the VM stays "
+                                                            "where it is).")
+
+
+class MigrateRequest(MoveOptions):
     name: str
-    offline: bool = False        # the definition of a stopped VM; a running one moves live
-    copy_storage: bool = False   # copy the disks that are not on shared storage
-    bandwidth_mib_s: int | None = None
-    timeout_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -725,7 +733,7 @@ def plan_evacuation(source: libvirt.virConnect, destinations: dict[str, libvirt.
         fits = []
         for label, conn in destinations.items():
             try:
-                plan = preflight(source, conn, MigrateRequest(dom.name(), copy_storage=copy_storage), label)
+                plan = preflight(source, conn, MigrateRequest(name=dom.name(), copy_storage=copy_storage), label)
             except (VirtopsError, NotFound) as err:
                 step.reasons[label] = str(err).replace("\n", "; ")
                 continue
@@ -756,7 +764,7 @@ def evacuate(source: libvirt.virConnect, destinations: dict[str, tuple[libvirt.v
         if step.destination and not dry_run:
             conn, peer = destinations[step.destination]
             try:
-                migrate(source, conn, peer, MigrateRequest(step.name, copy_storage=copy_storage), step.destination)
+                migrate(source, conn, peer, MigrateRequest(name=step.name, copy_storage=copy_storage), step.destination)
                 step.result = "moved"
             except VirtopsError as err:
                 step.result = f"failed: {err}"

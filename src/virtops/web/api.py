@@ -23,6 +23,7 @@ from virtops.base.errors import HostUnreachable, InvalidInput, NeedsOption, NotF
 from virtops.daemon.facts_models import HostInfo
 from virtops.host import Host
 from virtops.ops.impact import Impact
+from virtops.ops.migrate import MoveOptions
 from virtops.ops.network import DhcpHost, EditPlan, Lease, NetworkChanges, NetworkInfo, NetworkRequest
 from virtops.ops.pool import CreateResult as PoolCreateResult
 from virtops.ops.pool import PoolInfo, PoolPermissions, PoolSource, PoolSpec
@@ -601,12 +602,10 @@ def vm_action(request: Request, name: str,
     return Done(done=[f"{action} {name}"])
 
 
-class MigrateBody(Body):
+class MigrateBody(MoveOptions):
+    """The core's MoveOptions and where to: the VM is the route's."""
+
     to: str = Field(description="the destination: a registered host name or lab:NAME")
-    offline: bool = Field(False, description="move the definition of a stopped VM (a running one moves live)")
-    copy_storage: bool = Field(False, description="copy the disks that are not on storage both hosts share")
-    bandwidth_mib_s: int | None = Field(None, ge=1)
-    timeout_s: float | None = Field(None, gt=0, description="cancel the move if not done by then")
 
 
 def _moves(request: Request) -> dict:
@@ -629,8 +628,7 @@ def vm_migrate(request: Request, name: str, body: MigrateBody):
     if name in moves and moves[name].state == "moving":
         raise InvalidInput("name", f"{name} is being moved already; wait for it or cancel it.")
     move = moves[name] = BackgroundMove(fleet.host_for_a_thread(request), body.to, MigrateRequest(
-        name, offline=body.offline, copy_storage=body.copy_storage, bandwidth_mib_s=body.bandwidth_mib_s,
-        timeout_s=body.timeout_s), on_end=lambda done: publish(request, "vm", name, f"migrate-{done.state}"))
+        name=name, **body.model_dump(exclude={"to"})), on_end=lambda done: publish(request, "vm", name, f"migrate-{done.state}"))
     return move.as_dict()
 
 
