@@ -628,7 +628,7 @@ def vm_migrate(request: Request, name: str, body: MigrateBody):
     if name in moves and moves[name].state == "moving":
         raise InvalidInput("name", f"{name} is being moved already; wait for it or cancel it.")
     move = moves[name] = BackgroundMove(fleet.host_for_a_thread(request), body.to, MigrateRequest(
-        name=name, **body.model_dump(exclude={"to"})), on_end=lambda done: publish(request, "vm", name, f"migrate-{done.state}"))
+        name=name, **body.model_dump(exclude={"to"})), on_end=lambda done: publish(request, "domain", name, f"migrate-{done.state}"))
     return move.as_dict()
 
 
