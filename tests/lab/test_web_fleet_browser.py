@@ -180,8 +180,7 @@ def test_bulk_actions_on_the_fleet_vm_list_answer_per_vm_and_host(page, labs):
 def test_a_stopped_and_a_hung_host_grey_out_and_come_back(page, labs, browser, web_base):
     stopped, hung = labs[2], labs[1]
     stopped_pid, hung_pid = stopped._pid("libvirtd"), hung._pid("libvirtd")
-    other = logged_in(browser, web_base, WEB_START)  # (a login's next is a plain path: no host's colon)
-    other.goto(f"/hosts/{HOSTS[1]}/vms")  # the hung host's own page
+    other = logged_in(browser, web_base, f"/hosts/{HOSTS[1]}/vms")  # the hung host's own page, straight from the login
     expect(other.locator("#vms tr[data-name=tiled]")).to_be_visible()
     os.kill(stopped_pid, signal.SIGTERM)
     wait_for_exit(stopped_pid, 20)

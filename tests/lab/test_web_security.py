@@ -396,7 +396,7 @@ def test_pages_hold_no_inline_script(api, page):
 
 # -- 1 (server side). the login page keeps `next` on this site -------------------------------------------
 @pytest.mark.parametrize("target, kept", [
-    ("/networks", "/networks"), ("/vms", "/vms"),
+    ("/networks", "/networks"), ("/vms", "/vms"), ("/hosts/lab:web1/vms", "/hosts/lab:web1/vms"),
     ("javascript:fetch('/api/host')", "/"), ("//evil.example/", "/"), ("http://evil.example/", "/"),
     ("https://evil.example/x", "/"), ("/\\evil.example", "/"), ("\\\\evil.example", "/"), ("/%2F/evil.example", "/"),
     ("JaVaScRiPt:alert(1)", "/"), (" /networks", "/"), ("/networks\nx", "/"), ("", "/"),

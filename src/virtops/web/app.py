@@ -41,7 +41,8 @@ HERE = Path(__file__).parent
 WRONG_PASSWORD_DELAY_S = 1.0
 PAGES = {"overview": "Host", "pools": "Storage", "networks": "Networks", "vms": "Virtual machines"}
 FLEET_PAGES = {"fleet": "Fleet", "fleet-vms": "All VMs", "fleet-networks": "All networks", "fleet-pools": "All storage"}
-LOCAL_PATH = re.compile(r"/(?![/\\])[A-Za-z0-9._~/-]*")  # a path on this server: no scheme, no //host, no \\
+LOCAL_PATH = re.compile(r"/(?![/\\])[A-Za-z0-9._~/:-]*")  # a path on this server: no scheme, no //host, no \\
+# (a colon is safe after the leading slash, and fleet pages have one: /hosts/lab:NAME/vms)
 templates = Jinja2Templates(directory=HERE / "templates")
 log = logging.getLogger(__name__)
 

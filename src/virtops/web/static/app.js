@@ -208,7 +208,8 @@ const pages = {};
 // Where to go after logging in: a path on this server only (never javascript:, //host, http://,
 // backslashes); anything else goes to "/". The server checked it too (data-next).
 function safeNext(target) {
-  if (typeof target !== "string" || !/^\/(?![\/\\])[A-Za-z0-9._~\/-]*$/.test(target)) return "/";
+  // A colon is safe after the leading slash (no scheme can start there), and fleet pages have one.
+  if (typeof target !== "string" || !/^\/(?![\/\\])[A-Za-z0-9._~\/:-]*$/.test(target)) return "/";
   const url = new URL(target, location.origin);
   return url.origin === location.origin ? url.pathname : "/";
 }
