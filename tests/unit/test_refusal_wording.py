@@ -21,9 +21,11 @@ from virtops.spec.document import SpecError, loads
 SRC = Path(__file__).resolve().parents[2] / "src" / "virtops"
 CORE = ["ops", "daemon", "host.py", "spec", "backup", "fleet", "xmlmodels", "base"]
 FLAG = re.compile(r"(?<![\w-])--[a-z][a-z-]*")
+COMMAND = "`virtops "  # a command to run, which only the command line words as one (base/errors.command)
 # Strings of the core that are no sentence for people: an argv of nsenter's, the prefix of a
-# negative flag in base/errors.CommandLineWording (the wording of the command line's hints).
-NOT_SENTENCES = {"--net=/proc/", "--no-"}
+# negative flag in base/errors.CommandLineWording (the wording of the command line's hints), the
+# comment at the head of the host registry's file.
+NOT_SENTENCES = {"--net=/proc/", "--no-", "# virtops host registry:"}
 
 
 def _docstrings(tree: ast.AST) -> set[int]:
@@ -45,16 +47,28 @@ def _descriptions(tree: ast.AST) -> set[int]:
     return found
 
 
+def _command_lines(tree: ast.AST) -> set[int]:
+    """Strings inside the command line's side of a by_face(cli, elsewhere): the command line's words."""
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "by_face" and node.args:
+            found.update(id(sub) for sub in ast.walk(node.args[0]))
+    return found
+
+
 def flags_in_core_text(source: str, name: str = "<source>") -> list[str]:
     """`file:line: text` of each string of the module (docstrings and schema help aside) that spells
-    a CLI flag, and of each refusal whose field is one (InvalidInput("--target", ...), field="-x")."""
+    a CLI flag or a virtops command to run outside the command line's side of by_face, and of each
+    refusal whose field is a flag (InvalidInput("--target", ...), field="-x")."""
     tree = ast.parse(source, name)
     skipped = _docstrings(tree) | _descriptions(tree)
+    commands = _command_lines(tree)
     found = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in skipped:
             text = node.value
-            if FLAG.search(text) and not any(text.startswith(ok) for ok in NOT_SENTENCES):
+            named = FLAG.search(text) or COMMAND in text and id(node) not in commands
+            if named and not any(text.startswith(ok) for ok in NOT_SENTENCES):
                 found.append(f"{name}:{node.lineno}: {text!r}")
         if isinstance(node, ast.Call):
             func = node.func.id if isinstance(node.func, ast.Name) else getattr(node.func, "attr", "")
@@ -84,6 +98,8 @@ def check(fmt):
     assert [hit.split(": ", 1)[1] for hit in flags_in_core_text(source)] == [
         "' is not raw; give --format raw.'", "'--format'", "field '--format'"]
     assert flags_in_core_text('raise InvalidInput("format", f"give {term(\'format\', \'raw\')}.")\n') == []
+    assert len(flags_in_core_text('raise NotFound("vm: no such VM; `virtops vm list` lists them.")\n')) == 1
+    assert flags_in_core_text('raise NotFound(f"vm: no such VM{by_face(\'; `virtops vm list` lists them\')}.")\n') == []
 
 
 # -- the terms and their wordings ------------------------------------------------------------------

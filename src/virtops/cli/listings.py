@@ -334,7 +334,8 @@ def host_info(ctx: Context, sample_cpu: bool, as_json: bool) -> None:
         ("CPU use", cpu_use(info)),
         ("Storage pools", info["pools"]), ("Networks", info["networks"]),
         ("Domains", f"{info['domains']} ({info['running_domains']} running)"),
-        ("Guest type", f"{info['virt_type'] or '-'} ({info['virt_type_source']})"),
+        ("Guest type", f"{info['virt_type']} ({info['virt_type_source']})" if info["virt_type"]
+         else f"- ({info['virt_type_source']}: run `virtops host check`)"),
     ])
 
 

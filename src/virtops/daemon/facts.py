@@ -79,7 +79,7 @@ def info_row(host: Host, cpu_window_s: float | None = CPU_WINDOW_S) -> dict:
             "domains": len(domains), "running_domains": sum(1 for d in domains if d.ID() >= 0),  # ID is local
             "virt_type": remembered["chosen"] if remembered else None,
             "virt_type_source": f"host check at {time.strftime('%Y-%m-%d %H:%M', time.localtime(remembered['checked_at']))}"
-            if remembered else "not checked yet (run `virtops host check`)",
+            if remembered else "not checked yet",  # each face says how to check it (the CLI: `host check`)
         }
 
 

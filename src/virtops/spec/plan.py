@@ -646,8 +646,9 @@ class _Planner:
         shown = "vm" if kind == "domain" else kind  # a plan speaks of VMs, libvirt of domains
         if entry.xml is None:
             action = Action(shown, name, "update", mode="impossible", changes=[Change("xml", "the host's XML", None)])
-            action.notes.append(f"the host's {shown} {name} has a form the fields cannot describe (`virtops export` "
-                                f"gives it as xml:); give it as xml:, or delete the {shown} and create it again.")
+            action.notes.append(f"the host's {shown} {name} has a form the fields cannot describe "
+                                f"({command('export', elsewhere='an export')} gives it as xml:); give it as xml:, or "
+                                f"delete the {shown} and create it again.")
             return action
         try:
             rawxml.normalized(kind, entry.xml)
@@ -782,7 +783,7 @@ class _Planner:
         differs = _xml_difference("volume", host_xml, desired.xml) if desired.xml and host_xml else ("-", "-")
         action = Action("volume", ref, "update", mode="impossible", changes=[Change("xml", *differs)])
         action.notes.append(f"a volume's definition cannot change in place; create a new volume (and copy the data) "
-                            f"instead, or keep {ref} as `virtops export` gives it.")
+                            f"instead, or keep {ref} as {command('export', elsewhere='an export')} gives it.")
         return action
 
     def _check_xml_volume(self, path: tuple, pool: str, desired: VolumeEntry) -> None:

@@ -228,7 +228,7 @@ pages.overview = () => {
     if (!info) return;
     const facts = [["Host name", info.hostname], ["URI", info.uri], ["Hypervisor", `${info.hypervisor} ${info.hypervisor_version}`],
       ["libvirt", info.libvirt_version], ["CPU", `${info.cpus} × ${info.cpu_model}`], ["Memory", size(info.memory_bytes)],
-      ["Free memory", size(info.free_memory_bytes)], ["Guests run with", `${info.virt_type || "not checked"} (${info.virt_type_source})`],
+      ["Free memory", size(info.free_memory_bytes)], ["Guests run with", info.virt_type ? `${info.virt_type} (${info.virt_type_source})` : info.virt_type_source],
       ["Pools", info.pools], ["Networks", info.networks], ["VMs", `${info.domains} (${info.running_domains} running)`]];
     $("#host-facts").replaceChildren(...facts.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, String(v))]));
   };
