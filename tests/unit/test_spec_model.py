@@ -105,7 +105,7 @@ def test_unset_network_fields_mean_the_defaults_of_net_create():
     ("vms:\n  - name: v\n    memory: 1G\n    disks:\n      - path: /srv/a.img\n        volume: p/v\n",
      "host.yaml:6: vms[0].disks[0].volume: give exactly one of volume"),
     ("pools:\n  - name: x\n    target: /var/lib/libvirt/x\n    volumes:\n      - name: v\n        capacity: 1G\n"
-     "        format: raw\n        backing: x/base\n", "host.yaml:7: pools[0].volumes[0].format: a volume with a backing"),
+     "        format: raw\n        backing: x/base\n", "host.yaml:8: pools[0].volumes[0].backing: a volume with a backing volume must be qcow2; give format: qcow2."),
     ("pools: [\n", "host.yaml:2: not valid YAML"),
     ("pools:\n  - name: x\n    name: y\n", "host.yaml:3: pools[0].name: is given twice."),
 ])

@@ -145,6 +145,32 @@ def check_volume_name(name: str) -> None:
                                    "with '.' (e.g. test, disk1.qcow2).")
 
 
+def check_own_values(name: str, capacity: str | int | None, allocation: str | int | None = None,
+                     format: str | None = None, backing: str | None = None,
+                     kept_backing: str | None = None) -> tuple[int, int, str]:
+    """(capacity, allocation, format) of a new volume, refused on what its own values say, before
+    any host is asked: `vol create` (check_new) and a spec's loader (spec/document.py) both check
+    here, so a command and a file refuse alike. `kept_backing`: see check_backing."""
+    check_volume_name(name)
+    if capacity is None:
+        raise InvalidInput("capacity", "is required; give a size such as 1000M or 5G.")
+    cap = parse_size(capacity, "capacity")
+    if cap <= 0:
+        raise InvalidInput("capacity", f"{capacity!r} is zero; give a size such as 1000M or 5G.")
+    alloc = parse_size(allocation, "allocation") if allocation is not None else 0
+    if alloc > cap:
+        raise InvalidInput("allocation", f"{format_size(alloc)} is more than the capacity {format_size(cap)}; "
+                                           "give at most the capacity (equal means fully allocated).")
+    fmt = format or VolumeRequest(name=name, backing=backing).default_format()
+    if fmt not in VOLUME_FORMATS:
+        raise InvalidInput("format", f"{fmt!r} is not supported; use raw or qcow2.")
+    if backing:
+        if fmt != "qcow2":
+            raise InvalidInput("backing", f"a volume with a backing volume must be qcow2; give {term('format', 'qcow2')}.")
+        check_backing(backing, kept=kept_backing)
+    return cap, alloc, fmt
+
+
 def check_backing(backing: str, kept: str | None = None) -> None:
     """A backing volume is POOL/VOLUME; a volume the host already has may stand on a file outside
     any pool (`kept`: its backing on the host), which virtops keeps but never makes."""
@@ -210,19 +236,7 @@ class Volumes:
     def check_new(self, pool_name: str, name: str, capacity: str | int, allocation: str | int | None = None,
                   format: str | None = None, backing: str | None = None) -> tuple[VolumeSpec, list[str]]:
         """Refuse bad input before any change; returns the spec and warnings (capacity beyond free space)."""
-        check_volume_name(name)
-        if capacity is None:
-            raise InvalidInput("capacity", "is required; give a size such as 1000M or 5G.")
-        cap = parse_size(capacity, "capacity")
-        if cap <= 0:
-            raise InvalidInput("capacity", f"{capacity!r} is zero; give a size such as 1000M or 5G.")
-        alloc = parse_size(allocation, "allocation") if allocation is not None else 0
-        if alloc > cap:
-            raise InvalidInput("allocation", f"{format_size(alloc)} is more than the capacity {format_size(cap)}; "
-                                               "give at most the capacity (equal means fully allocated).")
-        fmt = format or VolumeRequest(name=name, backing=backing).default_format()
-        if fmt not in VOLUME_FORMATS:
-            raise InvalidInput("format", f"{fmt!r} is not supported; use raw or qcow2.")
+        cap, alloc, fmt = check_own_values(name, capacity, allocation, format, backing)
         pool = self._pool(pool_name)
         if self._exists(pool, name):
             raise InvalidInput("name", f"pool {pool_name} already has a volume named {name!r}; choose another name.")
@@ -233,7 +247,7 @@ class Volumes:
         return spec, self._check_space(pool, pool_name, spec.capacity, spec.allocation)
 
     def _with_backing(self, spec: VolumeSpec, backing: str) -> VolumeSpec:
-        if spec.format != "qcow2":
+        if spec.format != "qcow2":  # the pool's own format (a disk pool's partitions are raw)
             raise InvalidInput("backing", f"a volume with a backing volume must be qcow2; give {term('format', 'qcow2')}.")
         base_pool, base_name = split_volume_ref(backing, "backing")
         try:

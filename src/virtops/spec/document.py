@@ -513,7 +513,7 @@ def _unique(loaded: LoadedSpec, path: Path_, names: list[str | None], key: str =
 
 
 def _check_pool(loaded: LoadedSpec, i: int, pool: PoolEntry) -> None:
-    from virtops.ops.volume import check_backing, check_volume_name
+    from virtops.ops.volume import check_own_values
 
     path = ("pools", i)
     if pool.xml is not None:
@@ -528,20 +528,10 @@ def _check_pool(loaded: LoadedSpec, i: int, pool: PoolEntry) -> None:
         if vol.xml is not None:
             _check_xml(loaded, vpath, "volume", vol)
             continue
-        if vol.capacity is None:
-            raise loaded.error(vpath + ("capacity",), "is required.")
-        try:
-            check_volume_name(vol.name)
-            if vol.backing:
-                check_backing(vol.backing, kept=vol.backing)  # a path: kept if the host has it, seen by the plan
+        try:  # a backing path counts as kept here: whether the host has it is the plan's to see
+            check_own_values(vol.name, vol.capacity, vol.allocation, vol.format, vol.backing, kept_backing=vol.backing)
         except InvalidInput as err:
             raise loaded.refusal(vpath, err) from None
-        if vol.capacity <= 0:
-            raise loaded.error(vpath + ("capacity",), "is zero; give a size such as 1000M or 5G.")
-        if vol.allocation is not None and vol.allocation > vol.capacity:
-            raise loaded.error(vpath + ("allocation",), "is more than the capacity; give at most the capacity.")
-        if vol.backing and vol.normalized().format != "qcow2":
-            raise loaded.error(vpath + ("format",), "a volume with a backing volume must be qcow2.")
 
 
 def _check_network(loaded: LoadedSpec, i: int, net: NetworkEntry) -> None:
