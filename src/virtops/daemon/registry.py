@@ -19,7 +19,12 @@ import os
 import re
 import contextlib
 from contextlib import contextmanager
-from typing import Callable, Hashable, Iterator, NamedTuple
+from collections import namedtuple
+from collections.abc import Hashable
+
+TYPE_CHECKING = False  # not typing's: importing typing costs -c NAME's listing its start-up
+if TYPE_CHECKING:
+    from typing import Callable, Iterator
 
 from virtops.base.errors import InvalidInput, NotFound, VirtopsError, by_face, command
 from virtops.base.names import LAB_PREFIX, check_lab_term
@@ -36,19 +41,19 @@ DRIVER_PATTERN = re.compile(r"^[a-z][a-z0-9]*$")
 TRANSPORTS = {"tls", "tcp", "unix", "ssh", "libssh", "libssh2", "ext"}
 
 
-class RegisteredHost(NamedTuple):
-    """A plain tuple, not a dataclass: -c NAME and -H read the registry before a listing, and
-    dataclasses (with inspect) would cost them more than the file does."""
-    name: str  # as the user names it: web1, or lab:NAME for a lab host
-    uri: str  # as given (a lab host's: lab:NAME, which daemon/connection.py resolves)
-    tags: tuple[str, ...] = ()
-    source: str = ""  # the file it is in, or "lab"
+class RegisteredHost(namedtuple("RegisteredHost", "name uri tags source", defaults=((), ""))):
+    """A host of the registry: its name as the user names it (web1, or lab:NAME for a lab host),
+    its URI as given (a lab host's: lab:NAME, which daemon/connection.py resolves), its tags, the
+    file it is in (or "lab"). A plain tuple, neither a dataclass nor typing's NamedTuple: -c NAME
+    and -H read the registry before a listing, and those imports would cost them more than the file."""
+
+    __slots__ = ()
 
     def as_dict(self) -> dict:
         return {"name": self.name, "uri": self.uri, "tags": list(self.tags), "source": self.source}
 
 
-Entries = dict[str, RegisteredHost]  # a registry file's hosts by name, in the file's order
+Entries = dict  # of name: RegisteredHost, a registry file's hosts in the file's order
 
 
 # -- where (plain strings: pathlib is not worth its import to a listing) -----------------------
