@@ -82,16 +82,17 @@ def detailed(host: Host, all: bool = True) -> list[dict]:
 
 
 def _with_persistence(host: Host, rows: list[dict]) -> list[dict]:
-    """Each row's persistent and autostart, from two listings of the host's domains (the persistent
-    ones, the autostarting ones) rather than two calls per domain. A transient VM cannot autostart:
-    its autostart is None, as vm_info gives it."""
+    """Each row's persistent and autostart, from two listings of the host's domains (the transient
+    ones, the autostarting ones) rather than two calls per domain: both are usually short, where a
+    listing of the persistent ones would make an object of nearly every domain. A transient VM
+    cannot autostart: its autostart is None, as vm_info gives it."""
     if not rows:
         return rows
     with libvirt_errors("listing VMs"):
-        persistent = {dom.UUIDString() for dom in host.conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_PERSISTENT)}
+        transient = {dom.UUIDString() for dom in host.conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_TRANSIENT)}
         autostart = {dom.UUIDString() for dom in host.conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_AUTOSTART)}
     for row in rows:
-        row["persistent"] = row["uuid"] in persistent
+        row["persistent"] = row["uuid"] not in transient
         row["autostart"] = row["uuid"] in autostart if row["persistent"] else None
     return rows
 
