@@ -271,6 +271,12 @@ class Refusals(VirtopsError):
         return self.message
 
 
+def text_of(err: VirtopsError) -> str:
+    """An error's sentence(s) with their terms, on one line: for a text of the core that carries a
+    refusal's words into a result (a move's reasons), worded later by the face that shows it."""
+    return "; ".join(each.text for each in getattr(err, "errors", None) or [err])
+
+
 def one_sentence(text: str) -> str:
     """libvirt messages sometimes span lines; people get the first line, ending with a period."""
     first = " ".join(text.strip().splitlines()[0].split()) if text.strip() else "unknown libvirt error"

@@ -4,6 +4,7 @@ from __future__ import annotations
 import click
 
 from virtops.cli.common import Failed, emit_json, emit_table, given_fields, request_of
+from virtops.cli.output import in_cli_words
 
 
 def run_migrate(ctx, name: str, to: str, options: dict, as_json: bool) -> None:
@@ -35,7 +36,7 @@ def run_evacuate(ctx, to: tuple[str, ...], copy_storage: bool, dry_run: bool, as
                         others_of=others)
     incomplete = not dry_run and any(s.result.startswith("failed") or s.result == "left" for s in steps)
     if as_json:
-        emit_json([step.as_dict() for step in steps])
+        emit_json(in_cli_words([step.as_dict() for step in steps]))
     else:
         _table(steps, dry_run)
     if incomplete:
@@ -49,6 +50,7 @@ def _table(steps, dry_run: bool) -> None:
 
 
 def _result_text(step) -> str:
+    """The step's sentences in the command line's terms (a reason may be a refusal's: --copy-storage)."""
     if step.result == "left":
-        return "stays: " + "; ".join(f"{label}: {why}" for label, why in step.reasons.items())
-    return step.result
+        return in_cli_words("stays: " + "; ".join(f"{label}: {why}" for label, why in step.reasons.items()))
+    return in_cli_words(step.result)

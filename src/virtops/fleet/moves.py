@@ -12,10 +12,12 @@ from virtops.host import Host
 
 
 def destinations(source: Host | Callable[[], ContextManager[Host]], name: str, candidates: list[RegisteredHost],
-                 copy_storage: bool = False, lease: Lease | None = None, deadline: float | None = None) -> list[dict]:
+                 copy_storage: bool = False, lease: Lease | None = None, deadline: float | None = None,
+                 words: Callable[[VirtopsError], str] = lambda err: err.message) -> list[dict]:
     """{"host", "ok", "reasons"} per candidate, in their order: reasons are the sentences that
-    refuse the move of VM `name` from `source` to it (none when ok). The candidates are asked at
-    once; a face that keeps one call at a time per connection passes a source that lends one."""
+    refuse the move of VM `name` from `source` to it (none when ok), in the asking face's `words`.
+    The candidates are asked at once; a face that keeps one call at a time per connection passes a
+    source that lends one."""
     from virtops.ops.migrate import MigrateRequest, preflight
 
     def reasons(registered: RegisteredHost, dest: Host) -> list[str]:
@@ -23,12 +25,13 @@ def destinations(source: Host | Callable[[], ContextManager[Host]], name: str, c
             with _source(source) as lent:
                 preflight(lent.conn, dest.conn, MigrateRequest(name=name, copy_storage=copy_storage), registered.name)
         except VirtopsError as err:
-            return [each.message for each in getattr(err, "errors", None) or [err]]
+            return [words(each) for each in getattr(err, "errors", None) or [err]]
         return []
 
     answers = gather_each(candidates, reasons, deadline, lease=lease).answers
     return [{"host": answer.host.name, "ok": answer.ok and not answer.value,
-             "reasons": answer.value if answer.ok else [answer.error]} for answer in answers]
+             "reasons": answer.value if answer.ok else [words(answer.failure) if answer.failure else answer.error]}
+            for answer in answers]
 
 
 def _source(source: Host | Callable[[], ContextManager[Host]]) -> ContextManager[Host]:

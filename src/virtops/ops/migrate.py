@@ -32,7 +32,8 @@ from urllib.parse import urlparse
 import libvirt
 from pydantic import Field
 
-from virtops.base.errors import InvalidInput, NeedsOption, NotFound, Refusals, VirtopsError, command, from_libvirt, one_sentence, term
+from virtops.base.errors import (InvalidInput, NeedsOption, NotFound, Refusals, VirtopsError, command, from_libvirt, one_sentence,
+                                 term, text_of)
 from virtops.base import leftovers
 from virtops.base.model import STRICT, Model
 from virtops.daemon.lookups import domain as require_domain
@@ -735,7 +736,7 @@ def plan_evacuation(source: libvirt.virConnect, destinations: dict[str, libvirt.
             try:
                 plan = preflight(source, conn, MigrateRequest(name=dom.name(), copy_storage=copy_storage), label)
             except (VirtopsError, NotFound) as err:
-                step.reasons[label] = str(err).replace("\n", "; ")
+                step.reasons[label] = text_of(err)
                 continue
             needed = plan.memory_kib * 1024
             if needed > free[label]:
@@ -767,7 +768,7 @@ def evacuate(source: libvirt.virConnect, destinations: dict[str, tuple[libvirt.v
                 migrate(source, conn, peer, MigrateRequest(name=step.name, copy_storage=copy_storage), step.destination)
                 step.result = "moved"
             except VirtopsError as err:
-                step.result = f"failed: {err}"
+                step.result = f"failed: {text_of(err)}"
         if on_step:
             on_step(step)
     return steps
@@ -854,7 +855,7 @@ def evacuate_to(source_host, to: list[str], copy_storage: bool = False, dry_run:
                 dest, peer = open_destination(label)
                 dest.conn  # connect now: a host that does not answer is a reason, not the end of it all
             except VirtopsError as err:
-                unreachable[label] = one_sentence(str(err))
+                unreachable[label] = text_of(err)
                 continue
             if not to and same_host(source_host.conn, dest.conn):
                 dest.close()  # the source, in the selection it is part of

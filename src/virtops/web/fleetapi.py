@@ -110,6 +110,7 @@ def vm_destinations(request: Request, name: str, copy_storage: bool = False):
     others = [served for served in fleet.hosts.values() if served is not source]
     answers = {entry["host"]: entry for entry in destinations(
         source.lease, name, [served.registered for served in others if served.reason() is None], copy_storage,
-        lease=lambda registered: fleet.get(registered.name).lease(), deadline=LIST_DEADLINE_S)}
+        lease=lambda registered: fleet.get(registered.name).lease(), deadline=LIST_DEADLINE_S,
+        words=lambda err: err.worded(api.API_WORDING))}
     return [answers.get(served.name) or {"host": served.name, "ok": False, "reasons": [served.reason() or "did not answer."]}
             for served in others]
