@@ -20,18 +20,18 @@ if TYPE_CHECKING:
 
 def run_quick(argv: list[str], light_binding: bool = False) -> int | None:
     """The exit code of the listing `argv` names, run here; None when click must read `argv`.
-    `light_binding`: the process runs only this command, so a listing on one host calls libvirt
-    through base/light_libvirt.py (a fleet's listing imports libvirt.py in fleet/ anyway)."""
+    `light_binding`: the process runs only this command, so a listing calls libvirt through
+    base/light_libvirt.py, on one host or a fleet's."""
     parsed = parse(argv)
     if parsed is None:
         return None
     body, ctx, params = parsed
     if not ctx.hosts:
         ctx.event_loop = False  # one short read-only pass: no daemon restart to notice (Connection.event_loop)
-        if light_binding:
-            from virtops.base.binding import use_light_binding
+    if light_binding:
+        from virtops.base.binding import use_light_binding
 
-            use_light_binding()
+        use_light_binding()
 
     def command() -> int:
         body(ctx, **params)

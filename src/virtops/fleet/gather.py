@@ -14,10 +14,8 @@ from __future__ import annotations
 import os
 import threading
 import time
-from typing import Any, Callable, ContextManager, Generic, Iterator, TypeVar
 
-import libvirt
-
+from virtops.base.binding import libvirt
 from virtops.base.errors import VirtopsError, from_libvirt
 from virtops.daemon.registry import RegisteredHost
 from virtops.host import Host
@@ -26,14 +24,19 @@ CONNECT_TIMEOUT_S = 5.0
 KEEPALIVE = (2, 2)  # interval (s), count: a silent daemon is dropped after about 6 s
 DEADLINE_S = 120.0
 
-T = TypeVar("T")
-Lease = Callable[[RegisteredHost], ContextManager[Host]]  # lends an open Host of a long-lived face's own
+TYPE_CHECKING = False  # not typing's: an -H listing starts without it (docs/architecture.md, Start-up)
+if TYPE_CHECKING:
+    from typing import Any, Callable, ContextManager, Iterator, TypeVar
+
+    T = TypeVar("T")
+    Lease = Callable[[RegisteredHost], ContextManager[Host]]  # lends an open Host of a long-lived face's own
 
 
-class Answer(Generic[T]):
-    """What one host answered, or in one sentence why it did not. A plain class: dataclasses (with
-    inspect) would cost every -H listing about 6 ms of start-up."""
+class Answer:
+    """What one host answered, or in one sentence why it did not (Answer[T]: its value a T). A plain
+    class: dataclasses (with inspect) and typing's Generic would cost every -H listing start-up."""
     __slots__ = ("host", "value", "error", "failure", "seconds")
+    __class_getitem__ = classmethod(lambda cls, _item: cls)
 
     def __init__(self, host: RegisteredHost, value: T | None = None, error: str | None = None, seconds: float = 0.0):
         self.host = host
@@ -47,8 +50,10 @@ class Answer(Generic[T]):
         return self.error is None
 
 
-class Gathered(Generic[T]):
+class Gathered:
+    """Every host's Answer, in the order asked (Gathered[T]: their values T)."""
     __slots__ = ("answers",)
+    __class_getitem__ = classmethod(lambda cls, _item: cls)
 
     def __init__(self, answers: list[Answer[T]]):
         self.answers = answers

@@ -2,7 +2,11 @@
 from __future__ import annotations
 
 from virtops.daemon.registry import RegisteredHost
-from virtops.fleet.gather import Gathered, Lease, gather
+from virtops.fleet.gather import Gathered, gather
+
+TYPE_CHECKING = False  # not typing's: an -H listing starts without it
+if TYPE_CHECKING:
+    from virtops.fleet.gather import Lease
 
 
 def vms(hosts: list[RegisteredHost], all: bool = True, long: bool = False, lease: Lease | None = None,

@@ -3,12 +3,15 @@ candidate at once, each answering yes or with the pre-flight's sentences why not
 from __future__ import annotations
 
 import contextlib
-from typing import Callable, ContextManager
+from typing import TYPE_CHECKING, Callable, ContextManager
 
 from virtops.base.errors import VirtopsError
 from virtops.daemon.registry import RegisteredHost
-from virtops.fleet.gather import Lease, gather_each
+from virtops.fleet.gather import gather_each
 from virtops.host import Host
+
+if TYPE_CHECKING:
+    from virtops.fleet.gather import Lease
 
 
 def destinations(source: Host | Callable[[], ContextManager[Host]], name: str, candidates: list[RegisteredHost],

@@ -10,13 +10,16 @@ Terms are joined by commas and may mix; a host selected twice is asked once.
 from __future__ import annotations
 
 import functools
-from typing import Callable
 
 from virtops.base.errors import InvalidInput, NotFound, command
 from virtops.daemon import registry
 from virtops.daemon.connection import is_host_name
 from virtops.base.names import LAB_PREFIX, check_lab_term
 from virtops.daemon.registry import RegisteredHost
+
+TYPE_CHECKING = False  # not typing's: an -H listing starts without it
+if TYPE_CHECKING:
+    from typing import Callable
 
 MAX_SELECTOR_CHARS = 4096
 TAG_PREFIX = "tag:"
