@@ -3,6 +3,7 @@ light one (cli/quick.py) runs a plainly written listing without importing click 
 click takes everything else. Both must answer alike: the same output, errors and exit codes."""
 from __future__ import annotations
 
+import ast
 import os
 import subprocess
 import sys
@@ -88,16 +89,21 @@ HEAVY = ('click', 'pydantic', 'lxml', 'dataclasses', 'inspect', 'concurrent.futu
          'virtops.lab.labhost', 'libvirt', 'typing', 'pathlib', '_hashlib')
 
 
+def loaded_of(watched: tuple[str, ...], *argv: str, env: dict | None = None) -> list[str]:
+    """Which of the `watched` modules `virtops ARGV` had imported when it ended, run as its own process."""
+    code = ("import atexit, sys\n"
+            f"atexit.register(lambda: print(sorted(m for m in {watched!r} if m in sys.modules)))\n"
+            "from virtops.cli import main\n"
+            f"sys.argv = ['virtops', *{list(argv)!r}]\n"
+            "main()\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 0, done.stderr
+    return ast.literal_eval(done.stdout.splitlines()[-1])  # the list the probe printed
+
+
 @pytest.mark.parametrize("words", LINES_THAT_STAY_LIGHT, ids=" ".join)
 def test_a_listing_imports_nothing_heavy(words):
-    code = ("import atexit, sys\n"
-            f"atexit.register(lambda: print(sorted(m for m in {HEAVY!r} if m in sys.modules)))\n"
-            "from virtops.cli import main\n"
-            f"sys.argv = ['virtops', *{URI + words!r}]\n"
-            "main()\n")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines()[-1] == "[]"
+    assert loaded_of(HEAVY, *URI, *words) == []
 
 
 @pytest.mark.parametrize("words", [["-H", "t1", "vm", "list", "--all"], ["-c", "t1", "net", "list"]], ids=" ".join)
@@ -108,14 +114,7 @@ def test_a_listing_of_a_registered_host_imports_nothing_heavy(words, tmp_path):
     subprocess.run([sys.executable, "-m", "virtops", "host", "add", "t1", "test:///default"], env=env, check=True,
                    capture_output=True)
     heavy = HEAVY + ('yaml', 'pathlib')
-    code = ("import atexit, sys\n"
-            f"atexit.register(lambda: print(sorted(m for m in {heavy!r} if m in sys.modules)))\n"
-            "from virtops.cli import main\n"
-            f"sys.argv = ['virtops', *{words!r}]\n"
-            "main()\n")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines()[-1] == "[]"
+    assert loaded_of(heavy, *words, env=env) == []
 
 
 @pytest.mark.parametrize("words", LISTING_LINES, ids=" ".join)
@@ -154,11 +153,4 @@ def test_lab_name_resolves_without_re(tmp_path, words):
 def test_a_storage_listing_imports_no_network_or_domain_model_it_does_not_read(words, absent):
     """ops/rows.py imports the network model (with ipaddress, 1.5 ms) where it reads a network, and
     the domain model where it reads who uses a volume."""
-    code = ("import atexit, sys\n"
-            f"atexit.register(lambda: print(sorted(m for m in {absent!r} if m in sys.modules)))\n"
-            "from virtops.cli import main\n"
-            f"sys.argv = ['virtops', *{URI + words!r}]\n"
-            "main()\n")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines()[-1] == "[]"
+    assert loaded_of(absent, *URI, *words) == []
