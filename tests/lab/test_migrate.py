@@ -113,12 +113,18 @@ def in_guest(lab, name: str, command: str, until: str, timeout_s: float = 90) ->
     return on_guest(lab, name, lambda console: run_in_guest(console, command, until, timeout_s), timeout_s)
 
 
-def dirty_memory(lab, name: str) -> None:
-    """Fill 40 MiB of the guest's memory with random bytes (its root is its initramfs, in RAM): a
-    move at 1 MiB/s then takes at least 40 s, so a test can act while it runs. Without this the
-    guest's memory is mostly zero pages and its disk sparse, and even 1 MiB/s ends in seconds."""
-    in_guest(lab, name, "dd if=/dev/urandom of=/fill bs=1048576 count=40 2>/dev/null; echo FILLED-$((1+1))",
-             "FILLED-2")
+def keep_dirtying_memory(lab, name: str) -> None:
+    """Rewrite 40 MiB of the guest's memory with random bytes over and over, in the background (its
+    root is its initramfs, in RAM): its dirty rate, tens of MiB/s, stays far above a 1 MiB/s move's,
+    so that move never converges and is under way whenever a test acts on it, however fast the
+    machine. Without this the guest's memory is mostly zero pages and even 1 MiB/s ends in seconds."""
+    in_guest(lab, name, "(while :; do dd if=/dev/urandom of=/fill bs=1048576 count=40 2>/dev/null; done) "
+                        ">/dev/null 2>&1 </dev/null & echo $! >/fill.pid; echo DIRTYING-$((1+1))", "DIRTYING-2")
+
+
+def stop_dirtying_memory(lab, name: str) -> None:
+    """End keep_dirtying_memory's loop: a move then converges (at a bandwidth above 1 MiB/s soon)."""
+    in_guest(lab, name, "kill $(cat /fill.pid); wait; echo CALM-$((1+1))", "CALM-2")
 
 
 def uptime(lab, name: str) -> float:
@@ -244,11 +250,11 @@ def test_a_stopped_vm_moves_offline(pair, boot):
 def test_ctrl_c_cancels_and_the_guest_runs_on_at_the_source(pair, boot):
     first, second = pair
     make_vm(first, "stay", "local", boot)
-    dirty_memory(first, "stay")
+    keep_dirtying_memory(first, "stay")
     hosts = [Host(lab.uri) for lab in pair]
     try:
         dest_before = host_state(hosts[1].conn)
-        # 1 MiB/s and 40 MiB of dirtied memory: the move is under way for a while.
+        # 1 MiB/s under a guest that dirties far more: the move runs until it is cancelled.
         move = subprocess.Popen([sys.executable, "-m", "virtops", "-c", first.uri, "vm", "migrate", "stay",
                                  "--to", f"lab:{second.name}", "--copy-storage", "--bandwidth", "1"],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -279,7 +285,7 @@ def test_a_killed_move_run_again_finishes_it(pair, boot, how):
     first, second = pair
     make_vm(first, "kil", "local", boot)
     if how.startswith("mid-move"):
-        dirty_memory(first, "kil")
+        keep_dirtying_memory(first, "kil")
     move = ["vm", "migrate", "kil", "--to", f"lab:{second.name}", "--copy-storage", "--bandwidth"]
     hosts = [Host(lab.uri) for lab in pair]
     try:
@@ -294,6 +300,8 @@ def test_a_killed_move_run_again_finishes_it(pair, boot, how):
             killed.kill()
         killed.communicate(timeout=120)
         assert killed.returncode == -signal.SIGKILL
+        if how.startswith("mid-move"):
+            stop_dirtying_memory(first, "kil")  # the job goes on without the command, and now can end
         if how == "mid-move-then-aborted":
             hosts[0].conn.lookupByName("kil").abortJob()  # as `virsh domjobabort kil` would
             while _job_running(hosts[0], "kil"):
@@ -312,7 +320,7 @@ def test_a_killed_move_run_again_finishes_it(pair, boot, how):
 def test_a_source_daemon_restarted_mid_move_is_one_sentence_and_a_run_again_moves(pair, boot):
     first, second = pair
     make_vm(first, "rst", "local", boot)
-    dirty_memory(first, "rst")
+    keep_dirtying_memory(first, "rst")
     move = ["vm", "migrate", "rst", "--to", f"lab:{second.name}", "--copy-storage", "--bandwidth"]
     host = Host(first.uri)
     dest = Host(second.uri)
@@ -333,6 +341,7 @@ def test_a_source_daemon_restarted_mid_move_is_one_sentence_and_a_run_again_move
     finally:
         host.close()
         dest.close()
+    stop_dirtying_memory(first, "rst")
     again = run_cli(*move, "100", uri=first.uri)
     assert again.returncode == 0, again.stderr
     assert domains(second) == {"rst": "running"}
@@ -415,7 +424,7 @@ def test_the_rest_api_cancels_a_move_and_the_vm_stays(pair, boot, tmp_path):
 
     first, second = pair
     make_vm(first, "webstay", "local", boot)
-    dirty_memory(first, "webstay")
+    keep_dirtying_memory(first, "webstay")
     password = tmp_path / "password"
     password.write_text("migrate-test-password\n")
     hosts = [Host(lab.uri) for lab in pair]
