@@ -35,17 +35,23 @@ def host_state(conn: libvirt.virConnect) -> dict[str, str]:
 def delete_everything(conn: libvirt.virConnect) -> None:
     """Every domain, network, pool and volume of a lab host, gone (a spec cannot say so: an empty
     spec with --prune is refused as the mistake it usually is)."""
-    for dom in conn.listAllDomains():
+    delete_objects(conn.listAllDomains(), conn.listAllNetworks(), conn.listAllStoragePools())
+
+
+def delete_objects(domains, networks, pools) -> None:
+    """These libvirt domains, networks and pools gone, running or not, pools with their volumes and
+    directories: what a test's fixture made, removed in its teardown."""
+    for dom in domains:
         if dom.isActive():
             dom.destroy()
         if dom.isPersistent():
             dom.undefine()
-    for net in conn.listAllNetworks():
+    for net in networks:
         if net.isActive():
             net.destroy()
         if net.isPersistent():
             net.undefine()
-    for pool in conn.listAllStoragePools():
+    for pool in pools:
         if pool.isActive():
             for vol in pool.listAllVolumes():
                 vol.delete(0)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import dir_pool_element, volume_element
+from tests.helpers import delete_objects, dir_pool_element, volume_element
 from virtops.xmlmodels import doc as X
 from virtops.ops.domain import DomainSpec
 
@@ -36,11 +36,7 @@ def objects(lab):
     try:
         yield
     finally:
-        dom.undefine()
-        for vol in pool.listAllVolumes():
-            vol.delete()
-        pool.destroy()
-        pool.undefine()
+        delete_objects([dom], [], [pool])
         conn.close()
 
 

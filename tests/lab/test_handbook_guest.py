@@ -14,7 +14,7 @@ import time
 import libvirt
 import pytest
 
-from tests.helpers import cli_ok, host_state, run_cli
+from tests.helpers import cli_ok, delete_objects, host_state, run_cli
 from virtops.xmlmodels import doc as X
 from virtops.testguest.image import kernel_cmdline, wait_for_report
 
@@ -56,17 +56,7 @@ def _mynetwork(conn: libvirt.virConnect) -> None:
 
 
 def remove_domains_and_pool(conn: libvirt.virConnect, pool_name: str) -> None:
-    for dom in conn.listAllDomains():
-        if dom.isActive():
-            dom.destroy()
-        if dom.isPersistent():
-            dom.undefine()
-    pool = conn.storagePoolLookupByName(pool_name)
-    for vol in pool.listAllVolumes():
-        vol.delete(0)
-    pool.destroy()
-    pool.delete(0)
-    pool.undefine()
+    delete_objects(conn.listAllDomains(), [], [conn.storagePoolLookupByName(pool_name)])
 
 
 @pytest.fixture

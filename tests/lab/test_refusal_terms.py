@@ -9,7 +9,7 @@ import textwrap
 import libvirt
 import pytest
 
-from tests.helpers import dir_pool_element, host_state, run_cli, volume_element
+from tests.helpers import delete_objects, dir_pool_element, host_state, run_cli, volume_element
 from virtops.host import Host
 from virtops.ops.domain import DomainSpec, KernelBoot, NicSpec
 from virtops.xmlmodels import doc as X
@@ -33,14 +33,7 @@ def terms(lab):
     try:
         yield lab, conn
     finally:
-        conn.lookupByName(VM).undefine()
-        net.destroy()
-        net.undefine()
-        for vol in pool.listAllVolumes():
-            vol.delete(0)
-        pool.destroy()
-        pool.delete(0)
-        pool.undefine()
+        delete_objects([conn.lookupByName(VM)], [net], [pool])
         conn.close()
 
 

@@ -7,7 +7,7 @@ import textwrap
 import libvirt
 import pytest
 
-from tests.helpers import dir_pool_element, host_state, run_cli, volume_element
+from tests.helpers import delete_objects, dir_pool_element, host_state, run_cli, volume_element
 from virtops.ops.domain import DiskSpec, DomainSpec, KernelBoot, NicSpec
 from virtops.xmlmodels import doc as X
 
@@ -34,14 +34,7 @@ def rich(lab):
     try:
         yield lab
     finally:
-        conn.lookupByName("holder").undefine()
-        net.destroy()
-        net.undefine()
-        for vol in pool.listAllVolumes():
-            vol.delete(0)
-        pool.destroy()
-        pool.delete(0)
-        pool.undefine()
+        delete_objects([conn.lookupByName("holder")], [net], [pool])
         conn.close()
 
 

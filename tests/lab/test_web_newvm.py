@@ -10,7 +10,7 @@ import libvirt
 import pytest
 from playwright.sync_api import expect
 
-from tests.helpers import dir_pool_element, host_state, network_element, volume_element
+from tests.helpers import delete_objects, dir_pool_element, host_state, network_element, volume_element
 from virtops.base.errors import VirtopsError
 from virtops.ops.domain import DiskSpec, DomainSpec
 from virtops.ops.vm import NEW_DISK_FORMAT
@@ -41,17 +41,7 @@ def conn(web_conn, web_lab):
     net = conn.networkDefineXML(X.to_string(network_element(NETWORK, None, 57)))
     net.create()
     yield conn
-    for dom in conn.listAllDomains():
-        if dom.name().startswith("nv"):
-            if dom.isActive():
-                dom.destroy()
-            dom.undefine()
-    for vol in pool.listAllVolumes():
-        vol.delete(0)
-    pool.destroy()
-    pool.undefine()
-    net.destroy()
-    net.undefine()
+    delete_objects([dom for dom in conn.listAllDomains() if dom.name().startswith("nv")], [net], [pool])
 
 
 def _open_wizard(page, name: str) -> None:
