@@ -13,8 +13,10 @@ import pytest
 from hypothesis import settings
 
 # CI explores the same examples every run, so a landing never depends on luck; local runs
-# keep hypothesis' randomness, which is how new bugs are found.
-settings.register_profile("ci", derandomize=True, print_blob=True)
+# keep hypothesis' randomness, which is how new bugs are found. No deadline in CI: an example's time
+# on a loaded two-core machine says nothing about correctness (timings belong in bench/), and a slow
+# example then fast on its replay fails as "Flaky" (test_pieces_regroup_into_aligned_blocks did so once).
+settings.register_profile("ci", derandomize=True, print_blob=True, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 from virtops.host import Host
