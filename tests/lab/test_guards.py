@@ -121,12 +121,12 @@ def test_forced_stop_and_start_replug_the_running_guest(lab, guarded, tmp_path):
         # Only a re-plugged NIC sees its link come back and asks for a lease again: dnsmasq grants
         # one that expires later than the last, and the guest reports it. A tap left off the new
         # bridge changes nothing the guest can see, and no request reaches dnsmasq.
-        assert _has_lease(_report_since(console, since))
+        assert _has_lease(_report_since(console, since, host, restart))
         assert _renewed_soon(host, granted)
         assert host.conn.lookupByName(VM).isActive()
 
 
-def _report_since(console, since: int):
+def _report_since(console, since: int, host, restart):
     from virtops.testguest.image import parse_report
     import time
 
@@ -140,7 +140,22 @@ def _report_since(console, since: int):
         except ValueError:
             pass
         time.sleep(0.2)
-    raise AssertionError(f"no new lease reported by the guest:\n{console.buffer[since:].decode(errors='replace')[-2000:]}")
+    raise AssertionError(f"no new lease reported by the guest after {restart}:\n"
+                         f"{console.buffer[since:].decode(errors='replace')[-2000:]}\n{_why_no_lease(console, host)}")
+
+
+def _why_no_lease(console, host) -> str:
+    """What the guest's DHCP client and the host's side of the NIC say, for a failure's message."""
+    from virtops.testguest.shell import run_in_guest
+
+    try:
+        guest = run_in_guest(console, "for f in /run/virtops/*; do echo \"== $f\"; cat $f; done; ps; ip addr; "
+                                      "echo SAID-$((1+1))", "SAID-2", 20)
+    except Exception as err:  # noqa: BLE001 - a failure's message, not the test
+        guest = f"the guest did not answer: {err}"
+    nic = [line for line in host.conn.lookupByName(VM).XMLDesc(0).splitlines() if "<interface" in line or
+           "<source" in line or "<target dev" in line]
+    return f"guest:\n{guest[-3000:]}\nhost NIC: {nic}\nleases: {host.networks.leases(NET)}"
 
 
 def _lease_expiry(host) -> int:

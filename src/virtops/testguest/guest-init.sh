@@ -128,11 +128,20 @@ dhcp_event() {
     return 0
 }
 
-# Run udhcpc for one NIC. Without a lease it gives up after ~5 s (-n), so a NIC
-# without DHCP delays boot only briefly; the watcher retries it later.
-run_dhcp() {
-    udhcpc -i "$1" -s "$DHCP_HOOK" -p "$RUN/udhcpc.$1.pid" -t 5 -T 1 -n $DHCP_EXTRA_ARGS \
-        >"$RUN/udhcpc.$1.log" 2>&1
+# Start udhcpc for one NIC in the background and record its pid. Without a
+# lease it gives up after ~5 s (-n), so a NIC without DHCP delays boot only
+# briefly; the watcher retries it later. -f: it never daemonizes, so the pid
+# recorded here stays its pid. (A client that forks away on its lease, and
+# writes a new pid then, can outlive a stop_dhcp that killed the old pid: it
+# holds the lease while its lease file is gone, and the NIC reports no address
+# until the renewal half an hour later.) The subshell exits at once, so the
+# client is reparented to init, which reaps it.
+start_dhcp() {
+    (
+        udhcpc -f -i "$1" -s "$DHCP_HOOK" -t 5 -T 1 -n $DHCP_EXTRA_ARGS \
+            >"$RUN/udhcpc.$1.log" 2>&1 </dev/null &
+        echo $! >"$RUN/udhcpc.$1.pid"
+    )
 }
 
 dhcp_running() {
@@ -160,12 +169,17 @@ needs_fresh_lease() {
     [ "$1" != "$3" ] || { [ "$2" = 0 ] && [ "$4" = 1 ]; }
 }
 
+# At boot: every NIC asks at once; go on when each has a lease or its client gave up.
 dhcp_all_nics() {
     for nic in $(list_nics); do
         nic_identity "$nic" >"$RUN/nic.$nic"
-        run_dhcp "$nic" &
+        start_dhcp "$nic"
     done
-    wait
+    for nic in $(list_nics); do
+        while [ ! -f "$LEASES/$nic" ] && dhcp_running "$nic"; do
+            sleep 0.2
+        done
+    done
 }
 
 sweep_nics() {
@@ -177,8 +191,7 @@ sweep_nics() {
             stop_dhcp "$nic"
             ip -4 addr flush dev "$nic"
         fi
-        # Double fork: the client is reparented to init, which reaps it.
-        dhcp_running "$nic" || (run_dhcp "$nic" &)
+        dhcp_running "$nic" || start_dhcp "$nic"
     done
     for state in "$RUN"/nic.*; do
         nic=${state#"$RUN"/nic.}
