@@ -1045,8 +1045,6 @@ class Vms:
         current), direct kernel boot, the BIOS boot order, autostart. Everything is checked before anything changes;
         a later step that fails undoes the earlier ones. A running VM keeps its memory, vCPUs and
         boot until its next boot (virtops does not reboot it); autostart takes effect at once."""
-        from virtops.base.units import format_size
-
         dom = require_domain(self.conn, name)
         if not dom.isPersistent():
             raise VirtopsError(f"vm: {name} is transient (not defined), so it has no definition to change; "
@@ -1065,48 +1063,33 @@ class Vms:
         if change_boot or boot_order is not None:
             X.validate(_with_boot(config, boot, boot_order, change_boot), "domain")  # refused here, before anything changes
         changed: list[str] = []
-        cfg = libvirt.VIR_DOMAIN_AFFECT_CONFIG
         with undo_on_failure() as undo:
             if size is not None:
-                declared = DomainDocument(config)
-                old_max, old_cur = (declared.memory or 0) // 1024, (declared.current_memory or 0) // 1024
-                with libvirt_errors(f"setting the memory of VM {name}"):
-                    # The maximum first: lowering it below the current memory lowers that too.
-                    dom.setMemoryFlags(size // 1024, cfg | libvirt.VIR_DOMAIN_MEM_MAXIMUM)
-                    undo.add(lambda m=old_max, c=old_cur or old_max: _restore_memory(dom, m, c), f"set the memory of {name}")
-                    dom.setMemoryFlags(size // 1024, cfg)
-                changed.append(f"memory {format_size(size)}")
+                changed.append(_set_memory(dom, DomainDocument(config), size, undo))
             if vcpus is not None:
-                declared = DomainDocument(config)
-                old_max = declared.vcpu or 1
-                old_cur = declared.vcpu_current or old_max
-                with libvirt_errors(f"setting the vCPUs of VM {name}"):
-                    dom.setVcpusFlags(vcpus, cfg | libvirt.VIR_DOMAIN_VCPU_MAXIMUM)
-                    undo.add(lambda m=old_max, c=old_cur: _restore_vcpus(dom, m, c), f"set the vCPUs of {name}")
-                    dom.setVcpusFlags(vcpus, cfg)
-                changed.append(f"vcpus {vcpus}")
+                changed.append(_set_vcpus(dom, DomainDocument(config), vcpus, undo))
             if change_boot or boot_order is not None:
-                # Redefine from the definition as it is now (memory and vCPUs above included).
-                with libvirt_errors(f"reading VM {name}"):
-                    current = X.parse(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
-                before = X.to_string(current)
-                updated = _with_boot(current, boot, boot_order, change_boot)
-                X.validate(updated, "domain")
-                with libvirt_errors(f"redefining VM {name} with its new boot"):
-                    self.conn.defineXMLFlags(X.to_string(updated), libvirt.VIR_DOMAIN_DEFINE_VALIDATE)
-                undo.add(lambda xml=before: self.conn.defineXML(xml), f"redefined {name} with its new boot")
-                if change_boot:
-                    changed.append(f"boot {_boot_text(boot)}")
-                if boot_order is not None:
-                    changed.append(f"boot order {','.join(boot_order)}")
+                changed += self._redefine_boot(dom, boot, boot_order, change_boot, undo)
             if autostart is not None:
-                with libvirt_errors(f"setting autostart of VM {name}"):
-                    was = bool(dom.autostart())
-                    dom.setAutostart(1 if autostart else 0)
-                undo.add(lambda on=was: dom.setAutostart(int(on)), f"set autostart of {name}")
-                changed.append(f"autostart {'on' if autostart else 'off'}")
+                changed.append(_set_autostart(dom, autostart, undo))
         waits = [c for c in changed if not c.startswith("autostart")] if running else []
         return SettingsResult(vm=name, changed=changed, running=running, next_boot=waits)
+
+    def _redefine_boot(self, dom, boot: KernelBoot | None, boot_order: list[str] | None, change_boot: bool,
+                       undo) -> list[str]:
+        """Redefine from the definition as it is now (the memory and vCPUs just set included) with
+        the new kernel boot and/or boot order."""
+        name = dom.name()
+        with libvirt_errors(f"reading VM {name}"):
+            current = X.parse(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+        before = X.to_string(current)
+        updated = _with_boot(current, boot, boot_order, change_boot)
+        X.validate(updated, "domain")
+        with libvirt_errors(f"redefining VM {name} with its new boot"):
+            self.conn.defineXMLFlags(X.to_string(updated), libvirt.VIR_DOMAIN_DEFINE_VALIDATE)
+        undo.add(lambda xml=before: self.conn.defineXML(xml), f"redefined {name} with its new boot")
+        return ([f"boot {_boot_text(boot)}"] if change_boot else []) + \
+            ([f"boot order {','.join(boot_order)}"] if boot_order is not None else [])
 
     # ---- console ----
     def console(self, name: str, force: bool = False) -> "Console":
@@ -1118,6 +1101,40 @@ class Vms:
 
 
 # -- helpers of the operations --------------------------------------------------------------
+def _set_memory(dom, declared: DomainDocument, size: int, undo) -> str:
+    """A VM's persistent memory, maximum and current, to SIZE bytes (the old values the undo)."""
+    from virtops.base.units import format_size
+
+    old_max, old_cur = (declared.memory or 0) // 1024, (declared.current_memory or 0) // 1024
+    cfg = libvirt.VIR_DOMAIN_AFFECT_CONFIG
+    with libvirt_errors(f"setting the memory of VM {dom.name()}"):
+        # The maximum first: lowering it below the current memory lowers that too.
+        dom.setMemoryFlags(size // 1024, cfg | libvirt.VIR_DOMAIN_MEM_MAXIMUM)
+        undo.add(lambda m=old_max, c=old_cur or old_max: _restore_memory(dom, m, c), f"set the memory of {dom.name()}")
+        dom.setMemoryFlags(size // 1024, cfg)
+    return f"memory {format_size(size)}"
+
+
+def _set_vcpus(dom, declared: DomainDocument, vcpus: int, undo) -> str:
+    """A VM's persistent vCPUs, maximum and current (the old values the undo)."""
+    old_max = declared.vcpu or 1
+    old_cur = declared.vcpu_current or old_max
+    cfg = libvirt.VIR_DOMAIN_AFFECT_CONFIG
+    with libvirt_errors(f"setting the vCPUs of VM {dom.name()}"):
+        dom.setVcpusFlags(vcpus, cfg | libvirt.VIR_DOMAIN_VCPU_MAXIMUM)
+        undo.add(lambda m=old_max, c=old_cur: _restore_vcpus(dom, m, c), f"set the vCPUs of {dom.name()}")
+        dom.setVcpusFlags(vcpus, cfg)
+    return f"vcpus {vcpus}"
+
+
+def _set_autostart(dom, autostart: bool, undo) -> str:
+    with libvirt_errors(f"setting autostart of VM {dom.name()}"):
+        was = bool(dom.autostart())
+        dom.setAutostart(1 if autostart else 0)
+    undo.add(lambda on=was: dom.setAutostart(int(on)), f"set autostart of {dom.name()}")
+    return f"autostart {'on' if autostart else 'off'}"
+
+
 def _restore_memory(dom: libvirt.virDomain, max_kib: int, cur_kib: int) -> None:
     cfg = libvirt.VIR_DOMAIN_AFFECT_CONFIG
     dom.setMemoryFlags(max_kib, cfg | libvirt.VIR_DOMAIN_MEM_MAXIMUM)
