@@ -233,13 +233,17 @@ def read_backup(source: Path, with_data: bool = True) -> Archive:
     if source.is_dir():
         return _read_root(source, source, with_data)
     clean_stale_scratch()
-    unpacked = tempfile.TemporaryDirectory(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-")
+    # A name no other read shares, so the cleanup below finds this read's folder even when the
+    # CLI's SIGTERM interrupts its making (after mkdir, before `unpacked` holds it).
+    own = f"{SCRATCH_PREFIX}{os.getpid()}-{os.urandom(4).hex()}-"
     try:
+        unpacked = tempfile.TemporaryDirectory(prefix=own)
         root = Path(unpacked.name)
         _unpack(source, root, with_data)
         archive = _read_root(source, root, with_data)
     except BaseException:  # also KeyboardInterrupt and the CLI's SIGTERM: no scratch is left behind
-        unpacked.cleanup()
+        for folder in Path(tempfile.gettempdir()).glob(f"{own}*"):
+            shutil.rmtree(folder, ignore_errors=True)
         raise
     archive._unpacked = unpacked
     return archive
