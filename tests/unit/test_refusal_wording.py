@@ -102,6 +102,58 @@ def check(fmt):
     assert flags_in_core_text('raise NotFound(f"vm: no such VM{by_face(\'; `virtops vm list` lists them\')}.")\n') == []
 
 
+CORE_PACKAGES = ["virtops.ops", "virtops.daemon", "virtops.fleet", "virtops.xmlmodels", "virtops.base"]
+
+
+def flags_in_model_help(models) -> list[str]:
+    """`Model.field: text` of each field description, and `Model: text` of each model docstring (the
+    REST schema's description), that names a CLI flag or a virtops command: these texts are every
+    face's help (the CLI's --help, the REST schema, the spec's), so they say the field in plain words."""
+    found = []
+    for model in models:
+        own_doc = model.__dict__.get("__doc__") or ""
+        if FLAG.search(own_doc) or COMMAND in own_doc:
+            found.append(f"{model.__name__}: {own_doc!r}")
+        for name, info in model.model_fields.items():
+            text = info.description or ""
+            if FLAG.search(text) or COMMAND in text:
+                found.append(f"{model.__name__}.{name}: {text!r}")
+    return found
+
+
+def _core_models() -> list:
+    import importlib
+    import inspect
+    import pkgutil
+
+    from pydantic import BaseModel
+
+    modules = [importlib.import_module("virtops.host")]
+    for package in map(importlib.import_module, CORE_PACKAGES):
+        modules += [importlib.import_module(info.name) for info in pkgutil.walk_packages(package.__path__, package.__name__ + ".")]
+    return list({cls: None for module in modules for cls in vars(module).values()
+                 if inspect.isclass(cls) and issubclass(cls, BaseModel) and cls.__module__ == module.__name__})
+
+
+def test_the_core_s_field_help_names_no_cli_flag():
+    models = _core_models()
+    assert {"PoolSpec", "VolumeRequest", "NetworkRequest", "VmRequest", "DiskRequest"} <= {m.__name__ for m in models}
+    found = flags_in_model_help(models)
+    assert found == [], "a core model's help names a CLI flag or command; say the field in plain words:\n" + "\n".join(found)
+
+
+def test_the_help_guard_finds_a_flag_in_a_description_and_a_docstring():
+    from pydantic import BaseModel, Field
+
+    class Told(BaseModel):
+        """Made by `virtops vm create`."""
+
+        start: bool = Field(True, description="Start it (--no-start: only define it).")
+        target: str = Field("", description="The disk's name in the guest.")
+    assert flags_in_model_help([Told]) == ["Told: 'Made by `virtops vm create`.'",
+                                           "Told.start: 'Start it (--no-start: only define it).'"]
+
+
 # -- the terms and their wordings ------------------------------------------------------------------
 def test_a_term_stays_a_term_through_an_f_string():
     err = InvalidInput("backing", f"must be qcow2; give {term('format', 'qcow2')} or {term('start', False)}, "

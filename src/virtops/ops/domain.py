@@ -22,8 +22,8 @@ from virtops.xmlmodels.values import NIC_TYPES, CacheMode, DiskBus, DiskFormat
 
 class KernelBoot(Model):
     """Direct kernel boot (how the test guest starts without any disk image): the one model of it
-    in every face (vm create and vm set --boot kernel=,initrd=,cmdline=, the REST API's boot, the
-    spec's boot entries)."""
+    in every face (a new VM's boot and a VM's changed one: the command line's option, the REST
+    API's boot, the spec's boot entries)."""
 
     model_config = STRICT
 

@@ -136,7 +136,7 @@ class NetworkRequest(Model):
     subnet: str | None = Field(None, description="IPv4 network, e.g. 192.168.200.0/24.")
     gateway: str | None = Field(None, description="The host's address on it (default: the subnet's first address).")
     dhcp: str | bool | None = Field(None, description="DHCP range START-END (default: the upper half of the subnet); "
-                                                      "false (the CLI's --no-dhcp): no DHCP.")
+                                                      "off (false): no DHCP server.")
     hosts: list[DhcpHost] = Field([], description="Static DHCP hosts of the IPv4 subnet (`net host add`).")
     ipv6: str | None = Field(None, description="Also an IPv6 network, e.g. fd00:200::/64.")
     addresses: list[Address] = Field([], description="Every address of the network (several IPv4 and IPv6 ones, "

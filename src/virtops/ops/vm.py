@@ -109,7 +109,7 @@ class VmInfo(Model):
 
 
 class VmSummary(Model):
-    """A VM in brief, as `vm list` shows it without --long (see vmrows.summaries)."""
+    """A VM in brief, as a short listing of VMs shows it (see vmrows.summaries)."""
 
     name: str
     uuid: str
@@ -156,7 +156,7 @@ NEW_DISK_FORMAT = "qcow2"  # a VM's new disk unless told otherwise (every face o
 
 
 class NewDiskRequest(Model):
-    """A volume made for a new VM (`vm create --new-disk POOL:SIZE[:FORMAT]`)."""
+    """A volume made for a new VM: its pool, its size and its format (POOL:SIZE[:FORMAT])."""
 
     model_config = STRICT
 
@@ -184,9 +184,9 @@ class VmRequest(Model):
                                                   "it (a spec's VM given as xml has its own).")
     vcpus: int = Field(1, gt=0, description="vCPUs (maximum and current).")
     boot: KernelBoot | None = Field(None, description="Direct kernel boot.")
-    pxe: bool = Field(False, description="Boot from the network (PXE) through its NICs, then from the first disk "
-                                         "(`virtops vm create --pxe`); not with boot.")
-    autostart: bool = Field(False, description="Start with the host (`virtops vm set --autostart`).")
+    pxe: bool = Field(False, description="Boot from the network (PXE) through its NICs, then from the first disk; "
+                                         "not with boot.")
+    autostart: bool = Field(False, description="Start with the host.")
     disks: list[DiskRequest] = []
     nics: list[NicRequest] = []
 
