@@ -108,9 +108,11 @@ def test_a_refusal_whose_way_out_is_an_option_in_every_face(terms, api):
     assert cli_refusal(terms, "pool", "delete", POOL) == [
         f"error: pool: pool {POOL} holds 1 volume(s); give --with-volumes to delete them with the pool, or "
         "--keep-data to only undefine it."]
-    assert api_refusal(terms, api, "DELETE", f"/api/pools/{POOL}", 422) == {
+    assert api_refusal(terms, api, "DELETE", f"/api/pools/{POOL}", 409) == {
         "error": f'pool: pool {POOL} holds 1 volume(s); give "with_volumes": true to delete them with the pool, or '
-                 '"keep_data": true to only undefine it.', "field": "pool"}
+                 '"keep_data": true to only undefine it.', "field": "pool", "option": "with_volumes",
+        "ways": [{"option": "with_volumes", "value": True, "does": "delete the volumes too"},
+                 {"option": "keep_data", "value": True, "does": "keep the data, remove only the pool definition"}]}
 
 
 def test_a_refusal_of_a_part_of_the_request_at_its_place_in_every_face(terms, api, tmp_path):

@@ -1,7 +1,8 @@
 """Safe actions in the web console, in a real Chromium against `virtops serve` on a lab host with a
 running test guest: every disruptive action asks in a dialog what the core says it costs (the
 guests it cuts off), Cancel and Escape leave the host's XML unchanged, Confirm does it with the
-option the core asks for; a refusal's way out is a button; wizards are keyboard-safe (Enter moves
+option the core asks for; a refusal's ways out are buttons of a dialog (a pool with volumes: delete
+them too, or keep the data); wizards are keyboard-safe (Enter moves
 on and never finishes early, Escape cancels, focus in the first field, a step indicator) and send
 one request however often Finish is clicked; NFS Browse shows a spinner and clears old exports."""
 from __future__ import annotations
@@ -128,7 +129,7 @@ def test_stopping_a_network_in_use_asks_names_the_guest_and_start_replugs_it(pag
 
 def test_a_refusal_s_way_out_is_a_button(page, conn, scene, web_lab):
     """The dialog said the spare network costs nothing; a NIC plugged onto it meanwhile makes the
-    core refuse the stop: its sentence, and a "Go ahead anyway" button that sends force."""
+    core refuse the stop: its sentence, in a dialog whose "Go ahead anyway" button sends force."""
     row = page.locator(f"#networks tr[data-name={SPARE_NET}]")
     row.get_by_role("button", name=f"Stop {SPARE_NET}", exact=True).click()
     expect(page.locator("#confirm-cost")).to_contain_text("no running guest has a NIC")
@@ -137,8 +138,9 @@ def test_a_refusal_s_way_out_is_a_button(page, conn, scene, web_lab):
     page.click("#confirm-ok")
     expect(page.locator("#error")).to_contain_text(f"running guests {VM} (52:54:00:5a:fe:02)")
     assert "--force" not in page.locator("#error").inner_text()
+    expect(_dialog(page).locator("#confirm-cost")).to_contain_text(f"running guests {VM} (52:54:00:5a:fe:02)")
     assert host_state(conn) == before
-    page.get_by_role("button", name="Go ahead anyway").click()
+    _dialog(page).get_by_role("button", name="Go ahead anyway").click()
     expect(row).to_contain_text("inactive")
     expect(page.locator("#error")).to_be_hidden()
 
@@ -167,8 +169,7 @@ def test_pool_and_volume_confirmations_name_the_running_guest(page, conn, scene)
     page.goto("/pools")
     row = page.locator(f"#pools tr[data-name={POOL}]")
     _cancelled_both_ways(page, conn, row.get_by_role("button", name=f"Stop {POOL}", exact=True).click, f"Stop pool {POOL}?", VM)
-    _cancelled_both_ways(page, conn, row.get_by_role("button", name="Delete").click,
-                         f"Delete pool {POOL}? Its volumes and directory stay.", VM)
+    _cancelled_both_ways(page, conn, row.get_by_role("button", name="Delete").click, f"Delete pool {POOL}?", VM)
     row.get_by_role("link", name=POOL, exact=True).click()
     page.get_by_role("tab", name="Volumes").click()
     data = page.locator("#volumes tr[data-name=data]")
@@ -182,6 +183,72 @@ def test_pool_and_volume_confirmations_name_the_running_guest(page, conn, scene)
     page.click("#confirm-ok")
     expect(page.locator("#volumes tr[data-name=spare]")).to_have_count(0)
     assert "spare" not in conn.storagePoolLookupByName(POOL).listVolumes()
+
+
+KEEP, DROP = "wayskeep", "waysdrop"
+DELETE_VOLUMES, KEEP_DATA = "Delete the volumes too", "Keep the data, remove only the pool definition"
+
+
+def _on_disk(web_lab, path: str):
+    """The lab's /var/lib/libvirt is its state dir's lib/, seen from outside the lab."""
+    return web_lab.state_dir / "lib" / path.removeprefix("/var/lib/libvirt/")
+
+
+def _offers_both_ways(page) -> None:
+    dialog = _dialog(page)
+    expect(dialog.get_by_role("button", name=DELETE_VOLUMES)).to_be_visible()
+    expect(dialog.get_by_role("button", name=KEEP_DATA)).to_be_visible()
+    expect(page.locator("#confirm-ok")).to_be_hidden()  # no plain Confirm: the operator chooses
+    expect(page.locator("#confirm-cancel")).to_be_focused()
+    assert "--" not in dialog.inner_text() and "pass " not in dialog.inner_text()
+
+
+def test_deleting_a_pool_with_a_volume_offers_both_ways(page, conn, web_lab):
+    """The pool's Delete asks which way: Cancel and Escape change nothing; "keep the data" removes
+    only the pool's definition (its volume's file stays on the lab's disk). A volume made after the
+    dialog said the pool was empty: the core's refusal offers the same two ways, and "delete the
+    volumes too" removes the pool, its volume and its directory."""
+    host = Host(web_lab.uri)
+    for name in (KEEP, DROP):
+        cli_ok(web_lab.uri, "pool", "create", name, "--target", f"/var/lib/libvirt/{name}")
+    cli_ok(web_lab.uri, "vol", "create", KEEP, "kept", "1M")
+    try:
+        page.goto("/pools")
+        keep = page.locator(f"#pools tr[data-name={KEEP}]").get_by_role("button", name="Delete")
+        _cancelled_both_ways(page, conn, keep.click, f"Delete pool {KEEP}?", None)
+        keep.click()
+        expect(page.locator("#confirm-cost")).to_contain_text("holds 1 volume(s)")
+        _offers_both_ways(page)
+        page.keyboard.press("Escape")
+        keep.click()
+        _dialog(page).get_by_role("button", name=KEEP_DATA).click()
+        expect(page.locator(f"#pools tr[data-name={KEEP}]")).to_have_count(0)
+        assert KEEP not in [pool.name() for pool in conn.listAllStoragePools()]
+        assert _on_disk(web_lab, f"/var/lib/libvirt/{KEEP}/kept").is_file()
+
+        page.locator(f"#pools tr[data-name={DROP}]").get_by_role("button", name="Delete").click()
+        _asked(page, f"Delete pool {DROP}?", None)
+        expect(page.locator("#confirm-ok")).to_have_text("Delete pool")  # empty: one way, Confirm
+        cli_ok(web_lab.uri, "vol", "create", DROP, "late", "1M")
+        before = host_state(conn)
+        page.click("#confirm-ok")
+        expect(page.locator("#error")).to_contain_text(f"pool {DROP} holds 1 volume(s)")
+        _offers_both_ways(page)
+        page.click("#confirm-cancel")
+        expect(_dialog(page)).to_be_hidden()
+        assert host_state(conn) == before
+        page.locator("#ways-out").click()  # the refusal's ways again, from its sentence on the page
+        _offers_both_ways(page)
+        _dialog(page).get_by_role("button", name=DELETE_VOLUMES).click()
+        expect(page.locator(f"#pools tr[data-name={DROP}]")).to_have_count(0)
+        expect(page.locator("#error")).to_be_hidden()
+        assert DROP not in [pool.name() for pool in conn.listAllStoragePools()]
+        assert not _on_disk(web_lab, f"/var/lib/libvirt/{DROP}").exists()
+    finally:
+        for name in (KEEP, DROP):
+            if host.pools.exists(name):
+                host.pools.delete(name, with_volumes=True, force=True)
+        host.close()
 
 
 def test_vm_confirmations_detach_force_off_and_delete(page, conn, scene):

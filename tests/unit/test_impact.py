@@ -67,3 +67,22 @@ def test_deleting_a_running_vm_needs_force_in_the_core_s_words(stock):
         stock.vms.delete("test")
     assert refused.value.option == "force" and "--force" not in str(refused.value)
     assert stock.vms.info("test").running
+
+
+def test_deleting_a_pool_with_volumes_offers_the_two_ways_its_refusal_names():
+    """The confirmation's choices are the refusal's ways out, on the same facts: delete the volumes
+    too, or keep the data and remove only the pool definition; each is the option and its value."""
+    host = Host("test:///default")
+    try:
+        host.volumes.create("default-pool", "kept", "1M")
+        impact = host.pools.impact("default-pool", "delete")
+        with pytest.raises(NeedsOption) as refused:
+            host.pools.delete("default-pool")
+        ways = [(way.option, way.value, way.does) for way in impact.ways]
+        assert ways == [(way.term.field, way.term.value, way.does) for way in refused.value.ways] == [
+            ("with_volumes", True, "delete the volumes too"), ("keep_data", True, "keep the data, remove only the pool definition")]
+        assert impact.option is None and "holds 1 volume(s)" in impact.cost
+        assert [v.name for v in host.volumes.list("default-pool")] == ["kept"]
+    finally:  # the test driver's default host is one per process: the stock objects stay as they were
+        host.volumes.delete("default-pool/kept")
+        host.close()

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import run_cli
-from virtops.base.errors import (CORE_WORDING, CommandLineWording, InvalidInput, NeedsOption, VirtopsError, by_face,
-                                 command, located, term)
+from virtops.base.errors import (CORE_WORDING, CommandLineWording, InvalidInput, NeedsOption, VirtopsError, WayOut,
+                                 by_face, command, located, term)
 from virtops.host import Host
 from virtops.spec import plan as P
 from virtops.spec.document import SpecError, loads
@@ -187,6 +187,18 @@ def test_needs_option_names_its_option_as_a_term():
     err = NeedsOption(f"vm: x is running; give {term('force', True)} to stop it.")
     assert err.option == "force" and err.terms == [term("force", True)]
     assert err.worded(CommandLineWording()) == "vm: x is running; give --force to stop it."
+    assert [(way.term, way.does) for way in err.ways] == [(term("force", True), "go ahead anyway")]
+
+
+def test_needs_option_may_name_several_ways_out_in_plain_words():
+    """A pool with volumes: the caller chooses; each way is an option's value and what it does."""
+    err = NeedsOption(f"pool p holds 1 volume(s); give {term('with_volumes', True)} or {term('keep_data', True)}.",
+                      ways=[WayOut("with_volumes", True, "delete the volumes too"),
+                            WayOut("keep_data", True, "keep the data, remove only the pool definition")])
+    assert err.option == "with_volumes"
+    assert [(way.term, way.does) for way in err.ways] == [
+        (term("with_volumes", True), "delete the volumes too"), (term("keep_data", True), "keep the data, remove only the pool definition")]
+    assert not [way for way in err.ways if FLAG.search(way.does) or "pass " in way.does]
 
 
 # -- one refusal of each kind, in every face, on the test driver --------------------------------------
@@ -270,7 +282,8 @@ def test_a_refusal_that_needs_an_option_in_every_face(node_uri, api):
     answer = api.delete("/api/vms/guest")
     assert answer.status_code == 409
     assert answer.json() == {"error": 'vm: guest is running; shut it down first, or give "force": true to stop it at '
-                                      'once and delete it anyway.', "field": "force", "option": "force"}
+                                      'once and delete it anyway.', "field": "force", "option": "force",
+                             "ways": [{"option": "force", "value": True, "does": "stop it at once and delete it"}]}
     assert api.get("/api/vms/guest").status_code == 200
 
 

@@ -225,14 +225,34 @@ class InvalidInput(VirtopsError):
         super().__init__(f"{field}: {message}", field=field)
 
 
+class WayOut:
+    """One way out of a refusal: the same request again with one option set (`term`: its field and
+    value), and what taking it does in plain words ("delete its volumes too"), which a face can show
+    as it is (the web console as a button). Never a face's spelling: no flag, no "pass ..."."""
+
+    __slots__ = ("term", "does")
+
+    def __init__(self, field: str, value: str | int | bool = True, does: str = "go ahead anyway"):
+        self.term = Term(field, value)
+        self.does = does
+
+    def __repr__(self) -> str:
+        return f"WayOut({self.term.field!r}, {self.term.value!r}, {self.does!r})"
+
+
 class NeedsOption(VirtopsError):
     """Refused unless the caller gives an option of the operation (`force`, `remove_storage`): the
     sentence names it as a term, term(option, True), so each face words it its own way (the CLI as
-    --force); the REST API answers the option too, and the web console offers it as a button."""
+    --force); the REST API answers the ways out too, and the web console offers each as a button.
+    `ways`: when there is more than one way, or the option's value is not True, or taking it deserves
+    words of its own; by default the one way `option`=True, "go ahead anyway"."""
 
-    def __init__(self, message: str, option: str = "force", *, field: str | None = None):
-        self.option = option
+    def __init__(self, message: str, option: str = "force", *, field: str | None = None,
+                 ways: list[WayOut] | None = None):
+        self.ways = ways or [WayOut(option)]
+        self.option = self.ways[0].term.field
         super().__init__(message, field=field)
+
 
 class NotFound(VirtopsError):
     """An object the user named does not exist on the host."""

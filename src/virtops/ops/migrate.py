@@ -33,7 +33,7 @@ import libvirt
 from pydantic import Field
 
 from virtops.base.errors import (InvalidInput, NeedsOption, NotFound, Refusals, VirtopsError, command, from_libvirt, one_sentence,
-                                 term, text_of)
+                                 WayOut, term, text_of)
 from virtops.base import leftovers
 from virtops.base.model import STRICT, Model
 from virtops.daemon.lookups import domain as require_domain
@@ -292,7 +292,7 @@ def _disk_move(dest, target: str, pool: libvirt.virStoragePool, vol: libvirt.vir
     if not request.copy_storage:
         return None, NeedsOption(f"disk {target}: pool {pool_name} is not storage shared with {dest_label} "
                                  f"({ours_xml.type} pool); copy the disk with {term('copy_storage', True)}, or use a pool both hosts "
-                                 f"share (netfs).", "copy_storage")
+                                 f"share (netfs).", ways=[WayOut("copy_storage", True, "copy the disk to the other host")])
     try:
         theirs.storageVolLookupByName(vol.name())
         return None, f"pool {pool_name} on {dest_label} has a volume {vol.name()} already; remove it there first."

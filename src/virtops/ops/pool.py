@@ -24,9 +24,10 @@ from virtops.base.bounded import call_within
 from virtops.daemon import owned
 from virtops.base.undo import undo_on_failure
 from virtops.base.paths import refuse_control_characters
-from virtops.base.errors import InvalidInput, NeedsOption, VirtopsError, by_face, from_libvirt, libvirt_errors, term
+from virtops.base.errors import (InvalidInput, NeedsOption, VirtopsError, WayOut, by_face, from_libvirt, libvirt_errors,
+                                 term)
 from virtops.base.model import STRICT, Model, changes_model
-from virtops.ops.impact import Impact
+from virtops.ops.impact import Impact, ways_of
 
 NETFS_FORMATS = ("auto", "nfs", "cifs", "glusterfs")
 FS_FORMATS = ("auto", "ext2", "ext3", "ext4", "xfs", "btrfs", "vfat", "ufs", "iso9660", "udf",
@@ -651,8 +652,7 @@ class Pools:
             self._refuse_if_in_use(name, pool)
         volumes = pool.listAllVolumes(0) if pool.isActive() else []
         if volumes and not (with_volumes or keep_data):
-            raise InvalidInput("pool", f"pool {name} holds {len(volumes)} volume(s); give {term('with_volumes', True)} "
-                                       f"to delete them with the pool, or {term('keep_data', True)} to only undefine it.")
+            raise _choose_for_volumes(name, len(volumes))
         done: list[str] = []
         with libvirt_errors(f"deleting pool {name}"):
             if with_volumes:
@@ -717,8 +717,11 @@ class Pools:
             lost = f"; the running ones ({', '.join(running)}) go on with disks libvirt no longer knows" if running else ""
             cost = (f"VM(s) {', '.join(sorted(vms))} use volumes in {name}{lost}; none of them can start again."
                     if vms else f"no VM uses a volume in {name}.")
-            return Impact(action=action, subject=f"pool {name}", guests=running, cost=cost,
-                          option="force" if vms else None)
+            count = pool.numOfVolumes() if pool.isActive() else 0
+            choice = _choose_for_volumes(name, count) if count else None
+            return Impact(action=action, subject=f"pool {name}", guests=running,
+                          cost=cost + (f" It holds {count} volume(s): delete them too, or keep the data." if count else ""),
+                          option="force" if vms else None, ways=ways_of(choice) if choice else [])
         raise InvalidInput("action", f"{action!r} is no action on a pool with a cost; give stop or delete.")
 
     def _users(self, name: str, pool: libvirt.virStoragePool) -> tuple[set[str], list[str]]:
@@ -759,6 +762,14 @@ class Pools:
                 raise VirtopsError(f"host {host} answered with no NFS exports, or no NFS server answers there.") from err
             raise from_libvirt(err, f"asking {host} for its exports") from err
         return parse_sources(text, host)
+
+
+def _choose_for_volumes(name: str, count: int) -> NeedsOption:
+    """A pool with volumes is deleted only as its caller chooses: with them, or keeping its data."""
+    return NeedsOption(f"pool {name} holds {count} volume(s); give {term('with_volumes', True)} to delete them with "
+                       f"the pool, or {term('keep_data', True)} to only undefine it.", field="pool",
+                       ways=[WayOut("with_volumes", True, "delete the volumes too"),
+                             WayOut("keep_data", True, "keep the data, remove only the pool definition")])
 
 
 def _check_device_build(spec: PoolSpec, build_device: bool) -> None:

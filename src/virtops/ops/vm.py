@@ -30,7 +30,7 @@ from virtops.ops.domain import DiskSpec, DomainSpec, Graphics, KernelBoot, NicSp
 from virtops.base.hostlock import locks_host, refuse_if_written
 from virtops.base.paths import refuse_control_characters, refuse_control_characters_in
 from virtops.base.errors import (InvalidInput, NeedsOption, NotFound, Refusals, VirtopsError, by_face, command, from_libvirt,
-                                 libvirt_errors, located, term)
+                                 WayOut, libvirt_errors, located, term)
 from virtops.base.model import STRICT, Model, Size, changes_model
 from virtops.ops.impact import Impact
 from virtops.base import leftovers
@@ -768,7 +768,7 @@ class Vms:
         running = bool(dom.isActive())
         if running and not force:
             raise NeedsOption(f"vm: {name} is running; shut it down first, or give {term('force', True)} to stop it at once "
-                              "and delete it anyway.")
+                              "and delete it anyway.", ways=[WayOut("force", True, "stop it at once and delete it")])
         volumes = self._own_volumes(name) if remove_storage else []
         if running:
             with libvirt_errors(f"destroying VM {name}"):
@@ -1749,7 +1749,8 @@ def refuse_stopped_pools(conn: libvirt.virConnect, mine: DomainXml) -> None:
             start_it = command(f"pool start {pool}", wrap=" ({})", elsewhere="")
             raise NeedsOption(f"vm: disk {disk.target} of {mine.name} ({disk.source_label}) is in pool {pool}, which "
                               f"is not running, so its volume cannot be removed; start the pool first{start_it}, "
-                              f"or delete the VM without {term('remove_storage')}.", option="remove_storage")
+                              f"or delete the VM without {term('remove_storage')}.",
+                              ways=[WayOut("remove_storage", False, "delete the VM but keep its volumes")])
 
 
 def _pool_holding(path: str | None, pools: dict[str, str | None]) -> str | None:

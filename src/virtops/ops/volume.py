@@ -19,7 +19,7 @@ from virtops.xmlmodels.values import ON_A_DEVICE, VOLUME_FORMATS, VolumeFormat
 from virtops.xmlmodels.pool import PoolXml
 from virtops.xmlmodels.volume import VolumeXml
 from virtops.base.hostlock import host_lock, locks_host, refuse_if_written, writing_volume
-from virtops.base.errors import InvalidInput, NeedsOption, NotFound, VirtopsError, libvirt_errors, term
+from virtops.base.errors import InvalidInput, NeedsOption, NotFound, VirtopsError, WayOut, libvirt_errors, term
 from virtops.base.units import format_size, parse_size
 from virtops.base.model import STRICT, Model, Size
 from virtops.ops.impact import Impact
@@ -328,7 +328,8 @@ class Volumes:
             if not shrink:
                 # A way out the operator may take (the console's checkbox, the CLI's --shrink), not a bad value.
                 raise NeedsOption(f"size: {format_size(new)} is smaller than the capacity {format_size(current.capacity)}; "
-                                  f"give {term('shrink', True)} to shrink it (data past the new end is lost).", option="shrink")
+                                  f"give {term('shrink', True)} to shrink it (data past the new end is lost).",
+                                  ways=[WayOut("shrink", True, "shrink it, losing the data past the new end")])
             if new < current.allocation:
                 raise InvalidInput("size", f"{format_size(new)} is below the space the volume already uses "
                                            f"({format_size(current.allocation)}); it cannot shrink below that.")

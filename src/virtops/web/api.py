@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from virtops.base.errors import HostUnreachable, InvalidInput, NeedsOption, NotFound, Term, VirtopsError, Wording
 from virtops.daemon.facts_models import HostInfo
 from virtops.host import Host
-from virtops.ops.impact import Impact
+from virtops.ops.impact import Impact, Way, ways_of
 from virtops.ops.migrate import MoveOptions
 from virtops.ops.network import DhcpHost, EditPlan, Lease, NetworkChanges, NetworkInfo, NetworkRequest
 from virtops.ops.pool import CreateResult as PoolCreateResult
@@ -40,8 +40,10 @@ class ApiError(BaseModel):
 
     error: str
     field: str | None = None
-    option: str | None = Field(None, description="the query parameter that goes ahead anyway (force), when the refusal "
-                                                 "names one: the console offers it as a button")
+    option: str | None = Field(None, description="the option of the first way out (force), when the refusal names one")
+    ways: list[Way] = Field([], description="each way out: the same request again with option set to value (in the "
+                                            "body when it has one, else as a query parameter), and what that does; "
+                                            "the console offers each as a button")
 
 
 ERRORS = {400: {"model": ApiError, "description": "a request that cannot be read (a body that is not JSON text)"},
@@ -71,8 +73,11 @@ HEARTBEAT_S = 15.0  # keeps proxies and the browser from closing an idle event s
 
 
 def refusal(status: int, sentence: str, field: str | None = None, headers: dict | None = None,
-            option: str | None = None) -> JSONResponse:
-    body = {"error": sentence, "field": field} | ({"option": option} if option else {})
+            ways: NeedsOption | None = None) -> JSONResponse:
+    """`ways`: the refusal whose ways out the answer names (its option and each way)."""
+    body = {"error": sentence, "field": field}
+    if ways is not None:
+        body |= {"option": ways.option, "ways": [way.model_dump() for way in ways_of(ways)]}
     return JSONResponse(body, status_code=status, headers=headers)
 
 
@@ -84,7 +89,7 @@ def error_response(err: VirtopsError) -> JSONResponse:
         else 503 if isinstance(first, HostUnreachable) else 409
     sentence = "\n".join(one.worded(API_WORDING) for one in every)
     if isinstance(first, NeedsOption):  # the way out the core names: the console offers it as a button
-        return refusal(status, sentence, first.option, option=first.option)
+        return refusal(status, sentence, api_field(first.field, first.location) or first.option, ways=first)
     return refusal(status, sentence, api_field(first.field, first.location))
 
 

@@ -46,7 +46,8 @@ async function api(method, path, body) {
   if (!response.ok) {
     const err = new Error(data.error || data.detail || `${method} ${path}: ${response.status}`);
     err.status = response.status;
-    err.option = data.option;  // the core's way out (force): dialogs.js offers it as a button
+    err.option = data.option;
+    err.ways = data.ways;  // the core's ways out (force, ...): dialogs.js offers them as buttons
     throw withWayOut(err, method, path, body);
   }
   changeMade(method, path, body, data);  // lists.js: the success notice of the action
@@ -56,8 +57,9 @@ async function api(method, path, body) {
 function showError(err) {
   const box = $("#error");
   box.textContent = err ? err.message : "";
-  if (err && err.retry) box.append(" ", goAheadButton(err));
+  if (err && err.retry) box.append(" ", waysOutButton(err));
   box.hidden = !err;
+  if (err && err.retry) offerWaysOut(err);
 }
 
 // An operator's action: the last refusal is cleared first, and a new one shown.
@@ -259,8 +261,8 @@ pages.pools = () => {
           : api("POST", `${poolPath(p)}/actions/start`)))),
         p.active ? button("Refresh", () => act(() => api("POST", `/api/pools/${encodeURIComponent(p.name)}/actions/refresh`))) : null,
         ...(hook("poolActions", p) || []),
-        button("Delete", () => act(() => disruptive({ impact: `${poolPath(p)}/impact?action=delete`,  // only the definition goes
-          title: `Delete pool ${p.name}? Its volumes and directory stay.`, confirmLabel: "Delete pool", method: "DELETE", path: `${poolPath(p)}?keep_data=true` }))))],
+        button("Delete", () => act(() => disruptive({ impact: `${poolPath(p)}/impact?action=delete`,  // with volumes: the core's two ways
+          title: `Delete pool ${p.name}?`, confirmLabel: "Delete pool", method: "DELETE", path: poolPath(p) }))))],
     ], pools, (p) => ({ "data-name": p.name }));
   };
   const form = $("#pool-wizard");

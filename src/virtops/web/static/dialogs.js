@@ -1,6 +1,6 @@
 // Safe actions: confirmations that say what an action costs (the core computes it: GET .../impact),
-// the core's way out of a refusal ("force") offered as a button, and the keyboard and busy states of
-// wizards and forms. Uses app.js's helpers ($, $$, el, api, act, button).
+// the core's ways out of a refusal (force; a pool's volumes deleted too or kept) offered as buttons,
+// and the keyboard and busy states of wizards and forms. Uses app.js's helpers ($, $$, el, api, act, button).
 "use strict";
 
 // -- the one modal dialog ----------------------------------------------------------------------
@@ -30,7 +30,8 @@ function confirmDialog() {
     el("ul", { id: "confirm-guests", class: "guests", "aria-label": "running guests affected" }),
     el("form", { method: "dialog", class: "dialog-buttons" },
       el("button", { value: "cancel", id: "confirm-cancel" }, "Cancel"),
-      el("button", { value: "confirm", id: "confirm-ok", class: "danger" }, "Confirm")));
+      el("button", { value: "confirm", id: "confirm-ok", class: "danger" }, "Confirm"),
+      el("span", { id: "confirm-ways" })));
 }
 
 function keepFocusIn(container, event) {
@@ -43,7 +44,9 @@ function keepFocusIn(container, event) {
 }
 
 // Resolves true when the operator confirms, false on Cancel or Escape; focus goes back where it was.
-function confirmAction({ title, cost, confirmLabel = "Confirm", guests = [], guestsAre = "running guests affected" }) {
+// `ways` (the core's ways out: {option, value, does}) are the choices in place of Confirm, a button
+// each: it resolves to the way chosen.
+function confirmAction({ title, cost, confirmLabel = "Confirm", guests = [], guestsAre = "running guests affected", ways = [] }) {
   const dialog = confirmDialog();
   dialog.setAttribute("aria-describedby", "confirm-cost");
   $("#confirm-title", dialog).textContent = title;
@@ -53,46 +56,68 @@ function confirmAction({ title, cost, confirmLabel = "Confirm", guests = [], gue
   list.setAttribute("aria-label", guestsAre);
   list.hidden = guests.length === 0;
   $("#confirm-ok", dialog).textContent = confirmLabel;
+  $("#confirm-ok", dialog).hidden = ways.length > 0;
+  $("#confirm-ways", dialog).replaceChildren(...ways.map((way, i) =>
+    el("button", { value: `way-${i}`, class: "danger", "data-way": way.option, "data-value": String(way.value) }, wayLabel(way))));
   dialog.returnValue = "";
   showModal(dialog);
   $("#confirm-cancel", dialog).focus();
   return new Promise((resolve) => {
-    dialog.addEventListener("close", () => resolve(dialog.returnValue === "confirm"), { once: true });
+    dialog.addEventListener("close", () => {
+      const chosen = /^way-(\d+)$/.exec(dialog.returnValue);
+      resolve(chosen ? ways[Number(chosen[1])] : dialog.returnValue === "confirm");
+    }, { once: true });
   });
 }
 
+// A way out in the console's words: what it does, as the core says it ("delete the volumes too").
+const wayLabel = (way) => way.does.charAt(0).toUpperCase() + way.does.slice(1);
+
 // The core's answer to "what does this cost?" (GET impactPath), asked before a disruptive request:
-// returns the impact when confirmed, null when cancelled.
+// returns the impact when confirmed (with the way chosen, when it offers ways), null when cancelled.
 async function confirmImpact(impactPath, { title, confirmLabel }) {
   const impact = await api("GET", impactPath);
-  const confirmed = await confirmAction({ title, cost: impact.cost, guests: impact.guests, confirmLabel });
-  return confirmed ? impact : null;
+  const confirmed = await confirmAction({ title, cost: impact.cost, guests: impact.guests, confirmLabel, ways: impact.ways || [] });
+  return confirmed ? { ...impact, chosen: confirmed === true ? null : confirmed } : null;
 }
 
-// Ask, then send the request with the option the core said it needs (force), or send nothing:
-// null when cancelled, else the API's answer.
+// Ask, then send the request with the option the core said it needs (force) and the way chosen, or
+// send nothing: null when cancelled, else the API's answer.
 async function disruptive({ impact, title, confirmLabel, method, path }) {
   const confirmed = await confirmImpact(impact, { title, confirmLabel });
-  return confirmed ? api(method, withOption(path, confirmed.option)) : null;
+  if (!confirmed) return null;
+  const options = { ...(confirmed.option ? { [confirmed.option]: true } : {}),
+    ...(confirmed.chosen ? { [confirmed.chosen.option]: confirmed.chosen.value } : {}) };
+  return api(method, withOptions(path, options));
 }
 
-function withOption(path, option) {
-  if (!option) return path;
-  return `${path}${path.includes("?") ? "&" : "?"}${encodeURIComponent(option)}=true`;
+// The path with query parameters set (replaced when it has them already).
+function withOptions(path, options) {
+  if (!Object.keys(options).length) return path;
+  const url = new URL(path, location.origin);
+  for (const [name, value] of Object.entries(options)) url.searchParams.set(name, String(value));
+  return url.pathname + url.search;
 }
 
-// -- the core's way out of a refusal ------------------------------------------------------------
-// A refusal that names an option (the API's "option": the core's force) is the same request again
-// with it: in the body when the request has one, else in the query.
+// -- the core's ways out of a refusal -------------------------------------------------------------
+// A refusal that names ways out (the API's "ways": an option and its value each) can be sent again
+// with one of them: in the body when the request has one, else in the query. Any refusal, whichever
+// action met it, is offered so: a dialog with the core's sentence, a button per way, and Cancel.
 function withWayOut(err, method, path, body) {
-  if (!err.option) return err;
-  err.retry = () => (body !== undefined && body !== null && typeof body === "object"
-    ? api(method, path, { ...body, [err.option]: true }) : api(method, withOption(path, err.option)));
+  if (!err.ways || !err.ways.length) return err;
+  err.retry = (way) => (body !== undefined && body !== null && typeof body === "object"
+    ? api(method, path, { ...body, [way.option]: way.value }) : api(method, withOptions(path, { [way.option]: way.value })));
   return err;
 }
 
-function goAheadButton(err) {
-  return button("Go ahead anyway", () => act(err.retry), { id: "go-ahead", class: "danger" });
+// Cancel (or Escape) sends nothing: the host stays as it was, the sentence stays on the page.
+async function offerWaysOut(err) {
+  const way = await confirmAction({ title: "Not done yet: how should it go on?", cost: err.message, ways: err.ways });
+  if (way && way !== true) await act(() => err.retry(way));
+}
+
+function waysOutButton(err) {
+  return button("Ways out…", () => offerWaysOut(err), { id: "ways-out" });
 }
 
 // -- wizards and forms ----------------------------------------------------------------------------

@@ -442,9 +442,8 @@ objectPages.pool.devices.push((ctx) => {
 });
 
 objectPages.pool.settings.push(actionsTab("pool-settings-actions", (p, ctx) => [
-  button("Delete", () => act(async () => {  // only the pool's definition goes: its volumes and directory stay
-    const done = await askFirst(ctx, { action: "delete", method: "DELETE", title: `Delete pool ${p.name}? Its volumes and directory stay.`,
-      confirmLabel: "Delete pool", path: `${ctx.path}?keep_data=true` });
+  button("Delete", () => act(async () => {  // a pool with volumes: the core's two ways (delete them too, or keep the data)
+    const done = await askFirst(ctx, { action: "delete", method: "DELETE", title: `Delete pool ${p.name}?`, confirmLabel: "Delete pool" });
     if (done) ctx.gone();
   }))]));
 

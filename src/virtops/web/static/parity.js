@@ -9,8 +9,8 @@ const volumePath = (v) => `/api/pools/${enc(v.pool)}/volumes/${enc(v.name)}`;
 
 // A modal form: its fields, a submit button, and the core's refusal shown inside it (the page's
 // error line is behind the modal). `submit` answers what to show when done, or throws. A refusal
-// that names its way out (option "force", "shrink") which the form has as a checkbox offers it
-// as a button: ticked, and sent again.
+// whose way out (option "force", "shrink", remove_storage false) is a checkbox of the form offers
+// it as a button: the box set as the way says, and sent again.
 function parityDialog(title, fields, submitLabel, submit) {
   $("#parity-dialog")?.remove();
   const error = el("p", { class: "error", role: "alert", hidden: true });
@@ -32,10 +32,11 @@ function parityDialog(title, fields, submitLabel, submit) {
     if (failure) {
       error.textContent = failure.message;
       error.hidden = false;
-      const box = failure.option ? form.elements[failure.option] : null;
-      if (box && box.type === "checkbox" && !box.checked && !box.disabled) {
-        wayOut.append(button(`Go ahead: ${box.parentElement.textContent.trim()}`, () => { box.checked = true; form.requestSubmit(); },
-          { "data-way-out": failure.option }));
+      for (const way of failure.ways || []) {  // the core's ways out (dialogs.js) that are a checkbox of the form
+        const box = form.elements[way.option];
+        if (!box || box.type !== "checkbox" || box.checked === way.value || box.disabled) continue;
+        const label = way.value === true ? `Go ahead: ${box.parentElement.textContent.trim()}` : wayLabel(way);
+        wayOut.append(button(label, () => { box.checked = way.value; form.requestSubmit(); }, { "data-way-out": way.option }));
       }
     } else if (shown === undefined) dialog.close();
     else outcome.textContent = shown;
@@ -151,7 +152,7 @@ function sendFile(path, file, bar) {
       if (xhr.status >= 200 && xhr.status < 300) {
         bar.value = bar.max;
         resolve(answer);
-      } else reject(Object.assign(new Error(answer.error || `upload: ${xhr.status}`), { option: answer.option }));
+      } else reject(Object.assign(new Error(answer.error || `upload: ${xhr.status}`), { option: answer.option, ways: answer.ways }));
     };
     xhr.onerror = () => reject(new Error(`upload of ${file.name}: the connection to the server broke.`));
     xhr.send(file);
