@@ -766,7 +766,7 @@ class Pools:
 
 def _choose_for_volumes(name: str, count: int) -> NeedsOption:
     """A pool with volumes is deleted only as its caller chooses: with them, or keeping its data."""
-    return NeedsOption(f"pool {name} holds {count} volume(s); give {term('with_volumes', True)} to delete them with "
+    return NeedsOption(f"pool: pool {name} holds {count} volume(s); give {term('with_volumes', True)} to delete them with "
                        f"the pool, or {term('keep_data', True)} to only undefine it.", field="pool",
                        ways=[WayOut("with_volumes", True, "delete the volumes too"),
                              WayOut("keep_data", True, "keep the data, remove only the pool definition")])
