@@ -343,20 +343,14 @@ def test_nfs_pool_wizard_browses_the_servers_exports(page, conn, web_lab):
         assert page.locator("#pool-wizard input[name=source_path]").input_value() == "/nfs"
         page.click("#pool-wizard [data-next]")
         assert "192.168.0.254:/nfs" in page.locator("#pool-wizard .summary").inner_text()
-        before = host_state(conn)
         page.click("#pool-wizard [data-finish]")
-        outcome = page.locator("#pools tr[data-name=nfs], #error:not([hidden])")
-        outcome.first.wait_for()
-        if page.locator("#error").is_visible():  # this machine's kernel may have no NFS client
-            error = page.locator("#error").inner_text()
-            assert error.startswith("starting pool nfs failed: mounting 192.168.0.254:/nfs on /var/lib/libvirt/nfs failed")
-            assert "nothing was kept" in error
-            assert host_state(conn) == before  # the wizard's create undid itself
-        else:
-            pool = conn.storagePoolLookupByName("nfs")
-            assert pool.isActive()
-            pool.destroy()
-            pool.undefine()
+        # The lab mounts it with its own NFS client (docs/storage.md). The row shows up once the
+        # pool is defined, before it is built and started: wait for the state the create ends in.
+        expect(page.locator("#pools tr[data-name=nfs]")).to_contain_text("running", timeout=60_000)
+        pool = conn.storagePoolLookupByName("nfs")
+        assert pool.isActive()
+        pool.destroy()
+        pool.undefine()
 
 
 def test_overview_downloads_a_backup(page, tmp_path):
