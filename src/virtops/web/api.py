@@ -680,18 +680,23 @@ def vm_migrate_cancel(request: Request, name: str):
     return Done(done=[f"cancel the move of {name}"])
 
 
-# Which halves of a running VM a device change affects, beside the device's own fields.
-HALVES = ("live", "config")
+class Halves(BaseModel):
+    """Which halves of a running VM a device change affects, beside the device's own fields."""
 
-
-class DiskAttach(DiskBody):
     live: bool | None = Field(None, description="default: live and persistent on a running VM, persistent otherwise")
     config: bool | None = None
 
 
+HALVES = set(Halves.model_fields)
+
+
+class DiskAttach(DiskBody, Halves):
+    pass
+
+
 @router.post("/vms/{name}/disks", response_model=DiskInfo, status_code=201)
 def disk_attach(request: Request, name: str, body: DiskAttach):
-    disk = host_of(request).vms.attach_disk(name, DiskRequest(**body.model_dump(exclude=set(HALVES))),
+    disk = host_of(request).vms.attach_disk(name, DiskRequest(**body.model_dump(exclude=HALVES)),
                                             live=body.live, config=body.config)
     publish(request, "domain", name, "disk-attached")
     return disk
@@ -704,14 +709,13 @@ def disk_detach(request: Request, name: str, target: str, live: bool | None = No
     return result
 
 
-class NicAttach(NicBody):
-    live: bool | None = Field(None, description="default: live and persistent on a running VM, persistent otherwise")
-    config: bool | None = None
+class NicAttach(NicBody, Halves):
+    pass
 
 
 @router.post("/vms/{name}/nics", response_model=NicInfo, status_code=201)
 def nic_attach(request: Request, name: str, body: NicAttach):
-    nic = host_of(request).vms.attach_nic(name, NicRequest(**body.model_dump(exclude=set(HALVES))),
+    nic = host_of(request).vms.attach_nic(name, NicRequest(**body.model_dump(exclude=HALVES)),
                                           live=body.live, config=body.config)
     publish(request, "domain", name, "nic-attached")
     return nic
