@@ -311,6 +311,63 @@ def test_static_hosts_live_and_persistent(lab, host, nets):
     assert [(h.mac, h.ip) for h in hosts] == [("52:54:00:49:00:02", "10.49.0.12")]
 
 
+# Hosts as other tools make them (issue 17): by MAC, by name only, an IPv6 one by DUID, and a name on
+# an IPv4 and an IPv6 host (a dual-stack guest), each removed by what picks it.
+KEYED_HOSTS = ("<network><name>t-keys</name><bridge name='t-brkeys'/>"
+               "<ip address='10.55.0.1' prefix='24'><dhcp><range start='10.55.0.128' end='10.55.0.254'/>"
+               "<host mac='52:54:00:55:00:01' name='db' ip='10.55.0.10'/><host name='printer' ip='10.55.0.11'/>"
+               "<host name='b.example.com' ip='10.55.0.12'/></dhcp></ip>"
+               "<ip family='ipv6' address='fd00:55::1' prefix='64'><dhcp>"
+               "<host id='0:1:0:1:2c:0:0:1:52:54:0:55:0:2' ip='fd00:55::10'/>"
+               "<host name='b.example.com' ip='fd00:55::12'/></dhcp></ip></network>")
+
+
+def _host_addresses(host, name):
+    """The addresses of the network's static hosts, live and persistent."""
+    net = host.conn.networkLookupByName(name)
+    return [sorted(h.get("ip") for h in X.parse(net.XMLDesc(flags)).iterfind("ip/dhcp/host"))
+            for flags in (0, libvirt.VIR_NETWORK_XML_INACTIVE)]
+
+
+def test_host_remove_picks_an_entry_by_any_of_its_keys(lab, host, nets):
+    host.conn.networkDefineXML(KEYED_HOSTS).create()
+    before = host_state(host.conn)
+    for args, expected in (
+        ([], "--mac: give one of --mac, --name, --ip or --duid to pick the host entry to remove."),
+        (["--mac", "52:54:00:55:00:01", "--ip", "10.55.0.10"],
+         "--mac: give only one of --mac and --ip: each picks the host entry to remove on its own."),
+        (["--name", "b.example.com"], "--name: b.example.com picks 2 host entries of network t-keys (name b.example.com "
+                                      "-> 10.55.0.12, name b.example.com -> fd00:55::12); give --ip instead to pick one."),
+        (["--duid", "00:01:00:01:2c:00:00:01:52:54:00:55:00:09"],
+         "--duid: network t-keys has no host entry for 00:01:00:01:2c:00:00:01:52:54:00:55:00:09; its entries: MAC "
+         "52:54:00:55:00:01 -> 10.55.0.10, name printer -> 10.55.0.11, name b.example.com -> 10.55.0.12, DUID "
+         "0:1:0:1:2c:0:0:1:52:54:0:55:0:2 -> fd00:55::10, name b.example.com -> fd00:55::12."),
+        (["--ip", "10.55.0.300"], "--ip: '10.55.0.300' is not an IP address;"),
+    ):
+        refused = cli(lab, "net", "host", "remove", "t-keys", *args)
+        assert refused.returncode == 1 and refused.stderr.startswith(f"error: {expected}"), refused.stderr
+        assert refused.stderr.count("\n") == 1
+    assert host_state(host.conn) == before
+    removals = (
+        (["--duid", "00:01:00:01:2c:00:00:01:52:54:00:55:00:02"], "DUID 0:1:0:1:2c:0:0:1:52:54:0:55:0:2 -> fd00:55::10"),
+        (["--name", "printer"], "name printer -> 10.55.0.11"),
+        (["--ip", "fd00:55::12"], "name b.example.com -> fd00:55::12"),
+        (["--mac", "52:54:00:55:00:01"], "MAC 52:54:00:55:00:01 -> 10.55.0.10"),
+    )
+    left = ["10.55.0.10", "10.55.0.11", "10.55.0.12", "fd00:55::10", "fd00:55::12"]
+    for args, entry in removals:
+        removed = cli(lab, "net", "host", "remove", "t-keys", *args)
+        assert removed.returncode == 0 and removed.stdout == f"Network t-keys: removed the entry {entry}.\n", \
+            removed.stdout + removed.stderr
+        left.remove(entry.rsplit(" ", 1)[1])
+        assert _host_addresses(host, "t-keys") == [left, left]
+    # virsh's form: the entry with every attribute the fragment gives, the same rule underneath
+    deleted = cli(lab, "net-update", "t-keys", "delete", "ip-dhcp-host", "<host name='b.example.com' ip='10.55.0.12'/>")
+    assert deleted.returncode == 0 and "removed name b.example.com -> 10.55.0.12" in deleted.stdout, deleted.stderr
+    assert _host_addresses(host, "t-keys") == [[], []]
+    validate_config(host, "t-keys")
+
+
 # -- edit ---------------------------------------------------------------------------------
 def _bridge_ifindex(lab, bridge):
     out = subprocess.run(["ip", "-n", lab.netns, "-j", "link", "show", bridge], capture_output=True, text=True, check=True)

@@ -43,7 +43,8 @@ def objects(conn):
         pool.createXML(X.to_string(volume_element(name, capacity, "raw")))
     conn.networkDefineXML(
         f"<network><name>{NET}</name><forward mode='nat'/><ip address='192.168.231.1' netmask='255.255.255.0'>"
-        "<dhcp><range start='192.168.231.128' end='192.168.231.254'/></dhcp></ip></network>").create()
+        "<dhcp><range start='192.168.231.128' end='192.168.231.254'/></dhcp></ip>"
+        "<ip family='ipv6' address='fd00:231::1' prefix='64'/></network>").create()
     conn.defineXML(DomainSpec(name=VM, virt_type="qemu", disks=[DiskSpec(target="vda", pool=POOL, volume="sys")]).to_xml())
 
 
@@ -281,16 +282,19 @@ def test_network_static_dhcp_hosts(page, conn):
     expect(dialog(page).locator("tr[data-mac]")).to_have_count(0)
     assert X.parse(conn.networkLookupByName(NET).XMLDesc(0)).find("ip/dhcp/host") is None
 
-    # A host known by name only (virsh net-update adds one so): listed as one, its address taken.
+    # Hosts as other tools make them: one known by name only (virsh net-update adds one so), listed as
+    # one, its address taken; an IPv6 one by DUID. Each has its Remove button, which removes it.
     net = conn.networkLookupByName(NET)
     live = libvirt.VIR_NETWORK_UPDATE_AFFECT_CONFIG | (libvirt.VIR_NETWORK_UPDATE_AFFECT_LIVE if net.isActive() else 0)
     net.update(libvirt.VIR_NETWORK_UPDATE_COMMAND_ADD_LAST, libvirt.VIR_NETWORK_SECTION_IP_DHCP_HOST, -1,
                "<host name='printer' ip='192.168.231.20'/>", live)
+    net.update(libvirt.VIR_NETWORK_UPDATE_COMMAND_ADD_LAST, libvirt.VIR_NETWORK_SECTION_IP_DHCP_HOST, 1,
+               "<host id='0:3:0:1:52:54:0:31:0:4' ip='fd00:231::10'/>", live)
     page.goto("/networks")
     page.locator(f"#networks tr[data-name={NET}]").get_by_role("button", name="DHCP hosts…").click()
     printer = dialog(page).locator("tr[data-ip='192.168.231.20'] td")
     expect(printer.first).to_have_text("its name only (printer)")
-    expect(dialog(page).get_by_role("button", name="Remove")).to_have_count(0)  # the core removes a host by MAC
+    expect(dialog(page).locator("tr[data-ip='fd00:231::10'] td").first).to_have_text("DUID 0:3:0:1:52:54:0:31:0:4")
     before = host_state(conn)
     dialog(page).locator("input[name=mac]").fill("52:54:00:31:00:03")
     dialog(page).locator("input[name=ip]").fill("192.168.231.20")
@@ -298,8 +302,13 @@ def test_network_static_dhcp_hosts(page, conn):
     refused(page, "ip: 192.168.231.20 is already given to the host named printer; choose another address in "
                   "192.168.231.1-192.168.231.254.")
     assert host_state(conn) == before
-    net.update(libvirt.VIR_NETWORK_UPDATE_COMMAND_DELETE, libvirt.VIR_NETWORK_SECTION_IP_DHCP_HOST, -1,
-               "<host name='printer' ip='192.168.231.20'/>", live)
+    for label, address in (("remove printer 192.168.231.20", "192.168.231.20"),
+                           ("remove 0:3:0:1:52:54:0:31:0:4 fd00:231::10", "fd00:231::10")):
+        dialog(page).get_by_role("button", name=label).click()
+        expect(dialog(page).locator(f"tr[data-ip='{address}']")).to_have_count(0)
+        for flags in (0, libvirt.VIR_NETWORK_XML_INACTIVE):
+            assert X.parse(net.XMLDesc(flags)).find(f"ip/dhcp/host[@ip='{address}']") is None
+    expect(dialog(page).get_by_role("button", name="Remove")).to_have_count(0)
 
 
 def test_dir_pool_permissions(page, conn):

@@ -349,3 +349,40 @@ def test_a_host_known_by_name_only_stays_through_a_change_of_the_single_form():
     assert X.to_string(merge_into(node, spec)) == X.to_string(node)
     changed = merge_into(node, spec.model_copy(update={"mtu": 1400, "hosts": []}))  # validated by libvirt's schema
     assert [dict(h.attrib) for h in changed.iterfind("ip/dhcp/host")] == [{"name": "printer", "ip": "10.41.0.5"}]
+
+
+KEYED = X.parse("<network><name>keyed</name><ip address='10.42.0.1' prefix='24'><dhcp>"
+                "<host mac='52:54:00:42:00:01' ip='10.42.0.10'/><host name='b.example.com' ip='10.42.0.11'/></dhcp></ip>"
+                "<ip family='ipv6' address='fd00:42::1' prefix='64'><dhcp>"
+                "<host id='0:1:0:1:2c:0:0:1:52:54:0:42:0:2' ip='fd00:42::10'/>"
+                "<host name='b.example.com' ip='fd00:42::11'/></dhcp></ip></network>")
+
+
+@pytest.mark.parametrize("key, index, ip", [
+    ({"mac": "52-54-00-42-00-01"}, 0, "10.42.0.10"),                      # any spelling of the MAC
+    ({"duid": "00:01:00:01:2c:00:00:01:52:54:00:42:00:02"}, 1, "fd00:42::10"),  # the DUID's bytes, zeros or not
+    ({"ip": "fd00:42:0::11"}, 1, "fd00:42::11"),                           # any spelling of the address
+    ({"name": "b.example.com", "ip": "10.42.0.11"}, 0, "10.42.0.11"),       # net update's fragment: all of it
+])
+def test_a_key_picks_the_one_entry_with_its_values_under_its_own_address(key, index, ip):
+    from virtops.ops.network import held_hosts, pick_host
+
+    picked = pick_host("keyed", held_hosts(KEYED), key)
+    assert (picked.index, picked.entry.ip) == (index, ip)
+
+
+@pytest.mark.parametrize("key, field, words", [
+    ({"name": "b.example.com"}, "name", "picks 2 host entries of network keyed (name b.example.com -> 10.42.0.11, "
+                                        "name b.example.com -> fd00:42::11); give ip instead to pick one."),
+    ({"mac": "52:54:00:42:00:09"}, "mac", "no host entry for 52:54:00:42:00:09; its entries: MAC 52:54:00:42:00:01 -> "
+                                          "10.42.0.10, name b.example.com -> 10.42.0.11, DUID "
+                                          "0:1:0:1:2c:0:0:1:52:54:0:42:0:2 -> fd00:42::10, name b.example.com -> "
+                                          "fd00:42::11."),
+    ({"ip": "10.42.0.999"}, "ip", "'10.42.0.999' is not an IP address"),
+])
+def test_a_key_that_picks_none_or_several_is_refused_naming_the_entries(key, field, words):
+    from virtops.ops.network import held_hosts, pick_host
+
+    with pytest.raises(InvalidInput) as err:
+        pick_host("keyed", held_hosts(KEYED), key)
+    assert err.value.field == field and words in str(err.value)

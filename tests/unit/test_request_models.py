@@ -51,6 +51,8 @@ CONCEPTS = {
                             ("virtops.cli.net:net", "edit")),
     "DHCP host": Concept("virtops.ops.network:DhcpHost", "virtops.spec.document:HostEntry",
                          ("POST", "/api/networks/{name}/hosts"), ("virtops.cli.net:host_group", "add")),
+    "DHCP host key": Concept("virtops.ops.network:HostKey", None, ("POST", "/api/networks/{name}/hosts/remove"),
+                             ("virtops.cli.net:host_group", "remove")),
     "network address": Concept("virtops.ops.network:Address", "virtops.spec.document:AddressEntry", None, None),
     "address host": Concept("virtops.ops.network:AddressHost", "virtops.spec.document:AddressHostEntry", None, None),
     # A VM's definition is the spec's entry; vm create adds what only a creation does. The CLI

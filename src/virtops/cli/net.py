@@ -47,6 +47,12 @@ def _dhcp_host_model() -> type:
     return DhcpHost
 
 
+def _host_key_model() -> type:
+    from virtops.ops.network import HostKey
+
+    return HostKey
+
+
 # The command line's own spellings of NetworkRequest's fields (their metavars).
 NETWORK_METAVARS = {"subnet": {"metavar": "CIDR"}, "gateway": {"metavar": "IP"}, "dhcp": {"metavar": "START-END"},
                     "dev": {"metavar": "IFACE"}, "bridge": {"metavar": "NAME"}, "domain": {"metavar": "DNSDOMAIN"},
@@ -193,7 +199,7 @@ def update(ctx, name, command, section, xml) -> None:
 
 @net.group("host")
 def host_group() -> None:
-    """Static DHCP leases (fixed addresses for MACs)."""
+    """Static DHCP leases (fixed addresses for MACs, names or DUIDs)."""
 
 
 @host_group.command("add", cls=ModelCommand, model=_dhcp_host_model, extra={"name": {"flag": "--hostname"}})
@@ -206,14 +212,16 @@ def host_add(ctx, network, **fields) -> None:
     click.echo(f"Network {network}: {entry.mac} gets {entry.ip}" + (f" ({entry.name})." if entry.name else "."))
 
 
-@host_group.command("remove")
-@click.argument("name", shell_complete=complete("network"))
-@click.option("--mac", required=True, help="The MAC whose entry to remove.")
+@host_group.command("remove", cls=ModelCommand, model=_host_key_model)
+@click.argument("network", metavar="NAME", shell_complete=complete("network"))
 @pass_context
-def host_remove(ctx, name, mac) -> None:
-    """Remove a static DHCP lease."""
-    entry = _networks(ctx).host_remove(name, mac)
-    click.echo(f"Network {name}: removed the entry {entry.mac} -> {entry.ip}.")
+def host_remove(ctx, network, mac, name, ip, duid) -> None:
+    """Remove a static DHCP lease (live and persistent), picked by exactly one of its MAC, name, IP or
+    DUID (HostKey's fields): hosts known by name only or by DUID have no MAC."""
+    from virtops.ops.network import host_text
+
+    entry = _networks(ctx).host_remove(network, mac=mac, host_name=name, ip=ip, duid=duid)
+    click.echo(f"Network {network}: removed the entry {host_text(entry)}.")
 
 
 @net.command("default")

@@ -89,6 +89,19 @@ class AddressHost(Model):
     ip: str
 
 
+class HostKey(Model):
+    """What picks one static DHCP host of a network (`net host remove`): exactly one of what libvirt
+    knows hosts by. A host made by another tool may have no MAC (known by name only, or an IPv6 one
+    by DUID), so each of them picks, across every address of the network."""
+
+    model_config = STRICT
+
+    mac: str | None = Field(None, description="The MAC of the host entry (IPv4 hosts).")
+    name: str | None = Field(None, description="The host name of the entry (a host known by name only has no MAC).")
+    ip: str | None = Field(None, description="The fixed address of the entry, IPv4 or IPv6.")
+    duid: str | None = Field(None, description="The DUID of the entry (libvirt's id=; IPv6 hosts).")
+
+
 class Address(Model):
     """One address of a network (libvirt's <ip>; its family follows from the address): the host's
     address on it with the prefix (ADDRESS/PREFIX), its DHCP ranges (START-END) and static hosts."""
@@ -712,6 +725,90 @@ def check_dhcp_host(host: DhcpHost, subnet: ipaddress.IPv4Network, gateway: ipad
     return DhcpHost(mac=mac, ip=str(ip), name=host.name)
 
 
+# -- which static host an entry's key picks (net host remove, net update delete) ----------------
+HOST_KEYS = ("mac", "name", "ip", "duid")  # HostKey's fields, in the order a refusal names them
+
+
+@dataclass
+class HeldHost:
+    """A static host as the network's XML holds it: its <host> element and the index of its <ip>
+    among the network's (libvirt's parentIndex: net-update finds an IPv6 host only under its own)."""
+
+    index: int
+    node: etree._Element
+
+    @property
+    def entry(self) -> AddressHost:
+        return _entry_of(DhcpHostXml(self.node))
+
+
+def _entry_of(host: DhcpHostXml) -> AddressHost:
+    values = host.values("mac", "id", "name", "ip")
+    return AddressHost(**{**values, "ip": values["ip"] or ""})  # libvirt takes a host without one (a name for a MAC)
+
+
+def held_hosts(node: etree._Element) -> list[HeldHost]:
+    """Every static host of a network, under every address (IPv4 and IPv6)."""
+    return [HeldHost(k, host.node) for k, ip in enumerate(NetworkXml(node).ips) for host in ip.hosts]
+
+
+def host_text(entry: AddressHost) -> str:
+    """An entry as people know it: what dnsmasq matches it by, and its address."""
+    known = f"MAC {entry.mac}" if entry.mac else f"DUID {entry.id}" if entry.id else f"name {entry.name}"
+    return f"{known} -> {entry.ip or '-'}"
+
+
+def pick_host(network: str, hosts: list[HeldHost], key: dict[str, str]) -> HeldHost:
+    """The one host whose entry has every value of `key` (HostKey's fields). Refused when none has,
+    listing the entries there are, and when several have, naming them and what narrows it."""
+    matcher = _host_matcher(key)
+    found = [held for held in hosts if matcher(held.entry)]
+    field_name = next(iter(key))
+    shown = " and ".join(key.values())
+    if not found:
+        known = ", ".join(host_text(h.entry) for h in hosts) or "none"
+        raise InvalidInput(field_name, f"network {network} has no host entry for {shown}; its entries: {known}.")
+    if len(found) > 1:
+        raise InvalidInput(field_name, f"{shown} picks {len(found)} host entries of network {network} "
+                                       f"({', '.join(host_text(h.entry) for h in found)}); give {term('ip')} "
+                                       "instead to pick one.")
+    return found[0]
+
+
+def _host_matcher(key: dict[str, str]) -> Callable[[AddressHost], bool]:
+    """Whether an entry has each value of the key, compared as libvirt and dnsmasq read them: a MAC
+    in any case and separator, an address in any spelling, a DUID's hex bytes with or without zeros."""
+    wanted = dict(key)
+    if "mac" in wanted:
+        wanted["mac"] = normalize_mac(wanted["mac"])
+    if "ip" in wanted:
+        try:
+            ipaddress.ip_address(wanted["ip"].strip())
+        except ValueError:
+            raise InvalidInput("ip", f"{wanted['ip']!r} is not an IP address; give the entry's address, such as "
+                                     "192.168.200.10 or fd00:200::10.") from None
+    checks = {"mac": lambda e: e.mac is not None and normalize_mac(e.mac) == wanted["mac"],
+              "name": lambda e: e.name == wanted["name"],
+              "ip": lambda e: bool(e.ip) and ipaddress.ip_address(e.ip) == ipaddress.ip_address(wanted["ip"].strip()),
+              "duid": lambda e: e.id is not None and _duid_bytes(e.id) == _duid_bytes(wanted["duid"])}
+    return lambda entry: all(checks[field_name](entry) for field_name in wanted)
+
+
+def _listed(fields, last: str) -> str:
+    """Fields as terms in a sentence: "mac, name, ip or duid"."""
+    named = [str(term(field_name)) for field_name in fields]
+    return f"{', '.join(named[:-1])} {last} {named[-1]}" if len(named) > 1 else named[0]
+
+
+def _duid_bytes(text: str) -> tuple:
+    """libvirt keeps a DUID as written (0:1:0:1:... or 00:01:00:01:...); dnsmasq reads its hex bytes."""
+    parts = text.strip().lower().split(":")
+    try:
+        return tuple(int(part, 16) for part in parts)
+    except ValueError:
+        return tuple(parts)
+
+
 # ---------------------------------------------------------------------------------------------
 # The host's own addresses, routes and links
 # ---------------------------------------------------------------------------------------------
@@ -1195,28 +1292,44 @@ class Networks:
         return checked
 
     @locks_host("net host-remove")
-    def host_remove(self, name: str, mac: str) -> DhcpHost:
+    def host_remove(self, name: str, mac: str | None = None, host_name: str | None = None, ip: str | None = None,
+                    duid: str | None = None) -> AddressHost:
+        """Remove the static host that exactly one of its MAC, host name, IP or DUID picks (HostKey's
+        fields; the host's name is host_name here, beside the network's), under whichever address of
+        the network it is: live and persistent."""
+        key = {field_name: value for field_name, value in zip(HOST_KEYS, (mac, host_name, ip, duid))
+               if value is not None}
+        if not key:
+            raise InvalidInput("mac", f"give one of {_listed(HOST_KEYS, 'or')} to pick the host entry to remove.")
+        if len(key) > 1:
+            raise InvalidInput(next(iter(key)), f"give only one of {_listed(key, 'and')}: each picks the host entry "
+                                                "to remove on its own.")
+        return self._remove_host(name, key)
+
+    def _remove_host(self, name: str, key: dict[str, str]) -> AddressHost:
+        """The host entry with every value of `key` leaves the network. net-update deletes the entry as
+        libvirt holds it, under its own <ip>: the index -1 finds the first address with DHCP only."""
         net = self._lookup(name)
-        mac = normalize_mac(mac)
-        spec = NetworkSpec.from_element(self._config(net))
-        entry = next((h for h in spec.hosts if h.mac == mac), None)
-        if entry is None:
-            known = ", ".join(h.mac for h in spec.hosts) or "none"
-            raise InvalidInput("mac", f"network {name} has no host entry for {mac}; its entries: {known}.")
-        self._update(net, libvirt.VIR_NETWORK_UPDATE_COMMAND_DELETE, entry.to_element(), f"removing host {mac}")
+        held = pick_host(name, held_hosts(self._config(net)), key)
+        node = copy.deepcopy(held.node)
+        node.tail = None
+        entry = held.entry
+        self._update(net, libvirt.VIR_NETWORK_UPDATE_COMMAND_DELETE, node, f"removing host {host_text(entry)}",
+                     parent_index=held.index)
         return entry
 
     @locks_host("net update")
     def update(self, name: str, command: str, section: str, xml_text: str) -> str:
-        """virsh net-update for the sections people use: ip-dhcp-host and ip-dhcp-range."""
+        """virsh net-update for the sections people use: ip-dhcp-host and ip-dhcp-range. A host to
+        delete is the entry with every attribute the fragment gives (virsh's rule), by any of them."""
         node = _parse_fragment(xml_text)
         if section == "ip-dhcp-host":
+            if command == "delete":
+                return f"removed {host_text(self._remove_host(name, _fragment_key(node)))}"
             entry = DhcpHost.from_element(node)
             if command == "add":
                 return f"added {self.host_add(name, entry.mac, entry.ip, entry.name).mac}"
-            if command == "delete":
-                return f"removed {self.host_remove(name, entry.mac).mac}"
-            old = self.host_remove(name, entry.mac)
+            old = self.host_remove(name, mac=entry.mac)
             try:
                 return f"modified {self.host_add(name, entry.mac, entry.ip, entry.name).mac}"
             except VirtopsError:
@@ -1239,9 +1352,10 @@ class Networks:
         return f"{command} range {start}-{end}"
 
     def _update(self, net: libvirt.virNetwork, command: int, node: etree._Element, doing: str,
-                section: int = libvirt.VIR_NETWORK_SECTION_IP_DHCP_HOST) -> None:
+                section: int = libvirt.VIR_NETWORK_SECTION_IP_DHCP_HOST, parent_index: int = -1) -> None:
+        """parent_index: the <ip> whose <dhcp> it is; -1: libvirt's pick, the first address with DHCP."""
         with libvirt_errors(f"{doing} on network {net.name()}"):
-            net.update(command, section, -1, etree.tostring(node).decode(), _flags_for(net))
+            net.update(command, section, parent_index, etree.tostring(node).decode(), _flags_for(net))
 
     # -- edit: in place when libvirt can, by an announced procedure when it cannot ---------
     def plan_edit(self, name: str, subnet: str | None = None, gateway: str | None = None,
@@ -1566,6 +1680,17 @@ def _parse_network_file(text: str) -> etree._Element:
         raise InvalidInput("file", f"libvirt's network schema rejects it ({str(err).split(': ', 1)[-1]}).") from None
     check_name(NetworkXml(node).name or "")
     return node
+
+
+def _fragment_key(node: etree._Element) -> dict[str, str]:
+    """A <host> fragment's attributes as HostKey's fields (id= is the DUID)."""
+    values = DhcpHostXml(node).values("mac", "name", "ip", "id")
+    key = {field_name: values[attribute] for field_name, attribute in zip(HOST_KEYS, ("mac", "name", "ip", "id"))
+           if values[attribute] is not None}
+    if not key:
+        raise InvalidInput("xml", "the <host> gives none of mac, name, ip or id, so it picks no entry; give e.g. "
+                                  "<host mac='52:54:00:00:00:01' ip='192.168.200.10'/>.")
+    return key
 
 
 def _parse_fragment(text: str) -> etree._Element:

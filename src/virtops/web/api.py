@@ -24,7 +24,8 @@ from virtops.daemon.facts_models import HostInfo
 from virtops.host import Host
 from virtops.ops.impact import Impact, Way, ways_of
 from virtops.ops.migrate import MoveOptions
-from virtops.ops.network import DhcpHost, EditPlan, Lease, NetworkChanges, NetworkInfo, NetworkRequest
+from virtops.ops.network import (AddressHost, DhcpHost, EditPlan, HostKey, Lease, NetworkChanges, NetworkInfo,
+                                 NetworkRequest)
 from virtops.ops.pool import CreateResult as PoolCreateResult
 from virtops.ops.pool import PoolInfo, PoolPermissions, PoolSource, PoolSpec
 from virtops.ops.vm import (CreateRequest, DeleteResult, DetachResult, DiskInfo, DiskRequest, NicInfo,
@@ -480,9 +481,26 @@ def network_host_add(request: Request, name: str, body: DhcpHostBody):
     return entry
 
 
-@router.delete("/networks/{name}/hosts/{mac}", response_model=DhcpHost)
-def network_host_remove(request: Request, name: str, mac: str):
-    entry = host_of(request).networks.host_remove(name, mac)
+class HostKeyBody(HostKey):
+    """The core's HostKey, strict as a body: exactly one of mac, name, ip, duid."""
+
+    model_config = STRICT
+
+
+@router.post("/networks/{name}/hosts/remove", response_model=AddressHost)
+def network_host_remove(request: Request, name: str, body: HostKeyBody):
+    """Remove the static DHCP lease that exactly one of mac, name, ip or duid picks, under any address of
+    the network, live and persistent (`net host remove`): hosts known by name only or by DUID have no MAC."""
+    entry = host_of(request).networks.host_remove(name, mac=body.mac, host_name=body.name, ip=body.ip,
+                                                  duid=body.duid)
+    publish(request, "network", name, "updated")
+    return entry
+
+
+@router.delete("/networks/{name}/hosts/{mac}", response_model=AddressHost)
+def network_host_remove_by_mac(request: Request, name: str, mac: str):
+    """The static DHCP lease of a MAC (POST .../hosts/remove picks one by any of its keys)."""
+    entry = host_of(request).networks.host_remove(name, mac=mac)
     publish(request, "network", name, "updated")
     return entry
 

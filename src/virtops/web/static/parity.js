@@ -89,17 +89,19 @@ extras.poolActions = (p) => (p.type !== "dir" ? [] : [button("Permissions…", (
 // -- networks: static DHCP hosts -------------------------------------------------------------------
 extras.networkActions = (n) => (n.mode === "bridge" ? [] : [button("DHCP hosts…", () => networkHosts(n))]);
 
+const hostKey = (h) => (h.mac ? { mac: h.mac } : h.id ? { duid: h.id } : { ip: h.ip });
+
 function networkHosts(n) {
   const path = `/api/networks/${enc(n.name)}`;
   const list = el("table", { class: "hosts" });
-  // The IPv4 address's hosts, those known by name only too (their addresses are taken as well; the
-  // core removes a host by its MAC, so theirs go with their XML: net update ... delete ip-dhcp-host).
+  // Every address's hosts: those known by name only and the IPv6 ones by DUID too. Each is removed by
+  // what picks it alone (the core's HostKey): its MAC, else its DUID, else its address (a name may repeat).
   const drawHosts = async () => {
     const info = await api("GET", path);
-    const ipv4 = info.addresses.find((a) => a.family === "ipv4");
     table(list, [["Known by", knownBy], ["IP", (h) => h.ip], ["Name", (h) => h.name],
-      ["", (h) => (h.mac ? button("Remove", () => act(async () => { await api("DELETE", `${path}/hosts/${enc(h.mac)}`); await drawHosts(); }),
-        { "aria-label": `remove ${h.mac}` }) : "-")]], ipv4 ? ipv4.hosts : info.hosts, (h) => ({ "data-mac": h.mac, "data-ip": h.ip }));
+      ["", (h) => button("Remove", () => act(async () => { await api("POST", `${path}/hosts/remove`, hostKey(h)); await drawHosts(); }),
+        { "aria-label": `remove ${h.mac || h.id || h.name} ${h.ip}` })]],
+      info.addresses.flatMap((a) => a.hosts), (h) => ({ "data-mac": h.mac, "data-ip": h.ip }));
   };
   parityDialog(`Static DHCP hosts of ${n.name}`, [list,
     field("MAC", "mac", { required: true, placeholder: "52:54:00:..." }),
