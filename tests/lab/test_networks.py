@@ -405,6 +405,66 @@ def test_edit_needing_restart_is_announced_then_done(lab, host, nets):
     validate_config(host, "t-move")
 
 
+def _bridge_ipv6(lab, bridge) -> list[str]:
+    """The global IPv6 addresses libvirt gave the network's bridge in the lab."""
+    out = subprocess.run(["ip", "-n", lab.netns, "-j", "-6", "addr", "show", "dev", bridge, "scope", "global"],
+                         capture_output=True, text=True, check=True)
+    return [f"{a['local']}/{a['prefixlen']}" for link in json.loads(out.stdout or "[]") for a in link["addr_info"]]
+
+
+def test_edit_changes_adds_and_removes_the_ipv6_subnet(lab, host, nets):
+    nets.create("t-six", subnet="10.56.0.0/24", ipv6="fd00:56::/64", bridge="t-brsix")
+    nets.create("t-six-other", subnet="10.57.0.0/24", ipv6="fd00:57::/64")
+    assert _bridge_ipv6(lab, "t-brsix") == ["fd00:56::1/64"]
+    before = host_state(host.conn)
+    plan = cli(lab, "net", "edit", "t-six", "--ipv6", "fd00:58::/64")
+    assert plan.returncode == 0 and "IPv6 subnet fd00:56::/64 -> fd00:58::/64" in plan.stdout, plan.stdout + plan.stderr
+    assert "--yes" in plan.stdout and "restart t-six" in plan.stdout
+    for value, expected in (("fd00:57::/80", "--ipv6: fd00:57::/80 overlaps fd00:57::/64 of network t-six-other; "
+                                             "choose a subnet no other network uses."),
+                            ("fd00:58::/127", "--ipv6: 'fd00:58::/127' is too small; use a prefix of /126 or shorter"),
+                            ("fd00:58::1/64", "--ipv6: 'fd00:58::1/64' is not an IPv6 network;")):
+        refused = cli(lab, "net", "edit", "t-six", "--ipv6", value, "--yes")
+        assert refused.returncode == 1 and refused.stderr.startswith(f"error: {expected}"), refused.stderr
+    assert host_state(host.conn) == before
+    # A static host of the IPv6 address must fit the new subnet, by the rules of a new network's addresses.
+    net = host.conn.networkLookupByName("t-six")
+    net.update(libvirt.VIR_NETWORK_UPDATE_COMMAND_ADD_LAST, libvirt.VIR_NETWORK_SECTION_IP_DHCP_HOST, 1,
+               "<host id='0:3:0:1:52:54:0:56:0:1' ip='fd00:56::10'/>",
+               libvirt.VIR_NETWORK_UPDATE_AFFECT_LIVE | libvirt.VIR_NETWORK_UPDATE_AFFECT_CONFIG)
+    before = host_state(host.conn)
+    outside = cli(lab, "net", "edit", "t-six", "--ipv6", "fd00:58::/64", "--yes")
+    assert outside.returncode == 1 and outside.stderr == (
+        "error: --ipv6: its host entries DUID 0:3:0:1:52:54:0:56:0:1 -> fd00:56::10 would be outside fd00:58::/64; "
+        "give a subnet that holds them, or remove them first with `virtops net host remove`.\n"), outside.stderr
+    assert host_state(host.conn) == before
+    wider = cli(lab, "net", "edit", "t-six", "--ipv6", "fd00:56::/48", "--yes")  # dnsmasq: DHCPv6 on /64 or longer
+    assert wider.returncode == 1 and wider.stderr == (
+        "error: --ipv6: with the DHCPv6 ranges and hosts the network keeps, fd00:56::/48 serves DHCPv6, which dnsmasq "
+        "gives on a prefix of /64 or longer only; give such a prefix, or drop the address's ranges and hosts.\n"), \
+        wider.stderr
+    assert host_state(host.conn) == before
+    narrower = cli(lab, "net", "edit", "t-six", "--ipv6", "fd00:56::/80", "--yes")  # holds it: the host stays
+    assert narrower.returncode == 0, narrower.stderr
+    assert _host_addresses(host, "t-six") == [["fd00:56::10"], ["fd00:56::10"]]
+    assert _bridge_ipv6(lab, "t-brsix") == ["fd00:56::1/80"]
+    assert cli(lab, "net", "host", "remove", "t-six", "--duid", "0:3:0:1:52:54:0:56:0:1").returncode == 0
+    moved = cli(lab, "net", "edit", "t-six", "--ipv6", "fd00:58::/64", "--yes")
+    assert moved.returncode == 0 and "IPv6 subnet fd00:56::/80 -> fd00:58::/64" in moved.stdout, moved.stderr
+    info = nets.info("t-six")
+    assert (info.ipv6, info.subnet, info.bridge, info.active) == ("fd00:58::/64", "10.56.0.0/24", "t-brsix", True)
+    assert _bridge_ipv6(lab, "t-brsix") == ["fd00:58::1/64"]
+    validate_config(host, "t-six")
+    removed = cli(lab, "net", "edit", "t-six", "--ipv6", "", "--yes")  # as --domain "" removes the domain
+    assert removed.returncode == 0 and "IPv6 subnet fd00:58::/64 -> -" in removed.stdout, removed.stderr
+    assert nets.info("t-six").ipv6 is None and _bridge_ipv6(lab, "t-brsix") == []
+    assert X.parse(host.conn.networkLookupByName("t-six").XMLDesc(0)).find("ip[@family='ipv6']") is None
+    added = cli(lab, "net", "edit", "t-six", "--ipv6", "fd00:59::/64", "--yes")
+    assert added.returncode == 0 and "IPv6 subnet - -> fd00:59::/64" in added.stdout, added.stderr
+    assert _bridge_ipv6(lab, "t-brsix") == ["fd00:59::1/64"]
+    validate_config(host, "t-six")
+
+
 # -- the IPv6 flags ---------------------------------------------------------------------------
 def _in_lab(lab, *argv: str) -> str:
     return subprocess.run(["ip", "netns", "exec", lab.netns, *argv], check=True, capture_output=True,

@@ -148,6 +148,21 @@ def test_the_ipv6_flags_in_the_wizard_and_the_edit_form(page, conn):
     assert root.get("ipv6") == "yes" and (nat is None or nat.get("ipv6") is None)
     expect(page.locator("#net-edit input[name=ipv6_guests]")).to_be_checked()  # filled again from the answer
 
+    # The IPv6 subnet: moved by the announced plan, then removed by emptying the field (net edit --ipv6 "").
+    ipv6 = page.locator("#net-edit input[name=ipv6]")
+    expect(ipv6).to_have_value("fd00:204::/64")
+    for value, change, address in (("fd00:205::/64", "IPv6 subnet fd00:204::/64 -> fd00:205::/64", "fd00:205::1"),
+                                   ("", "IPv6 subnet fd00:205::/64 -> -", None)):
+        ipv6.fill(value)
+        page.click("#net-edit button[type=submit]")
+        expect(page.locator("#net-edit-plan")).to_contain_text(change)
+        page.click("#net-edit-apply")
+        page.click("#confirm-ok")
+        expect(page.locator("#net-edit-outcome")).to_have_text("Done:")
+        expect(ipv6).to_have_value(value)  # filled again from the answer
+        found = X.parse(conn.networkLookupByName("six").XMLDesc(0)).find("ip[@family='ipv6']")
+        assert (found.get("address") if found is not None else None) == address
+
     # No address at all: isolated with IPv6 between its guests; into NAT it would need a subnet.
     page.goto("/networks")
     page.click("#net-new")

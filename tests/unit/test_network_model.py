@@ -386,3 +386,33 @@ def test_a_key_that_picks_none_or_several_is_refused_naming_the_entries(key, fie
     with pytest.raises(InvalidInput) as err:
         pick_host("keyed", held_hosts(KEYED), key)
     assert err.value.field == field and words in str(err.value)
+
+
+def test_an_edit_of_the_ipv6_subnet_moves_the_host_address_only_with_it():
+    """A foreign network's own IPv6 address (here ::5) stays through other edits; a new subnet gets
+    the first address, as net create --ipv6 gives it; "" removes it, and NAT for IPv6 with it."""
+    from virtops.ops.network import Networks, _changed_fields
+
+    old = NetworkSpec(name="n", mode="nat", bridge="br9", subnet="10.1.0.0/24", gateway="10.1.0.1",
+                      ipv6="fd00:33::/64", ipv6_gateway="fd00:33::5", nat_ipv6=True)
+    edit = Networks._edited_spec
+    assert edit(None, old, None, None, None, None, None, "lab", None).ipv6_gateway == "fd00:33::5"
+    moved = edit(None, old, None, None, None, None, None, None, None, ipv6="fd00:34::/64")
+    assert (moved.ipv6, moved.ipv6_gateway) == ("fd00:34::/64", "fd00:34::1")
+    assert _changed_fields(old, moved) == ["IPv6 subnet fd00:33::/64 -> fd00:34::/64"]
+    removed = edit(None, old, None, None, None, None, None, None, None, ipv6="")
+    assert (removed.ipv6, removed.ipv6_gateway, removed.nat_ipv6) == (None, None, False)
+    with pytest.raises(InvalidInput) as err:
+        edit(None, old, None, None, None, None, None, None, None, ipv6="10.2.0.0/24")
+    assert err.value.field == "ipv6"
+
+
+def test_dhcpv6_needs_a_prefix_of_64_or_longer_as_dnsmasq_takes_it():
+    from virtops.ops.network import check_addresses
+
+    with pytest.raises(InvalidInput) as err:
+        check_addresses([Address(address="fd00:35::1/63", hosts=[AddressHost(id="0:3:0:1:52:54:0:0:0:1",
+                                                                            ip="fd00:35::10")])])
+    assert err.value.field == "address" and "dnsmasq gives on a prefix of /64 or longer only" in str(err.value)
+    assert check_addresses([Address(address="fd00:35::1/63")])[0].address == "fd00:35::1/63"  # no DHCPv6: any prefix
+    assert check_addresses([Address(address="fd00:35::1/80", dhcp=["fd00:35::100-fd00:35::1ff"])])

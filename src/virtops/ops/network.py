@@ -182,12 +182,13 @@ class NetworkRequest(Model):
 
 
 # What `net edit` changes in place of a network (or by an announced restart); the rest of its
-# fields (name, bridge, ipv6, hosts, addresses) only a new definition changes.
-NETWORK_EDIT_FIELDS = ("mode", "dev", "subnet", "gateway", "dhcp", "domain", "mtu", "ipv6_guests", "nat_ipv6")
+# fields (name, bridge, hosts, addresses) only a new definition changes (hosts: `net host`).
+NETWORK_EDIT_FIELDS = ("mode", "dev", "subnet", "gateway", "dhcp", "ipv6", "domain", "mtu", "ipv6_guests",
+                       "nat_ipv6")
 NetworkChanges = changes_model(
     NetworkRequest, NETWORK_EDIT_FIELDS, "NetworkChanges",
     "The fields of a network to change (NetworkRequest's); absent ones stay as they are. dev \"\" forwards "
-    "to any device again; an empty domain and an MTU of 0 remove them.")
+    "to any device again; an empty ipv6 or domain and an MTU of 0 remove them.")
 
 
 class Lease(Model):
@@ -610,6 +611,9 @@ def _checked_address(address: Address, kept_names: set[str | None]) -> Address:
         raise InvalidInput("address", f"{text!r} is too small for the host and guests; use a prefix of /{longest} "
                                       "or shorter.")
     require_host_address(interface.ip, interface.network, "address")
+    if interface.version == 6 and (address.dhcp or address.hosts) and interface.network.prefixlen < 64:
+        raise InvalidInput("address", f"{interface.network} serves DHCPv6, which dnsmasq gives on a prefix of /64 or "
+                                      "longer only; give such a prefix, or drop the address's ranges and hosts.")
     ranges = [_checked_range(r, interface) for r in address.dhcp]
     hosts = []
     for j, host in enumerate(address.hosts):
@@ -668,6 +672,45 @@ def _hosts_by_name_only(node: etree._Element) -> list[DhcpHost]:
     form's hosts, NetworkSpec.hosts, are those with a MAC): their addresses are taken too."""
     ipv4 = NetworkXml(node).ipv4
     return [DhcpHost.from_element(h.node) for h in (ipv4.hosts if ipv4 is not None else []) if not h.mac]
+
+
+def _ipv6_dhcp_of(node: etree._Element) -> Address | None:
+    """The DHCPv6 ranges and static hosts of a network's first IPv6 address (the one NetworkSpec's
+    ipv6 is), which the single form does not model and merge_into leaves in place; None without."""
+    current = NetworkXml(node).ipv6
+    if current is None or not (list(current.ranges) or list(current.hosts)):
+        return None
+    return Address(address=str(current.interface), dhcp=[f"{r.start}-{r.end}" for r in current.ranges],
+                   hosts=[_entry_of(host) for host in current.hosts])
+
+
+def _refuse_ipv6_leftovers(node: etree._Element, old: NetworkSpec, new: NetworkSpec) -> None:
+    """An edit that moves the IPv6 subnet keeps the address's DHCPv6 ranges and static hosts, so they
+    must fit the new subnet by the rules of a new network's addresses (check_addresses)."""
+    kept = _ipv6_dhcp_of(node)
+    if kept is None or new.ipv6 is None or new.ipv6 == old.ipv6:
+        return
+    target = ipaddress.ip_network(new.ipv6)
+    ranges = [r for r in kept.dhcp if any(ipaddress.ip_address(a) not in target for a in r.split("-"))]
+    hosts = [host_text(h) for h in kept.hosts if ipaddress.ip_address(h.ip) not in target]
+    if ranges or hosts:
+        what = " and ".join(filter(None, [ranges and f"its DHCPv6 range {', '.join(ranges)}",
+                                          hosts and f"its host entries {', '.join(hosts)}"]))
+        way_out = "" if ranges else f", or remove them first{command('net host remove', wrap=' with {}', elsewhere='')}"
+        raise InvalidInput("ipv6", f"{what} would be outside {target}; give a subnet that holds them{way_out}.")
+    try:
+        moved = kept.model_copy(update={"address": f"{new.ipv6_gateway}/{target.prefixlen}"})
+        check_addresses([moved], NetworkSpec(name=old.name, addresses=[kept]))  # its names stay, dotted or not
+    except InvalidInput as err:
+        raise InvalidInput("ipv6", f"with the DHCPv6 ranges and hosts the network keeps, {err.sentence}") from None
+
+
+def _ipv6_dhcp_going(node: etree._Element, old: NetworkSpec, new: NetworkSpec) -> list[str]:
+    """What a plan that removes the IPv6 address says goes with it: its DHCPv6 ranges and hosts."""
+    kept = _ipv6_dhcp_of(node)
+    if kept is None or new.ipv6 is not None or old.ipv6 is None:
+        return []
+    return [f"DHCPv6 of {kept.address} goes with it: " + ", ".join([*kept.dhcp, *map(host_text, kept.hosts)])]
 
 
 def _refuse_overlap_and_second_dhcp(address: Address, before: list[Address]) -> None:
@@ -1361,17 +1404,18 @@ class Networks:
     def plan_edit(self, name: str, subnet: str | None = None, gateway: str | None = None,
                   dhcp: str | bool | None = None, mode: str | None = None, dev: str | None = None,
                   domain: str | None = None, mtu: int | None = None, ipv6_guests: bool | None = None,
-                  nat_ipv6: bool | None = None) -> EditPlan:
-        """None leaves a field as the network has it."""
+                  nat_ipv6: bool | None = None, ipv6: str | None = None) -> EditPlan:
+        """None leaves a field as the network has it; an empty ipv6 removes the IPv6 address."""
         net = self._lookup(name)
         old_node = self._config(net)
         old = NetworkSpec.from_element(old_node)
         if mode is not None and (mode == "bridge") != (old.mode == "bridge"):
             raise InvalidInput("mode", f"a network becomes or stops being a bridge of the host only by being made "
                                        f"again; delete network {name} and create it with mode {mode}.")
-        new = self._edited_spec(old, subnet, gateway, dhcp, mode, dev, domain, mtu, ipv6_guests, nat_ipv6)
+        new = self._edited_spec(old, subnet, gateway, dhcp, mode, dev, domain, mtu, ipv6_guests, nat_ipv6, ipv6)
+        _refuse_ipv6_leftovers(old_node, old, new)
         new = self.check_against_host(new, replacing=(name,))
-        changed = _changed_fields(old, new)
+        changed = _changed_fields(old, new) + _ipv6_dhcp_going(old_node, old, new)
         if not changed:
             return EditPlan(network=name, live=True, steps=[], changed=[])
         if set(changed) <= {"dhcp range"} and old.has_dhcp and new.has_dhcp:
@@ -1381,7 +1425,7 @@ class Networks:
         return self._restart_plan(net, old_node, new, changed)
 
     def _edited_spec(self, old: NetworkSpec, subnet, gateway, dhcp, mode, dev, domain, mtu, ipv6_guests=None,
-                     nat_ipv6=None) -> NetworkSpec:
+                     nat_ipv6=None, ipv6=None) -> NetworkSpec:
         new_mode = mode or old.mode
         new_subnet = subnet or old.subnet
         moved = subnet is not None and subnet != old.subnet
@@ -1405,12 +1449,16 @@ class Networks:
         # As with dev, an empty domain and an MTU of 0 mean "remove it" (the spec face needs that).
         domain = old.domain if domain is None else (domain or None)
         mtu = old.mtu if mtu is None else (mtu or None)
+        ipv6 = old.ipv6 if ipv6 is None else (ipv6 or None)  # "" removes it, as with the domain
         if nat_ipv6 is None:  # kept, unless the mode leaves NAT (libvirt allows <nat> in mode nat only)
-            nat_ipv6 = old.nat_ipv6 and new_mode == "nat"
-        return build_spec(old.name, subnet=new_subnet, gateway=gateway, dhcp=dhcp, mode=new_mode, dev=dev,
-                          bridge=old.bridge, domain=domain, ipv6=old.ipv6, mtu=mtu, uuid=old.uuid, hosts=old.hosts,
-                          ipv6_guests=old.ipv6_guests if ipv6_guests is None else ipv6_guests, nat_ipv6=nat_ipv6,
-                          kept=old)
+            nat_ipv6 = old.nat_ipv6 and new_mode == "nat" and ipv6 is not None  # nor without an IPv6 address
+        new = build_spec(old.name, subnet=new_subnet, gateway=gateway, dhcp=dhcp, mode=new_mode, dev=dev,
+                         bridge=old.bridge, domain=domain, ipv6=ipv6, mtu=mtu, uuid=old.uuid, hosts=old.hosts,
+                         ipv6_guests=old.ipv6_guests if ipv6_guests is None else ipv6_guests, nat_ipv6=nat_ipv6,
+                         kept=old)
+        if new.ipv6 == old.ipv6:  # the host's address on it stays, wherever the network put it
+            new = new.model_copy(update={"ipv6_gateway": old.ipv6_gateway})
+        return new
 
     def _restart_plan(self, net: libvirt.virNetwork, old_node: etree._Element, new: NetworkSpec,
                       changed: list[str]) -> EditPlan:
@@ -1654,7 +1702,7 @@ def _guest_list(users: list[tuple[str, bool]]) -> str:
 
 def _changed_fields(old: NetworkSpec, new: NetworkSpec) -> list[str]:
     labels = {"mode": "mode", "dev": "forward device", "subnet": "subnet", "gateway": "gateway",
-              "domain": "DNS domain", "mtu": "MTU", "bridge": "bridge"}
+              "ipv6": "IPv6 subnet", "domain": "DNS domain", "mtu": "MTU", "bridge": "bridge"}
     changed = [f"{label} {getattr(old, key) or '-'} -> {getattr(new, key) or '-'}"
                for key, label in labels.items() if getattr(old, key) != getattr(new, key)]
     for key, label in (("ipv6_guests", "IPv6 between guests"), ("nat_ipv6", "NAT for IPv6")):

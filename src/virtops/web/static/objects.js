@@ -359,6 +359,7 @@ objectPages.network.settings.push((ctx) => {
     form.dhcp_enabled.checked = Boolean(n.dhcp_start);
     form.dhcp_start.value = n.dhcp_start || "";
     form.dhcp_end.value = n.dhcp_end || "";
+    form.ipv6.value = n.ipv6 || "";
     form.mode.value = n.mode;
     form.dev.value = n.dev || "";
     form.ipv6_guests.checked = Boolean(n.ipv6_guests);
@@ -372,6 +373,7 @@ objectPages.network.settings.push((ctx) => {
     if ((v.gateway || "") !== (n.gateway || "")) body.gateway = v.gateway;
     if (!v.dhcp_enabled && n.dhcp_start) body.dhcp = false;
     else if (v.dhcp_enabled && (v.dhcp_start !== n.dhcp_start || v.dhcp_end !== n.dhcp_end)) body.dhcp = `${v.dhcp_start || ""}-${v.dhcp_end || ""}`;
+    if ((v.ipv6 || "") !== (n.ipv6 || "")) body.ipv6 = v.ipv6 || "";  // emptied: the IPv6 address goes
     if (v.mode !== n.mode) body.mode = v.mode;
     if ((v.dev || "") !== (n.dev || "")) body.dev = v.dev || "";
     for (const flag of ["ipv6_guests", "nat_ipv6"]) if (v[flag] !== Boolean(n[flag])) body[flag] = v[flag];
