@@ -522,3 +522,32 @@ def test_the_ipv6_flags_are_applied_exported_and_a_change_restarts_the_network(s
     planned = run_cli("plan", "-f", str(path), uri=spare.uri)
     assert planned.returncode == 1 and "networks[1].nat_ipv6: mode route does no NAT" in planned.stderr, planned.stderr
     assert _state(spare) == before
+
+
+SIX = """\
+networks:
+  - name: six
+    subnet: 10.96.0.0/24
+    ipv6: fd00:96::/64
+"""
+
+
+def test_a_networks_ipv6_subnet_moves_and_goes_by_an_announced_restart(spare, tmp_path):
+    path = tmp_path / "six.yaml"
+    path.write_text(SIX)
+    out = run_cli("apply", "-f", str(path), "--yes", uri=spare.uri)
+    assert out.returncode == 0, out.stderr
+    for ipv6, seen, gone in (("fd00:97::/64", "fd00:97::1", "fd00:96::"), (None, "10.96.0.1", "fd00:97::")):
+        changed = yaml.safe_load(SIX)
+        changed["networks"][0]["ipv6"] = ipv6
+        if ipv6 is None:
+            del changed["networks"][0]["ipv6"]
+        path.write_text(yaml.safe_dump(changed))
+        [action] = _plan_json(spare.uri, path)["actions"]
+        assert (action["name"], action["mode"], action["needs_yes"]) == ("six", "needs-restart", True), action
+        assert [c["field"] for c in action["changes"]] == ["ipv6"]
+        out = run_cli("apply", "-f", str(path), "--yes", uri=spare.uri)
+        assert out.returncode == 0, out.stderr
+        xml = run_cli("net", "dumpxml", "six", uri=spare.uri).stdout
+        assert seen in xml and gone not in xml, xml
+        assert _plan_json(spare.uri, path)["actions"] == []

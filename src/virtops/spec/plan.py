@@ -32,8 +32,8 @@ from virtops.ops.vm import DomainXml, HostView, PoolRoom, ResolvedVolume
 # An apply waits this long for a command of another face that changes the host (they take the same
 # lock, base/hostlock.py), and is refused at once in effect by another apply, which holds it longer.
 APPLY_WAIT_S = 5.0
-# Fields of a network the in-place edit (Networks.edit) changes; the rest need a new network.
-NETWORK_FIXED_FIELDS = ("bridge", "ipv6")
+# Fields of a network the in-place edit (Networks.edit) cannot change; they need a new network.
+NETWORK_FIXED_FIELDS = ("bridge",)
 POOL_STATE_FIELDS = ("autostart", "active")
 # A dir pool's permissions (POOL_PERMISSION_FIELDS) change in place (Pools.set_permissions); other
 # types mount a file system.
@@ -926,6 +926,8 @@ class _Planner:
         edit = dict(subnet=desired.subnet, gateway=desired.gateway, dhcp=desired.dhcp, mode=desired.mode,
                     dev=desired.dev or "", domain=desired.domain or "", mtu=desired.mtu or 0,
                     ipv6_guests=bool(desired.ipv6_guests), nat_ipv6=bool(desired.nat_ipv6))
+        if any(change.field == "ipv6" for change in action.changes):
+            edit["ipv6"] = desired.ipv6 or ""  # added, moved, or removed ("")
         try:
             plan = networks.plan_edit(name, **edit)
             steps, guests, live_only = plan.steps, plan.guests, plan.live
