@@ -405,6 +405,25 @@ def test_edit_needing_restart_is_announced_then_done(lab, host, nets):
     validate_config(host, "t-move")
 
 
+def test_a_moved_subnet_keeps_the_hosts_it_holds_and_refuses_to_drop_one(lab, host, nets):
+    """A host known by name only (as other tools make them) moves with the subnet like one by MAC:
+    kept when the new subnet holds it, and the move refused, naming it, when it would not."""
+    host.conn.networkDefineXML("<network><name>t-hold</name><bridge name='t-brhold'/>"
+                               "<ip address='10.56.0.1' prefix='24'><dhcp><range start='10.56.0.128' end='10.56.0.254'/>"
+                               "<host mac='52:54:00:56:00:01' ip='10.56.0.10'/><host name='printer' ip='10.56.0.11'/>"
+                               "</dhcp></ip></network>").create()
+    before = host_state(host.conn)
+    out = cli(lab, "net", "edit", "t-hold", "--subnet", "10.57.0.0/24", "--yes")
+    assert out.returncode == 1 and out.stderr.strip() == (
+        "error: --subnet: host entries MAC 52:54:00:56:00:01 -> 10.56.0.10, name printer -> 10.56.0.11 are outside "
+        "10.57.0.0/24; remove them first with `virtops net host remove`."), out.stderr
+    assert host_state(host.conn) == before
+    widened = cli(lab, "net", "edit", "t-hold", "--subnet", "10.56.0.0/23", "--yes")
+    assert widened.returncode == 0, widened.stderr
+    assert _host_addresses(host, "t-hold") == [["10.56.0.10", "10.56.0.11"]] * 2
+    assert nets.info("t-hold").subnet == "10.56.0.0/23"
+
+
 def _bridge_ipv6(lab, bridge) -> list[str]:
     """The global IPv6 addresses libvirt gave the network's bridge in the lab."""
     out = subprocess.run(["ip", "-n", lab.netns, "-j", "-6", "addr", "show", "dev", bridge, "scope", "global"],

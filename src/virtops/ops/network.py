@@ -260,13 +260,16 @@ class NetworkSpec(Model):
 
     def _ipv4_values(self, current: IpXml | None) -> dict:
         """The first range is the spec's; further ranges of the same subnet (virtops models one)
-        stay, and so do its hosts known by name only (the single form's hosts are by MAC)."""
+        stay, and so do its hosts known by name only (the single form's hosts are by MAC) that the
+        subnet holds (a moved subnet must hold them all: _refuse_ipv4_leftovers)."""
         ranges = [dict(start=self.dhcp_start, end=self.dhcp_end)] if self.has_dhcp else []
         hosts = [dict(mac=h.mac, name=h.name, ip=h.ip) for h in self.hosts]
-        if current is not None and str(current.interface.network) == self.subnet:
-            if ranges:
+        if current is not None:
+            subnet = ipaddress.ip_network(self.subnet)
+            if ranges and str(current.interface.network) == self.subnet:
                 ranges += [r.values() for r in list(current.ranges)[1:]]
-            hosts += [h.values() for h in current.hosts if not h.mac]
+            hosts += [h.values() for h in current.hosts
+                      if not h.mac and h.ip and ipaddress.ip_address(h.ip) in subnet]
         return dict(address=self.gateway, prefix=ipaddress.ip_network(self.subnet).prefixlen, ranges=ranges,
                     hosts=hosts)
 
@@ -682,6 +685,17 @@ def _ipv6_dhcp_of(node: etree._Element) -> Address | None:
         return None
     return Address(address=str(current.interface), dhcp=[f"{r.start}-{r.end}" for r in current.ranges],
                    hosts=[_entry_of(host) for host in current.hosts])
+
+
+def _refuse_ipv4_leftovers(node: etree._Element, target: ipaddress.IPv4Network) -> None:
+    """An edit that moves the IPv4 subnet keeps the address's static hosts, by MAC or by name only
+    (NetworkSpec._ipv4_values), so each must be inside the new subnet."""
+    current = NetworkXml(node).ipv4
+    hosts = [_entry_of(host) for host in current.hosts] if current is not None else []
+    outside = [host_text(h) for h in hosts if h.ip and ipaddress.ip_address(h.ip) not in target]
+    if outside:
+        raise InvalidInput("subnet", f"host entries {', '.join(outside)} are outside {target}; remove them first"
+                                     f"{command('net host remove', wrap=' with {}', elsewhere='')}.")
 
 
 def _refuse_ipv6_leftovers(node: etree._Element, old: NetworkSpec, new: NetworkSpec) -> None:
@@ -1412,6 +1426,8 @@ class Networks:
         if mode is not None and (mode == "bridge") != (old.mode == "bridge"):
             raise InvalidInput("mode", f"a network becomes or stops being a bridge of the host only by being made "
                                        f"again; delete network {name} and create it with mode {mode}.")
+        if subnet is not None and subnet != old.subnet:
+            _refuse_ipv4_leftovers(old_node, parse_ipv4_subnet(subnet))
         new = self._edited_spec(old, subnet, gateway, dhcp, mode, dev, domain, mtu, ipv6_guests, nat_ipv6, ipv6)
         _refuse_ipv6_leftovers(old_node, old, new)
         new = self.check_against_host(new, replacing=(name,))
@@ -1439,13 +1455,6 @@ class Networks:
             dev = old.dev
         elif dev == "":
             dev = None
-        if moved and old.hosts:
-            target = parse_ipv4_subnet(subnet)
-            outside = [h for h in old.hosts if ipaddress.ip_address(h.ip) not in target]
-            if outside:
-                raise InvalidInput("subnet", f"host entries {', '.join(h.mac + ' ' + h.ip for h in outside)} are outside "
-                                             f"{target}; remove them first"
-                                             f"{command('net host remove', wrap=' with {}', elsewhere='')}.")
         # As with dev, an empty domain and an MTU of 0 mean "remove it" (the spec face needs that).
         domain = old.domain if domain is None else (domain or None)
         mtu = old.mtu if mtu is None else (mtu or None)
