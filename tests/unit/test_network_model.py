@@ -402,6 +402,11 @@ def test_an_edit_of_the_ipv6_subnet_moves_the_host_address_only_with_it():
     assert _changed_fields(old, moved) == ["IPv6 subnet fd00:33::/64 -> fd00:34::/64"]
     removed = edit(None, old, None, None, None, None, None, None, None, ipv6="")
     assert (removed.ipv6, removed.ipv6_gateway, removed.nat_ipv6) == (None, None, False)
+    with pytest.raises(InvalidInput) as err:  # NAT for IPv6 asked for on the address being removed
+        edit(None, old, None, None, None, None, None, None, None, ipv6="", nat_ipv6=True)
+    assert err.value.field == "nat_ipv6"
+    foreign = old.model_copy(update={"ipv6": None, "ipv6_gateway": None})  # a host's network as it is
+    assert edit(None, foreign, None, None, None, None, None, None, None, nat_ipv6=True).nat_ipv6
     with pytest.raises(InvalidInput) as err:
         edit(None, old, None, None, None, None, None, None, None, ipv6="10.2.0.0/24")
     assert err.value.field == "ipv6"

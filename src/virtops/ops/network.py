@@ -475,15 +475,18 @@ def build_spec(name: str, subnet: str | None = None, gateway: str | None = None,
 
 def _with_ipv6_flags(spec: NetworkSpec, ipv6_guests: bool, nat_ipv6: bool, kept: NetworkSpec | None) -> NetworkSpec:
     """The spec with its IPv6 flags, refused where they would do nothing (unless the host's
-    network already has them): NAT for IPv6 without an IPv6 address, guest IPv6 on a host bridge."""
-    has_ipv6 = spec.ipv6 is not None or any(a.interface.version == 6 for a in spec.addresses)
-    if nat_ipv6 and not has_ipv6 and not (kept is not None and kept.nat_ipv6):
+    network already is so): NAT for IPv6 without an IPv6 address, guest IPv6 on a host bridge."""
+    if nat_ipv6 and not _has_ipv6(spec) and not (kept is not None and kept.nat_ipv6 and not _has_ipv6(kept)):
         raise InvalidInput("nat_ipv6", "the network has no IPv6 address, so NAT for IPv6 would do nothing; give it "
                                        "an IPv6 subnet such as fd00:200::/64 or leave NAT for IPv6 off.")
     if ipv6_guests and spec.mode == "bridge" and not (kept is not None and kept.ipv6_guests):
         raise InvalidInput("ipv6_guests", "a bridge-mode network leaves IPv6 to the host bridge; leave IPv6 between "
                                           "guests off or choose isolated, nat, route or open.")
     return spec.model_copy(update={"ipv6_guests": bool(ipv6_guests), "nat_ipv6": bool(nat_ipv6)})
+
+
+def _has_ipv6(spec: NetworkSpec) -> bool:
+    return spec.ipv6 is not None or any(a.interface.version == 6 for a in spec.addresses)
 
 
 def _addressed_spec(name, subnet, gateway, dhcp, mode, dev, bridge, domain, ipv6, mtu, uuid, hosts, kept, addresses,
