@@ -526,34 +526,57 @@ def migration_params(plan: MigrationPlan, peer_uri: str, request: MigrateRequest
     return params
 
 
+class _Worker:
+    """The move's libvirt call, in a thread of its own; `done` is set once the call returns.
+
+    The main thread waits on `done`, never on Thread.join: a Ctrl-C during join in Python 3.11
+    marks a thread that still runs as stopped (threading's bpo-45274 handling releases the lock
+    the live thread holds). The thread starts with SIGINT and SIGTERM blocked, as it inherits the
+    mask: a signal delivered to it would cut libvirt's call short while the source's daemon moves
+    on; they must reach the main thread, which aborts the job itself."""
+
+    def __init__(self, name: str, call: Callable[[], None]):
+        self.done = threading.Event()
+        self.error: libvirt.libvirtError | None = None
+        self._call = call
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def _run(self) -> None:
+        try:
+            self._call()
+        except libvirt.libvirtError as err:
+            self.error = err
+        finally:
+            self.done.set()
+
+    def start(self) -> None:
+        signals = {signal.SIGINT, signal.SIGTERM}
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, signals)
+        try:
+            self._thread.start()
+        finally:  # a Ctrl-C that came meanwhile is raised here, in the watcher's try
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
 def _run_live(dom, peer_uri: str, plan: MigrationPlan, request: MigrateRequest,
               progress: Callable[[Progress], None] | None, cancel: Cancel, dest_label: str) -> None:
-    outcome: dict = {}
-
-    def move() -> None:
-        # A signal delivered to this thread cuts libvirt's call short: it returns while the source's
-        # daemon moves on. Ctrl-C must reach the main thread, which aborts the job itself.
-        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
-        try:
-            dom.migrateToURI3(peer_uri, migration_params(plan, peer_uri, request), migration_flags(plan))
-        except libvirt.libvirtError as err:
-            outcome["error"] = err
-
-    worker = threading.Thread(target=move, name=f"migrate-{plan.name}", daemon=True)
-    worker.start()
+    worker = _Worker(f"migrate-{plan.name}", lambda: dom.migrateToURI3(
+        peer_uri, migration_params(plan, peer_uri, request), migration_flags(plan)))
     _watch_job(dom, worker, request, progress, cancel, dest_label)
-    if "error" in outcome:
-        raise from_libvirt(outcome["error"], f"moving {plan.name} to {dest_label}")
+    if worker.error is not None:
+        raise from_libvirt(worker.error, f"moving {plan.name} to {dest_label}")
 
 
-def _watch_job(dom, worker: threading.Thread | None, request: MigrateRequest,
+def _watch_job(dom, worker: _Worker | None, request: MigrateRequest,
                progress: Callable[[Progress], None] | None, cancel: Cancel, dest_label: str) -> None:
-    """Wait for the move under way (our worker's call, or the source's job alone when the command
+    """Start and wait for the move (our worker's call, or the source's job alone when the command
     that started it is gone), reporting progress; a cancel, Ctrl-C or the timeout aborts it and the
     VM runs on at the source, which raises the sentence saying so."""
     started = time.monotonic()
     reason = None
     try:
+        if worker is not None:
+            worker.start()  # inside the try: a Ctrl-C as soon as the job runs still aborts it
         while _going(dom, worker):
             if cancel.event.is_set():
                 reason = "cancelled"
@@ -576,18 +599,17 @@ def _watch_job(dom, worker: threading.Thread | None, request: MigrateRequest,
     raise VirtopsError(f"moving {request.name} to {dest_label} {reason}: it runs on its own host as before")
 
 
-def _going(dom, worker: threading.Thread | None) -> bool:
+def _going(dom, worker: _Worker | None) -> bool:
     if worker is not None:
-        worker.join(POLL_S)
-        return worker.is_alive()
+        return not worker.done.wait(POLL_S)
     time.sleep(POLL_S)
     return bool(_job_active(dom))
 
 
-def _abort(dom, worker: threading.Thread | None) -> bool:
-    """Cancel the move and wait until the source's daemon says its job is over (the worker's call
-    may end first). The abort is repeated: one that arrives while the job is between phases
-    (before the migration stream starts) can be lost. False if the job still runs at the deadline."""
+def _abort(dom, worker: _Worker | None) -> bool:
+    """Cancel the move and wait until the source's daemon says its job is over and our call has
+    returned. The abort is repeated: one that arrives while the job is between phases (before the
+    migration stream starts) can be lost. False if the job still runs at the deadline."""
     deadline = time.monotonic() + ABORT_WAIT_S
     while time.monotonic() < deadline:
         try:
@@ -595,10 +617,10 @@ def _abort(dom, worker: threading.Thread | None) -> bool:
         except libvirt.libvirtError:
             pass  # no job yet or any more, or a phase that cannot be cancelled: look again
         if worker is not None:
-            worker.join(POLL_S)
+            worker.done.wait(POLL_S)
         else:
             time.sleep(POLL_S)
-        if not (worker and worker.is_alive()) and not _job_active(dom):
+        if (worker is None or worker.done.is_set()) and not _job_active(dom):
             return True
     return False
 
