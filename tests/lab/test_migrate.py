@@ -252,6 +252,7 @@ def test_ctrl_c_cancels_and_the_guest_runs_on_at_the_source(pair, boot):
     make_vm(first, "stay", "local", boot)
     keep_dirtying_memory(first, "stay")
     hosts = [Host(lab.uri) for lab in pair]
+    move = None
     try:
         dest_before = host_state(hosts[1].conn)
         # 1 MiB/s under a guest that dirties far more: the move runs until it is cancelled.
@@ -268,6 +269,8 @@ def test_ctrl_c_cancels_and_the_guest_runs_on_at_the_source(pair, boot):
         assert domains(first)["stay"] == "running"
         assert host_state(hosts[1].conn) == dest_before  # its copy of the disk removed again
     finally:
+        if move is not None and move.poll() is None:  # a command that did not end: none outlives the test
+            move.kill()
         for host in hosts:
             host.close()
     cli_ok(first.uri, "vm", "destroy", "stay")
